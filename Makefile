@@ -1,0 +1,39 @@
+# Quick start: `make demo` and `make test`. Both bootstrap .venv from this repo's own files.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamps re-install only when pyproject.toml changes.
+$(VENV)/.installed-all: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed-all
+
+demo: $(VENV)/.installed-all
+	$(BIN)/phantom-auction demo
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy src
+
+test: lint typecheck
+	bash scripts/ensure-postgres.sh || echo "PostgreSQL unavailable: postgres tests will be skipped"
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-all
+	$(BIN)/phantom-auction bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
