@@ -165,5 +165,5 @@ def _vcg_payments(
 def _area(t: FloatArray, knots_x: FloatArray, knots_w: FloatArray, reserve: float) -> FloatArray:
     """W(t): welfare of the first t units of the demand curve, seller at ``reserve`` after it."""
     end = knots_x[-1]
-    inside = np.interp(np.minimum(t, end), knots_x, knots_w)
+    inside: FloatArray = np.interp(np.minimum(t, end), knots_x, knots_w)
     return inside + reserve * np.maximum(t - end, 0.0)
