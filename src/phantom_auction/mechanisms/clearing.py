@@ -166,4 +166,5 @@ def _area(t: FloatArray, knots_x: FloatArray, knots_w: FloatArray, reserve: floa
     """W(t): welfare of the first t units of the demand curve, seller at ``reserve`` after it."""
     end = knots_x[-1]
     inside: FloatArray = np.interp(np.minimum(t, end), knots_x, knots_w)
-    return inside + reserve * np.maximum(t - end, 0.0)
+    beyond: FloatArray = reserve * np.maximum(t - end, 0.0)
+    return inside + beyond
