@@ -17,6 +17,33 @@ from .errors import (
 # -- mechanisms --
 
 # -- engine --
+# isort: split
+from .engine import (
+    Auction,
+    AuctionAnnouncement,
+    AuctionPhaseError,
+    AuctionResult,
+    BidSource,
+    Fill,
+    ImprovementBid,
+    NonceRegistry,
+    Outcome,
+    Phase,
+    RankedBid,
+    RejectReason,
+    SealedBid,
+    SettlementRequest,
+    StrategyBidder,
+    abort_auction,
+    arun_auction,
+    finalize_auction,
+    make_bid,
+    make_commitment,
+    reveal_bid,
+    run_auction,
+    submit_bid,
+    verify_phantoms,
+)
 
 # -- simulation --
 
@@ -32,5 +59,29 @@ __all__ = [
     "load_config",
     # -- mechanisms --
     # -- engine --
+    "Auction",
+    "AuctionAnnouncement",
+    "AuctionPhaseError",
+    "AuctionResult",
+    "BidSource",
+    "Fill",
+    "ImprovementBid",
+    "NonceRegistry",
+    "Outcome",
+    "Phase",
+    "RankedBid",
+    "RejectReason",
+    "SealedBid",
+    "SettlementRequest",
+    "StrategyBidder",
+    "abort_auction",
+    "arun_auction",
+    "finalize_auction",
+    "make_bid",
+    "make_commitment",
+    "reveal_bid",
+    "run_auction",
+    "submit_bid",
+    "verify_phantoms",
     # -- simulation --
 ]

@@ -13,7 +13,9 @@ allowed fee, so that phantoms look like real bids.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,7 +24,20 @@ from scipy.special import ndtr, ndtri
 from ..config import AuctionConfig
 from ..errors import InvalidBidParameters
 
-__all__ = ["PhantomArrays", "PhantomModel", "draw_phantom_arrays"]
+if TYPE_CHECKING:
+    from .result import AuctionResult
+
+__all__ = [
+    "PHANTOM_SEED_SIZE",
+    "PhantomArrays",
+    "PhantomBid",
+    "PhantomModel",
+    "draw_phantom_arrays",
+    "draw_phantom_bids",
+    "phantom_commitment",
+    "phantom_generator",
+    "verify_phantoms",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -109,3 +124,98 @@ def draw_phantom_arrays(
         volume=volume,
         priority_fee=fee,
     )
+
+
+# -- live engine: one auction's phantoms from a committed seed --
+
+PHANTOM_SEED_SIZE: Final = 32
+
+
+@dataclass(frozen=True, slots=True)
+class PhantomBid:
+    """One phantom bid of a live auction: slot ``slot`` of the model, id ``phantom-<slot>``.
+
+    ``improved_price`` in B per A, ``volume`` in token A units, ``priority_fee`` in token
+    units, exactly as a real bid; a phantom ranks and sets prices but never fills.
+    """
+
+    slot: int
+    improved_price: float
+    volume: float
+    priority_fee: float
+
+    @property
+    def bidder_id(self) -> str:
+        """``phantom-<slot>``: the name the phantom carries in rankings."""
+        return f"phantom-{self.slot}"
+
+
+def _check_seed(seed: object) -> bytes:
+    if not isinstance(seed, bytes) or len(seed) != PHANTOM_SEED_SIZE:
+        raise InvalidBidParameters(
+            "phantom_seed", seed, f"must be exactly {PHANTOM_SEED_SIZE} bytes"
+        )
+    return seed
+
+
+def phantom_commitment(seed: bytes) -> bytes:
+    """SHA-256 of the 32-byte phantom seed: published when the auction opens."""
+    return hashlib.sha256(_check_seed(seed)).digest()
+
+
+def phantom_generator(seed: bytes) -> np.random.Generator:
+    """The generator a live auction draws its phantoms from, derived from the seed alone.
+
+    ``numpy.random.default_rng(int.from_bytes(seed, "big"))``, i.e.
+    ``Generator(PCG64(SeedSequence(entropy=<seed read as a big-endian integer>)))``;
+    anyone holding the revealed seed recomputes the same draws.
+    """
+    return np.random.default_rng(int.from_bytes(_check_seed(seed), "big"))
+
+
+def draw_phantom_bids(
+    model: PhantomModel, seed: bytes, baseline_price: float, baseline_amount: float
+) -> tuple[PhantomBid, ...]:
+    """The phantom bids of one auction: :func:`draw_phantom_arrays` on
+    :func:`phantom_generator` of ``seed``, keeping the slots that bid, in slot order."""
+    arrays = draw_phantom_arrays(model, phantom_generator(seed), 1, baseline_price, baseline_amount)
+    present = arrays.present[0].tolist()
+    prices = arrays.price[0].tolist()
+    volumes = arrays.volume[0].tolist()
+    fees = arrays.priority_fee[0].tolist()
+    return tuple(
+        PhantomBid(slot, prices[slot], volumes[slot], fees[slot])
+        for slot in range(len(present))
+        if present[slot]
+    )
+
+
+def verify_phantoms(result: AuctionResult, *, model: PhantomModel | None = None) -> bool:
+    """Check a finished auction's phantom bids against its revealed seed.
+
+    True iff SHA-256 of ``result.phantom_seed`` is the ``phantom_commitment`` published
+    at open, the phantom bids recomputed from that seed (with ``model``, by default the
+    one the result names; pass the published configuration's model to check that too)
+    are exactly ``result.phantom_bids``, and the phantoms in ``result.ranking`` are
+    those same bids. So no phantom can have been added, removed or moved after the
+    real bids were seen.
+    """
+    seed = result.phantom_seed
+    if not isinstance(seed, bytes) or len(seed) != PHANTOM_SEED_SIZE:
+        return False
+    if hashlib.sha256(seed).digest() != result.phantom_commitment:
+        return False
+    if model is not None and model != result.phantom_model:
+        return False
+    expected = draw_phantom_bids(result.phantom_model, seed, result.baseline_price, result.amount)
+    if expected != result.phantom_bids:
+        return False
+    ranked = sorted(
+        (entry.bidder_id, entry.improved_price, entry.volume, entry.priority_fee)
+        for entry in result.ranking
+        if entry.is_phantom
+    )
+    listed = sorted(
+        (bid.bidder_id, bid.improved_price, bid.volume, bid.priority_fee) for bid in expected
+    )
+    return ranked == listed

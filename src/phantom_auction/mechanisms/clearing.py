@@ -1,7 +1,8 @@
 """Clearing rules for one auction on (value per unit, quantity) bids.
 
-Every rule allocates in value order among bids at or above the reserve ``r`` (ties:
-lower index, i.e. earlier submission, first) and differs only in what winners pay:
+Every rule allocates in value order among bids at or above the reserve ``r`` with a
+positive quantity (ties: lower index, i.e. earlier submission, first) and differs only
+in what winners pay:
 
 - ``vcg``: payment = the welfare the winner displaces (others' best welfare without it,
   seller included at ``r`` per kept unit, minus others' welfare with it). For divisible
@@ -10,17 +11,19 @@ lower index, i.e. earlier submission, first) and differs only in what winners pa
   Unit demand (``multi_unit=False``): ``k = floor(supply)`` winners, each paying
   ``max(r, (k+1)-th best value)``.
 - ``vickrey`` (second price): one winner takes ``min(q, supply)`` and pays per unit
-  ``max(r, best other value)``. Unit demand: identical to ``vcg``.
+  ``max(r, best other value)``. Unit demand: identical to ``vcg`` (and reported so).
 - ``uniform``: every unit at ``max(r, best rejected value)``, a rejected bid being one
   that receives nothing.
 - ``discriminatory`` (pay-as-bid, first price): each winner pays its own value.
 
+Unit demand treats every bid with a positive quantity as a bid for exactly one unit.
 Values are per unit (price or bps), quantities and allocations in token units, payments
 in value x token units.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -45,6 +48,8 @@ _ALIASES: Final = {
 
 def canonical_mechanism(name: str) -> str:
     """The canonical name of ``name`` (``first_price`` -> ``discriminatory``, ...)."""
+    if name in MECHANISMS:  # the common case, kept off the string handling below
+        return name
     key = str(name).strip().lower().replace("-", "_")
     key = _ALIASES.get(key, key)
     if key not in MECHANISMS:
@@ -63,17 +68,22 @@ class Clearing:
     payment: FloatArray
 
 
+def check_scalar(field: str, value: float) -> None:
+    """Raise :class:`InvalidBidParameters` unless ``value`` is finite and >= 0."""
+    if not (math.isfinite(value) and value >= 0):
+        raise InvalidBidParameters(field, value, "must be finite and >= 0")
+
+
 def check_bids(values: FloatArray, quantities: FloatArray, supply: float, reserve: float) -> None:
     """Raise :class:`InvalidBidParameters` on NaN, infinite or negative inputs."""
     for field, array in (("valuation", values), ("quantity", quantities)):
-        bad = ~np.isfinite(array) | (array < 0)
-        if bad.any():
+        # min/max see NaN (comparisons with it are False), -inf and inf in two reductions.
+        if array.size and not (array.min() >= 0 and array.max() < math.inf):
+            bad = ~np.isfinite(array) | (array < 0)
             i = int(np.flatnonzero(bad)[0])
             raise InvalidBidParameters(f"{field}[{i}]", float(array[i]), "must be finite and >= 0")
-    if not (np.isfinite(supply) and supply >= 0):
-        raise InvalidBidParameters("supply", supply, "must be finite and >= 0")
-    if not (np.isfinite(reserve) and reserve >= 0):
-        raise InvalidBidParameters("reserve_price", reserve, "must be finite and >= 0")
+    check_scalar("supply", supply)
+    check_scalar("reserve_price", reserve)
 
 
 def value_order(values: FloatArray) -> NDArray[np.intp]:
@@ -90,7 +100,12 @@ def clear(
     mechanism: str = "vcg",
     multi_unit: bool = True,
 ) -> Clearing:
-    """Clear one auction; O(n log n). See the module docstring for each rule."""
+    """Clear one auction; O(n log n). See the module docstring for each rule.
+
+    ``values`` (per unit) and ``quantities`` are 1-D, one entry per bid in submission
+    order; the result's ``allocation`` and ``payment`` (total, not per unit) follow
+    the same order. Raises :class:`InvalidBidParameters` naming the first bad input.
+    """
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     q = np.asarray(quantities, dtype=np.float64).reshape(-1)
     if v.shape != q.shape:
@@ -102,15 +117,14 @@ def clear(
     name = canonical_mechanism(mechanism)
     if not multi_unit:
         # Unit demand: one unit each, k = floor(supply) units for sale.
-        q = np.minimum(q, 1.0)
-        q[q > 0] = 1.0
-        supply = float(np.floor(supply))
+        q = (q > 0).astype(np.float64)
+        supply = float(math.floor(supply))
         if name == "vickrey":
             name = "vcg"
-    order = value_order(v)
-    order = order[(v[order] >= reserve) & (q[order] > 0)]
     x = np.zeros_like(v)
     pay = np.zeros_like(v)
+    order = value_order(v)
+    order = order[(v[order] >= reserve) & (q[order] > 0)]
     if order.size == 0 or supply <= 0:
         return Clearing(name, x, pay)
     vs, qs = v[order], q[order]
@@ -122,19 +136,16 @@ def clear(
     cum = np.cumsum(qs)
     filled = np.clip(supply - (cum - qs), 0.0, qs)
     x[order] = filled
-    won = filled > 0
+    # Winners are a prefix of the value order (every eligible bid has q > 0).
+    k = int(np.count_nonzero(filled))
     if name == "discriminatory":
         pay[order] = filled * vs
-    elif name == "uniform":
-        rejected = vs[~won]
-        price = max(reserve, float(rejected[0])) if rejected.size else reserve
-        pay[order] = filled * price
-    elif not multi_unit:
-        k = int(won.sum())
+    elif name == "uniform" or not multi_unit:
+        # The best rejected bid is the (k+1)-th best eligible one.
         price = max(reserve, float(vs[k])) if k < vs.size else reserve
         pay[order] = filled * price
     else:
-        pay[order] = _vcg_payments(vs, qs, cum, filled, supply, reserve)
+        pay[order[:k]] = _vcg_payments(vs, qs, cum, filled[:k], supply, reserve)
     return Clearing(name, x, pay)
 
 
@@ -142,29 +153,33 @@ def _vcg_payments(
     vs: FloatArray,
     qs: FloatArray,
     cum: FloatArray,
-    filled: FloatArray,
+    won: FloatArray,
     supply: float,
     reserve: float,
 ) -> FloatArray:
-    """VCG payments of bids sorted by value: p_i = W(E_i + x_i) - W(E_i).
+    """VCG payments of the ``k = len(won)`` winners, sorted by value: W(E_i + x_i) - W(E_i).
 
     W is the welfare under the whole demand curve (bids at or above reserve, then the
     seller at ``reserve``); removing bid i shifts the curve after it left by q_i, so the
     x_i units it takes would have gone to the next units past E_i = A - x_i + q_i,
     where A is the total allocated.
     """
-    allocated = min(supply, float(cum[-1]))
-    knots_x = np.concatenate(([0.0], cum))
-    knots_w = np.concatenate(([0.0], np.cumsum(vs * qs)))
-    start = allocated - filled + qs
-    return _area(start + filled, knots_x, knots_w, reserve) - _area(
-        start, knots_x, knots_w, reserve
-    )
-
-
-def _area(t: FloatArray, knots_x: FloatArray, knots_w: FloatArray, reserve: float) -> FloatArray:
-    """W(t): welfare of the first t units of the demand curve, seller at ``reserve`` after it."""
-    end = knots_x[-1]
-    inside: FloatArray = np.interp(np.minimum(t, end), knots_x, knots_w)
-    beyond: FloatArray = reserve * np.maximum(t - end, 0.0)
-    return inside + beyond
+    k = won.size
+    qw = qs[:k]
+    end = float(cum[-1])
+    allocated = min(supply, end)
+    # Knots of W: the demand curve, then one more knot far enough right that the
+    # seller's segment (slope ``reserve``) covers every E_i + x_i = A + q_i.
+    beyond = float(qw.max())
+    knots_x = np.empty(cum.size + 2)
+    knots_x[0] = 0.0
+    knots_x[1:-1] = cum
+    knots_x[-1] = end + beyond
+    knots_w = np.empty_like(knots_x)
+    knots_w[0] = 0.0
+    np.cumsum(vs * qs, out=knots_w[1:-1])
+    knots_w[-1] = knots_w[-2] + reserve * beyond
+    start = allocated - won + qw
+    w = np.interp(np.concatenate((start + won, start)), knots_x, knots_w)
+    payments: FloatArray = w[:k] - w[k:]
+    return payments

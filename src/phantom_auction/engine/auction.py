@@ -1,0 +1,978 @@
+"""The live auction as a sans-IO state machine: commands in, audit events out, time passed in.
+
+Phases ``COLLECTING -> REVEALING -> FINALIZED`` (or ``ABORTED``); every legal
+``(phase, command)`` pair is in :data:`TRANSITIONS`, any other raises
+:class:`AuctionPhaseError` naming both. Commands never read a clock: each takes
+``now=`` (timezone-aware; the current UTC time only when omitted) and the auction keeps
+the latest time it has seen, so its view of time never runs backwards.
+
+Network-level mishaps (a late commit, an early reveal, a tampered reveal) are not
+errors: the command returns False and appends a rejection with a
+:class:`~phantom_auction.engine.audit.RejectReason` to ``auction.audit``. Programmer
+errors (a phase-illegal call, a wrong type) raise.
+
+Clearing (SPEC "Auction engine"): every bid, real or phantom, is scored
+``price_weight * improvement_bps + fee_weight * fee_bps`` and expressed as a price,
+``baseline * (1 + score / (price_weight * 10_000))`` = ``improved_price + baseline *
+fee_weight / price_weight * priority_fee / amount`` (the improved price itself when
+``fee_weight`` is 0). :func:`phantom_auction.mechanisms.clearing.clear` allocates on
+those values (supply = amount, reserve = baseline); then the engine prices each real
+fill:
+
+- ``vickrey`` (second score): the best bid takes ``min(volume, amount)`` at the lowest
+  price at which it would still have won, i.e. the runner-up's score less its own fee
+  term, within ``[baseline, own price]``;
+- ``discriminatory``: every winner at its own improved price;
+- ``uniform``: every fill at one clearing price, the improved price of the best bid
+  that received nothing (baseline if none), never above a winner's own price;
+- ``vcg``: per-unit VCG payment (payment / allocation) less the bid's fee term, within
+  ``[baseline, own price]``.
+
+A phantom's allocation, and whatever the bids leave, goes to the CFMM at the baseline.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from hashlib import sha256
+from types import MappingProxyType
+from typing import Final
+
+from ..config import AuctionConfig, load_config
+from ..errors import (
+    AuctionTimeout,
+    InsufficientParticipants,
+    InvalidBidParameters,
+    PhantomAuctionError,
+)
+from ..mechanisms.clearing import clear
+from .audit import (
+    AuctionAborted,
+    AuctionFinalized,
+    AuctionOpened,
+    AuditEvent,
+    Command,
+    CommitAccepted,
+    CommitRejected,
+    Outcome,
+    Phase,
+    PhaseChanged,
+    RejectReason,
+    RevealAccepted,
+    RevealRejected,
+)
+from .bids import ImprovementBid, SealedBid, SettlementRequest
+from .commitment import auction_prefix, trusted_bid_suffix
+from .nonces import NonceRegistry
+from .phantoms import (
+    PHANTOM_SEED_SIZE,
+    PhantomBid,
+    PhantomModel,
+    draw_phantom_bids,
+    phantom_commitment,
+)
+from .result import AuctionAnnouncement, AuctionResult, Fill, RankedBid
+
+__all__ = [
+    "TRANSITIONS",
+    "Auction",
+    "AuctionPhaseError",
+    "abort_auction",
+    "close_collection",
+    "finalize_auction",
+    "reveal_bid",
+    "submit_bid",
+]
+
+_COLLECTING, _REVEALING = Phase.COLLECTING, Phase.REVEALING
+_FINALIZED, _ABORTED = Phase.FINALIZED, Phase.ABORTED
+
+#: Every legal (phase, command) and the phase it leads to. Commits and reveals are legal
+#: in every phase (outside their window they are rejected with a reason, not raised).
+TRANSITIONS: Final[Mapping[tuple[Phase, Command], Phase]] = MappingProxyType(
+    {
+        (_COLLECTING, Command.COMMIT): _COLLECTING,
+        (_COLLECTING, Command.REVEAL): _COLLECTING,  # too early: rejected
+        (_COLLECTING, Command.CLOCK): _REVEALING,  # collection window over
+        (_COLLECTING, Command.CLOSE_COLLECTION): _REVEALING,  # every expected bidder committed
+        (_COLLECTING, Command.ABORT): _ABORTED,
+        (_REVEALING, Command.COMMIT): _REVEALING,  # late: rejected
+        (_REVEALING, Command.REVEAL): _REVEALING,
+        (_REVEALING, Command.FINALIZE): _FINALIZED,  # guard: window over or all revealed
+        (_REVEALING, Command.ABORT): _ABORTED,
+        (_FINALIZED, Command.COMMIT): _FINALIZED,  # rejected
+        (_FINALIZED, Command.REVEAL): _FINALIZED,  # rejected
+        (_FINALIZED, Command.FINALIZE): _FINALIZED,  # idempotent: the same result
+        (_ABORTED, Command.COMMIT): _ABORTED,  # rejected
+        (_ABORTED, Command.REVEAL): _ABORTED,  # rejected
+        (_ABORTED, Command.FINALIZE): _ABORTED,  # the aborted result
+        (_ABORTED, Command.ABORT): _ABORTED,  # idempotent
+    }
+)
+
+#: Slack on the improvement bounds (bps) so that a bidder computing
+#: ``baseline * (1 + bps / 10_000)`` is not refused for the last bit of rounding.
+IMPROVEMENT_TOLERANCE_BPS: Final = 1e-9
+
+_MS = timedelta(milliseconds=1)
+
+
+class AuctionPhaseError(PhantomAuctionError, RuntimeError):
+    """A command that the auction's phase does not allow (a programmer error)."""
+
+    def __init__(self, phase: Phase, command: Command, reason: str = "") -> None:
+        self.phase = phase
+        self.command = command
+        message = f"{command.value}() is not allowed in phase {phase.name}"
+        super().__init__(f"{message}: {reason}" if reason else message)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """The parts of the configuration an auction uses, read once per config object."""
+
+    mechanism: str
+    min_bps: float
+    max_bps: float
+    volume_multiplier: float
+    fee_ratio: float
+    price_weight: float
+    fee_weight: float
+    min_participants: int
+    duration_ms: float
+    reveal_delay_ms: float
+    min_window_ms: float
+    phantom_model: PhantomModel
+
+    @classmethod
+    def from_config(cls, config: AuctionConfig) -> _Rules:
+        pa, mech = config.phantom_auction, config.auction_mechanics
+        return cls(
+            mechanism=pa.mechanism,
+            min_bps=float(pa.min_improvement_bps),
+            max_bps=float(pa.max_improvement_bps),
+            volume_multiplier=mech.max_bid_value_multiplier,
+            fee_ratio=mech.priority_fee_max_ratio,
+            price_weight=mech.price_weight,
+            fee_weight=mech.fee_weight,
+            min_participants=pa.min_participants,
+            duration_ms=float(pa.duration_ms),
+            reveal_delay_ms=float(pa.reveal_delay_ms),
+            min_window_ms=mech.min_window_ms,
+            phantom_model=PhantomModel.from_config(config),
+        )
+
+
+_RULES: dict[int, tuple[AuctionConfig, _Rules]] = {}
+
+
+def _rules_for(config: AuctionConfig) -> _Rules:
+    hit = _RULES.get(id(config))
+    if hit is not None and hit[0] is config:
+        return hit[1]
+    rules = _Rules.from_config(config)
+    if len(_RULES) >= 64:
+        _RULES.clear()
+    _RULES[id(config)] = (config, rules)  # holding config keeps its id from being reused
+    return rules
+
+
+def _aware(name: str, value: object, command: str) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidBidParameters(name, value, f"{command}: must be a timezone-aware datetime")
+    return value
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidBidParameters(name, value, "must be a number")
+    x = float(value)
+    if not (math.isfinite(x) and x > 0):
+        raise InvalidBidParameters(name, value, "must be finite and > 0")
+    return x
+
+
+@dataclass(frozen=True, slots=True)
+class _BidTable:
+    """Every bid of a clearing as columns, real bids first; ``values`` are scores as
+    prices (B per A) and ``order`` the indices from best score to worst."""
+
+    reals: list[ImprovementBid]
+    prices: list[float]
+    volumes: list[float]
+    fees: list[float]
+    values: list[float]
+    order: list[int]
+
+
+class Auction:
+    """One phantom auction for ``request``: sealed commits, reveals, phantoms, clearing.
+
+    ``baseline_price`` is the CFMM quote (B per A) and ``baseline_amount`` the quantity
+    for sale (token A units; equal to ``request.amount``). The collection window runs
+    ``duration_ms - reveal_delay_ms`` and the reveal window ``reveal_delay_ms`` from
+    ``now``; if ``deadline`` is closer than ``duration_ms`` (plus ``reserve_ms``, time kept
+    free before the deadline for the caller to finalize and answer, at most a quarter of
+    what is left) both windows shrink in proportion. A deadline less than
+    ``auction_mechanics.min_window_ms`` away raises :class:`AuctionTimeout`.
+
+    ``nonces`` is the registry shared across auctions (a fresh one when None).
+    ``phantom_seed`` (32 bytes, ``os.urandom`` when None) and ``auction_id`` (a random
+    UUID when None) are injectable so that a stored auction can be rebuilt exactly.
+    """
+
+    __slots__ = (
+        "_amount",
+        "_announcement",
+        "_baseline_price",
+        "_clock",
+        "_commit_deadline",
+        "_commitments",
+        "_config",
+        "_deadline",
+        "_events",
+        "_id",
+        "_log",
+        "_nonces",
+        "_opened_at",
+        "_phantom_commitment",
+        "_phantom_seed",
+        "_phantoms",
+        "_phase",
+        "_prefix",
+        "_request",
+        "_result",
+        "_reveal_deadline",
+        "_reveals",
+        "_rules",
+    )
+
+    def __init__(
+        self,
+        request: SettlementRequest,
+        baseline_price: float,
+        baseline_amount: float,
+        deadline: datetime,
+        *,
+        config: AuctionConfig | None = None,
+        auction_id: str | None = None,
+        nonces: NonceRegistry | None = None,
+        now: datetime | None = None,
+        phantom_seed: bytes | None = None,
+        reserve_ms: float = 0.0,
+    ) -> None:
+        if not isinstance(request, SettlementRequest):
+            raise InvalidBidParameters("request", request, "must be a SettlementRequest")
+        baseline_price = _positive("baseline_price", baseline_price)
+        baseline_amount = _positive("baseline_amount", baseline_amount)
+        if not math.isclose(baseline_amount, request.amount, rel_tol=1e-12):
+            raise InvalidBidParameters(
+                "baseline_amount",
+                baseline_amount,
+                f"must equal request.amount={request.amount} (the quantity for sale)",
+            )
+        deadline = _aware("deadline", deadline, "Auction")
+        now = datetime.now(UTC) if now is None else _aware("now", now, "Auction")
+        if isinstance(reserve_ms, bool) or not isinstance(reserve_ms, int | float):
+            raise InvalidBidParameters("reserve_ms", reserve_ms, "must be a number of ms")
+        if not (math.isfinite(reserve_ms) and reserve_ms >= 0):
+            raise InvalidBidParameters("reserve_ms", reserve_ms, "must be finite and >= 0")
+        if config is None:
+            config = load_config()
+        rules = _rules_for(config)
+        if auction_id is None:
+            auction_id = uuid.uuid4().hex
+        elif not isinstance(auction_id, str) or not auction_id:
+            raise InvalidBidParameters("auction_id", auction_id, "must be a non-empty string")
+        if phantom_seed is None:
+            phantom_seed = os.urandom(PHANTOM_SEED_SIZE)
+        if nonces is None:
+            nonces = NonceRegistry()
+        elif not isinstance(nonces, NonceRegistry):
+            raise InvalidBidParameters("nonces", nonces, "must be a NonceRegistry")
+
+        available_ms = (deadline - now) / _MS
+        if available_ms < rules.min_window_ms:
+            raise AuctionTimeout(available_ms, rules.min_window_ms)
+        run_ms = min(rules.duration_ms, available_ms - min(float(reserve_ms), available_ms / 4))
+        reveal_ms = run_ms * rules.reveal_delay_ms / rules.duration_ms
+
+        self._request = request
+        self._baseline_price = baseline_price
+        self._amount = baseline_amount
+        self._deadline = deadline
+        self._config = config
+        self._rules = rules
+        self._id = auction_id
+        self._nonces = nonces
+        self._opened_at = now
+        self._clock = now
+        self._commit_deadline = now + (run_ms - reveal_ms) * _MS
+        self._reveal_deadline = now + run_ms * _MS
+        self._phase = _COLLECTING
+        self._phantom_seed = phantom_seed
+        self._phantom_commitment = phantom_commitment(phantom_seed)
+        # Drawn at open: fixed by the committed seed before any real bid is seen.
+        self._phantoms = draw_phantom_bids(
+            rules.phantom_model, phantom_seed, baseline_price, baseline_amount
+        )
+        self._prefix = auction_prefix(auction_id)
+        self._commitments: dict[str, SealedBid] = {}
+        self._reveals: dict[str, ImprovementBid] = {}
+        self._result: AuctionResult | None = None
+        self._announcement = AuctionAnnouncement(
+            auction_id=auction_id,
+            token_pair=request.token_pair,
+            baseline_price=baseline_price,
+            amount=baseline_amount,
+            opened_at=now,
+            commit_deadline=self._commit_deadline,
+            reveal_deadline=self._reveal_deadline,
+            phantom_commitment=self._phantom_commitment,
+            mechanism=rules.mechanism,
+            min_improvement_bps=rules.min_bps,
+            max_improvement_bps=rules.max_bps,
+            max_volume=baseline_amount * rules.volume_multiplier,
+            priority_fee_max_ratio=rules.fee_ratio,
+        )
+        # Events are logged as (type, fields) and built when read: most are never read
+        # while the auction runs, and building a frozen dataclass costs ~0.5 us.
+        self._events: list[AuditEvent] = []
+        self._log: list[tuple[Callable[..., AuditEvent], tuple[object, ...]]] = [
+            (
+                AuctionOpened,
+                (
+                    now,
+                    auction_id,
+                    self._phantom_commitment,
+                    self._commit_deadline,
+                    self._reveal_deadline,
+                    deadline,
+                    rules.mechanism,
+                ),
+            )
+        ]
+
+    # -- read-only views --
+
+    @property
+    def auction_id(self) -> str:
+        """This auction's id (bound into every commitment)."""
+        return self._id
+
+    @property
+    def phase(self) -> Phase:
+        """The current phase (as of the latest ``now`` seen)."""
+        return self._phase
+
+    @property
+    def request(self) -> SettlementRequest:
+        """The user's order."""
+        return self._request
+
+    @property
+    def baseline_price(self) -> float:
+        """The CFMM quote, B per A: the reserve every bid must meet."""
+        return self._baseline_price
+
+    @property
+    def amount(self) -> float:
+        """The quantity for sale, token A units."""
+        return self._amount
+
+    @property
+    def config(self) -> AuctionConfig:
+        """The configuration this auction runs under."""
+        return self._config
+
+    @property
+    def mechanism(self) -> str:
+        """The clearing rule: ``vickrey``, ``discriminatory``, ``uniform`` or ``vcg``."""
+        return self._rules.mechanism
+
+    @property
+    def nonces(self) -> NonceRegistry:
+        """The nonce registry this auction checks and updates."""
+        return self._nonces
+
+    @property
+    def opened_at(self) -> datetime:
+        """When the auction opened (start of the collection window)."""
+        return self._opened_at
+
+    @property
+    def commit_deadline(self) -> datetime:
+        """End of the collection window (exclusive); the reveal window starts here."""
+        return self._commit_deadline
+
+    @property
+    def reveal_deadline(self) -> datetime:
+        """End of the reveal window (exclusive)."""
+        return self._reveal_deadline
+
+    @property
+    def deadline(self) -> datetime:
+        """The caller's deadline: the result is due by then."""
+        return self._deadline
+
+    @property
+    def clock(self) -> datetime:
+        """The latest time the auction has seen."""
+        return self._clock
+
+    @property
+    def phantom_commitment(self) -> bytes:
+        """SHA-256 of the phantom seed, published at open."""
+        return self._phantom_commitment
+
+    @property
+    def phantom_seed(self) -> bytes:
+        """The phantom seed: secret until the result reveals it; persist it privately
+        (with the opening parameters and the audit) to rebuild the auction."""
+        return self._phantom_seed
+
+    @property
+    def phantom_bids(self) -> tuple[PhantomBid, ...]:
+        """This auction's phantom bids (secret until the result)."""
+        return self._phantoms
+
+    @property
+    def announcement(self) -> AuctionAnnouncement:
+        """What bidders are told at open."""
+        return self._announcement
+
+    @property
+    def commitments(self) -> Mapping[str, SealedBid]:
+        """Accepted sealed bids by bidder id, in commit order."""
+        return MappingProxyType(self._commitments)
+
+    @property
+    def reveals(self) -> Mapping[str, ImprovementBid]:
+        """Accepted revealed bids by bidder id, in reveal order."""
+        return MappingProxyType(self._reveals)
+
+    @property
+    def unrevealed(self) -> tuple[str, ...]:
+        """Bidders with an accepted commitment and no accepted reveal, in commit order."""
+        return tuple(b for b in self._commitments if b not in self._reveals)
+
+    def _built_events(self) -> list[AuditEvent]:
+        events, log = self._events, self._log
+        for kind, fields in log[len(events) :]:
+            events.append(kind(*fields))
+        return events
+
+    @property
+    def audit(self) -> tuple[AuditEvent, ...]:
+        """Every event so far, oldest first."""
+        return tuple(self._built_events())
+
+    @property
+    def last_event(self) -> AuditEvent:
+        """The newest event (after a command: its acceptance or rejection)."""
+        return self._built_events()[-1]
+
+    def events_since(self, count: int) -> tuple[AuditEvent, ...]:
+        """The events after the first ``count`` (what a store has not persisted yet)."""
+        return tuple(self._built_events()[count:])
+
+    @property
+    def result(self) -> AuctionResult | None:
+        """The result once finalized or aborted, else None."""
+        return self._result
+
+    def __repr__(self) -> str:
+        return (
+            f"Auction({self._id!r}, phase={self._phase.name}, "
+            f"commits={len(self._commitments)}, reveals={len(self._reveals)})"
+        )
+
+    # -- time and phases --
+
+    def _allow(self, command: Command, reason: str = "") -> Phase:
+        """The phase ``command`` leads to, or :class:`AuctionPhaseError`."""
+        nxt = TRANSITIONS.get((self._phase, command))
+        if nxt is None:
+            raise AuctionPhaseError(self._phase, command, reason)
+        return nxt
+
+    def _move(self, command: Command, at: datetime, cause: str) -> None:
+        nxt = self._allow(command)
+        if nxt is not self._phase:
+            self._log.append((PhaseChanged, (at, self._phase, nxt, cause)))
+            self._phase = nxt
+
+    def advance(self, now: datetime | None = None, command: Command = Command.CLOCK) -> datetime:
+        """Take the time to ``now`` (never backwards) and apply the time-driven move
+        ``COLLECTING -> REVEALING`` at the commit deadline; returns the auction's time."""
+        if now is None:
+            now = datetime.now(UTC)
+        elif not isinstance(now, datetime) or now.tzinfo is None:
+            raise InvalidBidParameters("now", now, f"{command.value}: must be timezone-aware")
+        clock = self._clock
+        if now > clock:
+            self._clock = clock = now
+        if self._phase is _COLLECTING and clock >= self._commit_deadline:
+            self._move(Command.CLOCK, self._commit_deadline, "collection window ended")
+        return clock
+
+    # -- commands --
+
+    def commit(self, bid: SealedBid | ImprovementBid, now: datetime | None = None) -> bool:
+        """Store a sealed bid (a full bid keeps only its commitment); see :func:`submit_bid`."""
+        at = self.advance(now, Command.COMMIT)
+        # Commits are legal in every phase (TRANSITIONS): no lookup on this hot path.
+        if type(bid) is not SealedBid:
+            if isinstance(bid, ImprovementBid):
+                bid = bid.sealed()
+            elif not isinstance(bid, SealedBid):
+                raise InvalidBidParameters(
+                    "bid", bid, "submit_bid needs a SealedBid or an ImprovementBid"
+                )
+        bidder = bid.bidder_id
+        if self._phase is not _COLLECTING:
+            return self._reject_commit(
+                at,
+                bid,
+                RejectReason.LATE,
+                f"arrived at {at.isoformat()}, collection window ended at "
+                f"{self._commit_deadline.isoformat()} (phase {self._phase.name})",
+            )
+        if bid.token_pair != self._request.token_pair:
+            return self._reject_commit(
+                at,
+                bid,
+                RejectReason.TOKEN_PAIR_MISMATCH,
+                f"token_pair={bid.token_pair}, auction trades {self._request.token_pair}",
+            )
+        last_nonces = self._nonces._last
+        last = last_nonces.get(bidder)
+        if last is not None and bid.nonce <= last:
+            return self._reject_commit(
+                at,
+                bid,
+                RejectReason.REPLAYED_NONCE,
+                f"nonce={bid.nonce} not above {bidder!r}'s last accepted nonce {last}",
+            )
+        if bidder in self._commitments:
+            return self._reject_commit(
+                at,
+                bid,
+                RejectReason.DUPLICATE_COMMIT,
+                f"bidder_id={bidder!r} already committed in auction {self._id}",
+            )
+        last_nonces[bidder] = bid.nonce
+        self._commitments[bidder] = bid
+        self._log.append((CommitAccepted, (at, bid)))
+        return True
+
+    def _reject_commit(
+        self, at: datetime, bid: SealedBid, reason: RejectReason, detail: str
+    ) -> bool:
+        self._log.append((CommitRejected, (at, bid, reason, detail)))
+        return False
+
+    def reveal(self, bid: ImprovementBid, now: datetime | None = None) -> bool:
+        """Check a revealed bid against its commitment and the limits; see :func:`reveal_bid`."""
+        at = self.advance(now, Command.REVEAL)
+        # Reveals are legal in every phase (TRANSITIONS): no lookup on this hot path.
+        if type(bid) is not ImprovementBid and not isinstance(bid, ImprovementBid):
+            raise InvalidBidParameters("bid", bid, "reveal_bid needs an ImprovementBid")
+        if self._phase is not _REVEALING or at >= self._reveal_deadline:
+            return self._reject_reveal(
+                at,
+                bid,
+                RejectReason.OUTSIDE_REVEAL_WINDOW,
+                f"arrived at {at.isoformat()}, reveal window is "
+                f"[{self._commit_deadline.isoformat()}, {self._reveal_deadline.isoformat()}) "
+                f"(phase {self._phase.name})",
+            )
+        bidder = bid.bidder_id
+        sealed = self._commitments.get(bidder)
+        if sealed is None:
+            return self._reject_reveal(
+                at, bid, RejectReason.NOT_COMMITTED, f"bidder_id={bidder!r} has no commitment"
+            )
+        if bidder in self._reveals:
+            return self._reject_reveal(
+                at, bid, RejectReason.DUPLICATE_REVEAL, f"bidder_id={bidder!r} already revealed"
+            )
+        digest = sha256(
+            self._prefix
+            + trusted_bid_suffix(
+                bidder,
+                bid.token_pair,
+                bid.improved_price,
+                bid.volume,
+                bid.priority_fee,
+                bid.nonce,
+                bid.salt,
+            )
+        ).digest()
+        if digest != sealed.commitment_hash or bid.nonce != sealed.nonce:
+            return self._reject_reveal(
+                at,
+                bid,
+                RejectReason.COMMITMENT_MISMATCH,
+                f"fields hash to {digest.hex()} with nonce={bid.nonce}; committed "
+                f"{sealed.commitment_hash.hex()} with nonce={sealed.nonce}",
+            )
+        rules = self._rules
+        improvement = (bid.improved_price - self._baseline_price) / self._baseline_price * 10_000.0
+        if (
+            bid.token_pair != self._request.token_pair
+            or not rules.min_bps - IMPROVEMENT_TOLERANCE_BPS
+            <= improvement
+            <= rules.max_bps + IMPROVEMENT_TOLERANCE_BPS
+            or not 0.0 < bid.volume <= self._amount * rules.volume_multiplier
+            or not 0.0 <= bid.priority_fee <= bid.volume * rules.fee_ratio
+        ):
+            return self._reject_reveal(at, bid, *self._invalid(bid))
+        self._reveals[bidder] = bid
+        self._log.append((RevealAccepted, (at, bid)))
+        return True
+
+    def _invalid(self, bid: ImprovementBid) -> tuple[RejectReason, str]:
+        """Which of SPEC's reveal checks ``bid`` fails first: pair, improvement, volume, fee."""
+        if bid.token_pair != self._request.token_pair:
+            return (
+                RejectReason.TOKEN_PAIR_MISMATCH,
+                f"token_pair={bid.token_pair}, auction trades {self._request.token_pair}",
+            )
+        rules, baseline = self._rules, self._baseline_price
+        improvement = (bid.improved_price - baseline) / baseline * 10_000.0
+        if not (
+            rules.min_bps - IMPROVEMENT_TOLERANCE_BPS
+            <= improvement
+            <= rules.max_bps + IMPROVEMENT_TOLERANCE_BPS
+        ):
+            return (
+                RejectReason.IMPROVEMENT_OUT_OF_BOUNDS,
+                f"improved_price={bid.improved_price} is {improvement:.6g} bps over "
+                f"baseline {baseline}, outside [{rules.min_bps}, {rules.max_bps}] bps",
+            )
+        max_volume = self._amount * rules.volume_multiplier
+        if not 0.0 < bid.volume <= max_volume:
+            return (
+                RejectReason.VOLUME_OUT_OF_BOUNDS,
+                f"volume={bid.volume} outside (0, {max_volume}] "
+                f"(amount x max_bid_value_multiplier)",
+            )
+        max_fee = bid.volume * rules.fee_ratio
+        return (
+            RejectReason.FEE_OUT_OF_BOUNDS,
+            f"priority_fee={bid.priority_fee} outside [0, {max_fee}] "
+            f"(volume x priority_fee_max_ratio={rules.fee_ratio})",
+        )
+
+    def _reject_reveal(
+        self, at: datetime, bid: ImprovementBid, reason: RejectReason, detail: str
+    ) -> bool:
+        self._log.append((RevealRejected, (at, bid, reason, detail)))
+        return False
+
+    def close_collection(self, now: datetime | None = None) -> None:
+        """End the collection window early (every expected bidder has committed)."""
+        at = self.advance(now, Command.CLOSE_COLLECTION)
+        self._allow(Command.CLOSE_COLLECTION, "the collection window is already closed")
+        self._move(Command.CLOSE_COLLECTION, at, "collection closed early")
+
+    def finalize(self, now: datetime | None = None, *, strict: bool = False) -> AuctionResult:
+        """Clear the auction (once; later calls return the same result); see
+        :func:`finalize_auction`."""
+        at = self.advance(now, Command.FINALIZE)
+        result = self._result
+        if result is None:
+            if self._phase is _COLLECTING:
+                self._allow(
+                    Command.FINALIZE,
+                    f"the collection window runs until {self._commit_deadline.isoformat()}",
+                )
+            unrevealed = len(self._commitments) - len(self._reveals)
+            if at < self._reveal_deadline and unrevealed:
+                raise AuctionPhaseError(
+                    self._phase,
+                    Command.FINALIZE,
+                    f"the reveal window runs until {self._reveal_deadline.isoformat()} and "
+                    f"{unrevealed} commitment(s) are unrevealed",
+                )
+            self._allow(Command.FINALIZE)
+            result = self._clear(at)
+            self._result = result
+            self._move(Command.FINALIZE, at, "finalized")
+            self._log.append(
+                (AuctionFinalized, (at, result.outcome, result.price, result.num_participants))
+            )
+        else:
+            self._allow(Command.FINALIZE)
+        required = self._rules.min_participants
+        if strict and result.outcome is not Outcome.ABORTED and result.num_participants < required:
+            raise InsufficientParticipants(result.num_participants, required)
+        return result
+
+    def abort(self, reason: str, now: datetime | None = None) -> AuctionResult:
+        """Stop the auction without clearing: the user gets the baseline from the CFMM."""
+        at = self.advance(now, Command.ABORT)
+        self._allow(Command.ABORT, "the auction has already been finalized")
+        if self._result is None:
+            self._result = self._baseline_result(at, Outcome.ABORTED, self._ranking(self._table()))
+            self._move(Command.ABORT, at, f"aborted: {reason}")
+            self._log.append((AuctionAborted, (at, str(reason))))
+        return self._result
+
+    # -- clearing --
+
+    def _table(self) -> _BidTable:
+        """Revealed real bids in commit order, then phantoms in slot order (the tie order),
+        each scored as a price, and their ranking."""
+        reveals = self._reveals
+        reals = [reveals[b] for b in self._commitments if b in reveals]
+        phantoms = self._phantoms
+        prices = [b.improved_price for b in reals] + [p.improved_price for p in phantoms]
+        volumes = [b.volume for b in reals] + [p.volume for p in phantoms]
+        fees = [b.priority_fee for b in reals] + [p.priority_fee for p in phantoms]
+        premium = self._fee_premium
+        values = [p + premium * f for p, f in zip(prices, fees, strict=True)]
+        # sorted(reverse=True) is stable: ties keep commit order, phantoms last.
+        order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
+        return _BidTable(reals, prices, volumes, fees, values, order)
+
+    @property
+    def _fee_premium(self) -> float:
+        """Price equivalent of one token unit of priority fee: baseline*fw/(pw*amount)."""
+        rules = self._rules
+        return self._baseline_price * rules.fee_weight / (rules.price_weight * self._amount)
+
+    def _ranking(
+        self,
+        table: _BidTable,
+        allocated: list[float] | None = None,
+        fill_price: list[float | None] | None = None,
+    ) -> tuple[RankedBid, ...]:
+        rules, baseline, amount = self._rules, self._baseline_price, self._amount
+        pw, fw = rules.price_weight, rules.fee_weight
+        reals, phantoms, prices, fees = table.reals, self._phantoms, table.prices, table.fees
+        n_real = len(reals)
+        ranked: list[RankedBid] = []
+        for rank, i in enumerate(table.order, start=1):
+            improvement = (prices[i] - baseline) / baseline * 10_000.0
+            fee_bps = fees[i] / amount * 10_000.0
+            units = 0.0 if allocated is None else allocated[i]
+            real = i < n_real
+            price = fill_price[i] if real and fill_price is not None else None
+            ranked.append(
+                RankedBid(  # positional: ~0.5 us cheaper per bid than keywords
+                    rank,
+                    reals[i].bidder_id if real else phantoms[i - n_real].bidder_id,
+                    not real,
+                    prices[i],
+                    table.volumes[i],
+                    fees[i],
+                    improvement,
+                    fee_bps,
+                    pw * improvement + fw * fee_bps,
+                    units,
+                    units if price is not None else 0.0,
+                    price,
+                )
+            )
+        return tuple(ranked)
+
+    def _clear(self, at: datetime) -> AuctionResult:
+        table = self._table()
+        n = len(table.prices)
+        if n == 0:
+            return self._baseline_result(at, Outcome.NO_BIDS, ())
+        if n < self._rules.min_participants:
+            return self._baseline_result(
+                at, Outcome.INSUFFICIENT_PARTICIPANTS, self._ranking(table)
+            )
+        baseline, amount, mechanism = self._baseline_price, self._amount, self._rules.mechanism
+        prices, values = table.prices, table.values
+        clearing = clear(
+            values, table.volumes, supply=amount, reserve=baseline, mechanism=mechanism
+        )
+        allocated: list[float] = clearing.allocation.tolist()
+        payment: list[float] = clearing.payment.tolist()
+        premium = self._fee_premium
+        uniform_price = baseline
+        if mechanism == "uniform":
+            best_rejected = next(
+                (i for i in table.order if allocated[i] <= 0.0 and values[i] >= baseline), None
+            )
+            if best_rejected is not None:
+                uniform_price = max(baseline, prices[best_rejected])
+        fill_price: list[float | None] = [None] * n
+        for i in range(len(table.reals)):
+            units = allocated[i]
+            if units <= 0.0:
+                continue
+            own = prices[i]
+            if mechanism == "discriminatory":
+                price = own
+            elif mechanism == "uniform":
+                price = min(uniform_price, own)
+            else:  # vickrey, vcg: the score paid per unit, less this bid's fee term
+                price = payment[i] / units - premium * table.fees[i]
+            fill_price[i] = min(max(price, baseline), max(own, baseline))
+        ranking = self._ranking(table, allocated, fill_price)
+        fills = [
+            Fill(entry.bidder_id, entry.filled, entry.fill_price)
+            for entry in ranking
+            if entry.fill_price is not None
+        ]
+        outcome = Outcome.FILLED if fills else Outcome.PHANTOM_WON
+        return self._finish(at, outcome, fills, ranking, phantom_won=ranking[0].is_phantom)
+
+    def _baseline_result(
+        self, at: datetime, outcome: Outcome, ranking: tuple[RankedBid, ...]
+    ) -> AuctionResult:
+        return self._finish(at, outcome, [], ranking, phantom_won=False)
+
+    def _finish(
+        self,
+        at: datetime,
+        outcome: Outcome,
+        fills: list[Fill],
+        ranking: tuple[RankedBid, ...],
+        *,
+        phantom_won: bool,
+    ) -> AuctionResult:
+        baseline, amount = self._baseline_price, self._amount
+        sold = math.fsum(f.volume for f in fills)
+        remainder = amount - sold
+        if remainder > 0.0:
+            fills.append(Fill(None, remainder, baseline))
+        price = math.fsum(f.volume * f.price for f in fills) / amount
+        winning_bid = next(
+            (self._reveals[f.bidder_id] for f in fills if f.bidder_id is not None), None
+        )
+        return AuctionResult(
+            winning_bid=winning_bid,
+            price=price,
+            amount=amount,
+            improvement_bps=(price - baseline) / baseline * 10_000.0,
+            num_participants=len(self._reveals) + len(self._phantoms),
+            auction_duration_ms=(at - self._opened_at) / _MS,
+            auction_id=self._id,
+            mechanism=self._rules.mechanism,
+            outcome=outcome,
+            fills=tuple(fills),
+            phantom_won=phantom_won,
+            phantom_seed=self._phantom_seed,
+            unrevealed=self.unrevealed,
+            phantom_commitment=self._phantom_commitment,
+            phantom_bids=self._phantoms,
+            ranking=ranking,
+            baseline_price=baseline,
+            token_pair=self._request.token_pair,
+            opened_at=self._opened_at,
+            commit_deadline=self._commit_deadline,
+            reveal_deadline=self._reveal_deadline,
+            finalized_at=at,
+            phantom_model=self._rules.phantom_model,
+        )
+
+    # -- rebuilding from a stored audit --
+
+    def replay(self, events: Iterable[AuditEvent]) -> None:
+        """Re-apply stored events (``auction.audit`` of an auction opened with the same
+        request, baseline, deadline, config, ``auction_id``, ``phantom_seed`` and ``now``).
+
+        Accepted commits are restored without the nonce check (they passed it when
+        first made; the registry is raised to their nonces), accepted reveals are
+        re-checked against their commitments, rejections are re-recorded, phase changes,
+        finalization and abort are re-run at their times. Raises
+        :class:`InvalidBidParameters` if the log does not fit this auction.
+        """
+        for event in events:
+            self._replay_one(event)
+
+    def _replay_one(self, event: AuditEvent) -> None:
+        if isinstance(event, AuctionOpened):
+            opened = self._built_events()[0]
+            if event != opened:
+                raise InvalidBidParameters(
+                    "events", event, f"does not match this auction's opening {opened}"
+                )
+            return
+        at = self.advance(event.at)
+        if isinstance(event, CommitAccepted):
+            bid = event.bid
+            if self._phase is not _COLLECTING or bid.bidder_id in self._commitments:
+                raise InvalidBidParameters(
+                    "events", event, f"cannot be accepted in phase {self._phase.name}"
+                )
+            self._nonces.restore(bid.bidder_id, bid.nonce)
+            self._commitments[bid.bidder_id] = bid
+            self._log.append((CommitAccepted, (at, bid)))
+        elif isinstance(event, CommitRejected | RevealRejected):
+            self._log.append((type(event), tuple(getattr(event, f) for f in event.__slots__)))
+        elif isinstance(event, RevealAccepted):
+            if not self.reveal(event.bid, at):
+                raise InvalidBidParameters(
+                    "events", event, f"rejected on replay: {self.last_event}"
+                )
+        elif isinstance(event, PhaseChanged):
+            # Only an early close needs re-running: the clock move happened in advance(),
+            # FINALIZED / ABORTED are re-reached by the events that follow.
+            if self._phase is _COLLECTING and event.phase is _REVEALING:
+                self.close_collection(at)
+        elif isinstance(event, AuctionFinalized):
+            result = self.finalize(at)
+            if (result.outcome, result.price) != (event.outcome, event.price):
+                raise InvalidBidParameters(
+                    "events", event, f"replay cleared to {result.outcome} at {result.price}"
+                )
+        else:
+            self.abort(event.reason, at)
+
+
+def submit_bid(
+    auction: Auction, bid: SealedBid | ImprovementBid, *, now: datetime | None = None
+) -> bool:
+    """Commit a sealed bid (a full :class:`ImprovementBid` keeps only its commitment).
+
+    True if stored; False if rejected (``late``, ``token_pair_mismatch``,
+    ``replayed_nonce``, ``duplicate_commit``), the reason appended to ``auction.audit``.
+    """
+    return auction.commit(bid, now)
+
+
+def reveal_bid(auction: Auction, bid: ImprovementBid, *, now: datetime | None = None) -> bool:
+    """Reveal a committed bid in the reveal window.
+
+    True if it matches its commitment and the limits; False otherwise
+    (``outside_reveal_window``, ``not_committed``, ``duplicate_reveal``,
+    ``commitment_mismatch``, ``token_pair_mismatch``, ``improvement_out_of_bounds``,
+    ``volume_out_of_bounds``, ``fee_out_of_bounds``), the reason in ``auction.audit``.
+    """
+    return auction.reveal(bid, now)
+
+
+def close_collection(auction: Auction, *, now: datetime | None = None) -> None:
+    """End the collection window early; only legal in ``COLLECTING``."""
+    auction.close_collection(now)
+
+
+def finalize_auction(
+    auction: Auction, *, now: datetime | None = None, strict: bool = False
+) -> AuctionResult:
+    """Clear the auction and return its result; later calls return the same result.
+
+    Legal once the reveal window is over, or earlier in ``REVEALING`` when every
+    committed bid has been revealed. Below ``min_participants`` the user gets the
+    baseline (``outcome`` says why); with ``strict=True`` that raises
+    :class:`InsufficientParticipants` instead.
+    """
+    return auction.finalize(now, strict=strict)
+
+
+def abort_auction(auction: Auction, reason: str, *, now: datetime | None = None) -> AuctionResult:
+    """Stop the auction without clearing (``outcome`` ``aborted``, the baseline price)."""
+    return auction.abort(reason, now)

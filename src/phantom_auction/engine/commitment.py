@@ -1,0 +1,228 @@
+"""Sealed-bid commitments: the canonical byte encoding of a bid and its SHA-256 digest.
+
+``commitment = SHA-256(preimage)`` where the preimage is, in order (``docs/commitment.md``
+has the same layout with test vectors for bidders written in other languages)::
+
+    text("phantom-auction/commitment/v1")    domain tag: a digest is never valid elsewhere
+    text(auction_id)                          binds the bid to one auction
+    text(bidder_id)
+    i64(token_in) i64(token_out)              the token pair
+    dec(improved_price)                       B per A
+    dec(volume)                               token A units
+    dec(priority_fee)                         token units
+    u64(nonce)
+    salt                                      exactly 32 bytes (hides the bid)
+
+    text(s) = u32be(len(utf8(s))) || utf8(s)     length prefix: no two field lists collide
+    dec(x)  = text(canonical decimal of x)
+    i64 / u64 = 8-byte big-endian, two's complement / unsigned
+
+The canonical decimal of a float is its shortest round-trip decimal (Python ``repr``,
+JavaScript ``String(x)``, Go ``FormatFloat(x, 'f', -1, 64)``, Rust ``{}``) written
+without an exponent, without trailing fractional zeros and without a trailing point:
+``100.0 -> "100"``, ``0.1 -> "0.1"``, ``1e-07 -> "0.0000001"``, ``1e+22 ->
+"10000000000000000000000"``; ``-0.0`` is written ``"0"``. Every finite float64 has
+exactly one such text and the text parses back to the same float, so the encoding is
+exact (no rounding rule to agree on, unlike fixed-point) and has no range limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import struct
+from decimal import Decimal
+from typing import Final
+
+from ..errors import InvalidBidParameters
+
+__all__ = [
+    "COMMITMENT_DOMAIN",
+    "COMMITMENT_SIZE",
+    "SALT_SIZE",
+    "canonical_decimal",
+    "commitment_preimage",
+    "make_commitment",
+    "new_salt",
+]
+
+COMMITMENT_DOMAIN: Final = "phantom-auction/commitment/v1"
+COMMITMENT_SIZE: Final = 32
+SALT_SIZE: Final = 32
+_I64_MIN: Final = -(2**63)
+_I64_MAX: Final = 2**63 - 1
+_U64_MAX: Final = 2**64 - 1
+
+_pack_u32 = struct.Struct(">I").pack
+_pack_pair = struct.Struct(">qq").pack
+_pack_u64 = struct.Struct(">Q").pack
+
+
+def new_salt() -> bytes:
+    """32 random bytes from the OS (``os.urandom``) to hide a bid until it is revealed."""
+    return os.urandom(SALT_SIZE)
+
+
+def canonical_decimal(value: float, field: str = "value") -> str:
+    """The canonical decimal text of a finite float (see the module docstring).
+
+    Raises :class:`InvalidBidParameters` naming ``field`` for NaN, infinities and
+    non-numbers (``bool`` included: a flag is not a price).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidBidParameters(field, value, "must be a real number")
+    x = float(value)
+    if not math.isfinite(x):
+        raise InvalidBidParameters(field, value, "must be finite")
+    return _decimal_of_float(x)
+
+
+def _decimal_of_float(x: float) -> str:
+    """:func:`canonical_decimal` of a float already known to be finite."""
+    if x == 0.0:
+        return "0"  # -0.0 too: equal numbers, equal text
+    text = repr(x)
+    if "e" in text:
+        # repr switches to exponent form below 1e-4 and from 1e16: expand it exactly.
+        text = format(Decimal(text), "f")
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return text
+    # Shortest round-trip text has no trailing fractional zeros except repr's ".0".
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _decimal_field(x: float) -> bytes:
+    data = _decimal_of_float(x).encode("ascii")
+    return _pack_u32(len(data)) + data
+
+
+def _text(value: str) -> bytes:
+    data = value.encode("utf-8")
+    return _pack_u32(len(data)) + data
+
+
+def _check_text(field: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidBidParameters(field, value, "must be a non-empty string")
+    return value
+
+
+def _check_pair(token_pair: object) -> tuple[int, int]:
+    if (
+        not isinstance(token_pair, tuple)
+        or len(token_pair) != 2
+        or not all(type(t) is int and _I64_MIN <= t <= _I64_MAX for t in token_pair)
+    ):
+        raise InvalidBidParameters(
+            "token_pair", token_pair, "must be a tuple (token_in, token_out) of 64-bit integers"
+        )
+    return token_pair[0], token_pair[1]
+
+
+def _check_nonce(nonce: object) -> int:
+    if type(nonce) is not int or not 0 <= nonce <= _U64_MAX:
+        raise InvalidBidParameters("nonce", nonce, "must be an integer in [0, 2**64)")
+    return nonce
+
+
+def _check_salt(salt: object) -> bytes:
+    if not isinstance(salt, bytes) or len(salt) != SALT_SIZE:
+        raise InvalidBidParameters(
+            "salt", salt, f"must be exactly {SALT_SIZE} bytes (use new_salt())"
+        )
+    return salt
+
+
+def auction_prefix(auction_id: str) -> bytes:
+    """The preimage's first two fields: domain tag and auction id (shared by every bid)."""
+    return _text(COMMITMENT_DOMAIN) + _text(_check_text("auction_id", auction_id))
+
+
+def bid_suffix(
+    bidder_id: str,
+    token_pair: tuple[int, int],
+    improved_price: float,
+    volume: float,
+    priority_fee: float,
+    nonce: int,
+    salt: bytes,
+) -> bytes:
+    """The preimage after the auction prefix: the bidder's own fields."""
+    token_in, token_out = _check_pair(token_pair)
+    return b"".join(
+        (
+            _text(_check_text("bidder_id", bidder_id)),
+            _pack_pair(token_in, token_out),
+            _text(canonical_decimal(improved_price, "improved_price")),
+            _text(canonical_decimal(volume, "volume")),
+            _text(canonical_decimal(priority_fee, "priority_fee")),
+            _pack_u64(_check_nonce(nonce)),
+            _check_salt(salt),
+        )
+    )
+
+
+def trusted_bid_suffix(
+    bidder_id: str,
+    token_pair: tuple[int, int],
+    improved_price: float,
+    volume: float,
+    priority_fee: float,
+    nonce: int,
+    salt: bytes,
+) -> bytes:
+    """:func:`bid_suffix` for fields already validated (an :class:`ImprovementBid`'s)."""
+    bidder = bidder_id.encode("utf-8")
+    return b"".join(
+        (
+            _pack_u32(len(bidder)),
+            bidder,
+            _pack_pair(*token_pair),
+            _decimal_field(improved_price),
+            _decimal_field(volume),
+            _decimal_field(priority_fee),
+            _pack_u64(nonce),
+            salt,
+        )
+    )
+
+
+def commitment_preimage(
+    auction_id: str,
+    bidder_id: str,
+    token_pair: tuple[int, int],
+    improved_price: float,
+    volume: float,
+    priority_fee: float,
+    nonce: int,
+    salt: bytes,
+) -> bytes:
+    """The canonical bytes that :func:`make_commitment` hashes (for docs and debugging)."""
+    return auction_prefix(auction_id) + bid_suffix(
+        bidder_id, token_pair, improved_price, volume, priority_fee, nonce, salt
+    )
+
+
+def make_commitment(
+    auction_id: str,
+    bidder_id: str,
+    token_pair: tuple[int, int],
+    improved_price: float,
+    volume: float,
+    priority_fee: float,
+    nonce: int,
+    salt: bytes,
+) -> bytes:
+    """SHA-256 (32 bytes) of the canonical encoding of a bid; see ``docs/commitment.md``.
+
+    ``improved_price`` in B per A, ``volume`` in token A units, ``priority_fee`` in token
+    units, ``nonce`` in ``[0, 2**64)``, ``salt`` exactly 32 random bytes. Raises
+    :class:`InvalidBidParameters` naming the first malformed field.
+    """
+    return hashlib.sha256(
+        commitment_preimage(
+            auction_id, bidder_id, token_pair, improved_price, volume, priority_fee, nonce, salt
+        )
+    ).digest()

@@ -1,0 +1,125 @@
+"""Group commit: many acks behind one durable transaction.
+
+Every commit, reveal, opened and finished auction is handed to the :class:`Journal`,
+which a single writer task flushes to the :class:`~.store.Store` in batches: while one
+transaction is being made durable, the next batch accumulates. A caller awaits its
+records' durability before it acknowledges anything, so an ack never outruns the disk,
+yet the cost of an fsync is shared by everyone who arrived during the previous one.
+
+Records are written in submission order, so the store's event ids follow the order in
+which the engine saw the messages (what a restart replays). A batch that fails is
+retried one submission at a time, so one bad record fails only its own submitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .metrics import ServiceMetrics
+from .store import Store, Write
+
+__all__ = ["Journal", "JournalClosed"]
+
+
+class JournalClosed(RuntimeError):
+    """The journal was closed: nothing more can be made durable."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Submission:
+    records: Sequence[Write]
+    done: asyncio.Future[None]
+
+
+class Journal:
+    """The service's single writer: ``await journal.write(...)`` returns once durable."""
+
+    def __init__(
+        self, store: Store, metrics: ServiceMetrics | None = None, *, max_batch: int = 4096
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[_Submission | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        """Start the writer task on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="journal")
+
+    def submit(self, *records: Write) -> asyncio.Future[None]:
+        """Queue ``records`` (written together, in order); the future resolves once durable."""
+        if self._closed:
+            raise JournalClosed("the journal is closed")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Submission(records, done))
+        return done
+
+    async def write(self, *records: Write) -> None:
+        """Write ``records`` and wait until they are durable (shielded from cancellation)."""
+        await asyncio.shield(self.submit(*records))
+
+    async def close(self) -> None:
+        """Flush everything queued, then stop the writer."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put_nowait(None)
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            await self._flush(batch)
+
+    async def _flush(self, batch: list[_Submission]) -> None:
+        records = [record for item in batch for record in item.records]
+        started = time.perf_counter()
+        try:
+            await self.store.apply(records)
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0].done, exc)
+                return
+            # Isolate the bad submission: the others still deserve their acks.
+            for item in batch:
+                try:
+                    await self.store.apply(item.records)
+                except Exception as item_exc:
+                    _settle(item.done, item_exc)
+                else:
+                    _settle(item.done, None)
+            return
+        if self.metrics is not None:
+            self.metrics.store_flush.observe(time.perf_counter() - started)
+            self.metrics.store_batch_size.observe(len(records))
+        for item in batch:
+            _settle(item.done, None)
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    with contextlib.suppress(asyncio.InvalidStateError):
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)

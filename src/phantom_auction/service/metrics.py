@@ -1,0 +1,91 @@
+"""Prometheus metrics of the live service (one registry per app, so tests can run several)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["ServiceMetrics"]
+
+# Result latency is measured after the end of the reveal window: milliseconds matter.
+_LATENCY_BUCKETS_S = (
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+
+
+@dataclass(slots=True)
+class ServiceMetrics:
+    """Counters, histograms and gauges exposed on ``/metrics``."""
+
+    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+    auctions: Counter = field(init=False)
+    rejections: Counter = field(init=False)
+    messages: Counter = field(init=False)
+    result_latency: Histogram = field(init=False)
+    ack_latency: Histogram = field(init=False)
+    store_flush: Histogram = field(init=False)
+    store_batch_size: Histogram = field(init=False)
+    connected_bidders: Gauge = field(init=False)
+    open_auctions: Gauge = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.auctions = Counter(
+            "phantom_auction_auctions", "Auctions ended, by outcome", ["outcome"], registry=r
+        )
+        self.rejections = Counter(
+            "phantom_auction_rejections", "Bidder messages rejected, by reason", ["reason"], registry=r
+        )
+        self.messages = Counter(
+            "phantom_auction_bidder_messages",
+            "Bidder messages received, by kind and transport",
+            ["kind", "transport"],
+            registry=r,
+        )
+        self.result_latency = Histogram(
+            "phantom_auction_result_latency_seconds",
+            "Time from the end of the reveal window to the durable result (s)",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.ack_latency = Histogram(
+            "phantom_auction_ack_latency_seconds",
+            "Time from receiving a commit or reveal to its durable ack (s)",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.store_flush = Histogram(
+            "phantom_auction_store_flush_seconds",
+            "Duration of one group-commit transaction (s)",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.store_batch_size = Histogram(
+            "phantom_auction_store_batch_records",
+            "Records written per group-commit transaction",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+            registry=r,
+        )
+        self.connected_bidders = Gauge(
+            "phantom_auction_connected_bidders", "Bidders logged in over WebSocket", registry=r
+        )
+        self.open_auctions = Gauge(
+            "phantom_auction_open_auctions", "Auctions collecting or revealing", registry=r
+        )
+
+    def exposition(self) -> bytes:
+        """The text exposition format of every metric."""
+        return generate_latest(self.registry)

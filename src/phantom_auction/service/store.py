@@ -1,0 +1,817 @@
+"""Persistence of the live service behind one small interface (httpx-style swappable backends).
+
+:class:`Store` is what the service needs: settlement clients (bearer-token hashes),
+bidders (Ed25519 public keys and penalty state), auctions and the append-only log of
+every commit and reveal with its verdict. :meth:`Store.apply` writes a batch of
+:data:`Write` records in ONE transaction and returns only once it is durable, so the
+service can group-commit many acks behind a single fsync.
+
+Backends, chosen by URL in :func:`open_store`:
+
+- ``sqlite+aiosqlite:///path.db`` — :class:`SqlStore` on SQLite in WAL mode with
+  ``synchronous=FULL`` (a commit survives a crash of the process and of the machine);
+- ``postgresql+asyncpg://user:pw@host/db`` — :class:`SqlStore` on PostgreSQL;
+- ``memory://`` — :class:`MemoryStore`, for unit tests (not durable).
+
+Times are unix microseconds (integers, exact on every backend); JSON documents are
+stored as text.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from .penalties import PenaltyState
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AuctionFinished",
+    "AuctionRecord",
+    "AuctionStatus",
+    "BidEvent",
+    "BidderRecord",
+    "ClientRecord",
+    "MemoryStore",
+    "PenaltyUpdate",
+    "SqlStore",
+    "Store",
+    "StoreConflict",
+    "Write",
+    "normalize_database_url",
+    "now_us",
+    "open_store",
+]
+
+SCHEMA_VERSION = 1
+AuctionStatus = Literal["open", "finalized", "aborted"]
+EventKind = Literal["commit", "reveal"]
+
+
+def now_us() -> int:
+    """The current wall-clock time in unix microseconds."""
+    return time.time_ns() // 1_000
+
+
+class StoreConflict(ValueError):
+    """A unique name is already taken (names the field and value)."""
+
+    def __init__(self, field_name: str, value: object) -> None:
+        self.field = field_name
+        self.value = value
+        super().__init__(f"{field_name}={value!r}: already exists")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """A settlement client: it opens auctions with a bearer token (stored as its SHA-256)."""
+
+    client_id: int
+    name: str
+    created_at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class BidderRecord:
+    """A bidder: its Ed25519 public key (32 raw bytes) and its no-reveal penalty state."""
+
+    bidder_id: str
+    public_key: bytes
+    created_at_us: int
+    penalty: PenaltyState = field(default_factory=PenaltyState)
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionRecord:
+    """One auction as opened: the order, its windows, the phantom seed and, once over, its end.
+
+    ``request_digest`` fingerprints the client's request so that a retry with the same
+    ``idempotency_key`` but different fields is recognised. ``phantom_seed`` (hex) stays
+    secret until the auction ends; ``engine_config`` holds the configuration sections the
+    engine ran with, so a restart replays the auction under the same rules. ``result``
+    and ``competition`` are JSON documents written when ``status`` leaves ``open``.
+    """
+
+    auction_id: str
+    client_id: int
+    idempotency_key: str | None
+    request_digest: str
+    token_in: str
+    token_out: str
+    amount: float
+    baseline_price: float
+    opened_at_us: int
+    collect_ends_at_us: int
+    reveal_ends_at_us: int
+    phantom_commitment: str
+    phantom_seed: str
+    engine_config: dict[str, Any]
+    status: AuctionStatus = "open"
+    outcome: str | None = None
+    result: dict[str, Any] | None = None
+    competition: dict[str, Any] | None = None
+    finished_at_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BidEvent:
+    """A commit or reveal as received, with the verdict acknowledged to the bidder.
+
+    ``payload`` is the message's content (commitment, signature, revealed fields);
+    ``reason`` is the rejection code (None when accepted). ``event_id`` is assigned
+    by the store and orders events as the engine saw them.
+    """
+
+    auction_id: str
+    bidder_id: str
+    kind: EventKind
+    accepted: bool
+    reason: str | None
+    nonce: int | None
+    payload: dict[str, Any]
+    received_at_us: int
+    event_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionFinished:
+    """The end of an auction: ``finalized`` with a result, or ``aborted``."""
+
+    auction_id: str
+    status: AuctionStatus
+    outcome: str
+    result: dict[str, Any] | None
+    competition: dict[str, Any] | None
+    finished_at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class PenaltyUpdate:
+    """A bidder's new penalty state."""
+
+    bidder_id: str
+    penalty: PenaltyState
+
+
+Write: TypeAlias = AuctionRecord | BidEvent | AuctionFinished | PenaltyUpdate
+
+
+class Store(abc.ABC):
+    """What the service persists. Every method is safe to call concurrently."""
+
+    #: False only for the in-memory store: nothing survives the process.
+    durable: bool = True
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Create the schema, or migrate it to :data:`SCHEMA_VERSION`."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+    @abc.abstractmethod
+    async def add_client(self, name: str, token_hash: str) -> ClientRecord:
+        """Register a settlement client; :class:`StoreConflict` if ``name`` is taken."""
+
+    @abc.abstractmethod
+    async def client_by_token_hash(self, token_hash: str) -> ClientRecord | None:
+        """The client whose bearer token hashes to ``token_hash`` (hex SHA-256)."""
+
+    @abc.abstractmethod
+    async def add_bidder(self, bidder_id: str, public_key: bytes) -> BidderRecord:
+        """Register a bidder; :class:`StoreConflict` if ``bidder_id`` is taken."""
+
+    @abc.abstractmethod
+    async def bidder(self, bidder_id: str) -> BidderRecord | None:
+        """The bidder named ``bidder_id``, with its penalty state."""
+
+    @abc.abstractmethod
+    async def apply(self, writes: Sequence[Write]) -> None:
+        """Write every record in one transaction; return once it is durable.
+
+        Records are applied in order of kind: opened auctions, bid events, finished
+        auctions, penalty updates (so a batch may open an auction and log its bids).
+        """
+
+    @abc.abstractmethod
+    async def auction(self, auction_id: str) -> AuctionRecord | None:
+        """The auction ``auction_id``."""
+
+    @abc.abstractmethod
+    async def auction_by_key(self, client_id: int, idempotency_key: str) -> AuctionRecord | None:
+        """The auction a client opened with ``idempotency_key``."""
+
+    @abc.abstractmethod
+    async def open_auctions(self) -> list[AuctionRecord]:
+        """Auctions whose status is still ``open`` (after a crash: the ones to recover)."""
+
+    @abc.abstractmethod
+    async def events(self, auction_id: str) -> list[BidEvent]:
+        """The auction's commits and reveals in the order the engine saw them."""
+
+    @abc.abstractmethod
+    async def last_nonces(self) -> dict[str, int]:
+        """Each bidder's highest nonce in an accepted commit (replay protection)."""
+
+    @abc.abstractmethod
+    async def auction_ids(self, status: AuctionStatus | None = None) -> list[str]:
+        """Ids of every auction, or of those with ``status``."""
+
+
+def _split(writes: Sequence[Write]) -> tuple[
+    list[AuctionRecord], list[BidEvent], list[AuctionFinished], list[PenaltyUpdate]
+]:
+    opened: list[AuctionRecord] = []
+    events: list[BidEvent] = []
+    finished: list[AuctionFinished] = []
+    penalties: list[PenaltyUpdate] = []
+    for write in writes:
+        if isinstance(write, AuctionRecord):
+            opened.append(write)
+        elif isinstance(write, BidEvent):
+            events.append(write)
+        elif isinstance(write, AuctionFinished):
+            finished.append(write)
+        elif isinstance(write, PenaltyUpdate):
+            penalties.append(write)
+        else:
+            raise TypeError(f"write={write!r}: not a Store record")
+    return opened, events, finished, penalties
+
+
+# ---------------------------------------------------------------------------- in memory
+
+
+class MemoryStore(Store):
+    """Dictionaries behind the :class:`Store` interface: for unit tests, not durable."""
+
+    durable = False
+
+    def __init__(self) -> None:
+        self._clients: dict[int, tuple[ClientRecord, str]] = {}
+        self._bidders: dict[str, BidderRecord] = {}
+        self._auctions: dict[str, AuctionRecord] = {}
+        self._events: list[BidEvent] = []
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def add_client(self, name: str, token_hash: str) -> ClientRecord:
+        async with self._lock:
+            if any(c.name == name for c, _ in self._clients.values()):
+                raise StoreConflict("name", name)
+            record = ClientRecord(len(self._clients) + 1, name, now_us())
+            self._clients[record.client_id] = (record, token_hash)
+            return record
+
+    async def client_by_token_hash(self, token_hash: str) -> ClientRecord | None:
+        return next((c for c, h in self._clients.values() if h == token_hash), None)
+
+    async def add_bidder(self, bidder_id: str, public_key: bytes) -> BidderRecord:
+        async with self._lock:
+            if bidder_id in self._bidders:
+                raise StoreConflict("bidder_id", bidder_id)
+            record = BidderRecord(bidder_id, bytes(public_key), now_us())
+            self._bidders[bidder_id] = record
+            return record
+
+    async def bidder(self, bidder_id: str) -> BidderRecord | None:
+        return self._bidders.get(bidder_id)
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        opened, events, finished, penalties = _split(writes)
+        async with self._lock:
+            # Check everything first so that a failing batch changes nothing.
+            keys = {(a.client_id, a.idempotency_key) for a in self._auctions.values()}
+            new_ids = set(self._auctions)
+            for a in opened:
+                if a.auction_id in new_ids:
+                    raise StoreConflict("auction_id", a.auction_id)
+                if a.idempotency_key is not None and (a.client_id, a.idempotency_key) in keys:
+                    raise StoreConflict("idempotency_key", a.idempotency_key)
+                new_ids.add(a.auction_id)
+                keys.add((a.client_id, a.idempotency_key))
+            for e in events:
+                if e.auction_id not in new_ids:
+                    raise StoreConflict("auction_id (unknown)", e.auction_id)
+            for f in finished:
+                if f.auction_id not in new_ids:
+                    raise StoreConflict("auction_id (unknown)", f.auction_id)
+            for p in penalties:
+                if p.bidder_id not in self._bidders:
+                    raise StoreConflict("bidder_id (unknown)", p.bidder_id)
+            for a in opened:
+                self._auctions[a.auction_id] = a
+            for e in events:
+                self._events.append(replace(e, event_id=len(self._events) + 1))
+            for f in finished:
+                self._auctions[f.auction_id] = replace(
+                    self._auctions[f.auction_id],
+                    status=f.status,
+                    outcome=f.outcome,
+                    result=f.result,
+                    competition=f.competition,
+                    finished_at_us=f.finished_at_us,
+                )
+            for p in penalties:
+                self._bidders[p.bidder_id] = replace(self._bidders[p.bidder_id], penalty=p.penalty)
+
+    async def auction(self, auction_id: str) -> AuctionRecord | None:
+        return self._auctions.get(auction_id)
+
+    async def auction_by_key(self, client_id: int, idempotency_key: str) -> AuctionRecord | None:
+        return next(
+            (
+                a
+                for a in self._auctions.values()
+                if a.client_id == client_id and a.idempotency_key == idempotency_key
+            ),
+            None,
+        )
+
+    async def open_auctions(self) -> list[AuctionRecord]:
+        return [a for a in self._auctions.values() if a.status == "open"]
+
+    async def events(self, auction_id: str) -> list[BidEvent]:
+        return [e for e in self._events if e.auction_id == auction_id]
+
+    async def last_nonces(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for e in self._events:
+            if e.kind == "commit" and e.accepted and e.nonce is not None:
+                out[e.bidder_id] = max(out.get(e.bidder_id, e.nonce), e.nonce)
+        return out
+
+    async def auction_ids(self, status: AuctionStatus | None = None) -> list[str]:
+        return [a.auction_id for a in self._auctions.values() if status in (None, a.status)]
+
+
+# ---------------------------------------------------------------------------- SQL
+
+metadata = MetaData()
+
+_EventId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: a ROWID alias
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+)
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("client_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at_us", BigInteger, nullable=False),
+)
+
+bidders = Table(
+    "bidders",
+    metadata,
+    Column("bidder_id", String(200), primary_key=True),
+    Column("public_key", LargeBinary(32), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("no_reveal_rate", Double, nullable=False, default=0.0),
+    Column("blocked_until_us", BigInteger, nullable=False, default=0),
+    Column("block_count", Integer, nullable=False, default=0),
+    Column("block_reason", Text, nullable=True),
+)
+
+auctions = Table(
+    "auctions",
+    metadata,
+    Column("auction_id", String(64), primary_key=True),
+    Column("client_id", Integer, ForeignKey("clients.client_id"), nullable=False),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("request_digest", String(64), nullable=False),
+    Column("token_in", String(200), nullable=False),
+    Column("token_out", String(200), nullable=False),
+    Column("amount", Double, nullable=False),
+    Column("baseline_price", Double, nullable=False),
+    Column("opened_at_us", BigInteger, nullable=False),
+    Column("collect_ends_at_us", BigInteger, nullable=False),
+    Column("reveal_ends_at_us", BigInteger, nullable=False),
+    Column("phantom_commitment", String(64), nullable=False),
+    Column("phantom_seed", String(128), nullable=False),
+    Column("engine_config", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("outcome", String(64), nullable=True),
+    Column("result", Text, nullable=True),
+    Column("competition", Text, nullable=True),
+    Column("finished_at_us", BigInteger, nullable=True),
+    UniqueConstraint("client_id", "idempotency_key", name="uq_auctions_client_key"),
+    Index("ix_auctions_status", "status"),
+)
+
+bid_events = Table(
+    "bid_events",
+    metadata,
+    Column("event_id", _EventId, primary_key=True, autoincrement=True),
+    Column("auction_id", String(64), ForeignKey("auctions.auction_id"), nullable=False),
+    Column("bidder_id", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("accepted", Boolean, nullable=False),
+    Column("reason", String(64), nullable=True),
+    Column("nonce", BigInteger, nullable=True),
+    Column("payload", Text, nullable=False),
+    Column("received_at_us", BigInteger, nullable=False),
+    Index("ix_bid_events_auction", "auction_id", "event_id"),
+    Index("ix_bid_events_bidder_nonce", "bidder_id", "kind", "accepted", "nonce"),
+)
+
+#: Migrations from version ``v`` to ``v + 1``, applied in order on start.
+_MIGRATIONS: dict[int, list[str]] = {}
+
+
+def _dumps(document: object) -> str:
+    return json.dumps(document, separators=(",", ":"), allow_nan=False)
+
+
+def _loads_opt(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _auction_from_row(row: Any) -> AuctionRecord:
+    return AuctionRecord(
+        auction_id=row.auction_id,
+        client_id=row.client_id,
+        idempotency_key=row.idempotency_key,
+        request_digest=row.request_digest,
+        token_in=row.token_in,
+        token_out=row.token_out,
+        amount=row.amount,
+        baseline_price=row.baseline_price,
+        opened_at_us=row.opened_at_us,
+        collect_ends_at_us=row.collect_ends_at_us,
+        reveal_ends_at_us=row.reveal_ends_at_us,
+        phantom_commitment=row.phantom_commitment,
+        phantom_seed=row.phantom_seed,
+        engine_config=json.loads(row.engine_config),
+        status=row.status,
+        outcome=row.outcome,
+        result=_loads_opt(row.result),
+        competition=_loads_opt(row.competition),
+        finished_at_us=row.finished_at_us,
+    )
+
+
+def _bidder_from_row(row: Any) -> BidderRecord:
+    return BidderRecord(
+        bidder_id=row.bidder_id,
+        public_key=bytes(row.public_key),
+        created_at_us=row.created_at_us,
+        penalty=PenaltyState(
+            no_reveal_rate=row.no_reveal_rate,
+            blocked_until_us=row.blocked_until_us,
+            block_count=row.block_count,
+            reason=row.block_reason,
+        ),
+    )
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL + FULL: each commit is fsynced to the log before it returns (the ack rule).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class SqlStore(Store):
+    """SQLAlchemy Core on SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+
+    def __init__(
+        self, url: str, *, echo: bool = False, connect_args: dict[str, Any] | None = None
+    ) -> None:
+        parsed = make_url(url)
+        self.url = url
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"database_url={url!r}: only sqlite and postgresql are supported")
+        if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: AsyncEngine = create_async_engine(
+            parsed, echo=echo, connect_args=connect_args or {}
+        )
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
+        # SQLite allows one writer: serialise ours instead of waiting on busy_timeout.
+        self._write_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        async with self._write_lock, self.engine.begin() as conn:
+            await conn.run_sync(self._create_or_migrate)
+
+    @staticmethod
+    def _create_or_migrate(conn: Connection) -> None:
+        metadata.create_all(conn, checkfirst=True)
+        found = conn.execute(select(func.max(schema_version.c.version))).scalar()
+        if found is None:
+            conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+            return
+        if found > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema version {found} is newer than this program's "
+                f"({SCHEMA_VERSION}): upgrade phantom-auction"
+            )
+        for version in range(found, SCHEMA_VERSION):
+            for statement in _MIGRATIONS[version]:
+                conn.exec_driver_sql(statement)
+            conn.execute(insert(schema_version).values(version=version + 1))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def _write(self, conn_work: Any) -> Any:
+        async with self._write_lock, self.engine.begin() as conn:
+            return await conn_work(conn)
+
+    async def add_client(self, name: str, token_hash: str) -> ClientRecord:
+        created = now_us()
+
+        async def work(conn: AsyncConnection) -> int:
+            exists = await conn.execute(select(clients.c.client_id).where(clients.c.name == name))
+            if exists.first() is not None:
+                raise StoreConflict("name", name)
+            row = await conn.execute(
+                insert(clients)
+                .values(name=name, token_hash=token_hash, created_at_us=created)
+                .returning(clients.c.client_id)
+            )
+            return int(row.scalar_one())
+
+        try:
+            client_id = await self._write(work)
+        except IntegrityError:
+            raise StoreConflict("name", name) from None
+        return ClientRecord(client_id, name, created)
+
+    async def client_by_token_hash(self, token_hash: str) -> ClientRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(clients).where(clients.c.token_hash == token_hash))
+            ).first()
+        return None if row is None else ClientRecord(row.client_id, row.name, row.created_at_us)
+
+    async def add_bidder(self, bidder_id: str, public_key: bytes) -> BidderRecord:
+        record = BidderRecord(bidder_id, bytes(public_key), now_us())
+
+        async def work(conn: AsyncConnection) -> None:
+            exists = await conn.execute(
+                select(bidders.c.bidder_id).where(bidders.c.bidder_id == bidder_id)
+            )
+            if exists.first() is not None:
+                raise StoreConflict("bidder_id", bidder_id)
+            await conn.execute(
+                insert(bidders).values(
+                    bidder_id=bidder_id,
+                    public_key=record.public_key,
+                    created_at_us=record.created_at_us,
+                    no_reveal_rate=0.0,
+                    blocked_until_us=0,
+                    block_count=0,
+                    block_reason=None,
+                )
+            )
+
+        try:
+            await self._write(work)
+        except IntegrityError:
+            raise StoreConflict("bidder_id", bidder_id) from None
+        return record
+
+    async def bidder(self, bidder_id: str) -> BidderRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(bidders).where(bidders.c.bidder_id == bidder_id))).first()
+        return None if row is None else _bidder_from_row(row)
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        opened, events, finished, penalties = _split(writes)
+
+        async def work(conn: AsyncConnection) -> None:
+            if opened:
+                await conn.execute(
+                    insert(auctions),
+                    [
+                        {
+                            "auction_id": a.auction_id,
+                            "client_id": a.client_id,
+                            "idempotency_key": a.idempotency_key,
+                            "request_digest": a.request_digest,
+                            "token_in": a.token_in,
+                            "token_out": a.token_out,
+                            "amount": a.amount,
+                            "baseline_price": a.baseline_price,
+                            "opened_at_us": a.opened_at_us,
+                            "collect_ends_at_us": a.collect_ends_at_us,
+                            "reveal_ends_at_us": a.reveal_ends_at_us,
+                            "phantom_commitment": a.phantom_commitment,
+                            "phantom_seed": a.phantom_seed,
+                            "engine_config": _dumps(a.engine_config),
+                            "status": a.status,
+                            "outcome": a.outcome,
+                            "result": None if a.result is None else _dumps(a.result),
+                            "competition": None
+                            if a.competition is None
+                            else _dumps(a.competition),
+                            "finished_at_us": a.finished_at_us,
+                        }
+                        for a in opened
+                    ],
+                )
+            if events:
+                await conn.execute(
+                    insert(bid_events),
+                    [
+                        {
+                            "auction_id": e.auction_id,
+                            "bidder_id": e.bidder_id,
+                            "kind": e.kind,
+                            "accepted": e.accepted,
+                            "reason": e.reason,
+                            "nonce": e.nonce,
+                            "payload": _dumps(e.payload),
+                            "received_at_us": e.received_at_us,
+                        }
+                        for e in events
+                    ],
+                )
+            if finished:
+                await conn.execute(
+                    update(auctions)
+                    .where(auctions.c.auction_id == bindparam("b_auction_id"))
+                    .values(
+                        status=bindparam("b_status"),
+                        outcome=bindparam("b_outcome"),
+                        result=bindparam("b_result"),
+                        competition=bindparam("b_competition"),
+                        finished_at_us=bindparam("b_finished_at_us"),
+                    ),
+                    [
+                        {
+                            "b_auction_id": f.auction_id,
+                            "b_status": f.status,
+                            "b_outcome": f.outcome,
+                            "b_result": None if f.result is None else _dumps(f.result),
+                            "b_competition": None
+                            if f.competition is None
+                            else _dumps(f.competition),
+                            "b_finished_at_us": f.finished_at_us,
+                        }
+                        for f in finished
+                    ],
+                )
+            if penalties:
+                await conn.execute(
+                    update(bidders)
+                    .where(bidders.c.bidder_id == bindparam("b_bidder_id"))
+                    .values(
+                        no_reveal_rate=bindparam("b_rate"),
+                        blocked_until_us=bindparam("b_until"),
+                        block_count=bindparam("b_count"),
+                        block_reason=bindparam("b_reason"),
+                    ),
+                    [
+                        {
+                            "b_bidder_id": p.bidder_id,
+                            "b_rate": p.penalty.no_reveal_rate,
+                            "b_until": p.penalty.blocked_until_us,
+                            "b_count": p.penalty.block_count,
+                            "b_reason": p.penalty.reason,
+                        }
+                        for p in penalties
+                    ],
+                )
+
+        if opened or events or finished or penalties:
+            await self._write(work)
+
+    async def auction(self, auction_id: str) -> AuctionRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(auctions).where(auctions.c.auction_id == auction_id))
+            ).first()
+        return None if row is None else _auction_from_row(row)
+
+    async def auction_by_key(self, client_id: int, idempotency_key: str) -> AuctionRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(auctions).where(
+                        auctions.c.client_id == client_id,
+                        auctions.c.idempotency_key == idempotency_key,
+                    )
+                )
+            ).first()
+        return None if row is None else _auction_from_row(row)
+
+    async def open_auctions(self) -> list[AuctionRecord]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(auctions).where(auctions.c.status == "open").order_by(auctions.c.opened_at_us)
+            )
+            return [_auction_from_row(r) for r in rows]
+
+    async def events(self, auction_id: str) -> list[BidEvent]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(bid_events)
+                .where(bid_events.c.auction_id == auction_id)
+                .order_by(bid_events.c.event_id)
+            )
+            return [
+                BidEvent(
+                    auction_id=r.auction_id,
+                    bidder_id=r.bidder_id,
+                    kind=r.kind,
+                    accepted=bool(r.accepted),
+                    reason=r.reason,
+                    nonce=r.nonce,
+                    payload=json.loads(r.payload),
+                    received_at_us=r.received_at_us,
+                    event_id=r.event_id,
+                )
+                for r in rows
+            ]
+
+    async def last_nonces(self) -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(bid_events.c.bidder_id, func.max(bid_events.c.nonce))
+                .where(bid_events.c.kind == "commit", bid_events.c.accepted.is_(True))
+                .group_by(bid_events.c.bidder_id)
+            )
+            return {bidder: int(nonce) for bidder, nonce in rows if nonce is not None}
+
+    async def auction_ids(self, status: AuctionStatus | None = None) -> list[str]:
+        query = select(auctions.c.auction_id).order_by(auctions.c.opened_at_us)
+        if status is not None:
+            query = query.where(auctions.c.status == status)
+        async with self.engine.connect() as conn:
+            return [r[0] for r in await conn.execute(query)]
+
+
+def normalize_database_url(url: str) -> str:
+    """Add the async driver to a bare ``sqlite://`` or ``postgresql://`` URL."""
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+asyncpg://" + url.removeprefix(bare)
+    return url
+
+
+def open_store(url: str) -> Store:
+    """The store for ``url``: ``memory://``, ``sqlite+aiosqlite:///…`` or ``postgresql+asyncpg://…``.
+
+    Call :meth:`Store.start` before use.
+    """
+    if url in ("memory://", "memory:"):
+        return MemoryStore()
+    url = normalize_database_url(url)
+    try:
+        return SqlStore(url)
+    except ValueError:
+        raise
+    except Exception as exc:  # SQLAlchemy's URL and driver errors: say which URL.
+        raise ValueError(f"database_url={url!r}: {exc}") from exc

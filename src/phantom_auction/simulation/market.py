@@ -1,0 +1,290 @@
+"""Market model: each auction's latent true price and the real bidders' private values.
+
+Everything is measured in bps over the CFMM's baseline quote unless said otherwise
+(``price = baseline * (1 + bps / 10_000)``).
+
+**Market mode** (no value distribution given). A seller's CFMM quote sits below the
+fair price ``P*`` by half the spread and by the price impact of its order, and lags the
+market by the trend; ``P*`` itself is uncertain in proportion to volatility. For
+auction ``a`` and real bidder (filler) ``i``::
+
+    impact    = 10_000 * baseline_quantity / (volume * liquidity)      (capped)
+    m_a       = spread / 2 + impact + TREND_BPS * trend + VOLATILITY_BPS * volatility * Z_a
+    v_ai      = m_a + noise_sd * X_ai,   noise_sd = max(1, spread) * (0.5 + volatility)
+    X_a       ~ N(0, R)   (R = MarketConditions.correlation_matrix, a Gaussian copula)
+
+``m_a`` is the true price premium (``P* = baseline * (1 + m_a / 10_000)``) and ``v_ai``
+the filler's private value of the order per unit: its estimate of ``P*`` plus its own
+edge (inventory, flow it can net against), which is why values differ and correlate.
+
+**Independent private values** (``value_distribution`` F given): ``v_ai = F^-1(Phi(X_ai))``
+with ``X_ai`` independent standard normals (so ``v_ai`` are i.i.d. draws from F) unless
+``MarketConditions(correlation=rho)`` asks for a Gaussian copula; volatility and trend
+do not move them. ``P*``'s premium is F's mean, the price a competitive market would
+pay on average.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats
+from scipy.special import ndtr
+
+from ..errors import InvalidBidParameters
+
+__all__ = [
+    "MAX_IMPACT_BPS",
+    "TREND_BPS",
+    "VOLATILITY_BPS",
+    "MarketConditions",
+    "MarketDraws",
+    "ValueModel",
+    "equicorrelation",
+    "value_distribution",
+]
+
+FloatArray = NDArray[np.float64]
+
+#: Shift of ``P*`` over the quote (bps) for ``trend = 1``: the quote lags a moving market.
+TREND_BPS: Final = 20.0
+#: Standard deviation of ``P*`` around its mean (bps) for ``volatility = 1``.
+VOLATILITY_BPS: Final = 40.0
+#: Cap on the price impact term (bps), so that a near-zero liquidity stays finite.
+MAX_IMPACT_BPS: Final = 1_000.0
+#: Off-diagonal correlation of fillers' values per unit of liquidity when not given:
+#: in liquid markets fillers hedge on the same venues, so their values move together.
+LIQUIDITY_CORRELATION: Final = 0.5
+
+
+def equicorrelation(n: int, rho: float) -> FloatArray:
+    """The ``n x n`` matrix with ones on the diagonal and ``rho`` elsewhere."""
+    matrix = np.full((n, n), float(rho))
+    np.fill_diagonal(matrix, 1.0)
+    return matrix
+
+
+def _check_correlation(rho: float, n: int, field_name: str = "correlation") -> None:
+    """An equicorrelation matrix is positive definite iff -1/(n-1) < rho < 1."""
+    low = -1.0 / (n - 1) if n > 1 else -math.inf
+    if not (math.isfinite(rho) and low < rho < 1.0):
+        bound = f"{low:.6g}" if n > 1 else "-inf"
+        raise InvalidBidParameters(
+            field_name,
+            rho,
+            f"must lie in ({bound}, 1) for a positive definite matrix over {n} bidders",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MarketConditions:
+    """Market environment of the simulated auctions (the seed's fields plus ``correlation``).
+
+    ``volatility`` and ``liquidity`` are scores in [0, 1] (liquidity > 0), ``trend`` in
+    [-1, 1], ``spread`` the bid-ask spread in bps, ``volume`` the recent traded volume in
+    token A, ``num_bidders`` the size of :attr:`correlation_matrix`. ``correlation`` is
+    the constant off-diagonal correlation of real bidders' values; ``None`` derives it
+    from liquidity (``0.5 * liquidity``) in market mode and means independent values when
+    a value distribution is given.
+    """
+
+    volatility: float = 0.3
+    liquidity: float = 0.7
+    trend: float = 0.0
+    spread: float = 10.0
+    volume: float = 1e6
+    num_bidders: int = 20
+    correlation: float | None = None
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("volatility", self.volatility, 0.0 <= self.volatility <= 1.0, "must be in [0, 1]"),
+            ("liquidity", self.liquidity, 0.0 < self.liquidity <= 1.0, "must be in (0, 1]"),
+            ("trend", self.trend, -1.0 <= self.trend <= 1.0, "must be in [-1, 1]"),
+            ("spread", self.spread, 0.0 <= self.spread < math.inf, "must be finite bps >= 0"),
+            ("volume", self.volume, 0.0 < self.volume < math.inf, "must be finite and > 0"),
+        )
+        for name, value, ok, reason in checks:
+            if not (isinstance(value, int | float) and ok):
+                raise InvalidBidParameters(name, value, reason)
+        if isinstance(self.num_bidders, bool) or not (
+            isinstance(self.num_bidders, int) and self.num_bidders >= 1
+        ):
+            raise InvalidBidParameters("num_bidders", self.num_bidders, "must be an integer >= 1")
+        if self.correlation is not None:
+            _check_correlation(float(self.correlation), self.num_bidders)
+
+    @property
+    def value_correlation(self) -> float:
+        """Off-diagonal correlation of values in market mode (given, or from liquidity)."""
+        if self.correlation is not None:
+            return float(self.correlation)
+        return LIQUIDITY_CORRELATION * self.liquidity
+
+    @property
+    def correlation_matrix(self) -> FloatArray:
+        """``num_bidders x num_bidders`` correlation of values (positive definite).
+
+        Constant off-diagonal :attr:`value_correlation`; the identity for ``correlation=0``.
+        """
+        return self.correlation_matrix_for(self.num_bidders)
+
+    def correlation_matrix_for(self, n: int) -> FloatArray:
+        """The same construction for ``n`` bidders (the simulator's real bidders)."""
+        rho = self.value_correlation
+        _check_correlation(rho, max(n, 1))
+        return equicorrelation(n, rho)
+
+
+def value_distribution(spec: Any) -> Any:
+    """A frozen ``scipy.stats`` distribution of values in bps over baseline.
+
+    ``spec`` is ``("uniform", low, high)``, ``("normal", mean, sd)``,
+    ``("lognormal", mu, sigma)`` (``exp`` of a normal with that mean and sd) or already a
+    frozen scipy distribution (anything with ``cdf``, ``ppf`` and ``mean``).
+    """
+    if all(hasattr(spec, name) for name in ("cdf", "ppf", "mean")):
+        return spec
+    if not isinstance(spec, Sequence) or isinstance(spec, str) or len(spec) != 3:
+        raise InvalidBidParameters(
+            "value_distribution",
+            spec,
+            "must be ('uniform', low, high), ('normal', mean, sd), ('lognormal', mu, sigma) "
+            "or a frozen scipy.stats distribution",
+        )
+    family, a, b = spec
+    try:
+        a, b = float(a), float(b)
+    except (TypeError, ValueError):
+        raise InvalidBidParameters("value_distribution", spec, "parameters must be numbers") from None
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise InvalidBidParameters("value_distribution", spec, "parameters must be finite")
+    family = str(family).lower()
+    if family == "uniform":
+        if not a < b:
+            raise InvalidBidParameters("value_distribution", spec, "uniform needs low < high")
+        return stats.uniform(loc=a, scale=b - a)
+    if family == "normal":
+        if not b > 0:
+            raise InvalidBidParameters("value_distribution", spec, "normal needs sd > 0")
+        return stats.norm(loc=a, scale=b)
+    if family == "lognormal":
+        if not b > 0:
+            raise InvalidBidParameters("value_distribution", spec, "lognormal needs sigma > 0")
+        return stats.lognorm(s=b, scale=math.exp(a))
+    raise InvalidBidParameters(
+        "value_distribution", spec, "family must be 'uniform', 'normal' or 'lognormal'"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDraws:
+    """Exogenous draws of ``A`` auctions: true price premium (A,) and values (A, N), in bps."""
+
+    true_premium_bps: FloatArray
+    values_bps: FloatArray
+
+
+def _family(dist: Any) -> tuple[str, float, float]:
+    """(family, loc, scale) for the closed forms we sample without ``ppf``; else ("other", ..)."""
+    name = getattr(getattr(dist, "dist", None), "name", "")
+    args = tuple(getattr(dist, "args", ()))
+    kwds = dict(getattr(dist, "kwds", {}))
+    if name in ("uniform", "norm") and not args:
+        return name, float(kwds.get("loc", 0.0)), float(kwds.get("scale", 1.0))
+    if name == "lognorm" and not args and set(kwds) <= {"s", "scale"} and "s" in kwds:
+        return name, float(kwds["s"]), float(kwds.get("scale", 1.0))
+    return "other", 0.0, 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ValueModel:
+    """How one run draws ``P*`` and values (see the module docstring); picklable.
+
+    Each auction takes one row of ``N + 2`` standard normals from the market stream:
+    ``Z`` (true price), ``W`` (common factor of the values) and ``E`` (N idiosyncratic),
+    so ``k`` auctions drawn at once equal ``k`` auctions drawn one by one.
+    """
+
+    num_bidders: int
+    center_bps: float
+    premium_sd_bps: float
+    noise_sd_bps: float
+    correlation: float
+    distribution: Any = None
+    _cholesky: FloatArray | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        market: MarketConditions,
+        num_bidders: int,
+        baseline_quantity: float,
+        distribution: Any = None,
+    ) -> ValueModel:
+        """The model for ``num_bidders`` real bidders trading ``baseline_quantity`` token A."""
+        if distribution is not None:
+            rho = 0.0 if market.correlation is None else float(market.correlation)
+            mean = float(distribution.mean())
+            center = mean if math.isfinite(mean) else float(distribution.median())
+            premium_sd = noise_sd = 0.0
+        else:
+            rho = market.value_correlation
+            impact = min(
+                MAX_IMPACT_BPS, 10_000.0 * baseline_quantity / (market.volume * market.liquidity)
+            )
+            center = market.spread / 2.0 + impact + TREND_BPS * market.trend
+            premium_sd = VOLATILITY_BPS * market.volatility
+            noise_sd = max(1.0, market.spread) * (0.5 + market.volatility)
+        chol = None
+        if num_bidders > 1:
+            _check_correlation(rho, num_bidders)
+            if rho < 0.0:
+                chol = np.linalg.cholesky(equicorrelation(num_bidders, rho))
+        return cls(num_bidders, center, premium_sd, noise_sd, rho, distribution, chol)
+
+    @property
+    def marginal(self) -> Any:
+        """The distribution of one bidder's value (bps): F, or the market mode's normal."""
+        if self.distribution is not None:
+            return self.distribution
+        return stats.norm(loc=self.center_bps, scale=math.hypot(self.premium_sd_bps, self.noise_sd_bps))
+
+    def draw(self, rng: np.random.Generator, n_auctions: int) -> MarketDraws:
+        """Draw ``n_auctions`` auctions from the market stream ``rng``."""
+        n = self.num_bidders
+        block = rng.standard_normal((n_auctions, n + 2))
+        premium_shock, common, idio = block[:, 0], block[:, 1], block[:, 2:]
+        if self.correlation == 0.0:
+            x = idio
+        elif self._cholesky is not None:
+            x = idio @ self._cholesky.T
+        else:
+            x = math.sqrt(self.correlation) * common[:, None] + math.sqrt(1.0 - self.correlation) * idio
+        if self.distribution is None:
+            premium = self.center_bps + self.premium_sd_bps * premium_shock
+            values = premium[:, None] + self.noise_sd_bps * x
+            return MarketDraws(premium, values)
+        premium = np.full(n_auctions, self.center_bps)
+        return MarketDraws(premium, self._quantile_transform(x))
+
+    def _quantile_transform(self, x: FloatArray) -> FloatArray:
+        """``F^-1(Phi(x))``, in closed form for the named families."""
+        family, a, b = _family(self.distribution)
+        if family == "norm":
+            return a + b * x
+        if family == "lognorm":
+            out: FloatArray = b * np.exp(a * x)
+            return out
+        u = ndtr(x)
+        if family == "uniform":
+            return a + b * u
+        # Keep u inside (0, 1): Phi saturates at 1.0 for x > 8.3 and F^-1(1) may be inf.
+        np.clip(u, 1e-300, 1.0 - 2.0**-53, out=u)
+        values = np.asarray(self.distribution.ppf(u), dtype=np.float64)
+        return values

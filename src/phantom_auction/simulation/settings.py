@@ -1,0 +1,182 @@
+"""``SimulationConfig``: what one simulated auction and one Monte Carlo run look like.
+
+Fields left ``None`` take their value from the package configuration
+(:func:`phantom_auction.config.load_config`, i.e. ``default.toml`` and ``AUCTION_*``
+variables), read once when the config is built so that a run is a pure function of it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import AuctionConfig, load_config
+from ..engine.phantoms import PhantomModel
+from ..errors import InvalidBidParameters
+from ..mechanisms.clearing import canonical_mechanism
+from .market import value_distribution as parse_value_distribution
+
+__all__ = ["SimulationConfig"]
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InvalidBidParameters(name, value, f"must be an integer >= {low}")
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationConfig:
+    """Configuration of simulated auctions (the seed's fields, then optional refinements).
+
+    - ``num_real_bidders``: real bidders the simulator creates (users may append more to
+      ``PhantomSimulator.strategies``); ``num_phantom_bidders``: phantom slots per auction,
+      each holding a bid with the configured ``bid_probability``.
+    - ``auction_duration_ms``: the whole auction; bids are collected for
+      ``auction_duration_ms - reveal_delay_ms`` and later bids are dropped.
+    - ``num_simulations``: auctions per Monte Carlo run; ``seed``: root of every random
+      stream (``None``: fresh entropy, recorded on the results).
+    - ``mechanism``: ``vcg``, ``vickrey`` (alias ``second_price``), ``discriminatory``
+      (alias ``first_price``) or ``uniform``; when ``None``, ``enable_vcg`` chooses VCG as
+      in the seed, else the configured mechanism (``vickrey`` if that is VCG).
+    - ``value_distribution``: ``("uniform", low, high)``, ``("normal", mean, sd)``,
+      ``("lognormal", mu, sigma)`` in bps over baseline, or a frozen ``scipy.stats``
+      distribution: real values become independent draws from it (see ``market``).
+      With it and no phantoms the simulator runs in *textbook mode*: no improvement
+      bounds and every bid is for the whole order.
+    - ``real_strategy``: a registered strategy name or a strategy object for every real
+      bidder; ``None`` rotates the seed's five strategies.
+    - ``chunk_size``: auctions per Monte Carlo chunk (``resources.simulation_chunk_size``);
+      results depend on it, never on the number of workers.
+    - ``reveal_delay_ms``, ``min_participants``, ``phantom_model``, ``workers``: the
+      engine's settings, from ``auction_config`` (``load_config()`` when ``None``).
+    """
+
+    num_real_bidders: int = 5
+    num_phantom_bidders: int = 15
+    auction_duration_ms: float = 100
+    num_simulations: int = 1000
+    seed: int | None = None
+    enable_vcg: bool = True
+    enable_learning: bool = False
+    mechanism: str | None = None
+    value_distribution: Any = None
+    real_strategy: Any = None
+    chunk_size: int | None = None
+    reveal_delay_ms: float | None = None
+    min_participants: int | None = None
+    phantom_model: PhantomModel | None = None
+    workers: int | None = None
+    auction_config: AuctionConfig | None = field(default=None, repr=False, compare=False)
+    # Resolved once in __post_init__ (frozen: set through object.__setattr__).
+    clearing_mechanism: str = field(init=False, default="vcg")
+    distribution: Any = field(init=False, default=None, repr=False)
+    resolved_chunk_size: int = field(init=False, default=65536, repr=False)
+    resolved_reveal_delay_ms: float = field(init=False, default=20.0, repr=False)
+    resolved_min_participants: int = field(init=False, default=2, repr=False)
+    resolved_phantom_model: PhantomModel = field(
+        init=False, default_factory=PhantomModel, repr=False
+    )
+    resolved_workers: int = field(init=False, default=1, repr=False)
+    min_improvement_bps: float = field(init=False, default=10.0, repr=False)
+    max_improvement_bps: float = field(init=False, default=50.0, repr=False)
+    max_bid_value_multiplier: float = field(init=False, default=1.0, repr=False)
+    priority_fee_max_ratio: float = field(init=False, default=0.01, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_int("num_real_bidders", self.num_real_bidders, 0)
+        _check_int("num_phantom_bidders", self.num_phantom_bidders, 0)
+        _check_int("num_simulations", self.num_simulations, 1)
+        if self.seed is not None:
+            _check_int("seed", self.seed, 0)
+        duration = self.auction_duration_ms
+        if isinstance(duration, bool) or not (
+            isinstance(duration, int | float) and 0 < duration < math.inf
+        ):
+            raise InvalidBidParameters("auction_duration_ms", duration, "must be finite ms > 0")
+        for name in ("enable_vcg", "enable_learning"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidBidParameters(name, getattr(self, name), "must be True or False")
+        cfg = self.auction_config if self.auction_config is not None else load_config()
+        pa = cfg.phantom_auction
+        if self.mechanism is not None:
+            mechanism = canonical_mechanism(self.mechanism)
+        elif self.enable_vcg:
+            mechanism = "vcg"
+        else:
+            mechanism = pa.mechanism if pa.mechanism != "vcg" else "vickrey"
+        chunk = cfg.resources.simulation_chunk_size if self.chunk_size is None else self.chunk_size
+        _check_int("chunk_size", chunk, 1)
+        reveal = (
+            pa.reveal_delay_ms * float(duration) / pa.duration_ms
+            if self.reveal_delay_ms is None
+            else self.reveal_delay_ms
+        )
+        if isinstance(reveal, bool) or not (
+            isinstance(reveal, int | float) and 0 <= reveal < duration
+        ):
+            raise InvalidBidParameters(
+                "reveal_delay_ms", reveal, f"must be in [0, auction_duration_ms={duration})"
+            )
+        min_participants = (
+            pa.min_participants if self.min_participants is None else self.min_participants
+        )
+        _check_int("min_participants", min_participants, 0)
+        workers = cfg.resources.workers if self.workers is None else self.workers
+        _check_int("workers", workers, 1)
+        if self.phantom_model is None:
+            model = PhantomModel.from_config(cfg)
+            phantoms = PhantomModel(
+                max_phantom_bidders=self.num_phantom_bidders,
+                bid_probability=model.bid_probability,
+                mean_bps=model.mean_bps,
+                sd_bps=model.sd_bps,
+                min_bps=model.min_bps,
+                max_bps=model.max_bps,
+                volume_fraction=model.volume_fraction,
+                fee_fraction=model.fee_fraction,
+                priority_fee_max_ratio=model.priority_fee_max_ratio,
+            )
+        elif isinstance(self.phantom_model, PhantomModel):
+            phantoms = self.phantom_model
+            if phantoms.max_phantom_bidders != self.num_phantom_bidders:
+                raise InvalidBidParameters(
+                    "phantom_model.max_phantom_bidders",
+                    phantoms.max_phantom_bidders,
+                    f"must equal num_phantom_bidders={self.num_phantom_bidders}",
+                )
+        else:
+            raise InvalidBidParameters(
+                "phantom_model", self.phantom_model, "must be a PhantomModel or None"
+            )
+        dist = (
+            None
+            if self.value_distribution is None
+            else parse_value_distribution(self.value_distribution)
+        )
+        setattr_ = object.__setattr__
+        setattr_(self, "clearing_mechanism", mechanism)
+        setattr_(self, "distribution", dist)
+        setattr_(self, "resolved_chunk_size", int(chunk))
+        setattr_(self, "resolved_reveal_delay_ms", float(reveal))
+        setattr_(self, "resolved_min_participants", int(min_participants))
+        setattr_(self, "resolved_phantom_model", phantoms)
+        setattr_(self, "resolved_workers", int(workers))
+        setattr_(self, "min_improvement_bps", float(pa.min_improvement_bps))
+        setattr_(self, "max_improvement_bps", float(pa.max_improvement_bps))
+        setattr_(
+            self, "max_bid_value_multiplier", float(cfg.auction_mechanics.max_bid_value_multiplier)
+        )
+        setattr_(
+            self, "priority_fee_max_ratio", float(cfg.auction_mechanics.priority_fee_max_ratio)
+        )
+
+    @property
+    def textbook(self) -> bool:
+        """Textbook mode: a value distribution and no phantoms (checks against theory)."""
+        return self.distribution is not None and self.num_phantom_bidders == 0
+
+    @property
+    def collection_window_ms(self) -> float:
+        """Time bids are collected (ms): duration minus the reveal window."""
+        return float(self.auction_duration_ms) - self.resolved_reveal_delay_ms

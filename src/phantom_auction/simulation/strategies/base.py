@@ -1,0 +1,465 @@
+"""The bidder-strategy interface shared by the simulator, the fast path and live bidders.
+
+A strategy follows the seed's interface::
+
+    generate_bid(baseline_price, baseline_quantity, market, rng) -> Bid | None
+
+returning ``(price, quantity, timestamp, priority_fee)``: an improved price in token B
+per token A, a volume in token A, an arrival time in ms since the auction opened and a
+priority fee in token units. Optional keywords: ``private_value`` (the bidder's value
+of the order, token B per token A) and ``view`` (an :class:`AuctionView`: a read-only
+view of the auction's rules; never the rivals' bids). A strategy that re-bids over the
+window overrides :meth:`BidderStrategy.generate_bids`; the simulator keeps, per bidder,
+the best bid that arrived inside the collection window (a re-bid only counts if it
+improves the standing one) and drops the rest.
+
+The fast path calls :meth:`BidderStrategy.generate_batch` when a strategy offers it: the
+bids of many auctions at once as numpy arrays (improvements in bps over baseline).
+Built-in strategies draw one fixed-size block of uniforms per auction from their own
+stream, so the batch and the scalar form produce the same bids from the same seed.
+A custom strategy written only in the scalar form works too: the fast path then calls
+it once per auction.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from ..market import MarketConditions
+
+__all__ = [
+    "BPS",
+    "AuctionFeedback",
+    "AuctionView",
+    "Bid",
+    "BidBatch",
+    "BidderStrategy",
+    "FeedbackBatch",
+    "LabelledStrategy",
+    "call_generate_bids",
+    "learns",
+    "price_to_bps",
+    "strategy_label",
+    "value_bps",
+]
+
+FloatArray = NDArray[np.float64]
+BPS = 10_000.0
+
+
+class Bid(NamedTuple):
+    """One bid in the seed's form."""
+
+    price: float
+    """Improved price offered to the user (token B per token A)."""
+    quantity: float
+    """Volume (token A)."""
+    timestamp: float
+    """Arrival time (ms since the auction opened)."""
+    priority_fee: float
+    """Priority fee (token units)."""
+
+
+def price_to_bps(baseline_price: float, price: float) -> float:
+    """Improvement of ``price`` over ``baseline_price`` in bps."""
+    return (price / baseline_price - 1.0) * BPS
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionView:
+    """What a bidder knows of the auction's rules (defaults: the packaged configuration).
+
+    ``window_ms``: collection window (later bids are dropped); ``duration_ms``: whole
+    auction; improvements must lie in ``[min_improvement_bps, max_improvement_bps]``;
+    volume at most ``max_volume_fraction`` of the order; priority fee at most
+    ``priority_fee_max_ratio`` x volume; ``num_bidders`` real bidders (rivals + 1);
+    ``value_distribution``: the marginal distribution of a real bidder's value in bps
+    (frozen scipy; ``None`` if unknown); ``whole_order``: every bid is for the whole
+    order (textbook mode); ``learning``: learning strategies may update across auctions.
+    """
+
+    window_ms: float = 80.0
+    duration_ms: float = 100.0
+    min_improvement_bps: float = 10.0
+    max_improvement_bps: float = 50.0
+    max_volume_fraction: float = 1.0
+    priority_fee_max_ratio: float = 0.01
+    num_bidders: int = 5
+    mechanism: str = "vcg"
+    whole_order: bool = False
+    learning: bool = False
+    value_distribution: Any = None
+
+    @property
+    def expected_value_bps(self) -> float:
+        """The mean value (bps) a bidder assumes when it is not told its own."""
+        if self.value_distribution is not None:
+            mean = float(self.value_distribution.mean())
+            if math.isfinite(mean):
+                return mean
+        low, high = self.min_improvement_bps, self.max_improvement_bps
+        if math.isfinite(low) and math.isfinite(high):
+            return (low + high) / 2.0
+        return low if math.isfinite(low) else 0.0
+
+
+def value_bps(baseline_price: float, private_value: float | None, view: AuctionView) -> float:
+    """A bidder's value in bps: from ``private_value`` (token B per A) or the view's mean."""
+    if private_value is None:
+        return view.expected_value_bps
+    return price_to_bps(baseline_price, private_value)
+
+
+@dataclass(frozen=True, slots=True)
+class BidBatch:
+    """Bids of ``A`` auctions x ``R`` re-bid slots (time order within a row).
+
+    ``improvement_bps`` over baseline, ``quantity`` (token A), ``timestamp_ms``,
+    ``priority_fee`` (token units); ``present`` marks slots that hold a bid. ``tag`` is
+    an optional per-auction integer (e.g. the learner's action) handed back in
+    :class:`FeedbackBatch`.
+    """
+
+    improvement_bps: FloatArray
+    quantity: FloatArray
+    timestamp_ms: FloatArray
+    priority_fee: FloatArray
+    present: NDArray[np.bool_]
+    tag: NDArray[np.int64] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionFeedback:
+    """What a bidder learns after one auction: its own outcome and the public price.
+
+    ``allocation`` in token A; ``payment_bps`` per unit over baseline; ``reward_bps`` its
+    utility ``(value - payment) * allocation / order size`` in bps of the order;
+    ``clearing_price`` the user's price (token B per A).
+    """
+
+    participated: bool
+    allocation: float
+    payment_bps: float
+    reward_bps: float
+    clearing_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackBatch:
+    """:class:`AuctionFeedback` of consecutive auctions as arrays, plus the batch's tags."""
+
+    participated: NDArray[np.bool_]
+    allocation: FloatArray
+    payment_bps: FloatArray
+    reward_bps: FloatArray
+    clearing_price: FloatArray
+    tag: NDArray[np.int64] | None = None
+
+
+_KEYWORDS_CACHE: dict[Any, frozenset[str] | None] = {}
+
+
+def _accepted_keywords(func: Callable[..., Any]) -> frozenset[str] | None:
+    """Keyword names ``func`` accepts among ours; ``None`` when it takes ``**kwargs``."""
+    key = getattr(func, "__func__", func)
+    if key in _KEYWORDS_CACHE:
+        return _KEYWORDS_CACHE[key]
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        accepted: frozenset[str] | None = frozenset()
+    else:
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            accepted = None
+        else:
+            accepted = frozenset(p.name for p in params) & {"private_value", "view"}
+    _KEYWORDS_CACHE[key] = accepted
+    return accepted
+
+
+def _as_bid(raw: Any, where: str) -> Bid:
+    """A :class:`Bid` from a tuple, a named tuple or an object with the four fields."""
+    if isinstance(raw, Bid):
+        return raw
+    if all(hasattr(raw, f) for f in Bid._fields):
+        return Bid(*(float(getattr(raw, f)) for f in Bid._fields))
+    if isinstance(raw, Mapping):
+        return Bid(*(float(raw[f]) for f in Bid._fields))
+    if isinstance(raw, Sequence) and len(raw) == 4:
+        return Bid(*(float(x) for x in raw))
+    from ...errors import InvalidBidParameters
+
+    raise InvalidBidParameters(
+        where, raw, "must return None or (price, quantity, timestamp, priority_fee)"
+    )
+
+
+def _call_with_keywords(
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    private_value: float | None,
+    view: AuctionView | None,
+) -> Any:
+    accepted = _accepted_keywords(func)
+    kwargs: dict[str, Any] = {}
+    if accepted is None or "private_value" in accepted:
+        kwargs["private_value"] = private_value
+    if accepted is None or "view" in accepted:
+        kwargs["view"] = view
+    return func(*args, **kwargs)
+
+
+class BidderStrategy:
+    """Base class of bidding strategies (Axelrod style: a ``name`` and a ``classifier``).
+
+    Subclasses implement :meth:`generate_bid` (one bid; the seed's form) or
+    :meth:`generate_bids` (re-bids over the window); either is enough. Optional:
+    :meth:`generate_batch` (the fast path), :meth:`observe` / :meth:`observe_batch`
+    (learning across auctions).
+    """
+
+    name: ClassVar[str] = "custom"
+    #: Properties of the strategy: ``stochastic`` (draws random numbers), ``learns``
+    #: (changes across auctions), ``truthful`` (bids its value), ``uses_private_value``,
+    #: ``rebids`` (several bids per auction), ``vectorised`` (has a batch form).
+    classifier: ClassVar[Mapping[str, bool]] = {
+        "stochastic": True,
+        "learns": False,
+        "truthful": False,
+        "uses_private_value": False,
+        "rebids": False,
+        "vectorised": False,
+    }
+
+    @property
+    def label(self) -> str:
+        """Name under which results report this bidder (the strategy's ``name``)."""
+        return self.name
+
+    def generate_bid(
+        self,
+        baseline_price: float,
+        baseline_quantity: float,
+        market: MarketConditions,
+        rng: np.random.Generator,
+        *,
+        private_value: float | None = None,
+        view: AuctionView | None = None,
+    ) -> Bid | None:
+        """The bid this strategy stands on: its best bid inside the collection window."""
+        if type(self).generate_bids is BidderStrategy.generate_bids:
+            raise NotImplementedError(
+                f"{type(self).__name__} must implement generate_bid or generate_bids"
+            )
+        bids = self.generate_bids(
+            baseline_price,
+            baseline_quantity,
+            market,
+            rng,
+            private_value=private_value,
+            view=view,
+        )
+        window = (view or AuctionView()).window_ms
+        best: Bid | None = None
+        for bid in bids:
+            if bid.timestamp <= window and (best is None or bid.price > best.price):
+                best = bid
+        return best
+
+    def generate_bids(
+        self,
+        baseline_price: float,
+        baseline_quantity: float,
+        market: MarketConditions,
+        rng: np.random.Generator,
+        *,
+        private_value: float | None = None,
+        view: AuctionView | None = None,
+    ) -> list[Bid]:
+        """Every bid of one auction in time order (default: the one :meth:`generate_bid`)."""
+        if type(self).generate_bid is BidderStrategy.generate_bid:
+            raise NotImplementedError(
+                f"{type(self).__name__} must implement generate_bid or generate_bids"
+            )
+        raw = _call_with_keywords(
+            self.generate_bid,
+            (baseline_price, baseline_quantity, market, rng),
+            private_value,
+            view,
+        )
+        return [] if raw is None else [_as_bid(raw, f"{type(self).__name__}.generate_bid")]
+
+    def generate_batch(
+        self,
+        view: AuctionView,
+        market: MarketConditions,
+        baseline_price: float,
+        baseline_quantity: float,
+        values_bps: FloatArray,
+        rng: np.random.Generator,
+    ) -> BidBatch | None:
+        """Bids of ``len(values_bps)`` auctions at once, or ``None`` (no batch form)."""
+        return None
+
+    def observe(self, feedback: AuctionFeedback) -> None:
+        """Learn from one auction's outcome (default: nothing)."""
+
+    def observe_batch(self, feedback: FeedbackBatch) -> None:
+        """Learn from consecutive auctions, in order (default: :meth:`observe` on each)."""
+        for i in range(feedback.participated.shape[0]):
+            self.observe(
+                AuctionFeedback(
+                    bool(feedback.participated[i]),
+                    float(feedback.allocation[i]),
+                    float(feedback.payment_bps[i]),
+                    float(feedback.reward_bps[i]),
+                    float(feedback.clearing_price[i]),
+                )
+            )
+
+    def auctions_until_refresh(self) -> int:
+        """Auctions the current policy stays fixed for (the fast path's learning block)."""
+        return 1
+
+    def copy(self) -> BidderStrategy:
+        """An independent copy (own learning state)."""
+        return copy.deepcopy(self)
+
+    def __repr__(self) -> str:
+        params = ", ".join(
+            f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_")
+        ) if hasattr(self, "__dict__") else ""
+        return f"{type(self).__name__}({params})"
+
+
+class LabelledStrategy(BidderStrategy):
+    """``inner`` reported under another ``label`` (e.g. to tell two adaptive bidders apart)."""
+
+    def __init__(self, inner: Any, label: str) -> None:
+        self.inner = inner
+        self._label = str(label)
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @property
+    def classifier(self) -> Mapping[str, bool]:  # type: ignore[override]
+        inner = getattr(self.inner, "classifier", None)
+        return dict(inner) if isinstance(inner, Mapping) else dict(BidderStrategy.classifier)
+
+    def generate_bids(
+        self,
+        baseline_price: float,
+        baseline_quantity: float,
+        market: MarketConditions,
+        rng: np.random.Generator,
+        *,
+        private_value: float | None = None,
+        view: AuctionView | None = None,
+    ) -> list[Bid]:
+        return call_generate_bids(
+            self.inner, baseline_price, baseline_quantity, market, rng, private_value, view
+        )
+
+    def generate_batch(
+        self,
+        view: AuctionView,
+        market: MarketConditions,
+        baseline_price: float,
+        baseline_quantity: float,
+        values_bps: FloatArray,
+        rng: np.random.Generator,
+    ) -> BidBatch | None:
+        method = getattr(self.inner, "generate_batch", None)
+        if method is None:
+            return None
+        batch: BidBatch | None = method(
+            view, market, baseline_price, baseline_quantity, values_bps, rng
+        )
+        return batch
+
+    def observe(self, feedback: AuctionFeedback) -> None:
+        method = getattr(self.inner, "observe", None)
+        if method is not None:
+            method(feedback)
+
+    def observe_batch(self, feedback: FeedbackBatch) -> None:
+        method = getattr(self.inner, "observe_batch", None)
+        if method is not None:
+            method(feedback)
+        else:
+            super().observe_batch(feedback)
+
+    def auctions_until_refresh(self) -> int:
+        method = getattr(self.inner, "auctions_until_refresh", None)
+        return int(method()) if method is not None else 1
+
+
+def strategy_label(strategy: Any) -> str:
+    """The name results use for ``strategy``: its ``label``, ``name`` or class name."""
+    for attr in ("label", "name"):
+        value = getattr(strategy, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(strategy).__name__
+
+
+def learns(strategy: Any) -> bool:
+    """Whether ``strategy`` learns across auctions (classifier flag, or an ``observe``)."""
+    classifier = getattr(strategy, "classifier", None)
+    if isinstance(strategy, BidderStrategy) and isinstance(classifier, Mapping):
+        return bool(classifier.get("learns", False))
+    return callable(getattr(strategy, "observe", None))
+
+
+def call_generate_bids(
+    strategy: Any,
+    baseline_price: float,
+    baseline_quantity: float,
+    market: MarketConditions,
+    rng: np.random.Generator,
+    private_value: float | None,
+    view: AuctionView | None,
+) -> list[Bid]:
+    """Every bid of ``strategy`` for one auction, whatever form it implements.
+
+    Accepts a :class:`BidderStrategy` or any object with the seed's ``generate_bid``
+    (keywords it does not declare are not passed).
+    """
+    if isinstance(strategy, BidderStrategy):
+        return strategy.generate_bids(
+            baseline_price,
+            baseline_quantity,
+            market,
+            rng,
+            private_value=private_value,
+            view=view,
+        )
+    method = getattr(strategy, "generate_bids", None)
+    if callable(method):
+        raw_list = _call_with_keywords(
+            method, (baseline_price, baseline_quantity, market, rng), private_value, view
+        )
+        where = f"{type(strategy).__name__}.generate_bids"
+        return [_as_bid(raw, where) for raw in raw_list]
+    method = getattr(strategy, "generate_bid", None)
+    if not callable(method):
+        from ...errors import InvalidBidParameters
+
+        raise InvalidBidParameters(
+            "strategy", strategy, "must be a BidderStrategy or have a generate_bid method"
+        )
+    raw = _call_with_keywords(
+        method, (baseline_price, baseline_quantity, market, rng), private_value, view
+    )
+    return [] if raw is None else [_as_bid(raw, f"{type(strategy).__name__}.generate_bid")]

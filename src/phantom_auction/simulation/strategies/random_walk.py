@@ -1,0 +1,143 @@
+"""Random-walk bidding: the bid path is a geometric Brownian motion with jumps."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+from scipy.special import ndtri
+
+from .base import BPS, AuctionView, Bid, BidBatch, BidderStrategy, FloatArray, value_bps
+from .truthful import order_volume
+
+if TYPE_CHECKING:
+    from ..market import MarketConditions
+
+__all__ = ["RandomWalkStrategy"]
+
+
+class RandomWalkStrategy(BidderStrategy):
+    """A filler whose offer follows a jump diffusion (Merton 1976) over the window.
+
+    It opens at ``start`` (50–80 %) of its value and re-bids every ``step_ms``; between
+    bids the log of its offer moves by ``(drift - sigma²/2) dτ + sigma √dτ Z`` plus, with
+    probability ``jump_rate * dτ``, a jump ``N(0, jump_sd²)``, where ``dτ`` is the step
+    as a fraction of the collection window and ``sigma = base_sigma + vol_sigma *
+    volatility``. Offers are capped at its value and at the accepted maximum; a point
+    of the path below the accepted minimum is not submitted. Whole order; a priority
+    fee of ``fee_fraction`` (20 %) of the largest allowed.
+    """
+
+    name: ClassVar[str] = "random_walk"
+    classifier: ClassVar[Mapping[str, bool]] = {
+        "stochastic": True,
+        "learns": False,
+        "truthful": False,
+        "uses_private_value": True,
+        "rebids": True,
+        "vectorised": True,
+    }
+
+    def __init__(
+        self,
+        step_ms: float = 5.0,
+        start: tuple[float, float] = (0.5, 0.8),
+        drift: float = 0.4,
+        base_sigma: float = 0.2,
+        vol_sigma: float = 0.5,
+        jump_rate: float = 2.0,
+        jump_sd: float = 0.15,
+        fee_fraction: float = 0.2,
+    ) -> None:
+        self.step_ms = float(step_ms)
+        self.start = (float(start[0]), float(start[1]))
+        self.drift = float(drift)
+        self.base_sigma = float(base_sigma)
+        self.vol_sigma = float(vol_sigma)
+        self.jump_rate = float(jump_rate)
+        self.jump_sd = float(jump_sd)
+        self.fee_fraction = float(fee_fraction)
+
+    def slots(self, view: AuctionView) -> int:
+        """Points of the bid path: one per step over the collection window."""
+        return int(view.window_ms // self.step_ms) + 1
+
+    def _coefficients(self, view: AuctionView, market: MarketConditions) -> tuple[float, ...]:
+        dtau = self.step_ms / view.window_ms
+        sigma = self.base_sigma + self.vol_sigma * market.volatility
+        return (
+            (self.drift - 0.5 * sigma * sigma) * dtau,
+            sigma * math.sqrt(dtau),
+            self.jump_rate * dtau,
+        )
+
+    def generate_bids(
+        self,
+        baseline_price: float,
+        baseline_quantity: float,
+        market: MarketConditions,
+        rng: np.random.Generator,
+        *,
+        private_value: float | None = None,
+        view: AuctionView | None = None,
+    ) -> list[Bid]:
+        view = view or AuctionView()
+        r = self.slots(view)
+        u = rng.random(4 * r - 2)
+        v = value_bps(baseline_price, private_value, view)
+        cap = min(v, view.max_improvement_bps)
+        if not (v > 0.0 and cap >= view.min_improvement_bps):
+            return []
+        mu, scale, p_jump = self._coefficients(view, market)
+        z = ndtri(u[1 + r : 2 * r]).tolist()
+        occurs = u[2 * r : 3 * r - 1].tolist()
+        sizes = ndtri(u[3 * r - 1 :]).tolist()
+        times = u[1 : 1 + r].tolist()
+        qty = order_volume(baseline_quantity, view)
+        fee = qty * view.priority_fee_max_ratio * self.fee_fraction
+        s0, s1 = self.start
+        log_bid = math.log(v * (s0 + (s1 - s0) * float(u[0])))
+        bids = []
+        for k in range(r):
+            if k:
+                step = mu + scale * z[k - 1]
+                if occurs[k - 1] < p_jump:
+                    step += self.jump_sd * sizes[k - 1]
+                log_bid += step
+            imp = min(math.exp(log_bid), cap)
+            if imp >= view.min_improvement_bps:
+                t = min(self.step_ms * (k + 0.5 * times[k]), view.duration_ms)
+                bids.append(Bid(baseline_price * (1.0 + imp / BPS), qty, t, fee))
+        return bids
+
+    def generate_batch(
+        self,
+        view: AuctionView,
+        market: MarketConditions,
+        baseline_price: float,
+        baseline_quantity: float,
+        values_bps: FloatArray,
+        rng: np.random.Generator,
+    ) -> BidBatch:
+        n, r = values_bps.shape[0], self.slots(view)
+        u = rng.random((n, 4 * r - 2))
+        cap = np.minimum(values_bps, view.max_improvement_bps)
+        ok = (values_bps > 0.0) & (cap >= view.min_improvement_bps)
+        mu, scale, p_jump = self._coefficients(view, market)
+        s0, s1 = self.start
+        steps = np.empty((n, r))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            steps[:, 0] = np.log(values_bps * (s0 + (s1 - s0) * u[:, 0]))
+        steps[:, 1:] = mu + scale * ndtri(u[:, 1 + r : 2 * r])
+        jumps = u[:, 2 * r : 3 * r - 1] < p_jump
+        steps[:, 1:] += np.where(jumps, self.jump_sd * ndtri(u[:, 3 * r - 1 :]), 0.0)
+        imp = np.minimum(np.exp(np.cumsum(steps, axis=1)), cap[:, None])
+        present = ok[:, None] & (imp >= view.min_improvement_bps)
+        times = np.minimum(self.step_ms * (np.arange(r) + 0.5 * u[:, 1 : 1 + r]), view.duration_ms)
+        qty = order_volume(baseline_quantity, view)
+        fee = qty * view.priority_fee_max_ratio * self.fee_fraction
+        return BidBatch(
+            np.where(ok[:, None], imp, 0.0), np.full((n, r), qty), times, np.full((n, r), fee), present
+        )

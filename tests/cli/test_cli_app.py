@@ -1,0 +1,76 @@
+"""The root command: help, one-line errors, install hints, the lazily mounted service."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from phantom_auction import cli
+from phantom_auction.cli import app
+
+
+def test_help_lists_every_command(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0
+    for name in ("demo", "simulate", "sweep", "clear", "config", "bench"):
+        assert name in result.stdout
+
+
+def test_no_arguments_prints_help(runner: CliRunner) -> None:
+    result = runner.invoke(app, [])
+    assert "simulate" in result.output
+
+
+def test_unknown_command_and_option_exit_2(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["frobnicate"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == ["Error: No such command 'frobnicate'."]
+    result = runner.invoke(app, ["clear", "--frob"])
+    assert result.exit_code == 2 and "--frob" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_service_commands_are_mounted_when_present(runner: CliRunner) -> None:
+    if not cli._service_available():
+        pytest.skip("phantom_auction.service.commands is not in this checkout")
+    result = runner.invoke(app, ["serve", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--port" in result.stdout
+
+
+def test_serve_without_the_service_extra_prints_the_install_line(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def missing() -> None:
+        raise ModuleNotFoundError("No module named 'fastapi'", name="fastapi")
+
+    monkeypatch.setattr(cli, "_service_available", lambda: True)
+    monkeypatch.setattr(cli, "_load_service_register", missing)
+    result = runner.invoke(app, ["serve", "--port", "1"])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "fastapi" in line and "pip install 'phantom-auction[service]'" in line
+
+
+def test_missing_reports_extra_prints_the_install_line(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A None entry in sys.modules makes `import pandas` fail as if not installed.
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    result = runner.invoke(app, ["sweep", "--grid", "num_phantom_bidders=0,5", "-n", "10"])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "pip install 'phantom-auction[reports]'" in line
+
+
+def test_console_script_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "from phantom_auction.cli import main; main()", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and "simulate" in done.stdout

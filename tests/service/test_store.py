@@ -1,0 +1,184 @@
+"""The Store contract, on the in-memory store, SQLite and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import insert
+
+from phantom_auction.service.penalties import PenaltyState
+from phantom_auction.service.store import (
+    SCHEMA_VERSION,
+    AuctionFinished,
+    AuctionRecord,
+    BidEvent,
+    MemoryStore,
+    PenaltyUpdate,
+    SqlStore,
+    Store,
+    StoreConflict,
+    open_store,
+    schema_version,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+def auction_record(auction_id: str, client_id: int, key: str | None = None) -> AuctionRecord:
+    return AuctionRecord(
+        auction_id=auction_id,
+        client_id=client_id,
+        idempotency_key=key,
+        request_digest="d" * 64,
+        token_in="WETH",
+        token_out="USDC",
+        amount=10.0,
+        baseline_price=2500.5,
+        opened_at_us=1_000_000,
+        collect_ends_at_us=1_080_000,
+        reveal_ends_at_us=1_100_000,
+        phantom_commitment="c" * 64,
+        phantom_seed="5" * 64,
+        engine_config={"phantom_auction": {"mechanism": "vickrey"}},
+    )
+
+
+def commit_event(auction_id: str, bidder: str, nonce: int, accepted: bool = True) -> BidEvent:
+    return BidEvent(
+        auction_id=auction_id,
+        bidder_id=bidder,
+        kind="commit",
+        accepted=accepted,
+        reason=None if accepted else "replayed_nonce",
+        nonce=nonce,
+        payload={"commitment": "ab" * 32, "signature": "00" * 64},
+        received_at_us=1_010_000 + nonce,
+    )
+
+
+async def test_clients_are_found_by_token_hash_and_names_are_unique(store: Store) -> None:
+    alice = await store.add_client("alice", "a" * 64)
+    bob = await store.add_client("bob", "b" * 64)
+    assert alice.client_id != bob.client_id
+    found = await store.client_by_token_hash("b" * 64)
+    assert found is not None and found.name == "bob" and found.client_id == bob.client_id
+    assert await store.client_by_token_hash("f" * 64) is None
+    with pytest.raises(StoreConflict, match="name='alice'"):
+        await store.add_client("alice", "e" * 64)
+
+
+async def test_bidders_keep_their_key_and_penalty(store: Store) -> None:
+    key = bytes(range(32))
+    added = await store.add_bidder("mm-1", key)
+    assert added.penalty == PenaltyState()
+    with pytest.raises(StoreConflict, match="bidder_id='mm-1'"):
+        await store.add_bidder("mm-1", key)
+    blocked = PenaltyState(no_reveal_rate=0.6, blocked_until_us=99, block_count=1, reason="why")
+    await store.apply([PenaltyUpdate("mm-1", blocked)])
+    found = await store.bidder("mm-1")
+    assert found is not None
+    assert found.public_key == key
+    assert found.penalty == blocked
+    assert await store.bidder("nobody") is None
+
+
+async def test_a_batch_opens_logs_and_finishes_auctions(store: Store) -> None:
+    client = await store.add_client("settlement", "a" * 64)
+    await store.add_bidder("mm-1", bytes(32))
+    await store.apply(
+        [
+            auction_record("a1", client.client_id, key="order-1"),
+            auction_record("a2", client.client_id),
+            commit_event("a1", "mm-1", 5),
+            commit_event("a1", "mm-1", 4, accepted=False),
+            commit_event("a2", "mm-1", 7),
+        ]
+    )
+    assert sorted(await store.auction_ids()) == ["a1", "a2"]
+    assert {a.auction_id for a in await store.open_auctions()} == {"a1", "a2"}
+    by_key = await store.auction_by_key(client.client_id, "order-1")
+    assert by_key is not None and by_key.auction_id == "a1"
+    assert by_key == auction_record("a1", client.client_id, key="order-1")
+    assert await store.auction_by_key(client.client_id, "order-2") is None
+
+    events = await store.events("a1")
+    assert [(e.nonce, e.accepted, e.reason) for e in events] == [
+        (5, True, None),
+        (4, False, "replayed_nonce"),
+    ]
+    ids = [e.event_id for e in events]
+    assert all(i is not None for i in ids) and ids == sorted(ids)
+    assert events[0].payload == {"commitment": "ab" * 32, "signature": "00" * 64}
+    # Only accepted commits count for replay protection.
+    assert await store.last_nonces() == {"mm-1": 7}
+
+    result = {"outcome": "filled", "price": 2501.0, "fills": [{"bidder_id": "mm-1"}]}
+    await store.apply(
+        [
+            AuctionFinished("a1", "finalized", "filled", result, {"phantoms": []}, 2_000_000),
+            AuctionFinished("a2", "aborted", "aborted", None, None, 2_000_001),
+        ]
+    )
+    a1 = await store.auction("a1")
+    assert a1 is not None
+    assert (a1.status, a1.outcome, a1.result, a1.competition, a1.finished_at_us) == (
+        "finalized",
+        "filled",
+        result,
+        {"phantoms": []},
+        2_000_000,
+    )
+    assert await store.open_auctions() == []
+    assert await store.auction_ids("aborted") == ["a2"]
+    assert await store.auction("a3") is None
+
+
+async def test_a_failing_batch_writes_nothing(store: Store) -> None:
+    client = await store.add_client("settlement", "a" * 64)
+    await store.apply([auction_record("a1", client.client_id, key="k")])
+    with pytest.raises(Exception):  # noqa: B017 - each backend has its own integrity error
+        await store.apply(
+            [
+                auction_record("a2", client.client_id),
+                commit_event("a2", "mm-1", 1),
+                auction_record("a3", client.client_id, key="k"),  # reuses the key
+            ]
+        )
+    assert await store.auction_ids() == ["a1"]
+    assert await store.events("a2") == []
+
+
+async def test_data_survives_reopening(store_factory: object) -> None:
+    first: Store = store_factory()  # type: ignore[operator]
+    await first.start()
+    client = await first.add_client("settlement", "a" * 64)
+    await first.add_bidder("mm-1", bytes(32))
+    await first.apply([auction_record("a1", client.client_id), commit_event("a1", "mm-1", 3)])
+    await first.close()
+
+    second: Store = store_factory()  # type: ignore[operator]
+    await second.start()  # schema already there: nothing to migrate
+    try:
+        assert await second.auction_ids() == ["a1"]
+        assert [e.nonce for e in await second.events("a1")] == [3]
+        assert await second.bidder("mm-1") is not None
+    finally:
+        await second.close()
+
+
+async def test_a_newer_schema_is_refused(store: Store) -> None:
+    if not isinstance(store, SqlStore):
+        pytest.skip("the in-memory store has no schema")
+    async with store.engine.begin() as conn:
+        await conn.execute(insert(schema_version).values(version=SCHEMA_VERSION + 1))
+    with pytest.raises(RuntimeError, match=f"schema version {SCHEMA_VERSION + 1} is newer"):
+        await store.start()
+
+
+def test_open_store_picks_the_backend_from_the_url(tmp_path: object) -> None:
+    assert isinstance(open_store("memory://"), MemoryStore)
+    sqlite = open_store(f"sqlite:///{tmp_path}/x.db")
+    assert isinstance(sqlite, SqlStore) and sqlite.dialect == "sqlite"
+    pg = open_store("postgresql://u:p@127.0.0.1:5432/db")
+    assert isinstance(pg, SqlStore) and pg.dialect == "postgresql"
+    with pytest.raises(ValueError, match="database_url='mysql"):
+        open_store("mysql://u:p@127.0.0.1/db")
