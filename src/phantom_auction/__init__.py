@@ -15,6 +15,21 @@ from .errors import (
 )
 
 # -- mechanisms --
+from .mechanisms import (
+    MECHANISMS,
+    BatchClearing,
+    Clearing,
+    VCGAllocation,
+    VCGAuction,
+    VCGBid,
+    VCGResult,
+    canonical_mechanism,
+    clear,
+    clear_batch,
+    individual_rationality_check,
+    run_vcg_auction,
+    verify_truthfulness,
+)
 
 # -- engine --
 # isort: split
@@ -46,6 +61,36 @@ from .engine import (
 )
 
 # -- simulation --
+# isort: split
+from .simulation import (
+    STRATEGIES,
+    AdaptiveStrategy,
+    AggressiveStrategy,
+    AuctionView,
+    Bid,
+    BidderStrategy,
+    ChunkTask,
+    CompetitiveEquilibriumStrategy,
+    ConservativeStrategy,
+    MarketConditions,
+    MonteCarloResults,
+    PhantomSimulator,
+    RandomWalkStrategy,
+    SimulatedBid,
+    SimulationConfig,
+    SimulationMetrics,
+    SimulationResult,
+    StreamingSummary,
+    TruthfulStrategy,
+    analyze_results,
+    backtest_strategy,
+    calibrate_parameters,
+    create_strategy,
+    plan_chunks,
+    run_monte_carlo,
+    run_simulation,
+    simulate_chunk,
+)
 
 __version__ = "0.1.0"
 
@@ -58,6 +103,19 @@ __all__ = [
     "PhantomAuctionError",
     "load_config",
     # -- mechanisms --
+    "MECHANISMS",
+    "BatchClearing",
+    "Clearing",
+    "VCGAllocation",
+    "VCGAuction",
+    "VCGBid",
+    "VCGResult",
+    "canonical_mechanism",
+    "clear",
+    "clear_batch",
+    "individual_rationality_check",
+    "run_vcg_auction",
+    "verify_truthfulness",
     # -- engine --
     "Auction",
     "AuctionAnnouncement",
@@ -84,4 +142,31 @@ __all__ = [
     "submit_bid",
     "verify_phantoms",
     # -- simulation --
+    "STRATEGIES",
+    "AdaptiveStrategy",
+    "AggressiveStrategy",
+    "AuctionView",
+    "Bid",
+    "BidderStrategy",
+    "ChunkTask",
+    "CompetitiveEquilibriumStrategy",
+    "ConservativeStrategy",
+    "MarketConditions",
+    "MonteCarloResults",
+    "PhantomSimulator",
+    "RandomWalkStrategy",
+    "SimulatedBid",
+    "SimulationConfig",
+    "SimulationMetrics",
+    "SimulationResult",
+    "StreamingSummary",
+    "TruthfulStrategy",
+    "analyze_results",
+    "backtest_strategy",
+    "calibrate_parameters",
+    "create_strategy",
+    "plan_chunks",
+    "run_monte_carlo",
+    "run_simulation",
+    "simulate_chunk",
 ]

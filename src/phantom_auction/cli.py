@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -53,7 +54,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from ._extras import MissingExtra, require
-from .errors import PhantomAuctionError
+from .errors import InvalidBidParameters, PhantomAuctionError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -276,13 +277,11 @@ def _num(value: Any, digits: int = 4) -> str:
 
 
 class _RateColumn(ProgressColumn):
-    """Auctions per second, from rich's own speed estimate."""
+    """Auctions per second (rich's own speed estimate)."""
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text(
-            "" if speed is None else f"{speed:,.0f} auctions/s", style="progress.data.speed"
-        )
+        return Text("" if speed is None else f"{speed:,.0f}/s", style="progress.data.speed")
 
 
 class MonteCarloProgress:
@@ -309,7 +308,7 @@ class MonteCarloProgress:
                 return
             self._progress = Progress(
                 TextColumn("[progress.description]{task.description}"),
-                BarColumn(),
+                BarColumn(bar_width=16),
                 MofNCompleteColumn(),
                 _RateColumn(),
                 TimeElapsedColumn(),
@@ -348,16 +347,31 @@ class Scenario:
     baseline_price: float = 100.0
     baseline_quantity: float = 1000.0
     workers: int | None = None
+    #: Field name -> the option that set it (``--phantoms``, ``--config``, ``--grid``), so
+    #: that a value the simulator refuses is blamed on what the user typed.
+    origins: dict[str, str] = dataclasses.field(default_factory=dict)
 
-    def with_field(self, name: str, value: Any) -> Scenario:
+    def set(self, name: str, value: Any, origin: str) -> None:
+        """Set a SimulationConfig or MarketConditions field, remembering who set it."""
         section, key = _field_section(name)
-        copy = dataclasses.replace(self, simulation=dict(self.simulation), market=dict(self.market))
-        getattr(copy, section)[key] = value
+        getattr(self, section)[key] = value
+        self.origins[key] = origin
+
+    def with_field(self, name: str, value: Any, origin: str = "--grid") -> Scenario:
+        """A copy with one field changed (a grid point)."""
+        copy = dataclasses.replace(
+            self,
+            simulation=dict(self.simulation),
+            market=dict(self.market),
+            origins=dict(self.origins),
+        )
+        copy.set(name, value, origin)
         return copy
 
 
 def _simulation_classes() -> tuple[type[Any], type[Any]]:
-    from .simulation import MarketConditions, SimulationConfig
+    from .simulation.market import MarketConditions
+    from .simulation.settings import SimulationConfig
 
     return SimulationConfig, MarketConditions
 
@@ -367,6 +381,8 @@ def _field_defaults(cls: type[Any]) -> dict[str, Any]:
     if dataclasses.is_dataclass(cls):
         out: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
+            if not f.init:
+                continue
             if f.default is not dataclasses.MISSING:
                 out[f.name] = f.default
             elif f.default_factory is not dataclasses.MISSING:
@@ -460,60 +476,77 @@ def _load_scenario_file(path: Path) -> Scenario:
             if section == "run":
                 setattr(scenario, key, value)
             else:
-                getattr(scenario, section)[key] = value
+                scenario.set(f"{section}.{key}", value, option)
     return scenario
 
 
 def _build_simulator(scenario: Scenario) -> Any:
-    from .simulation import PhantomSimulator
+    from .simulation.simulator import PhantomSimulator
 
     sim_cls, market_cls = _simulation_classes()
     try:
         config = sim_cls(**scenario.simulation)
         market = market_cls(**scenario.market)
-    except (TypeError, ValueError) as exc:
-        raise PhantomAuctionError(f"invalid scenario: {exc}") from exc
-    return PhantomSimulator(config, market)
+        return PhantomSimulator(config, market)
+    except InvalidBidParameters as exc:
+        option = scenario.origins.get(exc.field.partition(".")[0], exc.field)
+        bad_value(option, exc.value, f"{exc.field}: {exc.reason}")
 
 
 def _run_monte_carlo(
-    scenario: Scenario, progress: Callable[[int, int], None] | None
-) -> tuple[Any, Any]:
-    """``(simulator, results)`` of one Monte Carlo run of ``scenario``."""
-    from .simulation import run_monte_carlo
+    simulator: Any, scenario: Scenario, progress: Callable[[int, int], None] | None
+) -> Any:
+    """The ``MonteCarloResults`` of ``simulator`` (built from ``scenario``)."""
+    from .simulation.parallel import run_monte_carlo
 
-    simulator = _build_simulator(scenario)
-    results = run_monte_carlo(
+    return run_monte_carlo(
         simulator,
         float(scenario.baseline_price),
         float(scenario.baseline_quantity),
         workers=scenario.workers,
         progress=progress,
     )
-    return simulator, results
 
 
 def _analyze(results: Any) -> dict[str, Any]:
-    from .simulation import analyze_results
+    from .simulation.analysis import analyze_results
 
     return cast(dict[str, Any], analyze_results(results))
 
 
-def _summary_table(analysis: Mapping[str, Any], title: str) -> Table:
-    from .report import METRICS, STAT_COLUMNS, summary_rows
+def _sig(value: Any, digits: int = 5) -> str:
+    """A statistic in at most ``digits`` significant digits (terminal tables)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(x):
+        return "–" if math.isnan(x) else str(x)
+    return f"{x:,.{digits}g}" if abs(x) < 10**digits else f"{x:,.0f}"
 
-    table = Table(title=title, title_justify="left")
-    table.add_column("metric")
-    table.add_column("unit", style="dim")
-    for column in STAT_COLUMNS:
-        table.add_column(column, justify="right")
-    for metric, unit, stats in summary_rows(analysis):
-        del unit
+
+def _summary_table(analysis: Mapping[str, Any], title: str, width: int) -> Table:
+    """Per-metric statistics; narrow terminals get fewer columns (all are in --json)."""
+    from .report import METRICS, summary_rows
+
+    columns = ["mean", "median", "std", "p05", "p95"]
+    if width >= 110:
+        columns = ["mean", "median", "std", "min", "p05", "p95", "max"]
+    elif width < 96:
+        columns.remove("std")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("metric", no_wrap=True)
+    table.add_column("unit", style="dim", no_wrap=True)
+    for column in columns:
+        table.add_column(column, justify="right", no_wrap=True)
+    for metric, _, stats in summary_rows(analysis):
         info = METRICS.get(metric)
+        # Prices sit near the baseline: a bps move needs 7 digits to show.
+        digits = (7 if metric == "clearing_price" else 5) - (1 if width < 96 else 0)
         table.add_row(
             metric,
-            info.unit if info else "",
-            *(_num(stats.get(c, float("nan"))) for c in STAT_COLUMNS),
+            info.short if info else "",
+            *(_sig(stats.get(c, math.nan), digits) for c in columns),
         )
     return table
 
@@ -522,11 +555,22 @@ def _strategy_table(analysis: Mapping[str, Any]) -> Table | None:
     shares = analysis.get("strategy_performance")
     if not isinstance(shares, Mapping) or not shares:
         return None
-    table = Table(title="Win share by strategy", title_justify="left")
+    details = analysis.get("strategy_details")
+    details = details if isinstance(details, Mapping) else {}
+    table = Table(title="Winners by strategy", title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("strategy")
-    table.add_column("share of auctions won", justify="right")
+    table.add_column("auctions won", justify="right")
+    table.add_column("mean bid shading", justify="right")
+    table.add_column("mean profit (bps)", justify="right")
     for name, share in sorted(shares.items(), key=lambda kv: -float(kv[1])):
-        table.add_row(str(name), f"{float(share):.1%}")
+        extra = details.get(name, {})
+        label = {"none": "no winner (CFMM)", "phantom": "phantom (CFMM)"}.get(str(name), name)
+        table.add_row(
+            str(label),
+            f"{float(share):.1%}",
+            _sig(extra.get("bid_shading", math.nan)) if extra else "",
+            _sig(extra.get("profit_bps", math.nan)) if extra else "",
+        )
     return table
 
 
@@ -702,26 +746,23 @@ def _scenario_from_options(
             mechanism = canonical_mechanism(mechanism)
         except PhantomAuctionError as exc:
             bad_value("--mechanism", mechanism, str(exc).split(": ", 1)[-1])
-    for key, value in {
-        "num_simulations": simulations,
-        "num_real_bidders": real,
-        "num_phantom_bidders": phantoms,
-        "mechanism": mechanism,
-        "auction_duration_ms": duration_ms,
-        "real_strategy": strategy,
-        "enable_learning": learning,
-        "seed": seed,
-    }.items():
+    flags: dict[str, tuple[str, Any]] = {
+        "num_simulations": ("--simulations", simulations),
+        "num_real_bidders": ("--real", real),
+        "num_phantom_bidders": ("--phantoms", phantoms),
+        "mechanism": ("--mechanism", mechanism),
+        "auction_duration_ms": ("--duration-ms", duration_ms),
+        "real_strategy": ("--strategy", strategy),
+        "enable_learning": ("--learning", learning),
+        "seed": ("--seed", seed),
+        "volatility": ("--volatility", volatility),
+        "liquidity": ("--liquidity", liquidity),
+        "trend": ("--trend", trend),
+        "spread": ("--spread", spread),
+    }
+    for key, (option, value) in flags.items():
         if value is not None:
-            scenario.simulation[key] = value
-    for key, market_value in {
-        "volatility": volatility,
-        "liquidity": liquidity,
-        "trend": trend,
-        "spread": spread,
-    }.items():
-        if market_value is not None:
-            scenario.market[key] = market_value
+            scenario.set(key, value, option)
     if baseline_price is not None:
         scenario.baseline_price = baseline_price
     if baseline_quantity is not None:
@@ -799,11 +840,13 @@ def simulate(
     if report:
         require("matplotlib", "reports")
     console = _err() if as_json else _out()
-    console.print(f"seed {scenario.simulation['seed']} (pass --seed to reproduce)")
+    simulator = _build_simulator(scenario)
+    drawn = "" if "seed" in scenario.origins else " (drawn; pass --seed to reproduce)"
+    console.print(f"seed {scenario.simulation['seed']}{drawn}")
     progress = MonteCarloProgress(_err(), "Monte Carlo")
     try:
         with progress.running():
-            _, results = _run_monte_carlo(scenario, progress)
+            results = _run_monte_carlo(simulator, scenario, progress)
     except KeyboardInterrupt:
         _err().print(
             f"Interrupted after {progress.done:,} of {progress.total:,} auctions; "
@@ -816,7 +859,7 @@ def simulate(
             _dumps(_clean_floats({"parameters": _scenario_parameters(scenario), **analysis}))
         )
     else:
-        console.print(_summary_table(analysis, f"{len(results):,} auctions"))
+        console.print(_summary_table(analysis, f"{len(results):,} auctions", console.width))
         strategies = _strategy_table(analysis)
         if strategies is not None:
             console.print(strategies)
@@ -979,6 +1022,14 @@ def sweep(
     if plots:
         require("matplotlib", "reports")
     points = _grid_points(grid)
+    scenarios = []
+    for point in points:
+        scenario = base
+        for name, value in point.items():
+            scenario = scenario.with_field(name, value, "--grid")
+        # Every grid point is checked before the first one runs.
+        _build_simulator(scenario)
+        scenarios.append(scenario)
     console = _out()
     fields = list(grid)
     console.print(
@@ -989,15 +1040,12 @@ def sweep(
     parquet = out / "sweep.parquet"
     rows: list[dict[str, Any]] = []
     interrupted = False
-    for index, point in enumerate(points, start=1):
-        scenario = base
-        for name, value in point.items():
-            scenario = scenario.with_field(name, value)
+    for index, (point, scenario) in enumerate(zip(points, scenarios, strict=True), start=1):
         label = ", ".join(f"{k}={v}" for k, v in point.items())
         progress = MonteCarloProgress(_err(), f"[{index}/{len(points)}] {label}")
         try:
             with progress.running():
-                _, results = _run_monte_carlo(scenario, progress)
+                results = _run_monte_carlo(_build_simulator(scenario), scenario, progress)
         except KeyboardInterrupt:
             interrupted = True
             break
@@ -1450,12 +1498,18 @@ def bench(
 # -- demo ----------------------------------------------------------------------------
 
 
+#: The demo's default seed: its live auction is one a real bidder wins, to show clearing
+#: and a fill; at the default calibration most auctions go to phantoms (the Monte Carlo
+#: half of the demo shows how many).
+DEMO_SEED = 5
+
+
 @app.command()
 def demo(
     simulations: Annotated[
         int, typer.Option("--simulations", "-n", min=1, help="Monte Carlo auctions.")
     ] = 100_000,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 2024,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = DEMO_SEED,
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Worker processes (default: all cores).")
     ] = None,
@@ -1480,9 +1534,9 @@ def demo(
     )
     progress = MonteCarloProgress(console, "Monte Carlo", delay_s=0.0)
     with progress.running():
-        _, results = _run_monte_carlo(scenario, progress)
+        results = _run_monte_carlo(_build_simulator(scenario), scenario, progress)
     analysis = _analyze(results)
-    console.print(_summary_table(analysis, f"{len(results):,} auctions"))
+    console.print(_summary_table(analysis, f"{len(results):,} auctions", console.width))
     strategies = _strategy_table(analysis)
     if strategies is not None:
         console.print(strategies)

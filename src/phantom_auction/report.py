@@ -48,26 +48,31 @@ FloatArray = NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True)
 class MetricInfo:
-    """How a metric is named on an axis and in a table."""
+    """How a metric is named on an axis (``title``, ``unit``) and in a terminal (``short``)."""
 
     title: str
     unit: str
+    short: str = ""
 
 
 #: Per-auction metrics, their display names and units (in table and plot order).
 METRICS: dict[str, MetricInfo] = {
-    "improvement_bps": MetricInfo("User price improvement", "bps over baseline"),
-    "mev_capture_rate": MetricInfo("MEV capture rate", "share of best real value − baseline"),
-    "price_discovery_efficiency": MetricInfo("Price discovery efficiency", "1 − |price − P*|/P*"),
-    "bid_shading": MetricInfo("Bid shading", "share of value"),
-    "phantom_won": MetricInfo("Phantom win rate", "share of auctions"),
-    "real_fill_fraction": MetricInfo("Real fill fraction", "share of order volume"),
-    "welfare": MetricInfo("Welfare", "token B"),
-    "welfare_improvement": MetricInfo("Welfare improvement", "token B"),
-    "convergence_speed_ms": MetricInfo("Convergence time", "ms"),
-    "clearing_price": MetricInfo("Clearing price", "token B per token A"),
-    "num_real_bids": MetricInfo("Real bids", "bids per auction"),
-    "num_phantom_bids": MetricInfo("Phantom bids", "bids per auction"),
+    "improvement_bps": MetricInfo("User price improvement", "bps over baseline", "bps"),
+    "mev_capture_rate": MetricInfo(
+        "MEV capture rate", "share of best real value − baseline", "share"
+    ),
+    "price_discovery_efficiency": MetricInfo(
+        "Price discovery efficiency", "1 − |price − P*|/P*", "ratio"
+    ),
+    "bid_shading": MetricInfo("Bid shading", "share of value", "share"),
+    "phantom_won": MetricInfo("Phantom win rate", "share of auctions", "share"),
+    "real_fill_fraction": MetricInfo("Real fill fraction", "share of order volume", "share"),
+    "welfare": MetricInfo("Welfare (gains over CFMM)", "token B", "B"),
+    "welfare_improvement": MetricInfo("Welfare realised", "share of best gains over CFMM", "share"),
+    "convergence_speed_ms": MetricInfo("Convergence time", "ms", "ms"),
+    "clearing_price": MetricInfo("Clearing price", "token B per token A", "B/A"),
+    "num_real_bids": MetricInfo("Real bids", "bids per auction", "bids"),
+    "num_phantom_bids": MetricInfo("Phantom bids", "bids per auction", "bids"),
 }
 
 #: Metrics a sweep plots against the swept fields, when present in its table.
@@ -262,14 +267,17 @@ def plot_clearing_price(frame: pd.DataFrame, path: Path) -> Path:
         _no_data(ax, "clearing prices")
     else:
         both = np.concatenate([clearing, true_price])
-        low, high = np.quantile(both, [0.002, 0.998])
+        # The extreme 0.1% on each side is left out rather than clipped: clipping piles
+        # it into the edge bins and draws bumps that are not in the data.
+        low, high = np.quantile(both, [0.001, 0.999])
+        low, high = min(low, float(clearing.min())), max(high, float(clearing.max()))
         if not high > low:
             low, high = low - 0.5, high + 0.5
         bins = np.linspace(low, high, 61)
-        true_counts, _ = np.histogram(np.clip(true_price, low, high), bins=bins)
+        true_counts, _ = np.histogram(true_price, bins=bins)
         _histogram(
             ax,
-            np.clip(clearing, low, high),
+            clearing,
             color=_BLUE,
             bins=bins,
             label="clearing price",
@@ -277,7 +285,7 @@ def plot_clearing_price(frame: pd.DataFrame, path: Path) -> Path:
         )
         if true_price.size:
             ax.hist(
-                np.clip(true_price, low, high),
+                true_price,
                 bins=cast(Any, bins),
                 histtype="step",
                 color=_ORANGE,
@@ -317,15 +325,15 @@ def plot_convergence(
             ax.step(t, median, where="post", color=_RED, lw=2.0, label="median of sample")
             ax.legend(loc="lower right")
         ax.set_xlim(float(t[0]), float(t[-1]))
-    ax.set_title(f"Best standing price over the auction window ({p.shape[0]} sample auctions)")
+    ax.set_title(f"Best standing real bid during collection ({p.shape[0]} sample auctions)")
     ax.set_xlabel("Time since auction open (ms)")
-    ax.set_ylabel(f"Best price ({unit})")
+    ax.set_ylabel(f"Best real bid ({unit})")
     return _save(fig, path)
 
 
 def _winner_shares(frame: pd.DataFrame) -> pd.Series[float]:
     labels = frame["winner_strategy"].astype("object").where(frame["winner_strategy"].notna())
-    labels = labels.fillna("no winner").astype(str).replace({"": "no winner"})
+    labels = labels.fillna("no winner").astype(str).replace({"": "no winner", "none": "no winner"})
     shares: pd.Series[float] = labels.value_counts(normalize=True)
     return shares.sort_values()
 
@@ -335,7 +343,10 @@ def plot_winners(frame: pd.DataFrame, path: Path) -> Path:
     fig, (left, right) = _figure(11.0, 4.4, ncols=2)
 
     shares = _winner_shares(frame)
-    colors = [_ORANGE if "phantom" in name.lower() else _BLUE for name in shares.index]
+    colors = [
+        _ORANGE if "phantom" in name.lower() else _GREY if name == "no winner" else _BLUE
+        for name in shares.index
+    ]
     left.barh(list(shares.index), shares.to_numpy(), color=colors)
     for y, share in enumerate(shares.to_numpy(dtype=np.float64).tolist()):
         left.text(share, y, f" {share:.1%}", va="center", fontsize=9)

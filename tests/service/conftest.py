@@ -12,7 +12,9 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the service extra is not installed")
 
-from phantom_auction.service.store import MemoryStore, SqlStore, Store  # noqa: E402
+from service_harness import ServerProcess
+
+from phantom_auction.service.store import MemoryStore, SqlStore, Store
 
 #: Where scripts/ensure-postgres.sh puts the test database unless the variable says otherwise.
 DEFAULT_PG_URL = (
@@ -29,7 +31,7 @@ def _pg_url() -> str:
     return os.environ.get("PHANTOM_AUCTION_TEST_PG_URL", DEFAULT_PG_URL)
 
 
-_pg_probe: str | None | bool = False  # False: not probed yet; None: reachable; str: why not
+_pg_probe: str | bool | None = False  # False: not probed yet; None: reachable; str: why not
 
 
 def _pg_unavailable() -> str | None:
@@ -108,3 +110,23 @@ async def store(store_factory: object) -> AsyncIterator[Store]:
         yield made
     finally:
         await made.close()
+
+
+@pytest.fixture(scope="module")
+def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Start servers on fresh SQLite files; every one is stopped after the module."""
+    started: list[ServerProcess] = []
+
+    def make(env: dict[str, str] | None = None, start: bool = True) -> ServerProcess:
+        folder = tmp_path_factory.mktemp("server")
+        server = ServerProcess(
+            f"sqlite+aiosqlite:///{folder / 'service.db'}", env, log=folder / "server.log"
+        )
+        started.append(server)
+        if start:
+            server.start()
+        return server
+
+    yield make
+    for server in started:
+        server.stop()

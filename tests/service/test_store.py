@@ -29,8 +29,8 @@ def auction_record(auction_id: str, client_id: int, key: str | None = None) -> A
         client_id=client_id,
         idempotency_key=key,
         request_digest="d" * 64,
-        token_in="WETH",
-        token_out="USDC",
+        token_in=1,
+        token_out=2**63 - 1,
         amount=10.0,
         baseline_price=2500.5,
         opened_at_us=1_000_000,
@@ -38,7 +38,7 @@ def auction_record(auction_id: str, client_id: int, key: str | None = None) -> A
         reveal_ends_at_us=1_100_000,
         phantom_commitment="c" * 64,
         phantom_seed="5" * 64,
-        engine_config={"phantom_auction": {"mechanism": "vickrey"}},
+        engine_params={"config": {"phantom_auction": {"mechanism": "vickrey"}}},
     )
 
 

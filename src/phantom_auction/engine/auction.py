@@ -118,6 +118,8 @@ TRANSITIONS: Final[Mapping[tuple[Phase, Command], Phase]] = MappingProxyType(
 #: Slack on the improvement bounds (bps) so that a bidder computing
 #: ``baseline * (1 + bps / 10_000)`` is not refused for the last bit of rounding.
 IMPROVEMENT_TOLERANCE_BPS: Final = 1e-9
+#: Relative slack on the volume and fee ceilings, for the same reason.
+LIMIT_TOLERANCE: Final = 1e-12
 
 _MS = timedelta(milliseconds=1)
 
@@ -236,10 +238,13 @@ class Auction:
         "_config",
         "_deadline",
         "_events",
+        "_fee_ceiling",
         "_id",
         "_log",
+        "_max_volume",
         "_nonces",
         "_opened_at",
+        "_pair",
         "_phantom_commitment",
         "_phantom_seed",
         "_phantoms",
@@ -303,6 +308,9 @@ class Auction:
         reveal_ms = run_ms * rules.reveal_delay_ms / rules.duration_ms
 
         self._request = request
+        self._pair = request.token_pair
+        self._max_volume = baseline_amount * rules.volume_multiplier * (1.0 + LIMIT_TOLERANCE)
+        self._fee_ceiling = rules.fee_ratio * (1.0 + LIMIT_TOLERANCE)
         self._baseline_price = baseline_price
         self._amount = baseline_amount
         self._deadline = deadline
@@ -525,7 +533,6 @@ class Auction:
 
     def commit(self, bid: SealedBid | ImprovementBid, now: datetime | None = None) -> bool:
         """Store a sealed bid (a full bid keeps only its commitment); see :func:`submit_bid`."""
-        at = self.advance(now, Command.COMMIT)
         # Commits are legal in every phase (TRANSITIONS): no lookup on this hot path.
         if type(bid) is not SealedBid:
             if isinstance(bid, ImprovementBid):
@@ -534,6 +541,7 @@ class Auction:
                 raise InvalidBidParameters(
                     "bid", bid, "submit_bid needs a SealedBid or an ImprovementBid"
                 )
+        at = self.advance(now, Command.COMMIT)
         bidder = bid.bidder_id
         if self._phase is not _COLLECTING:
             return self._reject_commit(
@@ -543,12 +551,12 @@ class Auction:
                 f"arrived at {at.isoformat()}, collection window ended at "
                 f"{self._commit_deadline.isoformat()} (phase {self._phase.name})",
             )
-        if bid.token_pair != self._request.token_pair:
+        if bid.token_pair != self._pair:
             return self._reject_commit(
                 at,
                 bid,
                 RejectReason.TOKEN_PAIR_MISMATCH,
-                f"token_pair={bid.token_pair}, auction trades {self._request.token_pair}",
+                f"token_pair={bid.token_pair}, auction trades {self._pair}",
             )
         last_nonces = self._nonces._last
         last = last_nonces.get(bidder)
@@ -579,11 +587,11 @@ class Auction:
 
     def reveal(self, bid: ImprovementBid, now: datetime | None = None) -> bool:
         """Check a revealed bid against its commitment and the limits; see :func:`reveal_bid`."""
-        at = self.advance(now, Command.REVEAL)
         # Reveals are legal in every phase (TRANSITIONS): no lookup on this hot path.
         if type(bid) is not ImprovementBid and not isinstance(bid, ImprovementBid):
             raise InvalidBidParameters("bid", bid, "reveal_bid needs an ImprovementBid")
-        if self._phase is not _REVEALING or at >= self._reveal_deadline:
+        at = self.advance(now, Command.REVEAL)
+        if self._phase is not _REVEALING:
             return self._reject_reveal(
                 at,
                 bid,
@@ -625,12 +633,12 @@ class Auction:
         rules = self._rules
         improvement = (bid.improved_price - self._baseline_price) / self._baseline_price * 10_000.0
         if (
-            bid.token_pair != self._request.token_pair
+            bid.token_pair != self._pair
             or not rules.min_bps - IMPROVEMENT_TOLERANCE_BPS
             <= improvement
             <= rules.max_bps + IMPROVEMENT_TOLERANCE_BPS
-            or not 0.0 < bid.volume <= self._amount * rules.volume_multiplier
-            or not 0.0 <= bid.priority_fee <= bid.volume * rules.fee_ratio
+            or not 0.0 < bid.volume <= self._max_volume
+            or not 0.0 <= bid.priority_fee <= bid.volume * self._fee_ceiling
         ):
             return self._reject_reveal(at, bid, *self._invalid(bid))
         self._reveals[bidder] = bid
@@ -639,10 +647,10 @@ class Auction:
 
     def _invalid(self, bid: ImprovementBid) -> tuple[RejectReason, str]:
         """Which of SPEC's reveal checks ``bid`` fails first: pair, improvement, volume, fee."""
-        if bid.token_pair != self._request.token_pair:
+        if bid.token_pair != self._pair:
             return (
                 RejectReason.TOKEN_PAIR_MISMATCH,
-                f"token_pair={bid.token_pair}, auction trades {self._request.token_pair}",
+                f"token_pair={bid.token_pair}, auction trades {self._pair}",
             )
         rules, baseline = self._rules, self._baseline_price
         improvement = (bid.improved_price - baseline) / baseline * 10_000.0
@@ -657,7 +665,7 @@ class Auction:
                 f"baseline {baseline}, outside [{rules.min_bps}, {rules.max_bps}] bps",
             )
         max_volume = self._amount * rules.volume_multiplier
-        if not 0.0 < bid.volume <= max_volume:
+        if not 0.0 < bid.volume <= self._max_volume:
             return (
                 RejectReason.VOLUME_OUT_OF_BOUNDS,
                 f"volume={bid.volume} outside (0, {max_volume}] "
@@ -870,7 +878,7 @@ class Auction:
             phantom_bids=self._phantoms,
             ranking=ranking,
             baseline_price=baseline,
-            token_pair=self._request.token_pair,
+            token_pair=self._pair,
             opened_at=self._opened_at,
             commit_deadline=self._commit_deadline,
             reveal_deadline=self._reveal_deadline,

@@ -175,14 +175,20 @@ def trusted_bid_suffix(
 ) -> bytes:
     """:func:`bid_suffix` for fields already validated (an :class:`ImprovementBid`'s)."""
     bidder = bidder_id.encode("utf-8")
+    price = _decimal_of_float(improved_price).encode("ascii")
+    size = _decimal_of_float(volume).encode("ascii")
+    fee = _decimal_of_float(priority_fee).encode("ascii")
     return b"".join(
         (
             _pack_u32(len(bidder)),
             bidder,
             _pack_pair(*token_pair),
-            _decimal_field(improved_price),
-            _decimal_field(volume),
-            _decimal_field(priority_fee),
+            _pack_u32(len(price)),
+            price,
+            _pack_u32(len(size)),
+            size,
+            _pack_u32(len(fee)),
+            fee,
             _pack_u64(nonce),
             salt,
         )

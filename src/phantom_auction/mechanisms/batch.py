@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from queue import SimpleQueue
 from dataclasses import dataclass
-from typing import Final
+from queue import SimpleQueue
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -49,7 +49,7 @@ CHUNK_ROWS: Final = 8192
 
 _INT = np.int64
 _ABS: Final = _INT(0x7FFF_FFFF_FFFF_FFFF)
-_LAST: Final = _INT(0x7FFF_FFFF_FFFF_FFFF)
+_SIGN: Final = _INT(-(2**63))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,15 @@ class BatchClearing:
     mechanism: str
     allocation: FloatArray
     payment: FloatArray
+
+
+def _like_values(name: str, array: NDArray[Any], shape: tuple[int, ...]) -> NDArray[Any]:
+    try:
+        return np.broadcast_to(array, shape)
+    except ValueError:
+        raise InvalidBidParameters(
+            name, array.shape, f"must broadcast to the values' shape {shape}"
+        ) from None
 
 
 def _per_auction(name: str, value: ArrayLike, rows: int) -> FloatArray:
@@ -98,13 +107,8 @@ def clear_batch(
     if v.ndim != 2:
         raise InvalidBidParameters("values", v.shape, "must be 2-D (auctions, bidders)")
     rows, cols = v.shape
-    try:
-        q = np.broadcast_to(np.asarray(quantities, dtype=np.float64), v.shape)
-        present = None if mask is None else np.broadcast_to(np.asarray(mask, dtype=bool), v.shape)
-    except ValueError as exc:
-        raise InvalidBidParameters(
-            "quantities/mask", str(exc), f"must broadcast to values' shape {v.shape}"
-        ) from None
+    q = _like_values("quantities", np.asarray(quantities, dtype=np.float64), v.shape)
+    present = None if mask is None else _like_values("mask", np.asarray(mask, bool), v.shape)
     s = _per_auction("supply", supply, rows)
     r = _per_auction("reserve_price", reserve, rows)
     name = canonical_mechanism(mechanism)
@@ -167,12 +171,17 @@ class _Scratch:
     """Work arrays for chunks of up to ``rows`` auctions of ``n`` bidders."""
 
     def __init__(self, rows: int, n: int) -> None:
-        self.by_auction = np.empty((rows, n), dtype=np.float64)
-        self.unit = np.empty((rows, n), dtype=np.float64)
+        self.rows = rows
+        # Laid out (auction, bidder), as the input.
+        self.by_auction = np.empty((rows, n))
+        self.unit = np.empty((rows, n))
         self.key = np.empty((rows, n), dtype=_INT)
+        self.bits = np.empty((rows, n), dtype=_INT)
         self.eligible = np.empty((rows, n), dtype=bool)
         self.flag = np.empty((rows, n), dtype=bool)
+        # Laid out (bidder rank, auction), after the sort.
         self.flat = np.empty((n, rows), dtype=_INT)
+        self.keep = np.empty((n, rows), dtype=_INT)
         self.eligible_t = np.empty((n, rows), dtype=bool)
         self.flag_t = np.empty((n, rows), dtype=bool)
         self.vs = np.empty((n, rows))
@@ -182,6 +191,14 @@ class _Scratch:
         self.pay = np.empty((n, rows))
         self.demand = np.empty((n, rows))
         self.term = np.empty((n, rows))
+
+    def at(
+        self, array: FloatArray, rank: NDArray[np.intp], auctions: NDArray[np.intp]
+    ) -> FloatArray:
+        """``array[rank[i], i]`` for each auction i of a (rank, auction) scratch view."""
+        base = array.base if array.base is not None else array
+        out: FloatArray = np.take(base.reshape(-1), rank * self.rows + auctions)
+        return out
 
 
 def _check(field: str, array: FloatArray, present: NDArray[np.bool_] | None, row0: int) -> None:
@@ -223,34 +240,40 @@ def _clear_rows(
 
     After the sort everything is laid out (bidder rank, auction): elementwise work is
     the same either way, but reductions and running sums over bidders then run across
-    contiguous auction vectors, which numpy does many times faster than along short rows.
+    contiguous auction vectors, which numpy does many times faster than along short
+    rows. Masked selections are done with bit operations (``bits & all_ones_or_zero``):
+    ``np.where``/``copyto(where=)`` are several times slower on random masks, and
+    multiplying by a mask would turn an absent entry's NaN into NaN again.
     """
     _check("valuation", v, present, row0)
     _check("quantity", q, present, row0)
     c, n = v.shape
     auctions = np.arange(c)
     if not multi_unit:
-        q = np.greater(q, 0.0, out=scratch.flag[:c])
-        q = np.copyto(scratch.unit[:c], q) or scratch.unit[:c]
+        unit = scratch.unit[:c]
+        np.copyto(unit, np.greater(q, 0.0, out=scratch.flag[:c]))
+        q = unit
         supply = np.floor(supply)
     eligible = np.greater_equal(v, reserve[:, None], out=scratch.eligible[:c])
     eligible &= np.greater(q, 0.0, out=scratch.flag[:c])
     if present is not None:
         eligible &= present
 
-    # 1. Stable sort by value, highest first, eligible bids first (negative keys).
+    # 1. Stable sort by value, highest first, eligible bids first. Key: the bits of
+    # |v| (ordered like v for v >= 0), sign bit set for ineligible bids, inverted so
+    # that eligible keys are negative and descending in v; the column in the low bits.
     low_bits = max(1, (n - 1).bit_length())
     col_mask = _INT((1 << low_bits) - 1)
-    key = np.bitwise_and(v.view(_INT), _ABS, out=scratch.key[:c])  # -0.0 -> +0.0
+    key = np.bitwise_and(v.view(_INT), _ABS, out=scratch.key[:c])  # also -0.0 -> +0.0
+    ineligible = np.logical_not(eligible, out=scratch.flag[:c])
+    key |= np.multiply(ineligible, _SIGN, out=scratch.bits[:c])
     np.invert(key, out=key)
-    np.copyto(key, _LAST, where=np.logical_not(eligible, out=scratch.flag[:c]))
     key &= ~col_mask
     key |= np.arange(n, dtype=_INT)
     key.sort(axis=1)
     flat = scratch.flat[:, :c]
     np.copyto(flat, key.T)
     eligible_t = np.less(flat, 0, out=scratch.eligible_t[:, :c])
-    ineligible_t = np.logical_not(eligible_t, out=scratch.flag_t[:, :c])
     # Flat index of the bid at rank k of auction i, laid out (k, i).
     flat &= col_mask
     flat += auctions * n
@@ -264,11 +287,12 @@ def _clear_rows(
         exact = np.where(eligible[bad], -v[bad], np.inf).argsort(axis=1, kind="stable")
         flat[:, bad] = (exact + bad[:, None] * n).T
         vs[:, bad] = v_flat.take(flat[:, bad])
-    np.logical_not(eligible_t, out=ineligible_t)
-    # Ineligible bids get quantity 0 and the reserve as value: they add nothing below.
     qs = np.take(_flat(q, scratch.by_auction), flat, out=scratch.qs[:, :c], mode="clip")
-    np.copyto(qs, 0.0, where=ineligible_t)
-    np.copyto(vs, reserve, where=ineligible_t)
+    # Ineligible bids get quantity 0 and the reserve as value: they add nothing below.
+    keep = np.multiply(eligible_t, _INT(-1), out=scratch.keep[:, :c])
+    qs.view(_INT)[...] &= keep
+    vs.view(_INT)[...] &= keep
+    np.maximum(vs, reserve, out=vs)
     n_eligible = eligible_t.sum(axis=0, dtype=np.intp)
 
     # 2. Allocation in value order: x = clip(S - (cum - q), 0, q).
@@ -289,12 +313,12 @@ def _clear_rows(
         first = np.minimum(qs[0], supply)
         xs[1:] = 0.0
         xs[0] = first
-        second = vs[1] if n > 1 else reserve
-        pay[0] = first * np.maximum(second, reserve)
+        pay[0] = first * (vs[1] if n > 1 else reserve)
     elif name == "uniform" or not multi_unit:
         won = np.greater(xs, 0.0, out=scratch.flag_t[:, :c]).sum(axis=0, dtype=np.intp)
-        best_rejected = np.where(won < n_eligible, vs[np.minimum(won, n - 1), auctions], reserve)
-        np.multiply(xs, np.maximum(best_rejected, reserve), out=pay)
+        # The best rejected bid is rank ``won``; past the eligible ones, the reserve.
+        best_rejected = np.where(won < n, scratch.at(vs, np.minimum(won, n - 1), auctions), reserve)
+        np.multiply(xs, best_rejected, out=pay)
     else:
         _vcg_payments(scratch, vs, qs, xs, n_eligible, reserve, pay)
     x_out.reshape(-1)[flat] = xs
@@ -312,16 +336,14 @@ def _vcg_payments(
 ) -> None:
     """Multi-unit VCG payments of sorted (rank, auction) arrays into ``pay`` (module docstring)."""
     n, c = vs.shape
-    losing = np.less_equal(xs, 0.0, out=scratch.flag_t[:, :c])
-    width = n - int(losing.all(axis=1).sum())  # winners are a prefix of the ranks
+    winning = np.greater(xs, 0.0, out=scratch.flag_t[:, :c])
+    width = int(winning.any(axis=1).sum())  # winners are a prefix of the ranks
     if width == 0:
         return
     auctions = np.arange(c)
     # T is evaluated on the first ``width`` ranks only: at each winner's q, at 0
     # (T(0) = 0) for the losers among them.
-    demand = scratch.demand[:width, :c]
-    np.copyto(demand, qs[:width])
-    np.copyto(demand, 0.0, where=losing[:width])
+    demand = np.multiply(qs[:width], winning[:width], out=scratch.demand[:width, :c])
     largest = demand.max(axis=0)
     # The tail starts at the first bid not fully filled (the marginal or first loser);
     # ineligible bids (q = x = 0) count as filled.
@@ -329,9 +351,9 @@ def _vcg_payments(
     full -= n - n_eligible
     j = np.minimum(full, n - 1)
     in_tail = full < n_eligible
-    value = np.where(in_tail, vs[j, auctions], reserve)
-    x_j = xs[j, auctions]
-    knot = np.where(in_tail, qs[j, auctions] - x_j, 0.0)
+    value = np.where(in_tail, scratch.at(vs, j, auctions), reserve)
+    x_j = scratch.at(xs, j, auctions)
+    knot = np.where(in_tail, scratch.at(qs, j, auctions) - x_j, 0.0)
     # The marginal winner displaces its own unfilled rest first: v_m (q_m - x_m).
     own = np.where(x_j > 0, value * knot, 0.0)
     tail = pay[:width]
@@ -343,11 +365,11 @@ def _vcg_payments(
         if not (more & (knot < largest)).any():
             break
         kk = np.minimum(k, n - 1)
-        following = np.where(more, vs[kk, auctions], reserve)
+        following = np.where(more, scratch.at(vs, kk, auctions), reserve)
         np.minimum(demand, knot, out=term)
         term *= value - following
         tail += term
-        knot = knot + np.where(more, qs[kk, auctions], 0.0)
+        knot = knot + np.where(more, scratch.at(qs, kk, auctions), 0.0)
         value = following
     np.minimum(demand, knot, out=term)
     term *= value - reserve

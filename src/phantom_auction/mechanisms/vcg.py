@@ -61,12 +61,13 @@ class VCGBid:
         object.__setattr__(self, "metadata", dict(self.metadata or {}))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class VCGAuction:
     """``supply`` units for sale, the seller keeping each unsold unit at ``reserve_price``.
 
-    ``bids`` is a mutable list (append to it); a bid's position is its submission order.
+    ``bids`` is a plain list to append to; a bid's position is its submission order.
     ``enable_multi_unit=False`` is unit demand: ``floor(supply)`` units, one per winner.
+    Values are checked here and again by :func:`run_vcg_auction` (fields can be reset).
     """
 
     supply: float
@@ -78,7 +79,7 @@ class VCGAuction:
         check_scalar("supply", self.supply)
         check_scalar("reserve_price", self.reserve_price)
         if not isinstance(self.bids, list):
-            object.__setattr__(self, "bids", list(self.bids))
+            self.bids = list(self.bids)
 
 
 class VCGAllocation(NamedTuple):
@@ -163,7 +164,9 @@ def run_vcg_auction(auction: VCGAuction, mechanism: str = "vcg") -> VCGResult:
         efficiency = welfare / first_best if first_best > 0 else 1.0
     n = len(bids)
     return VCGResult(
-        allocations=tuple(map(_allocation, zip(ids, x.tolist(), pay.tolist(), utility.tolist()))),
+        allocations=tuple(
+            map(_allocation, zip(ids, x.tolist(), pay.tolist(), utility.tolist(), strict=True))
+        ),
         social_welfare=welfare,
         total_revenue=float(pay.sum()),
         efficiency=efficiency,
@@ -174,7 +177,4 @@ def run_vcg_auction(auction: VCGAuction, mechanism: str = "vcg") -> VCGResult:
 
 def individual_rationality_check(result: VCGResult) -> bool:
     """True iff every utility is >= 0, up to ``1e-9`` relative to the payment (SPEC)."""
-    return all(
-        a.utility >= -IR_TOLERANCE * max(1.0, abs(a.payment)) for a in result.allocations
-    )
-
+    return all(a.utility >= -IR_TOLERANCE * max(1.0, abs(a.payment)) for a in result.allocations)

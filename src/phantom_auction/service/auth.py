@@ -200,7 +200,7 @@ _DEFAULT_CACHE = PublicKeyCache()
 def verify_signature(
     public_key: bytes, signature: str, message: bytes, cache: PublicKeyCache | None = None
 ) -> bool:
-    """True iff ``signature`` (hex) is a valid Ed25519 signature of ``message`` by ``public_key``."""
+    """True iff ``signature`` (hex) is ``public_key``'s Ed25519 signature of ``message``."""
     if len(signature) != 128:
         return False
     try:

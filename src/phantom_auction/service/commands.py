@@ -46,7 +46,9 @@ def _require_service() -> None:
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind. Default: [service] host.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind. Default: [service] host.")
+    ] = None,
     port: Annotated[
         int | None, typer.Option(min=0, max=65535, help="TCP port. Default: [service] port.")
     ] = None,

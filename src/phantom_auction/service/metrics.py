@@ -30,7 +30,9 @@ _LATENCY_BUCKETS_S = (
 class ServiceMetrics:
     """Counters, histograms and gauges exposed on ``/metrics``."""
 
-    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
     auctions: Counter = field(init=False)
     rejections: Counter = field(init=False)
     messages: Counter = field(init=False)
@@ -47,7 +49,10 @@ class ServiceMetrics:
             "phantom_auction_auctions", "Auctions ended, by outcome", ["outcome"], registry=r
         )
         self.rejections = Counter(
-            "phantom_auction_rejections", "Bidder messages rejected, by reason", ["reason"], registry=r
+            "phantom_auction_rejections",
+            "Bidder messages rejected, by reason",
+            ["reason"],
+            registry=r,
         )
         self.messages = Counter(
             "phantom_auction_bidder_messages",

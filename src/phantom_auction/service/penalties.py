@@ -63,5 +63,8 @@ def record_reveal_outcome(
         f"{security.no_reveal_threshold}: blocked {block_s:g} s (block {state.block_count + 1})"
     )
     return PenaltyState(
-        no_reveal_rate=rate, blocked_until_us=until, block_count=state.block_count + 1, reason=reason
+        no_reveal_rate=rate,
+        blocked_until_us=until,
+        block_count=state.block_count + 1,
+        reason=reason,
     )

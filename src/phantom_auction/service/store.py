@@ -118,8 +118,9 @@ class AuctionRecord:
 
     ``request_digest`` fingerprints the client's request so that a retry with the same
     ``idempotency_key`` but different fields is recognised. ``phantom_seed`` (hex) stays
-    secret until the auction ends; ``engine_config`` holds the configuration sections the
-    engine ran with, so a restart replays the auction under the same rules. ``result``
+    secret until the auction ends; ``engine_params`` holds what rebuilding the engine's auction
+    needs beyond these columns (its configuration sections, deadline, reserve), so a
+    restart replays the auction under the same rules. ``result``
     and ``competition`` are JSON documents written when ``status`` leaves ``open``.
     """
 
@@ -127,8 +128,8 @@ class AuctionRecord:
     client_id: int
     idempotency_key: str | None
     request_digest: str
-    token_in: str
-    token_out: str
+    token_in: int
+    token_out: int
     amount: float
     baseline_price: float
     opened_at_us: int
@@ -136,7 +137,7 @@ class AuctionRecord:
     reveal_ends_at_us: int
     phantom_commitment: str
     phantom_seed: str
-    engine_config: dict[str, Any]
+    engine_params: dict[str, Any]
     status: AuctionStatus = "open"
     outcome: str | None = None
     result: dict[str, Any] | None = None
@@ -250,9 +251,9 @@ class Store(abc.ABC):
         """Ids of every auction, or of those with ``status``."""
 
 
-def _split(writes: Sequence[Write]) -> tuple[
-    list[AuctionRecord], list[BidEvent], list[AuctionFinished], list[PenaltyUpdate]
-]:
+def _split(
+    writes: Sequence[Write],
+) -> tuple[list[AuctionRecord], list[BidEvent], list[AuctionFinished], list[PenaltyUpdate]]:
     opened: list[AuctionRecord] = []
     events: list[BidEvent] = []
     finished: list[AuctionFinished] = []
@@ -422,8 +423,8 @@ auctions = Table(
     Column("client_id", Integer, ForeignKey("clients.client_id"), nullable=False),
     Column("idempotency_key", String(200), nullable=True),
     Column("request_digest", String(64), nullable=False),
-    Column("token_in", String(200), nullable=False),
-    Column("token_out", String(200), nullable=False),
+    Column("token_in", BigInteger, nullable=False),
+    Column("token_out", BigInteger, nullable=False),
     Column("amount", Double, nullable=False),
     Column("baseline_price", Double, nullable=False),
     Column("opened_at_us", BigInteger, nullable=False),
@@ -431,7 +432,7 @@ auctions = Table(
     Column("reveal_ends_at_us", BigInteger, nullable=False),
     Column("phantom_commitment", String(64), nullable=False),
     Column("phantom_seed", String(128), nullable=False),
-    Column("engine_config", Text, nullable=False),
+    Column("engine_params", Text, nullable=False),
     Column("status", String(16), nullable=False),
     Column("outcome", String(64), nullable=True),
     Column("result", Text, nullable=True),
@@ -484,7 +485,7 @@ def _auction_from_row(row: Any) -> AuctionRecord:
         reveal_ends_at_us=row.reveal_ends_at_us,
         phantom_commitment=row.phantom_commitment,
         phantom_seed=row.phantom_seed,
-        engine_config=json.loads(row.engine_config),
+        engine_params=json.loads(row.engine_params),
         status=row.status,
         outcome=row.outcome,
         result=_loads_opt(row.result),
@@ -622,7 +623,9 @@ class SqlStore(Store):
 
     async def bidder(self, bidder_id: str) -> BidderRecord | None:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(bidders).where(bidders.c.bidder_id == bidder_id))).first()
+            row = (
+                await conn.execute(select(bidders).where(bidders.c.bidder_id == bidder_id))
+            ).first()
         return None if row is None else _bidder_from_row(row)
 
     async def apply(self, writes: Sequence[Write]) -> None:
@@ -647,13 +650,11 @@ class SqlStore(Store):
                             "reveal_ends_at_us": a.reveal_ends_at_us,
                             "phantom_commitment": a.phantom_commitment,
                             "phantom_seed": a.phantom_seed,
-                            "engine_config": _dumps(a.engine_config),
+                            "engine_params": _dumps(a.engine_params),
                             "status": a.status,
                             "outcome": a.outcome,
                             "result": None if a.result is None else _dumps(a.result),
-                            "competition": None
-                            if a.competition is None
-                            else _dumps(a.competition),
+                            "competition": None if a.competition is None else _dumps(a.competition),
                             "finished_at_us": a.finished_at_us,
                         }
                         for a in opened
@@ -748,7 +749,9 @@ class SqlStore(Store):
     async def open_auctions(self) -> list[AuctionRecord]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(auctions).where(auctions.c.status == "open").order_by(auctions.c.opened_at_us)
+                select(auctions)
+                .where(auctions.c.status == "open")
+                .order_by(auctions.c.opened_at_us)
             )
             return [_auction_from_row(r) for r in rows]
 

@@ -161,7 +161,9 @@ def value_distribution(spec: Any) -> Any:
     try:
         a, b = float(a), float(b)
     except (TypeError, ValueError):
-        raise InvalidBidParameters("value_distribution", spec, "parameters must be numbers") from None
+        raise InvalidBidParameters(
+            "value_distribution", spec, "parameters must be numbers"
+        ) from None
     if not (math.isfinite(a) and math.isfinite(b)):
         raise InvalidBidParameters("value_distribution", spec, "parameters must be finite")
     family = str(family).lower()
@@ -245,7 +247,9 @@ class ValueModel:
         if num_bidders > 1:
             _check_correlation(rho, num_bidders)
             if rho < 0.0:
-                chol = np.linalg.cholesky(equicorrelation(num_bidders, rho))
+                chol = np.asarray(
+                    np.linalg.cholesky(equicorrelation(num_bidders, rho)), dtype=np.float64
+                )
         return cls(num_bidders, center, premium_sd, noise_sd, rho, distribution, chol)
 
     @property
@@ -253,7 +257,9 @@ class ValueModel:
         """The distribution of one bidder's value (bps): F, or the market mode's normal."""
         if self.distribution is not None:
             return self.distribution
-        return stats.norm(loc=self.center_bps, scale=math.hypot(self.premium_sd_bps, self.noise_sd_bps))
+        return stats.norm(
+            loc=self.center_bps, scale=math.hypot(self.premium_sd_bps, self.noise_sd_bps)
+        )
 
     def draw(self, rng: np.random.Generator, n_auctions: int) -> MarketDraws:
         """Draw ``n_auctions`` auctions from the market stream ``rng``."""
@@ -265,7 +271,10 @@ class ValueModel:
         elif self._cholesky is not None:
             x = idio @ self._cholesky.T
         else:
-            x = math.sqrt(self.correlation) * common[:, None] + math.sqrt(1.0 - self.correlation) * idio
+            x = (
+                math.sqrt(self.correlation) * common[:, None]
+                + math.sqrt(1.0 - self.correlation) * idio
+            )
         if self.distribution is None:
             premium = self.center_bps + self.premium_sd_bps * premium_shock
             values = premium[:, None] + self.noise_sd_bps * x
@@ -281,10 +290,10 @@ class ValueModel:
         if family == "lognorm":
             out: FloatArray = b * np.exp(a * x)
             return out
-        u = ndtr(x)
+        u: FloatArray = ndtr(x)
         if family == "uniform":
             return a + b * u
         # Keep u inside (0, 1): Phi saturates at 1.0 for x > 8.3 and F^-1(1) may be inf.
         np.clip(u, 1e-300, 1.0 - 2.0**-53, out=u)
-        values = np.asarray(self.distribution.ppf(u), dtype=np.float64)
+        values: FloatArray = np.asarray(self.distribution.ppf(u), dtype=np.float64)
         return values

@@ -1,0 +1,52 @@
+"""Bidding strategies: the interface, the built-in strategies and their registry."""
+
+from __future__ import annotations
+
+from .adaptive import AdaptiveStrategy
+from .aggressive import AggressiveStrategy
+from .base import (
+    AuctionFeedback,
+    AuctionView,
+    Bid,
+    BidBatch,
+    BidderStrategy,
+    FeedbackBatch,
+    LabelledStrategy,
+    call_generate_bids,
+    strategy_label,
+)
+from .conservative import ConservativeStrategy
+from .equilibrium import CompetitiveEquilibriumStrategy, first_price_equilibrium_table
+from .random_walk import RandomWalkStrategy
+from .registry import (
+    SEED_STRATEGIES,
+    STRATEGIES,
+    create_strategy,
+    filter_strategies,
+    strategy_names,
+)
+from .truthful import TruthfulStrategy
+
+__all__ = [
+    "SEED_STRATEGIES",
+    "STRATEGIES",
+    "AdaptiveStrategy",
+    "AggressiveStrategy",
+    "AuctionFeedback",
+    "AuctionView",
+    "Bid",
+    "BidBatch",
+    "BidderStrategy",
+    "CompetitiveEquilibriumStrategy",
+    "ConservativeStrategy",
+    "FeedbackBatch",
+    "LabelledStrategy",
+    "RandomWalkStrategy",
+    "TruthfulStrategy",
+    "call_generate_bids",
+    "create_strategy",
+    "filter_strategies",
+    "first_price_equilibrium_table",
+    "strategy_label",
+    "strategy_names",
+]

@@ -86,9 +86,7 @@ class AggressiveStrategy(BidderStrategy):
                 t += self.interval_ms * (0.9 + 0.2 * u[k])
                 level += s0 + (s1 - s0) * u[r + k]
             imp = min(level, cap)
-            bids.append(
-                Bid(baseline_price * (1.0 + imp / BPS), qty, min(t, view.duration_ms), fee)
-            )
+            bids.append(Bid(baseline_price * (1.0 + imp / BPS), qty, min(t, view.duration_ms), fee))
         return bids
 
     def generate_batch(

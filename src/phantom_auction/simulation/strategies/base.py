@@ -99,6 +99,11 @@ class AuctionView:
     learning: bool = False
     value_distribution: Any = None
 
+    def __post_init__(self) -> None:
+        from ...mechanisms.clearing import canonical_mechanism
+
+        object.__setattr__(self, "mechanism", canonical_mechanism(self.mechanism))
+
     @property
     def expected_value_bps(self) -> float:
         """The mean value (bps) a bidder assumes when it is not told its own."""
@@ -335,9 +340,11 @@ class BidderStrategy:
         return copy.deepcopy(self)
 
     def __repr__(self) -> str:
-        params = ", ".join(
-            f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_")
-        ) if hasattr(self, "__dict__") else ""
+        params = (
+            ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+            if hasattr(self, "__dict__")
+            else ""
+        )
         return f"{type(self).__name__}({params})"
 
 

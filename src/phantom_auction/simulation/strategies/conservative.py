@@ -92,9 +92,7 @@ class ConservativeStrategy(BidderStrategy):
         for k in range(r):
             t += self.interval_ms * (0.9 + 0.2 * u[k])
             imp = min(a0 + (a1 - a0) * u[r + k], cap)
-            bids.append(
-                Bid(baseline_price * (1.0 + imp / BPS), qty, min(t, view.duration_ms), fee)
-            )
+            bids.append(Bid(baseline_price * (1.0 + imp / BPS), qty, min(t, view.duration_ms), fee))
         return bids
 
     def generate_batch(

@@ -130,14 +130,20 @@ class RandomWalkStrategy(BidderStrategy):
         steps = np.empty((n, r))
         with np.errstate(divide="ignore", invalid="ignore"):
             steps[:, 0] = np.log(values_bps * (s0 + (s1 - s0) * u[:, 0]))
-        steps[:, 1:] = mu + scale * ndtri(u[:, 1 + r : 2 * r])
+        diffusion = steps[:, 1:]
+        diffusion[...] = mu + scale * ndtri(u[:, 1 + r : 2 * r])
         jumps = u[:, 2 * r : 3 * r - 1] < p_jump
-        steps[:, 1:] += np.where(jumps, self.jump_sd * ndtri(u[:, 3 * r - 1 :]), 0.0)
+        # Only the jumps that occur need their size (the draws are taken regardless).
+        diffusion[jumps] += self.jump_sd * ndtri(u[:, 3 * r - 1 :][jumps])
         imp = np.minimum(np.exp(np.cumsum(steps, axis=1)), cap[:, None])
         present = ok[:, None] & (imp >= view.min_improvement_bps)
         times = np.minimum(self.step_ms * (np.arange(r) + 0.5 * u[:, 1 : 1 + r]), view.duration_ms)
         qty = order_volume(baseline_quantity, view)
         fee = qty * view.priority_fee_max_ratio * self.fee_fraction
         return BidBatch(
-            np.where(ok[:, None], imp, 0.0), np.full((n, r), qty), times, np.full((n, r), fee), present
+            np.where(ok[:, None], imp, 0.0),
+            np.broadcast_to(qty, (n, r)),
+            times,
+            np.broadcast_to(fee, (n, r)),
+            present,
         )

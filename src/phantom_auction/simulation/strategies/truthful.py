@@ -68,8 +68,8 @@ class TruthfulStrategy(BidderStrategy):
         rng: np.random.Generator,
     ) -> BidBatch:
         n = values_bps.shape[0]
-        u = rng.random(n)
-        imp = np.minimum(values_bps, view.max_improvement_bps)[:, None]
+        u = rng.random((n,))
+        imp = np.asarray(np.minimum(values_bps, view.max_improvement_bps))[:, None]
         present = (values_bps >= view.min_improvement_bps)[:, None]
         qty = np.full((n, 1), order_volume(baseline_quantity, view))
         return BidBatch(imp, qty, (view.window_ms * u)[:, None], np.zeros((n, 1)), present)

@@ -1,0 +1,461 @@
+"""The bidder SDK: run any simulator strategy against a live phantom-auction server.
+
+    from phantom_auction.client import BidderClient
+    report = BidderClient("http://127.0.0.1:8080", "mm-1", private_key_hex).run(strategy)
+
+``strategy`` is anything with the seed's ``generate_bid(baseline_price,
+baseline_quantity, market, rng)`` method (every simulator strategy), or a plain function
+with that signature. For each ``auction_opened`` push the client asks the strategy for
+a bid (sent at the strategy's ``timestamp``, ms after the auction opened), seals it
+with a fresh salt and the next nonce, signs the commit with the bidder's Ed25519 key,
+and reveals it when the server opens the reveal window. Every ack is recorded.
+
+:func:`signed_headers` signs plain HTTP requests for bidders that do not use the
+WebSocket. Needs the ``service`` extra (``websockets``, ``cryptography``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from ._extras import require
+from .engine import AuctionAnnouncement, StrategyBidder
+from .errors import PhantomAuctionError
+
+require("websockets", "service")
+require("cryptography", "service")
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
+from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
+
+from .service.auth import (  # noqa: E402
+    commit_signing_bytes,
+    load_private_key,
+    login_signing_bytes,
+    request_signing_bytes,
+    sign,
+)
+
+__all__ = ["Ack", "BidderClient", "BidderLoginError", "BidderReport", "signed_headers"]
+
+_log = logging.getLogger(__name__)
+WS_PATH = "/v1/bidders/ws"
+
+
+class BidderLoginError(PhantomAuctionError):
+    """The server refused the login (``reason``: ``unknown_bidder``, ``bad_signature``, ...)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"login refused: {reason}: {detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The server's verdict on one commit or reveal, as received (``received_at``: unix s)."""
+
+    ref: str | int | None
+    kind: str
+    auction_id: str | None
+    status: str
+    reason: str | None
+    detail: str | None
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BidderReport:
+    """What one run did: counts, rejections by reason, wins and every ack."""
+
+    bidder_id: str
+    auctions_seen: int
+    commits_sent: int
+    reveals_sent: int
+    accepted: int
+    rejected: dict[str, int]
+    unanswered: int
+    auctions_won: int
+    filled_volume: float
+    acks: tuple[Ack, ...]
+    status: dict[str, Any] | None
+
+
+class _FunctionStrategy:
+    """A plain ``generate_bid(...)`` function seen as a strategy object."""
+
+    def __init__(self, function: Any) -> None:
+        self.generate_bid = function
+
+    def __repr__(self) -> str:
+        return f"_FunctionStrategy({getattr(self.generate_bid, '__name__', self.generate_bid)})"
+
+
+def _ws_url(url: str) -> str:
+    if url.startswith("http://"):
+        url = "ws://" + url.removeprefix("http://")
+    elif url.startswith("https://"):
+        url = "wss://" + url.removeprefix("https://")
+    elif not url.startswith(("ws://", "wss://")):
+        raise ValueError(f"url={url!r}: expected http(s):// or ws(s)://")
+    scheme, rest = url.split("://", 1)
+    host, _, path = rest.partition("/")
+    return f"{scheme}://{host}{'/' + path if path else WS_PATH}"
+
+
+def _announcement(message: dict[str, Any]) -> AuctionAnnouncement:
+    return AuctionAnnouncement(
+        auction_id=str(message["auction_id"]),
+        token_pair=(int(message["token_pair"][0]), int(message["token_pair"][1])),
+        baseline_price=float(message["baseline_price"]),
+        amount=float(message["amount"]),
+        opened_at=datetime.fromisoformat(message["opened_at"]),
+        commit_deadline=datetime.fromisoformat(message["commit_deadline"]),
+        reveal_deadline=datetime.fromisoformat(message["reveal_deadline"]),
+        phantom_commitment=bytes.fromhex(message["phantom_commitment"]),
+        mechanism=str(message["mechanism"]),
+        min_improvement_bps=float(message["min_improvement_bps"]),
+        max_improvement_bps=float(message["max_improvement_bps"]),
+        max_volume=float(message["max_volume"]),
+        priority_fee_max_ratio=float(message["priority_fee_max_ratio"]),
+    )
+
+
+def signed_headers(
+    bidder_id: str,
+    private_key: Ed25519PrivateKey | bytes | str,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    *,
+    timestamp_ms: int | None = None,
+) -> dict[str, str]:
+    """The ``X-Bidder-*`` headers that authenticate an HTTP request by a bidder.
+
+    ``path`` without the query string; ``body`` exactly as sent.
+    """
+    key = load_private_key(private_key)
+    stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    signature = sign(key, request_signing_bytes(bidder_id, method, path, stamp, body))
+    return {
+        "X-Bidder-Id": bidder_id,
+        "X-Bidder-Timestamp": str(stamp),
+        "X-Bidder-Signature": signature,
+    }
+
+
+class BidderClient:
+    """One bidder on a live server over the WebSocket (``/v1/bidders/ws``).
+
+    ``url``: the server (``http://host:port`` or the WebSocket URL); ``private_key``:
+    Ed25519, as a key object, 32 raw bytes, hex, base64 or PEM. ``market`` and ``rng``
+    are passed to the strategy (defaults: the simulator's ``MarketConditions()`` and
+    ``numpy.random.default_rng()``). With ``honour_timing`` (default) a commit is sent
+    at the strategy's ``timestamp``; with ``reconnect`` a dropped connection is retried
+    with back-off until the run ends.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        bidder_id: str,
+        private_key: Ed25519PrivateKey | bytes | str,
+        *,
+        market: Any = None,
+        rng: np.random.Generator | None = None,
+        honour_timing: bool = True,
+        reconnect: bool = True,
+        first_nonce: int | None = None,
+    ) -> None:
+        self.url = _ws_url(url)
+        self.bidder_id = bidder_id
+        self.key = load_private_key(private_key)
+        self.market = market
+        self.rng = rng
+        self.honour_timing = honour_timing
+        self.reconnect = reconnect
+        self.first_nonce = first_nonce
+        self.status: dict[str, Any] | None = None
+        self.connected = asyncio.Event()
+        self._acks: list[Ack] = []
+        self._pending: dict[str | int, tuple[str, str]] = {}
+        self._announcements: dict[str, AuctionAnnouncement] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ref = 0
+        self._seen = 0
+        self._commits = 0
+        self._reveals = 0
+        self._won = 0
+        self._filled = 0.0
+        self._closed_auctions = 0
+        self._ws: ClientConnection | None = None
+        self._max_auctions: int | None = None
+        self._stop = asyncio.Event()
+
+    # ---------------------------------------------------------------- running
+
+    def run(
+        self,
+        strategy: Any,
+        *,
+        max_auctions: int | None = None,
+        duration_s: float | None = None,
+    ) -> BidderReport:
+        """Bid with ``strategy`` until ``max_auctions`` auctions have closed or
+        ``duration_s`` seconds have passed (or forever); blocking."""
+        return asyncio.run(self.arun(strategy, max_auctions=max_auctions, duration_s=duration_s))
+
+    async def arun(
+        self,
+        strategy: Any,
+        *,
+        max_auctions: int | None = None,
+        duration_s: float | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> BidderReport:
+        """:meth:`run` on the current event loop; also stops when ``stop`` is set."""
+        if not callable(getattr(strategy, "generate_bid", None)):
+            if not callable(strategy):
+                raise TypeError(
+                    f"strategy={strategy!r}: needs generate_bid(baseline_price, "
+                    "baseline_quantity, market, rng) or to be such a function"
+                )
+            strategy = _FunctionStrategy(strategy)
+        bidder = StrategyBidder(
+            strategy,
+            self.bidder_id,
+            self.market,
+            self.rng,
+            first_nonce=self.first_nonce,
+            honour_timing=self.honour_timing,
+        )
+        stop = stop or asyncio.Event()
+        self._max_auctions = max_auctions
+        self._stop = stop
+        deadline = None if duration_s is None else asyncio.get_running_loop().time() + duration_s
+        backoff = 0.05
+        try:
+            while not stop.is_set():
+                try:
+                    async with connect(
+                        self.url, max_size=1 << 22, open_timeout=10, ping_interval=20
+                    ) as ws:
+                        self._ws = ws
+                        await self._login(ws)
+                        backoff = 0.05
+                        await self._serve(ws, bidder, stop, deadline)
+                except BidderLoginError:
+                    raise
+                except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
+                    _log.info("%s: connection lost (%r)", self.bidder_id, exc)
+                finally:
+                    self._ws = None
+                    self.connected.clear()
+                if stop.is_set() or not self.reconnect or self._out_of_time(deadline):
+                    break
+                await asyncio.sleep(backoff)
+                backoff = min(2.0, backoff * 2)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            for task in list(self._tasks):
+                with contextlib.suppress(BaseException):
+                    await task
+        return self.report()
+
+    @staticmethod
+    def _out_of_time(deadline: float | None) -> bool:
+        return deadline is not None and asyncio.get_running_loop().time() >= deadline
+
+    def report(self) -> BidderReport:
+        """The counts so far."""
+        accepted = sum(1 for a in self._acks if a.status == "accepted")
+        rejected = Counter(a.reason or "unknown" for a in self._acks if a.status != "accepted")
+        return BidderReport(
+            bidder_id=self.bidder_id,
+            auctions_seen=self._seen,
+            commits_sent=self._commits,
+            reveals_sent=self._reveals,
+            accepted=accepted,
+            rejected=dict(rejected),
+            unanswered=len(self._pending),
+            auctions_won=self._won,
+            filled_volume=self._filled,
+            acks=tuple(self._acks),
+            status=self.status,
+        )
+
+    async def _login(self, ws: ClientConnection) -> None:
+        challenge = json.loads(await ws.recv())
+        if challenge.get("type") != "challenge":
+            raise BidderLoginError("protocol", f"expected a challenge, got {challenge!r}")
+        signature = sign(self.key, login_signing_bytes(self.bidder_id, challenge["challenge"]))
+        await ws.send(
+            json.dumps({"type": "login", "bidder_id": self.bidder_id, "signature": signature})
+        )
+        try:
+            welcome = json.loads(await ws.recv())
+        except ConnectionClosed:
+            welcome = {"type": "error", "reason": "closed", "detail": "closed during login"}
+        if welcome.get("type") != "welcome":
+            raise BidderLoginError(str(welcome.get("reason")), str(welcome.get("detail")))
+        self.status = welcome
+        self.connected.set()
+
+    async def _serve(
+        self,
+        ws: ClientConnection,
+        bidder: StrategyBidder,
+        stop: asyncio.Event,
+        deadline: float | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        stopper = loop.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                timeout = None if deadline is None else deadline - loop.time()
+                if timeout is not None and timeout <= 0:
+                    stop.set()
+                    break
+                receive = loop.create_task(ws.recv())
+                done, _ = await asyncio.wait(
+                    {receive, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if receive not in done:
+                    receive.cancel()
+                    with contextlib.suppress(BaseException):
+                        await receive
+                    if stopper in done:
+                        break
+                    continue
+                self._dispatch(ws, bidder, json.loads(receive.result()))
+        finally:
+            stopper.cancel()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _dispatch(self, ws: ClientConnection, bidder: StrategyBidder, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        if kind == "auction_opened":
+            if self._max_auctions is not None and self._seen >= self._max_auctions:
+                return
+            self._seen += 1
+            announcement = _announcement(msg)
+            self._announcements[announcement.auction_id] = announcement
+            self._spawn(self._commit(ws, bidder, announcement))
+        elif kind == "reveal_open":
+            opened = self._announcements.get(str(msg.get("auction_id")))
+            if opened is not None:
+                self._spawn(self._reveal(ws, bidder, opened))
+        elif kind == "ack":
+            ref = msg.get("ref")
+            if ref is not None:
+                self._pending.pop(ref, None)
+            self._acks.append(
+                Ack(
+                    ref,
+                    str(msg.get("kind")),
+                    msg.get("auction_id"),
+                    str(msg.get("status")),
+                    msg.get("reason"),
+                    msg.get("detail"),
+                    time.time(),
+                )
+            )
+        elif kind == "auction_closed":
+            self._announcements.pop(str(msg.get("auction_id")), None)
+            self._closed_auctions += 1
+            if msg.get("filled"):
+                self._won += 1
+                self._filled += float(msg["filled"])
+            if self._max_auctions is not None and self._closed_auctions >= self._max_auctions:
+                self._stop.set()
+        elif kind in ("status", "blocked", "welcome"):
+            self.status = msg
+
+    def _next_ref(self) -> int:
+        self._ref += 1
+        return self._ref
+
+    async def _commit(
+        self, ws: ClientConnection, bidder: StrategyBidder, announcement: AuctionAnnouncement
+    ) -> None:
+        try:
+            sealed = await bidder.commit(announcement)
+        except PhantomAuctionError as exc:  # the strategy proposed something unsendable
+            _log.warning("%s: no commit for %s: %s", self.bidder_id, announcement.auction_id, exc)
+            sealed = None
+        if sealed is None:
+            self._announcements.pop(announcement.auction_id, None)
+            if self._max_auctions is not None:
+                self._closed_auctions += 1  # nothing to wait for in this auction
+                if self._closed_auctions >= self._max_auctions:
+                    self._stop.set()
+            return
+        commitment = sealed.commitment_hash.hex()
+        ref = self._next_ref()
+        message = {
+            "type": "commit",
+            "ref": ref,
+            "auction_id": announcement.auction_id,
+            "token_pair": list(sealed.token_pair),
+            "commitment": commitment,
+            "nonce": sealed.nonce,
+            "signature": sign(
+                self.key,
+                commit_signing_bytes(
+                    announcement.auction_id, self.bidder_id, commitment, sealed.nonce
+                ),
+            ),
+        }
+        self._pending[ref] = ("commit", announcement.auction_id)
+        self._commits += 1
+        await ws.send(json.dumps(message))
+
+    async def _reveal(
+        self, ws: ClientConnection, bidder: StrategyBidder, announcement: AuctionAnnouncement
+    ) -> None:
+        bid = await bidder.reveal(announcement)
+        if bid is None:
+            return
+        ref = self._next_ref()
+        message = {
+            "type": "reveal",
+            "ref": ref,
+            "auction_id": announcement.auction_id,
+            "token_pair": list(bid.token_pair),
+            "improved_price": bid.improved_price,
+            "volume": bid.volume,
+            "priority_fee": bid.priority_fee,
+            "nonce": bid.nonce,
+            "salt": bid.salt.hex(),
+        }
+        self._pending[ref] = ("reveal", announcement.auction_id)
+        self._reveals += 1
+        await ws.send(json.dumps(message))
+
+    async def request_status(self, timeout: float = 5.0) -> dict[str, Any] | None:
+        """Ask the server for this bidder's status over the open connection."""
+        ws = self._ws
+        if ws is None:
+            return None
+        before = self.status
+        await ws.send(json.dumps({"type": "status", "ref": self._next_ref()}))
+        end = asyncio.get_running_loop().time() + timeout
+        while self.status is before and asyncio.get_running_loop().time() < end:
+            await asyncio.sleep(0.01)
+        return self.status

@@ -1,0 +1,605 @@
+"""The HTTP and WebSocket face of the auction house (FastAPI; run by ``phantom-auction serve``).
+
+Settlement clients (``Authorization: Bearer <token>``):
+``POST /v1/auctions``, ``GET /v1/auctions/{id}``, and, public once an auction has
+ended, ``GET /v1/auctions/{id}/competition``.
+
+Bidders: ``WS /v1/bidders/ws`` (challenge-signature login, pushes, commit / reveal /
+status messages, each answered by an ``ack``), or signed HTTP requests
+(``X-Bidder-Id``, ``X-Bidder-Timestamp``, ``X-Bidder-Signature``):
+``POST /v1/auctions/{id}/commit``, ``POST /v1/auctions/{id}/reveal``,
+``GET /v1/auctions/open``, ``GET /v1/bidders/me``.
+
+Operations: ``/healthz``, ``/metrics`` (Prometheus), ``/openapi.json``, ``/docs``.
+docs/service.md describes every message, the signed bytes and the rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Path, Query, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+from starlette.websockets import WebSocketDisconnect
+
+from .. import __version__
+from ..config import AuctionConfig, load_config
+from .auth import login_signing_bytes, new_challenge
+from .house import AuctionHouse, BidderSession, BidderState, Rejected, Verdict, auction_view
+from .metrics import ServiceMetrics
+from .schemas import (
+    AckBody,
+    Announcement,
+    AuctionView,
+    BidderStatus,
+    CommitBody,
+    CompetitionView,
+    ErrorBody,
+    OpenAuctionBody,
+    RevealBody,
+    WsCommit,
+    WsReveal,
+    WsStatus,
+    bidder_message_adapter,
+    login_adapter,
+)
+from .store import ClientRecord, Store, open_store
+
+__all__ = ["REASON_STATUS", "create_app"]
+
+_log = logging.getLogger(__name__)
+
+#: HTTP status of each rejection reason (WebSocket acks carry the same codes).
+REASON_STATUS: dict[str, int] = {
+    "late": 409,
+    "replayed_nonce": 409,
+    "duplicate_commit": 409,
+    "duplicate_reveal": 409,
+    "not_committed": 409,
+    "outside_reveal_window": 409,
+    "commitment_mismatch": 409,
+    "auction_closed": 409,
+    "token_pair_mismatch": 422,
+    "improvement_out_of_bounds": 422,
+    "volume_out_of_bounds": 422,
+    "fee_out_of_bounds": 422,
+    "malformed": 422,
+    "bad_signature": 401,
+    "impersonation": 403,
+    "blocked": 403,
+    "unknown_auction": 404,
+    "message_too_large": 413,
+    "rate_limited": 429,
+    "store_unavailable": 503,
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        401: "Missing or invalid credentials",
+        403: "Not allowed for this bidder",
+        404: "No such auction",
+        409: "Conflicts with the auction's state",
+        413: "Body larger than security.max_message_bytes",
+        422: "Malformed or out-of-range field (named in `field`)",
+        429: "Over resources.max_messages_per_second",
+        503: "At capacity or the store is unavailable (see Retry-After)",
+    }
+    return {code: {"model": ErrorBody, "description": described[code]} for code in codes}
+
+
+def _rejection(
+    status_code: int,
+    reason: str,
+    detail: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {"status": "rejected", "reason": reason, "detail": detail, "field": field, **extra}
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "commit", "reveal", "status"):
+        parts = parts[1:] if len(parts) > 1 else parts
+    return ".".join(parts) or "body"
+
+
+def _malformed(errors: list[Any]) -> tuple[str, str]:
+    """``(field, detail)`` naming the first invalid field and its value."""
+    if not errors:
+        return "body", "malformed message"
+    first = errors[0]
+    loc = tuple(first.get("loc", ()))
+    field = _field_of(loc)
+    if first.get("type") in ("union_tag_not_found", "union_tag_invalid"):
+        field = "type"
+    detail = f"{field}: {first.get('msg', 'invalid')}"
+    if "input" in first and first.get("type") != "missing":
+        shown = repr(first["input"])
+        detail += f" (got {shown[:80]}{'...' if len(shown) > 80 else ''})"
+    return field, detail
+
+
+class MessageSizeLimit:
+    """Refuse HTTP bodies over ``max_bytes`` with 413 before the app parses them."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    too_large = int(value) > self.max_bytes
+                except ValueError:
+                    too_large = False
+                if too_large:
+                    await self._refuse(scope, receive, send)
+                    return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
+        response = _rejection(
+            413,
+            "message_too_large",
+            f"body over security.max_message_bytes={self.max_bytes} bytes",
+        )
+        await response(scope, receive, send)
+
+
+def _ack(verdict: Verdict, ref: str | int | None = None) -> dict[str, Any]:
+    return {
+        "type": "ack",
+        "ref": ref,
+        "kind": verdict.kind,
+        "auction_id": verdict.auction_id,
+        "status": "accepted" if verdict.accepted else "rejected",
+        "reason": verdict.reason,
+        "detail": verdict.detail,
+    }
+
+
+def _ack_response(verdict: Verdict) -> JSONResponse:
+    body = _ack(verdict)
+    if verdict.accepted:
+        return JSONResponse(body)
+    status_code = REASON_STATUS.get(verdict.reason or "", 409)
+    headers = {"Retry-After": "1"} if status_code in (429, 503) else None
+    return JSONResponse({**body, "field": None}, status_code=status_code, headers=headers)
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+_bearer = HTTPBearer(auto_error=False, description="A settlement client's token")
+
+
+def _house(request: Request) -> AuctionHouse:
+    house: AuctionHouse = request.app.state.house
+    return house
+
+
+async def client_auth(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ClientRecord:
+    """The settlement client behind ``Authorization: Bearer <token>`` (401 otherwise)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Rejected(401, "not_authenticated", "Authorization: Bearer <token> is required")
+    client = await _house(request).client_for_token(credentials.credentials)
+    if client is None:
+        raise Rejected(401, "not_authenticated", "the bearer token is not valid")
+    return client
+
+
+async def bidder_auth(
+    request: Request,
+    x_bidder_id: Annotated[str | None, Header(max_length=64)] = None,
+    x_bidder_timestamp: Annotated[str | None, Header(max_length=20)] = None,
+    x_bidder_signature: Annotated[str | None, Header(max_length=128)] = None,
+) -> BidderState:
+    """The bidder behind a signed HTTP request (401 otherwise)."""
+    body = await request.body()
+    return await _house(request).authenticate_request(
+        x_bidder_id,
+        x_bidder_timestamp,
+        x_bidder_signature,
+        request.method,
+        request.url.path,
+        body,
+    )
+
+
+ClientDep = Annotated[ClientRecord, Depends(client_auth)]
+BidderDep = Annotated[BidderState, Depends(bidder_auth)]
+AuctionIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def create_app(
+    config: AuctionConfig | None = None,
+    *,
+    database_url: str | None = None,
+    store: Store | None = None,
+) -> FastAPI:
+    """The service app; the store is opened, migrated and recovered when it starts."""
+    config = load_config() if config is None else config
+    if store is None:
+        store = open_store(database_url or config.service.database_url)
+    metrics = ServiceMetrics()
+    house = AuctionHouse(config, store, metrics)
+    security = config.security
+    max_bytes = security.max_message_bytes
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await house.start()
+        try:
+            yield
+        finally:
+            await house.close()
+
+    app = FastAPI(
+        title="phantom-auction",
+        version=__version__,
+        summary="Live phantom auctions: sealed commit-reveal bids against calibrated phantoms.",
+        lifespan=lifespan,
+    )
+    app.state.house = house
+    app.add_middleware(MessageSizeLimit, max_bytes=max_bytes)
+
+    @app.exception_handler(Rejected)
+    async def on_rejected(_request: Request, exc: Rejected) -> JSONResponse:
+        return _rejection(exc.status_code, exc.reason, exc.detail, exc.field, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_malformed(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        field, detail = _malformed(errors)
+        summary = [
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg")),
+                "type": str(e.get("type")),
+            }
+            for e in errors[:20]
+        ]
+        return _rejection(422, "malformed", detail, field, errors=summary)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, Any]:
+        """Liveness: the number of open auctions and connected bidders."""
+        return {
+            "status": "ok",
+            "open_auctions": len(house.live),
+            "connected_bidders": sum(1 for s in house.bidders.values() if s.session is not None),
+        }
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def metrics_endpoint() -> Response:
+        """Prometheus metrics (text exposition format)."""
+        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    @app.post(
+        "/v1/auctions",
+        tags=["settlement"],
+        response_model=AuctionView,
+        status_code=200,
+        responses={
+            202: {"model": AuctionView, "description": "Opened; poll GET /v1/auctions/{id}"},
+            **_errors(401, 409, 413, 422, 503),
+        },
+    )
+    async def open_auction(
+        body: OpenAuctionBody,
+        client: ClientDep,
+        wait: Annotated[
+            bool, Query(description="Answer with the result (true) or at once with 202")
+        ] = True,
+    ) -> JSONResponse:
+        """Run an auction for an order; the result when it is finalized (or 202 with wait=false).
+
+        A retry with the same ``idempotency_key`` gets the same auction and result.
+        """
+        handle = await house.open_auction(client, body)
+        record = handle.record
+        if handle.done is not None:
+            if not wait:
+                return JSONResponse(auction_view(record), status_code=202)
+            record = await asyncio.shield(handle.done)
+        return JSONResponse(auction_view(record))
+
+    @app.get(
+        "/v1/auctions/open",
+        tags=["bidders"],
+        response_model=list[Announcement],
+        responses=_errors(401),
+    )
+    async def open_auctions(bidder: BidderDep) -> JSONResponse:
+        """Auctions collecting or revealing now (what ``auction_opened`` pushed)."""
+        del bidder
+        documents = house.open_announcements()
+        for doc in documents:
+            doc.pop("type", None)
+        return JSONResponse(documents)
+
+    @app.get(
+        "/v1/auctions/{auction_id}",
+        tags=["settlement"],
+        response_model=AuctionView,
+        responses=_errors(401, 404, 422),
+    )
+    async def get_auction(auction_id: AuctionIdPath, client: ClientDep) -> JSONResponse:
+        """One of the client's auctions, with its result once it has ended."""
+        record = await house.auction_record(auction_id)
+        if record is None or record.client_id != client.client_id:
+            raise Rejected(404, "unknown_auction", f"auction_id={auction_id!r}: no such auction")
+        return JSONResponse(auction_view(record))
+
+    @app.get(
+        "/v1/auctions/{auction_id}/competition",
+        tags=["audit"],
+        response_model=CompetitionView,
+        responses=_errors(404, 409, 422),
+    )
+    async def get_competition(auction_id: AuctionIdPath) -> JSONResponse:
+        """Every commitment, reveal, phantom bid (with the revealed seed), score, rank, fill
+        and rejection of an auction that has ended."""
+        record = await house.auction_record(auction_id)
+        if record is None:
+            raise Rejected(404, "unknown_auction", f"auction_id={auction_id!r}: no such auction")
+        if record.competition is None:
+            raise Rejected(
+                409,
+                "not_finished",
+                f"auction_id={auction_id!r} is {record.status}: published when it ends",
+            )
+        return JSONResponse(record.competition)
+
+    @app.post(
+        "/v1/auctions/{auction_id}/commit",
+        tags=["bidders"],
+        response_model=AckBody,
+        responses=_errors(401, 403, 404, 409, 413, 422, 429, 503),
+    )
+    async def commit(
+        auction_id: AuctionIdPath, body: CommitBody, bidder: BidderDep
+    ) -> JSONResponse:
+        """Commit a sealed bid (signed over auction id, commitment and nonce)."""
+        return _ack_response(await house.commit(bidder, body, auction_id, "http"))
+
+    @app.post(
+        "/v1/auctions/{auction_id}/reveal",
+        tags=["bidders"],
+        response_model=AckBody,
+        responses=_errors(401, 403, 404, 409, 413, 422, 429, 503),
+    )
+    async def reveal(
+        auction_id: AuctionIdPath, body: RevealBody, bidder: BidderDep
+    ) -> JSONResponse:
+        """Reveal the bid behind a commitment (in the reveal window)."""
+        return _ack_response(await house.reveal(bidder, body, auction_id, "http"))
+
+    @app.get(
+        "/v1/bidders/me",
+        tags=["bidders"],
+        response_model=BidderStatus,
+        responses=_errors(401),
+    )
+    async def bidder_me(bidder: BidderDep) -> JSONResponse:
+        """The bidder's no-reveal rate and, if blocked, why and until when."""
+        return JSONResponse(house.status(bidder))
+
+    @app.websocket("/v1/bidders/ws")
+    async def bidders_ws(ws: WebSocket) -> None:
+        await ws.accept()
+        challenge = new_challenge()
+        expires = datetime.now(UTC) + timedelta(seconds=security.challenge_ttl_s)
+        await ws.send_text(
+            _dumps(
+                {
+                    "type": "challenge",
+                    "challenge": challenge,
+                    "expires_at": expires.isoformat(),
+                    "max_message_bytes": max_bytes,
+                }
+            )
+        )
+        try:
+            text = await asyncio.wait_for(_receive_text(ws), timeout=security.challenge_ttl_s)
+        except (TimeoutError, WebSocketDisconnect):
+            with contextlib.suppress(Exception):
+                await ws.close(1008, "login timed out")
+            return
+        if text is None:
+            return
+        state = await _login(ws, text, challenge)
+        if state is None:
+            return
+        session = BidderSession(state.bidder_id)
+        house.attach(state, session)
+        session.send(_dumps({"type": "welcome", **house.status(state)}))
+        writer = asyncio.get_running_loop().create_task(_write(ws, session))
+        try:
+            while not session.closed:
+                text = await _receive_text(ws)
+                if text is None:
+                    break
+                _handle(state, session, text)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            house.detach(state, session)
+            await writer
+
+    async def _login(ws: WebSocket, text: str, challenge: str) -> BidderState | None:
+        async def refuse(reason: str, detail: str) -> None:
+            with contextlib.suppress(Exception):
+                await ws.send_text(_dumps({"type": "error", "reason": reason, "detail": detail}))
+                await ws.close(1008, reason)
+
+        if len(text) > max_bytes or len(text.encode()) > max_bytes:
+            await refuse("message_too_large", f"over security.max_message_bytes={max_bytes}")
+            return None
+        try:
+            login = login_adapter.validate_json(text)
+        except ValidationError as exc:
+            _field, detail = _malformed(list(exc.errors()))
+            await refuse("malformed", detail)
+            return None
+        state = await house.bidder_state(login.bidder_id)
+        if state is None:
+            await refuse("unknown_bidder", f"bidder_id={login.bidder_id!r}: not registered")
+            return None
+        if not house.verify(
+            state, login.signature, login_signing_bytes(login.bidder_id, challenge)
+        ):
+            await refuse(
+                "bad_signature", f"login signature does not verify for {login.bidder_id!r}"
+            )
+            return None
+        return state
+
+    def _handle(state: BidderState, session: BidderSession, text: str) -> None:
+        if len(text) > max_bytes or len(text.encode()) > max_bytes:
+            metrics.rejections.labels("message_too_large").inc()
+            session.send(
+                _dumps(
+                    _ack(
+                        Verdict(
+                            "unknown",
+                            None,
+                            False,
+                            "message_too_large",
+                            f"{len(text.encode())} bytes: over security.max_message_bytes="
+                            f"{max_bytes}",
+                        )
+                    )
+                )
+            )
+            return
+        try:
+            message = bidder_message_adapter.validate_json(text)
+        except ValidationError as exc:
+            field, detail = _malformed(list(exc.errors()))
+            metrics.rejections.labels("malformed").inc()
+            ref, kind = _salvage(text)
+            verdict = Verdict(kind, None, False, "malformed", detail)
+            session.send(_dumps({**_ack(verdict, ref), "field": field}))
+            return
+        if isinstance(message, WsStatus):
+            session.send(_dumps({"type": "status", "ref": message.ref, **house.status(state)}))
+            return
+        answer: asyncio.Future[Verdict]
+        if isinstance(message, WsCommit):
+            answer = house.commit(state, message, message.auction_id, "ws")
+        else:
+            assert isinstance(message, WsReveal)
+            answer = house.reveal(state, message, message.auction_id, "ws")
+        ref, kind, auction_id = message.ref, message.type, message.auction_id
+
+        def acknowledge(done: asyncio.Future[Verdict]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                _log.error("%s from %s failed: %r", kind, state.bidder_id, done)
+                verdict = Verdict(kind, auction_id, False, "store_unavailable", "internal error")
+            else:
+                verdict = done.result()
+            session.send(_dumps(_ack(verdict, ref)))
+
+        answer.add_done_callback(acknowledge)
+
+    return app
+
+
+def _salvage(text: str) -> tuple[str | int | None, str]:
+    """The ``ref`` and ``type`` of a malformed message, if they can be read."""
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return None, "unknown"
+    if not isinstance(raw, dict):
+        return None, "unknown"
+    ref = raw.get("ref")
+    if not (isinstance(ref, int | str) and not isinstance(ref, bool)) or len(str(ref)) > 64:
+        ref = None
+    kind = raw.get("type")
+    return ref, kind if kind in ("commit", "reveal", "status") else "unknown"
+
+
+async def _receive_text(ws: WebSocket) -> str | None:
+    """The next text (or UTF-8 binary) frame, or None once the peer has gone."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        return None
+    text = message.get("text")
+    if text is not None:
+        return str(text)
+    data = message.get("bytes")
+    if data is not None:
+        return bytes(data).decode("utf-8", errors="replace")
+    return ""
+
+
+async def _write(ws: WebSocket, session: BidderSession) -> None:
+    """Send queued pushes and acks until the session closes."""
+    try:
+        while True:
+            text = await session.outbox.get()
+            if text is None:
+                break
+            await ws.send_text(text)
+    except Exception:  # the peer went away: the reader notices too
+        session.close()
+    with contextlib.suppress(Exception):
+        await ws.close(1000)

@@ -1,0 +1,282 @@
+"""Wire formats of the service: HTTP bodies, responses and WebSocket messages (pydantic).
+
+Units: prices in token B per token A (``token_out`` per ``token_in``); ``amount`` and
+``volume`` in token A units; ``priority_fee`` in token units; improvements in basis
+points over the baseline; times are ISO 8601 UTC. Hex is lower or upper case.
+Numbers must be finite; ranges bound what JSON can carry without overflow.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from .auth import BIDDER_ID_PATTERN
+
+__all__ = [
+    "AckBody",
+    "AuctionView",
+    "BidderMessage",
+    "BidderStatus",
+    "CommitBody",
+    "CompetitionView",
+    "ErrorBody",
+    "OpenAuctionBody",
+    "ResultBody",
+    "RevealBody",
+    "WsCommit",
+    "WsLogin",
+    "WsReveal",
+    "WsStatus",
+    "bidder_message_adapter",
+]
+
+HEX32 = r"^[0-9a-fA-F]{64}$"
+HEX64 = r"^[0-9a-fA-F]{128}$"
+TokenId = Annotated[int, Field(ge=-(2**63), le=2**63 - 1, description="64-bit token id")]
+#: Amounts and prices are bounded so that every derived quantity stays finite.
+Quantity = Annotated[float, Field(gt=0.0, le=1e18, allow_inf_nan=False)]
+Price = Annotated[float, Field(gt=0.0, le=1e15, allow_inf_nan=False)]
+BidNumber = Annotated[float, Field(ge=-1e300, le=1e300, allow_inf_nan=False)]
+Nonce = Annotated[int, Field(ge=0, lt=2**64, description="strictly increasing per bidder")]
+Ref = Annotated[str | int | None, Field(default=None, description="echoed in the ack")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# ---------------------------------------------------------------- settlement clients
+
+
+class OpenAuctionBody(_Body):
+    """``POST /v1/auctions``: sell ``amount`` of ``token_in`` for ``token_out``.
+
+    Give ``deadline`` (the result is due by then; the auction runs the configured
+    duration or less to fit) or ``duration_ms`` (the auction runs exactly that long),
+    or neither (the configured ``phantom_auction.duration_ms``). A retry with the same
+    ``idempotency_key`` returns the same auction; with other fields it is refused (409).
+    """
+
+    token_in: TokenId
+    token_out: TokenId
+    amount: Quantity
+    baseline_price: Price
+    deadline: AwareDatetime | None = None
+    duration_ms: Annotated[int, Field(ge=1, le=3_600_000)] | None = None
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
+class FillBody(BaseModel):
+    """``volume`` token A units sold at ``price``; ``bidder_id`` null is the CFMM remainder."""
+
+    bidder_id: str | None
+    volume: float
+    price: float
+
+
+class WinningBidBody(BaseModel):
+    """The best-ranked real bid that fills (revealed in full after the auction)."""
+
+    bidder_id: str
+    token_pair: list[int]
+    improved_price: float
+    volume: float
+    priority_fee: float
+    nonce: int
+    commitment_hash: str
+
+
+class ResultBody(BaseModel):
+    """The engine's ``AuctionResult`` (the seed's fields first)."""
+
+    winning_bid: WinningBidBody | None
+    price: float = Field(description="user's volume-weighted price, B per A")
+    amount: float
+    improvement_bps: float
+    num_participants: int
+    auction_duration_ms: float
+    auction_id: str
+    mechanism: str
+    outcome: str
+    fills: list[FillBody]
+    phantom_won: bool
+    phantom_seed: str
+    phantom_commitment: str
+    unrevealed: list[str]
+    baseline_price: float
+    finalized_at: datetime
+
+
+class AuctionView(BaseModel):
+    """An auction as its settlement client sees it; ``result`` once it has ended."""
+
+    auction_id: str
+    status: Literal["open", "finalized", "aborted"]
+    outcome: str | None
+    token_in: int
+    token_out: int
+    amount: float
+    baseline_price: float
+    idempotency_key: str | None
+    opened_at: datetime
+    commit_deadline: datetime
+    reveal_deadline: datetime
+    phantom_commitment: str
+    result: ResultBody | None
+
+
+class CompetitionView(BaseModel):
+    """Everything about a finished auction, published for audit (CoW-style).
+
+    ``commitments``: every commit as received (with the bidder's signature over auction
+    id, commitment and nonce) and its verdict; ``reveals``: every reveal and its verdict;
+    ``phantom_bids`` and ``phantom_seed``: recompute them with ``verify_phantoms``;
+    ``ranking``: every real and phantom bid with score, rank and fill; ``rejections``:
+    every refused message with its reason.
+    """
+
+    auction_id: str
+    status: Literal["finalized", "aborted"]
+    outcome: str
+    mechanism: str
+    token_pair: list[int]
+    amount: float
+    baseline_price: float
+    opened_at: datetime
+    commit_deadline: datetime
+    reveal_deadline: datetime
+    phantom_commitment: str
+    phantom_seed: str
+    phantom_model: dict[str, Any]
+    commitments: list[dict[str, Any]]
+    reveals: list[dict[str, Any]]
+    phantom_bids: list[dict[str, Any]]
+    ranking: list[dict[str, Any]]
+    fills: list[FillBody]
+    rejections: list[dict[str, Any]]
+    unrevealed: list[str]
+    price: float
+    improvement_bps: float
+
+
+class ErrorBody(BaseModel):
+    """A refused request: ``reason`` is a stable code, ``detail`` names field and value."""
+
+    status: Literal["rejected"] = "rejected"
+    reason: str
+    detail: str
+    field: str | None = None
+
+
+# ---------------------------------------------------------------- bidders (HTTP)
+
+
+class CommitBody(_Body):
+    """``POST /v1/auctions/{id}/commit``: a sealed bid.
+
+    ``signature``: Ed25519 over ``phantom-auction/v1/commit\\n{auction_id}\\n{bidder_id}
+    \\n{commitment}\\n{nonce}`` (commitment in lower-case hex).
+    """
+
+    bidder_id: Annotated[str, Field(pattern=BIDDER_ID_PATTERN)] | None = None
+    token_pair: Annotated[list[TokenId], Field(min_length=2, max_length=2)]
+    commitment: Annotated[str, Field(pattern=HEX32)]
+    nonce: Nonce
+    signature: Annotated[str, Field(pattern=HEX64)]
+
+
+class RevealBody(_Body):
+    """``POST /v1/auctions/{id}/reveal``: the fields behind the commitment, and its salt."""
+
+    bidder_id: Annotated[str, Field(pattern=BIDDER_ID_PATTERN)] | None = None
+    token_pair: Annotated[list[TokenId], Field(min_length=2, max_length=2)]
+    improved_price: BidNumber
+    volume: BidNumber
+    priority_fee: BidNumber
+    nonce: Nonce
+    salt: Annotated[str, Field(pattern=HEX32)]
+
+
+class AckBody(BaseModel):
+    """The verdict on a commit or reveal (also the WebSocket ``ack`` message)."""
+
+    type: Literal["ack"] = "ack"
+    ref: str | int | None = None
+    kind: str
+    auction_id: str | None
+    status: Literal["accepted", "rejected"]
+    reason: str | None = None
+    detail: str | None = None
+
+
+class BidderStatus(BaseModel):
+    """``GET /v1/bidders/me``: the bidder's no-reveal record and any block."""
+
+    bidder_id: str
+    no_reveal_rate: float = Field(description="EWMA of unrevealed commitments, in [0, 1]")
+    no_reveal_threshold: float
+    blocked: bool
+    blocked_until: datetime | None
+    block_count: int
+    reason: str | None
+
+
+class Announcement(BaseModel):
+    """An open auction as pushed to bidders (``auction_opened``)."""
+
+    auction_id: str
+    token_pair: list[int]
+    baseline_price: float
+    amount: float
+    opened_at: datetime
+    commit_deadline: datetime
+    reveal_deadline: datetime
+    phantom_commitment: str
+    mechanism: str
+    min_improvement_bps: float
+    max_improvement_bps: float
+    max_volume: float
+    priority_fee_max_ratio: float
+
+
+# ---------------------------------------------------------------- bidders (WebSocket)
+
+
+class WsLogin(_Body):
+    """The first message: ``signature`` is over
+    ``phantom-auction/v1/login\\n{bidder_id}\\n{challenge}``."""
+
+    type: Literal["login"]
+    bidder_id: Annotated[str, Field(pattern=BIDDER_ID_PATTERN)]
+    signature: Annotated[str, Field(pattern=HEX64)]
+
+
+class WsCommit(CommitBody):
+    """A commit over the WebSocket (``bidder_id``, if given, must be the session's)."""
+
+    type: Literal["commit"]
+    ref: Ref
+    auction_id: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class WsReveal(RevealBody):
+    """A reveal over the WebSocket (authenticated by the session)."""
+
+    type: Literal["reveal"]
+    ref: Ref
+    auction_id: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class WsStatus(_Body):
+    """Ask for the bidder's status (answered with a ``status`` message)."""
+
+    type: Literal["status"]
+    ref: Ref
+
+
+BidderMessage = Annotated[WsCommit | WsReveal | WsStatus, Field(discriminator="type")]
+bidder_message_adapter: TypeAdapter[WsCommit | WsReveal | WsStatus] = TypeAdapter(BidderMessage)
+login_adapter: TypeAdapter[WsLogin] = TypeAdapter(WsLogin)

@@ -1,0 +1,323 @@
+"""Statistics of simulated auctions, calibration to history, and strategy backtests."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import fields, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import optimize, stats
+
+from ..errors import InvalidBidParameters
+from .market import TREND_BPS, VOLATILITY_BPS, MarketConditions
+from .parallel import run_monte_carlo
+from .results import (
+    METRIC_COLUMNS,
+    MonteCarloResults,
+    SimulationResult,
+    columns_from_rows,
+    finite_stats,
+)
+from .simulator import PhantomSimulator
+from .strategies.base import LabelledStrategy, strategy_label
+from .streaming import StreamingSummary
+
+__all__ = ["analyze_results", "backtest_strategy", "calibrate_parameters"]
+
+FloatArray = NDArray[np.float64]
+
+
+def _win_tables(
+    wins: Sequence[int], labels: Sequence[str], num_auctions: int
+) -> tuple[dict[str, float], float]:
+    """``strategy_performance`` and ``winner_diversity`` from wins per bidder (+ phantom, none)."""
+    n = len(labels)
+    shares: dict[str, float] = {}
+    for i, label in enumerate(labels):
+        shares[label] = shares.get(label, 0.0) + wins[i]
+    shares["phantom"] = float(wins[n])
+    shares["none"] = float(wins[n + 1])
+    total = max(num_auctions, 1)
+    performance = {k: v / total for k, v in shares.items()}
+    real = np.asarray(wins[:n], dtype=np.float64)
+    if real.sum() <= 0:
+        diversity = math.nan
+    elif n <= 1:
+        diversity = 0.0
+    else:
+        p = real[real > 0] / real.sum()
+        diversity = float(-(p * np.log(p)).sum() / math.log(n))
+    return performance, diversity
+
+
+def _strategy_details(
+    metric_stats: Mapping[str, Mapping[str, float]],
+    labels: Sequence[str],
+    performance: Mapping[str, float],
+) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for label in dict.fromkeys(labels):
+        out[label] = {
+            "win_share": performance.get(label, 0.0),
+            "bid_shading": metric_stats.get(f"bid_shading:{label}", {}).get("mean", math.nan),
+            "profit_bps": metric_stats.get(f"profit_bps:{label}", {}).get("mean", math.nan),
+        }
+    return out
+
+
+def _analysis(
+    stats_of: Mapping[str, Mapping[str, float]],
+    labels: Sequence[str],
+    wins: Sequence[int],
+    num_auctions: int,
+) -> dict[str, Any]:
+    performance, diversity = _win_tables(wins, labels, num_auctions)
+    out: dict[str, Any] = {
+        name: dict(stats_of[name]) for name in METRIC_COLUMNS if name in stats_of
+    }
+    out["clearing_price"] = dict(stats_of["clearing_price"])
+    out["strategy_performance"] = performance
+    out["winner_diversity"] = diversity
+    out["strategy_details"] = _strategy_details(stats_of, labels, performance)
+    out["num_auctions"] = num_auctions
+    return out
+
+
+def analyze_results(results: MonteCarloResults | Sequence[SimulationResult]) -> dict[str, Any]:
+    """Statistics of a run, keyed by metric (the column names of ``to_frame``).
+
+    Each metric maps to ``mean, median, std (ddof=1), min, max, p05, p95, count`` over
+    its finite values (NaN marks an undefined value, e.g. the MEV capture of an
+    auction without surplus); ``phantom_won``'s mean is the phantom win rate. Also:
+    ``clearing_price`` (same statistics, token B per A), ``strategy_performance``
+    (share of auctions won per strategy label, plus ``phantom`` and ``none``; sums to
+    1), ``winner_diversity`` (normalised Shannon entropy of wins over real bidders: 0
+    when one bidder wins everything, 1 when all win equally), ``strategy_details``
+    (win share, mean shading and mean profit per label) and ``num_auctions``.
+
+    Quantiles are exact when rows were kept; for a summary-only run they come from the
+    sketch (relative error 0.1 %, see :mod:`.streaming`).
+    """
+    if isinstance(results, MonteCarloResults):
+        labels = results.labels
+        if results.rows_kept:
+            columns = results.columns
+            stats_of = {k: finite_stats(v) for k, v in columns.items() if k != "winner_index"}
+            summary = results.summary
+            return _analysis(stats_of, labels, summary.wins.tolist(), len(results))
+        summary = results.summary
+        return _summary_analysis(summary)
+    rows = list(results)
+    if not rows:
+        raise InvalidBidParameters("results", rows, "must hold at least one auction")
+    columns = columns_from_rows([r.row for r in rows])
+    n = 1 + max(
+        [
+            int(b.bidder_id.removeprefix("real_"))
+            for r in rows
+            for b in r.all_bids
+            if not b.is_phantom
+        ],
+        default=-1,
+    )
+    labels_by_index = ["?"] * n
+    for r in rows:
+        for b in r.all_bids:
+            if not b.is_phantom:
+                labels_by_index[int(b.bidder_id.removeprefix("real_"))] = b.strategy
+    stats_of = {k: finite_stats(v) for k, v in columns.items() if k != "winner_index"}
+    summary = StreamingSummary.from_columns(columns, labels_by_index)
+    return _analysis(stats_of, labels_by_index, summary.wins.tolist(), len(rows))
+
+
+def _summary_analysis(summary: StreamingSummary) -> dict[str, Any]:
+    stats_of = {k: m.stats() for k, m in summary.metrics.items()}
+    return _analysis(stats_of, summary.labels, summary.wins.tolist(), summary.num_auctions)
+
+
+# -- calibration --------------------------------------------------------------------
+
+
+def _column(data: Any, name: str) -> FloatArray | None:
+    try:
+        present = name in data
+    except TypeError:
+        present = False
+    if not present:
+        return None
+    values = np.asarray(data[name], dtype=np.float64).reshape(-1)
+    return values[np.isfinite(values)]
+
+
+def _fit_truncated_normal(x: FloatArray, low: float, high: float) -> tuple[float, float]:
+    """Maximum-likelihood (mean, sd) of a normal truncated to [low, high]."""
+
+    def nll(theta: FloatArray) -> float:
+        mu, log_sd = float(theta[0]), float(theta[1])
+        sd = math.exp(log_sd)
+        dist = stats.truncnorm((low - mu) / sd, (high - mu) / sd, loc=mu, scale=sd)
+        value = -float(np.sum(dist.logpdf(x)))
+        return value if math.isfinite(value) else 1e300
+
+    start = np.array([float(x.mean()), math.log(max(float(x.std()), 1e-3))])
+    fit = optimize.minimize(
+        nll, start, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9}
+    )
+    return float(fit.x[0]), float(math.exp(fit.x[1]))
+
+
+def calibrate_parameters(simulator: PhantomSimulator, historical_data: Any) -> PhantomSimulator:
+    """A simulator calibrated to history (a mapping of columns or a pandas DataFrame).
+
+    Columns used when present (others are ignored):
+
+    - ``improvement_bps``: observed real bids' improvements over baseline (bps). The
+      phantom model's mean and sd are fitted by maximum likelihood as a normal
+      truncated to the phantom bounds, so that phantoms look like real bids (SPEC).
+    - ``price``: a series of baseline prices, one per auction. With ``r`` the log
+      returns in bps, ``volatility = std(r) / VOLATILITY_BPS`` and
+      ``trend = mean(r) / TREND_BPS``, each clipped to its range: the inverse of the
+      market model's scales (see :mod:`.market`).
+    - ``spread_bps`` and ``volume``: medians become ``spread`` and ``volume``.
+
+    Returns a new simulator (same config otherwise, copies of the strategies) whose
+    ``calibration`` attribute records the fitted values and sample sizes.
+    """
+    config, market = simulator.config, simulator.market
+    record: dict[str, Any] = {}
+    market_changes: dict[str, Any] = {}
+    phantom_model = config.resolved_phantom_model
+    improvements = _column(historical_data, "improvement_bps")
+    if improvements is not None:
+        low, high = phantom_model.min_bps, phantom_model.max_bps
+        inside = improvements[(improvements >= low) & (improvements <= high)]
+        if inside.size < 2:
+            raise InvalidBidParameters(
+                "historical_data['improvement_bps']",
+                improvements.size,
+                f"needs at least 2 values within the phantom bounds [{low}, {high}] bps",
+            )
+        mean, sd = _fit_truncated_normal(inside, low, high)
+        phantom_model = replace(phantom_model, mean_bps=mean, sd_bps=sd)
+        record["phantom_mean_bps"] = mean
+        record["phantom_sd_bps"] = sd
+        record["improvement_samples"] = int(inside.size)
+    prices = _column(historical_data, "price")
+    if prices is not None:
+        if prices.size < 3 or np.any(prices <= 0):
+            raise InvalidBidParameters(
+                "historical_data['price']", prices.size, "needs at least 3 positive prices"
+            )
+        returns = np.diff(np.log(prices)) * 10_000.0
+        market_changes["volatility"] = float(np.clip(returns.std(ddof=1) / VOLATILITY_BPS, 0, 1))
+        market_changes["trend"] = float(np.clip(returns.mean() / TREND_BPS, -1, 1))
+        record["price_samples"] = int(prices.size)
+    for column, name in (("spread_bps", "spread"), ("volume", "volume")):
+        values = _column(historical_data, column)
+        if values is not None and values.size:
+            market_changes[name] = float(np.median(values))
+    record.update(market_changes)
+    if not record:
+        raise InvalidBidParameters(
+            "historical_data",
+            type(historical_data).__name__,
+            "has none of the columns improvement_bps, price, spread_bps, volume",
+        )
+    new_config = replace(config, phantom_model=phantom_model)
+    new_market = replace(market, **market_changes)
+    calibrated = PhantomSimulator(new_config, new_market, copy.deepcopy(simulator.strategies))
+    calibrated.calibration = record
+    return calibrated
+
+
+# -- backtests ----------------------------------------------------------------------
+
+_MARKET_FIELDS = {f.name for f in fields(MarketConditions)}
+
+
+def _scenario_markets(base: MarketConditions, scenarios: Any) -> list[tuple[str, MarketConditions]]:
+    items: list[tuple[str, Any]]
+    if isinstance(scenarios, Mapping):
+        items = [(str(k), v) for k, v in scenarios.items()]
+    elif isinstance(scenarios, MarketConditions):
+        items = [("scenario_0", scenarios)]
+    else:
+        items = []
+        for i, entry in enumerate(scenarios):
+            if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str):
+                items.append(entry)
+            else:
+                items.append((f"scenario_{i}", entry))
+    out = []
+    for name, scenario in items:
+        if isinstance(scenario, MarketConditions):
+            out.append((name, scenario))
+        elif isinstance(scenario, Mapping):
+            unknown = set(scenario) - _MARKET_FIELDS
+            if unknown:
+                raise InvalidBidParameters(
+                    f"scenarios[{name!r}]",
+                    sorted(unknown),
+                    f"unknown fields; known: {sorted(_MARKET_FIELDS)}",
+                )
+            out.append((name, replace(base, **scenario)))
+        else:
+            raise InvalidBidParameters(
+                f"scenarios[{name!r}]",
+                scenario,
+                "must be MarketConditions or a mapping of its fields",
+            )
+    if not out:
+        raise InvalidBidParameters("scenarios", scenarios, "must hold at least one scenario")
+    return out
+
+
+def backtest_strategy(
+    simulator: PhantomSimulator,
+    strategy: Any,
+    scenarios: Any,
+    *,
+    baseline_price: float = 100.0,
+    baseline_quantity: float = 1000.0,
+    num_simulations: int | None = None,
+    workers: int | None = None,
+) -> dict[str, dict[str, float]]:
+    """How ``strategy`` fares as one more real bidder in each market scenario.
+
+    ``scenarios``: a mapping ``name -> MarketConditions`` (or a mapping of field
+    overrides of the simulator's market), or a sequence of those (named
+    ``scenario_<i>``). Each scenario runs a Monte Carlo of ``num_simulations`` auctions
+    (default ``config.num_simulations``) with the simulator's bidders plus a fresh copy
+    of ``strategy``. Per scenario: ``win_share`` (auctions it won), ``profit_bps`` (its
+    mean utility, bps of the order), ``bid_shading`` (its mean shading),
+    ``improvement_bps`` (the user's mean improvement), ``phantom_win_rate`` and
+    ``num_auctions``.
+    """
+    label = strategy_label(strategy)
+    others = {strategy_label(s) for s in simulator.strategies}
+    if label in others:
+        label = f"{label} (backtest)"
+    out: dict[str, dict[str, float]] = {}
+    config = simulator.config
+    if num_simulations is not None:
+        config = replace(config, num_simulations=num_simulations)
+    for name, market in _scenario_markets(simulator.market, scenarios):
+        tested = LabelledStrategy(copy.deepcopy(strategy), label)
+        sim = PhantomSimulator(config, market, [*copy.deepcopy(simulator.strategies), tested])
+        summary = run_monte_carlo(
+            sim, baseline_price, baseline_quantity, workers=workers, keep_rows=False
+        ).summary
+        analysis = _summary_analysis(summary)
+        out[name] = {
+            "win_share": analysis["strategy_performance"].get(label, 0.0),
+            "profit_bps": summary.metrics[f"profit_bps:{label}"].stats()["mean"],
+            "bid_shading": summary.metrics[f"bid_shading:{label}"].stats()["mean"],
+            "improvement_bps": summary.metrics["improvement_bps"].mean,
+            "phantom_win_rate": summary.metrics["phantom_won"].mean,
+            "num_auctions": float(summary.num_auctions),
+        }
+    return out

@@ -1,0 +1,219 @@
+"""What both simulation paths share: the resolved rules, the random streams, the draws.
+
+A run's randomness is split into independent streams, all children of one
+``SeedSequence`` (the run's root for ``run_simulation``, a chunk's child for Monte
+Carlo): child 0 draws the market (true price, values), child 1 the phantom bids, child
+``2 + i`` everything real bidder ``i`` decides. Children are derived by spawn key, not
+by ``SeedSequence.spawn`` (which counts calls), so re-deriving a chunk's streams always
+gives the same numbers. The market and phantom draws of a chunk are taken at once; each
+built-in strategy takes one fixed-size block per auction from its stream, so a chunk
+simulated auction by auction (the object path) sees the same numbers as one simulated
+on arrays (the fast path).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..engine.phantoms import PhantomArrays, PhantomModel, draw_phantom_arrays
+from ..errors import InvalidBidParameters
+from .market import MarketConditions, ValueModel
+from .settings import SimulationConfig
+from .strategies.base import AuctionView, learns, strategy_label
+
+__all__ = [
+    "PATH_POINTS",
+    "AuctionEnvironment",
+    "ExogenousDraws",
+    "Streams",
+    "build_environment",
+    "check_baseline",
+    "child_seed",
+    "draw_exogenous",
+]
+
+FloatArray = NDArray[np.float64]
+
+#: Points of a convergence path over the collection window.
+PATH_POINTS = 101
+#: Slack for bids computed in bps and passed as prices (float round trip, bps).
+BOUND_TOLERANCE_BPS = 1e-9
+
+WINNER_PHANTOM = -1
+WINNER_NONE = -2
+
+
+def check_baseline(baseline_price: Any, baseline_quantity: Any) -> tuple[float, float]:
+    """Both as floats, or :class:`InvalidBidParameters` (a zero price would give NaN bps)."""
+    for name, value, unit in (
+        ("baseline_price", baseline_price, "token B per token A"),
+        ("baseline_quantity", baseline_quantity, "token A"),
+    ):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InvalidBidParameters(name, value, f"must be a number ({unit})") from None
+        if not (math.isfinite(number) and number > 0.0):
+            raise InvalidBidParameters(name, value, f"must be finite and > 0 ({unit})")
+    return float(baseline_price), float(baseline_quantity)
+
+
+def child_seed(seed_seq: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
+    """The ``k``-th child of ``seed_seq``, derived without mutating it."""
+    return np.random.SeedSequence(
+        entropy=seed_seq.entropy,
+        spawn_key=(*seed_seq.spawn_key, k),
+        pool_size=seed_seq.pool_size,
+    )
+
+
+@dataclass(slots=True)
+class Streams:
+    """The generators of one chunk (or of a simulator's ``run_simulation`` calls)."""
+
+    root: np.random.SeedSequence
+    market: np.random.Generator
+    phantom: np.random.Generator
+    bidders: list[np.random.Generator] = field(default_factory=list)
+
+    @classmethod
+    def from_seed(cls, root: np.random.SeedSequence, n_bidders: int) -> Streams:
+        streams = cls(
+            root,
+            np.random.Generator(np.random.PCG64(child_seed(root, 0))),
+            np.random.Generator(np.random.PCG64(child_seed(root, 1))),
+        )
+        streams.ensure_bidders(n_bidders)
+        return streams
+
+    def ensure_bidders(self, n_bidders: int) -> None:
+        """Add the streams of bidders appended since (bidder i always gets child 2 + i)."""
+        while len(self.bidders) < n_bidders:
+            k = 2 + len(self.bidders)
+            self.bidders.append(np.random.Generator(np.random.PCG64(child_seed(self.root, k))))
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionEnvironment:
+    """The rules of every auction of one run, resolved from config, market and baseline.
+
+    Improvements in bps over ``baseline_price``; volumes in token A. In textbook mode the
+    bounds are ``[0, inf)`` (a bid below the baseline is below the reserve) and every bid
+    is for the whole order.
+    """
+
+    baseline_price: float
+    baseline_quantity: float
+    mechanism: str
+    window_ms: float
+    duration_ms: float
+    min_bps: float
+    max_bps: float
+    max_volume: float
+    fee_max_ratio: float
+    min_participants: int
+    textbook: bool
+    learning: bool
+    phantom_model: PhantomModel
+    value_model: ValueModel
+    market: MarketConditions
+    view: AuctionView
+    labels: tuple[str, ...]
+    learner_flags: tuple[bool, ...]
+
+    @property
+    def num_bidders(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_phantoms(self) -> int:
+        return self.phantom_model.max_phantom_bidders
+
+    @property
+    def time_grid_ms(self) -> FloatArray:
+        """Times (ms) at which convergence paths are sampled."""
+        return np.linspace(0.0, self.window_ms, PATH_POINTS)
+
+    def distinct_labels(self) -> list[str]:
+        """Strategy labels in order of first appearance."""
+        return list(dict.fromkeys(self.labels))
+
+
+def build_environment(
+    config: SimulationConfig,
+    market: MarketConditions,
+    strategies: Sequence[Any],
+    baseline_price: float,
+    baseline_quantity: float,
+) -> AuctionEnvironment:
+    """Resolve the rules of a run (validates the baseline)."""
+    price, quantity = check_baseline(baseline_price, baseline_quantity)
+    n = len(strategies)
+    textbook = config.textbook
+    min_bps = 0.0 if textbook else config.min_improvement_bps
+    max_bps = math.inf if textbook else config.max_improvement_bps
+    value_model = ValueModel.build(market, n, quantity, config.distribution)
+    view = AuctionView(
+        window_ms=config.collection_window_ms,
+        duration_ms=float(config.auction_duration_ms),
+        min_improvement_bps=min_bps,
+        max_improvement_bps=max_bps,
+        max_volume_fraction=config.max_bid_value_multiplier,
+        priority_fee_max_ratio=config.priority_fee_max_ratio,
+        num_bidders=max(n, 1),
+        mechanism=config.clearing_mechanism,
+        whole_order=textbook,
+        learning=config.enable_learning,
+        value_distribution=value_model.marginal,
+    )
+    return AuctionEnvironment(
+        baseline_price=price,
+        baseline_quantity=quantity,
+        mechanism=config.clearing_mechanism,
+        window_ms=config.collection_window_ms,
+        duration_ms=float(config.auction_duration_ms),
+        min_bps=min_bps,
+        max_bps=max_bps,
+        max_volume=quantity * config.max_bid_value_multiplier,
+        fee_max_ratio=config.priority_fee_max_ratio,
+        min_participants=config.resolved_min_participants,
+        textbook=textbook,
+        learning=config.enable_learning,
+        phantom_model=config.resolved_phantom_model,
+        value_model=value_model,
+        market=market,
+        view=view,
+        labels=tuple(strategy_label(s) for s in strategies),
+        learner_flags=tuple(config.enable_learning and learns(s) for s in strategies),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ExogenousDraws:
+    """What no bidder controls, for ``A`` auctions: true price premium, values, phantoms."""
+
+    true_premium_bps: FloatArray
+    values_bps: FloatArray
+    phantoms: PhantomArrays
+
+    def __len__(self) -> int:
+        return int(self.true_premium_bps.shape[0])
+
+
+def draw_exogenous(env: AuctionEnvironment, streams: Streams, n_auctions: int) -> ExogenousDraws:
+    """Market draws then phantom draws of ``n_auctions`` auctions, each from its stream."""
+    market = env.value_model.draw(streams.market, n_auctions)
+    phantoms = draw_phantom_arrays(
+        env.phantom_model,
+        streams.phantom,
+        n_auctions,
+        env.baseline_price,
+        env.baseline_quantity,
+    )
+    return ExogenousDraws(market.true_premium_bps, market.values_bps, phantoms)

@@ -1,0 +1,285 @@
+"""Monte Carlo runs: fixed-size chunks with their own seeds, run here or in processes.
+
+A run is planned as :class:`ChunkTask` objects (:func:`plan_chunks`): chunk ``c`` holds
+``chunk_size`` auctions (the last one fewer) and the seed
+``SeedSequence(seed).spawn(n_chunks)[c]``. Each task is a pure function of itself —
+:func:`simulate_chunk` (columns) or :func:`summarize_chunk` (a
+:class:`~.streaming.StreamingSummary`) — and the outputs are merged in chunk order by
+:meth:`MonteCarloResults.from_chunks`, so results are bit-identical whatever runs the
+tasks: this process, a process pool (:func:`run_monte_carlo` with ``workers``), or a
+Dask cluster given the same tasks.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from . import kernels
+from .environment import (
+    AuctionEnvironment,
+    Streams,
+    build_environment,
+    check_baseline,
+    draw_exogenous,
+)
+from .kernels import ChunkColumns, PathSample, simulate_chunk_arrays
+from .market import MarketConditions
+from .results import MonteCarloResults, SimulationResult, columns_from_rows
+from .settings import SimulationConfig
+from .simulator import PhantomSimulator, simulate_auction
+from .strategies.base import strategy_label
+from .streaming import StreamingSummary
+
+__all__ = [
+    "STREAMING_THRESHOLD",
+    "ChunkTask",
+    "ReplayState",
+    "SimulationSpec",
+    "chunk_paths",
+    "plan_chunks",
+    "run_monte_carlo",
+    "simulate_chunk",
+    "simulate_chunk_objects",
+    "summarize_chunk",
+]
+
+#: Runs above this many auctions keep only a summary unless ``keep_rows=True``.
+STREAMING_THRESHOLD = 10_000_000
+
+Engine = Literal["fast", "object"]
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationSpec:
+    """A picklable snapshot of a simulator and a baseline: everything a chunk needs.
+
+    ``strategies`` are copies taken when the run was planned (each chunk starts its
+    learners from that state).
+    """
+
+    config: SimulationConfig
+    market: MarketConditions
+    strategies: tuple[Any, ...]
+    baseline_price: float
+    baseline_quantity: float
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(strategy_label(s) for s in self.strategies)
+
+    def environment(self) -> AuctionEnvironment:
+        return build_environment(
+            self.config, self.market, self.strategies, self.baseline_price, self.baseline_quantity
+        )
+
+    def fresh_strategies(self) -> list[Any]:
+        """Independent copies for one chunk (a chunk must not change the spec)."""
+        return copy.deepcopy(list(self.strategies))
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkTask:
+    """One chunk of a run: ``n_auctions`` auctions from ``seed_seq``."""
+
+    spec: SimulationSpec
+    chunk_index: int
+    n_auctions: int
+    seed_seq: np.random.SeedSequence
+
+
+def plan_chunks(
+    simulator: PhantomSimulator,
+    baseline_price: float,
+    baseline_quantity: float,
+    *,
+    num_simulations: int | None = None,
+) -> list[ChunkTask]:
+    """The chunks of a run of ``num_simulations`` (default ``config.num_simulations``).
+
+    Raises :class:`~phantom_auction.errors.InvalidBidParameters` for a bad baseline.
+    """
+    price, quantity = check_baseline(baseline_price, baseline_quantity)
+    config = simulator.config
+    total = config.num_simulations if num_simulations is None else int(num_simulations)
+    size = config.resolved_chunk_size
+    spec = SimulationSpec(
+        config, simulator.market, tuple(copy.deepcopy(simulator.strategies)), price, quantity
+    )
+    spec.environment()  # validate the whole setup once, before any worker sees it
+    sizes = [min(size, total - start) for start in range(0, total, size)]
+    root = np.random.SeedSequence(config.seed)
+    seeds = root.spawn(len(sizes))
+    return [ChunkTask(spec, c, n, seeds[c]) for c, n in enumerate(sizes)]
+
+
+def simulate_chunk(
+    spec: SimulationSpec, chunk_index: int, n_auctions: int, seed_seq: np.random.SeedSequence
+) -> ChunkColumns:
+    """Columns of one chunk on the fast path (pure: a function of its arguments)."""
+    env = spec.environment()
+    strategies = spec.fresh_strategies()
+    streams = Streams.from_seed(seed_seq, len(strategies))
+    columns, _ = simulate_chunk_arrays(env, strategies, streams, n_auctions)
+    return columns
+
+
+def simulate_chunk_objects(
+    spec: SimulationSpec, chunk_index: int, n_auctions: int, seed_seq: np.random.SeedSequence
+) -> ChunkColumns:
+    """The same chunk on the object path (a Python loop over auctions); same numbers."""
+    state = ReplayState(ChunkTask(spec, chunk_index, n_auctions, seed_seq))
+    return columns_from_rows([state.next_result().row for _ in range(n_auctions)])
+
+
+def summarize_chunk(
+    spec: SimulationSpec, chunk_index: int, n_auctions: int, seed_seq: np.random.SeedSequence
+) -> StreamingSummary:
+    """One chunk reduced to its :class:`StreamingSummary` (for summary-only runs)."""
+    columns = simulate_chunk(spec, chunk_index, n_auctions, seed_seq)
+    return StreamingSummary.from_columns(columns, spec.labels)
+
+
+def chunk_paths(task: ChunkTask, n: int) -> PathSample:
+    """Convergence paths of the first ``n`` auctions of ``task`` (replays the chunk)."""
+    env = task.spec.environment()
+    strategies = task.spec.fresh_strategies()
+    streams = Streams.from_seed(task.seed_seq, len(strategies))
+    _, sample = simulate_chunk_arrays(env, strategies, streams, task.n_auctions, path_rows=n)
+    assert sample is not None
+    return sample
+
+
+class ReplayState:
+    """A chunk replayed auction by auction on the object path."""
+
+    def __init__(self, task: ChunkTask) -> None:
+        self.task = task
+        self.env = task.spec.environment()
+        self.strategies = task.spec.fresh_strategies()
+        self.streams = Streams.from_seed(task.seed_seq, len(self.strategies))
+        self.draws = draw_exogenous(self.env, self.streams, task.n_auctions)
+        self.next_index = 0
+
+    def next_result(self) -> SimulationResult:
+        if self.next_index >= self.task.n_auctions:
+            raise IndexError("the chunk has no more auctions")
+        result = simulate_auction(
+            self.env, self.strategies, self.streams, self.draws, self.next_index
+        )
+        self.next_index += 1
+        return result
+
+
+def _run_task(task: ChunkTask, summarize: bool, engine: Engine) -> ChunkColumns | StreamingSummary:
+    args = (task.spec, task.chunk_index, task.n_auctions, task.seed_seq)
+    if engine == "object":
+        columns = simulate_chunk_objects(*args)
+        return StreamingSummary.from_columns(columns, task.spec.labels) if summarize else columns
+    return summarize_chunk(*args) if summarize else simulate_chunk(*args)
+
+
+def _init_worker() -> None:
+    # Processes already use the cores: one clearing thread each.
+    kernels.CLEAR_THREADS = 1
+
+
+def run_monte_carlo(
+    simulator: PhantomSimulator,
+    baseline_price: float,
+    baseline_quantity: float,
+    *,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+    keep_rows: bool | None = None,
+    engine: Engine = "fast",
+) -> MonteCarloResults:
+    """Run ``config.num_simulations`` auctions (token B per A, token A).
+
+    ``workers``: processes (``None``: ``config.workers``, by default 1 = this process).
+    ``progress(done_auctions, total)`` is called after each chunk. ``keep_rows``:
+    ``False`` keeps only a :class:`StreamingSummary` (constant memory); ``None`` keeps
+    rows up to :data:`STREAMING_THRESHOLD` auctions. ``engine="object"`` runs the
+    object path (the reference, ~100x slower). The same seed gives bit-identical
+    results for any ``workers``.
+    """
+    tasks = plan_chunks(simulator, baseline_price, baseline_quantity)
+    total = sum(t.n_auctions for t in tasks)
+    summarize = (total > STREAMING_THRESHOLD) if keep_rows is None else not keep_rows
+    n_workers = simulator.config.resolved_workers if workers is None else int(workers)
+    if n_workers < 1:
+        from ..errors import InvalidBidParameters
+
+        raise InvalidBidParameters("workers", workers, "must be >= 1")
+    started = time.perf_counter()
+    done = 0
+    if n_workers == 1 or len(tasks) == 1:
+        parts: list[ChunkColumns | StreamingSummary] = []
+        summary: StreamingSummary | None = None
+        for task in tasks:
+            out = _run_task(task, summarize, engine)
+            if isinstance(out, StreamingSummary):
+                summary = out if summary is None else summary.merge(out)
+            else:
+                parts.append(out)
+            done += task.n_auctions
+            if progress is not None:
+                progress(done, total)
+        elapsed = time.perf_counter() - started
+        if summary is not None:
+            return MonteCarloResults(tasks, None, summary, elapsed_s=elapsed)
+        return MonteCarloResults.from_chunks(tasks, parts, elapsed_s=elapsed)
+    return _run_pool(tasks, summarize, engine, n_workers, progress, started)
+
+
+def _run_pool(
+    tasks: Sequence[ChunkTask],
+    summarize: bool,
+    engine: Engine,
+    n_workers: int,
+    progress: ProgressCallback | None,
+    started: float,
+) -> MonteCarloResults:
+    total = sum(t.n_auctions for t in tasks)
+    results: dict[int, ChunkColumns | StreamingSummary] = {}
+    summary: StreamingSummary | None = None
+    merged = 0  # summaries merged so far, in chunk order
+    done = 0
+    # Keep a bounded number of chunks in flight: a streamed run's memory stays flat.
+    in_flight = 2 * n_workers
+    with ProcessPoolExecutor(
+        max_workers=min(n_workers, len(tasks)), initializer=_init_worker
+    ) as pool:
+        pending: dict[Future[ChunkColumns | StreamingSummary], int] = {}
+        next_task = 0
+        while next_task < len(tasks) or pending:
+            while next_task < len(tasks) and len(pending) < in_flight:
+                task = tasks[next_task]
+                pending[pool.submit(_run_task, task, summarize, engine)] = next_task
+                next_task += 1
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                index = pending.pop(future)
+                results[index] = future.result()
+                done += tasks[index].n_auctions
+                if progress is not None:
+                    progress(done, total)
+            if summarize:
+                while merged in results:
+                    part = results.pop(merged)
+                    assert isinstance(part, StreamingSummary)
+                    summary = part if summary is None else summary.merge(part)
+                    merged += 1
+    elapsed = time.perf_counter() - started
+    if summarize:
+        return MonteCarloResults(tasks, None, summary, elapsed_s=elapsed)
+    return MonteCarloResults.from_chunks(
+        tasks, [results[i] for i in range(len(tasks))], elapsed_s=elapsed
+    )

@@ -1,0 +1,391 @@
+"""Results of simulated auctions: one auction's objects, and a run's columns.
+
+Per-auction metrics, all measured against the modelled private values (SPEC,
+"Simulator"); ``Q`` is the order size (token A), ``v_i`` real bidder i's value and
+``x_i``, ``p_i`` its allocation and payment (bps over baseline x token A):
+
+- ``improvement_bps`` = ``Σ p_i / Q``: the user's volume-weighted price over baseline
+  (phantom-allocated and unsold volume goes to the CFMM at the baseline, 0 bps);
+- ``mev_capture_rate`` = improvement / (best real value − baseline), clipped to [0, 1];
+  NaN when no real bidder values the order above the baseline (nothing to capture);
+- ``price_discovery_efficiency`` = ``1 - |price - P*| / P*``;
+- ``bid_shading``: mean ``(v_i - b_i) / v_i`` over real bidders with a standing bid and
+  ``v_i > 0`` (NaN if none);
+- ``phantom_won``: the best-ranked bid that received volume is a phantom;
+  ``winner_index``: that bid's real bidder, -1 for a phantom, -2 when nothing cleared;
+- ``welfare`` (token B) = ``Σ v_i x_i`` converted at the baseline: the gains from trade
+  over the CFMM, shared between the user and the fillers;
+- ``welfare_improvement`` = welfare per unit / best available surplus per unit: the
+  share of the best achievable gains over the CFMM that was realised (1 when the best
+  real bidder fills the whole order; lower when phantoms or worse bidders win); NaN
+  when nothing is available;
+- ``convergence_speed_ms``: arrival time of the best real standing bid, i.e. when the
+  best price on offer stopped improving (NaN without real bids);
+- ``num_real_bids`` (bidders with a standing bid), ``num_phantom_bids``,
+  ``real_fill_fraction`` = ``Σ x_i / Q``, ``best_real_value_bps``;
+- per strategy label L: ``bid_shading:L`` and ``profit_bps:L`` (the fillers' utility
+  ``Σ (v_i x_i - p_i) / Q`` over bidders labelled L).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, overload
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._extras import require
+from ..errors import PhantomAuctionError
+from .kernels import ChunkColumns
+from .streaming import StreamingSummary
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .parallel import ChunkTask
+
+__all__ = [
+    "FRAME_COLUMNS",
+    "METRIC_COLUMNS",
+    "MonteCarloResults",
+    "RowsNotKept",
+    "SimulatedBid",
+    "SimulationMetrics",
+    "SimulationResult",
+]
+
+FloatArray = NDArray[np.float64]
+
+#: Per-auction metrics that ``analyze_results`` summarises (``clearing_price`` apart).
+METRIC_COLUMNS = (
+    "improvement_bps",
+    "mev_capture_rate",
+    "price_discovery_efficiency",
+    "bid_shading",
+    "phantom_won",
+    "welfare",
+    "welfare_improvement",
+    "convergence_speed_ms",
+    "real_fill_fraction",
+    "num_real_bids",
+    "num_phantom_bids",
+)
+
+#: Columns of ``MonteCarloResults.to_frame()`` before the per-strategy ones.
+FRAME_COLUMNS = (
+    "improvement_bps",
+    "mev_capture_rate",
+    "price_discovery_efficiency",
+    "bid_shading",
+    "phantom_won",
+    "winner_strategy",
+    "winner_index",
+    "clearing_price",
+    "baseline_price",
+    "true_price",
+    "welfare",
+    "welfare_improvement",
+    "convergence_speed_ms",
+    "num_real_bids",
+    "num_phantom_bids",
+    "real_fill_fraction",
+    "best_real_value_bps",
+)
+
+
+class RowsNotKept(PhantomAuctionError, LookupError):
+    """A summary-only run (``keep_rows=False``) was asked for its per-auction rows."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedBid:
+    """One bid of a simulated auction.
+
+    ``price`` in token B per token A, ``improvement_bps`` over baseline, ``quantity``
+    in token A, ``timestamp_ms`` since the auction opened (phantoms: 0, drawn when it
+    opens), ``priority_fee`` in token units, ``private_value_bps`` the bidder's modelled
+    value (``None`` for phantoms).
+    """
+
+    bidder_id: str
+    strategy: str
+    price: float
+    improvement_bps: float
+    quantity: float
+    timestamp_ms: float
+    priority_fee: float
+    is_phantom: bool = False
+    private_value_bps: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationMetrics:
+    """Metrics of one auction (see the module docstring for each definition).
+
+    ``avg_price_improvement`` in bps, ``convergence_speed`` in ms, ``welfare`` in token B,
+    ``execution_time_ms`` wall time of the simulation. ``phantom_win_rate`` is 1.0 or 0.0
+    for one auction; ``winner_diversity`` is the normalised entropy of the real
+    bidders' allocation shares within the auction (0: one winner takes all).
+    """
+
+    avg_price_improvement: float
+    mev_capture_rate: float
+    price_discovery_efficiency: float
+    bid_shading: float
+    phantom_win_rate: float
+    winner_diversity: float
+    convergence_speed: float
+    welfare: float
+    welfare_improvement: float
+    real_fill_fraction: float
+    execution_time_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    """Result of one simulated auction (the seed's fields, then ``row``).
+
+    ``winning_bid``: the best real bid that received volume (``None`` if none did);
+    ``clearing_price``: the user's volume-weighted price (token B per A);
+    ``total_surplus``: welfare in token B; ``all_bids``: the bids that entered clearing
+    (phantoms, then each real bidder's standing bid in arrival order);
+    ``vcg_result``: the VCG mechanism's result when the auction used VCG;
+    ``convergence_path``: best standing real improvement (bps, non-decreasing) at
+    ``execution_trace["time_grid_ms"]``; ``row``: this auction's Monte Carlo columns.
+    """
+
+    winning_bid: SimulatedBid | None
+    clearing_price: float
+    total_surplus: float
+    metrics: SimulationMetrics
+    all_bids: tuple[SimulatedBid, ...]
+    vcg_result: Any
+    convergence_path: FloatArray
+    execution_trace: dict[str, Any]
+    row: Mapping[str, Any] = field(default_factory=dict)
+
+
+def columns_from_rows(rows: Sequence[Mapping[str, Any]]) -> ChunkColumns:
+    """Stack per-auction rows into columns with the fast path's dtypes."""
+    if not rows:
+        return {}
+    out: ChunkColumns = {}
+    for key in rows[0]:
+        values = [r[key] for r in rows]
+        if key == "phantom_won":
+            out[key] = np.array(values, dtype=bool)
+        elif key in ("winner_index", "num_real_bids", "num_phantom_bids"):
+            out[key] = np.array(values, dtype=np.int32)
+        else:
+            out[key] = np.array(values, dtype=np.float64)
+    return out
+
+
+@dataclass(slots=True)
+class _Replay:
+    """An object-path replay of one chunk, kept to answer nearby indices."""
+
+    chunk: int
+    state: Any
+    results: list[SimulationResult]
+
+
+class MonteCarloResults(Sequence[SimulationResult]):
+    """A Monte Carlo run: columns (one row per auction) or, for huge runs, a summary.
+
+    As a sequence it yields :class:`SimulationResult` objects built on demand by
+    replaying the auction's chunk through the object path (same seed, same numbers);
+    indexing replays a chunk up to the index once and keeps it for the next lookups.
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[ChunkTask],
+        columns: ChunkColumns | None,
+        summary: StreamingSummary | None,
+        *,
+        elapsed_s: float | None = None,
+    ) -> None:
+        if not tasks:
+            raise ValueError("a Monte Carlo run has at least one chunk")
+        self.tasks = tuple(tasks)
+        self._columns = columns
+        self._summary = summary
+        self.elapsed_s = elapsed_s
+        self._starts = np.cumsum([0, *(t.n_auctions for t in self.tasks)])
+        self._replay: _Replay | None = None
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    def from_chunks(
+        cls,
+        tasks: Sequence[ChunkTask],
+        chunks: Sequence[ChunkColumns | StreamingSummary],
+        *,
+        elapsed_s: float | None = None,
+    ) -> MonteCarloResults:
+        """Merge per-chunk outputs, given in chunk order (columns, or summaries)."""
+        if len(tasks) != len(chunks):
+            raise ValueError(f"{len(tasks)} tasks but {len(chunks)} chunk results")
+        if chunks and all(isinstance(c, StreamingSummary) for c in chunks):
+            summary = chunks[0]
+            assert isinstance(summary, StreamingSummary)
+            for part in chunks[1:]:
+                assert isinstance(part, StreamingSummary)
+                summary = summary.merge(part)
+            return cls(tasks, None, summary, elapsed_s=elapsed_s)
+        parts = [c for c in chunks if isinstance(c, dict)]
+        if len(parts) != len(chunks):
+            raise ValueError("chunk results mix columns and summaries")
+        columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return cls(tasks, columns, None, elapsed_s=elapsed_s)
+
+    # -- properties -------------------------------------------------------------------
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Strategy label of each real bidder (index = ``winner_index``)."""
+        return self.tasks[0].spec.labels
+
+    @property
+    def seed_entropy(self) -> int:
+        """Entropy of the run's root seed (rerun with ``seed=`` this to reproduce)."""
+        return int(self.tasks[0].seed_seq.entropy)  # type: ignore[arg-type]
+
+    @property
+    def rows_kept(self) -> bool:
+        return self._columns is not None
+
+    @property
+    def columns(self) -> ChunkColumns:
+        """Per-auction columns (raises :class:`RowsNotKept` for a summary-only run)."""
+        if self._columns is None:
+            raise RowsNotKept(
+                "rows were not kept (keep_rows=False or > 10 M auctions): use .summary, "
+                "analyze_results or indexing (which replays the auction)"
+            )
+        return self._columns
+
+    @property
+    def summary(self) -> StreamingSummary:
+        """The run's :class:`StreamingSummary` (computed from the rows if they were kept)."""
+        if self._summary is None:
+            self._summary = StreamingSummary.from_columns(self.columns, self.labels)
+        return self._summary
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    # -- per-auction objects ------------------------------------------------------------
+
+    def _locate(self, index: int) -> tuple[int, int]:
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"auction index {index} out of range for {n} auctions")
+        chunk = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return chunk, index - int(self._starts[chunk])
+
+    @overload
+    def __getitem__(self, index: int) -> SimulationResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[SimulationResult]: ...
+
+    def __getitem__(self, index: int | slice) -> SimulationResult | list[SimulationResult]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        from .parallel import ReplayState
+
+        chunk, offset = self._locate(int(index))
+        replay = self._replay
+        if replay is None or replay.chunk != chunk:
+            replay = _Replay(chunk, ReplayState(self.tasks[chunk]), [])
+            self._replay = replay
+        while len(replay.results) <= offset:
+            replay.results.append(replay.state.next_result())
+        return replay.results[offset]
+
+    def __iter__(self) -> Iterator[SimulationResult]:
+        from .parallel import ReplayState
+
+        for task in self.tasks:
+            state = ReplayState(task)
+            for _ in range(task.n_auctions):
+                yield state.next_result()
+
+    # -- tables -----------------------------------------------------------------------
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per auction (pandas; the ``reports`` extra).
+
+        Columns: see :data:`FRAME_COLUMNS` and the module docstring; ``winner_strategy``
+        is the winning real bidder's strategy label, ``"phantom"`` or ``"none"``.
+        """
+        pd_mod = require("pandas", "reports")
+        cols = self.columns
+        names = [*self.labels, "phantom", "none"]
+        n = len(self.labels)
+        winner = cols["winner_index"].astype(np.int64)
+        codes = np.where(winner >= 0, winner, np.where(winner == -1, n, n + 1))
+        categories = list(dict.fromkeys(names))
+        code_of = {name: categories.index(name) for name in names}
+        mapped = np.array([code_of[name] for name in names], dtype=np.int64)[codes]
+        data: dict[str, Any] = {}
+        for name in FRAME_COLUMNS:
+            if name == "winner_strategy":
+                data[name] = pd_mod.Categorical.from_codes(mapped, categories=categories)
+            else:
+                data[name] = cols[name]
+        for name, values in cols.items():
+            if name not in data:
+                data[name] = values
+        frame: pd.DataFrame = pd_mod.DataFrame(data)
+        return frame
+
+    def convergence_paths(self, n: int = 20) -> tuple[FloatArray, FloatArray]:
+        """``(time_ms, paths)``: best standing real improvement (bps) over the collection
+        window for the first ``n`` auctions (replays the first chunk; shape ``(n, T)``)."""
+        from .parallel import chunk_paths
+
+        n = max(0, min(int(n), self.tasks[0].n_auctions))
+        sample = chunk_paths(self.tasks[0], n)
+        return sample.time_ms, sample.paths
+
+    def __repr__(self) -> str:
+        mode = "rows" if self.rows_kept else "summary"
+        return f"MonteCarloResults({len(self)} auctions, {len(self.tasks)} chunks, {mode})"
+
+
+def finite_stats(values: NDArray[Any]) -> dict[str, float]:
+    """Exact ``mean, median, std (ddof=1), min, max, p05, p95, count`` of finite values."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        nan = math.nan
+        return {
+            "mean": nan,
+            "median": nan,
+            "std": nan,
+            "min": nan,
+            "max": nan,
+            "p05": nan,
+            "p95": nan,
+            "count": 0.0,
+        }
+    p05, median, p95 = np.quantile(x, [0.05, 0.5, 0.95])
+    return {
+        "mean": float(x.mean()),
+        "median": float(median),
+        "std": float(x.std(ddof=1)) if x.size > 1 else math.nan,
+        "min": float(x.min()),
+        "max": float(x.max()),
+        "p05": float(p05),
+        "p95": float(p95),
+        "count": float(x.size),
+    }

@@ -1,0 +1,274 @@
+"""Aggregates of Monte Carlo columns that merge exactly, for runs too large to keep.
+
+Per metric: count, NaN count, mean and sum of squared deviations (Welford; merged with
+Chan, Golub & LeVeque 1979), min, max, and a quantile sketch; per run: auctions won per
+bidder, phantom and nobody. Everything but the float moments is an integer count, and
+the moments are merged in chunk order, so a summary does not depend on how many
+processes computed it.
+
+Quantiles come from :class:`QuantileSketch`, a DDSketch (Masson, Rim & Lee 2019): values
+are counted in buckets ``(gamma^(i-1), gamma^i]`` with ``gamma = (1 + alpha) / (1 - alpha)``,
+mirrored for negatives, plus one bucket for ``|x| < min_value``. **Error bound:** for
+``k = floor(q * (n - 1))`` the reported q-quantile ``x̂`` satisfies
+``|x̂ - x_(k)| <= alpha * |x_(k)|`` where ``x_(k)`` is the k-th smallest value (numpy's
+``quantile(..., method="lower")``), with ``alpha = 0.001`` by default; values below
+``min_value = 1e-12`` in magnitude are reported as 0 (absolute error < 1e-12). Bucket
+counts merge by addition, exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["MetricSummary", "QuantileSketch", "StreamingSummary"]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+DEFAULT_ALPHA = 0.001
+MIN_VALUE = 1e-12
+
+
+@dataclass(slots=True)
+class _Store:
+    """Dense bucket counts from index ``offset`` on."""
+
+    offset: int = 0
+    counts: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def add_indices(self, idx: IntArray) -> None:
+        if idx.size == 0:
+            return
+        lo, hi = int(idx.min()), int(idx.max())
+        self._extend(lo, hi)
+        self.counts += np.bincount(idx - self.offset, minlength=self.counts.size)
+
+    def _extend(self, lo: int, hi: int) -> None:
+        if self.counts.size == 0:
+            self.offset, self.counts = lo, np.zeros(hi - lo + 1, dtype=np.int64)
+            return
+        new_lo = min(lo, self.offset)
+        new_hi = max(hi, self.offset + self.counts.size - 1)
+        if new_lo == self.offset and new_hi == self.offset + self.counts.size - 1:
+            return
+        grown = np.zeros(new_hi - new_lo + 1, dtype=np.int64)
+        start = self.offset - new_lo
+        grown[start : start + self.counts.size] = self.counts
+        self.offset, self.counts = new_lo, grown
+
+    def merged(self, other: _Store) -> _Store:
+        out = _Store(self.offset, self.counts.copy())
+        if other.counts.size:
+            out._extend(other.offset, other.offset + other.counts.size - 1)
+            start = other.offset - out.offset
+            out.counts[start : start + other.counts.size] += other.counts
+        return out
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+
+@dataclass(slots=True)
+class QuantileSketch:
+    """Mergeable quantile sketch with relative accuracy ``alpha`` (see the module docstring)."""
+
+    alpha: float = DEFAULT_ALPHA
+    positive: _Store = field(default_factory=_Store)
+    negative: _Store = field(default_factory=_Store)
+    zero_count: int = 0
+
+    @property
+    def _log_gamma(self) -> float:
+        return math.log1p(2.0 * self.alpha / (1.0 - self.alpha))
+
+    @property
+    def count(self) -> int:
+        return self.positive.total + self.negative.total + self.zero_count
+
+    def add(self, values: FloatArray) -> None:
+        """Count finite ``values`` (NaN and inf are the caller's to filter)."""
+        values = np.asarray(values, dtype=np.float64)
+        mag = np.abs(values)
+        small = mag < MIN_VALUE
+        self.zero_count += int(small.sum())
+        lg = self._log_gamma
+        for store, sel in ((self.positive, values > 0.0), (self.negative, values < 0.0)):
+            chosen = mag[sel & ~small]
+            if chosen.size:
+                store.add_indices(np.ceil(np.log(chosen) / lg).astype(np.int64))
+
+    def merge(self, other: QuantileSketch) -> QuantileSketch:
+        """A sketch of both inputs (bucket counts add; same ``alpha`` required)."""
+        if other.alpha != self.alpha:
+            raise ValueError(f"cannot merge sketches with alpha {self.alpha} and {other.alpha}")
+        return QuantileSketch(
+            self.alpha,
+            self.positive.merged(other.positive),
+            self.negative.merged(other.negative),
+            self.zero_count + other.zero_count,
+        )
+
+    def _value(self, index: int) -> float:
+        gamma = math.exp(self._log_gamma)
+        return 2.0 * gamma**index / (gamma + 1.0)
+
+    def quantile(self, q: float) -> float:
+        """The q-quantile within relative error ``alpha`` of the order statistic ``x_(k)``."""
+        n = self.count
+        if n == 0:
+            return math.nan
+        rank = math.floor(min(max(q, 0.0), 1.0) * (n - 1))
+        seen = 0
+        neg = self.negative
+        if neg.counts.size:
+            # Most negative first: highest bucket index of |x| first.
+            cum = np.cumsum(neg.counts[::-1])
+            if rank < cum[-1]:
+                j = int(np.searchsorted(cum, rank, side="right"))
+                return -self._value(neg.offset + neg.counts.size - 1 - j)
+            seen = int(cum[-1])
+        if rank < seen + self.zero_count:
+            return 0.0
+        seen += self.zero_count
+        cum = np.cumsum(self.positive.counts)
+        j = int(np.searchsorted(cum, rank - seen, side="right"))
+        return self._value(self.positive.offset + j)
+
+
+@dataclass(slots=True)
+class MetricSummary:
+    """Moments, extremes and a sketch of one metric's finite values."""
+
+    count: int = 0
+    nan_count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    minimum: float = math.inf
+    maximum: float = -math.inf
+    sketch: QuantileSketch = field(default_factory=QuantileSketch)
+
+    @classmethod
+    def of(cls, values: NDArray[Any], alpha: float = DEFAULT_ALPHA) -> MetricSummary:
+        x = np.asarray(values, dtype=np.float64)
+        finite = x[np.isfinite(x)]
+        out = cls(nan_count=int(x.size - finite.size), sketch=QuantileSketch(alpha))
+        if finite.size:
+            mean = float(finite.mean())
+            out.count = int(finite.size)
+            out.mean = mean
+            out.m2 = float(np.square(finite - mean).sum())
+            out.minimum = float(finite.min())
+            out.maximum = float(finite.max())
+            out.sketch.add(finite)
+        return out
+
+    def merge(self, other: MetricSummary) -> MetricSummary:
+        """Chan et al.'s pairwise update; exact for counts, extremes and sketch."""
+        n = self.count + other.count
+        if other.count == 0:
+            mean, m2 = self.mean, self.m2
+        elif self.count == 0:
+            mean, m2 = other.mean, other.m2
+        else:
+            delta = other.mean - self.mean
+            mean = self.mean + delta * other.count / n
+            m2 = self.m2 + other.m2 + delta * delta * self.count * other.count / n
+        return MetricSummary(
+            n,
+            self.nan_count + other.nan_count,
+            mean,
+            m2,
+            min(self.minimum, other.minimum),
+            max(self.maximum, other.maximum),
+            self.sketch.merge(other.sketch),
+        )
+
+    @property
+    def total(self) -> float:
+        """Sum of the finite values."""
+        return self.mean * self.count
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (ddof = 1); NaN below two values."""
+        return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else math.nan
+
+    def stats(self) -> dict[str, float]:
+        """``mean, median, std, min, max, p05, p95, count`` (quantiles from the sketch)."""
+        empty = self.count == 0
+        return {
+            "mean": math.nan if empty else self.mean,
+            "median": self.sketch.quantile(0.5),
+            "std": self.std,
+            "min": math.nan if empty else self.minimum,
+            "max": math.nan if empty else self.maximum,
+            "p05": self.sketch.quantile(0.05),
+            "p95": self.sketch.quantile(0.95),
+            "count": float(self.count),
+        }
+
+
+@dataclass(slots=True)
+class StreamingSummary:
+    """Summary of a run's columns: per-metric aggregates and wins per bidder.
+
+    ``wins`` counts auctions won by real bidder ``i`` at index ``i``, then by a phantom,
+    then by nobody (length ``len(labels) + 2``).
+    """
+
+    labels: tuple[str, ...]
+    num_auctions: int = 0
+    metrics: dict[str, MetricSummary] = field(default_factory=dict)
+    wins: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @classmethod
+    def from_columns(
+        cls,
+        columns: Mapping[str, NDArray[Any]],
+        labels: Sequence[str],
+        alpha: float = DEFAULT_ALPHA,
+    ) -> StreamingSummary:
+        """Summarise one chunk's columns (``winner_index`` becomes win counts)."""
+        winner = np.asarray(columns["winner_index"], dtype=np.int64)
+        n = len(labels)
+        # Codes: bidder i -> i, phantom (-1) -> n, nobody (-2) -> n + 1.
+        codes = np.where(winner >= 0, winner, np.where(winner == -1, n, n + 1))
+        metrics = {
+            name: MetricSummary.of(values, alpha)
+            for name, values in columns.items()
+            if name != "winner_index"
+        }
+        return cls(
+            tuple(labels),
+            int(winner.size),
+            metrics,
+            np.bincount(codes, minlength=n + 2).astype(np.int64),
+        )
+
+    def merge(self, other: StreamingSummary) -> StreamingSummary:
+        """The summary of both runs' auctions (same bidders required)."""
+        if self.labels != other.labels:
+            raise ValueError(f"cannot merge summaries of bidders {self.labels} and {other.labels}")
+        if self.num_auctions == 0:
+            return other
+        if other.num_auctions == 0:
+            return self
+        names = list(dict.fromkeys([*self.metrics, *other.metrics]))
+        empty = MetricSummary()
+        return StreamingSummary(
+            self.labels,
+            self.num_auctions + other.num_auctions,
+            {k: self.metrics.get(k, empty).merge(other.metrics.get(k, empty)) for k in names},
+            self.wins + other.wins,
+        )
+
+    def stats(self, metric: str) -> dict[str, float]:
+        """Statistics of ``metric`` (see :meth:`MetricSummary.stats`)."""
+        return self.metrics[metric].stats()

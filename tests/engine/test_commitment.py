@@ -1,0 +1,247 @@
+"""The commitment encoding: docs/commitment.md's vectors, an independent re-implementation,
+and the canonical decimal's round-trip and uniqueness."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from phantom_auction import InvalidBidParameters, make_commitment
+from phantom_auction.engine import canonical_decimal, commitment_preimage, make_bid
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "commitment.md"
+
+
+def _vectors() -> list[tuple[dict[str, Any], str]]:
+    """(inputs, digest) for each 'Vector N' section of the doc."""
+    text = DOC.read_text("utf-8")
+    sections = re.split(r"\nVector \d+ ", text)[1:]
+    vectors = []
+    for section in sections:
+        inputs = json.loads(re.search(r"```json\n(.*?)\n```", section, re.S).group(1))  # type: ignore[union-attr]
+        digest = re.search(r"digest: `([0-9a-f]{64})`", section).group(1)  # type: ignore[union-attr]
+        vectors.append((inputs, digest))
+    return vectors
+
+
+def _args(inputs: dict[str, Any]) -> dict[str, Any]:
+    args = dict(inputs)
+    args["token_pair"] = tuple(args["token_pair"])
+    args["salt"] = bytes.fromhex(args["salt"])
+    return args
+
+
+def _independent_decimal(x: float) -> str:
+    """Dragon4 shortest-unique positional digits (numpy), trimmed: a second algorithm."""
+    if x == 0:
+        return "0"
+    return np.format_float_positional(x, unique=True, trim="-")
+
+
+def _independent_commitment(
+    auction_id: str,
+    bidder_id: str,
+    token_pair: tuple[int, int],
+    improved_price: float,
+    volume: float,
+    priority_fee: float,
+    nonce: int,
+    salt: bytes,
+) -> bytes:
+    def text(s: str) -> bytes:
+        raw = s.encode("utf-8")
+        return len(raw).to_bytes(4, "big") + raw
+
+    parts = [
+        text("phantom-auction/commitment/v1"),
+        text(auction_id),
+        text(bidder_id),
+        token_pair[0].to_bytes(8, "big", signed=True),
+        token_pair[1].to_bytes(8, "big", signed=True),
+        text(_independent_decimal(improved_price)),
+        text(_independent_decimal(volume)),
+        text(_independent_decimal(priority_fee)),
+        nonce.to_bytes(8, "big"),
+        salt,
+    ]
+    return hashlib.sha256(b"".join(parts)).digest()
+
+
+def test_doc_has_three_vectors() -> None:
+    assert len(_vectors()) >= 3
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_doc_vectors_match_make_commitment(index: int) -> None:
+    inputs, digest = _vectors()[index]
+    assert make_commitment(**_args(inputs)).hex() == digest
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_doc_vectors_match_independent_implementation(index: int) -> None:
+    inputs, digest = _vectors()[index]
+    assert _independent_commitment(**_args(inputs)).hex() == digest
+
+
+def test_doc_preimage_of_vector_one() -> None:
+    text = DOC.read_text("utf-8")
+    block = re.search(r"preimage \(hex\):\n\n```\n(.*?)\n```", text, re.S).group(1)  # type: ignore[union-attr]
+    inputs, _ = _vectors()[0]
+    assert commitment_preimage(**_args(inputs)).hex() == re.sub(r"\s", "", block)
+
+
+def test_doc_reference_implementation_agrees() -> None:
+    source = re.search(
+        r"### Reference implementation.*?```python\n(.*?)\n```", DOC.read_text(), re.S
+    )
+    namespace: dict[str, Any] = {}
+    exec(source.group(1), namespace)  # type: ignore[union-attr]
+    for inputs, digest in _vectors():
+        args = _args(inputs)
+        assert namespace["commitment"](*args.values()).hex() == digest
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (100.0, "100"),
+        (0.5, "0.5"),
+        (0.1, "0.1"),
+        (1e-07, "0.0000001"),
+        (1.5e-05, "0.000015"),
+        (1e22, "10000000000000000000000"),
+        (-0.0, "0"),
+        (0.0, "0"),
+        (-3.25, "-3.25"),
+        (3021.11 * (1 + 33 / 10_000), "3031.0796630000004"),
+        (7, "7"),
+    ],
+)
+def test_canonical_decimal_examples(value: float, text: str) -> None:
+    assert canonical_decimal(value) == text
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_canonical_decimal_round_trips_and_matches_dragon4(x: float) -> None:
+    text = canonical_decimal(x)
+    assert float(text) == x
+    assert "e" not in text and "E" not in text
+    if "." in text:
+        assert not text.endswith("0") and not text.endswith(".")
+    assert text == _independent_decimal(x)
+
+
+@given(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+def test_canonical_decimal_is_one_to_one(x: float, y: float) -> None:
+    assert (canonical_decimal(x) == canonical_decimal(y)) == (x == y)
+
+
+@given(
+    auction_id=st.text(min_size=1, max_size=12),
+    bidder_id=st.text(min_size=1, max_size=12),
+    token_pair=st.tuples(st.integers(-(2**63), 2**63 - 1), st.integers(-(2**63), 2**63 - 1)),
+    price=st.floats(0, 1e6),
+    volume=st.floats(0, 1e6),
+    fee=st.floats(0, 1e3),
+    nonce=st.integers(0, 2**64 - 1),
+    salt=st.binary(min_size=32, max_size=32),
+)
+def test_make_commitment_matches_independent_implementation(
+    auction_id: str,
+    bidder_id: str,
+    token_pair: tuple[int, int],
+    price: float,
+    volume: float,
+    fee: float,
+    nonce: int,
+    salt: bytes,
+) -> None:
+    args = (auction_id, bidder_id, token_pair, price, volume, fee, nonce, salt)
+    assert make_commitment(*args) == _independent_commitment(*args)
+
+
+def test_length_prefixes_keep_field_boundaries() -> None:
+    salt = bytes(32)
+    a = make_commitment("ab", "c", (1, 2), 1.0, 1.0, 0.0, 1, salt)
+    b = make_commitment("a", "bc", (1, 2), 1.0, 1.0, 0.0, 1, salt)
+    assert a != b
+    # A price and volume whose texts concatenate to the same characters.
+    c = make_commitment("x", "y", (1, 2), 11.0, 1.0, 0.0, 1, salt)
+    d = make_commitment("x", "y", (1, 2), 1.0, 11.0, 0.0, 1, salt)
+    assert c != d
+
+
+@pytest.mark.parametrize(
+    ("field", "position", "value"),
+    [
+        ("auction_id", 0, "auction-2"),
+        ("bidder_id", 1, "bob"),
+        ("token_pair", 2, (2, 1)),
+        ("improved_price", 3, 100.26),
+        ("volume", 4, 500.5),
+        ("priority_fee", 5, 0.25),
+        ("nonce", 6, 2),
+        ("salt", 7, bytes(31) + b"\x01"),
+    ],
+)
+def test_every_field_is_bound(field: str, position: int, value: Any) -> None:
+    args: list[Any] = ["auction-1", "alice", (1, 2), 100.25, 500.0, 0.5, 1, bytes(32)]
+    before = make_commitment(*args)
+    args[position] = value
+    assert make_commitment(*args) != before, field
+
+
+@pytest.mark.parametrize(
+    ("position", "value", "field"),
+    [
+        (0, "", "auction_id"),
+        (1, "", "bidder_id"),
+        (1, 7, "bidder_id"),
+        (2, [1, 2], "token_pair"),
+        (2, (1, 2**63), "token_pair"),
+        (2, (1, True), "token_pair"),
+        (3, math.nan, "improved_price"),
+        (4, math.inf, "volume"),
+        (5, "0.5", "priority_fee"),
+        (5, True, "priority_fee"),
+        (6, -1, "nonce"),
+        (6, 2**64, "nonce"),
+        (7, bytes(31), "salt"),
+    ],
+)
+def test_malformed_fields_raise_naming_field(position: int, value: Any, field: str) -> None:
+    args: list[Any] = ["auction-1", "alice", (1, 2), 100.25, 500.0, 0.5, 1, bytes(32)]
+    args[position] = value
+    with pytest.raises(InvalidBidParameters, match=field) as info:
+        make_commitment(*args)
+    assert info.value.field == field
+
+
+def test_make_bid_commits_to_its_own_fields() -> None:
+    bid = make_bid("auction-1", "alice", (1, 2), 100.25, 500.0, 0.5, 3)
+    assert len(bid.salt) == 32
+    assert bid.commitment_hash == make_commitment(
+        "auction-1", "alice", (1, 2), 100.25, 500.0, 0.5, 3, bid.salt
+    )
+    assert bid.commitment_for("auction-1") == bid.commitment_hash
+    assert bid.commitment_for("auction-2") != bid.commitment_hash
+    sealed = bid.sealed()
+    assert (sealed.bidder_id, sealed.token_pair, sealed.commitment_hash, sealed.nonce) == (
+        "alice",
+        (1, 2),
+        bid.commitment_hash,
+        3,
+    )
+    assert not hasattr(sealed, "improved_price")
