@@ -97,7 +97,13 @@ def test_scalar_arguments_and_no_mask(mechanism: str) -> None:
     values = rng.integers(40, 60, (500, 7)).astype(float)
     for quantities in (1.0, rng.integers(1, 100, (500, 7)).astype(float)):
         _assert_agrees(
-            values, quantities, None, supply=150.0, reserve=50.0, mechanism=mechanism, multi_unit=True
+            values,
+            quantities,
+            None,
+            supply=150.0,
+            reserve=50.0,
+            mechanism=mechanism,
+            multi_unit=True,
         )
 
 

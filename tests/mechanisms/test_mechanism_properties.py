@@ -154,7 +154,9 @@ def _seed_example(seed: int) -> VCGAuction:
         )
     for i in range(1, 16):
         auction.bids.append(
-            VCGBid(f"phantom_{i}", 50.0 + rand.random() * 15, rand.randint(30, 150), is_phantom=True)
+            VCGBid(
+                f"phantom_{i}", 50.0 + rand.random() * 15, rand.randint(30, 150), is_phantom=True
+            )
         )
     return auction
 

@@ -35,9 +35,7 @@ def _assert_same(got_x, got_p, expected, welfare) -> None:  # type: ignore[no-un
 
 @given(integer_auctions())
 def test_multi_unit_vcg_matches_brute_force(case: dict) -> None:
-    expected = brute_force_vcg(
-        case["values"], case["quantities"], case["supply"], case["reserve"]
-    )
+    expected = brute_force_vcg(case["values"], case["quantities"], case["supply"], case["reserve"])
     auction = VCGAuction(case["supply"], case["reserve"], enable_multi_unit=True)
     auction.bids.extend(
         VCGBid(f"b{i}", v, q)
@@ -85,7 +83,8 @@ def test_divisible_vcg_matches_linear_program(seed: int) -> None:
     expected = lp_vcg(values, quantities, supply, reserve)
     auction = VCGAuction(supply, reserve, enable_multi_unit=True)
     auction.bids.extend(
-        VCGBid(f"b{i}", float(v), float(q)) for i, (v, q) in enumerate(zip(values, quantities))
+        VCGBid(f"b{i}", float(v), float(q))
+        for i, (v, q) in enumerate(zip(values, quantities, strict=True))
     )
     result = run_vcg_auction(auction)
     got_x = np.array([a.quantity for a in result.allocations])

@@ -1,31 +1,34 @@
 """Clear many auctions at once on (auctions, bidders) arrays: the simulator's hot path.
 
-:func:`clear_batch` applies the rules of :func:`~.clearing.clear` to every row of a
+:func:`clear_batch` applies the rules of :func:`~.clearing.clear` to every row of an
 ``(A, N)`` array and agrees with it row by row (``tests/mechanisms`` pins this,
 including ties, masks and reserves). Columns are submission order: in a tie the lower
-column wins. Rows are cleared in chunks of :data:`CHUNK_ROWS` (memory stays
-``O(CHUNK_ROWS * N)`` per thread) spread over a few threads; numpy releases the GIL in
-the loops that dominate.
+column wins. Rows are cleared in chunks of :data:`CHUNK_ROWS` on a few threads (numpy
+releases the GIL in the loops that dominate), each thread reusing one scratch space of
+``O(CHUNK_ROWS * N)``.
 
-How a chunk is cleared, all rows at once:
+How a chunk is cleared, all its rows at once:
 
-1. Sort each row by value, highest first. Eligible bids (present, ``v >= r``, ``q > 0``)
-   go first; the others last with quantity 0. The sort key packs ``~bits(v)`` (the
-   IEEE bits of a non-negative float order like the float) with the column in the low
-   bits, so one vectorised integer sort gives a stable order; values that differ only
-   in those low bits can come out swapped, which is detected and such rows re-sorted
-   with a stable argsort.
-2. Cumulative quantities ``cum``; allocation ``x = clip(S - (cum - q), 0, q)``.
+1. Sort each row by value, highest first, eligible bids (present, ``v >= r``, ``q > 0``)
+   first. The int64 sort key is ``~bits(|v|)`` (the IEEE bits of a non-negative float
+   order like the float), with the sign bit set first for ineligible bids so that they
+   sort last, and the column in the low bits: one vectorised integer sort gives a
+   stable order. Values that differ only in those low bits can come out swapped; such
+   rows are detected and re-sorted with a stable argsort.
+2. From here on arrays are laid out (rank, auction). Ineligible bids get quantity 0
+   and the reserve as value. Running sums ``cum`` of the quantities; allocation
+   ``x = clip(S - (cum - q), 0, q)``.
 3. Payments. VCG (multi-unit): let ``T(s)`` be the area under the demand curve left
-   after the allocated units ``A`` (the rejected bids in value order, then the seller
-   at ``r``) over its first ``s`` units. A fully filled winner displaces exactly
-   ``T(q_i)``; the marginal winner, which displaces its own unfilled rest first, pays
-   ``T(q_m) - v_m (q_m - x_m)``. This equals ``W(E_i + x_i) - W(E_i)`` of
-   :func:`~.clearing.clear`. ``T`` is concave piecewise linear with knots ``h_j`` (the
-   tail's cumulative quantities) and slopes ``v_j``; by Abel summation
-   ``T(s) = Σ_{j<J} (v_j - v_{j+1}) min(s, h_j) + (v_J - r) min(s, h_J) + r s`` for any
-   ``J`` past which no knot lies below ``s``, so the loop walks the tail one knot at a
-   time for all rows and stops as soon as every row's largest winner is covered.
+   after the ``A`` allocated units (the rest of the marginal bid and the rejected bids
+   in value order, then the seller at ``r``) over its first ``s`` units. A fully
+   filled winner displaces exactly ``T(q_i)``; the marginal winner, which displaces
+   its own unfilled rest first, pays ``T(q_m) - v_m (q_m - x_m)``. This is
+   ``W(E_i + x_i) - W(E_i)`` of :func:`~.clearing.clear`. ``T`` is concave piecewise
+   linear with knots ``h_j`` (the tail's running quantities) and slopes ``v_j``; by
+   Abel summation ``T(s) = Σ_{j<J} (v_j - v_{j+1}) min(s, h_j) + (v_J - r) min(s, h_J)
+   + r s`` for any ``J`` past which no knot lies below ``s`` (or no bid is left), so
+   one loop walks the tails of all rows a knot at a time and stops as soon as every
+   row's largest winner is covered: usually after a few knots, at most ``N``.
 """
 
 from __future__ import annotations
@@ -171,7 +174,6 @@ class _Scratch:
     """Work arrays for chunks of up to ``rows`` auctions of ``n`` bidders."""
 
     def __init__(self, rows: int, n: int) -> None:
-        self.rows = rows
         # Laid out (auction, bidder), as the input.
         self.by_auction = np.empty((rows, n))
         self.unit = np.empty((rows, n))
@@ -192,13 +194,11 @@ class _Scratch:
         self.demand = np.empty((n, rows))
         self.term = np.empty((n, rows))
 
-    def at(
-        self, array: FloatArray, rank: NDArray[np.intp], auctions: NDArray[np.intp]
-    ) -> FloatArray:
-        """``array[rank[i], i]`` for each auction i of a (rank, auction) scratch view."""
-        base = array.base if array.base is not None else array
-        out: FloatArray = np.take(base.reshape(-1), rank * self.rows + auctions)
-        return out
+
+def _at(buffer: FloatArray, rank: NDArray[np.intp], auctions: NDArray[np.intp]) -> FloatArray:
+    """``buffer[rank[i], i]`` for each auction i of a whole (rank, auction) scratch buffer."""
+    out: FloatArray = np.take(buffer.reshape(-1), rank * buffer.shape[1] + auctions)
+    return out
 
 
 def _check(field: str, array: FloatArray, present: NDArray[np.bool_] | None, row0: int) -> None:
@@ -317,7 +317,9 @@ def _clear_rows(
     elif name == "uniform" or not multi_unit:
         won = np.greater(xs, 0.0, out=scratch.flag_t[:, :c]).sum(axis=0, dtype=np.intp)
         # The best rejected bid is rank ``won``; past the eligible ones, the reserve.
-        best_rejected = np.where(won < n, scratch.at(vs, np.minimum(won, n - 1), auctions), reserve)
+        best_rejected = np.where(
+            won < n, _at(scratch.vs, np.minimum(won, n - 1), auctions), reserve
+        )
         np.multiply(xs, best_rejected, out=pay)
     else:
         _vcg_payments(scratch, vs, qs, xs, n_eligible, reserve, pay)
@@ -351,9 +353,9 @@ def _vcg_payments(
     full -= n - n_eligible
     j = np.minimum(full, n - 1)
     in_tail = full < n_eligible
-    value = np.where(in_tail, scratch.at(vs, j, auctions), reserve)
-    x_j = scratch.at(xs, j, auctions)
-    knot = np.where(in_tail, scratch.at(qs, j, auctions) - x_j, 0.0)
+    value = np.where(in_tail, _at(scratch.vs, j, auctions), reserve)
+    x_j = _at(scratch.xs, j, auctions)
+    knot = np.where(in_tail, _at(scratch.qs, j, auctions) - x_j, 0.0)
     # The marginal winner displaces its own unfilled rest first: v_m (q_m - x_m).
     own = np.where(x_j > 0, value * knot, 0.0)
     tail = pay[:width]
@@ -365,11 +367,11 @@ def _vcg_payments(
         if not (more & (knot < largest)).any():
             break
         kk = np.minimum(k, n - 1)
-        following = np.where(more, scratch.at(vs, kk, auctions), reserve)
+        following = np.where(more, _at(scratch.vs, kk, auctions), reserve)
         np.minimum(demand, knot, out=term)
         term *= value - following
         tail += term
-        knot = knot + np.where(more, scratch.at(qs, kk, auctions), 0.0)
+        knot = knot + np.where(more, _at(scratch.qs, kk, auctions), 0.0)
         value = following
     np.minimum(demand, knot, out=term)
     term *= value - reserve
