@@ -193,3 +193,26 @@ def test_invalid_present_entries_name_row_and_column() -> None:
         clear_batch(np.ones((3, 4)), np.ones((2, 4)), supply=1.0)
     with pytest.raises(InvalidBidParameters, match="mechanism"):
         clear_batch(np.ones((3, 4)), 1.0, supply=1.0, mechanism="dutch")
+
+
+def test_payments_survive_values_many_orders_apart() -> None:
+    # Supply 1.5: bid 0 takes 1 unit, bid 1 is marginal with 0.5. Bid 0 displaces bid
+    # 1's other half and half a unit of bid 2: 0.5e10 + 0.5; bid 1 displaces 0.5 of
+    # bid 2. A difference of cumulative welfare (~1e200) would round both to 0.
+    values = [1e200, 1e10, 1.0]
+    quantities = [1.0, 1.0, 5.0]
+    expected = [0.5e10 + 0.5, 0.5, 0.0]
+    np.testing.assert_allclose(clear(values, quantities, supply=1.5).payment, expected)
+    batch = clear_batch([values], [quantities], supply=1.5)
+    np.testing.assert_allclose(batch.payment[0], expected)
+    rng = np.random.default_rng(8)
+    wide = np.exp(rng.uniform(-600.0, 600.0, (200, 9)))
+    _assert_agrees(
+        wide,
+        rng.uniform(0.0, 3.0, (200, 9)),
+        rng.random((200, 9)) < 0.9,
+        supply=rng.uniform(0.0, 20.0, 200),
+        reserve=0.0,
+        mechanism="vcg",
+        multi_unit=True,
+    )

@@ -347,17 +347,22 @@ def _vcg_payments(
     # (T(0) = 0) for the losers among them.
     demand = np.multiply(qs[:width], winning[:width], out=scratch.demand[:width, :c])
     largest = demand.max(axis=0)
-    # The tail starts at the first bid not fully filled (the marginal or first loser);
-    # ineligible bids (q = x = 0) count as filled.
+    # The tail starts at rank f, the first bid not fully filled (the marginal winner or
+    # the first loser); ineligible bids (q = x = 0) count as filled.
     full = np.equal(xs, qs, out=scratch.flag_t[:, :c]).sum(axis=0, dtype=np.intp)
     full -= n - n_eligible
-    j = np.minimum(full, n - 1)
+    f = np.minimum(full, n - 1)
     in_tail = full < n_eligible
-    value = np.where(in_tail, _at(scratch.vs, j, auctions), reserve)
-    x_j = _at(scratch.xs, j, auctions)
-    knot = np.where(in_tail, _at(scratch.qs, j, auctions) - x_j, 0.0)
-    # The marginal winner displaces its own unfilled rest first: v_m (q_m - x_m).
-    own = np.where(x_j > 0, value * knot, 0.0)
+    value = np.where(in_tail, _at(scratch.vs, f, auctions), reserve)
+    x_f = np.where(in_tail, _at(scratch.xs, f, auctions), 0.0)
+    knot = np.where(in_tail, _at(scratch.qs, f, auctions) - x_f, 0.0)
+    # The marginal winner f displaces its own unfilled rest first, so it pays the area
+    # over x_f units past that rest: T(x_f + rest) - v_f rest, summed here on its own
+    # (a (c,) vector) from the knots past the rest, so that nothing cancels.
+    rest = knot
+    marginal_pay = np.zeros(c)
+    at_f = np.minimum(f, width - 1)
+    demand[at_f, auctions] = np.where(x_f > 0, 0.0, demand[at_f, auctions])
     tail = pay[:width]
     term = scratch.term[:width, :c]
     k = full
@@ -368,14 +373,18 @@ def _vcg_payments(
             break
         kk = np.minimum(k, n - 1)
         following = np.where(more, _at(scratch.vs, kk, auctions), reserve)
+        drop = value - following
         np.minimum(demand, knot, out=term)
-        term *= value - following
+        term *= drop
         tail += term
+        marginal_pay += drop * np.minimum(x_f, knot - rest)
         knot = knot + np.where(more, _at(scratch.qs, kk, auctions), 0.0)
         value = following
+    drop = value - reserve
     np.minimum(demand, knot, out=term)
-    term *= value - reserve
+    term *= drop
     tail += term
     demand *= reserve
     tail += demand
-    pay[j, auctions] -= own
+    marginal_pay += drop * np.minimum(x_f, knot - rest) + reserve * x_f
+    pay[f, auctions] = np.where(x_f > 0, marginal_pay, pay[f, auctions])

@@ -145,41 +145,44 @@ def clear(
         price = max(reserve, float(vs[k])) if k < vs.size else reserve
         pay[order] = filled * price
     else:
-        pay[order[:k]] = _vcg_payments(vs, qs, cum, filled[:k], supply, reserve)
+        pay[order[:k]] = _vcg_payments(vs, qs, filled[:k], reserve)
     return Clearing(name, x, pay)
 
 
-def _vcg_payments(
-    vs: FloatArray,
-    qs: FloatArray,
-    cum: FloatArray,
-    won: FloatArray,
-    supply: float,
-    reserve: float,
-) -> FloatArray:
-    """VCG payments of the ``k = len(won)`` winners, sorted by value: W(E_i + x_i) - W(E_i).
+def _vcg_payments(vs: FloatArray, qs: FloatArray, won: FloatArray, reserve: float) -> FloatArray:
+    """VCG payments of the ``k = len(won)`` winners of bids sorted by value.
 
-    W is the welfare under the whole demand curve (bids at or above reserve, then the
-    seller at ``reserve``); removing bid i shifts the curve after it left by q_i, so the
-    x_i units it takes would have gone to the next units past E_i = A - x_i + q_i,
-    where A is the total allocated.
+    A winner's payment is the welfare it displaces: the area under the rest of the
+    demand curve (bids at or above the reserve, then the seller at ``reserve``) over
+    the units it takes, i.e. ``W(E_i + x_i) - W(E_i)`` with ``E_i = A - x_i + q_i``.
+    Computed from the tail after the ``A`` allocated units only, never as a difference
+    of cumulative welfare (which loses the tail when the head is many orders larger):
+    with ``f`` the first bid not fully filled, ``rest`` its unfilled units and ``U``
+    the area over the bids after ``f``, a fully filled winner pays
+    ``v_f min(q_i, rest) + U(max(q_i - rest, 0))`` and a marginal winner ``f`` pays
+    ``U(x_f)``.
     """
     k = won.size
-    qw = qs[:k]
-    end = float(cum[-1])
-    allocated = min(supply, end)
-    # Knots of W: the demand curve, then one more knot far enough right that the
-    # seller's segment (slope ``reserve``) covers every E_i + x_i = A + q_i.
-    beyond = float(qw.max())
-    knots_x = np.empty(cum.size + 2)
+    full = k if won[-1] == qs[k - 1] else k - 1
+    if full < vs.size:
+        first_value, rest = float(vs[full]), float(qs[full] - (won[full] if full < k else 0.0))
+    else:
+        first_value, rest = reserve, 0.0
+    after_q = qs[full + 1 :]
+    # Knots of U: the bids after f, then one more far enough right that the seller's
+    # segment (slope ``reserve``) covers every query (each at most a winner's q).
+    beyond = float(qs[:k].max())
+    knots_x = np.empty(after_q.size + 2)
     knots_x[0] = 0.0
-    knots_x[1:-1] = cum
-    knots_x[-1] = end + beyond
+    np.cumsum(after_q, out=knots_x[1:-1])
+    knots_x[-1] = knots_x[-2] + beyond
     knots_w = np.empty_like(knots_x)
     knots_w[0] = 0.0
-    np.cumsum(vs * qs, out=knots_w[1:-1])
+    np.cumsum(vs[full + 1 :] * after_q, out=knots_w[1:-1])
     knots_w[-1] = knots_w[-2] + reserve * beyond
-    start = allocated - won + qw
-    w = np.interp(np.concatenate((start + won, start)), knots_x, knots_w)
-    payments: FloatArray = w[:k] - w[k:]
+    queries = np.maximum(qs[:k] - rest, 0.0)
+    if full < k:
+        queries[full] = won[full]
+    payments: FloatArray = np.interp(queries, knots_x, knots_w)
+    payments[:full] += first_value * np.minimum(qs[:full], rest)
     return payments
