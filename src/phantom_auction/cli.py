@@ -31,7 +31,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -77,6 +78,17 @@ def _out() -> Console:
     return Console(highlight=False)
 
 
+#: Set when a command has said what it kept after Ctrl-C (so the root does not repeat it).
+_INTERRUPT_REPORTED: list[str] = []
+
+
+def interrupted(message: str) -> NoReturn:
+    """Say what was kept after Ctrl-C and exit 130."""
+    _err().print(message)
+    _INTERRUPT_REPORTED.append(message)
+    raise typer.Exit(130)
+
+
 def bad_value(option: str, value: object, reason: str) -> NoReturn:
     """Raise the usage error the CLI prints as one line and exits 2 on."""
     raise typer.BadParameter(f"{value!r}: {reason}", param_hint=f"'{option}'")
@@ -109,11 +121,14 @@ class _CommandLine(TyperGroup):
             typer.echo(f"Error: {exc}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            typer.echo("Interrupted.", err=True)
-            sys.exit(130)
+            code = 130
         except typer.Abort:
             typer.echo("Aborted.", err=True)
             sys.exit(1)
+        if code == 130 and not _INTERRUPT_REPORTED:
+            # Typer turns a KeyboardInterrupt the command did not handle into exit 130.
+            typer.echo("Interrupted.", err=True)
+        _INTERRUPT_REPORTED.clear()
         sys.exit(code if isinstance(code, int) else 0)
 
     def list_commands(self, ctx: Any) -> list[str]:
@@ -347,6 +362,9 @@ class Scenario:
     baseline_price: float = 100.0
     baseline_quantity: float = 1000.0
     workers: int | None = None
+    #: A Dask cluster instead of local processes: ``tcp://HOST:PORT`` or ``local:N``.
+    scheduler: str | None = None
+    cluster: str | None = None
     #: Field name -> the option that set it (``--phantoms``, ``--config``, ``--grid``), so
     #: that a value the simulator refuses is blamed on what the user typed.
     origins: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -370,8 +388,7 @@ class Scenario:
 
 
 def _simulation_classes() -> tuple[type[Any], type[Any]]:
-    from .simulation.market import MarketConditions
-    from .simulation.settings import SimulationConfig
+    from .simulation import MarketConditions, SimulationConfig
 
     return SimulationConfig, MarketConditions
 
@@ -481,7 +498,7 @@ def _load_scenario_file(path: Path) -> Scenario:
 
 
 def _build_simulator(scenario: Scenario) -> Any:
-    from .simulation.simulator import PhantomSimulator
+    from .simulation import PhantomSimulator
 
     sim_cls, market_cls = _simulation_classes()
     try:
@@ -494,10 +511,24 @@ def _build_simulator(scenario: Scenario) -> Any:
 
 
 def _run_monte_carlo(
-    simulator: Any, scenario: Scenario, progress: Callable[[int, int], None] | None
+    simulator: Any,
+    scenario: Scenario,
+    progress: Callable[[int, int], None] | None,
+    client: Any = None,
 ) -> Any:
-    """The ``MonteCarloResults`` of ``simulator`` (built from ``scenario``)."""
-    from .simulation.parallel import run_monte_carlo
+    """The ``MonteCarloResults`` of ``simulator`` (built from ``scenario``), on ``client``'s
+    Dask cluster when one is given, else in local processes."""
+    if client is not None:
+        from .simulation.distributed import run_monte_carlo_on_cluster
+
+        return run_monte_carlo_on_cluster(
+            simulator,
+            float(scenario.baseline_price),
+            float(scenario.baseline_quantity),
+            client,
+            progress=progress,
+        )
+    from .simulation import run_monte_carlo
 
     return run_monte_carlo(
         simulator,
@@ -508,10 +539,27 @@ def _run_monte_carlo(
     )
 
 
-def _analyze(results: Any) -> dict[str, Any]:
-    from .simulation.analysis import analyze_results
+@contextmanager
+def _cluster_client(scenario: Scenario) -> Iterator[Any]:
+    """A Dask client for ``--scheduler``/``--cluster``, or None to run locally."""
+    if scenario.scheduler is None and scenario.cluster is None:
+        yield None
+        return
+    from .simulation.distributed import open_client
 
-    return cast(dict[str, Any], analyze_results(results))
+    with ExitStack() as stack:
+        try:
+            client = stack.enter_context(open_client(scenario.scheduler, scenario.cluster))
+        except InvalidBidParameters as exc:
+            # Only connecting is checked here; errors of the run itself pass through.
+            bad_value(f"--{exc.field.split('/')[0]}", exc.value, exc.reason)
+        yield client
+
+
+def _analyze(results: Any) -> dict[str, Any]:
+    from .simulation import analyze_results
+
+    return analyze_results(results)
 
 
 def _sig(value: Any, digits: int = 5) -> str:
@@ -575,9 +623,19 @@ def _strategy_table(analysis: Mapping[str, Any]) -> Table | None:
 
 
 def _scenario_parameters(scenario: Scenario) -> dict[str, Any]:
-    """Flat ``name -> value`` of everything that defined a run, for reports and JSON."""
-    out: dict[str, Any] = {f"simulation.{k}": v for k, v in scenario.simulation.items()}
-    out.update({f"market.{k}": v for k, v in scenario.market.items()})
+    """Flat ``name -> value`` of the effective settings of a run (defaults filled in)."""
+    simulator = _build_simulator(scenario)
+    config, market = simulator.config, simulator.market
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        if f.init and f.repr:
+            out[f"simulation.{f.name}"] = getattr(config, f.name)
+    out["simulation.clearing_mechanism"] = config.clearing_mechanism
+    for f in dataclasses.fields(market):
+        out[f"market.{f.name}"] = getattr(market, f.name)
+    out["real_strategies"] = ", ".join(
+        str(getattr(s, "name", type(s).__name__)) for s in simulator.strategies
+    )
     out["baseline_price"] = scenario.baseline_price
     out["baseline_quantity"] = scenario.baseline_quantity
     return out
@@ -619,14 +677,29 @@ def _summary_long(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, moved onto it only once fully written.
+
+    An interrupted write leaves the previous file (or none), never half a file.
+    """
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def _write_frame(frame: pd.DataFrame, path: Path, fmt: OutputFormat) -> None:
-    if fmt is OutputFormat.parquet:
-        require("pyarrow", "reports")
-        frame.to_parquet(path, index=False)
-    elif fmt is OutputFormat.csv:
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_json(path, orient="records", indent=1)
+    with _atomic(path) as partial:
+        if fmt is OutputFormat.parquet:
+            require("pyarrow", "reports")
+            frame.to_parquet(partial, index=False)
+        elif fmt is OutputFormat.csv:
+            frame.to_csv(partial, index=False)
+        else:
+            frame.to_json(partial, orient="records", indent=1)
 
 
 def _write_outputs(
@@ -638,7 +711,8 @@ def _write_outputs(
     summary = out / f"summary.{fmt.value}"
     _write_frame(frame, auctions, fmt)
     if fmt is OutputFormat.json:
-        summary.write_text(_dumps(_clean_floats(dict(analysis))) + "\n", encoding="utf-8")
+        with _atomic(summary) as partial:
+            partial.write_text(_dumps(_clean_floats(dict(analysis))) + "\n", encoding="utf-8")
     else:
         long = pd.DataFrame(_summary_long(analysis))
         long["value"] = pd.to_numeric(long["value"], errors="coerce")
@@ -664,8 +738,9 @@ ConfigFileOpt = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help="TOML file with [simulation] (SimulationConfig fields), [market] "
-        "(MarketConditions fields) and [run] (baseline_price, baseline_quantity, workers).",
+        # "\\[" keeps rich from reading the table names as markup.
+        help="TOML file with \\[simulation] (SimulationConfig fields), \\[market] "
+        "(MarketConditions fields) and \\[run] (baseline_price, baseline_quantity, workers).",
         exists=True,
         dir_okay=False,
         readable=True,
@@ -708,6 +783,17 @@ SeedOpt = Annotated[
     int | None, typer.Option("--seed", min=0, help="Random seed (default: drawn and printed).")
 ]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Local worker processes.")]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Run on a Dask cluster: the scheduler's tcp://HOST:PORT (distributed extra).",
+    ),
+]
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option("--cluster", help="Start a local Dask cluster of N worker processes: local:N."),
+]
 BaselinePriceOpt = Annotated[
     float | None,
     typer.Option("--baseline-price", help="CFMM price (B per A), > 0."),
@@ -736,6 +822,8 @@ def _scenario_from_options(
     workers: int | None = None,
     baseline_price: float | None = None,
     baseline_quantity: float | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
 ) -> Scenario:
     """The file's scenario with every given flag on top (flags win)."""
     scenario = _load_scenario_file(config_file) if config_file else Scenario()
@@ -775,6 +863,18 @@ def _scenario_from_options(
             bad_value(option, number, "must be a finite number > 0")
     if workers is not None:
         scenario.workers = workers
+    if scheduler is not None and cluster is not None:
+        bad_value("--cluster", cluster, "give --scheduler or --cluster, not both")
+    if (scheduler is not None or cluster is not None) and workers is not None:
+        bad_value("--workers", workers, "a cluster run takes its workers from the cluster")
+    if scheduler is not None or cluster is not None:
+        from .simulation.distributed import parse_cluster, parse_scheduler
+
+        try:
+            scenario.scheduler = None if scheduler is None else parse_scheduler(scheduler)
+            scenario.cluster = None if cluster is None else f"local:{parse_cluster(cluster)}"
+        except InvalidBidParameters as exc:
+            bad_value(f"--{exc.field}", exc.value, exc.reason)
     if scenario.simulation.get("seed") is None:
         # A drawn seed is printed, so any run can be reproduced exactly.
         scenario.simulation["seed"] = secrets.randbits(32)
@@ -797,6 +897,8 @@ def simulate(
     spread: SpreadOpt = None,
     seed: SeedOpt = None,
     workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    cluster: ClusterOpt = None,
     baseline_price: BaselinePriceOpt = None,
     baseline_quantity: BaselineQuantityOpt = None,
     out: Annotated[
@@ -834,6 +936,8 @@ def simulate(
         workers=workers,
         baseline_price=baseline_price,
         baseline_quantity=baseline_quantity,
+        scheduler=scheduler,
+        cluster=cluster,
     )
     if out is not None or report:
         _pandas()
@@ -845,14 +949,13 @@ def simulate(
     console.print(f"seed {scenario.simulation['seed']}{drawn}")
     progress = MonteCarloProgress(_err(), "Monte Carlo")
     try:
-        with progress.running():
-            results = _run_monte_carlo(simulator, scenario, progress)
+        with _cluster_client(scenario) as client, progress.running():
+            results = _run_monte_carlo(simulator, scenario, progress, client)
     except KeyboardInterrupt:
-        _err().print(
+        interrupted(
             f"Interrupted after {progress.done:,} of {progress.total:,} auctions; "
             "a partial Monte Carlo run is not a sample of the scenario, nothing written."
         )
-        raise typer.Exit(130) from None
     analysis = _analyze(results)
     if as_json:
         typer.echo(
@@ -866,7 +969,7 @@ def simulate(
     frame = results.to_frame() if (out is not None or report) else None
     if out is not None and frame is not None:
         for path in _write_outputs(out, frame, analysis, fmt):
-            console.print(f"wrote {path}")
+            console.print(f"wrote {path}", soft_wrap=True)
     if report and frame is not None:
         target = (out / "report") if out is not None else Path("reports/simulate")
         page = _write_run_report(
@@ -877,7 +980,7 @@ def simulate(
             title="Phantom auction Monte Carlo report",
             parameters=_scenario_parameters(scenario),
         )
-        console.print(f"report: {page}")
+        console.print(f"report: {page}", soft_wrap=True)
 
 
 # -- sweep ---------------------------------------------------------------------------
@@ -910,6 +1013,34 @@ def _parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
     if not grid:
         bad_value("--grid", "", "give at least one --grid FIELD=v1,v2,...")
     return grid
+
+
+def _sweep_on_cluster(
+    client: Any,
+    base: Scenario,
+    scenarios: Sequence[Scenario],
+    keep: Callable[[int, Any], None],
+) -> None:
+    """Every grid point's chunks queued on the cluster at once; ``keep`` each as it ends."""
+    from .simulation.distributed import sweep_on_cluster
+
+    progress = MonteCarloProgress(_err(), "sweep")
+    with progress.running():
+        completed = sweep_on_cluster(
+            [_build_simulator(s) for s in scenarios],
+            float(base.baseline_price),
+            float(base.baseline_quantity),
+            client,
+            progress=progress,
+        )
+        try:
+            for index, results in completed:
+                keep(index, results)
+        finally:
+            # Cancels the chunks not yet run (Ctrl-C, or an error in keep).
+            close = getattr(completed, "close", None)
+            if callable(close):
+                close()
 
 
 #: Per-auction columns a sweep summarises per grid point (mean, std, p05, p95).
@@ -951,18 +1082,23 @@ def _grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
 
 
 def _sweep_display(rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> Table:
-    table = Table(title=f"Sweep: {len(rows)} grid points", title_justify="left")
+    plural = "s" if len(rows) != 1 else ""
+    table = Table(
+        title=f"Sweep: {len(rows)} grid point{plural} (means)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
     names = [f.rpartition(".")[2] for f in fields]
     shown = [
-        ("improvement_bps_mean", "improvement (bps)"),
+        ("improvement_bps_mean", "improvement bps"),
         ("mev_capture_rate_mean", "MEV capture"),
         ("real_fill_fraction_mean", "real fill"),
         ("phantom_won_mean", "phantom win"),
     ]
     for name in names:
-        table.add_column(name)
+        table.add_column(name, no_wrap=True)
     for _, title in shown:
-        table.add_column(title, justify="right")
+        table.add_column(title, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
             *(str(row[n]) for n in names),
@@ -995,6 +1131,8 @@ def sweep(
         typer.Option("--seed", min=0, help="Seed shared by every grid point (common numbers)."),
     ] = None,
     workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    cluster: ClusterOpt = None,
     out: Annotated[
         Path, typer.Option("--out", help="Directory for sweep.parquet, plots and index.html.")
     ] = Path("reports/sweep"),
@@ -1002,7 +1140,10 @@ def sweep(
         bool, typer.Option("--plots/--no-plots", help="Plot each metric against the grid.")
     ] = True,
 ) -> None:
-    """Run one Monte Carlo per grid point and plot each metric against the swept fields."""
+    """Run one Monte Carlo per grid point and plot each metric against the swept fields.
+
+    Example: --grid num_phantom_bidders=0,5,10,20 --grid volatility=0.1,0.3,0.8
+    """
     grid = _parse_grid(grid_specs)
     _check_writable_dir("--out", out)
     base = _scenario_from_options(
@@ -1016,6 +1157,8 @@ def sweep(
         trend=trend,
         seed=seed,
         workers=workers,
+        scheduler=scheduler,
+        cluster=cluster,
     )
     pd = _pandas()
     require("pyarrow", "reports")
@@ -1038,25 +1181,33 @@ def sweep(
     )
     out.mkdir(parents=True, exist_ok=True)
     parquet = out / "sweep.parquet"
-    rows: list[dict[str, Any]] = []
-    interrupted = False
-    for index, (point, scenario) in enumerate(zip(points, scenarios, strict=True), start=1):
-        label = ", ".join(f"{k}={v}" for k, v in point.items())
-        progress = MonteCarloProgress(_err(), f"[{index}/{len(points)}] {label}")
-        try:
-            with progress.running():
-                results = _run_monte_carlo(_build_simulator(scenario), scenario, progress)
-        except KeyboardInterrupt:
-            interrupted = True
-            break
-        rows.append(_grid_point_row(point, results.to_frame()))
+    finished: dict[int, dict[str, Any]] = {}
+
+    def keep(index: int, results: Any) -> None:
+        finished[index] = _grid_point_row(points[index], results.to_frame())
         # Rewritten after every point, so an interrupted sweep keeps what it finished.
-        pd.DataFrame(rows).to_parquet(parquet, index=False)
-        if not sys.stderr.isatty():
-            console.print(f"[{index}/{len(points)}] {label}: done")
+        done = [finished[i] for i in sorted(finished)]
+        _write_frame(pd.DataFrame(done), parquet, OutputFormat.parquet)
+
+    stopped = False
+    try:
+        with _cluster_client(base) as client:
+            if client is None:
+                for index, (point, scenario) in enumerate(zip(points, scenarios, strict=True)):
+                    step = f"[{index + 1}/{len(points)}]"
+                    console.print(f"{step} " + ", ".join(f"{k}={v}" for k, v in point.items()))
+                    progress = MonteCarloProgress(_err(), step)
+                    with progress.running():
+                        results = _run_monte_carlo(_build_simulator(scenario), scenario, progress)
+                    keep(index, results)
+            else:
+                _sweep_on_cluster(client, base, scenarios, keep)
+    except KeyboardInterrupt:
+        stopped = True
+    rows = [finished[i] for i in sorted(finished)]
     if rows:
         console.print(_sweep_display(rows, fields))
-        console.print(f"wrote {parquet}")
+        console.print(f"wrote {parquet}", soft_wrap=True)
         if plots:
             from .report import write_sweep_report
 
@@ -1067,13 +1218,12 @@ def sweep(
                 names,
                 parameters={**_scenario_parameters(base), "grid": json.dumps(grid)},
             ).html
-            console.print(f"report: {page}")
-    if interrupted:
-        _err().print(
+            console.print(f"report: {page}", soft_wrap=True)
+    if stopped:
+        interrupted(
             f"Interrupted: kept {len(rows)} of {len(points)} completed grid points"
             + (f" in {parquet}" if rows else "")
         )
-        raise typer.Exit(130)
 
 
 # -- clear ---------------------------------------------------------------------------
@@ -1438,7 +1588,7 @@ def bench(
     console = _err() if as_json else _out()
     figures: list[BenchFigure] = []
     failures: list[str] = []
-    interrupted = False
+    stopped = False
     for name in chosen:
         script = available[name]
         try:
@@ -1455,14 +1605,16 @@ def bench(
             failures.append(f"{name}: timed out after {timeout:g} s")
             continue
         except KeyboardInterrupt:
-            interrupted = True
+            stopped = True
             break
         found = parse_bench_lines(name, proc.stdout)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
             failures.append(f"{name}: exit {proc.returncode}: {last}")
         elif not found:
-            failures.append(f"{name}: printed no BENCH lines")
+            failures.append(
+                f"{name}: printed no BENCH lines (expected 'BENCH name=... value=... unit=...')"
+            )
         figures.extend(found)
     if as_json:
         typer.echo(
@@ -1487,10 +1639,9 @@ def bench(
             table.add_row(f.script, f.name, _num(f.value, 3), f.unit, f.note)
         console.print(table)
         for failure in failures:
-            _err().print(f"[red]failed[/red] {failure}")
-    if interrupted:
-        _err().print(f"Interrupted: kept the figures of {len({f.script for f in figures})} scripts")
-        raise typer.Exit(130)
+            _err().print(f"[red]failed[/red] {escape(failure)}")
+    if stopped:
+        interrupted(f"Interrupted: kept the figures of {len({f.script for f in figures})} scripts")
     if failures:
         raise typer.Exit(1)
 
@@ -1549,5 +1700,5 @@ def demo(
         title="phantom-auction demo: default configuration",
         parameters=_scenario_parameters(scenario),
     )
-    console.print(f"Report written to {page.resolve()}")
+    console.print(f"Report written to {page.resolve()}", soft_wrap=True)
     console.print(f"done in {time.monotonic() - started:.1f} s")

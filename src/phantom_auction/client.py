@@ -77,7 +77,11 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class BidderReport:
-    """What one run did: counts, rejections by reason, wins and every ack."""
+    """What one run did: counts, rejections by reason, wins and every ack.
+
+    ``unanswered``: messages sent without an ack (the connection dropped first);
+    ``unsent``: messages the connection was gone for.
+    """
 
     bidder_id: str
     auctions_seen: int
@@ -86,6 +90,7 @@ class BidderReport:
     accepted: int
     rejected: dict[str, int]
     unanswered: int
+    unsent: int
     auctions_won: int
     filled_volume: float
     acks: tuple[Ack, ...]
@@ -199,6 +204,7 @@ class BidderClient:
         self._won = 0
         self._filled = 0.0
         self._closed_auctions = 0
+        self._unsent = 0
         self._ws: ClientConnection | None = None
         self._max_auctions: int | None = None
         self._stop = asyncio.Event()
@@ -290,6 +296,7 @@ class BidderClient:
             accepted=accepted,
             rejected=dict(rejected),
             unanswered=len(self._pending),
+            unsent=self._unsent,
             auctions_won=self._won,
             filled_volume=self._filled,
             acks=tuple(self._acks),
@@ -422,9 +429,8 @@ class BidderClient:
                 ),
             ),
         }
-        self._pending[ref] = ("commit", announcement.auction_id)
+        await self._send(ws, ref, "commit", announcement.auction_id, message)
         self._commits += 1
-        await ws.send(json.dumps(message))
 
     async def _reveal(
         self, ws: ClientConnection, bidder: StrategyBidder, announcement: AuctionAnnouncement
@@ -444,9 +450,19 @@ class BidderClient:
             "nonce": bid.nonce,
             "salt": bid.salt.hex(),
         }
-        self._pending[ref] = ("reveal", announcement.auction_id)
+        await self._send(ws, ref, "reveal", announcement.auction_id, message)
         self._reveals += 1
-        await ws.send(json.dumps(message))
+
+    async def _send(
+        self, ws: ClientConnection, ref: int, kind: str, auction_id: str, message: dict[str, Any]
+    ) -> None:
+        """Send and remember ``message`` until its ack; a lost connection loses it (counted)."""
+        self._pending[ref] = (kind, auction_id)
+        try:
+            await ws.send(json.dumps(message))
+        except ConnectionClosed:
+            del self._pending[ref]
+            self._unsent += 1
 
     async def request_status(self, timeout: float = 5.0) -> dict[str, Any] | None:
         """Ask the server for this bidder's status over the open connection."""

@@ -113,6 +113,7 @@ class ServiceConfig(_Section):
     host: str
     port: int = Field(ge=0, le=65535)
     database_url: str
+    finish_early: bool
 
 
 class AuctionConfig(BaseModel):

@@ -29,8 +29,8 @@ from .engine import (
     StrategyBidder,
     arun_auction,
 )
-from .simulation.market import MarketConditions
-from .simulation.strategies.registry import SEED_STRATEGIES, create_strategy
+from .simulation import MarketConditions, create_strategy
+from .simulation.strategies.registry import SEED_STRATEGIES
 
 __all__ = ["LiveDemo", "TimelineEntry", "live_auction_timeline", "run_live_auction"]
 

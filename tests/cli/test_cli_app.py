@@ -74,3 +74,29 @@ def test_console_script_runs() -> None:
         check=False,
     )
     assert done.returncode == 0 and "simulate" in done.stdout
+
+
+def test_unhandled_ctrl_c_exits_130_with_one_line(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_analyze", interrupted)
+    result = runner.invoke(app, ["simulate", "-n", "50", "--seed", "1", "--workers", "1"])
+    assert result.exit_code == 130
+    assert result.stderr.strip().splitlines()[-1] == "Interrupted."
+
+
+def test_simulate_table_needs_no_reports_extra(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("pandas", "matplotlib", "pyarrow"):
+        monkeypatch.setitem(sys.modules, module, None)
+    result = runner.invoke(app, ["simulate", "-n", "200", "--seed", "1", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "improvement_bps" in result.stdout
+    # Writing files needs pandas: the install line, exit 1.
+    result = runner.invoke(app, ["simulate", "-n", "200", "--out", "x", "--workers", "1"])
+    assert result.exit_code == 1
+    assert "pip install 'phantom-auction[reports]'" in result.stderr

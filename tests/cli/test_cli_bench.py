@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -118,3 +120,23 @@ def test_bad_input_exits_2(
 def test_missing_directory_exits_2(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["bench", "--dir", str(tmp_path / "none")])
     assert result.exit_code == 2 and "'--dir'" in result.stderr
+
+
+def test_ctrl_c_keeps_finished_scripts(
+    runner: CliRunner, bench_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_run = subprocess.run
+    calls = {"n": 0}
+
+    def second_is_interrupted(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", second_is_interrupted)
+    result = runner.invoke(app, ["bench", "--all", "--dir", str(bench_dir), "--json"])
+    assert result.exit_code == 130
+    assert "kept the figures of 1 scripts" in result.stderr
+    # Exactly one line: the root does not add its own "Interrupted." to the command's.
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from service_harness import auction_record, commit_event
 from sqlalchemy import insert
 
 from phantom_auction.service.penalties import PenaltyState
 from phantom_auction.service.store import (
     SCHEMA_VERSION,
     AuctionFinished,
-    AuctionRecord,
-    BidEvent,
     MemoryStore,
     PenaltyUpdate,
     SqlStore,
@@ -21,38 +20,6 @@ from phantom_auction.service.store import (
 )
 
 pytestmark = pytest.mark.anyio
-
-
-def auction_record(auction_id: str, client_id: int, key: str | None = None) -> AuctionRecord:
-    return AuctionRecord(
-        auction_id=auction_id,
-        client_id=client_id,
-        idempotency_key=key,
-        request_digest="d" * 64,
-        token_in=1,
-        token_out=2**63 - 1,
-        amount=10.0,
-        baseline_price=2500.5,
-        opened_at_us=1_000_000,
-        collect_ends_at_us=1_080_000,
-        reveal_ends_at_us=1_100_000,
-        phantom_commitment="c" * 64,
-        phantom_seed="5" * 64,
-        engine_params={"config": {"phantom_auction": {"mechanism": "vickrey"}}},
-    )
-
-
-def commit_event(auction_id: str, bidder: str, nonce: int, accepted: bool = True) -> BidEvent:
-    return BidEvent(
-        auction_id=auction_id,
-        bidder_id=bidder,
-        kind="commit",
-        accepted=accepted,
-        reason=None if accepted else "replayed_nonce",
-        nonce=nonce,
-        payload={"commitment": "ab" * 32, "signature": "00" * 64},
-        received_at_us=1_010_000 + nonce,
-    )
 
 
 async def test_clients_are_found_by_token_hash_and_names_are_unique(store: Store) -> None:

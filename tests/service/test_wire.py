@@ -278,7 +278,9 @@ async def test_http_bidder_commits_and_reveals(server: ServerProcess) -> None:
         announcement = next(a for a in listed.json() if a["auction_id"] == aid)
         from phantom_auction.engine import make_bid
 
-        bid = make_bid(aid, bidder_id, (1, 2), 2000.0 * 1.004, 10.0, 0.0, 7)
+        bid = make_bid(
+            aid, bidder_id, (1, 2), 2000.0 * 1.005, 10.0, 0.0, 7
+        )  # 50 bps: no phantom beats it
         commitment = bid.commitment_hash.hex()
         commit = {
             "token_pair": [1, 2],

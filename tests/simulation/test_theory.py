@@ -91,9 +91,7 @@ def test_equilibrium_bid_is_n_minus_one_over_n_for_uniform_values(n: int) -> Non
     np.testing.assert_allclose(bids, (n - 1) / n * v, atol=1e-4)
 
 
-@pytest.mark.parametrize(
-    ("spec", "n"), [(("lognormal", 3.0, 0.5), 4), (("normal", 30.0, 10.0), 3)]
-)
+@pytest.mark.parametrize(("spec", "n"), [(("lognormal", 3.0, 0.5), 4), (("normal", 30.0, 10.0), 3)])
 def test_equilibrium_bid_matches_the_integral_formula(spec: tuple, n: int) -> None:
     dist = value_distribution(spec)
     view = AuctionView(
@@ -143,4 +141,6 @@ def test_market_conditions_do_not_move_independent_private_values() -> None:
     sim = textbook(2, "vickrey", "truthful", num_simulations=20_000, seed=3)
     sim.market = MarketConditions(volatility=1.0, trend=1.0)
     moved = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY)
-    np.testing.assert_array_equal(indep.columns["improvement_bps"], moved.columns["improvement_bps"])
+    np.testing.assert_array_equal(
+        indep.columns["improvement_bps"], moved.columns["improvement_bps"]
+    )

@@ -42,7 +42,7 @@ from .phantoms import (
     phantom_generator,
     verify_phantoms,
 )
-from .result import AuctionAnnouncement, AuctionResult, Fill, RankedBid
+from .result import AuctionAnnouncement, AuctionResult, Fill, RankedBid, Ranking, RankingColumns
 from .runner import BidSource, StrategyBidder, arun_auction, run_auction
 
 __all__ = [
@@ -69,6 +69,8 @@ __all__ = [
     "Phase",
     "PhaseChanged",
     "RankedBid",
+    "Ranking",
+    "RankingColumns",
     "RejectReason",
     "RevealAccepted",
     "RevealRejected",

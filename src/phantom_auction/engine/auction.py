@@ -76,7 +76,7 @@ from .phantoms import (
     draw_phantom_bids,
     phantom_commitment,
 )
-from .result import AuctionAnnouncement, AuctionResult, Fill, RankedBid
+from .result import AuctionAnnouncement, AuctionResult, Fill, Ranking, RankingColumns
 
 __all__ = [
     "TRANSITIONS",
@@ -591,7 +591,7 @@ class Auction:
         if type(bid) is not ImprovementBid and not isinstance(bid, ImprovementBid):
             raise InvalidBidParameters("bid", bid, "reveal_bid needs an ImprovementBid")
         at = self.advance(now, Command.REVEAL)
-        if self._phase is not _REVEALING:
+        if self._phase is not _REVEALING or at >= self._reveal_deadline:
             return self._reject_reveal(
                 at,
                 bid,
@@ -761,47 +761,36 @@ class Auction:
         table: _BidTable,
         allocated: list[float] | None = None,
         fill_price: list[float | None] | None = None,
-    ) -> tuple[RankedBid, ...]:
-        rules, baseline, amount = self._rules, self._baseline_price, self._amount
-        pw, fw = rules.price_weight, rules.fee_weight
-        reals, phantoms, prices, fees = table.reals, self._phantoms, table.prices, table.fees
-        n_real = len(reals)
-        ranked: list[RankedBid] = []
-        for rank, i in enumerate(table.order, start=1):
-            improvement = (prices[i] - baseline) / baseline * 10_000.0
-            fee_bps = fees[i] / amount * 10_000.0
-            units = 0.0 if allocated is None else allocated[i]
-            real = i < n_real
-            price = fill_price[i] if real and fill_price is not None else None
-            ranked.append(
-                RankedBid(  # positional: ~0.5 us cheaper per bid than keywords
-                    rank,
-                    reals[i].bidder_id if real else phantoms[i - n_real].bidder_id,
-                    not real,
-                    prices[i],
-                    table.volumes[i],
-                    fees[i],
-                    improvement,
-                    fee_bps,
-                    pw * improvement + fw * fee_bps,
-                    units,
-                    units if price is not None else 0.0,
-                    price,
-                )
-            )
-        return tuple(ranked)
+    ) -> Ranking:
+        reveals, phantoms = table.reals, self._phantoms
+        rules = self._rules
+        columns = RankingColumns(
+            bidder_ids=tuple([b.bidder_id for b in reveals] + [p.bidder_id for p in phantoms]),
+            n_real=len(reveals),
+            prices=tuple(table.prices),
+            volumes=tuple(table.volumes),
+            fees=tuple(table.fees),
+            allocated=None if allocated is None else tuple(allocated),
+            fill_prices=None if fill_price is None else tuple(fill_price),
+            order=tuple(table.order),
+            baseline_price=self._baseline_price,
+            amount=self._amount,
+            price_weight=rules.price_weight,
+            fee_weight=rules.fee_weight,
+        )
+        return Ranking(columns=columns)
 
     def _clear(self, at: datetime) -> AuctionResult:
         table = self._table()
         n = len(table.prices)
         if n == 0:
-            return self._baseline_result(at, Outcome.NO_BIDS, ())
+            return self._baseline_result(at, Outcome.NO_BIDS, Ranking())
         if n < self._rules.min_participants:
             return self._baseline_result(
                 at, Outcome.INSUFFICIENT_PARTICIPANTS, self._ranking(table)
             )
         baseline, amount, mechanism = self._baseline_price, self._amount, self._rules.mechanism
-        prices, values = table.prices, table.values
+        prices, values, order, reals = table.prices, table.values, table.order, table.reals
         clearing = clear(
             values, table.volumes, supply=amount, reserve=baseline, mechanism=mechanism
         )
@@ -811,12 +800,13 @@ class Auction:
         uniform_price = baseline
         if mechanism == "uniform":
             best_rejected = next(
-                (i for i in table.order if allocated[i] <= 0.0 and values[i] >= baseline), None
+                (i for i in order if allocated[i] <= 0.0 and values[i] >= baseline), None
             )
             if best_rejected is not None:
                 uniform_price = max(baseline, prices[best_rejected])
+        n_real = len(reals)
         fill_price: list[float | None] = [None] * n
-        for i in range(len(table.reals)):
+        for i in range(n_real):
             units = allocated[i]
             if units <= 0.0:
                 continue
@@ -828,18 +818,16 @@ class Auction:
             else:  # vickrey, vcg: the score paid per unit, less this bid's fee term
                 price = payment[i] / units - premium * table.fees[i]
             fill_price[i] = min(max(price, baseline), max(own, baseline))
-        ranking = self._ranking(table, allocated, fill_price)
         fills = [
-            Fill(entry.bidder_id, entry.filled, entry.fill_price)
-            for entry in ranking
-            if entry.fill_price is not None
+            Fill(reals[i].bidder_id, allocated[i], paid)
+            for i in order
+            if i < n_real and (paid := fill_price[i]) is not None
         ]
         outcome = Outcome.FILLED if fills else Outcome.PHANTOM_WON
-        return self._finish(at, outcome, fills, ranking, phantom_won=ranking[0].is_phantom)
+        ranking = self._ranking(table, allocated, fill_price)
+        return self._finish(at, outcome, fills, ranking, phantom_won=order[0] >= n_real)
 
-    def _baseline_result(
-        self, at: datetime, outcome: Outcome, ranking: tuple[RankedBid, ...]
-    ) -> AuctionResult:
+    def _baseline_result(self, at: datetime, outcome: Outcome, ranking: Ranking) -> AuctionResult:
         return self._finish(at, outcome, [], ranking, phantom_won=False)
 
     def _finish(
@@ -847,7 +835,7 @@ class Auction:
         at: datetime,
         outcome: Outcome,
         fills: list[Fill],
-        ranking: tuple[RankedBid, ...],
+        ranking: Ranking,
         *,
         phantom_won: bool,
     ) -> AuctionResult:
@@ -856,7 +844,9 @@ class Auction:
         remainder = amount - sold
         if remainder > 0.0:
             fills.append(Fill(None, remainder, baseline))
-        price = math.fsum(f.volume * f.price for f in fills) / amount
+        # A weighted mean lies between its extremes; clamp away the division's rounding.
+        mean = math.fsum(f.volume * f.price for f in fills) / amount
+        price = min(max(mean, min(f.price for f in fills)), max(f.price for f in fills))
         winning_bid = next(
             (self._reveals[f.bidder_id] for f in fills if f.bidder_id is not None), None
         )

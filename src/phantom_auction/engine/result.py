@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import overload
 
 from .audit import Outcome
 from .bids import ImprovementBid
 from .phantoms import PhantomBid, PhantomModel
 
-__all__ = ["AuctionAnnouncement", "AuctionResult", "Fill", "RankedBid"]
+__all__ = ["AuctionAnnouncement", "AuctionResult", "Fill", "RankedBid", "Ranking"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,115 @@ class RankedBid:
 
 
 @dataclass(frozen=True, slots=True)
+class RankingColumns:
+    """The raw material of a ranking: one entry per bid, real bids first (commit order)
+    then phantoms (slot order); ``order`` lists the indices from best score to worst."""
+
+    bidder_ids: tuple[str, ...]
+    n_real: int
+    prices: tuple[float, ...]
+    volumes: tuple[float, ...]
+    fees: tuple[float, ...]
+    allocated: tuple[float, ...] | None
+    fill_prices: tuple[float | None, ...] | None
+    order: tuple[int, ...]
+    baseline_price: float
+    amount: float
+    price_weight: float
+    fee_weight: float
+
+    def build(self) -> tuple[RankedBid, ...]:
+        """The :class:`RankedBid` entries, best first."""
+        baseline, amount = self.baseline_price, self.amount
+        pw, fw, n_real = self.price_weight, self.fee_weight, self.n_real
+        prices, fees, allocated, fill_prices = (
+            self.prices,
+            self.fees,
+            self.allocated,
+            self.fill_prices,
+        )
+        entries = []
+        for rank, i in enumerate(self.order, start=1):
+            improvement = (prices[i] - baseline) / baseline * 10_000.0
+            fee_bps = fees[i] / amount * 10_000.0
+            units = 0.0 if allocated is None else allocated[i]
+            real = i < n_real
+            price = fill_prices[i] if real and fill_prices is not None else None
+            entries.append(
+                RankedBid(
+                    rank,
+                    self.bidder_ids[i],
+                    not real,
+                    prices[i],
+                    self.volumes[i],
+                    fees[i],
+                    improvement,
+                    fee_bps,
+                    pw * improvement + fw * fee_bps,
+                    units,
+                    units if price is not None else 0.0,
+                    price,
+                )
+            )
+        return tuple(entries)
+
+
+class Ranking(Sequence[RankedBid]):
+    """Every bid's :class:`RankedBid`, best first: an immutable sequence.
+
+    The engine hands over :class:`RankingColumns` and the entries are built on first
+    access, because most results (a simulation, a benchmark) are never asked for them
+    and building ~25 frozen records costs more than clearing the auction.
+    """
+
+    __slots__ = ("_columns", "_entries")
+
+    def __init__(
+        self, entries: Iterable[RankedBid] = (), *, columns: RankingColumns | None = None
+    ) -> None:
+        self._columns = columns
+        self._entries: tuple[RankedBid, ...] | None = None if columns else tuple(entries)
+
+    def _built(self) -> tuple[RankedBid, ...]:
+        entries = self._entries
+        if entries is None:
+            assert self._columns is not None
+            entries = self._entries = self._columns.build()
+        return entries
+
+    @overload
+    def __getitem__(self, index: int) -> RankedBid: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[RankedBid, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> RankedBid | tuple[RankedBid, ...]:
+        return self._built()[index]
+
+    def __len__(self) -> int:
+        if self._entries is None and self._columns is not None:
+            return len(self._columns.order)
+        return len(self._built())
+
+    def __iter__(self) -> Iterator[RankedBid]:
+        return iter(self._built())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Ranking | tuple | list):
+            return self._built() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._built())
+
+    def __repr__(self) -> str:
+        return f"Ranking({list(self._built())!r})"
+
+    def __reduce__(self) -> tuple[type[Ranking], tuple[tuple[RankedBid, ...]]]:
+        return (Ranking, (self._built(),))
+
+
+@dataclass(frozen=True, slots=True)
 class AuctionResult:
     """The outcome of one auction.
 
@@ -91,7 +202,7 @@ class AuctionResult:
     Then: ``auction_id``, ``mechanism``, ``outcome``, ``fills`` (summing to ``amount``),
     ``phantom_won`` (a phantom ranked first, so its share went to the CFMM),
     ``phantom_seed`` (revealed; check with ``verify_phantoms``), ``unrevealed``
-    (bidders who committed and never revealed, in commit order), and for publication
+    (bidders whose commitment got no accepted reveal, in commit order), and for publication
     and verification ``phantom_commitment``, ``phantom_bids``, ``ranking``,
     ``baseline_price``, ``token_pair``, the window times and the ``phantom_model``.
     """
@@ -111,7 +222,7 @@ class AuctionResult:
     unrevealed: tuple[str, ...]
     phantom_commitment: bytes
     phantom_bids: tuple[PhantomBid, ...]
-    ranking: tuple[RankedBid, ...]
+    ranking: Sequence[RankedBid]
     baseline_price: float
     token_pair: tuple[int, int]
     opened_at: datetime

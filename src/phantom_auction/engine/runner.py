@@ -90,23 +90,39 @@ async def _window(
     finish_early: bool,
 ) -> None:
     """Run ``calls`` as tasks until ``end`` (loop time); with ``finish_early``, stop as
-    soon as all have answered. Unanswered calls are cancelled at ``end``."""
+    soon as all have answered. Unanswered calls are cancelled when the window ends."""
+    waiter: asyncio.Future[None] = loop.create_future()
+    remaining = len(calls)
+
+    def close(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    def count_down(_: object) -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0 and finish_early:
+            close()
+
+    # One waiter and one timer per window: lighter than asyncio.wait, which registers
+    # and unregisters a callback on every task.
     tasks = []
     for call, callback in zip(calls, on_done, strict=True):
         task = loop.create_task(call)
-        task.add_done_callback(callback)
+        task.add_done_callback(callback)  # submits the answer, before count_down
+        task.add_done_callback(count_down)
         tasks.append(task)
-    if tasks:
-        timeout = end - loop.time()
-        if timeout > 0:
-            await asyncio.wait(tasks, timeout=timeout)
+    try:
+        if (tasks or not finish_early) and end > loop.time():
+            timer = loop.call_at(end, close)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+    finally:
         for task in tasks:
             if not task.done():
                 task.cancel()
-    if not finish_early:
-        delay = end - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
 
 
 def _answer(task: asyncio.Task[Any], source: object, step: str) -> Any:
@@ -164,7 +180,10 @@ async def arun_auction(
     announcement = auction.announcement
     sources = list(bidders)
     for source in sources:
-        if not isinstance(source, BidSource):
+        # Duck-typed (isinstance on a runtime Protocol costs ~10 us per source).
+        if not (
+            callable(getattr(source, "commit", None)) and callable(getattr(source, "reveal", None))
+        ):
             raise InvalidBidParameters(
                 "bidders", source, "each bid source needs async commit() and reveal() methods"
             )

@@ -30,6 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect
 
 from .. import __version__
@@ -298,6 +299,14 @@ def create_app(
     async def on_rejected(_request: Request, exc: Rejected) -> JSONResponse:
         return _rejection(exc.status_code, exc.reason, exc.detail, exc.field, exc.headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body that is not even text (bad UTF-8, broken framing)
+            return _rejection(422, "malformed", f"body: {exc.detail}", "body")
+        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        headers = dict(exc.headers) if exc.headers else None
+        return _rejection(exc.status_code, reason, str(exc.detail), headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def on_malformed(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
@@ -364,7 +373,7 @@ def create_app(
         "/v1/auctions/open",
         tags=["bidders"],
         response_model=list[Announcement],
-        responses=_errors(401),
+        responses=_errors(401, 422),
     )
     async def open_auctions(bidder: BidderDep) -> JSONResponse:
         """Auctions collecting or revealing now (what ``auction_opened`` pushed)."""
@@ -435,7 +444,7 @@ def create_app(
         "/v1/bidders/me",
         tags=["bidders"],
         response_model=BidderStatus,
-        responses=_errors(401),
+        responses=_errors(401, 422),
     )
     async def bidder_me(bidder: BidderDep) -> JSONResponse:
         """The bidder's no-reveal rate and, if blocked, why and until when."""

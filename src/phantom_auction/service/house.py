@@ -826,7 +826,7 @@ class AuctionHouse:
             state = self.bidders.get(bidder_id)
             if state is not None and state.session is not None:
                 state.session.send(message)
-        if not auction.unrevealed:
+        if not auction.unrevealed and self.config.service.finish_early:
             self._spawn(self._finish(live, _utcnow()))
 
     def _reveal_over(self, live: LiveAuction) -> None:
@@ -1222,6 +1222,7 @@ class AuctionHouse:
         answer = self._record(live, stored, Verdict("reveal", auction_id, accepted, reason, detail))
         if (
             accepted
+            and self.config.service.finish_early
             and not live.finishing
             and auction.phase is Phase.REVEALING
             and not auction.unrevealed

@@ -805,9 +805,9 @@ def normalize_database_url(url: str) -> str:
 
 
 def open_store(url: str) -> Store:
-    """The store for ``url``: ``memory://``, ``sqlite+aiosqlite:///…`` or ``postgresql+asyncpg://…``.
-
-    Call :meth:`Store.start` before use.
+    """The store for ``url``: ``memory://``, ``sqlite+aiosqlite:///…`` or
+    ``postgresql+asyncpg://…`` (bare ``sqlite://`` and ``postgresql://`` get the async
+    driver). Call :meth:`Store.start` before use.
     """
     if url in ("memory://", "memory:"):
         return MemoryStore()

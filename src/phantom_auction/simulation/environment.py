@@ -25,7 +25,7 @@ from ..engine.phantoms import PhantomArrays, PhantomModel, draw_phantom_arrays
 from ..errors import InvalidBidParameters
 from .market import MarketConditions, ValueModel
 from .settings import SimulationConfig
-from .strategies.base import AuctionView, learns, strategy_label
+from .strategies.base import BOUND_SLACK_BPS, AuctionView, learns, strategy_label
 
 __all__ = [
     "PATH_POINTS",
@@ -43,7 +43,7 @@ FloatArray = NDArray[np.float64]
 #: Points of a convergence path over the collection window.
 PATH_POINTS = 101
 #: Slack for bids computed in bps and passed as prices (float round trip, bps).
-BOUND_TOLERANCE_BPS = 1e-9
+BOUND_TOLERANCE_BPS = BOUND_SLACK_BPS
 
 WINNER_PHANTOM = -1
 WINNER_NONE = -2

@@ -70,7 +70,7 @@ class SimulationConfig:
     auction_config: AuctionConfig | None = field(default=None, repr=False, compare=False)
     # Resolved once in __post_init__ (frozen: set through object.__setattr__).
     clearing_mechanism: str = field(init=False, default="vcg")
-    distribution: Any = field(init=False, default=None, repr=False)
+    distribution: Any = field(init=False, default=None, repr=False, compare=False)
     resolved_chunk_size: int = field(init=False, default=65536, repr=False)
     resolved_reveal_delay_ms: float = field(init=False, default=20.0, repr=False)
     resolved_min_participants: int = field(init=False, default=2, repr=False)

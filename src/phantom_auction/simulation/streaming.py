@@ -35,12 +35,19 @@ DEFAULT_ALPHA = 0.001
 MIN_VALUE = 1e-12
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Store:
     """Dense bucket counts from index ``offset`` on."""
 
     offset: int = 0
     counts: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Store):
+            return NotImplemented
+        return self.offset == other.offset and np.array_equal(self.counts, other.counts)
+
+    __hash__ = None  # type: ignore[assignment]
 
     def add_indices(self, idx: IntArray) -> None:
         if idx.size == 0:
@@ -215,7 +222,7 @@ class MetricSummary:
         }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class StreamingSummary:
     """Summary of a run's columns: per-metric aggregates and wins per bidder.
 
@@ -268,6 +275,18 @@ class StreamingSummary:
             {k: self.metrics.get(k, empty).merge(other.metrics.get(k, empty)) for k in names},
             self.wins + other.wins,
         )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StreamingSummary):
+            return NotImplemented
+        return (
+            self.labels == other.labels
+            and self.num_auctions == other.num_auctions
+            and self.metrics == other.metrics
+            and np.array_equal(self.wins, other.wins)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
     def stats(self, metric: str) -> dict[str, float]:
         """Statistics of ``metric`` (see :meth:`MetricSummary.stats`)."""

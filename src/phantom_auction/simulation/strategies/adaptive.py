@@ -10,6 +10,7 @@ import numpy as np
 
 from ...errors import InvalidBidParameters
 from .base import (
+    BOUND_SLACK_BPS,
     BPS,
     AuctionFeedback,
     AuctionView,
@@ -158,7 +159,7 @@ class AdaptiveStrategy(BidderStrategy):
         action = self._action(explore, pick)
         v = value_bps(baseline_price, private_value, view)
         bid = (1.0 - float(self.shading_levels[action])) * v
-        if not bid >= view.min_improvement_bps:
+        if not bid >= view.min_improvement_bps - BOUND_SLACK_BPS:
             self._last_action = None
             return []
         self._last_action = action
@@ -183,7 +184,7 @@ class AdaptiveStrategy(BidderStrategy):
         explored = np.minimum((u[:, 1] * size).astype(np.int64), size - 1)
         action = np.where(u[:, 0] < self._policy_epsilon, explored, self._greedy)
         bid = (1.0 - self.shading_levels[action]) * values_bps
-        present = bid >= view.min_improvement_bps
+        present = bid >= view.min_improvement_bps - BOUND_SLACK_BPS
         qty = np.full((n, 1), order_volume(baseline_quantity, view))
         times = (view.window_ms * (0.5 + 0.4 * u[:, 2]))[:, None]
         return BidBatch(

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from .base import BPS, AuctionView, Bid, BidBatch, BidderStrategy, FloatArray, value_bps
+from .base import (
+    BOUND_SLACK_BPS,
+    BPS,
+    AuctionView,
+    Bid,
+    BidBatch,
+    BidderStrategy,
+    FloatArray,
+    value_bps,
+)
 from .truthful import order_volume
 
 if TYPE_CHECKING:
@@ -71,7 +80,7 @@ class AggressiveStrategy(BidderStrategy):
         u = rng.random(2 * r + 1).tolist()
         v = value_bps(baseline_price, private_value, view)
         cap = min(v * (1.0 - self.margin), view.max_improvement_bps)
-        if not cap >= view.min_improvement_bps:
+        if not cap >= view.min_improvement_bps - BOUND_SLACK_BPS:
             return []
         qty = order_volume(baseline_quantity, view)
         f0, f1 = self.fee_fraction
@@ -114,7 +123,9 @@ class AggressiveStrategy(BidderStrategy):
         steps[:, 0] = o0 + (o1 - o0) * u[:, r]
         steps[:, 1:] = s0 + (s1 - s0) * u[:, r + 1 : 2 * r]
         imp = np.minimum(np.cumsum(steps, axis=1), cap[:, None])
-        present = np.broadcast_to((cap >= view.min_improvement_bps)[:, None], (n, r))
+        present = np.broadcast_to(
+            (cap >= view.min_improvement_bps - BOUND_SLACK_BPS)[:, None], (n, r)
+        )
         return BidBatch(
             imp,
             np.full((n, r), qty),

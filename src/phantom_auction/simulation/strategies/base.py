@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ..market import MarketConditions
 
 __all__ = [
+    "BOUND_SLACK_BPS",
     "BPS",
     "AuctionFeedback",
     "AuctionView",
@@ -54,6 +55,9 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 BPS = 10_000.0
+#: Slack on improvement bounds (bps): a bid computed in bps and sent as a price comes
+#: back a few ulps off, and must not flip from accepted to rejected on the way.
+BOUND_SLACK_BPS = 1e-9
 
 
 class Bid(NamedTuple):

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from .base import BPS, AuctionView, Bid, BidBatch, BidderStrategy, FloatArray, value_bps
+from .base import (
+    BOUND_SLACK_BPS,
+    BPS,
+    AuctionView,
+    Bid,
+    BidBatch,
+    BidderStrategy,
+    FloatArray,
+    value_bps,
+)
 from .truthful import order_volume
 
 if TYPE_CHECKING:
@@ -79,7 +88,7 @@ class ConservativeStrategy(BidderStrategy):
         u = rng.random(2 * r + 2).tolist()
         v = value_bps(baseline_price, private_value, view)
         cap = min(v * (1.0 - self.margin), view.max_improvement_bps)
-        if self.sits_out(market) or not cap >= view.min_improvement_bps:
+        if self.sits_out(market) or not cap >= view.min_improvement_bps - BOUND_SLACK_BPS:
             return []
         full = order_volume(baseline_quantity, view)
         z0, z1 = self.size_fraction
@@ -117,7 +126,7 @@ class ConservativeStrategy(BidderStrategy):
             np.cumsum(self.interval_ms * (0.9 + 0.2 * u[:, :r]), axis=1), view.duration_ms
         )
         imp = np.minimum(a0 + (a1 - a0) * u[:, r : 2 * r], cap[:, None])
-        ok = cap >= view.min_improvement_bps
+        ok = cap >= view.min_improvement_bps - BOUND_SLACK_BPS
         if self.sits_out(market):
             ok[:] = False
         return BidBatch(

@@ -10,7 +10,16 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
-from .base import BPS, AuctionView, Bid, BidBatch, BidderStrategy, FloatArray, value_bps
+from .base import (
+    BOUND_SLACK_BPS,
+    BPS,
+    AuctionView,
+    Bid,
+    BidBatch,
+    BidderStrategy,
+    FloatArray,
+    value_bps,
+)
 from .truthful import order_volume
 
 if TYPE_CHECKING:
@@ -143,7 +152,7 @@ class CompetitiveEquilibriumStrategy(BidderStrategy):
         u = float(rng.random())
         v = value_bps(baseline_price, private_value, view)
         bid = float(self.equilibrium_bid(v, view))
-        if not bid >= view.min_improvement_bps:
+        if not bid >= view.min_improvement_bps - BOUND_SLACK_BPS:
             return []
         imp = min(bid, view.max_improvement_bps)
         t = view.window_ms * (0.75 + 0.2 * u)
@@ -162,7 +171,7 @@ class CompetitiveEquilibriumStrategy(BidderStrategy):
         n = values_bps.shape[0]
         u = rng.random((n,))
         bid = self.equilibrium_bid(values_bps, view)
-        present = (bid >= view.min_improvement_bps)[:, None]
+        present = (bid >= view.min_improvement_bps - BOUND_SLACK_BPS)[:, None]
         imp = np.asarray(np.minimum(bid, view.max_improvement_bps))[:, None]
         qty = np.full((n, 1), order_volume(baseline_quantity, view))
         times = (view.window_ms * (0.75 + 0.2 * u))[:, None]

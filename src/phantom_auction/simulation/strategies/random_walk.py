@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 from scipy.special import ndtri
 
-from .base import BPS, AuctionView, Bid, BidBatch, BidderStrategy, FloatArray, value_bps
+from .base import (
+    BOUND_SLACK_BPS,
+    BPS,
+    AuctionView,
+    Bid,
+    BidBatch,
+    BidderStrategy,
+    FloatArray,
+    value_bps,
+)
 from .truthful import order_volume
 
 if TYPE_CHECKING:
@@ -88,7 +97,7 @@ class RandomWalkStrategy(BidderStrategy):
         u = rng.random(4 * r - 2)
         v = value_bps(baseline_price, private_value, view)
         cap = min(v, view.max_improvement_bps)
-        if not (v > 0.0 and cap >= view.min_improvement_bps):
+        if not (v > 0.0 and cap >= view.min_improvement_bps - BOUND_SLACK_BPS):
             return []
         mu, scale, p_jump = self._coefficients(view, market)
         z = ndtri(u[1 + r : 2 * r]).tolist()
@@ -107,7 +116,7 @@ class RandomWalkStrategy(BidderStrategy):
                     step += self.jump_sd * sizes[k - 1]
                 log_bid += step
             imp = min(math.exp(log_bid), cap)
-            if imp >= view.min_improvement_bps:
+            if imp >= view.min_improvement_bps - BOUND_SLACK_BPS:
                 t = min(self.step_ms * (k + 0.5 * times[k]), view.duration_ms)
                 bids.append(Bid(baseline_price * (1.0 + imp / BPS), qty, t, fee))
         return bids
@@ -124,7 +133,7 @@ class RandomWalkStrategy(BidderStrategy):
         n, r = values_bps.shape[0], self.slots(view)
         u = rng.random((n, 4 * r - 2))
         cap = np.minimum(values_bps, view.max_improvement_bps)
-        ok = (values_bps > 0.0) & (cap >= view.min_improvement_bps)
+        ok = (values_bps > 0.0) & (cap >= view.min_improvement_bps - BOUND_SLACK_BPS)
         mu, scale, p_jump = self._coefficients(view, market)
         s0, s1 = self.start
         steps = np.empty((n, r))
@@ -136,7 +145,7 @@ class RandomWalkStrategy(BidderStrategy):
         # Only the jumps that occur need their size (the draws are taken regardless).
         diffusion[jumps] += self.jump_sd * ndtri(u[:, 3 * r - 1 :][jumps])
         imp = np.minimum(np.exp(np.cumsum(steps, axis=1)), cap[:, None])
-        present = ok[:, None] & (imp >= view.min_improvement_bps)
+        present = ok[:, None] & (imp >= view.min_improvement_bps - BOUND_SLACK_BPS)
         times = np.minimum(self.step_ms * (np.arange(r) + 0.5 * u[:, 1 : 1 + r]), view.duration_ms)
         qty = order_volume(baseline_quantity, view)
         fee = qty * view.priority_fee_max_ratio * self.fee_fraction

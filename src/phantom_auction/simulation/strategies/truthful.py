@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from .base import BPS, AuctionView, Bid, BidBatch, BidderStrategy, FloatArray, value_bps
+from .base import (
+    BOUND_SLACK_BPS,
+    BPS,
+    AuctionView,
+    Bid,
+    BidBatch,
+    BidderStrategy,
+    FloatArray,
+    value_bps,
+)
 
 if TYPE_CHECKING:
     from ..market import MarketConditions
@@ -51,7 +60,7 @@ class TruthfulStrategy(BidderStrategy):
         view = view or AuctionView()
         u = float(rng.random())
         v = value_bps(baseline_price, private_value, view)
-        if not v >= view.min_improvement_bps:
+        if not v >= view.min_improvement_bps - BOUND_SLACK_BPS:
             return []
         imp = min(v, view.max_improvement_bps)
         t = view.window_ms * u
@@ -70,6 +79,6 @@ class TruthfulStrategy(BidderStrategy):
         n = values_bps.shape[0]
         u = rng.random((n,))
         imp = np.asarray(np.minimum(values_bps, view.max_improvement_bps))[:, None]
-        present = (values_bps >= view.min_improvement_bps)[:, None]
+        present = (values_bps >= view.min_improvement_bps - BOUND_SLACK_BPS)[:, None]
         qty = np.full((n, 1), order_volume(baseline_quantity, view))
         return BidBatch(imp, qty, (view.window_ms * u)[:, None], np.zeros((n, 1)), present)

@@ -1,0 +1,355 @@
+"""Live service benchmark (issue 6): sustained auctions per second over real sockets.
+
+Starts ``phantom-auction serve`` (``python -m phantom_auction.service serve``) on
+127.0.0.1 with SQLite in a temporary directory (or ``--db``), registers a settlement
+client and 20 bidders, and runs the bidders as ``BidderClient`` SDK instances over
+WebSockets in a second process (a truthful simulator strategy, sending each commit as
+soon as the auction is announced). The settlement client then opens auctions at rising
+rates (``--rates``, ``--step-seconds`` each, default 30 s), open-loop: auction ``i`` of a
+step is requested at ``i / rate`` s, with ``POST /v1/auctions`` waiting for the result.
+
+A step is sustained when every auction of the step answered 200, the server rejected no
+bidder message (its ``phantom_auction_rejections_total`` did not move), no committed
+bid went unrevealed, and the client kept up with the schedule (>= 95 % of the rate).
+Prints one table row per step, then the highest sustained rate and, for that step,
+p50 / p99 of (result time - end of the reveal window): negative when the auction
+finished early because every commitment was revealed (``service.finish_early``; pass
+``--finish-at-window-end`` to make every auction run its full reveal window).
+Goal on a 2-core machine: >= 300 auctions/s with p99 <= 10 ms.
+
+Run: ``.venv/bin/python benchmarks/bench_service.py [--step-seconds 30] [--rates 50,100,...]``.
+Machine-readable lines start with ``BENCH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+GOAL_PER_S = 300
+GOAL_P99_MS = 10.0
+_REJECTIONS = re.compile(r'^phantom_auction_rejections_total\{reason="([^"]+)"\} ([0-9.e+]+)$')
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """One load step: what was asked, what happened."""
+
+    rate: float
+    requested: int
+    achieved_rate: float
+    ok: int
+    failed: int
+    rejections: int
+    unrevealed: int
+    latency_ms: list[float]
+    total_ms: list[float]
+
+    @property
+    def errors(self) -> int:
+        return self.failed + self.rejections + self.unrevealed
+
+    def sustained(self) -> bool:
+        return self.errors == 0 and self.achieved_rate >= 0.95 * self.rate
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+async def _register(db_url: str, bidders: int) -> tuple[str, dict[str, str]]:
+    from phantom_auction.service.auth import generate_keypair, hash_token, new_token
+    from phantom_auction.service.store import open_store
+
+    store = open_store(db_url)
+    await store.start()
+    try:
+        token = new_token()
+        await store.add_client(f"bench-{os.getpid()}-{time.time_ns()}", hash_token(token))
+        keys: dict[str, str] = {}
+        for i in range(bidders):
+            private, public = generate_keypair()
+            name = f"bench-mm-{i}-{time.time_ns()}"
+            await store.add_bidder(name, bytes.fromhex(public))
+            keys[name] = private
+    finally:
+        await store.close()
+    return token, keys
+
+
+async def _rejections(http: httpx.AsyncClient) -> dict[str, float]:
+    text = (await http.get("/metrics")).text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _REJECTIONS.match(line)
+        if match:
+            found[match.group(1)] = float(match.group(2))
+    return found
+
+
+async def _step(
+    http: httpx.AsyncClient, rate: float, seconds: float, duration_ms: int | None
+) -> StepResult:
+    count = max(1, round(rate * seconds))
+    before = await _rejections(http)
+    loop = asyncio.get_running_loop()
+    latency: list[float] = []
+    total: list[float] = []
+    sent_at: list[float] = []
+    outcome = {"ok": 0, "failed": 0, "unrevealed": 0}
+    body: dict[str, Any] = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
+    if duration_ms is not None:
+        body["duration_ms"] = duration_ms
+
+    async def one() -> None:
+        sent_at.append(loop.time())
+        try:
+            r = await http.post("/v1/auctions", json=body)
+        except httpx.HTTPError:
+            outcome["failed"] += 1
+            return
+        received = time.time()
+        if r.status_code != 200:
+            outcome["failed"] += 1
+            return
+        view = r.json()
+        outcome["ok"] += 1
+        outcome["unrevealed"] += len(view["result"]["unrevealed"])
+        latency.append(
+            (received - datetime.fromisoformat(view["reveal_deadline"]).timestamp()) * 1e3
+        )
+        total.append((received - datetime.fromisoformat(view["opened_at"]).timestamp()) * 1e3)
+
+    start = loop.time() + 0.05
+    tasks = []
+    for i in range(count):
+        delay = start + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    span = (max(sent_at) - min(sent_at)) if len(sent_at) > 1 else 0.0
+    achieved = (len(sent_at) - 1) / span if span > 0 else float(rate)
+    after = await _rejections(http)
+    rejected = sum(after.values()) - sum(before.values())
+    return StepResult(
+        rate=rate,
+        requested=count,
+        achieved_rate=achieved,
+        ok=outcome["ok"],
+        failed=outcome["failed"],
+        rejections=round(rejected),
+        unrevealed=outcome["unrevealed"],
+        latency_ms=latency,
+        total_ms=total,
+    )
+
+
+def _start_server(db_url: str, port: int, finish_early: bool, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "AUCTION_RESOURCES_MAX_MESSAGES_PER_SECOND": "1000000",
+        "AUCTION_RESOURCES_MAX_CONCURRENT_AUCTIONS": "100000",
+        "AUCTION_SERVICE_FINISH_EARLY": "true" if finish_early else "false",
+    }
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "phantom_auction.service",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--db",
+                db_url,
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited: see {log}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the server did not start: see {log}")
+
+
+async def _load(args: argparse.Namespace) -> list[StepResult]:
+    with tempfile.TemporaryDirectory(prefix="bench-service-") as folder:
+        db_url = args.db or f"sqlite+aiosqlite:///{Path(folder) / 'service.db'}"
+        port = _free_port()
+        log = Path(folder) / "server.log"
+        server = _start_server(db_url, port, not args.finish_at_window_end, log)
+        bidders: subprocess.Popen[str] | None = None
+        try:
+            token, keys = await _register(db_url, args.bidders)
+            keys_file = Path(folder) / "keys.json"
+            keys_file.write_text(json.dumps(keys))
+            bidders = subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--role",
+                    "bidders",
+                    "--url",
+                    f"http://127.0.0.1:{port}",
+                    "--keys",
+                    str(keys_file),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert bidders.stdout is not None
+            ready = await asyncio.to_thread(bidders.stdout.readline)
+            if ready.strip() != "READY":
+                raise RuntimeError(f"bidders failed to start: {ready!r}")
+            results: list[StepResult] = []
+            limits = httpx.Limits(max_connections=4000, max_keepalive_connections=4000)
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=60.0,
+                limits=limits,
+            ) as http:
+                print(
+                    f"{'rate/s':>7} {'sent/s':>7} {'ok':>6} {'errors':>6} "
+                    f"{'p50 ms':>8} {'p99 ms':>8} {'open->result p50':>17}"
+                )
+                failures = 0
+                for rate in args.rates:
+                    step = await _step(http, rate, args.step_seconds, args.duration_ms)
+                    results.append(step)
+                    flag = "" if step.sustained() else "  <- not sustained"
+                    print(
+                        f"{rate:7.0f} {step.achieved_rate:7.1f} {step.ok:6d} {step.errors:6d} "
+                        f"{_pct(step.latency_ms, 50):8.2f} {_pct(step.latency_ms, 99):8.2f} "
+                        f"{_pct(step.total_ms, 50):17.2f}{flag}",
+                        flush=True,
+                    )
+                    if step.errors:
+                        print(
+                            f"        failed={step.failed} rejected={step.rejections} "
+                            f"unrevealed={step.unrevealed}"
+                        )
+                    failures = 0 if step.sustained() else failures + 1
+                    if failures >= 2:
+                        break
+            return results
+        finally:
+            if bidders is not None:
+                bidders.send_signal(signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    summary = bidders.communicate(timeout=30)[0]
+                    if summary:
+                        print("bidders:", summary.strip())
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+async def _run_bidders(url: str, keys_path: str) -> None:
+    """The bidder process: every key in ``keys_path`` bids until SIGTERM."""
+    from phantom_auction.client import BidderClient
+    from phantom_auction.simulation.strategies import create_strategy
+
+    keys: dict[str, str] = json.loads(Path(keys_path).read_text())
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    clients = [BidderClient(url, name, key, honour_timing=False) for name, key in keys.items()]
+    runs = [asyncio.create_task(c.arun(create_strategy("truthful"), stop=stop)) for c in clients]
+    await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in clients)), 60)
+    print("READY", flush=True)
+    reports = await asyncio.gather(*runs)
+    summary = {
+        "commits": sum(r.commits_sent for r in reports),
+        "reveals": sum(r.reveals_sent for r in reports),
+        "accepted": sum(r.accepted for r in reports),
+        "rejected": sum(sum(r.rejected.values()) for r in reports),
+        "unanswered": sum(r.unanswered for r in reports),
+    }
+    print(json.dumps(summary), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--step-seconds", type=float, default=30.0, help="length of each step")
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [float(x) for x in text.split(",")],
+        default=[50, 100, 150, 200, 250, 300, 400, 500],
+        help="auctions per second, one step each (comma-separated)",
+    )
+    parser.add_argument("--bidders", type=int, default=20)
+    parser.add_argument("--db", default=None, help="database URL (default: SQLite in a temp dir)")
+    parser.add_argument("--duration-ms", type=int, default=None, help="auction length (ms)")
+    parser.add_argument(
+        "--finish-at-window-end",
+        action="store_true",
+        help="finalize at the end of the reveal window, not once everyone revealed",
+    )
+    parser.add_argument(
+        "--role", choices=["load", "bidders"], default="load", help=argparse.SUPPRESS
+    )
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--keys", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "bidders":
+        asyncio.run(_run_bidders(args.url, args.keys))
+        return
+
+    results = asyncio.run(_load(args))
+    sustained = [s for s in results if s.sustained()]
+    best = max(sustained, key=lambda s: s.rate) if sustained else None
+    mode = "window end" if args.finish_at_window_end else "finish early"
+    if best is None:
+        print("no step was sustained with zero errors")
+        print("BENCH name=service.sustained_auctions_per_s value=0 unit=1/s")
+        return
+    p50, p99 = _pct(best.latency_ms, 50), _pct(best.latency_ms, 99)
+    print(
+        f"highest sustained rate: {best.rate:.0f} auctions/s with zero errors "
+        f"({args.bidders} bidders, {args.step_seconds:g} s steps, {mode}); "
+        f"result - end of reveal window: p50 {p50:.2f} ms, p99 {p99:.2f} ms "
+        f"(goal >= {GOAL_PER_S}/s, p99 <= {GOAL_P99_MS:g} ms)"
+    )
+    print(f"BENCH name=service.sustained_auctions_per_s value={best.rate:.0f} unit=1/s")
+    note = f'note="{mode}"'
+    print(f"BENCH name=service.result_latency_p50_ms value={p50:.3f} unit=ms {note}")
+    print(f"BENCH name=service.result_latency_p99_ms value={p99:.3f} unit=ms {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+"""Monte Carlo runs and sweeps on a Dask cluster, bit-identical to local runs.
+
+A cluster runs exactly the chunks a local run plans (:func:`~.parallel.plan_chunks`):
+each :class:`~.parallel.ChunkTask` becomes one Dask task calling the module-level
+:func:`~.parallel.simulate_chunk` (columns) or :func:`~.parallel.summarize_chunk` (a
+:class:`~.streaming.StreamingSummary`, for summary-only runs) on
+``(spec, chunk_index, n_auctions, seed_seq)``. The client merges the outputs in chunk
+order with the same code a local run uses, so the same seed gives the same numbers to
+the last bit for ``workers=1``, ``workers=2`` or any cluster, whichever worker ran a
+chunk, and also when a worker dies and Dask reruns its chunks elsewhere.
+
+What crosses the network, per chunk: in, the pickled :class:`~.parallel.SimulationSpec`
+(about 2.5 kB for the default config), the chunk index, its auction count and its
+``SeedSequence``; out, the chunk's columns (about 190 bytes per auction for the default
+config, 12 MB for a 65,536-auction chunk) or, for a summary-only run, its partial
+aggregates (about 0.7 MB per chunk whatever its size). Summaries stay on the workers
+until the client folds them in, in chunk order, so the client holds at most the running
+summary plus one chunk's; rows are fetched as chunks finish, since they are the result.
+
+Dask is the optional ``distributed`` extra (``pip install 'phantom-auction[distributed]'``);
+it is imported only when a function here is called.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from .._extras import require
+from ..errors import InvalidBidParameters
+from .kernels import ChunkColumns
+from .parallel import (
+    STREAMING_THRESHOLD,
+    ChunkTask,
+    Engine,
+    ProgressCallback,
+    plan_chunks,
+    simulate_chunk,
+    simulate_chunk_objects,
+    summarize_chunk,
+)
+from .results import MonteCarloResults
+from .simulator import PhantomSimulator
+from .streaming import StreamingSummary
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+__all__ = [
+    "SCHEDULER_PATTERN",
+    "open_client",
+    "parse_cluster",
+    "parse_scheduler",
+    "run_monte_carlo_on_cluster",
+    "sweep_on_cluster",
+]
+
+#: ``tcp://HOST:PORT``: the address ``dask scheduler`` prints at start-up.
+SCHEDULER_PATTERN = re.compile(r"tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>\d+)")
+_CLUSTER_PATTERN = re.compile(r"local:(?P<n>\d+)")
+
+#: Dask's nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which turns off
+#: glibc's adaptive mmap threshold: every chunk-sized numpy temporary is then mapped and
+#: unmapped afresh, and a chunk costs ~60 % more CPU (page faults). ``None`` unsets it.
+_TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+
+
+def _distributed() -> ModuleType:
+    """The ``distributed`` package, or :class:`~phantom_auction._extras.MissingExtra`."""
+    return require("distributed", "distributed")
+
+
+# -- connecting ------------------------------------------------------------------------
+
+
+def parse_scheduler(address: str) -> str:
+    """Check a scheduler address ``tcp://HOST:PORT`` (port 1-65535) and return it.
+
+    Raises :class:`~phantom_auction.errors.InvalidBidParameters` (field ``scheduler``).
+    """
+    text = address.strip()
+    match = SCHEDULER_PATTERN.fullmatch(text)
+    if match is None:
+        raise InvalidBidParameters("scheduler", address, "expected tcp://HOST:PORT")
+    if not 1 <= int(match["port"]) <= 65535:
+        raise InvalidBidParameters("scheduler", address, "the port must be in 1-65535")
+    return text
+
+
+def parse_cluster(spec: str) -> int:
+    """The number of worker processes N in ``local:N`` (N >= 1).
+
+    Raises :class:`~phantom_auction.errors.InvalidBidParameters` (field ``cluster``).
+    """
+    match = _CLUSTER_PATTERN.fullmatch(spec.strip())
+    if match is None:
+        raise InvalidBidParameters("cluster", spec, "expected local:N (N worker processes)")
+    n = int(match["n"])
+    if n < 1:
+        raise InvalidBidParameters("cluster", spec, "N must be >= 1")
+    return n
+
+
+@contextmanager
+def open_client(
+    scheduler: str | None = None,
+    cluster: str | None = None,
+    *,
+    timeout_s: float = 30.0,
+) -> Iterator[Client]:
+    """A Dask client for exactly one of ``scheduler`` or ``cluster``, closed afterwards.
+
+    ``scheduler="tcp://HOST:PORT"`` connects to a running cluster and waits up to
+    ``timeout_s`` seconds for it to answer and to have at least one worker;
+    ``cluster="local:N"`` starts a ``LocalCluster`` of N single-threaded worker
+    processes on 127.0.0.1 (no dashboard) and shuts it down on exit. Raises
+    :class:`~phantom_auction.errors.InvalidBidParameters` naming ``scheduler`` or
+    ``cluster`` for a malformed value or a scheduler that does not answer, and
+    :class:`~phantom_auction._extras.MissingExtra` without the ``distributed`` extra.
+    """
+    if (scheduler is None) == (cluster is None):
+        raise InvalidBidParameters(
+            "scheduler/cluster", (scheduler, cluster), "give exactly one of the two"
+        )
+    if scheduler is not None:
+        address = parse_scheduler(scheduler)
+        dd = _distributed()
+        try:
+            client = dd.Client(address, timeout=timeout_s)
+        except (OSError, TimeoutError) as exc:
+            raise InvalidBidParameters(
+                "scheduler", scheduler, f"no Dask scheduler answered within {timeout_s:g} s"
+            ) from exc
+        try:
+            try:
+                client.wait_for_workers(1, timeout=timeout_s)
+            except TimeoutError as exc:
+                raise InvalidBidParameters(
+                    "scheduler", scheduler, f"the scheduler has had no worker for {timeout_s:g} s"
+                ) from exc
+            yield client
+        finally:
+            client.close()
+        return
+    assert cluster is not None
+    n_workers = parse_cluster(cluster)
+    dd = _distributed()
+    dask_config = require("dask.config", "distributed")
+    # One thread per worker process: the chunks are numpy-bound and hold the GIL often.
+    with dask_config.set({_TRIM_KEY: None}):
+        local = dd.LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+    with local, dd.Client(local) as client:
+        yield client
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+def _chunk_function(summarize: bool, engine: Engine) -> Callable[..., Any]:
+    if engine == "object":
+        return simulate_chunk_objects
+    return summarize_chunk if summarize else simulate_chunk
+
+
+@dataclass(slots=True)
+class _PointRun:
+    """One Monte Carlo run (a sweep's grid point) whose chunks run on the cluster."""
+
+    tasks: list[ChunkTask]
+    summarize: bool
+    futures: dict[int, Future[Any]] = field(default_factory=dict)
+    finished: set[int] = field(default_factory=set)
+    parts: dict[int, ChunkColumns] = field(default_factory=dict)
+    summary: StreamingSummary | None = None
+    merged: int = 0  # summaries folded in so far, in chunk order
+    started: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return len(self.finished) == len(self.tasks)
+
+    def take(self, chunk: int) -> None:
+        """Record chunk ``chunk`` as finished and fetch what can be merged in order."""
+        self.finished.add(chunk)
+        if not self.summarize:
+            self.parts[chunk] = self.futures.pop(chunk).result()
+            return
+        # Summaries are folded left to right, as a local run does, so the float moments
+        # are bit-identical; later chunks wait on their workers, not on the client.
+        while self.merged in self.finished:
+            part = self.futures.pop(self.merged).result()
+            self.summary = part if self.summary is None else self.summary.merge(part)
+            self.merged += 1
+
+    def results(self) -> MonteCarloResults:
+        elapsed = time.perf_counter() - self.started
+        if self.summarize:
+            return MonteCarloResults(self.tasks, None, self.summary, elapsed_s=elapsed)
+        ordered = [self.parts.pop(i) for i in range(len(self.tasks))]
+        return MonteCarloResults.from_chunks(self.tasks, ordered, elapsed_s=elapsed)
+
+
+def _submit(
+    client: Client, runs: Sequence[_PointRun], engine: Engine
+) -> dict[object, tuple[int, int]]:
+    """Submit every chunk of every run at once; returns task key -> (run, chunk)."""
+    run_id = uuid.uuid4().hex[:12]
+    owner: dict[object, tuple[int, int]] = {}
+    for p, run in enumerate(runs):
+        keys = [f"phantom-auction-chunk-{run_id}-{p:05d}-{t.chunk_index:06d}" for t in run.tasks]
+        # Explicit keys: unique per call (no stale results from an earlier run with a
+        # reused key) and no hashing of the spec; pure=False for the same reason.
+        futures = client.map(
+            _chunk_function(run.summarize, engine),
+            [t.spec for t in run.tasks],
+            [t.chunk_index for t in run.tasks],
+            [t.n_auctions for t in run.tasks],
+            [t.seed_seq for t in run.tasks],
+            key=keys,
+            pure=False,
+            # Earlier grid points first, so results stream out in grid order rather
+            # than all at the end (Dask would otherwise interleave the points).
+            priority=-p,
+        )
+        if engine == "object" and run.summarize:
+            # Reduce on the worker: only the partial aggregates come back.
+            labels = run.tasks[0].spec.labels
+            futures = [
+                client.submit(
+                    StreamingSummary.from_columns,
+                    f,
+                    labels,
+                    key=f"{k}-summary",
+                    pure=False,
+                    priority=-p,
+                )
+                for f, k in zip(futures, keys, strict=True)
+            ]
+        run.started = time.perf_counter()
+        for chunk, future in enumerate(futures):
+            run.futures[chunk] = future
+            owner[future.key] = (p, chunk)
+    return owner
+
+
+def _collect(
+    client: Client,
+    runs: Sequence[_PointRun],
+    owner: dict[object, tuple[int, int]],
+    progress: ProgressCallback | None,
+) -> Iterator[tuple[int, MonteCarloResults]]:
+    """Yield ``(run index, results)`` as runs complete; cancel what is left on exit."""
+    dd = _distributed()
+    total = sum(t.n_auctions for run in runs for t in run.tasks)
+    done = 0
+    pending = [f for run in runs for f in run.futures.values()]
+    try:
+        completed = dd.as_completed(pending)
+        del pending  # as_completed holds each future only until it is yielded
+        for future in completed:
+            if future.status == "error":
+                future.result()  # raises the chunk's own exception, with its traceback
+            p, chunk = owner[future.key]
+            del future
+            run = runs[p]
+            run.take(chunk)
+            done += run.tasks[chunk].n_auctions
+            if progress is not None:
+                progress(done, total)
+            if run.complete:
+                yield p, run.results()
+    finally:
+        # An error, Ctrl-C or an abandoned sweep must not leave the cluster working.
+        leftover = [f for run in runs for f in run.futures.values()]
+        if leftover:
+            client.cancel(leftover)  # type: ignore[no-untyped-call]
+        for run in runs:
+            run.futures.clear()
+
+
+def _plan(
+    simulator: PhantomSimulator,
+    baseline_price: float,
+    baseline_quantity: float,
+    keep_rows: bool | None,
+) -> _PointRun:
+    tasks = plan_chunks(simulator, baseline_price, baseline_quantity)
+    total = sum(t.n_auctions for t in tasks)
+    # The same rule as a local run, so both keep rows (or not) for the same runs.
+    summarize = (total > STREAMING_THRESHOLD) if keep_rows is None else not keep_rows
+    return _PointRun(tasks, summarize)
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in ("fast", "object"):
+        raise InvalidBidParameters("engine", engine, "must be 'fast' or 'object'")
+
+
+def run_monte_carlo_on_cluster(
+    simulator: PhantomSimulator,
+    baseline_price: float,
+    baseline_quantity: float,
+    client: Client,
+    *,
+    progress: ProgressCallback | None = None,
+    keep_rows: bool | None = None,
+    engine: Engine = "fast",
+) -> MonteCarloResults:
+    """:func:`~.parallel.run_monte_carlo` with every chunk a task on ``client``'s cluster.
+
+    ``baseline_price`` in token B per token A, ``baseline_quantity`` in token A.
+    ``progress(done_auctions, total)`` is called as each chunk finishes (in completion
+    order); ``keep_rows`` and ``engine`` mean what they mean locally. The result equals
+    a local run's on the same seed to the last bit (rows, and summaries, which are
+    merged in chunk order). The workers need ``phantom-auction`` installed (the same
+    version as the client).
+    """
+    _check_engine(engine)
+    _distributed()
+    run = _plan(simulator, baseline_price, baseline_quantity, keep_rows)
+    owner = _submit(client, [run], engine)
+    for _, results in _collect(client, [run], owner, progress):
+        return results
+    raise RuntimeError("the cluster run ended without a result")  # pragma: no cover
+
+
+def sweep_on_cluster(
+    simulators: Sequence[PhantomSimulator],
+    baseline_price: float,
+    baseline_quantity: float,
+    client: Client,
+    *,
+    progress: ProgressCallback | None = None,
+    keep_rows: bool | None = None,
+    engine: Engine = "fast",
+) -> Iterator[tuple[int, MonteCarloResults]]:
+    """Run one Monte Carlo per simulator (grid point), all on the cluster at once.
+
+    Every grid point is planned (and so validated) and every (grid point, chunk) task
+    submitted before this returns, so the cluster stays busy across grid points;
+    earlier grid points' chunks are queued first. The returned iterator yields
+    ``(index into simulators, MonteCarloResults)`` as each grid point completes
+    (completion order, roughly grid order); each result equals
+    ``run_monte_carlo(simulators[i], ...)`` run locally. ``progress(done, total)``
+    counts auctions over the whole sweep. Closing the iterator early (``break``,
+    Ctrl-C) cancels the chunks not yet finished.
+    """
+    _check_engine(engine)
+    _distributed()
+    if not simulators:
+        raise InvalidBidParameters("simulators", list(simulators), "give at least one")
+    runs = [_plan(s, baseline_price, baseline_quantity, keep_rows) for s in simulators]
+    owner = _submit(client, runs, engine)
+    return _collect(client, runs, owner, progress)

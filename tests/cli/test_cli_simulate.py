@@ -1,0 +1,173 @@
+"""``phantom-auction simulate``: flags and config files reach the simulator; outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from phantom_auction import cli
+from phantom_auction.cli import app
+
+SMALL = ["--simulations", "400", "--seed", "11", "--workers", "1"]
+
+
+def run_json(runner: CliRunner, *args: str) -> dict[str, Any]:
+    result = runner.invoke(app, ["simulate", *SMALL, *args, "--json"])
+    assert result.exit_code == 0, result.output
+    out: dict[str, Any] = json.loads(result.stdout)
+    return out
+
+
+def test_json_summary_has_every_metric(runner: CliRunner) -> None:
+    out = run_json(runner)
+    assert out["num_auctions"] == 400
+    assert out["parameters"]["simulation.seed"] == 11
+    for metric in ("improvement_bps", "mev_capture_rate", "real_fill_fraction", "clearing_price"):
+        stats = out[metric]
+        assert stats["min"] <= stats["p05"] <= stats["median"] <= stats["p95"] <= stats["max"]
+    assert sum(out["strategy_performance"].values()) == pytest.approx(1.0)
+
+
+def test_same_seed_same_numbers(runner: CliRunner) -> None:
+    assert run_json(runner) == run_json(runner)
+
+
+def test_flags_reach_the_simulator(runner: CliRunner) -> None:
+    out = run_json(runner, "--phantoms", "0", "--real", "2", "--mechanism", "second-price")
+    # No phantom slots: no phantom bid, no phantom win, at most two real bids.
+    assert out["num_phantom_bids"]["max"] == 0
+    assert out["phantom_won"]["mean"] == 0
+    assert out["num_real_bids"]["max"] <= 2
+    assert out["parameters"]["simulation.mechanism"] == "vickrey"
+    crowded = run_json(runner, "--phantoms", "30")
+    assert crowded["phantom_won"]["mean"] > 0.3
+
+
+def test_config_file_then_flags(runner: CliRunner, tmp_path: Path) -> None:
+    file = tmp_path / "scenario.toml"
+    file.write_text(
+        "[simulation]\nnum_phantom_bidders = 0\nnum_real_bidders = 3\n"
+        "[market]\nvolatility = 0.5\n[run]\nbaseline_price = 50.0\n"
+    )
+    out = run_json(runner, "--config", str(file))
+    assert out["parameters"]["market.volatility"] == 0.5
+    assert out["num_phantom_bids"]["max"] == 0
+    # Prices are in B per A around the file's baseline of 50.
+    assert out["clearing_price"]["min"] >= 50.0 and out["clearing_price"]["max"] < 50.5
+    # A flag wins over the file.
+    out = run_json(runner, "--config", str(file), "--phantoms", "10")
+    assert out["parameters"]["simulation.num_phantom_bidders"] == 10
+    assert out["num_phantom_bids"]["max"] > 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_out_writes_rows_and_summary(runner: CliRunner, tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["simulate", *SMALL, "--out", str(out), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    rows_path, summary_path = out / f"auctions.{fmt}", out / f"summary.{fmt}"
+    assert str(rows_path) in result.stdout
+    if fmt == "csv":
+        rows, summary = pd.read_csv(rows_path), pd.read_csv(summary_path)
+    elif fmt == "parquet":
+        rows, summary = pd.read_parquet(rows_path), pd.read_parquet(summary_path)
+    else:
+        rows = pd.read_json(rows_path)
+        nested = json.loads(summary_path.read_text())
+        assert nested["improvement_bps"]["mean"] == pytest.approx(rows["improvement_bps"].mean())
+        return
+    assert len(rows) == 400
+    assert {"improvement_bps", "phantom_won", "winner_strategy"} <= set(rows.columns)
+    mean = summary[(summary.metric == "improvement_bps") & (summary.statistic == "mean")]
+    assert float(mean["value"].iloc[0]) == pytest.approx(rows["improvement_bps"].mean())
+
+
+def test_report(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["simulate", *SMALL, "--out", str(out), "--report"])
+    assert result.exit_code == 0, result.output
+    page = out / "report" / "index.html"
+    assert page.is_file() and "report:" in result.stdout
+    html = page.read_text()
+    for image in (
+        "improvement_bps",
+        "mev_capture_rate",
+        "clearing_price",
+        "convergence",
+        "winners",
+    ):
+        assert (out / "report" / f"{image}.png").is_file()
+        assert f'src="{image}.png"' in html
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--mechanism", "dutch"], "'--mechanism': 'dutch'"),
+        (["--volatility", "2"], "'--volatility': '2'"),
+        (["--liquidity", "abc"], "'--liquidity': 'abc'"),
+        (["--simulations", "0"], "'--simulations' / '-n': '0'"),
+        (["--phantoms", "-1"], "'--phantoms': '-1'"),
+        (["--baseline-price", "0"], "'--baseline-price': 0"),
+        (["--format", "xml"], "'--format': 'xml'"),
+        (["--strategy", "psychic"], "'--strategy': 'psychic'"),
+        (["--workers", "0"], "'--workers': '0'"),
+        (["--scheduler", "localhost"], "'--scheduler': 'localhost': expected tcp://HOST:PORT"),
+        (["--cluster", "local:0"], "'--cluster': 'local:0'"),
+        (["--cluster", "remote"], "'--cluster': 'remote'"),
+        (["--cluster", "local:1", "--scheduler", "tcp://h:1"], "not both"),
+        (["--cluster", "local:1", "--workers", "2"], "'--workers': 2"),
+    ],
+)
+def test_bad_values_exit_2_on_one_line(runner: CliRunner, args: list[str], needle: str) -> None:
+    result = runner.invoke(app, ["simulate", "-n", "10", *args])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("[simulation]\nnum_real_bidders = 'five'\n", "'five': num_real_bidders"),
+        ("[simulation]\nbidders = 3\n", "unknown key simulation.bidders"),
+        ("[auction]\nx = 1\n", "unknown table [auction]"),
+        ("[market]\nvolatility = 7.0\n", "volatility: must be in [0, 1]"),
+        ("not toml at all", "invalid TOML"),
+    ],
+)
+def test_bad_config_file_exits_2(
+    runner: CliRunner, tmp_path: Path, content: str, needle: str
+) -> None:
+    file = tmp_path / "scenario.toml"
+    file.write_text(content)
+    result = runner.invoke(app, ["simulate", "-n", "10", "--config", str(file)])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "'--config'" in line and needle in line
+
+
+def test_out_must_be_a_directory(runner: CliRunner, tmp_path: Path) -> None:
+    file = tmp_path / "taken"
+    file.write_text("")
+    result = runner.invoke(app, ["simulate", "-n", "10", "--out", str(file)])
+    assert result.exit_code == 2 and "'--out'" in result.stderr
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*_: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run_monte_carlo", interrupted)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["simulate", *SMALL, "--out", str(out)])
+    assert result.exit_code == 130
+    assert "Interrupted" in result.stderr
+    assert not (out / "auctions.csv").exists()

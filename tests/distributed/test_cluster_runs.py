@@ -1,0 +1,152 @@
+"""Monte Carlo runs and sweeps on a Dask LocalCluster equal local runs to the last bit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytest.importorskip("distributed.client", reason="the distributed extra is not installed")
+
+from cluster_helpers import (  # noqa: E402
+    BASELINE_PRICE,
+    BASELINE_QUANTITY,
+    FailingStrategy,
+    FixedImprovementStrategy,
+    assert_same_analysis,
+    assert_same_columns,
+    simulator,
+)
+
+from phantom_auction.errors import InvalidBidParameters  # noqa: E402
+from phantom_auction.simulation import analyze_results, run_monte_carlo  # noqa: E402
+from phantom_auction.simulation.distributed import (  # noqa: E402
+    run_monte_carlo_on_cluster,
+    sweep_on_cluster,
+)
+
+# 6,000 auctions in 12 chunks: several chunks per worker, still about a second per run.
+N = 6_000
+CHUNK = 500
+
+
+def test_same_seed_same_analysis_for_one_two_local_workers_and_a_local_cluster(
+    cluster_client: Any,
+) -> None:
+    sim = simulator(N, chunk_size=CHUNK)
+    one = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, workers=1)
+    two = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, workers=2)
+    cluster = run_monte_carlo_on_cluster(sim, BASELINE_PRICE, BASELINE_QUANTITY, cluster_client)
+    assert len(cluster) == N and cluster.rows_kept
+    assert_same_columns(one.columns, two.columns)
+    assert_same_columns(one.columns, cluster.columns)
+    expected = analyze_results(one)
+    assert_same_analysis(expected, analyze_results(two))
+    assert_same_analysis(expected, analyze_results(cluster))
+    # A different seed is a different sample: the comparison above can fail.
+    other = run_monte_carlo_on_cluster(
+        simulator(N, chunk_size=CHUNK, seed=7), BASELINE_PRICE, BASELINE_QUANTITY, cluster_client
+    )
+    assert analyze_results(other)["improvement_bps"]["mean"] != expected["improvement_bps"]["mean"]
+
+
+def test_summary_only_runs_merge_partial_aggregates_exactly(cluster_client: Any) -> None:
+    sim = simulator(N, chunk_size=CHUNK)
+    local = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, workers=1, keep_rows=False)
+    cluster = run_monte_carlo_on_cluster(
+        sim, BASELINE_PRICE, BASELINE_QUANTITY, cluster_client, keep_rows=False
+    )
+    assert not cluster.rows_kept
+    assert cluster.summary.num_auctions == N
+    assert (cluster.summary.wins == local.summary.wins).all()
+    assert_same_analysis(analyze_results(local), analyze_results(cluster))
+
+
+def test_progress_is_reported_after_every_chunk(cluster_client: Any) -> None:
+    calls: list[tuple[int, int]] = []
+    run_monte_carlo_on_cluster(
+        simulator(N, chunk_size=CHUNK),
+        BASELINE_PRICE,
+        BASELINE_QUANTITY,
+        cluster_client,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert len(calls) == N // CHUNK
+    assert all(total == N for _, total in calls)
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[0] == CHUNK and done[-1] == N
+
+
+def test_sweep_yields_every_grid_point_equal_to_its_local_run(cluster_client: Any) -> None:
+    phantoms = [0, 5, 15]
+    sims = [simulator(2_000, chunk_size=CHUNK, num_phantom_bidders=k) for k in phantoms]
+    calls: list[tuple[int, int]] = []
+    finished = list(
+        sweep_on_cluster(
+            sims,
+            BASELINE_PRICE,
+            BASELINE_QUANTITY,
+            cluster_client,
+            progress=lambda done, total: calls.append((done, total)),
+        )
+    )
+    assert sorted(i for i, _ in finished) == [0, 1, 2]
+    assert calls[-1] == (6_000, 6_000) and len(calls) == 3 * 4
+    for index, results in finished:
+        local = run_monte_carlo(sims[index], BASELINE_PRICE, BASELINE_QUANTITY)
+        assert_same_columns(local.columns, results.columns)
+        assert_same_analysis(analyze_results(local), analyze_results(results))
+    # The grid points really differ: no phantoms, no phantom wins.
+    by_index = dict(finished)
+    assert analyze_results(by_index[0])["phantom_won"]["mean"] == 0.0
+    assert analyze_results(by_index[2])["phantom_won"]["mean"] > 0.0
+
+
+def test_closing_a_sweep_early_cancels_its_remaining_chunks(cluster_client: Any) -> None:
+    sims = [simulator(4_000, chunk_size=CHUNK, num_phantom_bidders=k) for k in (0, 5, 10, 15)]
+    sweep = sweep_on_cluster(sims, BASELINE_PRICE, BASELINE_QUANTITY, cluster_client)
+    first, _ = next(sweep)
+    assert first == 0  # earlier grid points are queued first
+    sweep.close()
+    ours = [k for k in cluster_client.futures if str(k).startswith("phantom-auction-chunk-")]
+    assert ours == []
+
+
+def test_custom_strategies_and_the_object_path_run_on_the_cluster(cluster_client: Any) -> None:
+    sim = simulator(120, chunk_size=40)
+    sim.strategies.append(FixedImprovementStrategy(12.0))
+    for keep_rows in (True, False):
+        local = run_monte_carlo(
+            sim, BASELINE_PRICE, BASELINE_QUANTITY, engine="object", keep_rows=keep_rows
+        )
+        cluster = run_monte_carlo_on_cluster(
+            sim,
+            BASELINE_PRICE,
+            BASELINE_QUANTITY,
+            cluster_client,
+            engine="object",
+            keep_rows=keep_rows,
+        )
+        analysis = analyze_results(cluster)
+        assert "fixed" in analysis["strategy_performance"]
+        assert_same_analysis(analyze_results(local), analysis)
+
+
+def test_a_failing_chunk_raises_its_own_error_on_the_client(cluster_client: Any) -> None:
+    sim = simulator(2_000, chunk_size=CHUNK)
+    sim.strategies.append(FailingStrategy())
+    with pytest.raises(RuntimeError, match="strategy failed on the worker"):
+        run_monte_carlo_on_cluster(sim, BASELINE_PRICE, BASELINE_QUANTITY, cluster_client)
+    assert not [k for k in cluster_client.futures if str(k).startswith("phantom-auction-chunk-")]
+
+
+def test_bad_arguments_are_refused_before_anything_is_submitted(cluster_client: Any) -> None:
+    with pytest.raises(InvalidBidParameters, match="baseline"):
+        run_monte_carlo_on_cluster(simulator(100), 0.0, BASELINE_QUANTITY, cluster_client)
+    with pytest.raises(InvalidBidParameters, match="engine"):
+        run_monte_carlo_on_cluster(
+            simulator(100), BASELINE_PRICE, BASELINE_QUANTITY, cluster_client, engine="slow"  # type: ignore[arg-type]
+        )
+    with pytest.raises(InvalidBidParameters, match="simulators"):
+        sweep_on_cluster([], BASELINE_PRICE, BASELINE_QUANTITY, cluster_client)
+    assert not [k for k in cluster_client.futures if str(k).startswith("phantom-auction-chunk-")]

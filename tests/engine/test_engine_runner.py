@@ -1,0 +1,359 @@
+"""run_auction / arun_auction with in-process bid sources: the seed's example, many
+auctions on one loop, shrinking windows, timeouts, slow, silent and failing bidders."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import types
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+from engine_support import config
+
+from phantom_auction import (
+    AuctionResult,
+    AuctionTimeout,
+    ImprovementBid,
+    InvalidBidParameters,
+    NonceRegistry,
+    Outcome,
+    SealedBid,
+    SettlementRequest,
+    StrategyBidder,
+    arun_auction,
+    make_bid,
+    run_auction,
+    verify_phantoms,
+)
+from phantom_auction.engine import AuctionAnnouncement, runner
+
+CFG = config()
+QUIET = config(max_phantom_bidders=0, min_participants=1)
+REQUEST = SettlementRequest(token_in=1, token_out=2, amount=1000.0)
+
+
+class Proposal(NamedTuple):
+    """The seed's bid tuple: (price, quantity, timestamp, priority_fee)."""
+
+    price: float
+    quantity: float
+    timestamp: float
+    priority_fee: float
+
+
+class FixedStrategy:
+    """Always the same improvement (bps), share of the order and send time (ms)."""
+
+    def __init__(self, bps: float, share: float = 1.0, at_ms: float = 0.0) -> None:
+        self.bps, self.share, self.at_ms = bps, share, at_ms
+
+    def generate_bid(
+        self, baseline_price: float, baseline_quantity: float, market: Any, rng: np.random.Generator
+    ) -> Proposal:
+        volume = baseline_quantity * self.share
+        return Proposal(baseline_price * (1 + self.bps / 10_000), volume, self.at_ms, 0.0)
+
+
+class NoisyStrategy:
+    """Improvement ~ U(10, 50) bps, a random share and fee, sent within 5 ms."""
+
+    def generate_bid(
+        self, baseline_price: float, baseline_quantity: float, market: Any, rng: np.random.Generator
+    ) -> Proposal:
+        volume = baseline_quantity * rng.uniform(0.2, 1.0)
+        return Proposal(
+            baseline_price * (1 + rng.uniform(10, 50) / 10_000),
+            volume,
+            rng.uniform(0, 5),
+            volume * 0.01 * rng.uniform(0, 1),
+        )
+
+
+class AbstainStrategy:
+    def generate_bid(self, *args: Any) -> None:
+        return None
+
+
+def _deadline(ms: float) -> datetime:
+    return datetime.now(UTC) + timedelta(milliseconds=ms)
+
+
+def _check(result: AuctionResult, bids: list[ImprovementBid] | None = None) -> None:
+    assert result.price >= result.baseline_price
+    assert math.fsum(f.volume for f in result.fills) == pytest.approx(result.amount)
+    if bids is not None:
+        best = max((b.improved_price for b in bids), default=result.baseline_price)
+        assert result.price <= max(best, result.baseline_price) + 1e-9
+    assert verify_phantoms(result)
+
+
+def test_seed_basic_phantom_auction_example() -> None:
+    """The seed's "Basic Phantom Auction": run_auction(request, 100.0, 1000.0, now + 100 ms)."""
+    rng = np.random.default_rng(7)
+    bidders = [
+        StrategyBidder(NoisyStrategy(), f"solver-{i}", market=None, rng=rng) for i in range(5)
+    ]
+    result = run_auction(
+        REQUEST,
+        100.0,
+        1000.0,
+        datetime.now(UTC) + timedelta(milliseconds=100),
+        config=CFG,
+        bidders=bidders,
+    )
+    if result.winning_bid is not None:
+        assert result.winning_bid.bidder_id.startswith("solver-")
+        assert result.improvement_bps > 0
+    assert result.outcome in {Outcome.FILLED, Outcome.PHANTOM_WON}
+    assert result.unrevealed == ()
+    real = [r for r in result.ranking if not r.is_phantom]
+    assert len(real) == 5
+    assert result.num_participants == 5 + len(result.phantom_bids)
+    assert result.improvement_bps == pytest.approx((result.price - 100.0) / 100.0 * 10_000)
+    assert result.auction_duration_ms >= 0
+    _check(result)
+
+
+def test_best_bid_wins_at_second_price() -> None:
+    bidders = [
+        StrategyBidder(FixedStrategy(40), "high", first_nonce=1),
+        StrategyBidder(FixedStrategy(25), "low", first_nonce=1),
+    ]
+    result = run_auction(REQUEST, 100.0, 1000.0, _deadline(200), config=QUIET, bidders=bidders)
+    assert result.outcome is Outcome.FILLED
+    assert result.winning_bid is not None and result.winning_bid.bidder_id == "high"
+    assert result.price == pytest.approx(100.25)
+    assert [f.bidder_id for f in result.fills] == ["high"]
+
+
+def test_many_concurrent_auctions_on_one_loop() -> None:
+    registry = NonceRegistry()
+    rng = np.random.default_rng(3)
+    shared = [StrategyBidder(NoisyStrategy(), f"mm-{i}", rng=rng) for i in range(3)]
+
+    async def main() -> list[AuctionResult]:
+        calls = [
+            arun_auction(
+                REQUEST,
+                100.0,
+                1000.0,
+                _deadline(400),
+                config=CFG,
+                bidders=shared,
+                nonces=registry,
+                auction_id=f"concurrent-{k}",
+            )
+            for k in range(100)
+        ]
+        return await asyncio.gather(*calls)
+
+    results = asyncio.run(main())
+    assert len({r.auction_id for r in results}) == 100
+    for result in results:
+        # Shared bidders, one registry: nonces taken at send time never collide.
+        assert sum(not r.is_phantom for r in result.ranking) == 3
+        assert result.unrevealed == ()
+        assert result.reveal_deadline < result.opened_at + timedelta(milliseconds=400)
+        _check(result)
+    assert all(registry.last(f"mm-{i}") is not None for i in range(3))
+
+
+def test_deadline_too_close_raises() -> None:
+    with pytest.raises(AuctionTimeout) as info:
+        run_auction(REQUEST, 100.0, 1000.0, _deadline(2), config=CFG)
+    assert info.value.available_ms < 5.0
+    with pytest.raises(AuctionTimeout):
+        run_auction(REQUEST, 100.0, 1000.0, _deadline(-50), config=CFG)
+
+
+def test_close_deadline_shrinks_the_windows() -> None:
+    deadline = _deadline(40)
+    result = run_auction(
+        REQUEST, 100.0, 1000.0, deadline, config=CFG, finish_early=False, finalize_margin_ms=4
+    )
+    run = (result.reveal_deadline - result.opened_at) / timedelta(milliseconds=1)
+    collect = (result.commit_deadline - result.opened_at) / timedelta(milliseconds=1)
+    assert run < 40 - 4 + 1e-6  # the reveal window ends before deadline - margin
+    assert collect == pytest.approx(0.8 * run, abs=0.002)  # 80 / 20; datetimes hold whole us
+    assert result.reveal_deadline <= deadline - timedelta(milliseconds=4)
+    assert result.finalized_at >= result.reveal_deadline
+
+
+class Silent:
+    """Never answers its commit until cancelled."""
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    async def commit(self, announcement: AuctionAnnouncement) -> SealedBid | None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return None
+
+    async def reveal(self, announcement: AuctionAnnouncement) -> ImprovementBid | None:
+        raise AssertionError("never asked: it never committed")
+
+
+class NoShow:
+    """Commits, then withholds its reveal."""
+
+    def __init__(self) -> None:
+        self.bid: ImprovementBid | None = None
+
+    async def commit(self, announcement: AuctionAnnouncement) -> SealedBid:
+        self.bid = make_bid(
+            announcement.auction_id, "no-show", announcement.token_pair, 100.3, 500.0, 0.0, 1
+        )
+        return self.bid.sealed()
+
+    async def reveal(self, announcement: AuctionAnnouncement) -> ImprovementBid | None:
+        return None
+
+
+class Broken:
+    async def commit(self, announcement: AuctionAnnouncement) -> SealedBid:
+        raise RuntimeError("solver crashed")
+
+    async def reveal(self, announcement: AuctionAnnouncement) -> ImprovementBid | None:
+        return None
+
+
+def test_silent_bidder_is_cancelled_at_the_collection_deadline() -> None:
+    silent = Silent()
+    honest = StrategyBidder(FixedStrategy(30), "honest", first_nonce=1)
+    result = run_auction(
+        REQUEST, 100.0, 1000.0, _deadline(150), config=QUIET, bidders=[silent, honest]
+    )
+    assert silent.cancelled
+    assert result.finalized_at >= result.commit_deadline  # no early close: one never answered
+    assert [r.bidder_id for r in result.ranking] == ["honest"]
+    assert result.outcome is Outcome.FILLED
+
+
+def test_no_show_is_listed_and_the_reveal_window_runs_out() -> None:
+    honest = StrategyBidder(FixedStrategy(20), "honest", first_nonce=1)
+    result = run_auction(
+        REQUEST, 100.0, 1000.0, _deadline(150), config=QUIET, bidders=[NoShow(), honest]
+    )
+    assert result.unrevealed == ("no-show",)
+    assert result.finalized_at >= result.reveal_deadline
+    assert result.winning_bid is not None and result.winning_bid.bidder_id == "honest"
+
+
+def test_failing_bidder_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    honest = StrategyBidder(FixedStrategy(20), "honest", first_nonce=1)
+    with caplog.at_level(logging.WARNING, logger="phantom_auction.engine.runner"):
+        result = run_auction(
+            REQUEST, 100.0, 1000.0, _deadline(150), config=QUIET, bidders=[Broken(), honest]
+        )
+    assert "solver crashed" in caplog.text
+    assert [r.bidder_id for r in result.ranking] == ["honest"]
+
+
+def test_early_finish_when_everyone_has_revealed() -> None:
+    bidders = [StrategyBidder(FixedStrategy(20 + i), f"b{i}", first_nonce=1) for i in range(3)]
+    result = run_auction(REQUEST, 100.0, 1000.0, _deadline(10_000), config=QUIET, bidders=bidders)
+    # Everyone answered and revealed at once: the auction did not wait out its 100 ms.
+    assert result.finalized_at < result.reveal_deadline
+    assert result.unrevealed == ()
+
+
+def test_without_early_finish_the_windows_run_out() -> None:
+    bidders = [StrategyBidder(FixedStrategy(20), "b", first_nonce=1)]
+    result = run_auction(
+        REQUEST, 100.0, 1000.0, _deadline(150), config=QUIET, bidders=bidders, finish_early=False
+    )
+    assert result.finalized_at >= result.reveal_deadline
+
+
+def test_bid_timed_after_the_collection_window_never_commits() -> None:
+    late = StrategyBidder(FixedStrategy(45, at_ms=10_000), "late", first_nonce=1)
+    on_time = StrategyBidder(FixedStrategy(20), "on-time", first_nonce=1)
+    result = run_auction(
+        REQUEST, 100.0, 1000.0, _deadline(60), config=QUIET, bidders=[late, on_time]
+    )
+    assert [r.bidder_id for r in result.ranking] == ["on-time"]
+
+
+def test_abstaining_strategy_sends_nothing() -> None:
+    bidder = StrategyBidder(AbstainStrategy(), "shy")
+    result = run_auction(REQUEST, 100.0, 1000.0, _deadline(100), config=QUIET, bidders=[bidder])
+    assert result.outcome is Outcome.NO_BIDS and result.ranking == ()
+
+
+def test_strict_run_raises_insufficient_participants() -> None:
+    from phantom_auction import InsufficientParticipants
+
+    with pytest.raises(InsufficientParticipants):
+        run_auction(
+            REQUEST,
+            100.0,
+            1000.0,
+            _deadline(100),
+            config=config(max_phantom_bidders=0),
+            strict=True,
+        )
+
+
+def test_run_auction_refuses_a_running_loop() -> None:
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="arun_auction"):
+            run_auction(REQUEST, 100.0, 1000.0, _deadline(100), config=CFG)
+
+    asyncio.run(main())
+
+
+def test_bad_bid_sources_and_strategies_raise() -> None:
+    with pytest.raises(InvalidBidParameters, match="bidders"):
+        run_auction(REQUEST, 100.0, 1000.0, _deadline(100), config=CFG, bidders=[object()])  # type: ignore[list-item]
+    with pytest.raises(InvalidBidParameters, match="generate_bid"):
+        StrategyBidder(object(), "x")
+    with pytest.raises(InvalidBidParameters, match="bidder_id"):
+        StrategyBidder(FixedStrategy(20), "")
+
+
+def test_strategy_bidder_nonces_increase_and_reveal_once() -> None:
+    bidder = StrategyBidder(FixedStrategy(20), "b", first_nonce=41)
+
+    async def main() -> tuple[Any, ...]:
+        request = SettlementRequest(1, 2, 10.0)
+        from phantom_auction.engine import Auction
+
+        first = Auction(request, 100.0, 10.0, _deadline(100), config=QUIET)
+        second = Auction(request, 100.0, 10.0, _deadline(100), config=QUIET)
+        a = await bidder.commit(first.announcement)
+        b = await bidder.commit(second.announcement)
+        revealed = await bidder.reveal(first.announcement)
+        again = await bidder.reveal(first.announcement)
+        return a, b, revealed, again
+
+    a, b, revealed, again = asyncio.run(main())
+    assert (a.nonce, b.nonce) == (41, 42)
+    assert revealed.sealed() == a and again is None
+
+
+def test_default_market_comes_from_the_simulator_when_present(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Market:
+        pass
+
+    fake = types.ModuleType("phantom_auction.simulation")
+    fake.MarketConditions = Market  # type: ignore[attr-defined]
+    monkeypatch.setattr(runner.importlib, "import_module", lambda name: fake)
+    assert isinstance(StrategyBidder(FixedStrategy(20), "b").market, Market)
+
+    def missing(name: str) -> types.ModuleType:
+        raise ImportError(name)
+
+    monkeypatch.setattr(runner.importlib, "import_module", missing)
+    assert StrategyBidder(FixedStrategy(20), "b").market is None
+    given = object()
+    assert StrategyBidder(FixedStrategy(20), "b", market=given).market is given

@@ -1,0 +1,148 @@
+"""SIGKILL mid-load, restart: nothing acknowledged is lost and every auction ends exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+from service_harness import RawBidder, ServerProcess, reason
+
+from phantom_auction.client import BidderClient
+from phantom_auction.service.auth import hash_token
+from phantom_auction.simulation.strategies import create_strategy
+
+pytestmark = pytest.mark.anyio
+
+STRATEGIES = ["truthful", "aggressive", "conservative", "equilibrium", "random_walk"]
+LOAD_SECONDS = 1.5
+OPENERS = 4
+
+
+async def test_sigkill_mid_load_loses_no_acknowledged_message(server_factory: Any) -> None:
+    server: ServerProcess = server_factory({"AUCTION_RESOURCES_MAX_MESSAGES_PER_SECOND": "10000"})
+    token = await server.add_client("settlement")
+    names = [f"mm-{i}" for i in range(len(STRATEGIES))]
+    keys = {name: await server.add_bidder(name) for name in names}
+    late_key = await server.add_bidder("latecomer")
+
+    clients = [BidderClient(server.url, name, keys[name], reconnect=False) for name in names]
+    stop = asyncio.Event()
+    runs = [
+        asyncio.create_task(client.arun(create_strategy(strategy), stop=stop))
+        for client, strategy in zip(clients, STRATEGIES, strict=True)
+    ]
+    await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in clients)), 30)
+
+    answered: dict[str, dict[str, Any]] = {}  # idempotency key -> the response body seen
+    in_flight: set[str] = set()
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+    ) as http:
+        long = await http.post(
+            "/v1/auctions",
+            params={"wait": "false"},
+            json=_order(duration_ms=60_000, idempotency_key="long"),
+        )
+        assert long.status_code == 202
+        answered["long"] = long.json()
+
+        async def opener(worker: int) -> None:
+            for n in itertools.count():
+                key = f"order-{worker}-{n}"
+                in_flight.add(key)
+                try:
+                    r = await http.post("/v1/auctions", json=_order(idempotency_key=key))
+                except httpx.TransportError:
+                    return  # the server died under this request
+                in_flight.discard(key)
+                assert r.status_code == 200, r.text
+                answered[key] = r.json()
+
+        openers = [asyncio.create_task(opener(w)) for w in range(OPENERS)]
+        await asyncio.sleep(LOAD_SECONDS)
+        server.kill()
+        await asyncio.wait_for(asyncio.gather(*openers), 30)
+    stop.set()
+    reports = await asyncio.gather(*runs)
+    acks = [(r.bidder_id, a) for r in reports for a in r.acks]
+    assert len(answered) > 5 and len(acks) > 20, "too little load before the kill"
+
+    server.start()
+    store = await server.connect_store()
+    try:
+        # Every auction has exactly one outcome: none is left open.
+        assert await store.auction_ids("open") == []
+        every = await store.auction_ids()
+        assert set(every) >= {body["auction_id"] for body in answered.values()}
+        stored_events: Counter[tuple[Any, ...]] = Counter()
+        for auction_id in every:
+            record = await store.auction(auction_id)
+            assert record is not None
+            assert record.status in ("finalized", "aborted") and record.outcome is not None
+            assert record.result is not None and record.competition is not None
+            for event in await store.events(auction_id):
+                stored_events[
+                    (event.auction_id, event.bidder_id, event.kind, event.accepted, event.reason)
+                ] += 1
+        # Every message a bidder saw acknowledged is in the store, with the same verdict.
+        acked: Counter[tuple[Any, ...]] = Counter(
+            (a.auction_id, bidder, a.kind, a.status == "accepted", a.reason) for bidder, a in acks
+        )
+        missing = acked - stored_events
+        assert not missing, f"acknowledged but not stored: {missing}"
+        # Every result a client saw is the stored one; the long auction was aborted.
+        client = await store.client_by_token_hash(hash_token(token))
+        assert client is not None
+        for key, body in answered.items():
+            record = await store.auction_by_key(client.client_id, key)
+            assert record is not None and record.auction_id == body["auction_id"]
+            if key != "long":
+                assert record.result == body["result"]
+        long_record = await store.auction_by_key(client.client_id, "long")
+        assert long_record is not None and long_record.status == "aborted"
+    finally:
+        await store.close()
+
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+    ) as http:
+        # Retries after the restart get the same auction and result.
+        for key in list(itertools.islice(answered, 5)) + sorted(in_flight):
+            retry = await http.post(
+                "/v1/auctions",
+                json=_order(idempotency_key=key)
+                if key != "long"
+                else _order(duration_ms=60_000, idempotency_key=key),
+            )
+            assert retry.status_code == 200, retry.text
+            if key in answered:
+                assert retry.json()["auction_id"] == answered[key]["auction_id"]
+                if key != "long":
+                    assert retry.json()["result"] == answered[key]["result"]
+            assert retry.json()["status"] in ("finalized", "aborted")
+        assert (await http.get(f"/v1/auctions/{answered['long']['auction_id']}")).json()[
+            "status"
+        ] == "aborted"
+        # A message for an auction that ended before the restart: its own verdict.
+        async with RawBidder(server.ws_url, "latecomer", late_key) as late:
+            old = answered["long"]["auction_id"]
+            message = {
+                "type": "commit",
+                "auction_id": old,
+                "token_pair": [1, 2],
+                "commitment": "ab" * 32,
+                "nonce": late.next_nonce(),
+                "signature": "00" * 64,
+            }
+            assert reason(await late.send(message)) == "auction_closed"
+    with contextlib.suppress(Exception):
+        server.stop()
+
+
+def _order(**changes: Any) -> dict[str, Any]:
+    return {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0, **changes}

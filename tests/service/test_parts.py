@@ -1,0 +1,184 @@
+"""The service's parts on their own: penalties, signatures, group commit, limits, commands."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from pathlib import Path
+
+import pytest
+import typer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from service_harness import auction_record, commit_event
+from typer.testing import CliRunner
+
+from phantom_auction.client import _ws_url, signed_headers
+from phantom_auction.config import load_config
+from phantom_auction.service.auth import (
+    commit_signing_bytes,
+    generate_keypair,
+    hash_token,
+    load_private_key,
+    login_signing_bytes,
+    parse_public_key,
+    request_signing_bytes,
+    sign,
+    verify_signature,
+)
+from phantom_auction.service.commands import register
+from phantom_auction.service.house import TokenBucket, from_us, to_us
+from phantom_auction.service.journal import Journal
+from phantom_auction.service.penalties import PenaltyState, is_blocked, record_reveal_outcome
+from phantom_auction.service.store import BidEvent, MemoryStore, SqlStore
+
+SECURITY = load_config(
+    env={
+        "AUCTION_SECURITY_NO_REVEAL_SMOOTHING": "0.5",
+        "AUCTION_SECURITY_NO_REVEAL_THRESHOLD": "0.6",
+        "AUCTION_SECURITY_BLOCK_BASE_S": "10",
+        "AUCTION_SECURITY_BLOCK_MAX_S": "35",
+    }
+).security
+S = 1_000_000  # microseconds per second
+
+
+def test_no_reveal_rate_is_an_ewma_and_blocks_double_up_to_the_cap() -> None:
+    state = PenaltyState()
+    state = record_reveal_outcome(state, revealed=False, now_us=0, security=SECURITY)
+    assert state == PenaltyState(no_reveal_rate=0.5)  # 0.5 <= 0.6: not blocked
+    state = record_reveal_outcome(state, revealed=False, now_us=100 * S, security=SECURITY)
+    assert state.no_reveal_rate == 0.75 and state.block_count == 1
+    assert state.blocked_until_us == 110 * S  # block_base_s
+    assert is_blocked(state, 109 * S) and not is_blocked(state, 110 * S)
+    assert "no_reveal_rate=0.750" in (state.reason or "")
+    state = record_reveal_outcome(state, revealed=False, now_us=200 * S, security=SECURITY)
+    assert (state.block_count, state.blocked_until_us) == (2, 220 * S)  # doubled
+    state = record_reveal_outcome(state, revealed=False, now_us=300 * S, security=SECURITY)
+    assert (state.block_count, state.blocked_until_us) == (3, 335 * S)  # capped at block_max_s
+    # A reveal lowers the rate and never blocks, even above the threshold.
+    revealed = record_reveal_outcome(state, revealed=True, now_us=400 * S, security=SECURITY)
+    assert revealed.no_reveal_rate == pytest.approx(state.no_reveal_rate / 2)
+    assert revealed.block_count == 3 and revealed.blocked_until_us == 335 * S
+
+
+def test_signed_bytes_are_the_documented_text() -> None:
+    assert (
+        login_signing_bytes("mm-1", "ab" * 32) == b"phantom-auction/v1/login\nmm-1\n" + b"ab" * 32
+    )
+    assert commit_signing_bytes("a1", "mm-1", "cd" * 32, 7) == (
+        b"phantom-auction/v1/commit\na1\nmm-1\n" + b"cd" * 32 + b"\n7"
+    )
+    empty_sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert request_signing_bytes("mm-1", "get", "/v1/bidders/me", 1700000000000, b"") == (
+        b"phantom-auction/v1/request\nmm-1\nGET\n/v1/bidders/me\n1700000000000\n"
+        + empty_sha256.encode()
+    )
+
+
+def test_signatures_verify_only_for_the_signer_and_the_message() -> None:
+    private, public = generate_keypair()
+    key = load_private_key(private)
+    message = commit_signing_bytes("a1", "mm-1", "cd" * 32, 7)
+    signature = sign(key, message)
+    assert re.fullmatch(r"[0-9a-f]{128}", signature)
+    assert verify_signature(bytes.fromhex(public), signature, message)
+    assert not verify_signature(bytes.fromhex(public), signature, message + b"8")
+    _other_private, other_public = generate_keypair()
+    assert not verify_signature(bytes.fromhex(other_public), signature, message)
+    assert not verify_signature(bytes.fromhex(public), "zz" * 64, message)
+    assert not verify_signature(bytes.fromhex(public), signature[:-2], message)
+
+
+def test_public_keys_parse_from_hex_base64_and_pem() -> None:
+    key = Ed25519PrivateKey.generate().public_key()
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    pem = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    assert parse_public_key(raw.hex()) == raw
+    assert parse_public_key(base64.b64encode(raw).decode()) == raw
+    assert parse_public_key(base64.urlsafe_b64encode(raw).decode().rstrip("=")) == raw
+    assert parse_public_key(pem) == raw
+    with pytest.raises(ValueError, match="pubkey='abc'"):
+        parse_public_key("abc")
+    assert hash_token("pa_x") != hash_token("pa_y") and len(hash_token("pa_x")) == 64
+
+
+def test_signed_headers_authenticate_the_exact_request() -> None:
+    private, public = generate_keypair()
+    headers = signed_headers(
+        "mm-1", private, "POST", "/v1/auctions/a1/commit", b"{}", timestamp_ms=5
+    )
+    assert headers["X-Bidder-Id"] == "mm-1" and headers["X-Bidder-Timestamp"] == "5"
+    signed = request_signing_bytes("mm-1", "POST", "/v1/auctions/a1/commit", 5, b"{}")
+    assert verify_signature(bytes.fromhex(public), headers["X-Bidder-Signature"], signed)
+    assert _ws_url("http://127.0.0.1:8080") == "ws://127.0.0.1:8080/v1/bidders/ws"
+    assert _ws_url("ws://h:1/custom") == "ws://h:1/custom"
+    with pytest.raises(ValueError, match="url='ftp://h'"):
+        _ws_url("ftp://h")
+
+
+def test_token_bucket_allows_bursts_then_the_rate() -> None:
+    bucket = TokenBucket(rate=2.0)
+    bucket.stamp = 0.0
+    assert [bucket.allow(0.0) for _ in range(3)] == [True, True, False]
+    assert bucket.allow(0.5) and not bucket.allow(0.5)  # one token per 0.5 s
+
+
+def test_microsecond_times_round_trip_exactly() -> None:
+    for us in (0, 1, 1_795_735_040_612_562, 4_102_444_800_000_001):
+        assert to_us(from_us(us)) == us
+
+
+@pytest.mark.anyio
+async def test_group_commit_keeps_order_and_isolates_a_bad_submission() -> None:
+    store = MemoryStore()
+    client = await store.add_client("c", "a" * 64)
+    journal = Journal(store)
+    journal.start()
+    opened = journal.submit(auction_record("a1", client.client_id))
+    good = [journal.submit(commit_event("a1", "mm-1", n)) for n in range(1, 6)]
+    bad = journal.submit(commit_event("missing", "mm-1", 99))
+    later = journal.submit(commit_event("a1", "mm-1", 6))
+    await opened
+    await asyncio.gather(*good, later)
+    with pytest.raises(ValueError, match="missing"):
+        await bad
+    await journal.close()
+    events: list[BidEvent] = await store.events("a1")
+    assert [e.nonce for e in events] == [1, 2, 3, 4, 5, 6]
+
+
+def test_commands_register_clients_and_bidders(tmp_path: Path) -> None:
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    db = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    added = runner.invoke(app, ["clients", "add", "acme", "--db", db])
+    assert added.exit_code == 0, added.output
+    token = added.output.strip()
+    assert token.startswith("pa_")
+    again = runner.invoke(app, ["clients", "add", "acme", "--db", db])
+    assert again.exit_code != 0 and "already exists" in again.output
+    keys = runner.invoke(app, ["bidders", "keygen"])
+    private, public = keys.output.split()
+    assert len(private) == len(public) == 64
+    bidder = runner.invoke(app, ["bidders", "add", "mm-1", public, "--db", db])
+    assert bidder.exit_code == 0 and public in bidder.output
+    bad = runner.invoke(app, ["bidders", "add", "mm-2", "not-a-key", "--db", db])
+    assert bad.exit_code != 0 and "pubkey" in bad.output
+
+    async def check() -> None:
+        store = SqlStore(db)
+        await store.start()
+        try:
+            client = await store.client_by_token_hash(hash_token(token))
+            assert client is not None and client.name == "acme"
+            found = await store.bidder("mm-1")
+            assert found is not None and found.public_key.hex() == public
+        finally:
+            await store.close()
+
+    asyncio.run(check())

@@ -1,0 +1,162 @@
+"""analyze_results, calibrate_parameters and backtest_strategy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from phantom_auction import InvalidBidParameters
+from phantom_auction.simulation import (
+    ConservativeStrategy,
+    MarketConditions,
+    PhantomSimulator,
+    SimulationConfig,
+    analyze_results,
+    backtest_strategy,
+    calibrate_parameters,
+    create_strategy,
+    run_monte_carlo,
+    run_simulation,
+)
+from phantom_auction.simulation.results import METRIC_COLUMNS
+
+from .conftest import BASELINE_PRICE, BASELINE_QUANTITY
+
+STATS = {"mean", "median", "std", "min", "max", "p05", "p95", "count"}
+
+
+def test_analysis_shape_and_consistency() -> None:
+    sim = PhantomSimulator(SimulationConfig(seed=4, num_simulations=1_200), MarketConditions())
+    results = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY)
+    analysis = analyze_results(results)
+    for metric in (*METRIC_COLUMNS, "clearing_price"):
+        assert set(analysis[metric]) == STATS, metric
+        s = analysis[metric]
+        assert s["min"] <= s["p05"] <= s["median"] <= s["p95"] <= s["max"]
+    cols = results.columns
+    assert analysis["improvement_bps"]["mean"] == pytest.approx(cols["improvement_bps"].mean())
+    assert analysis["phantom_won"]["mean"] == pytest.approx(cols["phantom_won"].mean())
+    shares = analysis["strategy_performance"]
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert shares["phantom"] == pytest.approx(cols["phantom_won"].mean())
+    assert 0.0 <= analysis["winner_diversity"] <= 1.0
+    assert analysis["num_auctions"] == 1_200
+    details = analysis["strategy_details"]
+    assert set(details) == set(results.labels)
+    # The objects' analysis agrees with the columns' analysis.
+    from_objects = analyze_results(list(results)[:300])
+    from_columns = analyze_results(results)
+    assert from_objects["num_auctions"] == 300
+    assert set(from_objects["strategy_performance"]) <= set(from_columns["strategy_performance"])
+    head = {k: v[:300] for k, v in cols.items()}
+    assert from_objects["improvement_bps"]["mean"] == pytest.approx(head["improvement_bps"].mean())
+
+
+def test_analysis_of_run_simulation_results() -> None:
+    sim = PhantomSimulator(SimulationConfig(seed=8, num_real_bidders=3, real_strategy="truthful"))
+    rows = [run_simulation(sim, BASELINE_PRICE, BASELINE_QUANTITY) for _ in range(100)]
+    analysis = analyze_results(rows)
+    assert analysis["num_auctions"] == 100
+    assert set(analysis["strategy_performance"]) == {"truthful", "phantom", "none"}
+    # Truthful bids shade only where the value exceeds the 50 bps cap.
+    assert analysis["bid_shading"]["median"] == pytest.approx(0.0, abs=1e-9)
+    assert analysis["bid_shading"]["min"] >= -1e-9
+    with pytest.raises(InvalidBidParameters, match="results"):
+        analyze_results([])
+
+
+def test_winner_diversity_extremes() -> None:
+    one_winner = PhantomSimulator(
+        SimulationConfig(
+            seed=1,
+            num_simulations=500,
+            num_phantom_bidders=0,
+            value_distribution=("uniform", 0, 1),
+            real_strategy="truthful",
+            num_real_bidders=1,
+        )
+    )
+    a = analyze_results(run_monte_carlo(one_winner, BASELINE_PRICE, BASELINE_QUANTITY))
+    assert a["winner_diversity"] == 0.0 or math.isnan(a["winner_diversity"])
+    fair = PhantomSimulator(
+        SimulationConfig(
+            seed=1,
+            num_simulations=20_000,
+            num_phantom_bidders=0,
+            value_distribution=("uniform", 0, 100),
+            real_strategy="truthful",
+            num_real_bidders=4,
+        )
+    )
+    b = analyze_results(run_monte_carlo(fair, BASELINE_PRICE, BASELINE_QUANTITY))
+    assert b["winner_diversity"] > 0.999  # symmetric bidders win equally often
+
+
+def test_calibration_recovers_the_generating_parameters() -> None:
+    rng = np.random.default_rng(7)
+    low, high = 10.0, 50.0
+    true_mean, true_sd = 28.0, 9.0
+    improvements = stats.truncnorm(
+        (low - true_mean) / true_sd, (high - true_mean) / true_sd, loc=true_mean, scale=true_sd
+    ).rvs(20_000, random_state=rng)
+    # Prices with per-auction log returns of mean 4 bps and sd 12 bps.
+    returns_bps = rng.normal(4.0, 12.0, 5_000)
+    prices = 100.0 * np.exp(np.concatenate(([0.0], np.cumsum(returns_bps))) / 1e4)
+    history = {
+        "improvement_bps": np.concatenate((improvements, [70.0, math.nan])),
+        "price": prices,
+        "spread_bps": np.full(10, 6.0),
+        "volume": np.array([1e5, 2e5, 3e5]),
+        "ignored": np.zeros(3),
+    }
+    sim = PhantomSimulator(SimulationConfig(seed=1), MarketConditions())
+    calibrated = calibrate_parameters(sim, history)
+    model = calibrated.config.resolved_phantom_model
+    assert model.mean_bps == pytest.approx(true_mean, abs=0.4)
+    assert model.sd_bps == pytest.approx(true_sd, abs=0.4)
+    assert calibrated.market.volatility == pytest.approx(12.0 / 40.0, abs=0.02)
+    assert calibrated.market.trend == pytest.approx(4.0 / 20.0, abs=0.05)
+    assert calibrated.market.spread == 6.0 and calibrated.market.volume == 2e5
+    assert calibrated.calibration is not None
+    assert calibrated.calibration["improvement_samples"] == 20_000
+    assert sim.market == MarketConditions()  # the input is left alone
+    assert len(calibrated.strategies) == len(sim.strategies)
+    with pytest.raises(InvalidBidParameters, match="historical_data"):
+        calibrate_parameters(sim, {"nothing": [1, 2]})
+    with pytest.raises(InvalidBidParameters, match="price"):
+        calibrate_parameters(sim, {"price": [100.0, -1.0, 3.0]})
+
+
+def test_calibration_accepts_a_data_frame() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"improvement_bps": np.linspace(12, 45, 200)})
+    calibrated = calibrate_parameters(PhantomSimulator(SimulationConfig()), frame)
+    assert 12 < calibrated.config.resolved_phantom_model.mean_bps < 45
+
+
+def test_backtest_strategy_across_scenarios() -> None:
+    sim = PhantomSimulator(SimulationConfig(seed=5, num_simulations=1_500))
+    report = backtest_strategy(
+        sim,
+        ConservativeStrategy(),
+        {"calm": {}, "volatile": {"volatility": 0.9}, "trending": MarketConditions(trend=1.0)},
+    )
+    assert set(report) == {"calm", "volatile", "trending"}
+    # The default mix already has a conservative bidder: the tested one gets its own label.
+    assert report["volatile"]["win_share"] == 0.0
+    assert math.isnan(report["volatile"]["bid_shading"])
+    assert report["calm"]["win_share"] > 0.0
+    assert report["calm"]["bid_shading"] == pytest.approx(0.2, abs=0.2)
+    for row in report.values():
+        assert row["num_auctions"] == 1_500
+        assert row["profit_bps"] >= 0.0
+    listed = backtest_strategy(
+        sim, create_strategy("truthful"), [MarketConditions()], num_simulations=200
+    )
+    assert set(listed) == {"scenario_0"} and listed["scenario_0"]["num_auctions"] == 200
+    with pytest.raises(InvalidBidParameters, match="scenarios"):
+        backtest_strategy(sim, ConservativeStrategy(), {"bad": {"colour": "red"}})

@@ -1,0 +1,105 @@
+"""Q-learning bidders in repeated auctions (textbook mode, values U[0, 100] bps).
+
+Reported figures (``pytest -s`` prints them): the adaptive bidder's mean bid as a
+fraction of its value over the last 20 % of auctions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phantom_auction.simulation import AdaptiveStrategy, run_monte_carlo
+
+from .conftest import BASELINE_PRICE, BASELINE_QUANTITY, textbook
+
+AUCTIONS = 20_000
+
+
+def _late_bid_fraction(columns: dict[str, np.ndarray], label: str = "adaptive") -> float:
+    shading = columns[f"bid_shading:{label}"][int(0.8 * AUCTIONS) :]
+    return 1.0 - float(np.nanmean(shading))
+
+
+@pytest.mark.parametrize("n", [3, 4])
+def test_adaptive_learns_the_equilibrium_shading_against_equilibrium_bidders(n: int) -> None:
+    target = (n - 1) / n
+    fractions = []
+    for seed in (1, 2, 3):
+        sim = textbook(
+            n - 1,
+            "first_price",
+            "equilibrium",
+            num_simulations=AUCTIONS,
+            seed=100 * n + seed,
+            enable_learning=True,
+        )
+        sim.strategies.append(AdaptiveStrategy())
+        cols = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY).columns
+        fractions.append(_late_bid_fraction(cols))
+        # It started far away: the first auctions explore uniformly over [0.05, 1].
+        early = 1.0 - float(np.nanmean(cols["bid_shading:adaptive"][:500]))
+        assert abs(fractions[-1] - target) < abs(early - target)
+    print(
+        f"\nadaptive among {n - 1} equilibrium bidders, first price: bid/value over the "
+        f"last 20% = {', '.join(f'{f:.3f}' for f in fractions)} (equilibrium {target:.3f})"
+    )
+    # The best response to equilibrium bidders is the equilibrium shading; the grid
+    # has a 0.05 step and the payoff (1 - f) f^(n-1) is flat near its maximum, so a
+    # noisy learner may settle one or two steps away.
+    assert all(abs(f - target) < 0.11 for f in fractions)
+    assert abs(float(np.mean(fractions)) - target) < 0.06
+
+
+def test_adaptive_does_not_learn_without_enable_learning() -> None:
+    sim = textbook(2, "first_price", "equilibrium", num_simulations=2_000, seed=3)
+    learner = AdaptiveStrategy()
+    sim.strategies.append(learner)
+    cols = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY).columns
+    shading = cols["bid_shading:adaptive"]
+    finite = shading[np.isfinite(shading)]
+    # It bids its prior shading (0.05 + 0.25*0.3 + 0.15*0.3 = 0.17 -> level 0.15) throughout.
+    np.testing.assert_allclose(finite, 0.15, atol=1e-6)
+
+
+def test_two_adaptive_bidders_bid_lower_in_first_price_than_in_second_price() -> None:
+    """Banchio & Skrzypacz (2022): Q-learners tacitly collude in first-price auctions."""
+    fractions = {}
+    revenue = {}
+    for mechanism in ("first_price", "second_price"):
+        sim = textbook(
+            2, mechanism, "adaptive", num_simulations=AUCTIONS, seed=8, enable_learning=True
+        )
+        cols = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY).columns
+        fractions[mechanism] = _late_bid_fraction(cols)
+        revenue[mechanism] = float(cols["improvement_bps"][int(0.8 * AUCTIONS) :].mean())
+    print(
+        f"\ntwo adaptive bidders, bid/value over the last 20%: first price "
+        f"{fractions['first_price']:.3f}, second price {fractions['second_price']:.3f}; "
+        f"user improvement {revenue['first_price']:.1f} vs {revenue['second_price']:.1f} bps"
+    )
+    assert fractions["first_price"] < fractions["second_price"] - 0.2
+    # Second price makes truthful bidding dominant: learners end close to their value.
+    assert fractions["second_price"] > 0.8
+    # In first price they end at or below the one-shot equilibrium (1/2): no more
+    # aggressive than theory, typically lower (tacit collusion).
+    assert fractions["first_price"] < 0.55
+
+
+def test_learning_is_reproducible_and_the_same_on_both_paths() -> None:
+    from phantom_auction.simulation.parallel import (
+        plan_chunks,
+        simulate_chunk,
+        simulate_chunk_objects,
+    )
+
+    from .conftest import assert_columns_equal
+
+    sim = textbook(2, "first_price", "adaptive", num_simulations=600, seed=4, enable_learning=True)
+    task = plan_chunks(sim, BASELINE_PRICE, BASELINE_QUANTITY)[0]
+    args = (task.spec, 0, task.n_auctions, task.seed_seq)
+    fast = simulate_chunk(*args)
+    assert_columns_equal(fast, simulate_chunk(*args), exact=True)
+    assert_columns_equal(fast, simulate_chunk_objects(*args))
+    # The spec's learners are untouched: chunks start from the planned state.
+    assert all(s.auctions_learnt == 0 for s in task.spec.strategies)

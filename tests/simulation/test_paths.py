@@ -1,0 +1,174 @@
+"""The fast path equals the object path, and results never depend on the worker count."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from phantom_auction.simulation import (
+    MarketConditions,
+    MonteCarloResults,
+    PhantomSimulator,
+    RowsNotKept,
+    SimulationConfig,
+    StreamingSummary,
+    analyze_results,
+    parallel,
+    plan_chunks,
+    run_monte_carlo,
+    run_simulation,
+    simulate_chunk,
+    simulate_chunk_objects,
+    summarize_chunk,
+)
+
+from .conftest import BASELINE_PRICE, BASELINE_QUANTITY, assert_columns_equal
+
+CASES = {
+    "default vcg": SimulationConfig(seed=3),
+    "vickrey": SimulationConfig(seed=4, mechanism="second_price"),
+    "uniform": SimulationConfig(seed=5, mechanism="uniform"),
+    "pay-as-bid": SimulationConfig(seed=6, mechanism="first_price"),
+    "learning": SimulationConfig(seed=7, enable_learning=True),
+    "textbook": SimulationConfig(
+        seed=8,
+        num_phantom_bidders=0,
+        value_distribution=("lognormal", 3.0, 0.6),
+        mechanism="first_price",
+        real_strategy="equilibrium",
+    ),
+    "many bidders, negative correlation": SimulationConfig(seed=9, num_real_bidders=12),
+}
+MARKETS = {"many bidders, negative correlation": MarketConditions(correlation=-0.05)}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fast_path_equals_object_path(case: str) -> None:
+    sim = PhantomSimulator(CASES[case], MARKETS.get(case, MarketConditions(trend=0.2)))
+    task = plan_chunks(sim, BASELINE_PRICE, BASELINE_QUANTITY, num_simulations=700)[0]
+    args = (task.spec, task.chunk_index, task.n_auctions, task.seed_seq)
+    assert_columns_equal(simulate_chunk(*args), simulate_chunk_objects(*args))
+
+
+def test_fast_path_equals_object_path_with_a_custom_scalar_strategy() -> None:
+    from .test_seed_examples import DuckTypedStrategy, MyCustomStrategy
+
+    sim = PhantomSimulator(SimulationConfig(seed=12))
+    sim.strategies += [MyCustomStrategy(1.5), DuckTypedStrategy()]
+    task = plan_chunks(sim, BASELINE_PRICE, BASELINE_QUANTITY, num_simulations=500)[0]
+    args = (task.spec, 0, task.n_auctions, task.seed_seq)
+    assert_columns_equal(simulate_chunk(*args), simulate_chunk_objects(*args))
+
+
+def test_run_simulation_is_the_first_auction_of_a_chunk_with_the_same_seed() -> None:
+    config = SimulationConfig(seed=42)
+    fresh = PhantomSimulator(config)
+    result = run_simulation(fresh, BASELINE_PRICE, BASELINE_QUANTITY)
+    task = plan_chunks(PhantomSimulator(config), BASELINE_PRICE, BASELINE_QUANTITY)[0]
+    cols = simulate_chunk(task.spec, 0, 1, np.random.SeedSequence(42))
+    for key, value in result.row.items():
+        np.testing.assert_allclose(cols[key][0], value, rtol=1e-9, atol=1e-7, err_msg=key)
+    # Successive calls continue the stream: a different auction.
+    second = run_simulation(fresh, BASELINE_PRICE, BASELINE_QUANTITY)
+    assert second.row["true_price"] != result.row["true_price"]
+
+
+def test_workers_do_not_change_results() -> None:
+    config = SimulationConfig(
+        seed=77, num_simulations=5_000, chunk_size=1_024, enable_learning=True
+    )
+    sim = PhantomSimulator(config, MarketConditions(volatility=0.5))
+    one = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, workers=1)
+    two = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, workers=2)
+    assert len(one.tasks) == 5
+    assert_columns_equal(one.columns, two.columns, exact=True)
+    s1 = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, workers=1, keep_rows=False)
+    s2 = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, workers=2, keep_rows=False)
+    assert s1.summary == s2.summary  # dataclass equality: every count and float
+    assert analyze_results(s1) == analyze_results(s2)
+    # The learners of the simulator itself are untouched by a run.
+    assert all(getattr(s, "auctions_learnt", 0) == 0 for s in sim.strategies)
+
+
+def test_same_seed_same_results_and_different_seed_different() -> None:
+    config = SimulationConfig(seed=5, num_simulations=800)
+    a = run_monte_carlo(PhantomSimulator(config), BASELINE_PRICE, BASELINE_QUANTITY)
+    b = run_monte_carlo(PhantomSimulator(config), BASELINE_PRICE, BASELINE_QUANTITY)
+    c = run_monte_carlo(
+        PhantomSimulator(dataclasses.replace(config, seed=6)), BASELINE_PRICE, BASELINE_QUANTITY
+    )
+    assert_columns_equal(a.columns, b.columns, exact=True)
+    assert not np.array_equal(a.columns["true_price"], c.columns["true_price"])
+    assert a.seed_entropy == 5
+    # Without a seed the entropy is recorded, and rerunning with it reproduces the run.
+    free = run_monte_carlo(
+        PhantomSimulator(dataclasses.replace(config, seed=None)), BASELINE_PRICE, BASELINE_QUANTITY
+    )
+    again = run_monte_carlo(
+        PhantomSimulator(dataclasses.replace(config, seed=free.seed_entropy)),
+        BASELINE_PRICE,
+        BASELINE_QUANTITY,
+    )
+    assert_columns_equal(free.columns, again.columns, exact=True)
+
+
+def test_chunks_are_planned_with_fixed_sizes_and_spawned_seeds() -> None:
+    sim = PhantomSimulator(SimulationConfig(seed=3, num_simulations=2_500, chunk_size=1_000))
+    tasks = plan_chunks(sim, BASELINE_PRICE, BASELINE_QUANTITY)
+    assert [t.n_auctions for t in tasks] == [1_000, 1_000, 500]
+    children = np.random.SeedSequence(3).spawn(3)
+    assert [t.seed_seq.spawn_key for t in tasks] == [c.spawn_key for c in children]
+    import pickle
+
+    restored = pickle.loads(pickle.dumps(tasks[1]))
+    assert_columns_equal(
+        simulate_chunk(restored.spec, 1, restored.n_auctions, restored.seed_seq),
+        simulate_chunk(tasks[1].spec, 1, tasks[1].n_auctions, tasks[1].seed_seq),
+        exact=True,
+    )
+    # The Dask path: the same tasks, merged by from_chunks.
+    merged = MonteCarloResults.from_chunks(
+        tasks, [simulate_chunk(t.spec, t.chunk_index, t.n_auctions, t.seed_seq) for t in tasks]
+    )
+    direct = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY)
+    assert_columns_equal(merged.columns, direct.columns, exact=True)
+    summaries = [summarize_chunk(t.spec, t.chunk_index, t.n_auctions, t.seed_seq) for t in tasks]
+    assert (
+        MonteCarloResults.from_chunks(tasks, summaries).summary
+        == run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, keep_rows=False).summary
+    )
+
+
+def test_progress_and_object_engine() -> None:
+    sim = PhantomSimulator(SimulationConfig(seed=2, num_simulations=300, chunk_size=128))
+    seen: list[tuple[int, int]] = []
+    fast = run_monte_carlo(
+        sim, BASELINE_PRICE, BASELINE_QUANTITY, progress=lambda d, t: seen.append((d, t))
+    )
+    assert seen == [(128, 300), (256, 300), (300, 300)]
+    slow = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, engine="object")
+    assert_columns_equal(fast.columns, slow.columns)
+
+
+def test_summary_only_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    sim = PhantomSimulator(SimulationConfig(seed=2, num_simulations=3_000, chunk_size=1_000))
+    rows = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY)
+    monkeypatch.setattr(parallel, "STREAMING_THRESHOLD", 2_000)
+    summary_only = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY)
+    assert not summary_only.rows_kept and rows.rows_kept
+    with pytest.raises(RowsNotKept):
+        summary_only.to_frame()
+    assert isinstance(summary_only.summary, StreamingSummary)
+    exact, sketched = analyze_results(rows), analyze_results(summary_only)
+    for metric in ("improvement_bps", "bid_shading", "clearing_price", "welfare"):
+        for stat in ("mean", "std", "min", "max", "count"):
+            assert sketched[metric][stat] == pytest.approx(exact[metric][stat], rel=1e-9)
+        values = rows.columns[metric][np.isfinite(rows.columns[metric])]
+        for q, name in ((0.05, "p05"), (0.5, "median"), (0.95, "p95")):
+            lower = np.quantile(values, q, method="lower")
+            assert abs(sketched[metric][name] - lower) <= 0.001 * abs(lower) + 1e-12
+    assert sketched["strategy_performance"] == exact["strategy_performance"]
+    # A summary-only run can still show any auction: it is replayed.
+    assert summary_only[1234].row["true_price"] == pytest.approx(rows.columns["true_price"][1234])

@@ -1,0 +1,66 @@
+"""Streaming aggregates: exact merges, and quantiles within the stated error."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from phantom_auction.simulation import QuantileSketch, StreamingSummary
+from phantom_auction.simulation.streaming import MetricSummary
+
+finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    values=hnp.arrays(np.float64, st.integers(1, 400), elements=finite),
+    q=st.floats(0.0, 1.0),
+)
+def test_sketch_quantile_is_within_alpha_of_the_lower_order_statistic(
+    values: np.ndarray, q: float
+) -> None:
+    sketch = QuantileSketch()
+    sketch.add(values)
+    exact = float(np.quantile(values, q, method="lower"))
+    got = sketch.quantile(q)
+    tolerance = sketch.alpha * abs(exact) if abs(exact) >= 1e-12 else 1e-12
+    assert abs(got - exact) <= tolerance * (1 + 1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=hnp.arrays(np.float64, st.integers(2, 300), elements=finite),
+    cut=st.integers(0, 300),
+)
+def test_merging_two_halves_equals_summarising_the_whole(values: np.ndarray, cut: int) -> None:
+    cut = min(cut, values.size)
+    whole = MetricSummary.of(values)
+    merged = MetricSummary.of(values[:cut]).merge(MetricSummary.of(values[cut:]))
+    assert merged.count == whole.count == values.size
+    assert merged.minimum == whole.minimum and merged.maximum == whole.maximum
+    assert merged.sketch == whole.sketch  # bucket counts add exactly
+    assert merged.mean == pytest.approx(float(values.mean()), rel=1e-9, abs=1e-9)
+    assert merged.std == pytest.approx(float(values.std(ddof=1)), rel=1e-7, abs=1e-6)
+
+
+def test_nan_is_counted_apart_and_summary_merges_win_counts() -> None:
+    cols = {
+        "winner_index": np.array([0, 1, -1, -2, 0], dtype=np.int32),
+        "mev_capture_rate": np.array([0.5, math.nan, 0.25, math.nan, 1.0]),
+    }
+    s = StreamingSummary.from_columns(cols, ("a", "b"))
+    assert s.wins.tolist() == [2, 1, 1, 1]
+    m = s.metrics["mev_capture_rate"]
+    assert (m.count, m.nan_count) == (3, 2)
+    assert m.stats()["mean"] == pytest.approx(0.583333333333)
+    both = s.merge(s)
+    assert both.num_auctions == 10 and both.wins.tolist() == [4, 2, 2, 2]
+    with pytest.raises(ValueError, match="bidders"):
+        s.merge(StreamingSummary.from_columns(cols, ("a", "c")))
+    empty = MetricSummary.of(np.array([math.nan]))
+    assert math.isnan(empty.stats()["mean"]) and math.isnan(empty.stats()["median"])
