@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -89,7 +90,7 @@ def test_unhandled_ctrl_c_exits_130_with_one_line(
 
 
 def test_simulate_table_needs_no_reports_extra(
-    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     for module in ("pandas", "matplotlib", "pyarrow"):
         monkeypatch.setitem(sys.modules, module, None)
@@ -97,6 +98,7 @@ def test_simulate_table_needs_no_reports_extra(
     assert result.exit_code == 0, result.output
     assert "improvement_bps" in result.stdout
     # Writing files needs pandas: the install line, exit 1.
-    result = runner.invoke(app, ["simulate", "-n", "200", "--out", "x", "--workers", "1"])
-    assert result.exit_code == 1
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["simulate", "-n", "200", "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 1 and not out.exists()
     assert "pip install 'phantom-auction[reports]'" in result.stderr

@@ -32,9 +32,7 @@ def same_value(a: Any, b: Any) -> bool:
     """Exact equality, recursively; NaN equals NaN (an undefined statistic on both sides)."""
     if isinstance(a, Mapping):
         return (
-            isinstance(b, Mapping)
-            and list(a) == list(b)
-            and all(same_value(a[k], b[k]) for k in a)
+            isinstance(b, Mapping) and list(a) == list(b) and all(same_value(a[k], b[k]) for k in a)
         )
     if isinstance(a, float) and math.isnan(a):
         return isinstance(b, float) and math.isnan(b)

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("distributed.client", reason="the distributed extra is not installed")
 
-from cluster_helpers import (  # noqa: E402
+from cluster_helpers import (
     BASELINE_PRICE,
     BASELINE_QUANTITY,
     FailingStrategy,
@@ -18,9 +18,9 @@ from cluster_helpers import (  # noqa: E402
     simulator,
 )
 
-from phantom_auction.errors import InvalidBidParameters  # noqa: E402
-from phantom_auction.simulation import analyze_results, run_monte_carlo  # noqa: E402
-from phantom_auction.simulation.distributed import (  # noqa: E402
+from phantom_auction.errors import InvalidBidParameters
+from phantom_auction.simulation import analyze_results, run_monte_carlo
+from phantom_auction.simulation.distributed import (
     run_monte_carlo_on_cluster,
     sweep_on_cluster,
 )
@@ -145,7 +145,11 @@ def test_bad_arguments_are_refused_before_anything_is_submitted(cluster_client: 
         run_monte_carlo_on_cluster(simulator(100), 0.0, BASELINE_QUANTITY, cluster_client)
     with pytest.raises(InvalidBidParameters, match="engine"):
         run_monte_carlo_on_cluster(
-            simulator(100), BASELINE_PRICE, BASELINE_QUANTITY, cluster_client, engine="slow"  # type: ignore[arg-type]
+            simulator(100),
+            BASELINE_PRICE,
+            BASELINE_QUANTITY,
+            cluster_client,
+            engine="slow",  # type: ignore[arg-type]
         )
     with pytest.raises(InvalidBidParameters, match="simulators"):
         sweep_on_cluster([], BASELINE_PRICE, BASELINE_QUANTITY, cluster_client)

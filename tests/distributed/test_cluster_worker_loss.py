@@ -10,15 +10,15 @@ import pytest
 
 pytest.importorskip("distributed.client", reason="the distributed extra is not installed")
 
-from cluster_helpers import (  # noqa: E402
+from cluster_helpers import (
     BASELINE_PRICE,
     BASELINE_QUANTITY,
     assert_same_analysis,
     simulator,
 )
 
-from phantom_auction.simulation import analyze_results, run_monte_carlo  # noqa: E402
-from phantom_auction.simulation.distributed import (  # noqa: E402
+from phantom_auction.simulation import analyze_results, run_monte_carlo
+from phantom_auction.simulation.distributed import (
     open_client,
     run_monte_carlo_on_cluster,
 )

@@ -30,8 +30,8 @@ class AggressiveStrategy(BidderStrategy):
 
     Opens at ``open_bps`` (uniform in 10–15 bps) within ``interval_ms`` of the auction's
     start and raises by ``step_bps`` (uniform in 10–15 bps) every ``interval_ms`` (±10 %
-    jitter), never above its value less a thin ``margin`` (2 %) nor above the accepted
-    maximum. It bids for the whole order with a priority fee of ``fee_fraction``
+    jitter), never below the accepted minimum, never above its value less a thin
+    ``margin`` (2 %) nor above the accepted maximum. It bids for the whole order with a priority fee of ``fee_fraction``
     (0–10 %) of the largest allowed fee. Abstains when even the capped bid would be below
     the accepted minimum. Best for liquid markets: by the end of the window it has
     shaded little.
@@ -94,7 +94,7 @@ class AggressiveStrategy(BidderStrategy):
             if k:
                 t += self.interval_ms * (0.9 + 0.2 * u[k])
                 level += s0 + (s1 - s0) * u[r + k]
-            imp = min(level, cap)
+            imp = min(max(level, view.min_improvement_bps), cap)
             bids.append(Bid(baseline_price * (1.0 + imp / BPS), qty, min(t, view.duration_ms), fee))
         return bids
 
@@ -122,7 +122,8 @@ class AggressiveStrategy(BidderStrategy):
         steps = np.empty((n, r))
         steps[:, 0] = o0 + (o1 - o0) * u[:, r]
         steps[:, 1:] = s0 + (s1 - s0) * u[:, r + 1 : 2 * r]
-        imp = np.minimum(np.cumsum(steps, axis=1), cap[:, None])
+        levels = np.maximum(np.cumsum(steps, axis=1), view.min_improvement_bps)
+        imp = np.minimum(levels, cap[:, None])
         present = np.broadcast_to(
             (cap >= view.min_improvement_bps - BOUND_SLACK_BPS)[:, None], (n, r)
         )

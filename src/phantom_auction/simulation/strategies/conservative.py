@@ -100,7 +100,7 @@ class ConservativeStrategy(BidderStrategy):
         bids = []
         for k in range(r):
             t += self.interval_ms * (0.9 + 0.2 * u[k])
-            imp = min(a0 + (a1 - a0) * u[r + k], cap)
+            imp = min(max(a0 + (a1 - a0) * u[r + k], view.min_improvement_bps), cap)
             bids.append(Bid(baseline_price * (1.0 + imp / BPS), qty, min(t, view.duration_ms), fee))
         return bids
 
@@ -125,7 +125,8 @@ class ConservativeStrategy(BidderStrategy):
         times = np.minimum(
             np.cumsum(self.interval_ms * (0.9 + 0.2 * u[:, :r]), axis=1), view.duration_ms
         )
-        imp = np.minimum(a0 + (a1 - a0) * u[:, r : 2 * r], cap[:, None])
+        targets = np.maximum(a0 + (a1 - a0) * u[:, r : 2 * r], view.min_improvement_bps)
+        imp = np.minimum(targets, cap[:, None])
         ok = cap >= view.min_improvement_bps - BOUND_SLACK_BPS
         if self.sits_out(market):
             ok[:] = False

@@ -1,0 +1,252 @@
+"""Simulator benchmarks: seconds and peak memory of the headline runs.
+
+Cases (each in a fresh Python process, so memory figures do not leak between them):
+
+- ``mc1m``: 1,000,000 auctions of the default config (5 real + 15 phantom bidders, VCG)
+  with 2 worker processes, rows kept. Goal: <= 4 s and <= 1.5 GB.
+- ``mc10m``: 10,000,000 auctions streamed (summary only), 2 workers. Goal: memory flat
+  and <= 1.5 GB (the peak after the first million auctions is printed beside the end's).
+- ``one200``: one ``run_simulation`` with 200 real bidders (median of many calls).
+  Goal: <= 2 ms.
+- ``ratio``: the fast path against the object path (per-auction Python loop), both in
+  this process on the same 20,000 auctions.
+
+Peak memory is the largest proportional set size (PSS) of the process and its workers
+summed, sampled every 50 ms (PSS shares copy-on-write pages fairly between forked
+processes, so the sum does not double count); ``ru_maxrss`` figures are printed too.
+
+Usage: ``python benchmarks/bench_simulator.py [--quick] [case ...]``. ``--quick`` runs
+every case 10x smaller (a smoke test of the script, not a benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+CASES = ("mc1m", "mc10m", "one200", "ratio")
+GIB = 1024**3
+
+
+class PeakMemory:
+    """Samples the summed PSS of this process and its children in a thread."""
+
+    def __init__(self, interval_s: float = 0.05) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self.peak_bytes = 0
+        self.marks: dict[str, int] = {}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> int:
+        me = self._psutil.Process()
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                info = proc.memory_full_info()
+                total += getattr(info, "pss", info.rss)
+            except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._sample())
+            self._stop.wait(self._interval)
+
+    def mark(self, name: str) -> None:
+        """Remember the peak so far under ``name``."""
+        self.marks[name] = self.peak_bytes
+
+    @contextmanager
+    def running(self) -> Iterator[PeakMemory]:
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            self._thread.join()
+            self.peak_bytes = max(self.peak_bytes, self._sample())
+
+
+def _maxrss_gib() -> dict[str, float]:
+    # ru_maxrss is in KiB on Linux.
+    return {
+        "self_maxrss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+        "largest_child_maxrss_gib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        / 1024**2,
+    }
+
+
+def _monte_carlo(n: int, keep_rows: bool) -> dict[str, Any]:
+    from phantom_auction.simulation import (
+        MarketConditions,
+        PhantomSimulator,
+        SimulationConfig,
+        run_monte_carlo,
+    )
+
+    sim = PhantomSimulator(SimulationConfig(num_simulations=n, seed=1), MarketConditions())
+    first_million = min(n, 1_000_000)
+    memory = PeakMemory()
+
+    def progress(done: int, total: int) -> None:
+        if done >= first_million and "first_million" not in memory.marks:
+            memory.mark("first_million")
+
+    with memory.running():
+        started = time.perf_counter()
+        results = run_monte_carlo(
+            sim, 100.0, 1000.0, workers=2, keep_rows=keep_rows, progress=progress
+        )
+        seconds = time.perf_counter() - started
+    summary = results.summary
+    return {
+        "auctions": len(results),
+        "seconds": seconds,
+        "auctions_per_second": len(results) / seconds,
+        "peak_pss_gib": memory.peak_bytes / GIB,
+        "peak_pss_after_first_million_gib": memory.marks.get("first_million", 0) / GIB,
+        "mean_improvement_bps": summary.metrics["improvement_bps"].mean,
+        "phantom_win_rate": summary.metrics["phantom_won"].mean,
+        **_maxrss_gib(),
+    }
+
+
+def case_mc1m(scale: float) -> dict[str, Any]:
+    return _monte_carlo(int(1_000_000 * scale), keep_rows=True)
+
+
+def case_mc10m(scale: float) -> dict[str, Any]:
+    return _monte_carlo(int(10_000_000 * scale), keep_rows=False)
+
+
+def case_one200(scale: float) -> dict[str, Any]:
+    from phantom_auction.simulation import PhantomSimulator, SimulationConfig, run_simulation
+
+    sim = PhantomSimulator(SimulationConfig(seed=1, num_real_bidders=200))
+    for _ in range(20):
+        run_simulation(sim, 100.0, 1000.0)
+    times = []
+    for _ in range(max(20, int(500 * scale))):
+        started = time.perf_counter()
+        run_simulation(sim, 100.0, 1000.0)
+        times.append(time.perf_counter() - started)
+    return {
+        "calls": len(times),
+        "median_ms": statistics.median(times) * 1e3,
+        "p10_ms": statistics.quantiles(times, n=10)[0] * 1e3,
+        "min_ms": min(times) * 1e3,
+    }
+
+
+def case_ratio(scale: float) -> dict[str, Any]:
+    from phantom_auction.simulation import PhantomSimulator, SimulationConfig, run_monte_carlo
+
+    n = int(20_000 * scale)
+    sim = PhantomSimulator(SimulationConfig(num_simulations=n, seed=1))
+    run_monte_carlo(
+        PhantomSimulator(SimulationConfig(num_simulations=100, seed=1)), 100.0, 1000.0
+    )  # warm-up
+    started = time.perf_counter()
+    fast = run_monte_carlo(sim, 100.0, 1000.0, workers=1)
+    fast_s = time.perf_counter() - started
+    started = time.perf_counter()
+    slow = run_monte_carlo(sim, 100.0, 1000.0, workers=1, engine="object")
+    object_s = time.perf_counter() - started
+    same = bool(abs(fast.columns["improvement_bps"] - slow.columns["improvement_bps"]).max() < 1e-7)
+    return {
+        "auctions": n,
+        "fast_seconds": fast_s,
+        "object_seconds": object_s,
+        "object_over_fast": object_s / fast_s,
+        "same_numbers": same,
+        "fast_us_per_auction": fast_s / n * 1e6,
+        "object_us_per_auction": object_s / n * 1e6,
+    }
+
+
+RUNNERS: dict[str, Callable[[float], dict[str, Any]]] = {
+    "mc1m": case_mc1m,
+    "mc10m": case_mc10m,
+    "one200": case_one200,
+    "ratio": case_ratio,
+}
+
+
+def _print_case(name: str, figures: dict[str, Any]) -> None:
+    print(f"\n[{name}]")
+    for key, value in figures.items():
+        if isinstance(value, float):
+            text = f"{value:,.3f}"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            text = f"{value:,}"
+        else:
+            text = str(value)
+        print(f"  {key:36s} {text}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="*", metavar="case", help=f"any of {CASES}")
+    parser.add_argument("--quick", action="store_true", help="10x smaller runs (smoke test)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    unknown = set(args.cases) - set(CASES)
+    if unknown:
+        parser.error(f"unknown cases {sorted(unknown)}; choose from {CASES}")
+    scale = 0.1 if args.quick else 1.0
+    if args.child:
+        print(json.dumps(RUNNERS[args.child](scale)))
+        return 0
+    results: dict[str, dict[str, Any]] = {}
+    for name in args.cases or CASES:
+        cmd = [sys.executable, __file__, "--child", name, *(["--quick"] if args.quick else [])]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            print(f"[{name}] failed:\n{done.stderr}", file=sys.stderr)
+            return done.returncode
+        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+        _print_case(name, results[name])
+    print("\nSummary (goals: 1M <= 4 s and <= 1.5 GB; 10M flat <= 1.5 GB; 200 bidders <= 2 ms)")
+    if "mc1m" in results:
+        r = results["mc1m"]
+        print(
+            f"  {r['auctions']:,} auctions, 2 workers: {r['seconds']:.2f} s, peak {r['peak_pss_gib']:.2f} GiB"
+        )
+    if "mc10m" in results:
+        r = results["mc10m"]
+        print(
+            f"  {r['auctions']:,} auctions streamed, 2 workers: {r['seconds']:.2f} s, peak "
+            f"{r['peak_pss_gib']:.2f} GiB (after the first million: "
+            f"{r['peak_pss_after_first_million_gib']:.2f} GiB)"
+        )
+    if "one200" in results:
+        r = results["one200"]
+        print(
+            f"  run_simulation, 200 bidders: median {r['median_ms']:.2f} ms (min {r['min_ms']:.2f} ms)"
+        )
+    if "ratio" in results:
+        r = results["ratio"]
+        print(
+            f"  fast path {r['object_over_fast']:.0f}x faster than the object path on "
+            f"{r['auctions']:,} auctions ({r['fast_us_per_auction']:.1f} vs "
+            f"{r['object_us_per_auction']:.0f} us/auction; same numbers: {r['same_numbers']})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
