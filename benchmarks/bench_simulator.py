@@ -11,9 +11,11 @@ Cases (each in a fresh Python process, so memory figures do not leak between the
 - ``ratio``: the fast path against the object path (per-auction Python loop), both in
   this process on the same 20,000 auctions.
 
-Peak memory is the largest proportional set size (PSS) of the process and its workers
-summed, sampled every 50 ms (PSS shares copy-on-write pages fairly between forked
-processes, so the sum does not double count); ``ru_maxrss`` figures are printed too.
+Peak memory is the largest sum of the resident set sizes (RSS) of the process and its
+workers, sampled every 50 ms: an upper bound, since forked workers' copy-on-write pages
+shared with the parent are counted twice (proportional set sizes would not be, but
+reading them walks every page table and slowed the run itself by ~3x). ``ru_maxrss``
+of the parent and of the largest worker are printed too.
 
 Usage: ``python benchmarks/bench_simulator.py [--quick] [case ...]``. ``--quick`` runs
 every case 10x smaller (a smoke test of the script, not a benchmark).
@@ -38,7 +40,7 @@ GIB = 1024**3
 
 
 class PeakMemory:
-    """Samples the summed PSS of this process and its children in a thread."""
+    """Samples the summed RSS of this process and its children in a thread."""
 
     def __init__(self, interval_s: float = 0.05) -> None:
         import psutil
@@ -55,8 +57,7 @@ class PeakMemory:
         total = 0
         for proc in [me, *me.children(recursive=True)]:
             try:
-                info = proc.memory_full_info()
-                total += getattr(info, "pss", info.rss)
+                total += proc.memory_info().rss
             except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
                 continue
         return total
@@ -117,8 +118,8 @@ def _monte_carlo(n: int, keep_rows: bool) -> dict[str, Any]:
         "auctions": len(results),
         "seconds": seconds,
         "auctions_per_second": len(results) / seconds,
-        "peak_pss_gib": memory.peak_bytes / GIB,
-        "peak_pss_after_first_million_gib": memory.marks.get("first_million", 0) / GIB,
+        "peak_rss_gib": memory.peak_bytes / GIB,
+        "peak_rss_after_first_million_gib": memory.marks.get("first_million", 0) / GIB,
         "mean_improvement_bps": summary.metrics["improvement_bps"].mean,
         "phantom_win_rate": summary.metrics["phantom_won"].mean,
         **_maxrss_gib(),
@@ -224,19 +225,21 @@ def main(argv: list[str] | None = None) -> int:
     if "mc1m" in results:
         r = results["mc1m"]
         print(
-            f"  {r['auctions']:,} auctions, 2 workers: {r['seconds']:.2f} s, peak {r['peak_pss_gib']:.2f} GiB"
+            f"  {r['auctions']:,} auctions, 2 workers: {r['seconds']:.2f} s, "
+            f"peak {r['peak_rss_gib']:.2f} GiB"
         )
     if "mc10m" in results:
         r = results["mc10m"]
         print(
             f"  {r['auctions']:,} auctions streamed, 2 workers: {r['seconds']:.2f} s, peak "
-            f"{r['peak_pss_gib']:.2f} GiB (after the first million: "
-            f"{r['peak_pss_after_first_million_gib']:.2f} GiB)"
+            f"{r['peak_rss_gib']:.2f} GiB (after the first million: "
+            f"{r['peak_rss_after_first_million_gib']:.2f} GiB)"
         )
     if "one200" in results:
         r = results["one200"]
         print(
-            f"  run_simulation, 200 bidders: median {r['median_ms']:.2f} ms (min {r['min_ms']:.2f} ms)"
+            f"  run_simulation, 200 bidders: median {r['median_ms']:.2f} ms "
+            f"(min {r['min_ms']:.2f} ms)"
         )
     if "ratio" in results:
         r = results["ratio"]

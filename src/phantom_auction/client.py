@@ -8,7 +8,9 @@ baseline_quantity, market, rng)`` method (every simulator strategy), or a plain 
 with that signature. For each ``auction_opened`` push the client asks the strategy for
 a bid (sent at the strategy's ``timestamp``, ms after the auction opened), seals it
 with a fresh salt and the next nonce, signs the commit with the bidder's Ed25519 key,
-and reveals it when the server opens the reveal window. Every ack is recorded.
+and reveals it as soon as the collection window is over: at the window's end by its
+own clock, or on the server's ``reveal_open`` push if that comes first (a reveal the
+server found early is sent again on the push). Every ack is recorded.
 
 :func:`signed_headers` signs plain HTTP requests for bidders that do not use the
 WebSocket. Needs the ``service`` extra (``websockets``, ``cryptography``).
@@ -23,13 +25,13 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from ._extras import require
-from .engine import AuctionAnnouncement, StrategyBidder
+from .engine import AuctionAnnouncement, ImprovementBid, StrategyBidder
 from .errors import PhantomAuctionError
 
 require("websockets", "service")
@@ -51,6 +53,10 @@ __all__ = ["Ack", "BidderClient", "BidderLoginError", "BidderReport", "signed_he
 
 _log = logging.getLogger(__name__)
 WS_PATH = "/v1/bidders/ws"
+#: Sent this long after the collection window ends (own clock), unless the server's
+#: ``reveal_open`` push comes first: the reveal does not wait for a round trip.
+REVEAL_MARGIN_S = 0.0005
+_MAX_ROUNDS = 4096
 
 
 class BidderLoginError(PhantomAuctionError):
@@ -95,6 +101,17 @@ class BidderReport:
     filled_volume: float
     acks: tuple[Ack, ...]
     status: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class _Round:
+    """This bidder's part in one auction."""
+
+    announcement: AuctionAnnouncement
+    bid: ImprovementBid | None = None
+    commit: str = "none"  # none | sent | accepted | rejected
+    reveal_sent: bool = False
+    reveal_open: bool = False
 
 
 class _FunctionStrategy:
@@ -195,7 +212,7 @@ class BidderClient:
         self.connected = asyncio.Event()
         self._acks: list[Ack] = []
         self._pending: dict[str | int, tuple[str, str]] = {}
-        self._announcements: dict[str, AuctionAnnouncement] = {}
+        self._rounds: dict[str, _Round] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ref = 0
         self._seen = 0
@@ -362,29 +379,19 @@ class BidderClient:
                 return
             self._seen += 1
             announcement = _announcement(msg)
-            self._announcements[announcement.auction_id] = announcement
+            if len(self._rounds) >= _MAX_ROUNDS:  # rounds whose end was never pushed
+                del self._rounds[next(iter(self._rounds))]
+            self._rounds[announcement.auction_id] = _Round(announcement)
             self._spawn(self._commit(ws, bidder, announcement))
         elif kind == "reveal_open":
-            opened = self._announcements.get(str(msg.get("auction_id")))
-            if opened is not None:
-                self._spawn(self._reveal(ws, bidder, opened))
+            round_ = self._rounds.get(str(msg.get("auction_id")))
+            if round_ is not None:
+                round_.reveal_open = True
+                self._spawn(self._reveal(ws, bidder, round_))
         elif kind == "ack":
-            ref = msg.get("ref")
-            if ref is not None:
-                self._pending.pop(ref, None)
-            self._acks.append(
-                Ack(
-                    ref,
-                    str(msg.get("kind")),
-                    msg.get("auction_id"),
-                    str(msg.get("status")),
-                    msg.get("reason"),
-                    msg.get("detail"),
-                    time.time(),
-                )
-            )
+            self._on_ack(ws, bidder, msg)
         elif kind == "auction_closed":
-            self._announcements.pop(str(msg.get("auction_id")), None)
+            self._rounds.pop(str(msg.get("auction_id")), None)
             self._closed_auctions += 1
             if msg.get("filled"):
                 self._won += 1
@@ -393,6 +400,31 @@ class BidderClient:
                 self._stop.set()
         elif kind in ("status", "blocked", "welcome"):
             self.status = msg
+
+    def _on_ack(self, ws: ClientConnection, bidder: StrategyBidder, msg: dict[str, Any]) -> None:
+        ref = msg.get("ref")
+        if ref is not None:
+            self._pending.pop(ref, None)
+        ack = Ack(
+            ref,
+            str(msg.get("kind")),
+            msg.get("auction_id"),
+            str(msg.get("status")),
+            msg.get("reason"),
+            msg.get("detail"),
+            time.time(),
+        )
+        self._acks.append(ack)
+        round_ = self._rounds.get(str(ack.auction_id))
+        if round_ is None:
+            return
+        if ack.kind == "commit":
+            round_.commit = "accepted" if ack.status == "accepted" else "rejected"
+        elif ack.kind == "reveal" and ack.reason == "outside_reveal_window":
+            # Sent before the server's window opened (clocks differ): try again on the push.
+            round_.reveal_sent = False
+            if round_.reveal_open:
+                self._spawn(self._reveal(ws, bidder, round_))
 
     def _next_ref(self) -> int:
         self._ref += 1
@@ -406,8 +438,9 @@ class BidderClient:
         except PhantomAuctionError as exc:  # the strategy proposed something unsendable
             _log.warning("%s: no commit for %s: %s", self.bidder_id, announcement.auction_id, exc)
             sealed = None
-        if sealed is None:
-            self._announcements.pop(announcement.auction_id, None)
+        round_ = self._rounds.get(announcement.auction_id)
+        if sealed is None or round_ is None:
+            self._rounds.pop(announcement.auction_id, None)
             if self._max_auctions is not None:
                 self._closed_auctions += 1  # nothing to wait for in this auction
                 if self._closed_auctions >= self._max_auctions:
@@ -429,20 +462,28 @@ class BidderClient:
                 ),
             ),
         }
+        round_.commit = "sent"
         await self._send(ws, ref, "commit", announcement.auction_id, message)
         self._commits += 1
+        delay = (announcement.commit_deadline - datetime.now(UTC)).total_seconds()
+        await asyncio.sleep(max(0.0, delay) + REVEAL_MARGIN_S)
+        await self._reveal(ws, bidder, round_)
 
-    async def _reveal(
-        self, ws: ClientConnection, bidder: StrategyBidder, announcement: AuctionAnnouncement
-    ) -> None:
-        bid = await bidder.reveal(announcement)
+    async def _reveal(self, ws: ClientConnection, bidder: StrategyBidder, round_: _Round) -> None:
+        """Reveal this round's bid once (again only after an ``outside_reveal_window``)."""
+        if round_.reveal_sent or round_.commit in ("none", "rejected"):
+            return
+        round_.reveal_sent = True
+        if round_.bid is None:
+            round_.bid = await bidder.reveal(round_.announcement)
+        bid = round_.bid
         if bid is None:
             return
         ref = self._next_ref()
         message = {
             "type": "reveal",
             "ref": ref,
-            "auction_id": announcement.auction_id,
+            "auction_id": round_.announcement.auction_id,
             "token_pair": list(bid.token_pair),
             "improved_price": bid.improved_price,
             "volume": bid.volume,
@@ -450,7 +491,7 @@ class BidderClient:
             "nonce": bid.nonce,
             "salt": bid.salt.hex(),
         }
-        await self._send(ws, ref, "reveal", announcement.auction_id, message)
+        await self._send(ws, ref, "reveal", round_.announcement.auction_id, message)
         self._reveals += 1
 
     async def _send(

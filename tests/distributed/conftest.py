@@ -18,3 +18,11 @@ def cluster_client() -> Iterator[Any]:
 
     with open_client(cluster="local:2") as client:
         yield client
+
+
+@pytest.fixture
+def runner() -> Any:
+    """A typer ``CliRunner`` (stdout and stderr apart) for in-process CLI runs."""
+    from typer.testing import CliRunner
+
+    return CliRunner()

@@ -360,3 +360,24 @@ def test_default_market_comes_from_the_simulator_when_present(
     assert StrategyBidder(FixedStrategy(20), "b").market is None
     given = object()
     assert StrategyBidder(FixedStrategy(20), "b", market=given).market is given
+
+
+def test_seed_example_with_the_simulators_strategies() -> None:
+    """The same example with the simulator's own strategies through the adapter."""
+    simulation = pytest.importorskip("phantom_auction.simulation")
+    names = ("AggressiveStrategy", "ConservativeStrategy", "RandomWalkStrategy")
+    if not all(hasattr(simulation, name) for name in (*names, "MarketConditions")):
+        pytest.skip("the simulator does not provide the seed strategies yet")
+    rng = np.random.default_rng(11)
+    market = simulation.MarketConditions()
+    bidders = [
+        StrategyBidder(getattr(simulation, name)(), f"sim-{name}", market=market, rng=rng)
+        for name in names
+    ]
+    result = run_auction(REQUEST, 100.0, 1000.0, _deadline(100), config=CFG, bidders=bidders)
+    assert result.outcome in {Outcome.FILLED, Outcome.PHANTOM_WON, Outcome.NO_BIDS}
+    real = {r.bidder_id for r in result.ranking if not r.is_phantom}
+    assert real <= {f"sim-{name}" for name in names}
+    if result.winning_bid is not None:
+        assert result.winning_bid.bidder_id in real
+    _check(result)

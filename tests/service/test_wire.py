@@ -123,7 +123,7 @@ async def test_every_reason_code_over_the_wire(server: ServerProcess) -> None:
         closed = await b["bob"].push("auction_closed", aid)
         assert closed["outcome"] == "filled" and closed["filled"] == pytest.approx(op.amount)
         assert (await b["alice"].push("auction_closed", aid))["filled"] == 0.0
-        assert reason(await b["alice"].reveal(aid, bid_a)) == "outside_reveal_window"
+        assert reason(await b["alice"].reveal(aid, bid_a)) == "auction_closed"
 
         view = (await http.get(f"/v1/auctions/{aid}")).json()
         assert view["status"] == "finalized" and view["outcome"] == "filled"

@@ -515,9 +515,16 @@ class Auction:
             self._log.append((PhaseChanged, (at, self._phase, nxt, cause)))
             self._phase = nxt
 
-    def advance(self, now: datetime | None = None, command: Command = Command.CLOCK) -> datetime:
+    def advance(self, now: datetime | None = None) -> datetime:
         """Take the time to ``now`` (never backwards) and apply the time-driven move
-        ``COLLECTING -> REVEALING`` at the commit deadline; returns the auction's time."""
+        ``COLLECTING -> REVEALING`` at the commit deadline; returns the auction's time.
+
+        Every command does this first; a driver calls it on its own timer to see the
+        phase change (and its audit event) as the collection window ends.
+        """
+        return self._advance(now, Command.CLOCK)
+
+    def _advance(self, now: datetime | None, command: Command) -> datetime:
         if now is None:
             now = datetime.now(UTC)
         elif not isinstance(now, datetime) or now.tzinfo is None:
@@ -541,7 +548,7 @@ class Auction:
                 raise InvalidBidParameters(
                     "bid", bid, "submit_bid needs a SealedBid or an ImprovementBid"
                 )
-        at = self.advance(now, Command.COMMIT)
+        at = self._advance(now, Command.COMMIT)
         bidder = bid.bidder_id
         if self._phase is not _COLLECTING:
             return self._reject_commit(
@@ -590,7 +597,7 @@ class Auction:
         # Reveals are legal in every phase (TRANSITIONS): no lookup on this hot path.
         if type(bid) is not ImprovementBid and not isinstance(bid, ImprovementBid):
             raise InvalidBidParameters("bid", bid, "reveal_bid needs an ImprovementBid")
-        at = self.advance(now, Command.REVEAL)
+        at = self._advance(now, Command.REVEAL)
         if self._phase is not _REVEALING or at >= self._reveal_deadline:
             return self._reject_reveal(
                 at,
@@ -686,14 +693,14 @@ class Auction:
 
     def close_collection(self, now: datetime | None = None) -> None:
         """End the collection window early (every expected bidder has committed)."""
-        at = self.advance(now, Command.CLOSE_COLLECTION)
+        at = self._advance(now, Command.CLOSE_COLLECTION)
         self._allow(Command.CLOSE_COLLECTION, "the collection window is already closed")
         self._move(Command.CLOSE_COLLECTION, at, "collection closed early")
 
     def finalize(self, now: datetime | None = None, *, strict: bool = False) -> AuctionResult:
         """Clear the auction (once; later calls return the same result); see
         :func:`finalize_auction`."""
-        at = self.advance(now, Command.FINALIZE)
+        at = self._advance(now, Command.FINALIZE)
         result = self._result
         if result is None:
             if self._phase is _COLLECTING:
@@ -725,7 +732,7 @@ class Auction:
 
     def abort(self, reason: str, now: datetime | None = None) -> AuctionResult:
         """Stop the auction without clearing: the user gets the baseline from the CFMM."""
-        at = self.advance(now, Command.ABORT)
+        at = self._advance(now, Command.ABORT)
         self._allow(Command.ABORT, "the auction has already been finalized")
         if self._result is None:
             self._result = self._baseline_result(at, Outcome.ABORTED, self._ranking(self._table()))

@@ -161,7 +161,11 @@ async def arun_auction(
     collection window closes as soon as every source has answered and the auction
     finalizes as soon as every accepted commitment is revealed. A bid source that has not
     answered by its window's end is cancelled; one that raises is logged and ignored.
-    The result is on time as long as no bid source blocks the event loop.
+
+    The result is on time as long as the event loop keeps up: no bid source blocks it,
+    and the auctions it runs together need less CPU than their windows last (one auction
+    costs the loop ~0.1-0.4 ms; ``benchmarks/bench_engine.py`` measures how many fit).
+    A saturated loop wakes every auction late; limit concurrency upstream.
     """
     loop = asyncio.get_running_loop()
     clock = _LoopClock(loop)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -281,6 +282,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await house.start()
+        # Everything loaded so far (numpy, scipy, pydantic, SQLAlchemy, ...) lives as long
+        # as the process: keep it out of the collector, whose full passes over it would
+        # otherwise stall the event loop for 100+ ms under load (and miss reveal windows).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

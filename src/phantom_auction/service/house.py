@@ -23,8 +23,9 @@ import math
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -32,14 +33,17 @@ from ..config import AuctionConfig, AuctionMechanicsConfig, PhantomAuctionConfig
 from ..engine import (
     Auction,
     AuctionResult,
+    CommitAccepted,
     CommitRejected,
+    ImprovementBid,
     NonceRegistry,
     Phase,
+    RankedBid,
+    RevealAccepted,
     RevealRejected,
     SealedBid,
     SettlementRequest,
     abort_auction,
-    event_from_jsonable,
     finalize_auction,
     make_bid,
     to_jsonable,
@@ -77,7 +81,12 @@ __all__ = [
     "Rejected",
     "TokenBucket",
     "Verdict",
+    "accepted_events",
+    "announcement_document",
+    "auction_view",
+    "competition_document",
     "from_us",
+    "result_document",
     "to_us",
 ]
 
@@ -85,9 +94,8 @@ _log = logging.getLogger(__name__)
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
-#: Finished auctions kept in memory so late messages get the engine's own verdict.
-_RECENT_AUCTIONS: Final = 4096
-_RECENT_SECONDS: Final = 60.0
+#: Ended auctions remembered by id (no store read to answer a straggler's message).
+_CLOSED_REMEMBERED: Final = 100_000
 #: Pushes queued for one WebSocket before the bidder is deemed too slow and dropped.
 OUTBOX_LIMIT: Final = 10_000
 
@@ -202,7 +210,7 @@ class BidderState:
 
 @dataclass(slots=True, eq=False)
 class LiveAuction:
-    """An auction the house is running (or finished recently)."""
+    """An auction the house is running (dropped once its end is durable)."""
 
     record: AuctionRecord
     auction: Auction
@@ -212,7 +220,6 @@ class LiveAuction:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     finishing: bool = False
     store_failed: bool = False
-    finished_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +242,50 @@ def _request_digest(body: OpenAuctionBody) -> str:
 
 def _fill_doc(fill: Any) -> dict[str, Any]:
     return {"bidder_id": fill.bidder_id, "volume": fill.volume, "price": fill.price}
+
+
+def accepted_events(events: Iterable[BidEvent]) -> Iterator[CommitAccepted | RevealAccepted]:
+    """The engine's audit events of the accepted commits and reveals in ``events``, in
+    order: what :meth:`Auction.replay` needs to rebuild the auction's state (rejections
+    change nothing, and the house never closes a collection window early)."""
+    for event in events:
+        if not event.accepted:
+            continue
+        p = event.payload
+        if "at_us" not in p:  # a verdict the house gave without the engine
+            continue
+        at, sent = from_us(p["at_us"]), from_us(event.received_at_us)
+        pair = (int(p["token_pair"][0]), int(p["token_pair"][1]))
+        if event.kind == "commit":
+            yield CommitAccepted(
+                at,
+                SealedBid(event.bidder_id, pair, bytes.fromhex(p["commitment"]), p["nonce"], sent),
+            )
+        else:
+            bid = ImprovementBid(
+                event.bidder_id,
+                pair,
+                p["improved_price"],
+                p["volume"],
+                p["priority_fee"],
+                bytes.fromhex(p["commitment"]),
+                p["nonce"],
+                sent,
+                bytes.fromhex(p["salt"]),
+            )
+            yield RevealAccepted(at, bid)
+
+
+_RANKED_FIELDS: Final = tuple(f.name for f in dataclass_fields(RankedBid))
+_PHANTOM_MODEL_DOCS: dict[Any, dict[str, Any]] = {}
+
+
+def _phantom_model_doc(model: Any) -> dict[str, Any]:
+    doc = _PHANTOM_MODEL_DOCS.get(model)
+    if doc is None:
+        doc = {k: v for k, v in to_jsonable(model).items() if k != "type"}
+        _PHANTOM_MODEL_DOCS[model] = doc
+    return doc
 
 
 def result_document(result: AuctionResult) -> dict[str, Any]:
@@ -310,18 +361,20 @@ def competition_document(
         "reveal_deadline": result.reveal_deadline.isoformat(),
         "phantom_commitment": result.phantom_commitment.hex(),
         "phantom_seed": result.phantom_seed.hex(),
-        "phantom_model": {
-            k: v for k, v in to_jsonable(result.phantom_model).items() if k != "type"
-        },
+        "phantom_model": _phantom_model_doc(result.phantom_model),
         "commitments": commitments,
         "reveals": reveals,
         "phantom_bids": [
-            {k: v for k, v in to_jsonable(p).items() if k != "type"} | {"bidder_id": p.bidder_id}
+            {
+                "slot": p.slot,
+                "bidder_id": p.bidder_id,
+                "improved_price": p.improved_price,
+                "volume": p.volume,
+                "priority_fee": p.priority_fee,
+            }
             for p in result.phantom_bids
         ],
-        "ranking": [
-            {k: v for k, v in to_jsonable(r).items() if k != "type"} for r in result.ranking
-        ],
+        "ranking": [{name: getattr(r, name) for name in _RANKED_FIELDS} for r in result.ranking],
         "fills": [_fill_doc(f) for f in result.fills],
         "rejections": rejections,
         "unrevealed": list(result.unrevealed),
@@ -387,7 +440,9 @@ class AuctionHouse:
         self.nonces = NonceRegistry()
         self.keys = PublicKeyCache()
         self.live: dict[str, LiveAuction] = {}
-        self.recent: OrderedDict[str, LiveAuction] = OrderedDict()
+        # Ended auctions by id -> status. Only ids: a server keeping every finished
+        # auction's objects would spend its time in the garbage collector.
+        self.closed: OrderedDict[str, str] = OrderedDict()
         self.bidders: dict[str, BidderState] = {}
         self._clients: dict[str, ClientRecord] = {}
         self._by_key: dict[tuple[int, str], LiveAuction] = {}
@@ -486,9 +541,7 @@ class AuctionHouse:
             now = _utcnow()
             try:
                 auction = self._rebuild(record)
-                auction.replay(
-                    event_from_jsonable(e.payload["event"]) for e in events if "event" in e.payload
-                )
+                auction.replay(accepted_events(events))
                 if now >= auction.reveal_deadline:
                     result = finalize_auction(
                         auction, now=max(auction.clock, auction.reveal_deadline)
@@ -902,9 +955,9 @@ class AuctionHouse:
             finished_at_us=finished.finished_at_us,
         )
         self._forget(live)
-        self.recent[auction.auction_id] = live
-        live.finished_at = time.monotonic()
-        self._trim_recent()
+        self.closed[auction.auction_id] = status
+        if len(self.closed) > _CLOSED_REMEMBERED:
+            self.closed.popitem(last=False)
         if not live.done.done():
             live.done.set_result(live.record)
         self.metrics.auctions.labels(str(result.outcome)).inc()
@@ -923,14 +976,6 @@ class AuctionHouse:
             if self._by_key.get(key) is live:
                 del self._by_key[key]
         self.metrics.open_auctions.set(len(self.live))
-
-    def _trim_recent(self) -> None:
-        horizon = time.monotonic() - _RECENT_SECONDS
-        while self.recent:
-            oldest = next(iter(self.recent.values()))
-            if len(self.recent) <= _RECENT_AUCTIONS and oldest.finished_at >= horizon:
-                break
-            self.recent.popitem(last=False)
 
     def _push_results(self, live: LiveAuction, result: AuctionResult, status: str) -> None:
         fills: dict[str | None, tuple[float, float]] = {}
@@ -967,10 +1012,7 @@ class AuctionHouse:
         return done
 
     def _find(self, auction_id: str) -> LiveAuction | None:
-        live = self.live.get(auction_id)
-        if live is None:
-            live = self.recent.get(auction_id)
-        return live
+        return self.live.get(auction_id)
 
     def _record(
         self, live: LiveAuction, event: BidEvent, verdict: Verdict
@@ -1007,9 +1049,12 @@ class AuctionHouse:
     async def _not_live(
         self, kind: str, auction_id: str, bidder_id: str, payload: dict[str, Any]
     ) -> Verdict:
-        """A message for an auction not in memory: long finished, or unknown."""
-        record = await self.store.auction(auction_id)
-        if record is None:
+        """A message for an auction that is not running: ended, or unknown."""
+        status = self.closed.get(auction_id)
+        if status is None:
+            record = await self.store.auction(auction_id)
+            status = None if record is None else record.status
+        if status is None:
             verdict = Verdict(
                 kind,
                 auction_id,
@@ -1019,7 +1064,7 @@ class AuctionHouse:
             )
             self.metrics.rejections.labels("unknown_auction").inc()
             return verdict
-        detail = f"auction_id={auction_id!r} ended ({record.status})"
+        detail = f"auction_id={auction_id!r} has ended ({status}): nothing more is accepted"
         verdict = Verdict(kind, auction_id, False, "auction_closed", detail)
         event = BidEvent(
             auction_id,
@@ -1139,9 +1184,8 @@ class AuctionHouse:
         reason = detail = None
         if isinstance(event, CommitRejected):
             reason, detail = event.reason.value, event.detail
-        payload["event"] = to_jsonable(event)
-        if detail is not None:
             payload["detail"] = detail
+        payload["at_us"] = to_us(event.at)
         stored = BidEvent(
             auction_id,
             state.bidder_id,
@@ -1205,10 +1249,9 @@ class AuctionHouse:
         reason = detail = None
         if isinstance(event, RevealRejected):
             reason, detail = event.reason.value, event.detail
-        payload["commitment"] = bid.commitment_hash.hex()
-        payload["event"] = to_jsonable(event)
-        if detail is not None:
             payload["detail"] = detail
+        payload["commitment"] = bid.commitment_hash.hex()
+        payload["at_us"] = to_us(event.at)
         stored = BidEvent(
             auction_id,
             state.bidder_id,

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import optimize, stats
 
 from ..errors import InvalidBidParameters
 from .market import TREND_BPS, VOLATILITY_BPS, MarketConditions
@@ -155,6 +154,7 @@ def _column(data: Any, name: str) -> FloatArray | None:
 
 def _fit_truncated_normal(x: FloatArray, low: float, high: float) -> tuple[float, float]:
     """Maximum-likelihood (mean, sd) of a normal truncated to [low, high]."""
+    from scipy import optimize, stats
 
     def nll(theta: FloatArray) -> float:
         mu, log_sd = float(theta[0]), float(theta[1])

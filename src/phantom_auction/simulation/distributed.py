@@ -160,6 +160,9 @@ def open_client(
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            # The scheduler's HTTP endpoints (health, metrics) would otherwise try port
+            # 8787 and warn when another cluster has it.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         )
     with local, dd.Client(local) as client:
         yield client

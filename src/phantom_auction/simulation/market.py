@@ -33,7 +33,6 @@ from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
 from scipy.special import ndtr
 
 from ..errors import InvalidBidParameters
@@ -150,6 +149,8 @@ def value_distribution(spec: Any) -> Any:
     """
     if all(hasattr(spec, name) for name in ("cdf", "ppf", "mean")):
         return spec
+    from scipy import stats  # imported on use: scipy.stats takes ~0.5 s to import
+
     if not isinstance(spec, Sequence) or isinstance(spec, str) or len(spec) != 3:
         raise InvalidBidParameters(
             "value_distribution",
@@ -257,6 +258,8 @@ class ValueModel:
         """The distribution of one bidder's value (bps): F, or the market mode's normal."""
         if self.distribution is not None:
             return self.distribution
+        from scipy import stats
+
         return stats.norm(
             loc=self.center_bps, scale=math.hypot(self.premium_sd_bps, self.noise_sd_bps)
         )

@@ -123,21 +123,9 @@ def run_simulation(
     return simulate_auction(env, simulator.strategies, streams, draws, 0)
 
 
-def _bid_error(env: AuctionEnvironment, imp: float, qty: float, t: float, fee: float) -> str | None:
-    """Why the engine would reject this bid, or ``None`` (mirrors ``kernels.valid_bids``).
-
-    Chained comparisons are False for NaN, so only an infinite improvement needs its
-    own test (the textbook upper bound is infinite).
-    """
-    if (
-        0.0 <= t <= env.window_ms
-        and env.min_bps - BOUND_TOLERANCE_BPS <= imp <= env.max_bps + BOUND_TOLERANCE_BPS
-        and imp < math.inf
-        and 0.0 < qty <= env.max_volume * (1.0 + 1e-12)
-        and 0.0 <= fee <= qty * env.fee_max_ratio * (1.0 + 1e-12)
-    ):
-        return None
-    if not (math.isfinite(imp) and math.isfinite(qty) and math.isfinite(t) and math.isfinite(fee)):
+def _rejection(env: AuctionEnvironment, imp: float, qty: float, t: float) -> str:
+    """Why the engine rejects a bid that failed the reveal checks (a reason code)."""
+    if not (math.isfinite(imp) and math.isfinite(qty) and math.isfinite(t)):
         return "non_finite"
     if t < 0.0 or t > env.window_ms:
         return "late"
@@ -174,27 +162,40 @@ def simulate_auction(
     rejected: dict[str, int] = {}
     submitted = 0
     standing: list[SimulatedBid | None] = []
-    path_bids: list[tuple[float, float]] = []
+    path_t: list[float] = []
+    path_v: list[float] = []
+    # The engine's reveal checks, hoisted (same expressions as kernels.valid_bids).
+    window, min_bps, max_bps = env.window_ms, env.min_bps, env.max_bps
+    lowest, highest = min_bps - BOUND_TOLERANCE_BPS, max_bps + BOUND_TOLERANCE_BPS
+    max_volume = env.max_volume * (1.0 + 1e-12)
+    fee_ratio, slack = env.fee_max_ratio, 1.0 + 1e-12
+    textbook, market, view, rngs = env.textbook, env.market, env.view, streams.bidders
     for i, strategy in enumerate(strategies):
         v = values[i]
-        bids = call_generate_bids(
-            strategy, bp, bq, env.market, streams.bidders[i], bp * (1.0 + v / BPS), env.view
-        )
+        bids = call_generate_bids(strategy, bp, bq, market, rngs[i], bp * (1.0 + v / BPS), view)
         submitted += len(bids)
-        best = None
-        best_imp = best_t = 0.0
-        for bid in bids:
-            imp = (bid.price / bp - 1.0) * BPS
-            qty = bq if env.textbook else bid.quantity
-            error = _bid_error(env, imp, qty, bid.timestamp, bid.priority_fee)
-            if error is not None:
-                rejected[error] = rejected.get(error, 0) + 1
+        best: tuple[float, float, float] | None = None
+        best_imp = best_t = best_qty = 0.0
+        for price, quantity, t, fee in bids:
+            imp = (price / bp - 1.0) * BPS
+            qty = bq if textbook else quantity
+            # Chained comparisons are False for NaN; only an infinite improvement
+            # needs its own test (the textbook upper bound is infinite).
+            if not (
+                0.0 <= t <= window
+                and lowest <= imp <= highest
+                and imp < math.inf
+                and 0.0 < qty <= max_volume
+                and 0.0 <= fee <= qty * fee_ratio * slack
+            ):
+                reason = _rejection(env, imp, qty, t)
+                rejected[reason] = rejected.get(reason, 0) + 1
                 continue
-            imp = min(max(imp, env.min_bps), env.max_bps)
-            path_bids.append((bid.timestamp, imp))
-            if best is None or imp > best_imp or (imp == best_imp and bid.timestamp < best_t):
-                best, best_imp, best_t = bid, imp, bid.timestamp
-                best_qty = qty
+            imp = min_bps if imp < min_bps else max_bps if imp > max_bps else imp
+            path_t.append(t)
+            path_v.append(imp)
+            if best is None or imp > best_imp or (imp == best_imp and t < best_t):
+                best, best_imp, best_t, best_qty = (price, t, fee), imp, t, qty
         if best is None:
             standing.append(None)
         else:
@@ -202,11 +203,11 @@ def simulate_auction(
                 SimulatedBid(
                     f"real_{i}",
                     env.labels[i],
-                    best.price,
+                    best[0],
                     best_imp,
                     best_qty,
-                    best.timestamp,
-                    best.priority_fee,
+                    best[1],
+                    best[2],
                     False,
                     v,
                 )
@@ -336,17 +337,15 @@ def simulate_auction(
                 if callable(observe):
                     observe(feedback)
 
-    grid = env.time_grid_ms.tolist()
-    path = np.zeros(len(grid))
-    if path_bids:
-        path_bids.sort()
-        k = 0
-        running = 0.0
-        for g, t_grid in enumerate(grid):
-            while k < len(path_bids) and path_bids[k][0] <= t_grid:
-                running = max(running, path_bids[k][1])
-                k += 1
-            path[g] = running
+    # Best standing real improvement at each grid time (0 = the baseline before any bid).
+    grid = env.time_grid_ms
+    path = np.zeros(grid.size)
+    if path_t:
+        times = np.asarray(path_t)
+        order = np.argsort(times, kind="stable")
+        running = np.maximum.accumulate(np.asarray(path_v)[order])
+        arrived = np.searchsorted(times[order], grid, side="right")
+        path = np.maximum(np.where(arrived > 0, running[np.maximum(arrived - 1, 0)], 0.0), 0.0)
     elapsed_ms = (time.perf_counter() - started) * 1e3
     metrics = SimulationMetrics(
         avg_price_improvement=improvement,

@@ -31,10 +31,10 @@ class AggressiveStrategy(BidderStrategy):
     Opens at ``open_bps`` (uniform in 10–15 bps) within ``interval_ms`` of the auction's
     start and raises by ``step_bps`` (uniform in 10–15 bps) every ``interval_ms`` (±10 %
     jitter), never below the accepted minimum, never above its value less a thin
-    ``margin`` (2 %) nor above the accepted maximum. It bids for the whole order with a priority fee of ``fee_fraction``
-    (0–10 %) of the largest allowed fee. Abstains when even the capped bid would be below
-    the accepted minimum. Best for liquid markets: by the end of the window it has
-    shaded little.
+    ``margin`` (2 %) nor above the accepted maximum. It bids for the whole order with a
+    priority fee of ``fee_fraction`` (0–10 %) of the largest allowed fee. Abstains when
+    even the capped bid would be below the accepted minimum. Best for liquid markets:
+    by the end of the window it has shaded little.
     """
 
     name: ClassVar[str] = "aggressive"
@@ -87,15 +87,20 @@ class AggressiveStrategy(BidderStrategy):
         fee = qty * view.priority_fee_max_ratio * (f0 + (f1 - f0) * u[2 * r])
         o0, o1 = self.open_bps
         s0, s1 = self.step_bps
-        t = self.interval_ms * u[0]
+        interval, lowest, duration = self.interval_ms, view.min_improvement_bps, view.duration_ms
+        t = interval * u[0]
         level = o0 + (o1 - o0) * u[r]
         bids = []
         for k in range(r):
             if k:
-                t += self.interval_ms * (0.9 + 0.2 * u[k])
+                t += interval * (0.9 + 0.2 * u[k])
                 level += s0 + (s1 - s0) * u[r + k]
-            imp = min(max(level, view.min_improvement_bps), cap)
-            bids.append(Bid(baseline_price * (1.0 + imp / BPS), qty, min(t, view.duration_ms), fee))
+            # min/max as conditionals: this loop runs for every bid of the object path.
+            imp = level if level > lowest else lowest
+            if imp > cap:
+                imp = cap
+            price = baseline_price * (1.0 + imp / BPS)
+            bids.append(Bid(price, qty, t if t < duration else duration, fee))
         return bids
 
     def generate_batch(

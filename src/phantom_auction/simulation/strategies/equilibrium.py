@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
 
 from .base import (
     BOUND_SLACK_BPS,
@@ -120,6 +119,8 @@ class CompetitiveEquilibriumStrategy(BidderStrategy):
             low, high = view.min_improvement_bps, view.max_improvement_bps
             if not (math.isfinite(low) and math.isfinite(high)):
                 return None
+            from scipy import stats
+
             dist = stats.uniform(loc=low, scale=high - low)
         key = (view.num_bidders, _distribution_key(dist))
         if self._table is None or self._table_key != key:

@@ -97,27 +97,29 @@ class RandomWalkStrategy(BidderStrategy):
         u = rng.random(4 * r - 2)
         v = value_bps(baseline_price, private_value, view)
         cap = min(v, view.max_improvement_bps)
-        if not (v > 0.0 and cap >= view.min_improvement_bps - BOUND_SLACK_BPS):
+        floor = view.min_improvement_bps - BOUND_SLACK_BPS
+        if not (v > 0.0 and cap >= floor):
             return []
         mu, scale, p_jump = self._coefficients(view, market)
         z = ndtri(u[1 + r : 2 * r]).tolist()
         occurs = u[2 * r : 3 * r - 1].tolist()
-        sizes = ndtri(u[3 * r - 1 :]).tolist()
+        sizes = u[3 * r - 1 :]
         times = u[1 : 1 + r].tolist()
         qty = order_volume(baseline_quantity, view)
         fee = qty * view.priority_fee_max_ratio * self.fee_fraction
         s0, s1 = self.start
         log_bid = math.log(v * (s0 + (s1 - s0) * float(u[0])))
+        step_ms, duration = self.step_ms, view.duration_ms
         bids = []
         for k in range(r):
             if k:
                 step = mu + scale * z[k - 1]
                 if occurs[k - 1] < p_jump:
-                    step += self.jump_sd * sizes[k - 1]
+                    step += self.jump_sd * float(ndtri(sizes[k - 1]))
                 log_bid += step
             imp = min(math.exp(log_bid), cap)
-            if imp >= view.min_improvement_bps - BOUND_SLACK_BPS:
-                t = min(self.step_ms * (k + 0.5 * times[k]), view.duration_ms)
+            if imp >= floor:
+                t = min(step_ms * (k + 0.5 * times[k]), duration)
                 bids.append(Bid(baseline_price * (1.0 + imp / BPS), qty, t, fee))
         return bids
 

@@ -1,0 +1,232 @@
+"""``--scheduler`` and ``--cluster`` on ``simulate`` and ``sweep``, as a user runs them.
+
+A real cluster here is ``dask scheduler`` and two ``dask worker`` processes started from
+``.venv/bin/dask`` on 127.0.0.1 (the OS picks free ports), as docs/distributed.md says;
+``phantom-auction`` runs as a subprocess too. Every process is stopped at the end, also
+when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("distributed.client", reason="the distributed extra is not installed")
+
+from typer.testing import CliRunner
+
+from phantom_auction.cli import app
+
+BIN = Path(sys.executable).parent
+DASK = BIN / "dask"
+PHANTOM_AUCTION = BIN / "phantom-auction"
+# The docs' worker setting: undo Dask's MALLOC_TRIM_THRESHOLD_, which slows chunks down.
+WORKER_CONFIG = """\
+distributed:
+  nanny:
+    pre-spawn-environ:
+      MALLOC_TRIM_THRESHOLD_: null
+"""
+# 16,000 auctions in 8 chunks, so that both workers get some.
+SCENARIO = "[simulation]\nchunk_size = 2000\n"
+RUN = ["--simulations", "16000", "--seed", "31"]
+
+
+@dataclass
+class DaskCluster:
+    address: str
+    processes: list[subprocess.Popen[bytes]]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (Dask closes cleanly), then SIGKILL the whole session if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        # The worker process a nanny spawned is in the nanny's session.
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait(timeout=20)
+
+
+def _wait_for_line(log: Path, pattern: str, process: subprocess.Popen[bytes]) -> re.Match[str]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        match = re.search(pattern, log.read_text(errors="replace"))
+        if match:
+            return match
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise AssertionError(f"no {pattern!r} in {log}:\n{log.read_text(errors='replace')}")
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
+    from distributed import Client
+
+    where = tmp_path_factory.mktemp("dask")
+    (where / "config").mkdir()
+    (where / "config" / "distributed.yaml").write_text(WORKER_CONFIG)
+    env = {**os.environ, "DASK_CONFIG": str(where / "config")}
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log = where / f"{name}.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [str(DASK), *args],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # its own process group, to stop its children too
+            )
+        processes.append(process)
+        return process, log
+
+    try:
+        scheduler, log = start(
+            "scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"
+        )
+        address = _wait_for_line(log, r"Scheduler at:\s+(tcp://127\.0\.0\.1:\d+)", scheduler)[1]
+        for i in range(2):
+            start(
+                f"worker{i}",
+                "worker",
+                address,
+                "--host",
+                "127.0.0.1",
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+                "--name",
+                f"worker-{i}",
+            )
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield DaskCluster(address, processes)
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+
+
+def _phantom_auction(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(PHANTOM_AUCTION), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def _chunks_run(address: str) -> dict[str, int]:
+    from distributed import Client
+
+    def executed(dask_worker: Any) -> int:
+        return int(dask_worker.state.executed_count)
+
+    with Client(address, timeout=30) as client:
+        return dict(client.run(executed))
+
+
+def test_simulate_on_a_dask_scheduler_with_two_workers(
+    dask_cluster: DaskCluster, tmp_path: Path, runner: CliRunner
+) -> None:
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(SCENARIO)
+    before = _chunks_run(dask_cluster.address)
+    done = _phantom_auction(
+        "simulate", "--scheduler", dask_cluster.address, "--config", str(scenario), *RUN, "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    on_cluster = json.loads(done.stdout)
+    assert on_cluster["num_auctions"] == 16_000
+    # The same run in this process, one local worker: the same JSON, to the last digit.
+    local = runner.invoke(app, ["simulate", "--config", str(scenario), *RUN, "--json"])
+    assert local.exit_code == 0, local.output
+    assert done.stdout == local.stdout
+    # Both workers ran chunks (8 in all).
+    after = _chunks_run(dask_cluster.address)
+    ran = {w: after[w] - before.get(w, 0) for w in after}
+    assert len(ran) == 2 and all(n > 0 for n in ran.values()) and sum(ran.values()) == 8, ran
+    # The documented worker setting took effect.
+    from distributed import Client
+
+    with Client(dask_cluster.address, timeout=30) as client:
+        trim = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+    assert set(trim.values()) == {None}
+
+
+def test_sweep_on_a_dask_scheduler_writes_what_a_local_sweep_writes(
+    dask_cluster: DaskCluster, tmp_path: Path, runner: CliRunner
+) -> None:
+    import pandas as pd
+
+    sweep = ["sweep", "--grid", "num_phantom_bidders=0,15", "-n", "3000", "--seed", "5"]
+    done = _phantom_auction(
+        *sweep, "--scheduler", dask_cluster.address, "--out", str(tmp_path / "c"), "--no-plots"
+    )
+    assert done.returncode == 0, done.stderr
+    local = runner.invoke(app, [*sweep, "--out", str(tmp_path / "l"), "--no-plots"])
+    assert local.exit_code == 0, local.output
+    on_cluster = pd.read_parquet(tmp_path / "c" / "sweep.parquet")
+    expected = pd.read_parquet(tmp_path / "l" / "sweep.parquet")
+    assert list(on_cluster["num_phantom_bidders"]) == [0, 15]
+    pd.testing.assert_frame_equal(on_cluster, expected, check_exact=True)
+
+
+def test_cluster_local_n_starts_and_stops_a_local_cluster(runner: CliRunner) -> None:
+    args = ["simulate", "--simulations", "3000", "--seed", "5", "--json"]
+    on_cluster = runner.invoke(app, [*args, "--cluster", "local:2"])
+    assert on_cluster.exit_code == 0, on_cluster.output
+    local = runner.invoke(app, args)
+    assert local.exit_code == 0, local.output
+    assert on_cluster.stdout == local.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--scheduler", "localhost:8786"], "'--scheduler': 'localhost:8786'"),
+        (["--scheduler", "tcp://127.0.0.1:99999"], "'--scheduler': 'tcp://127.0.0.1:99999'"),
+        (["--cluster", "local:0"], "'--cluster': 'local:0'"),
+        (["--cluster", "4"], "'--cluster': '4'"),
+        (["--cluster", "local:2", "--scheduler", "tcp://127.0.0.1:8786"], "'--cluster'"),
+        (["--cluster", "local:2", "--workers", "2"], "'--workers': 2"),
+    ],
+)
+@pytest.mark.parametrize("command", ["simulate", "sweep"])
+def test_bad_cluster_values_exit_2_naming_option_and_value(
+    runner: CliRunner, tmp_path: Path, command: str, args: list[str], named: str
+) -> None:
+    extra = ["--grid", "num_phantom_bidders=0,5", "--out", str(tmp_path)] if command == "sweep" else []
+    result = runner.invoke(app, [command, *extra, *args, "--simulations", "10"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
+
+
+def test_without_the_extra_the_cli_gives_the_install_line(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    result = runner.invoke(app, ["simulate", "--cluster", "local:2", "--simulations", "10"])
+    assert result.exit_code == 1
+    assert "pip install 'phantom-auction[distributed]'" in result.stderr

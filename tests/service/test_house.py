@@ -1,0 +1,120 @@
+"""The auction house in-process: a restart rebuilds an auction exactly from its stored events."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from phantom_auction.config import load_config
+from phantom_auction.engine import finalize_auction, make_bid
+from phantom_auction.service.auth import (
+    commit_signing_bytes,
+    generate_keypair,
+    load_private_key,
+    sign,
+)
+from phantom_auction.service.house import AuctionHouse, result_document
+from phantom_auction.service.schemas import CommitBody, OpenAuctionBody, RevealBody
+from phantom_auction.service.store import MemoryStore
+
+pytestmark = pytest.mark.anyio
+
+CONFIG = load_config(
+    env={
+        "AUCTION_SERVICE_FINISH_EARLY": "false",
+        "AUCTION_PHANTOM_AUCTION_MECHANISM": "uniform",
+    }
+)
+BIDDERS = 4
+
+
+async def _bid(house: AuctionHouse, aid: str, keys: dict[str, str]) -> None:
+    """Every bidder commits; all but the last reveal (after the collection window)."""
+    live = house.live[aid]
+    bids = {}
+    for i, (name, private) in enumerate(keys.items()):
+        state = await house.bidder_state(name)
+        assert state is not None
+        bid = make_bid(aid, name, (1, 2), 2000.0 * (1 + (20 + 5 * i) / 1e4), 3.0 + i, 0.0, 100 + i)
+        commitment = bid.commitment_hash.hex()
+        signature = sign(
+            load_private_key(private), commit_signing_bytes(aid, name, commitment, bid.nonce)
+        )
+        body = CommitBody(
+            token_pair=[1, 2], commitment=commitment, nonce=bid.nonce, signature=signature
+        )
+        verdict = await house.commit(state, body, aid, "test")
+        assert verdict.accepted, verdict
+        bids[name] = (state, bid)
+    delay = (live.auction.commit_deadline - datetime.now(UTC)).total_seconds()
+    await asyncio.sleep(max(0.0, delay) + 0.01)
+    for name in list(bids)[: BIDDERS - 1]:
+        state, bid = bids[name]
+        reveal = RevealBody(
+            token_pair=[1, 2],
+            improved_price=bid.improved_price,
+            volume=bid.volume,
+            priority_fee=0.0,
+            nonce=bid.nonce,
+            salt=bid.salt.hex(),
+        )
+        assert (await house.reveal(state, reveal, aid, "test")).accepted
+
+
+@pytest.mark.parametrize("past_reveal_window", [True, False], ids=["finalized", "aborted"])
+async def test_a_restart_replays_stored_events_to_the_same_clearing(
+    past_reveal_window: bool,
+) -> None:
+    store = MemoryStore()
+    client = await store.add_client("settlement", "a" * 64)
+    keys = {}
+    for i in range(BIDDERS):
+        private, public = generate_keypair()
+        await store.add_bidder(f"mm-{i}", bytes.fromhex(public))
+        keys[f"mm-{i}"] = private
+
+    first = AuctionHouse(CONFIG, store)
+    await first.start()
+    handle = await first.open_auction(
+        client,
+        OpenAuctionBody(
+            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=600
+        ),
+    )
+    aid = handle.record.auction_id
+    await _bid(first, aid, keys)
+    # The crash: the first house stops dead (no finalize, no close) with everything acked.
+    live = first.live[aid]
+    for timer in live.timers:
+        timer.cancel()
+    await first.journal.close()
+    if past_reveal_window:
+        delay = (live.auction.reveal_deadline - datetime.now(UTC)).total_seconds()
+        await asyncio.sleep(max(0.0, delay) + 0.01)
+    expected = finalize_auction(live.auction, now=live.auction.reveal_deadline)
+
+    second = AuctionHouse(CONFIG, store)
+    await second.start()
+    record = await store.auction(aid)
+    assert record is not None and record.result is not None
+    assert second.recovered == {aid: record.status}
+    if past_reveal_window:
+        assert record.status == "finalized"
+        rebuilt = record.result
+        wanted = result_document(expected)
+        for field in ("price", "fills", "outcome", "winning_bid", "unrevealed", "phantom_seed"):
+            assert rebuilt[field] == wanted[field], field
+        assert rebuilt["unrevealed"] == [f"mm-{BIDDERS - 1}"]
+        # A restart never penalizes: the lost reveals may be the server's fault.
+        bidder = await store.bidder(f"mm-{BIDDERS - 1}")
+        assert bidder is not None and bidder.penalty.no_reveal_rate == 0.0
+    else:
+        assert (record.status, record.outcome) == ("aborted", "aborted")
+        assert record.result["price"] == 2000.0
+    assert record.competition is not None
+    assert sum(c["accepted"] for c in record.competition["commitments"]) == BIDDERS
+    # The nonces of the replayed commits stay used.
+    assert second.nonces.last("mm-0") == 100
+    await second.close()
