@@ -1,8 +1,8 @@
 """The public API: everything in ``__all__`` exists, and every public name is in ``__all__``."""
 
 from __future__ import annotations
-
 import __future__
+
 import types
 
 import phantom_auction
@@ -55,7 +55,8 @@ def test_all_is_unique_and_complete() -> None:
     public = {
         name
         for name, value in vars(phantom_auction).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType | __future__._Feature)
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType | __future__._Feature)
     }
     assert public - set(phantom_auction.__all__) == set()
 
