@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,8 +11,18 @@ import pytest
 from phantom_auction import MECHANISMS, BatchClearing, InvalidBidParameters, clear, clear_batch
 from phantom_auction.mechanisms.batch import CHUNK_ROWS
 
+Arrays = Any  # numpy arrays or anything clear_batch broadcasts
 
-def _row_by_row(values, quantities, mask, supply, reserve, mechanism, multi_unit):  # type: ignore[no-untyped-def]
+
+def _row_by_row(
+    values: np.ndarray,
+    quantities: Arrays,
+    mask: np.ndarray | None,
+    supply: Arrays,
+    reserve: Arrays,
+    mechanism: str,
+    multi_unit: bool,
+) -> tuple[str | None, np.ndarray, np.ndarray]:
     """The object path on each row's present bids, scattered back to (A, N)."""
     rows, n = values.shape
     q = np.broadcast_to(quantities, values.shape)
@@ -35,7 +46,17 @@ def _row_by_row(values, quantities, mask, supply, reserve, mechanism, multi_unit
     return name, x, p
 
 
-def _assert_agrees(values, quantities, mask, *, supply, reserve, mechanism, multi_unit, **kw):  # type: ignore[no-untyped-def]
+def _assert_agrees(
+    values: np.ndarray,
+    quantities: Arrays,
+    mask: np.ndarray | None,
+    *,
+    supply: Arrays,
+    reserve: Arrays,
+    mechanism: str,
+    multi_unit: bool,
+    **kw: Any,
+) -> None:
     got = clear_batch(
         values,
         quantities,
@@ -56,7 +77,9 @@ def _assert_agrees(values, quantities, mask, *, supply, reserve, mechanism, mult
     np.testing.assert_allclose(got.payment, p, rtol=1e-9, atol=1e-9 * scale)
 
 
-def _random_case(rng: np.random.Generator, rows: int, n: int, ties: bool):  # type: ignore[no-untyped-def]
+def _random_case(
+    rng: np.random.Generator, rows: int, n: int, ties: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if ties:
         values = rng.integers(0, 6, (rows, n)).astype(float)
         quantities = rng.integers(0, 4, (rows, n)).astype(float)

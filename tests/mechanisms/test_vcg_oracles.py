@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mechanism_oracles import brute_force_vcg, lp_vcg
+from mechanism_oracles import Outcome, brute_force_vcg, lp_vcg
 
 from phantom_auction import VCGAuction, VCGBid, clear, run_vcg_auction
 
@@ -27,7 +27,7 @@ def integer_auctions(draw: st.DrawFn, max_bidders: int = 5, max_quantity: int = 
     }
 
 
-def _assert_same(got_x, got_p, expected, welfare) -> None:  # type: ignore[no-untyped-def]
+def _assert_same(got_x: list[float], got_p: list[float], expected: Outcome, welfare: float) -> None:
     np.testing.assert_allclose(got_x, expected.allocation, atol=1e-9)
     np.testing.assert_allclose(got_p, expected.payment, rtol=1e-9, atol=1e-9)
     assert welfare == pytest.approx(expected.welfare, rel=1e-12, abs=1e-9)
