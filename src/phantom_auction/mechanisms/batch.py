@@ -287,7 +287,6 @@ def _clear_rows(
     qs.view(_INT)[...] &= keep
     vs.view(_INT)[...] &= keep
     np.maximum(vs, reserve, out=vs)
-    n_eligible = eligible_t.sum(axis=0, dtype=np.intp)
 
     # 2. Allocation in value order: x = clip(S - (cum - q), 0, q).
     cum = scratch.cum[:, :c]
@@ -316,6 +315,7 @@ def _clear_rows(
         )
         np.multiply(xs, best_rejected, out=pay)
     else:
+        n_eligible = eligible_t.sum(axis=0, dtype=np.intp)
         _vcg_payments(scratch, vs, qs, xs, n_eligible, reserve, pay)
     x_out.reshape(-1)[flat] = xs
     pay_out.reshape(-1)[flat] = pay
