@@ -8,9 +8,10 @@ soon as the auction is announced). The settlement client then opens auctions at 
 rates (``--rates``, ``--step-seconds`` each, default 30 s), open-loop: auction ``i`` of a
 step is requested at ``i / rate`` s, with ``POST /v1/auctions`` waiting for the result.
 
-A step is sustained when every auction of the step answered 200, the server rejected no
-bidder message (its ``phantom_auction_rejections_total`` did not move), no committed
-bid went unrevealed, and the client kept up with the schedule (>= 95 % of the rate).
+A step is sustained when every auction of the step answered 200 with a revealed bid from
+every bidder (none absent, none unrevealed), the server rejected no bidder message (its
+``phantom_auction_rejections_total`` did not move), and the client kept up with the
+schedule (>= 95 % of the rate).
 Prints one table row per step, then the highest sustained rate and, for that step,
 p50 / p99 of (result time - end of the reveal window): negative when the auction
 finished early because every commitment was revealed (``service.finish_early``; pass
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import re
@@ -59,12 +61,13 @@ class StepResult:
     failed: int
     rejections: int
     unrevealed: int
+    absent: int
     latency_ms: list[float]
     total_ms: list[float]
 
     @property
     def errors(self) -> int:
-        return self.failed + self.rejections + self.unrevealed
+        return self.failed + self.rejections + self.unrevealed + self.absent
 
     def sustained(self) -> bool:
         return self.errors == 0 and self.achieved_rate >= 0.95 * self.rate
@@ -111,7 +114,7 @@ async def _rejections(http: httpx.AsyncClient) -> dict[str, float]:
 
 
 async def _step(
-    http: httpx.AsyncClient, rate: float, seconds: float, duration_ms: int | None
+    http: httpx.AsyncClient, rate: float, seconds: float, duration_ms: int | None, bidders: int
 ) -> StepResult:
     count = max(1, round(rate * seconds))
     before = await _rejections(http)
@@ -119,7 +122,7 @@ async def _step(
     latency: list[float] = []
     total: list[float] = []
     sent_at: list[float] = []
-    outcome = {"ok": 0, "failed": 0, "unrevealed": 0}
+    outcome = {"ok": 0, "failed": 0, "unrevealed": 0, "absent": 0}
     body: dict[str, Any] = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
     if duration_ms is not None:
         body["duration_ms"] = duration_ms
@@ -137,7 +140,10 @@ async def _step(
             return
         view = r.json()
         outcome["ok"] += 1
-        outcome["unrevealed"] += len(view["result"]["unrevealed"])
+        result = view["result"]
+        outcome["unrevealed"] += len(result["unrevealed"])
+        revealed = result["num_participants"] - result["num_phantom_bids"]
+        outcome["absent"] += bidders - revealed - len(result["unrevealed"])
         latency.append(
             (received - datetime.fromisoformat(view["reveal_deadline"]).timestamp()) * 1e3
         )
@@ -163,17 +169,21 @@ async def _step(
         failed=outcome["failed"],
         rejections=round(rejected),
         unrevealed=outcome["unrevealed"],
+        absent=outcome["absent"],
         latency_ms=latency,
         total_ms=total,
     )
 
 
-def _start_server(db_url: str, port: int, finish_early: bool, log: Path) -> subprocess.Popen[bytes]:
+def _start_server(
+    db_url: str, port: int, args: argparse.Namespace, log: Path
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "AUCTION_RESOURCES_MAX_MESSAGES_PER_SECOND": "1000000",
         "AUCTION_RESOURCES_MAX_CONCURRENT_AUCTIONS": "100000",
-        "AUCTION_SERVICE_FINISH_EARLY": "true" if finish_early else "false",
+        "AUCTION_SERVICE_FINISH_EARLY": "false" if args.finish_at_window_end else "true",
+        "AUCTION_SERVICE_SQLITE_SYNCHRONOUS": args.sqlite_synchronous,
     }
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -210,7 +220,7 @@ async def _load(args: argparse.Namespace) -> list[StepResult]:
         db_url = args.db or f"sqlite+aiosqlite:///{Path(folder) / 'service.db'}"
         port = _free_port()
         log = Path(folder) / "server.log"
-        server = _start_server(db_url, port, not args.finish_at_window_end, log)
+        server = _start_server(db_url, port, args, log)
         bidders: subprocess.Popen[str] | None = None
         try:
             token, keys = await _register(db_url, args.bidders)
@@ -248,7 +258,9 @@ async def _load(args: argparse.Namespace) -> list[StepResult]:
                 )
                 failures = 0
                 for rate in args.rates:
-                    step = await _step(http, rate, args.step_seconds, args.duration_ms)
+                    step = await _step(
+                        http, rate, args.step_seconds, args.duration_ms, args.bidders
+                    )
                     results.append(step)
                     flag = "" if step.sustained() else "  <- not sustained"
                     print(
@@ -260,7 +272,7 @@ async def _load(args: argparse.Namespace) -> list[StepResult]:
                     if step.errors:
                         print(
                             f"        failed={step.failed} rejected={step.rejections} "
-                            f"unrevealed={step.unrevealed}"
+                            f"unrevealed={step.unrevealed} absent={step.absent}"
                         )
                     failures = 0 if step.sustained() else failures + 1
                     if failures >= 2:
@@ -284,6 +296,9 @@ async def _run_bidders(url: str, keys_path: str) -> None:
     """The bidder process: every key in ``keys_path`` bids until SIGTERM."""
     from phantom_auction.client import BidderClient
     from phantom_auction.simulation.strategies import create_strategy
+
+    gc.collect()
+    gc.freeze()  # as the server does: no full collections over the imported libraries
 
     keys: dict[str, str] = json.loads(Path(keys_path).read_text())
     stop = asyncio.Event()
@@ -323,6 +338,12 @@ def main() -> None:
     parser.add_argument(
         "--role", choices=["load", "bidders"], default="load", help=argparse.SUPPRESS
     )
+    parser.add_argument(
+        "--sqlite-synchronous",
+        choices=["full", "normal"],
+        default="full",
+        help="full: fsync per commit (the default); normal: durable across process crashes",
+    )
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--keys", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -330,10 +351,15 @@ def main() -> None:
         asyncio.run(_run_bidders(args.url, args.keys))
         return
 
+    import phantom_auction.service.store  # noqa: F401 - loaded before the freeze
+
+    gc.collect()
+    gc.freeze()
     results = asyncio.run(_load(args))
     sustained = [s for s in results if s.sustained()]
     best = max(sustained, key=lambda s: s.rate) if sustained else None
     mode = "window end" if args.finish_at_window_end else "finish early"
+    mode += f", sqlite synchronous={args.sqlite_synchronous}"
     if best is None:
         print("no step was sustained with zero errors")
         print("BENCH name=service.sustained_auctions_per_s value=0 unit=1/s")

@@ -272,7 +272,11 @@ class BidderClient:
             while not stop.is_set():
                 try:
                     async with connect(
-                        self.url, max_size=1 << 22, open_timeout=10, ping_interval=20
+                        self.url,
+                        max_size=1 << 22,
+                        open_timeout=10,
+                        ping_interval=20,
+                        compression=None,  # small messages: deflate costs more than it saves
                     ) as ws:
                         self._ws = ws
                         await self._login(ws)

@@ -114,6 +114,7 @@ class ServiceConfig(_Section):
     port: int = Field(ge=0, le=65535)
     database_url: str
     finish_early: bool
+    sqlite_synchronous: Literal["full", "normal"]
 
 
 class AuctionConfig(BaseModel):

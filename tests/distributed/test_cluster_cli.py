@@ -8,6 +8,7 @@ when a test fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -53,15 +54,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM (Dask closes cleanly), then SIGKILL the whole session if it lingers."""
     if process.poll() is None:
         process.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        # The worker process a nanny spawned is in the nanny's session.
+    # The worker process a nanny spawned is in the nanny's session.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     process.wait(timeout=20)
 
 
@@ -192,13 +189,37 @@ def test_sweep_on_a_dask_scheduler_writes_what_a_local_sweep_writes(
     pd.testing.assert_frame_equal(on_cluster, expected, check_exact=True)
 
 
+def _cmdline(process: Any) -> str:
+    import psutil
+
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:  # it exited meanwhile
+        return ""
+
+
 def test_cluster_local_n_starts_and_stops_a_local_cluster(runner: CliRunner) -> None:
+    import psutil
+
+    me = psutil.Process()
+    children = {p.pid for p in me.children(recursive=True)}
+    environment = dict(os.environ)
     args = ["simulate", "--simulations", "3000", "--seed", "5", "--json"]
     on_cluster = runner.invoke(app, [*args, "--cluster", "local:2"])
     assert on_cluster.exit_code == 0, on_cluster.output
     local = runner.invoke(app, args)
     assert local.exit_code == 0, local.output
     assert on_cluster.stdout == local.stdout
+    # The cluster's worker processes are gone, and the nannies' variables with them
+    # (multiprocessing's resource tracker stays for the life of this process, by design).
+    left = [
+        p
+        for p in me.children(recursive=True)
+        if p.pid not in children and "multiprocessing.resource_tracker" not in _cmdline(p)
+    ]
+    _, alive = psutil.wait_procs(left, timeout=10)
+    assert alive == []
+    assert dict(os.environ) == environment
 
 
 @pytest.mark.parametrize(
@@ -216,7 +237,9 @@ def test_cluster_local_n_starts_and_stops_a_local_cluster(runner: CliRunner) -> 
 def test_bad_cluster_values_exit_2_naming_option_and_value(
     runner: CliRunner, tmp_path: Path, command: str, args: list[str], named: str
 ) -> None:
-    extra = ["--grid", "num_phantom_bidders=0,5", "--out", str(tmp_path)] if command == "sweep" else []
+    extra = []
+    if command == "sweep":
+        extra = ["--grid", "num_phantom_bidders=0,5", "--out", str(tmp_path)]
     result = runner.invoke(app, [command, *extra, *args, "--simulations", "10"])
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()

@@ -10,6 +10,7 @@ from cluster_helpers import BASELINE_PRICE, BASELINE_QUANTITY, simulator
 
 from phantom_auction._extras import MissingExtra
 from phantom_auction.errors import InvalidBidParameters
+from phantom_auction.simulation import run_monte_carlo
 from phantom_auction.simulation.distributed import (
     open_client,
     parse_cluster,
@@ -51,7 +52,7 @@ def test_local_cluster_specs() -> None:
     assert parse_cluster("local:1") == 1
     assert parse_cluster("local:16") == 16
     for bad in ("local", "local:", "local:0", "local:-2", "local:two", "2", "remote:2"):
-        with pytest.raises(InvalidBidParameters, match="local:N|>= 1") as caught:
+        with pytest.raises(InvalidBidParameters, match=r"local:N|>= 1") as caught:
             parse_cluster(bad)
         assert caught.value.field == "cluster" and caught.value.value == bad
 
@@ -72,6 +73,7 @@ def test_without_the_extra_every_entry_point_gives_the_install_line(
     attempts = [
         lambda: open_client(cluster="local:2").__enter__(),
         lambda: open_client(scheduler="tcp://127.0.0.1:8786").__enter__(),
+        lambda: run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, client=object()),
         lambda: run_monte_carlo_on_cluster(sim, BASELINE_PRICE, BASELINE_QUANTITY, object()),
         lambda: sweep_on_cluster([sim], BASELINE_PRICE, BASELINE_QUANTITY, object()),
     ]

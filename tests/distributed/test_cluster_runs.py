@@ -36,7 +36,7 @@ def test_same_seed_same_analysis_for_one_two_local_workers_and_a_local_cluster(
     sim = simulator(N, chunk_size=CHUNK)
     one = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, workers=1)
     two = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, workers=2)
-    cluster = run_monte_carlo_on_cluster(sim, BASELINE_PRICE, BASELINE_QUANTITY, cluster_client)
+    cluster = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, client=cluster_client)
     assert len(cluster) == N and cluster.rows_kept
     assert_same_columns(one.columns, two.columns)
     assert_same_columns(one.columns, cluster.columns)
@@ -150,6 +150,10 @@ def test_bad_arguments_are_refused_before_anything_is_submitted(cluster_client: 
             BASELINE_QUANTITY,
             cluster_client,
             engine="slow",  # type: ignore[arg-type]
+        )
+    with pytest.raises(InvalidBidParameters, match="workers or client"):
+        run_monte_carlo(
+            simulator(100), BASELINE_PRICE, BASELINE_QUANTITY, workers=2, client=cluster_client
         )
     with pytest.raises(InvalidBidParameters, match="simulators"):
         sweep_on_cluster([], BASELINE_PRICE, BASELINE_QUANTITY, cluster_client)

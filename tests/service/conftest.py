@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,14 +11,9 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the service extra is not installed")
 
-from service_harness import ServerProcess
+from service_harness import ServerProcess, pg_unavailable_reason, pg_url
 
 from phantom_auction.service.store import MemoryStore, SqlStore, Store
-
-#: Where scripts/ensure-postgres.sh puts the test database unless the variable says otherwise.
-DEFAULT_PG_URL = (
-    "postgresql+asyncpg://phantom_auction:phantom_auction@127.0.0.1:5432/phantom_auction_test"
-)
 
 
 @pytest.fixture
@@ -27,46 +21,15 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _pg_url() -> str:
-    return os.environ.get("PHANTOM_AUCTION_TEST_PG_URL", DEFAULT_PG_URL)
-
-
-_pg_probe: str | bool | None = False  # False: not probed yet; None: reachable; str: why not
-
-
-def _pg_unavailable() -> str | None:
-    """None if the test PostgreSQL answers, else why not (probed once per session)."""
-    global _pg_probe
-    if _pg_probe is False:
-        import asyncpg  # type: ignore[import-untyped]
-
-        dsn = _pg_url().replace("postgresql+asyncpg://", "postgresql://")
-
-        async def probe() -> None:
-            conn = await asyncpg.connect(dsn, timeout=3)
-            await conn.close()
-
-        try:
-            asyncio.run(probe())
-            _pg_probe = None
-        except Exception as exc:
-            _pg_probe = (
-                f"PostgreSQL at {_pg_url()} is unavailable ({type(exc).__name__}: {exc}); "
-                "run `bash scripts/ensure-postgres.sh` or set PHANTOM_AUCTION_TEST_PG_URL"
-            )
-    assert _pg_probe is not False
-    return _pg_probe
-
-
 @pytest.fixture
 def pg_schema() -> Iterator[tuple[str, str]]:
     """A fresh PostgreSQL schema for one test: ``(url, schema)``; dropped afterwards."""
-    reason = _pg_unavailable()
+    reason = pg_unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
     import asyncpg
 
-    dsn = _pg_url().replace("postgresql+asyncpg://", "postgresql://")
+    dsn = pg_url().replace("postgresql+asyncpg://", "postgresql://")
     schema = f"t_{secrets.token_hex(6)}"
 
     async def run(sql: str) -> None:
@@ -78,7 +41,7 @@ def pg_schema() -> Iterator[tuple[str, str]]:
 
     asyncio.run(run(f"CREATE SCHEMA {schema}"))
     try:
-        yield _pg_url(), schema
+        yield pg_url(), schema
     finally:
         asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
 

@@ -337,3 +337,43 @@ def commit_event(auction_id: str, bidder: str, nonce: int, accepted: bool = True
         payload={"commitment": "ab" * 32, "signature": "00" * 64},
         received_at_us=1_010_000 + nonce,
     )
+
+
+# ---------------------------------------------------------------------------- PostgreSQL
+
+#: Where scripts/ensure-postgres.sh puts the test database unless the variable says otherwise.
+DEFAULT_PG_URL = (
+    "postgresql+asyncpg://phantom_auction:phantom_auction@127.0.0.1:5432/phantom_auction_test"
+)
+
+
+def pg_url() -> str:
+    """The test PostgreSQL: ``PHANTOM_AUCTION_TEST_PG_URL`` or the ensure script's default."""
+    return os.environ.get("PHANTOM_AUCTION_TEST_PG_URL", DEFAULT_PG_URL)
+
+
+_pg_probe: str | bool | None = False  # False: not probed yet; None: reachable; str: why not
+
+
+def pg_unavailable_reason() -> str | None:
+    """None if the test PostgreSQL answers, else why not (probed once per session)."""
+    global _pg_probe
+    if _pg_probe is False:
+        import asyncpg  # type: ignore[import-untyped]
+
+        dsn = pg_url().replace("postgresql+asyncpg://", "postgresql://")
+
+        async def probe() -> None:
+            conn = await asyncpg.connect(dsn, timeout=3)
+            await conn.close()
+
+        try:
+            asyncio.run(probe())
+            _pg_probe = None
+        except Exception as exc:
+            _pg_probe = (
+                f"PostgreSQL at {pg_url()} is unavailable ({type(exc).__name__}: {exc}); "
+                "run `bash scripts/ensure-postgres.sh` or set PHANTOM_AUCTION_TEST_PG_URL"
+            )
+    assert _pg_probe is not False
+    return _pg_probe

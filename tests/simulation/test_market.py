@@ -25,12 +25,15 @@ from phantom_auction.simulation.market import (
 @settings(max_examples=50, deadline=None)
 @given(
     liquidity=st.floats(0.01, 1.0),
-    correlation=st.one_of(st.none(), st.floats(-0.04, 0.99)),
+    fraction=st.one_of(st.none(), st.floats(-0.99, 0.99)),
     n=st.integers(1, 30),
 )
 def test_correlation_matrix_is_positive_definite(
-    liquidity: float, correlation: float | None, n: int
+    liquidity: float, fraction: float | None, n: int
 ) -> None:
+    # Any correlation strictly inside (-1/(n-1), 1) is allowed.
+    floor = 1.0 / (n - 1) if n > 1 else 1.0
+    correlation = None if fraction is None else fraction * (floor if fraction < 0 else 1.0)
     market = MarketConditions(liquidity=liquidity, correlation=correlation, num_bidders=n)
     matrix = market.correlation_matrix
     assert matrix.shape == (n, n)

@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from phantom_auction.simulation import (
     MarketConditions,
@@ -172,3 +174,47 @@ def test_summary_only_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sketched["strategy_performance"] == exact["strategy_performance"]
     # A summary-only run can still show any auction: it is replayed.
     assert summary_only[1234].row["true_price"] == pytest.approx(rows.columns["true_price"][1234])
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    mechanism=st.sampled_from(["vcg", "vickrey", "uniform", "discriminatory"]),
+    real=st.integers(0, 7),
+    phantoms=st.integers(0, 6),
+    volatility=st.floats(0.0, 1.0),
+    liquidity=st.floats(0.05, 1.0),
+    trend=st.floats(-1.0, 1.0),
+    seed=st.integers(0, 2**31),
+)
+def test_invariants_and_path_agreement_for_any_setup(
+    mechanism: str,
+    real: int,
+    phantoms: int,
+    volatility: float,
+    liquidity: float,
+    trend: float,
+    seed: int,
+) -> None:
+    sim = PhantomSimulator(
+        SimulationConfig(
+            num_real_bidders=real, num_phantom_bidders=phantoms, mechanism=mechanism, seed=seed
+        ),
+        MarketConditions(volatility=volatility, liquidity=liquidity, trend=trend),
+    )
+    task = plan_chunks(sim, BASELINE_PRICE, BASELINE_QUANTITY, num_simulations=60)[0]
+    args = (task.spec, 0, task.n_auctions, task.seed_seq)
+    cols = simulate_chunk(*args)
+    assert_columns_equal(cols, simulate_chunk_objects(*args))
+    imp = cols["improvement_bps"]
+    assert np.all((imp >= -1e-9) & (imp <= 50.0 + 1e-9))
+    assert np.all(cols["real_fill_fraction"] <= 1.0 + 1e-12)
+    capture = cols["mev_capture_rate"][np.isfinite(cols["mev_capture_rate"])]
+    assert np.all((capture >= 0.0) & (capture <= 1.0))
+    welfare = cols["welfare_improvement"][np.isfinite(cols["welfare_improvement"])]
+    assert np.all(welfare <= 1.0 + 1e-9)
+    # Built-in strategies never bid above their value: fillers never lose money.
+    for name, values in cols.items():
+        if name.startswith("profit_bps:"):
+            assert np.all(values >= -1e-7), name
+    assert np.array_equal(cols["phantom_won"], cols["winner_index"] == -1)
+    assert np.all(cols["num_phantom_bids"] <= phantoms)

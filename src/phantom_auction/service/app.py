@@ -273,7 +273,10 @@ def create_app(
     """The service app; the store is opened, migrated and recovered when it starts."""
     config = load_config() if config is None else config
     if store is None:
-        store = open_store(database_url or config.service.database_url)
+        store = open_store(
+            database_url or config.service.database_url,
+            sqlite_synchronous=config.service.sqlite_synchronous,
+        )
     metrics = ServiceMetrics()
     house = AuctionHouse(config, store, metrics)
     security = config.security
@@ -369,6 +372,13 @@ def create_app(
         """
         handle = await house.open_auction(client, body)
         record = handle.record
+        if handle.stored is not None:
+            try:  # a 202 promises a retry will find the auction: it must be durable first
+                await asyncio.shield(handle.stored)
+            except Exception as exc:
+                raise Rejected(
+                    503, "store_unavailable", f"the auction could not be stored: {exc}"
+                ) from None
         if handle.done is not None:
             if not wait:
                 return JSONResponse(auction_view(record), status_code=202)
@@ -528,7 +538,7 @@ def create_app(
 
     def _handle(state: BidderState, session: BidderSession, text: str) -> None:
         if len(text) > max_bytes or len(text.encode()) > max_bytes:
-            metrics.rejections.labels("message_too_large").inc()
+            metrics.count_rejection("message_too_large")
             session.send(
                 _dumps(
                     _ack(
@@ -548,7 +558,7 @@ def create_app(
             message = bidder_message_adapter.validate_json(text)
         except ValidationError as exc:
             field, detail = _malformed(list(exc.errors()))
-            metrics.rejections.labels("malformed").inc()
+            metrics.count_rejection("malformed")
             ref, kind = _salvage(text)
             verdict = Verdict(kind, None, False, "malformed", detail)
             session.send(_dumps({**_ack(verdict, ref), "field": field}))

@@ -72,6 +72,9 @@ def serve(
         # Frames between max_message_bytes and this are answered `message_too_large`;
         # larger ones close the socket (code 1009) before they are buffered.
         ws_max_size=max(1 << 20, 16 * cfg.security.max_message_bytes),
+        # Bidder messages are a few hundred bytes: compressing them costs more CPU than
+        # it saves bytes, on both ends.
+        ws_per_message_deflate=False,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
         timeout_graceful_shutdown=5,

@@ -224,11 +224,14 @@ class LiveAuction:
 
 @dataclass(frozen=True, slots=True)
 class AuctionHandle:
-    """What ``open_auction`` gives back: the record now and, while open, its end."""
+    """What ``open_auction`` gives back: the record now, whether it is durable yet
+    (``stored``; await it before telling anyone the auction exists) and, while the
+    auction runs, its end (``done``)."""
 
     record: AuctionRecord
     done: asyncio.Future[AuctionRecord] | None
     created: bool
+    stored: asyncio.Future[None] | None = None
 
 
 def _utcnow() -> datetime:
@@ -307,6 +310,7 @@ def result_document(result: AuctionResult) -> dict[str, Any]:
         "amount": result.amount,
         "improvement_bps": result.improvement_bps,
         "num_participants": result.num_participants,
+        "num_phantom_bids": len(result.phantom_bids),
         "auction_duration_ms": result.auction_duration_ms,
         "auction_id": result.auction_id,
         "mechanism": result.mechanism,
@@ -469,7 +473,10 @@ class AuctionHouse:
                 timer.cancel()
             if not live.finishing:
                 now = _utcnow()
-                if now >= live.auction.reveal_deadline or not live.auction.unrevealed:
+                auction = live.auction
+                auction.advance(now)
+                revealed_all = auction.phase is Phase.REVEALING and not auction.unrevealed
+                if now >= auction.reveal_deadline or revealed_all:
                     await self._finish(live, now)
                 else:
                     await self._finish(live, now, abort_reason="server shutting down")
@@ -572,7 +579,7 @@ class AuctionHouse:
                 ]
             )
             self.recovered[record.auction_id] = status
-            self.metrics.auctions.labels(str(result.outcome)).inc()
+            self.metrics.count_auction(str(result.outcome))
         if self.recovered:
             _log.warning("recovered %d auctions left open by a crash", len(self.recovered))
 
@@ -841,7 +848,7 @@ class AuctionHouse:
             session = state.session
             if session is not None and not is_blocked(state.penalty, blocked_until):
                 session.send(live.announcement)
-        return AuctionHandle(record, live.done, created=True)
+        return AuctionHandle(record, live.done, created=True, stored=opened)
 
     def _opened_durably(self, live: LiveAuction, opened: asyncio.Future[None]) -> None:
         if opened.cancelled() or opened.exception() is not None:
@@ -960,7 +967,7 @@ class AuctionHouse:
             self.closed.popitem(last=False)
         if not live.done.done():
             live.done.set_result(live.record)
-        self.metrics.auctions.labels(str(result.outcome)).inc()
+        self.metrics.count_auction(str(result.outcome))
         bidding_ended = min(triggered, auction.reveal_deadline.timestamp())
         self.metrics.result_latency.observe(max(0.0, done_at - bidding_ended))
         self._push_results(live, result, status)
@@ -1008,7 +1015,7 @@ class AuctionHouse:
         done: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
         done.set_result(verdict)
         if verdict.reason is not None:
-            self.metrics.rejections.labels(verdict.reason).inc()
+            self.metrics.count_rejection(verdict.reason)
         return done
 
     def _find(self, auction_id: str) -> LiveAuction | None:
@@ -1021,7 +1028,7 @@ class AuctionHouse:
         received = time.perf_counter()
         live.events.append(event)
         if verdict.reason is not None:
-            self.metrics.rejections.labels(verdict.reason).inc()
+            self.metrics.count_rejection(verdict.reason)
         answer: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
 
         def durable(written: asyncio.Future[None]) -> None:
@@ -1030,7 +1037,7 @@ class AuctionHouse:
             if written.cancelled() or written.exception() is not None:
                 # The engine saw a message the store lost: the auction cannot be trusted.
                 live.store_failed = True
-                self.metrics.rejections.labels("store_unavailable").inc()
+                self.metrics.count_rejection("store_unavailable")
                 answer.set_result(
                     replace(
                         verdict,
@@ -1062,7 +1069,7 @@ class AuctionHouse:
                 "unknown_auction",
                 f"auction_id={auction_id!r}: no such auction",
             )
-            self.metrics.rejections.labels("unknown_auction").inc()
+            self.metrics.count_rejection("unknown_auction")
             return verdict
         detail = f"auction_id={auction_id!r} has ended ({status}): nothing more is accepted"
         verdict = Verdict(kind, auction_id, False, "auction_closed", detail)
@@ -1076,7 +1083,7 @@ class AuctionHouse:
             {**payload, "detail": detail},
             now_us(),
         )
-        self.metrics.rejections.labels("auction_closed").inc()
+        self.metrics.count_rejection("auction_closed")
         await self.journal.write(event)
         return verdict
 
@@ -1120,7 +1127,7 @@ class AuctionHouse:
         self, state: BidderState, body: CommitBody, auction_id: str, transport: str
     ) -> asyncio.Future[Verdict]:
         """Check and submit a sealed bid; the future gives the verdict once it is durable."""
-        self.metrics.messages.labels("commit", transport).inc()
+        self.metrics.count_message("commit", transport)
         limited = self._rate_limited("commit", state, auction_id)
         if limited is not None:
             return self._immediate(limited)
@@ -1202,7 +1209,7 @@ class AuctionHouse:
         self, state: BidderState, body: RevealBody, auction_id: str, transport: str
     ) -> asyncio.Future[Verdict]:
         """Check and submit a reveal; the future gives the verdict once it is durable."""
-        self.metrics.messages.labels("reveal", transport).inc()
+        self.metrics.count_message("reveal", transport)
         limited = self._rate_limited("reveal", state, auction_id)
         if limited is not None:
             return self._immediate(limited)

@@ -42,6 +42,7 @@ class ServiceMetrics:
     store_batch_size: Histogram = field(init=False)
     connected_bidders: Gauge = field(init=False)
     open_auctions: Gauge = field(init=False)
+    _children: dict[tuple[int, tuple[str, ...]], Counter] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -90,6 +91,27 @@ class ServiceMetrics:
         self.open_auctions = Gauge(
             "phantom_auction_open_auctions", "Auctions collecting or revealing", registry=r
         )
+
+    def _child(self, counter: Counter, *labels: str) -> Counter:
+        # labels() hashes and locks on every call: keep the children (a hot path).
+        key = (id(counter), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = counter.labels(*labels)
+            self._children[key] = child
+        return child
+
+    def count_message(self, kind: str, transport: str) -> None:
+        """One bidder message of ``kind`` received over ``transport``."""
+        self._child(self.messages, kind, transport).inc()
+
+    def count_rejection(self, reason: str) -> None:
+        """One bidder message rejected with ``reason``."""
+        self._child(self.rejections, reason).inc()
+
+    def count_auction(self, outcome: str) -> None:
+        """One auction ended with ``outcome``."""
+        self._child(self.auctions, outcome).inc()
 
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""

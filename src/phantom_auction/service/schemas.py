@@ -96,7 +96,8 @@ class ResultBody(BaseModel):
     price: float = Field(description="user's volume-weighted price, B per A")
     amount: float
     improvement_bps: float
-    num_participants: int
+    num_participants: int = Field(description="revealed real bids + phantom bids")
+    num_phantom_bids: int
     auction_duration_ms: float
     auction_id: str
     mechanism: str

@@ -24,6 +24,7 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -49,7 +50,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -470,6 +471,105 @@ def _loads_opt(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+_Parts: TypeAlias = tuple[
+    list[AuctionRecord], list[BidEvent], list[AuctionFinished], list[PenaltyUpdate]
+]
+
+
+def _apply_rows(conn: Connection, parts: _Parts) -> None:
+    """Write one batch on ``conn`` (inside its transaction), in dependency order."""
+    opened, events, finished, penalties = parts
+    if opened:
+        conn.execute(
+            insert(auctions),
+            [
+                {
+                    "auction_id": a.auction_id,
+                    "client_id": a.client_id,
+                    "idempotency_key": a.idempotency_key,
+                    "request_digest": a.request_digest,
+                    "token_in": a.token_in,
+                    "token_out": a.token_out,
+                    "amount": a.amount,
+                    "baseline_price": a.baseline_price,
+                    "opened_at_us": a.opened_at_us,
+                    "collect_ends_at_us": a.collect_ends_at_us,
+                    "reveal_ends_at_us": a.reveal_ends_at_us,
+                    "phantom_commitment": a.phantom_commitment,
+                    "phantom_seed": a.phantom_seed,
+                    "engine_params": _dumps(a.engine_params),
+                    "status": a.status,
+                    "outcome": a.outcome,
+                    "result": None if a.result is None else _dumps(a.result),
+                    "competition": None if a.competition is None else _dumps(a.competition),
+                    "finished_at_us": a.finished_at_us,
+                }
+                for a in opened
+            ],
+        )
+    if events:
+        conn.execute(
+            insert(bid_events),
+            [
+                {
+                    "auction_id": e.auction_id,
+                    "bidder_id": e.bidder_id,
+                    "kind": e.kind,
+                    "accepted": e.accepted,
+                    "reason": e.reason,
+                    "nonce": e.nonce,
+                    "payload": _dumps(e.payload),
+                    "received_at_us": e.received_at_us,
+                }
+                for e in events
+            ],
+        )
+    if finished:
+        conn.execute(
+            update(auctions)
+            .where(auctions.c.auction_id == bindparam("b_auction_id"))
+            .values(
+                status=bindparam("b_status"),
+                outcome=bindparam("b_outcome"),
+                result=bindparam("b_result"),
+                competition=bindparam("b_competition"),
+                finished_at_us=bindparam("b_finished_at_us"),
+            ),
+            [
+                {
+                    "b_auction_id": f.auction_id,
+                    "b_status": f.status,
+                    "b_outcome": f.outcome,
+                    "b_result": None if f.result is None else _dumps(f.result),
+                    "b_competition": None if f.competition is None else _dumps(f.competition),
+                    "b_finished_at_us": f.finished_at_us,
+                }
+                for f in finished
+            ],
+        )
+    if penalties:
+        conn.execute(
+            update(bidders)
+            .where(bidders.c.bidder_id == bindparam("b_bidder_id"))
+            .values(
+                no_reveal_rate=bindparam("b_rate"),
+                blocked_until_us=bindparam("b_until"),
+                block_count=bindparam("b_count"),
+                block_reason=bindparam("b_reason"),
+            ),
+            [
+                {
+                    "b_bidder_id": p.bidder_id,
+                    "b_rate": p.penalty.no_reveal_rate,
+                    "b_until": p.penalty.blocked_until_us,
+                    "b_count": p.penalty.block_count,
+                    "b_reason": p.penalty.reason,
+                }
+                for p in penalties
+            ],
+        )
+
+
 def _auction_from_row(row: Any) -> AuctionRecord:
     return AuctionRecord(
         auction_id=row.auction_id,
@@ -508,21 +608,33 @@ def _bidder_from_row(row: Any) -> BidderRecord:
     )
 
 
-def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL + FULL: each commit is fsynced to the log before it returns (the ack rule).
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def _sqlite_pragmas(synchronous: str) -> Any:
+    if synchronous not in ("full", "normal"):
+        raise ValueError(f"sqlite_synchronous={synchronous!r}: must be 'full' or 'normal'")
+
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL + FULL: each commit is fsynced to the log before it returns (the ack rule);
+        # WAL + NORMAL: written to the OS before it returns (survives a process crash).
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    return set_pragmas
 
 
 class SqlStore(Store):
     """SQLAlchemy Core on SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
 
     def __init__(
-        self, url: str, *, echo: bool = False, connect_args: dict[str, Any] | None = None
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        connect_args: dict[str, Any] | None = None,
+        sqlite_synchronous: str = "full",
     ) -> None:
         parsed = make_url(url)
         self.url = url
@@ -534,8 +646,14 @@ class SqlStore(Store):
         self.engine: AsyncEngine = create_async_engine(
             parsed, echo=echo, connect_args=connect_args or {}
         )
+        self._sync_engine: Engine | None = None
+        self._writer: ThreadPoolExecutor | None = None
         if self.dialect == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
+            pragmas = _sqlite_pragmas(sqlite_synchronous)
+            event.listen(self.engine.sync_engine, "connect", pragmas)
+            self._sync_engine = create_engine(parsed.set(drivername="sqlite"), echo=echo)
+            event.listen(self._sync_engine, "connect", pragmas)
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         # SQLite allows one writer: serialise ours instead of waiting on busy_timeout.
         self._write_lock = asyncio.Lock()
 
@@ -562,6 +680,10 @@ class SqlStore(Store):
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._writer is not None and self._sync_engine is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._writer, self._sync_engine.dispose)
+            self._writer.shutdown(wait=True)
 
     async def _write(self, conn_work: Any) -> Any:
         async with self._write_lock, self.engine.begin() as conn:
@@ -629,103 +751,23 @@ class SqlStore(Store):
         return None if row is None else _bidder_from_row(row)
 
     async def apply(self, writes: Sequence[Write]) -> None:
-        opened, events, finished, penalties = _split(writes)
+        parts = _split(writes)
+        if not any(parts):
+            return
+        if self._sync_engine is not None:
+            # SQLite: the whole transaction in one hop to the writer thread (aiosqlite
+            # would hop to its thread and back for every statement).
+            loop = asyncio.get_running_loop()
+            async with self._write_lock:
+                await loop.run_in_executor(self._writer, self._apply_in_thread, parts)
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            await conn.run_sync(_apply_rows, parts)
 
-        async def work(conn: AsyncConnection) -> None:
-            if opened:
-                await conn.execute(
-                    insert(auctions),
-                    [
-                        {
-                            "auction_id": a.auction_id,
-                            "client_id": a.client_id,
-                            "idempotency_key": a.idempotency_key,
-                            "request_digest": a.request_digest,
-                            "token_in": a.token_in,
-                            "token_out": a.token_out,
-                            "amount": a.amount,
-                            "baseline_price": a.baseline_price,
-                            "opened_at_us": a.opened_at_us,
-                            "collect_ends_at_us": a.collect_ends_at_us,
-                            "reveal_ends_at_us": a.reveal_ends_at_us,
-                            "phantom_commitment": a.phantom_commitment,
-                            "phantom_seed": a.phantom_seed,
-                            "engine_params": _dumps(a.engine_params),
-                            "status": a.status,
-                            "outcome": a.outcome,
-                            "result": None if a.result is None else _dumps(a.result),
-                            "competition": None if a.competition is None else _dumps(a.competition),
-                            "finished_at_us": a.finished_at_us,
-                        }
-                        for a in opened
-                    ],
-                )
-            if events:
-                await conn.execute(
-                    insert(bid_events),
-                    [
-                        {
-                            "auction_id": e.auction_id,
-                            "bidder_id": e.bidder_id,
-                            "kind": e.kind,
-                            "accepted": e.accepted,
-                            "reason": e.reason,
-                            "nonce": e.nonce,
-                            "payload": _dumps(e.payload),
-                            "received_at_us": e.received_at_us,
-                        }
-                        for e in events
-                    ],
-                )
-            if finished:
-                await conn.execute(
-                    update(auctions)
-                    .where(auctions.c.auction_id == bindparam("b_auction_id"))
-                    .values(
-                        status=bindparam("b_status"),
-                        outcome=bindparam("b_outcome"),
-                        result=bindparam("b_result"),
-                        competition=bindparam("b_competition"),
-                        finished_at_us=bindparam("b_finished_at_us"),
-                    ),
-                    [
-                        {
-                            "b_auction_id": f.auction_id,
-                            "b_status": f.status,
-                            "b_outcome": f.outcome,
-                            "b_result": None if f.result is None else _dumps(f.result),
-                            "b_competition": None
-                            if f.competition is None
-                            else _dumps(f.competition),
-                            "b_finished_at_us": f.finished_at_us,
-                        }
-                        for f in finished
-                    ],
-                )
-            if penalties:
-                await conn.execute(
-                    update(bidders)
-                    .where(bidders.c.bidder_id == bindparam("b_bidder_id"))
-                    .values(
-                        no_reveal_rate=bindparam("b_rate"),
-                        blocked_until_us=bindparam("b_until"),
-                        block_count=bindparam("b_count"),
-                        block_reason=bindparam("b_reason"),
-                    ),
-                    [
-                        {
-                            "b_bidder_id": p.bidder_id,
-                            "b_rate": p.penalty.no_reveal_rate,
-                            "b_until": p.penalty.blocked_until_us,
-                            "b_count": p.penalty.block_count,
-                            "b_reason": p.penalty.reason,
-                        }
-                        for p in penalties
-                    ],
-                )
-
-        if opened or events or finished or penalties:
-            await self._write(work)
+    def _apply_in_thread(self, parts: _Parts) -> None:
+        assert self._sync_engine is not None
+        with self._sync_engine.begin() as conn:
+            _apply_rows(conn, parts)
 
     async def auction(self, auction_id: str) -> AuctionRecord | None:
         async with self.engine.connect() as conn:
@@ -804,7 +846,7 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, sqlite_synchronous: str = "full") -> Store:
     """The store for ``url``: ``memory://``, ``sqlite+aiosqlite:///…`` or
     ``postgresql+asyncpg://…`` (bare ``sqlite://`` and ``postgresql://`` get the async
     driver). Call :meth:`Store.start` before use.
@@ -813,7 +855,7 @@ def open_store(url: str) -> Store:
         return MemoryStore()
     url = normalize_database_url(url)
     try:
-        return SqlStore(url)
+        return SqlStore(url, sqlite_synchronous=sqlite_synchronous)
     except ValueError:
         raise
     except Exception as exc:  # SQLAlchemy's URL and driver errors: say which URL.

@@ -47,6 +47,7 @@ from .strategies import (
     TruthfulStrategy,
     create_strategy,
     filter_strategies,
+    generate_bid,
     strategy_names,
 )
 from .streaming import QuantileSketch, StreamingSummary
@@ -84,6 +85,7 @@ __all__ = [
     "calibrate_parameters",
     "create_strategy",
     "filter_strategies",
+    "generate_bid",
     "plan_chunks",
     "run_monte_carlo",
     "run_simulation",

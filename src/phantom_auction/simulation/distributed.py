@@ -23,6 +23,7 @@ it is imported only when a function here is called.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -152,20 +153,39 @@ def open_client(
     n_workers = parse_cluster(cluster)
     dd = _distributed()
     dask_config = require("dask.config", "distributed")
-    # One thread per worker process: the chunks are numpy-bound and hold the GIL often.
-    with dask_config.set({_TRIM_KEY: None}):
-        local = dd.LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            # The scheduler's HTTP endpoints (health, metrics) would otherwise try port
-            # 8787 and warn when another cluster has it.
-            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-        )
-    with local, dd.Client(local) as client:
-        yield client
+    with _environment_restored():
+        # One thread per worker process: the chunks are numpy-bound, often under the GIL.
+        with dask_config.set({_TRIM_KEY: None}):
+            local = dd.LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                # The scheduler's HTTP endpoints (health, metrics) would otherwise try
+                # port 8787 and warn when another cluster has it.
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            )
+        with local, dd.Client(local) as client:
+            yield client
+
+
+@contextmanager
+def _environment_restored() -> Iterator[None]:
+    """Undo what a LocalCluster's nannies write into this process's ``os.environ``.
+
+    They set their workers' variables (``OMP_NUM_THREADS=1``, ``PYTHONHASHSEED``, ...)
+    here before each spawn; left behind, they would reach every later subprocess.
+    """
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        for key, value in saved.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
 
 
 # -- running ---------------------------------------------------------------------------

@@ -126,6 +126,8 @@ class AuctionEnvironment:
     view: AuctionView
     labels: tuple[str, ...]
     learner_flags: tuple[bool, ...]
+    #: ``(label, bidder indices)`` in order of first appearance.
+    label_groups: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     @property
     def num_bidders(self) -> int:
@@ -142,7 +144,7 @@ class AuctionEnvironment:
 
     def distinct_labels(self) -> list[str]:
         """Strategy labels in order of first appearance."""
-        return list(dict.fromkeys(self.labels))
+        return [label for label, _ in self.label_groups]
 
 
 def build_environment(
@@ -172,6 +174,11 @@ def build_environment(
         learning=config.enable_learning,
         value_distribution=value_model.marginal,
     )
+    labels = tuple(strategy_label(s) for s in strategies)
+    groups = tuple(
+        (label, tuple(i for i, other in enumerate(labels) if other == label))
+        for label in dict.fromkeys(labels)
+    )
     return AuctionEnvironment(
         baseline_price=price,
         baseline_quantity=quantity,
@@ -189,8 +196,9 @@ def build_environment(
         value_model=value_model,
         market=market,
         view=view,
-        labels=tuple(strategy_label(s) for s in strategies),
+        labels=labels,
         learner_flags=tuple(config.enable_learning and learns(s) for s in strategies),
+        label_groups=groups,
     )
 
 

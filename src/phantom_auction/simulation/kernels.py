@@ -65,10 +65,6 @@ class PathSample:
     paths: FloatArray
 
 
-#: Threads ``clear_batch`` may use (``None``: one per CPU); worker processes set 1.
-CLEAR_THREADS: int | None = None
-
-
 def clear_arrays(
     values: FloatArray,
     quantities: FloatArray,
@@ -85,7 +81,6 @@ def clear_arrays(
         supply=supply,
         reserve=0.0,
         mechanism=mechanism,
-        threads=CLEAR_THREADS,
     )
     return result.allocation, result.payment
 
@@ -294,8 +289,8 @@ def _clear_and_measure(
         "best_real_value_bps": best_value,
     }
     profit = (values * alloc_real - pay_real) / q_total
-    for label in env.distinct_labels():
-        idx = [i for i, lab in enumerate(env.labels) if lab == label]
+    for label, group in env.label_groups:
+        idx = list(group)
         sub = shading[:, idx]
         count = np.isfinite(sub).sum(axis=1)
         total = np.where(np.isfinite(sub), sub, 0.0).sum(axis=1)

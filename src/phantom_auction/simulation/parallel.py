@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import kernels
 from .environment import (
     AuctionEnvironment,
     Streams,
@@ -186,11 +185,6 @@ def _run_task(task: ChunkTask, summarize: bool, engine: Engine) -> ChunkColumns 
     return summarize_chunk(*args) if summarize else simulate_chunk(*args)
 
 
-def _init_worker() -> None:
-    # Processes already use the cores: one clearing thread each.
-    kernels.CLEAR_THREADS = 1
-
-
 def run_monte_carlo(
     simulator: PhantomSimulator,
     baseline_price: float,
@@ -200,6 +194,7 @@ def run_monte_carlo(
     progress: ProgressCallback | None = None,
     keep_rows: bool | None = None,
     engine: Engine = "fast",
+    client: Any = None,
 ) -> MonteCarloResults:
     """Run ``config.num_simulations`` auctions (token B per A, token A).
 
@@ -207,9 +202,28 @@ def run_monte_carlo(
     ``progress(done_auctions, total)`` is called after each chunk. ``keep_rows``:
     ``False`` keeps only a :class:`StreamingSummary` (constant memory); ``None`` keeps
     rows up to :data:`STREAMING_THRESHOLD` auctions. ``engine="object"`` runs the
-    object path (the reference, ~100x slower). The same seed gives bit-identical
-    results for any ``workers``.
+    object path (the per-auction reference, a few dozen times slower). The same seed
+    gives bit-identical results for any ``workers``.
+
+    ``client``: a ``distributed.Client``; each chunk is then a task on its Dask cluster,
+    with the same results (:mod:`.distributed`; ``workers`` must be None).
     """
+    if client is not None:
+        from .distributed import run_monte_carlo_on_cluster
+
+        if workers is not None:
+            from ..errors import InvalidBidParameters
+
+            raise InvalidBidParameters("workers", workers, "give workers or client, not both")
+        return run_monte_carlo_on_cluster(
+            simulator,
+            baseline_price,
+            baseline_quantity,
+            client,
+            progress=progress,
+            keep_rows=keep_rows,
+            engine=engine,
+        )
     tasks = plan_chunks(simulator, baseline_price, baseline_quantity)
     total = sum(t.n_auctions for t in tasks)
     summarize = (total > STREAMING_THRESHOLD) if keep_rows is None else not keep_rows
@@ -254,9 +268,7 @@ def _run_pool(
     done = 0
     # Keep a bounded number of chunks in flight: a streamed run's memory stays flat.
     in_flight = 2 * n_workers
-    with ProcessPoolExecutor(
-        max_workers=min(n_workers, len(tasks)), initializer=_init_worker
-    ) as pool:
+    with ProcessPoolExecutor(max_workers=min(n_workers, len(tasks))) as pool:
         pending: dict[Future[ChunkColumns | StreamingSummary], int] = {}
         next_task = 0
         while next_task < len(tasks) or pending:

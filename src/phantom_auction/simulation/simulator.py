@@ -32,7 +32,7 @@ from .environment import (
 from .market import MarketConditions
 from .results import SimulatedBid, SimulationMetrics, SimulationResult
 from .settings import SimulationConfig
-from .strategies.base import BPS, AuctionFeedback, BidderStrategy, call_generate_bids
+from .strategies.base import BPS, AuctionFeedback, call_generate_bids
 from .strategies.registry import SEED_STRATEGIES, create_strategy
 
 __all__ = ["PhantomSimulator", "run_simulation", "simulate_auction"]
@@ -312,8 +312,7 @@ def simulate_auction(
         "real_fill_fraction": sum(x_real) / bq,
         "best_real_value_bps": best_value,
     }
-    for label in env.distinct_labels():
-        idx = [i for i, lab in enumerate(env.labels) if lab == label]
+    for label, idx in env.label_groups:
         mine = [
             (values[i] - s.improvement_bps) / values[i]
             for i in idx
@@ -380,8 +379,3 @@ def simulate_auction(
         execution_trace=trace,
         row=row,
     )
-
-
-def is_strategy(obj: Any) -> bool:
-    """Whether ``obj`` can bid (a :class:`BidderStrategy` or has ``generate_bid``)."""
-    return isinstance(obj, BidderStrategy) or callable(getattr(obj, "generate_bid", None))

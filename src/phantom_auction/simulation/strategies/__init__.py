@@ -13,6 +13,7 @@ from .base import (
     FeedbackBatch,
     LabelledStrategy,
     call_generate_bids,
+    generate_bid,
     strategy_label,
 )
 from .conservative import ConservativeStrategy
@@ -47,6 +48,7 @@ __all__ = [
     "create_strategy",
     "filter_strategies",
     "first_price_equilibrium_table",
+    "generate_bid",
     "strategy_label",
     "strategy_names",
 ]

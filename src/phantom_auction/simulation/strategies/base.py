@@ -47,6 +47,7 @@ __all__ = [
     "FeedbackBatch",
     "LabelledStrategy",
     "call_generate_bids",
+    "generate_bid",
     "learns",
     "price_to_bps",
     "strategy_label",
@@ -431,6 +432,41 @@ def learns(strategy: Any) -> bool:
     if isinstance(strategy, BidderStrategy) and isinstance(classifier, Mapping):
         return bool(classifier.get("learns", False))
     return callable(getattr(strategy, "observe", None))
+
+
+def generate_bid(
+    strategy: Any,
+    baseline_price: float,
+    baseline_quantity: float,
+    market: MarketConditions,
+    rng: np.random.Generator,
+    *,
+    private_value: float | None = None,
+    view: AuctionView | None = None,
+) -> Bid | None:
+    """The seed's ``generate_bid(strategy, baseline_price, baseline_quantity, market, rng)``.
+
+    The bid ``strategy`` stands on for one auction: its best bid inside the collection
+    window, or ``None``. Works for a :class:`BidderStrategy` and for any object with
+    the seed's ``generate_bid`` method (keywords it does not declare are not passed).
+    """
+    if isinstance(strategy, BidderStrategy):
+        return strategy.generate_bid(
+            baseline_price,
+            baseline_quantity,
+            market,
+            rng,
+            private_value=private_value,
+            view=view,
+        )
+    window = (view or AuctionView()).window_ms
+    best: Bid | None = None
+    for bid in call_generate_bids(
+        strategy, baseline_price, baseline_quantity, market, rng, private_value, view
+    ):
+        if bid.timestamp <= window and (best is None or bid.price > best.price):
+            best = bid
+    return best
 
 
 def call_generate_bids(

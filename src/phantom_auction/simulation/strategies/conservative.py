@@ -96,12 +96,17 @@ class ConservativeStrategy(BidderStrategy):
         f0, f1 = self.fee_fraction
         fee = qty * view.priority_fee_max_ratio * (f0 + (f1 - f0) * u[2 * r + 1])
         a0, a1 = self.target_bps
+        lowest, duration = view.min_improvement_bps, view.duration_ms
         t = 0.0
         bids = []
         for k in range(r):
             t += self.interval_ms * (0.9 + 0.2 * u[k])
-            imp = min(max(a0 + (a1 - a0) * u[r + k], view.min_improvement_bps), cap)
-            bids.append(Bid(baseline_price * (1.0 + imp / BPS), qty, min(t, view.duration_ms), fee))
+            target = a0 + (a1 - a0) * u[r + k]
+            imp = target if target > lowest else lowest
+            if imp > cap:
+                imp = cap
+            price = baseline_price * (1.0 + imp / BPS)
+            bids.append(Bid(price, qty, t if t < duration else duration, fee))
         return bids
 
     def generate_batch(

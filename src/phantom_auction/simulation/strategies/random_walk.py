@@ -117,10 +117,14 @@ class RandomWalkStrategy(BidderStrategy):
                 if occurs[k - 1] < p_jump:
                     step += self.jump_sd * float(ndtri(sizes[k - 1]))
                 log_bid += step
-            imp = min(math.exp(log_bid), cap)
+            # min() as conditionals: this loop runs for every point of every path.
+            imp = math.exp(log_bid)
+            if imp > cap:
+                imp = cap
             if imp >= floor:
-                t = min(step_ms * (k + 0.5 * times[k]), duration)
-                bids.append(Bid(baseline_price * (1.0 + imp / BPS), qty, t, fee))
+                t = step_ms * (k + 0.5 * times[k])
+                price = baseline_price * (1.0 + imp / BPS)
+                bids.append(Bid(price, qty, t if t < duration else duration, fee))
         return bids
 
     def generate_batch(
