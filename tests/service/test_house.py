@@ -118,3 +118,22 @@ async def test_a_restart_replays_stored_events_to_the_same_clearing(
     # The nonces of the replayed commits stay used.
     assert second.nonces.last("mm-0") == 100
     await second.close()
+
+
+async def test_a_graceful_stop_ends_every_running_auction() -> None:
+    store = MemoryStore()
+    client = await store.add_client("settlement", "a" * 64)
+    house = AuctionHouse(CONFIG, store)
+    await house.start()
+    collecting = await house.open_auction(
+        client,
+        OpenAuctionBody(
+            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=60_000
+        ),
+    )
+    assert collecting.stored is not None
+    await collecting.stored
+    await house.close()
+    record = await store.auction(collecting.record.auction_id)
+    assert record is not None and (record.status, record.outcome) == ("aborted", "aborted")
+    assert collecting.done is not None and collecting.done.result().status == "aborted"

@@ -23,6 +23,7 @@ from phantom_auction.service.auth import (
     load_private_key,
     login_signing_bytes,
     parse_public_key,
+    public_key_hex,
     request_signing_bytes,
     sign,
     verify_signature,
@@ -182,3 +183,26 @@ def test_commands_register_clients_and_bidders(tmp_path: Path) -> None:
             await store.close()
 
     asyncio.run(check())
+
+
+def test_signature_vectors_in_docs_service_md() -> None:
+    key = load_private_key(bytes(range(32)).hex())
+    assert public_key_hex(key) == (
+        "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
+    )
+    vectors = {
+        login_signing_bytes("mm-1", "cd" * 32): "61e86f46badab3440dad5d41879a3478"
+        "f33ed31661502f98b749719d0f3fcc664c824f6f379c19a0ca2a63c6d0ca8d8ab15a2b89161008b2af617fd7fc980f0a",
+        commit_signing_bytes(
+            "4f1c2b7e9a0d4e6f8b3a5c7d9e1f2a3b", "mm-1", "ab" * 32, 1700000000000000001
+        ): "ceec8b350973fe9dfb450664e71b79e5f378a659d0d7d346fb944adff6232626"
+        "320f0d36c75a4019666d1c71ea50c7e287aab03953817e6da1f355c482b6300e",
+        request_signing_bytes("mm-1", "GET", "/v1/bidders/me", 1700000000000, b""): (
+            "4ef15cb9839b7b12b6809906b24cc5e698e9c89b3ac25f529520b5b6142afa15"
+            "c42d2990940887f80289c7b28dcf87ab64a36b4bc1ed71b90b98fe50da2b2e0e"
+        ),
+    }
+    docs = (Path(__file__).parents[2] / "docs" / "service.md").read_text("utf-8")
+    for message, signature in vectors.items():
+        assert sign(key, message) == signature
+        assert signature in docs

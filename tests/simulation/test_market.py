@@ -69,7 +69,8 @@ def test_market_mode_moments_follow_the_model() -> None:
     market = MarketConditions(volatility=0.4, liquidity=0.5, trend=0.5, spread=8.0, volume=2e6)
     model = ValueModel.build(market, 4, 1000.0)
     draws = model.draw(np.random.default_rng(1), 100_000)
-    center = 4.0 + 10_000.0 * 1000.0 / (2e6 * 0.5) + 20.0 * 0.5
+    # LP fee + impact - half the spread + trend lag.
+    center = 30.0 + 10_000.0 * 1000.0 / (2e6 * 0.5) - 4.0 + 20.0 * 0.5
     assert draws.true_premium_bps.mean() == pytest.approx(center, abs=4 * 16.0 / math.sqrt(1e5))
     assert draws.true_premium_bps.std() == pytest.approx(VOLATILITY_BPS * 0.4, rel=0.01)
     noise = draws.values_bps - draws.true_premium_bps[:, None]

@@ -4,18 +4,23 @@ Everything is measured in bps over the CFMM's baseline quote unless said otherwi
 (``price = baseline * (1 + bps / 10_000)``).
 
 **Market mode** (no value distribution given). A seller's CFMM quote sits below the
-fair price ``P*`` by half the spread and by the price impact of its order, and lags the
-market by the trend; ``P*`` itself is uncertain in proportion to volatility. For
-auction ``a`` and real bidder (filler) ``i``::
+fair mid price by the pool's LP fee (``amm_fee_bps``) and by the price impact of its
+order, and lags the market by the trend; a filler that buys the order hedges it on
+another venue at the fair bid, half the spread below the mid. The fair value ``P*`` is
+uncertain in proportion to volatility. For auction ``a`` and real bidder (filler) ``i``::
 
     impact    = 10_000 * baseline_quantity / (volume * liquidity)      (capped)
-    m_a       = spread / 2 + impact + TREND_BPS * trend + VOLATILITY_BPS * volatility * Z_a
+    m_a       = amm_fee_bps + impact - spread / 2 + TREND_BPS * trend
+                + VOLATILITY_BPS * volatility * Z_a
     v_ai      = m_a + noise_sd * X_ai,   noise_sd = max(1, spread) * (0.5 + volatility)
     X_a       ~ N(0, R)   (R = MarketConditions.correlation_matrix, a Gaussian copula)
 
 ``m_a`` is the true price premium (``P* = baseline * (1 + m_a / 10_000)``) and ``v_ai``
 the filler's private value of the order per unit: its estimate of ``P*`` plus its own
 edge (inventory, flow it can net against), which is why values differ and correlate.
+The fee is why the improvement exists at all: an AMM quote is worse than the fair price
+by at least its fee (Milionis et al. 2022, "Automated market making and loss-versus-
+rebalancing"), and that gap is the MEV a phantom auction hands back to the user.
 
 **Independent private values** (``value_distribution`` F given): ``v_ai = F^-1(Phi(X_ai))``
 with ``X_ai`` independent standard normals (so ``v_ai`` are i.i.d. draws from F) unless
@@ -89,7 +94,8 @@ class MarketConditions:
     token A, ``num_bidders`` the size of :attr:`correlation_matrix`. ``correlation`` is
     the constant off-diagonal correlation of real bidders' values; ``None`` derives it
     from liquidity (``0.5 * liquidity``) in market mode and means independent values when
-    a value distribution is given.
+    a value distribution is given. ``amm_fee_bps`` is the CFMM pool's LP fee (bps; 30 for
+    the common 0.3% tier), the main reason its quote is below the fair price.
     """
 
     volatility: float = 0.3
@@ -99,6 +105,7 @@ class MarketConditions:
     volume: float = 1e6
     num_bidders: int = 20
     correlation: float | None = None
+    amm_fee_bps: float = 30.0
 
     def __post_init__(self) -> None:
         checks = (
@@ -107,6 +114,12 @@ class MarketConditions:
             ("trend", self.trend, -1.0 <= self.trend <= 1.0, "must be in [-1, 1]"),
             ("spread", self.spread, 0.0 <= self.spread < math.inf, "must be finite bps >= 0"),
             ("volume", self.volume, 0.0 < self.volume < math.inf, "must be finite and > 0"),
+            (
+                "amm_fee_bps",
+                self.amm_fee_bps,
+                0.0 <= self.amm_fee_bps < 10_000.0,
+                "must be in [0, 10000) bps",
+            ),
         )
         for name, value, ok, reason in checks:
             if not (isinstance(value, int | float) and ok):
@@ -241,7 +254,7 @@ class ValueModel:
             impact = min(
                 MAX_IMPACT_BPS, 10_000.0 * baseline_quantity / (market.volume * market.liquidity)
             )
-            center = market.spread / 2.0 + impact + TREND_BPS * market.trend
+            center = market.amm_fee_bps + impact - market.spread / 2.0 + TREND_BPS * market.trend
             premium_sd = VOLATILITY_BPS * market.volatility
             noise_sd = max(1.0, market.spread) * (0.5 + market.volatility)
         chol = None

@@ -1,0 +1,112 @@
+"""Run N simulator strategies as live bidders against a phantom-auction server.
+
+    phantom-auction serve &                                   # 127.0.0.1:8080, ./data/
+    TOKEN=$(phantom-auction clients add acme)
+    python examples/live_bidders.py -n 5 --register --duration 60 &
+    curl -s -X POST http://127.0.0.1:8080/v1/auctions \\
+        -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+        -d '{"token_in": 1, "token_out": 2, "amount": 10, "baseline_price": 2000}'
+
+``--register`` creates the bidders' Ed25519 keys, registers them in the server's
+database (``--db``, default the configured ``[service] database_url``, on this machine)
+and keeps the keys in ``--keys`` (a JSON file ``{bidder_id: private_key_hex}``) for the
+next run; without it the keys file must exist (register each public key with
+``phantom-auction bidders add NAME PUBKEY``). Bidder ``i`` plays strategy
+``strategies[i % len(strategies)]`` from the simulator's registry. Prints each
+bidder's acks, rejections by reason and wins when it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+from phantom_auction.client import BidderClient, BidderReport
+from phantom_auction.config import load_config
+from phantom_auction.service.auth import generate_keypair
+from phantom_auction.service.store import StoreConflict, open_store
+from phantom_auction.simulation.strategies import create_strategy, strategy_names
+
+
+async def register(db_url: str, names: list[str], keys_file: Path) -> dict[str, str]:
+    """Keys for ``names``: those in ``keys_file``, new ones created and registered."""
+    keys: dict[str, str] = json.loads(keys_file.read_text()) if keys_file.exists() else {}
+    store = open_store(db_url)
+    await store.start()
+    try:
+        for name in names:
+            if name in keys:
+                continue
+            private, public = generate_keypair()
+            try:
+                await store.add_bidder(name, bytes.fromhex(public))
+            except StoreConflict:
+                raise SystemExit(
+                    f"bidder {name!r} is registered but its key is not in {keys_file}"
+                ) from None
+            keys[name] = private
+    finally:
+        await store.close()
+    keys_file.write_text(json.dumps(keys, indent=2))
+    keys_file.chmod(0o600)
+    return keys
+
+
+async def run(args: argparse.Namespace) -> list[BidderReport]:
+    names = [f"{args.prefix}-{i}" for i in range(args.n)]
+    keys_file = Path(args.keys)
+    if args.register:
+        keys = await register(args.db or load_config().service.database_url, names, keys_file)
+    else:
+        keys = json.loads(keys_file.read_text())
+    strategies = args.strategies.split(",")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    clients = [BidderClient(args.url, name, keys[name]) for name in names]
+    runs = [
+        client.arun(
+            create_strategy(strategies[i % len(strategies)]),
+            duration_s=args.duration,
+            max_auctions=args.auctions,
+            stop=stop,
+        )
+        for i, client in enumerate(clients)
+    ]
+    print(f"{len(clients)} bidders on {args.url} ({', '.join(strategies)}); Ctrl-C stops")
+    return list(await asyncio.gather(*runs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8080", help="the server")
+    parser.add_argument("-n", type=int, default=5, help="number of bidders")
+    parser.add_argument(
+        "--prefix", default="live-mm", help="bidder ids are PREFIX-0 .. PREFIX-(n-1)"
+    )
+    parser.add_argument(
+        "--strategies",
+        default="truthful,aggressive,conservative,equilibrium,random_walk",
+        help=f"comma-separated, from: {', '.join(strategy_names())}",
+    )
+    parser.add_argument("--keys", default="live-bidders.keys.json", help="private keys (JSON)")
+    parser.add_argument("--register", action="store_true", help="create and register keys")
+    parser.add_argument("--db", default=None, help="database URL for --register")
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many s")
+    parser.add_argument("--auctions", type=int, default=None, help="stop after this many auctions")
+    args = parser.parse_args()
+    for report in asyncio.run(run(args)):
+        rejected = ", ".join(f"{reason}={n}" for reason, n in sorted(report.rejected.items()))
+        print(
+            f"{report.bidder_id}: {report.auctions_seen} auctions, {report.commits_sent} commits, "
+            f"{report.accepted} accepted, rejected [{rejected or 'none'}], "
+            f"won {report.auctions_won} ({report.filled_volume:g} filled)"
+        )
+
+
+if __name__ == "__main__":
+    main()
