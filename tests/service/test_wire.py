@@ -439,7 +439,7 @@ async def test_a_bidder_that_does_not_reveal_is_blocked_with_doubling_backoff(
 
         async def round_without_reveal() -> dict[str, Any]:
             r = await http.post(
-                "/v1/auctions", params={"wait": "false"}, json=order(duration_ms=600)
+                "/v1/auctions", params={"wait": "false"}, json=order(duration_ms=1200)
             )
             aid = r.json()["auction_id"]
             op = await flaky.opened(aid)
@@ -462,7 +462,7 @@ async def test_a_bidder_that_does_not_reveal_is_blocked_with_doubling_backoff(
         assert (await flaky.push("blocked"))["block_count"] == 1
 
         # While blocked: no pushes, and a commit is refused with the reason.
-        r = await http.post("/v1/auctions", params={"wait": "false"}, json=order(duration_ms=600))
+        r = await http.post("/v1/auctions", params={"wait": "false"}, json=order(duration_ms=1200))
         aid = r.json()["auction_id"]
         op = await honest.opened(aid)
         refused = await flaky.commit(aid, flaky.bid(op))

@@ -83,6 +83,7 @@ REASON_STATUS: dict[str, int] = {
     "message_too_large": 413,
     "rate_limited": 429,
     "store_unavailable": 503,
+    "shutting_down": 503,
 }
 
 

@@ -23,7 +23,7 @@ import math
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
@@ -1123,10 +1123,37 @@ class AuctionHouse:
             )
         return None
 
+    def _guarded(
+        self, kind: str, auction_id: str, handle: Callable[[], asyncio.Future[Verdict]]
+    ) -> asyncio.Future[Verdict]:
+        if self._closing:
+            return self._immediate(
+                Verdict(kind, auction_id, False, "shutting_down", "the service is stopping")
+            )
+        try:
+            return handle()
+        except PhantomAuctionError as exc:  # a value the engine refuses to even represent
+            return self._immediate(Verdict(kind, auction_id, False, "malformed", str(exc)))
+
     def commit(
         self, state: BidderState, body: CommitBody, auction_id: str, transport: str
     ) -> asyncio.Future[Verdict]:
         """Check and submit a sealed bid; the future gives the verdict once it is durable."""
+        return self._guarded(
+            "commit", auction_id, lambda: self._commit(state, body, auction_id, transport)
+        )
+
+    def reveal(
+        self, state: BidderState, body: RevealBody, auction_id: str, transport: str
+    ) -> asyncio.Future[Verdict]:
+        """Check and submit a reveal; the future gives the verdict once it is durable."""
+        return self._guarded(
+            "reveal", auction_id, lambda: self._reveal(state, body, auction_id, transport)
+        )
+
+    def _commit(
+        self, state: BidderState, body: CommitBody, auction_id: str, transport: str
+    ) -> asyncio.Future[Verdict]:
         self.metrics.count_message("commit", transport)
         limited = self._rate_limited("commit", state, auction_id)
         if limited is not None:
@@ -1205,10 +1232,9 @@ class AuctionHouse:
         )
         return self._record(live, stored, Verdict("commit", auction_id, accepted, reason, detail))
 
-    def reveal(
+    def _reveal(
         self, state: BidderState, body: RevealBody, auction_id: str, transport: str
     ) -> asyncio.Future[Verdict]:
-        """Check and submit a reveal; the future gives the verdict once it is durable."""
         self.metrics.count_message("reveal", transport)
         limited = self._rate_limited("reveal", state, auction_id)
         if limited is not None:
