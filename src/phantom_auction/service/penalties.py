@@ -56,7 +56,9 @@ def record_reveal_outcome(
     rate = (1.0 - alpha) * state.no_reveal_rate + alpha * (0.0 if revealed else 1.0)
     if revealed or rate <= security.no_reveal_threshold:
         return replace(state, no_reveal_rate=rate)
-    block_s = min(security.block_base_s * 2.0**state.block_count, security.block_max_s)
+    # 2**k overflows a float past k = 1023: long before that the cap applies anyway.
+    doubling = 2.0 ** min(state.block_count, 1000)
+    block_s = min(security.block_base_s * doubling, security.block_max_s)
     until = max(state.blocked_until_us, now_us + round(block_s * US_PER_S))
     reason = (
         f"no_reveal_rate={rate:.3f} above security.no_reveal_threshold="
