@@ -1,9 +1,7 @@
 """load_config: packaged defaults, a TOML file, AUCTION_<SECTION>_<KEY> overrides, errors.
 
 Every error must name the key, the value and where the value came from (the default,
-the file, or the environment variable). Tests marked ``xfail(strict=True)`` pin bugs
-found in ``config.py`` (reported on issue 2); they fail loudly once fixed, so that the
-marker is removed.
+the file, or the environment variable).
 """
 
 from __future__ import annotations
@@ -203,11 +201,6 @@ def test_mechanism_not_enabled(tmp_path: Path) -> None:
     assert config.phantom_auction.mechanism == "discriminatory"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config bug: a cross-field error blames the section's first overridden key, "
-    "not the key the rule is about",
-)
 def test_mechanism_not_enabled_is_blamed_with_other_overrides() -> None:
     var = "AUCTION_PHANTOM_AUCTION_MECHANISM"
     err = _error(env={"AUCTION_PHANTOM_AUCTION_DURATION_MS": "80", var: "discriminatory"})
@@ -230,11 +223,6 @@ def test_bad_file(tmp_path: Path) -> None:
     assert (err.key, err.value, err.source) == ("phantom_auction", 3, f"file {not_a_table}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(IsADirectoryError, UnicodeDecodeError),
-    reason="config bug: a directory or a non-UTF-8 file escapes as OSError/UnicodeDecodeError",
-)
 @pytest.mark.parametrize("kind", ["directory", "binary"])
 def test_unreadable_file_is_a_config_error(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "conf.toml"
@@ -246,9 +234,6 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path, kind: str) -> None:
     assert err.key == "path"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="config bug: NaN and infinity pass fields with no upper bound"
-)
 @pytest.mark.parametrize(
     ("var", "text"),
     [

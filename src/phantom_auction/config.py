@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError
 
@@ -37,7 +38,13 @@ Mechanism = Literal["vickrey", "uniform", "discriminatory", "vcg"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # allow_inf_nan=False: a NaN or infinite limit would silently disable its check.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _cross_field(field: str, message: str) -> PydanticCustomError:
+    """A rule between keys, blamed on ``field`` (the key the rule is about)."""
+    return PydanticCustomError("cross_field", message, {"field": field})
 
 
 class PhantomAuctionConfig(_Section):
@@ -61,18 +68,16 @@ class PhantomAuctionConfig(_Section):
     @model_validator(mode="after")
     def _consistent(self) -> PhantomAuctionConfig:
         if self.min_improvement_bps > self.max_improvement_bps:
-            raise ValueError(
-                f"min_improvement_bps={self.min_improvement_bps} is above "
-                f"max_improvement_bps={self.max_improvement_bps}"
+            raise _cross_field(
+                "min_improvement_bps",
+                f"is above max_improvement_bps={self.max_improvement_bps}",
             )
         if self.reveal_delay_ms >= self.duration_ms:
-            raise ValueError(
-                f"reveal_delay_ms={self.reveal_delay_ms} must be below "
-                f"duration_ms={self.duration_ms}"
-            )
+            raise _cross_field("reveal_delay_ms", f"must be below duration_ms={self.duration_ms}")
         if not getattr(self, f"enable_{self.mechanism}"):
-            raise ValueError(
-                f"mechanism={self.mechanism!r} is not enabled (set enable_{self.mechanism} = true)"
+            raise _cross_field(
+                "mechanism",
+                f"mechanism={self.mechanism!r} is not enabled (set enable_{self.mechanism} = true)",
             )
         return self
 
@@ -213,6 +218,8 @@ def load_config(
             table = tomllib.loads(file.read_text("utf-8"))
         except FileNotFoundError:
             raise ConfigError("path", str(file), "load_config", "file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("path", str(file), "load_config", f"cannot read: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("path", str(file), "load_config", f"invalid TOML: {exc}") from None
         _merge(values, sources, table, f"file {file}")
@@ -228,16 +235,10 @@ def _validate(values: dict[str, dict[str, Any]], sources: dict[str, str]) -> Auc
             parsed[section] = model.model_validate(values.get(section, {}))
         except ValidationError as exc:
             err = exc.errors()[0]
-            field = str(err["loc"][0]) if err["loc"] else None
-            if field is None:
-                # A cross-field rule: blame the section's most recently overridden key.
-                keys = [k for k in sources if k.startswith(section + ".")]
-                name = max(keys, key=lambda k: sources[k] != "default") if keys else section
-                value: Any = values.get(section, {}).get(name.split(".")[-1])
-                msg = str(err["msg"]).removeprefix("Value error, ")
-            else:
-                name = f"{section}.{field}"
-                value = values.get(section, {}).get(field)
-                msg = str(err["msg"])
+            ctx = err.get("ctx") or {}
+            field = str(ctx["field"]) if "field" in ctx else str(err["loc"][0])
+            name = f"{section}.{field}"
+            value = values.get(section, {}).get(field)
+            msg = str(err["msg"])
             raise ConfigError(name, value, sources.get(name, "default"), msg) from None
     return AuctionConfig(**parsed, sources=sources)
