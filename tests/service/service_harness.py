@@ -376,4 +376,7 @@ def pg_unavailable_reason() -> str | None:
                 "run `bash scripts/ensure-postgres.sh` or set PHANTOM_AUCTION_TEST_PG_URL"
             )
     assert _pg_probe is not False
+    if _pg_probe is not None and os.environ.get("PHANTOM_AUCTION_REQUIRE_POSTGRES"):
+        # CI installs and starts PostgreSQL (.ci/run): there, a missing server is a failure.
+        raise RuntimeError(f"PHANTOM_AUCTION_REQUIRE_POSTGRES is set but {_pg_probe}")
     return _pg_probe
