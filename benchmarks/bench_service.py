@@ -60,6 +60,7 @@ class StepResult:
     ok: int
     failed: int
     rejections: int
+    reasons: dict[str, int]
     unrevealed: int
     absent: int
     latency_ms: list[float]
@@ -160,14 +161,17 @@ async def _step(
     span = (max(sent_at) - min(sent_at)) if len(sent_at) > 1 else 0.0
     achieved = (len(sent_at) - 1) / span if span > 0 else float(rate)
     after = await _rejections(http)
-    rejected = sum(after.values()) - sum(before.values())
+    reasons = {k: round(v - before.get(k, 0.0)) for k, v in after.items()}
+    reasons = {k: v for k, v in reasons.items() if v}
+    rejected = sum(reasons.values())
     return StepResult(
         rate=rate,
         requested=count,
         achieved_rate=achieved,
         ok=outcome["ok"],
         failed=outcome["failed"],
-        rejections=round(rejected),
+        rejections=rejected,
+        reasons=reasons,
         unrevealed=outcome["unrevealed"],
         absent=outcome["absent"],
         latency_ms=latency,
@@ -272,7 +276,8 @@ async def _load(args: argparse.Namespace) -> list[StepResult]:
                     if step.errors:
                         print(
                             f"        failed={step.failed} rejected={step.rejections} "
-                            f"unrevealed={step.unrevealed} absent={step.absent}"
+                            f"unrevealed={step.unrevealed} absent={step.absent} "
+                            f"reasons={step.reasons}"
                         )
                     failures = 0 if step.sustained() else failures + 1
                     if failures >= 2:

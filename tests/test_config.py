@@ -244,3 +244,10 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path, kind: str) -> None:
 )
 def test_non_finite_numbers_are_rejected(var: str, text: str) -> None:
     _error(env={var: text})
+
+
+def test_mechanism_aliases_are_accepted() -> None:
+    env = {"AUCTION_PHANTOM_AUCTION_MECHANISM": "second_price"}
+    assert load_config(env=env).phantom_auction.mechanism == "vickrey"
+    err = _error(env={"AUCTION_PHANTOM_AUCTION_MECHANISM": "dutch"})
+    assert (err.key, err.value) == ("phantom_auction.mechanism", "dutch")

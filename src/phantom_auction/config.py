@@ -16,10 +16,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidBidParameters
+from .mechanisms.clearing import canonical_mechanism
 
 __all__ = [
     "MECHANISM_NAMES",
@@ -64,6 +72,15 @@ class PhantomAuctionConfig(_Section):
     mechanism: Mechanism
     phantom_improvement_mean_bps: float
     phantom_improvement_sd_bps: float = Field(gt=0.0)
+
+    @field_validator("mechanism", mode="before")
+    @classmethod
+    def _canonical_mechanism(cls, name: object) -> object:
+        # Accept the same aliases as the mechanisms (second_price -> vickrey, ...).
+        try:
+            return canonical_mechanism(name) if isinstance(name, str) else name
+        except InvalidBidParameters:
+            return name  # the Literal check then names the allowed values
 
     @model_validator(mode="after")
     def _consistent(self) -> PhantomAuctionConfig:
