@@ -228,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  {r['auctions']:,} auctions, 2 workers: {r['seconds']:.2f} s, "
             f"peak {r['peak_rss_gib']:.2f} GiB"
         )
+        print(f"BENCH name=simulator.mc_{r['auctions']}_s value={r['seconds']:.3f} unit=s")
+        print(
+            f"BENCH name=simulator.mc_{r['auctions']}_peak value={r['peak_rss_gib']:.3f} unit=GiB"
+        )
     if "mc10m" in results:
         r = results["mc10m"]
         print(
@@ -235,12 +239,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['peak_rss_gib']:.2f} GiB (after the first million: "
             f"{r['peak_rss_after_first_million_gib']:.2f} GiB)"
         )
+        print(f"BENCH name=simulator.streamed_{r['auctions']}_s value={r['seconds']:.3f} unit=s")
+        print(
+            f"BENCH name=simulator.streamed_{r['auctions']}_peak "
+            f"value={r['peak_rss_gib']:.3f} unit=GiB"
+        )
     if "one200" in results:
         r = results["one200"]
         print(
             f"  run_simulation, 200 bidders: median {r['median_ms']:.2f} ms "
             f"(min {r['min_ms']:.2f} ms)"
         )
+        print(f"BENCH name=simulator.run_simulation_200 value={r['median_ms']:.3f} unit=ms")
     if "ratio" in results:
         r = results["ratio"]
         print(
@@ -248,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['auctions']:,} auctions ({r['fast_us_per_auction']:.1f} vs "
             f"{r['object_us_per_auction']:.0f} us/auction; same numbers: {r['same_numbers']})"
         )
+        print(f"BENCH name=simulator.fast_over_object value={r['object_over_fast']:.1f} unit=x")
     return 0
 
 

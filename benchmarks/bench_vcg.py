@@ -141,6 +141,9 @@ def main() -> None:
     print(f"  >= 100x naive: {ratio_200:.0f}x {'met' if ratio_200 >= 100 else 'MISSED'}")
     if args.auctions == 1_000_000:
         print(f"  1M batch <= 2 s: {batch:.3f} s {'met' if batch <= 2.0 else 'MISSED'}")
+    print(f"BENCH name=vcg.run_200_bidders value={fast_200 * 1e3:.4f} unit=ms")
+    print(f"BENCH name=vcg.speedup_vs_naive_200 value={ratio_200:.0f} unit=x")
+    print(f"BENCH name=vcg.batch_{args.auctions}x20 value={batch:.3f} unit=s")
 
 
 if __name__ == "__main__":
