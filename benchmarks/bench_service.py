@@ -37,14 +37,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
 
+T = TypeVar("T")
 GOAL_PER_S = 300
 GOAL_P99_MS = 10.0
 _REJECTIONS = re.compile(r'^phantom_auction_rejections_total\{reason="([^"]+)"\} ([0-9.e+]+)$')
@@ -65,6 +67,7 @@ class StepResult:
     absent: int
     latency_ms: list[float]
     total_ms: list[float]
+    cpu_s: dict[str, float]
 
     @property
     def errors(self) -> int:
@@ -78,6 +81,19 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds used so far by each process (0 if unreadable)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[name] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            out[name] = 0.0
+    return out
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -104,8 +120,73 @@ async def _register(db_url: str, bidders: int) -> tuple[str, dict[str, str]]:
     return token, keys
 
 
-async def _rejections(http: httpx.AsyncClient) -> dict[str, float]:
-    text = (await http.get("/metrics")).text
+class _Http:
+    """The settlement client's HTTP/1.1: keep-alive connections on asyncio streams.
+
+    The load generator shares the machine with the server and the bidders, so it is
+    kept lighter than a general client (httpx spent ~3 ms of CPU per request here).
+    Handles what this server answers: ``Content-Length`` bodies, keep-alive or close.
+    """
+
+    def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
+        self.host, self.port = host, port
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self._head = f"Host: {host}:{port}\r\n{extra}"
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._all: set[asyncio.StreamWriter] = set()
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        """``(status, body)``; raises OSError or ValueError if the exchange fails."""
+        if self._idle:
+            reader, writer = self._idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+            self._all.add(writer)
+        try:
+            content = "Content-Type: application/json\r\n" if body else ""
+            writer.write(
+                f"{method} {path} HTTP/1.1\r\n{self._head}{content}"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            status_line = await reader.readline()
+            if not status_line:
+                raise ConnectionResetError("the server closed the connection")
+            status = int(status_line.split()[1])
+            length, close = 0, False
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"transfer-encoding":
+                    raise ValueError("chunked responses are not supported here")
+                elif name == b"connection" and value.strip().lower() == b"close":
+                    close = True
+            data = await reader.readexactly(length)
+        except BaseException:
+            self._all.discard(writer)
+            writer.close()
+            raise
+        if close:
+            self._all.discard(writer)
+            writer.close()
+        else:
+            self._idle.append((reader, writer))
+        return status, data
+
+    async def close(self) -> None:
+        for writer in list(self._all):
+            writer.close()
+        self._all.clear()
+        self._idle.clear()
+
+
+async def _rejections(http: _Http) -> dict[str, float]:
+    text = (await http.request("GET", "/metrics"))[1].decode()
     found: dict[str, float] = {}
     for line in text.splitlines():
         match = _REJECTIONS.match(line)
@@ -115,31 +196,43 @@ async def _rejections(http: httpx.AsyncClient) -> dict[str, float]:
 
 
 async def _step(
-    http: httpx.AsyncClient, rate: float, seconds: float, duration_ms: int | None, bidders: int
+    http: _Http,
+    rate: float,
+    seconds: float,
+    duration_ms: int | None,
+    bidders: int,
+    pids: dict[str, int],
 ) -> StepResult:
     count = max(1, round(rate * seconds))
     before = await _rejections(http)
+    cpu_before = _cpu_seconds(pids)
     loop = asyncio.get_running_loop()
     latency: list[float] = []
     total: list[float] = []
     sent_at: list[float] = []
     outcome = {"ok": 0, "failed": 0, "unrevealed": 0, "absent": 0}
-    body: dict[str, Any] = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
+    fields: dict[str, Any] = {
+        "token_in": 1,
+        "token_out": 2,
+        "amount": 10.0,
+        "baseline_price": 2000.0,
+    }
     if duration_ms is not None:
-        body["duration_ms"] = duration_ms
+        fields["duration_ms"] = duration_ms
+    body = json.dumps(fields).encode()
 
     async def one() -> None:
         sent_at.append(loop.time())
         try:
-            r = await http.post("/v1/auctions", json=body)
-        except httpx.HTTPError:
+            status, data = await http.request("POST", "/v1/auctions", body)
+        except (OSError, ValueError, asyncio.IncompleteReadError):
             outcome["failed"] += 1
             return
         received = time.time()
-        if r.status_code != 200:
+        if status != 200:
             outcome["failed"] += 1
             return
-        view = r.json()
+        view = json.loads(data)
         outcome["ok"] += 1
         result = view["result"]
         outcome["unrevealed"] += len(result["unrevealed"])
@@ -160,6 +253,7 @@ async def _step(
     await asyncio.gather(*tasks)
     span = (max(sent_at) - min(sent_at)) if len(sent_at) > 1 else 0.0
     achieved = (len(sent_at) - 1) / span if span > 0 else float(rate)
+    cpu_after = _cpu_seconds(pids)
     after = await _rejections(http)
     reasons = {k: round(v - before.get(k, 0.0)) for k, v in after.items()}
     reasons = {k: v for k, v in reasons.items() if v}
@@ -176,6 +270,7 @@ async def _step(
         absent=outcome["absent"],
         latency_ms=latency,
         total_ms=total,
+        cpu_s={k: cpu_after[k] - cpu_before[k] for k in pids},
     )
 
 
@@ -249,28 +344,28 @@ async def _load(args: argparse.Namespace) -> list[StepResult]:
             if ready.strip() != "READY":
                 raise RuntimeError(f"bidders failed to start: {ready!r}")
             results: list[StepResult] = []
-            limits = httpx.Limits(max_connections=4000, max_keepalive_connections=4000)
-            async with httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{port}",
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=60.0,
-                limits=limits,
-            ) as http:
+            http = _Http("127.0.0.1", port, {"Authorization": f"Bearer {token}"})
+            try:
                 print(
                     f"{'rate/s':>7} {'sent/s':>7} {'ok':>6} {'errors':>6} "
-                    f"{'p50 ms':>8} {'p99 ms':>8} {'open->result p50':>17}"
+                    f"{'p50 ms':>8} {'p99 ms':>8} {'open->result p50':>17} "
+                    f"{'CPU ms/auction: server bidders load':>36}"
                 )
+                pids = {"server": server.pid, "bidders": bidders.pid, "load": os.getpid()}
                 failures = 0
                 for rate in args.rates:
                     step = await _step(
-                        http, rate, args.step_seconds, args.duration_ms, args.bidders
+                        http, rate, args.step_seconds, args.duration_ms, args.bidders, pids
+                    )
+                    cpu = " ".join(
+                        f"{1e3 * step.cpu_s[k] / max(1, step.requested):.2f}" for k in pids
                     )
                     results.append(step)
                     flag = "" if step.sustained() else "  <- not sustained"
                     print(
                         f"{rate:7.0f} {step.achieved_rate:7.1f} {step.ok:6d} {step.errors:6d} "
                         f"{_pct(step.latency_ms, 50):8.2f} {_pct(step.latency_ms, 99):8.2f} "
-                        f"{_pct(step.total_ms, 50):17.2f}{flag}",
+                        f"{_pct(step.total_ms, 50):17.2f} {cpu:>36}{flag}",
                         flush=True,
                     )
                     if step.errors:
@@ -282,6 +377,8 @@ async def _load(args: argparse.Namespace) -> list[StepResult]:
                     failures = 0 if step.sustained() else failures + 1
                     if failures >= 2:
                         break
+            finally:
+                await http.close()
             return results
         finally:
             if bidders is not None:
@@ -323,6 +420,17 @@ async def _run_bidders(url: str, keys_path: str) -> None:
     print(json.dumps(summary), flush=True)
 
 
+def _run(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on uvloop (installed with uvicorn[standard], as the server uses it):
+    the bidders and the load share the cores with the server, so their loops are kept
+    cheap too."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--step-seconds", type=float, default=30.0, help="length of each step")
@@ -353,14 +461,14 @@ def main() -> None:
     parser.add_argument("--keys", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "bidders":
-        asyncio.run(_run_bidders(args.url, args.keys))
+        _run(_run_bidders(args.url, args.keys))
         return
 
     import phantom_auction.service.store  # noqa: F401 - loaded before the freeze
 
     gc.collect()
     gc.freeze()
-    results = asyncio.run(_load(args))
+    results = _run(_load(args))
     sustained = [s for s in results if s.sustained()]
     best = max(sustained, key=lambda s: s.rate) if sustained else None
     mode = "window end" if args.finish_at_window_end else "finish early"

@@ -42,6 +42,7 @@ from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
 
 from .service.auth import (  # noqa: E402
+    Signer,
     commit_signing_bytes,
     load_private_key,
     login_signing_bytes,
@@ -203,6 +204,7 @@ class BidderClient:
         self.url = _ws_url(url)
         self.bidder_id = bidder_id
         self.key = load_private_key(private_key)
+        self._signer = Signer(self.key)
         self.market = market
         self.rng = rng
         self.honour_timing = honour_timing
@@ -328,7 +330,7 @@ class BidderClient:
         challenge = json.loads(await ws.recv())
         if challenge.get("type") != "challenge":
             raise BidderLoginError("protocol", f"expected a challenge, got {challenge!r}")
-        signature = sign(self.key, login_signing_bytes(self.bidder_id, challenge["challenge"]))
+        signature = self._signer.sign(login_signing_bytes(self.bidder_id, challenge["challenge"]))
         await ws.send(
             json.dumps({"type": "login", "bidder_id": self.bidder_id, "signature": signature})
         )
@@ -348,28 +350,26 @@ class BidderClient:
         stop: asyncio.Event,
         deadline: float | None,
     ) -> None:
-        loop = asyncio.get_running_loop()
-        stopper = loop.create_task(stop.wait())
+        # One loop reading frames; a watcher closes the connection when the run ends
+        # (no task per message: with many bidders on one loop that cost dominated).
+        watcher = asyncio.get_running_loop().create_task(self._close_when_done(ws, stop, deadline))
         try:
-            while not stop.is_set():
-                timeout = None if deadline is None else deadline - loop.time()
-                if timeout is not None and timeout <= 0:
-                    stop.set()
+            async for raw in ws:
+                self._dispatch(ws, bidder, json.loads(raw))
+                if stop.is_set():
                     break
-                receive = loop.create_task(ws.recv())
-                done, _ = await asyncio.wait(
-                    {receive, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                if receive not in done:
-                    receive.cancel()
-                    with contextlib.suppress(BaseException):
-                        await receive
-                    if stopper in done:
-                        break
-                    continue
-                self._dispatch(ws, bidder, json.loads(receive.result()))
         finally:
-            stopper.cancel()
+            watcher.cancel()
+
+    @staticmethod
+    async def _close_when_done(
+        ws: ClientConnection, stop: asyncio.Event, deadline: float | None
+    ) -> None:
+        timeout = None if deadline is None else deadline - asyncio.get_running_loop().time()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout)
+        stop.set()
+        await ws.close()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -459,11 +459,10 @@ class BidderClient:
             "token_pair": list(sealed.token_pair),
             "commitment": commitment,
             "nonce": sealed.nonce,
-            "signature": sign(
-                self.key,
+            "signature": self._signer.sign(
                 commit_signing_bytes(
                     announcement.auction_id, self.bidder_id, commitment, sealed.nonce
-                ),
+                )
             ),
         }
         round_.commit = "sent"

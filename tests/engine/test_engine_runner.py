@@ -4,6 +4,7 @@ auctions on one loop, shrinking windows, timeouts, slow, silent and failing bidd
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import types
@@ -381,3 +382,117 @@ def test_seed_example_with_the_simulators_strategies() -> None:
     if result.winning_bid is not None:
         assert result.winning_bid.bidder_id in real
     _check(result)
+
+
+# -- bid sources are started eagerly: what that means for them --
+
+_SOURCE_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("source_var", default="unset")
+
+
+class Recording:
+    """Answers at once (no task needed) or after an await, and notes what it saw."""
+
+    def __init__(self, bidder_id: str, bps: float, *, wait: bool) -> None:
+        self.bidder_id, self.bps, self.wait = bidder_id, bps, wait
+        self.bid: ImprovementBid | None = None
+        self.first_step_task: object = "not run"
+        self.later_task: object = "not run"
+
+    async def commit(self, announcement: AuctionAnnouncement) -> SealedBid:
+        self.first_step_task = asyncio.current_task()
+        _SOURCE_VAR.set(self.bidder_id)  # in the source's own context, as in a task
+        if self.wait:
+            await asyncio.sleep(0.001)
+            self.later_task = asyncio.current_task()
+        self.bid = make_bid(
+            announcement.auction_id,
+            self.bidder_id,
+            announcement.token_pair,
+            announcement.baseline_price * (1 + self.bps / 10_000),
+            500.0,
+            0.0,
+            1,
+        )
+        return self.bid.sealed()
+
+    async def reveal(self, announcement: AuctionAnnouncement) -> ImprovementBid | None:
+        if self.wait:
+            await asyncio.sleep(0)
+        return self.bid
+
+
+def test_prompt_and_waiting_sources_both_take_part() -> None:
+    prompt = Recording("prompt", 20, wait=False)
+    waiting = Recording("waiting", 30, wait=True)
+
+    async def main() -> tuple[AuctionResult, object, str]:
+        runner_task = asyncio.current_task()
+        result = await arun_auction(
+            REQUEST, 100.0, 1000.0, _deadline(500), config=QUIET, bidders=[prompt, waiting]
+        )
+        return result, runner_task, _SOURCE_VAR.get()
+
+    result, runner_task, var = asyncio.run(main())
+    assert {r.bidder_id for r in result.ranking} == {"prompt", "waiting"}
+    assert result.unrevealed == ()
+    assert result.winning_bid is not None and result.winning_bid.bidder_id == "waiting"
+    # The first step runs with no task current (never the runner's); after its first
+    # await a source runs in a task of its own.
+    assert prompt.first_step_task is None and waiting.first_step_task is None
+    assert waiting.later_task is not None and waiting.later_task is not runner_task
+    assert var == "unset"  # context changes stay in the source's own context
+
+
+class TimesOut:
+    """Uses asyncio.timeout after its first await: it must time out in its own task."""
+
+    async def commit(self, announcement: AuctionAnnouncement) -> SealedBid | None:
+        await asyncio.sleep(0)
+        async with asyncio.timeout(0.001):
+            await asyncio.Event().wait()
+        return None
+
+    async def reveal(self, announcement: AuctionAnnouncement) -> ImprovementBid | None:
+        return None
+
+
+class CancelsItself:
+    async def commit(self, announcement: AuctionAnnouncement) -> SealedBid | None:
+        raise asyncio.CancelledError
+
+    async def reveal(self, announcement: AuctionAnnouncement) -> ImprovementBid | None:
+        return None
+
+
+def test_timeouts_and_cancellation_inside_sources_stay_inside(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    honest = Recording("honest", 25, wait=False)
+    with caplog.at_level(logging.WARNING, logger="phantom_auction.engine.runner"):
+        result = run_auction(
+            REQUEST,
+            100.0,
+            1000.0,
+            _deadline(500),
+            config=QUIET,
+            bidders=[TimesOut(), CancelsItself(), honest],
+        )
+    assert "TimeoutError" in caplog.text  # logged as a failing source
+    assert [r.bidder_id for r in result.ranking] == ["honest"]
+    assert result.outcome is Outcome.FILLED
+
+
+def test_a_cancelled_run_cancels_its_waiting_sources() -> None:
+    silent = Silent()
+
+    async def main() -> None:
+        task = asyncio.ensure_future(
+            arun_auction(REQUEST, 100.0, 1000.0, _deadline(500), config=QUIET, bidders=[silent])
+        )
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert silent.cancelled

@@ -39,7 +39,7 @@ from .phantoms import (
     draw_phantom_arrays,
     draw_phantom_bids,
     phantom_commitment,
-    phantom_generator,
+    phantom_uniforms,
     verify_phantoms,
 )
 from .result import AuctionAnnouncement, AuctionResult, Fill, RankedBid, Ranking, RankingColumns
@@ -90,7 +90,7 @@ __all__ = [
     "make_commitment",
     "new_salt",
     "phantom_commitment",
-    "phantom_generator",
+    "phantom_uniforms",
     "reveal_bid",
     "run_auction",
     "submit_bid",

@@ -36,12 +36,11 @@ from __future__ import annotations
 import math
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from hashlib import sha256
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final, NamedTuple
 
 from ..config import AuctionConfig, load_config
 from ..errors import (
@@ -67,13 +66,14 @@ from .audit import (
     RevealRejected,
 )
 from .bids import ImprovementBid, SealedBid, SettlementRequest
-from .commitment import auction_prefix, trusted_bid_suffix
+from .commitment import auction_prefix, revealed_digest
 from .nonces import NonceRegistry
 from .phantoms import (
     PHANTOM_SEED_SIZE,
     PhantomBid,
     PhantomModel,
-    draw_phantom_bids,
+    _sampler,
+    _SeedSampler,
     phantom_commitment,
 )
 from .result import AuctionAnnouncement, AuctionResult, Fill, Ranking, RankingColumns
@@ -150,10 +150,12 @@ class _Rules:
     reveal_delay_ms: float
     min_window_ms: float
     phantom_model: PhantomModel
+    phantom_sampler: _SeedSampler
 
     @classmethod
     def from_config(cls, config: AuctionConfig) -> _Rules:
         pa, mech = config.phantom_auction, config.auction_mechanics
+        model = PhantomModel.from_config(config)
         return cls(
             mechanism=pa.mechanism,
             min_bps=float(pa.min_improvement_bps),
@@ -166,7 +168,8 @@ class _Rules:
             duration_ms=float(pa.duration_ms),
             reveal_delay_ms=float(pa.reveal_delay_ms),
             min_window_ms=mech.min_window_ms,
-            phantom_model=PhantomModel.from_config(config),
+            phantom_model=model,
+            phantom_sampler=_sampler(model),
         )
 
 
@@ -199,8 +202,7 @@ def _positive(name: str, value: object) -> float:
     return x
 
 
-@dataclass(frozen=True, slots=True)
-class _BidTable:
+class _BidTable(NamedTuple):
     """Every bid of a clearing as columns, real bids first; ``values`` are scores as
     prices (B per A) and ``order`` the indices from best score to worst."""
 
@@ -326,43 +328,26 @@ class Auction:
         self._phantom_seed = phantom_seed
         self._phantom_commitment = phantom_commitment(phantom_seed)
         # Drawn at open: fixed by the committed seed before any real bid is seen.
-        self._phantoms = draw_phantom_bids(
-            rules.phantom_model, phantom_seed, baseline_price, baseline_amount
-        )
+        self._phantoms = rules.phantom_sampler.draw(phantom_seed, baseline_price, baseline_amount)
         self._prefix = auction_prefix(auction_id)
         self._commitments: dict[str, SealedBid] = {}
         self._reveals: dict[str, ImprovementBid] = {}
         self._result: AuctionResult | None = None
-        self._announcement = AuctionAnnouncement(
-            auction_id=auction_id,
-            token_pair=request.token_pair,
-            baseline_price=baseline_price,
-            amount=baseline_amount,
-            opened_at=now,
-            commit_deadline=self._commit_deadline,
-            reveal_deadline=self._reveal_deadline,
-            phantom_commitment=self._phantom_commitment,
-            mechanism=rules.mechanism,
-            min_improvement_bps=rules.min_bps,
-            max_improvement_bps=rules.max_bps,
-            max_volume=baseline_amount * rules.volume_multiplier,
-            priority_fee_max_ratio=rules.fee_ratio,
-        )
-        # Events are logged as (type, fields) and built when read: most are never read
-        # while the auction runs, and building a frozen dataclass costs ~0.5 us.
+        self._announcement: AuctionAnnouncement | None = None  # built when first read
+        # Events are logged as flat (type, *fields) tuples and built when read: most are
+        # never read while the auction runs, building a frozen dataclass costs ~0.5 us,
+        # and one small tuple per event is all the garbage collector has to look at.
         self._events: list[AuditEvent] = []
-        self._log: list[tuple[Callable[..., AuditEvent], tuple[object, ...]]] = [
+        self._log: list[tuple[Any, ...]] = [
             (
                 AuctionOpened,
-                (
-                    now,
-                    auction_id,
-                    self._phantom_commitment,
-                    self._commit_deadline,
-                    self._reveal_deadline,
-                    deadline,
-                    rules.mechanism,
-                ),
+                now,
+                auction_id,
+                self._phantom_commitment,
+                self._commit_deadline,
+                self._reveal_deadline,
+                deadline,
+                rules.mechanism,
             )
         ]
 
@@ -452,7 +437,25 @@ class Auction:
     @property
     def announcement(self) -> AuctionAnnouncement:
         """What bidders are told at open."""
-        return self._announcement
+        announcement = self._announcement
+        if announcement is None:
+            rules = self._rules
+            announcement = self._announcement = AuctionAnnouncement(
+                auction_id=self._id,
+                token_pair=self._pair,
+                baseline_price=self._baseline_price,
+                amount=self._amount,
+                opened_at=self._opened_at,
+                commit_deadline=self._commit_deadline,
+                reveal_deadline=self._reveal_deadline,
+                phantom_commitment=self._phantom_commitment,
+                mechanism=rules.mechanism,
+                min_improvement_bps=rules.min_bps,
+                max_improvement_bps=rules.max_bps,
+                max_volume=self._amount * rules.volume_multiplier,
+                priority_fee_max_ratio=rules.fee_ratio,
+            )
+        return announcement
 
     @property
     def commitments(self) -> Mapping[str, SealedBid]:
@@ -471,8 +474,8 @@ class Auction:
 
     def _built_events(self) -> list[AuditEvent]:
         events, log = self._events, self._log
-        for kind, fields in log[len(events) :]:
-            events.append(kind(*fields))
+        for entry in log[len(events) :]:
+            events.append(entry[0](*entry[1:]))
         return events
 
     @property
@@ -512,7 +515,7 @@ class Auction:
     def _move(self, command: Command, at: datetime, cause: str) -> None:
         nxt = self._allow(command)
         if nxt is not self._phase:
-            self._log.append((PhaseChanged, (at, self._phase, nxt, cause)))
+            self._log.append((PhaseChanged, at, self._phase, nxt, cause))
             self._phase = nxt
 
     def advance(self, now: datetime | None = None) -> datetime:
@@ -548,7 +551,15 @@ class Auction:
                 raise InvalidBidParameters(
                     "bid", bid, "submit_bid needs a SealedBid or an ImprovementBid"
                 )
-        at = self._advance(now, Command.COMMIT)
+        if type(now) is datetime and now.tzinfo is not None:
+            # _advance() inlined: this runs for every commit.
+            at = self._clock
+            if now > at:
+                self._clock = at = now
+            if self._phase is _COLLECTING and at >= self._commit_deadline:
+                self._move(Command.CLOCK, self._commit_deadline, "collection window ended")
+        else:
+            at = self._advance(now, Command.COMMIT)
         bidder = bid.bidder_id
         if self._phase is not _COLLECTING:
             return self._reject_commit(
@@ -583,13 +594,13 @@ class Auction:
             )
         last_nonces[bidder] = bid.nonce
         self._commitments[bidder] = bid
-        self._log.append((CommitAccepted, (at, bid)))
+        self._log.append((CommitAccepted, at, bid))
         return True
 
     def _reject_commit(
         self, at: datetime, bid: SealedBid, reason: RejectReason, detail: str
     ) -> bool:
-        self._log.append((CommitRejected, (at, bid, reason, detail)))
+        self._log.append((CommitRejected, at, bid, reason, detail))
         return False
 
     def reveal(self, bid: ImprovementBid, now: datetime | None = None) -> bool:
@@ -597,7 +608,15 @@ class Auction:
         # Reveals are legal in every phase (TRANSITIONS): no lookup on this hot path.
         if type(bid) is not ImprovementBid and not isinstance(bid, ImprovementBid):
             raise InvalidBidParameters("bid", bid, "reveal_bid needs an ImprovementBid")
-        at = self._advance(now, Command.REVEAL)
+        if type(now) is datetime and now.tzinfo is not None:
+            # _advance() inlined: this runs for every reveal.
+            at = self._clock
+            if now > at:
+                self._clock = at = now
+            if self._phase is _COLLECTING and at >= self._commit_deadline:
+                self._move(Command.CLOCK, self._commit_deadline, "collection window ended")
+        else:
+            at = self._advance(now, Command.REVEAL)
         if self._phase is not _REVEALING or at >= self._reveal_deadline:
             return self._reject_reveal(
                 at,
@@ -617,18 +636,7 @@ class Auction:
             return self._reject_reveal(
                 at, bid, RejectReason.DUPLICATE_REVEAL, f"bidder_id={bidder!r} already revealed"
             )
-        digest = sha256(
-            self._prefix
-            + trusted_bid_suffix(
-                bidder,
-                bid.token_pair,
-                bid.improved_price,
-                bid.volume,
-                bid.priority_fee,
-                bid.nonce,
-                bid.salt,
-            )
-        ).digest()
+        digest = revealed_digest(self._prefix, bid)
         if digest != sealed.commitment_hash or bid.nonce != sealed.nonce:
             return self._reject_reveal(
                 at,
@@ -649,7 +657,7 @@ class Auction:
         ):
             return self._reject_reveal(at, bid, *self._invalid(bid))
         self._reveals[bidder] = bid
-        self._log.append((RevealAccepted, (at, bid)))
+        self._log.append((RevealAccepted, at, bid))
         return True
 
     def _invalid(self, bid: ImprovementBid) -> tuple[RejectReason, str]:
@@ -688,7 +696,7 @@ class Auction:
     def _reject_reveal(
         self, at: datetime, bid: ImprovementBid, reason: RejectReason, detail: str
     ) -> bool:
-        self._log.append((RevealRejected, (at, bid, reason, detail)))
+        self._log.append((RevealRejected, at, bid, reason, detail))
         return False
 
     def close_collection(self, now: datetime | None = None) -> None:
@@ -721,7 +729,7 @@ class Auction:
             self._result = result
             self._move(Command.FINALIZE, at, "finalized")
             self._log.append(
-                (AuctionFinalized, (at, result.outcome, result.price, result.num_participants))
+                (AuctionFinalized, at, result.outcome, result.price, result.num_participants)
             )
         else:
             self._allow(Command.FINALIZE)
@@ -737,7 +745,7 @@ class Auction:
         if self._result is None:
             self._result = self._baseline_result(at, Outcome.ABORTED, self._ranking(self._table()))
             self._move(Command.ABORT, at, f"aborted: {reason}")
-            self._log.append((AuctionAborted, (at, str(reason))))
+            self._log.append((AuctionAborted, at, str(reason)))
         return self._result
 
     # -- clearing --
@@ -748,11 +756,14 @@ class Auction:
         reveals = self._reveals
         reals = [reveals[b] for b in self._commitments if b in reveals]
         phantoms = self._phantoms
-        prices = [b.improved_price for b in reals] + [p.improved_price for p in phantoms]
-        volumes = [b.volume for b in reals] + [p.volume for p in phantoms]
-        fees = [b.priority_fee for b in reals] + [p.priority_fee for p in phantoms]
+        prices = [b.improved_price for b in reals]
+        prices += [p.improved_price for p in phantoms]
+        volumes = [b.volume for b in reals]
+        volumes += [p.volume for p in phantoms]
+        fees = [b.priority_fee for b in reals]
+        fees += [p.priority_fee for p in phantoms]
         premium = self._fee_premium
-        values = [p + premium * f for p, f in zip(prices, fees, strict=True)]
+        values = [p + premium * f for p, f in zip(prices, fees, strict=True)] if premium else prices
         # sorted(reverse=True) is stable: ties keep commit order, phantoms last.
         order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
         return _BidTable(reals, prices, volumes, fees, values, order)
@@ -769,17 +780,19 @@ class Auction:
         allocated: list[float] | None = None,
         fill_price: list[float | None] | None = None,
     ) -> Ranking:
-        reveals, phantoms = table.reals, self._phantoms
         rules = self._rules
+        bidder_ids = [b.bidder_id for b in table.reals]
+        bidder_ids += [p.bidder_id for p in self._phantoms]
+        # The lists are this clearing's own and never change again: no copies.
         columns = RankingColumns(
-            bidder_ids=tuple([b.bidder_id for b in reveals] + [p.bidder_id for p in phantoms]),
-            n_real=len(reveals),
-            prices=tuple(table.prices),
-            volumes=tuple(table.volumes),
-            fees=tuple(table.fees),
-            allocated=None if allocated is None else tuple(allocated),
-            fill_prices=None if fill_price is None else tuple(fill_price),
-            order=tuple(table.order),
+            bidder_ids=bidder_ids,
+            n_real=len(table.reals),
+            prices=table.prices,
+            volumes=table.volumes,
+            fees=table.fees,
+            allocated=allocated,
+            fill_prices=fill_price,
+            order=table.order,
             baseline_price=self._baseline_price,
             amount=self._amount,
             price_weight=rules.price_weight,
@@ -813,7 +826,10 @@ class Auction:
                 uniform_price = max(baseline, prices[best_rejected])
         n_real = len(reals)
         fill_price: list[float | None] = [None] * n
-        for i in range(n_real):
+        fills: list[Fill] = []
+        for i in order:
+            if i >= n_real:
+                continue
             units = allocated[i]
             if units <= 0.0:
                 continue
@@ -824,12 +840,8 @@ class Auction:
                 price = min(uniform_price, own)
             else:  # vickrey, vcg: the score paid per unit, less this bid's fee term
                 price = payment[i] / units - premium * table.fees[i]
-            fill_price[i] = min(max(price, baseline), max(own, baseline))
-        fills = [
-            Fill(reals[i].bidder_id, allocated[i], paid)
-            for i in order
-            if i < n_real and (paid := fill_price[i]) is not None
-        ]
+            paid = fill_price[i] = min(max(price, baseline), max(own, baseline))
+            fills.append(Fill(reals[i].bidder_id, units, paid))
         outcome = Outcome.FILLED if fills else Outcome.PHANTOM_WON
         ranking = self._ranking(table, allocated, fill_price)
         return self._finish(at, outcome, fills, ranking, phantom_won=order[0] >= n_real)
@@ -847,22 +859,24 @@ class Auction:
         phantom_won: bool,
     ) -> AuctionResult:
         baseline, amount = self._baseline_price, self._amount
-        sold = math.fsum(f.volume for f in fills)
-        remainder = amount - sold
+        volumes = [f.volume for f in fills]
+        paid = [f.price for f in fills]
+        remainder = amount - math.fsum(volumes)
         if remainder > 0.0:
             fills.append(Fill(None, remainder, baseline))
+            volumes.append(remainder)
+            paid.append(baseline)
         # A weighted mean lies between its extremes; clamp away the division's rounding.
-        mean = math.fsum(f.volume * f.price for f in fills) / amount
-        price = min(max(mean, min(f.price for f in fills)), max(f.price for f in fills))
-        winning_bid = next(
-            (self._reveals[f.bidder_id] for f in fills if f.bidder_id is not None), None
-        )
+        mean = math.fsum([v * p for v, p in zip(volumes, paid, strict=True)]) / amount
+        price = min(max(mean, min(paid)), max(paid))
+        reveals = self._reveals
+        winning_bid = reveals[fills[0].bidder_id] if fills[0].bidder_id is not None else None
         return AuctionResult(
             winning_bid=winning_bid,
             price=price,
             amount=amount,
             improvement_bps=(price - baseline) / baseline * 10_000.0,
-            num_participants=len(self._reveals) + len(self._phantoms),
+            num_participants=len(reveals) + len(self._phantoms),
             auction_duration_ms=(at - self._opened_at) / _MS,
             auction_id=self._id,
             mechanism=self._rules.mechanism,
@@ -870,7 +884,7 @@ class Auction:
             fills=tuple(fills),
             phantom_won=phantom_won,
             phantom_seed=self._phantom_seed,
-            unrevealed=self.unrevealed,
+            unrevealed=self.unrevealed if len(reveals) < len(self._commitments) else (),
             phantom_commitment=self._phantom_commitment,
             phantom_bids=self._phantoms,
             ranking=ranking,
@@ -915,9 +929,9 @@ class Auction:
                 )
             self._nonces.restore(bid.bidder_id, bid.nonce)
             self._commitments[bid.bidder_id] = bid
-            self._log.append((CommitAccepted, (at, bid)))
+            self._log.append((CommitAccepted, at, bid))
         elif isinstance(event, CommitRejected | RevealRejected):
-            self._log.append((type(event), tuple(getattr(event, f) for f in event.__slots__)))
+            self._log.append((type(event), *(getattr(event, f) for f in event.__slots__)))
         elif isinstance(event, RevealAccepted):
             if not self.reveal(event.bid, at):
                 raise InvalidBidParameters(

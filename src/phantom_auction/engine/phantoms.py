@@ -1,8 +1,14 @@
 """Calibrated phantom bids: a randomised reserve drawn among the real bids.
 
-One generator serves both the live engine (one auction, from a committed seed) and the
-simulator (many auctions at once). Every slot's draws are taken whether or not the slot
-holds a bid, so the numbers depend only on the generator's state, never on presence.
+One model, two samplers. The simulator draws many auctions at once from a numpy
+generator (:func:`draw_phantom_arrays`). A live auction draws its phantoms from its
+committed 32-byte seed alone (:func:`draw_phantom_bids`): SHAKE-256 of a domain tag and
+the seed, read as 64-bit words, four per slot, turned into uniforms and then into bids
+with the standard library only (``docs/commitment.md`` has the derivation step by step
+and test vectors), so that anyone holding the revealed seed recomputes the same bids,
+and one auction's draw costs microseconds instead of a numpy generator's setup. In both
+samplers every slot's numbers are taken whether or not the slot holds a bid, so they
+depend only on the stream, never on presence.
 
 Model (SPEC, "Phantom bids"): each of ``max_phantom_bidders`` slots holds a bid with
 probability ``bid_probability``; its improvement is a normal of mean ``mean_bps`` and
@@ -14,7 +20,13 @@ allowed fee, so that phantoms look like real bids.
 from __future__ import annotations
 
 import hashlib
+import math
+import struct
+import sys
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -35,7 +47,7 @@ __all__ = [
     "draw_phantom_arrays",
     "draw_phantom_bids",
     "phantom_commitment",
-    "phantom_generator",
+    "phantom_uniforms",
     "verify_phantoms",
 ]
 
@@ -163,31 +175,136 @@ def phantom_commitment(seed: bytes) -> bytes:
     return hashlib.sha256(_check_seed(seed)).digest()
 
 
-def phantom_generator(seed: bytes) -> np.random.Generator:
-    """The generator a live auction draws its phantoms from, derived from the seed alone.
+#: Domain tag hashed before the seed: this stream is never valid for anything else.
+PHANTOM_STREAM_DOMAIN: Final = b"phantom-auction/phantoms/v1"
+#: Bytes of stream per slot: four 64-bit words (presence, improvement, volume, fee).
+_SLOT_BYTES: Final = 32
+_TWO_POW_M53: Final = 2.0**-53
+_SQRT2: Final = math.sqrt(2.0)
+_NATIVE_WORDS: Final = array("Q").itemsize == 8
+_WORD_SWAP: Final = sys.byteorder == "little"
 
-    ``numpy.random.default_rng(int.from_bytes(seed, "big"))``, i.e.
-    ``Generator(PCG64(SeedSequence(entropy=<seed read as a big-endian integer>)))``;
-    anyone holding the revealed seed recomputes the same draws.
+
+def _words(stream: bytes) -> Sequence[int]:
+    """``stream`` as big-endian unsigned 64-bit words (array: one C call, no tuple)."""
+    if not _NATIVE_WORDS:  # pragma: no cover - every mainstream platform has 8-byte "Q"
+        return struct.unpack(f">{len(stream) // 8}Q", stream)
+    words = array("Q", stream)
+    if _WORD_SWAP:
+        words.byteswap()
+    return words
+
+
+def phantom_uniforms(seed: bytes, count: int) -> list[float]:
+    """The first ``count`` uniforms ``u_j`` in [0, 1) of the seed's phantom stream.
+
+    ``stream = SHAKE-256(PHANTOM_STREAM_DOMAIN || seed)``; word ``w_j`` is bytes
+    ``8j .. 8j+7`` read big-endian unsigned, and ``u_j = (w_j >> 11) * 2**-53`` (its top
+    53 bits, exactly representable). Slot ``s`` uses ``u_4s`` (presence), ``u_4s+1``
+    (improvement), ``u_4s+2`` (volume) and ``u_4s+3`` (fee).
     """
-    return np.random.default_rng(int.from_bytes(_check_seed(seed), "big"))
+    stream = hashlib.shake_256(PHANTOM_STREAM_DOMAIN + _check_seed(seed)).digest(8 * count)
+    return [(w >> 11) * _TWO_POW_M53 for w in _words(stream)]
+
+
+class _SeedSampler:
+    """One model's constants for drawing a live auction's phantoms from its seed."""
+
+    __slots__ = (
+        "_fee_low",
+        "_fee_ratio",
+        "_fee_span",
+        "_high",
+        "_inv_cdf",
+        "_low",
+        "_max_bps",
+        "_min_bps",
+        "_presence",
+        "_size",
+        "_slots",
+        "_span",
+        "_vol_low",
+        "_vol_span",
+    )
+
+    def __init__(self, model: PhantomModel) -> None:
+        self._slots = model.max_phantom_bidders
+        self._size = _SLOT_BYTES * model.max_phantom_bidders
+        # Present iff u < p, u = (w >> 11) * 2**-53; as integers (p * 2**53 is exact):
+        # (w >> 11) < p * 2**53  <=>  (w >> 11) < ceil(p * 2**53)  <=>  w < ceil(...) << 11.
+        self._presence = math.ceil(model.bid_probability * 2.0**53) << 11
+        # Truncated normal by inverse CDF: u' = Phi(a) + (Phi(b) - Phi(a)) u, improvement
+        # = mean + sd * Phi^-1(u'), clipped to [min_bps, max_bps].
+        z_low = (model.min_bps - model.mean_bps) / model.sd_bps
+        z_high = (model.max_bps - model.mean_bps) / model.sd_bps
+        self._low = 0.5 * math.erfc(-z_low / _SQRT2)
+        self._high = 0.5 * math.erfc(-z_high / _SQRT2)
+        self._span = self._high - self._low
+        self._inv_cdf = NormalDist(model.mean_bps, model.sd_bps).inv_cdf
+        self._min_bps, self._max_bps = model.min_bps, model.max_bps
+        self._vol_low = model.volume_fraction[0]
+        self._vol_span = model.volume_fraction[1] - model.volume_fraction[0]
+        self._fee_ratio = model.priority_fee_max_ratio
+        self._fee_low = model.fee_fraction[0]
+        self._fee_span = model.fee_fraction[1] - model.fee_fraction[0]
+
+    def draw(self, seed: bytes, baseline_price: float, amount: float) -> tuple[PhantomBid, ...]:
+        if not self._slots:
+            return ()
+        stream = hashlib.shake_256(PHANTOM_STREAM_DOMAIN + seed).digest(self._size)
+        words = _words(stream)
+        presence = self._presence
+        low, span, inv_cdf = self._low, self._span, self._inv_cdf
+        min_bps, max_bps = self._min_bps, self._max_bps
+        vol_low, vol_span = self._vol_low, self._vol_span
+        fee_ratio, fee_low, fee_span = self._fee_ratio, self._fee_low, self._fee_span
+        bids = []
+        for slot in range(self._slots):
+            j = 4 * slot
+            if words[j] >= presence:
+                continue
+            u = low + span * ((words[j + 1] >> 11) * _TWO_POW_M53)
+            if u <= 0.0:
+                improvement = min_bps
+            elif u >= 1.0:
+                improvement = max_bps
+            else:
+                improvement = min(max(inv_cdf(u), min_bps), max_bps)
+            volume = amount * (vol_low + vol_span * ((words[j + 2] >> 11) * _TWO_POW_M53))
+            fee = volume * fee_ratio * (fee_low + fee_span * ((words[j + 3] >> 11) * _TWO_POW_M53))
+            bids.append(
+                PhantomBid(slot, baseline_price * (1.0 + improvement / 10_000.0), volume, fee)
+            )
+        return tuple(bids)
+
+
+_SAMPLERS: dict[PhantomModel, _SeedSampler] = {}
+
+
+def _sampler(model: PhantomModel) -> _SeedSampler:
+    sampler = _SAMPLERS.get(model)
+    if sampler is None:
+        if len(_SAMPLERS) >= 64:
+            _SAMPLERS.clear()
+        sampler = _SAMPLERS[model] = _SeedSampler(model)
+    return sampler
 
 
 def draw_phantom_bids(
     model: PhantomModel, seed: bytes, baseline_price: float, baseline_amount: float
 ) -> tuple[PhantomBid, ...]:
-    """The phantom bids of one auction: :func:`draw_phantom_arrays` on
-    :func:`phantom_generator` of ``seed``, keeping the slots that bid, in slot order."""
-    arrays = draw_phantom_arrays(model, phantom_generator(seed), 1, baseline_price, baseline_amount)
-    present = arrays.present[0].tolist()
-    prices = arrays.price[0].tolist()
-    volumes = arrays.volume[0].tolist()
-    fees = arrays.priority_fee[0].tolist()
-    return tuple(
-        PhantomBid(slot, prices[slot], volumes[slot], fees[slot])
-        for slot in range(len(present))
-        if present[slot]
-    )
+    """The phantom bids of one live auction, from its 32-byte seed alone, in slot order.
+
+    For each slot ``s`` of ``model.max_phantom_bidders``, with the uniforms of
+    :func:`phantom_uniforms`: present iff ``u_4s < bid_probability``; improvement ``=
+    NormalDist(mean_bps, sd_bps).inv_cdf(Phi(a) + (Phi(b) - Phi(a)) * u_4s+1)`` clipped to
+    ``[min_bps, max_bps]`` (``Phi(z) = erfc(-z / sqrt 2) / 2`` at the standardised
+    bounds; ``min_bps`` / ``max_bps`` when the argument is <= 0 / >= 1); price ``=
+    baseline * (1 + improvement / 10_000)``; volume ``= amount * (lo + (hi - lo) *
+    u_4s+2)`` over ``volume_fraction``; fee ``= volume * priority_fee_max_ratio * (lo +
+    (hi - lo) * u_4s+3)`` over ``fee_fraction``. ``docs/commitment.md`` spells it out.
+    """
+    return _sampler(model).draw(_check_seed(seed), baseline_price, baseline_amount)
 
 
 def verify_phantoms(result: AuctionResult, *, model: PhantomModel | None = None) -> bool:

@@ -80,19 +80,23 @@ class RankedBid:
     fill_price: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RankingColumns:
     """The raw material of a ranking: one entry per bid, real bids first (commit order)
-    then phantoms (slot order); ``order`` lists the indices from best score to worst."""
+    then phantoms (slot order); ``order`` lists the indices from best score to worst.
 
-    bidder_ids: tuple[str, ...]
+    Built once per finalized auction and handed to one :class:`Ranking`; the sequences are
+    the engine's own and are never changed afterwards (not frozen, and not copied into
+    tuples, because this runs for every auction and most rankings are never read)."""
+
+    bidder_ids: Sequence[str]
     n_real: int
-    prices: tuple[float, ...]
-    volumes: tuple[float, ...]
-    fees: tuple[float, ...]
-    allocated: tuple[float, ...] | None
-    fill_prices: tuple[float | None, ...] | None
-    order: tuple[int, ...]
+    prices: Sequence[float]
+    volumes: Sequence[float]
+    fees: Sequence[float]
+    allocated: Sequence[float] | None
+    fill_prices: Sequence[float | None] | None
+    order: Sequence[int]
     baseline_price: float
     amount: float
     price_weight: float

@@ -15,10 +15,12 @@ passes them to the sans-IO :class:`Auction` as ``now=``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib
 import logging
+import sys
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -82,47 +84,183 @@ class _LoopClock:
         return self._t0 + (when - self._origin).total_seconds()
 
 
+if sys.version_info >= (3, 12):  # pragma: no cover - this project's machines run 3.11
+
+    def _start_all(
+        loop: asyncio.AbstractEventLoop, coros: list[Coroutine[Any, Any, Any]]
+    ) -> list[asyncio.Task[Any] | tuple[Any, BaseException | None]]:
+        """Each coroutine as an eager task: run at once up to its first suspension, as
+        the current task; an answer given without suspending is returned as ``(value,
+        error)`` and the task is dropped."""
+        started: list[asyncio.Task[Any] | tuple[Any, BaseException | None]] = []
+        for coro in coros:
+            task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+            if not task.done():
+                started.append(task)
+            elif task.cancelled():
+                started.append((None, None))
+            else:
+                error = task.exception()
+                started.append((None, error) if error is not None else (task.result(), None))
+        return started
+
+else:
+    _enter_task = getattr(asyncio.tasks, "_enter_task", None)
+    _leave_task = getattr(asyncio.tasks, "_leave_task", None)
+
+    class _Resumed:
+        """Awaiting it continues a coroutine that has already run up to its first
+        suspension, where it yielded ``first`` (what ``yield from`` would do had it
+        started the coroutine itself)."""
+
+        __slots__ = ("_coro", "_first")
+
+        def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+            self._coro, self._first = coro, first
+
+        def __await__(self) -> Generator[Any, Any, Any]:
+            coro, yielded = self._coro, self._first
+            while True:
+                try:
+                    sent = yield yielded
+                except GeneratorExit:
+                    coro.close()
+                    raise
+                except BaseException as error:  # cancellation included: pass it in
+                    try:
+                        yielded = coro.throw(error)
+                    except StopIteration as stop:
+                        return stop.value
+                else:
+                    try:
+                        yielded = coro.send(sent)
+                    except StopIteration as stop:
+                        return stop.value
+
+    async def _continue(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
+        return await _Resumed(coro, first)
+
+    def _start_all(
+        loop: asyncio.AbstractEventLoop, coros: list[Coroutine[Any, Any, Any]]
+    ) -> list[asyncio.Task[Any] | tuple[Any, BaseException | None]]:
+        """Run each coroutine at once up to its first suspension (Python 3.11 has no
+        eager tasks): an answer given without suspending comes back as ``(value,
+        error)`` and costs no task; one that suspends continues in its own task.
+
+        Each runs in its own copy of the context, as a task would. No task is current
+        during that first step (the runner's is set aside, so that nothing started there
+        can cancel the runner); what needs a current task (``asyncio.timeout``, a
+        ``TaskGroup``) must come after the coroutine's first ``await``.
+        """
+        runner = asyncio.current_task(loop)
+        enter, leave = _enter_task, _leave_task
+        if runner is None or enter is None or leave is None:  # pragma: no cover
+            return _start_each(loop, coros)
+        leave(loop, runner)
+        try:
+            return _start_each(loop, coros)
+        finally:
+            enter(loop, runner)
+
+    def _start_each(
+        loop: asyncio.AbstractEventLoop, coros: list[Coroutine[Any, Any, Any]]
+    ) -> list[asyncio.Task[Any] | tuple[Any, BaseException | None]]:
+        started: list[asyncio.Task[Any] | tuple[Any, BaseException | None]] = []
+        for coro in coros:
+            context = contextvars.copy_context()
+            try:
+                yielded = context.run(coro.send, None)
+            except StopIteration as stop:
+                started.append((stop.value, None))
+            except asyncio.CancelledError:
+                started.append((None, None))
+            except Exception as error:
+                started.append((None, error))
+            else:
+                started.append(loop.create_task(_continue(coro, yielded), context=context))
+        return started
+
+
 async def _window(
     loop: asyncio.AbstractEventLoop,
-    calls: list[Coroutine[Any, Any, Any]],
-    on_done: list[Callable[[asyncio.Task[Any]], None]],
+    sources: list[BidSource],
+    coros: list[Coroutine[Any, Any, Any]],
+    answer: Callable[[BidSource, Any, datetime], None],
+    clock: _LoopClock,
+    step: str,
     end: float,
     finish_early: bool,
 ) -> None:
-    """Run ``calls`` as tasks until ``end`` (loop time); with ``finish_early``, stop as
-    soon as all have answered. Unanswered calls are cancelled when the window ends."""
+    """Ask every source (``coros[i]`` is ``sources[i]``'s call) and hand each answer that
+    is not None to ``answer``, in the order they come, until ``end`` (loop time); with
+    ``finish_early``, stop as soon as all have answered. Calls still running when the
+    window ends are cancelled; one that raises is logged and ignored. Answers given
+    without suspending share one arrival time."""
+    pending: list[tuple[BidSource, asyncio.Task[Any]]] = []
+    now: datetime | None = None
+    for source, started in zip(sources, _start_all(loop, coros), strict=True):
+        if isinstance(started, tuple):
+            value, error = started
+            if error is not None:
+                _log.warning("bid source %r failed in %s: %r", source, step, error)
+            elif value is not None:
+                if now is None:
+                    now = clock.now()
+                answer(source, value, now)
+        else:
+            pending.append((source, started))
+    if not pending:
+        if not finish_early and end > loop.time():
+            await _sleep_until(loop, end)
+        return
+    # One waiter and one timer for the window, one callback per task that suspended.
     waiter: asyncio.Future[None] = loop.create_future()
-    remaining = len(calls)
+    remaining = len(pending)
 
-    def close(_: object = None) -> None:
+    def close() -> None:
         if not waiter.done():
             waiter.set_result(None)
 
-    def count_down(_: object) -> None:
-        nonlocal remaining
-        remaining -= 1
-        if remaining == 0 and finish_early:
-            close()
+    def on_done(source: BidSource) -> Callable[[asyncio.Task[Any]], None]:
+        def done(task: asyncio.Task[Any]) -> None:
+            nonlocal remaining
+            value = _answer(task, source, step)
+            if value is not None:
+                answer(source, value, clock.now())
+            remaining -= 1
+            if remaining == 0 and finish_early:
+                close()
 
-    # One waiter and one timer per window: lighter than asyncio.wait, which registers
-    # and unregisters a callback on every task.
-    tasks = []
-    for call, callback in zip(calls, on_done, strict=True):
-        task = loop.create_task(call)
-        task.add_done_callback(callback)  # submits the answer, before count_down
-        task.add_done_callback(count_down)
-        tasks.append(task)
+        return done
+
+    for source, task in pending:
+        task.add_done_callback(on_done(source))
     try:
-        if (tasks or not finish_early) and end > loop.time():
+        if end > loop.time():
             timer = loop.call_at(end, close)
             try:
                 await waiter
             finally:
                 timer.cancel()
     finally:
-        for task in tasks:
+        for _, task in pending:
             if not task.done():
                 task.cancel()
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
+    """Sleep until loop time ``when`` (one future, one timer at the absolute time)."""
+    waiter: asyncio.Future[None] = loop.create_future()
+    timer = loop.call_at(when, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _answer(task: asyncio.Task[Any], source: object, step: str) -> Any:
@@ -162,10 +300,16 @@ async def arun_auction(
     finalizes as soon as every accepted commitment is revealed. A bid source that has not
     answered by its window's end is cancelled; one that raises is logged and ignored.
 
+    Each call to a bid source is started at once and runs until it first suspends, like
+    an eager task: a source that answers without waiting (an in-process strategy) costs
+    no task at all; one that waits continues in a task of its own (on Python 3.11 with no
+    current task during that first step: see :func:`_start_all`). Answers given in the
+    same step share one timestamp.
+
     The result is on time as long as the event loop keeps up: no bid source blocks it,
-    and the auctions it runs together need less CPU than their windows last (one auction
-    costs the loop ~0.1-0.4 ms; ``benchmarks/bench_engine.py`` measures how many fit).
-    A saturated loop wakes every auction late; limit concurrency upstream.
+    and the auctions it runs together need less CPU than their windows last
+    (``benchmarks/bench_engine.py`` measures the CPU one auction costs the loop and how
+    many fit). A saturated loop wakes every auction late; limit concurrency upstream.
     """
     loop = asyncio.get_running_loop()
     clock = _LoopClock(loop)
@@ -193,35 +337,26 @@ async def arun_auction(
             )
     committed: list[BidSource] = []
 
-    def on_commit(source: BidSource) -> Callable[[asyncio.Task[Any]], None]:
-        def done(task: asyncio.Task[Any]) -> None:
-            bid = _answer(task, source, "commit")
-            if bid is None:
-                return
-            try:
-                if submit_bid(auction, bid, now=clock.now()):
-                    committed.append(source)
-            except PhantomAuctionError as error:
-                _log.warning("bid source %r sent an invalid commit: %s", source, error)
+    def on_commit(source: BidSource, bid: Any, now: datetime) -> None:
+        try:
+            if submit_bid(auction, bid, now=now):
+                committed.append(source)
+        except PhantomAuctionError as error:
+            _log.warning("bid source %r sent an invalid commit: %s", source, error)
 
-        return done
-
-    def on_reveal(source: BidSource) -> Callable[[asyncio.Task[Any]], None]:
-        def done(task: asyncio.Task[Any]) -> None:
-            bid = _answer(task, source, "reveal")
-            if bid is None:
-                return
-            try:
-                reveal_bid(auction, bid, now=clock.now())
-            except PhantomAuctionError as error:
-                _log.warning("bid source %r sent an invalid reveal: %s", source, error)
-
-        return done
+    def on_reveal(source: BidSource, bid: Any, now: datetime) -> None:
+        try:
+            reveal_bid(auction, bid, now=now)
+        except PhantomAuctionError as error:
+            _log.warning("bid source %r sent an invalid reveal: %s", source, error)
 
     await _window(
         loop,
+        sources,
         [source.commit(announcement) for source in sources],
-        [on_commit(source) for source in sources],
+        on_commit,
+        clock,
+        "commit",
         clock.loop_time(auction.commit_deadline),
         finish_early,
     )
@@ -231,16 +366,18 @@ async def arun_auction(
     reveal_end = clock.loop_time(auction.reveal_deadline)
     await _window(
         loop,
+        committed,
         [source.reveal(announcement) for source in committed],
-        [on_reveal(source) for source in committed],
+        on_reveal,
+        clock,
+        "reveal",
         reveal_end,
         finish_early,
     )
     if auction.unrevealed:
         # Some commitment stays unrevealed: the reveal window must run out first.
-        delay = reveal_end - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if reveal_end > loop.time():
+            await _sleep_until(loop, reveal_end)
         now = max(clock.now(), auction.reveal_deadline)  # timers may fire 1 ns early
     else:
         now = clock.now()

@@ -55,7 +55,8 @@ from .schemas import (
     bidder_message_adapter,
     login_adapter,
 )
-from .store import ClientRecord, Store, open_store
+from .store import ClientRecord, Store, compact_json, open_store
+from .wsdirect import DIRECT_EXTENSION, DirectWebSocketProtocol
 
 __all__ = ["REASON_STATUS", "create_app"]
 
@@ -218,7 +219,7 @@ def _ack_response(verdict: Verdict) -> JSONResponse:
 
 
 def _dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    return compact_json(message)
 
 
 _bearer = HTTPBearer(auto_error=False, description="A settlement client's token")
@@ -493,6 +494,10 @@ def create_app(
         state = await _login(ws, text, challenge)
         if state is None:
             return
+        direct = ws.scope.get("extensions", {}).get(DIRECT_EXTENSION)
+        if isinstance(direct, DirectWebSocketProtocol):
+            await _serve_direct(ws, direct, state)
+            return
         session = BidderSession(state.bidder_id)
         house.attach(state, session)
         session.send(_dumps({"type": "welcome", **house.status(state)}))
@@ -508,6 +513,33 @@ def create_app(
         finally:
             house.detach(state, session)
             await writer
+
+    async def _serve_direct(
+        ws: WebSocket, direct: DirectWebSocketProtocol, state: BidderState
+    ) -> None:
+        """The logged-in session on uvicorn with :class:`DirectWebSocketProtocol`: messages
+        are handled as they are parsed and pushes written straight to the connection;
+        this coroutine only waits for the end (the peer leaves, or the house closes it)."""
+        session = BidderSession(state.bidder_id, push=direct.push)
+        house.attach(state, session)
+        session.send(_dumps({"type": "welcome", **house.status(state)}))
+
+        def on_text(text: str) -> None:
+            if not session.closed:
+                _handle(state, session, text)
+
+        direct.enable_direct(on_text)
+        gone = asyncio.ensure_future(_receive_text(ws))  # only the disconnect comes now
+        ended = asyncio.ensure_future(session.ended.wait())
+        try:
+            await asyncio.wait({gone, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (gone, ended):
+                task.cancel()
+            house.detach(state, session)
+            if not gone.done() or gone.cancelled():
+                with contextlib.suppress(Exception):
+                    await ws.close(1000)
 
     async def _login(ws: WebSocket, text: str, challenge: str) -> BidderState | None:
         async def refuse(reason: str, detail: str) -> None:

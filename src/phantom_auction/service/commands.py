@@ -61,6 +61,7 @@ def serve(
     import uvicorn
 
     from .app import create_app
+    from .wsdirect import DirectWebSocketProtocol
 
     cfg = _config(config)
     app = create_app(cfg, database_url=db)
@@ -69,6 +70,9 @@ def serve(
         host=host or cfg.service.host,
         port=cfg.service.port if port is None else port,
         log_level=log_level,
+        # uvicorn's websockets (sans-I/O) protocol, plus direct delivery and coalesced
+        # writes for logged-in bidders (service/wsdirect.py).
+        ws=DirectWebSocketProtocol,
         # Frames between max_message_bytes and this are answered `message_too_large`;
         # larger ones close the socket (code 1009) before they are buffered.
         ws_max_size=max(1 << 20, 16 * cfg.security.max_message_bytes),

@@ -70,8 +70,10 @@ from .store import (
     PenaltyUpdate,
     Store,
     Write,
+    compact_json,
     now_us,
 )
+from .wsdirect import text_frame
 
 __all__ = [
     "AuctionHandle",
@@ -169,18 +171,29 @@ class TokenBucket:
 
 
 class BidderSession:
-    """One logged-in WebSocket: pushes are queued here and written by the connection."""
+    """One logged-in WebSocket. Pushes go straight to the connection's output when it
+    offers ``push`` (:class:`~.wsdirect.DirectWebSocketProtocol`), else through
+    ``outbox`` to a writer task."""
 
-    __slots__ = ("bidder_id", "closed", "outbox")
+    __slots__ = ("_push", "bidder_id", "closed", "ended", "outbox")
 
-    def __init__(self, bidder_id: str) -> None:
+    def __init__(self, bidder_id: str, push: Callable[[bytes], bool] | None = None) -> None:
         self.bidder_id = bidder_id
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self.closed = False
+        #: Set once the session is closed (by the house or the connection).
+        self.ended = asyncio.Event()
+        self._push = push
 
-    def send(self, text: str) -> None:
-        """Queue ``text``; a bidder that lets :data:`OUTBOX_LIMIT` pile up is disconnected."""
+    def send(self, text: str, frame: bytes | None = None) -> None:
+        """Queue ``text`` (``frame``: its :func:`~.wsdirect.text_frame`, if already built);
+        a bidder that lets :data:`OUTBOX_LIMIT` messages (or the connection's buffer
+        limit) pile up is disconnected."""
         if self.closed:
+            return
+        if self._push is not None:
+            if not self._push(text_frame(text) if frame is None else frame):
+                self.close()
             return
         if self.outbox.qsize() >= OUTBOX_LIMIT:
             self.close()
@@ -191,6 +204,7 @@ class BidderSession:
         """Ask the connection to close (its writer stops at the ``None`` marker)."""
         if not self.closed:
             self.closed = True
+            self.ended.set()
             self.outbox.put_nowait(None)
 
 
@@ -215,6 +229,7 @@ class LiveAuction:
     record: AuctionRecord
     auction: Auction
     announcement: str
+    announcement_frame: bytes
     done: asyncio.Future[AuctionRecord]
     events: list[BidEvent] = field(default_factory=list)
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
@@ -428,7 +443,7 @@ def announcement_document(auction: Auction) -> dict[str, Any]:
 
 
 def _dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    return compact_json(message)
 
 
 class AuctionHouse:
@@ -826,10 +841,13 @@ class AuctionHouse:
             },
         )
         loop = asyncio.get_running_loop()
+        # Built once, sent as the same bytes to every bidder.
+        announcement = _dumps(announcement_document(auction))
         live = LiveAuction(
             record=record,
             auction=auction,
-            announcement=_dumps(announcement_document(auction)),
+            announcement=announcement,
+            announcement_frame=text_frame(announcement),
             done=loop.create_future(),
         )
         self.live[auction_id] = live
@@ -847,7 +865,7 @@ class AuctionHouse:
         for state in self.bidders.values():
             session = state.session
             if session is not None and not is_blocked(state.penalty, blocked_until):
-                session.send(live.announcement)
+                session.send(live.announcement, live.announcement_frame)
         return AuctionHandle(record, live.done, created=True, stored=opened)
 
     def _opened_durably(self, live: LiveAuction, opened: asyncio.Future[None]) -> None:
@@ -882,10 +900,11 @@ class AuctionHouse:
                 "reveal_deadline": auction.reveal_deadline.isoformat(),
             }
         )
+        frame = text_frame(message)
         for bidder_id in auction.commitments:
             state = self.bidders.get(bidder_id)
             if state is not None and state.session is not None:
-                state.session.send(message)
+                state.session.send(message, frame)
         if not auction.unrevealed and self.config.service.finish_early:
             self._spawn(self._finish(live, _utcnow()))
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -70,6 +72,7 @@ __all__ = [
     "Store",
     "StoreConflict",
     "Write",
+    "compact_json",
     "normalize_database_url",
     "now_us",
     "open_store",
@@ -463,8 +466,14 @@ bid_events = Table(
 _MIGRATIONS: dict[int, list[str]] = {}
 
 
-def _dumps(document: object) -> str:
-    return json.dumps(document, separators=(",", ":"), allow_nan=False)
+def compact_json(document: object) -> str:
+    """``document`` as compact JSON text (what the store keeps and the WebSocket sends)."""
+    # orjson: the same compact JSON about ten times faster (competition documents are
+    # written for every auction); the standard library for anything it does not know.
+    try:
+        return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:
+        return json.dumps(document, separators=(",", ":"), allow_nan=False)
 
 
 def _loads_opt(text: str | None) -> Any:
@@ -497,11 +506,11 @@ def _apply_rows(conn: Connection, parts: _Parts) -> None:
                     "reveal_ends_at_us": a.reveal_ends_at_us,
                     "phantom_commitment": a.phantom_commitment,
                     "phantom_seed": a.phantom_seed,
-                    "engine_params": _dumps(a.engine_params),
+                    "engine_params": compact_json(a.engine_params),
                     "status": a.status,
                     "outcome": a.outcome,
-                    "result": None if a.result is None else _dumps(a.result),
-                    "competition": None if a.competition is None else _dumps(a.competition),
+                    "result": None if a.result is None else compact_json(a.result),
+                    "competition": None if a.competition is None else compact_json(a.competition),
                     "finished_at_us": a.finished_at_us,
                 }
                 for a in opened
@@ -518,7 +527,7 @@ def _apply_rows(conn: Connection, parts: _Parts) -> None:
                     "accepted": e.accepted,
                     "reason": e.reason,
                     "nonce": e.nonce,
-                    "payload": _dumps(e.payload),
+                    "payload": compact_json(e.payload),
                     "received_at_us": e.received_at_us,
                 }
                 for e in events
@@ -540,8 +549,8 @@ def _apply_rows(conn: Connection, parts: _Parts) -> None:
                     "b_auction_id": f.auction_id,
                     "b_status": f.status,
                     "b_outcome": f.outcome,
-                    "b_result": None if f.result is None else _dumps(f.result),
-                    "b_competition": None if f.competition is None else _dumps(f.competition),
+                    "b_result": None if f.result is None else compact_json(f.result),
+                    "b_competition": None if f.competition is None else compact_json(f.competition),
                     "b_finished_at_us": f.finished_at_us,
                 }
                 for f in finished
@@ -568,6 +577,111 @@ def _apply_rows(conn: Connection, parts: _Parts) -> None:
                 for p in penalties
             ],
         )
+
+
+_SQLITE_INSERT_AUCTION = (
+    "INSERT INTO auctions (auction_id, client_id, idempotency_key, request_digest, token_in, "
+    "token_out, amount, baseline_price, opened_at_us, collect_ends_at_us, reveal_ends_at_us, "
+    "phantom_commitment, phantom_seed, engine_params, status, outcome, result, competition, "
+    "finished_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_INSERT_EVENT = (
+    "INSERT INTO bid_events (auction_id, bidder_id, kind, accepted, reason, nonce, payload, "
+    "received_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_FINISH = (
+    "UPDATE auctions SET status = ?, outcome = ?, result = ?, competition = ?, "
+    "finished_at_us = ? WHERE auction_id = ?"
+)
+_SQLITE_PENALTY = (
+    "UPDATE bidders SET no_reveal_rate = ?, blocked_until_us = ?, block_count = ?, "
+    "block_reason = ? WHERE bidder_id = ?"
+)
+
+
+def _apply_sqlite(connection: sqlite3.Connection, parts: _Parts) -> None:
+    """:func:`_apply_rows` for SQLite on the raw connection (inside its transaction):
+    plain ``executemany`` with tuples, the same columns and order as the Core version
+    (which spent more time building parameters than SQLite spent writing them)."""
+    opened, events, finished, penalties = parts
+    cursor = connection.cursor()
+    try:
+        if opened:
+            cursor.executemany(
+                _SQLITE_INSERT_AUCTION,
+                [
+                    (
+                        a.auction_id,
+                        a.client_id,
+                        a.idempotency_key,
+                        a.request_digest,
+                        a.token_in,
+                        a.token_out,
+                        a.amount,
+                        a.baseline_price,
+                        a.opened_at_us,
+                        a.collect_ends_at_us,
+                        a.reveal_ends_at_us,
+                        a.phantom_commitment,
+                        a.phantom_seed,
+                        compact_json(a.engine_params),
+                        a.status,
+                        a.outcome,
+                        None if a.result is None else compact_json(a.result),
+                        None if a.competition is None else compact_json(a.competition),
+                        a.finished_at_us,
+                    )
+                    for a in opened
+                ],
+            )
+        if events:
+            cursor.executemany(
+                _SQLITE_INSERT_EVENT,
+                [
+                    (
+                        e.auction_id,
+                        e.bidder_id,
+                        e.kind,
+                        1 if e.accepted else 0,
+                        e.reason,
+                        e.nonce,
+                        compact_json(e.payload),
+                        e.received_at_us,
+                    )
+                    for e in events
+                ],
+            )
+        if finished:
+            cursor.executemany(
+                _SQLITE_FINISH,
+                [
+                    (
+                        f.status,
+                        f.outcome,
+                        None if f.result is None else compact_json(f.result),
+                        None if f.competition is None else compact_json(f.competition),
+                        f.finished_at_us,
+                        f.auction_id,
+                    )
+                    for f in finished
+                ],
+            )
+        if penalties:
+            cursor.executemany(
+                _SQLITE_PENALTY,
+                [
+                    (
+                        p.penalty.no_reveal_rate,
+                        p.penalty.blocked_until_us,
+                        p.penalty.block_count,
+                        p.penalty.reason,
+                        p.bidder_id,
+                    )
+                    for p in penalties
+                ],
+            )
+    finally:
+        cursor.close()
 
 
 def _auction_from_row(row: Any) -> AuctionRecord:
@@ -767,7 +881,11 @@ class SqlStore(Store):
     def _apply_in_thread(self, parts: _Parts) -> None:
         assert self._sync_engine is not None
         with self._sync_engine.begin() as conn:
-            _apply_rows(conn, parts)
+            # SQLAlchemy opens and commits the transaction (and set the pragmas); the
+            # rows go straight to the driver's connection.
+            raw = conn.connection.driver_connection
+            assert isinstance(raw, sqlite3.Connection)
+            _apply_sqlite(raw, parts)
 
     async def auction(self, auction_id: str) -> AuctionRecord | None:
         async with self.engine.connect() as conn:
