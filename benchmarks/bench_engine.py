@@ -342,7 +342,9 @@ def main() -> None:
     need_ms = cpu_us * args.concurrent / 1000
     print(f"    worst run: finish - reveal end   p50 {_pct(late, 50):.3f} ms   p99 {p99(worst):.3f}"
           f" ms   max {max(late):.3f} ms   (goal p99 <= 2 ms)")  # fmt: skip
-    print(f"    finished after deadline: at most {missed} of {args.concurrent} in a run (must be 0)")
+    print(
+        f"    finished after deadline: at most {missed} of {args.concurrent} in a run (must be 0)"
+    )
     print(f"    CPU per auction (median run) {cpu_us:.1f} us: {args.concurrent} auctions need "
           f"{need_ms:.0f} ms of CPU per {args.window_ms:.0f} ms window")  # fmt: skip
     print(f"    reference, bare timers: p50 {_pct(timers, 50):7.3f} ms   "

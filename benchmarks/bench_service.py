@@ -3,16 +3,20 @@
 Starts ``phantom-auction serve`` (``python -m phantom_auction.service serve``) on
 127.0.0.1 with SQLite in a temporary directory (or ``--db``), registers a settlement
 client and 20 bidders, and runs the bidders as ``BidderClient`` SDK instances over
-WebSockets in a second process (a truthful simulator strategy, sending each commit as
-soon as the auction is announced). The settlement client then opens auctions at rising
-rates (``--rates``, ``--step-seconds`` each, default 30 s), open-loop: auction ``i`` of a
-step is requested at ``i / rate`` s, with ``POST /v1/auctions`` waiting for the result.
+WebSockets in a second process, all on one (uvloop) event loop (a truthful simulator
+strategy, sending each commit as soon as the auction is announced). The settlement
+client (a minimal keep-alive HTTP/1.1 client: the load shares the cores with the server
+and the bidders) then opens auctions at rising rates (``--rates``, ``--step-seconds``
+each, default 30 s), open-loop: auction ``i`` of a step is requested at ``i / rate`` s,
+with ``POST /v1/auctions`` waiting for the result.
 
 A step is sustained when every auction of the step answered 200 with a revealed bid from
 every bidder (none absent, none unrevealed), the server rejected no bidder message (its
 ``phantom_auction_rejections_total`` did not move), and the client kept up with the
 schedule (>= 95 % of the rate).
-Prints one table row per step, then the highest sustained rate and, for that step,
+Prints one table row per step (with the CPU milliseconds per auction used by the server,
+the bidders' process and this load process, and the rejection reasons of a failed
+step), then the highest sustained rate and, for that step,
 p50 / p99 of (result time - end of the reveal window): negative when the auction
 finished early because every commitment was revealed (``service.finish_early``; pass
 ``--finish-at-window-end`` to make every auction run its full reveal window).
@@ -120,6 +124,10 @@ async def _register(db_url: str, bidders: int) -> tuple[str, dict[str, str]]:
     return token, keys
 
 
+class _StaleConnection(ConnectionResetError):
+    """The server closed a kept-alive connection before answering (nothing was processed)."""
+
+
 class _Http:
     """The settlement client's HTTP/1.1: keep-alive connections on asyncio streams.
 
@@ -136,13 +144,32 @@ class _Http:
         self._all: set[asyncio.StreamWriter] = set()
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        """``(status, body)``; raises OSError or ValueError if the exchange fails."""
-        if self._idle:
+        """``(status, body)``; raises OSError or ValueError if the exchange fails.
+
+        A kept-alive connection the server has closed meanwhile (its idle timeout) is
+        retried once on a new one: the server never saw that request.
+        """
+        while self._idle:
             reader, writer = self._idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
-            self._all.add(writer)
+            try:
+                return await self._exchange(reader, writer, method, path, body)
+            except _StaleConnection:
+                continue
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        self._all.add(writer)
+        return await self._exchange(reader, writer, method, path, body)
+
+    async def _exchange(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        method: str,
+        path: str,
+        body: bytes,
+    ) -> tuple[int, bytes]:
         try:
+            if reader.at_eof() or writer.is_closing():
+                raise _StaleConnection
             content = "Content-Type: application/json\r\n" if body else ""
             writer.write(
                 f"{method} {path} HTTP/1.1\r\n{self._head}{content}"
@@ -151,7 +178,7 @@ class _Http:
             )
             status_line = await reader.readline()
             if not status_line:
-                raise ConnectionResetError("the server closed the connection")
+                raise _StaleConnection
             status = int(status_line.split()[1])
             length, close = 0, False
             while True:

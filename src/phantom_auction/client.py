@@ -36,7 +36,10 @@ from .errors import PhantomAuctionError
 
 require("websockets", "service")
 require("cryptography", "service")
+require("nacl", "service")
+require("orjson", "service")
 
+import orjson  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
@@ -355,7 +358,7 @@ class BidderClient:
         watcher = asyncio.get_running_loop().create_task(self._close_when_done(ws, stop, deadline))
         try:
             async for raw in ws:
-                self._dispatch(ws, bidder, json.loads(raw))
+                self._dispatch(ws, bidder, orjson.loads(raw))
                 if stop.is_set():
                     break
         finally:
@@ -468,8 +471,13 @@ class BidderClient:
         round_.commit = "sent"
         await self._send(ws, ref, "commit", announcement.auction_id, message)
         self._commits += 1
-        delay = (announcement.commit_deadline - datetime.now(UTC)).total_seconds()
-        await asyncio.sleep(max(0.0, delay) + REVEAL_MARGIN_S)
+        # Event loops round timers (uvloop to the millisecond) and may wake a little
+        # early: sleep again until the wall clock is past the window's end.
+        while True:
+            delay = (announcement.commit_deadline - datetime.now(UTC)).total_seconds()
+            if delay + REVEAL_MARGIN_S <= 0.0:
+                break
+            await asyncio.sleep(delay + REVEAL_MARGIN_S)
         await self._reveal(ws, bidder, round_)
 
     async def _reveal(self, ws: ClientConnection, bidder: StrategyBidder, round_: _Round) -> None:
@@ -503,7 +511,7 @@ class BidderClient:
         """Send and remember ``message`` until its ack; a lost connection loses it (counted)."""
         self._pending[ref] = (kind, auction_id)
         try:
-            await ws.send(json.dumps(message))
+            await ws.send(orjson.dumps(message).decode())
         except ConnectionClosed:
             del self._pending[ref]
             self._unsent += 1

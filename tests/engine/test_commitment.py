@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from phantom_auction import InvalidBidParameters, make_commitment
 from phantom_auction.engine import canonical_decimal, commitment_preimage, make_bid
+from phantom_auction.engine.commitment import auction_prefix, revealed_digest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "commitment.md"
 
@@ -245,3 +246,26 @@ def test_make_bid_commits_to_its_own_fields() -> None:
         3,
     )
     assert not hasattr(sealed, "improved_price")
+
+
+_ANY_FLOAT = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(
+    [0.0, -0.0, 100.0, 1e16, 1e22, -3.0, 5e-324, 1.5e-05, 1e-4, 123456789012345.0]
+)
+
+
+@given(
+    bidder=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12),
+    price=_ANY_FLOAT,
+    volume=_ANY_FLOAT,
+    fee=_ANY_FLOAT,
+    nonce=st.integers(0, 2**64 - 1),
+    pair=st.tuples(st.integers(-(2**63), 2**63 - 1), st.integers(-(2**63), 2**63 - 1)),
+)
+def test_the_engines_reveal_digest_is_make_commitment(
+    bidder: str, price: float, volume: float, fee: float, nonce: int, pair: tuple[int, int]
+) -> None:
+    # The reveal path's own encoder (fast paths for integral values and zeros, a cache of
+    # bidder ids) gives the documented digest for every finite value.
+    bid = make_bid("auction-x", bidder, pair, price, volume, fee, nonce, salt=bytes(range(32)))
+    assert revealed_digest(auction_prefix("auction-x"), bid) == bid.commitment_hash
+    assert revealed_digest(auction_prefix("auction-x"), bid) == bid.commitment_for("auction-x")

@@ -75,6 +75,7 @@ from .phantoms import (
     _sampler,
     _SeedSampler,
     phantom_commitment,
+    phantom_id,
 )
 from .result import AuctionAnnouncement, AuctionResult, Fill, Ranking, RankingColumns
 
@@ -234,6 +235,7 @@ class Auction:
         "_amount",
         "_announcement",
         "_baseline_price",
+        "_bps_bounds",
         "_clock",
         "_commit_deadline",
         "_commitments",
@@ -312,6 +314,10 @@ class Auction:
         self._request = request
         self._pair = request.token_pair
         self._max_volume = baseline_amount * rules.volume_multiplier * (1.0 + LIMIT_TOLERANCE)
+        self._bps_bounds = (
+            rules.min_bps - IMPROVEMENT_TOLERANCE_BPS,
+            rules.max_bps + IMPROVEMENT_TOLERANCE_BPS,
+        )
         self._fee_ceiling = rules.fee_ratio * (1.0 + LIMIT_TOLERANCE)
         self._baseline_price = baseline_price
         self._amount = baseline_amount
@@ -645,13 +651,12 @@ class Auction:
                 f"fields hash to {digest.hex()} with nonce={bid.nonce}; committed "
                 f"{sealed.commitment_hash.hex()} with nonce={sealed.nonce}",
             )
-        rules = self._rules
-        improvement = (bid.improved_price - self._baseline_price) / self._baseline_price * 10_000.0
+        baseline = self._baseline_price
+        improvement = (bid.improved_price - baseline) / baseline * 10_000.0
+        low_bps, high_bps = self._bps_bounds
         if (
             bid.token_pair != self._pair
-            or not rules.min_bps - IMPROVEMENT_TOLERANCE_BPS
-            <= improvement
-            <= rules.max_bps + IMPROVEMENT_TOLERANCE_BPS
+            or not low_bps <= improvement <= high_bps
             or not 0.0 < bid.volume <= self._max_volume
             or not 0.0 <= bid.priority_fee <= bid.volume * self._fee_ceiling
         ):
@@ -782,7 +787,7 @@ class Auction:
     ) -> Ranking:
         rules = self._rules
         bidder_ids = [b.bidder_id for b in table.reals]
-        bidder_ids += [p.bidder_id for p in self._phantoms]
+        bidder_ids += [phantom_id(p.slot) for p in self._phantoms]
         # The lists are this clearing's own and never change again: no copies.
         columns = RankingColumns(
             bidder_ids=bidder_ids,

@@ -187,19 +187,25 @@ def revealed_digest(prefix: bytes, bid: ImprovementBid) -> bytes:
         if len(_BIDDER_TEXT) >= 4096:  # bidder ids recur across auctions; keep it bounded
             _BIDDER_TEXT.clear()
         head = _BIDDER_TEXT[bidder_id] = _text(bidder_id)
-    # repr is already canonical unless it ends in ".0" (integral, or zero) or has an
-    # exponent; those take the general path.
+    # repr is already canonical unless it ends in ".0" (an integral value: drop it, and
+    # write zeros, -0.0 too, as "0") or has an exponent (rare: written out in full).
     x = bid.improved_price
     price = repr(x)
-    if price[-2:] == ".0" or "e" in price:
+    if price[-2:] == ".0":
+        price = price[:-2] if x else "0"
+    elif "e" in price:
         price = _decimal_of_float(x)
     x = bid.volume
     size = repr(x)
-    if size[-2:] == ".0" or "e" in size:
+    if size[-2:] == ".0":
+        size = size[:-2] if x else "0"
+    elif "e" in size:
         size = _decimal_of_float(x)
     x = bid.priority_fee
     fee = repr(x)
-    if fee[-2:] == ".0" or "e" in fee:
+    if fee[-2:] == ".0":
+        fee = fee[:-2] if x else "0"
+    elif "e" in fee:
         fee = _decimal_of_float(x)
     return _sha256(
         b"".join(

@@ -159,7 +159,15 @@ class PhantomBid:
     @property
     def bidder_id(self) -> str:
         """``phantom-<slot>``: the name the phantom carries in rankings."""
-        return f"phantom-{self.slot}"
+        return phantom_id(self.slot)
+
+
+_PHANTOM_IDS: Final = tuple(f"phantom-{slot}" for slot in range(256))
+
+
+def phantom_id(slot: int) -> str:
+    """``phantom-<slot>`` (the common ones made once, not per auction)."""
+    return _PHANTOM_IDS[slot] if 0 <= slot < 256 else f"phantom-{slot}"
 
 
 def _check_seed(seed: object) -> bytes:

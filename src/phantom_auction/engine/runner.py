@@ -181,26 +181,20 @@ else:
         return started
 
 
-async def _window(
-    loop: asyncio.AbstractEventLoop,
+def _take_answers(
     sources: list[BidSource],
-    coros: list[Coroutine[Any, Any, Any]],
+    started: list[asyncio.Task[Any] | tuple[Any, BaseException | None]],
     answer: Callable[[BidSource, Any, datetime], None],
     clock: _LoopClock,
     step: str,
-    end: float,
-    finish_early: bool,
-) -> None:
-    """Ask every source (``coros[i]`` is ``sources[i]``'s call) and hand each answer that
-    is not None to ``answer``, in the order they come, until ``end`` (loop time); with
-    ``finish_early``, stop as soon as all have answered. Calls still running when the
-    window ends are cancelled; one that raises is logged and ignored. Answers given
-    without suspending share one arrival time."""
+) -> list[tuple[BidSource, asyncio.Task[Any]]]:
+    """Hand each answer given without suspending that is not None to ``answer`` (all
+    with one arrival time), log the failures; return the calls still running."""
     pending: list[tuple[BidSource, asyncio.Task[Any]]] = []
     now: datetime | None = None
-    for source, started in zip(sources, _start_all(loop, coros), strict=True):
-        if isinstance(started, tuple):
-            value, error = started
+    for source, outcome in zip(sources, started, strict=True):
+        if isinstance(outcome, tuple):
+            value, error = outcome
             if error is not None:
                 _log.warning("bid source %r failed in %s: %r", source, step, error)
             elif value is not None:
@@ -208,7 +202,22 @@ async def _window(
                     now = clock.now()
                 answer(source, value, now)
         else:
-            pending.append((source, started))
+            pending.append((source, outcome))
+    return pending
+
+
+async def _wait(
+    loop: asyncio.AbstractEventLoop,
+    pending: list[tuple[BidSource, asyncio.Task[Any]]],
+    answer: Callable[[BidSource, Any, datetime], None],
+    clock: _LoopClock,
+    step: str,
+    end: float,
+    finish_early: bool,
+) -> None:
+    """Hand each pending call's answer that is not None to ``answer`` as it comes, until
+    ``end`` (loop time); with ``finish_early``, stop as soon as all have answered. Calls
+    still running when the window ends are cancelled; one that raises is logged."""
     if not pending:
         if not finish_early and end > loop.time():
             await _sleep_until(loop, end)
@@ -261,6 +270,28 @@ async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+#: Classes whose instances are known bid sources (their class defines both methods).
+_SOURCE_TYPES: set[type] = set()
+
+
+def _check_source(source: object) -> None:
+    """Raise unless ``source`` has callable ``commit`` and ``reveal`` (duck-typed:
+    isinstance on a runtime Protocol costs ~10 us); remember classes that define them."""
+    if not (
+        callable(getattr(source, "commit", None)) and callable(getattr(source, "reveal", None))
+    ):
+        raise InvalidBidParameters(
+            "bidders", source, "each bid source needs async commit() and reveal() methods"
+        )
+    cls = type(source)
+    if (
+        callable(getattr(cls, "commit", None))
+        and callable(getattr(cls, "reveal", None))
+        and len(_SOURCE_TYPES) < 256
+    ):
+        _SOURCE_TYPES.add(cls)
 
 
 def _answer(task: asyncio.Task[Any], source: object, step: str) -> Any:
@@ -328,13 +359,8 @@ async def arun_auction(
     announcement = auction.announcement
     sources = list(bidders)
     for source in sources:
-        # Duck-typed (isinstance on a runtime Protocol costs ~10 us per source).
-        if not (
-            callable(getattr(source, "commit", None)) and callable(getattr(source, "reveal", None))
-        ):
-            raise InvalidBidParameters(
-                "bidders", source, "each bid source needs async commit() and reveal() methods"
-            )
+        if type(source) not in _SOURCE_TYPES:
+            _check_source(source)
     committed: list[BidSource] = []
 
     def on_commit(source: BidSource, bid: Any, now: datetime) -> None:
@@ -350,30 +376,21 @@ async def arun_auction(
         except PhantomAuctionError as error:
             _log.warning("bid source %r sent an invalid reveal: %s", source, error)
 
-    await _window(
-        loop,
-        sources,
-        [source.commit(announcement) for source in sources],
-        on_commit,
-        clock,
-        "commit",
-        clock.loop_time(auction.commit_deadline),
-        finish_early,
-    )
+    # Each window: every call started at once (most answer there and then), then, only
+    # if some call is still running or the window must run out, a wait for its end.
+    started = _start_all(loop, [source.commit(announcement) for source in sources])
+    pending = _take_answers(sources, started, on_commit, clock, "commit")
+    if pending or not finish_early:
+        end = clock.loop_time(auction.commit_deadline)
+        await _wait(loop, pending, on_commit, clock, "commit", end, finish_early)
     now = clock.now()
     if auction.phase is Phase.COLLECTING and now < auction.commit_deadline:
         close_collection(auction, now=now)
     reveal_end = clock.loop_time(auction.reveal_deadline)
-    await _window(
-        loop,
-        committed,
-        [source.reveal(announcement) for source in committed],
-        on_reveal,
-        clock,
-        "reveal",
-        reveal_end,
-        finish_early,
-    )
+    started = _start_all(loop, [source.reveal(announcement) for source in committed])
+    pending = _take_answers(committed, started, on_reveal, clock, "reveal")
+    if pending or not finish_early:
+        await _wait(loop, pending, on_reveal, clock, "reveal", reveal_end, finish_early)
     if auction.unrevealed:
         # Some commitment stays unrevealed: the reveal window must run out first.
         if reveal_end > loop.time():

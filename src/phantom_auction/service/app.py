@@ -222,6 +222,13 @@ def _dumps(message: dict[str, Any]) -> str:
     return compact_json(message)
 
 
+class _JSON(JSONResponse):
+    """A JSON response rendered with :func:`~.store.compact_json` (orjson)."""
+
+    def render(self, content: Any) -> bytes:
+        return compact_json(content).encode()
+
+
 _bearer = HTTPBearer(auto_error=False, description="A settlement client's token")
 
 
@@ -383,9 +390,9 @@ def create_app(
                 ) from None
         if handle.done is not None:
             if not wait:
-                return JSONResponse(auction_view(record), status_code=202)
+                return _JSON(auction_view(record), status_code=202)
             record = await asyncio.shield(handle.done)
-        return JSONResponse(auction_view(record))
+        return _JSON(auction_view(record))
 
     @app.get(
         "/v1/auctions/open",
@@ -412,7 +419,7 @@ def create_app(
         record = await house.auction_record(auction_id)
         if record is None or record.client_id != client.client_id:
             raise Rejected(404, "unknown_auction", f"auction_id={auction_id!r}: no such auction")
-        return JSONResponse(auction_view(record))
+        return _JSON(auction_view(record))
 
     @app.get(
         "/v1/auctions/{auction_id}/competition",
@@ -432,7 +439,7 @@ def create_app(
                 "not_finished",
                 f"auction_id={auction_id!r} is {record.status}: published when it ends",
             )
-        return JSONResponse(record.competition)
+        return _JSON(record.competition)
 
     @app.post(
         "/v1/auctions/{auction_id}/commit",

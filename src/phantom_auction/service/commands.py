@@ -41,7 +41,8 @@ def _config(path: Path | None) -> AuctionConfig:
 
 
 def _require_service() -> None:
-    for module in ("fastapi", "uvicorn", "sqlalchemy", "cryptography", "prometheus_client"):
+    modules = ("fastapi", "uvicorn", "sqlalchemy", "cryptography", "nacl", "orjson")
+    for module in (*modules, "prometheus_client"):
         require(module, "service")
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -77,6 +78,8 @@ __all__ = [
     "now_us",
     "open_store",
 ]
+
+_log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 AuctionStatus = Literal["open", "finalized", "aborted"]
@@ -722,6 +725,16 @@ def _bidder_from_row(row: Any) -> BidderRecord:
     )
 
 
+#: Records written between two checkpoints of the SQLite WAL (see ``SqlStore``).
+_CHECKPOINT_EVERY_RECORDS = 2000
+
+
+def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
 def _sqlite_pragmas(synchronous: str) -> Any:
     if synchronous not in ("full", "normal"):
         raise ValueError(f"sqlite_synchronous={synchronous!r}: must be 'full' or 'normal'")
@@ -762,12 +775,26 @@ class SqlStore(Store):
         )
         self._sync_engine: Engine | None = None
         self._writer: ThreadPoolExecutor | None = None
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._checkpoint_path = ""
+        self._checkpoint_running = False
+        self._written_since_checkpoint = 0
         if self.dialect == "sqlite":
             pragmas = _sqlite_pragmas(sqlite_synchronous)
             event.listen(self.engine.sync_engine, "connect", pragmas)
             self._sync_engine = create_engine(parsed.set(drivername="sqlite"), echo=echo)
             event.listen(self._sync_engine, "connect", pragmas)
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+            # The writer never checkpoints (a checkpoint copies the WAL into the database
+            # and fsyncs it: hundreds of ms every few MB, during which no ack or result
+            # could be made durable); a second connection does, in its own thread, while
+            # the writer goes on appending to the WAL (a PASSIVE checkpoint blocks no one).
+            if parsed.database not in (None, "", ":memory:"):
+                event.listen(self._sync_engine, "connect", _no_autocheckpoint)
+                self._checkpointer = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="sqlite-checkpoint"
+                )
+                self._checkpoint_path = str(parsed.database)
         # SQLite allows one writer: serialise ours instead of waiting on busy_timeout.
         self._write_lock = asyncio.Lock()
 
@@ -794,6 +821,8 @@ class SqlStore(Store):
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._checkpointer is not None:
+            self._checkpointer.shutdown(wait=True)
         if self._writer is not None and self._sync_engine is not None:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._writer, self._sync_engine.dispose)
@@ -874,9 +903,32 @@ class SqlStore(Store):
             loop = asyncio.get_running_loop()
             async with self._write_lock:
                 await loop.run_in_executor(self._writer, self._apply_in_thread, parts)
+            self._written_since_checkpoint += len(writes)
+            if (
+                self._written_since_checkpoint >= _CHECKPOINT_EVERY_RECORDS
+                and not self._checkpoint_running
+                and self._checkpointer is not None
+            ):
+                self._written_since_checkpoint = 0
+                self._checkpoint_running = True
+                done = loop.run_in_executor(self._checkpointer, self._checkpoint_in_thread)
+                done.add_done_callback(self._checkpoint_done)
             return
         async with self._write_lock, self.engine.begin() as conn:
             await conn.run_sync(_apply_rows, parts)
+
+    def _checkpoint_in_thread(self) -> None:
+        # Its own short-lived connection: nothing is shared with the writer's thread.
+        connection = sqlite3.connect(self._checkpoint_path, timeout=10.0)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            connection.close()
+
+    def _checkpoint_done(self, done: asyncio.Future[None]) -> None:
+        self._checkpoint_running = False
+        if not done.cancelled() and done.exception() is not None:
+            _log.warning("SQLite checkpoint failed: %r", done.exception())
 
     def _apply_in_thread(self, parts: _Parts) -> None:
         assert self._sync_engine is not None

@@ -1,0 +1,116 @@
+"""The service's throughput paths: WebSocket frames built by hand, SQLite checkpoints off
+the writer, libsodium signatures."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from service_harness import auction_record, commit_event
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
+
+from phantom_auction.service import store as store_module
+from phantom_auction.service.auth import (
+    Signer,
+    commit_signing_bytes,
+    generate_keypair,
+    load_private_key,
+    sign,
+    verify_signature,
+)
+from phantom_auction.service.store import SqlStore, compact_json
+from phantom_auction.service.wsdirect import text_frame
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
+def test_text_frame_parses_as_one_final_text_frame(size: int) -> None:
+    text = ("é" * size)[:size]
+    reader = StreamReader()
+    reader.feed_data(text_frame(text))
+    parser = Frame.parse(reader.read_exact, mask=False)
+    try:
+        next(parser)
+    except StopIteration as done:
+        frame = done.value
+    else:  # pragma: no cover - the whole frame was fed
+        raise AssertionError("the frame was incomplete")
+    assert frame.opcode is Opcode.TEXT
+    assert frame.fin
+    assert bytes(frame.data).decode() == text
+
+
+def test_signer_matches_the_reference_signature_and_verifies() -> None:
+    private, public = generate_keypair()
+    message = commit_signing_bytes("4f1c2b7e9a0d4e6f8b3a5c7d9e1f2a3b", "mm-1", "ab" * 32, 7)
+    signature = Signer(private).sign(message)
+    assert signature == sign(load_private_key(private), message)
+    assert verify_signature(bytes.fromhex(public), signature, message)
+    assert not verify_signature(bytes.fromhex(public), signature, message + b"x")
+    assert not verify_signature(b"\x00" * 31, signature, message)  # not a key
+
+
+def test_compact_json_is_the_standard_compact_form() -> None:
+    doc = {"a": [1, 2.5, None, True], "b": "é\n", "n": 1795735040612562678}
+    assert compact_json(doc) == '{"a":[1,2.5,null,true],"b":"é\\n","n":1795735040612562678}'
+
+
+@pytest.mark.anyio
+async def test_sqlite_wal_is_checkpointed_off_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_CHECKPOINT_EVERY_RECORDS", 2)
+    path = tmp_path / "svc.db"
+    store = SqlStore(f"sqlite+aiosqlite:///{path}")
+    await store.start()
+    try:
+        client = await store.add_client("acme", "ab" * 32)
+        await store.add_bidder("mm-1", bytes(32))
+        await store.apply([auction_record("a1", client.client_id)])
+        await store.apply([commit_event("a1", "mm-1", 3), commit_event("a1", "mm-1", 4)])
+        for _ in range(200):  # the checkpoint runs in its own thread
+            if not store._checkpoint_running:
+                break
+            await asyncio.sleep(0.01)
+        assert not store._checkpoint_running
+        # The writer's connection never checkpoints by itself ...
+        with store._sync_engine.connect() as conn:  # type: ignore[union-attr]
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        # ... yet the main database file alone (no WAL) already holds the events.
+        copy = tmp_path / "copy.db"
+        shutil.copyfile(path, copy)
+        with sqlite3.connect(copy) as db:
+            assert db.execute("SELECT count(*) FROM bid_events").fetchone() == (2,)
+    finally:
+        await store.close()
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated")
+def test_the_plain_asgi_websocket_path_still_serves_bidders() -> None:
+    """Under a server without :class:`DirectWebSocketProtocol` (here Starlette's test
+    client) the bidder WebSocket falls back to ASGI receive / send with a writer task."""
+    from starlette.testclient import TestClient
+
+    from phantom_auction.config import load_config
+    from phantom_auction.service.app import create_app
+    from phantom_auction.service.auth import login_signing_bytes
+    from phantom_auction.service.store import MemoryStore
+
+    store = MemoryStore()
+    private, public = generate_keypair()
+    asyncio.run(store.add_bidder("mm-1", bytes.fromhex(public)))
+    app = create_app(load_config(env={}), store=store)
+    with TestClient(app) as client, client.websocket_connect("/v1/bidders/ws") as ws:
+        challenge = ws.receive_json()["challenge"]
+        signature = sign(load_private_key(private), login_signing_bytes("mm-1", challenge))
+        ws.send_json({"type": "login", "bidder_id": "mm-1", "signature": signature})
+        assert ws.receive_json()["type"] == "welcome"
+        ws.send_json({"type": "status", "ref": 5})
+        status = ws.receive_json()
+        assert (status["type"], status["ref"], status["bidder_id"]) == ("status", 5, "mm-1")
+        ws.send_json({"type": "reveal", "ref": 6, "auction_id": "nope"})
+        ack = ws.receive_json()
+        assert (ack["status"], ack["reason"], ack["ref"]) == ("rejected", "malformed", 6)
