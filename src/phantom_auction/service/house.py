@@ -948,6 +948,10 @@ class AuctionHouse:
                     now_us=penalized_at,
                     security=self.config.security,
                 )
+                if after == before:
+                    # A bidder that keeps revealing keeps a rate of 0: nothing to store
+                    # (saves a row update per bidder and auction in the common case).
+                    continue
                 state.penalty = after
                 penalties.append(PenaltyUpdate(bidder_id, after))
                 if after.block_count > before.block_count:

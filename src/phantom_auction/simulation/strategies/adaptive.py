@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from ...errors import InvalidBidParameters
 from .base import (
-    BOUND_SLACK_BPS,
-    BPS,
     AuctionFeedback,
     AuctionView,
     Bid,
@@ -19,9 +18,10 @@ from .base import (
     BidderStrategy,
     FeedbackBatch,
     FloatArray,
+    single_bid,
+    single_bid_batch,
     value_bps,
 )
-from .truthful import order_volume
 
 if TYPE_CHECKING:
     from ..market import MarketConditions
@@ -159,14 +159,10 @@ class AdaptiveStrategy(BidderStrategy):
         action = self._action(explore, pick)
         v = value_bps(baseline_price, private_value, view)
         bid = (1.0 - float(self.shading_levels[action])) * v
-        if not bid >= view.min_improvement_bps - BOUND_SLACK_BPS:
-            self._last_action = None
-            return []
-        self._last_action = action
-        imp = min(bid, view.max_improvement_bps)
         t = view.window_ms * (0.5 + 0.4 * when)
-        qty = order_volume(baseline_quantity, view)
-        return [Bid(baseline_price * (1.0 + imp / BPS), qty, t, 0.0)]
+        bids = single_bid(baseline_price, baseline_quantity, view, bid, t)
+        self._last_action = action if bids else None
+        return bids
 
     def generate_batch(
         self,
@@ -177,24 +173,17 @@ class AdaptiveStrategy(BidderStrategy):
         values_bps: FloatArray,
         rng: np.random.Generator,
     ) -> BidBatch:
-        n = values_bps.shape[0]
-        u = rng.random((n, 3))
+        u = rng.random((values_bps.shape[0], 3))
         self._refresh_policy(market, view)
         size = self.shading_levels.size
         explored = np.minimum((u[:, 1] * size).astype(np.int64), size - 1)
         action = np.where(u[:, 0] < self._policy_epsilon, explored, self._greedy)
         bid = (1.0 - self.shading_levels[action]) * values_bps
-        present = bid >= view.min_improvement_bps - BOUND_SLACK_BPS
-        qty = np.full((n, 1), order_volume(baseline_quantity, view))
-        times = (view.window_ms * (0.5 + 0.4 * u[:, 2]))[:, None]
-        return BidBatch(
-            np.minimum(bid, view.max_improvement_bps)[:, None],
-            qty,
-            times,
-            np.zeros((n, 1)),
-            present[:, None],
-            tag=np.where(present, action, -1),
+        batch = single_bid_batch(
+            view, baseline_quantity, bid, view.window_ms * (0.5 + 0.4 * u[:, 2])
         )
+        # The learner's action goes back with the feedback; -1 where it did not bid.
+        return replace(batch, tag=np.where(batch.present[:, 0], action, -1))
 
     # -- learning -------------------------------------------------------------------
 

@@ -49,7 +49,10 @@ __all__ = [
     "call_generate_bids",
     "generate_bid",
     "learns",
+    "order_volume",
     "price_to_bps",
+    "single_bid",
+    "single_bid_batch",
     "strategy_label",
     "value_bps",
 ]
@@ -129,6 +132,11 @@ def value_bps(baseline_price: float, private_value: float | None, view: AuctionV
     return price_to_bps(baseline_price, private_value)
 
 
+def order_volume(baseline_quantity: float, view: AuctionView) -> float:
+    """The largest volume a bid may carry (token A): the whole order, within the limit."""
+    return baseline_quantity * min(1.0, view.max_volume_fraction)
+
+
 @dataclass(frozen=True, slots=True)
 class BidBatch:
     """Bids of ``A`` auctions x ``R`` re-bid slots (time order within a row).
@@ -145,6 +153,48 @@ class BidBatch:
     priority_fee: FloatArray
     present: NDArray[np.bool_]
     tag: NDArray[np.int64] | None = None
+
+
+def single_bid(
+    baseline_price: float,
+    baseline_quantity: float,
+    view: AuctionView,
+    bid_bps: float,
+    timestamp_ms: float,
+) -> list[Bid]:
+    """One bid of ``bid_bps`` (capped at the accepted maximum) for the whole order, no fee.
+
+    Empty when ``bid_bps`` is below the accepted minimum.
+    """
+    if not bid_bps >= view.min_improvement_bps - BOUND_SLACK_BPS:
+        return []
+    imp = min(bid_bps, view.max_improvement_bps)
+    qty = order_volume(baseline_quantity, view)
+    return [Bid(baseline_price * (1.0 + imp / BPS), qty, timestamp_ms, 0.0)]
+
+
+def single_bid_batch(
+    view: AuctionView, baseline_quantity: float, bids_bps: FloatArray, times_ms: FloatArray
+) -> BidBatch:
+    """:func:`single_bid` for many auctions: one slot per row."""
+    n = bids_bps.shape[0]
+    return BidBatch(
+        np.asarray(np.minimum(bids_bps, view.max_improvement_bps))[:, None],
+        np.full((n, 1), order_volume(baseline_quantity, view)),
+        times_ms[:, None],
+        np.zeros((n, 1)),
+        (bids_bps >= view.min_improvement_bps - BOUND_SLACK_BPS)[:, None],
+    )
+
+
+def _best_in_window(bids: Sequence[Bid], view: AuctionView | None) -> Bid | None:
+    """The highest-priced bid that arrived inside the collection window."""
+    window = (view or AuctionView()).window_ms
+    best: Bid | None = None
+    for bid in bids:
+        if bid.timestamp <= window and (best is None or bid.price > best.price):
+            best = bid
+    return best
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,12 +328,7 @@ class BidderStrategy:
             private_value=private_value,
             view=view,
         )
-        window = (view or AuctionView()).window_ms
-        best: Bid | None = None
-        for bid in bids:
-            if bid.timestamp <= window and (best is None or bid.price > best.price):
-                best = bid
-        return best
+        return _best_in_window(bids, view)
 
     def generate_bids(
         self,
@@ -459,14 +504,10 @@ def generate_bid(
             private_value=private_value,
             view=view,
         )
-    window = (view or AuctionView()).window_ms
-    best: Bid | None = None
-    for bid in call_generate_bids(
+    bids = call_generate_bids(
         strategy, baseline_price, baseline_quantity, market, rng, private_value, view
-    ):
-        if bid.timestamp <= window and (best is None or bid.price > best.price):
-            best = bid
-    return best
+    )
+    return _best_in_window(bids, view)
 
 
 def call_generate_bids(

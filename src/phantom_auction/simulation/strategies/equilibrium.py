@@ -10,16 +10,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .base import (
-    BOUND_SLACK_BPS,
-    BPS,
     AuctionView,
     Bid,
     BidBatch,
     BidderStrategy,
     FloatArray,
+    single_bid,
+    single_bid_batch,
     value_bps,
 )
-from .truthful import order_volume
 
 if TYPE_CHECKING:
     from ..market import MarketConditions
@@ -153,12 +152,8 @@ class CompetitiveEquilibriumStrategy(BidderStrategy):
         u = float(rng.random())
         v = value_bps(baseline_price, private_value, view)
         bid = float(self.equilibrium_bid(v, view))
-        if not bid >= view.min_improvement_bps - BOUND_SLACK_BPS:
-            return []
-        imp = min(bid, view.max_improvement_bps)
         t = view.window_ms * (0.75 + 0.2 * u)
-        qty = order_volume(baseline_quantity, view)
-        return [Bid(baseline_price * (1.0 + imp / BPS), qty, t, 0.0)]
+        return single_bid(baseline_price, baseline_quantity, view, bid, t)
 
     def generate_batch(
         self,
@@ -169,11 +164,6 @@ class CompetitiveEquilibriumStrategy(BidderStrategy):
         values_bps: FloatArray,
         rng: np.random.Generator,
     ) -> BidBatch:
-        n = values_bps.shape[0]
-        u = rng.random((n,))
+        u = rng.random((values_bps.shape[0],))
         bid = self.equilibrium_bid(values_bps, view)
-        present = (bid >= view.min_improvement_bps - BOUND_SLACK_BPS)[:, None]
-        imp = np.asarray(np.minimum(bid, view.max_improvement_bps))[:, None]
-        qty = np.full((n, 1), order_volume(baseline_quantity, view))
-        times = (view.window_ms * (0.75 + 0.2 * u))[:, None]
-        return BidBatch(imp, qty, times, np.zeros((n, 1)), present)
+        return single_bid_batch(view, baseline_quantity, bid, view.window_ms * (0.75 + 0.2 * u))

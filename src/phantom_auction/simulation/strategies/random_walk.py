@@ -17,9 +17,9 @@ from .base import (
     BidBatch,
     BidderStrategy,
     FloatArray,
+    order_volume,
     value_bps,
 )
-from .truthful import order_volume
 
 if TYPE_CHECKING:
     from ..market import MarketConditions

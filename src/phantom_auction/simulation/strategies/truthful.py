@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from .base import (
-    BOUND_SLACK_BPS,
-    BPS,
     AuctionView,
     Bid,
     BidBatch,
     BidderStrategy,
     FloatArray,
+    order_volume,
+    single_bid,
+    single_bid_batch,
     value_bps,
 )
 
@@ -22,11 +23,6 @@ if TYPE_CHECKING:
     from ..market import MarketConditions
 
 __all__ = ["TruthfulStrategy", "order_volume"]
-
-
-def order_volume(baseline_quantity: float, view: AuctionView) -> float:
-    """The largest volume a bid may carry (token A): the whole order, within the limit."""
-    return baseline_quantity * min(1.0, view.max_volume_fraction)
 
 
 class TruthfulStrategy(BidderStrategy):
@@ -60,12 +56,7 @@ class TruthfulStrategy(BidderStrategy):
         view = view or AuctionView()
         u = float(rng.random())
         v = value_bps(baseline_price, private_value, view)
-        if not v >= view.min_improvement_bps - BOUND_SLACK_BPS:
-            return []
-        imp = min(v, view.max_improvement_bps)
-        t = view.window_ms * u
-        qty = order_volume(baseline_quantity, view)
-        return [Bid(baseline_price * (1.0 + imp / BPS), qty, t, 0.0)]
+        return single_bid(baseline_price, baseline_quantity, view, v, view.window_ms * u)
 
     def generate_batch(
         self,
@@ -76,9 +67,5 @@ class TruthfulStrategy(BidderStrategy):
         values_bps: FloatArray,
         rng: np.random.Generator,
     ) -> BidBatch:
-        n = values_bps.shape[0]
-        u = rng.random((n,))
-        imp = np.asarray(np.minimum(values_bps, view.max_improvement_bps))[:, None]
-        present = (values_bps >= view.min_improvement_bps - BOUND_SLACK_BPS)[:, None]
-        qty = np.full((n, 1), order_volume(baseline_quantity, view))
-        return BidBatch(imp, qty, (view.window_ms * u)[:, None], np.zeros((n, 1)), present)
+        u = rng.random((values_bps.shape[0],))
+        return single_bid_batch(view, baseline_quantity, values_bps, view.window_ms * u)
