@@ -54,6 +54,10 @@ T = TypeVar("T")
 GOAL_PER_S = 300
 GOAL_P99_MS = 10.0
 _REJECTIONS = re.compile(r'^phantom_auction_rejections_total\{reason="([^"]+)"\} ([0-9.e+]+)$')
+#: Group commits slower than 50 ms (``le="0.05"`` bucket vs count) tell disk stalls apart.
+_FLUSH = re.compile(
+    r'^phantom_auction_store_flush_seconds_(count|bucket\{le="0\.05"\}) ([0-9.e+]+)$'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,8 @@ class StepResult:
     failed: int
     rejections: int
     reasons: dict[str, int]
+    flushes: int
+    slow_flushes: int
     unrevealed: int
     absent: int
     latency_ms: list[float]
@@ -213,12 +219,17 @@ class _Http:
 
 
 async def _rejections(http: _Http) -> dict[str, float]:
+    """Rejections by reason, plus ``flush:count`` and ``flush:le=0.05`` (group commits)."""
     text = (await http.request("GET", "/metrics"))[1].decode()
     found: dict[str, float] = {}
     for line in text.splitlines():
         match = _REJECTIONS.match(line)
         if match:
             found[match.group(1)] = float(match.group(2))
+        flush = _FLUSH.match(line)
+        if flush:
+            key = "count" if flush.group(1) == "count" else "le=0.05"
+            found[f"flush:{key}"] = float(flush.group(2))
     return found
 
 
@@ -282,8 +293,10 @@ async def _step(
     achieved = (len(sent_at) - 1) / span if span > 0 else float(rate)
     cpu_after = _cpu_seconds(pids)
     after = await _rejections(http)
-    reasons = {k: round(v - before.get(k, 0.0)) for k, v in after.items()}
-    reasons = {k: v for k, v in reasons.items() if v}
+    delta = {k: round(v - before.get(k, 0.0)) for k, v in after.items()}
+    flushes = delta.pop("flush:count", 0)
+    slow_flushes = flushes - delta.pop("flush:le=0.05", 0)
+    reasons = {k: v for k, v in delta.items() if v}
     rejected = sum(reasons.values())
     return StepResult(
         rate=rate,
@@ -293,6 +306,8 @@ async def _step(
         failed=outcome["failed"],
         rejections=rejected,
         reasons=reasons,
+        flushes=flushes,
+        slow_flushes=slow_flushes,
         unrevealed=outcome["unrevealed"],
         absent=outcome["absent"],
         latency_ms=latency,
@@ -395,6 +410,11 @@ async def _load(args: argparse.Namespace) -> list[StepResult]:
                         f"{_pct(step.total_ms, 50):17.2f} {cpu:>36}{flag}",
                         flush=True,
                     )
+                    if step.slow_flushes:
+                        print(
+                            f"        {step.slow_flushes} of {step.flushes} group commits "
+                            "took over 50 ms (disk)"
+                        )
                     if step.errors:
                         print(
                             f"        failed={step.failed} rejected={step.rejections} "

@@ -63,6 +63,10 @@ REVEAL_MARGIN_S = 0.0005
 _MAX_ROUNDS = 4096
 
 
+#: An ack as kept during a run: the fields of :class:`Ack`, in order.
+_AckRow = tuple[str | int | None, str, str | None, str, str | None, str | None, float]
+
+
 class BidderLoginError(PhantomAuctionError):
     """The server refused the login (``reason``: ``unknown_bidder``, ``bad_signature``, ...)."""
 
@@ -215,7 +219,11 @@ class BidderClient:
         self.first_nonce = first_nonce
         self.status: dict[str, Any] | None = None
         self.connected = asyncio.Event()
-        self._acks: list[Ack] = []
+        # Every ack, as plain tuples (turned into Ack objects by report()): a run keeps
+        # hundreds of thousands, and tuples of strings and numbers drop out of the
+        # garbage collector's sight where dataclass instances would make each full
+        # collection longer (stalling every bidder on the loop for tens of ms).
+        self._acks: list[_AckRow] = []
         self._pending: dict[str | int, tuple[str, str]] = {}
         self._rounds: dict[str, _Round] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -312,8 +320,8 @@ class BidderClient:
 
     def report(self) -> BidderReport:
         """The counts so far."""
-        accepted = sum(1 for a in self._acks if a.status == "accepted")
-        rejected = Counter(a.reason or "unknown" for a in self._acks if a.status != "accepted")
+        accepted = sum(1 for a in self._acks if a[3] == "accepted")
+        rejected = Counter(a[4] or "unknown" for a in self._acks if a[3] != "accepted")
         return BidderReport(
             bidder_id=self.bidder_id,
             auctions_seen=self._seen,
@@ -325,7 +333,7 @@ class BidderClient:
             unsent=self._unsent,
             auctions_won=self._won,
             filled_volume=self._filled,
-            acks=tuple(self._acks),
+            acks=tuple(Ack(*a) for a in self._acks),
             status=self.status,
         )
 
@@ -412,22 +420,15 @@ class BidderClient:
         ref = msg.get("ref")
         if ref is not None:
             self._pending.pop(ref, None)
-        ack = Ack(
-            ref,
-            str(msg.get("kind")),
-            msg.get("auction_id"),
-            str(msg.get("status")),
-            msg.get("reason"),
-            msg.get("detail"),
-            time.time(),
-        )
-        self._acks.append(ack)
-        round_ = self._rounds.get(str(ack.auction_id))
+        kind, auction_id = str(msg.get("kind")), msg.get("auction_id")
+        status, reason = str(msg.get("status")), msg.get("reason")
+        self._acks.append((ref, kind, auction_id, status, reason, msg.get("detail"), time.time()))
+        round_ = self._rounds.get(str(auction_id))
         if round_ is None:
             return
-        if ack.kind == "commit":
-            round_.commit = "accepted" if ack.status == "accepted" else "rejected"
-        elif ack.kind == "reveal" and ack.reason == "outside_reveal_window":
+        if kind == "commit":
+            round_.commit = "accepted" if status == "accepted" else "rejected"
+        elif kind == "reveal" and reason == "outside_reveal_window":
             # Sent before the server's window opened (clocks differ): try again on the push.
             round_.reveal_sent = False
             if round_.reveal_open:

@@ -16,8 +16,9 @@ Clearing (SPEC "Auction engine"): every bid, real or phantom, is scored
 ``baseline * (1 + score / (price_weight * 10_000))`` = ``improved_price + baseline *
 fee_weight / price_weight * priority_fee / amount`` (the improved price itself when
 ``fee_weight`` is 0). :func:`phantom_auction.mechanisms.clearing.clear` allocates on
-those values (supply = amount, reserve = baseline); then the engine prices each real
-fill:
+those values (supply = amount, reserve = baseline; run as its list form
+:func:`~phantom_auction.mechanisms.clearing.clear_lists`, the same bits without numpy's
+per-call overhead); then the engine prices each real fill:
 
 - ``vickrey`` (second score): the best bid takes ``min(volume, amount)`` at the lowest
   price at which it would still have won, i.e. the runner-up's score less its own fee
@@ -49,7 +50,7 @@ from ..errors import (
     InvalidBidParameters,
     PhantomAuctionError,
 )
-from ..mechanisms.clearing import clear
+from ..mechanisms.clearing import clear_lists
 from .audit import (
     AuctionAborted,
     AuctionFinalized,
@@ -816,11 +817,10 @@ class Auction:
             )
         baseline, amount, mechanism = self._baseline_price, self._amount, self._rules.mechanism
         prices, values, order, reals = table.prices, table.values, table.order, table.reals
-        clearing = clear(
+        # clear() itself on plain lists (same bits): a live auction has a few dozen bids.
+        _, allocated, payment = clear_lists(
             values, table.volumes, supply=amount, reserve=baseline, mechanism=mechanism
         )
-        allocated: list[float] = clearing.allocation.tolist()
-        payment: list[float] = clearing.payment.tolist()
         premium = self._fee_premium
         uniform_price = baseline
         if mechanism == "uniform":

@@ -97,11 +97,6 @@ def _decimal_of_float(x: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def _decimal_field(x: float) -> bytes:
-    data = _decimal_of_float(x).encode("ascii")
-    return _pack_u32(len(data)) + data
-
-
 def _text(value: str) -> bytes:
     data = value.encode("utf-8")
     return _pack_u32(len(data)) + data

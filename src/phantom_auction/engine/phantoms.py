@@ -267,17 +267,19 @@ class _SeedSampler:
         vol_low, vol_span = self._vol_low, self._vol_span
         fee_ratio, fee_low, fee_span = self._fee_ratio, self._fee_low, self._fee_span
         bids = []
-        for slot in range(self._slots):
+        for slot in [s for s, w in enumerate(words[::4]) if w < presence]:
             j = 4 * slot
-            if words[j] >= presence:
-                continue
             u = low + span * ((words[j + 1] >> 11) * _TWO_POW_M53)
             if u <= 0.0:
                 improvement = min_bps
             elif u >= 1.0:
                 improvement = max_bps
-            else:
-                improvement = min(max(inv_cdf(u), min_bps), max_bps)
+            else:  # min(max(x, min_bps), max_bps), without the two calls
+                improvement = inv_cdf(u)
+                if improvement < min_bps:
+                    improvement = min_bps
+                elif improvement > max_bps:
+                    improvement = max_bps
             volume = amount * (vol_low + vol_span * ((words[j + 2] >> 11) * _TWO_POW_M53))
             fee = volume * fee_ratio * (fee_low + fee_span * ((words[j + 3] >> 11) * _TWO_POW_M53))
             bids.append(

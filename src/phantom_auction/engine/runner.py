@@ -272,28 +272,6 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-#: Classes whose instances are known bid sources (their class defines both methods).
-_SOURCE_TYPES: set[type] = set()
-
-
-def _check_source(source: object) -> None:
-    """Raise unless ``source`` has callable ``commit`` and ``reveal`` (duck-typed:
-    isinstance on a runtime Protocol costs ~10 us); remember classes that define them."""
-    if not (
-        callable(getattr(source, "commit", None)) and callable(getattr(source, "reveal", None))
-    ):
-        raise InvalidBidParameters(
-            "bidders", source, "each bid source needs async commit() and reveal() methods"
-        )
-    cls = type(source)
-    if (
-        callable(getattr(cls, "commit", None))
-        and callable(getattr(cls, "reveal", None))
-        and len(_SOURCE_TYPES) < 256
-    ):
-        _SOURCE_TYPES.add(cls)
-
-
 def _answer(task: asyncio.Task[Any], source: object, step: str) -> Any:
     """The task's result, or None if it was cancelled or raised (logged)."""
     if task.cancelled():
@@ -359,8 +337,13 @@ async def arun_auction(
     announcement = auction.announcement
     sources = list(bidders)
     for source in sources:
-        if type(source) not in _SOURCE_TYPES:
-            _check_source(source)
+        # Duck-typed (isinstance on a runtime Protocol costs ~10 us per source).
+        if not (
+            callable(getattr(source, "commit", None)) and callable(getattr(source, "reveal", None))
+        ):
+            raise InvalidBidParameters(
+                "bidders", source, "each bid source needs async commit() and reveal() methods"
+            )
     committed: list[BidSource] = []
 
     def on_commit(source: BidSource, bid: Any, now: datetime) -> None:

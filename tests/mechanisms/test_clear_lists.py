@@ -1,0 +1,113 @@
+"""clear() on a few bids runs on Python floats (clear_lists): the same result, bit for
+bit, as the numpy path, for every rule, unit or multi-unit demand, ties and reserves;
+the same errors for bad inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from phantom_auction import InvalidBidParameters
+from phantom_auction.mechanisms.clearing import SMALL_CLEARING, clear, clear_lists
+
+MECHANISMS = ["vcg", "vickrey", "uniform", "discriminatory", "second_price", "pay_as_bid"]
+# Few distinct values and quantities, so that ties, exact fills and zeros are common.
+VALUES = st.sampled_from([0.0, 1.0, 2.0, 2.5, 3.0, 5.0, 100.0]) | st.floats(0, 200)
+QUANTITIES = st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0]) | st.floats(0, 50)
+
+
+def _same(values: list[float], quantities: list[float], **kwargs: object) -> None:
+    by_lists = clear(values, quantities, **kwargs)  # type: ignore[arg-type]
+    by_arrays = clear(np.array(values, dtype=float), np.array(quantities, dtype=float), **kwargs)  # type: ignore[arg-type]
+    assert by_lists.mechanism == by_arrays.mechanism
+    assert by_lists.allocation.dtype == by_arrays.allocation.dtype == np.float64
+    assert by_lists.allocation.tolist() == by_arrays.allocation.tolist()
+    assert by_lists.payment.tolist() == by_arrays.payment.tolist()
+    name, x, paid = clear_lists(values, quantities, **kwargs)  # type: ignore[arg-type]
+    assert (name, x, paid) == (
+        by_arrays.mechanism,
+        by_arrays.allocation.tolist(),
+        by_arrays.payment.tolist(),
+    )
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.lists(st.tuples(VALUES, QUANTITIES), max_size=30),
+    st.floats(0, 100) | st.sampled_from([0.0, 1.0, 3.0, 10.0]),
+    st.floats(0, 150) | st.sampled_from([0.0, 2.0, 5.0]),
+    st.sampled_from(MECHANISMS),
+    st.booleans(),
+)
+def test_lists_clear_to_the_same_bits_as_arrays(
+    bids: list[tuple[float, float]], supply: float, reserve: float, mechanism: str, multi: bool
+) -> None:
+    values, quantities = [b[0] for b in bids], [b[1] for b in bids]
+    _same(values, quantities, supply=supply, reserve=reserve, mechanism=mechanism, multi_unit=multi)
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_a_live_auctions_bids(mechanism: str) -> None:
+    rng = np.random.default_rng(4)
+    for n in (1, 2, 5, 26, SMALL_CLEARING):
+        values = rng.uniform(99.9, 100.5, n).tolist()
+        quantities = rng.uniform(100, 1000, n).tolist()
+        _same(values, quantities, supply=1000.0, reserve=100.0, mechanism=mechanism)
+
+
+def test_long_lists_and_other_inputs_take_the_array_path() -> None:
+    values = np.random.default_rng(5).uniform(0, 10, SMALL_CLEARING + 1).tolist()
+    quantities = [1.0] * len(values)
+    _same(values, quantities, supply=20.0, reserve=1.0, mechanism="vcg")
+    # Nested lists are flattened by numpy, as before.
+    nested = clear([[3.0, 1.0]], [[1.0, 1.0]], supply=1.0)
+    assert nested.allocation.tolist() == [1.0, 0.0]
+    # Integers, numpy scalars and tuples are numbers like any other.
+    mixed = clear((3, np.float64(1.0)), [1, 1], supply=1.0, mechanism="vickrey")
+    assert mixed.allocation.tolist() == [1.0, 0.0] and mixed.payment.tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("values", "quantities", "field", "bad"),
+    [
+        ([1.0, math.nan, -1.0], [1.0, 1.0, 1.0], "valuation[1]", math.nan),
+        ([1.0, 2.0, -1.0], [1.0, math.inf, 1.0], "valuation[2]", -1.0),
+        ([1.0, 2.0], [1.0, -0.5], "quantity[1]", -0.5),
+        ([math.inf, 2.0], [1.0, 1.0], "valuation[0]", math.inf),
+        ([1e308, 1e308], [1.0, -math.inf], "quantity[1]", -math.inf),
+    ],
+)
+def test_the_same_errors(
+    values: list[float], quantities: list[float], field: str, bad: float
+) -> None:
+    for args in ((values, quantities), (np.array(values), np.array(quantities))):
+        with pytest.raises(InvalidBidParameters) as info:
+            clear(*args, supply=1.0)
+        assert info.value.field == field
+        value = info.value.value
+        assert isinstance(value, float)
+        assert value == bad or (math.isnan(bad) and math.isnan(value))
+
+
+def test_huge_finite_values_are_fine() -> None:
+    # Their sum overflows; each is still a valid bid.
+    _same([1e308, 1e308, 5.0], [1.0, 2.0, 3.0], supply=4.0, reserve=1.0, mechanism="uniform")
+
+
+def test_bad_shapes_supply_and_names() -> None:
+    with pytest.raises(InvalidBidParameters, match="quantities"):
+        clear([1.0, 2.0], [1.0], supply=1.0)
+    with pytest.raises(InvalidBidParameters, match="quantities"):
+        clear_lists([1.0, 2.0], [1.0], supply=1.0)
+    with pytest.raises(InvalidBidParameters, match="supply"):
+        clear([1.0], [1.0], supply=-1.0)
+    with pytest.raises(InvalidBidParameters, match="reserve"):
+        clear_lists([1.0], [1.0], supply=1.0, reserve=math.nan)
+    with pytest.raises(InvalidBidParameters, match="mechanism"):
+        clear([1.0], [1.0], supply=1.0, mechanism="dutch")
+    empty = clear([], [], supply=3.0)
+    assert empty.allocation.shape == (0,) and empty.allocation.dtype == np.float64
