@@ -484,7 +484,7 @@ def main() -> None:
     parser.add_argument(
         "--rates",
         type=lambda text: [float(x) for x in text.split(",")],
-        default=[50, 100, 150, 200, 250, 300, 400, 500],
+        default=[10, 20, 30, 40, 50, 60, 80, 100, 150, 200, 250, 300, 400, 500],
         help="auctions per second, one step each (comma-separated)",
     )
     parser.add_argument("--bidders", type=int, default=20)

@@ -108,12 +108,10 @@ def test_phantoms_match_the_doc_vectors(index: int) -> None:
 
 def test_doc_reference_implementation_matches() -> None:
     # Run the doc's own stdlib reference code against the engine, on many seeds.
-    code = DOC.read_text("utf-8").split("def phantom_bids(")[1].split("```")[0]
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text("utf-8"), re.S)
+    (code,) = [block for block in blocks if "def phantom_bids(" in block]
     namespace: dict[str, Any] = {}
-    exec(
-        "import hashlib, math\nfrom statistics import NormalDist\ndef phantom_bids(" + code,
-        namespace,
-    )
+    exec(code, namespace)
     model = PhantomModel.from_config(CFG)
     fields = {f: getattr(model, f) for f in model.__slots__}
     for i in range(50):

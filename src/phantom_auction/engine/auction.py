@@ -75,6 +75,7 @@ from .phantoms import (
     PhantomModel,
     _sampler,
     _SeedSampler,
+    bids_of,
     phantom_commitment,
     phantom_id,
 )
@@ -236,7 +237,8 @@ class Auction:
         "_amount",
         "_announcement",
         "_baseline_price",
-        "_bps_bounds",
+        "_bps_high",
+        "_bps_low",
         "_clock",
         "_commit_deadline",
         "_commitments",
@@ -250,6 +252,7 @@ class Auction:
         "_nonces",
         "_opened_at",
         "_pair",
+        "_phantom_columns",
         "_phantom_commitment",
         "_phantom_seed",
         "_phantoms",
@@ -315,10 +318,8 @@ class Auction:
         self._request = request
         self._pair = request.token_pair
         self._max_volume = baseline_amount * rules.volume_multiplier * (1.0 + LIMIT_TOLERANCE)
-        self._bps_bounds = (
-            rules.min_bps - IMPROVEMENT_TOLERANCE_BPS,
-            rules.max_bps + IMPROVEMENT_TOLERANCE_BPS,
-        )
+        self._bps_low = rules.min_bps - IMPROVEMENT_TOLERANCE_BPS
+        self._bps_high = rules.max_bps + IMPROVEMENT_TOLERANCE_BPS
         self._fee_ceiling = rules.fee_ratio * (1.0 + LIMIT_TOLERANCE)
         self._baseline_price = baseline_price
         self._amount = baseline_amount
@@ -334,8 +335,12 @@ class Auction:
         self._phase = _COLLECTING
         self._phantom_seed = phantom_seed
         self._phantom_commitment = phantom_commitment(phantom_seed)
-        # Drawn at open: fixed by the committed seed before any real bid is seen.
-        self._phantoms = rules.phantom_sampler.draw(phantom_seed, baseline_price, baseline_amount)
+        # Drawn at open: fixed by the committed seed before any real bid is seen. Kept as
+        # columns of numbers; the PhantomBid records are made when first asked for.
+        self._phantom_columns = rules.phantom_sampler.draw_columns(
+            phantom_seed, baseline_price, baseline_amount
+        )
+        self._phantoms: tuple[PhantomBid, ...] | None = None
         self._prefix = auction_prefix(auction_id)
         self._commitments: dict[str, SealedBid] = {}
         self._reveals: dict[str, ImprovementBid] = {}
@@ -439,7 +444,10 @@ class Auction:
     @property
     def phantom_bids(self) -> tuple[PhantomBid, ...]:
         """This auction's phantom bids (secret until the result)."""
-        return self._phantoms
+        phantoms = self._phantoms
+        if phantoms is None:
+            phantoms = self._phantoms = bids_of(self._phantom_columns)
+        return phantoms
 
     @property
     def announcement(self) -> AuctionAnnouncement:
@@ -654,10 +662,9 @@ class Auction:
             )
         baseline = self._baseline_price
         improvement = (bid.improved_price - baseline) / baseline * 10_000.0
-        low_bps, high_bps = self._bps_bounds
         if (
             bid.token_pair != self._pair
-            or not low_bps <= improvement <= high_bps
+            or not self._bps_low <= improvement <= self._bps_high
             or not 0.0 < bid.volume <= self._max_volume
             or not 0.0 <= bid.priority_fee <= bid.volume * self._fee_ceiling
         ):
@@ -761,13 +768,13 @@ class Auction:
         each scored as a price, and their ranking."""
         reveals = self._reveals
         reals = [reveals[b] for b in self._commitments if b in reveals]
-        phantoms = self._phantoms
+        _, phantom_prices, phantom_volumes, phantom_fees = self._phantom_columns
         prices = [b.improved_price for b in reals]
-        prices += [p.improved_price for p in phantoms]
+        prices += phantom_prices
         volumes = [b.volume for b in reals]
-        volumes += [p.volume for p in phantoms]
+        volumes += phantom_volumes
         fees = [b.priority_fee for b in reals]
-        fees += [p.priority_fee for p in phantoms]
+        fees += phantom_fees
         premium = self._fee_premium
         values = [p + premium * f for p, f in zip(prices, fees, strict=True)] if premium else prices
         # sorted(reverse=True) is stable: ties keep commit order, phantoms last.
@@ -788,7 +795,7 @@ class Auction:
     ) -> Ranking:
         rules = self._rules
         bidder_ids = [b.bidder_id for b in table.reals]
-        bidder_ids += [phantom_id(p.slot) for p in self._phantoms]
+        bidder_ids += [phantom_id(slot) for slot in self._phantom_columns[0]]
         # The lists are this clearing's own and never change again: no copies.
         columns = RankingColumns(
             bidder_ids=bidder_ids,
@@ -881,7 +888,7 @@ class Auction:
             price=price,
             amount=amount,
             improvement_bps=(price - baseline) / baseline * 10_000.0,
-            num_participants=len(reveals) + len(self._phantoms),
+            num_participants=len(reveals) + len(self._phantom_columns[0]),
             auction_duration_ms=(at - self._opened_at) / _MS,
             auction_id=self._id,
             mechanism=self._rules.mechanism,
@@ -891,7 +898,7 @@ class Auction:
             phantom_seed=self._phantom_seed,
             unrevealed=self.unrevealed if len(reveals) < len(self._commitments) else (),
             phantom_commitment=self._phantom_commitment,
-            phantom_bids=self._phantoms,
+            phantom_bids=self.phantom_bids,
             ranking=ranking,
             baseline_price=baseline,
             token_pair=self._pair,

@@ -27,7 +27,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -257,8 +257,15 @@ class _SeedSampler:
         self._fee_span = model.fee_fraction[1] - model.fee_fraction[0]
 
     def draw(self, seed: bytes, baseline_price: float, amount: float) -> tuple[PhantomBid, ...]:
+        """The phantom bids drawn from ``seed``, in slot order."""
+        return bids_of(self.draw_columns(seed, baseline_price, amount))
+
+    def draw_columns(self, seed: bytes, baseline_price: float, amount: float) -> PhantomColumns:
+        """The same draw as ``(slots, prices, volumes, fees)``: tuples of numbers, which
+        the garbage collector stops tracking, where bid objects would stay tracked for as
+        long as the auction runs."""
         if not self._slots:
-            return ()
+            return _NO_COLUMNS
         stream = hashlib.shake_256(PHANTOM_STREAM_DOMAIN + seed).digest(self._size)
         words = _words(stream)
         presence = self._presence
@@ -266,8 +273,9 @@ class _SeedSampler:
         min_bps, max_bps = self._min_bps, self._max_bps
         vol_low, vol_span = self._vol_low, self._vol_span
         fee_ratio, fee_low, fee_span = self._fee_ratio, self._fee_low, self._fee_span
-        bids = []
-        for slot in [s for s, w in enumerate(words[::4]) if w < presence]:
+        slots = [s for s, w in enumerate(words[::4]) if w < presence]
+        prices, volumes, fees = [], [], []
+        for slot in slots:
             j = 4 * slot
             u = low + span * ((words[j + 1] >> 11) * _TWO_POW_M53)
             if u <= 0.0:
@@ -281,11 +289,24 @@ class _SeedSampler:
                 elif improvement > max_bps:
                     improvement = max_bps
             volume = amount * (vol_low + vol_span * ((words[j + 2] >> 11) * _TWO_POW_M53))
-            fee = volume * fee_ratio * (fee_low + fee_span * ((words[j + 3] >> 11) * _TWO_POW_M53))
-            bids.append(
-                PhantomBid(slot, baseline_price * (1.0 + improvement / 10_000.0), volume, fee)
+            prices.append(baseline_price * (1.0 + improvement / 10_000.0))
+            volumes.append(volume)
+            fees.append(
+                volume * fee_ratio * (fee_low + fee_span * ((words[j + 3] >> 11) * _TWO_POW_M53))
             )
-        return tuple(bids)
+        return (tuple(slots), tuple(prices), tuple(volumes), tuple(fees))
+
+
+#: A draw as columns: slots, improved prices, volumes, priority fees (equal lengths).
+PhantomColumns: TypeAlias = tuple[
+    tuple[int, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]
+]
+_NO_COLUMNS: Final[PhantomColumns] = ((), (), (), ())
+
+
+def bids_of(columns: PhantomColumns) -> tuple[PhantomBid, ...]:
+    """The :class:`PhantomBid` records of a draw given as columns."""
+    return tuple(map(PhantomBid, *columns))
 
 
 _SAMPLERS: dict[PhantomModel, _SeedSampler] = {}

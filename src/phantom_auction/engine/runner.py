@@ -181,6 +181,20 @@ else:
         return started
 
 
+def _ask(
+    loop: asyncio.AbstractEventLoop,
+    sources: list[BidSource],
+    step: str,
+    announcement: AuctionAnnouncement,
+    answer: Callable[[BidSource, Any, datetime], None],
+    clock: _LoopClock,
+) -> list[tuple[BidSource, asyncio.Task[Any]]]:
+    """Call every source's ``step`` method (``commit`` or ``reveal``) with the
+    announcement, hand over the answers given at once, return the calls still running."""
+    calls = [getattr(source, step)(announcement) for source in sources]
+    return _take_answers(sources, _start_all(loop, calls), answer, clock, step)
+
+
 def _take_answers(
     sources: list[BidSource],
     started: list[asyncio.Task[Any] | tuple[Any, BaseException | None]],
@@ -311,9 +325,10 @@ async def arun_auction(
 
     Each call to a bid source is started at once and runs until it first suspends, like
     an eager task: a source that answers without waiting (an in-process strategy) costs
-    no task at all; one that waits continues in a task of its own (on Python 3.11 with no
-    current task during that first step: see :func:`_start_all`). Answers given in the
-    same step share one timestamp.
+    no task at all; one that waits continues in a task of its own. On Python 3.11, which
+    has no eager tasks, no task is current during that first step, so a bid source's
+    ``asyncio.timeout`` or ``TaskGroup`` belongs after its first ``await``. Answers
+    given in the same step share one timestamp.
 
     The result is on time as long as the event loop keeps up: no bid source blocks it,
     and the auctions it runs together need less CPU than their windows last
@@ -361,8 +376,7 @@ async def arun_auction(
 
     # Each window: every call started at once (most answer there and then), then, only
     # if some call is still running or the window must run out, a wait for its end.
-    started = _start_all(loop, [source.commit(announcement) for source in sources])
-    pending = _take_answers(sources, started, on_commit, clock, "commit")
+    pending = _ask(loop, sources, "commit", announcement, on_commit, clock)
     if pending or not finish_early:
         end = clock.loop_time(auction.commit_deadline)
         await _wait(loop, pending, on_commit, clock, "commit", end, finish_early)
@@ -370,10 +384,10 @@ async def arun_auction(
     if auction.phase is Phase.COLLECTING and now < auction.commit_deadline:
         close_collection(auction, now=now)
     reveal_end = clock.loop_time(auction.reveal_deadline)
-    started = _start_all(loop, [source.reveal(announcement) for source in committed])
-    pending = _take_answers(committed, started, on_reveal, clock, "reveal")
+    pending = _ask(loop, committed, "reveal", announcement, on_reveal, clock)
     if pending or not finish_early:
         await _wait(loop, pending, on_reveal, clock, "reveal", reveal_end, finish_early)
+    del pending  # nothing of the windows stays referenced while the reveal window runs out
     if auction.unrevealed:
         # Some commitment stays unrevealed: the reveal window must run out first.
         if reveal_end > loop.time():
