@@ -1649,10 +1649,8 @@ def bench(
 # -- demo ----------------------------------------------------------------------------
 
 
-#: The demo's default seed: its live auction is one a real bidder wins, to show clearing
-#: and a fill; at the default calibration most auctions go to phantoms (the Monte Carlo
-#: half of the demo shows how many).
-DEMO_SEED = 5
+#: The demo's default seed (fixed, so that two runs print the same numbers).
+DEMO_SEED = 1
 
 
 @app.command()

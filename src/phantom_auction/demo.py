@@ -1,7 +1,8 @@
 """The live half of ``phantom-auction demo``: one real-time phantom auction, told as a timeline.
 
 Five in-process bidders, one per seed strategy, each wrapped in the engine's
-:class:`~phantom_auction.engine.StrategyBidder`, take part in one auction run by
+:class:`~phantom_auction.engine.StrategyBidder` with a private value drawn from the
+simulator's market model, take part in one auction run by
 :func:`~phantom_auction.engine.arun_auction` on the wall clock (the configured
 ``duration_ms`` windows). A thin recorder around each bidder notes when its sealed
 commit and its reveal leave; the engine's :class:`~phantom_auction.engine.AuctionResult`
@@ -30,6 +31,7 @@ from .engine import (
     arun_auction,
 )
 from .simulation import MarketConditions, create_strategy
+from .simulation.market import ValueModel
 from .simulation.strategies.registry import SEED_STRATEGIES
 
 __all__ = ["LiveDemo", "TimelineEntry", "live_auction_timeline", "run_live_auction"]
@@ -95,7 +97,13 @@ class LiveDemo:
 async def _arun(
     seed: int, baseline_price: float, amount: float, market: MarketConditions
 ) -> LiveDemo:
-    seeds = np.random.SeedSequence(seed).spawn(len(SEED_STRATEGIES))
+    seeds = np.random.SeedSequence(seed).spawn(len(SEED_STRATEGIES) + 1)
+    # Each filler's private value of the order, from the simulator's market model.
+    values_bps = (
+        ValueModel.build(market, len(SEED_STRATEGIES), amount)
+        .draw(np.random.default_rng(seeds[-1]), 1)
+        .values_bps[0]
+    )
     recorders = [
         _Recorder(
             StrategyBidder(
@@ -104,9 +112,12 @@ async def _arun(
                 market=market,
                 rng=np.random.default_rng(child),
                 first_nonce=1,
+                private_value=baseline_price * (1.0 + value / BPS),
             )
         )
-        for i, (name, child) in enumerate(zip(SEED_STRATEGIES, seeds, strict=True))
+        for i, (name, child, value) in enumerate(
+            zip(SEED_STRATEGIES, seeds[:-1], values_bps, strict=True)
+        )
     ]
     request = SettlementRequest(token_in=1, token_out=2, amount=amount, request_id="demo")
     # Room past the configured window, so the engine runs its full duration.

@@ -496,3 +496,27 @@ def test_a_cancelled_run_cancels_its_waiting_sources() -> None:
 
     asyncio.run(main())
     assert silent.cancelled
+
+
+def test_strategy_bidder_passes_its_private_value_only_to_strategies_that_take_it() -> None:
+    seen: list[float | None] = []
+
+    class Valued:
+        def generate_bid(self, price, qty, market, rng, *, private_value=None):  # type: ignore[no-untyped-def]
+            seen.append(private_value)
+            return None
+
+    class Plain:
+        def generate_bid(self, price, qty, market, rng):  # type: ignore[no-untyped-def]
+            seen.append(-1.0)
+            return None
+
+    request = SettlementRequest(token_in=1, token_out=2, amount=10.0)
+    deadline = datetime.now(UTC) + timedelta(milliseconds=60)
+    bidders = [
+        StrategyBidder(Valued(), "fixed", private_value=100.4),
+        StrategyBidder(Valued(), "drawn", private_value=lambda ann, rng: ann.baseline_price + 1),
+        StrategyBidder(Plain(), "plain", private_value=100.4),
+    ]
+    run_auction(request, 100.0, 10.0, deadline, bidders=bidders)
+    assert sorted(v for v in seen if v is not None) == [-1.0, 100.4, 101.0]

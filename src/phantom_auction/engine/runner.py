@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import importlib
+import inspect
 import logging
 import sys
 import time
@@ -454,6 +455,15 @@ def _default_market() -> Any:
     return None if market_type is None else market_type()
 
 
+def _accepts_keyword(func: Callable[..., Any], name: str) -> bool:
+    """Whether ``func`` takes keyword ``name`` (or ``**kwargs``)."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 class StrategyBidder:
     """A bid source driven by a simulator strategy (duck-typed, seed interface).
 
@@ -467,7 +477,10 @@ class StrategyBidder:
     revealed when asked.
 
     ``market`` defaults to the simulator's ``MarketConditions()`` when it exists, else
-    None; ``rng`` to a fresh ``numpy.random.default_rng()``.
+    None; ``rng`` to a fresh ``numpy.random.default_rng()``. ``private_value`` (token B
+    per token A) is the bidder's value of the order, a number or a callable
+    ``(announcement, rng) -> value``; it reaches strategies whose ``generate_bid`` takes
+    a ``private_value`` keyword (the simulator's do), others never see it.
     """
 
     def __init__(
@@ -479,6 +492,9 @@ class StrategyBidder:
         *,
         first_nonce: int | None = None,
         honour_timing: bool = True,
+        private_value: float
+        | Callable[[AuctionAnnouncement, np.random.Generator], float | None]
+        | None = None,
     ) -> None:
         if not callable(getattr(strategy, "generate_bid", None)):
             raise InvalidBidParameters(
@@ -495,15 +511,22 @@ class StrategyBidder:
         self.honour_timing = honour_timing
         self._nonce = time.time_ns() if first_nonce is None else first_nonce
         self._pending: dict[str, ImprovementBid] = {}
+        self.private_value = private_value
+        self._takes_value = _accepts_keyword(strategy.generate_bid, "private_value")
 
     def __repr__(self) -> str:
         return f"StrategyBidder({self.bidder_id!r}, {type(self.strategy).__name__})"
 
     async def commit(self, announcement: AuctionAnnouncement) -> SealedBid | None:
         """Generate, time, seal and send a bid for ``announcement`` (None: stays out)."""
-        proposal = self.strategy.generate_bid(
-            announcement.baseline_price, announcement.amount, self.market, self.rng
-        )
+        value = self.private_value
+        if callable(value):
+            value = value(announcement, self.rng)
+        args = (announcement.baseline_price, announcement.amount, self.market, self.rng)
+        if value is not None and self._takes_value:
+            proposal = self.strategy.generate_bid(*args, private_value=float(value))
+        else:
+            proposal = self.strategy.generate_bid(*args)
         if proposal is None:
             return None
         if self.honour_timing:
