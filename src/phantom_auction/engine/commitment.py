@@ -184,6 +184,7 @@ def revealed_digest(prefix: bytes, bid: ImprovementBid) -> bytes:
         head = _BIDDER_TEXT[bidder_id] = _text(bidder_id)
     # repr is already canonical unless it ends in ".0" (an integral value: drop it, and
     # write zeros, -0.0 too, as "0") or has an exponent (rare: written out in full).
+    # Unrolled for the three fields on purpose: this runs on every reveal.
     x = bid.improved_price
     price = repr(x)
     if price[-2:] == ".0":
