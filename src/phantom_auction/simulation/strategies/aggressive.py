@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from .base import FloatArray
 from .ladder import LadderStrategy
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["AggressiveStrategy"]
 
