@@ -247,10 +247,22 @@ class BidderClient:
         *,
         max_auctions: int | None = None,
         duration_s: float | None = None,
+        private_value: Any = None,
     ) -> BidderReport:
         """Bid with ``strategy`` until ``max_auctions`` auctions have closed or
-        ``duration_s`` seconds have passed (or forever); blocking."""
-        return asyncio.run(self.arun(strategy, max_auctions=max_auctions, duration_s=duration_s))
+        ``duration_s`` seconds have passed (or forever); blocking.
+
+        ``private_value`` (token B per token A, or a callable ``(announcement, rng) ->
+        value``, e.g. your own fair-price estimate) is passed to strategies that use one.
+        """
+        return asyncio.run(
+            self.arun(
+                strategy,
+                max_auctions=max_auctions,
+                duration_s=duration_s,
+                private_value=private_value,
+            )
+        )
 
     async def arun(
         self,
@@ -259,6 +271,7 @@ class BidderClient:
         max_auctions: int | None = None,
         duration_s: float | None = None,
         stop: asyncio.Event | None = None,
+        private_value: Any = None,
     ) -> BidderReport:
         """:meth:`run` on the current event loop; also stops when ``stop`` is set."""
         if not callable(getattr(strategy, "generate_bid", None)):
@@ -275,6 +288,7 @@ class BidderClient:
             self.rng,
             first_nonce=self.first_nonce,
             honour_timing=self.honour_timing,
+            private_value=private_value,
         )
         stop = stop or asyncio.Event()
         self._max_auctions = max_auctions

@@ -170,12 +170,14 @@ def simulate_auction(
     max_volume = env.max_volume * (1.0 + 1e-12)
     fee_ratio, slack = env.fee_max_ratio, 1.0 + 1e-12
     textbook, market, view, rngs = env.textbook, env.market, env.view, streams.bidders
+    # Bound methods and plain locals in the per-bid loop: it runs ~1,000 times per auction.
+    add_t, add_v, labels, inf = path_t.append, path_v.append, env.labels, math.inf
     for i, strategy in enumerate(strategies):
         v = values[i]
         bids = call_generate_bids(strategy, bp, bq, market, rngs[i], bp * (1.0 + v / BPS), view)
         submitted += len(bids)
-        best: tuple[float, float, float] | None = None
-        best_imp = best_t = best_qty = 0.0
+        found = False
+        best_price = best_imp = best_qty = best_t = best_fee = 0.0
         for price, quantity, t, fee in bids:
             imp = (price / bp - 1.0) * BPS
             qty = bq if textbook else quantity
@@ -184,7 +186,7 @@ def simulate_auction(
             if not (
                 0.0 <= t <= window
                 and lowest <= imp <= highest
-                and imp < math.inf
+                and imp < inf
                 and 0.0 < qty <= max_volume
                 and 0.0 <= fee <= qty * fee_ratio * slack
             ):
@@ -192,26 +194,32 @@ def simulate_auction(
                 rejected[reason] = rejected.get(reason, 0) + 1
                 continue
             imp = min_bps if imp < min_bps else max_bps if imp > max_bps else imp
-            path_t.append(t)
-            path_v.append(imp)
-            if best is None or imp > best_imp or (imp == best_imp and t < best_t):
-                best, best_imp, best_t, best_qty = (price, t, fee), imp, t, qty
-        if best is None:
-            standing.append(None)
-        else:
-            standing.append(
-                SimulatedBid(
-                    f"real_{i}",
-                    env.labels[i],
-                    best[0],
-                    best_imp,
-                    best_qty,
-                    best[1],
-                    best[2],
-                    False,
-                    v,
+            add_t(t)
+            add_v(imp)
+            if not found or imp > best_imp or (imp == best_imp and t < best_t):
+                found, best_price, best_imp, best_qty, best_t, best_fee = (
+                    True,
+                    price,
+                    imp,
+                    qty,
+                    t,
+                    fee,
                 )
+        standing.append(
+            SimulatedBid(
+                f"real_{i}",
+                labels[i],
+                best_price,
+                best_imp,
+                best_qty,
+                best_t,
+                best_fee,
+                False,
+                v,
             )
+            if found
+            else None
+        )
 
     ph = draws.phantoms
     phantom_bids = [

@@ -15,6 +15,7 @@ from .base import (
     BidBatch,
     BidderStrategy,
     FloatArray,
+    new_bid,
     order_volume,
     value_bps,
 )
@@ -95,7 +96,7 @@ class LadderStrategy(BidderStrategy):
             if imp > cap:
                 imp = cap
             price = baseline_price * (1.0 + imp / BPS)
-            bids.append(Bid(price, qty, t if t < duration else duration, fee))
+            bids.append(new_bid((price, qty, t if t < duration else duration, fee)))
         return bids
 
     def generate_batch(

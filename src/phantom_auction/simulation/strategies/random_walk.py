@@ -17,6 +17,7 @@ from .base import (
     BidBatch,
     BidderStrategy,
     FloatArray,
+    new_bid,
     order_volume,
     value_bps,
 )
@@ -124,7 +125,7 @@ class RandomWalkStrategy(BidderStrategy):
             if imp >= floor:
                 t = step_ms * (k + 0.5 * times[k])
                 price = baseline_price * (1.0 + imp / BPS)
-                bids.append(Bid(price, qty, t if t < duration else duration, fee))
+                bids.append(new_bid((price, qty, t if t < duration else duration, fee)))
         return bids
 
     def generate_batch(
