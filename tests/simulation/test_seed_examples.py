@@ -97,3 +97,13 @@ def test_seed_custom_strategy_example() -> None:
     custom = [b for b in one.all_bids if b.strategy == "custom"]
     assert all(abs(b.improvement_bps - 16.0) < 1e-9 for b in custom)
     assert one.execution_trace["submitted_bids"] >= len(one.all_bids) - one.row["num_phantom_bids"]
+
+
+def test_a_fee_weighted_score_is_refused_not_silently_ignored() -> None:
+    import pytest
+
+    from phantom_auction import InvalidBidParameters, load_config
+
+    config = load_config(env={"AUCTION_AUCTION_MECHANICS_FEE_WEIGHT": "0.5"})
+    with pytest.raises(InvalidBidParameters, match=r"auction_mechanics\.fee_weight"):
+        SimulationConfig(auction_config=config)

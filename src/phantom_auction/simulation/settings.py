@@ -99,6 +99,14 @@ class SimulationConfig:
                 raise InvalidBidParameters(name, getattr(self, name), "must be True or False")
         cfg = self.auction_config if self.auction_config is not None else load_config()
         pa = cfg.phantom_auction
+        if cfg.auction_mechanics.fee_weight != 0.0:
+            # The fast path ranks by improvement alone; a fee-weighted score would make
+            # simulated winners differ from the engine's, so refuse rather than diverge.
+            raise InvalidBidParameters(
+                "auction_mechanics.fee_weight",
+                cfg.auction_mechanics.fee_weight,
+                "the simulator ranks bids by improvement only; it supports fee_weight = 0",
+            )
         if self.mechanism is not None:
             mechanism = canonical_mechanism(self.mechanism)
         elif self.enable_vcg:
