@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..mechanisms.vcg import VCGAuction, VCGBid, run_vcg_auction
+from ..mechanisms.vcg import VCGAuction, _trusted_bid, run_vcg_auction
 from .environment import (
     BOUND_TOLERANCE_BPS,
     WINNER_NONE,
@@ -253,10 +253,8 @@ def simulate_auction(
             bq,
             bp,
             enable_multi_unit=True,
-            bids=[
-                VCGBid(b.bidder_id, b.price, b.quantity, is_phantom=b.is_phantom)
-                for b, _ in entries
-            ],
+            # Accepted bids and drawn phantoms: run_vcg_auction checks the values.
+            bids=[_trusted_bid(b.bidder_id, b.price, b.quantity, b.is_phantom) for b, _ in entries],
         )
         result = run_vcg_auction(auction, env.mechanism)
         if env.mechanism == "vcg":
@@ -345,7 +343,7 @@ def simulate_auction(
                     observe(feedback)
 
     # Best standing real improvement at each grid time (0 = the baseline before any bid).
-    grid = env.time_grid_ms
+    grid = env.time_grid_ms  # a property that builds the array
     path = np.zeros(grid.size)
     if path_t:
         times = np.asarray(path_t)
@@ -373,7 +371,7 @@ def simulate_auction(
         "values_bps": values,
         "submitted_bids": submitted,
         "rejected_bids": rejected,
-        "time_grid_ms": env.time_grid_ms,
+        "time_grid_ms": grid,
         "textbook": env.textbook,
     }
     return SimulationResult(
