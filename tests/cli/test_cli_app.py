@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from phantom_auction import cli
 from phantom_auction.cli import app
+from phantom_auction.cli.commands import serve
+from phantom_auction.cli.commands import simulate as simulate_command
 
 
 def test_help_lists_every_command(runner: CliRunner) -> None:
@@ -35,7 +36,7 @@ def test_unknown_command_and_option_exit_2(runner: CliRunner) -> None:
 
 
 def test_service_commands_are_mounted_when_present(runner: CliRunner) -> None:
-    if not cli._service_available():
+    if not serve.service_available():
         pytest.skip("phantom_auction.service.commands is not in this checkout")
     result = runner.invoke(app, ["serve", "--help"])
     assert result.exit_code == 0, result.output
@@ -48,8 +49,8 @@ def test_serve_without_the_service_extra_prints_the_install_line(
     def missing() -> None:
         raise ModuleNotFoundError("No module named 'fastapi'", name="fastapi")
 
-    monkeypatch.setattr(cli, "_service_available", lambda: True)
-    monkeypatch.setattr(cli, "_load_service_register", missing)
+    monkeypatch.setattr(serve, "service_available", lambda: True)
+    monkeypatch.setattr(serve, "_load_service_register", missing)
     result = runner.invoke(app, ["serve", "--port", "1"])
     assert result.exit_code == 1
     (line,) = result.stderr.strip().splitlines()
@@ -83,7 +84,7 @@ def test_unhandled_ctrl_c_exits_130_with_one_line(
     def interrupted(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_analyze", interrupted)
+    monkeypatch.setattr(simulate_command, "analyze", interrupted)
     result = runner.invoke(app, ["simulate", "-n", "50", "--seed", "1", "--workers", "1"])
     assert result.exit_code == 130
     assert result.stderr.strip().splitlines()[-1] == "Interrupted."

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from phantom_auction.cli import app, parse_bench_lines
+from phantom_auction.cli import app
+from phantom_auction.cli.commands.bench import parse_bench_lines
 
 
 def write_script(directory: Path, name: str, body: str) -> Path:

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from phantom_auction import cli
 from phantom_auction.cli import app
+from phantom_auction.cli.commands import simulate as simulate_command
 
 SMALL = ["--simulations", "400", "--seed", "11", "--workers", "1"]
 
@@ -165,7 +165,7 @@ def test_ctrl_c_exits_130_and_writes_nothing(
     def interrupted(*_: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_run_monte_carlo", interrupted)
+    monkeypatch.setattr(simulate_command, "run_scenario", interrupted)
     out = tmp_path / "run"
     result = runner.invoke(app, ["simulate", *SMALL, "--out", str(out)])
     assert result.exit_code == 130

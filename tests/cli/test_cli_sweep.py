@@ -10,8 +10,8 @@ import pytest
 from matplotlib.image import imread
 from typer.testing import CliRunner
 
-from phantom_auction import cli
 from phantom_auction.cli import app
+from phantom_auction.cli.commands import sweep as sweep_command
 
 SMALL = ["--simulations", "300", "--seed", "5", "--workers", "1"]
 
@@ -96,7 +96,7 @@ def test_bad_grid_exits_2_before_running(
     def must_not_run(*_: Any) -> Any:
         raise AssertionError("a bad grid must be refused before any point runs")
 
-    monkeypatch.setattr(cli, "_run_monte_carlo", must_not_run)
+    monkeypatch.setattr(sweep_command, "run_scenario", must_not_run)
     args = [x for spec in grid for x in ("--grid", spec)]
     result = runner.invoke(app, ["sweep", *args, *SMALL, "--out", str(tmp_path / "s")])
     assert result.exit_code == 2
@@ -112,7 +112,7 @@ def test_grid_is_required(runner: CliRunner) -> None:
 def test_ctrl_c_keeps_completed_points(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = cli._run_monte_carlo
+    real = sweep_command.run_scenario
     calls = {"n": 0}
 
     def third_is_interrupted(*args: Any) -> Any:
@@ -121,7 +121,7 @@ def test_ctrl_c_keeps_completed_points(
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(cli, "_run_monte_carlo", third_is_interrupted)
+    monkeypatch.setattr(sweep_command, "run_scenario", third_is_interrupted)
     out = tmp_path / "sweep"
     result = runner.invoke(
         app, ["sweep", "--grid", "num_phantom_bidders=0,5,10,20", *SMALL, "--out", str(out)]

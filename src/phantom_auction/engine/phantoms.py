@@ -1,20 +1,19 @@
 """Calibrated phantom bids: a randomised reserve drawn among the real bids.
 
 One model, two samplers. The simulator draws many auctions at once from a numpy
-generator (:func:`draw_phantom_arrays`). A live auction draws its phantoms from its
-committed 32-byte seed alone (:func:`draw_phantom_bids`): SHAKE-256 of a domain tag and
-the seed, read as 64-bit words, four per slot, turned into uniforms and then into bids
-with the standard library only (``docs/commitment.md`` has the derivation step by step
-and test vectors), so that anyone holding the revealed seed recomputes the same bids,
-and one auction's draw costs microseconds instead of a numpy generator's setup. In both
-samplers every slot's numbers are taken whether or not the slot holds a bid, so they
-depend only on the stream, never on presence.
+generator (:func:`draw_phantom_arrays`, inverse CDF). A live auction draws its phantoms
+from its committed 32-byte seed alone (:func:`draw_phantom_bids`): SHAKE-256 of a domain
+tag and the seed, read as 64-bit words, turned into uniforms and then into bids with
+correctly rounded IEEE-754 operations only (+, -, x, /, sqrt in a fixed order; the one
+logarithm is :func:`ln`, a fixed polynomial), so that a verifier in any language redraws
+every bit from the revealed seed. ``docs/phantoms.md`` specifies the derivation, its
+accuracy, and test vectors; one auction's draw costs microseconds.
 
 Model (SPEC, "Phantom bids"): each of ``max_phantom_bidders`` slots holds a bid with
 probability ``bid_probability``; its improvement is a normal of mean ``mean_bps`` and
-sd ``sd_bps`` truncated to ``[min_bps, max_bps]`` (inverse-CDF sampling); its volume is a
-uniform fraction of the order and its priority fee a uniform fraction of the largest
-allowed fee, so that phantoms look like real bids.
+sd ``sd_bps`` truncated to ``[min_bps, max_bps]``; its volume is a uniform fraction of
+the order and its priority fee a uniform fraction of the largest allowed fee, so that
+phantoms look like real bids.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Final, TypeAlias
 
 import numpy as np
@@ -75,6 +73,9 @@ class PhantomModel:
             )
         if not 0.0 <= self.bid_probability <= 1.0:
             raise InvalidBidParameters("bid_probability", self.bid_probability, "must be in [0, 1]")
+        for name in ("bid_probability", "mean_bps", "sd_bps", "min_bps", "max_bps"):
+            if not math.isfinite(getattr(self, name)):
+                raise InvalidBidParameters(name, getattr(self, name), "must be finite")
         if not self.sd_bps > 0.0:
             raise InvalidBidParameters("sd_bps", self.sd_bps, "must be > 0")
         if not self.min_bps <= self.max_bps:
@@ -183,14 +184,54 @@ def phantom_commitment(seed: bytes) -> bytes:
     return hashlib.sha256(_check_seed(seed)).digest()
 
 
-#: Domain tag hashed before the seed: this stream is never valid for anything else.
-PHANTOM_STREAM_DOMAIN: Final = b"phantom-auction/phantoms/v1"
-#: Bytes of stream per slot: four 64-bit words (presence, improvement, volume, fee).
-_SLOT_BYTES: Final = 32
+#: Domain tag hashed before the seed: this stream is never valid for anything else. v2:
+#: the libm-free sampler below (v1 used erfc and an inverse CDF; its draws differ).
+PHANTOM_STREAM_DOMAIN: Final = b"phantom-auction/phantoms/v2"
+#: Fixed words per slot: presence, volume, fee. The improvements' words follow them.
+_SLOT_WORDS: Final = 3
+#: Attempts one slot may take before it falls back to ``min_bps`` (the acceptance rate
+#: is at least ~0.39 per attempt, so the fallback has probability below 10^-200).
+MAX_ATTEMPTS: Final = 1000
 _TWO_POW_M53: Final = 2.0**-53
-_SQRT2: Final = math.sqrt(2.0)
 _NATIVE_WORDS: Final = array("Q").itemsize == 8
 _WORD_SWAP: Final = sys.byteorder == "little"
+
+# ln(x) without libm: the constants of docs/phantoms.md, section "ln". LN2_HI has 32
+# significant bits, so k * LN2_HI is exact for every exponent k of a double.
+_SQRT_HALF: Final = 0.7071067811865476
+_LN2_HI: Final = 6.93147180369123816490e-01
+_LN2_LO: Final = 1.90821492927058770002e-10
+_Q3, _Q5, _Q7, _Q9, _Q11, _Q13, _Q15, _Q17, _Q19, _Q21, _Q23 = (2.0 / n for n in range(3, 24, 2))
+
+
+def ln(x: float) -> float:
+    """Natural log of a positive finite double with +, -, x, / only (no libm), exactly as
+    docs/phantoms.md specifies it, so that every language gets the same bits.
+
+    ``x = m * 2**k`` with ``m`` in ``[sqrt(1/2), sqrt(2))`` (exact), ``f = m - 1``,
+    ``s = f / (2 + f)``: ``ln m = 2 atanh s = 2s + s * R``, ``R = s^2 (2/3 + 2/5 s^2 +
+    ... + 2/23 s^20)`` (Horner), combined as fdlibm's ``__ieee754_log`` does to keep the
+    rounding small. Within 1 unit in the last place (tested against a 50-digit log).
+    """
+    m, k = math.frexp(x)
+    if m < _SQRT_HALF:
+        m, k = m * 2.0, k - 1
+    f = m - 1.0
+    s = f / (2.0 + f)
+    t = s * s
+    q = _Q23 * t + _Q21
+    q = q * t + _Q19
+    q = q * t + _Q17
+    q = q * t + _Q15
+    q = q * t + _Q13
+    q = q * t + _Q11
+    q = q * t + _Q9
+    q = q * t + _Q7
+    q = q * t + _Q5
+    q = q * t + _Q3
+    r = t * q
+    hfsq = 0.5 * f * f
+    return k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
 
 
 def _words(stream: bytes) -> Sequence[int]:
@@ -203,53 +244,63 @@ def _words(stream: bytes) -> Sequence[int]:
     return words
 
 
+def _stream(seed: bytes, count: int) -> Sequence[int]:
+    """The first ``count`` words of the seed's phantom stream."""
+    return _words(hashlib.shake_256(PHANTOM_STREAM_DOMAIN + seed).digest(8 * count))
+
+
 def phantom_uniforms(seed: bytes, count: int) -> list[float]:
     """The first ``count`` uniforms ``u_j`` in [0, 1) of the seed's phantom stream.
 
     ``stream = SHAKE-256(PHANTOM_STREAM_DOMAIN || seed)``; word ``w_j`` is bytes
     ``8j .. 8j+7`` read big-endian unsigned, and ``u_j = (w_j >> 11) * 2**-53`` (its top
-    53 bits, exactly representable). Slot ``s`` uses ``u_4s`` (presence), ``u_4s+1``
-    (improvement), ``u_4s+2`` (volume) and ``u_4s+3`` (fee).
+    53 bits, exactly representable). Slot ``s`` uses ``u_3s`` (presence), ``u_3s+1``
+    (volume), ``u_3s+2`` (fee); the improvements take ``u_3M``, ``u_3M+1``, ... in order.
     """
-    stream = hashlib.shake_256(PHANTOM_STREAM_DOMAIN + _check_seed(seed)).digest(8 * count)
-    return [(w >> 11) * _TWO_POW_M53 for w in _words(stream)]
+    return [(w >> 11) * _TWO_POW_M53 for w in _stream(_check_seed(seed), count)]
 
 
 class _SeedSampler:
-    """One model's constants for drawing a live auction's phantoms from its seed."""
+    """One model's constants for drawing a live auction's phantoms from its seed.
+
+    The improvement is a standard normal ``z`` truncated to ``[a, b]`` (the bounds in sd
+    units), drawn by rejection with one of four proposals chosen once per model (Robert
+    1995, "Simulation of truncated normal variables"): a normal (polar method) or a
+    uniform when ``0`` is inside ``[a, b]``, an exponential or a uniform in a tail (the
+    lower tail mirrored to the upper). Each attempt takes two uniforms; only ``ln`` and
+    ``sqrt`` are needed beyond arithmetic, and ``ln`` is :func:`ln`.
+    """
 
     __slots__ = (
+        "_alpha",
         "_fee_low",
         "_fee_ratio",
         "_fee_span",
         "_high",
-        "_inv_cdf",
         "_low",
         "_max_bps",
+        "_mean",
         "_min_bps",
         "_presence",
-        "_size",
+        "_proposal",
+        "_sd",
+        "_sign",
         "_slots",
-        "_span",
         "_vol_low",
         "_vol_span",
     )
 
     def __init__(self, model: PhantomModel) -> None:
         self._slots = model.max_phantom_bidders
-        self._size = _SLOT_BYTES * model.max_phantom_bidders
         # Present iff u < p, u = (w >> 11) * 2**-53; as integers (p * 2**53 is exact):
         # (w >> 11) < p * 2**53  <=>  (w >> 11) < ceil(p * 2**53)  <=>  w < ceil(...) << 11.
         self._presence = math.ceil(model.bid_probability * 2.0**53) << 11
-        # Truncated normal by inverse CDF: u' = Phi(a) + (Phi(b) - Phi(a)) u, improvement
-        # = mean + sd * Phi^-1(u'), clipped to [min_bps, max_bps].
-        z_low = (model.min_bps - model.mean_bps) / model.sd_bps
-        z_high = (model.max_bps - model.mean_bps) / model.sd_bps
-        self._low = 0.5 * math.erfc(-z_low / _SQRT2)
-        self._high = 0.5 * math.erfc(-z_high / _SQRT2)
-        self._span = self._high - self._low
-        self._inv_cdf = NormalDist(model.mean_bps, model.sd_bps).inv_cdf
+        self._mean, self._sd = model.mean_bps, model.sd_bps
         self._min_bps, self._max_bps = model.min_bps, model.max_bps
+        a = (model.min_bps - model.mean_bps) / model.sd_bps
+        b = (model.max_bps - model.mean_bps) / model.sd_bps
+        self._proposal, self._sign, self._low, self._high = _proposal(a, b)
+        self._alpha = 0.5 * (self._low + math.sqrt(self._low * self._low + 4.0))
         self._vol_low = model.volume_fraction[0]
         self._vol_span = model.volume_fraction[1] - model.volume_fraction[0]
         self._fee_ratio = model.priority_fee_max_ratio
@@ -264,37 +315,115 @@ class _SeedSampler:
         """The same draw as ``(slots, prices, volumes, fees)``: tuples of numbers, which
         the garbage collector stops tracking, where bid objects would stay tracked for as
         long as the auction runs."""
-        if not self._slots:
+        n = self._slots
+        if not n:
             return _NO_COLUMNS
-        stream = hashlib.shake_256(PHANTOM_STREAM_DOMAIN + seed).digest(self._size)
-        words = _words(stream)
+        fixed = _SLOT_WORDS * n
+        # Two attempts per slot on average (more than the default model needs) in one
+        # hash call; a longer stream is asked for when a draw runs past it.
+        words = _stream(seed, fixed + 4 * n + 8)
         presence = self._presence
-        low, span, inv_cdf = self._low, self._span, self._inv_cdf
-        min_bps, max_bps = self._min_bps, self._max_bps
+        slots = [s for s, w in enumerate(words[0:fixed:_SLOT_WORDS]) if w < presence]
+        improvements, words = self._improvements(seed, words, fixed, len(slots))
         vol_low, vol_span = self._vol_low, self._vol_span
         fee_ratio, fee_low, fee_span = self._fee_ratio, self._fee_low, self._fee_span
-        slots = [s for s, w in enumerate(words[::4]) if w < presence]
         prices, volumes, fees = [], [], []
-        for slot in slots:
-            j = 4 * slot
-            u = low + span * ((words[j + 1] >> 11) * _TWO_POW_M53)
-            if u <= 0.0:
-                improvement = min_bps
-            elif u >= 1.0:
-                improvement = max_bps
-            else:  # min(max(x, min_bps), max_bps), without the two calls
-                improvement = inv_cdf(u)
-                if improvement < min_bps:
-                    improvement = min_bps
-                elif improvement > max_bps:
-                    improvement = max_bps
-            volume = amount * (vol_low + vol_span * ((words[j + 2] >> 11) * _TWO_POW_M53))
+        for slot, improvement in zip(slots, improvements, strict=True):
+            j = _SLOT_WORDS * slot
+            volume = amount * (vol_low + vol_span * ((words[j + 1] >> 11) * _TWO_POW_M53))
             prices.append(baseline_price * (1.0 + improvement / 10_000.0))
             volumes.append(volume)
             fees.append(
-                volume * fee_ratio * (fee_low + fee_span * ((words[j + 3] >> 11) * _TWO_POW_M53))
+                volume * fee_ratio * (fee_low + fee_span * ((words[j + 2] >> 11) * _TWO_POW_M53))
             )
         return (tuple(slots), tuple(prices), tuple(volumes), tuple(fees))
+
+    def _improvements(
+        self, seed: bytes, words: Sequence[int], cursor: int, count: int
+    ) -> tuple[list[float], Sequence[int]]:
+        """``count`` truncated-normal improvements (bps) from the words at ``cursor`` on,
+        and the words (lengthened when the draw ran past them). One loop per proposal:
+        this is the live engine's hot path."""
+        proposal, sign, low, high, alpha = (
+            self._proposal,
+            self._sign,
+            self._low,
+            self._high,
+            self._alpha,
+        )
+        mean, sd, min_bps, max_bps = self._mean, self._sd, self._min_bps, self._max_bps
+        if proposal == _POINT:
+            return [min_bps] * count, words
+        span = high - low
+        peak = low if proposal == _UNIFORM_TAIL else 0.0
+        two53, log = _TWO_POW_M53, ln
+        normal, exponential = proposal == _NORMAL, proposal == _EXPONENTIAL
+        end = len(words)
+        out: list[float] = []
+        for _ in range(count):
+            z = math.nan  # no candidate accepted (after MAX_ATTEMPTS): min_bps
+            for _ in _ATTEMPTS:
+                if cursor + 2 > end:
+                    words = _stream(seed, 2 * end)
+                    end = len(words)
+                u1 = (words[cursor] >> 11) * two53
+                v = 1.0 - (words[cursor + 1] >> 11) * two53  # in (0, 1]
+                cursor += 2
+                if normal:  # polar method, first coordinate
+                    x = 2.0 * u1 - 1.0
+                    y = 2.0 * v - 1.0
+                    r = x * x + y * y
+                    if r >= 1.0 or r == 0.0:
+                        continue
+                    z = x * math.sqrt((-2.0 * log(r)) / r)
+                    if low <= z <= high:
+                        break
+                    continue
+                if exponential:  # tail: low + Exp(alpha)
+                    z = low - log(1.0 - u1) / alpha
+                    if z > high:
+                        continue
+                    d = z - alpha
+                    h = -0.5 * (d * d)
+                else:  # uniform on [low, high]
+                    z = low + span * u1
+                    h = 0.5 * ((peak - z) * (peak + z))
+                # Accept iff ln(v) <= h; (v - 1) / v <= ln(v) <= v - 1 decide most
+                # attempts without the logarithm.
+                w = v - 1.0
+                if w <= h or (w <= h * v and log(v) <= h):
+                    break
+            else:
+                z = math.nan
+            bps = mean + sd * (sign * z)
+            out.append(
+                min_bps if bps != bps or bps < min_bps else max_bps if bps > max_bps else bps
+            )
+        return out, words
+
+
+# Proposals of the truncated-normal sampler (docs/phantoms.md, "improvement").
+_POINT: Final = 0
+_NORMAL: Final = 1
+_UNIFORM_CENTRE: Final = 2
+_UNIFORM_TAIL: Final = 3
+_EXPONENTIAL: Final = 4
+#: Widest ``[a, b]`` around 0 (sd units) drawn from a uniform proposal; wider ones use
+#: the normal (acceptance >= 0.25 either way).
+_UNIFORM_WIDTH: Final = 5.0
+_ATTEMPTS: Final = range(MAX_ATTEMPTS)
+
+
+def _proposal(a: float, b: float) -> tuple[int, float, float, float]:
+    """``(proposal, sign, low, high)`` for a standard normal truncated to ``[a, b]``:
+    the draw is ``sign * z`` with ``z`` in ``[low, high]``."""
+    if a == b:
+        return _POINT, 1.0, a, b
+    if a < 0.0 < b:
+        return (_NORMAL if b - a >= _UNIFORM_WIDTH else _UNIFORM_CENTRE), 1.0, a, b
+    sign, low, high = (1.0, a, b) if a >= 0.0 else (-1.0, -b, -a)
+    alpha = 0.5 * (low + math.sqrt(low * low + 4.0))
+    return (_UNIFORM_TAIL if alpha * (high - low) < 1.0 else _EXPONENTIAL), sign, low, high
 
 
 #: A draw as columns: slots, improved prices, volumes, priority fees (equal lengths).
@@ -327,13 +456,12 @@ def draw_phantom_bids(
     """The phantom bids of one live auction, from its 32-byte seed alone, in slot order.
 
     For each slot ``s`` of ``model.max_phantom_bidders``, with the uniforms of
-    :func:`phantom_uniforms`: present iff ``u_4s < bid_probability``; improvement ``=
-    NormalDist(mean_bps, sd_bps).inv_cdf(Phi(a) + (Phi(b) - Phi(a)) * u_4s+1)`` clipped to
-    ``[min_bps, max_bps]`` (``Phi(z) = erfc(-z / sqrt 2) / 2`` at the standardised
-    bounds; ``min_bps`` / ``max_bps`` when the argument is <= 0 / >= 1); price ``=
-    baseline * (1 + improvement / 10_000)``; volume ``= amount * (lo + (hi - lo) *
-    u_4s+2)`` over ``volume_fraction``; fee ``= volume * priority_fee_max_ratio * (lo +
-    (hi - lo) * u_4s+3)`` over ``fee_fraction``. ``docs/commitment.md`` spells it out.
+    :func:`phantom_uniforms`: present iff ``u_3s < bid_probability``; improvement (bps) a
+    normal(``mean_bps``, ``sd_bps``) truncated to ``[min_bps, max_bps]``, drawn by
+    rejection from the words after the slots' fixed ones; price ``= baseline * (1 +
+    improvement / 10_000)``; volume ``= amount * (lo + (hi - lo) * u_3s+1)`` over
+    ``volume_fraction``; fee ``= volume * priority_fee_max_ratio * (lo + (hi - lo) *
+    u_3s+2)`` over ``fee_fraction``. ``docs/phantoms.md`` spells it out.
     """
     return _sampler(model).draw(_check_seed(seed), baseline_price, baseline_amount)
 

@@ -1,0 +1,163 @@
+"""The root of the command line: the ``app`` every command module registers on, and the
+error handling all commands share (one-line errors, exit codes, Ctrl-C, install hints).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, cast
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from .._extras import MissingExtra
+from ..errors import PhantomAuctionError
+
+__all__ = [
+    "LazyCommands",
+    "add_lazy_commands",
+    "app",
+    "bad_value",
+    "err_console",
+    "interrupted",
+    "out_console",
+]
+
+# ClickException, whether typer vendors click (>= 0.20) or uses the click package.
+_CLICK_ERROR = cast(type[Exception], typer.BadParameter.__mro__[2])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LazyCommands:
+    """Commands whose module loads only when one of them runs (or ``--help`` lists them)."""
+
+    names: tuple[str, ...]
+    #: Whether to list the commands (e.g. the extra's module is installed).
+    available: Callable[[], bool]
+    #: The click command for a name, or None if there is none after all.
+    load: Callable[[str], Any]
+
+
+_LAZY_COMMANDS: list[LazyCommands] = []
+
+
+def add_lazy_commands(commands: LazyCommands) -> None:
+    """Mount ``commands`` on the root without importing them (see ``commands/serve.py``)."""
+    _LAZY_COMMANDS.append(commands)
+
+
+def err_console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def out_console() -> Console:
+    return Console(highlight=False)
+
+
+#: Set when a command has said what it kept after Ctrl-C (so the root does not repeat it).
+_INTERRUPT_REPORTED: list[str] = []
+
+
+def interrupted(message: str) -> NoReturn:
+    """Say what was kept after Ctrl-C and exit 130."""
+    err_console().print(message)
+    _INTERRUPT_REPORTED.append(message)
+    raise typer.Exit(130)
+
+
+def bad_value(option: str, value: object, reason: str) -> NoReturn:
+    """Raise the usage error the CLI prints as one line and exits 2 on."""
+    raise typer.BadParameter(f"{value!r}: {reason}", param_hint=f"'{option}'")
+
+
+class CommandLine(TyperGroup):
+    """The root group: one-line errors, install hints, clean Ctrl-C, lazy service commands."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("standalone_mode", True):
+            return super().main(*args, **kwargs)
+        kwargs["standalone_mode"] = False
+        argv = list(args[0] if args else kwargs.get("args") or sys.argv[1:])
+        try:
+            code = super().main(*args, **kwargs)
+        except _CLICK_ERROR as exc:
+            _name_the_value(exc, argv)
+            format_message = getattr(exc, "format_message", None)
+            message = format_message() if callable(format_message) else str(exc)
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                typer.echo(message, err=True)
+            else:
+                typer.echo(f"Error: {message}", err=True)
+            sys.exit(int(getattr(exc, "exit_code", 2)))
+        except MissingExtra as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except PhantomAuctionError as exc:
+            # Library validation names the field and the value; it is bad input.
+            typer.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            code = 130
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        if code == 130 and not _INTERRUPT_REPORTED:
+            # Typer turns a KeyboardInterrupt the command did not handle into exit 130.
+            typer.echo("Interrupted.", err=True)
+        _INTERRUPT_REPORTED.clear()
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = list(super().list_commands(ctx))
+        for lazy in _LAZY_COMMANDS:
+            if lazy.available():
+                names += [n for n in lazy.names if n not in names]
+        return names
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        for lazy in _LAZY_COMMANDS:
+            if command is None and cmd_name in lazy.names and lazy.available():
+                command = lazy.load(cmd_name)
+        return command
+
+
+def _raw_value(argv: Sequence[str], opts: Sequence[str]) -> str | None:
+    """The text last given on the command line for an option with names ``opts``."""
+    found = None
+    for i, token in enumerate(argv):
+        for opt in opts:
+            if token == opt and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif opt.startswith("--") and token.startswith(opt + "="):
+                found = token[len(opt) + 1 :]
+            elif not opt.startswith("--") and token.startswith(opt) and len(token) > len(opt):
+                found = token[len(opt) :]
+    return found
+
+
+def _name_the_value(exc: Exception, argv: Sequence[str]) -> None:
+    """Put the offending value into a bad-parameter message that does not show it."""
+    param = getattr(exc, "param", None)
+    message = getattr(exc, "message", None)
+    opts = list(getattr(param, "opts", []) or [])
+    if param is None or not isinstance(message, str) or not opts or opts[0][:1] != "-":
+        return
+    raw = _raw_value(argv, opts)
+    message = message.removeprefix("Value error, ")
+    if raw is not None and repr(raw) not in message and raw not in message:
+        message = f"{raw!r} ({message})"
+    cast(Any, exc).message = message
+
+
+app = typer.Typer(
+    cls=CommandLine,
+    name="phantom-auction",
+    help="Phantom auctions: simulate, sweep, clear bids, show the configuration, benchmark.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)

@@ -1,0 +1,57 @@
+"""``phantom-auction config show``: the effective configuration and its sources."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from ...errors import PhantomAuctionError
+from ..app import app, bad_value, out_console
+from ..output import dumps
+
+config_app = typer.Typer(help="The effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", help="A TOML file layered over the defaults (before AUCTION_* variables)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show the effective configuration and where each value came from."""
+    from ...config import load_config
+
+    if file is not None and not file.is_file():
+        bad_value("--file", str(file), "no such file")
+    try:
+        config = load_config(file)
+    except PhantomAuctionError as exc:
+        # The key, the value and its source (file or AUCTION_* variable) are in the message.
+        option = "--file" if file is not None and str(file) in str(exc) else "configuration"
+        raise typer.BadParameter(str(exc), param_hint=f"'{option}'") from None
+    flat = config.flat()
+    if as_json:
+        payload = {
+            k: {"value": v, "source": config.sources.get(k, "default")} for k, v in flat.items()
+        }
+        typer.echo(dumps(payload))
+        return
+    table = Table(title="Effective configuration", title_justify="left")
+    table.add_column("key")
+    table.add_column("value", justify="right")
+    table.add_column("source")
+    for key, value in flat.items():
+        source = config.sources.get(key, "default")
+        style = "" if source == "default" else "bold yellow"
+        table.add_row(key, json.dumps(value), Text(source, style=style))
+    out_console().print(table)

@@ -1,0 +1,69 @@
+"""``phantom-auction demo``: one live auction, then a Monte Carlo of the defaults and its report."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..._extras import require
+from ..app import app, out_console
+from ..output import check_writable_dir, pandas_module, write_run_report
+from ..progress import MonteCarloProgress
+from ..scenario import Scenario, analyze, build_simulator, run_scenario, scenario_parameters
+from ..tables import strategy_table, summary_table
+
+#: The demo's default seed (fixed, so that two runs print the same numbers).
+DEMO_SEED = 1
+
+
+@app.command()
+def demo(
+    simulations: Annotated[
+        int, typer.Option("--simulations", "-n", min=1, help="Monte Carlo auctions.")
+    ] = 100_000,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = DEMO_SEED,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Worker processes (default: all cores).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Directory of the HTML report.")] = Path(
+        "reports/demo"
+    ),
+) -> None:
+    """One live phantom auction, then a Monte Carlo of the default config with its report."""
+    from ...demo import live_auction_timeline
+
+    check_writable_dir("--out", out)
+    pandas_module()
+    require("matplotlib", "reports")
+    console = out_console()
+    started = time.monotonic()
+    console.rule("1. One live phantom auction")
+    live_auction_timeline(console, seed=seed)
+    console.rule(f"2. {simulations:,} Monte Carlo auctions of the default configuration")
+    scenario = Scenario(
+        simulation={"num_simulations": simulations, "seed": seed},
+        workers=workers or max(1, os.cpu_count() or 1),
+    )
+    progress = MonteCarloProgress(console, "Monte Carlo", delay_s=0.0)
+    with progress.running():
+        results = run_scenario(build_simulator(scenario), scenario, progress)
+    analysis = analyze(results)
+    console.print(summary_table(analysis, f"{len(results):,} auctions", console.width))
+    strategies = strategy_table(analysis)
+    if strategies is not None:
+        console.print(strategies)
+    console.rule("3. Report")
+    page = write_run_report(
+        out,
+        results.to_frame(),
+        analysis,
+        results,
+        title="phantom-auction demo: default configuration",
+        parameters=scenario_parameters(scenario),
+    )
+    console.print(f"Report written to {page.resolve()}", soft_wrap=True)
+    console.print(f"done in {time.monotonic() - started:.1f} s")

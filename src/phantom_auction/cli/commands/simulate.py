@@ -1,0 +1,148 @@
+"""``phantom-auction simulate``: one Monte Carlo run, its summary, files and report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..._extras import require
+from ..app import app, err_console, interrupted, out_console
+from ..output import (
+    OutputFormat,
+    check_writable_dir,
+    clean_floats,
+    dumps,
+    pandas_module,
+    write_outputs,
+    write_run_report,
+)
+from ..progress import MonteCarloProgress
+from ..scenario import (
+    BaselinePriceOpt,
+    BaselineQuantityOpt,
+    ClusterOpt,
+    ConfigFileOpt,
+    DurationOpt,
+    LearningOpt,
+    LiquidityOpt,
+    MechanismOpt,
+    PhantomsOpt,
+    RealOpt,
+    SchedulerOpt,
+    SeedOpt,
+    SimulationsOpt,
+    SpreadOpt,
+    StrategyOpt,
+    TrendOpt,
+    VolatilityOpt,
+    WorkersOpt,
+    analyze,
+    build_simulator,
+    cluster_client,
+    run_scenario,
+    scenario_from_options,
+    scenario_parameters,
+)
+from ..tables import strategy_table, summary_table
+
+
+@app.command()
+def simulate(
+    config_file: ConfigFileOpt = None,
+    simulations: SimulationsOpt = None,
+    real: RealOpt = None,
+    phantoms: PhantomsOpt = None,
+    mechanism: MechanismOpt = None,
+    duration_ms: DurationOpt = None,
+    strategy: StrategyOpt = None,
+    learning: LearningOpt = None,
+    volatility: VolatilityOpt = None,
+    liquidity: LiquidityOpt = None,
+    trend: TrendOpt = None,
+    spread: SpreadOpt = None,
+    seed: SeedOpt = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    cluster: ClusterOpt = None,
+    baseline_price: BaselinePriceOpt = None,
+    baseline_quantity: BaselineQuantityOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Directory for per-auction rows and the summary."),
+    ] = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="Format of the files written to --out.")
+    ] = OutputFormat.csv,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report", help="Write the HTML report (to OUT/report, else reports/simulate)."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run a Monte Carlo simulation of phantom auctions and summarise it."""
+    if out is not None:
+        check_writable_dir("--out", out)
+    scenario = scenario_from_options(
+        config_file,
+        simulations=simulations,
+        real=real,
+        phantoms=phantoms,
+        mechanism=mechanism,
+        duration_ms=duration_ms,
+        strategy=strategy,
+        learning=learning,
+        volatility=volatility,
+        liquidity=liquidity,
+        trend=trend,
+        spread=spread,
+        seed=seed,
+        workers=workers,
+        baseline_price=baseline_price,
+        baseline_quantity=baseline_quantity,
+        scheduler=scheduler,
+        cluster=cluster,
+    )
+    if out is not None or report:
+        pandas_module()
+    if report:
+        require("matplotlib", "reports")
+    console = err_console() if as_json else out_console()
+    simulator = build_simulator(scenario)
+    drawn = "" if "seed" in scenario.origins else " (drawn; pass --seed to reproduce)"
+    console.print(f"seed {scenario.simulation['seed']}{drawn}")
+    progress = MonteCarloProgress(err_console(), "Monte Carlo")
+    try:
+        with cluster_client(scenario) as client, progress.running():
+            results = run_scenario(simulator, scenario, progress, client)
+    except KeyboardInterrupt:
+        interrupted(
+            f"Interrupted after {progress.done:,} of {progress.total:,} auctions; "
+            "a partial Monte Carlo run is not a sample of the scenario, nothing written."
+        )
+    analysis = analyze(results)
+    if as_json:
+        typer.echo(dumps(clean_floats({"parameters": scenario_parameters(scenario), **analysis})))
+    else:
+        console.print(summary_table(analysis, f"{len(results):,} auctions", console.width))
+        strategies = strategy_table(analysis)
+        if strategies is not None:
+            console.print(strategies)
+    frame = results.to_frame() if (out is not None or report) else None
+    if out is not None and frame is not None:
+        for path in write_outputs(out, frame, analysis, fmt):
+            console.print(f"wrote {path}", soft_wrap=True)
+    if report and frame is not None:
+        target = (out / "report") if out is not None else Path("reports/simulate")
+        page = write_run_report(
+            target,
+            frame,
+            analysis,
+            results,
+            title="Phantom auction Monte Carlo report",
+            parameters=scenario_parameters(scenario),
+        )
+        console.print(f"report: {page}", soft_wrap=True)

@@ -1,0 +1,147 @@
+"""Files a command writes: per-auction rows and summaries (JSON, CSV, Parquet), the HTML
+run report, and the JSON the ``--json`` flags print. Writes are atomic (a temporary file
+moved into place), so an interrupted command never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from .._extras import require
+from .app import bad_value
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def jsonable(value: Any) -> Any:
+    """JSON-encodable form of numpy scalars/arrays, paths and dataclasses."""
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, default=jsonable, allow_nan=False)
+
+
+def clean_floats(value: Any) -> Any:
+    """Replace NaN/inf (no JSON form) by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): clean_floats(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_floats(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return clean_floats(value.item())
+    return value
+
+
+def convergence(results: Any, n: int = 20) -> tuple[Any, Any] | None:
+    paths = getattr(results, "convergence_paths", None)
+    if paths is None:
+        return None
+    return cast(tuple[Any, Any], paths(n=n))
+
+
+def write_run_report(
+    out_dir: Path, frame: pd.DataFrame, analysis: Mapping[str, Any], results: Any, **kw: Any
+) -> Path:
+    from ..report import write_report
+
+    written = write_report(out_dir, frame, analysis, convergence=convergence(results), **kw)
+    return written.html
+
+
+class OutputFormat(StrEnum):
+    """File format of per-auction rows and the summary."""
+
+    json = "json"
+    csv = "csv"
+    parquet = "parquet"
+
+
+def summary_long(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The summary as ``(metric, statistic, value)`` rows, for CSV and Parquet."""
+    rows: list[dict[str, Any]] = []
+    for metric, stats in analysis.items():
+        if not isinstance(stats, Mapping):
+            rows.append({"metric": metric, "statistic": "value", "value": stats})
+            continue
+        for statistic, value in stats.items():
+            rows.append({"metric": metric, "statistic": str(statistic), "value": value})
+    return rows
+
+
+@contextmanager
+def atomic(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, moved onto it only once fully written.
+
+    An interrupted write leaves the previous file (or none), never half a file.
+    """
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_frame(frame: pd.DataFrame, path: Path, fmt: OutputFormat) -> None:
+    with atomic(path) as partial:
+        if fmt is OutputFormat.parquet:
+            require("pyarrow", "reports")
+            frame.to_parquet(partial, index=False)
+        elif fmt is OutputFormat.csv:
+            frame.to_csv(partial, index=False)
+        else:
+            frame.to_json(partial, orient="records", indent=1)
+
+
+def write_outputs(
+    out: Path, frame: pd.DataFrame, analysis: Mapping[str, Any], fmt: OutputFormat
+) -> list[Path]:
+    pd = pandas_module()
+    out.mkdir(parents=True, exist_ok=True)
+    auctions = out / f"auctions.{fmt.value}"
+    summary = out / f"summary.{fmt.value}"
+    write_frame(frame, auctions, fmt)
+    if fmt is OutputFormat.json:
+        with atomic(summary) as partial:
+            partial.write_text(dumps(clean_floats(dict(analysis))) + "\n", encoding="utf-8")
+    else:
+        long = pd.DataFrame(summary_long(analysis))
+        long["value"] = pd.to_numeric(long["value"], errors="coerce")
+        write_frame(long, summary, fmt)
+    return [auctions, summary]
+
+
+def pandas_module() -> Any:
+    require("pandas", "reports")
+    import pandas
+
+    return pandas
+
+
+def check_writable_dir(option: str, path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        bad_value(option, str(path), "exists and is not a directory")
