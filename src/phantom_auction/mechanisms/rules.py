@@ -42,13 +42,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-
-if TYPE_CHECKING:
-    from ..config import AuctionConfig
 
 __all__ = [
     "BPS",
@@ -95,6 +92,7 @@ class RejectReason(StrEnum):
     REPLAYED_NONCE = "replayed_nonce"  # nonce not above the bidder's last accepted one
     DUPLICATE_COMMIT = "duplicate_commit"  # one commitment per bidder per auction
     TOKEN_PAIR_MISMATCH = "token_pair_mismatch"  # commit or reveal names another pair
+    WITHDRAWN = "withdrawn"  # accepted, then withdrawn: its driver could not record it
     # reveal
     OUTSIDE_REVEAL_WINDOW = "outside_reveal_window"
     NOT_COMMITTED = "not_committed"
@@ -139,7 +137,9 @@ class AuctionRules:
     phantom_policy: str = "reserve"
 
     @classmethod
-    def from_config(cls, config: AuctionConfig) -> AuctionRules:
+    def from_config(cls, config: Any) -> AuctionRules:
+        """The rules of an :class:`~phantom_auction.config.AuctionConfig` (typed loosely:
+        the mechanisms layer imports nothing of the config's)."""
         pa, mech = config.phantom_auction, config.auction_mechanics
         return cls(
             mechanism=pa.mechanism,

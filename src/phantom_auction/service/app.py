@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect
 
-from .. import __version__
+from .._version import __version__
 from ..config import AuctionConfig, load_config
 from .auth import login_signing_bytes, new_challenge
 from .house import AuctionHouse, BidderSession, BidderState, Rejected, Verdict, auction_view
