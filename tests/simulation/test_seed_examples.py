@@ -81,11 +81,11 @@ def test_seed_custom_strategy_example() -> None:
     # 30 bps for half the order: the duck sometimes wins.
     assert "duck" in set(frame["winner_strategy"].astype(str))
     analysis = analyze_results(results)
-    assert {"custom", "duck"} <= set(analysis["strategy_performance"])
+    assert {"MyCustomStrategy", "duck"} <= set(analysis["strategy_performance"])
     # Its bid is always 16 bps and arrives uniformly over 100 ms, so the ~20 % of bids
     # after the 80 ms collection window are dropped (the object path counts them).
     replayed = results[:400]
-    entered = [any(b.strategy == "custom" for b in r.all_bids) for r in replayed]
+    entered = [any(b.strategy == "MyCustomStrategy" for b in r.all_bids) for r in replayed]
     assert abs(float(np.mean(entered)) - 0.8) < 4 * np.sqrt(0.8 * 0.2 / 400)
     assert all(
         r.execution_trace["rejected_bids"].get("late", 0) > 0
@@ -94,7 +94,7 @@ def test_seed_custom_strategy_example() -> None:
     )
     # One result in detail: the object path sees the custom bid as a SimulatedBid.
     one = run_simulation(simulator, 100.0, 1000.0)
-    custom = [b for b in one.all_bids if b.strategy == "custom"]
+    custom = [b for b in one.all_bids if b.strategy == "MyCustomStrategy"]
     assert all(abs(b.improvement_bps - 16.0) < 1e-9 for b in custom)
     assert one.execution_trace["submitted_bids"] >= len(one.all_bids) - one.row["num_phantom_bids"]
 

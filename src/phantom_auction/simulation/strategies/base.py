@@ -302,7 +302,8 @@ class BidderStrategy:
     (learning across auctions).
     """
 
-    name: ClassVar[str] = "custom"
+    #: Short name in results and reports; empty means the class name.
+    name: ClassVar[str] = ""
     #: Properties of the strategy: ``stochastic`` (draws random numbers), ``learns``
     #: (changes across auctions), ``truthful`` (bids its value), ``uses_private_value``,
     #: ``rebids`` (several bids per auction), ``vectorised`` (has a batch form).
@@ -317,8 +318,8 @@ class BidderStrategy:
 
     @property
     def label(self) -> str:
-        """Name under which results report this bidder (the strategy's ``name``)."""
-        return self.name
+        """Name under which results report this bidder: its ``name``, else its class name."""
+        return self.name or type(self).__name__
 
     def generate_bid(
         self,
