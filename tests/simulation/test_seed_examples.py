@@ -99,11 +99,23 @@ def test_seed_custom_strategy_example() -> None:
     assert one.execution_trace["submitted_bids"] >= len(one.all_bids) - one.row["num_phantom_bids"]
 
 
-def test_a_fee_weighted_score_is_refused_not_silently_ignored() -> None:
-    import pytest
+def test_a_fee_weighted_score_ranks_as_the_engine_ranks() -> None:
+    # The simulator used to refuse fee_weight != 0; it now scores through the rule book.
+    from phantom_auction import load_config
+    from phantom_auction.simulation import plan_chunks, simulate_chunk, simulate_chunk_objects
 
-    from phantom_auction import InvalidBidParameters, load_config
+    from .conftest import BASELINE_PRICE, BASELINE_QUANTITY, assert_columns_equal
 
     config = load_config(env={"AUCTION_AUCTION_MECHANICS_FEE_WEIGHT": "0.5"})
-    with pytest.raises(InvalidBidParameters, match=r"auction_mechanics\.fee_weight"):
-        SimulationConfig(auction_config=config)
+    weighted = SimulationConfig(seed=21, auction_config=config)
+    assert weighted.fee_weight == 0.5
+    sim = PhantomSimulator(weighted)
+    task = plan_chunks(sim, BASELINE_PRICE, BASELINE_QUANTITY, num_simulations=300)[0]
+    args = (task.spec, 0, task.n_auctions, task.seed_seq)
+    fast = simulate_chunk(*args)
+    assert_columns_equal(fast, simulate_chunk_objects(*args))
+    plain = PhantomSimulator(SimulationConfig(seed=21))
+    task = plan_chunks(plain, BASELINE_PRICE, BASELINE_QUANTITY, num_simulations=300)[0]
+    unweighted = simulate_chunk(task.spec, 0, task.n_auctions, task.seed_seq)
+    # Same draws, same bids: the fee term changes who wins some auctions.
+    assert not np.array_equal(fast["winner_index"], unweighted["winner_index"])
