@@ -37,6 +37,7 @@ from starlette.websockets import WebSocketDisconnect
 from .. import __version__
 from ..config import AuctionConfig, load_config
 from .auth import login_signing_bytes, new_challenge
+from .explorer import router as explorer_router
 from .house import AuctionHouse, BidderSession, BidderState, Rejected, Verdict, auction_view
 from .metrics import ServiceMetrics
 from .schemas import (
@@ -311,6 +312,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.house = house
+    app.include_router(explorer_router)  # the public web page: /, /auctions/{id}, /bidders
     app.add_middleware(MessageSizeLimit, max_bytes=max_bytes)
 
     @app.exception_handler(Rejected)
