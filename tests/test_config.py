@@ -251,3 +251,24 @@ def test_mechanism_aliases_are_accepted() -> None:
     assert load_config(env=env).phantom_auction.mechanism == "vickrey"
     err = _error(env={"AUCTION_PHANTOM_AUCTION_MECHANISM": "dutch"})
     assert (err.key, err.value) == ("phantom_auction.mechanism", "dutch")
+
+
+def test_engine_default_ignores_the_environment_drivers_honour_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sans-IO Auction falls back to the packaged defaults; run_auction (a driver)
+    loads the user's configuration, AUCTION_* variables included."""
+    from datetime import UTC, datetime, timedelta
+
+    from phantom_auction import Auction, SettlementRequest, run_auction
+    from phantom_auction.config import default_config
+
+    monkeypatch.setenv("AUCTION_PHANTOM_AUCTION_MAX_PHANTOM_BIDDERS", "0")
+    assert default_config() == load_config(env={})
+    request = SettlementRequest(token_in=1, token_out=2, amount=1000.0)
+    auction = Auction(request, 100.0, 1000.0, datetime.now(UTC) + timedelta(seconds=5))
+    assert auction.config.phantom_auction.max_phantom_bidders == 20
+    assert set(auction.config.sources.values()) == {"default"}
+    # 20 phantom slots at probability 0.3 leave none in 0.08% of auctions: 0 slots, always.
+    result = run_auction(request, 100.0, 1000.0, datetime.now(UTC) + timedelta(milliseconds=150))
+    assert result.phantom_bids == ()

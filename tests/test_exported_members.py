@@ -5,6 +5,8 @@ import __future__
 
 import types
 
+import pytest
+
 import phantom_auction
 
 SEED_NAMES = {
@@ -63,3 +65,34 @@ def test_all_is_unique_and_complete() -> None:
 
 def test_seed_names_are_exported() -> None:
     assert SEED_NAMES - set(phantom_auction.__all__) == set()
+
+
+def test_lazy_root_lists_each_name_once_everywhere() -> None:
+    """``__all__``, the lazy table and the type checkers' imports name the same things."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    tree = ast.parse(Path(phantom_auction.__file__).read_text("utf-8"))
+    checked: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for stmt in node.body:
+                assert isinstance(stmt, ast.ImportFrom)
+                checked += [alias.name for alias in stmt.names]
+    sources = phantom_auction._SOURCE
+    assert sorted(checked) == sorted(phantom_auction.__all__) == sorted(sources)
+    for name, module in sources.items():
+        home = importlib.import_module(f"phantom_auction.{module}")
+        assert getattr(phantom_auction, name) is getattr(home, name), name
+    assert "numpy" not in dir(phantom_auction)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = phantom_auction.nope  # type: ignore[attr-defined]
+
+
+def test_version_is_the_installed_distributions() -> None:
+    from importlib.metadata import version
+
+    from phantom_auction._version import __version__
+
+    assert phantom_auction.__version__ == __version__ == version("phantom-auction")

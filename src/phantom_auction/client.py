@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 
 from ._extras import require
-from .engine import AuctionAnnouncement, ImprovementBid, StrategyBidder
+from .engine import AuctionAnnouncement, ImprovementBid
 from .errors import PhantomAuctionError
+from .simulation.live import StrategyBidder
 
 require("websockets", "service")
 require("cryptography", "service")

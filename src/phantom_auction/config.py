@@ -9,6 +9,7 @@ naming the key, the value and where it came from.
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError, InvalidBidParameters
-from .mechanisms.clearing import canonical_mechanism
+from .mechanism_names import MECHANISMS, Mechanism, canonical_mechanism
 
 __all__ = [
     "MECHANISM_NAMES",
@@ -37,12 +38,13 @@ __all__ = [
     "ResourcesConfig",
     "SecurityConfig",
     "ServiceConfig",
+    "default_config",
     "load_config",
 ]
 
 ENV_PREFIX = "AUCTION_"
-MECHANISM_NAMES = ("vickrey", "uniform", "discriminatory", "vcg")
-Mechanism = Literal["vickrey", "uniform", "discriminatory", "vcg"]
+#: The clearing mechanisms a config may name (aliases are accepted too).
+MECHANISM_NAMES = MECHANISMS
 
 
 class _Section(BaseModel):
@@ -216,6 +218,19 @@ def _env_table(env: Mapping[str, str]) -> dict[str, tuple[str, str, Any]]:
             raise ConfigError(var, text, f"environment variable {var}", "unknown section")
         found[var] = (section, rest[len(section) + 1 :], _parse_env_value(text))
     return found
+
+
+@functools.cache
+def default_config() -> AuctionConfig:
+    """The packaged defaults alone: no file, no ``AUCTION_*`` variables (read once).
+
+    What the sans-IO engine uses when its driver passes no config; drivers that honour
+    the user's environment call :func:`load_config` and pass the result.
+    """
+    values: dict[str, dict[str, Any]] = {}
+    sources: dict[str, str] = {}
+    _merge(values, sources, tomllib.loads(default_config_text()), "default")
+    return _validate(values, sources)
 
 
 def load_config(

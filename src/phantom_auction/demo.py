@@ -1,7 +1,7 @@
 """The live half of ``phantom-auction demo``: one real-time phantom auction, told as a timeline.
 
 Five in-process bidders, one per seed strategy, each wrapped in the engine's
-:class:`~phantom_auction.engine.StrategyBidder` with a private value drawn from the
+:class:`~phantom_auction.simulation.live.StrategyBidder` with a private value drawn from the
 simulator's market model, take part in one auction run by
 :func:`~phantom_auction.engine.arun_auction` on the wall clock (the configured
 ``duration_ms`` windows). A thin recorder around each bidder notes when its sealed
@@ -27,10 +27,10 @@ from .engine import (
     ImprovementBid,
     SealedBid,
     SettlementRequest,
-    StrategyBidder,
     arun_auction,
 )
 from .simulation import MarketConditions, create_strategy
+from .simulation.live import StrategyBidder
 from .simulation.market import ValueModel
 from .simulation.strategies.registry import SEED_STRATEGIES
 

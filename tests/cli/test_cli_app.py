@@ -103,3 +103,27 @@ def test_simulate_table_needs_no_reports_extra(
     result = runner.invoke(app, ["simulate", "-n", "200", "--out", str(out), "--workers", "1"])
     assert result.exit_code == 1 and not out.exists()
     assert "pip install 'phantom-auction[reports]'" in result.stderr
+
+
+def test_help_lists_service_commands_by_their_own_summaries() -> None:
+    """``--help`` shows the lazy commands without loading them: the lines it shows are
+    the commands' own."""
+    if not serve.service_available():
+        pytest.skip("phantom_auction.service.commands is not in this checkout")
+    for name, summary in serve.SERVICE_COMMANDS.items():
+        command = serve.service_command(name)
+        assert (command.help or "").strip().splitlines()[0] == summary
+
+
+def test_help_does_not_load_the_service_or_numpy() -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['phantom-auction', '--help']\n"
+        "from phantom_auction.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('numpy', 'pydantic', 'phantom_auction.service.commands')"
+        " if m in sys.modules), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "serve" in out.stdout
+    assert out.stderr.strip() == "[]"

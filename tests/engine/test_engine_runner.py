@@ -7,7 +7,6 @@ import asyncio
 import contextvars
 import logging
 import math
-import types
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -30,7 +29,7 @@ from phantom_auction import (
     run_auction,
     verify_phantoms,
 )
-from phantom_auction.engine import AuctionAnnouncement, runner
+from phantom_auction.engine import AuctionAnnouncement
 
 CFG = config()
 QUIET = config(max_phantom_bidders=0, min_participants=1)
@@ -343,22 +342,12 @@ def test_strategy_bidder_nonces_increase_and_reveal_once() -> None:
     assert revealed.sealed() == a and again is None
 
 
-def test_default_market_comes_from_the_simulator_when_present(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    class Market:
-        pass
+def test_default_market_is_the_simulators_default() -> None:
+    # The adapter lives with the strategies (simulation/live.py), so it knows the market
+    # model directly; the engine no longer looks the simulator up at run time.
+    from phantom_auction import MarketConditions
 
-    fake = types.ModuleType("phantom_auction.simulation")
-    fake.MarketConditions = Market  # type: ignore[attr-defined]
-    monkeypatch.setattr(runner.importlib, "import_module", lambda name: fake)
-    assert isinstance(StrategyBidder(FixedStrategy(20), "b").market, Market)
-
-    def missing(name: str) -> types.ModuleType:
-        raise ImportError(name)
-
-    monkeypatch.setattr(runner.importlib, "import_module", missing)
-    assert StrategyBidder(FixedStrategy(20), "b").market is None
+    assert StrategyBidder(FixedStrategy(20), "b").market == MarketConditions()
     given = object()
     assert StrategyBidder(FixedStrategy(20), "b", market=given).market is given
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, cast
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from .._extras import MissingExtra
 from ..errors import PhantomAuctionError
@@ -32,9 +32,12 @@ _CLICK_ERROR = cast(type[Exception], typer.BadParameter.__mro__[2])
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LazyCommands:
-    """Commands whose module loads only when one of them runs (or ``--help`` lists them)."""
+    """Commands whose module loads only when one of them runs.
 
-    names: tuple[str, ...]
+    ``--help`` lists them with ``summaries`` (name -> one line), without loading them.
+    """
+
+    summaries: Mapping[str, str]
     #: Whether to list the commands (e.g. the extra's module is installed).
     available: Callable[[], bool]
     #: The click command for a name, or None if there is none after all.
@@ -110,17 +113,30 @@ class CommandLine(TyperGroup):
         _INTERRUPT_REPORTED.clear()
         sys.exit(code if isinstance(code, int) else 0)
 
+    #: True while the help text is being written: lazy commands are then listed by
+    #: their summaries instead of being loaded (which would cost their imports).
+    _listing = False
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
     def list_commands(self, ctx: Any) -> list[str]:
         names = list(super().list_commands(ctx))
         for lazy in _LAZY_COMMANDS:
             if lazy.available():
-                names += [n for n in lazy.names if n not in names]
+                names += [n for n in lazy.summaries if n not in names]
         return names
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
         for lazy in _LAZY_COMMANDS:
-            if command is None and cmd_name in lazy.names and lazy.available():
+            if command is None and cmd_name in lazy.summaries and lazy.available():
+                if self._listing:
+                    return TyperCommand(cmd_name, help=lazy.summaries[cmd_name])
                 command = lazy.load(cmd_name)
         return command
 

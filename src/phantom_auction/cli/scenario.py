@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import secrets
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -344,7 +343,7 @@ def scenario_from_options(
     """The file's scenario with every given flag on top (flags win)."""
     scenario = load_scenario_file(config_file) if config_file else Scenario()
     if mechanism is not None:
-        from ..mechanisms.clearing import canonical_mechanism
+        from ..mechanism_names import canonical_mechanism
 
         try:
             mechanism = canonical_mechanism(mechanism)
@@ -393,5 +392,7 @@ def scenario_from_options(
             bad_value(f"--{exc.field}", exc.value, exc.reason)
     if scenario.simulation.get("seed") is None:
         # A drawn seed is printed, so any run can be reproduced exactly.
+        import secrets
+
         scenario.simulation["seed"] = secrets.randbits(32)
     return scenario

@@ -43,7 +43,7 @@ from .phantoms import (
     verify_phantoms,
 )
 from .result import AuctionAnnouncement, AuctionResult, Fill, RankedBid, Ranking, RankingColumns
-from .runner import BidSource, StrategyBidder, arun_auction, run_auction
+from .runner import BidSource, arun_auction, run_auction
 
 __all__ = [
     "TRANSITIONS",
@@ -76,7 +76,6 @@ __all__ = [
     "RevealRejected",
     "SealedBid",
     "SettlementRequest",
-    "StrategyBidder",
     "abort_auction",
     "arun_auction",
     "canonical_decimal",

@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
-from ..config import AuctionConfig, load_config
+from ..config import AuctionConfig, default_config
 from ..errors import (
     AuctionTimeout,
     InsufficientParticipants,
@@ -296,7 +296,7 @@ class Auction:
         if not (math.isfinite(reserve_ms) and reserve_ms >= 0):
             raise InvalidBidParameters("reserve_ms", reserve_ms, "must be finite and >= 0")
         if config is None:
-            config = load_config()
+            config = default_config()  # drivers pass the user's (load_config)
         rules = _rules_for(config)
         if auction_id is None:
             auction_id = uuid.uuid4().hex

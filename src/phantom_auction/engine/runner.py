@@ -4,9 +4,8 @@ finalize, all before the caller's deadline.
 A *bid source* is any object with two async methods (:class:`BidSource`): ``commit``
 receives the :class:`AuctionAnnouncement` and returns a sealed (or full) bid or None;
 ``reveal`` is called when the collection window closes, only for sources whose commit
-was accepted, and returns the full bid or None. :class:`StrategyBidder` turns any
-simulator strategy (an object with ``generate_bid(baseline_price, baseline_quantity,
-market, rng)``) into one.
+was accepted, and returns the full bid or None. (The simulator's strategies become bid
+sources through :class:`phantom_auction.simulation.live.StrategyBidder`.)
 
 The runner owns the clock: it maps the event loop's monotonic time to UTC datetimes and
 passes them to the sans-IO :class:`Auction` as ``now=``.
@@ -16,29 +15,23 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import importlib
-import inspect
 import logging
 import sys
-import time
 from collections.abc import Callable, Coroutine, Generator, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol, runtime_checkable
 
-import numpy as np
-
-from ..config import AuctionConfig
+from ..config import AuctionConfig, load_config
 from ..errors import InvalidBidParameters, PhantomAuctionError
 from .auction import Auction, close_collection, finalize_auction, reveal_bid, submit_bid
 from .audit import Phase
-from .bids import ImprovementBid, SealedBid, SettlementRequest, make_bid
+from .bids import ImprovementBid, SealedBid, SettlementRequest
 from .nonces import NonceRegistry
 from .result import AuctionAnnouncement, AuctionResult
 
 __all__ = [
     "DEFAULT_FINALIZE_MARGIN_MS",
     "BidSource",
-    "StrategyBidder",
     "arun_auction",
     "run_auction",
 ]
@@ -48,7 +41,6 @@ _log = logging.getLogger(__name__)
 #: Time (ms) kept free between the end of the reveal window and the deadline, for
 #: clearing and answering; capped at a quarter of the time left (see :class:`Auction`).
 DEFAULT_FINALIZE_MARGIN_MS: Final = 3.0
-_MAX_PENDING: Final = 4096
 
 
 @runtime_checkable
@@ -343,7 +335,8 @@ async def arun_auction(
         baseline_price,
         baseline_amount,
         deadline,
-        config=config,
+        # The seed's default, global_config = load_config(): files and AUCTION_* variables.
+        config=load_config() if config is None else config,
         auction_id=auction_id,
         nonces=nonces,
         now=clock.now(),
@@ -443,113 +436,3 @@ def run_auction(
             strict=strict,
         )
     )
-
-
-def _default_market() -> Any:
-    """The simulator's default ``MarketConditions()`` if the simulator provides one."""
-    try:
-        module = importlib.import_module("phantom_auction.simulation")
-    except ImportError:
-        return None
-    market_type = getattr(module, "MarketConditions", None)
-    return None if market_type is None else market_type()
-
-
-def _accepts_keyword(func: Callable[..., Any], name: str) -> bool:
-    """Whether ``func`` takes keyword ``name`` (or ``**kwargs``)."""
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-
-
-class StrategyBidder:
-    """A bid source driven by a simulator strategy (duck-typed, seed interface).
-
-    On each announcement it calls ``strategy.generate_bid(baseline_price, amount, market,
-    rng)``, which returns None (stay out) or an object with ``price`` (B per A),
-    ``quantity`` (token A units), ``timestamp`` (ms after the auction opened at which the
-    bid is sent) and ``priority_fee`` (token units). With ``honour_timing`` the commit is
-    sent at that time (so a bid timed after the collection window arrives late). The bid
-    is sealed with a fresh salt and the next nonce (``first_nonce``, by default the
-    current time in ns so that nonces keep increasing across restarts), kept, and
-    revealed when asked.
-
-    ``market`` defaults to the simulator's ``MarketConditions()`` when it exists, else
-    None; ``rng`` to a fresh ``numpy.random.default_rng()``. ``private_value`` (token B
-    per token A) is the bidder's value of the order, a number or a callable
-    ``(announcement, rng) -> value``; it reaches strategies whose ``generate_bid`` takes
-    a ``private_value`` keyword (the simulator's do), others never see it.
-    """
-
-    def __init__(
-        self,
-        strategy: Any,
-        bidder_id: str,
-        market: Any = None,
-        rng: np.random.Generator | None = None,
-        *,
-        first_nonce: int | None = None,
-        honour_timing: bool = True,
-        private_value: float
-        | Callable[[AuctionAnnouncement, np.random.Generator], float | None]
-        | None = None,
-    ) -> None:
-        if not callable(getattr(strategy, "generate_bid", None)):
-            raise InvalidBidParameters(
-                "strategy",
-                strategy,
-                "needs a generate_bid(baseline_price, baseline_quantity, market, rng) method",
-            )
-        if not isinstance(bidder_id, str) or not bidder_id:
-            raise InvalidBidParameters("bidder_id", bidder_id, "must be a non-empty string")
-        self.strategy = strategy
-        self.bidder_id = bidder_id
-        self.market = _default_market() if market is None else market
-        self.rng = np.random.default_rng() if rng is None else rng
-        self.honour_timing = honour_timing
-        self._nonce = time.time_ns() if first_nonce is None else first_nonce
-        self._pending: dict[str, ImprovementBid] = {}
-        self.private_value = private_value
-        self._takes_value = _accepts_keyword(strategy.generate_bid, "private_value")
-
-    def __repr__(self) -> str:
-        return f"StrategyBidder({self.bidder_id!r}, {type(self.strategy).__name__})"
-
-    async def commit(self, announcement: AuctionAnnouncement) -> SealedBid | None:
-        """Generate, time, seal and send a bid for ``announcement`` (None: stays out)."""
-        value = self.private_value
-        if callable(value):
-            value = value(announcement, self.rng)
-        args = (announcement.baseline_price, announcement.amount, self.market, self.rng)
-        if value is not None and self._takes_value:
-            proposal = self.strategy.generate_bid(*args, private_value=float(value))
-        else:
-            proposal = self.strategy.generate_bid(*args)
-        if proposal is None:
-            return None
-        if self.honour_timing:
-            send_at = announcement.opened_at + timedelta(milliseconds=float(proposal.timestamp))
-            delay = (send_at - datetime.now(UTC)).total_seconds()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        nonce = self._nonce  # taken at send time: commits leave in nonce order
-        self._nonce += 1
-        bid = make_bid(
-            announcement.auction_id,
-            self.bidder_id,
-            announcement.token_pair,
-            float(proposal.price),
-            float(proposal.quantity),
-            float(proposal.priority_fee),
-            nonce,
-        )
-        self._pending[announcement.auction_id] = bid
-        if len(self._pending) > _MAX_PENDING:  # bids never asked for (commit refused, ...)
-            del self._pending[next(iter(self._pending))]
-        return bid.sealed()
-
-    async def reveal(self, announcement: AuctionAnnouncement) -> ImprovementBid | None:
-        """The bid committed to in ``announcement``'s auction (None if there was none)."""
-        return self._pending.pop(announcement.auction_id, None)

@@ -40,6 +40,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidBidParameters
+from ..mechanism_names import MECHANISMS, canonical_mechanism
 
 __all__ = [
     "MECHANISMS",
@@ -51,27 +52,6 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
-
-MECHANISMS: Final = ("vcg", "vickrey", "uniform", "discriminatory")
-_ALIASES: Final = {
-    "second_price": "vickrey",
-    "second_score": "vickrey",
-    "first_price": "discriminatory",
-    "pay_as_bid": "discriminatory",
-}
-
-
-def canonical_mechanism(name: str) -> str:
-    """The canonical name of ``name`` (``first_price`` -> ``discriminatory``, ...)."""
-    if name in MECHANISMS:  # the common case, kept off the string handling below
-        return name
-    key = str(name).strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key not in MECHANISMS:
-        raise InvalidBidParameters(
-            "mechanism", name, f"unknown; choose one of {[*MECHANISMS, *_ALIASES]}"
-        )
-    return key
 
 
 @dataclass(frozen=True, slots=True)

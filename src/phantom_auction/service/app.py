@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect
 
-from .. import __version__
+from .._version import __version__
 from ..config import AuctionConfig, load_config
 from .auth import login_signing_bytes, new_challenge
 from .explorer import router as explorer_router

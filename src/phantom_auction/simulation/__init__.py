@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .analysis import analyze_results, backtest_strategy, calibrate_parameters
 from .kernels import ChunkColumns
+from .live import StrategyBidder
 from .market import MarketConditions
 from .parallel import (
     ChunkTask,
@@ -78,6 +79,7 @@ __all__ = [
     "SimulationMetrics",
     "SimulationResult",
     "SimulationSpec",
+    "StrategyBidder",
     "StreamingSummary",
     "TruthfulStrategy",
     "analyze_results",

@@ -47,8 +47,8 @@ def clear(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Clear a file of bids: allocations, payments, utilities, welfare and revenue."""
+    from ...mechanism_names import canonical_mechanism
     from ...mechanisms.bidfile import read_bids
-    from ...mechanisms.clearing import canonical_mechanism
 
     try:
         name = canonical_mechanism(mechanism)

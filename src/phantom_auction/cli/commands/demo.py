@@ -12,7 +12,6 @@ import typer
 from ..._extras import require
 from ..app import app, out_console
 from ..output import check_writable_dir, pandas_module, write_run_report
-from ..progress import MonteCarloProgress
 from ..scenario import Scenario, analyze, build_simulator, run_scenario, scenario_parameters
 from ..tables import strategy_table, summary_table
 
@@ -48,6 +47,8 @@ def demo(
         simulation={"num_simulations": simulations, "seed": seed},
         workers=workers or max(1, os.cpu_count() or 1),
     )
+    from ..progress import MonteCarloProgress  # rich.progress: only when running
+
     progress = MonteCarloProgress(console, "Monte Carlo", delay_s=0.0)
     with progress.running():
         results = run_scenario(build_simulator(scenario), scenario, progress)

@@ -18,8 +18,13 @@ import typer
 from ..._extras import MissingExtra
 from ..app import LazyCommands, add_lazy_commands
 
-#: Top-level commands the service extra registers through ``service.commands.register``.
-SERVICE_COMMANDS = ("serve", "clients", "bidders")
+#: Top-level commands the service extra registers through ``service.commands.register``,
+#: with the line ``--help`` shows for each (a test checks they match the commands').
+SERVICE_COMMANDS = {
+    "serve": "Run the live auction service (HTTP + WebSocket) until interrupted.",
+    "clients": "Settlement clients: they open auctions with a bearer token.",
+    "bidders": "Bidders: they commit and reveal, signing with Ed25519 keys.",
+}
 _SERVICE_MODULE = "phantom_auction.service.commands"
 
 

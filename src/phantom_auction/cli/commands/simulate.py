@@ -18,7 +18,6 @@ from ..output import (
     write_outputs,
     write_run_report,
 )
-from ..progress import MonteCarloProgress
 from ..scenario import (
     BaselinePriceOpt,
     BaselineQuantityOpt,
@@ -114,6 +113,8 @@ def simulate(
     simulator = build_simulator(scenario)
     drawn = "" if "seed" in scenario.origins else " (drawn; pass --seed to reproduce)"
     console.print(f"seed {scenario.simulation['seed']}{drawn}")
+    from ..progress import MonteCarloProgress  # rich.progress: only when running
+
     progress = MonteCarloProgress(err_console(), "Monte Carlo")
     try:
         with cluster_client(scenario) as client, progress.running():

@@ -14,7 +14,6 @@ from rich.table import Table
 from ..._extras import require
 from ..app import app, bad_value, err_console, interrupted, out_console
 from ..output import OutputFormat, check_writable_dir, pandas_module, write_frame
-from ..progress import MonteCarloProgress
 from ..scenario import (
     ClusterOpt,
     ConfigFileOpt,
@@ -78,6 +77,7 @@ def _sweep_on_cluster(
 ) -> None:
     """Every grid point's chunks queued on the cluster at once; ``keep`` each as it ends."""
     from ...simulation.distributed import sweep_on_cluster
+    from ..progress import MonteCarloProgress  # rich.progress: only when running
 
     progress = MonteCarloProgress(err_console(), "sweep")
     with progress.running():
@@ -251,6 +251,8 @@ def sweep(
                 for index, (point, scenario) in enumerate(zip(points, scenarios, strict=True)):
                     step = f"[{index + 1}/{len(points)}]"
                     console.print(f"{step} " + ", ".join(f"{k}={v}" for k, v in point.items()))
+                    from ..progress import MonteCarloProgress  # rich.progress: only when running
+
                     progress = MonteCarloProgress(err_console(), step)
                     with progress.running():
                         results = run_scenario(build_simulator(scenario), scenario, progress)

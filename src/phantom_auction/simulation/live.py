@@ -1,0 +1,130 @@
+"""Simulator strategies as live bidders: :class:`StrategyBidder`, a bid source for the
+in-process runner (:func:`phantom_auction.run_auction`), the bidder SDK
+(:mod:`phantom_auction.client`) and the demo.
+
+It adapts the seed's strategy interface (``generate_bid(baseline_price,
+baseline_quantity, market, rng)``) to the engine's :class:`~phantom_auction.engine.
+runner.BidSource` (``commit``/``reveal``); it lives with the strategies because it
+knows both sides, so the engine takes bid sources and knows no strategies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import numpy as np
+
+from ..engine.bids import ImprovementBid, SealedBid, make_bid
+from ..engine.result import AuctionAnnouncement
+from ..errors import InvalidBidParameters
+from .market import MarketConditions
+
+__all__ = ["StrategyBidder"]
+
+#: Bids kept for a reveal that may never be asked for (commit refused, ...).
+_MAX_PENDING: Final = 4096
+
+
+def _accepts_keyword(func: Callable[..., Any], name: str) -> bool:
+    """Whether ``func`` takes keyword ``name`` (or ``**kwargs``)."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+class StrategyBidder:
+    """A bid source driven by a simulator strategy (duck-typed, seed interface).
+
+    On each announcement it calls ``strategy.generate_bid(baseline_price, amount, market,
+    rng)``, which returns None (stay out) or an object with ``price`` (B per A),
+    ``quantity`` (token A units), ``timestamp`` (ms after the auction opened at which the
+    bid is sent) and ``priority_fee`` (token units). With ``honour_timing`` the commit is
+    sent at that time (so a bid timed after the collection window arrives late). The bid
+    is sealed with a fresh salt and the next nonce (``first_nonce``, by default the
+    current time in ns so that nonces keep increasing across restarts), kept, and
+    revealed when asked.
+
+    ``market`` defaults to ``MarketConditions()``; ``rng`` to a fresh
+    ``numpy.random.default_rng()``. ``private_value`` (token B per token A) is the
+    bidder's value of the order, a number or a callable ``(announcement, rng) -> value``;
+    it reaches strategies whose ``generate_bid`` takes a ``private_value`` keyword (the
+    simulator's do), others never see it.
+    """
+
+    def __init__(
+        self,
+        strategy: Any,
+        bidder_id: str,
+        market: Any = None,
+        rng: np.random.Generator | None = None,
+        *,
+        first_nonce: int | None = None,
+        honour_timing: bool = True,
+        private_value: float
+        | Callable[[AuctionAnnouncement, np.random.Generator], float | None]
+        | None = None,
+    ) -> None:
+        if not callable(getattr(strategy, "generate_bid", None)):
+            raise InvalidBidParameters(
+                "strategy",
+                strategy,
+                "needs a generate_bid(baseline_price, baseline_quantity, market, rng) method",
+            )
+        if not isinstance(bidder_id, str) or not bidder_id:
+            raise InvalidBidParameters("bidder_id", bidder_id, "must be a non-empty string")
+        self.strategy = strategy
+        self.bidder_id = bidder_id
+        self.market = MarketConditions() if market is None else market
+        self.rng = np.random.default_rng() if rng is None else rng
+        self.honour_timing = honour_timing
+        self._nonce = time.time_ns() if first_nonce is None else first_nonce
+        self._pending: dict[str, ImprovementBid] = {}
+        self.private_value = private_value
+        self._takes_value = _accepts_keyword(strategy.generate_bid, "private_value")
+
+    def __repr__(self) -> str:
+        return f"StrategyBidder({self.bidder_id!r}, {type(self.strategy).__name__})"
+
+    async def commit(self, announcement: AuctionAnnouncement) -> SealedBid | None:
+        """Generate, time, seal and send a bid for ``announcement`` (None: stays out)."""
+        value = self.private_value
+        if callable(value):
+            value = value(announcement, self.rng)
+        args = (announcement.baseline_price, announcement.amount, self.market, self.rng)
+        if value is not None and self._takes_value:
+            proposal = self.strategy.generate_bid(*args, private_value=float(value))
+        else:
+            proposal = self.strategy.generate_bid(*args)
+        if proposal is None:
+            return None
+        if self.honour_timing:
+            send_at = announcement.opened_at + timedelta(milliseconds=float(proposal.timestamp))
+            delay = (send_at - datetime.now(UTC)).total_seconds()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        nonce = self._nonce  # taken at send time: commits leave in nonce order
+        self._nonce += 1
+        bid = make_bid(
+            announcement.auction_id,
+            self.bidder_id,
+            announcement.token_pair,
+            float(proposal.price),
+            float(proposal.quantity),
+            float(proposal.priority_fee),
+            nonce,
+        )
+        self._pending[announcement.auction_id] = bid
+        if len(self._pending) > _MAX_PENDING:  # bids never asked for (commit refused, ...)
+            del self._pending[next(iter(self._pending))]
+        return bid.sealed()
+
+    async def reveal(self, announcement: AuctionAnnouncement) -> ImprovementBid | None:
+        """The bid committed to in ``announcement``'s auction (None if there was none)."""
+        return self._pending.pop(announcement.auction_id, None)
