@@ -61,6 +61,10 @@ function time(iso) {
   const d = new Date(iso);
   return `${d.toISOString().slice(11, 23)} UTC`;
 }
+function winnerLabel(summary) {
+  if (summary.winner) return summary.winner;
+  return summary.outcome === "phantom_won" ? "a phantom (CFMM fills)" : "—";
+}
 function outcomeLabel(summary) {
   if (summary.status === "open") return "open";
   return summary.outcome ? summary.outcome.replaceAll("_", " ") : summary.status;
@@ -123,7 +127,7 @@ function feedRow(summary) {
     cell("Amount", num(summary.amount, "A"), { class: "n" }),
     cell("Baseline", num(summary.baseline_price), { class: "n" }),
     cell("Outcome", h("span", { class: `badge ${summary.status === "open" ? "open" : summary.outcome || ""}` }, outcomeLabel(summary)), { "data-testid": "feed-outcome" }),
-    cell("Winner", summary.winner || "—"),
+    cell("Winner", winnerLabel(summary)),
     cell("Price", num(summary.price), { class: "n" }),
     cell("Improvement", bps(summary.improvement_bps), { class: "n" }),
     cell("Real bids", summary.real_bids === null ? `${summary.commits} sealed` : String(summary.real_bids), { class: "n" }),
@@ -244,7 +248,7 @@ function chart(doc) {
     if (r.is_phantom) {
       const cx = x(r.improvement_bps);
       const cy = y(r.volume);
-      parts.push(svg("path", { d: `M${cx} ${cy - 6} L${cx + 6} ${cy} L${cx} ${cy + 6} L${cx - 6} ${cy} Z`, class: "phantom" }, title));
+      parts.push(svg("path", { d: `M${cx} ${cy - 6} L${cx + 6} ${cy} L${cx} ${cy + 6} L${cx - 6} ${cy} Z`, class: r.allocated > 0 ? "phantom won" : "phantom" }, title));
     } else {
       parts.push(svg("circle", { cx: x(r.improvement_bps), cy: y(r.volume), r: 6, class: r.filled > 0 ? "real won" : "real" }, title));
     }
@@ -258,7 +262,8 @@ function chart(doc) {
       {},
       h("span", { class: "key real-key" }, "● real bid"),
       h("span", { class: "key won-key" }, "● real bid that filled"),
-      h("span", { class: "key phantom-key" }, "◆ phantom bid"),
+      h("span", { class: "key phantom-key" }, "◇ phantom bid"),
+      h("span", { class: "key phantom-key" }, "◆ phantom ranked for volume (sent to the CFMM)"),
       h("span", { class: "key clearing-key" }, "│ clearing price"),
       h("span", { class: "key baseline-key" }, "┆ baseline (0 bps)"),
     ),
@@ -286,7 +291,7 @@ function summaryList(summary, doc) {
     ["Amount", num(summary.amount, "token A")],
     ["Baseline price", num(summary.baseline_price, "B per A")],
     ["Mechanism", summary.mechanism || "—"],
-    ["Winner", summary.winner || "—"],
+    ["Winner", winnerLabel(summary)],
     ["Price to the user", num(summary.price, "B per A")],
     ["Improvement", bps(summary.improvement_bps)],
     ["Opened", time(summary.opened_at)],
@@ -316,7 +321,7 @@ function competitionSections(doc, items) {
         { "data-testid": "ranking-row", "data-bidder-id": r.bidder_id, "data-rank": r.rank, "data-price": String(r.improved_price), "data-volume": String(r.volume), "data-filled": String(r.filled), class: r.is_phantom ? "phantom-row" : "" },
         cell("Rank", String(r.rank), { class: "n" }),
         cell("Bidder", r.bidder_id),
-        cell("Kind", r.is_phantom ? "phantom" : "real"),
+        cell("Kind", r.is_phantom ? h("span", { class: "badge phantom" }, "phantom") : "real"),
         cell("Price", num(r.improved_price), { class: "n" }),
         cell("Improvement", bps(r.improvement_bps), { class: "n" }),
         cell("Fee", num(r.priority_fee), { class: "n" }),
