@@ -38,7 +38,7 @@ async function getJSON(url) {
 const numberFormat = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 10 });
 function num(x, unit) {
   if (x === null || x === undefined) return "—";
-  const text = typeof x === "bigint" ? x.toString() : numberFormat.format(x);
+  const text = typeof x === "number" ? numberFormat.format(x) : String(x); // BigInt, decimal string
   return unit ? `${text} ${unit}` : text;
 }
 function bps(x) {
