@@ -173,6 +173,8 @@ def build_environment(
         whole_order=textbook,
         learning=config.enable_learning,
         value_distribution=value_model.marginal,
+        phantom_model=config.resolved_phantom_model if config.num_phantom_bidders else None,
+        min_participants=config.resolved_min_participants,
     )
     labels = tuple(strategy_label(s) for s in strategies)
     groups = tuple(

@@ -100,6 +100,9 @@ class AuctionView:
     ``value_distribution``: the marginal distribution of a real bidder's value in bps
     (frozen scipy; ``None`` if unknown); ``whole_order``: every bid is for the whole
     order (textbook mode); ``learning``: learning strategies may update across auctions.
+    What a bidder knows of the phantoms: ``phantom_model`` (the published model; ``None``
+    for none), ``phantom_policy`` (``reserve`` or ``floor``) and ``min_participants``
+    (bids, real and phantom, needed to clear).
     """
 
     window_ms: float = 80.0
@@ -113,6 +116,9 @@ class AuctionView:
     whole_order: bool = False
     learning: bool = False
     value_distribution: Any = None
+    phantom_model: Any = None
+    phantom_policy: str = "reserve"
+    min_participants: int = 1
 
     def __post_init__(self) -> None:
         from ...mechanisms.clearing import canonical_mechanism

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from ...errors import InvalidBidParameters
+from ..equilibrium import BiddingGame, BidFunction, solve_equilibrium
 from .base import (
     AuctionView,
     Bid,
@@ -23,76 +25,63 @@ from .base import (
 if TYPE_CHECKING:
     from ..market import MarketConditions
 
-__all__ = ["CompetitiveEquilibriumStrategy", "first_price_equilibrium_table"]
-
-#: Tail mass left out of the bid table on each side of the value distribution.
-_TAIL = 1e-9
-_POINTS = 4097
+__all__ = ["CompetitiveEquilibriumStrategy", "first_price_equilibrium_table", "game_of_view"]
 
 
-def _distribution_key(dist: Any) -> tuple[Any, ...]:
-    inner = getattr(dist, "dist", None)
-    kwds = getattr(dist, "kwds", {})
-    return (
-        getattr(inner, "name", type(dist).__name__),
-        tuple(getattr(dist, "args", ())),
-        tuple(sorted(kwds.items())) if isinstance(kwds, dict) else id(dist),
-    )
-
-
-#: Gauss-Legendre nodes per table point: exact for polynomial F^(n-1) up to degree 127.
-_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(64)
-_TABLES: dict[tuple[Any, ...], tuple[FloatArray, FloatArray]] = {}
-
-
-def first_price_equilibrium_table(dist: Any, n: int) -> tuple[FloatArray, FloatArray]:
+def first_price_equilibrium_table(
+    dist: Any, n: int, reserve_bps: float = 0.0
+) -> tuple[FloatArray, FloatArray]:
     """Grid ``(v, b(v))`` of the symmetric first-price equilibrium for ``n`` bidders.
 
-    ``b(v) = v - ∫_lo^v F(x)^(n-1) dx / F(v)^(n-1)`` (Vickrey 1961; Krishna, *Auction
-    Theory*, ch. 2) for independent values with CDF F: the expected highest rival value
-    given that it is below v. Each point integrates ``(F(x)/F(v))^(n-1)`` over
-    ``[lo, v]`` with 64-point Gauss-Legendre quadrature (exact for uniform values),
-    ``lo`` being F's 1e-9 quantile; points are an even grid and a quantile grid between
-    F's 1e-9 and 1 - 1e-9 quantiles. Cached per (distribution, n).
+    ``b(v) = v - ∫_r^v F(x)^(n-1) dx / F(v)^(n-1)`` for values above the reserve ``r``
+    (Riley & Samuelson 1981; Krishna, *Auction Theory*, ch. 2), NaN (no bid) at or
+    below it; see :mod:`phantom_auction.simulation.equilibrium`.
     """
-    key = (_distribution_key(dist), n)
-    cached = _TABLES.get(key)
-    if cached is not None:
-        return cached
-    lo, hi = float(dist.ppf(_TAIL)), float(dist.ppf(1.0 - _TAIL))
-    grid = np.concatenate(
-        (
-            np.linspace(lo, hi, _POINTS),
-            np.asarray(dist.ppf(np.linspace(_TAIL, 1.0 - _TAIL, _POINTS)), dtype=np.float64),
-        )
+    solved = solve_equilibrium(BiddingGame(dist, n, "discriminatory", reserve_bps))
+    return solved.values, solved.bids
+
+
+def game_of_view(view: AuctionView) -> BiddingGame:
+    """The bidding game a view describes: its values, rivals, reserve, cap and phantoms.
+
+    Without a value distribution, values are taken as uniform over the accepted range
+    (the bidder's prior). The reserve is the view's ``min_improvement_bps``.
+    """
+    dist = view.value_distribution
+    low, high = view.min_improvement_bps, view.max_improvement_bps
+    if dist is None:
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise InvalidBidParameters(
+                "value_distribution", None, "is needed when the improvement range is unbounded"
+            )
+        from scipy import stats
+
+        dist = stats.uniform(loc=low, scale=high - low)
+    return BiddingGame(
+        dist,
+        view.num_bidders,
+        view.mechanism,
+        reserve_bps=low if math.isfinite(low) else 0.0,
+        max_bid_bps=high,
+        phantoms=view.phantom_model,
+        policy=view.phantom_policy,
+        min_participants=view.min_participants,
     )
-    x = np.unique(grid[np.isfinite(grid) & (grid >= lo)])
-    half = (x - lo) / 2.0
-    nodes = lo + half[:, None] * (_NODES[None, :] + 1.0)
-    top = np.asarray(dist.cdf(x), dtype=np.float64)
-    bids = x.copy()
-    positive = top > 0.0
-    ratio = np.asarray(dist.cdf(nodes[positive]), dtype=np.float64) / top[positive, None]
-    integral = half[positive] * ((ratio ** (n - 1)) @ _WEIGHTS)
-    bids[positive] = x[positive] - integral
-    table = (x, np.minimum(bids, x))
-    if len(_TABLES) > 64:
-        _TABLES.clear()
-    _TABLES[key] = table
-    return table
 
 
 class CompetitiveEquilibriumStrategy(BidderStrategy):
-    """Bids the symmetric Bayes-Nash equilibrium for the value distribution and rivals.
+    """Bids the symmetric Bayes-Nash equilibrium for the values, rivals, reserve and phantoms.
 
-    In pay-as-bid (first-price) auctions it bids ``b(v)`` of
-    :func:`first_price_equilibrium_table` for the view's ``num_bidders`` and value
-    distribution (``(n-1)/n * v`` for uniform values on [0, H]); in VCG, second-price
-    and uniform-price auctions, where bidding one's value is (weakly) dominant for a
-    whole-order bidder, it bids its value. With correlated values (market mode) the
-    independent-values formula is an approximation, and phantom bids are not modelled
-    as rivals. Strategic timing: one bid late in the window (75–95 % of it), so that
-    nothing about it leaks early. Whole order, no priority fee; risk neutral.
+    The game is the view's (:func:`game_of_view`): the value distribution, the number of
+    real bidders, the reserve (``min_improvement_bps``), the bid cap, the phantom model,
+    the phantom policy and ``min_participants``; it is solved by
+    :func:`~phantom_auction.simulation.equilibrium.solve_equilibrium` (closed form for
+    pay-as-bid without phantoms, ``(n-1)/n * v`` for uniform values on [0, H]; value
+    in second price when that is dominant; an ODE otherwise). A bidder whose value is at
+    or below the reserve does not bid. With correlated values (market mode) the
+    independent-values solution is an approximation. Strategic timing: one bid late in
+    the window (75–95 % of it), so that nothing about it leaks early. Whole order, no
+    priority fee; risk neutral.
     """
 
     name: ClassVar[str] = "equilibrium"
@@ -106,37 +95,19 @@ class CompetitiveEquilibriumStrategy(BidderStrategy):
     }
 
     def __init__(self) -> None:
-        self._table_key: tuple[Any, ...] | None = None
-        self._table: tuple[FloatArray, FloatArray] | None = None
+        self._view: AuctionView | None = None
+        self._bids: BidFunction | None = None
 
-    def _bid_table(self, view: AuctionView) -> tuple[FloatArray, FloatArray] | None:
-        """The first-price table for ``view``, or ``None`` when it bids its value."""
-        if view.mechanism != "discriminatory":
-            return None
-        dist = view.value_distribution
-        if dist is None:
-            low, high = view.min_improvement_bps, view.max_improvement_bps
-            if not (math.isfinite(low) and math.isfinite(high)):
-                return None
-            from scipy import stats
-
-            dist = stats.uniform(loc=low, scale=high - low)
-        key = (view.num_bidders, _distribution_key(dist))
-        if self._table is None or self._table_key != key:
-            self._table = first_price_equilibrium_table(dist, view.num_bidders)
-            self._table_key = key
-        return self._table
+    def bid_function(self, view: AuctionView) -> BidFunction:
+        """The equilibrium bid function of ``view`` (solved once per view)."""
+        if self._bids is None or self._view != view:
+            self._bids = solve_equilibrium(game_of_view(view))
+            self._view = view
+        return self._bids
 
     def equilibrium_bid(self, values_bps: NDArray[np.float64] | float, view: AuctionView) -> Any:
-        """``b(v)`` in bps for values in bps (before the accepted range is applied)."""
-        table = self._bid_table(view)
-        v = np.asarray(values_bps, dtype=np.float64)
-        if table is None:
-            return v.copy()
-        x, b = table
-        # Above the table F = 1, so b stays at b(top); below it b(v) = v.
-        out = np.interp(v, x, b)
-        return np.where(v < x[0], v, out)
+        """``b(v)`` in bps for values in bps; NaN where that value does not bid."""
+        return self.bid_function(view)(np.asarray(values_bps, dtype=np.float64))
 
     def generate_bids(
         self,
@@ -153,6 +124,8 @@ class CompetitiveEquilibriumStrategy(BidderStrategy):
         v = value_bps(baseline_price, private_value, view)
         bid = float(self.equilibrium_bid(v, view))
         t = view.window_ms * (0.75 + 0.2 * u)
+        if not math.isfinite(bid):
+            return []
         return single_bid(baseline_price, baseline_quantity, view, bid, t)
 
     def generate_batch(
@@ -165,5 +138,6 @@ class CompetitiveEquilibriumStrategy(BidderStrategy):
         rng: np.random.Generator,
     ) -> BidBatch:
         u = rng.random((values_bps.shape[0],))
+        # NaN (no bid) fails single_bid_batch's minimum test: the slot stays empty.
         bid = self.equilibrium_bid(values_bps, view)
         return single_bid_batch(view, baseline_quantity, bid, view.window_ms * (0.75 + 0.2 * u))

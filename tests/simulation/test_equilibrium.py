@@ -1,0 +1,219 @@
+"""The equilibrium against a reserve and phantoms (``simulation/equilibrium.py``) vs theory.
+
+- With a fixed reserve r the pay-as-bid equilibrium is ``b(v) = v - ∫_r^v F^(n-1) /
+  F(v)^(n-1)`` (Riley & Samuelson 1981): checked against scipy's adaptive quadrature
+  for uniform, power-law and normal values, by the closed form and by the ODE.
+- Myerson (1981): with equilibrium bidders and reserve r the expected revenue is
+  ``n ∫_r^∞ ψ(v) F(v)^(n-1) f(v) dv``, ``ψ(v) = v - (1 - F(v)) / f(v)``; checked by
+  Monte Carlo through the batch clearing (within 4 standard errors).
+- The phantom CDFs the equilibrium uses match what ``draw_phantom_arrays`` draws, and
+  the share of the order phantoms leave a real bid matches the batch clearing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, optimize, stats
+
+from phantom_auction.engine.phantoms import PhantomModel, draw_phantom_arrays
+from phantom_auction.errors import InvalidBidParameters
+from phantom_auction.mechanisms.batch import clear_batch
+from phantom_auction.simulation.equilibrium import (
+    BiddingGame,
+    best_phantom_cdf,
+    phantom_fill,
+    phantom_improvement_cdf,
+    solve_equilibrium,
+)
+
+UNIFORM = stats.uniform(loc=0.0, scale=100.0)
+POWER = stats.powerlaw(a=2.5, scale=60.0)  # F(v) = (v / 60)^2.5 on [0, 60] bps
+NORMAL = stats.norm(loc=10.0, scale=10.0)
+
+
+def _riley_samuelson(dist: object, n: int, r: float, v: float) -> float:
+    cdf = dist.cdf  # type: ignore[attr-defined]
+    integral, _ = integrate.quad(lambda x: float(cdf(x)) ** (n - 1), r, v, limit=200)
+    return v - integral / float(cdf(v)) ** (n - 1)
+
+
+@pytest.mark.parametrize(
+    ("dist", "n", "r"),
+    [
+        (UNIFORM, 2, 0.0),
+        (UNIFORM, 3, 20.0),
+        (UNIFORM, 5, 50.0),
+        (POWER, 3, 0.0),
+        (POWER, 4, 25.0),
+        (NORMAL, 3, 0.0),
+        (NORMAL, 3, 12.0),
+    ],
+)
+@pytest.mark.parametrize("method", [None, "ode"])
+def test_first_price_bid_with_a_reserve_matches_quadrature(
+    dist: object, n: int, r: float, method: str | None
+) -> None:
+    solved = solve_equilibrium(BiddingGame(dist, n, "first_price", r), method=method)
+    assert solved.method == ("closed_form" if method is None else "ode")
+    for q in (0.3, 0.5, 0.7, 0.9, 0.99, 0.999):
+        v = float(dist.ppf(q))  # type: ignore[attr-defined]
+        if v <= r:
+            continue
+        assert float(solved(v)) == pytest.approx(_riley_samuelson(dist, n, r, v), abs=2e-3)
+    # Nobody below the reserve bids; the reserve's own value bids the reserve.
+    assert np.isnan(solved(r - 0.5))
+    assert float(solved(r)) == pytest.approx(r, abs=1e-6)
+    # The solution is an equilibrium on the grid: no value gains from deviating.
+    assert solved.max_gain_bps < 0.01
+
+
+def test_second_price_without_phantoms_is_truthful_above_the_reserve() -> None:
+    solved = solve_equilibrium(BiddingGame(NORMAL, 3, "vickrey", 5.0))
+    v = np.array([4.0, 5.0, 12.0, 30.0])
+    np.testing.assert_array_equal(np.isnan(solved(v)), [True, False, False, False])
+    np.testing.assert_allclose(solved(v[1:]), v[1:])
+
+
+def _myerson_revenue(dist: object, n: int, r: float) -> float:
+    """``n ∫_r^∞ ψ(v) F^(n-1) f dv`` (Myerson 1981), in bps of the order."""
+    pdf, cdf, sf = dist.pdf, dist.cdf, dist.sf  # type: ignore[attr-defined]
+    top = float(dist.ppf(1 - 1e-12))  # type: ignore[attr-defined]
+
+    def integrand(v: float) -> float:
+        f = float(pdf(v))
+        return (v * f - float(sf(v))) * float(cdf(v)) ** (n - 1)
+
+    value, _ = integrate.quad(integrand, r, top, limit=400)
+    return n * value
+
+
+def _optimal_reserve(dist: object) -> float:
+    """Myerson's reserve: ψ(r) = 0."""
+    return float(
+        optimize.brentq(
+            lambda v: v - float(dist.sf(v)) / float(dist.pdf(v)),  # type: ignore[attr-defined]
+            float(dist.ppf(0.01)),  # type: ignore[attr-defined]
+            float(dist.ppf(0.99)),  # type: ignore[attr-defined]
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("dist", "n"),
+    [(UNIFORM, 2), (UNIFORM, 4), (NORMAL, 3)],
+)
+@pytest.mark.parametrize("mechanism", ["first_price", "second_price"])
+def test_equilibrium_bidders_with_the_optimal_reserve_give_myersons_revenue(
+    dist: object, n: int, mechanism: str
+) -> None:
+    r = _optimal_reserve(dist)  # 50 bps for U[0, 100]; ~11.3 bps for N(10, 10)
+    solved = solve_equilibrium(BiddingGame(dist, n, mechanism, r))
+    rng = np.random.default_rng(11)
+    values = dist.rvs(size=(200_000, n), random_state=rng)  # type: ignore[attr-defined]
+    bids = solved(values)
+    present = np.isfinite(bids)
+    result = clear_batch(
+        np.where(present, bids, 0.0),
+        np.ones(values.shape),
+        present,
+        supply=1.0,
+        reserve=r,
+        mechanism="discriminatory" if mechanism == "first_price" else "vickrey",
+    )
+    revenue = result.payment.sum(axis=1)
+    mean, se = float(revenue.mean()), float(revenue.std(ddof=1) / math.sqrt(revenue.size))
+    expected = _myerson_revenue(dist, n, r)
+    print(f"\n{mechanism} n={n} r={r:.2f}: revenue {mean:.3f} ± {se:.3f}, Myerson {expected:.3f}")
+    assert abs(mean - expected) < 4 * se, (mean, expected, se)
+    # The normal has mass below the reserve: those bidders stay out.
+    assert np.all(present == (values >= r))
+
+
+def test_phantom_cdfs_match_the_simulators_draw() -> None:
+    model = PhantomModel(max_phantom_bidders=12, bid_probability=0.4, mean_bps=22.0, sd_bps=7.0)
+    draw = draw_phantom_arrays(model, np.random.default_rng(5), 100_000, 100.0, 1.0)
+    one = draw.improvement_bps[draw.present]
+    best = np.where(draw.present, draw.improvement_bps, -np.inf).max(axis=1)
+    for x in (9.0, 12.0, 18.0, 22.0, 30.0, 49.0, 50.0):
+        p_one = float(np.mean(one <= x))
+        p_best = float(np.mean(best <= x))
+        se_one = math.sqrt(max(p_one * (1 - p_one), 1e-12) / one.size)
+        se_best = math.sqrt(max(p_best * (1 - p_best), 1e-12) / best.size)
+        assert abs(float(phantom_improvement_cdf(model, x)) - p_one) < 4 * se_one + 1e-12
+        assert abs(float(best_phantom_cdf(model, x)) - p_best) < 4 * se_best + 1e-12
+
+
+@pytest.mark.parametrize("mechanism", ["discriminatory", "vickrey"])
+def test_phantom_fill_matches_the_batch_clearing(mechanism: str) -> None:
+    """The expected share of the order a whole-order real bid at x keeps (policy reserve)."""
+    model = PhantomModel(max_phantom_bidders=8, bid_probability=0.3)
+    rng = np.random.default_rng(9)
+    rows = 60_000
+    draw = draw_phantom_arrays(model, rng, rows, 100.0, 1.0)
+    for x in (15.0, 25.0, 35.0):
+        values = np.concatenate((draw.improvement_bps, np.full((rows, 1), x)), axis=1)
+        qty = np.concatenate((draw.volume, np.ones((rows, 1))), axis=1)
+        mask = np.concatenate((draw.present, np.ones((rows, 1), dtype=bool)), axis=1)
+        result = clear_batch(values, qty, mask, supply=1.0, reserve=0.0, mechanism=mechanism)
+        fill = result.allocation[:, -1]
+        mean, se = float(fill.mean()), float(fill.std(ddof=1) / math.sqrt(rows))
+        assert abs(float(phantom_fill(model, mechanism, x)) - mean) < 4 * se + 1e-3, (x, mean)
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "policy", "method"),
+    [
+        ("first_price", "reserve", "ode"),
+        ("first_price", "floor", "closed_form"),
+        ("second_price", "reserve", "truthful"),
+        ("second_price", "floor", "ode"),
+        ("vcg", "floor", "ode"),
+    ],
+)
+def test_equilibrium_against_phantoms_is_a_best_response(
+    mechanism: str, policy: str, method: str
+) -> None:
+    game = BiddingGame(stats.norm(30.0, 10.0), 4, mechanism, 10.0, 50.0, PhantomModel(), policy, 2)
+    solved = solve_equilibrium(game)
+    assert solved.method == method
+    assert solved.max_gain_bps < 0.01
+    v = np.array([9.0, 20.0, 30.0, 40.0])
+    b = solved(v)
+    assert np.isnan(b[0])
+    assert np.all(np.diff(b[1:]) > 0) and np.all(b[1:] <= v[1:]) and np.all(b[1:] >= 10.0)
+    if method == "ode" and mechanism != "first_price":
+        # Under the floor a phantom above the bid makes the winner pay its own bid: shade.
+        assert np.all(b[1:] < v[1:] - 0.5)
+
+
+def test_phantoms_under_the_reserve_policy_make_first_price_bidders_bid_higher() -> None:
+    """A random reserve that takes volume: bidders raise bids to clear it."""
+    base = BiddingGame(stats.norm(30.0, 10.0), 3, "first_price", 10.0, 50.0, None)
+    with_phantoms = BiddingGame(
+        stats.norm(30.0, 10.0), 3, "first_price", 10.0, 50.0, PhantomModel(), "reserve"
+    )
+    v = np.array([20.0, 30.0, 40.0])
+    assert np.all(solve_equilibrium(with_phantoms)(v) > solve_equilibrium(base)(v) + 0.3)
+
+
+def test_a_lone_bidder_best_responds_to_the_phantoms() -> None:
+    model = PhantomModel(max_phantom_bidders=5, bid_probability=0.5)
+    game = BiddingGame(stats.uniform(10.0, 40.0), 1, "first_price", 10.0, 50.0, model)
+    solved = solve_equilibrium(game)
+    grid = np.linspace(10.0, 50.0, 40_001)
+    phi = phantom_fill(model, "first_price", grid)
+    for v in (20.0, 35.0, 48.0):
+        best = grid[np.argmax((v - grid) * phi * (grid <= v))]
+        assert float(solved(v)) == pytest.approx(best, abs=0.01)
+
+
+def test_bad_games_name_the_field() -> None:
+    with pytest.raises(InvalidBidParameters, match="phantom_policy"):
+        BiddingGame(UNIFORM, 2, policy="sometimes")
+    with pytest.raises(InvalidBidParameters, match="num_bidders"):
+        BiddingGame(UNIFORM, 0)
+    with pytest.raises(InvalidBidParameters, match="max_bid_bps"):
+        BiddingGame(UNIFORM, 2, reserve_bps=20.0, max_bid_bps=10.0)
