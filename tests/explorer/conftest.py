@@ -38,8 +38,10 @@ def _browser_unavailable() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium, for one module: Playwright's sync API keeps an event loop marked as
+    running in this thread until it stops, which would break later asyncio tests."""
     reason = _browser_unavailable()
     if reason is not None:
         if os.environ.get("PHANTOM_AUCTION_REQUIRE_BROWSER"):
