@@ -123,6 +123,23 @@ def test_auction_page_shows_the_published_competition_and_verifies_it(
         assert page.locator("[data-testid=chart-clearing]").count() == 1
 
 
+def test_an_open_auction_page_keeps_the_seed_sealed_then_verifies_itself(
+    page: Any, market: Market
+) -> None:
+    opened = market.open_auction(2500)
+    page.goto(f"{market.server.url}/auctions/{opened['auction_id']}")
+    outcome = page.wait_for_selector("[data-testid=auction-outcome][data-status=open]")
+    assert outcome.inner_text() == "open"
+    assert "sealed until the auction ends" in page.inner_text("main")
+    assert page.locator("[data-testid=phantom-seed]").count() == 0
+    assert opened["phantom_commitment"] in page.inner_text("main")
+    # When it ends the page turns into the competition by itself, verified.
+    page.wait_for_selector("[data-testid=verify-result]", timeout=15_000)
+    competition = market.competition(opened["auction_id"])
+    assert page.inner_text("[data-testid=phantom-seed]") == competition["phantom_seed"]
+    assert page.get_attribute("[data-testid=verify-result]", "data-ok") == "true"
+
+
 def _tamper_phantom_price(doc: dict[str, Any]) -> str:
     bid = doc["phantom_bids"][0]
     bid["improved_price"] *= 1.000001
