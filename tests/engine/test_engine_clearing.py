@@ -48,11 +48,12 @@ def test_discriminatory_pay_as_bid() -> None:
     assert result.price == pytest.approx(100.26)
 
 
-def test_uniform_best_rejected_price() -> None:
-    # A 600 and B 400 win; C (nothing) is the best rejected bid: everyone at 100.10.
+def test_uniform_highest_rejected_unit_price() -> None:
+    # A 600 and B 400 of its 500 win; B's 100 unfilled units are the highest rejected:
+    # everyone at B's 100.20 (textbook uniform price; the seed priced at C's 100.10).
     result = _three_bids("uniform")
-    assert _fills(result) == [("A", 600.0, 100.1), ("B", 400.0, 100.1)]
-    assert result.price == pytest.approx(100.1)
+    assert _fills(result) == [("A", 600.0, 100.2), ("B", 400.0, 100.2)]
+    assert result.price == pytest.approx(100.2)
 
 
 def test_uniform_without_rejected_bid_is_baseline() -> None:
@@ -144,10 +145,11 @@ def test_discriminatory_with_fee_weight_pays_own_price() -> None:
 
 
 def test_uniform_with_fee_weight() -> None:
-    # Clearing price = C's price 100.25 (best rejected), capped at each winner's own price.
+    # The clearing score is B's 30 (its 200 unfilled units are the highest rejected):
+    # A pays 30 less its 12 fee bps = 18 bps, B its own 30 bps (capped at its price).
     result = _fee_bids("uniform")
-    assert _fills(result) == [("A", 600.0, 100.2), ("B", 400.0, 100.25)]
-    assert result.price == pytest.approx(100.22)
+    assert _fills(result) == [("A", 600.0, 100.18), ("B", 400.0, 100.3)]
+    assert result.price == pytest.approx(100.228)
 
 
 def test_vcg_with_fee_weight() -> None:

@@ -52,6 +52,7 @@ from .strategies import (
     strategy_names,
 )
 from .streaming import QuantileSketch, StreamingSummary
+from .sweeps import sweep
 
 __all__ = [
     "STRATEGIES",
@@ -95,4 +96,5 @@ __all__ = [
     "simulate_chunk_objects",
     "strategy_names",
     "summarize_chunk",
+    "sweep",
 ]
