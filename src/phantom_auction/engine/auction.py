@@ -901,7 +901,7 @@ class Auction:
             winning_bid=winning_bid,
             price=price,
             amount=amount,
-            improvement_bps=(price - baseline) / baseline * 10_000.0,
+            improvement_bps=improvement_bps(price, baseline),
             num_participants=len(reveals) + len(self._phantom_columns[0]),
             auction_duration_ms=(at - self._opened_at) / _MS,
             auction_id=self._id,

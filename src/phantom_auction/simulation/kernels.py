@@ -38,6 +38,7 @@ from ..mechanisms.rules import (
     fee_bps,
     fill_improvements,
     improvement_bps,
+    price_of,
     reveal_verdicts,
     score,
 )
@@ -157,7 +158,7 @@ def _padded_scalar_bids(
             env.baseline_quantity,
             env.market,
             rng,
-            bp * (1.0 + v / BPS),
+            price_of(v, bp),
             env.view,
         )
         rows.append(bids)
@@ -281,8 +282,8 @@ def _clear_and_measure(
 
     bp = env.baseline_price
     improvement = pay_real.sum(axis=1) / q_total
-    clearing_price = bp * (1.0 + improvement / BPS)
-    true_price = bp * (1.0 + draws.true_premium_bps[rows] / BPS)
+    clearing_price = price_of(improvement, bp)
+    true_price = price_of(draws.true_premium_bps[rows], bp)
     best_value = values.max(axis=1) if n else np.full(b, -np.inf)
     available = np.maximum(best_value, 0.0)
     has_surplus = available > 0.0

@@ -195,6 +195,7 @@ def run_monte_carlo(
     keep_rows: bool | None = None,
     engine: Engine = "fast",
     client: Any = None,
+    row_sink: Callable[[ChunkColumns], None] | None = None,
 ) -> MonteCarloResults:
     """Run ``config.num_simulations`` auctions (token B per A, token A).
 
@@ -207,7 +208,15 @@ def run_monte_carlo(
 
     ``client``: a ``distributed.Client``; each chunk is then a task on its Dask cluster,
     with the same results (:mod:`.distributed`; ``workers`` must be None).
+
+    ``row_sink(columns)``: called with each chunk's per-auction columns, in chunk order,
+    as the run goes; the run then keeps only its summary (constant memory whatever the
+    size: the sink writes the rows, e.g. to Parquet). Not with ``client``.
     """
+    if row_sink is not None and client is not None:
+        from ..errors import InvalidBidParameters
+
+        raise InvalidBidParameters("row_sink", row_sink, "is for local runs, not with client")
     if client is not None:
         from .distributed import run_monte_carlo_on_cluster
 
@@ -227,6 +236,7 @@ def run_monte_carlo(
     tasks = plan_chunks(simulator, baseline_price, baseline_quantity)
     total = sum(t.n_auctions for t in tasks)
     summarize = (total > STREAMING_THRESHOLD) if keep_rows is None else not keep_rows
+    summarize = summarize or row_sink is not None
     n_workers = simulator.config.resolved_workers if workers is None else int(workers)
     if n_workers < 1:
         from ..errors import InvalidBidParameters
@@ -238,7 +248,9 @@ def run_monte_carlo(
         parts: list[ChunkColumns | StreamingSummary] = []
         summary: StreamingSummary | None = None
         for task in tasks:
-            out = _run_task(task, summarize, engine)
+            out = _run_task(task, summarize and row_sink is None, engine)
+            if row_sink is not None:
+                out = _sink(out, row_sink, task)
             if isinstance(out, StreamingSummary):
                 summary = out if summary is None else summary.merge(out)
             else:
@@ -250,7 +262,18 @@ def run_monte_carlo(
         if summary is not None:
             return MonteCarloResults(tasks, None, summary, elapsed_s=elapsed)
         return MonteCarloResults.from_chunks(tasks, parts, elapsed_s=elapsed)
-    return _run_pool(tasks, summarize, engine, n_workers, progress, started)
+    return _run_pool(tasks, summarize, engine, n_workers, progress, started, row_sink)
+
+
+def _sink(
+    out: ChunkColumns | StreamingSummary,
+    row_sink: Callable[[ChunkColumns], None],
+    task: ChunkTask,
+) -> StreamingSummary:
+    """Hand a chunk's columns to ``row_sink`` and keep only their summary."""
+    assert not isinstance(out, StreamingSummary)
+    row_sink(out)
+    return StreamingSummary.from_columns(out, task.spec.labels)
 
 
 def _run_pool(
@@ -260,6 +283,7 @@ def _run_pool(
     n_workers: int,
     progress: ProgressCallback | None,
     started: float,
+    row_sink: Callable[[ChunkColumns], None] | None = None,
 ) -> MonteCarloResults:
     total = sum(t.n_auctions for t in tasks)
     results: dict[int, ChunkColumns | StreamingSummary] = {}
@@ -274,7 +298,8 @@ def _run_pool(
         while next_task < len(tasks) or pending:
             while next_task < len(tasks) and len(pending) < in_flight:
                 task = tasks[next_task]
-                pending[pool.submit(_run_task, task, summarize, engine)] = next_task
+                job = pool.submit(_run_task, task, summarize and row_sink is None, engine)
+                pending[job] = next_task
                 next_task += 1
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -286,6 +311,8 @@ def _run_pool(
             if summarize:
                 while merged in results:
                     part = results.pop(merged)
+                    if row_sink is not None:
+                        part = _sink(part, row_sink, tasks[merged])
                     assert isinstance(part, StreamingSummary)
                     summary = part if summary is None else summary.merge(part)
                     merged += 1

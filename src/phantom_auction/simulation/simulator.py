@@ -35,6 +35,7 @@ from ..mechanisms.rules import (
     fee_bps,
     improvement_bps,
     in_window,
+    price_of,
     reveal_verdict,
     score,
 )
@@ -251,7 +252,7 @@ def simulate_auction(
     add_t, add_v, labels = path_t.append, path_v.append, env.labels
     for i, strategy in enumerate(strategies):
         v = values[i]
-        bids = call_generate_bids(strategy, bp, bq, market, rngs[i], bp * (1.0 + v / BPS), view)
+        bids = call_generate_bids(strategy, bp, bq, market, rngs[i], price_of(v, bp), view)
         submitted += len(bids)
         best: tuple[float, float, float, float, float, float] | None = None
         for price, quantity, t, fee in bids:
@@ -327,9 +328,9 @@ def simulate_auction(
 
     # Metrics against the modelled values.
     improvement = sum(p_real) / bq
-    clearing_price = bp * (1.0 + improvement / BPS)
+    clearing_price = price_of(improvement, bp)
     premium = float(draws.true_premium_bps[a])
-    true_price = bp * (1.0 + premium / BPS)
+    true_price = price_of(premium, bp)
     best_value = max(values) if n else -math.inf
     available = max(best_value, 0.0)
     welfare_bps = sum(values[i] * x_real[i] for i in range(n)) / bq

@@ -34,7 +34,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ...mechanisms.rules import IMPROVEMENT_TOLERANCE_BPS, in_window, to_us
+from ...mechanisms.rules import (
+    BPS,
+    IMPROVEMENT_TOLERANCE_BPS,
+    improvement_bps,
+    in_window,
+    to_us,
+)
 
 if TYPE_CHECKING:
     from ..market import MarketConditions
@@ -62,7 +68,6 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
-BPS = 10_000.0
 #: Slack on improvement bounds (bps): a bid computed in bps and sent as a price comes
 #: back a few ulps off, and must not flip from accepted to rejected on the way.
 BOUND_SLACK_BPS = IMPROVEMENT_TOLERANCE_BPS
@@ -87,8 +92,8 @@ new_bid: Callable[[tuple[float, float, float, float]], Bid] = partial(tuple.__ne
 
 
 def price_to_bps(baseline_price: float, price: float) -> float:
-    """Improvement of ``price`` over ``baseline_price`` in bps."""
-    return (price / baseline_price - 1.0) * BPS
+    """Improvement of ``price`` over ``baseline_price`` in bps (the rule book's)."""
+    return improvement_bps(price, baseline_price)
 
 
 @dataclass(frozen=True, slots=True)
