@@ -217,7 +217,8 @@ def utility_loss(
             diff = _profit(config, market, chosen, (scale, shift), baseline, workers) - base
             gains[i, j] = float(diff.mean())
             ses[i, j] = float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
-    i, j = np.unravel_index(int(np.argmax(gains)), gains.shape)
+    flat = int(np.argmax(gains))
+    i, j = flat // gains.shape[1], flat % gains.shape[1]
     return UtilityLoss(
         strategy=chosen if isinstance(chosen, str) else strategy_label(chosen),
         num_auctions=n,

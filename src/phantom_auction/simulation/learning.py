@@ -96,7 +96,7 @@ def _run_arm(
     grid = value_bps * np.arange(1, steps + 1) / steps
     learners = [
         AdaptiveStrategy(
-            bids_bps=grid,
+            bids_bps=grid.tolist(),
             learning_rate=alpha,
             discount=gamma,
             epsilon=1.0,
