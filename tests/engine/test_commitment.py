@@ -16,7 +16,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from phantom_auction import InvalidBidParameters, make_commitment
-from phantom_auction.engine import canonical_decimal, commitment_preimage, make_bid
+from phantom_auction.engine import (
+    MAX_NONCE,
+    MAX_TOKEN_ID,
+    canonical_decimal,
+    commitment_preimage,
+    make_bid,
+)
 from phantom_auction.engine.commitment import auction_prefix, revealed_digest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "commitment.md"
@@ -152,11 +158,13 @@ def test_canonical_decimal_is_one_to_one(x: float, y: float) -> None:
 @given(
     auction_id=st.text(min_size=1, max_size=12),
     bidder_id=st.text(min_size=1, max_size=12),
-    token_pair=st.tuples(st.integers(-(2**63), 2**63 - 1), st.integers(-(2**63), 2**63 - 1)),
+    token_pair=st.tuples(
+        st.integers(-MAX_TOKEN_ID, MAX_TOKEN_ID), st.integers(-MAX_TOKEN_ID, MAX_TOKEN_ID)
+    ),
     price=st.floats(0, 1e6),
     volume=st.floats(0, 1e6),
     fee=st.floats(0, 1e3),
-    nonce=st.integers(0, 2**64 - 1),
+    nonce=st.integers(0, MAX_NONCE),
     salt=st.binary(min_size=32, max_size=32),
 )
 def test_make_commitment_matches_independent_implementation(
@@ -212,6 +220,8 @@ def test_every_field_is_bound(field: str, position: int, value: Any) -> None:
         (1, 7, "bidder_id"),
         (2, [1, 2], "token_pair"),
         (2, (1, 2**63), "token_pair"),
+        (2, (1, MAX_TOKEN_ID + 1), "token_pair"),
+        (2, (-MAX_TOKEN_ID - 1, 1), "token_pair"),
         (2, (1, True), "token_pair"),
         (3, math.nan, "improved_price"),
         (4, math.inf, "volume"),
@@ -219,6 +229,8 @@ def test_every_field_is_bound(field: str, position: int, value: Any) -> None:
         (5, True, "priority_fee"),
         (6, -1, "nonce"),
         (6, 2**64, "nonce"),
+        (6, 2**63, "nonce"),
+        (6, MAX_NONCE + 1, "nonce"),
         (7, bytes(31), "salt"),
     ],
 )
@@ -258,8 +270,10 @@ _ANY_FLOAT = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(
     price=_ANY_FLOAT,
     volume=_ANY_FLOAT,
     fee=_ANY_FLOAT,
-    nonce=st.integers(0, 2**64 - 1),
-    pair=st.tuples(st.integers(-(2**63), 2**63 - 1), st.integers(-(2**63), 2**63 - 1)),
+    nonce=st.integers(0, MAX_NONCE),
+    pair=st.tuples(
+        st.integers(-MAX_TOKEN_ID, MAX_TOKEN_ID), st.integers(-MAX_TOKEN_ID, MAX_TOKEN_ID)
+    ),
 )
 def test_the_engines_reveal_digest_is_make_commitment(
     bidder: str, price: float, volume: float, fee: float, nonce: int, pair: tuple[int, int]

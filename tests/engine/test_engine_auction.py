@@ -318,6 +318,7 @@ def test_every_reason_code_is_exercised() -> None:
         "improvement_out_of_bounds",
         "volume_out_of_bounds",
         "fee_out_of_bounds",
+        "withdrawn",  # test_engine_withdraw.py
     }
 
 

@@ -53,7 +53,7 @@ class RawBidder:
         self._arrived = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._ref = 0
-        self.nonce = time.time_ns()
+        self.nonce = time.time_ns() // 1_000  # microseconds: below MAX_NONCE = 2**53 - 1
 
     async def __aenter__(self) -> RawBidder:
         self.ws = await connect(self.ws_url, max_size=1 << 24)
@@ -314,7 +314,7 @@ def auction_record(auction_id: str, client_id: int, key: str | None = None) -> A
         idempotency_key=key,
         request_digest="d" * 64,
         token_in=1,
-        token_out=2**63 - 1,
+        token_out=2**53 - 1,
         amount=10.0,
         baseline_price=2500.5,
         opened_at_us=1_000_000,

@@ -30,7 +30,14 @@ from .audit import (
 )
 from .bids import ImprovementBid, SealedBid, SettlementRequest, make_bid
 from .codec import event_from_jsonable, to_jsonable
-from .commitment import canonical_decimal, commitment_preimage, make_commitment, new_salt
+from .commitment import (
+    MAX_NONCE,
+    MAX_TOKEN_ID,
+    canonical_decimal,
+    commitment_preimage,
+    make_commitment,
+    new_salt,
+)
 from .nonces import NonceRegistry
 from .phantoms import (
     PhantomArrays,
@@ -46,6 +53,8 @@ from .result import AuctionAnnouncement, AuctionResult, Fill, RankedBid, Ranking
 from .runner import BidSource, arun_auction, run_auction
 
 __all__ = [
+    "MAX_NONCE",
+    "MAX_TOKEN_ID",
     "TRANSITIONS",
     "Auction",
     "AuctionAborted",

@@ -712,6 +712,39 @@ class Auction:
         self._log.append((RevealRejected, at, bid, reason, detail))
         return False
 
+    def _check_open(self, command: str) -> None:
+        if self._phase is _FINALIZED or self._phase is _ABORTED:
+            raise InvalidBidParameters(
+                "phase", self._phase.name, f"{command}: the auction has already ended"
+            )
+
+    def withdraw(self, bidder_id: str, detail: str, now: datetime | None = None) -> None:
+        """Forget ``bidder_id``'s accepted commitment (and reveal), as if it never arrived.
+
+        For a driver that could not make the acceptance durable (a store write failed):
+        the bidder is told so and may commit again. Logged as a ``commit_rejected`` event
+        with reason ``withdrawn``; the nonce registry is the driver's to roll back
+        (:meth:`NonceRegistry.release`), since other auctions share it.
+        """
+        at = self._advance(now, Command.COMMIT)
+        self._check_open("withdraw")
+        if bidder_id not in self._commitments:
+            raise InvalidBidParameters("bidder_id", bidder_id, "has no accepted commitment")
+        if bidder_id in self._reveals:
+            self.withdraw_reveal(bidder_id, detail, at)
+        sealed = self._commitments.pop(bidder_id)
+        self._log.append((CommitRejected, at, sealed, RejectReason.WITHDRAWN, detail))
+
+    def withdraw_reveal(self, bidder_id: str, detail: str, now: datetime | None = None) -> None:
+        """Forget ``bidder_id``'s accepted reveal (its commitment stays, so it may reveal
+        again in the window); like :meth:`withdraw`, for a reveal its driver lost."""
+        at = self._advance(now, Command.REVEAL)
+        self._check_open("withdraw_reveal")
+        bid = self._reveals.pop(bidder_id, None)
+        if bid is None:
+            raise InvalidBidParameters("bidder_id", bidder_id, "has no accepted reveal")
+        self._log.append((RevealRejected, at, bid, RejectReason.WITHDRAWN, detail))
+
     def close_collection(self, now: datetime | None = None) -> None:
         """End the collection window early (every expected bidder has committed)."""
         at = self._advance(now, Command.CLOSE_COLLECTION)
@@ -942,6 +975,10 @@ class Auction:
             self._nonces.restore(bid.bidder_id, bid.nonce)
             self._commitments[bid.bidder_id] = bid
             self._log.append((CommitAccepted, at, bid))
+        elif isinstance(event, CommitRejected) and event.reason is RejectReason.WITHDRAWN:
+            self.withdraw(event.bid.bidder_id, event.detail, at)
+        elif isinstance(event, RevealRejected) and event.reason is RejectReason.WITHDRAWN:
+            self.withdraw_reveal(event.bid.bidder_id, event.detail, at)
         elif isinstance(event, CommitRejected | RevealRejected):
             self._log.append((type(event), *(getattr(event, f) for f in event.__slots__)))
         elif isinstance(event, RevealAccepted):

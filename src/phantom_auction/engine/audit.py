@@ -78,6 +78,7 @@ class RejectReason(StrEnum):
     REPLAYED_NONCE = "replayed_nonce"  # nonce not above the bidder's last accepted one
     DUPLICATE_COMMIT = "duplicate_commit"  # one commitment per bidder per auction
     TOKEN_PAIR_MISMATCH = "token_pair_mismatch"  # commit or reveal names another pair
+    WITHDRAWN = "withdrawn"  # accepted, then withdrawn: its driver could not record it
     # reveal
     OUTSIDE_REVEAL_WINDOW = "outside_reveal_window"
     NOT_COMMITTED = "not_committed"

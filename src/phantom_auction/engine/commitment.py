@@ -6,11 +6,11 @@ has the same layout with test vectors for bidders written in other languages)::
     text("phantom-auction/commitment/v1")    domain tag: a digest is never valid elsewhere
     text(auction_id)                          binds the bid to one auction
     text(bidder_id)
-    i64(token_in) i64(token_out)              the token pair
+    i64(token_in) i64(token_out)              the token pair, |id| <= 2**53 - 1
     dec(improved_price)                       B per A
     dec(volume)                               token A units
     dec(priority_fee)                         token units
-    u64(nonce)
+    u64(nonce)                                0 <= nonce <= 2**53 - 1
     salt                                      exactly 32 bytes (hides the bid)
 
     text(s) = u32be(len(utf8(s))) || utf8(s)     length prefix: no two field lists collide
@@ -24,6 +24,11 @@ without an exponent, without trailing fractional zeros and without a trailing po
 "10000000000000000000000"``; ``-0.0`` is written ``"0"``. Every finite float64 has
 exactly one such text and the text parses back to the same float, so the encoding is
 exact (no rounding rule to agree on, unlike fixed-point) and has no range limit.
+
+Token ids and nonces keep their 8-byte fields but are limited to JSON's safe integers
+(magnitude at most 2**53 - 1, :data:`MAX_NONCE`, :data:`MAX_TOKEN_ID`): every JSON parser,
+JavaScript's included, reads them exactly, so a bidder in any language signs and hashes
+the numbers the service stores and publishes.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = [
     "COMMITMENT_DOMAIN",
     "COMMITMENT_SIZE",
+    "MAX_NONCE",
+    "MAX_TOKEN_ID",
     "SALT_SIZE",
     "canonical_decimal",
     "commitment_preimage",
@@ -53,9 +60,10 @@ __all__ = [
 COMMITMENT_DOMAIN: Final = "phantom-auction/commitment/v1"
 COMMITMENT_SIZE: Final = 32
 SALT_SIZE: Final = 32
-_I64_MIN: Final = -(2**63)
-_I64_MAX: Final = 2**63 - 1
-_U64_MAX: Final = 2**64 - 1
+#: The largest integer every JSON parser reads exactly (JavaScript's
+#: ``Number.MAX_SAFE_INTEGER``): the bound of nonces and token ids on the wire and here.
+MAX_NONCE: Final = 2**53 - 1
+MAX_TOKEN_ID: Final = 2**53 - 1
 
 _pack_u32 = struct.Struct(">I").pack
 _pack_pair = struct.Struct(">qq").pack
@@ -115,17 +123,19 @@ def _check_pair(token_pair: object) -> tuple[int, int]:
     if (
         not isinstance(token_pair, tuple)
         or len(token_pair) != 2
-        or not all(type(t) is int and _I64_MIN <= t <= _I64_MAX for t in token_pair)
+        or not all(type(t) is int and -MAX_TOKEN_ID <= t <= MAX_TOKEN_ID for t in token_pair)
     ):
         raise InvalidBidParameters(
-            "token_pair", token_pair, "must be a tuple (token_in, token_out) of 64-bit integers"
+            "token_pair",
+            token_pair,
+            "must be a tuple (token_in, token_out) of integers in [-(2**53 - 1), 2**53 - 1]",
         )
     return token_pair[0], token_pair[1]
 
 
 def _check_nonce(nonce: object) -> int:
-    if type(nonce) is not int or not 0 <= nonce <= _U64_MAX:
-        raise InvalidBidParameters("nonce", nonce, "must be an integer in [0, 2**64)")
+    if type(nonce) is not int or not 0 <= nonce <= MAX_NONCE:
+        raise InvalidBidParameters("nonce", nonce, "must be an integer in [0, 2**53 - 1]")
     return nonce
 
 
@@ -251,7 +261,7 @@ def make_commitment(
     """SHA-256 (32 bytes) of the canonical encoding of a bid; see ``docs/commitment.md``.
 
     ``improved_price`` in B per A, ``volume`` in token A units, ``priority_fee`` in token
-    units, ``nonce`` in ``[0, 2**64)``, ``salt`` exactly 32 random bytes. Raises
+    units, ``nonce`` in ``[0, 2**53 - 1]``, ``salt`` exactly 32 random bytes. Raises
     :class:`InvalidBidParameters` naming the first malformed field.
     """
     return hashlib.sha256(

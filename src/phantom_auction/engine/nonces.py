@@ -43,6 +43,17 @@ class NonceRegistry:
             )
         self._last[bidder_id] = nonce
 
+    def release(self, bidder_id: str, nonce: int, previous: int | None) -> None:
+        """Undo :meth:`record` of ``nonce`` (a commit withdrawn because it could not be
+        stored): the bidder's last nonce goes back to ``previous``, unless a later
+        commit has already moved it past ``nonce``."""
+        if self._last.get(bidder_id) != nonce:
+            return
+        if previous is None:
+            del self._last[bidder_id]
+        else:
+            self._last[bidder_id] = previous
+
     def restore(self, bidder_id: str, nonce: int) -> None:
         """Raise the bidder's last nonce to ``nonce`` if it is lower (rebuilding from a log)."""
         if type(nonce) is not int or nonce < 0:

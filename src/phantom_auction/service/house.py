@@ -235,6 +235,10 @@ class LiveAuction:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     finishing: bool = False
     store_failed: bool = False
+    #: Bid events submitted and not yet durable (the result waits for them).
+    pending: set[asyncio.Future[None]] = field(default_factory=set)
+    #: Set once the result is computed: nothing can be withdrawn any more.
+    cleared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -923,6 +927,10 @@ class AuctionHouse:
             timer.cancel()
         auction = live.auction
         triggered = time.time()
+        while live.pending:
+            # A message whose write fails is withdrawn: settle that before clearing.
+            await asyncio.wait(list(live.pending))
+        live.cleared = True
         if live.store_failed and abort_reason is None:
             abort_reason = "the auction could not be stored"
         if abort_reason is not None:
@@ -1045,36 +1053,75 @@ class AuctionHouse:
         return self.live.get(auction_id)
 
     def _record(
-        self, live: LiveAuction, event: BidEvent, verdict: Verdict
+        self,
+        live: LiveAuction,
+        event: BidEvent,
+        verdict: Verdict,
+        previous_nonce: int | None = None,
     ) -> asyncio.Future[Verdict]:
-        """Journal ``event`` and answer ``verdict`` once it is durable."""
+        """Journal ``event`` and answer ``verdict`` once it is durable.
+
+        If the write fails, only this message is lost: an accepted commit or reveal is
+        withdrawn from the auction (and a commit's nonce given back, ``previous_nonce``
+        being the bidder's last before it), the bidder is told ``store_unavailable`` and
+        may send it again; the auction and everyone else's acks go on.
+        """
         received = time.perf_counter()
+        index = len(live.events)
         live.events.append(event)
         if verdict.reason is not None:
             self.metrics.count_rejection(verdict.reason)
         answer: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
 
         def durable(written: asyncio.Future[None]) -> None:
+            live.pending.discard(written)
             if answer.done():
                 return
-            if written.cancelled() or written.exception() is not None:
-                # The engine saw a message the store lost: the auction cannot be trusted.
-                live.store_failed = True
+            error = None if written.cancelled() else written.exception()
+            if written.cancelled() or error is not None:
+                _log.error(
+                    "%s from %s in auction %s could not be stored: %r",
+                    event.kind,
+                    event.bidder_id,
+                    event.auction_id,
+                    error,
+                )
+                detail = "the message could not be stored and was not taken: send it again"
+                if event.accepted:
+                    self._withdraw(live, event, detail, previous_nonce)
+                live.events[index] = replace(
+                    event,
+                    accepted=False,
+                    reason="store_unavailable",
+                    payload={**event.payload, "detail": detail},
+                )
                 self.metrics.count_rejection("store_unavailable")
                 answer.set_result(
-                    replace(
-                        verdict,
-                        accepted=False,
-                        reason="store_unavailable",
-                        detail="the message could not be stored; the auction will be aborted",
-                    )
+                    replace(verdict, accepted=False, reason="store_unavailable", detail=detail)
                 )
                 return
             self.metrics.ack_latency.observe(time.perf_counter() - received)
             answer.set_result(verdict)
 
-        self.journal.submit(event).add_done_callback(durable)
+        written = self.journal.submit(event)
+        live.pending.add(written)
+        written.add_done_callback(durable)
         return answer
+
+    def _withdraw(
+        self, live: LiveAuction, event: BidEvent, detail: str, previous_nonce: int | None
+    ) -> None:
+        """Take back an accepted message whose event the store lost."""
+        if live.cleared:
+            # Only reachable if a write outlives the wait in _finish: the result has it.
+            _log.error("auction %s: lost %s is already in the result", event.auction_id, event)
+            return
+        if event.kind == "commit":
+            live.auction.withdraw(event.bidder_id, detail)
+            if event.nonce is not None:
+                self.nonces.release(event.bidder_id, event.nonce, previous_nonce)
+        else:
+            live.auction.withdraw_reveal(event.bidder_id, detail)
 
     async def _not_live(
         self, kind: str, auction_id: str, bidder_id: str, payload: dict[str, Any]
@@ -1236,6 +1283,7 @@ class AuctionHouse:
             received,
         )
         auction = live.auction
+        previous_nonce = self.nonces.last(state.bidder_id)
         accepted = auction.commit(sealed, received)
         event = auction.last_event
         reason = detail = None
@@ -1253,7 +1301,9 @@ class AuctionHouse:
             payload,
             received_us,
         )
-        return self._record(live, stored, Verdict("commit", auction_id, accepted, reason, detail))
+        return self._record(
+            live, stored, Verdict("commit", auction_id, accepted, reason, detail), previous_nonce
+        )
 
     def _reveal(
         self, state: BidderState, body: RevealBody, auction_id: str, transport: str

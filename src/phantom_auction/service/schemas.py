@@ -3,7 +3,10 @@
 Units: prices in token B per token A (``token_out`` per ``token_in``); ``amount`` and
 ``volume`` in token A units; ``priority_fee`` in token units; improvements in basis
 points over the baseline; times are ISO 8601 UTC. Hex is lower or upper case.
-Numbers must be finite; ranges bound what JSON can carry without overflow.
+Numbers must be finite and be JSON numbers: ``"300"`` or ``true`` where a number is
+expected is refused (``malformed``), never coerced. Integers (token ids, nonces) are
+within JSON's safe range, magnitude at most 2**53 - 1, so that every parser, JavaScript's
+``JSON.parse`` included, reads them exactly.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, TypeAdapter
 
+from ..engine.commitment import MAX_NONCE, MAX_TOKEN_ID
 from .auth import BIDDER_ID_PATTERN
 
 __all__ = [
@@ -35,12 +39,20 @@ __all__ = [
 
 HEX32 = r"^[0-9a-fA-F]{64}$"
 HEX64 = r"^[0-9a-fA-F]{128}$"
-TokenId = Annotated[int, Field(ge=-(2**63), le=2**63 - 1, description="64-bit token id")]
+TokenId = Annotated[
+    int,
+    Strict(),
+    Field(ge=-MAX_TOKEN_ID, le=MAX_TOKEN_ID, description="token id, |id| <= 2**53 - 1"),
+]
 #: Amounts and prices are bounded so that every derived quantity stays finite.
-Quantity = Annotated[float, Field(gt=0.0, le=1e18, allow_inf_nan=False)]
-Price = Annotated[float, Field(gt=0.0, le=1e15, allow_inf_nan=False)]
-BidNumber = Annotated[float, Field(ge=-1e300, le=1e300, allow_inf_nan=False)]
-Nonce = Annotated[int, Field(ge=0, lt=2**64, description="strictly increasing per bidder")]
+Quantity = Annotated[float, Strict(), Field(gt=0.0, le=1e18, allow_inf_nan=False)]
+Price = Annotated[float, Strict(), Field(gt=0.0, le=1e15, allow_inf_nan=False)]
+BidNumber = Annotated[float, Strict(), Field(ge=-1e300, le=1e300, allow_inf_nan=False)]
+Nonce = Annotated[
+    int,
+    Strict(),
+    Field(ge=0, le=MAX_NONCE, description="strictly increasing per bidder, <= 2**53 - 1"),
+]
 Ref = Annotated[str | int | None, Field(default=None, description="echoed in the ack")]
 
 
@@ -65,7 +77,7 @@ class OpenAuctionBody(_Body):
     amount: Quantity
     baseline_price: Price
     deadline: AwareDatetime | None = None
-    duration_ms: Annotated[int, Field(ge=1, le=3_600_000)] | None = None
+    duration_ms: Annotated[int, Strict(), Field(ge=1, le=3_600_000)] | None = None
     idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 

@@ -48,7 +48,8 @@ class StrategyBidder:
     bid is sent) and ``priority_fee`` (token units). With ``honour_timing`` the commit is
     sent at that time (so a bid timed after the collection window arrives late). The bid
     is sealed with a fresh salt and the next nonce (``first_nonce``, by default the
-    current time in ns so that nonces keep increasing across restarts), kept, and
+    current time in microseconds, so that nonces keep increasing across restarts and stay
+    below ``MAX_NONCE`` = 2**53 - 1 until the year 2255), kept, and
     revealed when asked.
 
     ``market`` defaults to ``MarketConditions()``; ``rng`` to a fresh
@@ -84,7 +85,8 @@ class StrategyBidder:
         self.market = MarketConditions() if market is None else market
         self.rng = np.random.default_rng() if rng is None else rng
         self.honour_timing = honour_timing
-        self._nonce = time.time_ns() if first_nonce is None else first_nonce
+        # Microseconds, not ns: a ns clock (1.8e18) is past what JSON carries exactly.
+        self._nonce = time.time_ns() // 1_000 if first_nonce is None else first_nonce
         self._pending: dict[str, ImprovementBid] = {}
         self.private_value = private_value
         self._takes_value = _accepts_keyword(strategy.generate_bid, "private_value")

@@ -1,0 +1,220 @@
+"""One message the store cannot take never aborts an auction nor costs other bidders their acks.
+
+The red team's High finding: a commit with a nonce >= 2**63 (valid u64 by the old docs)
+was acked ``store_unavailable``, aborted the whole auction (every other bidder's
+acknowledged bids dropped), advanced the in-memory nonce registry and showed up in the
+competition as accepted. Now: nonces outside the documented JSON-safe range are refused
+as ``malformed`` before the auction or the registry sees them (over the wire, on SQLite
+and PostgreSQL), and a write that fails for any other reason withdraws just that message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from service_harness import RawBidder, ServerProcess, pg_unavailable_reason, pg_url, reason
+
+from phantom_auction.config import load_config
+from phantom_auction.engine import MAX_NONCE, make_bid
+from phantom_auction.service.auth import (
+    commit_signing_bytes,
+    generate_keypair,
+    load_private_key,
+    sign,
+)
+from phantom_auction.service.house import AuctionHouse
+from phantom_auction.service.schemas import CommitBody, OpenAuctionBody, RevealBody
+from phantom_auction.service.store import BidEvent, MemoryStore, Write
+
+pytestmark = pytest.mark.anyio
+
+ENV = {
+    "AUCTION_PHANTOM_AUCTION_DURATION_MS": "1500",
+    "AUCTION_PHANTOM_AUCTION_REVEAL_DELAY_MS": "700",
+}
+
+
+@pytest.fixture(
+    scope="module",
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+def live_server(request: pytest.FixtureRequest, server_factory: Any) -> Any:
+    if request.param == "sqlite":
+        return server_factory(ENV)
+    why = pg_unavailable_reason()
+    if why is not None:
+        pytest.skip(why)
+    folder = request.getfixturevalue("tmp_path_factory").mktemp("pg-hardening")
+    server = ServerProcess(pg_url(), ENV, log=folder / "server.log")
+    server.start()
+    request.addfinalizer(server.stop)
+    return server
+
+
+def _unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+async def test_an_out_of_range_nonce_is_malformed_and_harms_no_one(
+    live_server: ServerProcess,
+) -> None:
+    server = live_server
+    token = await server.add_client(_unique("settlement"))
+    names = [_unique("honest"), _unique("honest"), _unique("attacker")]
+    keys = {name: await server.add_bidder(name) for name in names}
+    attacker = names[2]
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http,
+        RawBidder(server.ws_url, names[0], keys[names[0]]) as a,
+        RawBidder(server.ws_url, names[1], keys[names[1]]) as b,
+        RawBidder(server.ws_url, attacker, keys[attacker]) as m,
+    ):
+        opened = await http.post(
+            "/v1/auctions",
+            params={"wait": "false"},
+            json={"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0},
+        )
+        aid = opened.json()["auction_id"]
+        op = await a.opened(aid)
+        bids = {a: a.bid(op, 30), b: b.bid(op, 40)}
+        for bidder, bid in bids.items():
+            assert reason(await bidder.commit(aid, bid)) == "accepted"
+        # Above the range (2**63 was the finding; 2**53 is the first refused value), and
+        # as a string: refused before the engine, so neither auction nor registry changes.
+        for nonce in (2**63, 2**64 - 1, MAX_NONCE + 1):
+            ack = await m.send(
+                {**m.commit_message(aid, m.bid(op, 20, nonce=MAX_NONCE)), "nonce": nonce}
+            )
+            assert (reason(ack), ack["auction_id"]) == ("malformed", None), ack
+            assert "nonce" in ack["detail"]
+        as_text = m.commit_message(aid, m.bid(op, 20, nonce=5))
+        assert reason(await m.send({**as_text, "nonce": "5"})) == "malformed"
+        # The attacker's next honest commit, with a small nonce, is still fresh.
+        late_bid = m.bid(op, 20, nonce=7)
+        assert reason(await m.commit(aid, late_bid)) == "accepted"
+        await a.push("reveal_open", aid)
+        for bidder, bid in bids.items():
+            assert reason(await bidder.reveal(aid, bid)) == "accepted"
+        assert reason(await m.reveal(aid, late_bid)) == "accepted"
+        closed = await a.push("auction_closed", aid)
+        assert closed["status"] == "finalized"
+        competition = (await http.get(f"/v1/auctions/{aid}/competition")).json()
+        assert competition["status"] == "finalized"
+        accepted = {c["bidder_id"]: c["nonce"] for c in competition["commitments"] if c["accepted"]}
+        assert accepted == {names[0]: bids[a].nonce, names[1]: bids[b].nonce, attacker: 7}
+        assert all(c["nonce"] <= MAX_NONCE for c in competition["commitments"])
+        # The largest nonce in range is taken exactly (and kept exactly in the store).
+        again = await http.post(
+            "/v1/auctions",
+            params={"wait": "false"},
+            json={"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0},
+        )
+        aid2 = again.json()["auction_id"]
+        top = m.bid(await m.opened(aid2), 20, nonce=MAX_NONCE)
+        assert reason(await m.commit(aid2, top)) == "accepted"
+        await m.push("auction_closed", aid2)
+        competition = (await http.get(f"/v1/auctions/{aid2}/competition")).json()
+        assert [c["nonce"] for c in competition["commitments"]] == [MAX_NONCE]
+
+
+class FlakyStore(MemoryStore):
+    """A store that fails every bid event carrying one nonce (as a full disk might)."""
+
+    def __init__(self, poisoned_nonce: int) -> None:
+        super().__init__()
+        self.poisoned_nonce = poisoned_nonce
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        for write in writes:
+            if isinstance(write, BidEvent) and write.nonce == self.poisoned_nonce:
+                raise OSError("disk full")
+        await super().apply(writes)
+
+
+CONFIG = load_config(
+    env={
+        "AUCTION_SERVICE_FINISH_EARLY": "false",
+        "AUCTION_PHANTOM_AUCTION_MECHANISM": "uniform",
+    }
+)
+
+
+async def test_a_lost_write_withdraws_only_its_own_message() -> None:
+    store = FlakyStore(poisoned_nonce=666)
+    client = await store.add_client("settlement", "a" * 64)
+    keys = {}
+    for name in ("mm-0", "mm-1", "mm-2"):
+        private, public = generate_keypair()
+        await store.add_bidder(name, bytes.fromhex(public))
+        keys[name] = private
+    house = AuctionHouse(CONFIG, store)
+    await house.start()
+    handle = await house.open_auction(
+        client,
+        OpenAuctionBody(
+            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=800
+        ),
+    )
+    aid = handle.record.auction_id
+    assert handle.stored is not None
+    await handle.stored
+
+    async def commit(name: str, improvement_bps: float, nonce: int) -> tuple[Any, Any]:
+        state = await house.bidder_state(name)
+        assert state is not None
+        bid = make_bid(aid, name, (1, 2), 2000.0 * (1 + improvement_bps / 1e4), 5.0, 0.0, nonce)
+        commitment = bid.commitment_hash.hex()
+        signature = sign(
+            load_private_key(keys[name]), commit_signing_bytes(aid, name, commitment, nonce)
+        )
+        body = CommitBody(
+            token_pair=[1, 2], commitment=commitment, nonce=nonce, signature=signature
+        )
+        return await house.commit(state, body, aid, "test"), (state, bid)
+
+    # Three commits in one journal batch; the middle one cannot be stored.
+    results = await asyncio.gather(
+        commit("mm-0", 30, 10), commit("mm-1", 40, 666), commit("mm-2", 20, 11)
+    )
+    verdicts = [verdict for verdict, _ in results]
+    assert [v.accepted for v in verdicts] == [True, False, True]
+    assert verdicts[1].reason == "store_unavailable"
+    # The lost commit is withdrawn: the engine forgets it and the nonce is free again.
+    live = house.live[aid]
+    assert set(live.auction.commitments) == {"mm-0", "mm-2"}
+    assert house.nonces.last("mm-1") is None
+    # So mm-1 can simply send it again (a new nonce: the store still refuses 666).
+    verdict, (state_1, bid_1) = await commit("mm-1", 40, 667)
+    assert verdict.accepted
+    delay = (live.auction.commit_deadline - datetime.now(UTC)).total_seconds()
+    await asyncio.sleep(max(0.0, delay) + 0.02)
+    for state, bid in [results[0][1], results[2][1], (state_1, bid_1)]:
+        body = RevealBody(
+            token_pair=[1, 2],
+            improved_price=bid.improved_price,
+            volume=bid.volume,
+            priority_fee=0.0,
+            nonce=bid.nonce,
+            salt=bid.salt.hex(),
+        )
+        assert (await house.reveal(state, body, aid, "test")).accepted
+    record = await handle.done
+    assert (record.status, record.outcome) == ("finalized", "filled")
+    assert record.competition is not None
+    commitments = record.competition["commitments"]
+    lost = [c for c in commitments if c["nonce"] == 666]
+    assert [(c["accepted"], c["reason"]) for c in lost] == [(False, "store_unavailable")]
+    assert {c["bidder_id"] for c in commitments if c["accepted"]} == {"mm-0", "mm-1", "mm-2"}
+    assert record.result is not None and record.result["unrevealed"] == []
+    # Nobody is penalized for the venue's lost write.
+    for name in keys:
+        bidder = await store.bidder(name)
+        assert bidder is not None and bidder.penalty.no_reveal_rate == 0.0
+    await house.close()
