@@ -96,6 +96,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "run_monte_carlo",
         "run_simulation",
         "simulate_chunk",
+        "sweep",
     ),
 }
 _SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -182,6 +183,7 @@ if typing.TYPE_CHECKING:
         run_monte_carlo,
         run_simulation,
         simulate_chunk,
+        sweep,
     )
 
 __all__ = [
@@ -260,6 +262,7 @@ __all__ = [
     "run_monte_carlo",
     "run_simulation",
     "simulate_chunk",
+    "sweep",
 ]
 
 

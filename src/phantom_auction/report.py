@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._extras import require
+from .simulation.results import METRICS, SEED_METRIC_NAMES, SWEEP_METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,46 +46,6 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 
-
-@dataclass(frozen=True, slots=True)
-class MetricInfo:
-    """How a metric is named on an axis (``title``, ``unit``) and in a terminal (``short``)."""
-
-    title: str
-    unit: str
-    short: str = ""
-
-
-#: Per-auction metrics, their display names and units (in table and plot order).
-METRICS: dict[str, MetricInfo] = {
-    "improvement_bps": MetricInfo("User price improvement", "bps over baseline", "bps"),
-    "mev_capture_rate": MetricInfo(
-        "MEV capture rate", "share of best real value − baseline", "share"
-    ),
-    "price_discovery_efficiency": MetricInfo(
-        "Price discovery efficiency", "1 − |price − P*|/P*", "ratio"
-    ),
-    "bid_shading": MetricInfo("Bid shading", "share of value", "share"),
-    "phantom_won": MetricInfo("Phantom win rate", "share of auctions", "share"),
-    "real_fill_fraction": MetricInfo("Real fill fraction", "share of order volume", "share"),
-    "welfare": MetricInfo("Welfare (gains over CFMM)", "token B", "B"),
-    "welfare_improvement": MetricInfo("Welfare realised", "share of best gains over CFMM", "share"),
-    "convergence_speed_ms": MetricInfo("Convergence time", "ms", "ms"),
-    "clearing_price": MetricInfo("Clearing price", "token B per token A", "B/A"),
-    "num_real_bids": MetricInfo("Real bids", "bids per auction", "bids"),
-    "num_phantom_bids": MetricInfo("Phantom bids", "bids per auction", "bids"),
-}
-
-#: Metrics a sweep plots against the swept fields, when present in its table.
-SWEEP_METRICS: tuple[str, ...] = (
-    "improvement_bps",
-    "mev_capture_rate",
-    "real_fill_fraction",
-    "phantom_won",
-    "price_discovery_efficiency",
-    "bid_shading",
-    "welfare",
-)
 
 _BLUE = "#2f6db5"
 _ORANGE = "#e07b25"
@@ -424,7 +385,8 @@ def summary_rows(analysis: Mapping[str, Any]) -> list[tuple[str, str, dict[str, 
     """``(metric, unit, stats)`` for every entry of ``analysis`` that holds statistics."""
     rows = []
     for metric, stats in analysis.items():
-        if isinstance(stats, Mapping) and "mean" in stats:
+        # The seed's names repeat other entries' statistics (SEED_METRIC_NAMES).
+        if isinstance(stats, Mapping) and "mean" in stats and metric not in SEED_METRIC_NAMES:
             info = METRICS.get(metric)
             rows.append((metric, info.unit if info else "", dict(stats)))
     return rows

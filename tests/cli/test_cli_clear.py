@@ -59,15 +59,16 @@ def test_table_output_lists_every_bidder(runner: CliRunner, bids_csv: Path) -> N
     assert "total revenue" in result.stdout and "16,020" in result.stdout
 
 
-def test_uniform_price_is_best_rejected_value(runner: CliRunner, bids_csv: Path) -> None:
+def test_uniform_price_is_the_highest_rejected_unit(runner: CliRunner, bids_csv: Path) -> None:
     args = ["clear", str(bids_csv), "--supply", "300", "--reserve", "50"]
     result = runner.invoke(app, [*args, "--mechanism", "uniform", "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["mechanism"] == "uniform"
     prices = [r["price_per_unit"] for r in out["allocations"] if r["quantity"] > 0]
-    # bob (52) is the best bid that receives nothing.
-    assert prices == pytest.approx([52.0, 52.0, 52.0])
+    # alice (55) gets 30 of her 100: her 70 unfilled units are the highest rejected
+    # (textbook uniform price; the seed priced at bob's 52, the best bid that got nothing).
+    assert prices == pytest.approx([55.0, 55.0, 55.0])
 
 
 def test_unit_demand_second_price(runner: CliRunner, bids_csv: Path) -> None:

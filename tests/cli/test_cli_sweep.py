@@ -11,7 +11,7 @@ from matplotlib.image import imread
 from typer.testing import CliRunner
 
 from phantom_auction.cli import app
-from phantom_auction.cli.commands import sweep as sweep_command
+from phantom_auction.simulation import sweeps
 
 SMALL = ["--simulations", "300", "--seed", "5", "--workers", "1"]
 
@@ -93,10 +93,10 @@ def test_bad_grid_exits_2_before_running(
     grid: list[str],
     needle: str,
 ) -> None:
-    def must_not_run(*_: Any) -> Any:
+    def must_not_run(*_: Any, **__: Any) -> Any:
         raise AssertionError("a bad grid must be refused before any point runs")
 
-    monkeypatch.setattr(sweep_command, "run_scenario", must_not_run)
+    monkeypatch.setattr(sweeps, "run_monte_carlo", must_not_run)
     args = [x for spec in grid for x in ("--grid", spec)]
     result = runner.invoke(app, ["sweep", *args, *SMALL, "--out", str(tmp_path / "s")])
     assert result.exit_code == 2
@@ -112,16 +112,16 @@ def test_grid_is_required(runner: CliRunner) -> None:
 def test_ctrl_c_keeps_completed_points(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = sweep_command.run_scenario
+    real = sweeps.run_monte_carlo
     calls = {"n": 0}
 
-    def third_is_interrupted(*args: Any) -> Any:
+    def third_is_interrupted(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(sweep_command, "run_scenario", third_is_interrupted)
+    monkeypatch.setattr(sweeps, "run_monte_carlo", third_is_interrupted)
     out = tmp_path / "sweep"
     result = runner.invoke(
         app, ["sweep", "--grid", "num_phantom_bidders=0,5,10,20", *SMALL, "--out", str(out)]

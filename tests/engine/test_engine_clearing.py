@@ -48,11 +48,12 @@ def test_discriminatory_pay_as_bid() -> None:
     assert result.price == pytest.approx(100.26)
 
 
-def test_uniform_best_rejected_price() -> None:
-    # A 600 and B 400 win; C (nothing) is the best rejected bid: everyone at 100.10.
+def test_uniform_highest_rejected_unit_price() -> None:
+    # A 600 and B 400 of its 500 win; B's 100 unfilled units are the highest rejected:
+    # everyone at B's 100.20 (textbook uniform price; the seed priced at C's 100.10).
     result = _three_bids("uniform")
-    assert _fills(result) == [("A", 600.0, 100.1), ("B", 400.0, 100.1)]
-    assert result.price == pytest.approx(100.1)
+    assert _fills(result) == [("A", 600.0, 100.2), ("B", 400.0, 100.2)]
+    assert result.price == pytest.approx(100.2)
 
 
 def test_uniform_without_rejected_bid_is_baseline() -> None:
@@ -144,10 +145,11 @@ def test_discriminatory_with_fee_weight_pays_own_price() -> None:
 
 
 def test_uniform_with_fee_weight() -> None:
-    # Clearing price = C's price 100.25 (best rejected), capped at each winner's own price.
+    # The clearing score is B's 30 (its 200 unfilled units are the highest rejected):
+    # A pays 30 less its 12 fee bps = 18 bps, B its own 30 bps (capped at its price).
     result = _fee_bids("uniform")
-    assert _fills(result) == [("A", 600.0, 100.2), ("B", 400.0, 100.25)]
-    assert result.price == pytest.approx(100.22)
+    assert _fills(result) == [("A", 600.0, 100.18), ("B", 400.0, 100.3)]
+    assert result.price == pytest.approx(100.228)
 
 
 def test_vcg_with_fee_weight() -> None:
@@ -263,3 +265,62 @@ def test_clearing_invariants(
     )
     assert isinstance(result.fills[0], Fill)
     assert result.finalized_at == T0 + ms(100)
+
+
+# -- phantom policy "floor": phantoms never take volume, the best one floors every fill --
+
+
+def _floor_auction(mechanism: str, policy: str = "floor") -> tuple[object, float]:
+    cfg = config(
+        max_phantom_bidders=1, bid_probability=1.0, mechanism=mechanism, phantom_policy=policy
+    )
+    auction = open_auction(cfg)
+    (phantom,) = auction.phantom_bids
+    return auction, phantom.improved_price
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_floor_a_phantom_above_every_real_bid_fills_the_best_real_bid_at_its_own_price(
+    mechanism: str,
+) -> None:
+    auction, phantom_price = _floor_auction(mechanism)
+    assert phantom_price > 100.1
+    result = clear_bids(auction, [offer(auction, "A", 100.1, 1000.0)])  # type: ignore[arg-type]
+    # Under "reserve" the phantom would take its volume to the CFMM at 100.0; under
+    # "floor" A fills everything, and max(rule's price, floor) capped at 100.1 is 100.1.
+    assert _fills(result) == [("A", 1000.0, 100.1)]
+    assert result.outcome is Outcome.FILLED and result.phantom_policy == "floor"
+    top = result.ranking[0]
+    assert top.is_phantom and top.allocated == 0.0
+    reserve, _ = _floor_auction(mechanism, "reserve")
+    before = clear_bids(reserve, [offer(reserve, "A", 100.1, 1000.0)])  # type: ignore[arg-type]
+    assert before.phantom_policy == "reserve" and before.price < result.price
+
+
+@pytest.mark.parametrize("mechanism", ["vickrey", "uniform", "vcg"])
+def test_floor_raises_the_rules_price_to_the_best_phantom(mechanism: str) -> None:
+    # A alone (nothing to set a second price): the rule prices at the baseline, the
+    # floor lifts it to the phantom's price.
+    auction, phantom_price = _floor_auction(mechanism)
+    result = clear_bids(auction, [offer(auction, "A", 100.5, 1000.0)])  # type: ignore[arg-type]
+    assert _fills(result) == [("A", 1000.0, round(phantom_price, 9))]
+
+
+def test_floor_never_lowers_a_rule_price_above_it() -> None:
+    # A 100.5 x 1000 and B 100.48 x 1000, vickrey: A pays B's 100.48 (above the phantom).
+    auction, phantom_price = _floor_auction("vickrey")
+    assert phantom_price < 100.48
+    result = clear_bids(
+        auction,
+        [offer(auction, "A", 100.5, 1000.0), offer(auction, "B", 100.48, 1000.0)],  # type: ignore[arg-type]
+    )
+    assert _fills(result) == [("A", 1000.0, 100.48)]
+
+
+def test_floor_pay_as_bid_pays_own_price() -> None:
+    auction, _ = _floor_auction("discriminatory")
+    result = clear_bids(
+        auction,
+        [offer(auction, "A", 100.12, 600.0), offer(auction, "B", 100.11, 600.0)],  # type: ignore[arg-type]
+    )
+    assert _fills(result) == [("A", 600.0, 100.12), ("B", 400.0, 100.11)]

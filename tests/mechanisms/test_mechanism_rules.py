@@ -33,8 +33,8 @@ QUANTITIES = [4.0, 5.0, 3.0, 5.0]
     [
         ("vcg", [4, 5, 1, 0], [16, 18, 2, 0]),
         ("discriminatory", [4, 5, 1, 0], [40, 40, 6, 0]),
-        # No eligible bid is left with nothing: every unit at the reserve.
-        ("uniform", [4, 5, 1, 0], [8, 10, 2, 0]),
+        # C's 2 unfilled units are the highest rejected ones: every unit at 6.
+        ("uniform", [4, 5, 1, 0], [24, 30, 6, 0]),
         # One winner takes min(q, S) at the runner-up's value per unit.
         ("vickrey", [4, 0, 0, 0], [32, 0, 0, 0]),
     ],
@@ -46,11 +46,33 @@ def test_multi_unit_hand_computed(mechanism: str, allocation: list, payment: lis
     assert c.mechanism == mechanism
 
 
-def test_uniform_price_is_best_rejected_bid() -> None:
-    # Supply 6: A 4, B 2 (partial); C gets nothing and sets the price 6 for every unit.
+def test_uniform_price_is_the_highest_rejected_unit() -> None:
+    # Supply 6: A 4, B 2 of 5; B's 3 unfilled units (at 8) are the highest rejected.
     c = clear(VALUES, QUANTITIES, supply=6.0, reserve=2.0, mechanism="uniform")
     np.testing.assert_allclose(c.allocation, [4, 2, 0, 0])
-    np.testing.assert_allclose(c.payment, [24, 12, 0, 0])
+    np.testing.assert_allclose(c.payment, [32, 16, 0, 0])
+
+
+@pytest.mark.parametrize("as_lists", [True, False])
+def test_uniform_textbook_cases(as_lists: bool) -> None:
+    def arrays(*xs: list[float]) -> list:
+        return list(xs) if as_lists else [np.array(x) for x in xs]
+
+    # (10 @ 50), (10 @ 40), supply 15: the marginal bid's 5 unfilled units price at 40.
+    v, q = arrays([50.0, 40.0], [10.0, 10.0])
+    c = clear(v, q, supply=15.0, reserve=0.0, mechanism="uniform")
+    np.testing.assert_array_equal(c.allocation, [10.0, 5.0])
+    np.testing.assert_array_equal(c.payment, [400.0, 200.0])  # 40 a unit, 600 in all
+    vcg = clear(v, q, supply=15.0, reserve=0.0, mechanism="vcg")
+    assert vcg.payment.sum() == 200.0  # uniform revenue is no longer below VCG's
+    # (4 @ 5), (2 @ 9), supply 5: the 9s fill, 3 of the 5s; a rejected 5 sets the price.
+    v, q = arrays([5.0, 9.0], [4.0, 2.0])
+    c = clear(v, q, supply=5.0, reserve=0.0, mechanism="uniform")
+    np.testing.assert_array_equal(c.allocation, [3.0, 2.0])
+    np.testing.assert_array_equal(c.payment, [15.0, 10.0])
+    # Demand at or below supply: no rejected unit, the reserve.
+    c = clear(v, q, supply=6.0, reserve=1.0, mechanism="uniform")
+    np.testing.assert_array_equal(c.payment, [4.0, 2.0])
 
 
 def test_second_price_reserve_binds() -> None:

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import signal, stats
 
 from phantom_auction import InvalidBidParameters
 from phantom_auction.simulation import (
@@ -25,7 +25,19 @@ from phantom_auction.simulation.results import METRIC_COLUMNS
 
 from .conftest import BASELINE_PRICE, BASELINE_QUANTITY
 
-STATS = {"mean", "median", "std", "min", "max", "p05", "p95", "count"}
+STATS = {
+    "mean",
+    "ci95_low",
+    "ci95_high",
+    "sem",
+    "median",
+    "std",
+    "min",
+    "max",
+    "p05",
+    "p95",
+    "count",
+}
 
 
 def test_analysis_shape_and_consistency() -> None:
@@ -160,3 +172,58 @@ def test_backtest_strategy_across_scenarios() -> None:
     assert set(listed) == {"scenario_0"} and listed["scenario_0"]["num_auctions"] == 200
     with pytest.raises(InvalidBidParameters, match="scenarios"):
         backtest_strategy(sim, ConservativeStrategy(), {"bad": {"colour": "red"}})
+
+
+def test_the_seeds_keys_are_served_with_the_same_statistics() -> None:
+    sim = PhantomSimulator(SimulationConfig(seed=6, num_simulations=800), MarketConditions())
+    results = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY)
+    analysis = analyze_results(results)
+    mean = analyze_results(results)["avg_price_improvement"]["mean"]
+    assert mean == pytest.approx(float(results.columns["improvement_bps"].mean()))
+    assert analysis["avg_price_improvement"] == analysis["improvement_bps"]
+    assert analysis["phantom_win_rate"] == analysis["phantom_won"]
+    assert analysis["convergence_speed"] == analysis["convergence_speed_ms"]
+    # The per-auction SimulationMetrics speak the same names.
+    one = results[3]
+    assert one.metrics.avg_price_improvement == pytest.approx(one.row["improvement_bps"])
+    assert one.metrics.phantom_win_rate == float(one.row["phantom_won"])
+    assert analysis["ci_method"].startswith("independent")
+
+
+def test_ci_of_the_mean_is_students_t() -> None:
+    from phantom_auction.simulation.results import finite_stats
+
+    x = np.random.default_rng(3).normal(5.0, 2.0, size=50)
+    s = finite_stats(np.append(x, np.nan))
+    low, high = stats.t.interval(0.95, df=49, loc=x.mean(), scale=x.std(ddof=1) / math.sqrt(50))
+    assert (s["ci95_low"], s["ci95_high"]) == pytest.approx((low, high))
+    assert s["sem"] == pytest.approx(x.std(ddof=1) / math.sqrt(50))
+
+
+def test_batch_means_cover_a_dependent_series_where_the_iid_interval_does_not() -> None:
+    """AR(1) with phi = 0.9 (like a learner's slowly drifting bids): the iid interval is
+    about sqrt((1 + phi) / (1 - phi)) = 4.4 times too narrow; batch means are not."""
+    from phantom_auction.simulation.results import finite_stats
+
+    rng = np.random.default_rng(12)
+    phi, n, reps = 0.9, 4000, 300
+    covered = {"iid": 0, "batch": 0}
+    for _ in range(reps):
+        e = rng.normal(size=n)
+        e[0] /= math.sqrt(1 - phi * phi)  # start in the stationary distribution
+        x = signal.lfilter([1.0], [1.0, -phi], e)
+        for name, batches in (("iid", None), ("batch", 20)):
+            s = finite_stats(x, batches=batches)
+            covered[name] += s["ci95_low"] <= 0.0 <= s["ci95_high"]
+    assert covered["batch"] / reps > 0.88
+    assert covered["iid"] / reps < 0.5
+
+
+def test_learning_runs_use_batch_means() -> None:
+    config = SimulationConfig(seed=2, num_simulations=2000, enable_learning=True)
+    results = run_monte_carlo(PhantomSimulator(config, MarketConditions()), 100.0, 1000.0)
+    analysis = analyze_results(results)
+    assert analysis["ci_method"].startswith("batch means (20 batches")
+    forced = analyze_results(results, batches=0)
+    assert forced["ci_method"].startswith("independent")
+    assert forced["improvement_bps"]["mean"] == analysis["improvement_bps"]["mean"]

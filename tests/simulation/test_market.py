@@ -35,7 +35,7 @@ def test_correlation_matrix_is_positive_definite(
     floor = 1.0 / (n - 1) if n > 1 else 1.0
     correlation = None if fraction is None else fraction * (floor if fraction < 0 else 1.0)
     market = MarketConditions(liquidity=liquidity, correlation=correlation, num_bidders=n)
-    matrix = market.correlation_matrix
+    matrix = market.values_correlation
     assert matrix.shape == (n, n)
     np.testing.assert_allclose(matrix, matrix.T)
     np.testing.assert_allclose(np.diag(matrix), 1.0)
@@ -43,7 +43,7 @@ def test_correlation_matrix_is_positive_definite(
     expected = 0.5 * liquidity if correlation is None else correlation
     if n > 1:
         assert matrix[0, 1] == pytest.approx(expected)
-    assert np.array_equal(MarketConditions(correlation=0.0).correlation_matrix, np.eye(20))
+    assert np.array_equal(MarketConditions(correlation=0.0).values_correlation, np.eye(20))
 
 
 @pytest.mark.parametrize(
@@ -170,3 +170,57 @@ def test_simulation_config_rejects_bad_values(field: str, value: object) -> None
 def test_phantom_model_must_match_the_phantom_count() -> None:
     with pytest.raises(InvalidBidParameters, match="max_phantom_bidders"):
         SimulationConfig(num_phantom_bidders=3, phantom_model=PhantomModel(max_phantom_bidders=4))
+
+
+R3 = [[1.0, 0.6, -0.2], [0.6, 1.0, 0.1], [-0.2, 0.1, 1.0]]
+
+
+def test_the_seeds_correlation_matrix_is_accepted_and_drives_the_copula() -> None:
+    market = MarketConditions(volatility=0.3, liquidity=0.7, correlation_matrix=np.array(R3))
+    assert market.num_bidders == 3
+    np.testing.assert_array_equal(market.values_correlation, R3)
+    assert market == MarketConditions(correlation_matrix=R3)  # comparable, hashable
+    assert hash(market) == hash(MarketConditions(correlation_matrix=R3))
+    dist = value_distribution(("uniform", 0.0, 100.0))
+    values = ValueModel.build(market, 3, 1000.0, dist).draw(np.random.default_rng(5), 80_000)
+    scores = stats.norm.ppf(values.values_bps / 100.0)
+    np.testing.assert_allclose(np.corrcoef(scores.T), R3, atol=0.02)
+
+
+@pytest.mark.parametrize(
+    ("matrix", "needle"),
+    [
+        ([[1.0, 0.9, 0.9], [0.9, 1.0, -0.9], [0.9, -0.9, 1.0]], "positive definite"),
+        ([[1.0, 0.2], [0.3, 1.0]], "symmetric"),
+        ([[2.0, 0.0], [0.0, 1.0]], "diagonal"),
+        ([[1.0, 0.0, 0.0]], "square"),
+        ([[1.0, float("nan")], [float("nan"), 1.0]], "not a finite number"),
+    ],
+)
+def test_a_bad_correlation_matrix_is_named(matrix: list[list[float]], needle: str) -> None:
+    with pytest.raises(InvalidBidParameters, match="correlation_matrix") as info:
+        MarketConditions(correlation_matrix=matrix)
+    assert needle in str(info.value)
+
+
+def test_correlation_matrix_with_the_scalar_or_a_mismatched_size_is_refused() -> None:
+    with pytest.raises(InvalidBidParameters, match="correlation"):
+        MarketConditions(correlation=0.1, correlation_matrix=R3)
+    with pytest.raises(InvalidBidParameters, match="num_bidders"):
+        MarketConditions(num_bidders=4, correlation_matrix=R3)
+
+
+def test_a_matrix_market_runs_alike_on_both_paths() -> None:
+    from phantom_auction import PhantomSimulator, SimulationConfig, run_monte_carlo
+
+    config = SimulationConfig(num_simulations=60, seed=3, num_real_bidders=3)
+    sim = PhantomSimulator(config, MarketConditions(correlation_matrix=R3))
+    fast = run_monte_carlo(sim, 100.0, 1000.0).columns
+    slow = run_monte_carlo(sim, 100.0, 1000.0, engine="object").columns
+    np.testing.assert_allclose(fast["improvement_bps"], slow["improvement_bps"], atol=1e-9)
+    with pytest.raises(InvalidBidParameters, match="fewer rows"):
+        run_monte_carlo(
+            PhantomSimulator(config.__class__(num_real_bidders=5, num_simulations=10), sim.market),
+            100.0,
+            1000.0,
+        )

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from phantom_auction import load_config
 from phantom_auction.simulation import (
     MarketConditions,
     MonteCarloResults,
@@ -42,6 +43,20 @@ CASES = {
         real_strategy="equilibrium",
     ),
     "many bidders, negative correlation": SimulationConfig(seed=9, num_real_bidders=12),
+    "floor policy, fee-weighted score": SimulationConfig(
+        seed=10,
+        auction_config=load_config(
+            env={
+                "AUCTION_PHANTOM_AUCTION_PHANTOM_POLICY": '"floor"',
+                "AUCTION_AUCTION_MECHANICS_FEE_WEIGHT": "0.5",
+            }
+        ),
+    ),
+    "floor policy, uniform": SimulationConfig(
+        seed=11,
+        mechanism="uniform",
+        auction_config=load_config(env={"AUCTION_PHANTOM_AUCTION_PHANTOM_POLICY": '"floor"'}),
+    ),
 }
 MARKETS = {"many bidders, negative correlation": MarketConditions(correlation=-0.05)}
 
@@ -51,7 +66,10 @@ def test_fast_path_equals_object_path(case: str) -> None:
     sim = PhantomSimulator(CASES[case], MARKETS.get(case, MarketConditions(trend=0.2)))
     task = plan_chunks(sim, BASELINE_PRICE, BASELINE_QUANTITY, num_simulations=700)[0]
     args = (task.spec, task.chunk_index, task.n_auctions, task.seed_seq)
-    assert_columns_equal(simulate_chunk(*args), simulate_chunk_objects(*args))
+    fast = simulate_chunk(*args)
+    assert_columns_equal(fast, simulate_chunk_objects(*args))
+    if CASES[case].phantom_policy == "floor":
+        assert not fast["phantom_won"].any()  # phantoms never take volume
 
 
 def test_fast_path_equals_object_path_with_a_custom_scalar_strategy() -> None:
@@ -81,6 +99,7 @@ def test_workers_do_not_change_results() -> None:
     config = SimulationConfig(
         seed=77, num_simulations=5_000, chunk_size=1_024, enable_learning=True
     )
+
     # Learners keep what they learn across runs (issue 11): each run gets a fresh simulator.
     def sim() -> PhantomSimulator:
         return PhantomSimulator(config, MarketConditions(volatility=0.5))

@@ -93,8 +93,8 @@ def test_one_result_in_detail() -> None:
         r = run_simulation(sim, BASELINE_PRICE, BASELINE_QUANTITY)
         phantoms = [b for b in r.all_bids if b.is_phantom]
         real = [b for b in r.all_bids if not b.is_phantom]
-        # Clearing order: phantoms first (drawn at the open), then arrival order.
-        assert list(r.all_bids) == phantoms + real
+        # Clearing order: the engine's, real bids in arrival (commit) order, then phantoms.
+        assert list(r.all_bids) == real + phantoms
         assert [b.timestamp_ms for b in real] == sorted(b.timestamp_ms for b in real)
         assert all(b.private_value_bps is None for b in phantoms)
         assert r.metrics.avg_price_improvement == pytest.approx(

@@ -11,25 +11,20 @@ errors: the command returns False and appends a rejection with a
 :class:`~phantom_auction.engine.audit.RejectReason` to ``auction.audit``. Programmer
 errors (a phase-illegal call, a wrong type) raise.
 
-Clearing (SPEC "Auction engine"): every bid, real or phantom, is scored
-``price_weight * improvement_bps + fee_weight * fee_bps`` and expressed as a price,
-``baseline * (1 + score / (price_weight * 10_000))`` = ``improved_price + baseline *
-fee_weight / price_weight * priority_fee / amount`` (the improved price itself when
-``fee_weight`` is 0). :func:`phantom_auction.mechanisms.clearing.clear` allocates on
-those values (supply = amount, reserve = baseline; run as its list form
-:func:`~phantom_auction.mechanisms.clearing.clear_lists`, the same bits without numpy's
-per-call overhead); then the engine prices each real fill:
+Clearing (SPEC "Auction engine") follows the rule book,
+:mod:`phantom_auction.mechanisms.rules`: every bid, real or phantom, is scored
+``price_weight * improvement_bps + fee_weight * fee_bps``; the scores are cleared by
+:func:`~phantom_auction.mechanisms.clearing.clear_lists` (supply = amount, reserve =
+the baseline, score 0) and each real fill is priced by
+:func:`~phantom_auction.mechanisms.rules.fill_improvement`: the score it pays per unit
+under the mechanism (``vickrey``: the runner-up's; ``uniform``: the highest rejected
+unit's; ``vcg``: the welfare it displaces per unit) less its own fee term, within
+``[baseline, own price]``; ``discriminatory`` winners pay their own price.
 
-- ``vickrey`` (second score): the best bid takes ``min(volume, amount)`` at the lowest
-  price at which it would still have won, i.e. the runner-up's score less its own fee
-  term, within ``[baseline, own price]``;
-- ``discriminatory``: every winner at its own improved price;
-- ``uniform``: every fill at one clearing price, the improved price of the best bid
-  that received nothing (baseline if none), never above a winner's own price;
-- ``vcg``: per-unit VCG payment (payment / allocation) less the bid's fee term, within
-  ``[baseline, own price]``.
-
-A phantom's allocation, and whatever the bids leave, goes to the CFMM at the baseline.
+Phantom policy ``reserve``: a phantom's allocation goes to the CFMM at the baseline.
+``floor``: phantoms are left out of the allocation and the best phantom score is a
+floor under every real fill (capped at the winner's own price). Whatever the real
+bids leave goes to the CFMM at the baseline.
 """
 
 from __future__ import annotations
@@ -51,6 +46,18 @@ from ..errors import (
     PhantomAuctionError,
 )
 from ..mechanisms.clearing import clear_lists
+from ..mechanisms.rules import (
+    AuctionRules,
+    RejectReason,
+    fee_bps,
+    fill_improvement,
+    improvement_bps,
+    phantom_floor,
+    price_of,
+    reveal_verdict,
+    score,
+    to_us,
+)
 from .audit import (
     AuctionAborted,
     AuctionFinalized,
@@ -62,7 +69,6 @@ from .audit import (
     Outcome,
     Phase,
     PhaseChanged,
-    RejectReason,
     RevealAccepted,
     RevealRejected,
 )
@@ -72,6 +78,7 @@ from .nonces import NonceRegistry
 from .phantoms import (
     PHANTOM_SEED_SIZE,
     PhantomBid,
+    PhantomColumns,
     PhantomModel,
     _sampler,
     _SeedSampler,
@@ -118,12 +125,6 @@ TRANSITIONS: Final[Mapping[tuple[Phase, Command], Phase]] = MappingProxyType(
     }
 )
 
-#: Slack on the improvement bounds (bps) so that a bidder computing
-#: ``baseline * (1 + bps / 10_000)`` is not refused for the last bit of rounding.
-IMPROVEMENT_TOLERANCE_BPS: Final = 1e-9
-#: Relative slack on the volume and fee ceilings, for the same reason.
-LIMIT_TOLERANCE: Final = 1e-12
-
 _MS = timedelta(milliseconds=1)
 
 
@@ -139,41 +140,16 @@ class AuctionPhaseError(PhantomAuctionError, RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class _Rules:
-    """The parts of the configuration an auction uses, read once per config object."""
+    """The rule book's rules of a config, with its phantom model (read once per config)."""
 
-    mechanism: str
-    min_bps: float
-    max_bps: float
-    volume_multiplier: float
-    fee_ratio: float
-    price_weight: float
-    fee_weight: float
-    min_participants: int
-    duration_ms: float
-    reveal_delay_ms: float
-    min_window_ms: float
+    book: AuctionRules
     phantom_model: PhantomModel
     phantom_sampler: _SeedSampler
 
     @classmethod
     def from_config(cls, config: AuctionConfig) -> _Rules:
-        pa, mech = config.phantom_auction, config.auction_mechanics
         model = PhantomModel.from_config(config)
-        return cls(
-            mechanism=pa.mechanism,
-            min_bps=float(pa.min_improvement_bps),
-            max_bps=float(pa.max_improvement_bps),
-            volume_multiplier=mech.max_bid_value_multiplier,
-            fee_ratio=mech.priority_fee_max_ratio,
-            price_weight=mech.price_weight,
-            fee_weight=mech.fee_weight,
-            min_participants=pa.min_participants,
-            duration_ms=float(pa.duration_ms),
-            reveal_delay_ms=float(pa.reveal_delay_ms),
-            min_window_ms=mech.min_window_ms,
-            phantom_model=model,
-            phantom_sampler=_sampler(model),
-        )
+        return cls(AuctionRules.from_config(config), model, _sampler(model))
 
 
 _RULES: dict[int, tuple[AuctionConfig, _Rules]] = {}
@@ -188,6 +164,24 @@ def _rules_for(config: AuctionConfig) -> _Rules:
         _RULES.clear()
     _RULES[id(config)] = (config, rules)  # holding config keeps its id from being reused
     return rules
+
+
+_OVERRIDDEN: dict[tuple[AuctionRules, PhantomModel], _Rules] = {}
+
+
+def _overridden(rules: _Rules, book: AuctionRules | None, model: PhantomModel | None) -> _Rules:
+    """``rules`` with another rule book and/or phantom model (the simulator's auctions)."""
+    if book is not None and not isinstance(book, AuctionRules):
+        raise InvalidBidParameters("rule_book", book, "must be an AuctionRules")
+    if model is not None and not isinstance(model, PhantomModel):
+        raise InvalidBidParameters("phantom_model", model, "must be a PhantomModel")
+    key = (rules.book if book is None else book, rules.phantom_model if model is None else model)
+    hit = _OVERRIDDEN.get(key)
+    if hit is None:
+        if len(_OVERRIDDEN) >= 64:
+            _OVERRIDDEN.clear()
+        hit = _OVERRIDDEN[key] = _Rules(key[0], key[1], _sampler(key[1]))
+    return hit
 
 
 def _aware(name: str, value: object, command: str) -> datetime:
@@ -206,14 +200,17 @@ def _positive(name: str, value: object) -> float:
 
 
 class _BidTable(NamedTuple):
-    """Every bid of a clearing as columns, real bids first; ``values`` are scores as
-    prices (B per A) and ``order`` the indices from best score to worst."""
+    """Every bid of a clearing as columns, real bids first (commit order) then phantoms
+    (slot order): prices (B per A), improvements and fees in bps, scores, and ``order``
+    the indices from best score to worst (ties: that column order)."""
 
     reals: list[ImprovementBid]
     prices: list[float]
     volumes: list[float]
     fees: list[float]
-    values: list[float]
+    improvements: list[float]
+    fees_bps: list[float]
+    scores: list[float]
     order: list[int]
 
 
@@ -237,18 +234,16 @@ class Auction:
         "_amount",
         "_announcement",
         "_baseline_price",
-        "_bps_high",
-        "_bps_low",
+        "_book",
         "_clock",
         "_commit_deadline",
         "_commitments",
         "_config",
         "_deadline",
         "_events",
-        "_fee_ceiling",
         "_id",
+        "_limits",
         "_log",
-        "_max_volume",
         "_nonces",
         "_opened_at",
         "_pair",
@@ -278,6 +273,9 @@ class Auction:
         now: datetime | None = None,
         phantom_seed: bytes | None = None,
         reserve_ms: float = 0.0,
+        rule_book: AuctionRules | None = None,
+        phantom_model: PhantomModel | None = None,
+        phantom_columns: PhantomColumns | None = None,
     ) -> None:
         if not isinstance(request, SettlementRequest):
             raise InvalidBidParameters("request", request, "must be a SettlementRequest")
@@ -298,6 +296,9 @@ class Auction:
         if config is None:
             config = default_config()  # drivers pass the user's (load_config)
         rules = _rules_for(config)
+        if rule_book is not None or phantom_model is not None:
+            rules = _overridden(rules, rule_book, phantom_model)
+        book = rules.book
         if auction_id is None:
             auction_id = uuid.uuid4().hex
         elif not isinstance(auction_id, str) or not auction_id:
@@ -310,17 +311,14 @@ class Auction:
             raise InvalidBidParameters("nonces", nonces, "must be a NonceRegistry")
 
         available_ms = (deadline - now) / _MS
-        if available_ms < rules.min_window_ms:
-            raise AuctionTimeout(available_ms, rules.min_window_ms)
-        run_ms = min(rules.duration_ms, available_ms - min(float(reserve_ms), available_ms / 4))
-        reveal_ms = run_ms * rules.reveal_delay_ms / rules.duration_ms
+        if available_ms < book.min_window_ms:
+            raise AuctionTimeout(available_ms, book.min_window_ms)
+        commit_ms, run_ms = book.windows_ms(available_ms, float(reserve_ms))
 
         self._request = request
         self._pair = request.token_pair
-        self._max_volume = baseline_amount * rules.volume_multiplier * (1.0 + LIMIT_TOLERANCE)
-        self._bps_low = rules.min_bps - IMPROVEMENT_TOLERANCE_BPS
-        self._bps_high = rules.max_bps + IMPROVEMENT_TOLERANCE_BPS
-        self._fee_ceiling = rules.fee_ratio * (1.0 + LIMIT_TOLERANCE)
+        self._limits = book.limits(baseline_amount)
+        self._book = book
         self._baseline_price = baseline_price
         self._amount = baseline_amount
         self._deadline = deadline
@@ -330,15 +328,17 @@ class Auction:
         self._nonces = nonces
         self._opened_at = now
         self._clock = now
-        self._commit_deadline = now + (run_ms - reveal_ms) * _MS
-        self._reveal_deadline = now + run_ms * _MS
+        self._commit_deadline = now + timedelta(microseconds=to_us(commit_ms))
+        self._reveal_deadline = now + timedelta(microseconds=to_us(run_ms))
         self._phase = _COLLECTING
         self._phantom_seed = phantom_seed
         self._phantom_commitment = phantom_commitment(phantom_seed)
         # Drawn at open: fixed by the committed seed before any real bid is seen. Kept as
         # columns of numbers; the PhantomBid records are made when first asked for.
-        self._phantom_columns = rules.phantom_sampler.draw_columns(
-            phantom_seed, baseline_price, baseline_amount
+        self._phantom_columns = (
+            rules.phantom_sampler.draw_columns(phantom_seed, baseline_price, baseline_amount)
+            if phantom_columns is None
+            else phantom_columns
         )
         self._phantoms: tuple[PhantomBid, ...] | None = None
         self._prefix = auction_prefix(auction_id)
@@ -359,7 +359,7 @@ class Auction:
                 self._commit_deadline,
                 self._reveal_deadline,
                 deadline,
-                rules.mechanism,
+                book.mechanism,
             )
         ]
 
@@ -398,7 +398,7 @@ class Auction:
     @property
     def mechanism(self) -> str:
         """The clearing rule: ``vickrey``, ``discriminatory``, ``uniform`` or ``vcg``."""
-        return self._rules.mechanism
+        return self._book.mechanism
 
     @property
     def nonces(self) -> NonceRegistry:
@@ -454,7 +454,7 @@ class Auction:
         """What bidders are told at open."""
         announcement = self._announcement
         if announcement is None:
-            rules = self._rules
+            rules = self._book
             announcement = self._announcement = AuctionAnnouncement(
                 auction_id=self._id,
                 token_pair=self._pair,
@@ -660,50 +660,37 @@ class Auction:
                 f"fields hash to {digest.hex()} with nonce={bid.nonce}; committed "
                 f"{sealed.commitment_hash.hex()} with nonce={sealed.nonce}",
             )
-        baseline = self._baseline_price
-        improvement = (bid.improved_price - baseline) / baseline * 10_000.0
-        if (
-            bid.token_pair != self._pair
-            or not self._bps_low <= improvement <= self._bps_high
-            or not 0.0 < bid.volume <= self._max_volume
-            or not 0.0 <= bid.priority_fee <= bid.volume * self._fee_ceiling
-        ):
-            return self._reject_reveal(at, bid, *self._invalid(bid))
+        if bid.token_pair != self._pair:
+            return self._reject_reveal(
+                at,
+                bid,
+                RejectReason.TOKEN_PAIR_MISMATCH,
+                f"token_pair={bid.token_pair}, auction trades {self._pair}",
+            )
+        improvement = improvement_bps(bid.improved_price, self._baseline_price)
+        verdict = reveal_verdict(self._limits, improvement, bid.volume, bid.priority_fee)
+        if verdict is not None:
+            return self._reject_reveal(at, bid, verdict, self._why(bid, verdict, improvement))
         self._reveals[bidder] = bid
         self._log.append((RevealAccepted, at, bid))
         return True
 
-    def _invalid(self, bid: ImprovementBid) -> tuple[RejectReason, str]:
-        """Which of SPEC's reveal checks ``bid`` fails first: pair, improvement, volume, fee."""
-        if bid.token_pair != self._pair:
+    def _why(self, bid: ImprovementBid, verdict: RejectReason, improvement: float) -> str:
+        """The detail of a reveal that the rule book's verdict refused."""
+        rules, baseline = self._book, self._baseline_price
+        if verdict is RejectReason.IMPROVEMENT_OUT_OF_BOUNDS:
             return (
-                RejectReason.TOKEN_PAIR_MISMATCH,
-                f"token_pair={bid.token_pair}, auction trades {self._pair}",
-            )
-        rules, baseline = self._rules, self._baseline_price
-        improvement = (bid.improved_price - baseline) / baseline * 10_000.0
-        if not (
-            rules.min_bps - IMPROVEMENT_TOLERANCE_BPS
-            <= improvement
-            <= rules.max_bps + IMPROVEMENT_TOLERANCE_BPS
-        ):
-            return (
-                RejectReason.IMPROVEMENT_OUT_OF_BOUNDS,
                 f"improved_price={bid.improved_price} is {improvement:.6g} bps over "
-                f"baseline {baseline}, outside [{rules.min_bps}, {rules.max_bps}] bps",
+                f"baseline {baseline}, outside [{rules.min_bps}, {rules.max_bps}] bps"
             )
-        max_volume = self._amount * rules.volume_multiplier
-        if not 0.0 < bid.volume <= self._max_volume:
+        if verdict is RejectReason.VOLUME_OUT_OF_BOUNDS:
             return (
-                RejectReason.VOLUME_OUT_OF_BOUNDS,
-                f"volume={bid.volume} outside (0, {max_volume}] "
-                f"(amount x max_bid_value_multiplier)",
+                f"volume={bid.volume} outside (0, {self._amount * rules.volume_multiplier}] "
+                f"(amount x max_bid_value_multiplier)"
             )
-        max_fee = bid.volume * rules.fee_ratio
         return (
-            RejectReason.FEE_OUT_OF_BOUNDS,
-            f"priority_fee={bid.priority_fee} outside [0, {max_fee}] "
-            f"(volume x priority_fee_max_ratio={rules.fee_ratio})",
+            f"priority_fee={bid.priority_fee} outside [0, {bid.volume * rules.fee_ratio}] "
+            f"(volume x priority_fee_max_ratio={rules.fee_ratio})"
         )
 
     def _reject_reveal(
@@ -779,7 +766,7 @@ class Auction:
             )
         else:
             self._allow(Command.FINALIZE)
-        required = self._rules.min_participants
+        required = self._book.min_participants
         if strict and result.outcome is not Outcome.ABORTED and result.num_participants < required:
             raise InsufficientParticipants(result.num_participants, required)
         return result
@@ -798,7 +785,7 @@ class Auction:
 
     def _table(self) -> _BidTable:
         """Revealed real bids in commit order, then phantoms in slot order (the tie order),
-        each scored as a price, and their ranking."""
+        each scored by the rule book, and their ranking."""
         reveals = self._reveals
         reals = [reveals[b] for b in self._commitments if b in reveals]
         _, phantom_prices, phantom_volumes, phantom_fees = self._phantom_columns
@@ -808,17 +795,13 @@ class Auction:
         volumes += phantom_volumes
         fees = [b.priority_fee for b in reals]
         fees += phantom_fees
-        premium = self._fee_premium
-        values = [p + premium * f for p, f in zip(prices, fees, strict=True)] if premium else prices
+        book, baseline, amount = self._book, self._baseline_price, self._amount
+        improvements = [improvement_bps(p, baseline) for p in prices]
+        fees_bps = [fee_bps(f, amount) for f in fees]
+        scores = [score(book, i, f) for i, f in zip(improvements, fees_bps, strict=True)]
         # sorted(reverse=True) is stable: ties keep commit order, phantoms last.
-        order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
-        return _BidTable(reals, prices, volumes, fees, values, order)
-
-    @property
-    def _fee_premium(self) -> float:
-        """Price equivalent of one token unit of priority fee: baseline*fw/(pw*amount)."""
-        rules = self._rules
-        return self._baseline_price * rules.fee_weight / (rules.price_weight * self._amount)
+        order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
+        return _BidTable(reals, prices, volumes, fees, improvements, fees_bps, scores, order)
 
     def _ranking(
         self,
@@ -826,7 +809,6 @@ class Auction:
         allocated: list[float] | None = None,
         fill_price: list[float | None] | None = None,
     ) -> Ranking:
-        rules = self._rules
         bidder_ids = [b.bidder_id for b in table.reals]
         bidder_ids += [phantom_id(slot) for slot in self._phantom_columns[0]]
         # The lists are this clearing's own and never change again: no copies.
@@ -839,37 +821,39 @@ class Auction:
             allocated=allocated,
             fill_prices=fill_price,
             order=table.order,
-            baseline_price=self._baseline_price,
-            amount=self._amount,
-            price_weight=rules.price_weight,
-            fee_weight=rules.fee_weight,
+            improvements=table.improvements,
+            fees_bps=table.fees_bps,
+            scores=table.scores,
         )
         return Ranking(columns=columns)
 
     def _clear(self, at: datetime) -> AuctionResult:
         table = self._table()
         n = len(table.prices)
+        book = self._book
         if n == 0:
             return self._baseline_result(at, Outcome.NO_BIDS, Ranking())
-        if n < self._rules.min_participants:
+        if n < book.min_participants:
             return self._baseline_result(
                 at, Outcome.INSUFFICIENT_PARTICIPANTS, self._ranking(table)
             )
-        baseline, amount, mechanism = self._baseline_price, self._amount, self._rules.mechanism
-        prices, values, order, reals = table.prices, table.values, table.order, table.reals
+        baseline, amount = self._baseline_price, self._amount
+        prices, scores, order, reals = table.prices, table.scores, table.order, table.reals
+        n_real = len(reals)
+        floor = 0.0
+        if book.phantom_policy == "floor":
+            # Phantoms never take volume: the reals clear alone, the best phantom's score
+            # is a floor under every fill.
+            floor = phantom_floor(book, scores[n_real:])
+            cleared = scores[:n_real]
+            volumes = table.volumes[:n_real]
+        else:
+            cleared, volumes = scores, table.volumes
         # clear() itself on plain lists (same bits): a live auction has a few dozen bids.
         _, allocated, payment = clear_lists(
-            values, table.volumes, supply=amount, reserve=baseline, mechanism=mechanism
+            cleared, volumes, supply=amount, reserve=0.0, mechanism=book.mechanism
         )
-        premium = self._fee_premium
-        uniform_price = baseline
-        if mechanism == "uniform":
-            best_rejected = next(
-                (i for i in order if allocated[i] <= 0.0 and values[i] >= baseline), None
-            )
-            if best_rejected is not None:
-                uniform_price = max(baseline, prices[best_rejected])
-        n_real = len(reals)
+        allocated += [0.0] * (n - len(allocated))
         fill_price: list[float | None] = [None] * n
         fills: list[Fill] = []
         for i in order:
@@ -878,15 +862,12 @@ class Auction:
             units = allocated[i]
             if units <= 0.0:
                 continue
-            own = prices[i]
-            if mechanism == "discriminatory":
-                price = own
-            elif mechanism == "uniform":
-                price = min(uniform_price, own)
-            else:  # vickrey, vcg: the score paid per unit, less this bid's fee term
-                price = payment[i] / units - premium * table.fees[i]
-            paid = fill_price[i] = min(max(price, baseline), max(own, baseline))
-            fills.append(Fill(reals[i].bidder_id, units, paid))
+            own = table.improvements[i]
+            paid = fill_improvement(book, payment[i], units, own, table.fees_bps[i], floor)
+            # Paying its own improvement is paying its own price, to the bit.
+            price = prices[i] if paid == own else price_of(paid, baseline)
+            fill_price[i] = price
+            fills.append(Fill(reals[i].bidder_id, units, price))
         outcome = Outcome.FILLED if fills else Outcome.PHANTOM_WON
         ranking = self._ranking(table, allocated, fill_price)
         return self._finish(at, outcome, fills, ranking, phantom_won=order[0] >= n_real)
@@ -920,11 +901,11 @@ class Auction:
             winning_bid=winning_bid,
             price=price,
             amount=amount,
-            improvement_bps=(price - baseline) / baseline * 10_000.0,
+            improvement_bps=improvement_bps(price, baseline),
             num_participants=len(reveals) + len(self._phantom_columns[0]),
             auction_duration_ms=(at - self._opened_at) / _MS,
             auction_id=self._id,
-            mechanism=self._rules.mechanism,
+            mechanism=self._book.mechanism,
             outcome=outcome,
             fills=tuple(fills),
             phantom_won=phantom_won,
@@ -940,6 +921,7 @@ class Auction:
             reveal_deadline=self._reveal_deadline,
             finalized_at=at,
             phantom_model=self._rules.phantom_model,
+            phantom_policy=self._book.phantom_policy,
         )
 
     # -- rebuilding from a stored audit --

@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar, TypeAlias
 
+from ..mechanisms.rules import RejectReason
 from .bids import ImprovementBid, SealedBid
 
 __all__ = [
@@ -68,25 +69,6 @@ class Outcome(StrEnum):
     NO_BIDS = "no_bids"
     INSUFFICIENT_PARTICIPANTS = "insufficient_participants"
     ABORTED = "aborted"
-
-
-class RejectReason(StrEnum):
-    """Why a commit or reveal was refused (the service answers it as a 4xx with this code)."""
-
-    # commit
-    LATE = "late"  # the collection window is over
-    REPLAYED_NONCE = "replayed_nonce"  # nonce not above the bidder's last accepted one
-    DUPLICATE_COMMIT = "duplicate_commit"  # one commitment per bidder per auction
-    TOKEN_PAIR_MISMATCH = "token_pair_mismatch"  # commit or reveal names another pair
-    WITHDRAWN = "withdrawn"  # accepted, then withdrawn: its driver could not record it
-    # reveal
-    OUTSIDE_REVEAL_WINDOW = "outside_reveal_window"
-    NOT_COMMITTED = "not_committed"
-    DUPLICATE_REVEAL = "duplicate_reveal"
-    COMMITMENT_MISMATCH = "commitment_mismatch"  # fields or nonce do not hash to the commitment
-    IMPROVEMENT_OUT_OF_BOUNDS = "improvement_out_of_bounds"
-    VOLUME_OUT_OF_BOUNDS = "volume_out_of_bounds"
-    FEE_OUT_OF_BOUNDS = "fee_out_of_bounds"
 
 
 @dataclass(frozen=True, slots=True)

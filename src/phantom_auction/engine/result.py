@@ -97,15 +97,13 @@ class RankingColumns:
     allocated: Sequence[float] | None
     fill_prices: Sequence[float | None] | None
     order: Sequence[int]
-    baseline_price: float
-    amount: float
-    price_weight: float
-    fee_weight: float
+    improvements: Sequence[float]
+    fees_bps: Sequence[float]
+    scores: Sequence[float]
 
     def build(self) -> tuple[RankedBid, ...]:
         """The :class:`RankedBid` entries, best first."""
-        baseline, amount = self.baseline_price, self.amount
-        pw, fw, n_real = self.price_weight, self.fee_weight, self.n_real
+        n_real = self.n_real
         prices, fees, allocated, fill_prices = (
             self.prices,
             self.fees,
@@ -114,8 +112,6 @@ class RankingColumns:
         )
         entries = []
         for rank, i in enumerate(self.order, start=1):
-            improvement = (prices[i] - baseline) / baseline * 10_000.0
-            fee_bps = fees[i] / amount * 10_000.0
             units = 0.0 if allocated is None else allocated[i]
             real = i < n_real
             price = fill_prices[i] if real and fill_prices is not None else None
@@ -127,9 +123,9 @@ class RankingColumns:
                     prices[i],
                     self.volumes[i],
                     fees[i],
-                    improvement,
-                    fee_bps,
-                    pw * improvement + fw * fee_bps,
+                    self.improvements[i],
+                    self.fees_bps[i],
+                    self.scores[i],
                     units,
                     units if price is not None else 0.0,
                     price,
@@ -208,7 +204,9 @@ class AuctionResult:
     ``phantom_seed`` (revealed; check with ``verify_phantoms``), ``unrevealed``
     (bidders whose commitment got no accepted reveal, in commit order), and for publication
     and verification ``phantom_commitment``, ``phantom_bids``, ``ranking``,
-    ``baseline_price``, ``token_pair``, the window times and the ``phantom_model``.
+    ``baseline_price``, ``token_pair``, the window times, the ``phantom_model`` and the
+    ``phantom_policy`` that cleared it (``reserve`` or ``floor``, see
+    :mod:`phantom_auction.mechanisms.rules`).
     """
 
     winning_bid: ImprovementBid | None
@@ -234,3 +232,4 @@ class AuctionResult:
     reveal_deadline: datetime
     finalized_at: datetime
     phantom_model: PhantomModel
+    phantom_policy: str = "reserve"

@@ -308,11 +308,11 @@ def _clear_rows(
         xs[0] = first
         pay[0] = first * (vs[1] if n > 1 else reserve)
     elif name == "uniform" or not multi_unit:
-        won = np.greater(xs, 0.0, out=scratch.flag_t[:, :c]).sum(axis=0, dtype=np.intp)
-        # The best rejected bid is rank ``won``; past the eligible ones, the reserve.
-        best_rejected = np.where(
-            won < n, _at(scratch.vs, np.minimum(won, n - 1), auctions), reserve
-        )
+        # The highest rejected unit is that of rank f, the first bid not filled in full
+        # (ineligible bids, q = x = 0, count as filled); past the eligible ones, the reserve.
+        full = np.equal(xs, qs, out=scratch.flag_t[:, :c]).sum(axis=0, dtype=np.intp)
+        f = full - (n - eligible_t.sum(axis=0, dtype=np.intp))
+        best_rejected = np.where(f < n, _at(scratch.vs, np.minimum(f, n - 1), auctions), reserve)
         np.multiply(xs, best_rejected, out=pay)
     else:
         n_eligible = eligible_t.sum(axis=0, dtype=np.intp)

@@ -12,8 +12,11 @@ in what winners pay:
   ``max(r, (k+1)-th best value)``.
 - ``vickrey`` (second price): one winner takes ``min(q, supply)`` and pays per unit
   ``max(r, best other value)``. Unit demand: identical to ``vcg`` (and reported so).
-- ``uniform``: every unit at ``max(r, best rejected value)``, a rejected bid being one
-  that receives nothing.
+- ``uniform``: every unit at the highest rejected unit's value, else ``r``: the value
+  of the first bid (in value order) not filled in full, since a partly filled bid's
+  unfilled units are rejected at its value (the textbook market-clearing price; never
+  below a partly filled winner's own value, and demand above supply never clears at
+  ``r``).
 - ``discriminatory`` (pay-as-bid, first price): each winner pays its own value.
 
 Unit demand treats every bid with a positive quantity as a bid for exactly one unit.
@@ -147,8 +150,9 @@ def clear(
     if name == "discriminatory":
         pay[order] = filled * vs
     elif name == "uniform" or not multi_unit:
-        # The best rejected bid is the (k+1)-th best eligible one.
-        price = max(reserve, float(vs[k])) if k < vs.size else reserve
+        # The highest rejected unit: that of the first bid not filled in full.
+        f = int(np.count_nonzero(filled == qs))
+        price = max(reserve, float(vs[f])) if f < vs.size else reserve
         pay[order] = filled * price
     else:
         pay[order[:k]] = _vcg_payments(vs, qs, filled[:k], reserve)
@@ -332,7 +336,8 @@ def clear_lists(
         for i, units, value in zip(order, filled, vs, strict=True):
             pay[i] = units * value
     elif name == "uniform" or not multi_unit:
-        price = max(reserve, vs[k]) if k < len(vs) else reserve
+        f = sum(map(float.__eq__, filled, qs))  # bids filled in full (a prefix)
+        price = max(reserve, vs[f]) if f < len(vs) else reserve
         for i, units in zip(order, filled, strict=True):
             pay[i] = units * price
     else:

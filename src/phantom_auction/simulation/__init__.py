@@ -55,6 +55,7 @@ from .strategies import (
     strategy_names,
 )
 from .streaming import QuantileSketch, StreamingSummary
+from .sweeps import sweep
 
 __all__ = [
     "STRATEGIES",
@@ -102,5 +103,6 @@ __all__ = [
     "solve_equilibrium",
     "strategy_names",
     "summarize_chunk",
+    "sweep",
     "utility_loss",
 ]

@@ -15,14 +15,16 @@ from ..errors import InvalidBidParameters
 from .market import TREND_BPS, VOLATILITY_BPS, MarketConditions
 from .parallel import run_monte_carlo
 from .results import (
+    CI_BATCHES,
     METRIC_COLUMNS,
+    SEED_METRIC_NAMES,
     MonteCarloResults,
     SimulationResult,
     columns_from_rows,
     finite_stats,
 )
 from .simulator import PhantomSimulator
-from .strategies.base import LabelledStrategy, strategy_label
+from .strategies.base import LabelledStrategy, learns, strategy_label
 from .streaming import StreamingSummary
 
 __all__ = ["analyze_results", "backtest_strategy", "calibrate_parameters"]
@@ -73,25 +75,54 @@ def _analysis(
     labels: Sequence[str],
     wins: Sequence[int],
     num_auctions: int,
+    ci_method: str,
 ) -> dict[str, Any]:
     performance, diversity = _win_tables(wins, labels, num_auctions)
     out: dict[str, Any] = {
         name: dict(stats_of[name]) for name in METRIC_COLUMNS if name in stats_of
     }
     out["clearing_price"] = dict(stats_of["clearing_price"])
+    for seed_name, column in SEED_METRIC_NAMES.items():
+        if column in out:
+            out[seed_name] = out[column]
     out["strategy_performance"] = performance
     out["winner_diversity"] = diversity
     out["strategy_details"] = _strategy_details(stats_of, labels, performance)
     out["num_auctions"] = num_auctions
+    out["ci_method"] = ci_method
     return out
 
 
-def analyze_results(results: MonteCarloResults | Sequence[SimulationResult]) -> dict[str, Any]:
-    """Statistics of a run, keyed by metric (the column names of ``to_frame``).
+def _dependent(results: MonteCarloResults) -> bool:
+    """Whether a run's auctions depend on each other (bidders that learn across them)."""
+    spec = results.tasks[0].spec
+    return bool(spec.config.enable_learning) and any(learns(s) for s in spec.strategies)
 
-    Each metric maps to ``mean, median, std (ddof=1), min, max, p05, p95, count`` over
-    its finite values (NaN marks an undefined value, e.g. the MEV capture of an
-    auction without surplus); ``phantom_won``'s mean is the phantom win rate. Also:
+
+def _ci_method(batches: int | None) -> str:
+    if batches:
+        return f"batch means ({batches} batches, Student t)"
+    return "independent auctions (Student t)"
+
+
+def analyze_results(
+    results: MonteCarloResults | Sequence[SimulationResult], *, batches: int | None = None
+) -> dict[str, Any]:
+    """Statistics of a run, keyed by metric (the column names of ``to_frame``, and the
+    seed's names of :data:`~.results.SEED_METRIC_NAMES`: ``avg_price_improvement`` is
+    ``improvement_bps``, ``phantom_win_rate`` is ``phantom_won``, ``convergence_speed``
+    is ``convergence_speed_ms``; the same statistics under both names).
+
+    Each metric maps to ``mean``, the 95 % confidence interval of the mean
+    ``ci95_low``/``ci95_high`` and its standard error ``sem``, ``median, std (ddof=1),
+    min, max, p05, p95, count`` over its finite values (NaN marks an undefined value,
+    e.g. the MEV capture of an auction without surplus); ``phantom_won``'s mean is the
+    phantom win rate.
+
+    The interval is Student's t over independent auctions; when the auctions are not
+    independent (bidders that learn across auctions) it is computed by batch means over
+    the auctions in order (``batches``, default :data:`~.results.CI_BATCHES`; pass
+    ``batches`` to force it). ``ci_method`` says which was used. Also:
     ``clearing_price`` (same statistics, token B per A), ``strategy_performance``
     (share of auctions won per strategy label, plus ``phantom`` and ``none``; sums to
     1), ``winner_diversity`` (normalised Shannon entropy of wins over real bidders: 0
@@ -103,13 +134,21 @@ def analyze_results(results: MonteCarloResults | Sequence[SimulationResult]) -> 
     """
     if isinstance(results, MonteCarloResults):
         labels = results.labels
+        if batches is None and _dependent(results):
+            batches = CI_BATCHES
         if results.rows_kept:
             columns = results.columns
-            stats_of = {k: finite_stats(v) for k, v in columns.items() if k != "winner_index"}
+            stats_of = {
+                k: finite_stats(v, batches=batches)
+                for k, v in columns.items()
+                if k != "winner_index"
+            }
             summary = results.summary
-            return _analysis(stats_of, labels, summary.wins.tolist(), len(results))
-        summary = results.summary
-        return _summary_analysis(summary)
+            return _analysis(
+                stats_of, labels, summary.wins.tolist(), len(results), _ci_method(batches)
+            )
+        # A summary keeps no order: its interval treats the auctions as independent.
+        return _summary_analysis(results.summary)
     rows = list(results)
     if not rows:
         raise InvalidBidParameters("results", rows, "must hold at least one auction")
@@ -128,14 +167,20 @@ def analyze_results(results: MonteCarloResults | Sequence[SimulationResult]) -> 
         for b in r.all_bids:
             if not b.is_phantom:
                 labels_by_index[int(b.bidder_id.removeprefix("real_"))] = b.strategy
-    stats_of = {k: finite_stats(v) for k, v in columns.items() if k != "winner_index"}
+    stats_of = {
+        k: finite_stats(v, batches=batches) for k, v in columns.items() if k != "winner_index"
+    }
     summary = StreamingSummary.from_columns(columns, labels_by_index)
-    return _analysis(stats_of, labels_by_index, summary.wins.tolist(), len(rows))
+    return _analysis(
+        stats_of, labels_by_index, summary.wins.tolist(), len(rows), _ci_method(batches)
+    )
 
 
 def _summary_analysis(summary: StreamingSummary) -> dict[str, Any]:
     stats_of = {k: m.stats() for k, m in summary.metrics.items()}
-    return _analysis(stats_of, summary.labels, summary.wins.tolist(), summary.num_auctions)
+    return _analysis(
+        stats_of, summary.labels, summary.wins.tolist(), summary.num_auctions, _ci_method(None)
+    )
 
 
 # -- calibration --------------------------------------------------------------------

@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..config import AuctionConfig
 from ..engine.phantoms import PhantomArrays, PhantomModel, draw_phantom_arrays
 from ..errors import InvalidBidParameters
+from ..mechanisms.rules import AuctionRules, RevealLimits, to_us
 from .market import MarketConditions, ValueModel
 from .settings import SimulationConfig
-from .strategies.base import BOUND_SLACK_BPS, AuctionView, learns, strategy_label
+from .strategies.base import AuctionView, learns, strategy_label
 
 __all__ = [
     "PATH_POINTS",
@@ -42,8 +44,6 @@ FloatArray = NDArray[np.float64]
 
 #: Points of a convergence path over the collection window.
 PATH_POINTS = 101
-#: Slack for bids computed in bps and passed as prices (float round trip, bps).
-BOUND_TOLERANCE_BPS = BOUND_SLACK_BPS
 
 WINNER_PHANTOM = -1
 WINNER_NONE = -2
@@ -105,7 +105,9 @@ class AuctionEnvironment:
 
     Improvements in bps over ``baseline_price``; volumes in token A. In textbook mode the
     bounds are ``[reserve, inf)`` (the reserve is ``reserve_bps``, by default 0 bps: the
-    baseline) and every bid is for the whole order.
+    baseline) and every bid is for the whole order. ``rules`` is the rule book's view of
+    all this (what the engine enforces); ``window_ms`` its collection window, which a bid
+    must arrive strictly before (``deadline_us`` microseconds after the open).
     """
 
     baseline_price: float
@@ -126,8 +128,16 @@ class AuctionEnvironment:
     view: AuctionView
     labels: tuple[str, ...]
     learner_flags: tuple[bool, ...]
+    rules: AuctionRules
+    deadline_us: int
+    auction_config: AuctionConfig | None
     #: ``(label, bidder indices)`` in order of first appearance.
     label_groups: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @property
+    def limits(self) -> RevealLimits:
+        """The rule book's reveal limits for this baseline quantity."""
+        return self.rules.limits(self.baseline_quantity)
 
     @property
     def num_bidders(self) -> int:
@@ -178,8 +188,25 @@ def build_environment(
         learning=config.enable_learning,
         value_distribution=value_model.marginal,
         phantom_model=config.resolved_phantom_model if config.num_phantom_bidders else None,
+        phantom_policy=config.phantom_policy,
         min_participants=config.resolved_min_participants,
     )
+    duration = float(config.auction_duration_ms)
+    rules = AuctionRules(
+        mechanism=config.clearing_mechanism,
+        min_bps=min_bps,
+        max_bps=max_bps,
+        volume_multiplier=config.max_bid_value_multiplier,
+        fee_ratio=config.priority_fee_max_ratio,
+        price_weight=config.price_weight,
+        fee_weight=config.fee_weight,
+        min_participants=config.resolved_min_participants,
+        duration_ms=duration,
+        reveal_delay_ms=config.resolved_reveal_delay_ms,
+        min_window_ms=min(config.min_window_ms, duration),
+        phantom_policy=config.phantom_policy,
+    )
+    window_ms, _ = rules.windows_ms(duration)
     labels = tuple(strategy_label(s) for s in strategies)
     groups = tuple(
         (label, tuple(i for i, other in enumerate(labels) if other == label))
@@ -189,8 +216,8 @@ def build_environment(
         baseline_price=price,
         baseline_quantity=quantity,
         mechanism=config.clearing_mechanism,
-        window_ms=config.collection_window_ms,
-        duration_ms=float(config.auction_duration_ms),
+        window_ms=window_ms,
+        duration_ms=duration,
         min_bps=min_bps,
         max_bps=max_bps,
         max_volume=quantity * config.max_bid_value_multiplier,
@@ -205,6 +232,9 @@ def build_environment(
         labels=labels,
         learner_flags=tuple(config.enable_learning and learns(s) for s in strategies),
         label_groups=groups,
+        rules=rules,
+        deadline_us=to_us(window_ms),
+        auction_config=config.resolved_auction_config,
     )
 
 

@@ -5,13 +5,16 @@ Same model, same random streams and same rules as the object path
 
 1. market and phantom draws for the chunk (:func:`draw_exogenous`);
 2. each bidder's bids for every auction (the strategy's batch form, or its scalar form
-   once per auction), validated like the engine validates a reveal: arrival inside the
-   collection window, improvement within bounds, ``0 < volume <= limit``,
-   ``0 <= fee <= volume * ratio``; the standing bid is the best valid one (earliest on
-   ties);
-3. clearing with the batch mechanisms: phantom bids first (they are the randomised
-   reserve drawn when the auction opens), then real standing bids in arrival order,
-   valuations in bps over baseline with the reserve at the baseline (0 bps); an
+   once per auction), judged by the rule book's array twin
+   (:func:`~phantom_auction.mechanisms.rules.reveal_verdicts`: arrival before the
+   collection deadline, then the engine's reveal checks); the standing bid is the best
+   accepted score (earliest on ties);
+3. clearing as the engine clears (:mod:`phantom_auction.mechanisms.rules`): real
+   standing bids in arrival order, then phantoms in slot order (the engine's tie order),
+   cleared on their scores by :func:`~phantom_auction.mechanisms.batch.clear_batch` with
+   the reserve at the baseline (score 0), each real fill priced by
+   :func:`~phantom_auction.mechanisms.rules.fill_improvements`; under the ``floor``
+   policy phantoms are left out and the best phantom score floors every fill; an
    auction with fewer than ``min_participants`` bids is not cleared (the CFMM fills it);
 4. metrics against the modelled values (see :mod:`phantom_auction.simulation.results`).
 
@@ -29,9 +32,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..engine.phantoms import PhantomArrays
 from ..mechanisms.batch import clear_batch
+from ..mechanisms.rules import (
+    fee_bps,
+    fill_improvements,
+    improvement_bps,
+    price_of,
+    reveal_verdicts,
+    score,
+)
 from .environment import (
-    BOUND_TOLERANCE_BPS,
     WINNER_NONE,
     WINNER_PHANTOM,
     AuctionEnvironment,
@@ -48,7 +59,7 @@ from .strategies.base import (
     call_generate_bids,
 )
 
-__all__ = ["ChunkColumns", "PathSample", "clear_arrays", "simulate_chunk_arrays"]
+__all__ = ["ChunkColumns", "PathSample", "clear_arrays", "simulate_chunk_arrays", "valid_bids"]
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -66,23 +77,57 @@ class PathSample:
 
 
 def clear_arrays(
-    values: FloatArray,
-    quantities: FloatArray,
-    mask: BoolArray,
-    *,
-    supply: float,
-    mechanism: str,
-) -> tuple[FloatArray, FloatArray]:
-    """Allocation and payment (A, S) of many auctions; reserve at 0 bps (the baseline)."""
-    result = clear_batch(
-        values,
-        quantities,
-        mask,
-        supply=supply,
-        reserve=0.0,
-        mechanism=mechanism,
+    env: AuctionEnvironment,
+    real_imp: FloatArray,
+    real_qty: FloatArray,
+    real_fee: FloatArray,
+    real_has: BoolArray,
+    phantoms: PhantomArrays,
+    rows: slice,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Clear auctions ``rows`` as the engine does, real bids given in arrival order (A, N).
+
+    Returns the real bids' allocations and fill improvements (bps over the baseline,
+    per unit), and every column's allocation and score, reals then phantoms (A, N + M).
+    """
+    rules, bp, bq = env.rules, env.baseline_price, env.baseline_quantity
+    present = phantoms.present[rows]
+    ph_score = np.where(
+        present,
+        score(
+            rules,
+            improvement_bps(phantoms.price[rows], bp),
+            fee_bps(phantoms.priority_fee[rows], bq),
+        ),
+        0.0,
     )
-    return result.allocation, result.payment
+    real_fee_bps = np.asarray(fee_bps(real_fee, bq))
+    real_score = np.where(real_has, score(rules, real_imp, real_fee_bps), 0.0)
+    values = np.concatenate((real_score, ph_score), axis=1)
+    qty = np.concatenate(
+        (np.where(real_has, real_qty, 0.0), np.where(present, phantoms.volume[rows], 0.0)), axis=1
+    )
+    n = real_imp.shape[1]
+    participants = present.sum(axis=1) + real_has.sum(axis=1)
+    cleared = participants >= rules.min_participants
+    floor: FloatArray | float = 0.0
+    if rules.phantom_policy == "floor":
+        # Phantoms never take volume; the best one's score floors every real fill.
+        mask = np.concatenate((real_has, np.zeros_like(present)), axis=1) & cleared[:, None]
+        floor = np.maximum(np.where(present, ph_score, 0.0).max(axis=1, initial=0.0), 0.0)[:, None]
+    else:
+        mask = np.concatenate((real_has, present), axis=1) & cleared[:, None]
+    if values.shape[1]:
+        cleared_batch = clear_batch(
+            values, qty, mask, supply=bq, reserve=0.0, mechanism=rules.mechanism
+        )
+        alloc, pay = cleared_batch.allocation, cleared_batch.payment
+    else:
+        alloc = pay = np.zeros(values.shape)
+    alloc = np.where(mask, alloc, 0.0)
+    real_alloc = alloc[:, :n]
+    paid = fill_improvements(rules, pay[:, :n], real_alloc, real_imp, real_fee_bps, floor)
+    return real_alloc, paid, alloc, values
 
 
 @dataclass(slots=True)
@@ -113,7 +158,7 @@ def _padded_scalar_bids(
             env.baseline_quantity,
             env.market,
             rng,
-            bp * (1.0 + v / BPS),
+            price_of(v, bp),
             env.view,
         )
         rows.append(bids)
@@ -126,7 +171,7 @@ def _padded_scalar_bids(
     present = np.zeros((n, width), dtype=bool)
     for a, bids in enumerate(rows):
         for k, bid in enumerate(bids):
-            imp[a, k] = (bid.price / bp - 1.0) * BPS
+            imp[a, k] = improvement_bps(bid.price, bp)
             qty[a, k] = bid.quantity
             time[a, k] = bid.timestamp
             fee[a, k] = bid.priority_fee
@@ -157,31 +202,32 @@ def _bids(
 def valid_bids(
     batch: BidBatch, env: AuctionEnvironment
 ) -> tuple[BoolArray, FloatArray, FloatArray]:
-    """Which slots the engine would accept, their improvements clipped to the bounds, volumes."""
-    imp, time, fee = batch.improvement_bps, batch.timestamp_ms, batch.priority_fee
-    qty = np.full(imp.shape, env.baseline_quantity) if env.textbook else batch.quantity
-    with np.errstate(invalid="ignore"):
-        valid = (
-            batch.present
-            & (time >= 0.0)
-            & (time <= env.window_ms)
-            & (imp >= env.min_bps - BOUND_TOLERANCE_BPS)
-            & (imp <= env.max_bps + BOUND_TOLERANCE_BPS)
-            & (imp < np.inf)
-            & (qty > 0.0)
-            & (qty <= env.max_volume * (1.0 + 1e-12))
-            & (fee >= 0.0)
-            & (fee <= qty * env.fee_max_ratio * (1.0 + 1e-12))
-        )
-    return valid, np.clip(imp, env.min_bps, env.max_bps), qty
+    """Which slots the engine would accept (the rule book's verdict), their improvements
+    (bps) and volumes."""
+    qty = (
+        np.full(batch.improvement_bps.shape, env.baseline_quantity)
+        if env.textbook
+        else batch.quantity
+    )
+    accepted, _ = reveal_verdicts(
+        env.limits,
+        batch.improvement_bps,
+        qty,
+        batch.priority_fee,
+        batch.timestamp_ms,
+        env.deadline_us,
+    )
+    return accepted & batch.present, batch.improvement_bps, qty
 
 
 def _standing_of(
     batch: BidBatch, env: AuctionEnvironment
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]:
-    """Standing bid per auction (best valid improvement, earliest on ties) and the valid mask."""
+    """Standing bid per auction (best accepted score, earliest on ties) and the valid mask."""
     valid, imp, qty = valid_bids(batch, env)
-    masked = np.where(valid, imp, -np.inf)
+    with np.errstate(invalid="ignore"):
+        scores = score(env.rules, imp, fee_bps(batch.priority_fee, env.baseline_quantity))
+    masked = np.where(valid, scores, -np.inf)
     best = masked.max(axis=1)
     candidates = valid & (masked == best[:, None])
     pick = np.argmin(np.where(candidates, batch.timestamp_ms, np.inf), axis=1)[:, None]
@@ -202,52 +248,42 @@ def _clear_and_measure(
     """Columns of the auctions in ``rows``, and the real bidders' allocation and payment."""
     ph = draws.phantoms
     present = ph.present[rows]
-    ph_imp = np.where(present, ph.improvement_bps[rows], 0.0)
-    ph_qty = np.where(present, ph.volume[rows], 0.0)
     values = draws.values_bps[rows]
     r_imp, r_qty, r_time, has = st.imp[rows], st.qty[rows], st.time[rows], st.has[rows]
     b, m, n = values.shape[0], present.shape[1], values.shape[1]
     q_total = env.baseline_quantity
 
-    # Real bids in arrival order (ties between a phantom and a real bid go to the phantom).
+    # Real bids in arrival order (the engine's commit order), then the phantoms.
     order = np.argsort(np.where(has, r_time, np.inf), axis=1, kind="stable")
-    s_has = np.take_along_axis(has, order, axis=1)
-    clear_values = np.concatenate(
-        (ph_imp, np.where(s_has, np.take_along_axis(r_imp, order, axis=1), 0.0)), axis=1
+
+    def arrived(a: NDArray[Any]) -> NDArray[Any]:
+        return np.take_along_axis(a, order, axis=1)
+
+    s_has = arrived(has)
+    s_alloc, s_paid, alloc, scores = clear_arrays(
+        env, arrived(r_imp), arrived(r_qty), arrived(st.fee[rows]), s_has, ph, rows
     )
-    clear_qty = np.concatenate(
-        (ph_qty, np.where(s_has, np.take_along_axis(r_qty, order, axis=1), 0.0)), axis=1
-    )
-    participants = present.sum(axis=1) + has.sum(axis=1)
-    cleared = participants >= env.min_participants
-    mask = np.concatenate((present, s_has), axis=1) & cleared[:, None]
-    if m + n:
-        alloc, pay = clear_arrays(
-            clear_values, clear_qty, mask, supply=q_total, mechanism=env.mechanism
-        )
-    else:
-        alloc = pay = np.zeros((b, 0))
     alloc_real = np.zeros((b, n))
     pay_real = np.zeros((b, n))
-    np.put_along_axis(alloc_real, order, alloc[:, m:], axis=1)
-    np.put_along_axis(pay_real, order, pay[:, m:], axis=1)
+    np.put_along_axis(alloc_real, order, s_alloc, axis=1)
+    np.put_along_axis(pay_real, order, s_alloc * s_paid, axis=1)
 
     # The winner: the best-ranked bid that received volume (first column on ties).
     allocated = alloc > 0.0
-    ranked = np.where(allocated, clear_values, -np.inf)
+    ranked = np.where(allocated, scores, -np.inf)
     top = np.argmax(ranked, axis=1) if m + n else np.zeros(b, dtype=np.int64)
     any_alloc = allocated.any(axis=1)
     top_real = (
-        np.take_along_axis(order, np.clip(top - m, 0, max(n - 1, 0))[:, None], axis=1)[:, 0]
+        np.take_along_axis(order, np.clip(top, 0, max(n - 1, 0))[:, None], axis=1)[:, 0]
         if n
         else np.zeros(b, dtype=np.int64)
     )
-    winner = np.where(~any_alloc, WINNER_NONE, np.where(top < m, WINNER_PHANTOM, top_real))
+    winner = np.where(~any_alloc, WINNER_NONE, np.where(top >= n, WINNER_PHANTOM, top_real))
 
     bp = env.baseline_price
     improvement = pay_real.sum(axis=1) / q_total
-    clearing_price = bp * (1.0 + improvement / BPS)
-    true_price = bp * (1.0 + draws.true_premium_bps[rows] / BPS)
+    clearing_price = price_of(improvement, bp)
+    true_price = price_of(draws.true_premium_bps[rows], bp)
     best_value = values.max(axis=1) if n else np.full(b, -np.inf)
     available = np.maximum(best_value, 0.0)
     has_surplus = available > 0.0
@@ -359,13 +395,15 @@ def simulate_chunk_arrays(
     n_auctions: int,
     *,
     path_rows: int = 0,
+    draws: ExogenousDraws | None = None,
 ) -> tuple[ChunkColumns, PathSample | None]:
     """Simulate ``n_auctions`` auctions on arrays; learners' state advances in place.
 
     ``path_rows > 0`` also returns the convergence paths of the first ``path_rows``
-    auctions.
+    auctions. ``draws`` replaces the market and phantom draws (tests feed chosen ones).
     """
-    draws = draw_exogenous(env, streams, n_auctions)
+    if draws is None:
+        draws = draw_exogenous(env, streams, n_auctions)
     n = env.num_bidders
     shape = (n_auctions, n)
     st = _Standing(

@@ -13,7 +13,7 @@ uncertain in proportion to volatility. For auction ``a`` and real bidder (filler
     m_a       = amm_fee_bps + impact - spread / 2 + TREND_BPS * trend
                 + VOLATILITY_BPS * volatility * Z_a
     v_ai      = m_a + noise_sd * X_ai,   noise_sd = max(1, spread) * (0.5 + volatility)
-    X_a       ~ N(0, R)   (R = MarketConditions.correlation_matrix, a Gaussian copula)
+    X_a       ~ N(0, R)   (R = MarketConditions.values_correlation, a Gaussian copula)
 
 ``m_a`` is the true price premium (``P* = baseline * (1 + m_a / 10_000)``) and ``v_ai``
 the filler's private value of the order per unit: its estimate of ``P*`` plus its own
@@ -24,7 +24,8 @@ rebalancing"), and that gap is the MEV a phantom auction hands back to the user.
 
 **Independent private values** (``value_distribution`` F given): ``v_ai = F^-1(Phi(X_ai))``
 with ``X_ai`` independent standard normals (so ``v_ai`` are i.i.d. draws from F) unless
-``MarketConditions(correlation=rho)`` asks for a Gaussian copula; volatility and trend
+``MarketConditions(correlation=rho)`` (or ``correlation_matrix=R``) asks for a Gaussian
+copula; volatility and trend
 do not move them. ``P*``'s premium is F's mean, the price a competitive market would
 pay on average.
 """
@@ -64,6 +65,7 @@ MAX_IMPACT_BPS: Final = 1_000.0
 #: Off-diagonal correlation of fillers' values per unit of liquidity when not given:
 #: in liquid markets fillers hedge on the same venues, so their values move together.
 LIQUIDITY_CORRELATION: Final = 0.5
+_DEFAULT_NUM_BIDDERS: Final = 20
 
 
 def equicorrelation(n: int, rho: float) -> FloatArray:
@@ -91,11 +93,18 @@ class MarketConditions:
 
     ``volatility`` and ``liquidity`` are scores in [0, 1] (liquidity > 0), ``trend`` in
     [-1, 1], ``spread`` the bid-ask spread in bps, ``volume`` the recent traded volume in
-    token A, ``num_bidders`` the size of :attr:`correlation_matrix`. ``correlation`` is
-    the constant off-diagonal correlation of real bidders' values; ``None`` derives it
-    from liquidity (``0.5 * liquidity``) in market mode and means independent values when
-    a value distribution is given. ``amm_fee_bps`` is the CFMM pool's LP fee (bps; 30 for
-    the common 0.3% tier), the main reason its quote is below the fair price.
+    token A, ``num_bidders`` the size of :attr:`values_correlation`. The real bidders'
+    values correlate through either
+
+    - ``correlation``, a constant off-diagonal correlation; ``None`` derives it from
+      liquidity (``0.5 * liquidity``) in market mode and means independent values when a
+      value distribution is given; or
+    - ``correlation_matrix`` (the seed's form): a symmetric, positive definite matrix with
+      a unit diagonal, one row per real bidder (bidder i takes row i; fewer bidders take
+      the leading block). ``num_bidders`` is then its size.
+
+    ``amm_fee_bps`` is the CFMM pool's LP fee (bps; 30 for the common 0.3% tier), the
+    main reason its quote is below the fair price.
     """
 
     volatility: float = 0.3
@@ -103,11 +112,26 @@ class MarketConditions:
     trend: float = 0.0
     spread: float = 10.0
     volume: float = 1e6
-    num_bidders: int = 20
+    num_bidders: int = _DEFAULT_NUM_BIDDERS
     correlation: float | None = None
     amm_fee_bps: float = 30.0
+    #: Given as any n x n array-like; kept as a tuple of rows (hashable, comparable).
+    correlation_matrix: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.correlation_matrix is not None:
+            matrix = _checked_matrix(self.correlation_matrix)
+            if self.correlation is not None:
+                raise InvalidBidParameters(
+                    "correlation", self.correlation, "give correlation or correlation_matrix"
+                )
+            n = matrix.shape[0]
+            if self.num_bidders not in (n, _DEFAULT_NUM_BIDDERS):  # the default: from R
+                raise InvalidBidParameters(
+                    "num_bidders", self.num_bidders, f"must match correlation_matrix's size {n}"
+                )
+            object.__setattr__(self, "num_bidders", n)
+            object.__setattr__(self, "correlation_matrix", tuple(map(tuple, matrix.tolist())))
         checks = (
             ("volatility", self.volatility, 0.0 <= self.volatility <= 1.0, "must be in [0, 1]"),
             ("liquidity", self.liquidity, 0.0 < self.liquidity <= 1.0, "must be in (0, 1]"),
@@ -133,24 +157,62 @@ class MarketConditions:
 
     @property
     def value_correlation(self) -> float:
-        """Off-diagonal correlation of values in market mode (given, or from liquidity)."""
+        """Off-diagonal correlation of values in market mode (given, or from liquidity;
+        the mean off-diagonal entry of a given ``correlation_matrix``)."""
+        if self.correlation_matrix is not None:
+            matrix = np.asarray(self.correlation_matrix)
+            n = matrix.shape[0]
+            return float((matrix.sum() - n) / (n * (n - 1))) if n > 1 else 0.0
         if self.correlation is not None:
             return float(self.correlation)
         return LIQUIDITY_CORRELATION * self.liquidity
 
     @property
-    def correlation_matrix(self) -> FloatArray:
-        """``num_bidders x num_bidders`` correlation of values (positive definite).
-
-        Constant off-diagonal :attr:`value_correlation`; the identity for ``correlation=0``.
-        """
+    def values_correlation(self) -> FloatArray:
+        """``num_bidders x num_bidders`` correlation of values (positive definite): the
+        given ``correlation_matrix``, else constant off-diagonal :attr:`value_correlation`
+        (the identity for ``correlation=0``)."""
         return self.correlation_matrix_for(self.num_bidders)
 
     def correlation_matrix_for(self, n: int) -> FloatArray:
-        """The same construction for ``n`` bidders (the simulator's real bidders)."""
+        """The correlation of ``n`` bidders' values (the simulator's real bidders)."""
+        if self.correlation_matrix is not None:
+            matrix = np.asarray(self.correlation_matrix, dtype=np.float64)
+            if n > matrix.shape[0]:
+                raise InvalidBidParameters(
+                    "correlation_matrix",
+                    f"{matrix.shape[0]}x{matrix.shape[0]}",
+                    f"has fewer rows than the {n} real bidders",
+                )
+            return matrix[:n, :n]
         rho = self.value_correlation
         _check_correlation(rho, max(n, 1))
         return equicorrelation(n, rho)
+
+
+def _checked_matrix(value: Any) -> FloatArray:
+    """``value`` as a correlation matrix, or :class:`InvalidBidParameters` saying why not."""
+    name = "correlation_matrix"
+    try:
+        matrix = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidBidParameters(name, value, "must be a square matrix of numbers") from None
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 1:
+        raise InvalidBidParameters(name, matrix.shape, "must be a square n x n matrix, n >= 1")
+    if not np.isfinite(matrix).all():
+        raise InvalidBidParameters(name, value, "has an entry that is not a finite number")
+    if not np.allclose(matrix, matrix.T, atol=1e-12):
+        raise InvalidBidParameters(name, value, "must be symmetric")
+    if not np.allclose(np.diag(matrix), 1.0, atol=1e-12):
+        raise InvalidBidParameters(name, np.diag(matrix).tolist(), "diagonal must be all 1")
+    try:
+        np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        low = float(np.linalg.eigvalsh(matrix).min())
+        raise InvalidBidParameters(
+            name, value, f"must be positive definite (smallest eigenvalue {low:.3g})"
+        ) from None
+    return matrix
 
 
 def value_distribution(spec: Any) -> Any:
@@ -258,7 +320,12 @@ class ValueModel:
             premium_sd = VOLATILITY_BPS * market.volatility
             noise_sd = max(1.0, market.spread) * (0.5 + market.volatility)
         chol = None
-        if num_bidders > 1:
+        if market.correlation_matrix is not None:
+            matrix = market.correlation_matrix_for(num_bidders)
+            rho = market.value_correlation
+            if num_bidders > 1:
+                chol = np.asarray(np.linalg.cholesky(matrix), dtype=np.float64)
+        elif num_bidders > 1:
             _check_correlation(rho, num_bidders)
             if rho < 0.0:
                 chol = np.asarray(
@@ -282,10 +349,10 @@ class ValueModel:
         n = self.num_bidders
         block = rng.standard_normal((n_auctions, n + 2))
         premium_shock, common, idio = block[:, 0], block[:, 1], block[:, 2:]
-        if self.correlation == 0.0:
-            x = idio
-        elif self._cholesky is not None:
+        if self._cholesky is not None:
             x = idio @ self._cholesky.T
+        elif self.correlation == 0.0:
+            x = idio
         else:
             x = (
                 math.sqrt(self.correlation) * common[:, None]

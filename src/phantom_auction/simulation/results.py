@@ -49,7 +49,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FRAME_COLUMNS",
+    "METRICS",
     "METRIC_COLUMNS",
+    "SEED_METRIC_NAMES",
+    "STATISTICS",
+    "SWEEP_METRICS",
+    "MetricInfo",
     "MonteCarloResults",
     "RowsNotKept",
     "SimulatedBid",
@@ -73,6 +78,61 @@ METRIC_COLUMNS = (
     "num_real_bids",
     "num_phantom_bids",
 )
+
+#: The seed's names of ``analyze_results`` entries -> the column each one summarises.
+#: ``analyze_results`` serves both names (the same statistics); the per-auction
+#: :class:`SimulationMetrics` uses the seed's names, the columns the others.
+SEED_METRIC_NAMES: dict[str, str] = {
+    "avg_price_improvement": "improvement_bps",
+    "phantom_win_rate": "phantom_won",
+    "convergence_speed": "convergence_speed_ms",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    """How a metric is named on an axis (``title``, ``unit``) and in a terminal (``short``)."""
+
+    title: str
+    unit: str
+    short: str = ""
+
+
+#: The metric catalogue: each per-auction metric's display name and unit, in table and
+#: plot order (the report, the terminal tables and the sweep read it).
+METRICS: dict[str, MetricInfo] = {
+    "improvement_bps": MetricInfo("User price improvement", "bps over baseline", "bps"),
+    "mev_capture_rate": MetricInfo(
+        "MEV capture rate", "share of best real value − baseline", "share"
+    ),
+    "price_discovery_efficiency": MetricInfo(
+        "Price discovery efficiency", "1 − |price − P*|/P*", "ratio"
+    ),
+    "bid_shading": MetricInfo("Bid shading", "share of value", "share"),
+    "phantom_won": MetricInfo("Phantom win rate", "share of auctions", "share"),
+    "real_fill_fraction": MetricInfo("Real fill fraction", "share of order volume", "share"),
+    "welfare": MetricInfo("Welfare (gains over CFMM)", "token B", "B"),
+    "welfare_improvement": MetricInfo("Welfare realised", "share of best gains over CFMM", "share"),
+    "convergence_speed_ms": MetricInfo("Convergence time", "ms", "ms"),
+    "clearing_price": MetricInfo("Clearing price", "token B per token A", "B/A"),
+    "num_real_bids": MetricInfo("Real bids", "bids per auction", "bids"),
+    "num_phantom_bids": MetricInfo("Phantom bids", "bids per auction", "bids"),
+}
+
+#: Metrics a sweep summarises per grid point (mean, 95 % CI, std, p05, p95) and plots.
+SWEEP_METRICS: tuple[str, ...] = (
+    "improvement_bps",
+    "mev_capture_rate",
+    "real_fill_fraction",
+    "phantom_won",
+    "price_discovery_efficiency",
+    "bid_shading",
+    "welfare",
+    "clearing_price",
+)
+
+#: Statistics of each metric in ``analyze_results`` (and ``<metric>_<stat>`` in a sweep).
+STATISTICS = ("mean", "ci95_low", "ci95_high", "sem", "median", "std", "min", "max", "p05", "p95")
 
 #: Columns of ``MonteCarloResults.to_frame()`` before the per-strategy ones.
 FRAME_COLUMNS = (
@@ -362,27 +422,77 @@ class MonteCarloResults(Sequence[SimulationResult]):
         return f"MonteCarloResults({len(self)} auctions, {len(self.tasks)} chunks, {mode})"
 
 
-def finite_stats(values: NDArray[Any]) -> dict[str, float]:
-    """Exact ``mean, median, std (ddof=1), min, max, p05, p95, count`` of finite values."""
+#: Batches of the batch-means confidence interval (auctions that are not independent).
+CI_BATCHES = 20
+
+
+def t_quantile_975(df: float) -> float:
+    """The 97.5 % quantile of Student's t with ``df`` degrees of freedom (two-sided 95 %)."""
+    if not df >= 1:
+        return math.nan
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, df))
+
+
+def mean_ci(mean: float, std: float, count: float) -> tuple[float, float, float]:
+    """``(sem, low, high)``: the standard error and 95 % interval of a mean of ``count``
+    independent values (Student's t with ``count - 1`` degrees of freedom)."""
+    if not count >= 2 or not math.isfinite(std):
+        return math.nan, math.nan, math.nan
+    sem = std / math.sqrt(count)
+    half = t_quantile_975(count - 1) * sem
+    return sem, mean - half, mean + half
+
+
+def batch_means_ci(x: FloatArray, batches: int = CI_BATCHES) -> tuple[float, float, float]:
+    """``(sem, low, high)`` of the mean of a dependent series by batch means.
+
+    ``x`` (finite, in auction order) is cut into ``batches`` contiguous batches of equal
+    size (the remainder is dropped from the error estimate only); the batch means are
+    close to independent when a batch is much longer than the series' memory, so the
+    standard error is their standard deviation / sqrt(batches), with Student's t at
+    ``batches - 1`` degrees of freedom.
+    """
+    size = x.size // batches
+    if size < 2:
+        return mean_ci(float(x.mean()) if x.size else math.nan, _std(x), x.size)
+    means = x[: size * batches].reshape(batches, size).mean(axis=1)
+    sem = float(means.std(ddof=1)) / math.sqrt(batches)
+    half = t_quantile_975(batches - 1) * sem
+    centre = float(x.mean())
+    return sem, centre - half, centre + half
+
+
+def _std(x: FloatArray) -> float:
+    return float(x.std(ddof=1)) if x.size > 1 else math.nan
+
+
+def finite_stats(values: NDArray[Any], *, batches: int | None = None) -> dict[str, float]:
+    """Exact statistics of the finite values: ``mean``, its 95 % confidence interval
+    ``ci95_low``/``ci95_high`` and standard error ``sem``, ``median, std (ddof=1), min,
+    max, p05, p95, count``.
+
+    The interval assumes independent values (Student's t), or, with ``batches``, is
+    computed by batch means over the values in order (for dependent auctions, e.g.
+    learning bidders; see :func:`batch_means_ci`).
+    """
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
     if x.size == 0:
-        nan = math.nan
-        return {
-            "mean": nan,
-            "median": nan,
-            "std": nan,
-            "min": nan,
-            "max": nan,
-            "p05": nan,
-            "p95": nan,
-            "count": 0.0,
-        }
+        out = dict.fromkeys(STATISTICS, math.nan)
+        out["count"] = 0.0
+        return out
     p05, median, p95 = np.quantile(x, [0.05, 0.5, 0.95])
+    mean, std = float(x.mean()), _std(x)
+    sem, low, high = batch_means_ci(x, batches) if batches else mean_ci(mean, std, x.size)
     return {
-        "mean": float(x.mean()),
+        "mean": mean,
+        "ci95_low": low,
+        "ci95_high": high,
+        "sem": sem,
         "median": float(median),
-        "std": float(x.std(ddof=1)) if x.size > 1 else math.nan,
+        "std": std,
         "min": float(x.min()),
         "max": float(x.max()),
         "p05": float(p05),

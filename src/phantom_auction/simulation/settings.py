@@ -92,6 +92,14 @@ class SimulationConfig:
     max_improvement_bps: float = field(init=False, default=50.0, repr=False)
     max_bid_value_multiplier: float = field(init=False, default=1.0, repr=False)
     priority_fee_max_ratio: float = field(init=False, default=0.01, repr=False)
+    # Scoring and the phantom policy: the engine's, from the rule book's config keys.
+    price_weight: float = field(init=False, default=1.0, repr=False)
+    fee_weight: float = field(init=False, default=0.0, repr=False)
+    phantom_policy: str = field(init=False, default="reserve", repr=False)
+    min_window_ms: float = field(init=False, default=1.0, repr=False)
+    resolved_auction_config: AuctionConfig | None = field(
+        init=False, default=None, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         _check_int("num_real_bidders", self.num_real_bidders, 0)
@@ -109,14 +117,6 @@ class SimulationConfig:
                 raise InvalidBidParameters(name, getattr(self, name), "must be True or False")
         cfg = self.auction_config if self.auction_config is not None else load_config()
         pa = cfg.phantom_auction
-        if cfg.auction_mechanics.fee_weight != 0.0:
-            # The fast path ranks by improvement alone; a fee-weighted score would make
-            # simulated winners differ from the engine's, so refuse rather than diverge.
-            raise InvalidBidParameters(
-                "auction_mechanics.fee_weight",
-                cfg.auction_mechanics.fee_weight,
-                "the simulator ranks bids by improvement only; it supports fee_weight = 0",
-            )
         if self.mechanism is not None:
             mechanism = canonical_mechanism(self.mechanism)
         elif self.enable_vcg:
@@ -204,6 +204,11 @@ class SimulationConfig:
         setattr_(
             self, "priority_fee_max_ratio", float(cfg.auction_mechanics.priority_fee_max_ratio)
         )
+        setattr_(self, "price_weight", float(cfg.auction_mechanics.price_weight))
+        setattr_(self, "fee_weight", float(cfg.auction_mechanics.fee_weight))
+        setattr_(self, "phantom_policy", pa.phantom_policy)
+        setattr_(self, "min_window_ms", float(cfg.auction_mechanics.min_window_ms))
+        setattr_(self, "resolved_auction_config", cfg)
 
     @property
     def textbook(self) -> bool:

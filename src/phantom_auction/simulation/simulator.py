@@ -1,11 +1,17 @@
-"""``PhantomSimulator`` and the object path: one auction with per-bid objects.
+"""``PhantomSimulator`` and the object path: one auction through the real engine.
 
 :func:`simulate_auction` is the reference implementation of one simulated auction:
-each real bidder's strategy is called in its scalar form, every bid becomes a
-:class:`SimulatedBid`, bids are validated and cleared one auction at a time with
-:func:`~phantom_auction.mechanisms.vcg.run_vcg_auction` on prices (valuation = price,
-reserve = baseline, supply = the order), and the metrics are computed from those
-objects. The fast path (:mod:`.kernels`) must give the same numbers on the same seed.
+each real bidder's strategy is called in its scalar form and each bid judged by the
+rule book (:mod:`phantom_auction.mechanisms.rules`: arrival before the collection
+deadline, then the reveal verdict). A bidder's standing bid (its best accepted score,
+earliest on ties: the offer a bidder who keeps revising would have sealed) is committed
+to a real :class:`~phantom_auction.engine.auction.Auction` on a synthetic clock at its
+arrival time (whole microseconds, as the engine keeps time), revealed when the reveal
+window opens, and the auction is finalized when it ends, with the simulation's phantom
+draw in place of one drawn from a seed. The engine clears it; the metrics are computed
+from its fills. (The engine holds one sealed bid per bidder, which is why the
+simulator, not the engine, picks the standing bid among a strategy's bids.) The fast
+path (:mod:`.kernels`) must give the same numbers on the same seed.
 """
 
 from __future__ import annotations
@@ -14,13 +20,27 @@ import copy
 import math
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
-from ..mechanisms.vcg import VCGAuction, _trusted_bid, run_vcg_auction
+from ..engine.auction import Auction
+from ..engine.bids import SettlementRequest, make_bid
+from ..engine.nonces import NonceRegistry
+from ..engine.result import AuctionResult
+from ..mechanisms.rules import (
+    BPS,
+    RejectReason,
+    fee_bps,
+    improvement_bps,
+    in_window,
+    price_of,
+    reveal_verdict,
+    score,
+)
+from ..mechanisms.vcg import VCGAllocation, VCGResult
 from .environment import (
-    BOUND_TOLERANCE_BPS,
     WINNER_NONE,
     WINNER_PHANTOM,
     AuctionEnvironment,
@@ -32,7 +52,7 @@ from .environment import (
 from .market import MarketConditions
 from .results import SimulatedBid, SimulationMetrics, SimulationResult
 from .settings import SimulationConfig
-from .strategies.base import BPS, AuctionFeedback, call_generate_bids
+from .strategies.base import AuctionFeedback, call_generate_bids
 from .strategies.registry import SEED_STRATEGIES, create_strategy
 
 __all__ = ["PhantomSimulator", "run_simulation", "simulate_auction"]
@@ -123,17 +143,80 @@ def run_simulation(
     return simulate_auction(env, simulator.strategies, streams, draws, 0)
 
 
-def _rejection(env: AuctionEnvironment, imp: float, qty: float, t: float) -> str:
-    """Why the engine rejects a bid that failed the reveal checks (a reason code)."""
-    if not (math.isfinite(imp) and math.isfinite(qty) and math.isfinite(t)):
-        return "non_finite"
-    if t < 0.0 or t > env.window_ms:
-        return "late"
-    if not env.min_bps - BOUND_TOLERANCE_BPS <= imp <= env.max_bps + BOUND_TOLERANCE_BPS:
-        return "improvement_out_of_bounds"
-    if not 0.0 < qty <= env.max_volume * (1.0 + 1e-12):
-        return "volume"
-    return "priority_fee"
+#: The synthetic clock's epoch: every simulated auction opens at this instant.
+SIMULATED_OPEN = datetime(2000, 1, 1, tzinfo=UTC)
+_SALT = bytes(32)  # commitments need a salt; a simulated bidder has nothing to hide
+_PAIR = (0, 1)
+
+
+def _run_engine(
+    env: AuctionEnvironment,
+    a: int,
+    standing: Sequence[SimulatedBid],
+    phantoms: tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]],
+) -> AuctionResult:
+    """Auction ``a`` through the engine on the synthetic clock: the ``standing`` bids
+    (in arrival order) committed at their arrival times, revealed, finalized."""
+    bq = env.baseline_quantity
+    auction = Auction(
+        SettlementRequest(*_PAIR, bq),
+        env.baseline_price,
+        bq,
+        SIMULATED_OPEN + timedelta(milliseconds=env.duration_ms),
+        config=env.auction_config,
+        auction_id=f"simulated-{a}",
+        nonces=NonceRegistry(),
+        now=SIMULATED_OPEN,
+        phantom_seed=_SALT,
+        rule_book=env.rules,
+        phantom_model=env.phantom_model,
+        phantom_columns=phantoms,
+    )
+    full = []
+    for bid in standing:
+        at = SIMULATED_OPEN + timedelta(microseconds=round(bid.timestamp_ms * 1000.0))
+        sealed = make_bid(
+            auction.auction_id,
+            bid.bidder_id,
+            _PAIR,
+            bid.price,
+            bid.quantity,
+            bid.priority_fee,
+            1,
+            salt=_SALT,
+            timestamp=at,
+        )
+        if not auction.commit(sealed, at):
+            raise AssertionError(f"the engine refused a commit the rule book accepted: {bid}")
+        full.append(sealed)
+    for sealed in full:
+        if not auction.reveal(sealed, auction.commit_deadline):
+            raise AssertionError(f"the engine refused a reveal the rule book accepted: {sealed}")
+    return auction.finalize(auction.reveal_deadline)
+
+
+def _vcg_view(
+    entries: Sequence[tuple[SimulatedBid, int]], alloc: Sequence[float], result: AuctionResult
+) -> VCGResult:
+    """The seed's ``vcg_result`` of an engine-cleared VCG auction, on prices (token B):
+    one allocation per bid in clearing order; a phantom's units are sold at the baseline."""
+    paid = {f.bidder_id: f.price for f in result.fills if f.bidder_id is not None}
+    baseline = result.baseline_price
+    allocations = []
+    for (bid, _), units in zip(entries, alloc, strict=True):
+        payment = units * paid.get(bid.bidder_id, baseline)
+        allocations.append(
+            VCGAllocation(bid.bidder_id, units, payment, bid.price * units - payment)
+        )
+    return VCGResult(
+        allocations=tuple(allocations),
+        social_welfare=math.fsum(b.price * x for (b, _), x in zip(entries, alloc, strict=True)),
+        total_revenue=math.fsum(a.payment for a in allocations),
+        efficiency=1.0,
+        phantom_participation_rate=(
+            sum(b.is_phantom for b, _ in entries) / len(entries) if entries else 0.0
+        ),
+    )
 
 
 def _entropy_share(amounts: Sequence[float], bidders: int) -> float:
@@ -164,126 +247,90 @@ def simulate_auction(
     standing: list[SimulatedBid | None] = []
     path_t: list[float] = []
     path_v: list[float] = []
-    # The engine's reveal checks, hoisted (same expressions as kernels.valid_bids).
-    window, min_bps, max_bps = env.window_ms, env.min_bps, env.max_bps
-    lowest, highest = min_bps - BOUND_TOLERANCE_BPS, max_bps + BOUND_TOLERANCE_BPS
-    max_volume = env.max_volume * (1.0 + 1e-12)
-    fee_ratio, slack = env.fee_max_ratio, 1.0 + 1e-12
+    rules, limits, deadline_us = env.rules, env.limits, env.deadline_us
     textbook, market, view, rngs = env.textbook, env.market, env.view, streams.bidders
-    # Bound methods and plain locals in the per-bid loop: it runs ~1,000 times per auction.
-    add_t, add_v, labels, inf = path_t.append, path_v.append, env.labels, math.inf
+    add_t, add_v, labels = path_t.append, path_v.append, env.labels
     for i, strategy in enumerate(strategies):
         v = values[i]
-        bids = call_generate_bids(strategy, bp, bq, market, rngs[i], bp * (1.0 + v / BPS), view)
+        bids = call_generate_bids(strategy, bp, bq, market, rngs[i], price_of(v, bp), view)
         submitted += len(bids)
-        found = False
-        best_price = best_imp = best_qty = best_t = best_fee = 0.0
+        best: tuple[float, float, float, float, float, float] | None = None
         for price, quantity, t, fee in bids:
-            imp = (price / bp - 1.0) * BPS
+            imp = improvement_bps(price, bp)
             qty = bq if textbook else quantity
-            # Chained comparisons are False for NaN; only an infinite improvement
-            # needs its own test (the textbook upper bound is infinite).
-            if not (
-                0.0 <= t <= window
-                and lowest <= imp <= highest
-                and imp < inf
-                and 0.0 < qty <= max_volume
-                and 0.0 <= fee <= qty * fee_ratio * slack
-            ):
-                reason = _rejection(env, imp, qty, t)
-                rejected[reason] = rejected.get(reason, 0) + 1
+            reason = (
+                reveal_verdict(limits, imp, qty, fee)
+                if in_window(t, deadline_us)
+                else RejectReason.LATE
+            )
+            if reason is not None:
+                rejected[reason.value] = rejected.get(reason.value, 0) + 1
                 continue
-            imp = min_bps if imp < min_bps else max_bps if imp > max_bps else imp
             add_t(t)
             add_v(imp)
-            if not found or imp > best_imp or (imp == best_imp and t < best_t):
-                found, best_price, best_imp, best_qty, best_t, best_fee = (
-                    True,
-                    price,
-                    imp,
-                    qty,
-                    t,
-                    fee,
-                )
+            rank_score = score(rules, imp, fee_bps(fee, bq))
+            if best is None or rank_score > best[0] or (rank_score == best[0] and t < best[4]):
+                best = (rank_score, price, imp, qty, t, fee)
         standing.append(
-            SimulatedBid(
-                f"real_{i}",
-                labels[i],
-                best_price,
-                best_imp,
-                best_qty,
-                best_t,
-                best_fee,
-                False,
-                v,
+            None
+            if best is None
+            else SimulatedBid(
+                f"real_{i}", labels[i], best[1], best[2], best[3], best[4], best[5], False, v
             )
-            if found
-            else None
         )
 
-    ph = draws.phantoms
-    phantom_bids = [
-        SimulatedBid(
-            f"phantom_{k}",
-            "phantom",
-            float(ph.price[a, k]),
-            float(ph.improvement_bps[a, k]),
-            float(ph.volume[a, k]),
-            0.0,
-            float(ph.priority_fee[a, k]),
-            True,
-            None,
-        )
-        for k in np.flatnonzero(ph.present[a]).tolist()
-    ]
-    # Clearing order = submission order: phantoms (drawn at the open), then arrival.
+    # Commit order = arrival order (ties: bidder index); phantoms rank after real bids.
     real_order = sorted(
         (i for i, s in enumerate(standing) if s is not None),
         key=lambda i: (standing[i].timestamp_ms, i),  # type: ignore[union-attr]
     )
-    entries: list[tuple[SimulatedBid, int]] = [(b, WINNER_PHANTOM) for b in phantom_bids]
-    entries += [(standing[i], i) for i in real_order]  # type: ignore[misc]
+    ph = draws.phantoms
+    slots = np.flatnonzero(ph.present[a])
+    columns = (
+        tuple(slots.tolist()),
+        tuple(ph.price[a, slots].tolist()),
+        tuple(ph.volume[a, slots].tolist()),
+        tuple(ph.priority_fee[a, slots].tolist()),
+    )
+    phantom_bids = [
+        SimulatedBid(f"phantom-{k}", "phantom", price, improvement_bps(price, bp), vol, 0.0, fee,
+                     True, None)
+        for k, price, vol, fee in zip(*columns, strict=True)
+    ]  # fmt: skip
+    real_bids: list[SimulatedBid] = [s for i in real_order if (s := standing[i]) is not None]
+    entries = list(zip(real_bids, real_order, strict=True))
+    entries += [(b, WINNER_PHANTOM) for b in phantom_bids]
     all_bids = tuple(b for b, _ in entries)
+    result = _run_engine(env, a, real_bids, columns)
 
+    # Allocation of each entry (clearing order) and what each real bidder pays, bps x units.
+    owner_of = {b.bidder_id: owner for b, owner in entries}
     alloc = [0.0] * len(entries)
-    pay_bps = [0.0] * len(entries)
-    vcg_result = None
-    if entries and len(entries) >= env.min_participants:
-        auction = VCGAuction(
-            bq,
-            bp,
-            enable_multi_unit=True,
-            # Accepted bids and drawn phantoms: run_vcg_auction checks the values.
-            bids=[_trusted_bid(b.bidder_id, b.price, b.quantity, b.is_phantom) for b, _ in entries],
-        )
-        result = run_vcg_auction(auction, env.mechanism)
-        if env.mechanism == "vcg":
-            vcg_result = result
-        for j, allocation in enumerate(result.allocations):
-            alloc[j] = allocation.quantity
-            # Total payment in token B -> bps over baseline x token A.
-            pay_bps[j] = (allocation.payment - bp * allocation.quantity) / bp * BPS
-
-    # Metrics against the modelled values.
+    position = {b.bidder_id: j for j, (b, _) in enumerate(entries)}
+    winner = WINNER_NONE
+    for ranked in result.ranking:
+        if ranked.allocated > 0.0:
+            alloc[position[ranked.bidder_id]] = ranked.allocated
+            if winner == WINNER_NONE:
+                winner = owner_of[ranked.bidder_id]
     n = len(strategies)
     x_real = [0.0] * n
     p_real = [0.0] * n
-    top: tuple[float, int] | None = None
     winning_bid: SimulatedBid | None = None
-    for j, (entry, owner) in enumerate(entries):
-        if alloc[j] > 0.0:
-            if top is None or entry.improvement_bps > top[0]:
-                top = (entry.improvement_bps, owner)
-            if owner >= 0:
-                x_real[owner] = alloc[j]
-                p_real[owner] = pay_bps[j]
-                if winning_bid is None or entry.improvement_bps > winning_bid.improvement_bps:
-                    winning_bid = entry
-    winner = WINNER_NONE if top is None else top[1]
+    for fill in result.fills:
+        if fill.bidder_id is not None:
+            owner = owner_of[fill.bidder_id]
+            x_real[owner] = fill.volume
+            p_real[owner] = fill.volume * improvement_bps(fill.price, bp)
+            if winning_bid is None:
+                winning_bid = entries[position[fill.bidder_id]][0]
+    vcg_result = _vcg_view(entries, alloc, result) if env.mechanism == "vcg" else None
+
+    # Metrics against the modelled values.
     improvement = sum(p_real) / bq
-    clearing_price = bp * (1.0 + improvement / BPS)
+    clearing_price = price_of(improvement, bp)
     premium = float(draws.true_premium_bps[a])
-    true_price = bp * (1.0 + premium / BPS)
+    true_price = price_of(premium, bp)
     best_value = max(values) if n else -math.inf
     available = max(best_value, 0.0)
     welfare_bps = sum(values[i] * x_real[i] for i in range(n)) / bq

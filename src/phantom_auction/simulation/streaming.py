@@ -208,10 +208,17 @@ class MetricSummary:
         return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else math.nan
 
     def stats(self) -> dict[str, float]:
-        """``mean, median, std, min, max, p05, p95, count`` (quantiles from the sketch)."""
+        """``mean``, its 95 % interval (independent values) and standard error, ``median,
+        std, min, max, p05, p95, count`` (quantiles from the sketch)."""
+        from .results import mean_ci
+
         empty = self.count == 0
+        sem, low, high = mean_ci(self.mean, self.std, self.count)
         return {
             "mean": math.nan if empty else self.mean,
+            "ci95_low": low,
+            "ci95_high": high,
+            "sem": sem,
             "median": self.sketch.quantile(0.5),
             "std": self.std,
             "min": math.nan if empty else self.minimum,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -21,7 +21,6 @@ from ..scenario import (
     MechanismOpt,
     PhantomsOpt,
     RealOpt,
-    Scenario,
     SchedulerOpt,
     TrendOpt,
     VolatilityOpt,
@@ -30,14 +29,10 @@ from ..scenario import (
     cluster_client,
     field_section,
     parse_field_value,
-    run_scenario,
     scenario_from_options,
     scenario_parameters,
 )
 from ..tables import compact
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 def _parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
@@ -67,73 +62,6 @@ def _parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
     if not grid:
         bad_value("--grid", "", "give at least one --grid FIELD=v1,v2,...")
     return grid
-
-
-def _sweep_on_cluster(
-    client: Any,
-    base: Scenario,
-    scenarios: Sequence[Scenario],
-    keep: Callable[[int, Any], None],
-) -> None:
-    """Every grid point's chunks queued on the cluster at once; ``keep`` each as it ends."""
-    from ...simulation.distributed import sweep_on_cluster
-    from ..progress import MonteCarloProgress  # rich.progress: only when running
-
-    progress = MonteCarloProgress(err_console(), "sweep")
-    with progress.running():
-        completed = sweep_on_cluster(
-            [build_simulator(s) for s in scenarios],
-            float(base.baseline_price),
-            float(base.baseline_quantity),
-            client,
-            progress=progress,
-        )
-        try:
-            for index, results in completed:
-                keep(index, results)
-        finally:
-            # Cancels the chunks not yet run (Ctrl-C, or an error in keep).
-            close = getattr(completed, "close", None)
-            if callable(close):
-                close()
-
-
-#: Per-auction columns a sweep summarises per grid point (mean, std, p05, p95).
-SWEEP_COLUMNS = (
-    "improvement_bps",
-    "mev_capture_rate",
-    "real_fill_fraction",
-    "phantom_won",
-    "price_discovery_efficiency",
-    "bid_shading",
-    "welfare",
-    "clearing_price",
-)
-
-
-def _grid_point_row(point: Mapping[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
-    import numpy as np
-
-    row: dict[str, Any] = {k.rpartition(".")[2]: v for k, v in point.items()}
-    row["num_auctions"] = len(frame)
-    for column in SWEEP_COLUMNS:
-        if column not in frame:
-            continue
-        values = np.asarray(frame[column], dtype=np.float64)
-        values = values[np.isfinite(values)]
-        empty = values.size == 0
-        row[f"{column}_mean"] = float("nan") if empty else float(values.mean())
-        row[f"{column}_std"] = float("nan") if empty else float(values.std())
-        row[f"{column}_p05"] = float("nan") if empty else float(np.quantile(values, 0.05))
-        row[f"{column}_p95"] = float("nan") if empty else float(np.quantile(values, 0.95))
-    return row
-
-
-def _grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
-    points: list[dict[str, Any]] = [{}]
-    for name, values in grid.items():
-        points = [{**p, name: v} for p in points for v in values]
-    return points
 
 
 def _sweep_display(rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> Table:
@@ -219,15 +147,18 @@ def sweep(
     require("pyarrow", "reports")
     if plots:
         require("matplotlib", "reports")
-    points = _grid_points(grid)
-    scenarios = []
+    from ...simulation.sweeps import grid_points
+    from ...simulation.sweeps import sweep as run_sweep
+    from ..progress import MonteCarloProgress  # rich.progress: only when running
+
+    points = grid_points(grid)
     for point in points:
         scenario = base
         for name, value in point.items():
             scenario = scenario.with_field(name, value, "--grid")
         # Every grid point is checked before the first one runs.
         build_simulator(scenario)
-        scenarios.append(scenario)
+    base_simulator = build_simulator(base)
     console = out_console()
     fields = list(grid)
     console.print(
@@ -237,30 +168,46 @@ def sweep(
     out.mkdir(parents=True, exist_ok=True)
     parquet = out / "sweep.parquet"
     finished: dict[int, dict[str, Any]] = {}
+    bars: list[MonteCarloProgress] = []
 
-    def keep(index: int, results: Any) -> None:
-        finished[index] = _grid_point_row(points[index], results.to_frame())
+    def keep(index: int, row: dict[str, Any]) -> None:
+        finished[index] = row
         # Rewritten after every point, so an interrupted sweep keeps what it finished.
         done = [finished[i] for i in sorted(finished)]
         write_frame(pd.DataFrame(done), parquet, OutputFormat.parquet)
 
+    def start(index: int) -> None:
+        for bar in bars:
+            bar.close()
+        step = f"[{index + 1}/{len(points)}]"
+        console.print(f"{step} " + ", ".join(f"{k}={v}" for k, v in points[index].items()))
+        bars[:] = [MonteCarloProgress(err_console(), step)]
+
+    def progress(done: int, total: int) -> None:
+        bars[-1](done, total)
+
     stopped = False
     try:
         with cluster_client(base) as client:
-            if client is None:
-                for index, (point, scenario) in enumerate(zip(points, scenarios, strict=True)):
-                    step = f"[{index + 1}/{len(points)}]"
-                    console.print(f"{step} " + ", ".join(f"{k}={v}" for k, v in point.items()))
-                    from ..progress import MonteCarloProgress  # rich.progress: only when running
-
-                    progress = MonteCarloProgress(err_console(), step)
-                    with progress.running():
-                        results = run_scenario(build_simulator(scenario), scenario, progress)
-                    keep(index, results)
-            else:
-                _sweep_on_cluster(client, base, scenarios, keep)
+            if client is not None:
+                bars.append(MonteCarloProgress(err_console(), "sweep"))
+            run_sweep(
+                base_simulator.config,
+                base_simulator.market,
+                grid,
+                baseline_price=float(base.baseline_price),
+                baseline_quantity=float(base.baseline_quantity),
+                workers=base.workers,
+                client=client,
+                progress=progress,
+                on_point=keep,
+                on_start=start if client is None else None,
+            )
     except KeyboardInterrupt:
         stopped = True
+    finally:
+        for bar in bars:
+            bar.close()
     rows = [finished[i] for i in sorted(finished)]
     if rows:
         console.print(_sweep_display(rows, fields))

@@ -34,6 +34,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from ...mechanisms.rules import (
+    BPS,
+    IMPROVEMENT_TOLERANCE_BPS,
+    improvement_bps,
+    in_window,
+    to_us,
+)
+
 if TYPE_CHECKING:
     from ..market import MarketConditions
 
@@ -60,10 +68,9 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
-BPS = 10_000.0
 #: Slack on improvement bounds (bps): a bid computed in bps and sent as a price comes
 #: back a few ulps off, and must not flip from accepted to rejected on the way.
-BOUND_SLACK_BPS = 1e-9
+BOUND_SLACK_BPS = IMPROVEMENT_TOLERANCE_BPS
 
 
 class Bid(NamedTuple):
@@ -85,8 +92,8 @@ new_bid: Callable[[tuple[float, float, float, float]], Bid] = partial(tuple.__ne
 
 
 def price_to_bps(baseline_price: float, price: float) -> float:
-    """Improvement of ``price`` over ``baseline_price`` in bps."""
-    return (price / baseline_price - 1.0) * BPS
+    """Improvement of ``price`` over ``baseline_price`` in bps (the rule book's)."""
+    return improvement_bps(price, baseline_price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,10 +209,10 @@ def single_bid_batch(
 
 def _best_in_window(bids: Sequence[Bid], view: AuctionView | None) -> Bid | None:
     """The highest-priced bid that arrived inside the collection window."""
-    window = (view or AuctionView()).window_ms
+    deadline_us = to_us((view or AuctionView()).window_ms)
     best: Bid | None = None
     for bid in bids:
-        if bid.timestamp <= window and (best is None or bid.price > best.price):
+        if in_window(bid.timestamp, deadline_us) and (best is None or bid.price > best.price):
             best = bid
     return best
 
@@ -300,7 +307,8 @@ class BidderStrategy:
     (learning across auctions).
     """
 
-    name: ClassVar[str] = "custom"
+    #: Short name in results and reports; empty means the class name.
+    name: ClassVar[str] = ""
     #: Properties of the strategy: ``stochastic`` (draws random numbers), ``learns``
     #: (changes across auctions), ``truthful`` (bids its value), ``uses_private_value``,
     #: ``rebids`` (several bids per auction), ``vectorised`` (has a batch form).
@@ -315,8 +323,8 @@ class BidderStrategy:
 
     @property
     def label(self) -> str:
-        """Name under which results report this bidder (the strategy's ``name``)."""
-        return self.name
+        """Name under which results report this bidder: its ``name``, else its class name."""
+        return self.name or type(self).__name__
 
     def generate_bid(
         self,
