@@ -216,7 +216,7 @@ def learning_figure(runs: Sequence[LearningRun], path: Any) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 4.8), layout="constrained")
+    fig = Figure(figsize=(8, 5.4), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     for run in runs:
@@ -230,5 +230,5 @@ def learning_figure(runs: Sequence[LearningRun], path: Any) -> None:
     ax.set_ylabel("bid / value (mean over seeds, band ± 1 sd)")
     ax.set_ylim(0.0, 1.05)
     ax.set_title("Two Q-learners, common value, discrete bids (Banchio & Skrzypacz 2022)")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     fig.savefig(path, dpi=120)
