@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from phantom_auction.cli import app
-from phantom_auction.cli.commands import simulate as simulate_command
+from phantom_auction.simulation import parallel
 
 SMALL = ["--simulations", "400", "--seed", "11", "--workers", "1"]
 
@@ -43,7 +43,7 @@ def test_flags_reach_the_simulator(runner: CliRunner) -> None:
     assert out["num_phantom_bids"]["max"] == 0
     assert out["phantom_won"]["mean"] == 0
     assert out["num_real_bids"]["max"] <= 2
-    assert out["parameters"]["simulation.mechanism"] == "vickrey"
+    assert out["parameters"]["simulation.clearing_mechanism"] == "vickrey"
     crowded = run_json(runner, "--phantoms", "30")
     assert crowded["phantom_won"]["mean"] > 0.3
 
@@ -162,12 +162,22 @@ def test_out_must_be_a_directory(runner: CliRunner, tmp_path: Path) -> None:
 def test_ctrl_c_exits_130_and_writes_nothing(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def interrupted(*_: Any) -> Any:
-        raise KeyboardInterrupt
+    """Interrupted in the third of five chunks: the count is the auctions finished."""
+    real = parallel._run_task
+    calls = {"n": 0}
 
-    monkeypatch.setattr(simulate_command, "run_scenario", interrupted)
+    def third_is_interrupted(*args: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(parallel, "_run_task", third_is_interrupted)
+    scenario = tmp_path / "chunks.toml"
+    scenario.write_text("[simulation]\nchunk_size = 1000\n")
     out = tmp_path / "run"
-    result = runner.invoke(app, ["simulate", *SMALL, "--out", str(out)])
+    args = ["simulate", "-n", "5000", "--seed", "1", "--workers", "1", "--config", str(scenario)]
+    result = runner.invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 130
-    assert "Interrupted" in result.stderr
-    assert not (out / "auctions.csv").exists()
+    assert "Interrupted after 2,000 of 5,000 auctions" in result.stderr
+    assert not list(out.glob("auctions.*"))

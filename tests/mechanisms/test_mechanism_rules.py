@@ -227,11 +227,16 @@ def test_bad_supply_or_reserve(field: str, bad: float) -> None:
         clear([1.0], [1.0], supply=kwargs["supply"], reserve=reserve)
 
 
-def test_duplicate_bidder_id() -> None:
+def test_a_repeated_bidder_id_is_a_step_and_steps_may_not_increase() -> None:
+    # Repeated ids used to be refused; they are now steps of one demand curve, which
+    # must not increase in value (the error names the bidder).
     auction = VCGAuction(1.0, bids=[VCGBid("a", 1.0), VCGBid("b", 2.0), VCGBid("a", 3.0)])
-    with pytest.raises(InvalidBidParameters) as err:
+    with pytest.raises(InvalidBidParameters, match="steps must not increase") as err:
         run_vcg_auction(auction)
-    assert (err.value.field, err.value.value) == ("bidder_id", "a")
+    assert (err.value.field, err.value.value) == ("owners[2]", "a")
+    auction.bids[2] = VCGBid("a", 0.5)
+    result = run_vcg_auction(auction)
+    assert [a.bidder_id for a in result.allocations] == ["a", "b", "a"]
 
 
 def test_unknown_mechanism_and_shape_mismatch() -> None:

@@ -5,6 +5,7 @@ error handling all commands share (one-line errors, exit codes, Ctrl-C, install 
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, cast
@@ -155,6 +156,14 @@ def _raw_value(argv: Sequence[str], opts: Sequence[str]) -> str | None:
     return found
 
 
+def _not_finite(text: str) -> bool:
+    """Whether ``text`` reads as a float that is NaN or infinite (``nan``, ``-inf``, ...)."""
+    try:
+        return not math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
 def _name_the_value(exc: Exception, argv: Sequence[str]) -> None:
     """Put the offending value into a bad-parameter message that does not show it."""
     param = getattr(exc, "param", None)
@@ -163,6 +172,10 @@ def _name_the_value(exc: Exception, argv: Sequence[str]) -> None:
     if param is None or not isinstance(message, str) or not opts or opts[0][:1] != "-":
         return
     raw = _raw_value(argv, opts)
+    if raw is not None and _not_finite(raw):
+        # Whatever check tripped (a bound, a type), the problem is the value itself.
+        cast(Any, exc).message = f"{raw!r} is not a finite number"
+        return
     message = message.removeprefix("Value error, ")
     if raw is not None and repr(raw) not in message and raw not in message:
         message = f"{raw!r} ({message})"
@@ -177,3 +190,20 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .._version import __version__
+
+        typer.echo(f"phantom-auction {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version."
+    ),
+) -> None:
+    """Phantom auctions: simulate, sweep, clear bids, show the configuration, benchmark."""

@@ -9,7 +9,8 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -120,19 +121,64 @@ def write_frame(frame: pd.DataFrame, path: Path, fmt: OutputFormat) -> None:
 def write_outputs(
     out: Path, frame: pd.DataFrame, analysis: Mapping[str, Any], fmt: OutputFormat
 ) -> list[Path]:
-    pd = pandas_module()
     out.mkdir(parents=True, exist_ok=True)
     auctions = out / f"auctions.{fmt.value}"
-    summary = out / f"summary.{fmt.value}"
     write_frame(frame, auctions, fmt)
+    return [auctions, write_summary(out, analysis, fmt)]
+
+
+class RowStream:
+    """Per-auction rows written chunk by chunk as a run goes (Parquet or CSV), for runs
+    too large to keep in memory; the file appears, complete, when :meth:`close` is called.
+    """
+
+    def __init__(self, path: Path, fmt: OutputFormat, labels: Sequence[str]) -> None:
+        if fmt is OutputFormat.json:
+            raise ValueError("rows stream to parquet or csv, not json")
+        if fmt is OutputFormat.parquet:
+            require("pyarrow", "reports")
+        self.path, self.fmt, self.labels = path, fmt, tuple(labels)
+        self.partial = path.with_name(f".{path.name}.partial")
+        self.rows = 0
+        self._writer: Any = None
+
+    def __call__(self, columns: Mapping[str, Any]) -> None:
+        from ..simulation.results import frame_from_columns
+
+        frame = frame_from_columns(dict(columns), self.labels)
+        if self.fmt is OutputFormat.parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.partial, table.schema)
+            self._writer.write_table(table)
+        else:
+            frame.to_csv(self.partial, mode="a", header=self.rows == 0, index=False)
+        self.rows += len(frame)
+
+    def close(self, *, keep: bool) -> None:
+        """Finish the file and move it into place (``keep``), or remove what was written."""
+        if self._writer is not None:
+            self._writer.close()
+        if keep and self.partial.exists():
+            os.replace(self.partial, self.path)
+        self.partial.unlink(missing_ok=True)
+
+
+def write_summary(out: Path, analysis: Mapping[str, Any], fmt: OutputFormat) -> Path:
+    """The ``analyze_results`` summary as ``summary.<fmt>`` in ``out``."""
+    summary = out / f"summary.{fmt.value}"
     if fmt is OutputFormat.json:
         with atomic(summary) as partial:
             partial.write_text(dumps(clean_floats(dict(analysis))) + "\n", encoding="utf-8")
     else:
+        pd = pandas_module()
         long = pd.DataFrame(summary_long(analysis))
         long["value"] = pd.to_numeric(long["value"], errors="coerce")
         write_frame(long, summary, fmt)
-    return [auctions, summary]
+    return summary
 
 
 def pandas_module() -> Any:
@@ -143,5 +189,19 @@ def pandas_module() -> Any:
 
 
 def check_writable_dir(option: str, path: Path) -> None:
+    """Create the output directory now and make sure a file can be written in it, so a
+    bad ``--out`` (an existing file, a path under a file, a read-only place) is refused
+    in one line with exit code 2 before any work starts."""
     if path.exists() and not path.is_dir():
         bad_value(option, str(path), "exists and is not a directory")
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        bad_value(option, str(path), f"is under {str(existing)!r}, which is a file")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        bad_value(option, str(path), f"cannot write there: {exc.strerror or exc}")

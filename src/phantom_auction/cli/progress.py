@@ -36,7 +36,9 @@ class MonteCarloProgress:
     time and ETA.
     """
 
-    def __init__(self, console: Console, description: str, *, delay_s: float = 1.0) -> None:
+    def __init__(
+        self, console: Console, description: str, *, delay_s: float = 1.0, total: int = 0
+    ) -> None:
         self._console = console
         self._description = description
         self._delay_s = delay_s
@@ -44,7 +46,8 @@ class MonteCarloProgress:
         self._progress: Progress | None = None
         self._task: Any = None
         self.done = 0
-        self.total = 0
+        #: Auctions planned (known before the first chunk ends, for "N of M" on Ctrl-C).
+        self.total = total
 
     def __call__(self, done: int, total: int) -> None:
         self.done, self.total = int(done), int(total)

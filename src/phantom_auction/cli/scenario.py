@@ -114,9 +114,12 @@ def parse_field_value(name: str, text: str) -> Any:
             raise ValueError(f"{text!r} is not an integer") from None
     if isinstance(default, float):
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             raise ValueError(f"{text!r} is not a number") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{text!r} is not a finite number")
+        return number
     if text.lower() in ("none", "null"):
         return None
     for convert in (int, float):
@@ -181,6 +184,7 @@ def run_scenario(
     scenario: Scenario,
     progress: Callable[[int, int], None] | None,
     client: Any = None,
+    row_sink: Callable[[Any], None] | None = None,
 ) -> Any:
     """The ``MonteCarloResults`` of ``simulator`` (built from ``scenario``), on ``client``'s
     Dask cluster when one is given, else in local processes."""
@@ -202,6 +206,7 @@ def run_scenario(
         float(scenario.baseline_quantity),
         workers=scenario.workers,
         progress=progress,
+        row_sink=row_sink,
     )
 
 
@@ -236,9 +241,13 @@ def scenario_parameters(scenario: Scenario) -> dict[str, Any]:
     for f in dataclasses.fields(config):
         if f.init and f.repr:
             out[f"simulation.{f.name}"] = getattr(config, f.name)
+    # One mechanism name: the one that clears (``mechanism`` may be None = the default).
+    out.pop("simulation.mechanism", None)
     out["simulation.clearing_mechanism"] = config.clearing_mechanism
     for f in dataclasses.fields(market):
         out[f"market.{f.name}"] = getattr(market, f.name)
+    # None means "the default, derived elsewhere": show what is set, not empty rows.
+    out = {k: v for k, v in out.items() if v is not None}
     out["real_strategies"] = ", ".join(
         str(getattr(s, "name", type(s).__name__)) for s in simulator.strategies
     )
@@ -364,6 +373,8 @@ def scenario_from_options(
         "spread": ("--spread", spread),
     }
     for key, (option, value) in flags.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            bad_value(option, value, "not a finite number")
         if value is not None:
             scenario.set(key, value, option)
     if baseline_price is not None:
@@ -374,8 +385,10 @@ def scenario_from_options(
         ("--baseline-price", scenario.baseline_price),
         ("--baseline-quantity", scenario.baseline_quantity),
     ):
-        if not (isinstance(number, int | float) and math.isfinite(number) and number > 0):
-            bad_value(option, number, "must be a finite number > 0")
+        if not (isinstance(number, int | float) and math.isfinite(number)):
+            bad_value(option, number, "not a finite number")
+        if not number > 0:
+            bad_value(option, number, "must be > 0")
     if workers is not None:
         scenario.workers = workers
     if scheduler is not None and cluster is not None:

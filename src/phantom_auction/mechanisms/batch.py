@@ -42,7 +42,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidBidParameters
-from .clearing import FloatArray, canonical_mechanism
+from .clearing import FloatArray, canonical_mechanism, check_steps, clear_lists
 
 __all__ = ["CHUNK_ROWS", "BatchClearing", "clear_batch"]
 
@@ -56,11 +56,26 @@ _SIGN: Final = _INT(-(2**63))
 
 @dataclass(frozen=True, slots=True)
 class BatchClearing:
-    """Outcome of :func:`clear_batch`: ``allocation`` (units) and total ``payment``, (A, N)."""
+    """Outcome of :func:`clear_batch`: ``allocation`` (units) and total ``payment``, (A, N);
+    ``owners`` the (A, N) owner of each entry when given (step demand)."""
 
     mechanism: str
     allocation: FloatArray
     payment: FloatArray
+    owners: NDArray[np.int64] | None = None
+
+    def payment_by_owner(self) -> FloatArray:
+        """(A, K) total payment of each owner ``0 .. K-1`` in each auction (without
+        owners, each column its own owner: the payments themselves)."""
+        if self.owners is None:
+            return self.payment.copy()
+        rows = self.payment.shape[0]
+        k = int(self.owners.max(initial=-1)) + 1
+        index = self.owners + np.arange(rows)[:, None] * k
+        totals = np.bincount(
+            index.reshape(-1), weights=self.payment.reshape(-1), minlength=rows * k
+        )
+        return np.asarray(totals, dtype=np.float64).reshape(rows, k)
 
 
 def _like_values(name: str, array: NDArray[Any], shape: tuple[int, ...]) -> NDArray[Any]:
@@ -95,6 +110,7 @@ def clear_batch(
     mechanism: str = "vcg",
     multi_unit: bool = True,
     threads: int = 1,
+    owners: ArrayLike | None = None,
 ) -> BatchClearing:
     """Clear every row of ``values`` as :func:`~.clearing.clear` would.
 
@@ -106,6 +122,11 @@ def clear_batch(
     own worker processes) the GIL hand-offs make them slower than one. Returns (A, N)
     allocations and total payments. Raises :class:`InvalidBidParameters` naming the
     first present entry (``valuation[row, col]``) that is NaN, infinite or negative.
+
+    ``owners``: (A, N) or (N,) non-negative integers, the bidder of each entry (None:
+    each entry its own bidder); an owner's present entries are the steps of one demand
+    curve (see :func:`~.clearing.clear`). Rows where an owner holds several steps are
+    checked and, under VCG, cleared by :func:`~.clearing.clear_lists` one at a time.
     """
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2:
@@ -118,11 +139,20 @@ def clear_batch(
     name = canonical_mechanism(mechanism)
     if not multi_unit and name == "vickrey":
         name = "vcg"
+    who = None
+    if owners is not None:
+        who = np.broadcast_to(_owner_array(owners, v.shape), v.shape)
+        if name == "vickrey" and _stepped_rows(who, q, present).size:
+            raise InvalidBidParameters(
+                "mechanism",
+                mechanism,
+                "has one winner: step demand needs vcg, uniform or pay-as-bid",
+            )
     # Every entry of a chunk is written by its final scatter.
     allocation = np.empty(v.shape)
     payment = np.empty(v.shape)
     if rows == 0 or cols == 0:
-        return BatchClearing(name, allocation, payment)
+        return BatchClearing(name, allocation, payment, None if who is None else who.copy())
     starts = range(0, rows, CHUNK_ROWS)
     workers = max(1, min(len(starts), threads))
     chunk = min(rows, CHUNK_ROWS)
@@ -161,7 +191,47 @@ def clear_batch(
             # Consumed in order: the first bad chunk's error is the one raised.
             for _ in pool.map(run, starts):
                 pass
-    return BatchClearing(name, allocation, payment)
+    if who is None:
+        return BatchClearing(name, allocation, payment)
+    for row in _stepped_rows(who, q, present).tolist():
+        cols_in = np.flatnonzero(present[row]) if present is not None else np.arange(cols)
+        vals, qty = v[row, cols_in].tolist(), q[row, cols_in].tolist()
+        labels = who[row, cols_in].tolist()
+        check_steps(vals, qty, labels)
+        if name == "vcg":
+            _, x, paid = clear_lists(
+                vals, qty, supply=float(s[row]), reserve=float(r[row]), mechanism=name,
+                multi_unit=multi_unit, owners=labels,
+            )  # fmt: skip
+            payment[row, cols_in] = paid
+            allocation[row, cols_in] = x
+    return BatchClearing(name, allocation, payment, np.array(who, dtype=np.int64))
+
+
+def _owner_array(owners: ArrayLike, shape: tuple[int, ...]) -> NDArray[np.int64]:
+    array = np.asarray(owners)
+    if array.dtype.kind not in "iu" or (array.size and int(array.min()) < 0):
+        raise InvalidBidParameters("owners", array.dtype, "must be non-negative integers")
+    try:
+        np.broadcast_to(array, shape)
+    except ValueError:
+        raise InvalidBidParameters(
+            "owners", array.shape, f"must be (N,) or the values' shape {shape}"
+        ) from None
+    return array.astype(np.int64, copy=False)
+
+
+def _stepped_rows(
+    owners: NDArray[np.int64], quantities: FloatArray, present: NDArray[np.bool_] | None
+) -> NDArray[np.intp]:
+    """Rows where some owner has two or more present entries with a positive quantity."""
+    live = quantities > 0.0
+    if present is not None:
+        live = live & present
+    # Absent entries get distinct negative labels, so they never repeat.
+    labels = np.where(live, owners, -1 - np.arange(owners.shape[1]))
+    labels = np.sort(labels, axis=1)
+    return np.flatnonzero((labels[:, 1:] == labels[:, :-1]).any(axis=1))
 
 
 class _Scratch:

@@ -20,6 +20,15 @@ in what winners pay:
 - ``discriminatory`` (pay-as-bid, first price): each winner pays its own value.
 
 Unit demand treats every bid with a positive quantity as a bid for exactly one unit.
+
+Step demand: ``owners`` names the bidder of each entry; an owner's entries are the
+steps of its demand curve (value per unit, quantity), which must not increase in value
+in submission order. Allocation and payment stay per entry. Uniform and pay-as-bid are
+per unit, so steps change nothing there; VCG treats an owner's steps as one bidder (its
+payment is the welfare the others lose to all of its units, split over its steps in
+rank order, each step paying for the next slice of the others' unmet demand); second
+price has one winner and refuses step demand. :meth:`Clearing.payment_by_owner` sums
+each owner's payments.
 Values are per unit (price or bps), quantities and allocations in token units, payments
 in value x token units.
 
@@ -33,7 +42,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from operator import mul
@@ -50,6 +59,7 @@ __all__ = [
     "SMALL_CLEARING",
     "Clearing",
     "canonical_mechanism",
+    "check_steps",
     "clear",
     "clear_lists",
 ]
@@ -59,11 +69,59 @@ FloatArray = NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True)
 class Clearing:
-    """Outcome of one clearing: per-bid ``allocation`` (units) and total ``payment``."""
+    """Outcome of one clearing: per-bid ``allocation`` (units) and total ``payment``;
+    ``owners`` the bidder of each entry when given (step demand)."""
 
     mechanism: str
     allocation: FloatArray
     payment: FloatArray
+    owners: tuple[Hashable, ...] | None = None
+
+    def payment_by_owner(self) -> dict[Hashable, float]:
+        """Each owner's total payment (each entry its own owner, by index, without owners)."""
+        labels: Sequence[Hashable] = (
+            range(self.payment.size) if self.owners is None else self.owners
+        )
+        totals: dict[Hashable, float] = {}
+        for owner, paid in zip(labels, self.payment.tolist(), strict=True):
+            totals[owner] = totals.get(owner, 0.0) + paid
+        return totals
+
+
+def owner_labels(
+    owners: Iterable[Hashable] | ArrayLike | None, n: int
+) -> tuple[Hashable, ...] | None:
+    """``owners`` as a tuple of ``n`` labels (numpy scalars as Python ones), or None."""
+    if owners is None:
+        return None
+    labels = tuple(owners.tolist() if isinstance(owners, np.ndarray) else owners)  # type: ignore[arg-type]
+    if len(labels) != n:
+        raise InvalidBidParameters("owners", len(labels), f"must give one owner per bid ({n})")
+    return labels
+
+
+def check_steps(
+    values: Sequence[float], quantities: Sequence[float], owners: Sequence[Hashable]
+) -> bool:
+    """Raise :class:`InvalidBidParameters` naming the owner if one's steps (entries with
+    a positive quantity, in submission order) increase in value; True if any owner has
+    more than one step."""
+    last: dict[Hashable, float] = {}
+    stepped = False
+    for i, (owner, value, units) in enumerate(zip(owners, values, quantities, strict=True)):
+        if not units > 0.0:
+            continue
+        before = last.get(owner)
+        if before is not None:
+            stepped = True
+            if value > before:
+                raise InvalidBidParameters(
+                    f"owners[{i}]",
+                    owner,
+                    f"steps must not increase in value: {value} after {before}",
+                )
+        last[owner] = value
+    return stepped
 
 
 def check_scalar(field: str, value: float) -> None:
@@ -97,23 +155,33 @@ def clear(
     reserve: float = 0.0,
     mechanism: str = "vcg",
     multi_unit: bool = True,
+    owners: Iterable[Hashable] | ArrayLike | None = None,
 ) -> Clearing:
     """Clear one auction; O(n log n). See the module docstring for each rule.
 
     ``values`` (per unit) and ``quantities`` are 1-D, one entry per bid in submission
     order; the result's ``allocation`` and ``payment`` (total, not per unit) follow
-    the same order. Raises :class:`InvalidBidParameters` naming the first bad input.
-    Lists or tuples of up to :data:`SMALL_CLEARING` numbers are cleared by
+    the same order. ``owners`` (one label per entry; None: each entry its own bidder)
+    makes an owner's entries the steps of one demand curve. Raises
+    :class:`InvalidBidParameters` naming the first bad input. Lists or tuples of up to
+    :data:`SMALL_CLEARING` numbers, and step demand under VCG, are cleared by
     :func:`clear_lists` (same result, bit for bit).
     """
     small = _small_floats(values, quantities)
+    if owners is not None and small is None:
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        small = (v.tolist(), np.asarray(quantities, dtype=np.float64).reshape(-1).tolist())
     if small is not None:
+        labels = owner_labels(owners, len(small[0]))
         small_name, allocation, payment = clear_lists(
             small[0], small[1], supply=supply, reserve=reserve, mechanism=mechanism,
-            multi_unit=multi_unit,
+            multi_unit=multi_unit, owners=labels,
         )  # fmt: skip
         return Clearing(
-            small_name, np.array(allocation, dtype=np.float64), np.array(payment, dtype=np.float64)
+            small_name,
+            np.array(allocation, dtype=np.float64),
+            np.array(payment, dtype=np.float64),
+            labels,
         )
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     q = np.asarray(quantities, dtype=np.float64).reshape(-1)
@@ -276,6 +344,46 @@ def _vcg_lists(vs: list[float], qs: list[float], won: list[float], reserve: floa
     return payments
 
 
+def _vcg_steps(
+    vs: list[float],
+    qs: list[float],
+    filled: list[float],
+    owners: list[Hashable],
+    reserve: float,
+) -> list[float]:
+    """VCG payments of entries sorted by value whose owners may hold several (steps).
+
+    Removing an owner frees all its units, which go to the others' unmet demand (their
+    unfilled units in value order, then the seller at ``reserve``): the owner pays that
+    area. Its steps pay for consecutive slices of it in rank order.
+    """
+    unmet = [(value, units - won, owner)
+             for value, units, won, owner in zip(vs, qs, filled, owners, strict=True)
+             if units > won]  # fmt: skip
+    payments = [0.0] * len(vs)
+    done: set[Hashable] = set()
+    for j, (owner, won) in enumerate(zip(owners, filled, strict=True)):
+        if won <= 0.0 or owner in done:
+            continue
+        done.add(owner)
+        others = [(value, units) for value, units, who in unmet if who != owner]
+        at, left = 0, others[0][1] if others else 0.0
+        for m in range(j, len(vs)):
+            if owners[m] != owner or filled[m] <= 0.0:
+                continue
+            need, paid = filled[m], 0.0
+            while need > 0.0 and at < len(others):
+                take = need if need < left else left
+                paid += others[at][0] * take
+                need -= take
+                left -= take
+                if left <= 0.0:
+                    at += 1
+                    left = others[at][1] if at < len(others) else 0.0
+            payments[m] = paid + reserve * need
+    return payments
+
+
 def clear_lists(
     values: Sequence[float],
     quantities: Sequence[float],
@@ -284,12 +392,14 @@ def clear_lists(
     reserve: float = 0.0,
     mechanism: str = "vcg",
     multi_unit: bool = True,
+    owners: Sequence[Hashable] | None = None,
 ) -> tuple[str, list[float], list[float]]:
     """:func:`clear` on Python floats: ``(mechanism, allocation, payment)`` as lists.
 
     The same validation, rules, operations and order as the array path, so the same
     result bit for bit; O(n log n) in plain Python, which beats numpy's per-call overhead
-    for a few dozen bids (one live auction) and loses to it for thousands.
+    for a few dozen bids (one live auction) and loses to it for thousands. ``owners``:
+    see :func:`clear` (VCG with step demand costs O(n) more per owner).
     """
     v = [float(x) for x in values]
     q = [float(x) for x in quantities]
@@ -309,6 +419,17 @@ def clear_lists(
         supply = float(math.floor(supply))
         if name == "vickrey":
             name = "vcg"
+    stepped = False
+    if owners is not None:
+        owners = owner_labels(owners, n)
+        assert owners is not None
+        stepped = check_steps(v, q, owners)
+        if stepped and name == "vickrey":
+            raise InvalidBidParameters(
+                "mechanism",
+                mechanism,
+                "has one winner: step demand needs vcg, uniform or pay-as-bid",
+            )
     x = [0.0] * n
     pay = [0.0] * n
     # Value order, ties by index (a stable sort, as value_order), eligible bids only.
@@ -332,7 +453,12 @@ def clear_lists(
     for i, units in zip(order, filled, strict=True):
         x[i] = units
     k = len(filled) - filled.count(0.0)
-    if name == "discriminatory":
+    if stepped and name == "vcg":
+        assert owners is not None
+        sorted_owners = [owners[i] for i in order]
+        for i, paid in zip(order, _vcg_steps(vs, qs, filled, sorted_owners, reserve), strict=True):
+            pay[i] = paid
+    elif name == "discriminatory":
         for i, units, value in zip(order, filled, vs, strict=True):
             pay[i] = units * value
     elif name == "uniform" or not multi_unit:

@@ -11,6 +11,9 @@ above and just below (relative step :data:`STEP`), 0, ``true_value``, and a grid
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
@@ -46,25 +49,44 @@ def candidate_reports(others: FloatArray, reserve: float, true_value: float) -> 
 
 
 def verify_truthfulness(
-    auction: VCGAuction, bidder_id: str, true_value: float, *, mechanism: str = "vcg"
+    auction: VCGAuction,
+    bidder_id: str,
+    true_value: float | Sequence[float],
+    *,
+    mechanism: str = "vcg",
 ) -> bool:
     """True iff no candidate report beats reporting ``true_value`` for ``bidder_id``.
 
-    The bidder's quantity and everyone else's bids stay as in ``auction``; only the
-    reported value per unit varies. A report beats the truth when its true utility is
-    higher by more than :data:`TOLERANCE` times ``max(1, true_value * quantity)``.
-    Raises :class:`InvalidBidParameters` if ``bidder_id`` has no bid in ``auction``.
+    The bidder's quantities and everyone else's bids stay as in ``auction``; only the
+    reported values per unit vary. A stepped bidder (several bids with its id) has one
+    true value per step (non-increasing; a single number means the same for every step):
+    each step's report is varied over the candidates between its neighbours' true values,
+    and the whole ladder is also moved to each candidate at once. A report beats the
+    truth when its true utility is higher by more than :data:`TOLERANCE` times
+    ``max(1, true value of its quantity)``. Raises :class:`InvalidBidParameters` if
+    ``bidder_id`` has no bid in ``auction`` or the true values do not fit its steps.
     """
-    check_scalar("true_value", true_value)
     name = canonical_mechanism(mechanism)
     ids, values, quantities = bid_arrays(auction.bids)
-    try:
-        i = ids.index(bidder_id)
-    except ValueError:
-        raise InvalidBidParameters("bidder_id", bidder_id, "has no bid in this auction") from None
+    mine = [j for j, owner in enumerate(ids) if owner == bidder_id]
+    if not mine:
+        raise InvalidBidParameters("bidder_id", bidder_id, "has no bid in this auction")
+    if isinstance(true_value, int | float):
+        check_scalar("true_value", true_value)
+        truths = [float(true_value)] * len(mine)
+    else:
+        truths = [float(t) for t in true_value]
+        for t in truths:
+            check_scalar("true_value", t)
+        if len(truths) != len(mine) or any(b > a for a, b in itertools.pairwise(truths)):
+            raise InvalidBidParameters(
+                "true_value", true_value, f"must be {len(mine)} non-increasing values, one per step"
+            )
+    owners = ids if len(set(ids)) < len(ids) else None
+    where = np.array(mine)
 
-    def true_utility(report: float) -> float:
-        values[i] = report
+    def true_utility(reports: Sequence[float]) -> float:
+        values[where] = reports
         cleared = clear(
             values,
             quantities,
@@ -72,13 +94,27 @@ def verify_truthfulness(
             reserve=auction.reserve_price,
             mechanism=name,
             multi_unit=auction.enable_multi_unit,
+            owners=owners,
         )
-        return true_value * float(cleared.allocation[i]) - float(cleared.payment[i])
+        x, paid = cleared.allocation[where], cleared.payment[where]
+        return float(np.dot(truths, x) - paid.sum())
 
-    truthful = true_utility(true_value)
-    slack = TOLERANCE * max(1.0, true_value * float(quantities[i]), abs(truthful))
-    others = np.delete(values, i)
-    for report in candidate_reports(others, auction.reserve_price, true_value):
-        if true_utility(float(report)) > truthful + slack:
-            return False
+    truthful = true_utility(truths)
+    stakes = float(np.dot(truths, quantities[where]))
+    slack = TOLERANCE * max(1.0, stakes, abs(truthful))
+    others = np.delete(values, where)
+    candidates = candidate_reports(others, auction.reserve_price, max(truths)).tolist()
+    for k in range(len(mine)):
+        high = truths[k - 1] if k > 0 else math.inf
+        low = truths[k + 1] if k + 1 < len(mine) else 0.0
+        for report in candidates:
+            if low <= report <= high:
+                lie = list(truths)
+                lie[k] = report
+                if true_utility(lie) > truthful + slack:
+                    return False
+    if len(mine) > 1:
+        for report in candidates:
+            if true_utility([report] * len(mine)) > truthful + slack:
+                return False
     return True

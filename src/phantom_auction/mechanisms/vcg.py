@@ -5,9 +5,12 @@ default; ``vickrey``, ``uniform`` and ``discriminatory`` on the same objects) an
 reports one :class:`VCGAllocation` per bid in submission order, losers with quantity 0.
 
 Ties in value go to the earlier bid: a bid's position in ``VCGAuction.bids`` is its
-submission order. Positions are unique, so the SPEC's second key (``bidder_id``) only
-matters to a caller that builds the list from timestamps, which should sort by
-``(timestamp, bidder_id)`` first.
+submission order. Several bids with one ``bidder_id`` are the steps of that bidder's
+demand curve (non-increasing in value, else :class:`InvalidBidParameters` naming it):
+VCG charges the bidder once for all of them (see :func:`~.clearing.clear`), and
+:meth:`VCGResult.payment_by_bidder` sums them. Positions are unique, so the SPEC's
+second key (``bidder_id``) only matters to a caller that builds the list from
+timestamps, which should sort by ``(timestamp, bidder_id)`` first.
 
 Definitions (SPEC, "Mechanisms"): ``social_welfare = Σ v_i x_i`` over all bids
 (phantoms included), ``efficiency`` = that over the first-best bidders' welfare (the
@@ -25,7 +28,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..errors import InvalidBidParameters
 from .clearing import FloatArray, check_scalar, clear
 
 __all__ = [
@@ -122,6 +124,15 @@ class VCGResult:
     phantom_participation_rate: float
     mechanism: str = "vcg"
 
+    def payment_by_bidder(self) -> dict[str, float]:
+        """Each bidder's total payment (a stepped bidder's steps summed)."""
+        totals: dict[str, float] = {}
+        for allocation in self.allocations:
+            totals[allocation.bidder_id] = (
+                totals.get(allocation.bidder_id, 0.0) + allocation.payment
+            )
+        return totals
+
 
 _bidder_id = attrgetter("bidder_id")
 _valuation = attrgetter("valuation")
@@ -131,18 +142,10 @@ _allocation = partial(tuple.__new__, VCGAllocation)
 
 
 def bid_arrays(bids: Iterable[VCGBid]) -> tuple[list[str], FloatArray, FloatArray]:
-    """``(bidder_ids, valuations, quantities)``; raises on a duplicate ``bidder_id``."""
+    """``(bidder_ids, valuations, quantities)`` in submission order (ids may repeat: steps)."""
     bids = list(bids)
     n = len(bids)
     ids = list(map(_bidder_id, bids))
-    if len(set(ids)) != n:
-        seen: set[str] = set()
-        for bidder_id in ids:
-            if bidder_id in seen:
-                raise InvalidBidParameters(
-                    "bidder_id", bidder_id, "duplicate bidder_id in one auction"
-                )
-            seen.add(bidder_id)
     values = np.fromiter(map(_valuation, bids), np.float64, n)
     quantities = np.fromiter(map(_quantity, bids), np.float64, n)
     return ids, values, quantities
@@ -151,7 +154,8 @@ def bid_arrays(bids: Iterable[VCGBid]) -> tuple[list[str], FloatArray, FloatArra
 def run_vcg_auction(auction: VCGAuction, mechanism: str = "vcg") -> VCGResult:
     """Clear ``auction`` with ``mechanism`` (default VCG); O(n log n).
 
-    Raises :class:`InvalidBidParameters` on a duplicate ``bidder_id`` or a bad value.
+    Raises :class:`InvalidBidParameters` on a bad value, or on a bidder whose steps
+    (bids sharing its ``bidder_id``) increase in value.
     """
     bids = auction.bids
     ids, values, quantities = bid_arrays(bids)
@@ -162,6 +166,7 @@ def run_vcg_auction(auction: VCGAuction, mechanism: str = "vcg") -> VCGResult:
         reserve=auction.reserve_price,
         mechanism=mechanism,
         multi_unit=auction.enable_multi_unit,
+        owners=ids if len(set(ids)) < len(ids) else None,
     )
     x, pay = cleared.allocation, cleared.payment
     utility = values * x - pay

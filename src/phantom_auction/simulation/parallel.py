@@ -196,6 +196,7 @@ def run_monte_carlo(
     keep_rows: bool | None = None,
     engine: Engine = "fast",
     client: Any = None,
+    row_sink: Callable[[ChunkColumns], None] | None = None,
 ) -> MonteCarloResults:
     """Run ``config.num_simulations`` auctions (token B per A, token A).
 
@@ -209,10 +210,18 @@ def run_monte_carlo(
     ``client``: a ``distributed.Client``; each chunk is then a task on its Dask cluster,
     with the same results (:mod:`.distributed`; ``workers`` must be None).
 
+    ``row_sink(columns)``: called with each chunk's per-auction columns, in chunk order,
+    as the run goes; the run then keeps only its summary (constant memory whatever the
+    size: the sink writes the rows, e.g. to Parquet). Not with ``client``.
+
     With ``enable_learning`` and a learning strategy, chunks run one after another here
     (``workers`` and ``client`` are not used), each starting from the learners' state at
     the end of the one before, and the simulator's strategies keep what they learnt.
     """
+    if row_sink is not None and client is not None:
+        from ..errors import InvalidBidParameters
+
+        raise InvalidBidParameters("row_sink", row_sink, "is for local runs, not with client")
     learning = simulator.config.enable_learning and any(learns(s) for s in simulator.strategies)
     if client is not None and not learning:
         from .distributed import run_monte_carlo_on_cluster
@@ -233,6 +242,7 @@ def run_monte_carlo(
     tasks = plan_chunks(simulator, baseline_price, baseline_quantity)
     total = sum(t.n_auctions for t in tasks)
     summarize = (total > STREAMING_THRESHOLD) if keep_rows is None else not keep_rows
+    summarize = summarize or row_sink is not None
     n_workers = simulator.config.resolved_workers if workers is None else int(workers)
     if n_workers < 1:
         from ..errors import InvalidBidParameters
@@ -241,12 +251,14 @@ def run_monte_carlo(
     started = time.perf_counter()
     done = 0
     if learning:
-        return _run_learning(simulator, tasks, summarize, engine, progress, started)
+        return _run_learning(simulator, tasks, summarize, engine, progress, started, row_sink)
     if n_workers == 1 or len(tasks) == 1:
         parts: list[ChunkColumns | StreamingSummary] = []
         summary: StreamingSummary | None = None
         for task in tasks:
-            out = _run_task(task, summarize, engine)
+            out = _run_task(task, summarize and row_sink is None, engine)
+            if row_sink is not None:
+                out = _sink(out, row_sink, task)
             if isinstance(out, StreamingSummary):
                 summary = out if summary is None else summary.merge(out)
             else:
@@ -258,7 +270,18 @@ def run_monte_carlo(
         if summary is not None:
             return MonteCarloResults(tasks, None, summary, elapsed_s=elapsed)
         return MonteCarloResults.from_chunks(tasks, parts, elapsed_s=elapsed)
-    return _run_pool(tasks, summarize, engine, n_workers, progress, started)
+    return _run_pool(tasks, summarize, engine, n_workers, progress, started, row_sink)
+
+
+def _sink(
+    out: ChunkColumns | StreamingSummary,
+    row_sink: Callable[[ChunkColumns], None],
+    task: ChunkTask,
+) -> StreamingSummary:
+    """Hand a chunk's columns to ``row_sink`` and keep only their summary."""
+    assert not isinstance(out, StreamingSummary)
+    row_sink(out)
+    return StreamingSummary.from_columns(out, task.spec.labels)
 
 
 def _run_learning(
@@ -268,6 +291,7 @@ def _run_learning(
     engine: Engine,
     progress: ProgressCallback | None,
     started: float,
+    row_sink: Callable[[ChunkColumns], None] | None = None,
 ) -> MonteCarloResults:
     """Chunks one after another in this process, the learners carried from each chunk to
     the next and handed back to ``simulator`` at the end (so they keep what they learnt,
@@ -286,6 +310,8 @@ def _run_learning(
             columns, _ = simulate_chunk_arrays(
                 task.spec.environment(), strategies, streams, task.n_auctions
             )
+        if row_sink is not None:
+            row_sink(columns)
         if summarize:
             out = StreamingSummary.from_columns(columns, task.spec.labels)
             summary = out if summary is None else summary.merge(out)
@@ -308,6 +334,7 @@ def _run_pool(
     n_workers: int,
     progress: ProgressCallback | None,
     started: float,
+    row_sink: Callable[[ChunkColumns], None] | None = None,
 ) -> MonteCarloResults:
     total = sum(t.n_auctions for t in tasks)
     results: dict[int, ChunkColumns | StreamingSummary] = {}
@@ -322,7 +349,8 @@ def _run_pool(
         while next_task < len(tasks) or pending:
             while next_task < len(tasks) and len(pending) < in_flight:
                 task = tasks[next_task]
-                pending[pool.submit(_run_task, task, summarize, engine)] = next_task
+                job = pool.submit(_run_task, task, summarize and row_sink is None, engine)
+                pending[job] = next_task
                 next_task += 1
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -334,6 +362,8 @@ def _run_pool(
             if summarize:
                 while merged in results:
                     part = results.pop(merged)
+                    if row_sink is not None:
+                        part = _sink(part, row_sink, tasks[merged])
                     assert isinstance(part, StreamingSummary)
                     summary = part if summary is None else summary.merge(part)
                     merged += 1

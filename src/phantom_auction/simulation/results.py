@@ -60,6 +60,7 @@ __all__ = [
     "SimulatedBid",
     "SimulationMetrics",
     "SimulationResult",
+    "frame_from_columns",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -387,26 +388,7 @@ class MonteCarloResults(Sequence[SimulationResult]):
         Columns: see :data:`FRAME_COLUMNS` and the module docstring; ``winner_strategy``
         is the winning real bidder's strategy label, ``"phantom"`` or ``"none"``.
         """
-        pd_mod = require("pandas", "reports")
-        cols = self.columns
-        names = [*self.labels, "phantom", "none"]
-        n = len(self.labels)
-        winner = cols["winner_index"].astype(np.int64)
-        codes = np.where(winner >= 0, winner, np.where(winner == -1, n, n + 1))
-        categories = list(dict.fromkeys(names))
-        code_of = {name: categories.index(name) for name in names}
-        mapped = np.array([code_of[name] for name in names], dtype=np.int64)[codes]
-        data: dict[str, Any] = {}
-        for name in FRAME_COLUMNS:
-            if name == "winner_strategy":
-                data[name] = pd_mod.Categorical.from_codes(mapped, categories=categories)
-            else:
-                data[name] = cols[name]
-        for name, values in cols.items():
-            if name not in data:
-                data[name] = values
-        frame: pd.DataFrame = pd_mod.DataFrame(data)
-        return frame
+        return frame_from_columns(self.columns, self.labels)
 
     def convergence_paths(self, n: int = 20) -> tuple[FloatArray, FloatArray]:
         """``(time_ms, paths)``: best standing real improvement (bps) over the collection
@@ -466,6 +448,29 @@ def batch_means_ci(x: FloatArray, batches: int = CI_BATCHES) -> tuple[float, flo
 
 def _std(x: FloatArray) -> float:
     return float(x.std(ddof=1)) if x.size > 1 else math.nan
+
+
+def frame_from_columns(cols: ChunkColumns, labels: Sequence[str]) -> pd.DataFrame:
+    """The rows of ``MonteCarloResults.to_frame()`` for columns (a run's, or one chunk's)."""
+    pd_mod = require("pandas", "reports")
+    names = [*labels, "phantom", "none"]
+    n = len(labels)
+    winner = cols["winner_index"].astype(np.int64)
+    codes = np.where(winner >= 0, winner, np.where(winner == -1, n, n + 1))
+    categories = list(dict.fromkeys(names))
+    code_of = {name: categories.index(name) for name in names}
+    mapped = np.array([code_of[name] for name in names], dtype=np.int64)[codes]
+    data: dict[str, Any] = {}
+    for name in FRAME_COLUMNS:
+        if name == "winner_strategy":
+            data[name] = pd_mod.Categorical.from_codes(mapped, categories=categories)
+        else:
+            data[name] = cols[name]
+    for name, values in cols.items():
+        if name not in data:
+            data[name] = values
+    frame: pd.DataFrame = pd_mod.DataFrame(data)
+    return frame
 
 
 def finite_stats(values: NDArray[Any], *, batches: int | None = None) -> dict[str, float]:

@@ -63,12 +63,20 @@ def parse_bench_lines(script: str, output: str) -> list[BenchFigure]:
     return figures
 
 
-def _default_bench_dir() -> Path:
+#: The installed package's directory; an editable install has the repository above it.
+_PACKAGE_DIR = Path(__file__).resolve().parents[2]
+
+
+def _default_bench_dir() -> Path | None:
+    """``./benchmarks``, else the repository's (an editable install run from elsewhere),
+    else None: a wheel install has no benchmark scripts."""
     here = Path.cwd() / "benchmarks"
     if here.is_dir():
         return here
-    # An editable install run from elsewhere: the repository's benchmarks/.
-    return Path(__file__).resolve().parents[4] / "benchmarks"
+    repository = _PACKAGE_DIR.parents[1]
+    if (repository / "pyproject.toml").is_file() and (repository / "benchmarks").is_dir():
+        return repository / "benchmarks"
+    return None
 
 
 @app.command()
@@ -96,6 +104,13 @@ def bench(
     Each script prints lines ``BENCH name=<figure> value=<number> unit=<unit> [note=...]``.
     """
     directory = bench_dir or _default_bench_dir()
+    if directory is None:
+        bad_value(
+            "--dir",
+            str(Path.cwd() / "benchmarks"),
+            "no benchmarks here: the bench_*.py scripts ship with the source repository "
+            "(not the installed package); run from its root or pass --dir",
+        )
     if not directory.is_dir():
         bad_value("--dir", str(directory), "no such directory")
     available = {p.stem.removeprefix("bench_"): p for p in sorted(directory.glob("bench_*.py"))}

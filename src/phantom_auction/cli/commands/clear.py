@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from ...mechanisms.vcg import VCGBid
 
 
+#: What ``clear`` does with ``is_phantom`` bids (printed whenever the file has one).
+PHANTOM_NOTE = (
+    "clear runs the bare mechanism: is_phantom bids clear like any other bid and may be "
+    "allocated units. In a live auction the engine instead sends the volume a phantom "
+    "wins to the CFMM at the baseline (a phantom never fills)."
+)
+
+
 @app.command()
 def clear(
     bids_file: Annotated[
@@ -46,7 +54,11 @@ def clear(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Clear a file of bids: allocations, payments, utilities, welfare and revenue."""
+    """Clear a file of bids: allocations, payments, utilities, welfare and revenue.
+
+    The bare mechanism: is_phantom bids clear like real ones (the live engine would
+    route a phantom's volume to the CFMM at the baseline instead).
+    """
     from ...mechanism_names import canonical_mechanism
     from ...mechanisms.bidfile import read_bids
 
@@ -55,14 +67,16 @@ def clear(
     except PhantomAuctionError as exc:
         bad_value("--mechanism", mechanism, str(exc).split(": ", 1)[-1])
     if not math.isfinite(supply):
-        bad_value("--supply", supply, "must be finite")
+        bad_value("--supply", supply, "not a finite number")
     if not math.isfinite(reserve):
-        bad_value("--reserve", reserve, "must be finite")
+        bad_value("--reserve", reserve, "not a finite number")
     try:
         bids = read_bids(bids_file)
     except InvalidBidParameters as exc:
         bad_value("BIDS", exc.value, exc.reason)
     cleared = _clear_bids(bids, supply=supply, reserve=reserve, mechanism=name, unit=unit_demand)
+    if any(bid.is_phantom for bid in bids):
+        cleared["note"] = PHANTOM_NOTE
     if as_json:
         typer.echo(dumps(clean_floats(cleared)))
         return
@@ -107,6 +121,8 @@ def clear(
     ):
         totals.add_row(label, compact(cleared[key]))
     console.print(totals)
+    if "note" in cleared:
+        console.print(f"note: {PHANTOM_NOTE}", style="yellow")
 
 
 def _clear_bids(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -46,12 +47,28 @@ def config_show(
         }
         typer.echo(dumps(payload))
         return
-    table = Table(title="Effective configuration", title_justify="left")
-    table.add_column("key")
-    table.add_column("value", justify="right")
-    table.add_column("source")
+    console = out_console()
+    longest = max(len(k) for k in flat)
+    # A narrow terminal gets one table per section, so no key is cut short.
+    by_section = console.width < longest + 32
+    table = Table(
+        title="Effective configuration",
+        title_justify="left",
+        box=box.SIMPLE_HEAD if by_section else box.HEAVY_HEAD,
+    )
+    table.add_column("key", no_wrap=by_section, overflow="fold")
+    table.add_column("value", justify="right", overflow="fold")
+    table.add_column("source", overflow="fold", min_width=len("default"))
+    section = ""
     for key, value in flat.items():
         source = config.sources.get(key, "default")
         style = "" if source == "default" else "bold yellow"
-        table.add_row(key, json.dumps(value), Text(source, style=style))
-    out_console().print(table)
+        shown = key
+        if by_section:
+            head, _, shown = key.partition(".")
+            if head != section:
+                section = head
+                table.add_section()
+                table.add_row(Text(f"[{head}]", style="bold"), "", "")
+        table.add_row(shown, json.dumps(value), Text(source, style=style))
+    console.print(table)

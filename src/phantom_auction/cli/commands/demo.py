@@ -35,16 +35,20 @@ def demo(
     """One live phantom auction, then a Monte Carlo of the default config with its report."""
     from ...demo import live_auction_timeline
 
-    check_writable_dir("--out", out)
     pandas_module()
     require("matplotlib", "reports")
+    check_writable_dir("--out", out)
     console = out_console()
     started = time.monotonic()
     console.rule("1. One live phantom auction")
-    live_auction_timeline(console, seed=seed)
-    console.rule(f"2. {simulations:,} Monte Carlo auctions of the default configuration")
+    live = live_auction_timeline(console, seed=seed)
+    # The Monte Carlo clears by the live auction's rule: one mechanism in one demo.
+    mechanism = live.result.mechanism
+    console.rule(
+        f"2. {simulations:,} Monte Carlo auctions of the default configuration ({mechanism})"
+    )
     scenario = Scenario(
-        simulation={"num_simulations": simulations, "seed": seed},
+        simulation={"num_simulations": simulations, "seed": seed, "mechanism": mechanism},
         workers=workers or max(1, os.cpu_count() or 1),
     )
     from ..progress import MonteCarloProgress  # rich.progress: only when running

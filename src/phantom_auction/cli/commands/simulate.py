@@ -11,12 +11,14 @@ from ..._extras import require
 from ..app import app, err_console, interrupted, out_console
 from ..output import (
     OutputFormat,
+    RowStream,
     check_writable_dir,
     clean_floats,
     dumps,
     pandas_module,
     write_outputs,
     write_run_report,
+    write_summary,
 )
 from ..scenario import (
     BaselinePriceOpt,
@@ -72,8 +74,9 @@ def simulate(
         typer.Option("--out", help="Directory for per-auction rows and the summary."),
     ] = None,
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", help="Format of the files written to --out.")
-    ] = OutputFormat.csv,
+        OutputFormat,
+        typer.Option("--format", help="Format of the files written to --out (csv on request)."),
+    ] = OutputFormat.parquet,
     report: Annotated[
         bool,
         typer.Option(
@@ -83,6 +86,12 @@ def simulate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run a Monte Carlo simulation of phantom auctions and summarise it."""
+    if out is not None or report:
+        pandas_module()
+    if out is not None and fmt is OutputFormat.parquet:
+        require("pyarrow", "reports")
+    if report:
+        require("matplotlib", "reports")
     if out is not None:
         check_writable_dir("--out", out)
     scenario = scenario_from_options(
@@ -105,25 +114,36 @@ def simulate(
         scheduler=scheduler,
         cluster=cluster,
     )
-    if out is not None or report:
-        pandas_module()
-    if report:
-        require("matplotlib", "reports")
     console = err_console() if as_json else out_console()
     simulator = build_simulator(scenario)
     drawn = "" if "seed" in scenario.origins else " (drawn; pass --seed to reproduce)"
     console.print(f"seed {scenario.simulation['seed']}{drawn}")
+    from ...simulation.parallel import STREAMING_THRESHOLD
+    from ...simulation.strategies.base import strategy_label
     from ..progress import MonteCarloProgress  # rich.progress: only when running
 
-    progress = MonteCarloProgress(err_console(), "Monte Carlo")
+    total = int(simulator.config.num_simulations)
+    # Too many rows to keep: they stream to the file chunk by chunk instead (local runs).
+    stream = None
+    local = scenario.scheduler is None and scenario.cluster is None
+    if out is not None and local and total > STREAMING_THRESHOLD and fmt is not OutputFormat.json:
+        labels = [strategy_label(s) for s in simulator.strategies]
+        stream = RowStream(out / f"auctions.{fmt.value}", fmt, labels)
+    progress = MonteCarloProgress(err_console(), "Monte Carlo", total=total)
     try:
         with cluster_client(scenario) as client, progress.running():
-            results = run_scenario(simulator, scenario, progress, client)
+            results = run_scenario(simulator, scenario, progress, client, row_sink=stream)
     except KeyboardInterrupt:
+        if stream is not None:
+            stream.close(keep=False)
         interrupted(
             f"Interrupted after {progress.done:,} of {progress.total:,} auctions; "
             "a partial Monte Carlo run is not a sample of the scenario, nothing written."
         )
+    except BaseException:
+        if stream is not None:
+            stream.close(keep=False)
+        raise
     analysis = analyze(results)
     if as_json:
         typer.echo(dumps(clean_floats({"parameters": scenario_parameters(scenario), **analysis})))
@@ -132,18 +152,39 @@ def simulate(
         strategies = strategy_table(analysis)
         if strategies is not None:
             console.print(strategies)
-    frame = results.to_frame() if (out is not None or report) else None
-    if out is not None and frame is not None:
-        for path in write_outputs(out, frame, analysis, fmt):
+    frame = results.to_frame() if results.rows_kept and (out is not None or report) else None
+    if out is not None:
+        if frame is not None:
+            written = write_outputs(out, frame, analysis, fmt)
+        else:
+            written = [write_summary(out, analysis, fmt)]
+            if stream is not None:
+                stream.close(keep=True)
+                written.insert(0, stream.path)
+            else:
+                console.print(
+                    f"rows not written: {total:,} auctions are more than "
+                    f"{STREAMING_THRESHOLD:,} kept in memory; they stream to --format "
+                    "parquet or csv in a local run",
+                    soft_wrap=True,
+                )
+        for path in written:
             console.print(f"wrote {path}", soft_wrap=True)
-    if report and frame is not None:
-        target = (out / "report") if out is not None else Path("reports/simulate")
-        page = write_run_report(
-            target,
-            frame,
-            analysis,
-            results,
-            title="Phantom auction Monte Carlo report",
-            parameters=scenario_parameters(scenario),
-        )
-        console.print(f"report: {page}", soft_wrap=True)
+    if report:
+        if frame is None:
+            console.print(
+                f"report not written: it plots per-auction rows, which a run of over "
+                f"{STREAMING_THRESHOLD:,} auctions does not keep",
+                soft_wrap=True,
+            )
+        else:
+            target = (out / "report") if out is not None else Path("reports/simulate")
+            page = write_run_report(
+                target,
+                frame,
+                analysis,
+                results,
+                title="Phantom auction Monte Carlo report",
+                parameters=scenario_parameters(scenario),
+            )
+            console.print(f"report: {page}", soft_wrap=True)

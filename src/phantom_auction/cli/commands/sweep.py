@@ -78,10 +78,11 @@ def _sweep_display(rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> 
         ("real_fill_fraction_mean", "real fill"),
         ("phantom_won_mean", "phantom win"),
     ]
+    # Narrow terminals wrap headers and values (fold), never cut them to "…".
     for name in names:
-        table.add_column(name, no_wrap=True)
+        table.add_column(name, overflow="fold")
     for _, title in shown:
-        table.add_column(title, justify="right", no_wrap=True)
+        table.add_column(title, justify="right", overflow="fold")
     for row in rows:
         table.add_row(
             *(str(row[n]) for n in names),
@@ -128,7 +129,6 @@ def sweep(
     Example: --grid num_phantom_bidders=0,5,10,20 --grid volatility=0.1,0.3,0.8
     """
     grid = _parse_grid(grid_specs)
-    check_writable_dir("--out", out)
     base = scenario_from_options(
         config_file,
         simulations=simulations,
@@ -147,6 +147,7 @@ def sweep(
     require("pyarrow", "reports")
     if plots:
         require("matplotlib", "reports")
+    check_writable_dir("--out", out)
     from ...simulation.sweeps import grid_points
     from ...simulation.sweeps import sweep as run_sweep
     from ..progress import MonteCarloProgress  # rich.progress: only when running
