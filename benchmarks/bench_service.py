@@ -325,6 +325,7 @@ def _start_server(
         "AUCTION_RESOURCES_MAX_CONCURRENT_AUCTIONS": "100000",
         "AUCTION_SERVICE_FINISH_EARLY": "false" if args.finish_at_window_end else "true",
         "AUCTION_SERVICE_SQLITE_SYNCHRONOUS": args.sqlite_synchronous,
+        "AUCTION_SERVICE_PUBLIC_METRICS": "true",  # the run reads /metrics
     }
     with open(log, "ab") as out:
         proc = subprocess.Popen(

@@ -163,6 +163,9 @@ def _announcement(message: dict[str, Any]) -> AuctionAnnouncement:
     )
 
 
+_last_stamp_ms = 0
+
+
 def signed_headers(
     bidder_id: str,
     private_key: Ed25519PrivateKey | bytes | str,
@@ -174,10 +177,15 @@ def signed_headers(
 ) -> dict[str, str]:
     """The ``X-Bidder-*`` headers that authenticate an HTTP request by a bidder.
 
-    ``path`` without the query string; ``body`` exactly as sent.
+    ``path`` without the query string; ``body`` exactly as sent. The server takes each
+    signed request once, so the timestamp (unix ms) is kept strictly increasing within
+    this process: two identical requests in the same millisecond still differ.
     """
+    global _last_stamp_ms
     key = load_private_key(private_key)
-    stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    if timestamp_ms is None:
+        timestamp_ms = _last_stamp_ms = max(int(time.time() * 1000), _last_stamp_ms + 1)
+    stamp = timestamp_ms
     signature = sign(key, request_signing_bytes(bidder_id, method, path, stamp, body))
     return {
         "X-Bidder-Id": bidder_id,

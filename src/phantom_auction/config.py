@@ -121,6 +121,7 @@ class SecurityConfig(_Section):
     no_reveal_smoothing: float = Field(gt=0.0, le=1.0)
     block_base_s: float = Field(gt=0.0)
     block_max_s: float = Field(gt=0.0)
+    min_penalized_reveal_ms: float = Field(ge=0.0)
 
 
 class ResourcesConfig(_Section):
@@ -140,6 +141,8 @@ class ServiceConfig(_Section):
     database_url: str
     finish_early: bool
     sqlite_synchronous: Literal["full", "normal"]
+    read_timeout_s: float = Field(gt=0.0)
+    public_metrics: bool
 
 
 class AuctionConfig(BaseModel):

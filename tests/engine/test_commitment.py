@@ -115,6 +115,21 @@ def test_doc_reference_implementation_agrees() -> None:
     for inputs, digest in _vectors():
         args = _args(inputs)
         assert namespace["commitment"](*args.values()).hex() == digest
+    # The text says NaN and infinities are refused: the reference refuses them too.
+    for value in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError):
+            namespace["canonical"](value)
+
+
+def test_doc_vectors_read_exactly_by_a_float64_only_parser() -> None:
+    # What JavaScript's JSON.parse sees: every number a double. The integers are exact.
+    for section in re.findall(r"```json\n(.*?)\n```", DOC.read_text("utf-8"), re.S):
+        exact, as_js = json.loads(section), json.loads(section, parse_int=float)
+        for key, value in exact.items():
+            if key in ("nonce", "token_pair"):
+                assert as_js[key] == value, key
+                values = value if isinstance(value, list) else [value]
+                assert all(int(float(v)) == v for v in values), key
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import re
 from pathlib import Path
 
@@ -193,10 +194,11 @@ def test_signature_vectors_in_docs_service_md() -> None:
     vectors = {
         login_signing_bytes("mm-1", "cd" * 32): "61e86f46badab3440dad5d41879a3478"
         "f33ed31661502f98b749719d0f3fcc664c824f6f379c19a0ca2a63c6d0ca8d8ab15a2b89161008b2af617fd7fc980f0a",
+        # A nonce within 2**53 - 1 (the documented range; the old vector's was not).
         commit_signing_bytes(
-            "4f1c2b7e9a0d4e6f8b3a5c7d9e1f2a3b", "mm-1", "ab" * 32, 1700000000000000001
-        ): "ceec8b350973fe9dfb450664e71b79e5f378a659d0d7d346fb944adff6232626"
-        "320f0d36c75a4019666d1c71ea50c7e287aab03953817e6da1f355c482b6300e",
+            "4f1c2b7e9a0d4e6f8b3a5c7d9e1f2a3b", "mm-1", "ab" * 32, 1700000000000001
+        ): "bd04786d5df65d153fc4e5b6d8dd7d9acdb1f96c8b1ebfe3075e3e55191d530e"
+        "ea0e6deb71a285983b14cc309c892d4abd49a71f6c1324d7815b81a2013a830b",
         request_signing_bytes("mm-1", "GET", "/v1/bidders/me", 1700000000000, b""): (
             "4ef15cb9839b7b12b6809906b24cc5e698e9c89b3ac25f529520b5b6142afa15"
             "c42d2990940887f80289c7b28dcf87ab64a36b4bc1ed71b90b98fe50da2b2e0e"
@@ -206,3 +208,5 @@ def test_signature_vectors_in_docs_service_md() -> None:
     for message, signature in vectors.items():
         assert sign(key, message) == signature
         assert signature in docs
+    # The request vector's body digest is written out in full (it was abbreviated).
+    assert hashlib.sha256(b"").hexdigest() in docs

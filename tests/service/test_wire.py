@@ -32,6 +32,7 @@ pytestmark = pytest.mark.anyio
 ENV = {
     "AUCTION_PHANTOM_AUCTION_DURATION_MS": "1000",
     "AUCTION_PHANTOM_AUCTION_REVEAL_DELAY_MS": "500",
+    "AUCTION_SERVICE_PUBLIC_METRICS": "true",  # /metrics is opt-in
 }
 
 
@@ -220,7 +221,8 @@ async def test_no_one_can_speak_for_another_bidder(server: ServerProcess) -> Non
         challenge = json.loads(await ws.recv())["challenge"]
         signature = sign(load_private_key(mallory_key), login_signing_bytes("nobody", challenge))
         await ws.send(json.dumps({"type": "login", "bidder_id": "nobody", "signature": signature}))
-        assert json.loads(await ws.recv())["reason"] == "unknown_bidder"
+        # An unknown id is answered like a bad signature: ids cannot be listed this way.
+        assert json.loads(await ws.recv())["reason"] == "bad_signature"
 
     async with await settlement(server) as http:
         aid = (

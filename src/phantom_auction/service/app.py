@@ -10,7 +10,8 @@ status messages, each answered by an ``ack``), or signed HTTP requests
 ``POST /v1/auctions/{id}/commit``, ``POST /v1/auctions/{id}/reveal``,
 ``GET /v1/auctions/open``, ``GET /v1/bidders/me``.
 
-Operations: ``/healthz``, ``/metrics`` (Prometheus), ``/openapi.json``, ``/docs``.
+Operations: ``/healthz``, ``/metrics`` (Prometheus, only with ``service.public_metrics``),
+``/openapi.json``, ``/docs``.
 docs/service.md describes every message, the signed bytes and the rules.
 """
 
@@ -36,10 +37,11 @@ from starlette.websockets import WebSocketDisconnect
 
 from .._version import __version__
 from ..config import AuctionConfig, load_config
-from .auth import login_signing_bytes, new_challenge
+from .auth import NO_ONE_KEY, login_signing_bytes, new_challenge, verify_signature
 from .house import AuctionHouse, BidderSession, BidderState, Rejected, Verdict, auction_view
 from .metrics import ServiceMetrics
 from .schemas import (
+    AUCTION_ID_PATTERN,
     AckBody,
     Announcement,
     AuctionView,
@@ -55,7 +57,7 @@ from .schemas import (
     bidder_message_adapter,
     login_adapter,
 )
-from .store import ClientRecord, Store, compact_json, open_store
+from .store import ClientRecord, Store, compact_json, describe_store, open_store
 from .wsdirect import DIRECT_EXTENSION, DirectWebSocketProtocol
 
 __all__ = ["REASON_STATUS", "create_app"]
@@ -270,7 +272,7 @@ async def bidder_auth(
 
 ClientDep = Annotated[ClientRecord, Depends(client_auth)]
 BidderDep = Annotated[BidderState, Depends(bidder_auth)]
-AuctionIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+AuctionIdPath = Annotated[str, Path(pattern=AUCTION_ID_PATTERN)]
 
 
 def create_app(
@@ -278,8 +280,14 @@ def create_app(
     *,
     database_url: str | None = None,
     store: Store | None = None,
+    announce: Callable[[str], None] | None = None,
+    address: str | None = None,
 ) -> FastAPI:
-    """The service app; the store is opened, migrated and recovered when it starts."""
+    """The service app; the store is opened, migrated and recovered when it starts.
+
+    ``announce`` (``serve`` passes a stderr writer) gets one line when the service is
+    ready, naming ``address`` and the store, and one line with a summary when it stops.
+    """
     config = load_config() if config is None else config
     if store is None:
         store = open_store(
@@ -294,6 +302,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await house.start()
+        if announce is not None:
+            recovered = f", {len(house.recovered)} auctions recovered" if house.recovered else ""
+            announce(
+                f"phantom-auction {__version__} listening on {address or '(ASGI)'}, "
+                f"store {describe_store(store)}{recovered}"
+            )
         # Everything loaded so far (numpy, scipy, pydantic, SQLAlchemy, ...) lives as long
         # as the process: keep it out of the collector, whose full passes over it would
         # otherwise stall the event loop for 100+ ms under load (and miss reveal windows).
@@ -303,6 +317,8 @@ def create_app(
             yield
         finally:
             await house.close()
+            if announce is not None:
+                announce(f"phantom-auction stopped after {metrics.summary()}")
 
     app = FastAPI(
         title="phantom-auction",
@@ -348,15 +364,17 @@ def create_app(
             "connected_bidders": sum(1 for s in house.bidders.values() if s.session is not None),
         }
 
-    @app.get(
-        "/metrics",
-        tags=["operations"],
-        response_class=Response,
-        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
-    )
-    async def metrics_endpoint() -> Response:
-        """Prometheus metrics (text exposition format)."""
-        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
+    if config.service.public_metrics:
+        # Opt-in: the counters show live participation (connected bidders, commits).
+        @app.get(
+            "/metrics",
+            tags=["operations"],
+            response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+        )
+        async def metrics_endpoint() -> Response:
+            """Prometheus metrics (text exposition format); only with service.public_metrics."""
+            return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
 
     @app.post(
         "/v1/auctions",
@@ -564,12 +582,10 @@ def create_app(
             await refuse("malformed", detail)
             return None
         state = await house.bidder_state(login.bidder_id)
-        if state is None:
-            await refuse("unknown_bidder", f"bidder_id={login.bidder_id!r}: not registered")
-            return None
-        if not house.verify(
-            state, login.signature, login_signing_bytes(login.bidder_id, challenge)
-        ):
+        signed = login_signing_bytes(login.bidder_id, challenge)
+        # Unknown id or wrong key: one answer, so that no one can list the bidder ids.
+        key = NO_ONE_KEY if state is None else state.record.public_key
+        if not verify_signature(key, login.signature, signed, house.keys) or state is None:
             await refuse(
                 "bad_signature", f"login signature does not verify for {login.bidder_id!r}"
             )
@@ -631,7 +647,7 @@ def _salvage(text: str) -> tuple[str | int | None, str]:
     """The ``ref`` and ``type`` of a malformed message, if they can be read."""
     try:
         raw = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         return None, "unknown"
     if not isinstance(raw, dict):
         return None, "unknown"
@@ -652,7 +668,11 @@ async def _receive_text(ws: WebSocket) -> str | None:
         return str(text)
     data = message.get("bytes")
     if data is not None:
-        return bytes(data).decode("utf-8", errors="replace")
+        try:
+            return bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            await ws.close(1007, "invalid UTF-8")
+            return None
     return ""
 
 

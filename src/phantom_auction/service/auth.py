@@ -34,7 +34,9 @@ from nacl.bindings import crypto_sign, crypto_sign_open, crypto_sign_seed_keypai
 from nacl.exceptions import BadSignatureError, CryptoError
 
 __all__ = [
+    "BIDDER_ID",
     "BIDDER_ID_PATTERN",
+    "NO_ONE_KEY",
     "PublicKeyCache",
     "Signer",
     "check_bidder_id",
@@ -55,7 +57,11 @@ __all__ = [
 
 #: Bidder ids and client names: no separators, so the signed lines stay unambiguous.
 BIDDER_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
-_BIDDER_ID = re.compile(BIDDER_ID_PATTERN)
+BIDDER_ID = re.compile(BIDDER_ID_PATTERN)
+_BIDDER_ID = BIDDER_ID
+#: A valid public key no one holds the secret of (a fixed seed nobody uses): checked
+#: against when a message names an unknown bidder, so that it costs what a known one does.
+NO_ONE_KEY: bytes = crypto_sign_seed_keypair(b"phantom-auction/no-one/v1".ljust(32, b"\0"))[0]
 TOKEN_PREFIX = "pa_"
 
 

@@ -1,4 +1,5 @@
-"""``phantom-auction serve``, ``clients add`` and ``bidders add|keygen`` (a typer sub-app).
+"""``phantom-auction serve``, ``clients add|list|revoke`` and ``bidders
+add|list|remove|keygen`` (a typer sub-app).
 
 The CLI mounts these with :func:`register`. Only typer and the config are imported
 here: the service's own dependencies (the ``service`` extra) load when a command runs,
@@ -8,8 +9,9 @@ so ``phantom-auction --help`` works without them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -28,7 +30,7 @@ DbOption = Annotated[
     typer.Option(
         "--db",
         help="Database URL: sqlite+aiosqlite:///path.db, postgresql+asyncpg://user:pw@host/db "
-        "or memory:// (not durable). Default: [service] database_url.",
+        "or memory:// (not durable). Default: \\[service] database_url.",
     ),
 ]
 
@@ -46,12 +48,51 @@ def _require_service() -> None:
         require(module, "service")
 
 
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def _refuse(option: str, problem: str) -> NoReturn:
+    """A bad ``serve`` option: one line on stderr, exit status 2 (like a usage error)."""
+    typer.echo(f"Error: {option}: {problem}", err=True)
+    raise typer.Exit(2)
+
+
+def _announce(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def _check_store(url: str, synchronous: str) -> None:
+    """Open and migrate the store once before serving: a bad URL or an unreachable
+    database is one line, not a traceback from inside the server's startup."""
+    from .store import open_store
+
+    async def check() -> None:
+        store = open_store(url, sqlite_synchronous=synchronous)
+        try:
+            await store.start()
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(check())
+    except Exception as exc:  # every driver's errors: say which URL and why
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        shown = url
+        with contextlib.suppress(Exception):  # never print a password
+            from sqlalchemy.engine import make_url
+
+            shown = make_url(url).render_as_string(hide_password=True)
+            text = text.replace(url, shown)
+        _refuse("--db", f"{shown!r}: cannot open the store: {text[:300]}")
+
+
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Address to bind. Default: [service] host.")
+        str | None, typer.Option(help="Address to bind. Default: \\[service] host.")
     ] = None,
+    # Text, parsed here: a bad value is one line, not a usage panel.
     port: Annotated[
-        int | None, typer.Option(min=0, max=65535, help="TCP port. Default: [service] port.")
+        str | None, typer.Option(help="TCP port (0-65535). Default: \\[service] port.")
     ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
@@ -62,15 +103,33 @@ def serve(
     import uvicorn
 
     from .app import create_app
+    from .connections import with_read_timeout
     from .wsdirect import DirectWebSocketProtocol
 
-    cfg = _config(config)
-    app = create_app(cfg, database_url=db)
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        _refuse("--config", str(exc))
+    bind_port = cfg.service.port
+    if port is not None:
+        if not port.isdigit() or not 0 <= int(port) <= 65535:
+            _refuse("--port", f"{port!r}: must be an integer in 0-65535")
+        bind_port = int(port)
+    if log_level.lower() not in _LOG_LEVELS:
+        _refuse("--log-level", f"{log_level!r}: one of {', '.join(_LOG_LEVELS)}")
+    bind_host = host or cfg.service.host
+    url = db or cfg.service.database_url
+    _check_store(url, cfg.service.sqlite_synchronous)
+    app = create_app(
+        cfg, database_url=url, announce=_announce, address=f"http://{bind_host}:{bind_port}"
+    )
     uvicorn.run(
         app,
-        host=host or cfg.service.host,
-        port=cfg.service.port if port is None else port,
-        log_level=log_level,
+        host=bind_host,
+        port=bind_port,
+        log_level=log_level.lower(),
+        # Each request must arrive within service.read_timeout_s (slowloris).
+        http=with_read_timeout(cfg.service.read_timeout_s),
         # uvicorn's websockets (sans-I/O) protocol, plus direct delivery and coalesced
         # writes for logged-in bidders (service/wsdirect.py).
         ws=DirectWebSocketProtocol,
@@ -157,6 +216,75 @@ def bidders_add(
     typer.echo(f"bidder {name} added (public key {public_key.hex()})")
 
 
+def _run_on_store(db: str | None, config: Path | None, work: Any) -> Any:
+    from .store import open_store
+
+    cfg = _config(config)
+
+    async def run() -> Any:
+        store = open_store(db or cfg.service.database_url)
+        await store.start()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _when(us: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="seconds")
+
+
+def clients_list(db: DbOption = None, config: ConfigOption = None) -> None:
+    """List settlement clients: id, name, created, and whether the token is revoked."""
+    _require_service()
+    for c in _run_on_store(db, config, lambda store: store.clients()):
+        state = "revoked" if c.revoked else "active"
+        typer.echo(f"{c.client_id}\t{c.name}\t{_when(c.created_at_us)}\t{state}")
+
+
+def clients_revoke(
+    name: Annotated[str, typer.Argument(help="The settlement client's name.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Revoke a settlement client's token (a running server stops taking it within 30 s)."""
+    _require_service()
+    if not _run_on_store(db, config, lambda store: store.revoke_client(name)):
+        typer.echo(f"Error: NAME: no settlement client named {name!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"client {name} revoked (its auctions stay)")
+
+
+def bidders_list(db: DbOption = None, config: ConfigOption = None) -> None:
+    """List bidders: id, public key, created, no-reveal rate and any block."""
+    _require_service()
+    for b in _run_on_store(db, config, lambda store: store.bidders()):
+        p = b.penalty
+        block = f"blocked until {_when(p.blocked_until_us)}" if p.block_count else "-"
+        typer.echo(
+            f"{b.bidder_id}\t{b.public_key.hex()}\t{_when(b.created_at_us)}\t"
+            f"no_reveal_rate={p.no_reveal_rate:.3f}\t{block}"
+        )
+
+
+def bidders_remove(
+    name: Annotated[str, typer.Argument(help="The bidder id.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Remove a bidder (a running server drops it within 30 s; its stored messages and
+    used nonces stay, so re-adding the id cannot replay them)."""
+    _require_service()
+    if not _run_on_store(db, config, lambda store: store.remove_bidder(name)):
+        typer.echo(f"Error: NAME: no bidder named {name!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"bidder {name} removed")
+
+
 def bidders_keygen() -> None:
     """Print a new Ed25519 key pair: `private_hex public_hex` (keep the first secret)."""
     _require_service()
@@ -171,8 +299,12 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     clients = typer.Typer(help="Settlement clients: they open auctions with a bearer token.")
     clients.command("add")(clients_add)
+    clients.command("list")(clients_list)
+    clients.command("revoke")(clients_revoke)
     app.add_typer(clients, name="clients")
     bidders = typer.Typer(help="Bidders: they commit and reveal, signing with Ed25519 keys.")
     bidders.command("add")(bidders_add)
+    bidders.command("list")(bidders_list)
+    bidders.command("remove")(bidders_remove)
     bidders.command("keygen")(bidders_keygen)
     app.add_typer(bidders, name="bidders")

@@ -23,7 +23,7 @@ import math
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
@@ -51,6 +51,8 @@ from ..engine import (
 from ..engine.runner import DEFAULT_FINALIZE_MARGIN_MS
 from ..errors import AuctionTimeout, InvalidBidParameters, PhantomAuctionError
 from .auth import (
+    BIDDER_ID,
+    NO_ONE_KEY,
     PublicKeyCache,
     commit_signing_bytes,
     hash_token,
@@ -98,6 +100,9 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
 #: Ended auctions remembered by id (no store read to answer a straggler's message).
 _CLOSED_REMEMBERED: Final = 100_000
+#: Seconds a client's token or a bidder's registration is trusted before it is read
+#: again from the store (revocations made with the CLI take effect within this).
+IDENTITY_TTL_S: Final = 30.0
 #: Pushes queued for one WebSocket before the bidder is deemed too slow and dropped.
 OUTBOX_LIMIT: Final = 10_000
 
@@ -114,6 +119,34 @@ def from_us(us: int) -> datetime:
 
 def _iso_us(us: int | None) -> str | None:
     return None if us is None else from_us(us).isoformat()
+
+
+class SeenRequests:
+    """Signatures of signed HTTP requests seen within their freshness window: each
+    signed request is taken once (a replay inside the ±``challenge_ttl_s`` window is
+    refused). Ed25519 signatures are deterministic, so the signature names the request."""
+
+    __slots__ = ("_expiry", "limit")
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        self._expiry: OrderedDict[str, float] = OrderedDict()
+        self.limit = limit
+
+    def first_use(self, signature: str, expires_at: float) -> bool:
+        """Record ``signature`` until ``expires_at`` (monotonic s); False if already seen."""
+        key = signature.lower()
+        now = time.monotonic()
+        expiry = self._expiry
+        # Entries are added with the same lifetime, so the oldest expire first.
+        while expiry:
+            oldest, until = next(iter(expiry.items()))
+            if until > now and len(expiry) < self.limit:
+                break
+            del expiry[oldest]
+        if key in expiry:
+            return False
+        expiry[key] = expires_at
+        return True
 
 
 class Rejected(Exception):
@@ -216,6 +249,8 @@ class BidderState:
     penalty: PenaltyState
     bucket: TokenBucket
     session: BidderSession | None = None
+    #: When the registration was last read from the store (``time.monotonic`` s).
+    checked_at: float = field(default_factory=time.monotonic)
 
     @property
     def bidder_id(self) -> str:
@@ -239,6 +274,8 @@ class LiveAuction:
     pending: set[asyncio.Future[None]] = field(default_factory=set)
     #: Set once the result is computed: nothing can be withdrawn any more.
     cleared: bool = False
+    #: When the reveal_open push went out (unix us): bidders could reveal from then on.
+    reveal_open_us: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,9 +383,18 @@ def result_document(result: AuctionResult) -> dict[str, Any]:
 
 
 def competition_document(
-    record: AuctionRecord, events: Iterable[BidEvent], result: AuctionResult, status: str
+    record: AuctionRecord,
+    events: Iterable[BidEvent],
+    result: AuctionResult,
+    status: str,
+    bidder_keys: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Everything about a finished auction, for publication (``/competition``)."""
+    """Everything about a finished auction, for publication (``/competition``).
+
+    ``bidder_keys``: the Ed25519 public key (hex) of each bidder that sent a message, so
+    that anyone can check every commit signature from this document alone.
+    """
+    events = list(events)
     commitments: list[dict[str, Any]] = []
     reveals: list[dict[str, Any]] = []
     rejections: list[dict[str, Any]] = []
@@ -387,6 +433,10 @@ def competition_document(
         "phantom_commitment": result.phantom_commitment.hex(),
         "phantom_seed": result.phantom_seed.hex(),
         "phantom_model": _phantom_model_doc(result.phantom_model),
+        "bidder_keys": {
+            bidder_id: (bidder_keys or {}).get(bidder_id)
+            for bidder_id in dict.fromkeys(e.bidder_id for e in events)
+        },
         "commitments": commitments,
         "reveals": reveals,
         "phantom_bids": [
@@ -464,12 +514,13 @@ class AuctionHouse:
         self.journal = Journal(store, self.metrics)
         self.nonces = NonceRegistry()
         self.keys = PublicKeyCache()
+        self._requests = SeenRequests()
         self.live: dict[str, LiveAuction] = {}
         # Ended auctions by id -> status. Only ids: a server keeping every finished
         # auction's objects would spend its time in the garbage collector.
         self.closed: OrderedDict[str, str] = OrderedDict()
         self.bidders: dict[str, BidderState] = {}
-        self._clients: dict[str, ClientRecord] = {}
+        self._clients: dict[str, tuple[ClientRecord, float]] = {}
         self._by_key: dict[tuple[int, str], LiveAuction] = {}
         self._key_locks: dict[tuple[int, str], asyncio.Lock] = {}
         self._configs: dict[Any, AuctionConfig] = {}
@@ -594,7 +645,9 @@ class AuctionHouse:
                         status,  # type: ignore[arg-type]
                         str(result.outcome),
                         result_document(result),
-                        competition_document(record, events, result, status),
+                        competition_document(
+                            record, events, result, status, await self._stored_keys(events)
+                        ),
                         now_us(),
                     )
                 ]
@@ -604,21 +657,47 @@ class AuctionHouse:
         if self.recovered:
             _log.warning("recovered %d auctions left open by a crash", len(self.recovered))
 
+    async def _stored_keys(self, events: Iterable[BidEvent]) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        for bidder_id in dict.fromkeys(e.bidder_id for e in events):
+            bidder = await self.store.bidder(bidder_id)
+            if bidder is not None:
+                keys[bidder_id] = bidder.public_key.hex()
+        return keys
+
     # ------------------------------------------------------------------ identities
 
     async def client_for_token(self, token: str) -> ClientRecord | None:
-        """The settlement client holding bearer ``token`` (cached once found)."""
+        """The settlement client holding bearer ``token`` (cached for
+        :data:`IDENTITY_TTL_S`, so that ``clients revoke`` takes effect within it)."""
         digest = hash_token(token)
-        client = self._clients.get(digest)
+        cached = self._clients.get(digest)
+        if cached is not None and time.monotonic() - cached[1] < IDENTITY_TTL_S:
+            return cached[0]
+        client = await self.store.client_by_token_hash(digest)
         if client is None:
-            client = await self.store.client_by_token_hash(digest)
-            if client is not None:
-                self._clients[digest] = client
+            self._clients.pop(digest, None)
+        else:
+            self._clients[digest] = (client, time.monotonic())
         return client
 
     async def bidder_state(self, bidder_id: str) -> BidderState | None:
-        """The bidder's state (loaded from the store on first use), or None if unknown."""
+        """The bidder's state (loaded from the store on first use), or None if unknown.
+
+        The registration is read again after :data:`IDENTITY_TTL_S` (so that ``bidders
+        remove`` takes effect within it: the bidder's session is closed); the penalty
+        state stays the house's own.
+        """
         state = self.bidders.get(bidder_id)
+        if state is not None and time.monotonic() - state.checked_at >= IDENTITY_TTL_S:
+            record = await self.store.bidder(bidder_id)
+            state.checked_at = time.monotonic()
+            if record is None:
+                self.bidders.pop(bidder_id, None)
+                if state.session is not None:
+                    state.session.close()
+                return None
+            state.record = replace(record, penalty=state.penalty)
         if state is None:
             record = await self.store.bidder(bidder_id)
             if record is None:
@@ -668,13 +747,26 @@ class AuctionHouse:
                 f"X-Bidder-Timestamp={stamp} is {skew_ms:.0f} ms from the server's clock "
                 f"(limit security.challenge_ttl_s={self.config.security.challenge_ttl_s} s)",
             )
-        state = await self.bidder_state(bidder_id)
-        if state is None:
-            raise Rejected(401, "unknown_bidder", f"X-Bidder-Id={bidder_id!r}: not registered")
+        # An unknown id and a wrong signature get the same answer (after the same work):
+        # the service must not tell anyone which bidder ids exist.
+        refused = Rejected(
+            401, "bad_signature", f"X-Bidder-Signature does not verify for {bidder_id!r}"
+        )
+        state = None
+        if BIDDER_ID.fullmatch(bidder_id):
+            state = await self.bidder_state(bidder_id)
         message = request_signing_bytes(bidder_id, method, path, stamp, body)
+        if state is None:
+            verify_signature(NO_ONE_KEY, signature, message, self.keys)
+            raise refused
         if not self.verify(state, signature, message):
+            raise refused
+        if not self._requests.first_use(signature, time.monotonic() + ttl_ms / 1000.0):
             raise Rejected(
-                401, "bad_signature", f"X-Bidder-Signature does not verify for {bidder_id!r}"
+                401,
+                "replayed_request",
+                "this signed request was already received: sign each request anew "
+                "(a new X-Bidder-Timestamp)",
             )
         return state
 
@@ -899,6 +991,7 @@ class AuctionHouse:
             return
         auction = live.auction
         auction.advance(max(_utcnow(), auction.commit_deadline))
+        live.reveal_open_us = now_us()
         message = _dumps(
             {
                 "type": "reveal_open",
@@ -946,7 +1039,7 @@ class AuctionHouse:
         penalized_at = to_us(result.finalized_at)
         penalties: list[Write] = []
         newly_blocked: list[BidderState] = []
-        if status == "finalized":
+        if status == "finalized" and self._reveal_was_possible(live):
             for bidder_id in auction.commitments:
                 state = self.bidders.get(bidder_id)
                 if state is None:
@@ -971,7 +1064,9 @@ class AuctionHouse:
             status,  # type: ignore[arg-type]
             str(result.outcome),
             result_document(result),
-            competition_document(live.record, live.events, result, status),
+            competition_document(
+                live.record, live.events, result, status, self._known_keys(live.events)
+            ),
             now_us(),
         )
         try:
@@ -1007,6 +1102,25 @@ class AuctionHouse:
         for state in newly_blocked:
             if state.session is not None:
                 state.session.send(_dumps({"type": "blocked", **self.status(state)}))
+
+    def _known_keys(self, events: Iterable[BidEvent]) -> dict[str, str]:
+        """Public keys (hex) of the bidders behind ``events`` (all loaded: they sent them)."""
+        keys: dict[str, str] = {}
+        for event in events:
+            state = self.bidders.get(event.bidder_id)
+            if state is not None:
+                keys[event.bidder_id] = state.record.public_key.hex()
+        return keys
+
+    def _reveal_was_possible(self, live: LiveAuction) -> bool:
+        """Whether a no-reveal in ``live`` may be penalized: the reveal window, counted
+        from when the ``reveal_open`` push actually went out, lasted at least
+        ``security.min_penalized_reveal_ms``. A shorter window (a client's very short
+        auction, or the venue's own lag) is the venue's doing, not the bidder's."""
+        auction = live.auction
+        opened_us = max(to_us(auction.commit_deadline), live.reveal_open_us or 0)
+        window_ms = (to_us(auction.reveal_deadline) - opened_us) / 1000.0
+        return window_ms >= self.config.security.min_penalized_reveal_ms
 
     def _forget(self, live: LiveAuction) -> None:
         record = live.record

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import Counter as Tally
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -43,6 +45,9 @@ class ServiceMetrics:
     connected_bidders: Gauge = field(init=False)
     open_auctions: Gauge = field(init=False)
     _children: dict[tuple[int, tuple[str, ...]], Counter] = field(init=False, default_factory=dict)
+    #: Plain totals for the summary ``serve`` logs when it stops.
+    tally: Tally[str] = field(init=False, default_factory=Tally)
+    started: float = field(init=False, default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -104,14 +109,30 @@ class ServiceMetrics:
     def count_message(self, kind: str, transport: str) -> None:
         """One bidder message of ``kind`` received over ``transport``."""
         self._child(self.messages, kind, transport).inc()
+        self.tally[kind] += 1
 
     def count_rejection(self, reason: str) -> None:
         """One bidder message rejected with ``reason``."""
         self._child(self.rejections, reason).inc()
+        self.tally["rejected"] += 1
 
     def count_auction(self, outcome: str) -> None:
         """One auction ended with ``outcome``."""
         self._child(self.auctions, outcome).inc()
+        self.tally["auctions"] += 1
+        self.tally[f"outcome:{outcome}"] += 1
+
+    def summary(self) -> str:
+        """One line: uptime, auctions by outcome, messages received and rejected."""
+        t = self.tally
+        outcomes = ", ".join(
+            f"{t[k]} {k.removeprefix('outcome:')}" for k in sorted(t) if k.startswith("outcome:")
+        )
+        return (
+            f"{time.monotonic() - self.started:.0f} s, {t['auctions']} auctions"
+            f"{f' ({outcomes})' if outcomes else ''}, {t['commit']} commits, "
+            f"{t['reveal']} reveals, {t['rejected']} messages rejected"
+        )
 
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""

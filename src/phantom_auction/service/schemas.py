@@ -14,7 +14,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, TypeAdapter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
 
 from ..engine.commitment import MAX_NONCE, MAX_TOKEN_ID
 from .auth import BIDDER_ID_PATTERN
@@ -53,6 +62,12 @@ Nonce = Annotated[
     Strict(),
     Field(ge=0, le=MAX_NONCE, description="strictly increasing per bidder, <= 2**53 - 1"),
 ]
+#: Auction ids are the service's own (32 hex digits); the pattern also keeps NUL bytes
+#: and other characters no store column takes out of every lookup.
+AUCTION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+AuctionId = Annotated[str, Field(pattern=AUCTION_ID_PATTERN)]
+#: Printable text only: PostgreSQL refuses NUL bytes, logs are spoiled by the others.
+IDEMPOTENCY_KEY_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
 Ref = Annotated[str | int | None, Field(default=None, description="echoed in the ack")]
 
 
@@ -78,7 +93,16 @@ class OpenAuctionBody(_Body):
     baseline_price: Price
     deadline: AwareDatetime | None = None
     duration_ms: Annotated[int, Strict(), Field(ge=1, le=3_600_000)] | None = None
-    idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    idempotency_key: (
+        Annotated[str, Field(min_length=1, max_length=200, pattern=IDEMPOTENCY_KEY_PATTERN)] | None
+    ) = None
+
+    @field_validator("token_out")
+    @classmethod
+    def _two_tokens(cls, token_out: int, info: ValidationInfo) -> int:
+        if token_out == info.data.get("token_in"):
+            raise ValueError("must differ from token_in (a token is not sold for itself)")
+        return token_out
 
 
 class FillBody(BaseModel):
@@ -164,6 +188,9 @@ class CompetitionView(BaseModel):
     phantom_commitment: str
     phantom_seed: str
     phantom_model: dict[str, Any]
+    bidder_keys: dict[str, str | None] = Field(
+        description="Ed25519 public key (hex) of every bidder that sent a message"
+    )
     commitments: list[dict[str, Any]]
     reveals: list[dict[str, Any]]
     phantom_bids: list[dict[str, Any]]
@@ -272,7 +299,7 @@ class WsCommit(CommitBody):
 
     type: Literal["commit"]
     ref: Ref
-    auction_id: Annotated[str, Field(min_length=1, max_length=64)]
+    auction_id: AuctionId
 
 
 class WsReveal(RevealBody):
@@ -280,7 +307,7 @@ class WsReveal(RevealBody):
 
     type: Literal["reveal"]
     ref: Ref
-    auction_id: Annotated[str, Field(min_length=1, max_length=64)]
+    auction_id: AuctionId
 
 
 class WsStatus(_Body):

@@ -23,6 +23,7 @@ import abc
 import asyncio
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -47,6 +48,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    delete,
     event,
     func,
     insert,
@@ -60,6 +62,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from .penalties import PenaltyState
 
 __all__ = [
+    "REVOKED_PREFIX",
     "SCHEMA_VERSION",
     "AuctionFinished",
     "AuctionRecord",
@@ -74,6 +77,7 @@ __all__ = [
     "StoreConflict",
     "Write",
     "compact_json",
+    "describe_store",
     "normalize_database_url",
     "now_us",
     "open_store",
@@ -107,6 +111,11 @@ class ClientRecord:
     client_id: int
     name: str
     created_at_us: int
+    revoked: bool = False
+
+
+#: A revoked client's token hash: no SHA-256 hex digest has this prefix.
+REVOKED_PREFIX = "revoked-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +235,22 @@ class Store(abc.ABC):
         """The bidder named ``bidder_id``, with its penalty state."""
 
     @abc.abstractmethod
+    async def clients(self) -> list[ClientRecord]:
+        """Every settlement client, revoked ones included, by id."""
+
+    @abc.abstractmethod
+    async def revoke_client(self, name: str) -> bool:
+        """Make client ``name``'s token worthless (its auctions stay); False if unknown."""
+
+    @abc.abstractmethod
+    async def bidders(self) -> list[BidderRecord]:
+        """Every registered bidder, by id."""
+
+    @abc.abstractmethod
+    async def remove_bidder(self, bidder_id: str) -> bool:
+        """Forget bidder ``bidder_id`` (its stored messages and nonces stay); False if unknown."""
+
+    @abc.abstractmethod
     async def apply(self, writes: Sequence[Write]) -> None:
         """Write every record in one transaction; return once it is durable.
 
@@ -321,6 +346,27 @@ class MemoryStore(Store):
 
     async def bidder(self, bidder_id: str) -> BidderRecord | None:
         return self._bidders.get(bidder_id)
+
+    async def clients(self) -> list[ClientRecord]:
+        return [
+            replace(c, revoked=h.startswith(REVOKED_PREFIX))
+            for c, h in sorted(self._clients.values(), key=lambda ch: ch[0].client_id)
+        ]
+
+    async def revoke_client(self, name: str) -> bool:
+        async with self._lock:
+            for client_id, (record, _hash) in self._clients.items():
+                if record.name == name:
+                    self._clients[client_id] = (record, f"{REVOKED_PREFIX}{client_id}")
+                    return True
+            return False
+
+    async def bidders(self) -> list[BidderRecord]:
+        return [self._bidders[b] for b in sorted(self._bidders)]
+
+    async def remove_bidder(self, bidder_id: str) -> bool:
+        async with self._lock:
+            return self._bidders.pop(bidder_id, None) is not None
 
     async def apply(self, writes: Sequence[Write]) -> None:
         opened, events, finished, penalties = _split(writes)
@@ -725,6 +771,24 @@ def _bidder_from_row(row: Any) -> BidderRecord:
     )
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Make ``path`` (and its -wal, -shm, -journal files) readable by this user only.
+
+    The database holds every open auction's phantom seed: a reader could see the phantom
+    bids before the reveal. A missing directory is created 0700; the file is created 0600
+    (SQLite gives its WAL and shared-memory files the database file's mode) and an
+    existing one is narrowed to 0600.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        part = path.with_name(path.name + suffix)
+        if part.exists() and part.stat().st_mode & 0o077:
+            part.chmod(0o600)
+
+
 #: Records written between two checkpoints of the SQLite WAL (see ``SqlStore``).
 _CHECKPOINT_EVERY_RECORDS = 2000
 
@@ -769,7 +833,7 @@ class SqlStore(Store):
         if self.dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"database_url={url!r}: only sqlite and postgresql are supported")
         if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(parsed.database))
         self.engine: AsyncEngine = create_async_engine(
             parsed, echo=echo, connect_args=connect_args or {}
         )
@@ -893,6 +957,44 @@ class SqlStore(Store):
             ).first()
         return None if row is None else _bidder_from_row(row)
 
+    async def clients(self) -> list[ClientRecord]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(clients).order_by(clients.c.client_id))
+            return [
+                ClientRecord(
+                    r.client_id, r.name, r.created_at_us, r.token_hash.startswith(REVOKED_PREFIX)
+                )
+                for r in rows
+            ]
+
+    async def revoke_client(self, name: str) -> bool:
+        async def work(conn: AsyncConnection) -> bool:
+            row = (
+                await conn.execute(select(clients.c.client_id).where(clients.c.name == name))
+            ).first()
+            if row is None:
+                return False
+            await conn.execute(
+                update(clients)
+                .where(clients.c.client_id == row.client_id)
+                .values(token_hash=f"{REVOKED_PREFIX}{row.client_id}")
+            )
+            return True
+
+        return bool(await self._write(work))
+
+    async def bidders(self) -> list[BidderRecord]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(bidders).order_by(bidders.c.bidder_id))
+            return [_bidder_from_row(r) for r in rows]
+
+    async def remove_bidder(self, bidder_id: str) -> bool:
+        async def work(conn: AsyncConnection) -> bool:
+            done = await conn.execute(delete(bidders).where(bidders.c.bidder_id == bidder_id))
+            return bool(done.rowcount)
+
+        return bool(await self._write(work))
+
     async def apply(self, writes: Sequence[Write]) -> None:
         parts = _split(writes)
         if not any(parts):
@@ -1004,6 +1106,13 @@ class SqlStore(Store):
             query = query.where(auctions.c.status == status)
         async with self.engine.connect() as conn:
             return [r[0] for r in await conn.execute(query)]
+
+
+def describe_store(store: Store) -> str:
+    """The store for a log line: its URL without password, or ``memory://``."""
+    if isinstance(store, SqlStore):
+        return make_url(store.url).render_as_string(hide_password=True)
+    return "memory:// (not durable)" if not store.durable else type(store).__name__
 
 
 def normalize_database_url(url: str) -> str:

@@ -95,14 +95,18 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             return
         data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
         self.frames = []
-        if self.curr_msg_data_type == "text":
-            self._deliver(bytes(data).decode("utf-8", errors="replace"), None)
-        else:
-            self._deliver(None, bytes(data))
+        self._deliver(None, bytes(data))
 
     def _deliver(self, text: str | None, data: bytes | None) -> None:
         if text is None:
-            text = "" if data is None else data.decode("utf-8", errors="replace")
+            try:
+                text = "" if data is None else data.decode("utf-8")
+            except UnicodeDecodeError:
+                # Messages are UTF-8 JSON (text or binary frames): anything else is
+                # refused as RFC 6455 says, not guessed at with U+FFFD.
+                self.conn.send_close(1007, "invalid UTF-8")
+                self.handle_parser_exception()
+                return
         assert self._on_text is not None
         try:
             self._on_text(text)
