@@ -31,6 +31,8 @@ typecheck: $(VENV)/.installed-dev
 test: lint typecheck
 	@# PostgreSQL for the store tests; without it they skip (CI requires it: .ci/run).
 	bash scripts/ensure-postgres.sh >/dev/null || echo "PostgreSQL unavailable: its tests will skip"
+	@# Headless Chromium for the explorer's browser tests; without it they skip (CI requires it).
+	bash scripts/ensure-chromium.sh >/dev/null || echo "Chromium unavailable: the browser tests will skip"
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-all

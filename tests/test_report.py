@@ -40,7 +40,7 @@ def synthetic_frame(n: int = 2_000, seed: int = 7) -> pd.DataFrame:
             "true_price": true_price,
             "welfare": rng.normal(50.0, 5.0, n),
             "welfare_improvement": rng.normal(3.0, 1.0, n),
-            "convergence_speed_ms": rng.uniform(5.0, 80.0, n),
+            "best_bid_time_ms": rng.uniform(5.0, 80.0, n),
             "num_real_bids": rng.integers(0, 6, n),
             "num_phantom_bids": rng.integers(0, 16, n),
             "real_fill_fraction": np.where(phantom_won, 0.0, rng.uniform(0.5, 1.0, n)),
@@ -185,5 +185,5 @@ def test_missing_matplotlib_names_the_install_line(
 
 def test_metric_label_has_units() -> None:
     assert report.metric_label("improvement_bps") == "User price improvement (bps over baseline)"
-    assert report.metric_label("convergence_speed_ms").endswith("(ms)")
+    assert report.metric_label("best_bid_time_ms").endswith("(ms after open)")
     assert report.metric_label("some_new_metric") == "Some new metric"

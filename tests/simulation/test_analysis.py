@@ -21,6 +21,7 @@ from phantom_auction.simulation import (
     run_monte_carlo,
     run_simulation,
 )
+from phantom_auction.simulation.analysis import RATIO_HEADLINES, _ratio_of_sums
 from phantom_auction.simulation.results import METRIC_COLUMNS
 
 from .conftest import BASELINE_PRICE, BASELINE_QUANTITY
@@ -45,7 +46,8 @@ def test_analysis_shape_and_consistency() -> None:
     results = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY)
     analysis = analyze_results(results)
     for metric in (*METRIC_COLUMNS, "clearing_price"):
-        assert set(analysis[metric]) == STATS, metric
+        ratio = {"per_auction_mean"} if metric in RATIO_HEADLINES else set()
+        assert set(analysis[metric]) == STATS | ratio, metric
         s = analysis[metric]
         assert s["min"] <= s["p05"] <= s["median"] <= s["p95"] <= s["max"]
     cols = results.columns
@@ -182,7 +184,7 @@ def test_the_seeds_keys_are_served_with_the_same_statistics() -> None:
     assert mean == pytest.approx(float(results.columns["improvement_bps"].mean()))
     assert analysis["avg_price_improvement"] == analysis["improvement_bps"]
     assert analysis["phantom_win_rate"] == analysis["phantom_won"]
-    assert analysis["convergence_speed"] == analysis["convergence_speed_ms"]
+    assert analysis["convergence_speed"] == analysis["best_bid_time_ms"]
     # The per-auction SimulationMetrics speak the same names.
     one = results[3]
     assert one.metrics.avg_price_improvement == pytest.approx(one.row["improvement_bps"])
@@ -227,3 +229,40 @@ def test_learning_runs_use_batch_means() -> None:
     forced = analyze_results(results, batches=0)
     assert forced["ci_method"].startswith("independent")
     assert forced["improvement_bps"]["mean"] == analysis["improvement_bps"]["mean"]
+
+
+def test_headlines_are_ratios_of_sums_with_the_distribution_beside() -> None:
+    sim = PhantomSimulator(SimulationConfig(seed=5, num_simulations=3000), MarketConditions())
+    results = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY)
+    cols, analysis = results.columns, analyze_results(results)
+    capture = analysis["mev_capture_rate"]
+    # Every auction counts in the headline, none dropped or clipped.
+    assert capture["mean"] == pytest.approx(
+        cols["improvement_bps"].sum() / cols["available_surplus_bps"].sum()
+    )
+    assert capture["per_auction_mean"] == pytest.approx(np.nanmean(cols["mev_capture_rate"]))
+    assert capture["ci95_low"] < capture["mean"] < capture["ci95_high"]
+    shading = analysis["bid_shading"]
+    assert shading["mean"] == pytest.approx(cols["shaded_bps"].sum() / cols["valued_bps"].sum())
+    # The seed's price_discovery_efficiency: bps against the competitive price.
+    np.testing.assert_allclose(
+        cols["price_discovery_efficiency"], cols["improvement_bps"] - cols["competitive_bps"]
+    )
+    assert (cols["competitive_bps"] <= np.maximum(cols["best_real_value_bps"], 0) + 1e-12).all()
+    assert "best_bid_time_ms" in cols and "convergence_speed_ms" not in cols
+    # Summary-only runs give the same headline (no interval: no cross-moments kept).
+    summary = analyze_results(run_monte_carlo(sim, 100.0, 1000.0, keep_rows=False))
+    assert summary["mev_capture_rate"]["mean"] == pytest.approx(capture["mean"])
+    assert summary["bid_shading"]["mean"] == pytest.approx(shading["mean"])
+
+
+def test_ratio_of_sums_interval_covers_the_true_ratio() -> None:
+    """Delta method on (x, y) pairs with E[x] / E[y] = 2 / 5: about 95 % coverage."""
+    rng = np.random.default_rng(8)
+    hits, reps = 0, 400
+    for _ in range(reps):
+        y = rng.exponential(5.0, 500)
+        x = 0.4 * y + rng.normal(0.0, 1.0, 500)
+        s = _ratio_of_sums(x, y, None)
+        hits += s["ci95_low"] <= 0.4 <= s["ci95_high"]
+    assert 0.91 < hits / reps < 0.99

@@ -31,7 +31,7 @@ REQUIRED = (
     "true_price",
     "welfare",
     "welfare_improvement",
-    "convergence_speed_ms",
+    "best_bid_time_ms",
     "num_real_bids",
     "num_phantom_bids",
     "real_fill_fraction",

@@ -38,6 +38,7 @@ from starlette.websockets import WebSocketDisconnect
 from .._version import __version__
 from ..config import AuctionConfig, load_config
 from .auth import NO_ONE_KEY, login_signing_bytes, new_challenge, verify_signature
+from .explorer import router as explorer_router
 from .house import AuctionHouse, BidderSession, BidderState, Rejected, Verdict, auction_view
 from .metrics import ServiceMetrics
 from .schemas import (
@@ -327,6 +328,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.house = house
+    app.include_router(explorer_router)  # the public web page: /, /auctions/{id}, /bidders
     app.add_middleware(MessageSizeLimit, max_bytes=max_bytes)
 
     @app.exception_handler(Rejected)

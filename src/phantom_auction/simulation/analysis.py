@@ -70,6 +70,51 @@ def _strategy_details(
     return out
 
 
+#: Headlines that are ratios of sums over all auctions: metric -> (numerator, denominator)
+#: columns. Their per-auction ratios' distribution stays beside them.
+RATIO_HEADLINES: dict[str, tuple[str, str]] = {
+    "mev_capture_rate": ("improvement_bps", "available_surplus_bps"),
+    "bid_shading": ("shaded_bps", "valued_bps"),
+}
+
+
+def _ratio_of_sums(
+    numerator: FloatArray, denominator: FloatArray, batches: int | None
+) -> dict[str, float]:
+    """``Σ x / Σ y`` and its 95 % interval by the delta method: the standard error of
+    ``mean(x − R y) / mean(y)`` (by batch means when ``batches`` is given)."""
+    keep = np.isfinite(numerator) & np.isfinite(denominator)
+    x, y = numerator[keep], denominator[keep]
+    total = float(y.sum())
+    if x.size == 0 or total <= 0.0:
+        return {"mean": math.nan, "ci95_low": math.nan, "ci95_high": math.nan, "sem": math.nan}
+    ratio = float(x.sum()) / total
+    spread = finite_stats(x - ratio * y, batches=batches)
+    scale = total / x.size
+    half = (spread["ci95_high"] - spread["mean"]) / scale
+    return {
+        "mean": ratio,
+        "ci95_low": ratio - half,
+        "ci95_high": ratio + half,
+        "sem": spread["sem"] / scale,
+    }
+
+
+def _with_headlines(
+    stats_of: dict[str, dict[str, float]], headlines: Mapping[str, Mapping[str, float]]
+) -> dict[str, dict[str, float]]:
+    """Replace each ratio metric's mean and interval by its ratio of sums; the per-auction
+    mean stays as ``per_auction_mean``, the other statistics are the per-auction ones."""
+    for name, headline in headlines.items():
+        if name in stats_of:
+            stats_of[name] = {
+                **stats_of[name],
+                "per_auction_mean": stats_of[name]["mean"],
+                **headline,
+            }
+    return stats_of
+
+
 def _analysis(
     stats_of: Mapping[str, Mapping[str, float]],
     labels: Sequence[str],
@@ -111,7 +156,13 @@ def analyze_results(
     """Statistics of a run, keyed by metric (the column names of ``to_frame``, and the
     seed's names of :data:`~.results.SEED_METRIC_NAMES`: ``avg_price_improvement`` is
     ``improvement_bps``, ``phantom_win_rate`` is ``phantom_won``, ``convergence_speed``
-    is ``convergence_speed_ms``; the same statistics under both names).
+    is ``best_bid_time_ms``; the same statistics under both names).
+
+    ``mev_capture_rate`` and ``bid_shading`` are headlined as ratios of sums over all
+    auctions (:data:`RATIO_HEADLINES`: ``Σ improvement / Σ available surplus`` and
+    ``Σ (value − bid) / Σ value``): their ``mean`` and interval are that ratio's (delta
+    method), ``per_auction_mean`` is the mean of the per-auction ratios, and the other
+    statistics describe the per-auction distribution.
 
     Each metric maps to ``mean``, the 95 % confidence interval of the mean
     ``ci95_low``/``ci95_high`` and its standard error ``sem``, ``median, std (ddof=1),
@@ -138,11 +189,7 @@ def analyze_results(
             batches = CI_BATCHES
         if results.rows_kept:
             columns = results.columns
-            stats_of = {
-                k: finite_stats(v, batches=batches)
-                for k, v in columns.items()
-                if k != "winner_index"
-            }
+            stats_of = _column_stats(columns, batches)
             summary = results.summary
             return _analysis(
                 stats_of, labels, summary.wins.tolist(), len(results), _ci_method(batches)
@@ -167,17 +214,40 @@ def analyze_results(
         for b in r.all_bids:
             if not b.is_phantom:
                 labels_by_index[int(b.bidder_id.removeprefix("real_"))] = b.strategy
-    stats_of = {
-        k: finite_stats(v, batches=batches) for k, v in columns.items() if k != "winner_index"
-    }
+    stats_of = _column_stats(columns, batches)
     summary = StreamingSummary.from_columns(columns, labels_by_index)
     return _analysis(
         stats_of, labels_by_index, summary.wins.tolist(), len(rows), _ci_method(batches)
     )
 
 
+def _column_stats(columns: Mapping[str, Any], batches: int | None) -> dict[str, dict[str, float]]:
+    stats_of = {
+        k: finite_stats(v, batches=batches) for k, v in columns.items() if k != "winner_index"
+    }
+    headlines = {
+        name: _ratio_of_sums(
+            np.asarray(columns[num], dtype=np.float64),
+            np.asarray(columns[den], dtype=np.float64),
+            batches,
+        )
+        for name, (num, den) in RATIO_HEADLINES.items()
+        if num in columns and den in columns
+    }
+    return _with_headlines(stats_of, headlines)
+
+
 def _summary_analysis(summary: StreamingSummary) -> dict[str, Any]:
     stats_of = {k: m.stats() for k, m in summary.metrics.items()}
+    headlines: dict[str, dict[str, float]] = {}
+    for name, (num, den) in RATIO_HEADLINES.items():
+        if num in summary.metrics and den in summary.metrics:
+            total = summary.metrics[den].total
+            ratio = summary.metrics[num].total / total if total > 0 else math.nan
+            # A summary keeps no cross-moment of the two columns: no interval.
+            nan = math.nan
+            headlines[name] = {"mean": ratio, "ci95_low": nan, "ci95_high": nan, "sem": nan}
+    stats_of = _with_headlines(stats_of, headlines)
     return _analysis(
         stats_of, summary.labels, summary.wins.tolist(), summary.num_auctions, _ci_method(None)
     )

@@ -285,14 +285,21 @@ def _clear_and_measure(
     clearing_price = price_of(improvement, bp)
     true_price = price_of(draws.true_premium_bps[rows], bp)
     best_value = values.max(axis=1) if n else np.full(b, -np.inf)
+    # The competitive price: the second-highest real value (what truthful competition for
+    # the whole order pays), at least the baseline.
+    second = np.partition(values, n - 2, axis=1)[:, n - 2] if n >= 2 else np.zeros(b)
+    competitive = np.maximum(second, 0.0)
     available = np.maximum(best_value, 0.0)
     has_surplus = available > 0.0
     safe = np.where(has_surplus, available, 1.0)
     welfare_bps = (values * alloc_real).sum(axis=1) / q_total
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shading = np.where(has & (values > 0.0), (values - r_imp) / values, np.nan)
-    shading_count = np.isfinite(shading).sum(axis=1)
-    shading_sum = np.where(np.isfinite(shading), shading, 0.0).sum(axis=1)
+    # Shading of standing bids by bidders who value the order: sums, not ratios, so a
+    # value near 0 cannot blow up the figure (bid_shading = shaded / valued).
+    shaded_mask = has & (values > 0.0)
+    shaded = np.where(shaded_mask, values - r_imp, 0.0)
+    valued = np.where(shaded_mask, values, 0.0)
+    shaded_sum, valued_sum = shaded.sum(axis=1), valued.sum(axis=1)
+    safe_valued = np.where(valued_sum > 0.0, valued_sum, 1.0)
     best_bid = np.where(has, r_imp, -np.inf)
     best_imp = best_bid.max(axis=1) if n else np.full(b, -np.inf)
     first = (
@@ -306,11 +313,9 @@ def _clear_and_measure(
     )
     columns: ChunkColumns = {
         "improvement_bps": improvement,
-        "mev_capture_rate": np.where(has_surplus, np.clip(improvement / safe, 0.0, 1.0), np.nan),
-        "price_discovery_efficiency": 1.0 - np.abs(clearing_price - true_price) / true_price,
-        "bid_shading": np.where(
-            shading_count > 0, shading_sum / np.maximum(shading_count, 1), np.nan
-        ),
+        "mev_capture_rate": np.where(has_surplus, improvement / safe, np.nan),
+        "price_discovery_efficiency": improvement - competitive,
+        "bid_shading": np.where(valued_sum > 0.0, shaded_sum / safe_valued, np.nan),
         "phantom_won": winner == WINNER_PHANTOM,
         "winner_index": winner.astype(np.int32),
         "clearing_price": clearing_price,
@@ -318,19 +323,23 @@ def _clear_and_measure(
         "true_price": true_price,
         "welfare": welfare_bps * q_total * bp / BPS,
         "welfare_improvement": np.where(has_surplus, welfare_bps / safe, np.nan),
-        "convergence_speed_ms": conv,
+        "best_bid_time_ms": conv,
         "num_real_bids": has.sum(axis=1).astype(np.int32),
         "num_phantom_bids": present.sum(axis=1).astype(np.int32),
         "real_fill_fraction": alloc_real.sum(axis=1) / q_total,
         "best_real_value_bps": best_value,
+        "competitive_bps": competitive,
+        "available_surplus_bps": available,
+        "shaded_bps": shaded_sum,
+        "valued_bps": valued_sum,
     }
     profit = (values * alloc_real - pay_real) / q_total
     for label, group in env.label_groups:
         idx = list(group)
-        sub = shading[:, idx]
-        count = np.isfinite(sub).sum(axis=1)
-        total = np.where(np.isfinite(sub), sub, 0.0).sum(axis=1)
-        columns[f"bid_shading:{label}"] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        mine_shaded, mine_valued = shaded[:, idx].sum(axis=1), valued[:, idx].sum(axis=1)
+        columns[f"bid_shading:{label}"] = np.where(
+            mine_valued > 0.0, mine_shaded / np.where(mine_valued > 0, mine_valued, 1.0), np.nan
+        )
         columns[f"profit_bps:{label}"] = profit[:, idx].sum(axis=1)
     return columns, alloc_real, pay_real
 

@@ -6,11 +6,22 @@ Per-auction metrics, all measured against the modelled private values (SPEC,
 
 - ``improvement_bps`` = ``Σ p_i / Q``: the user's volume-weighted price over baseline
   (phantom-allocated and unsold volume goes to the CFMM at the baseline, 0 bps);
-- ``mev_capture_rate`` = improvement / (best real value − baseline), clipped to [0, 1];
-  NaN when no real bidder values the order above the baseline (nothing to capture);
-- ``price_discovery_efficiency`` = ``1 - |price - P*| / P*``;
-- ``bid_shading``: mean ``(v_i - b_i) / v_i`` over real bidders with a standing bid and
-  ``v_i > 0`` (NaN if none);
+- ``available_surplus_bps`` = ``max(best real value, 0)``: the most a user could get;
+- ``mev_capture_rate`` = improvement / available surplus, not clipped (above 1 when a
+  filler pays more than the best value); NaN when no real bidder values the order above
+  the baseline. ``analyze_results``' headline is the ratio of sums
+  ``Σ improvement / Σ available surplus`` over every auction (none dropped), with this
+  per-auction ratio's distribution beside it;
+- ``competitive_bps`` = ``max(V(2), 0)``, the second-highest real value: what truthful
+  competition for the whole order pays (Vickrey), the competitive price;
+- ``price_discovery_efficiency`` (the seed's name, now in bps) = improvement −
+  competitive price: 0 when the auction finds the competitive price, negative when the
+  user gets less, positive when more (e.g. bidders overbid). It replaces
+  ``1 − |price − P*| / P*``, which scored every outcome ≥ 0.99;
+- ``bid_shading`` = ``Σ (v_i − b_i) / Σ v_i`` over real bidders with a standing bid and
+  ``v_i > 0`` (NaN if none), from ``shaded_bps`` = ``Σ (v_i − b_i)`` and
+  ``valued_bps`` = ``Σ v_i``; ``analyze_results``' headline is the same ratio of sums over
+  all auctions (a value near 0 cannot blow it up, as a mean of ratios could);
 - ``phantom_won``: the best-ranked bid that received volume is a phantom;
   ``winner_index``: that bid's real bidder, -1 for a phantom, -2 when nothing cleared;
 - ``welfare`` (token B) = ``Σ v_i x_i`` converted at the baseline: the gains from trade
@@ -19,8 +30,10 @@ Per-auction metrics, all measured against the modelled private values (SPEC,
   share of the best achievable gains over the CFMM that was realised (1 when the best
   real bidder fills the whole order; lower when phantoms or worse bidders win); NaN
   when nothing is available;
-- ``convergence_speed_ms``: arrival time of the best real standing bid, i.e. when the
-  best price on offer stopped improving (NaN without real bids);
+- ``best_bid_time_ms``: arrival time of the best real standing bid (NaN without real
+  bids). Sealed bids are timed by the bidders, so this measures their timing, not price
+  discovery: it replaces ``convergence_speed_ms`` (the seed's ``convergence_speed``,
+  in :class:`SimulationMetrics` and as an ``analyze_results`` name, is this value);
 - ``num_real_bids`` (bidders with a standing bid), ``num_phantom_bids``,
   ``real_fill_fraction`` = ``Σ x_i / Q``, ``best_real_value_bps``;
 - per strategy label L: ``bid_shading:L`` and ``profit_bps:L`` (the fillers' utility
@@ -74,7 +87,7 @@ METRIC_COLUMNS = (
     "phantom_won",
     "welfare",
     "welfare_improvement",
-    "convergence_speed_ms",
+    "best_bid_time_ms",
     "real_fill_fraction",
     "num_real_bids",
     "num_phantom_bids",
@@ -86,7 +99,7 @@ METRIC_COLUMNS = (
 SEED_METRIC_NAMES: dict[str, str] = {
     "avg_price_improvement": "improvement_bps",
     "phantom_win_rate": "phantom_won",
-    "convergence_speed": "convergence_speed_ms",
+    "convergence_speed": "best_bid_time_ms",
 }
 
 
@@ -104,17 +117,17 @@ class MetricInfo:
 METRICS: dict[str, MetricInfo] = {
     "improvement_bps": MetricInfo("User price improvement", "bps over baseline", "bps"),
     "mev_capture_rate": MetricInfo(
-        "MEV capture rate", "share of best real value − baseline", "share"
+        "MEV capture rate", "Σ improvement / Σ (best real value − baseline)", "share"
     ),
     "price_discovery_efficiency": MetricInfo(
-        "Price discovery efficiency", "1 − |price − P*|/P*", "ratio"
+        "Price discovery (vs competitive price)", "bps: improvement − 2nd-highest value", "bps"
     ),
-    "bid_shading": MetricInfo("Bid shading", "share of value", "share"),
+    "bid_shading": MetricInfo("Bid shading", "Σ (value − bid) / Σ value", "share"),
     "phantom_won": MetricInfo("Phantom win rate", "share of auctions", "share"),
     "real_fill_fraction": MetricInfo("Real fill fraction", "share of order volume", "share"),
     "welfare": MetricInfo("Welfare (gains over CFMM)", "token B", "B"),
     "welfare_improvement": MetricInfo("Welfare realised", "share of best gains over CFMM", "share"),
-    "convergence_speed_ms": MetricInfo("Convergence time", "ms", "ms"),
+    "best_bid_time_ms": MetricInfo("Best bid's arrival", "ms after open", "ms"),
     "clearing_price": MetricInfo("Clearing price", "token B per token A", "B/A"),
     "num_real_bids": MetricInfo("Real bids", "bids per auction", "bids"),
     "num_phantom_bids": MetricInfo("Phantom bids", "bids per auction", "bids"),
@@ -149,11 +162,15 @@ FRAME_COLUMNS = (
     "true_price",
     "welfare",
     "welfare_improvement",
-    "convergence_speed_ms",
+    "best_bid_time_ms",
     "num_real_bids",
     "num_phantom_bids",
     "real_fill_fraction",
     "best_real_value_bps",
+    "competitive_bps",
+    "available_surplus_bps",
+    "shaded_bps",
+    "valued_bps",
 )
 
 
@@ -186,9 +203,11 @@ class SimulatedBid:
 class SimulationMetrics:
     """Metrics of one auction (see the module docstring for each definition).
 
-    ``avg_price_improvement`` in bps, ``convergence_speed`` in ms, ``welfare`` in token B,
-    ``execution_time_ms`` wall time of the simulation. ``phantom_win_rate`` is 1.0 or 0.0
-    for one auction; ``winner_diversity`` is the normalised entropy of the real
+    The seed's names: ``avg_price_improvement`` is ``improvement_bps`` (bps),
+    ``convergence_speed`` is ``best_bid_time_ms`` (ms: when the best real bid arrived),
+    ``price_discovery_efficiency`` is in bps against the competitive price; ``welfare``
+    in token B, ``execution_time_ms`` wall time of the simulation. ``phantom_win_rate`` is
+    1.0 or 0.0 for one auction; ``winner_diversity`` is the normalised entropy of the real
     bidders' allocation shares within the auction (0: one winner takes all).
     """
 

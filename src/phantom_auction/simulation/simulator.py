@@ -332,13 +332,17 @@ def simulate_auction(
     premium = float(draws.true_premium_bps[a])
     true_price = price_of(premium, bp)
     best_value = max(values) if n else -math.inf
+    # Same definitions as the fast path (kernels.py): competitive price = 2nd-highest value.
+    competitive = max(sorted(values)[-2], 0.0) if n >= 2 else 0.0
     available = max(best_value, 0.0)
     welfare_bps = sum(values[i] * x_real[i] for i in range(n)) / bq
-    shadings = [
-        (values[i] - s.improvement_bps) / values[i]
+    shaded_pairs = [
+        (values[i] - s.improvement_bps, values[i])
         for i, s in enumerate(standing)
         if s is not None and values[i] > 0.0
     ]
+    shaded_sum = sum(d for d, _ in shaded_pairs)
+    valued_sum = sum(v for _, v in shaded_pairs)
     real_standing = [s for s in standing if s is not None]
     if real_standing:
         best_imp = max(s.improvement_bps for s in real_standing)
@@ -347,11 +351,9 @@ def simulate_auction(
         convergence = math.nan
     row: dict[str, Any] = {
         "improvement_bps": improvement,
-        "mev_capture_rate": min(max(improvement / available, 0.0), 1.0)
-        if available > 0.0
-        else math.nan,
-        "price_discovery_efficiency": 1.0 - abs(clearing_price - true_price) / true_price,
-        "bid_shading": sum(shadings) / len(shadings) if shadings else math.nan,
+        "mev_capture_rate": improvement / available if available > 0.0 else math.nan,
+        "price_discovery_efficiency": improvement - competitive,
+        "bid_shading": shaded_sum / valued_sum if valued_sum > 0.0 else math.nan,
         "phantom_won": winner == WINNER_PHANTOM,
         "winner_index": winner,
         "clearing_price": clearing_price,
@@ -359,19 +361,26 @@ def simulate_auction(
         "true_price": true_price,
         "welfare": welfare_bps * bq * bp / BPS,
         "welfare_improvement": welfare_bps / available if available > 0.0 else math.nan,
-        "convergence_speed_ms": convergence,
+        "best_bid_time_ms": convergence,
         "num_real_bids": len(real_standing),
         "num_phantom_bids": len(phantom_bids),
         "real_fill_fraction": sum(x_real) / bq,
         "best_real_value_bps": best_value,
+        "competitive_bps": competitive,
+        "available_surplus_bps": available,
+        "shaded_bps": shaded_sum,
+        "valued_bps": valued_sum,
     }
     for label, idx in env.label_groups:
         mine = [
-            (values[i] - s.improvement_bps) / values[i]
+            (values[i] - s.improvement_bps, values[i])
             for i in idx
             if (s := standing[i]) is not None and values[i] > 0.0
         ]
-        row[f"bid_shading:{label}"] = sum(mine) / len(mine) if mine else math.nan
+        mine_valued = sum(v for _, v in mine)
+        row[f"bid_shading:{label}"] = (
+            sum(d for d, _ in mine) / mine_valued if mine_valued > 0.0 else math.nan
+        )
         row[f"profit_bps:{label}"] = sum((values[i] * x_real[i] - p_real[i]) / bq for i in idx)
 
     if env.learning:

@@ -1,0 +1,335 @@
+"""The auction explorer: a public web page of the service's auctions, verified in the browser.
+
+``GET /`` is the live feed, ``/auctions/{id}`` one auction's competition, ``/bidders``
+the bidders' record; one HTML shell and its scripts (``explorer_static/``, shipped in
+the package: no build step, no CDN) render them from public JSON only:
+
+- ``GET /explorer/api/feed?since=<seq>``: open auctions and the latest finished ones as
+  summaries; ``seq`` grows with every change, so a page polls for what changed.
+- ``GET /explorer/api/auctions/{id}``: one summary (open auctions too, before their
+  competition exists).
+- ``GET /explorer/api/bidders``: per bidder seen in the recent auctions, auctions
+  entered, wins, no-reveals, and its penalty state.
+- ``GET /v1/auctions/{id}/competition`` (the service's own) is what the page verifies.
+
+The feed needs no change to the house: it watches ``house.live`` and each live
+auction's ``done`` future (set with the finished record), and ``house.closed`` for
+auctions that opened and ended between two polls. It keeps no task of its own: the
+work is done when a page asks, so a server nobody watches pays nothing. Nothing secret
+is published: while an auction is open the summary gives its commitment count, never
+its phantoms (the seed stays sealed until the competition is published).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from collections import OrderedDict
+from datetime import UTC, datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+if TYPE_CHECKING:
+    from .house import AuctionHouse, LiveAuction
+    from .store import AuctionRecord
+
+__all__ = ["Feed", "router"]
+
+#: Finished auctions the feed keeps (and the bidders page counts).
+RECENT: Final = 500
+#: What a feed answer lists at most (the newest changes first).
+PAGE: Final = 200
+
+_STATIC: Final = resources.files("phantom_auction.service") / "explorer_static"
+_MEDIA: Final = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+
+
+def _iso(us: int | None) -> str | None:
+    return None if us is None else datetime.fromtimestamp(us / 1e6, UTC).isoformat()
+
+
+def _open_summary(live: LiveAuction) -> dict[str, Any]:
+    record = live.record
+    return {
+        **_order(record),
+        "status": "open",
+        "outcome": None,
+        "commits": len(live.auction.commitments),
+        "real_bids": None,
+        "phantom_bids": None,
+        "winner": None,
+        "price": None,
+        "improvement_bps": None,
+        "mechanism": live.auction.announcement.mechanism,
+    }
+
+
+def _order(record: AuctionRecord) -> dict[str, Any]:
+    return {
+        "auction_id": record.auction_id,
+        "token_pair": [record.token_in, record.token_out],
+        "amount": record.amount,
+        "baseline_price": record.baseline_price,
+        "opened_at": _iso(record.opened_at_us),
+        "commit_deadline": _iso(record.collect_ends_at_us),
+        "reveal_deadline": _iso(record.reveal_ends_at_us),
+        "phantom_commitment": record.phantom_commitment,
+    }
+
+
+def _finished_summary(record: AuctionRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The public summary of an ended auction, and what the bidders page counts."""
+    competition = record.competition or {}
+    result = record.result or {}
+    winner = result.get("winning_bid") or {}
+    ranking = competition.get("ranking", [])
+    accepted = {c["bidder_id"] for c in competition.get("commitments", []) if c.get("accepted")}
+    filled = {f["bidder_id"] for f in competition.get("fills", []) if f.get("bidder_id")}
+    summary = {
+        **_order(record),
+        "status": record.status,
+        "outcome": record.outcome,
+        "commits": len(competition.get("commitments", [])),
+        "real_bids": sum(1 for r in ranking if not r.get("is_phantom")),
+        "phantom_bids": len(competition.get("phantom_bids", [])),
+        "winner": winner.get("bidder_id"),
+        "price": competition.get("price", result.get("price")),
+        "improvement_bps": competition.get("improvement_bps", result.get("improvement_bps")),
+        "mechanism": competition.get("mechanism", result.get("mechanism")),
+        "finished_at": _iso(record.finished_at_us),
+    }
+    tally = {
+        "entered": sorted(accepted),
+        "won": sorted(filled),
+        "unrevealed": sorted(competition.get("unrevealed", [])),
+    }
+    return summary, tally
+
+
+_TALLIES: Final = (("entered", "auctions"), ("won", "wins"), ("unrevealed", "no_reveals"))
+
+
+class Feed:
+    """Summaries of the house's open and recent auctions, each stamped with the ``seq``
+    of its last change."""
+
+    def __init__(self, house: AuctionHouse) -> None:
+        self.house = house
+        self.seq = 0
+        self.entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.tallies: dict[str, dict[str, Any]] = {}
+        self._watched: set[str] = set()
+        self._loaded = False
+        self._lock = asyncio.Lock()
+
+    def _put(self, summary: dict[str, Any], tally: dict[str, Any] | None = None) -> None:
+        self.seq += 1
+        auction_id = summary["auction_id"]
+        self.entries[auction_id] = {**summary, "seq": self.seq}
+        self.entries.move_to_end(auction_id)
+        if tally is not None:
+            self.tallies[auction_id] = tally
+        while len(self.entries) > RECENT + len(self.house.live):
+            old, _ = self.entries.popitem(last=False)
+            self.tallies.pop(old, None)
+            self._watched.discard(old)
+
+    def _finished(self, auction_id: str, done: asyncio.Future[AuctionRecord]) -> None:
+        self._watched.discard(auction_id)
+        if done.cancelled() or done.exception() is not None:
+            return  # not stored: house.closed never lists it; the next sync drops it
+        self._put(*_finished_summary(done.result()))
+
+    async def sync(self) -> None:
+        """Bring the entries up to date with the house (and, the first time, the store)."""
+        async with self._lock:
+            house = self.house
+            if not self._loaded:
+                self._loaded = True
+                ids = await house.store.auction_ids()
+                for auction_id in ids[-RECENT:]:
+                    if auction_id in house.live:
+                        continue
+                    record = await house.store.auction(auction_id)
+                    if record is not None and record.status != "open":
+                        self._put(*_finished_summary(record))
+            for auction_id, live in list(house.live.items()):
+                if auction_id not in self._watched:
+                    self._watched.add(auction_id)
+                    self._put(_open_summary(live))
+                    live.done.add_done_callback(functools.partial(self._finished, auction_id))
+                else:
+                    entry = self.entries.get(auction_id)
+                    commits = len(live.auction.commitments)
+                    if entry is not None and entry["commits"] != commits:
+                        self._put({**entry, "commits": commits})
+            # Auctions that opened and ended between two syncs: the newest closed ones.
+            missed = []
+            for auction_id in reversed(house.closed):
+                entry = self.entries.get(auction_id)
+                if entry is not None and entry["status"] != "open":
+                    break
+                if entry is None or auction_id not in house.live:
+                    missed.append(auction_id)
+                if len(missed) >= RECENT:
+                    break
+            for auction_id in reversed(missed):
+                record = await house.auction_record(auction_id)
+                if record is not None and record.status != "open":
+                    self._put(*_finished_summary(record))
+            for auction_id, entry in list(self.entries.items()):
+                gone = auction_id not in house.live and auction_id not in house.closed
+                if entry["status"] == "open" and gone:  # ended without a stored result
+                    self.entries.pop(auction_id)
+                    self._watched.discard(auction_id)
+
+    def page(self, since: int) -> dict[str, Any]:
+        changed = [e for e in self.entries.values() if e["seq"] > since or e["status"] == "open"]
+        return {
+            "seq": self.seq,
+            "server_time": datetime.now(UTC).isoformat(),
+            "auctions": changed[-PAGE:][::-1],
+        }
+
+    async def bidders(self) -> list[dict[str, Any]]:
+        """Per bidder seen in the recent finished auctions: counts and penalty state."""
+        counts: dict[str, dict[str, int]] = {}
+        for tally in self.tallies.values():
+            for key, field in (
+                ("entered", "auctions"),
+                ("won", "wins"),
+                ("unrevealed", "no_reveals"),
+            ):
+                for bidder_id in tally[key]:
+                    counts.setdefault(bidder_id, {"auctions": 0, "wins": 0, "no_reveals": 0})
+                    counts[bidder_id][field] += 1
+        rows = []
+        for bidder_id in sorted(counts):
+            c = counts[bidder_id]
+            state = await self.house.bidder_state(bidder_id)
+            status = self.house.status(state) if state is not None else {}
+            rows.append(
+                {
+                    "bidder_id": bidder_id,
+                    **c,
+                    "win_share": c["wins"] / c["auctions"] if c["auctions"] else 0.0,
+                    "no_reveal_share": c["no_reveals"] / c["auctions"] if c["auctions"] else 0.0,
+                    "no_reveal_rate": status.get("no_reveal_rate"),
+                    "no_reveal_threshold": status.get("no_reveal_threshold"),
+                    "blocked": status.get("blocked", False),
+                    "blocked_until": status.get("blocked_until"),
+                    "block_count": status.get("block_count", 0),
+                }
+            )
+        return rows
+
+
+def _feed(request: Request) -> Feed:
+    state = request.app.state
+    feed: Feed | None = getattr(state, "explorer_feed", None)
+    if feed is None:
+        feed = state.explorer_feed = Feed(state.house)
+    return feed
+
+
+# Not in the OpenAPI schema: the explorer's JSON is documented in docs/phantoms.md.
+router = APIRouter(include_in_schema=False)
+#: Auction ids the explorer looks up (the service makes hex ids): anything else is
+#: unknown without a query (a NUL byte would make PostgreSQL fail).
+_AUCTION_ID: Final = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
+
+
+def _shell() -> HTMLResponse:
+    return HTMLResponse(
+        (_STATIC / "index.html").read_text("utf-8"), headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+async def explorer_home() -> HTMLResponse:
+    """The live feed of auctions."""
+    return _shell()
+
+
+@router.get("/auctions/{auction_id}", response_class=HTMLResponse)
+async def explorer_auction(auction_id: str) -> HTMLResponse:
+    """One auction's page (rendered in the browser from the public documents)."""
+    del auction_id
+    return _shell()
+
+
+@router.get("/bidders", response_class=HTMLResponse)
+async def explorer_bidders() -> HTMLResponse:
+    """The bidders' record."""
+    return _shell()
+
+
+@router.get("/explorer/static/{name}")
+async def explorer_static(name: str) -> Response:
+    """The explorer's scripts and style sheet (shipped in the package)."""
+    suffix = name[name.rfind(".") :] if "." in name else ""
+    resource = _STATIC / name
+    if "/" in name or name.startswith(".") or suffix not in _MEDIA or not resource.is_file():
+        return JSONResponse(
+            {"status": "rejected", "reason": "not_found", "detail": f"no explorer file {name!r}"},
+            status_code=404,
+        )
+    return Response(
+        resource.read_bytes(), media_type=_MEDIA[suffix], headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get("/explorer/api/feed")
+async def explorer_feed(
+    request: Request,
+    since: Annotated[int, Query(ge=0, description="Only entries changed after this seq")] = 0,
+) -> JSONResponse:
+    """Open auctions and the latest finished ones (public summaries, newest first)."""
+    feed = _feed(request)
+    await feed.sync()
+    return JSONResponse(feed.page(since))
+
+
+@router.get("/explorer/api/auctions/{auction_id}")
+async def explorer_summary(request: Request, auction_id: str) -> JSONResponse:
+    """One auction's public summary (open or ended)."""
+    feed = _feed(request)
+    await feed.sync()
+    entry = feed.entries.get(auction_id)
+    if entry is None:
+        known = _AUCTION_ID.fullmatch(auction_id) is not None
+        record = await feed.house.auction_record(auction_id) if known else None
+        if record is None:
+            return JSONResponse(
+                {
+                    "status": "rejected",
+                    "reason": "unknown_auction",
+                    "detail": f"auction_id={auction_id!r}: no such auction",
+                },
+                status_code=404,
+            )
+        if record.status == "open":
+            live = feed.house.live.get(auction_id)
+            entry = (
+                _open_summary(live) if live is not None else {**_order(record), "status": "open"}
+            )
+        else:
+            entry = _finished_summary(record)[0]
+    return JSONResponse({"server_time": datetime.now(UTC).isoformat(), **entry})
+
+
+@router.get("/explorer/api/bidders")
+async def explorer_bidders_api(request: Request) -> JSONResponse:
+    """Per bidder in the recent auctions: entered, wins, no-reveals, penalty state."""
+    feed = _feed(request)
+    await feed.sync()
+    return JSONResponse({"recent_auctions": len(feed.tallies), "bidders": await feed.bidders()})

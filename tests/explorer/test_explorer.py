@@ -1,0 +1,407 @@
+"""The explorer in a real headless Chromium against a real server with SDK bidders: the
+live feed, an auction's page (its ranking is the published JSON's), verification in the
+browser (✓ for what the server published, ✗ for any tampered document), the bidders
+page, keyboard use and a phone-width layout, with no console error anywhere."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from explorer_harness import ConsoleLog, Market
+
+from phantom_auction.engine import PhantomModel, draw_phantom_bids
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+FEED_ROW = "[data-testid=feed-row][data-auction-id='{}']"
+
+
+def _auction_with_phantoms(market: Market) -> dict[str, Any]:
+    """A finished auction's competition with at least one phantom and one accepted reveal."""
+    for _ in range(10):
+        view = market.run_auction(300)
+        competition = market.competition(view["auction_id"])
+        if competition["phantom_bids"] and any(r["accepted"] for r in competition["reveals"]):
+            return competition
+    raise AssertionError("ten auctions without a phantom or without a reveal")
+
+
+def _open_auction_page(page: Any, market: Market, auction_id: str) -> None:
+    page.goto(f"{market.server.url}/auctions/{auction_id}")
+    page.wait_for_selector("[data-testid=verify-result]", timeout=15_000)
+
+
+def test_feed_shows_auctions_as_they_open_and_within_a_second_of_their_finish(
+    page: Any, market: Market
+) -> None:
+    page.goto(market.server.url + "/")
+    page.wait_for_selector("[data-testid=feed-status]:has-text('Live')")
+    # Open: listed while bidding, phantoms still sealed, time left counting down.
+    opened = market.open_auction(2500)
+    row = page.wait_for_selector(FEED_ROW.format(opened["auction_id"]) + "[data-status=open]")
+    assert "sealed" in row.inner_text()
+    assert re.search(r"\d+ (ms|s) \((collecting|revealing)\)", row.inner_text())
+    # Finished: the row updates within 1 s of the result being durable.
+    view = market.run_auction(300)
+    selector = FEED_ROW.format(view["auction_id"]) + "[data-status=finalized]"
+    page.wait_for_selector(selector, timeout=1000)
+    competition = market.competition(view["auction_id"])
+    cells = page.eval_on_selector_all(f"{selector} td", "tds => tds.map(td => td.innerText)")
+    outcome, winner, real, phantom = cells[4], cells[5], cells[8], cells[9]
+    assert outcome == competition["outcome"].replace("_", " ")
+    winning = (view["result"] or {}).get("winning_bid")
+    if winning is not None:
+        assert winner == winning["bidder_id"]
+    else:
+        phantom_won = competition["outcome"] == "phantom_won"
+        assert winner == ("a phantom (CFMM fills)" if phantom_won else "—")
+    assert int(real) == sum(1 for r in competition["ranking"] if not r["is_phantom"])
+    assert int(phantom) == len(competition["phantom_bids"])
+    # The open one ends too, without reloading.
+    page.wait_for_selector(
+        FEED_ROW.format(opened["auction_id"]) + "[data-status=finalized]", timeout=10_000
+    )
+
+
+def test_auction_page_shows_the_published_competition_and_verifies_it(
+    page: Any, market: Market
+) -> None:
+    competition = market.run_contested_auction()
+    _open_auction_page(page, market, competition["auction_id"])
+    ranking = page.eval_on_selector_all(
+        "[data-testid=ranking-row]",
+        "rows => rows.map(r => [Number(r.dataset.rank), r.dataset.bidderId, "
+        "Number(r.dataset.price), Number(r.dataset.volume), Number(r.dataset.filled)])",
+    )
+    assert ranking == [
+        [r["rank"], r["bidder_id"], r["improved_price"], r["volume"], r["filled"]]
+        for r in competition["ranking"]
+    ]
+    outcome = page.inner_text("[data-testid=auction-outcome]")
+    assert outcome == competition["outcome"].replace("_", " ")
+    # Every commitment with its reveal or refusal; every rejection with its reason code.
+    commitments = page.eval_on_selector_all(
+        "[data-testid=commitment-row]", "rows => rows.map(r => r.innerText)"
+    )
+    assert len(commitments) == len(competition["commitments"])
+    assert any("refused: duplicate_commit" in text for text in commitments)
+    assert any("refused: commitment_mismatch" in text for text in commitments)
+    reasons = page.eval_on_selector_all(
+        "[data-testid=rejection-row] code", "codes => codes.map(c => c.innerText)"
+    )
+    assert sorted(reasons) == sorted(r["reason"] for r in competition["rejections"])
+    assert sorted(reasons) == ["commitment_mismatch", "duplicate_commit"]
+    # After the end: the seed and every phantom bid.
+    assert page.inner_text("[data-testid=phantom-seed]") == competition["phantom_seed"]
+    phantoms = page.eval_on_selector_all(
+        "[data-testid=phantom-row]", "rows => rows.map(r => r.dataset.bidderId)"
+    )
+    assert phantoms == [p["bidder_id"] for p in competition["phantom_bids"]]
+    # Verified: every reveal's commitment, the refused reveal's mismatch, the seed and
+    # every phantom bid.
+    result = page.locator("[data-testid=verify-result]")
+    assert result.get_attribute("data-ok") == "true", result.inner_text()
+    items = page.eval_on_selector_all(
+        "[data-testid=verify-item]", "items => items.map(i => [i.dataset.group, i.dataset.ok])"
+    )
+    accepted_reveals = sum(1 for r in competition["reveals"] if r["accepted"])
+    assert items.count(["commitments", "true"]) == accepted_reveals + 1  # + the mismatch
+    assert items.count(["phantoms", "true"]) == 2 + 2 * len(competition["phantom_bids"]) + 1
+    assert all(ok == "true" for _, ok in items)
+    # The chart: one marker per bid, the clearing price marked.
+    markers = page.eval_on_selector_all(
+        "[data-testid=chart] circle, [data-testid=chart] path", "m => m.length"
+    )
+    assert markers == len(competition["ranking"])
+    if competition["price"] != competition["baseline_price"]:
+        assert page.locator("[data-testid=chart-clearing]").count() == 1
+
+
+def test_an_open_auction_page_keeps_the_seed_sealed_then_verifies_itself(
+    page: Any, market: Market
+) -> None:
+    opened = market.open_auction(2500)
+    page.goto(f"{market.server.url}/auctions/{opened['auction_id']}")
+    outcome = page.wait_for_selector("[data-testid=auction-outcome][data-status=open]")
+    assert outcome.inner_text() == "open"
+    assert "sealed until the auction ends" in page.inner_text("main")
+    assert page.locator("[data-testid=phantom-seed]").count() == 0
+    assert opened["phantom_commitment"] in page.inner_text("main")
+    # When it ends the page turns into the competition by itself, verified.
+    page.wait_for_selector("[data-testid=verify-result]", timeout=15_000)
+    competition = market.competition(opened["auction_id"])
+    assert page.inner_text("[data-testid=phantom-seed]") == competition["phantom_seed"]
+    assert page.get_attribute("[data-testid=verify-result]", "data-ok") == "true"
+
+
+def _tamper_phantom_price(doc: dict[str, Any]) -> str:
+    bid = doc["phantom_bids"][0]
+    bid["improved_price"] *= 1.000001
+    for entry in doc["ranking"]:
+        if entry["bidder_id"] == bid["bidder_id"]:
+            entry["improved_price"] = bid["improved_price"]
+    return f"{bid['bidder_id']} redrawn from the seed"
+
+
+def _tamper_reveal_volume(doc: dict[str, Any]) -> str:
+    reveal = next(r for r in doc["reveals"] if r["accepted"])
+    reveal["volume"] = reveal["volume"] * 0.5
+    return f"{reveal['bidder_id']}: reveal hashes to its commitment"
+
+
+def _tamper_reveal_nonce(doc: dict[str, Any]) -> str:
+    reveal = next(r for r in doc["reveals"] if r["accepted"])
+    reveal["nonce"] = int(reveal["nonce"]) + 1
+    return f"{reveal['bidder_id']}: reveal hashes to its commitment"
+
+
+def _tamper_seed(doc: dict[str, Any]) -> str:
+    # A new seed with its own (matching) commitment still cannot explain the phantoms,
+    # and it is not the commitment published at open.
+    seed = hashlib.sha256(b"another seed").digest()
+    doc["phantom_seed"] = seed.hex()
+    doc["phantom_commitment"] = hashlib.sha256(seed).hexdigest()
+    return "commitment is the one published at open"
+
+
+def _tamper_removed_phantom(doc: dict[str, Any]) -> str:
+    gone = doc["phantom_bids"].pop()
+    doc["ranking"] = [r for r in doc["ranking"] if r["bidder_id"] != gone["bidder_id"]]
+    return "every drawn phantom listed, no other"
+
+
+def _tamper_ranking(doc: dict[str, Any]) -> str:
+    entry = next(r for r in doc["ranking"] if not r["is_phantom"])
+    entry["improved_price"] += 0.5
+    return f"{entry['bidder_id']}: ranked as revealed"
+
+
+TAMPERINGS = {
+    "phantom price": _tamper_phantom_price,
+    "reveal volume": _tamper_reveal_volume,
+    "reveal nonce": _tamper_reveal_nonce,
+    "seed and its commitment": _tamper_seed,
+    "a phantom removed": _tamper_removed_phantom,
+    "a ranked real bid": _tamper_ranking,
+}
+
+
+@pytest.fixture(scope="module")
+def honest(market: Market) -> dict[str, Any]:
+    return _auction_with_phantoms(market)
+
+
+@pytest.mark.parametrize("tamper", list(TAMPERINGS))
+def test_a_tampered_document_shows_a_cross(
+    page: Any, market: Market, honest: dict[str, Any], tamper: str
+) -> None:
+    doc = copy.deepcopy(honest)
+    failing = TAMPERINGS[tamper](doc)
+    body = json.dumps(doc)
+
+    def serve_tampered(route: Any) -> None:
+        route.fulfill(status=200, content_type="application/json", body=body)
+
+    page.route(f"**/v1/auctions/{doc['auction_id']}/competition", serve_tampered)
+    _open_auction_page(page, market, doc["auction_id"])
+    result = page.locator("[data-testid=verify-result]")
+    assert result.get_attribute("data-ok") == "false"
+    assert result.inner_text().startswith("✗")
+    failed = page.eval_on_selector_all(
+        "[data-testid=verify-item][data-ok=false] strong", "items => items.map(i => i.innerText)"
+    )
+    assert failing in failed
+
+
+def test_the_honest_document_shows_ticks(page: Any, market: Market, honest: dict[str, Any]) -> None:
+    _open_auction_page(page, market, honest["auction_id"])
+    result = page.locator("[data-testid=verify-result]")
+    assert result.get_attribute("data-ok") == "true"
+    assert result.inner_text().startswith("✓")
+
+
+def test_keyboard_alone_opens_an_auction_and_verifies_it(
+    page: Any, market: Market, honest: dict[str, Any]
+) -> None:
+    page.goto(market.server.url + "/")
+    first = page.wait_for_selector("[data-testid=feed-row] a")
+    target = first.get_attribute("href")
+    for _ in range(10):  # skip link, brand, two nav links, then the first feed row
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.getAttribute('href')") == target:
+            break
+    else:
+        raise AssertionError("Tab never reached the first feed row")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=verify-result]", timeout=15_000)
+    assert page.url.endswith(target)
+    page.focus("[data-testid=verify-button]")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=verify-result][data-ok=true]", timeout=15_000)
+
+
+@pytest.mark.parametrize("path", ["/", "/auctions/{id}", "/bidders"])
+def test_phone_width_has_no_horizontal_scroll(
+    browser: Any, market: Market, honest: dict[str, Any], path: str
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    log = ConsoleLog()
+    log.attach(page)
+    try:
+        page.goto(market.server.url + path.format(id=honest["auction_id"]))
+        page.wait_for_selector("table tbody tr td")
+        if "{id}" in path:
+            page.wait_for_selector("[data-testid=verify-result][data-ok=true]")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path}: {width} px wide on a 390 px screen"
+        # Cells carry their column's name (shown as a label in the card layout).
+        labels = page.eval_on_selector_all("tbody td[data-label]", "tds => tds.length")
+        assert labels > 0
+    finally:
+        context.close()
+    assert log.errors == []
+
+
+def test_bidders_page_counts_what_the_competitions_say(page: Any, market: Market) -> None:
+    market.run_contested_auction()
+    feed = market.http.get("/explorer/api/feed").json()
+    expected: dict[str, list[int]] = {}
+    for summary in feed["auctions"]:
+        if summary["status"] == "open":
+            continue
+        competition = market.competition(summary["auction_id"])
+        accepted = {c["bidder_id"] for c in competition["commitments"] if c["accepted"]}
+        winners = {f["bidder_id"] for f in competition["fills"] if f["bidder_id"]}
+        for bidder in accepted:
+            counts = expected.setdefault(bidder, [0, 0, 0])
+            counts[0] += 1
+            counts[1] += bidder in winners
+            counts[2] += bidder in competition["unrevealed"]
+    page.goto(market.server.url + "/bidders")
+    page.wait_for_selector("[data-testid=bidder-row]")
+    rows = page.eval_on_selector_all(
+        "[data-testid=bidder-row]",
+        "rows => rows.map(r => [r.dataset.bidderId, ...[...r.cells].map(c => c.innerText)])",
+    )
+    shown = {row[0]: [int(row[2]), int(row[3]), int(row[5].split()[0])] for row in rows}
+    assert shown == expected
+    raw = next(row for row in rows if row[0] == "mm-raw")
+    assert expected["mm-raw"][2] >= 1
+    assert re.match(r"\d+\.\d % of 50\.0 % limit", raw[6]), raw  # the penalty EWMA
+    assert raw[7] in {"active", "active (1 past blocks)"} or raw[7].startswith("blocked until")
+
+
+def test_an_unknown_auction_says_so(browser: Any, market: Market) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(market.server.url + "/auctions/no-such-auction")
+        page.wait_for_selector("h1:has-text('Auction not found')")
+        assert "no such auction" in page.inner_text("main")
+    finally:
+        page.close()
+
+
+# ---------------------------------------------------------------- the JavaScript verifier
+
+
+def _doc_vectors(name: str, heading: str) -> list[str]:
+    """The JSON blocks under ``heading`` sections of docs/``name`` (as text)."""
+    text = (DOCS / name).read_text("utf-8")
+    sections = re.split(rf"\n{heading} ", text)[1:]
+    return [re.search(r"```json\n(.*?)\n```", s, re.S).group(1) for s in sections]  # type: ignore[union-attr]
+
+
+def _canonical(x: float) -> str:
+    from phantom_auction.engine.commitment import canonical_decimal
+
+    return canonical_decimal(x)
+
+
+def test_javascript_verifier_agrees_with_python_bit_for_bit(page: Any, market: Market) -> None:
+    page.goto(market.server.url + "/bidders")
+    rng = random.Random(11)
+    # Phantom draws: the doc's vectors and random models and seeds.
+    cases = [json.loads(v) for v in _doc_vectors("phantoms.md", "Phantom vector [A-Z]")]
+    assert len(cases) == 4
+    for i in range(40):
+        lo = rng.uniform(0.0, 60.0)
+        model = PhantomModel(
+            max_phantom_bidders=rng.randint(0, 25),
+            bid_probability=rng.random(),
+            mean_bps=rng.uniform(-200.0, 200.0),
+            sd_bps=rng.choice([0.01, 1.0, 10.0, 80.0]),
+            min_bps=lo,
+            max_bps=lo + rng.choice([0.0, 0.3, 4.0, 60.0, 500.0]),
+        )
+        seed = hashlib.sha256(f"js {i}".encode()).digest()
+        bids = draw_phantom_bids(model, seed, 1234.5, 7.25)
+        fields = {f: getattr(model, f) for f in model.__slots__}
+        cases.append(
+            {
+                "seed": seed.hex(),
+                "model": {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()},
+                "baseline_price": 1234.5,
+                "amount": 7.25,
+                "bids": [[b.slot, b.improved_price, b.volume, b.priority_fee] for b in bids],
+            }
+        )
+    ln_cases = json.loads(
+        re.search(
+            r"`ln` vectors.*?```json\n(.*?)\n```", (DOCS / "phantoms.md").read_text("utf-8"), re.S
+        ).group(1)  # type: ignore[union-attr]
+    )
+    # Hash functions against hashlib, across block boundaries.
+    messages = [
+        bytes(rng.getrandbits(8) for _ in range(n)) for n in (0, 1, 55, 56, 64, 135, 136, 137, 300)
+    ]
+    hashes = [
+        [m.hex(), n, hashlib.shake_256(m).hexdigest(n), hashlib.sha256(m).hexdigest()]
+        for m in messages
+        for n in (1, 32, 136, 137, 400)
+    ]
+    # Canonical decimals against the engine's, exponents included.
+    numbers = [rng.uniform(-1e3, 1e3) * 10 ** rng.randint(-12, 25) for _ in range(300)]
+    numbers += [0.0, -0.0, 1e-7, 1e21, 1e22, 1.5e-5, 100.0, 0.1 + 0.2, 3031.0796630000004]
+    decimals = [[x, _canonical(x)] for x in numbers]
+    commitment_vectors = _doc_vectors("commitment.md", "Vector [0-9]+ —")
+    digests = re.findall(r"\ndigest: `([0-9a-f]{64})`", (DOCS / "commitment.md").read_text())
+    assert len(commitment_vectors) == len(digests) >= 3
+    mismatches = page.evaluate(
+        """async ([cases, lnCases, hashes, decimals, vectors, digests]) => {
+          const v = await import('/explorer/static/verify.js');
+          const out = [];
+          for (const c of cases) {
+            const got = v.phantomBids(v.hexToBytes(c.seed), c.model, c.baseline_price, c.amount);
+            const same = got.length === c.bids.length
+              && got.every((b, i) => b.every((x, j) => x === c.bids[i][j]));
+            if (!same) out.push(['phantoms', c.seed, JSON.stringify(got), JSON.stringify(c.bids)]);
+          }
+          for (const [x, y] of lnCases) if (v.ln(x) !== y) out.push(['ln', x, v.ln(x), y]);
+          for (const [hex, n, shake, sha] of hashes) {
+            const m = v.hexToBytes(hex);
+            if (v.bytesToHex(v.shake256(m, n)) !== shake) out.push(['shake', hex.length / 2, n]);
+            if (v.bytesToHex(v.sha256Plain(m)) !== sha) out.push(['sha256Plain', hex.length / 2]);
+            if (v.bytesToHex(await v.sha256(m)) !== sha) out.push(['sha256', hex.length / 2]);
+          }
+          for (const [x, text] of decimals) {
+            const got = v.canonicalDecimal(x);
+            if (got !== text) out.push(['decimal', x, got, text]);
+          }
+          for (const [i, text] of vectors.entries()) {
+            const bid = v.parseExact(text);
+            const got = await v.commitment(bid.auction_id, bid);
+            if (got !== digests[i]) out.push(['commitment', i, got, digests[i]]);
+          }
+          if (!v.webCrypto) out.push(['no WebCrypto on a loopback page']);
+          return out;
+        }""",
+        [cases, ln_cases, hashes, decimals, commitment_vectors, digests],
+    )
+    assert mismatches == []

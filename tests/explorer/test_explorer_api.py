@@ -1,0 +1,142 @@
+"""The explorer's server side without a browser: the pages and scripts are served from the
+package, the feed is public and incremental, and nothing secret leaks while an auction
+is open (the phantom seed, hence the phantoms, stays sealed until the competition)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from explorer_harness import RawBidder, ServerProcess, reason
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    folder: Path = tmp_path_factory.mktemp("explorer-api")
+    made = ServerProcess(f"sqlite+aiosqlite:///{folder / 'service.db'}", log=folder / "log")
+    made.start()
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+def _order(duration_ms: int) -> dict[str, Any]:
+    return {
+        "token_in": 1,
+        "token_out": 2,
+        "amount": 10.0,
+        "baseline_price": 2000.0,
+        "duration_ms": duration_ms,
+    }
+
+
+async def test_an_open_auction_shows_its_commits_but_no_phantom(server: ServerProcess) -> None:
+    token = await server.add_client("api-tests")
+    key = await server.add_bidder("api-bidder")
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=30) as public,
+        httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as client,
+        RawBidder(server.ws_url, "api-bidder", key) as bidder,
+    ):
+        before = (await public.get("/explorer/api/feed")).json()
+        opened = await client.post("/v1/auctions", params={"wait": "false"}, json=_order(1500))
+        assert opened.status_code == 202
+        auction_id = opened.json()["auction_id"]
+        announced = await bidder.opened(auction_id)
+        bid = bidder.bid(announced, 30.0)
+        assert reason(await bidder.commit(auction_id, bid)) == "accepted"
+
+        feed = await public.get("/explorer/api/feed", params={"since": before["seq"]})
+        assert feed.status_code == 200
+        entry = next(a for a in feed.json()["auctions"] if a["auction_id"] == auction_id)
+        assert entry["status"] == "open" and entry["commits"] == 1
+        assert entry["phantom_bids"] is None and entry["real_bids"] is None
+        assert entry["phantom_commitment"] == opened.json()["phantom_commitment"]
+        store = await server.connect_store()
+        try:
+            record = await store.auction(auction_id)
+        finally:
+            await store.close()
+        assert record is not None and len(record.phantom_seed) == 64
+        summary = await public.get(f"/explorer/api/auctions/{auction_id}")
+        for text in (feed.text, summary.text):
+            assert record.phantom_seed not in text
+            assert "phantom_seed" not in text
+        assert (await public.get(f"/v1/auctions/{auction_id}/competition")).status_code == 409
+
+        await bidder.push("reveal_open", auction_id)
+        assert reason(await bidder.reveal(auction_id, bid)) == "accepted"
+        await bidder.push("auction_closed", auction_id)
+        competition = (await public.get(f"/v1/auctions/{auction_id}/competition")).json()
+        done = (await public.get(f"/explorer/api/auctions/{auction_id}")).json()
+        assert done["status"] == "finalized"
+        assert done["outcome"] == competition["outcome"]
+        assert done["commits"] == 1 and done["real_bids"] == 1
+        assert done["phantom_bids"] == len(competition["phantom_bids"])
+        assert done["improvement_bps"] == competition["improvement_bps"]
+
+        # Incremental: asking from the last seq gives only what changed since.
+        page = (await public.get("/explorer/api/feed")).json()
+        again = (await public.get("/explorer/api/feed", params={"since": page["seq"]})).json()
+        assert again["auctions"] == [] and again["seq"] == page["seq"]
+        ids = [a["auction_id"] for a in page["auctions"]]
+        assert auction_id in ids and len(ids) == len(set(ids))
+        bidders = (await public.get("/explorer/api/bidders")).json()["bidders"]
+        row = next(b for b in bidders if b["bidder_id"] == "api-bidder")
+        assert row["auctions"] >= 1 and row["no_reveals"] == 0 and row["blocked"] is False
+
+
+@pytest.mark.parametrize("path", ["/", "/auctions/anything", "/bidders"])
+async def test_every_page_is_the_shell_with_local_assets(server: ServerProcess, path: str) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        page = await http.get(path)
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "/explorer/static/app.js" in page.text
+        assert "http://" not in page.text and "https://" not in page.text  # no CDN
+        for name, media in (("app.js", "text/javascript"), ("verify.js", "text/javascript")):
+            asset = await http.get(f"/explorer/static/{name}")
+            assert asset.status_code == 200 and asset.headers["content-type"].startswith(media)
+            assert "https://" not in asset.text
+        css = await http.get("/explorer/static/style.css")
+        assert css.headers["content-type"].startswith("text/css")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/explorer/static/nope.js",
+        "/explorer/static/.hidden.js",
+        "/explorer/static/explorer.py",
+        "/explorer/static/..%2Fexplorer.py",
+        "/explorer/api/auctions/no-such-auction",
+        "/explorer/api/auctions/a%00b",
+    ],
+)
+async def test_unknown_things_are_404_with_a_reason(server: ServerProcess, path: str) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.get(path)
+    assert response.status_code == 404, response.text
+    body = json.loads(response.text)
+    assert body["status"] == "rejected" and body["reason"] in {"not_found", "unknown_auction"}
+
+
+async def test_a_bad_since_is_malformed(server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.get("/explorer/api/feed", params={"since": "-1"})
+    assert response.status_code == 422
+    assert response.json()["reason"] == "malformed"
