@@ -82,6 +82,11 @@ class Admission:
         self._admits = 0
         self._sched_path = f"/proc/self/task/{threading.get_native_id()}/schedstat"
         self._sched: tuple[int, int] | None = self._read_sched()  # the baseline
+        if self._sched is not None and self._sched[0] >= 2_000_000:
+            # Before anything is measured here: how long this thread has waited for a CPU
+            # per unit of CPU so far (the same machine, the same neighbours).
+            running, waiting = self._sched
+            self.slowdown = max(self.slowdown, min(1.0 + waiting / running, 20.0))
         # A new loop on the same machine starts from what the last one measured (loop
         # times are time.monotonic() on every asyncio loop of this process).
         previous = _latest[0] if _latest else None
@@ -138,7 +143,7 @@ class Admission:
             self._sched = None
             return
         ran, waited = running - self._sched[0], waiting - self._sched[1]
-        if ran >= 2_000_000:  # 2 ms of CPU: enough to say something
+        if ran >= 1_000_000:  # 1 ms of CPU: enough to say something
             ratio = min(1.0 + waited / ran, 20.0)
             self.slowdown = max(ratio, self.slowdown + 0.5 * (ratio - self.slowdown))
             self._sched = (running, waiting)
@@ -168,7 +173,7 @@ class Admission:
         over by ``deadline`` (loop times), or raise :class:`Overloaded`. Returns the token
         for :meth:`waiting` and :meth:`finished`."""
         self._admits += 1
-        if self._admits % 16 == 1:
+        if self._admits < 64 or self._admits % 16 == 0:  # often while nothing is known
             self._contention()
         now = self.loop.time()
         s = self.slowdown
