@@ -3,10 +3,13 @@
 Prints the median time per ``run_vcg_auction`` at 20 and 200 bidders (multi-unit, with
 a reserve), the same for a naive reference written here (the seed's algorithm: greedy
 allocation re-run without each winner, bids found by linear look-up), their ratio, and
-the seconds ``clear_batch`` takes for 1,000,000 auctions x 20 bidders with VCG.
+the seconds ``clear_batch`` takes for 1,000,000 auctions x 20 bidders with VCG, and
+single-item second price and first price (supply 1, unit bids) on the same shape next
+to a plain numpy top-2 reference written here (argmax, mask, max), on one thread.
 
 Goals (issue 2, 2-core machine): 200 bidders <= 0.2 ms and >= 100x the naive
-reference; 1,000,000 batch clearings <= 2 s.
+reference; 1,000,000 batch clearings <= 2 s. Issue 10: single-item second and first
+price at most 1.5x the numpy top-2 reference measured in the same run.
 
     python benchmarks/bench_vcg.py [--auctions 1000000] [--repeats 7]
 """
@@ -109,6 +112,39 @@ def batch_seconds(auctions: int, bidders: int, repeats: int, threads: int) -> tu
     return statistics.median(wall), statistics.median(cpu)
 
 
+def numpy_top2(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference: each row's best column and the second-best value (argmax, mask, max)."""
+    rows = np.arange(values.shape[0])
+    winner = values.argmax(axis=1)
+    masked = values.copy()
+    masked[rows, winner] = -np.inf
+    return winner, masked.max(axis=1)
+
+
+def single_item_seconds(auctions: int, bidders: int, repeats: int) -> dict[str, float]:
+    """Median seconds of single-item second price, first price and the numpy reference,
+    interleaved so that a change in the machine's load hits all three alike."""
+    values = np.random.default_rng(1).random((auctions, bidders))
+    rows = np.arange(auctions)
+    winner, second = numpy_top2(values)
+    for mechanism, price in (("vickrey", second), ("discriminatory", values[rows, winner])):
+        cleared = clear_batch(values, 1.0, supply=1.0, mechanism=mechanism)
+        assert np.array_equal(cleared.allocation.argmax(axis=1), winner), mechanism
+        assert np.array_equal(cleared.payment[rows, winner], price), mechanism
+    calls: dict[str, Callable[[], object]] = {
+        "numpy top-2": lambda: numpy_top2(values),
+        "second price": lambda: clear_batch(values, 1.0, supply=1.0, mechanism="vickrey"),
+        "first price": lambda: clear_batch(values, 1.0, supply=1.0, mechanism="first_price"),
+    }
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--auctions", type=int, default=1_000_000)
@@ -135,15 +171,27 @@ def main() -> None:
     print(f"\nclear_batch VCG, {args.auctions:,} auctions x 20 bidders (median of 3)")
     print(f"  one thread (default): {batch:.3f} s wall, {batch_cpu:.3f} s CPU")
     print(f"  threads=2:            {double:.3f} s wall, {double_cpu:.3f} s CPU")
+    single = single_item_seconds(args.auctions, 20, max(5, args.repeats))
+    reference = single["numpy top-2"]
+    print(f"\nsingle item (supply 1, unit bids), {args.auctions:,} x 20, one thread (median)")
+    for name, seconds in single.items():
+        print(f"  {name:<13} {seconds:.3f} s   {seconds / reference:.2f}x the numpy top-2")
     print("\ngoals:")
     verdict = "met" if fast_200 <= 2e-4 else "MISSED"
     print(f"  200 bidders <= 0.2 ms: {fast_200 * 1e3:.4f} ms {verdict}")
     print(f"  >= 100x naive: {ratio_200:.0f}x {'met' if ratio_200 >= 100 else 'MISSED'}")
     if args.auctions == 1_000_000:
         print(f"  1M batch <= 2 s: {batch:.3f} s {'met' if batch <= 2.0 else 'MISSED'}")
+    for name in ("second price", "first price"):
+        ratio = single[name] / reference
+        print(f"  single-item {name} <= 1.5x numpy top-2: {ratio:.2f}x "
+              f"{'met' if ratio <= 1.5 else 'MISSED'}")  # fmt: skip
     print(f"BENCH name=vcg.run_200_bidders value={fast_200 * 1e3:.4f} unit=ms")
     print(f"BENCH name=vcg.speedup_vs_naive_200 value={ratio_200:.0f} unit=x")
     print(f"BENCH name=vcg.batch_{args.auctions}x20 value={batch:.3f} unit=s")
+    print(f"BENCH name=vcg.single_second_price value={single['second price']:.3f} unit=s")
+    print(f"BENCH name=vcg.single_first_price value={single['first price']:.3f} unit=s")
+    print(f"BENCH name=vcg.single_numpy_top2 value={reference:.3f} unit=s")
 
 
 if __name__ == "__main__":

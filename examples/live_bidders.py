@@ -14,6 +14,15 @@ next run; without it the keys file must exist (register each public key with
 ``phantom-auction bidders add NAME PUBKEY``). Bidder ``i`` plays strategy
 ``strategies[i % len(strategies)]`` from the simulator's registry. Prints each
 bidder's acks, rejections by reason and wins when it stops.
+
+``--private-value`` (on by default; ``--no-private-value`` turns it off) gives each
+bidder, in every auction, a private value of the order drawn from the simulator's
+market model (``MarketConditions()``: the marginal distribution of a filler's value,
+bps over the baseline; each bidder draws independently, whereas the simulator's market
+mode also shares a common shock between them). Strategies bid against the rules the
+server publishes in its configuration (``--config``, default the packaged one): the
+mechanism, the accepted range, the phantom model and the phantom policy, so that the
+``equilibrium`` bidder bids its equilibrium for them.
 """
 
 from __future__ import annotations
@@ -22,13 +31,77 @@ import argparse
 import asyncio
 import json
 import signal
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from phantom_auction.client import BidderClient, BidderReport
-from phantom_auction.config import load_config
+from phantom_auction.config import AuctionConfig, load_config
+from phantom_auction.engine.phantoms import PhantomModel
 from phantom_auction.service.auth import generate_keypair
 from phantom_auction.service.store import StoreConflict, open_store
+from phantom_auction.simulation.market import MarketConditions, ValueModel
 from phantom_auction.simulation.strategies import create_strategy, strategy_names
+from phantom_auction.simulation.strategies.base import AuctionView, Bid, call_generate_bids
+
+BPS = 10_000.0
+
+
+class ViewedStrategy:
+    """A simulator strategy told the auction's rules (its ``AuctionView``) when it bids
+    live; the best bid it sends inside the collection window is the one that counts."""
+
+    def __init__(self, strategy: Any, view: AuctionView) -> None:
+        self.strategy = strategy
+        self.view = view
+
+    def generate_bid(
+        self,
+        baseline_price: float,
+        baseline_quantity: float,
+        market: Any,
+        rng: np.random.Generator,
+        *,
+        private_value: float | None = None,
+    ) -> Bid | None:
+        bids = call_generate_bids(
+            self.strategy, baseline_price, baseline_quantity, market, rng, private_value, self.view
+        )
+        inside = [b for b in bids if b.timestamp < self.view.window_ms]
+        return max(inside, key=lambda b: b.price, default=None)
+
+
+def auction_view(config: AuctionConfig, n_bidders: int, market: MarketConditions) -> AuctionView:
+    """What a bidder knows of the server's rules (from its published configuration)."""
+    pa = config.phantom_auction
+    values = ValueModel.build(market, n_bidders, 1.0).marginal
+    return AuctionView(
+        window_ms=float(pa.duration_ms - pa.reveal_delay_ms),
+        duration_ms=float(pa.duration_ms),
+        min_improvement_bps=pa.min_improvement_bps,
+        max_improvement_bps=pa.max_improvement_bps,
+        max_volume_fraction=config.auction_mechanics.max_bid_value_multiplier,
+        priority_fee_max_ratio=config.auction_mechanics.priority_fee_max_ratio,
+        num_bidders=n_bidders,
+        mechanism=pa.mechanism,
+        value_distribution=values,
+        phantom_model=PhantomModel.from_config(config) if pa.max_phantom_bidders else None,
+        phantom_policy=str(getattr(pa, "phantom_policy", "reserve")),
+        min_participants=pa.min_participants,
+    )
+
+
+def value_sampler(view: AuctionView) -> Callable[[Any, np.random.Generator], float]:
+    """A private value per auction: a draw of the market model's value (B per A)."""
+    values = view.value_distribution
+
+    def draw(announcement: Any, rng: np.random.Generator) -> float:
+        v = float(values.ppf(rng.random()))
+        return float(announcement.baseline_price) * (1.0 + v / BPS)
+
+    return draw
 
 
 async def register(db_url: str, names: list[str], keys_file: Path) -> dict[str, str]:
@@ -68,12 +141,15 @@ async def run(args: argparse.Namespace) -> list[BidderReport]:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     clients = [BidderClient(args.url, name, keys[name]) for name in names]
+    view = auction_view(load_config(args.config), len(names), MarketConditions())
+    private_value = value_sampler(view) if args.private_value else None
     runs = [
         client.arun(
-            create_strategy(strategies[i % len(strategies)]),
+            ViewedStrategy(create_strategy(strategies[i % len(strategies)]), view),
             duration_s=args.duration,
             max_auctions=args.auctions,
             stop=stop,
+            private_value=private_value,
         )
         for i, client in enumerate(clients)
     ]
@@ -98,6 +174,15 @@ def main() -> None:
     parser.add_argument("--db", default=None, help="database URL for --register")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many s")
     parser.add_argument("--auctions", type=int, default=None, help="stop after this many auctions")
+    parser.add_argument(
+        "--private-value",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="give each bidder a private value per auction from the market model",
+    )
+    parser.add_argument(
+        "--config", default=None, help="the server's config file (default: packaged)"
+    )
     args = parser.parse_args()
     for report in asyncio.run(run(args)):
         rejected = ", ".join(f"{reason}={n}" for reason, n in sorted(report.rejected.items()))

@@ -60,7 +60,7 @@ def test_feed_shows_auctions_as_they_open_and_within_a_second_of_their_finish(
         assert winner == winning["bidder_id"]
     else:
         phantom_won = competition["outcome"] == "phantom_won"
-        assert winner == ("a phantom (CFMM fills)" if phantom_won else "—")
+        assert winner == ("phantom (CFMM)" if phantom_won else "—")
     assert int(real) == sum(1 for r in competition["ranking"] if not r["is_phantom"])
     assert int(phantom) == len(competition["phantom_bids"])
     # The open one ends too, without reloading.
@@ -90,6 +90,8 @@ def test_auction_page_shows_the_published_competition_and_verifies_it(
         "[data-testid=commitment-row]", "rows => rows.map(r => r.innerText)"
     )
     assert len(commitments) == len(competition["commitments"])
+    for text, commit in zip(commitments, competition["commitments"], strict=True):
+        assert f"nonce {commit['nonce']}" in text  # exact, not rounded for display
     assert any("refused: duplicate_commit" in text for text in commitments)
     assert any("refused: commitment_mismatch" in text for text in commitments)
     reasons = page.eval_on_selector_all(

@@ -239,3 +239,51 @@ def test_payments_survive_values_many_orders_apart() -> None:
         mechanism="vcg",
         multi_unit=True,
     )
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+@pytest.mark.parametrize("multi_unit", [True, False])
+def test_single_item_fast_path_agrees_with_clear(mechanism: str, multi_unit: bool) -> None:
+    # Supply 1 and unit bids: clear_batch takes the top-2 path; it must still agree
+    # with clear() row by row (ties, masks with NaN, reserves, zero quantities).
+    rng = np.random.default_rng(17)
+    for n in (1, 2, 3, 7, 20):
+        rows = CHUNK_ROWS + 100 if n == 3 else 500  # two chunks once
+        values = rng.integers(0, 8, (rows, n)).astype(float)
+        mask = rng.random((rows, n)) < 0.85
+        values[~mask & (rng.random((rows, n)) < 0.5)] = np.nan
+        reserve = rng.integers(0, 4, rows).astype(float)
+        quantities = (rng.random((rows, n)) < 0.9).astype(float)  # 1 or 0
+        supply = 1.0 if multi_unit else rng.uniform(1.0, 1.99, rows)
+        if not multi_unit:
+            quantities *= rng.uniform(0.5, 3.0, (rows, n))  # unit demand: any positive
+        _assert_agrees(
+            values,
+            quantities,
+            mask,
+            supply=supply,
+            reserve=reserve,
+            mechanism=mechanism,
+            multi_unit=multi_unit,
+        )
+        # The plainest call: every bid present, one quantity, no reserve.
+        _assert_agrees(
+            np.abs(values[:, :n]) if not np.isnan(values).any() else rng.random((rows, n)),
+            1.0,
+            None,
+            supply=1.0,
+            reserve=0.0,
+            mechanism=mechanism,
+            multi_unit=True,
+        )
+
+
+def test_single_item_fast_path_names_bad_entries() -> None:
+    values = np.ones((3, 4))
+    values[2, 1] = -1.0
+    with pytest.raises(InvalidBidParameters, match=r"valuation\[2, 1\]"):
+        clear_batch(values, 1.0, supply=1.0, mechanism="vickrey")
+    quantities = np.ones((3, 4))
+    quantities[1, 3] = np.inf
+    with pytest.raises(InvalidBidParameters, match=r"quantity\[1, 3\]"):
+        clear_batch(np.ones((3, 4)), quantities, supply=1.0, multi_unit=False)

@@ -217,3 +217,59 @@ def test_bad_games_name_the_field() -> None:
         BiddingGame(UNIFORM, 0)
     with pytest.raises(InvalidBidParameters, match="max_bid_bps"):
         BiddingGame(UNIFORM, 2, reserve_bps=20.0, max_bid_bps=10.0)
+
+
+@pytest.mark.parametrize(
+    ("spec", "n", "reserve"),
+    [
+        (("uniform", 0.0, 100.0), 2, None),
+        (("normal", 10.0, 10.0), 3, None),
+        (("normal", 10.0, 10.0), 3, 0.0),  # the baseline as reserve: 10.20 bps in theory
+    ],
+)
+def test_the_simulator_with_a_reserve_gives_myersons_revenue(
+    spec: tuple, n: int, reserve: float | None
+) -> None:
+    """``SimulationConfig(reserve_bps=r)``, first price, equilibrium bidders (textbook)."""
+    from phantom_auction.simulation import (
+        MarketConditions,
+        PhantomSimulator,
+        SimulationConfig,
+        run_monte_carlo,
+    )
+    from phantom_auction.simulation.market import value_distribution
+
+    dist = value_distribution(spec)
+    r = _optimal_reserve(dist) if reserve is None else reserve
+    config = SimulationConfig(
+        num_real_bidders=n,
+        num_phantom_bidders=0,
+        value_distribution=spec,
+        mechanism="first_price",
+        real_strategy="equilibrium",
+        num_simulations=40_000,
+        seed=5,
+        reserve_bps=r,
+    )
+    assert config.resolved_min_participants == 1  # textbook: the reserve alone decides
+    cols = run_monte_carlo(PhantomSimulator(config, MarketConditions()), 100.0, 1000.0).columns
+    x = cols["improvement_bps"]
+    mean, se = float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size))
+    expected = _myerson_revenue(dist, n, r)
+    print(
+        f"\nsimulator, first price, {spec} n={n} r={r:.2f}: {mean:.3f} ± {se:.3f} vs {expected:.3f}"
+    )
+    assert abs(mean - expected) < 4 * se
+    # Trade happens exactly when the best value clears the reserve (efficient given r).
+    traded = cols["real_fill_fraction"] > 0
+    np.testing.assert_array_equal(traded, cols["best_real_value_bps"] >= r)
+
+
+def test_reserve_bps_is_checked() -> None:
+    from phantom_auction.simulation import SimulationConfig
+
+    with pytest.raises(InvalidBidParameters, match="reserve_bps"):
+        SimulationConfig(reserve_bps=-1.0)
+    with pytest.raises(InvalidBidParameters, match="reserve_bps"):
+        SimulationConfig(reserve_bps=80.0)  # above max_improvement_bps = 50 in market mode
+    assert SimulationConfig(reserve_bps=20.0).min_improvement_bps == 20.0

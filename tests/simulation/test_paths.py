@@ -99,17 +99,23 @@ def test_workers_do_not_change_results() -> None:
     config = SimulationConfig(
         seed=77, num_simulations=5_000, chunk_size=1_024, enable_learning=True
     )
-    sim = PhantomSimulator(config, MarketConditions(volatility=0.5))
-    one = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, workers=1)
-    two = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, workers=2)
+
+    # Learners keep what they learn across runs (issue 11): each run gets a fresh simulator.
+    def sim() -> PhantomSimulator:
+        return PhantomSimulator(config, MarketConditions(volatility=0.5))
+
+    one = run_monte_carlo(sim(), BASELINE_PRICE, BASELINE_QUANTITY, workers=1)
+    two = run_monte_carlo(sim(), BASELINE_PRICE, BASELINE_QUANTITY, workers=2)
     assert len(one.tasks) == 5
     assert_columns_equal(one.columns, two.columns, exact=True)
-    s1 = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, workers=1, keep_rows=False)
-    s2 = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY, workers=2, keep_rows=False)
+    learnt = sim()
+    s1 = run_monte_carlo(learnt, BASELINE_PRICE, BASELINE_QUANTITY, workers=1, keep_rows=False)
+    s2 = run_monte_carlo(sim(), BASELINE_PRICE, BASELINE_QUANTITY, workers=2, keep_rows=False)
     assert s1.summary == s2.summary  # dataclass equality: every count and float
     assert analyze_results(s1) == analyze_results(s2)
-    # The learners of the simulator itself are untouched by a run.
-    assert all(getattr(s, "auctions_learnt", 0) == 0 for s in sim.strategies)
+    # The simulator's learners keep what they learnt over all 5 chunks of the run.
+    learners = [s for s in learnt.strategies if hasattr(s, "auctions_learnt")]
+    assert learners and all(s.auctions_learnt == 5_000 for s in learners)
 
 
 def test_same_seed_same_results_and_different_seed_different() -> None:

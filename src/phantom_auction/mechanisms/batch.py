@@ -153,6 +153,23 @@ def clear_batch(
     payment = np.empty(v.shape)
     if rows == 0 or cols == 0:
         return BatchClearing(name, allocation, payment, None if who is None else who.copy())
+    if who is None and _single_item(q, s, multi_unit):
+        # Zeroed by the allocator; each chunk writes only its winners.
+        allocation = np.zeros(v.shape)
+        payment = np.zeros(v.shape)
+        for lo in range(0, rows, CHUNK_ROWS):
+            hi = min(lo + CHUNK_ROWS, rows)
+            _clear_single_item(
+                v[lo:hi],
+                q[lo:hi],
+                None if present is None else present[lo:hi],
+                r[lo:hi],
+                name,
+                allocation[lo:hi],
+                payment[lo:hi],
+                lo,
+            )
+        return BatchClearing(name, allocation, payment)
     starts = range(0, rows, CHUNK_ROWS)
     workers = max(1, min(len(starts), threads))
     chunk = min(rows, CHUNK_ROWS)
@@ -206,6 +223,76 @@ def clear_batch(
             payment[row, cols_in] = paid
             allocation[row, cols_in] = x
     return BatchClearing(name, allocation, payment, np.array(who, dtype=np.int64))
+
+
+def _single_item(q: FloatArray, supply: FloatArray, multi_unit: bool) -> bool:
+    """Whether every auction sells one unit to bids for one unit (or none): then each
+    rule needs only the best and second-best eligible values."""
+    units = supply if multi_unit else np.floor(supply)
+    if not bool(np.all(units == 1.0)):
+        return False
+    if not multi_unit:
+        return True  # every bid with a positive quantity is for one unit
+    if q.size and all(stride == 0 for stride in q.strides):  # one broadcast quantity
+        scalar = float(q.reshape(-1)[0])
+        return scalar == 1.0 or scalar == 0.0
+    return bool(np.all((q == 1.0) | (q == 0.0)))
+
+
+def _clear_single_item(
+    v: FloatArray,
+    q: FloatArray,
+    present: NDArray[np.bool_] | None,
+    reserve: FloatArray,
+    name: str,
+    x_out: FloatArray,
+    pay_out: FloatArray,
+    row0: int,
+) -> None:
+    """One unit per auction, unit bids: top-2 selection per row, O(N) (a chunk of rows).
+
+    The best eligible bid (the lowest column on ties) wins the unit and pays its own
+    value (``discriminatory``) or ``max(reserve, second-best eligible value)`` (the
+    others: second price, VCG and uniform, whose highest rejected unit is the second).
+    """
+    c, n = v.shape
+    offsets = np.arange(0, c * n, n)  # flat index of each row's first column
+    one_quantity = all(stride == 0 for stride in q.strides)  # a broadcast scalar
+    if present is None and not reserve.any() and one_quantity and q.flat[0] > 0.0:
+        # Every bid eligible (the common research call): validation rides on the
+        # selection, whose row maxima see NaN and +inf; only the minimum is extra.
+        if not v.min(initial=0.0) >= 0.0:
+            _check("valuation", v, present, row0)
+        key = np.ascontiguousarray(v).reshape(-1)  # a view when already contiguous
+        at = v.argmax(axis=1) + offsets
+        top = key[at]
+        if not np.isfinite(top).all():
+            _check("valuation", v, present, row0)
+        won: NDArray[np.bool_] | None = None
+        if name != "discriminatory":
+            key = key.copy()
+    else:
+        _check("valuation", v, present, row0)
+        if not one_quantity:
+            _check("quantity", q, present, row0)
+        eligible = (v >= reserve[:, None]) & (q > 0.0)
+        if present is not None:
+            eligible &= present
+        key = np.where(eligible, v, -np.inf).reshape(-1)
+        at = key.reshape(c, n).argmax(axis=1) + offsets
+        top = key[at]
+        won = top > -np.inf
+    if name == "discriminatory":
+        price = top
+    else:
+        key[at] = -np.inf
+        price = np.maximum(key.reshape(c, n).max(axis=1), reserve)
+    if won is None:
+        x_out.reshape(-1)[at] = 1.0
+        pay_out.reshape(-1)[at] = price
+    else:
+        x_out.reshape(-1)[at] = won
+        pay_out.reshape(-1)[at] = np.where(won, price, 0.0)
 
 
 def _owner_array(owners: ArrayLike, shape: tuple[int, ...]) -> NDArray[np.int64]:

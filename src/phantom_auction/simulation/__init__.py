@@ -10,6 +10,9 @@ the strategies. For distributed runs: :func:`plan_chunks`, :func:`simulate_chunk
 from __future__ import annotations
 
 from .analysis import analyze_results, backtest_strategy, calibrate_parameters
+from .calibration import optimal_reserve, optimize_phantoms
+from .deviations import utility_loss
+from .equilibrium import BiddingGame, solve_equilibrium
 from .kernels import ChunkColumns
 from .live import StrategyBidder
 from .market import MarketConditions
@@ -63,6 +66,7 @@ __all__ = [
     "Bid",
     "BidBatch",
     "BidderStrategy",
+    "BiddingGame",
     "ChunkColumns",
     "ChunkTask",
     "CompetitiveEquilibriumStrategy",
@@ -89,12 +93,16 @@ __all__ = [
     "create_strategy",
     "filter_strategies",
     "generate_bid",
+    "optimal_reserve",
+    "optimize_phantoms",
     "plan_chunks",
     "run_monte_carlo",
     "run_simulation",
     "simulate_chunk",
     "simulate_chunk_objects",
+    "solve_equilibrium",
     "strategy_names",
     "summarize_chunk",
     "sweep",
+    "utility_loss",
 ]

@@ -104,10 +104,10 @@ class AuctionEnvironment:
     """The rules of every auction of one run, resolved from config, market and baseline.
 
     Improvements in bps over ``baseline_price``; volumes in token A. In textbook mode the
-    bounds are ``[0, inf)`` (a bid below the baseline is below the reserve) and every bid
-    is for the whole order. ``rules`` is the rule book's view of all this (what the
-    engine enforces); ``window_ms`` its collection window, which a bid must arrive
-    strictly before (``deadline_us`` microseconds after the open).
+    bounds are ``[reserve, inf)`` (the reserve is ``reserve_bps``, by default 0 bps: the
+    baseline) and every bid is for the whole order. ``rules`` is the rule book's view of
+    all this (what the engine enforces); ``window_ms`` its collection window, which a bid
+    must arrive strictly before (``deadline_us`` microseconds after the open).
     """
 
     baseline_price: float
@@ -168,7 +168,11 @@ def build_environment(
     price, quantity = check_baseline(baseline_price, baseline_quantity)
     n = len(strategies)
     textbook = config.textbook
-    min_bps = 0.0 if textbook else config.min_improvement_bps
+    # The reserve: textbook mode starts at the baseline unless reserve_bps is given.
+    if textbook:
+        min_bps = 0.0 if config.reserve_bps is None else float(config.reserve_bps)
+    else:
+        min_bps = config.min_improvement_bps
     max_bps = math.inf if textbook else config.max_improvement_bps
     value_model = ValueModel.build(market, n, quantity, config.distribution)
     view = AuctionView(
@@ -184,6 +188,7 @@ def build_environment(
         learning=config.enable_learning,
         value_distribution=value_model.marginal,
         phantom_model=config.resolved_phantom_model if config.num_phantom_bidders else None,
+        phantom_policy=config.phantom_policy,
         min_participants=config.resolved_min_participants,
     )
     duration = float(config.auction_duration_ms)

@@ -33,7 +33,7 @@ from .market import MarketConditions
 from .results import MonteCarloResults, SimulationResult, columns_from_rows
 from .settings import SimulationConfig
 from .simulator import PhantomSimulator, simulate_auction
-from .strategies.base import strategy_label
+from .strategies.base import learns, strategy_label
 from .streaming import StreamingSummary
 
 __all__ = [
@@ -157,12 +157,13 @@ def chunk_paths(task: ChunkTask, n: int) -> PathSample:
 
 
 class ReplayState:
-    """A chunk replayed auction by auction on the object path."""
+    """A chunk replayed auction by auction on the object path (``strategies``: the
+    bidders to play it, by default fresh copies of the spec's)."""
 
-    def __init__(self, task: ChunkTask) -> None:
+    def __init__(self, task: ChunkTask, strategies: list[Any] | None = None) -> None:
         self.task = task
         self.env = task.spec.environment()
-        self.strategies = task.spec.fresh_strategies()
+        self.strategies = task.spec.fresh_strategies() if strategies is None else strategies
         self.streams = Streams.from_seed(task.seed_seq, len(self.strategies))
         self.draws = draw_exogenous(self.env, self.streams, task.n_auctions)
         self.next_index = 0
@@ -212,12 +213,17 @@ def run_monte_carlo(
     ``row_sink(columns)``: called with each chunk's per-auction columns, in chunk order,
     as the run goes; the run then keeps only its summary (constant memory whatever the
     size: the sink writes the rows, e.g. to Parquet). Not with ``client``.
+
+    With ``enable_learning`` and a learning strategy, chunks run one after another here
+    (``workers`` and ``client`` are not used), each starting from the learners' state at
+    the end of the one before, and the simulator's strategies keep what they learnt.
     """
     if row_sink is not None and client is not None:
         from ..errors import InvalidBidParameters
 
         raise InvalidBidParameters("row_sink", row_sink, "is for local runs, not with client")
-    if client is not None:
+    learning = simulator.config.enable_learning and any(learns(s) for s in simulator.strategies)
+    if client is not None and not learning:
         from .distributed import run_monte_carlo_on_cluster
 
         if workers is not None:
@@ -244,6 +250,8 @@ def run_monte_carlo(
         raise InvalidBidParameters("workers", workers, "must be >= 1")
     started = time.perf_counter()
     done = 0
+    if learning:
+        return _run_learning(simulator, tasks, summarize, engine, progress, started, row_sink)
     if n_workers == 1 or len(tasks) == 1:
         parts: list[ChunkColumns | StreamingSummary] = []
         summary: StreamingSummary | None = None
@@ -274,6 +282,49 @@ def _sink(
     assert not isinstance(out, StreamingSummary)
     row_sink(out)
     return StreamingSummary.from_columns(out, task.spec.labels)
+
+
+def _run_learning(
+    simulator: PhantomSimulator,
+    tasks: Sequence[ChunkTask],
+    summarize: bool,
+    engine: Engine,
+    progress: ProgressCallback | None,
+    started: float,
+    row_sink: Callable[[ChunkColumns], None] | None = None,
+) -> MonteCarloResults:
+    """Chunks one after another in this process, the learners carried from each chunk to
+    the next and handed back to ``simulator`` at the end (so they keep what they learnt,
+    and a later run continues from there). Results still do not depend on ``workers``:
+    a run with learners always takes this path."""
+    strategies = tasks[0].spec.fresh_strategies()
+    parts: list[ChunkColumns] = []
+    summary: StreamingSummary | None = None
+    done, total = 0, sum(t.n_auctions for t in tasks)
+    for task in tasks:
+        if engine == "object":
+            state = ReplayState(task, strategies)
+            columns = columns_from_rows([state.next_result().row for _ in range(task.n_auctions)])
+        else:
+            streams = Streams.from_seed(task.seed_seq, len(strategies))
+            columns, _ = simulate_chunk_arrays(
+                task.spec.environment(), strategies, streams, task.n_auctions
+            )
+        if row_sink is not None:
+            row_sink(columns)
+        if summarize:
+            out = StreamingSummary.from_columns(columns, task.spec.labels)
+            summary = out if summary is None else summary.merge(out)
+        else:
+            parts.append(columns)
+        done += task.n_auctions
+        if progress is not None:
+            progress(done, total)
+    simulator.strategies[:] = strategies
+    elapsed = time.perf_counter() - started
+    if summary is not None:
+        return MonteCarloResults(tasks, None, summary, elapsed_s=elapsed)
+    return MonteCarloResults.from_chunks(tasks, parts, elapsed_s=elapsed)
 
 
 def _run_pool(

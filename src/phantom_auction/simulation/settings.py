@@ -50,6 +50,15 @@ class SimulationConfig:
       results depend on it, never on the number of workers.
     - ``reveal_delay_ms``, ``min_participants``, ``phantom_model``, ``workers``: the
       engine's settings, from ``auction_config`` (``load_config()`` when ``None``).
+    - ``reserve_bps``: the reserve, the least improvement (bps over baseline) a bid must
+      offer to be accepted: the engine's ``phantom_auction.min_improvement_bps`` (the
+      same key; ``None`` takes it from the configuration in market mode, and 0 bps — the
+      baseline — in textbook mode).
+    - ``min_participants``: ``None`` takes ``phantom_auction.min_participants`` (real and
+      phantom bids needed to clear), except in textbook mode, where it is 1: there the
+      reserve alone decides, and a lone bidder above it trades, as in auction theory.
+      (The live engine counts phantoms as participants, so with phantoms present its
+      default of 2 blocks a lone real bid only when no phantom slot bids.)
     """
 
     num_real_bidders: int = 5
@@ -67,6 +76,7 @@ class SimulationConfig:
     min_participants: int | None = None
     phantom_model: PhantomModel | None = None
     workers: int | None = None
+    reserve_bps: float | None = None
     auction_config: AuctionConfig | None = field(default=None, repr=False, compare=False)
     # Resolved once in __post_init__ (frozen: set through object.__setattr__).
     clearing_mechanism: str = field(init=False, default="vcg")
@@ -126,9 +136,11 @@ class SimulationConfig:
             raise InvalidBidParameters(
                 "reveal_delay_ms", reveal, f"must be in [0, auction_duration_ms={duration})"
             )
-        min_participants = (
-            pa.min_participants if self.min_participants is None else self.min_participants
-        )
+        textbook = self.value_distribution is not None and self.num_phantom_bidders == 0
+        if self.min_participants is not None:
+            min_participants = self.min_participants
+        else:
+            min_participants = 1 if textbook else pa.min_participants
         _check_int("min_participants", min_participants, 0)
         workers = cfg.resources.workers if self.workers is None else self.workers
         _check_int("workers", workers, 1)
@@ -170,7 +182,21 @@ class SimulationConfig:
         setattr_(self, "resolved_min_participants", int(min_participants))
         setattr_(self, "resolved_phantom_model", phantoms)
         setattr_(self, "resolved_workers", int(workers))
-        setattr_(self, "min_improvement_bps", float(pa.min_improvement_bps))
+        reserve = self.reserve_bps
+        if reserve is not None and (
+            isinstance(reserve, bool)
+            or not isinstance(reserve, int | float)
+            or not 0.0 <= reserve < math.inf
+        ):
+            raise InvalidBidParameters("reserve_bps", reserve, "must be finite bps >= 0")
+        if reserve is not None and not textbook and reserve > pa.max_improvement_bps:
+            raise InvalidBidParameters(
+                "reserve_bps",
+                reserve,
+                f"is above phantom_auction.max_improvement_bps={pa.max_improvement_bps}",
+            )
+        min_bps = pa.min_improvement_bps if reserve is None else reserve
+        setattr_(self, "min_improvement_bps", float(min_bps))
         setattr_(self, "max_improvement_bps", float(pa.max_improvement_bps))
         setattr_(
             self, "max_bid_value_multiplier", float(cfg.auction_mechanics.max_bid_value_multiplier)

@@ -36,9 +36,12 @@ async function getJSON(url) {
 }
 
 const numberFormat = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 10 });
+const integerFormat = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 function num(x, unit) {
   if (x === null || x === undefined) return "—";
-  const text = typeof x === "number" ? numberFormat.format(x) : String(x); // BigInt, decimal string
+  // Integers exactly (nonces, counts); other numbers to 10 significant digits.
+  let text = String(x); // BigInt, decimal string
+  if (typeof x === "number") text = (Number.isInteger(x) ? integerFormat : numberFormat).format(x);
   return unit ? `${text} ${unit}` : text;
 }
 function bps(x) {
@@ -63,7 +66,7 @@ function time(iso) {
 }
 function winnerLabel(summary) {
   if (summary.winner) return summary.winner;
-  return summary.outcome === "phantom_won" ? "a phantom (CFMM fills)" : "—";
+  return summary.outcome === "phantom_won" ? "phantom (CFMM)" : "—";
 }
 function outcomeLabel(summary) {
   if (summary.status === "open") return "open";
@@ -93,7 +96,14 @@ function setTitle(text) {
   }
 }
 
+// A table whose cells are labelled with their column's header (with its unit): the
+// phone layout shows one card per row, each value beside that label.
 function table(caption, headers, rows, attrs = {}) {
+  for (const row of rows) {
+    [...row.children].forEach((td, i) => {
+      if (td.hasAttribute("data-label") && headers[i]) td.setAttribute("data-label", headers[i]);
+    });
+  }
   return h(
     "div",
     { class: "table-wrap" },
@@ -127,13 +137,14 @@ function feedRow(summary) {
     cell("Amount", num(summary.amount, "A"), { class: "n" }),
     cell("Baseline", num(summary.baseline_price), { class: "n" }),
     cell("Outcome", h("span", { class: `badge ${summary.status === "open" ? "open" : summary.outcome || ""}` }, outcomeLabel(summary)), { "data-testid": "feed-outcome" }),
-    cell("Winner", winnerLabel(summary)),
+    cell("Winner", winnerLabel(summary), { class: "nowrap" }),
     cell("Price", num(summary.price), { class: "n" }),
     cell("Improvement", bps(summary.improvement_bps), { class: "n" }),
     cell("Real bids", summary.real_bids === null ? `${summary.commits} sealed` : String(summary.real_bids), { class: "n" }),
     cell("Phantom bids", summary.phantom_bids === null ? "sealed" : String(summary.phantom_bids), { class: "n" }),
-    cell("Time left", timeLeft(summary), { "data-left": "" }),
+    cell("Time left", timeLeft(summary), { "data-left": "", class: "nowrap" }),
   );
+  [...row.children].forEach((td, i) => td.setAttribute("data-label", FEED_HEADERS[i]));
   return row;
 }
 
@@ -352,7 +363,7 @@ function competitionSections(doc, items) {
         { "data-testid": "commitment-row", "data-bidder-id": c.bidder_id },
         cell("Bidder", c.bidder_id),
         cell("Commit", h("span", {}, c.accepted ? "accepted" : h("span", { class: "warn" }, `refused: ${c.reason}`), h("br"), h("span", { class: "muted" }, time(c.received_at)))),
-        cell("Commitment · nonce", h("span", {}, h("code", { class: "hex", title: c.commitment }, shortHex(c.commitment)), h("br"), h("span", { class: "muted" }, `nonce ${num(c.nonce)}`))),
+        cell("Commitment · nonce", h("span", {}, h("code", { class: "hex", title: c.commitment }, shortHex(c.commitment)), h("br"), h("span", { class: "muted" }, `nonce ${String(c.nonce)}`))),
         cell("Reveal", revealText, { class: revealText === "revealed" || revealText === "—" ? "" : "warn" }),
         cell("Revealed", reveal ? `${num(reveal.improved_price)} · ${num(reveal.volume)} · ${num(reveal.priority_fee)}` : "—", { class: "n" }),
         cell("Check", found ? marks(items, `reveal-${found.index}`) : mark(null)),

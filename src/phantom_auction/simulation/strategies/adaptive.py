@@ -44,6 +44,13 @@ class AdaptiveStrategy(BidderStrategy):
     Learning happens only when the simulator has ``enable_learning``; otherwise (and
     before any learning) it bids greedily, starting from a prior shading that grows with
     volatility and illiquidity: ``0.05 + 0.25 volatility + 0.15 (1 - liquidity)``.
+
+    ``bids_bps`` replaces the shading levels by an absolute grid of bids (bps over the
+    baseline), as in Banchio & Skrzypacz's experiments: action ``a`` bids
+    ``bids_bps[a]`` whatever the value (a bid above the value is allowed; it is a
+    mistake the learner can make and unlearn). A learner keeps its Q-table across
+    Monte Carlo chunks and after the run (``run_monte_carlo``), so a later run goes on
+    from what it learnt.
     """
 
     name: ClassVar[str] = "adaptive"
@@ -65,7 +72,12 @@ class AdaptiveStrategy(BidderStrategy):
         epsilon_decay: float = 0.9995,
         epsilon_min: float = 0.01,
         policy_refresh: int = 16,
+        bids_bps: Sequence[float] | None = None,
     ) -> None:
+        grid = None if bids_bps is None else np.asarray(bids_bps, dtype=np.float64)
+        if grid is not None and (grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid))):
+            raise InvalidBidParameters("bids_bps", bids_bps, "must be a non-empty list of bps")
+        self.bids_bps = grid
         levels = (
             np.round(np.arange(20) * 0.05, 10)
             if shading_levels is None
@@ -96,8 +108,9 @@ class AdaptiveStrategy(BidderStrategy):
         self.epsilon_decay = float(epsilon_decay)
         self.epsilon_min = float(epsilon_min)
         self.policy_refresh = policy_refresh
-        self.q_values = np.zeros(levels.size)
-        self.visits = np.zeros(levels.size, dtype=np.int64)
+        actions = levels.size if grid is None else grid.size
+        self.q_values = np.zeros(actions)
+        self.visits = np.zeros(actions, dtype=np.int64)
         self.auctions_learnt = 0
         self._prior_set = False
         self._policy_block = -1
@@ -116,7 +129,11 @@ class AdaptiveStrategy(BidderStrategy):
             # A vanishing bump that only breaks the all-zero tie towards the prior; the
             # first visit of an action overwrites its value.
             prior = self.prior_shading(market)
-            self.q_values = self.q_values - 1e-12 * np.abs(self.shading_levels - prior)
+            if self.bids_bps is None:
+                distance = np.abs(self.shading_levels - prior)
+            else:
+                distance = np.abs(self.bids_bps - (1.0 - prior) * view.expected_value_bps)
+            self.q_values = self.q_values - 1e-12 * distance
             self._prior_set = True
         block = self.auctions_learnt // self.policy_refresh
         if block != self._policy_block:
@@ -130,15 +147,29 @@ class AdaptiveStrategy(BidderStrategy):
 
     @property
     def greedy_shading(self) -> float:
-        """The shading level it currently believes best."""
+        """The shading level it currently believes best (with ``bids_bps``: NaN)."""
+        if self.bids_bps is not None:
+            return math.nan
         return float(self.shading_levels[int(np.argmax(self.q_values))])
+
+    @property
+    def greedy_bid_bps(self) -> float:
+        """The absolute bid it currently believes best (without ``bids_bps``: NaN)."""
+        if self.bids_bps is None:
+            return math.nan
+        return float(self.bids_bps[int(np.argmax(self.q_values))])
+
+    def _bid(self, action: FloatArray | int, values: FloatArray | float) -> FloatArray:
+        if self.bids_bps is not None:
+            return np.asarray(self.bids_bps[action], dtype=np.float64)
+        return np.asarray((1.0 - self.shading_levels[action]) * values, dtype=np.float64)
 
     def auctions_until_refresh(self) -> int:
         return self.policy_refresh - self.auctions_learnt % self.policy_refresh
 
     def _action(self, explore: float, pick: float) -> int:
         if explore < self._policy_epsilon:
-            return min(int(pick * self.shading_levels.size), self.shading_levels.size - 1)
+            return min(int(pick * self.q_values.size), self.q_values.size - 1)
         return self._greedy
 
     # -- bids -----------------------------------------------------------------------
@@ -158,7 +189,7 @@ class AdaptiveStrategy(BidderStrategy):
         self._refresh_policy(market, view)
         action = self._action(explore, pick)
         v = value_bps(baseline_price, private_value, view)
-        bid = (1.0 - float(self.shading_levels[action])) * v
+        bid = float(self._bid(action, v))
         t = view.window_ms * (0.5 + 0.4 * when)
         bids = single_bid(baseline_price, baseline_quantity, view, bid, t)
         self._last_action = action if bids else None
@@ -175,10 +206,10 @@ class AdaptiveStrategy(BidderStrategy):
     ) -> BidBatch:
         u = rng.random((values_bps.shape[0], 3))
         self._refresh_policy(market, view)
-        size = self.shading_levels.size
+        size = self.q_values.size
         explored = np.minimum((u[:, 1] * size).astype(np.int64), size - 1)
         action = np.where(u[:, 0] < self._policy_epsilon, explored, self._greedy)
-        bid = (1.0 - self.shading_levels[action]) * values_bps
+        bid = self._bid(action, values_bps)
         batch = single_bid_batch(
             view, baseline_quantity, bid, view.window_ms * (0.5 + 0.4 * u[:, 2])
         )

@@ -1,0 +1,379 @@
+"""Calibrate phantoms for the user: the phantom model that gives the best price once
+bidders respond to it.
+
+:func:`optimize_phantoms` searches the phantom model (mean and sd of the phantom
+improvements on a grid, then the number of slots and their bid probability) and the
+phantom policy for the largest expected user improvement (bps over the baseline)
+against real bidders playing the symmetric equilibrium *for that phantom model and
+policy* (:mod:`.equilibrium`), not against fixed heuristics. Every candidate is one
+Monte Carlo run with the same seed (common random numbers, so candidates are compared
+on the same auctions); its mean improvement comes with a 95 % confidence interval
+(1.96 standard errors of the mean; auctions are independent). The winner is then
+re-run with a fresh seed beside three references, so that its figure carries no
+winner's curse: no phantoms, the configuration's phantoms (today's default), and
+Myerson's optimal fixed reserve (:func:`optimal_reserve`) with no phantoms.
+
+This is not the seed's :func:`~.analysis.calibrate_parameters`, which *fits* the phantom
+model to observed real bids (so that phantoms look like real bids); this one *chooses*
+it for the user's price, given how bidders respond.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..engine.phantoms import PhantomModel
+from ..errors import InvalidBidParameters
+from .equilibrium import PHANTOM_POLICIES
+from .market import MarketConditions
+from .settings import SimulationConfig
+
+__all__ = [
+    "CandidateResult",
+    "PhantomCalibration",
+    "optimal_reserve",
+    "optimize_phantoms",
+    "phantom_toml",
+]
+
+FloatArray = NDArray[np.float64]
+
+#: Default search grid: phantom improvement means and sds (bps), slots x probability.
+DEFAULT_MEANS: tuple[float, ...] = (10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0)
+DEFAULT_SDS: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0)
+DEFAULT_PRESENCE: tuple[tuple[int, float], ...] = ((1, 0.5), (1, 1.0), (3, 0.5), (20, 0.3))
+#: z for a two-sided 95 % interval.
+Z95 = 1.959963984540054
+
+
+def optimal_reserve(value_distribution: Any) -> float:
+    """Myerson's (1981) optimal reserve for i.i.d. values from ``value_distribution``:
+    the root of the virtual value ``ψ(r) = r - (1 - F(r)) / f(r)`` (bps; unique for a
+    regular F). Any frozen scipy distribution with ``cdf``, ``sf``, ``pdf`` and ``ppf``."""
+    from scipy.optimize import brentq
+
+    dist = value_distribution
+
+    def psi(v: float) -> float:
+        return float(v - dist.sf(v) / max(float(dist.pdf(v)), 1e-300))
+
+    lo, hi = float(dist.ppf(1e-6)), float(dist.ppf(1.0 - 1e-6))
+    if psi(lo) >= 0.0:
+        return lo
+    if psi(hi) <= 0.0:
+        raise InvalidBidParameters("value_distribution", dist, "has no root of ψ in its support")
+    return float(brentq(psi, lo, hi, xtol=1e-9))
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateResult:
+    """One phantom model (``None``: no phantoms) under one policy and reserve: the
+    user's mean improvement (bps) with its standard error and 95 % CI."""
+
+    label: str
+    policy: str
+    model: PhantomModel | None
+    reserve_bps: float | None
+    mean_bps: float
+    se_bps: float
+    phantom_win_rate: float
+    auctions: int
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        return (self.mean_bps - Z95 * self.se_bps, self.mean_bps + Z95 * self.se_bps)
+
+    def as_row(self) -> dict[str, Any]:
+        low, high = self.ci95
+        model = self.model
+        return {
+            "label": self.label,
+            "policy": self.policy,
+            "reserve_bps": self.reserve_bps,
+            "phantom_slots": 0 if model is None else model.max_phantom_bidders,
+            "bid_probability": None if model is None else model.bid_probability,
+            "phantom_mean_bps": None if model is None else model.mean_bps,
+            "phantom_sd_bps": None if model is None else model.sd_bps,
+            "improvement_bps": self.mean_bps,
+            "ci95_low": low,
+            "ci95_high": high,
+            "phantom_win_rate": self.phantom_win_rate,
+            "auctions": self.auctions,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PhantomCalibration:
+    """What :func:`optimize_phantoms` found.
+
+    ``best``: the winning candidate as measured in the search; ``comparison``: the
+    winner and the references re-run on fresh auctions (no phantoms, the configured
+    phantoms under each policy, Myerson's reserve, the calibrated model);
+    ``surfaces``: per policy, the improvement (and its standard error) over the grid of
+    phantom means (rows) x sds (columns) at the winning presence; ``candidates``: every
+    run of the search.
+    """
+
+    best: CandidateResult
+    comparison: tuple[CandidateResult, ...]
+    means: tuple[float, ...]
+    sds: tuple[float, ...]
+    surfaces: dict[str, tuple[FloatArray, FloatArray]]
+    candidates: tuple[CandidateResult, ...]
+    myerson_reserve_bps: float
+    config: SimulationConfig = field(repr=False)
+
+    @property
+    def recommended(self) -> CandidateResult:
+        """The best of the re-run calibrated models and "no phantoms" (fresh auctions):
+        what to configure. Myerson's reserve and today's phantoms are references only."""
+        choices = [
+            c for c in self.comparison if c.label.startswith("calibrated") or c.model is None
+        ]
+        choices = [c for c in choices if c.reserve_bps is None]
+        return max(choices, key=lambda c: c.mean_bps)
+
+    def table(self) -> list[dict[str, Any]]:
+        """The comparison as rows (for printing or a DataFrame)."""
+        return [c.as_row() for c in self.comparison]
+
+
+def _config_for(
+    config: SimulationConfig,
+    model: PhantomModel | None,
+    policy: str,
+    reserve_bps: float | None,
+    seed: int,
+) -> SimulationConfig:
+    """``config`` with this phantom model, policy and reserve, equilibrium bidders."""
+    base = config.auction_config
+    if base is None:
+        from ..config import load_config
+
+        base = load_config()
+    pa_updates: dict[str, Any] = {}
+    if "phantom_policy" in type(base.phantom_auction).model_fields:
+        pa_updates["phantom_policy"] = policy
+    elif policy != "reserve":
+        raise InvalidBidParameters(
+            "policy", policy, "this build has only the 'reserve' phantom policy"
+        )
+    auction_config = base.model_copy(
+        update={"phantom_auction": base.phantom_auction.model_copy(update=pa_updates)}
+    )
+    changes: dict[str, Any] = {
+        "num_phantom_bidders": 0 if model is None else model.max_phantom_bidders,
+        "phantom_model": model,
+        "real_strategy": "equilibrium",
+        "seed": seed,
+        "auction_config": auction_config,
+    }
+    if reserve_bps is not None:
+        changes["reserve_bps"] = reserve_bps
+    return replace(config, **changes)
+
+
+def _evaluate(
+    label: str,
+    config: SimulationConfig,
+    market: MarketConditions,
+    model: PhantomModel | None,
+    policy: str,
+    reserve_bps: float | None,
+    seed: int,
+    baseline: tuple[float, float],
+    workers: int | None,
+) -> CandidateResult:
+    from .parallel import run_monte_carlo
+    from .simulator import PhantomSimulator
+
+    sim = PhantomSimulator(_config_for(config, model, policy, reserve_bps, seed), market)
+    columns = run_monte_carlo(sim, *baseline, workers=workers, keep_rows=True).columns
+    improvement = np.asarray(columns["improvement_bps"], dtype=np.float64)
+    n = improvement.size
+    return CandidateResult(
+        label=label,
+        policy=policy,
+        model=model,
+        reserve_bps=reserve_bps,
+        mean_bps=float(improvement.mean()),
+        se_bps=float(improvement.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf,
+        phantom_win_rate=float(np.mean(columns["phantom_won"])),
+        auctions=n,
+    )
+
+
+def _model(
+    template: PhantomModel, slots: int, probability: float, mean: float, sd: float
+) -> PhantomModel:
+    return replace(
+        template,
+        max_phantom_bidders=slots,
+        bid_probability=probability,
+        mean_bps=mean,
+        sd_bps=sd,
+    )
+
+
+def optimize_phantoms(
+    config: SimulationConfig,
+    market: MarketConditions | None = None,
+    *,
+    policy: str | Sequence[str] = PHANTOM_POLICIES,
+    objective: str = "user_improvement",
+    means: Sequence[float] = DEFAULT_MEANS,
+    sds: Sequence[float] = DEFAULT_SDS,
+    presence: Sequence[tuple[int, float]] = DEFAULT_PRESENCE,
+    baseline_price: float = 100.0,
+    baseline_quantity: float = 1000.0,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PhantomCalibration:
+    """The phantom model and policy with the largest expected user improvement.
+
+    ``config`` fixes the auctions (real bidders, mechanism, values or market mode,
+    ``num_simulations`` per candidate, ``seed``; its phantom settings are the "today's
+    default" reference); real bidders always play the equilibrium. Search: for each
+    policy and each ``(slots, bid_probability)`` in ``presence``, every ``mean x sd``;
+    the phantom bounds are the configuration's (``min_bps``/``max_bps``). Then the
+    winner and the references are re-run with ``seed + 1``.
+    """
+    if objective != "user_improvement":
+        raise InvalidBidParameters("objective", objective, "only 'user_improvement' is offered")
+    policies = (policy,) if isinstance(policy, str) else tuple(policy)
+    for p in policies:
+        if p not in PHANTOM_POLICIES:
+            raise InvalidBidParameters("policy", p, f"must be one of {', '.join(PHANTOM_POLICIES)}")
+    if config.seed is None:
+        raise InvalidBidParameters("seed", None, "give a seed: candidates share their auctions")
+    mean_grid = tuple(float(m) for m in means)
+    sd_grid = tuple(float(s) for s in sds)
+    if not mean_grid or not sd_grid or not presence:
+        raise InvalidBidParameters(
+            "means/sds/presence", (means, sds, presence), "must not be empty"
+        )
+    if any(s <= 0.0 for s in sd_grid):
+        raise InvalidBidParameters("sds", sd_grid, "must all be > 0 bps")
+    market = market if market is not None else MarketConditions()
+    baseline = (baseline_price, baseline_quantity)
+    template = config.resolved_phantom_model
+    seed = int(config.seed)
+    total = len(policies) * len(presence) * len(mean_grid) * len(sd_grid)
+    done = 0
+    candidates: list[CandidateResult] = []
+    grids: dict[tuple[str, int, float], tuple[FloatArray, FloatArray]] = {}
+    for p in policies:
+        for slots, probability in presence:
+            values = np.zeros((len(mean_grid), len(sd_grid)))
+            errors = np.zeros_like(values)
+            for i, mean in enumerate(mean_grid):
+                for j, sd in enumerate(sd_grid):
+                    model = _model(template, int(slots), float(probability), mean, sd)
+                    result = _evaluate(
+                        f"{slots} x {probability:g} @ N({mean:g}, {sd:g})",
+                        config,
+                        market,
+                        model,
+                        p,
+                        None,
+                        seed,
+                        baseline,
+                        workers,
+                    )
+                    candidates.append(result)
+                    values[i, j], errors[i, j] = result.mean_bps, result.se_bps
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+            grids[(p, int(slots), float(probability))] = (values, errors)
+    best = max(candidates, key=lambda c: c.mean_bps)
+    assert best.model is not None
+    surfaces = {
+        p: grids[(p, best.model.max_phantom_bidders, best.model.bid_probability)] for p in policies
+    }
+    fresh = seed + 1
+    dist = config.distribution
+    if dist is None:
+        from .market import ValueModel
+
+        dist = ValueModel.build(
+            market, max(config.num_real_bidders, 1), baseline_quantity, None
+        ).marginal
+    myerson = optimal_reserve(dist)
+    comparison = [
+        _evaluate("no phantoms", config, market, None, "reserve", None, fresh, baseline, workers)
+    ]
+    if config.num_phantom_bidders:
+        for p in policies:
+            comparison.append(
+                _evaluate(
+                    f"today's phantoms ({p})",
+                    config,
+                    market,
+                    config.resolved_phantom_model,
+                    p,
+                    None,
+                    fresh,
+                    baseline,
+                    workers,
+                )
+            )
+    comparison.append(
+        _evaluate(
+            f"Myerson reserve {myerson:.2f} bps",
+            config,
+            market,
+            None,
+            "reserve",
+            myerson,
+            fresh,
+            baseline,
+            workers,
+        )
+    )
+    for p in policies:
+        winner = max((c for c in candidates if c.policy == p), key=lambda c: c.mean_bps)
+        comparison.append(
+            _evaluate(
+                f"calibrated ({p}): {winner.label}",
+                config,
+                market,
+                winner.model,
+                p,
+                None,
+                fresh,
+                baseline,
+                workers,
+            )
+        )
+    return PhantomCalibration(
+        best=best,
+        comparison=tuple(comparison),
+        means=mean_grid,
+        sds=sd_grid,
+        surfaces=surfaces,
+        candidates=tuple(candidates),
+        myerson_reserve_bps=myerson,
+        config=config,
+    )
+
+
+def phantom_toml(model: PhantomModel | None, policy: str) -> str:
+    """The ``[phantom_auction]`` keys that select ``model`` and ``policy`` (TOML);
+    ``None``: no phantoms."""
+    if model is None:
+        return "[phantom_auction]\nmax_phantom_bidders = 0\n"
+    return (
+        "[phantom_auction]\n"
+        f'phantom_policy = "{policy}"\n'
+        f"max_phantom_bidders = {model.max_phantom_bidders}\n"
+        f"bid_probability = {model.bid_probability!r}\n"
+        f"phantom_improvement_mean_bps = {model.mean_bps!r}\n"
+        f"phantom_improvement_sd_bps = {model.sd_bps!r}\n"
+    )

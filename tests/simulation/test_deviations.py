@@ -1,0 +1,71 @@
+"""``utility_loss``: about 0 for the equilibrium, clearly positive for a shaded heuristic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phantom_auction.errors import InvalidBidParameters
+from phantom_auction.simulation import MarketConditions, SimulationConfig
+from phantom_auction.simulation.deviations import DeviatingStrategy, utility_loss
+from phantom_auction.simulation.strategies import create_strategy
+
+SCALES = (0.9, 0.95, 1.0, 1.05, 1.1)
+SHIFTS = (-1.0, 0.0, 1.0)
+
+
+def _config(phantoms: int, mechanism: str = "first_price") -> SimulationConfig:
+    # Values N(25, 8) bps: with phantoms, the accepted range [10, 50] bps rarely binds.
+    return SimulationConfig(
+        num_real_bidders=3,
+        num_phantom_bidders=phantoms,
+        value_distribution=("normal", 25.0, 8.0),
+        mechanism=mechanism,
+        num_simulations=20_000,
+        seed=21,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phantoms", [0, 15])
+@pytest.mark.parametrize("mechanism", ["first_price", "second_price"])
+def test_the_equilibrium_has_no_profitable_deviation(phantoms: int, mechanism: str) -> None:
+    loss = utility_loss(
+        _config(phantoms, mechanism),
+        MarketConditions(),
+        "equilibrium",
+        scales=SCALES,
+        shifts=SHIFTS,
+    )
+    print(f"\n{mechanism}, {phantoms} phantoms: {loss}")
+    # Every deviation's mean gain is within 4 standard errors of 0 or below it.
+    assert np.all(loss.gains <= 4.0 * loss.gain_se + 1e-12), loss.gains
+    assert loss.utility_bps > 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phantoms", [0, 15])
+def test_a_shaded_heuristic_has_a_profitable_deviation(phantoms: int) -> None:
+    """Bidding 95 % of one's value in first price (a shaded heuristic) is far from
+    equilibrium: shading more pays."""
+    heuristic = DeviatingStrategy(create_strategy("truthful"), scale=0.95)
+    loss = utility_loss(
+        _config(phantoms), MarketConditions(), heuristic, scales=SCALES, shifts=SHIFTS
+    )
+    print(f"\nfirst price, {phantoms} phantoms, bid 0.95 v: {loss}")
+    assert loss.gain_bps > 10.0 * loss.gain_se_bps
+    assert loss.best_scale < 1.0 or loss.best_shift < 0.0
+
+
+def test_utility_loss_checks_its_arguments() -> None:
+    config = _config(0)
+    with pytest.raises(InvalidBidParameters, match="scales"):
+        utility_loss(config, None, "equilibrium", scales=(0.9,), shifts=(0.0,))
+    with pytest.raises(InvalidBidParameters, match="seed"):
+        utility_loss(
+            SimulationConfig(num_phantom_bidders=0, value_distribution=("uniform", 0, 1)),
+            None,
+            "truthful",
+        )
+    with pytest.raises(InvalidBidParameters, match="strategy"):
+        utility_loss(config, None, None)
