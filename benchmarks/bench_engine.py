@@ -27,6 +27,12 @@
     timers on the same schedule (the event loop's own lateness: ``epoll`` waits in
     whole milliseconds). Then the same at 100 / 250 / 500 auctions.
 
+(3) Admission control (``arun_auction(admission=True)``, issue 12): the same burst with
+    admission on, alone and then with one CPU-bound process per core competing for the
+    CPUs, at finalize margins of 3, 20 and 25 ms. Prints how many auctions were admitted,
+    how many refused (``Overloaded``) and how many admitted ones finished after their
+    deadline (must be 0).
+
 Before the issue-3 optimisation (the engine as first landed, this script's predecessor,
 same 2-CPU machine, load average ~1.3, measured back to back with this version): (1)
 3,633 auctions/s (275 us per auction: open 89, commit 17, reveal 97, finalize 73); (2)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
+import os
 import threading
 import time
 import weakref
@@ -87,6 +88,8 @@ class Admission:
             # per unit of CPU so far (the same machine, the same neighbours).
             running, waiting = self._sched
             self.slowdown = max(self.slowdown, min(1.0 + waiting / running, 20.0))
+        # And the machine's run queue: N runnable tasks per CPU share each CPU N ways.
+        self.slowdown = max(self.slowdown, _crowding())
         # A new loop on the same machine starts from what the last one measured (loop
         # times are time.monotonic() on every asyncio loop of this process).
         previous = _latest[0] if _latest else None
@@ -144,7 +147,7 @@ class Admission:
             return
         ran, waited = running - self._sched[0], waiting - self._sched[1]
         if ran >= 1_000_000:  # 1 ms of CPU: enough to say something
-            ratio = min(1.0 + waited / ran, 20.0)
+            ratio = max(min(1.0 + waited / ran, 20.0), _crowding())
             self.slowdown = max(ratio, self.slowdown + 0.5 * (ratio - self.slowdown))
             self._sched = (running, waiting)
 
@@ -225,6 +228,16 @@ class Admission:
         if self._in_flight():
             retry = max(retry, self._due[0][1] - self.loop.time())
         raise Overloaded(why, retry)
+
+
+def _crowding() -> float:
+    """Runnable tasks per CPU over the last minute (at least 1): the share of a CPU the
+    loop can expect when other processes compete for the cores."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return 1.0
+    return min(max(load / (os.cpu_count() or 1), 1.0), 20.0)
 
 
 _latest: list[Admission] = []  # the most recent Admission made (its estimates seed the next)
