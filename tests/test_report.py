@@ -201,7 +201,9 @@ def test_sweep_interval_is_the_tables_own_and_the_grid_scrolls(tmp_path: Path) -
         }
     )
     # The half-width comes from the interval columns, not from 1.96 std / sqrt(n).
-    np.testing.assert_allclose(report._ci95(table, "improvement_bps"), [1.0, 2.0, 0.5])
+    from phantom_auction.report.sweep import _ci95
+
+    np.testing.assert_allclose(_ci95(table, "improvement_bps"), [1.0, 2.0, 0.5])
     written = report.write_sweep_report(tmp_path, table, ["mechanism"])
     page = written.html.read_text("utf-8")
     assert "<div class='wide'><table>" in page

@@ -1,0 +1,45 @@
+"""Plots and the HTML report of a Monte Carlo run or of a parameter sweep.
+
+Figures are drawn on matplotlib's Agg canvas (no display, no pyplot global state) and
+saved as PNGs beside ``index.html``, which references them by relative path, so the
+directory can be moved, zipped or served as it is.
+
+A run report reads the per-auction frame of ``MonteCarloResults.to_frame()`` (one row per
+auction: ``improvement_bps``, ``mev_capture_rate``, ``clearing_price``, ``phantom_won``,
+``winner_strategy``, ``real_fill_fraction``, ...) and the ``analyze_results`` summary.
+A sweep report reads one row per grid point: the swept fields, then for each metric
+``<metric>_mean``, ``<metric>_std``, ``<metric>_p05``, ``<metric>_p95``, and
+``num_auctions``.
+
+matplotlib and pandas come with the ``reports`` extra; without them every entry point
+raises :class:`phantom_auction._extras.MissingExtra` naming the ``pip install`` line.
+"""
+
+from ..simulation.results import METRICS
+from .figures import (
+    metric_label,
+    plot_clearing_price,
+    plot_convergence,
+    plot_improvement,
+    plot_mev_capture,
+    plot_winners,
+)
+from .html import Report, summary_rows
+from .run import write_report
+from .sweep import plot_sweep_heatmap, plot_sweep_line, write_sweep_report
+
+__all__ = [
+    "METRICS",
+    "Report",
+    "metric_label",
+    "plot_clearing_price",
+    "plot_convergence",
+    "plot_improvement",
+    "plot_mev_capture",
+    "plot_sweep_heatmap",
+    "plot_sweep_line",
+    "plot_winners",
+    "summary_rows",
+    "write_report",
+    "write_sweep_report",
+]
