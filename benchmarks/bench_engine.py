@@ -27,6 +27,12 @@
     timers on the same schedule (the event loop's own lateness: ``epoll`` waits in
     whole milliseconds). Then the same at 100 / 250 / 500 auctions.
 
+(3) Admission control (``arun_auction(admission=True)``, issue 12): the same burst with
+    admission on, alone and then with one CPU-bound process per core competing for the
+    CPUs, at finalize margins of 3, 20 and 25 ms. Prints how many auctions were admitted,
+    how many refused (``Overloaded``) and how many admitted ones finished after their
+    deadline (must be 0).
+
 Before the issue-3 optimisation (the engine as first landed, this script's predecessor,
 same 2-CPU machine, load average ~1.3, measured back to back with this version): (1)
 3,633 auctions/s (275 us per auction: open 89, commit 17, reveal 97, finalize 73); (2)
@@ -42,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import multiprocessing
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -62,6 +69,7 @@ from phantom_auction import (
 )
 from phantom_auction.config import AuctionConfig, load_config
 from phantom_auction.engine import AuctionAnnouncement, PhantomModel, draw_phantom_bids
+from phantom_auction.engine.admission import Overloaded
 from phantom_auction.engine.commitment import auction_prefix, revealed_digest
 from phantom_auction.mechanisms.clearing import clear
 
@@ -196,9 +204,16 @@ class NoShowBidder(PromptBidder):
         return None
 
 
-async def concurrent(config: AuctionConfig, count: int, window_ms: float) -> dict[str, object]:
-    """Run ``count`` auctions at once; (finish - reveal end) in ms and deadline misses."""
-    margin_ms = 3.0
+async def concurrent(
+    config: AuctionConfig,
+    count: int,
+    window_ms: float,
+    *,
+    admission: bool = False,
+    margin_ms: float = 3.0,
+) -> dict[str, object]:
+    """Run ``count`` auctions at once; (finish - reveal end) in ms and deadline misses
+    (and, with ``admission``, how many admission control refused)."""
     late_ms: list[float] = []
     missed = 0
     opened: list[datetime] = []
@@ -208,13 +223,19 @@ async def concurrent(config: AuctionConfig, count: int, window_ms: float) -> dic
         for k in range(count)
     }
 
+    refused = 0
+
     async def one(k: int) -> None:
-        nonlocal missed
+        nonlocal missed, refused
         deadline = datetime.now(UTC) + (window_ms + margin_ms) * MS
-        result = await arun_auction(
-            REQUEST, BASELINE, AMOUNT, deadline, config=config, bidders=bidders[k],
-            auction_id=f"load-{k}", finalize_margin_ms=margin_ms,
-        )  # fmt: skip
+        try:
+            result = await arun_auction(
+                REQUEST, BASELINE, AMOUNT, deadline, config=config, bidders=bidders[k],
+                auction_id=f"load-{k}", finalize_margin_ms=margin_ms, admission=admission,
+            )  # fmt: skip
+        except Overloaded:  # admission control: refused at once, nothing announced
+            refused += 1
+            return
         finished = datetime.now(UTC)
         opened.append(result.opened_at)
         late_ms.append((finished - result.reveal_deadline) / MS)
@@ -225,10 +246,13 @@ async def concurrent(config: AuctionConfig, count: int, window_ms: float) -> dic
     start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one(k) for k in range(count)))
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    if not late_ms:
+        late_ms.append(0.0)
     return {
         "late_ms": late_ms,
         "missed": missed,
-        "open_spread_ms": (max(opened) - min(opened)) / MS,
+        "refused": refused,
+        "open_spread_ms": (max(opened) - min(opened)) / MS if opened else 0.0,
         "wall_s": wall,
         "cpu_us_per_auction": cpu / count * 1e6,
     }
@@ -322,7 +346,7 @@ def main() -> None:
     print(f"\n(2) {args.concurrent} concurrent arun_auction, {args.window_ms:.0f} ms windows, "
           f"5 prompt bidders + 1 no-show each; {_load()}")  # fmt: skip
     print("      run   open spread ms    p50 ms    p99 ms    max ms   after deadline"
-          "   CPU us/auction")  # fmt: skip
+          "   refused   CPU us/auction")  # fmt: skip
     runs = []
     for run in range(max(1, args.runs)):
         outcome = asyncio.run(concurrent(cfg, args.concurrent, args.window_ms))
@@ -331,7 +355,7 @@ def main() -> None:
         runs.append(outcome)
         print(f"      {run + 1:3d}   {outcome['open_spread_ms']:14.1f}   {_pct(late, 50):7.3f}"
               f"   {_pct(late, 99):7.3f}   {max(late):7.3f}   {outcome['missed']:14}"
-              f"   {outcome['cpu_us_per_auction']:14.1f}")  # fmt: skip
+              f"   {outcome['refused']:7}   {outcome['cpu_us_per_auction']:14.1f}")  # fmt: skip
 
     def p99(outcome: dict[str, object]) -> float:
         late = outcome["late_ms"]
@@ -368,14 +392,63 @@ def main() -> None:
 
     # How many concurrent auctions this machine carries within the goals.
     print("\n    concurrency sweep (same setup):")
-    print("      auctions   open spread ms   p50 ms    p99 ms   after deadline   CPU us/auction")
+    print("      auctions   open spread ms   p50 ms    p99 ms   after deadline   refused"
+          "   CPU us/auction")  # fmt: skip
     for count in (100, 250, 500):
         run_ = asyncio.run(concurrent(cfg, count, args.window_ms))
         lates = run_["late_ms"]
         assert isinstance(lates, list)
         cpu = run_["cpu_us_per_auction"]
         print(f"      {count:8d}   {run_['open_spread_ms']:14.1f}   {_pct(lates, 50):7.3f}"
-              f"   {_pct(lates, 99):7.3f}   {run_['missed']:14}   {cpu:14.1f}")  # fmt: skip
+              f"   {_pct(lates, 99):7.3f}   {run_['missed']:14}   {run_['refused']:7}"
+              f"   {cpu:14.1f}")  # fmt: skip
+
+    # (3) Admission control on, first alone, then with CPU-bound processes on every core.
+    print(f"\n(3) admission control on (arun_auction(admission=True)); {_load()}")
+    print("      hogs   margin ms   auctions   admitted   refused   after deadline"
+          "   p99 ms (admitted)")  # fmt: skip
+    total_missed = total_refused = 0
+
+    def row(hogs: int, count: int, margin: float) -> None:
+        nonlocal total_missed, total_refused
+        run_ = asyncio.run(concurrent(cfg, count, args.window_ms, admission=True, margin_ms=margin))
+        lates = run_["late_ms"]
+        assert isinstance(lates, list)
+        refused, missed_ = int(str(run_["refused"])), int(str(run_["missed"]))
+        total_missed += missed_
+        total_refused += refused
+        print(f"      {hogs:4d}   {margin:9.0f}   {count:8d}   {count - refused:8d}   {refused:7d}"
+              f"   {missed_:14d}   {_pct(lates, 99):8.3f}")  # fmt: skip
+
+    for margin in (3.0, 20.0):
+        row(0, args.concurrent, margin)
+    hogs = [multiprocessing.Process(target=_burn, daemon=True) for _ in range(os.cpu_count() or 1)]
+    for hog in hogs:
+        hog.start()
+    try:
+        time.sleep(0.5)
+        print(f"    with {len(hogs)} CPU-bound processes on the same cores: {_load()}")
+        for count, margin in ((args.concurrent, 3.0), (args.concurrent, 20.0),
+                              (2 * args.concurrent, 25.0)):  # fmt: skip
+            row(len(hogs), count, margin)
+    finally:
+        for hog in hogs:
+            hog.terminate()
+    print(
+        f"BENCH name=engine.overload_missed_deadlines value={total_missed} unit=count "
+        f'note="admitted auctions past their deadline in (3), hogs or not (must be 0)"'
+    )
+    print(
+        f"BENCH name=engine.overload_refused value={total_refused} unit=count "
+        f'note="auctions refused by admission control (Overloaded) in (3)"'
+    )
+
+
+def _burn() -> None:
+    """A competing CPU-bound process (the overload case)."""
+    x = 0
+    while True:
+        x = (x * 1_103_515_245 + 12_345) % 2_147_483_648
 
 
 if __name__ == "__main__":

@@ -187,3 +187,28 @@ def test_metric_label_has_units() -> None:
     assert report.metric_label("improvement_bps") == "User price improvement (bps over baseline)"
     assert report.metric_label("best_bid_time_ms").endswith("(ms after open)")
     assert report.metric_label("some_new_metric") == "Some new metric"
+
+
+def test_sweep_interval_is_the_tables_own_and_the_grid_scrolls(tmp_path: Path) -> None:
+    table = pd.DataFrame(
+        {
+            "mechanism": ["vcg", "vickrey", "discriminatory"],
+            "num_auctions": [100, 100, 100],
+            "improvement_bps_mean": [30.0, 29.0, 33.0],
+            "improvement_bps_ci95_low": [29.0, 27.0, 32.5],
+            "improvement_bps_ci95_high": [31.0, 31.0, 33.5],
+            "improvement_bps_std": [99.0, 99.0, 99.0],
+        }
+    )
+    # The half-width comes from the interval columns, not from 1.96 std / sqrt(n).
+    np.testing.assert_allclose(report._ci95(table, "improvement_bps"), [1.0, 2.0, 0.5])
+    written = report.write_sweep_report(tmp_path, table, ["mechanism"])
+    page = written.html.read_text("utf-8")
+    assert "<div class='wide'><table>" in page
+    assert imread(str(written.figures["improvement_bps"])).shape[0] > 100
+
+
+def test_improvement_plot_marks_the_cap(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"improvement_bps": [0.0, 10.0, 50.0, 50.0, 25.0]})
+    path = report.plot_improvement(frame, tmp_path / "a.png", cap_bps=50.0)
+    assert imread(str(path)).shape[0] > 100

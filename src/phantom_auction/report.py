@@ -179,23 +179,42 @@ def _mean_median_lines(ax: Axes, values: FloatArray, unit: str, fmt: str = ".1f"
     mean, median = float(np.mean(values)), float(np.median(values))
     ax.axvline(mean, color=_RED, lw=1.5, label=f"mean {mean:{fmt}} {unit}")
     ax.axvline(median, color="black", lw=1.2, ls="--", label=f"median {median:{fmt}} {unit}")
-    ax.legend(loc="upper right")
+
+
+def _legend_below(ax: Axes, ncol: int = 2) -> None:
+    """The legend under the axes: over the bars it hid the mean and median lines."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=ncol, fontsize=9)
 
 
 def _no_data(ax: Axes, what: str) -> None:
     ax.text(0.5, 0.5, f"no {what} in this run", ha="center", va="center", transform=ax.transAxes)
 
 
-def plot_improvement(frame: pd.DataFrame, path: Path) -> Path:
-    """Histogram of the user's improvement over baseline (bps), zero split out."""
+def plot_improvement(frame: pd.DataFrame, path: Path, *, cap_bps: float | None = None) -> Path:
+    """Histogram of the user's improvement over baseline (bps), zero split out.
+
+    ``cap_bps``: the most a bid may offer (``max_improvement_bps``); the auctions that
+    reach it pile up in the last bar, which is then marked and explained.
+    """
     values = _finite(frame["improvement_bps"])
-    fig, (ax,) = _figure(7.5, 4.2)
+    fig, (ax,) = _figure(7.5, 4.6)
     if values.size == 0:
         _no_data(ax, "auctions")
     else:
         zero_share = float(np.mean(values == 0.0))
         _histogram(ax, values, color=_BLUE, label=f"{zero_share:.0%} of auctions at 0 bps (CFMM)")
         _mean_median_lines(ax, values, "bps")
+        if cap_bps is not None and math.isfinite(cap_bps):
+            at_cap = float(np.mean(np.isclose(values, cap_bps, rtol=0.0, atol=1e-6)))
+            if at_cap > 0.0:
+                ax.axvline(
+                    cap_bps,
+                    color=_ORANGE,
+                    lw=1.5,
+                    ls=":",
+                    label=f"{at_cap:.0%} at the {cap_bps:g} bps cap (max_improvement_bps)",
+                )
+        _legend_below(ax)
     ax.set_title(f"User price improvement over the CFMM baseline ({values.size:,} auctions)")
     ax.set_xlabel("Improvement over baseline price (bps)")
     ax.set_ylabel("Auctions")
@@ -203,16 +222,26 @@ def plot_improvement(frame: pd.DataFrame, path: Path) -> Path:
 
 
 def plot_mev_capture(frame: pd.DataFrame, path: Path) -> Path:
-    """Histogram of the MEV capture rate: the user's share of the best real bidder's surplus."""
+    """Histogram of the per-auction MEV capture rate (the user's share of the best real
+    bidder's surplus), with the run's headline, the ratio of sums, beside its mean."""
     values = _finite(frame["mev_capture_rate"])
-    fig, (ax,) = _figure(7.5, 4.2)
+    fig, (ax,) = _figure(7.5, 4.6)
     if values.size == 0:
         _no_data(ax, "MEV capture values")
     else:
-        _histogram(ax, values, color=_GREEN, bins=np.linspace(0.0, 1.0, 41))
-        _mean_median_lines(ax, values, "", fmt=".3f")
+        low, high = min(0.0, float(values.min())), max(1.0, float(values.max()))
+        _histogram(ax, values, color=_GREEN, bins=np.linspace(low, high, 41))
+        _mean_median_lines(ax, values, "(per auction)", fmt=".3f")
+        if {"improvement_bps", "available_surplus_bps"} <= set(frame.columns):
+            total = float(np.nansum(frame["available_surplus_bps"]))
+            if total > 0:
+                ratio = float(np.nansum(frame["improvement_bps"])) / total
+                ax.axvline(
+                    ratio, color=_BLUE, lw=2.0, label=f"Σ improvement / Σ surplus {ratio:.3f}"
+                )
+        _legend_below(ax, ncol=3)
         # A little room left of 0, so a mean or median of 0 stays visible off the spine.
-        ax.set_xlim(-0.02, 1.02)
+        ax.set_xlim(low - 0.02, high + 0.02)
     # NaN marks an auction where no real bidder valued the order above baseline.
     ax.set_title(f"MEV capture rate per auction ({values.size:,} with surplus to capture)")
     ax.set_xlabel("MEV returned to the user (share of best real value − baseline)")
@@ -310,7 +339,8 @@ def plot_winners(frame: pd.DataFrame, path: Path) -> Path:
         _ORANGE if "phantom" in name.lower() else _GREY if name == "no winner" else _BLUE
         for name in shares.index
     ]
-    left.barh(list(shares.index), shares.to_numpy(), color=colors)
+    names = ["phantom ranked first" if name == "phantom" else name for name in shares.index]
+    left.barh(names, shares.to_numpy(), color=colors)
     for y, share in enumerate(shares.to_numpy(dtype=np.float64).tolist()):
         left.text(share, y, f" {share:.1%}", va="center", fontsize=9)
     left.set_xlim(0.0, min(1.0, float(shares.max()) * 1.25 + 0.02) if shares.size else 1.0)
@@ -321,29 +351,35 @@ def plot_winners(frame: pd.DataFrame, path: Path) -> Path:
     n = len(frame)
     phantom = np.asarray(frame["phantom_won"], dtype=bool)
     fill = np.clip(np.nan_to_num(np.asarray(frame["real_fill_fraction"], dtype=np.float64)), 0, 1)
-    real_auctions = float(np.mean(~phantom & (fill > 0))) if n else 0.0
-    phantom_auctions = float(np.mean(phantom)) if n else 0.0
-    other_auctions = max(0.0, 1.0 - real_auctions - phantom_auctions)
+    # A phantom ranked first sends its share to the CFMM; real bids below it may still
+    # fill the rest, so "phantom won" splits into partly filled and all to the CFMM.
+    segments = [
+        ("filled by real bidders, no phantom first", _BLUE, ~phantom & (fill > 0)),
+        ("phantom first, real bidders filled part", "#f0b27a", phantom & (fill > 0)),
+        ("phantom first, all to the CFMM at baseline", _ORANGE, phantom & (fill == 0)),
+        ("no fill (CFMM at baseline)", _GREY, ~phantom & (fill == 0)),
+    ]
     real_volume = float(np.mean(fill)) if n else 0.0
     rows = ["Auctions", "Order volume"]
-    real = np.array([real_auctions, real_volume])
-    # A phantom never fills: what it wins, and any unfilled remainder, goes to the CFMM.
-    to_cfmm = np.array([phantom_auctions, 1.0 - real_volume])
-    unfilled = np.array([other_auctions, 0.0])
-    right.barh(rows, real, color=_BLUE, label="filled by real bidders")
-    right.barh(rows, to_cfmm, left=real, color=_ORANGE, label="phantom won / CFMM at baseline")
-    if unfilled.any():
-        right.barh(rows, unfilled, left=real + to_cfmm, color=_GREY, label="no fill (CFMM)")
-    for y, (a, b) in enumerate(zip(real, to_cfmm, strict=True)):
-        if a > 0.06:
-            right.text(a / 2, y, f"{a:.1%}", ha="center", va="center", color="white")
-        if b > 0.06:
-            right.text(a + b / 2, y, f"{b:.1%}", ha="center", va="center", color="white")
+    left_edge = np.zeros(2)
+    for label, color, mask in segments:
+        share = float(np.mean(mask)) if n else 0.0
+        widths = np.array([share, 0.0])
+        # The legend carries every share, so a band too thin to see is still read.
+        right.barh(rows, widths, left=left_edge, color=color, label=f"{label}: {share:.1%}")
+        if share > 0.08:
+            right.text(left_edge[0] + share / 2, 0, f"{share:.0%}", ha="center", va="center")
+        left_edge = left_edge + widths
+    volume = np.array([0.0, real_volume])
+    right.barh(rows, volume, color=_BLUE)
+    right.barh(rows, np.array([0.0, 1.0 - real_volume]), left=volume, color=_ORANGE)
+    right.text(real_volume / 2, 1, f"real {real_volume:.1%}", ha="center", va="center")
+    right.text(real_volume + (1.0 - real_volume) / 2, 1, f"CFMM {1 - real_volume:.1%}", ha="center")
     right.set_xlim(0.0, 1.0)
     right.set_title("Phantom vs real fills")
     right.set_xlabel("Share")
     right.grid(axis="y", visible=False)
-    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=8)
+    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1, fontsize=8)
     return _save(fig, path)
 
 
@@ -360,6 +396,7 @@ th { background: #f3f5f8; }
 figure { margin: 1rem 0 2rem; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9rem; margin-top: 0.3rem; }
 .muted { color: #666; font-size: 0.9rem; }
+.wide { overflow-x: auto; max-width: 100%; }
 """
 
 
@@ -464,6 +501,7 @@ def write_report(
     convergence_unit: str = "bps over baseline",
     title: str = "Phantom auction Monte Carlo report",
     parameters: Mapping[str, Any] | None = None,
+    improvement_cap_bps: float | None = None,
 ) -> Report:
     """Write ``index.html`` and its PNGs for one Monte Carlo run into ``out_dir``.
 
@@ -477,12 +515,16 @@ def write_report(
     figures: dict[str, Path] = {}
     sections: list[_Section] = []
     with _style():
-        figures["improvement"] = plot_improvement(frame, out / "improvement_bps.png")
+        figures["improvement"] = plot_improvement(
+            frame, out / "improvement_bps.png", cap_bps=improvement_cap_bps
+        )
         sections.append(
             _Section(
                 "Price improvement",
                 "Improvement of the user's price over the CFMM baseline, in basis points; "
-                "the legend gives the share of auctions left at 0 bps (CFMM price).",
+                "the legend gives the share of auctions left at 0 bps (CFMM price) and "
+                "the share at the cap on bids (max_improvement_bps), where the last bar "
+                "piles up.",
                 "improvement_bps.png",
             )
         )
@@ -490,7 +532,9 @@ def write_report(
         sections.append(
             _Section(
                 "MEV capture rate",
-                "User's improvement divided by the best real bidder's value over baseline.",
+                "User's improvement divided by the best real bidder's value over baseline, "
+                "per auction (not clipped); the blue line is the run's headline, total "
+                "improvement / total available surplus.",
                 "mev_capture_rate.png",
             )
         )
@@ -519,8 +563,11 @@ def write_report(
         sections.append(
             _Section(
                 "Winners and fills",
-                "Left: which strategy won. Right: share of auctions and of order volume "
-                "filled by real bidders versus left to the CFMM because a phantom won.",
+                "Left: which strategy won (a phantom ranked first sends its share to the "
+                "CFMM at the baseline). Right: auctions split by whether a phantom ranked "
+                "first and whether real bidders still filled part of the order; the "
+                "legend gives every share. Below: the share of order volume filled by "
+                "real bidders and left to the CFMM.",
                 "winners.png",
             )
         )
@@ -543,7 +590,12 @@ def _sweep_metrics(table: pd.DataFrame) -> list[str]:
 
 
 def _ci95(table: pd.DataFrame, metric: str) -> FloatArray:
-    """Half-width of the 95% confidence interval of the mean (normal approximation)."""
+    """Half-width of the 95% confidence interval of the mean: the table's own interval
+    (``<metric>_ci95_low/high``, as ``analyze_results`` computed it), else 1.96 std/√n."""
+    low, high = f"{metric}_ci95_low", f"{metric}_ci95_high"
+    if low in table and high in table:
+        half = table[high].to_numpy(dtype=np.float64) - table[low].to_numpy(dtype=np.float64)
+        return np.asarray(half / 2.0, dtype=np.float64)
     std = np.asarray(table.get(f"{metric}_std", 0.0), dtype=np.float64)
     n = np.asarray(table.get("num_auctions", 1), dtype=np.float64)
     return np.asarray(1.96 * std / np.sqrt(np.maximum(n, 1.0)), dtype=np.float64)
@@ -558,24 +610,35 @@ def _axis_values(values: Sequence[Any]) -> tuple[bool, list[Any]]:
 
 def plot_sweep_line(table: pd.DataFrame, fld: str, metric: str, path: Path) -> Path:
     """Mean of ``metric`` against ``fld`` with its 95% CI, averaged over other swept fields."""
-    grouped = table.groupby(fld, sort=True)
+    numeric, _ = _axis_values(list(table[fld]))
+    # Categories (mechanisms, strategies) keep the grid's order and are drawn as bars: a
+    # line between them would suggest an order and values in between that do not exist.
+    grouped = table.groupby(fld, sort=numeric)
     mean = grouped[f"{metric}_mean"].mean()
-    ci = table.assign(_ci=_ci95(table, metric)).groupby(fld, sort=True)["_ci"].mean()
-    numeric, _ = _axis_values(list(mean.index))
+    ci = table.assign(_ci=_ci95(table, metric)).groupby(fld, sort=numeric)["_ci"].mean()
     x = mean.index.to_numpy() if numeric else np.arange(len(mean))
     y = mean.to_numpy(dtype=np.float64)
     err = ci.reindex(mean.index).to_numpy(dtype=np.float64)
     fig, (ax,) = _figure(7.0, 4.2)
-    ax.fill_between(x, y - err, y + err, color=_BLUE, alpha=0.2, lw=0, label="95% CI of the mean")
-    ax.plot(x, y, marker="o", color=_BLUE, lw=1.8, label="mean")
+    if numeric:
+        ax.fill_between(
+            x, y - err, y + err, color=_BLUE, alpha=0.2, lw=0, label="95% CI of the mean"
+        )
+        ax.plot(x, y, marker="o", color=_BLUE, lw=1.8, label="mean")
+    else:
+        ax.bar(x, y, color=_BLUE, alpha=0.8, label="mean")
+        ax.errorbar(x, y, yerr=err, fmt="none", ecolor="black", capsize=5, label="95% CI")
+        ax.grid(axis="x", visible=False)
     if metric in {"improvement_bps", "mev_capture_rate", "welfare"} and y.size > 1:
         best = int(np.nanargmax(y))
         ax.scatter([x[best]], [y[best]], s=110, facecolors="none", edgecolors=_RED, lw=2)
+        right_half = best >= (len(x) - 1) / 2
         ax.annotate(
             f"max at {fld} = {mean.index[best]}",
             (x[best], y[best]),
             textcoords="offset points",
-            xytext=(6, 8),
+            xytext=(-6, 8) if right_half else (6, 8),
+            ha="right" if right_half else "left",
             color=_RED,
             fontsize=9,
         )
@@ -701,7 +764,8 @@ def write_sweep_report(
     blocks = [
         f"<p class='muted'>{len(table)} grid points over {', '.join(names)}.</p>",
         "<h2>Grid</h2>",
-        _table([c for c in shown if c in table.columns], rows),
+        # A wide grid scrolls inside its box instead of running off the page.
+        "<div class='wide'>" + _table([c for c in shown if c in table.columns], rows) + "</div>",
     ]
     page = out / "index.html"
     page.write_text(_page(title, parameters or {}, blocks, sections), encoding="utf-8")

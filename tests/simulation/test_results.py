@@ -144,3 +144,58 @@ def test_learning_strategies_keep_learning_across_run_simulation_calls() -> None
         run_simulation(sim, BASELINE_PRICE, BASELINE_QUANTITY)
     assert all(s.auctions_learnt == 40 for s in sim.strategies)
     assert sum(int(s.visits.sum()) for s in sim.strategies) > 0
+
+
+def test_result_objects_have_short_reprs_and_notebook_tables() -> None:
+    from phantom_auction import MarketConditions, PhantomSimulator, SimulationConfig
+    from phantom_auction import run_monte_carlo as run
+
+    results = run(
+        PhantomSimulator(SimulationConfig(num_simulations=500, seed=3), MarketConditions()),
+        100.0,
+        1000.0,
+    )
+    for obj in (results, results.summary, results[0]):
+        text = repr(obj)
+        assert "\n" not in text and len(text) < 200, text
+        page = obj._repr_html_()
+        assert page.startswith("<table>") and page.endswith("</table>")
+    assert "improvement_bps" in results._repr_html_()
+    assert "95% CI" in results.summary._repr_html_()
+    assert "avg_price_improvement" in results[0]._repr_html_()
+    assert repr(results).startswith("MonteCarloResults(500 auctions")
+
+
+def test_progress_true_a_tqdm_like_bar_or_a_callback() -> None:
+    import pytest
+
+    from phantom_auction import (
+        InvalidBidParameters,
+        MarketConditions,
+        PhantomSimulator,
+        SimulationConfig,
+    )
+    from phantom_auction import run_monte_carlo as run
+
+    sim = PhantomSimulator(
+        SimulationConfig(num_simulations=2500, seed=3, chunk_size=1000), MarketConditions()
+    )
+
+    class Bar:  # the part of tqdm's interface a run uses
+        total = None
+        n = 0
+
+        def update(self, k: int) -> None:
+            self.n += k
+
+    bar = Bar()
+    plain = run(sim, 100.0, 1000.0).columns["improvement_bps"]
+    with_bar = run(sim, 100.0, 1000.0, progress=bar).columns["improvement_bps"]
+    assert (bar.total, bar.n) == (2500, 2500)
+    np.testing.assert_array_equal(plain, with_bar)
+    calls: list[tuple[int, int]] = []
+    run(sim, 100.0, 1000.0, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1000, 2500), (2000, 2500), (2500, 2500)]
+    assert len(run(sim, 100.0, 1000.0, progress=True)) == 2500
+    with pytest.raises(InvalidBidParameters, match="tqdm-like"):
+        run(sim, 100.0, 1000.0, progress="yes")

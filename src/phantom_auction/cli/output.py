@@ -69,7 +69,15 @@ def write_run_report(
 ) -> Path:
     from ..report import write_report
 
-    written = write_report(out_dir, frame, analysis, convergence=convergence(results), **kw)
+    config = results.tasks[0].spec.config
+    written = write_report(
+        out_dir,
+        frame,
+        analysis,
+        convergence=convergence(results),
+        improvement_cap_bps=getattr(config, "max_improvement_bps", None),
+        **kw,
+    )
     return written.html
 
 

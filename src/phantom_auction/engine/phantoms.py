@@ -287,12 +287,14 @@ class _SeedSampler:
         "_sd",
         "_sign",
         "_slots",
+        "_spare",
         "_vol_low",
         "_vol_span",
     )
 
     def __init__(self, model: PhantomModel) -> None:
         self._slots = model.max_phantom_bidders
+        self._spare = 8 * math.ceil(model.max_phantom_bidders * model.bid_probability) + 16
         # Present iff u < p, u = (w >> 11) * 2**-53; as integers (p * 2**53 is exact):
         # (w >> 11) < p * 2**53  <=>  (w >> 11) < ceil(p * 2**53)  <=>  w < ceil(...) << 11.
         self._presence = math.ceil(model.bid_probability * 2.0**53) << 11
@@ -320,9 +322,9 @@ class _SeedSampler:
         if not n:
             return _NO_COLUMNS
         fixed = _SLOT_WORDS * n
-        # Two attempts per slot on average (more than the default model needs) in one
-        # hash call; a longer stream is asked for when a draw runs past it.
-        words = _stream(seed, fixed + 4 * n + 8)
+        # About four attempts per slot likely to hold a bid (the default model needs ~1.7)
+        # in one hash call; a longer stream is asked for when a draw runs past it.
+        words = _stream(seed, fixed + self._spare)
         presence = self._presence
         slots = [s for s, w in enumerate(words[0:fixed:_SLOT_WORDS]) if w < presence]
         improvements, words = self._improvements(seed, words, fixed, len(slots))
@@ -355,6 +357,8 @@ class _SeedSampler:
         mean, sd, min_bps, max_bps = self._mean, self._sd, self._min_bps, self._max_bps
         if proposal == _POINT:
             return [min_bps] * count, words
+        if proposal in (_UNIFORM_CENTRE, _UNIFORM_TAIL):
+            return self._uniform_improvements(seed, words, cursor, count)
         span = high - low
         peak = low if proposal == _UNIFORM_TAIL else 0.0
         two53, log = _TWO_POW_M53, ln
@@ -400,6 +404,42 @@ class _SeedSampler:
             out.append(
                 min_bps if bps != bps or bps < min_bps else max_bps if bps > max_bps else bps
             )
+        return out, words
+
+    def _uniform_improvements(
+        self, seed: bytes, words: Sequence[int], cursor: int, count: int
+    ) -> tuple[list[float], Sequence[int]]:
+        """:meth:`_improvements` for the uniform proposals (the default model's), written
+        out alone: the same operations, without the other proposals' branches."""
+        low, span = self._low, self._high - self._low
+        peak = low if self._proposal == _UNIFORM_TAIL else 0.0
+        # sd * (sign * z) == (sd * sign) * z bit for bit: sign is +-1 and rounding to
+        # nearest is symmetric.
+        mean, scale = self._mean, self._sd * self._sign
+        min_bps, max_bps = self._min_bps, self._max_bps
+        two53, log = _TWO_POW_M53, ln
+        end = len(words)
+        out: list[float] = []
+        append = out.append
+        for _ in range(count):
+            attempts = 0
+            while True:
+                if cursor + 2 > end:
+                    words = _stream(seed, 2 * end)
+                    end = len(words)
+                z = low + span * ((words[cursor] >> 11) * two53)
+                v = 1.0 - (words[cursor + 1] >> 11) * two53
+                cursor += 2
+                h = 0.5 * ((peak - z) * (peak + z))
+                w = v - 1.0
+                if w <= h or (w <= h * v and log(v) <= h):
+                    bps = mean + scale * z
+                    append(min_bps if bps < min_bps else max_bps if bps > max_bps else bps)
+                    break
+                attempts += 1
+                if attempts == MAX_ATTEMPTS:
+                    append(min_bps)
+                    break
         return out, words
 
 

@@ -150,6 +150,12 @@ class Ranking(Sequence[RankedBid]):
         self._columns = columns
         self._entries: tuple[RankedBid, ...] | None = None if columns else tuple(entries)
 
+    @property
+    def columns(self) -> RankingColumns | None:
+        """The engine's columns this ranking is built from (None when given entries):
+        for callers that read many rankings and want no per-bid records."""
+        return self._columns
+
     def _built(self) -> tuple[RankedBid, ...]:
         entries = self._entries
         if entries is None:

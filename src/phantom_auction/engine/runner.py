@@ -23,6 +23,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 from ..config import AuctionConfig, load_config
 from ..errors import InvalidBidParameters, PhantomAuctionError
+from .admission import admission_for, thread_cpu
 from .auction import Auction, close_collection, finalize_auction, reveal_bid, submit_bid
 from .audit import Phase
 from .bids import ImprovementBid, SealedBid, SettlementRequest
@@ -304,6 +305,7 @@ async def arun_auction(
     finish_early: bool = True,
     finalize_margin_ms: float = DEFAULT_FINALIZE_MARGIN_MS,
     strict: bool = False,
+    admission: bool = False,
 ) -> AuctionResult:
     """Run one auction on the current event loop and return its result before ``deadline``.
 
@@ -323,13 +325,59 @@ async def arun_auction(
     ``asyncio.timeout`` or ``TaskGroup`` belongs after its first ``await``. Answers
     given in the same step share one timestamp.
 
-    The result is on time as long as the event loop keeps up: no bid source blocks it,
-    and the auctions it runs together need less CPU than their windows last
-    (``benchmarks/bench_engine.py`` measures the CPU one auction costs the loop and how
-    many fit). A saturated loop wakes every auction late; limit concurrency upstream.
+    **Admission control** (``admission=True``; off by default, see below): a deadline
+    accepted is a promise, so an auction the loop cannot finish by its deadline without
+    making an auction already running late is refused at once with
+    :class:`~phantom_auction.engine.admission.Overloaded` (an :class:`AuctionTimeout`
+    with ``retry_after_s``) before anything is announced; see
+    :mod:`phantom_auction.engine.admission` for what is measured (CPU per auction, the
+    loop's lag, time spent waiting for a CPU, the finalizations due). A bid source that
+    blocks the loop defeats it. It is opt-in because on a machine where other processes
+    hold the CPUs it refuses every auction with a few-ms ``finalize_margin_ms`` (no such
+    margin can be promised there), and a lone ``run_auction`` should rather run late.
     """
     loop = asyncio.get_running_loop()
     clock = _LoopClock(loop)
+    gate = admission_for(loop) if admission else None
+    token = -1
+    if gate is not None:
+        end = clock.loop_time(deadline)
+        # The reveal window ends this much before the deadline (Auction's reserve rule).
+        reserve_s = min(finalize_margin_ms / 1000.0, max(0.0, end - loop.time()) / 4)
+        token = gate.admit(end, end - reserve_s)
+    try:
+        return await _run(
+            loop, clock, gate, request, baseline_price, baseline_amount, deadline, config,
+            bidders, nonces, auction_id, phantom_seed, finish_early, finalize_margin_ms, strict,
+            token,
+        )  # fmt: skip
+    finally:
+        if gate is not None:
+            gate.finished(token)
+
+
+async def _run(
+    loop: asyncio.AbstractEventLoop,
+    clock: _LoopClock,
+    gate: Any,
+    request: SettlementRequest,
+    baseline_price: float,
+    baseline_amount: float,
+    deadline: datetime,
+    config: AuctionConfig | None,
+    bidders: Iterable[BidSource],
+    nonces: NonceRegistry | None,
+    auction_id: str | None,
+    phantom_seed: bytes | None,
+    finish_early: bool,
+    finalize_margin_ms: float,
+    strict: bool,
+    token: int,
+) -> AuctionResult:
+    """:func:`arun_auction` once admitted as ``token``; charges its CPU to ``gate`` (the
+    loop's Admission)."""
+    cpu_start, wall_start = thread_cpu(), loop.time()
+    spent = 0.0  # CPU of this auction's synchronous steps so far (s)
     auction = Auction(
         request,
         baseline_price,
@@ -371,25 +419,41 @@ async def arun_auction(
     # Each window: every call started at once (most answer there and then), then, only
     # if some call is still running or the window must run out, a wait for its end.
     pending = _ask(loop, sources, "commit", announcement, on_commit, clock)
+    if gate is not None:  # the opening step: how much wall time its CPU took
+        gate.charge(thread_cpu() - cpu_start, loop.time() - wall_start)
     if pending or not finish_early:
         end = clock.loop_time(auction.commit_deadline)
+        spent += thread_cpu() - cpu_start
         await _wait(loop, pending, on_commit, clock, "commit", end, finish_early)
+        cpu_start = thread_cpu()
     now = clock.now()
     if auction.phase is Phase.COLLECTING and now < auction.commit_deadline:
         close_collection(auction, now=now)
     reveal_end = clock.loop_time(auction.reveal_deadline)
     pending = _ask(loop, committed, "reveal", announcement, on_reveal, clock)
     if pending or not finish_early:
+        spent += thread_cpu() - cpu_start
         await _wait(loop, pending, on_reveal, clock, "reveal", reveal_end, finish_early)
+        cpu_start = thread_cpu()
     del pending  # nothing of the windows stays referenced while the reveal window runs out
     if auction.unrevealed:
         # Some commitment stays unrevealed: the reveal window must run out first.
         if reveal_end > loop.time():
+            spent += thread_cpu() - cpu_start
+            if gate is not None:
+                gate.waiting(token, reveal_end, clock.loop_time(deadline))
             await _sleep_until(loop, reveal_end)
+            cpu_start = thread_cpu()
         now = max(clock.now(), auction.reveal_deadline)  # timers may fire 1 ns early
     else:
         now = clock.now()
-    return finalize_auction(auction, now=now, strict=strict)
+    finalize_cpu, finalize_wall = thread_cpu(), loop.time()
+    result = finalize_auction(auction, now=now, strict=strict)
+    if gate is not None:
+        ended = thread_cpu()
+        gate.charge(ended - finalize_cpu, loop.time() - finalize_wall, finalize=True)
+        gate.cost(spent + ended - cpu_start)
+    return result
 
 
 def run_auction(

@@ -192,7 +192,7 @@ def run_monte_carlo(
     baseline_quantity: float,
     *,
     workers: int | None = None,
-    progress: ProgressCallback | None = None,
+    progress: ProgressCallback | bool | Any = None,
     keep_rows: bool | None = None,
     engine: Engine = "fast",
     client: Any = None,
@@ -201,7 +201,9 @@ def run_monte_carlo(
     """Run ``config.num_simulations`` auctions (token B per A, token A).
 
     ``workers``: processes (``None``: ``config.workers``, by default 1 = this process).
-    ``progress(done_auctions, total)`` is called after each chunk. ``keep_rows``:
+    ``progress``: ``True`` shows a rich progress bar (on stderr), a tqdm-like object
+    (``tqdm.tqdm()``) is updated, a callable ``progress(done_auctions, total)`` is
+    called; the count moves after each chunk (:mod:`.progress`). ``keep_rows``:
     ``False`` keeps only a :class:`StreamingSummary` (constant memory); ``None`` keeps
     rows up to :data:`STREAMING_THRESHOLD` auctions. ``engine="object"`` runs the
     object path (the per-auction reference, a few dozen times slower). The same seed
@@ -222,6 +224,21 @@ def run_monte_carlo(
         from ..errors import InvalidBidParameters
 
         raise InvalidBidParameters("row_sink", row_sink, "is for local runs, not with client")
+    if progress is not None and not (callable(progress) and not isinstance(progress, bool)):
+        from .progress import progress_callback
+
+        with progress_callback(progress) as callback:
+            return run_monte_carlo(
+                simulator,
+                baseline_price,
+                baseline_quantity,
+                workers=workers,
+                progress=callback,
+                keep_rows=keep_rows,
+                engine=engine,
+                client=client,
+                row_sink=row_sink,
+            )
     learning = simulator.config.enable_learning and any(learns(s) for s in simulator.strategies)
     if client is not None and not learning:
         from .distributed import run_monte_carlo_on_cluster

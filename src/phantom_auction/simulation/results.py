@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
@@ -247,6 +247,24 @@ class SimulationResult:
     execution_trace: dict[str, Any]
     row: Mapping[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        # The arrays and bid tuples stay out: a repr is read, not parsed.
+        winner = "none" if self.winning_bid is None else self.winning_bid.bidder_id
+        return (
+            f"SimulationResult(improvement {self.metrics.avg_price_improvement:.2f} bps, "
+            f"clearing_price {self.clearing_price:.6g}, winner {winner}, "
+            f"{len(self.all_bids)} bids)"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{name}</td><td>{value:.4g}</td></tr>"
+            for name, value in (
+                (f.name, getattr(self.metrics, f.name)) for f in fields(self.metrics)
+            )
+        )
+        return f"<table><caption>{self!r}</caption><tbody>{rows}</tbody></table>"
+
 
 def columns_from_rows(rows: Sequence[Mapping[str, Any]]) -> ChunkColumns:
     """Stack per-auction rows into columns with the fast path's dtypes."""
@@ -420,7 +438,16 @@ class MonteCarloResults(Sequence[SimulationResult]):
 
     def __repr__(self) -> str:
         mode = "rows" if self.rows_kept else "summary"
-        return f"MonteCarloResults({len(self)} auctions, {len(self.tasks)} chunks, {mode})"
+        return f"MonteCarloResults({len(self):,} auctions, {len(self.tasks)} chunks, {mode})"
+
+    def _repr_html_(self) -> str:
+        """A notebook table of the headline statistics (``analyze_results`` has them all)."""
+        from .streaming import summary_html
+
+        return summary_html(
+            {k: m.stats() for k, m in self.summary.metrics.items() if k in METRICS},
+            repr(self),
+        )
 
 
 #: Batches of the batch-means confidence interval (auctions that are not independent).

@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from ..engine.auction import Auction
-from ..engine.bids import SettlementRequest, make_bid
+from ..engine.bids import ImprovementBid, SettlementRequest
+from ..engine.commitment import auction_prefix, revealed_digest
 from ..engine.nonces import NonceRegistry
-from ..engine.result import AuctionResult
+from ..engine.result import AuctionResult, Ranking
 from ..mechanisms.rules import (
     BPS,
     RejectReason,
@@ -38,6 +39,7 @@ from ..mechanisms.rules import (
     price_of,
     reveal_verdict,
     score,
+    to_us,
 )
 from ..mechanisms.vcg import VCGAllocation, VCGResult
 from .environment import (
@@ -172,20 +174,16 @@ def _run_engine(
         phantom_model=env.phantom_model,
         phantom_columns=phantoms,
     )
+    prefix = auction_prefix(auction.auction_id)
     full = []
     for bid in standing:
-        at = SIMULATED_OPEN + timedelta(microseconds=round(bid.timestamp_ms * 1000.0))
-        sealed = make_bid(
-            auction.auction_id,
-            bid.bidder_id,
-            _PAIR,
-            bid.price,
-            bid.quantity,
-            bid.priority_fee,
-            1,
-            salt=_SALT,
-            timestamp=at,
+        at = SIMULATED_OPEN + timedelta(microseconds=to_us(bid.timestamp_ms))
+        sealed = ImprovementBid(
+            bid.bidder_id, _PAIR, bid.price, bid.quantity, bid.priority_fee, _SALT, 1, at, _SALT
         )
+        # The commitment hashes the other fields: made with the engine's own digest
+        # (frozen dataclass, so set after the fact) rather than a second encoder.
+        object.__setattr__(sealed, "commitment_hash", revealed_digest(prefix, sealed))
         if not auction.commit(sealed, at):
             raise AssertionError(f"the engine refused a commit the rule book accepted: {bid}")
         full.append(sealed)
@@ -308,11 +306,18 @@ def simulate_auction(
     alloc = [0.0] * len(entries)
     position = {b.bidder_id: j for j, (b, _) in enumerate(entries)}
     winner = WINNER_NONE
-    for ranked in result.ranking:
-        if ranked.allocated > 0.0:
-            alloc[position[ranked.bidder_id]] = ranked.allocated
+    ranking = result.ranking
+    table = ranking.columns if isinstance(ranking, Ranking) else None
+    if table is not None and table.allocated is not None:
+        ids, allocated = table.bidder_ids, table.allocated
+        ranked = [(ids[i], allocated[i]) for i in table.order]
+    else:
+        ranked = [(r.bidder_id, r.allocated) for r in ranking]
+    for bidder_id, units in ranked:
+        if units > 0.0:
+            alloc[position[bidder_id]] = units
             if winner == WINNER_NONE:
-                winner = owner_of[ranked.bidder_id]
+                winner = owner_of[bidder_id]
     n = len(strategies)
     x_real = [0.0] * n
     p_real = [0.0] * n

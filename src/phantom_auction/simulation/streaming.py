@@ -298,3 +298,37 @@ class StreamingSummary:
     def stats(self, metric: str) -> dict[str, float]:
         """Statistics of ``metric`` (see :meth:`MetricSummary.stats`)."""
         return self.metrics[metric].stats()
+
+    def __repr__(self) -> str:
+        improvement = self.metrics.get("improvement_bps")
+        mean = "" if improvement is None else f", mean improvement {improvement.mean:.2f} bps"
+        return (
+            f"StreamingSummary({self.num_auctions:,} auctions, {len(self.metrics)} metrics{mean})"
+        )
+
+    def _repr_html_(self) -> str:
+        """A notebook table: each metric's mean, 95 % interval, p05 and p95."""
+        return summary_html(
+            {name: m.stats() for name, m in self.metrics.items() if ":" not in name},
+            f"{self.num_auctions:,} auctions",
+        )
+
+
+def summary_html(stats_of: Mapping[str, Mapping[str, float]], caption: str) -> str:
+    """A short HTML table of per-metric statistics (for ``_repr_html_``)."""
+    import html
+
+    def cell(x: float) -> str:
+        return f"{x:.4g}" if math.isfinite(x) else ""
+
+    head = "".join(f"<th>{c}</th>" for c in ("metric", "mean", "95% CI", "p05", "p95"))
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{cell(s['mean'])}</td>"
+        f"<td>{cell(s['ci95_low'])} – {cell(s['ci95_high'])}</td>"
+        f"<td>{cell(s['p05'])}</td><td>{cell(s['p95'])}</td></tr>"
+        for name, s in stats_of.items()
+    )
+    return (
+        f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
