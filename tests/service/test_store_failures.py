@@ -218,3 +218,55 @@ async def test_a_lost_write_withdraws_only_its_own_message() -> None:
         bidder = await store.bidder(name)
         assert bidder is not None and bidder.penalty.no_reveal_rate == 0.0
     await house.close()
+
+
+async def test_a_deadline_the_loop_cannot_keep_is_refused_with_503() -> None:
+    import time as _time
+    from datetime import timedelta
+
+    from phantom_auction.engine.admission import admission_for
+    from phantom_auction.service.house import Rejected
+
+    store = MemoryStore()
+    client = await store.add_client("settlement", "a" * 64)
+    house = AuctionHouse(CONFIG, store)
+    await house.start()
+    loop = asyncio.get_running_loop()
+    first = await house.open_auction(
+        client,
+        OpenAuctionBody(
+            token_in=1,
+            token_out=2,
+            amount=10.0,
+            baseline_price=2000.0,
+            deadline=datetime.now(UTC) + timedelta(seconds=3),
+        ),
+    )
+    assert first.created
+    # The loop stalls for 80 ms (a blocking call somewhere): the probe measures it.
+    loop.call_soon(_time.sleep, 0.08)
+    await asyncio.sleep(0.1)
+    assert admission_for(loop).lag_s > 0.04
+    with pytest.raises(Rejected) as refused:
+        await house.open_auction(
+            client,
+            OpenAuctionBody(
+                token_in=1,
+                token_out=2,
+                amount=10.0,
+                baseline_price=2000.0,
+                # Closer than the configured duration: the windows end 3 ms before it.
+                deadline=datetime.now(UTC) + timedelta(milliseconds=60),
+            ),
+        )
+    assert (refused.value.status_code, refused.value.reason) == (503, "overloaded")
+    assert int(refused.value.headers["Retry-After"]) >= 1
+    # An auction without a deadline promises none: it still opens.
+    plain = await house.open_auction(
+        client,
+        OpenAuctionBody(
+            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=200
+        ),
+    )
+    assert plain.created
+    await house.close()

@@ -88,6 +88,7 @@ REASON_STATUS: dict[str, int] = {
     "rate_limited": 429,
     "store_unavailable": 503,
     "shutting_down": 503,
+    "overloaded": 503,
 }
 
 

@@ -48,6 +48,7 @@ from ..engine import (
     make_bid,
     to_jsonable,
 )
+from ..engine.admission import Overloaded, admission_for
 from ..engine.runner import DEFAULT_FINALIZE_MARGIN_MS
 from ..errors import AuctionTimeout, InvalidBidParameters, PhantomAuctionError
 from .auth import (
@@ -276,6 +277,8 @@ class LiveAuction:
     cleared: bool = False
     #: When the reveal_open push went out (unix us): bidders could reveal from then on.
     reveal_open_us: int | None = None
+    #: Its admission token (engine/admission.py) when it was opened with a deadline.
+    admission: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -914,6 +917,23 @@ class AuctionHouse:
             raise Rejected(422, "deadline_too_close", str(exc), field="deadline") from None
         except InvalidBidParameters as exc:
             raise Rejected(422, "malformed", str(exc), field=exc.field) from None
+        admission = -1
+        if body.deadline is not None:
+            # A deadline is a promise: refuse it now if this loop cannot keep it without
+            # making an auction already promised late (engine/admission.py).
+            gate = admission_for(asyncio.get_running_loop())
+            try:
+                admission = gate.admit(
+                    self._loop_time(deadline), self._loop_time(auction.reveal_deadline)
+                )
+            except Overloaded as exc:
+                retry = str(max(1, math.ceil(exc.retry_after_s)))
+                raise Rejected(
+                    503, "overloaded", str(exc), headers={"Retry-After": retry}
+                ) from None
+            gate.waiting(
+                admission, self._loop_time(auction.reveal_deadline), self._loop_time(deadline)
+            )
         record = AuctionRecord(
             auction_id=auction_id,
             client_id=client.client_id,
@@ -947,6 +967,7 @@ class AuctionHouse:
             announcement=announcement,
             announcement_frame=text_frame(announcement),
             done=loop.create_future(),
+            admission=admission,
         )
         self.live[auction_id] = live
         if body.idempotency_key is not None:
@@ -1123,6 +1144,9 @@ class AuctionHouse:
         return window_ms >= self.config.security.min_penalized_reveal_ms
 
     def _forget(self, live: LiveAuction) -> None:
+        if live.admission >= 0:
+            admission_for(asyncio.get_running_loop()).finished(live.admission)
+            live.admission = -1
         record = live.record
         self.live.pop(record.auction_id, None)
         if record.idempotency_key is not None:
