@@ -324,3 +324,19 @@ def test_floor_pay_as_bid_pays_own_price() -> None:
         [offer(auction, "A", 100.12, 600.0), offer(auction, "B", 100.11, 600.0)],  # type: ignore[arg-type]
     )
     assert _fills(result) == [("A", 600.0, 100.12), ("B", 400.0, 100.11)]
+
+
+def test_floor_without_a_real_bid_is_no_bids_not_a_phantom_win() -> None:
+    # Under "floor" phantoms take no volume, so they cannot win: with no real bid the
+    # outcome is no_bids (the user gets the baseline); under "reserve" it is phantom_won.
+    def lone_phantom(policy: str) -> AuctionResult:
+        cfg = config(
+            max_phantom_bidders=1, bid_probability=1.0, min_participants=1, phantom_policy=policy
+        )
+        return clear_bids(open_auction(cfg), [])
+
+    result = lone_phantom("floor")
+    assert result.outcome is Outcome.NO_BIDS and not result.phantom_won
+    assert result.price == 100.0 and [f.bidder_id for f in result.fills] == [None]  # CFMM
+    before = lone_phantom("reserve")
+    assert before.outcome is Outcome.PHANTOM_WON and before.phantom_won

@@ -868,9 +868,15 @@ class Auction:
             price = prices[i] if paid == own else price_of(paid, baseline)
             fill_price[i] = price
             fills.append(Fill(reals[i].bidder_id, units, price))
-        outcome = Outcome.FILLED if fills else Outcome.PHANTOM_WON
+        # Under "floor" phantoms take nothing, so an auction without a real fill had no
+        # real bid to fill: the phantoms did not win it.
+        phantom_won = book.phantom_policy != "floor" and order[0] >= n_real
+        if fills:
+            outcome = Outcome.FILLED
+        else:
+            outcome = Outcome.PHANTOM_WON if phantom_won else Outcome.NO_BIDS
         ranking = self._ranking(table, allocated, fill_price)
-        return self._finish(at, outcome, fills, ranking, phantom_won=order[0] >= n_real)
+        return self._finish(at, outcome, fills, ranking, phantom_won=phantom_won)
 
     def _baseline_result(self, at: datetime, outcome: Outcome, ranking: Ranking) -> AuctionResult:
         return self._finish(at, outcome, [], ranking, phantom_won=False)

@@ -58,7 +58,8 @@ class Outcome(StrEnum):
     - ``filled``: at least one real bid fills part of the order.
     - ``phantom_won``: phantoms took every unit the rule allocated; the user gets the
       baseline from the CFMM (phantoms never fill).
-    - ``no_bids``: no revealed real bid and no phantom at all.
+    - ``no_bids``: no revealed real bid, and no phantom at all (``reserve``) or any
+      number of phantoms (``floor``, where phantoms only set a price floor).
     - ``insufficient_participants``: fewer participants (real + phantom) than
       ``min_participants``; nothing is cleared and the user gets the baseline.
     - ``aborted``: the auction was stopped before clearing (``abort_auction``).
