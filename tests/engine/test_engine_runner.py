@@ -509,3 +509,20 @@ def test_strategy_bidder_passes_its_private_value_only_to_strategies_that_take_i
     ]
     run_auction(request, 100.0, 10.0, deadline, bidders=bidders)
     assert sorted(v for v in seen if v is not None) == [-1.0, 100.4, 101.0]
+
+
+def test_a_strategy_bidder_solves_its_bid_function_before_its_first_auction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Solving on the event loop during the first auction blocked every bidder's commit
+    # (the demo's live auction ended phantom_won with its fillers past the window).
+    from phantom_auction.simulation import create_strategy
+    from phantom_auction.simulation.strategies import equilibrium
+
+    bidder = StrategyBidder(create_strategy("equilibrium"), "eq", first_nonce=1)
+    solved: list[object] = []
+    monkeypatch.setattr(equilibrium, "solve_equilibrium", solved.append)
+    bidder.honour_timing = False
+    result = run_auction(REQUEST, 100.0, 1000.0, _deadline(400), config=QUIET, bidders=[bidder])
+    assert solved == []
+    assert [r.bidder_id for r in result.ranking] == ["eq"]

@@ -23,6 +23,7 @@ from ..engine.bids import ImprovementBid, SealedBid, make_bid
 from ..engine.result import AuctionAnnouncement
 from ..errors import InvalidBidParameters
 from .market import MarketConditions
+from .strategies.base import AuctionView
 
 __all__ = ["StrategyBidder"]
 
@@ -90,6 +91,11 @@ class StrategyBidder:
         self._pending: dict[str, ImprovementBid] = {}
         self.private_value = private_value
         self._takes_value = _accepts_keyword(strategy.generate_bid, "private_value")
+        # Solve a bid function now (the equilibrium's takes ~1 s, once), not on the event
+        # loop inside the first auction's collection window, where it blocks every bidder.
+        solve = getattr(strategy, "bid_function", None)
+        if callable(solve):
+            solve(AuctionView())
 
     def __repr__(self) -> str:
         return f"StrategyBidder({self.bidder_id!r}, {type(self.strategy).__name__})"
