@@ -1,5 +1,8 @@
 """The live auction as a sans-IO state machine: commands in, audit events out, time passed in.
 
+One concept past 600 lines: the state machine's every command (commit, reveal, withdraw,
+close, finalize, abort) and its seed-form wrappers share the auction's private state.
+
 Phases ``COLLECTING -> REVEALING -> FINALIZED`` (or ``ABORTED``); every legal
 ``(phase, command)`` pair is in :data:`TRANSITIONS`, any other raises
 :class:`AuctionPhaseError` naming both. Commands never read a clock: each takes

@@ -7,15 +7,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..simulation.results import METRICS, SEED_METRIC_NAMES
-
-if TYPE_CHECKING:
-    pass
 
 FloatArray = NDArray[np.float64]
 

@@ -1,5 +1,8 @@
 """The auction house: live auctions driven through the engine, durably, for many clients.
 
+Past 600 lines and several concepts (rate limits, sessions, public documents, recovery):
+the split is open work (issue 15), not a design choice.
+
 The engine's :class:`~phantom_auction.engine.Auction` decides everything about bids
 (windows, nonces, commitments, validation, clearing). The house supplies what the
 engine leaves out on purpose: a clock, timers at the window ends, identities (who may

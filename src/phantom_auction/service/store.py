@@ -1,5 +1,8 @@
 """Persistence of the live service behind one small interface (httpx-style swappable backends).
 
+Past 600 lines with three back-ends in one file; the split into a ``store/`` package with
+columns written once is open work (issue 15).
+
 :class:`Store` is what the service needs: settlement clients (bearer-token hashes),
 bidders (Ed25519 public keys and penalty state), auctions and the append-only log of
 every commit and reveal with its verdict. :meth:`Store.apply` writes a batch of
