@@ -6,7 +6,6 @@ import socket
 import sys
 
 import pytest
-from cluster_helpers import BASELINE_PRICE, BASELINE_QUANTITY, simulator
 
 from phantom_auction._extras import MissingExtra
 from phantom_auction.errors import InvalidBidParameters
@@ -18,6 +17,8 @@ from phantom_auction.simulation.distributed import (
     run_monte_carlo_on_cluster,
     sweep_on_cluster,
 )
+
+from .cluster_helpers import BASELINE_PRICE, BASELINE_QUANTITY, simulator
 
 HINT = "pip install 'phantom-auction[distributed]'"
 

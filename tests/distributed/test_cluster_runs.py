@@ -8,7 +8,14 @@ import pytest
 
 pytest.importorskip("distributed.client", reason="the distributed extra is not installed")
 
-from cluster_helpers import (
+from phantom_auction.errors import InvalidBidParameters
+from phantom_auction.simulation import analyze_results, run_monte_carlo
+from phantom_auction.simulation.distributed import (
+    run_monte_carlo_on_cluster,
+    sweep_on_cluster,
+)
+
+from .cluster_helpers import (
     BASELINE_PRICE,
     BASELINE_QUANTITY,
     FailingStrategy,
@@ -16,13 +23,6 @@ from cluster_helpers import (
     assert_same_analysis,
     assert_same_columns,
     simulator,
-)
-
-from phantom_auction.errors import InvalidBidParameters
-from phantom_auction.simulation import analyze_results, run_monte_carlo
-from phantom_auction.simulation.distributed import (
-    run_monte_carlo_on_cluster,
-    sweep_on_cluster,
 )
 
 # 6,000 auctions in 12 chunks: several chunks per worker, still about a second per run.

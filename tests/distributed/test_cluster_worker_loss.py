@@ -10,17 +10,17 @@ import pytest
 
 pytest.importorskip("distributed.client", reason="the distributed extra is not installed")
 
-from cluster_helpers import (
-    BASELINE_PRICE,
-    BASELINE_QUANTITY,
-    assert_same_analysis,
-    simulator,
-)
-
 from phantom_auction.simulation import analyze_results, run_monte_carlo
 from phantom_auction.simulation.distributed import (
     open_client,
     run_monte_carlo_on_cluster,
+)
+
+from .cluster_helpers import (
+    BASELINE_PRICE,
+    BASELINE_QUANTITY,
+    assert_same_analysis,
+    simulator,
 )
 
 # 24 chunks of ~0.1 s each: when the first one is done, both workers still have work.

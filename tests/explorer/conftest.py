@@ -8,18 +8,14 @@ Without Chromium or Playwright these tests skip, except under
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.importorskip("fastapi", reason="the service extra is not installed")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from explorer_harness import (
+from .explorer_harness import (
     CHROMIUM_ARGS,
     ConsoleLog,
     Market,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import sys
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -16,12 +15,10 @@ from typing import Any, TypeVar
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-
-from service_harness import RawBidder, ServerProcess, reason
-
 from phantom_auction.client import BidderClient
 from phantom_auction.simulation.strategies import create_strategy
+
+from ..service.service_harness import RawBidder, ServerProcess, reason
 
 T = TypeVar("T")
 

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from explorer_harness import ConsoleLog, Market
 
 from phantom_auction.engine import PhantomModel, draw_phantom_bids
+
+from .explorer_harness import ConsoleLog, Market
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 FEED_ROW = "[data-testid=feed-row][data-auction-id='{}']"

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from explorer_harness import RawBidder, ServerProcess, reason
+
+from .explorer_harness import RawBidder, ServerProcess, reason
 
 pytestmark = pytest.mark.anyio
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mechanism_oracles import Outcome, brute_force_vcg, lp_vcg
 
 from phantom_auction import VCGAuction, VCGBid, clear, run_vcg_auction
+
+from .mechanism_oracles import Outcome, brute_force_vcg, lp_vcg
 
 
 @st.composite

@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the service extra is not installed")
 
-from service_harness import ServerProcess, pg_unavailable_reason, pg_url
-
 from phantom_auction.service.store import MemoryStore, SqlStore, Store
+
+from .service_harness import ServerProcess, pg_unavailable_reason, pg_url
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from service_harness import RawBidder, ServerProcess, reason
 
 from phantom_auction.client import BidderClient
 from phantom_auction.service.auth import hash_token
 from phantom_auction.simulation.strategies import create_strategy
+
+from .service_harness import RawBidder, ServerProcess, reason
 
 pytestmark = pytest.mark.anyio
 

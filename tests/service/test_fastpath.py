@@ -9,7 +9,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from service_harness import auction_record, commit_event
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
@@ -24,6 +23,8 @@ from phantom_auction.service.auth import (
 )
 from phantom_auction.service.store import SqlStore, compact_json
 from phantom_auction.service.wsdirect import text_frame
+
+from .service_harness import auction_record, commit_event
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])

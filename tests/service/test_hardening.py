@@ -16,12 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-from service_harness import RawBidder, ServerProcess, pg_unavailable_reason, pg_url, reason
 
 from phantom_auction.client import signed_headers
 from phantom_auction.engine import MAX_NONCE, MAX_TOKEN_ID
 from phantom_auction.service.auth import commit_signing_bytes, verify_signature
 from phantom_auction.service.store import SqlStore
+
+from .service_harness import RawBidder, ServerProcess, pg_unavailable_reason, pg_url, reason
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,6 @@ import pytest
 import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from service_harness import auction_record, commit_event
 from typer.testing import CliRunner
 
 from phantom_auction.client import _ws_url, signed_headers
@@ -34,6 +33,8 @@ from phantom_auction.service.house import TokenBucket, from_us, to_us
 from phantom_auction.service.journal import Journal
 from phantom_auction.service.penalties import PenaltyState, is_blocked, record_reveal_outcome
 from phantom_auction.service.store import BidEvent, MemoryStore, SqlStore
+
+from .service_harness import auction_record, commit_event
 
 SECURITY = load_config(
     env={

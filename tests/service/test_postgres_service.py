@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from service_harness import RawBidder, ServerProcess, pg_unavailable_reason, pg_url, reason
+
+from .service_harness import RawBidder, ServerProcess, pg_unavailable_reason, pg_url, reason
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 

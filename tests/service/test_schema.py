@@ -20,7 +20,8 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from service_harness import ServerProcess
+
+from .service_harness import ServerProcess
 
 CHECKS = [
     not_a_server_error,

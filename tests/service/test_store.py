@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from service_harness import auction_record, commit_event
 from sqlalchemy import insert
 
 from phantom_auction.service.penalties import PenaltyState
@@ -18,6 +17,8 @@ from phantom_auction.service.store import (
     open_store,
     schema_version,
 )
+
+from .service_harness import auction_record, commit_event
 
 pytestmark = pytest.mark.anyio
 

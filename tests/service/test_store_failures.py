@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from service_harness import RawBidder, ServerProcess, pg_unavailable_reason, pg_url, reason
 
 from phantom_auction.config import load_config
 from phantom_auction.engine import MAX_NONCE, make_bid
@@ -31,6 +30,8 @@ from phantom_auction.service.auth import (
 from phantom_auction.service.house import AuctionHouse
 from phantom_auction.service.schemas import CommitBody, OpenAuctionBody, RevealBody
 from phantom_auction.service.store import BidEvent, MemoryStore, Write
+
+from .service_harness import RawBidder, ServerProcess, pg_unavailable_reason, pg_url, reason
 
 pytestmark = pytest.mark.anyio
 

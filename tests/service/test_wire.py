@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from service_harness import RawBidder, ServerProcess, reason
 from websockets.asyncio.client import connect
 
 from phantom_auction.client import signed_headers
@@ -25,6 +24,8 @@ from phantom_auction.service.auth import (
     sign,
     verify_signature,
 )
+
+from .service_harness import RawBidder, ServerProcess, reason
 
 pytestmark = pytest.mark.anyio
 

@@ -7,11 +7,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from engine_support import PAIR, no_phantoms
 
 from phantom_auction.engine import SettlementRequest, arun_auction, make_bid
 from phantom_auction.engine.admission import Overloaded, admission_for
 from phantom_auction.errors import AuctionTimeout
+
+from .engine_support import PAIR, no_phantoms
 
 REQUEST = SettlementRequest(PAIR[0], PAIR[1], 1000.0)
 CONFIG = no_phantoms(duration_ms=200, reveal_delay_ms=100, min_participants=1)

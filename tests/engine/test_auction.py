@@ -7,17 +7,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
-from engine_support import (
-    PAIR,
-    SEED,
-    T0,
-    clear_bids,
-    config,
-    ms,
-    no_phantoms,
-    offer,
-    open_auction,
-)
 
 from phantom_auction import (
     AuctionTimeout,
@@ -45,6 +34,18 @@ from phantom_auction.engine import (
     RevealRejected,
     abort_auction,
     close_collection,
+)
+
+from .engine_support import (
+    PAIR,
+    SEED,
+    T0,
+    clear_bids,
+    config,
+    ms,
+    no_phantoms,
+    offer,
+    open_auction,
 )
 
 CFG = no_phantoms(min_participants=1)
@@ -318,7 +319,7 @@ def test_every_reason_code_is_exercised() -> None:
         "improvement_out_of_bounds",
         "volume_out_of_bounds",
         "fee_out_of_bounds",
-        "withdrawn",  # test_engine_withdraw.py
+        "withdrawn",  # test_withdraw.py
     }
 
 

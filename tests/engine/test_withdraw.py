@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from engine_support import SEED, T0, ms, no_phantoms, offer, open_auction
 
 from phantom_auction import InvalidBidParameters
 from phantom_auction.engine import (
@@ -13,6 +12,8 @@ from phantom_auction.engine import (
     RevealRejected,
     finalize_auction,
 )
+
+from .engine_support import SEED, T0, ms, no_phantoms, offer, open_auction
 
 
 def test_a_withdrawn_commit_is_forgotten_and_may_be_sent_again() -> None:

@@ -7,7 +7,6 @@ import json
 from dataclasses import replace
 
 import pytest
-from engine_support import PAIR, SEED, T0, config, ms, offer, open_auction
 
 from phantom_auction import (
     InvalidBidParameters,
@@ -26,6 +25,8 @@ from phantom_auction.engine import (
     event_from_jsonable,
     to_jsonable,
 )
+
+from .engine_support import PAIR, SEED, T0, config, ms, offer, open_auction
 
 CFG = config(mechanism="uniform", max_phantom_bidders=5, bid_probability=0.8)
 

@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
-from engine_support import config
 
 from phantom_auction import (
     AuctionResult,
@@ -30,6 +29,8 @@ from phantom_auction import (
     verify_phantoms,
 )
 from phantom_auction.engine import AuctionAnnouncement
+
+from .engine_support import config
 
 CFG = config()
 QUIET = config(max_phantom_bidders=0, min_participants=1)

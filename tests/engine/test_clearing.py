@@ -6,12 +6,13 @@ from __future__ import annotations
 import math
 
 import pytest
-from engine_support import T0, clear_bids, config, ms, no_phantoms, offer, open_auction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phantom_auction import AuctionResult, Outcome
 from phantom_auction.engine import Fill
+
+from .engine_support import T0, clear_bids, config, ms, no_phantoms, offer, open_auction
 
 MECHANISMS = ("vickrey", "discriminatory", "uniform", "vcg")
 

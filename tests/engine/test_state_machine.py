@@ -9,7 +9,6 @@ from dataclasses import replace
 from datetime import datetime
 
 import pytest
-from engine_support import T0, config, ms, open_auction
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -40,6 +39,8 @@ from phantom_auction.engine import (
     RevealAccepted,
     close_collection,
 )
+
+from .engine_support import T0, config, ms, open_auction
 
 BIDDERS = ("alice", "bob", "carol", "dave")
 BASELINE, AMOUNT = 100.0, 1000.0

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from engine_support import SEED, T0, clear_bids, config, ms, offer, open_auction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +29,8 @@ from phantom_auction.engine import (
     phantom_uniforms,
 )
 from phantom_auction.engine.phantoms import ln
+
+from .engine_support import SEED, T0, clear_bids, config, ms, offer, open_auction
 
 CFG = config(max_phantom_bidders=20, bid_probability=0.5)
 DOC = Path(__file__).resolve().parents[2] / "docs" / "phantoms.md"
