@@ -6,7 +6,8 @@ Cases (each in a fresh Python process, so memory figures do not leak between the
   with 2 worker processes, rows kept. Goal: <= 4 s and <= 1.5 GB. Also measures, in
   the same run, the floor for that shape (numpy drawing 1M x 20 values and quantities,
   sorting each row, gathering and a cumulative sum, split over 2 processes of 500,000
-  rows) and prints the ratio (issue 16 goal: <= 1.5x).
+  rows) and prints the ratio (issue 16 goal: <= 1.5x), of wall seconds and of CPU
+  seconds (all processes: less disturbed by other load on a shared machine).
 - ``mc10m``: 10,000,000 auctions streamed (summary only), 2 workers. Goal: memory flat
   and <= 1.5 GB (the peak after the first million auctions is printed beside the end's).
 - ``one200``: one ``run_simulation`` with 200 real bidders (median of many calls), and
@@ -18,7 +19,8 @@ Cases (each in a fresh Python process, so memory figures do not leak between the
 Peak memory is the largest sum of the resident set sizes (RSS) of the process and its
 workers, sampled every 50 ms: an upper bound, since forked workers' copy-on-write pages
 shared with the parent are counted twice (proportional set sizes would not be, but
-reading them walks every page table and slowed the run itself by ~3x). ``ru_maxrss``
+reading them walks every page table and slowed the run itself by ~3x); the list of
+workers is refreshed every 0.5 s, so a worker's first 0.5 s may be missed. ``ru_maxrss``
 of the parent and of the largest worker are printed too.
 
 Usage: ``python benchmarks/bench_simulator.py [--quick] [case ...]``. ``--quick`` runs
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -54,12 +57,17 @@ class PeakMemory:
         self._stop = threading.Event()
         self.peak_bytes = 0
         self.marks: dict[str, int] = {}
+        self._procs: list[Any] = []
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> int:
-        me = self._psutil.Process()
+    def _sample(self, refresh: bool = True) -> int:
+        # Listing the children walks all of /proc (~4 ms of CPU on a busy machine): done
+        # every 10th sample only, so that the sampler does not slow what it measures.
+        if refresh or not self._procs:
+            me = self._psutil.Process()
+            self._procs = [me, *me.children(recursive=True)]
         total = 0
-        for proc in [me, *me.children(recursive=True)]:
+        for proc in self._procs:
             try:
                 total += proc.memory_info().rss
             except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
@@ -67,8 +75,10 @@ class PeakMemory:
         return total
 
     def _run(self) -> None:
+        count = 0
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self._sample())
+            self.peak_bytes = max(self.peak_bytes, self._sample(refresh=count % 10 == 0))
+            count += 1
             self._stop.wait(self._interval)
 
     def mark(self, name: str) -> None:
@@ -84,6 +94,14 @@ class PeakMemory:
             self._stop.set()
             self._thread.join()
             self.peak_bytes = max(self.peak_bytes, self._sample())
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its reaped children so far: a
+    figure the other processes on a shared machine disturb less than wall time."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _maxrss_gib() -> dict[str, float]:
@@ -112,15 +130,18 @@ def _monte_carlo(n: int, keep_rows: bool) -> dict[str, Any]:
             memory.mark("first_million")
 
     with memory.running():
+        cpu = _cpu_seconds()
         started = time.perf_counter()
         results = run_monte_carlo(
             sim, 100.0, 1000.0, workers=2, keep_rows=keep_rows, progress=progress
         )
         seconds = time.perf_counter() - started
+        cpu = _cpu_seconds() - cpu
     summary = results.summary
     return {
         "auctions": len(results),
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "auctions_per_second": len(results) / seconds,
         "peak_rss_gib": memory.peak_bytes / GIB,
         "peak_rss_after_first_million_gib": memory.marks.get("first_million", 0) / GIB,
@@ -142,24 +163,31 @@ def _floor_part(rows: int) -> float:
     return float(np.cumsum(gathered, axis=1)[:, -1].sum())
 
 
-def floor_seconds(n: int, workers: int = 2) -> float:
-    """Wall seconds of the floor for ``n`` auctions x 20 bids on ``workers`` processes
-    (the pool started beforehand, as the simulator's is, and not timed)."""
+def floor_seconds(n: int, workers: int = 2) -> tuple[float, float]:
+    """Wall and CPU seconds of the floor for ``n`` auctions x 20 bids on ``workers``
+    processes. The pool is started and warmed beforehand and not timed (the simulator's
+    run does include starting its pool: forked, a few ms); the CPU figure is the whole
+    pool's, as the simulator's is (the warm-up's 1,000 rows are a few ms of it)."""
     from concurrent.futures import ProcessPoolExecutor
 
+    cpu = _cpu_seconds()
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_floor_part, [1000] * workers))  # start and warm the workers
         started = time.perf_counter()
         list(pool.map(_floor_part, [n // workers] * workers))
-        return time.perf_counter() - started
+        wall = time.perf_counter() - started
+    return wall, _cpu_seconds() - cpu
 
 
 def case_mc1m(scale: float) -> dict[str, Any]:
     n = int(1_000_000 * scale)
     figures = _monte_carlo(n, keep_rows=True)
-    floor = floor_seconds(n)
+    floor, floor_cpu = floor_seconds(n)
     figures["floor_seconds"] = floor
     figures["ratio_to_floor"] = figures["seconds"] / floor
+    figures["floor_cpu_seconds"] = floor_cpu
+    figures["cpu_ratio_to_floor"] = figures["cpu_seconds"] / floor_cpu
+    figures["load_average_1m"] = os.getloadavg()[0]
     return figures
 
 
@@ -273,7 +301,17 @@ def main(argv: list[str] | None = None) -> int:
             f"  {r['auctions']:,} auctions, 2 workers: {r['seconds']:.2f} s, "
             f"peak {r['peak_rss_gib']:.2f} GiB"
         )
+        print(
+            f"  floor (draw, row sort, gather, cumsum; 2 processes): {r['floor_seconds']:.2f} s"
+            f" -> {r['ratio_to_floor']:.2f}x (goal <= 1.5x); CPU {r['cpu_seconds']:.2f} s vs "
+            f"{r['floor_cpu_seconds']:.2f} s -> {r['cpu_ratio_to_floor']:.2f}x; "
+            f"load {r['load_average_1m']:.2f}"
+        )
         print(f"BENCH name=simulator.mc_{r['auctions']}_s value={r['seconds']:.3f} unit=s")
+        print(
+            f"BENCH name=simulator.mc_{r['auctions']}_over_floor "
+            f"value={r['ratio_to_floor']:.2f} unit=x"
+        )
         print(
             f"BENCH name=simulator.mc_{r['auctions']}_peak value={r['peak_rss_gib']:.3f} unit=GiB"
         )

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from ..engine.phantoms import PhantomArrays
 from ..mechanisms.batch import clear_batch
 from ..mechanisms.rules import (
+    AuctionRules,
     fee_bps,
     fill_improvements,
     improvement_bps,
@@ -76,6 +77,16 @@ class PathSample:
     paths: FloatArray
 
 
+def _scores(rules: AuctionRules, imp: FloatArray, fee: FloatArray, amount: float) -> FloatArray:
+    """The rule book's :func:`score` of bids with finite fees (token units, orders of
+    ``amount``); the improvements themselves under the default weights (``1 * imp + 0 *
+    fee_bps`` is ``imp`` to the bit when the fee is finite)."""
+    if rules.price_weight == 1.0 and rules.fee_weight == 0.0:
+        return imp
+    with np.errstate(invalid="ignore"):
+        return score(rules, imp, fee_bps(fee, amount))
+
+
 def clear_arrays(
     env: AuctionEnvironment,
     real_imp: FloatArray,
@@ -92,39 +103,37 @@ def clear_arrays(
     """
     rules, bp, bq = env.rules, env.baseline_price, env.baseline_quantity
     present = phantoms.present[rows]
-    ph_score = np.where(
-        present,
-        score(
-            rules,
-            improvement_bps(phantoms.price[rows], bp),
-            fee_bps(phantoms.priority_fee[rows], bq),
-        ),
-        0.0,
-    )
+    b, n = real_imp.shape
+    m = present.shape[1]
+    # Scores and volumes laid side by side, reals then phantoms (the engine's tie order);
+    # an absent bid scores 0 with volume 0, which clear_batch never fills (no mask
+    # needed: ineligible by its volume, the same as masked out, to the bit).
+    values = np.empty((b, n + m))
+    qty = np.empty((b, n + m))
     real_fee_bps = np.asarray(fee_bps(real_fee, bq))
-    real_score = np.where(real_has, score(rules, real_imp, real_fee_bps), 0.0)
-    values = np.concatenate((real_score, ph_score), axis=1)
-    qty = np.concatenate(
-        (np.where(real_has, real_qty, 0.0), np.where(present, phantoms.volume[rows], 0.0)), axis=1
-    )
-    n = real_imp.shape[1]
+    np.copyto(values[:, :n], _scores(rules, real_imp, real_fee, bq))
+    values[:, :n][~real_has] = 0.0
+    ph_score = values[:, n:]
+    ph_imp = improvement_bps(phantoms.price[rows], bp)
+    np.copyto(ph_score, _scores(rules, ph_imp, phantoms.priority_fee[rows], bq))
+    ph_score[~present] = 0.0
     participants = present.sum(axis=1) + real_has.sum(axis=1)
     cleared = participants >= rules.min_participants
+    np.copyto(qty[:, :n], real_qty)
+    qty[:, :n][~(real_has & cleared[:, None])] = 0.0
     floor: FloatArray | float = 0.0
     if rules.phantom_policy == "floor":
         # Phantoms never take volume; the best one's score floors every real fill.
-        mask = np.concatenate((real_has, np.zeros_like(present)), axis=1) & cleared[:, None]
-        floor = np.maximum(np.where(present, ph_score, 0.0).max(axis=1, initial=0.0), 0.0)[:, None]
+        qty[:, n:] = 0.0
+        floor = np.maximum(ph_score.max(axis=1, initial=0.0), 0.0)[:, None]
     else:
-        mask = np.concatenate((real_has, present), axis=1) & cleared[:, None]
+        np.copyto(qty[:, n:], phantoms.volume[rows])
+        qty[:, n:][~(present & cleared[:, None])] = 0.0
     if values.shape[1]:
-        cleared_batch = clear_batch(
-            values, qty, mask, supply=bq, reserve=0.0, mechanism=rules.mechanism
-        )
+        cleared_batch = clear_batch(values, qty, supply=bq, reserve=0.0, mechanism=rules.mechanism)
         alloc, pay = cleared_batch.allocation, cleared_batch.payment
     else:
         alloc = pay = np.zeros(values.shape)
-    alloc = np.where(mask, alloc, 0.0)
     real_alloc = alloc[:, :n]
     paid = fill_improvements(rules, pay[:, :n], real_alloc, real_imp, real_fee_bps, floor)
     return real_alloc, paid, alloc, values
@@ -220,23 +229,44 @@ def valid_bids(
     return accepted & batch.present, batch.improvement_bps, qty
 
 
+def _column(a: NDArray[Any], flat: IntArray | None) -> NDArray[Any]:
+    """Each row's picked entry (``flat``: flat indices of a C-contiguous (A, R) array)."""
+    if flat is None or a.strides[1] == 0:
+        return a[:, 0]  # one slot, or one value per row broadcast over the slots
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    return a.reshape(-1)[flat]
+
+
 def _standing_of(
     batch: BidBatch, env: AuctionEnvironment
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]:
     """Standing bid per auction (best accepted score, earliest on ties) and the valid mask."""
     valid, imp, qty = valid_bids(batch, env)
-    with np.errstate(invalid="ignore"):
-        scores = score(env.rules, imp, fee_bps(batch.priority_fee, env.baseline_quantity))
-    masked = np.where(valid, scores, -np.inf)
-    best = masked.max(axis=1)
-    candidates = valid & (masked == best[:, None])
-    pick = np.argmin(np.where(candidates, batch.timestamp_ms, np.inf), axis=1)[:, None]
+    rows, slots = imp.shape
     has = np.asarray(valid.any(axis=1), dtype=bool)
-
-    def take(a: FloatArray) -> FloatArray:
-        return np.take_along_axis(a, pick, axis=1)[:, 0]
-
-    return take(imp), take(qty), take(batch.priority_fee), take(batch.timestamp_ms), has, valid, imp
+    flat: IntArray | None = None
+    if slots > 1:
+        scores = _scores(env.rules, imp, batch.priority_fee, env.baseline_quantity)
+        masked = np.where(valid, scores, -np.inf)
+        when = batch.timestamp_ms
+        if bool((when[:, 1:] >= when[:, :-1]).all()):
+            # Slots in time order (as strategies send them): the first best is the earliest.
+            pick = np.argmax(masked, axis=1)
+        else:
+            best = masked.max(axis=1)
+            candidates = valid & (masked == best[:, None])
+            pick = np.argmin(np.where(candidates, when, np.inf), axis=1)
+        flat = pick + np.arange(0, rows * slots, slots)
+    return (
+        _column(imp, flat),
+        _column(qty, flat),
+        _column(batch.priority_fee, flat),
+        _column(batch.timestamp_ms, flat),
+        has,
+        valid,
+        imp,
+    )
 
 
 def _clear_and_measure(
@@ -253,31 +283,32 @@ def _clear_and_measure(
     b, m, n = values.shape[0], present.shape[1], values.shape[1]
     q_total = env.baseline_quantity
 
-    # Real bids in arrival order (the engine's commit order), then the phantoms.
+    # Real bids in arrival order (the engine's commit order), then the phantoms. ``flat``
+    # indexes the block's (b, n) standing arrays (contiguous rows) in that order.
     order = np.argsort(np.where(has, r_time, np.inf), axis=1, kind="stable")
+    starts = np.arange(b) * n
+    flat = order + starts[:, None]
 
     def arrived(a: NDArray[Any]) -> NDArray[Any]:
-        return np.take_along_axis(a, order, axis=1)
+        out: NDArray[Any] = a.reshape(-1)[flat]
+        return out
 
-    s_has = arrived(has)
     s_alloc, s_paid, alloc, scores = clear_arrays(
-        env, arrived(r_imp), arrived(r_qty), arrived(st.fee[rows]), s_has, ph, rows
+        env, arrived(r_imp), arrived(r_qty), arrived(st.fee[rows]), arrived(has), ph, rows
     )
-    alloc_real = np.zeros((b, n))
-    pay_real = np.zeros((b, n))
-    np.put_along_axis(alloc_real, order, s_alloc, axis=1)
-    np.put_along_axis(pay_real, order, s_alloc * s_paid, axis=1)
+    alloc_real = np.empty((b, n))
+    pay_real = np.empty((b, n))
+    alloc_real.reshape(-1)[flat] = s_alloc
+    pay_real.reshape(-1)[flat] = s_alloc * s_paid
 
     # The winner: the best-ranked bid that received volume (first column on ties).
-    allocated = alloc > 0.0
-    ranked = np.where(allocated, scores, -np.inf)
-    top = np.argmax(ranked, axis=1) if m + n else np.zeros(b, dtype=np.int64)
-    any_alloc = allocated.any(axis=1)
-    top_real = (
-        np.take_along_axis(order, np.clip(top, 0, max(n - 1, 0))[:, None], axis=1)[:, 0]
-        if n
-        else np.zeros(b, dtype=np.int64)
-    )
+    ranked = np.where(alloc > 0.0, scores, -np.inf)
+    if m + n:
+        top = np.argmax(ranked, axis=1)
+        any_alloc = ranked.reshape(-1)[top + np.arange(0, b * (m + n), m + n)] > -np.inf
+    else:
+        top, any_alloc = np.zeros(b, dtype=np.int64), np.zeros(b, dtype=bool)
+    top_real = order.reshape(-1)[np.minimum(top, n - 1) + starts] if n else top
     winner = np.where(~any_alloc, WINNER_NONE, np.where(top >= n, WINNER_PHANTOM, top_real))
 
     bp = env.baseline_price
@@ -287,7 +318,13 @@ def _clear_and_measure(
     best_value = values.max(axis=1) if n else np.full(b, -np.inf)
     # The competitive price: the second-highest real value (what truthful competition for
     # the whole order pays), at least the baseline.
-    second = np.partition(values, n - 2, axis=1)[:, n - 2] if n >= 2 else np.zeros(b)
+    if n >= 2:
+        # The largest once the (first) largest is set aside: ties count twice.
+        rest = values.copy()
+        rest.reshape(-1)[np.argmax(values, axis=1) + starts] = -np.inf
+        second = rest.max(axis=1)
+    else:
+        second = np.zeros(b)
     competitive = np.maximum(second, 0.0)
     available = np.maximum(best_value, 0.0)
     has_surplus = available > 0.0
@@ -308,9 +345,7 @@ def _clear_and_measure(
         else np.zeros(b, dtype=np.int64)
     )
     any_real = has.any(axis=1)
-    conv = np.where(
-        any_real, np.take_along_axis(r_time, first[:, None], axis=1)[:, 0] if n else 0.0, np.nan
-    )
+    conv = np.where(any_real, r_time.reshape(-1)[first + starts] if n else 0.0, np.nan)
     columns: ChunkColumns = {
         "improvement_bps": improvement,
         "mev_capture_rate": np.where(has_surplus, improvement / safe, np.nan),

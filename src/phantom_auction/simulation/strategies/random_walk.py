@@ -148,9 +148,11 @@ class RandomWalkStrategy(BidderStrategy):
             steps[:, 0] = np.log(values_bps * (s0 + (s1 - s0) * u[:, 0]))
         diffusion = steps[:, 1:]
         diffusion[...] = mu + scale * ndtri(u[:, 1 + r : 2 * r])
-        jumps = u[:, 2 * r : 3 * r - 1] < p_jump
-        # Only the jumps that occur need their size (the draws are taken regardless).
-        diffusion[jumps] += self.jump_sd * ndtri(u[:, 3 * r - 1 :][jumps])
+        # Only the jumps that occur need their size (the draws are taken regardless):
+        # found once, as flat indices into the draws and into the steps.
+        row, k = np.nonzero(u[:, 2 * r : 3 * r - 1] < p_jump)
+        sizes = u.reshape(-1)[row * u.shape[1] + (3 * r - 1) + k]
+        steps.reshape(-1)[row * r + 1 + k] += self.jump_sd * ndtri(sizes)
         imp = np.minimum(np.exp(np.cumsum(steps, axis=1)), cap[:, None])
         present = ok[:, None] & (imp >= view.min_improvement_bps - BOUND_SLACK_BPS)
         times = np.minimum(self.step_ms * (np.arange(r) + 0.5 * u[:, 1 : 1 + r]), view.duration_ms)
