@@ -70,7 +70,7 @@ from phantom_auction import (
 from phantom_auction.config import AuctionConfig, load_config
 from phantom_auction.engine import AuctionAnnouncement, PhantomModel, draw_phantom_bids
 from phantom_auction.engine.admission import Overloaded
-from phantom_auction.engine.commitment import auction_prefix, revealed_digest
+from phantom_auction.engine.commitment import auction_prefixes, commitment_version
 from phantom_auction.mechanisms.clearing import clear
 
 GOAL_PER_S = 20_000
@@ -82,8 +82,11 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 
 
-def _batch(start: int, count: int, rng: np.random.Generator) -> list[list[ImprovementBid]]:
-    """Bids for auctions ``bench-start`` .. : 20 bidders, nonces rising by auction."""
+def _batch(
+    start: int, count: int, rng: np.random.Generator, version: int = 2
+) -> list[list[ImprovementBid]]:
+    """Bids for auctions ``bench-start`` .. : 20 bidders, nonces rising by auction, their
+    commitments in ``version`` (docs/commitment.md)."""
     out = []
     for k in range(start, start + count):
         bps = rng.uniform(10, 50, BIDDERS)
@@ -100,6 +103,7 @@ def _batch(start: int, count: int, rng: np.random.Generator) -> list[list[Improv
                     float(fee[i]),
                     k + 1,
                     timestamp=T0,
+                    version=version,
                 )
                 for i in range(BIDDERS)
             ]
@@ -153,7 +157,7 @@ def floors(config: AuctionConfig, auctions: int) -> dict[str, float]:
     count = min(auctions, 2_000)
     rows = _batch(0, count, rng)
     seeds = [os.urandom(32) for _ in range(count)]
-    prefixes = [auction_prefix(f"bench-{k}") for k in range(count)]
+    prefixes = [auction_prefixes(f"bench-{k}") for k in range(count)]
     tables = []
     for k, row in enumerate(rows):
         phantoms = draw_phantom_bids(model, seeds[k], BASELINE, AMOUNT)
@@ -169,7 +173,7 @@ def floors(config: AuctionConfig, auctions: int) -> dict[str, float]:
     start = clock()
     for prefix, row in zip(prefixes, rows, strict=True):
         for bid in row:
-            revealed_digest(prefix, bid)
+            commitment_version(prefix, bid, bid.commitment_hash)
     digests = clock() - start
     start = clock()
     for values, volumes in tables:

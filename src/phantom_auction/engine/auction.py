@@ -76,7 +76,7 @@ from .audit import (
     RevealRejected,
 )
 from .bids import ImprovementBid, SealedBid, SettlementRequest
-from .commitment import auction_prefix, revealed_digest
+from .commitment import auction_prefixes, commitment_version, revealed_digest, revealed_digest_v2
 from .nonces import NonceRegistry
 from .phantoms import (
     PHANTOM_SEED_SIZE,
@@ -255,7 +255,7 @@ class Auction:
         "_phantom_seed",
         "_phantoms",
         "_phase",
-        "_prefix",
+        "_prefixes",
         "_request",
         "_result",
         "_reveal_deadline",
@@ -344,7 +344,7 @@ class Auction:
             else phantom_columns
         )
         self._phantoms: tuple[PhantomBid, ...] | None = None
-        self._prefix = auction_prefix(auction_id)
+        self._prefixes = auction_prefixes(auction_id)
         self._commitments: dict[str, SealedBid] = {}
         self._reveals: dict[str, ImprovementBid] = {}
         self._result: AuctionResult | None = None
@@ -654,13 +654,16 @@ class Auction:
             return self._reject_reveal(
                 at, bid, RejectReason.DUPLICATE_REVEAL, f"bidder_id={bidder!r} already revealed"
             )
-        digest = revealed_digest(self._prefix, bid)
-        if digest != sealed.commitment_hash or bid.nonce != sealed.nonce:
+        if bid.nonce != sealed.nonce or not commitment_version(
+            self._prefixes, bid, sealed.commitment_hash
+        ):
+            v1 = revealed_digest(self._prefixes[0], bid).hex()
+            v2 = revealed_digest_v2(self._prefixes[1], bid).hex()
             return self._reject_reveal(
                 at,
                 bid,
                 RejectReason.COMMITMENT_MISMATCH,
-                f"fields hash to {digest.hex()} with nonce={bid.nonce}; committed "
+                f"fields hash to {v1} (v1) / {v2} (v2) with nonce={bid.nonce}; committed "
                 f"{sealed.commitment_hash.hex()} with nonce={sealed.nonce}",
             )
         if bid.token_pair != self._pair:
