@@ -476,8 +476,8 @@ def auction_view(record: AuctionRecord) -> dict[str, Any]:
         "baseline_price": record.baseline_price,
         "idempotency_key": record.idempotency_key,
         "opened_at": _iso_us(record.opened_at_us),
-        "commit_deadline": _iso_us(record.collect_ends_at_us),
-        "reveal_deadline": _iso_us(record.reveal_ends_at_us),
+        "commit_deadline": _iso_us(record.commit_deadline_us),
+        "reveal_deadline": _iso_us(record.reveal_deadline_us),
         "phantom_commitment": record.phantom_commitment,
         "result": record.result,
     }
@@ -607,8 +607,8 @@ class AuctionHouse:
             reserve_ms=params["reserve_ms"],
         )
         if (to_us(auction.commit_deadline), to_us(auction.reveal_deadline)) != (
-            record.collect_ends_at_us,
-            record.reveal_ends_at_us,
+            record.commit_deadline_us,
+            record.reveal_deadline_us,
         ):
             raise InvalidBidParameters(
                 "engine_params", params, "rebuilt windows differ from the stored ones"
@@ -947,8 +947,8 @@ class AuctionHouse:
             amount=auction.amount,
             baseline_price=auction.baseline_price,
             opened_at_us=to_us(auction.opened_at),
-            collect_ends_at_us=to_us(auction.commit_deadline),
-            reveal_ends_at_us=to_us(auction.reveal_deadline),
+            commit_deadline_us=to_us(auction.commit_deadline),
+            reveal_deadline_us=to_us(auction.reveal_deadline),
             phantom_commitment=auction.phantom_commitment.hex(),
             phantom_seed=auction.phantom_seed.hex(),
             engine_params={
