@@ -42,13 +42,13 @@ from .._version import __version__
 from ..config import AuctionConfig, load_config
 from .auth import NO_ONE_KEY, login_signing_bytes, new_challenge, verify_signature
 from .explorer import router as explorer_router
-from .house import AuctionHouse, BidderSession, BidderState, Rejected, Verdict, auction_view
+from .house import AuctionHouse, BidderSession, BidderState, Rejected, Verdict, auction_document
 from .metrics import ServiceMetrics
 from .schemas import (
     AUCTION_ID_PATTERN,
     AckBody,
     Announcement,
-    AuctionView,
+    AuctionDocument,
     BidderStatus,
     CommitBody,
     CompetitionView,
@@ -385,10 +385,10 @@ def create_app(
     @app.post(
         "/v1/auctions",
         tags=["settlement"],
-        response_model=AuctionView,
+        response_model=AuctionDocument,
         status_code=200,
         responses={
-            202: {"model": AuctionView, "description": "Opened; poll GET /v1/auctions/{id}"},
+            202: {"model": AuctionDocument, "description": "Opened; poll GET /v1/auctions/{id}"},
             **_errors(401, 409, 413, 422, 503),
         },
     )
@@ -414,9 +414,9 @@ def create_app(
                 ) from None
         if handle.done is not None:
             if not wait:
-                return _JSON(auction_view(record), status_code=202)
+                return _JSON(auction_document(record), status_code=202)
             record = await asyncio.shield(handle.done)
-        return _JSON(auction_view(record))
+        return _JSON(auction_document(record))
 
     @app.get(
         "/v1/auctions/open",
@@ -435,7 +435,7 @@ def create_app(
     @app.get(
         "/v1/auctions/{auction_id}",
         tags=["settlement"],
-        response_model=AuctionView,
+        response_model=AuctionDocument,
         responses=_errors(401, 404, 422),
     )
     async def get_auction(auction_id: AuctionIdPath, client: ClientDep) -> JSONResponse:
@@ -443,7 +443,7 @@ def create_app(
         record = await house.auction_record(auction_id)
         if record is None or record.client_id != client.client_id:
             raise Rejected(404, "unknown_auction", f"auction_id={auction_id!r}: no such auction")
-        return _JSON(auction_view(record))
+        return _JSON(auction_document(record))
 
     @app.get(
         "/v1/auctions/{auction_id}/competition",

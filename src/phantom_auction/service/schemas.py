@@ -30,7 +30,7 @@ from .auth import BIDDER_ID_PATTERN
 
 __all__ = [
     "AckBody",
-    "AuctionView",
+    "AuctionDocument",
     "BidderMessage",
     "BidderStatus",
     "CommitBody",
@@ -147,7 +147,7 @@ class ResultBody(BaseModel):
     finalized_at: datetime
 
 
-class AuctionView(BaseModel):
+class AuctionDocument(BaseModel):
     """An auction as its settlement client sees it; ``result`` once it has ended."""
 
     auction_id: str
