@@ -211,3 +211,34 @@ def test_signature_vectors_in_docs_service_md() -> None:
         assert signature in docs
     # The request vector's body digest is written out in full (it was abbreviated).
     assert hashlib.sha256(b"").hexdigest() in docs
+
+
+def test_the_sdks_messages_are_what_the_service_validates() -> None:
+    """The wire builders the SDK sends with pass the service's own models."""
+    from phantom_auction.service.schemas import (
+        WsCommit,
+        WsReveal,
+        WsStatus,
+        bidder_message_adapter,
+        login_adapter,
+    )
+    from phantom_auction.wire import (
+        commit_message,
+        login_message,
+        reveal_message,
+        status_message,
+    )
+
+    commit = bidder_message_adapter.validate_python(
+        commit_message(3, "a1", (1, 2), "ab" * 32, 7, "cd" * 64)
+    )
+    assert isinstance(commit, WsCommit)
+    assert (commit.ref, commit.auction_id, commit.token_pair, commit.nonce) == (3, "a1", [1, 2], 7)
+    reveal = bidder_message_adapter.validate_python(
+        reveal_message(4, "a1", (1, 2), 2001.5, 3.0, 0.25, 7, bytes(range(32)))
+    )
+    assert isinstance(reveal, WsReveal)
+    assert (reveal.improved_price, reveal.salt) == (2001.5, bytes(range(32)).hex())
+    assert isinstance(bidder_message_adapter.validate_python(status_message(5)), WsStatus)
+    login = login_adapter.validate_python(login_message("mm-1", "ef" * 64))
+    assert (login.bidder_id, login.signature) == ("mm-1", "ef" * 64)

@@ -40,12 +40,12 @@ from starlette.websockets import WebSocketDisconnect
 
 from .._version import __version__
 from ..config import AuctionConfig, load_config
+from ..wire import AUCTION_ID_PATTERN, BIDDER_WS_PATH
 from .auth import NO_ONE_KEY, login_signing_bytes, new_challenge, verify_signature
 from .explorer import router as explorer_router
 from .house import AuctionHouse, BidderSession, BidderState, Rejected, Verdict, auction_document
 from .metrics import ServiceMetrics
 from .schemas import (
-    AUCTION_ID_PATTERN,
     AckBody,
     Announcement,
     AuctionDocument,
@@ -499,7 +499,7 @@ def create_app(
         """The bidder's no-reveal rate and, if blocked, why and until when."""
         return JSONResponse(house.status(bidder))
 
-    @app.websocket("/v1/bidders/ws")
+    @app.websocket(BIDDER_WS_PATH)
     async def bidders_ws(ws: WebSocket) -> None:
         await ws.accept()
         challenge = new_challenge()
