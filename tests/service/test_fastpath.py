@@ -21,7 +21,7 @@ from phantom_auction.service.auth import (
     verify_signature,
 )
 from phantom_auction.service.store import SqlStore, compact_json
-from phantom_auction.service.wsdirect import text_frame
+from phantom_auction.service.ws_fastpath import text_frame
 
 from .service_harness import auction_record, commit_event
 

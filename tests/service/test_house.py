@@ -90,7 +90,7 @@ async def test_a_restart_replays_stored_events_to_the_same_clearing(
     live = first.live[aid]
     for timer in live.timers:
         timer.cancel()
-    await first.journal.close()
+    await first.group_commit.close()
     if past_reveal_window:
         delay = (live.auction.reveal_deadline - datetime.now(UTC)).total_seconds()
         await asyncio.sleep(max(0.0, delay) + 0.01)

@@ -4,7 +4,7 @@ The engine's :class:`~phantom_auction.engine.Auction` decides everything about b
 (windows, nonces, commitments, validation, clearing). The house supplies what the
 engine leaves out on purpose: a clock (:mod:`phantom_auction.engine.clock`), timers at
 the window ends, identities (:mod:`.sessions`: who may speak for which bidder),
-persistence (the journal) and pushes to connected bidders.
+persistence (the group commit) and pushes to connected bidders.
 
 Commits and reveals go one path (:mod:`.bids`, mixed into the house); auctions a crash
 left open are ended on start (:mod:`.recovery`); the JSON documents live in
@@ -38,7 +38,7 @@ from ...engine.admission import Overloaded, admission_for
 from ...engine.clock import Clock, SystemClock, to_us
 from ...engine.runner import DEFAULT_FINALIZE_MARGIN_MS
 from ...errors import AuctionTimeout, InvalidBidParameters
-from ..journal import Journal
+from ..group_commit import GroupCommit
 from ..metrics import ServiceMetrics
 from ..penalties import record_reveal_outcome
 from ..schemas import OpenAuctionBody
@@ -51,7 +51,7 @@ from ..store import (
     Write,
     compact_json,
 )
-from ..wsdirect import text_frame
+from ..ws_fastpath import text_frame
 from .bids import BidPath
 from .documents import (
     announcement_document,
@@ -92,7 +92,7 @@ class AuctionHouse(BidPath):
         self.metrics = metrics or ServiceMetrics()
         #: Where every time the house uses comes from (the system's clocks by default).
         self.clock: Clock = SystemClock() if clock is None else clock
-        self.journal = Journal(store, self.metrics)
+        self.group_commit = GroupCommit(store, self.metrics)
         self.nonces = NonceRegistry()
         self.identities = Identities(config, store, self.metrics, self.clock)
         self.keys = self.identities.keys
@@ -114,7 +114,7 @@ class AuctionHouse(BidPath):
     async def start(self) -> None:
         """Create or migrate the schema, recover auctions a crash left open, load nonces."""
         await self.store.start()
-        self.journal.start()
+        self.group_commit.start()
         self.recovered = await recover_open_auctions(
             self.store, self.config, self.clock, self.metrics
         )
@@ -141,7 +141,7 @@ class AuctionHouse(BidPath):
         for state in self.bidders.values():
             if state.session is not None:
                 state.session.close()
-        await self.journal.close()
+        await self.group_commit.close()
         await self.store.close()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -358,8 +358,8 @@ class AuctionHouse(BidPath):
         if body.idempotency_key is not None:
             self._by_key[(client.client_id, body.idempotency_key)] = live
         self.metrics.open_auctions.set(len(self.live))
-        # Queued before any bid can be: the journal's order puts the auction row first.
-        opened = self.journal.submit(record)
+        # Queued before any bid can be: the group commit's order puts the auction row first.
+        opened = self.group_commit.submit(record)
         opened.add_done_callback(lambda f: self._opened_durably(live, f))
         live.timers = [
             loop.call_at(
@@ -463,7 +463,7 @@ class AuctionHouse(BidPath):
             to_us(self.clock.now()),
         )
         try:
-            await self.journal.write(finished, *penalties)
+            await self.group_commit.write(finished, *penalties)
         except Exception as exc:
             _log.error("auction %s result could not be stored: %r", auction.auction_id, exc)
             self._forget(live)

@@ -1,7 +1,7 @@
 """The commit and reveal path of the auction house: one path for both messages.
 
 Each message goes: rate limit -> identity, signature and block check (commits) ->
-engine (synchronously, so auctions see messages in arrival order) -> journal; the
+engine (synchronously, so auctions see messages in arrival order) -> group commit; the
 verdict is acknowledged only once its event is durable. A write that fails costs that
 one message (withdrawn from the auction and answered ``store_unavailable``), never the
 auction. :class:`BidPath` is the part of :class:`~.auction_house.AuctionHouse` that does
@@ -29,7 +29,7 @@ from ...engine import (
 from ...engine.clock import Clock, to_us
 from ...errors import PhantomAuctionError
 from ..auth import commit_signing_bytes
-from ..journal import Journal
+from ..group_commit import GroupCommit
 from ..metrics import ServiceMetrics
 from ..penalties import is_blocked
 from ..schemas import CommitBody, RevealBody
@@ -72,7 +72,7 @@ class BidPath:
     store: Store
     metrics: ServiceMetrics
     clock: Clock
-    journal: Journal
+    group_commit: GroupCommit
     nonces: NonceRegistry
     identities: Identities
     live: dict[str, LiveAuction]
@@ -101,7 +101,7 @@ class BidPath:
         verdict: Verdict,
         previous_nonce: int | None = None,
     ) -> asyncio.Future[Verdict]:
-        """Journal ``event`` and answer ``verdict`` once it is durable.
+        """GroupCommit ``event`` and answer ``verdict`` once it is durable.
 
         If the write fails, only this message is lost: an accepted commit or reveal is
         withdrawn from the auction (and a commit's nonce given back, ``previous_nonce``
@@ -145,7 +145,7 @@ class BidPath:
             self.metrics.ack_latency.observe(self.clock.monotonic() - received)
             answer.set_result(verdict)
 
-        written = self.journal.submit(event)
+        written = self.group_commit.submit(event)
         live.pending.add(written)
         written.add_done_callback(durable)
         return answer
@@ -196,7 +196,7 @@ class BidPath:
             to_us(self.clock.now()),
         )
         self.metrics.count_rejection("auction_closed")
-        await self.journal.write(event)
+        await self.group_commit.write(event)
         return verdict
 
     def commit(
@@ -220,7 +220,7 @@ class BidPath:
         transport: str,
     ) -> asyncio.Future[Verdict]:
         """One path for commits and reveals: rate limit, identity, signature and block
-        (commits), the engine's verdict, the journal; see the module docstring."""
+        (commits), the engine's verdict, the group commit; see the module docstring."""
         if self._closing:
             return self._immediate(
                 Verdict(kind, auction_id, False, "shutting_down", "the service is stopping")

@@ -27,7 +27,7 @@ from ..auth import (
 from ..metrics import ServiceMetrics
 from ..penalties import PenaltyState, is_blocked
 from ..store import BidderRecord, ClientRecord, Store
-from ..wsdirect import text_frame
+from ..ws_fastpath import text_frame
 from .documents import iso_us
 from .rate_limit import TokenBucket
 
@@ -98,7 +98,7 @@ class SeenRequests:
 
 class BidderSession:
     """One logged-in WebSocket. Pushes go straight to the connection's output when it
-    offers ``push`` (:class:`~..wsdirect.DirectWebSocketProtocol`), else through
+    offers ``push`` (:class:`~..ws_fastpath.DirectWebSocketProtocol`), else through
     ``outbox`` to a writer task."""
 
     __slots__ = ("_push", "bidder_id", "closed", "ended", "outbox")
@@ -112,7 +112,7 @@ class BidderSession:
         self._push = push
 
     def send(self, text: str, frame: bytes | None = None) -> None:
-        """Queue ``text`` (``frame``: its :func:`~..wsdirect.text_frame`, if already built);
+        """Queue ``text`` (``frame``: its :func:`~..ws_fastpath.text_frame`, if already built);
         a bidder that lets :data:`OUTBOX_LIMIT` messages (or the connection's buffer
         limit) pile up is disconnected."""
         if self.closed:
