@@ -16,7 +16,7 @@ every existing database: ``collect_ends_at_us`` holds the commit deadline
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any
@@ -180,16 +180,25 @@ class RowWrite:
 
     def __post_init__(self) -> None:
         wanted = (*self.columns, self.key) if self.key is not None else self.columns
-        getters = tuple((attrgetter(field_of(c)), _is_json(c)) for c in wanted)
-        object.__setattr__(self, "_getters", getters)
+        # One C-level getter for the whole row; JSON columns are then encoded in place.
+        getter: Callable[[Any], Any] = attrgetter(*(field_of(c) for c in wanted))
+        if len(wanted) == 1:
+            one = getter
+            getter = lambda record: (one(record),)  # noqa: E731 - attrgetter of one name
+        object.__setattr__(self, "_get", getter)
+        json_at = tuple(i for i, c in enumerate(wanted) if _is_json(c))
+        object.__setattr__(self, "_json_at", json_at)
 
     def values(self, record: Any) -> tuple[Any, ...]:
         """The record's values for :attr:`columns` (then :attr:`key`), ready to bind."""
-        getters: Sequence[tuple[Callable[[Any], Any], bool]] = self._getters  # type: ignore[attr-defined]
-        out = []
-        for get, is_json in getters:
-            value = get(record)
-            out.append(compact_json(value) if is_json and value is not None else value)
+        row: tuple[Any, ...] = self._get(record)  # type: ignore[attr-defined]
+        json_at: tuple[int, ...] = self._json_at  # type: ignore[attr-defined]
+        if not json_at:
+            return row
+        out = list(row)
+        for i in json_at:
+            if out[i] is not None:
+                out[i] = compact_json(out[i])
         return tuple(out)
 
     def names(self) -> list[str]:
