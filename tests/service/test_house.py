@@ -9,14 +9,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from phantom_auction.config import load_config
-from phantom_auction.engine import finalize_auction, make_bid
+from phantom_auction.engine import CommitAccepted, RevealAccepted, finalize_auction, make_bid
 from phantom_auction.service.auth import (
     commit_signing_bytes,
     generate_keypair,
     load_private_key,
     sign,
 )
-from phantom_auction.service.house import AuctionHouse, from_us, result_document
+from phantom_auction.service.house import (
+    AuctionHouse,
+    accepted_events,
+    from_us,
+    result_document,
+)
 from phantom_auction.service.schemas import CommitBody, OpenAuctionBody, RevealBody
 from phantom_auction.service.store import MemoryStore
 
@@ -94,6 +99,12 @@ async def test_a_restart_replays_stored_events_to_the_same_clearing(
     if past_reveal_window:
         delay = (live.auction.reveal_deadline - datetime.now(UTC)).total_seconds()
         await asyncio.sleep(max(0.0, delay) + 0.01)
+    # What is stored reads back (through the engine's codec) as the engine's own events.
+    engine_events = [
+        e for e in live.auction.audit if isinstance(e, CommitAccepted | RevealAccepted)
+    ]
+    assert list(accepted_events(await store.events(aid))) == engine_events
+    assert len(engine_events) == 2 * BIDDERS - 1
     expected = finalize_auction(live.auction, now=live.auction.reveal_deadline)
 
     second = AuctionHouse(CONFIG, store)
