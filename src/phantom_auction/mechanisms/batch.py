@@ -43,6 +43,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidBidParameters
 from .clearing import FloatArray, canonical_mechanism, check_steps, clear_lists
+from .pricing import Work, runner_up_price
+from .pricing import pay as pay_sorted
 
 __all__ = ["CHUNK_ROWS", "BatchClearing", "clear_batch"]
 
@@ -283,10 +285,10 @@ def _clear_single_item(
         top = key[at]
         won = top > -np.inf
     if name == "discriminatory":
-        price = top
+        price = top  # pay as bid
     else:
         key[at] = -np.inf
-        price = np.maximum(key.reshape(c, n).max(axis=1), reserve)
+        price = runner_up_price(key.reshape(c, n).max(axis=1), reserve)
     if won is None:
         x_out.reshape(-1)[at] = 1.0
         pay_out.reshape(-1)[at] = price
@@ -342,14 +344,7 @@ class _Scratch:
         self.cum = np.empty((n, rows))
         self.xs = np.empty((n, rows))
         self.pay = np.empty((n, rows))
-        self.demand = np.empty((n, rows))
-        self.term = np.empty((n, rows))
-
-
-def _at(buffer: FloatArray, rank: NDArray[np.intp], auctions: NDArray[np.intp]) -> FloatArray:
-    """``buffer[rank[i], i]`` for each auction i of a whole (rank, auction) scratch buffer."""
-    out: FloatArray = np.take(buffer.reshape(-1), rank * buffer.shape[1] + auctions)
-    return out
+        self.pricing = Work.new(n, rows)
 
 
 def _check(field: str, array: FloatArray, present: NDArray[np.bool_] | None, row0: int) -> None:
@@ -457,85 +452,7 @@ def _clear_rows(
     # 3. Payments.
     pay = scratch.pay[:, :c]
     pay.fill(0.0)
-    if name == "discriminatory":
-        np.multiply(xs, vs, out=pay)
-    elif name == "vickrey":
-        first = np.minimum(qs[0], supply)
-        xs[1:] = 0.0
-        xs[0] = first
-        pay[0] = first * (vs[1] if n > 1 else reserve)
-    elif name == "uniform" or not multi_unit:
-        # The highest rejected unit is that of rank f, the first bid not filled in full
-        # (ineligible bids, q = x = 0, count as filled); past the eligible ones, the reserve.
-        full = np.equal(xs, qs, out=scratch.flag_t[:, :c]).sum(axis=0, dtype=np.intp)
-        f = full - (n - eligible_t.sum(axis=0, dtype=np.intp))
-        best_rejected = np.where(f < n, _at(scratch.vs, np.minimum(f, n - 1), auctions), reserve)
-        np.multiply(xs, best_rejected, out=pay)
-    else:
-        n_eligible = eligible_t.sum(axis=0, dtype=np.intp)
-        _vcg_payments(scratch, vs, qs, xs, n_eligible, reserve, pay)
+    n_eligible = eligible_t.sum(axis=0, dtype=np.intp)
+    pay_sorted(name, multi_unit, vs, qs, xs, n_eligible, reserve, pay, scratch.pricing)
     x_out.reshape(-1)[flat] = xs
     pay_out.reshape(-1)[flat] = pay
-
-
-def _vcg_payments(
-    scratch: _Scratch,
-    vs: FloatArray,
-    qs: FloatArray,
-    xs: FloatArray,
-    n_eligible: NDArray[np.intp],
-    reserve: FloatArray,
-    pay: FloatArray,
-) -> None:
-    """Multi-unit VCG payments of sorted (rank, auction) arrays into ``pay`` (module docstring)."""
-    n, c = vs.shape
-    winning = np.greater(xs, 0.0, out=scratch.flag_t[:, :c])
-    width = int(winning.any(axis=1).sum())  # winners are a prefix of the ranks
-    if width == 0:
-        return
-    auctions = np.arange(c)
-    # T is evaluated on the first ``width`` ranks only: at each winner's q, at 0
-    # (T(0) = 0) for the losers among them.
-    demand = np.multiply(qs[:width], winning[:width], out=scratch.demand[:width, :c])
-    largest = demand.max(axis=0)
-    # The tail starts at rank f, the first bid not fully filled (the marginal winner or
-    # the first loser); ineligible bids (q = x = 0) count as filled.
-    full = np.equal(xs, qs, out=scratch.flag_t[:, :c]).sum(axis=0, dtype=np.intp)
-    full -= n - n_eligible
-    f = np.minimum(full, n - 1)
-    in_tail = full < n_eligible
-    value = np.where(in_tail, _at(scratch.vs, f, auctions), reserve)
-    x_f = np.where(in_tail, _at(scratch.xs, f, auctions), 0.0)
-    knot = np.where(in_tail, _at(scratch.qs, f, auctions) - x_f, 0.0)
-    # The marginal winner f displaces its own unfilled rest first, so it pays the area
-    # over x_f units past that rest: T(x_f + rest) - v_f rest, summed here on its own
-    # (a (c,) vector) from the knots past the rest, so that nothing cancels.
-    rest = knot
-    marginal_pay = np.zeros(c)
-    at_f = np.minimum(f, width - 1)
-    demand[at_f, auctions] = np.where(x_f > 0, 0.0, demand[at_f, auctions])
-    tail = pay[:width]
-    term = scratch.term[:width, :c]
-    k = full
-    while True:
-        k = k + 1
-        more = k < n_eligible
-        if not (more & (knot < largest)).any():
-            break
-        kk = np.minimum(k, n - 1)
-        following = np.where(more, _at(scratch.vs, kk, auctions), reserve)
-        drop = value - following
-        np.minimum(demand, knot, out=term)
-        term *= drop
-        tail += term
-        marginal_pay += drop * np.minimum(x_f, knot - rest)
-        knot = knot + np.where(more, _at(scratch.qs, kk, auctions), 0.0)
-        value = following
-    drop = value - reserve
-    np.minimum(demand, knot, out=term)
-    term *= drop
-    tail += term
-    demand *= reserve
-    tail += demand
-    marginal_pay += drop * np.minimum(x_f, knot - rest) + reserve * x_f
-    pay[f, auctions] = np.where(x_f > 0, marginal_pay, pay[f, auctions])
