@@ -19,10 +19,8 @@ Clearing (SPEC "Auction engine") follows the rule book,
 ``price_weight * improvement_bps + fee_weight * fee_bps``; the scores are cleared by
 :func:`~phantom_auction.mechanisms.clearing.clear_lists` (supply = amount, reserve =
 the baseline, score 0) and each real fill is priced by
-:func:`~phantom_auction.mechanisms.rules.fill_improvement`: the score it pays per unit
-under the mechanism (``vickrey``: the runner-up's; ``uniform``: the highest rejected
-unit's; ``vcg``: the welfare it displaces per unit) less its own fee term, within
-``[baseline, own price]``; ``discriminatory`` winners pay their own price.
+:func:`~phantom_auction.mechanisms.rules.fill_improvement` from the score it pays per
+unit under the mechanism (``docs/mechanisms.md``, ``docs/rule-book.md``).
 
 Phantom policy ``reserve``: a phantom's allocation goes to the CFMM at the baseline.
 ``floor``: phantoms are left out of the allocation and the best phantom score is a

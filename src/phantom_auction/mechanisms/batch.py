@@ -1,34 +1,11 @@
 """Clear many auctions at once on (auctions, bidders) arrays: the simulator's hot path.
 
 :func:`clear_batch` applies the rules of :func:`~.clearing.clear` to every row of an
-``(A, N)`` array and agrees with it row by row (``tests/mechanisms`` pins this,
-including ties, masks and reserves). Columns are submission order: in a tie the lower
-column wins. Rows are cleared in chunks of :data:`CHUNK_ROWS`, on one thread or a few
-(numpy releases the GIL in the loops that dominate), each reusing one scratch space of
-``O(CHUNK_ROWS * N)``.
-
-How a chunk is cleared, all its rows at once:
-
-1. Sort each row by value, highest first, eligible bids (present, ``v >= r``, ``q > 0``)
-   first. The int64 sort key is ``~bits(|v|)`` (the IEEE bits of a non-negative float
-   order like the float), with the sign bit set first for ineligible bids so that they
-   sort last, and the column in the low bits: one vectorised integer sort gives a
-   stable order. Values that differ only in those low bits can come out swapped; such
-   rows are detected and re-sorted with a stable argsort.
-2. From here on arrays are laid out (rank, auction). Ineligible bids get quantity 0
-   and the reserve as value. Running sums ``cum`` of the quantities; allocation
-   ``x = clip(S - (cum - q), 0, q)``.
-3. Payments. VCG (multi-unit): let ``T(s)`` be the area under the demand curve left
-   after the ``A`` allocated units (the rest of the marginal bid and the rejected bids
-   in value order, then the seller at ``r``) over its first ``s`` units. A fully
-   filled winner displaces exactly ``T(q_i)``; the marginal winner, which displaces
-   its own unfilled rest first, pays ``T(q_m) - v_m (q_m - x_m)``. This is
-   ``W(E_i + x_i) - W(E_i)`` of :func:`~.clearing.clear`. ``T`` is concave piecewise
-   linear with knots ``h_j`` (the tail's running quantities) and slopes ``v_j``; by
-   Abel summation ``T(s) = Σ_{j<J} (v_j - v_{j+1}) min(s, h_j) + (v_J - r) min(s, h_J)
-   + r s`` for any ``J`` past which no knot lies below ``s`` (or no bid is left), so
-   one loop walks the tails of all rows a knot at a time and stops as soon as every
-   row's largest winner is covered: usually after a few knots, at most ``N``.
+``(A, N)`` array and agrees with it row by row, bit for bit (``tests/mechanisms`` pins
+this). Columns are submission order: in a tie the lower column wins. Rows are cleared
+in chunks of :data:`CHUNK_ROWS`, each sorted by an integer key, laid out (rank,
+auction), allocated and priced by :func:`~.pricing.pay`; supply 1 with unit bids takes
+a top-2 path instead. How, step by step: ``docs/mechanisms.md``.
 """
 
 from __future__ import annotations
@@ -442,9 +419,12 @@ def _clear_rows(
 
     # 2. Allocation in value order: x = clip(S - (cum - q), 0, q).
     cum = scratch.cum[:, :c]
-    cum[0] = qs[0]
-    for k in range(1, n):
-        np.add(cum[k - 1], qs[k], out=cum[k])
+    if c < n:  # few auctions of many bids: one call, not one per rank (same sums)
+        np.cumsum(qs, axis=0, out=cum)
+    else:
+        cum[0] = qs[0]
+        for k in range(1, n):
+            np.add(cum[k - 1], qs[k], out=cum[k])
     xs = np.subtract(cum, qs, out=scratch.xs[:, :c])
     np.subtract(supply, xs, out=xs)
     np.clip(xs, 0.0, qs, out=xs)

@@ -1,41 +1,10 @@
-"""Clearing rules for one auction on (value per unit, quantity) bids.
+"""Clear one auction on (value per unit, quantity) bids: :func:`clear` (arrays or
+lists) and :func:`clear_lists` (Python floats, for a live auction's few dozen bids).
 
-Every rule allocates in value order among bids at or above the reserve ``r`` with a
-positive quantity (ties: lower index, i.e. earlier submission, first) and differs only
-in what winners pay:
-
-- ``vcg``: payment = the welfare the winner displaces (others' best welfare without it,
-  seller included at ``r`` per kept unit, minus others' welfare with it). For divisible
-  supply this is the area under the others' demand curve over the units the winner
-  takes (Vickrey 1961; Clarke 1971; Groves 1973), so every unit pays at least ``r``.
-  Unit demand (``multi_unit=False``): ``k = floor(supply)`` winners, each paying
-  ``max(r, (k+1)-th best value)``.
-- ``vickrey`` (second price): one winner takes ``min(q, supply)`` and pays per unit
-  ``max(r, best other value)``. Unit demand: identical to ``vcg`` (and reported so).
-- ``uniform``: every unit at the highest rejected unit's value, else ``r``: the value
-  of the first bid (in value order) not filled in full, since a partly filled bid's
-  unfilled units are rejected at its value (the textbook market-clearing price; never
-  below a partly filled winner's own value, and demand above supply never clears at
-  ``r``).
-- ``discriminatory`` (pay-as-bid, first price): each winner pays its own value.
-
-Unit demand treats every bid with a positive quantity as a bid for exactly one unit.
-
-Step demand: ``owners`` names the bidder of each entry; an owner's entries are the
-steps of its demand curve (value per unit, quantity), which must not increase in value
-in submission order. Allocation and payment stay per entry. Uniform and pay-as-bid are
-per unit, so steps change nothing there; VCG treats an owner's steps as one bidder (its
-payment is the welfare the others lose to all of its units, split over its steps in
-rank order, each step paying for the next slice of the others' unmet demand); second
-price has one winner and refuses step demand. :meth:`Clearing.payment_by_owner` sums
-each owner's payments.
-Values are per unit (price or bps), quantities and allocations in token units, payments
-in value x token units.
-
-A live auction clears a few dozen bids, where numpy's per-call overhead costs more than
-the clearing itself: :func:`clear_lists` does the same operations in the same order on
-Python floats (so the same bits, ``numpy.interp`` included), and :func:`clear` uses it
-for list or tuple inputs of up to :data:`SMALL_CLEARING` bids.
+Both validate, sort (value order, ties to the earlier bid) and allocate, then price
+with :mod:`.pricing`; the rules (VCG, second price, uniform, pay-as-bid, unit and step
+demand) are stated in ``docs/mechanisms.md``. Values are per unit (price or bps),
+quantities and allocations in token units, payments in value x token units.
 """
 
 from __future__ import annotations
