@@ -408,6 +408,7 @@ def _start_server(
                 str(port),
                 "--db",
                 db_url,
+                *(["--workers", str(args.workers)] if args.workers > 1 else []),
             ],
             env=env,
             stdout=out,
@@ -624,6 +625,12 @@ def main() -> None:
     )
     parser.add_argument("--bidders", type=int, default=20)
     parser.add_argument("--db", default=None, help="database URL (default: SQLite in a temp dir)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes (serve --workers; more than 1 needs --db postgresql+asyncpg://…)",
+    )
     parser.add_argument("--duration-ms", type=int, default=None, help="auction length (ms)")
     parser.add_argument(
         "--finish-at-window-end",
@@ -661,7 +668,11 @@ def main() -> None:
     sustained = [s for s in results if s.sustained()]
     best = max(sustained, key=lambda s: s.rate) if sustained else None
     mode = "window end" if args.finish_at_window_end else "finish early"
-    mode += f", sqlite synchronous={args.sqlite_synchronous}"
+    if args.db is None:
+        mode += f", sqlite synchronous={args.sqlite_synchronous}"
+    else:
+        mode += f", store {args.db.split('://')[0]}"
+    mode += f", {args.workers} worker{'s' if args.workers > 1 else ''}"
     if floors:
         # Compared at the highest sustained step (else the last one run).
         index = results.index(best) if best is not None else len(floors) - 1
