@@ -159,14 +159,14 @@ def serve(
 def _uvicorn_options(cfg: AuctionConfig, log_level: str) -> dict[str, Any]:
     """How ``serve`` runs uvicorn (one process or each worker)."""
     from .connections import with_read_timeout
-    from .wsdirect import DirectWebSocketProtocol
+    from .ws_fastpath import DirectWebSocketProtocol
 
     return {
         "log_level": log_level,
         # Each request must arrive within service.read_timeout_s (slowloris).
         "http": with_read_timeout(cfg.service.read_timeout_s),
         # uvicorn's websockets (sans-I/O) protocol, plus direct delivery and coalesced
-        # writes for logged-in bidders (service/wsdirect.py).
+        # writes for logged-in bidders (service/ws_fastpath.py).
         "ws": DirectWebSocketProtocol,
         # Frames between max_message_bytes and this are answered `message_too_large`;
         # larger ones close the socket (code 1009) before they are buffered.
