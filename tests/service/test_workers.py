@@ -76,18 +76,6 @@ async def test_bidders_on_either_process_take_part_in_every_auction(workers_fact
             await stack.enter_async_context(RawBidder(server.ws_url, name, keys[name]))
             for name in names
         ]
-        opened: list[str] = []
-        for _ in range(40):  # each on a new connection: the kernel picks the process
-            async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
-                answer = await http.post(
-                    "/v1/auctions", params={"wait": "false"}, json={**ORDER, "duration_ms": 1500}
-                )
-            assert answer.status_code == 202, answer.text
-            opened.append(answer.json()["auction_id"])
-            if len(opened) >= 2 and len(await _owners(server, opened)) == 2:
-                break
-        owners = await _owners(server, opened)
-        assert len(owners) == 2 and all(isinstance(o, int) for o in owners), owners
 
         async def bid(index: int, b: RawBidder, auction_id: str) -> Any:
             sealed = b.bid(await b.opened(auction_id), 10.0 + 5 * index)
@@ -96,9 +84,22 @@ async def test_bidders_on_either_process_take_part_in_every_auction(workers_fact
             assert reason(await b.reveal(auction_id, sealed)) == "accepted"
             return await b.push("auction_closed", auction_id, timeout=30)
 
-        closed = await asyncio.gather(
-            *(bid(i, b, aid) for aid in opened for i, b in enumerate(bidders))
-        )
+        opened: list[str] = []
+        bids: list[asyncio.Task[Any]] = []
+        for _ in range(40):  # each on a new connection: the kernel picks the process
+            async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+                answer = await http.post(
+                    "/v1/auctions", params={"wait": "false"}, json={**ORDER, "duration_ms": 3000}
+                )
+            assert answer.status_code == 202, answer.text
+            auction_id = answer.json()["auction_id"]
+            opened.append(auction_id)
+            bids += [asyncio.create_task(bid(i, b, auction_id)) for i, b in enumerate(bidders)]
+            if len(opened) >= 2 and len(await _owners(server, opened)) == 2:
+                break
+        owners = await _owners(server, opened)
+        assert len(owners) == 2 and all(isinstance(o, int) for o in owners), owners
+        closed = await asyncio.gather(*bids)
     async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
         for n, auction_id in enumerate(opened):
             view = (await http.get(f"/v1/auctions/{auction_id}")).json()

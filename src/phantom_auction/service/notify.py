@@ -34,14 +34,11 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
-
-if TYPE_CHECKING:
-    import asyncpg
 
 __all__ = ["PeerLink", "asyncpg_connect_args"]
 
@@ -94,8 +91,8 @@ class PeerLink:
         self.on_message = on_message
         #: This process's owner id: a random positive int63, also its advisory lock key.
         self.me = secrets.randbits(62) + 1
-        self._listener: asyncpg.Connection | None = None
-        self._publisher: asyncpg.Connection | None = None
+        self._listener: Any = None
+        self._publisher: Any = None
         self._prefix = "pa"
         self._outbox: list[tuple[str, str]] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -105,8 +102,8 @@ class PeerLink:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def _connect(self) -> asyncpg.Connection:
-        import asyncpg
+    async def _connect(self) -> Any:
+        import asyncpg  # type: ignore[import-untyped]
 
         return await asyncpg.connect(self.dsn, server_settings=self.server_settings or None)
 
@@ -268,8 +265,3 @@ class PeerLink:
             self.on_message(kind, message)
         except Exception:  # one bad notice must not stop the listener
             _log.exception("notification from another process failed: %.200s", payload)
-
-
-def owners_of(records: Iterable[Any]) -> dict[str, object]:
-    """``{auction_id: owner}`` of stored auction records (``engine_params["owner"]``)."""
-    return {r.auction_id: r.engine_params.get("owner") for r in records}

@@ -19,7 +19,7 @@ from ...engine import AuctionResult, SealedBid
 from ..notify import ForwardedVerdict, PeerLink
 from ..penalties import PenaltyState
 from ..schemas import CommitBody, RevealBody
-from ..store import AuctionRecord, PenaltyUpdate, compact_json
+from ..store import AuctionRecord, PenaltyUpdate, Store, compact_json
 from ..ws_fastpath import text_frame
 from .live import Verdict
 
@@ -127,24 +127,27 @@ class HousePeers:
                 "b": bidder_id,
                 "a": auction_id,
                 "tr": transport,
-                "body": body.model_dump(mode="json"),
+                # The HTTP body's fields (a WebSocket message adds type, ref, auction_id).
+                "body": body.model_dump(mode="json", include=set(_model(kind).model_fields)),
             },
         )
         if answer.reason is not None:
             self.house.metrics.count_rejection(answer.reason)
         return Verdict(kind, auction_id, answer.accepted, answer.reason, answer.detail)
 
-    async def wait_for_end(self, auction_id: str, timeout_s: float) -> None:
+    async def wait_for_end(self, auction_id: str, timeout_s: float, store: Store) -> None:
         """Until another process's ``auction_id`` ends (or ``timeout_s``)."""
         end = self._ends.get(auction_id)
         if end is None:
             end = self._ends[auction_id] = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(asyncio.shield(end), timeout_s)
+            record = await store.auction(auction_id)  # it may have ended before we listened
+            if record is not None and record.status == "open":
+                await asyncio.wait_for(asyncio.shield(end), timeout_s)
         except TimeoutError:
             pass
         finally:
-            if self._ends.get(auction_id) is end and end.done():
+            if self._ends.get(auction_id) is end:
                 del self._ends[auction_id]
 
     def open_announcements(self) -> list[str]:
@@ -222,11 +225,15 @@ class HousePeers:
             if state is None:
                 verdict = ForwardedVerdict(False, "bad_signature", "unknown bidder")
             else:
-                model = CommitBody if kind == "commit" else RevealBody
-                body = model.model_validate(request["body"])
-                taken = await house.take_here(kind, state, body, auction_id, request["tr"])
+                body = _model(kind).model_validate(request["body"])
+                transport = "http" if request["tr"] == "http" else "ws"
+                taken = await house.take_forwarded(kind, state, body, auction_id, transport)
                 verdict = ForwardedVerdict(taken.accepted, taken.reason, taken.detail)
         except Exception as exc:
             _log.exception("forwarded %s for %s failed", kind, auction_id)
             verdict = ForwardedVerdict(False, "store_unavailable", f"not taken: {exc}")
         self.link.answer(request, verdict)
+
+
+def _model(kind: str) -> type[CommitBody] | type[RevealBody]:
+    return CommitBody if kind == "commit" else RevealBody
