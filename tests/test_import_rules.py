@@ -20,6 +20,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "engine": ("simulation", "service", "cli", "report", "demo", "client"),
     "simulation": ("service", "cli", "report", "demo", "client"),
     "config": ("mechanisms", "engine", "simulation", "service", "cli", "report", "demo"),
+    # The bidder SDK shares the wire format with the service, never the server itself.
+    "client": ("service", "cli", "report", "demo"),
+    "wire": ("simulation", "service", "cli", "report", "demo", "client"),
 }
 #: Layer -> the only modules of ours it may import (besides its own).
 ALLOWED_ONLY: dict[str, tuple[str, ...]] = {
@@ -110,6 +113,15 @@ def test_the_walker_sees_lazy_and_relative_imports(tmp_path: Path) -> None:
         "phantom_auction.engine.probe imports phantom_auction.service",
         "phantom_auction.engine.probe imports phantom_auction.simulation",
         "phantom_auction.engine.probe imports phantom_auction.simulation.market",
+    ]
+
+
+def test_the_sdk_rule_catches_a_server_import(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("from .service.auth import sign\n", "utf-8")
+    assert _violations(probe, "phantom_auction.client") == [
+        "phantom_auction.client imports phantom_auction.service.auth",
+        "phantom_auction.client imports phantom_auction.service.auth.sign",
     ]
 
 

@@ -45,19 +45,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
 
-from .service.auth import (  # noqa: E402
+from .wire import (  # noqa: E402
+    BIDDER_ID_HEADER,
+    BIDDER_SIGNATURE_HEADER,
+    BIDDER_TIMESTAMP_HEADER,
+    BIDDER_WS_PATH,
     Signer,
+    commit_message,
     commit_signing_bytes,
     load_private_key,
+    login_message,
     login_signing_bytes,
     request_signing_bytes,
+    reveal_message,
     sign,
+    status_message,
 )
 
 __all__ = ["Ack", "BidderClient", "BidderLoginError", "BidderReport", "signed_headers"]
 
 _log = logging.getLogger(__name__)
-WS_PATH = "/v1/bidders/ws"
 #: Sent this long after the collection window ends (own clock), unless the server's
 #: ``reveal_open`` push comes first: the reveal does not wait for a round trip.
 REVEAL_MARGIN_S = 0.0005
@@ -142,7 +149,7 @@ def _ws_url(url: str) -> str:
         raise ValueError(f"url={url!r}: expected http(s):// or ws(s)://")
     scheme, rest = url.split("://", 1)
     host, _, path = rest.partition("/")
-    return f"{scheme}://{host}{'/' + path if path else WS_PATH}"
+    return f"{scheme}://{host}{'/' + path if path else BIDDER_WS_PATH}"
 
 
 def _announcement(message: dict[str, Any]) -> AuctionAnnouncement:
@@ -188,9 +195,9 @@ def signed_headers(
     stamp = timestamp_ms
     signature = sign(key, request_signing_bytes(bidder_id, method, path, stamp, body))
     return {
-        "X-Bidder-Id": bidder_id,
-        "X-Bidder-Timestamp": str(stamp),
-        "X-Bidder-Signature": signature,
+        BIDDER_ID_HEADER: bidder_id,
+        BIDDER_TIMESTAMP_HEADER: str(stamp),
+        BIDDER_SIGNATURE_HEADER: signature,
     }
 
 
@@ -365,9 +372,7 @@ class BidderClient:
         if challenge.get("type") != "challenge":
             raise BidderLoginError("protocol", f"expected a challenge, got {challenge!r}")
         signature = self._signer.sign(login_signing_bytes(self.bidder_id, challenge["challenge"]))
-        await ws.send(
-            json.dumps({"type": "login", "bidder_id": self.bidder_id, "signature": signature})
-        )
+        await ws.send(json.dumps(login_message(self.bidder_id, signature)))
         try:
             welcome = json.loads(await ws.recv())
         except ConnectionClosed:
@@ -479,19 +484,17 @@ class BidderClient:
             return
         commitment = sealed.commitment_hash.hex()
         ref = self._next_ref()
-        message = {
-            "type": "commit",
-            "ref": ref,
-            "auction_id": announcement.auction_id,
-            "token_pair": list(sealed.token_pair),
-            "commitment": commitment,
-            "nonce": sealed.nonce,
-            "signature": self._signer.sign(
-                commit_signing_bytes(
-                    announcement.auction_id, self.bidder_id, commitment, sealed.nonce
-                )
-            ),
-        }
+        signed = commit_signing_bytes(
+            announcement.auction_id, self.bidder_id, commitment, sealed.nonce
+        )
+        message = commit_message(
+            ref,
+            announcement.auction_id,
+            sealed.token_pair,
+            commitment,
+            sealed.nonce,
+            self._signer.sign(signed),
+        )
         round_.commit = "sent"
         await self._send(ws, ref, "commit", announcement.auction_id, message)
         self._commits += 1
@@ -515,17 +518,16 @@ class BidderClient:
         if bid is None:
             return
         ref = self._next_ref()
-        message = {
-            "type": "reveal",
-            "ref": ref,
-            "auction_id": round_.announcement.auction_id,
-            "token_pair": list(bid.token_pair),
-            "improved_price": bid.improved_price,
-            "volume": bid.volume,
-            "priority_fee": bid.priority_fee,
-            "nonce": bid.nonce,
-            "salt": bid.salt.hex(),
-        }
+        message = reveal_message(
+            ref,
+            round_.announcement.auction_id,
+            bid.token_pair,
+            bid.improved_price,
+            bid.volume,
+            bid.priority_fee,
+            bid.nonce,
+            bid.salt,
+        )
         await self._send(ws, ref, "reveal", round_.announcement.auction_id, message)
         self._reveals += 1
 
@@ -546,7 +548,7 @@ class BidderClient:
         if ws is None:
             return None
         before = self.status
-        await ws.send(json.dumps({"type": "status", "ref": self._next_ref()}))
+        await ws.send(json.dumps(status_message(self._next_ref())))
         end = asyncio.get_running_loop().time() + timeout
         while self.status is before and asyncio.get_running_loop().time() < end:
             await asyncio.sleep(0.01)

@@ -3,6 +3,7 @@ transition table, idempotence, nonces across auctions, windows and timeouts."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from phantom_auction import (
     RejectReason,
     SettlementRequest,
     finalize_auction,
+    make_bid,
     reveal_bid,
     submit_bid,
 )
@@ -246,6 +248,36 @@ def test_tampered_reveal_is_commitment_mismatch(change: dict[str, object]) -> No
     _rejected(auction, RejectReason.COMMITMENT_MISMATCH, bid.commitment_hash.hex())  # type: ignore[attr-defined]
     assert "alice" not in auction.reveals
     assert reveal_bid(auction, bid, now=T0 + ms(86))  # type: ignore[arg-type]  # the true bid still can
+
+
+@pytest.mark.parametrize("tamper", ["improved_price", "volume", "priority_fee", None])
+def test_v1_and_v2_commitments_open_in_one_auction(tamper: str | None) -> None:
+    # docs/commitment.md: the engine checks both versions, whatever a bidder used before.
+    auction = open_auction(CFG)
+    bids = [
+        make_bid(auction.auction_id, name, PAIR, price, 500.0, 0.5, 7, version=version)
+        for name, price, version in (("v1", 100.2, 1), ("v2", 100.3, 2), ("v2b", 100.1, 2))
+    ]
+    for bid in bids:
+        assert submit_bid(auction, bid.sealed(), now=T0)
+    for bid in bids:
+        if tamper is not None:
+            value = getattr(bid, tamper)
+            tampered = replace(bid, **{tamper: math.nextafter(value, math.inf)})
+            assert not reveal_bid(auction, tampered, now=T0 + ms(85))
+            _rejected(auction, RejectReason.COMMITMENT_MISMATCH, "(v1)", "(v2)")
+        assert reveal_bid(auction, bid, now=T0 + ms(85)), auction.last_event
+    assert list(auction.reveals) == ["v1", "v2", "v2b"]
+    # A bidder switching version between auctions is still checked in the new one.
+    later = open_auction(CFG, auction_id="auction-2")
+    switched = [
+        make_bid("auction-2", "v1", PAIR, 100.2, 500.0, 0.5, 8, version=2),
+        make_bid("auction-2", "v2", PAIR, 100.3, 500.0, 0.5, 8, version=1),
+    ]
+    for bid in switched:
+        assert submit_bid(later, bid.sealed(), now=T0)
+    for bid in switched:
+        assert reveal_bid(later, bid, now=T0 + ms(85)), later.last_event
 
 
 def test_reveal_with_another_nonce_is_commitment_mismatch() -> None:

@@ -23,7 +23,13 @@ from phantom_auction.engine import (
     commitment_preimage,
     make_bid,
 )
-from phantom_auction.engine.commitment import auction_prefix, revealed_digest
+from phantom_auction.engine.commitment import (
+    auction_prefix,
+    auction_prefixes,
+    commitment_version,
+    revealed_digest,
+    revealed_digest_v2,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "commitment.md"
 
@@ -298,3 +304,150 @@ def test_the_engines_reveal_digest_is_make_commitment(
     bid = make_bid("auction-x", bidder, pair, price, volume, fee, nonce, salt=bytes(range(32)))
     assert revealed_digest(auction_prefix("auction-x"), bid) == bid.commitment_hash
     assert revealed_digest(auction_prefix("auction-x"), bid) == bid.commitment_for("auction-x")
+
+
+# -- version 2: prices as binary64 --
+
+
+def _v2_vectors() -> list[tuple[dict[str, Any], str]]:
+    """(inputs, digest) for each 'Version 2 vector N' section of the doc."""
+    text = DOC.read_text("utf-8")
+    vectors = []
+    for section in re.split(r"\nVersion 2 vector \d+ ", text)[1:]:
+        inputs = json.loads(re.search(r"```json\n(.*?)\n```", section, re.S).group(1))  # type: ignore[union-attr]
+        digest = re.search(r"v2 digest: `([0-9a-f]{64})`", section).group(1)  # type: ignore[union-attr]
+        vectors.append((inputs, digest))
+    return vectors
+
+
+def _independent_v2(
+    auction_id: str,
+    bidder_id: str,
+    token_pair: tuple[int, int],
+    improved_price: float,
+    volume: float,
+    priority_fee: float,
+    nonce: int,
+    salt: bytes,
+) -> bytes:
+    """v2 from the doc's words, with numpy's big-endian doubles instead of struct."""
+
+    def text(s: str) -> bytes:
+        raw = s.encode("utf-8")
+        return len(raw).to_bytes(4, "big") + raw
+
+    def f64(x: float) -> bytes:
+        return np.array([0.0 if x == 0 else x], dtype=">f8").tobytes()
+
+    parts = [
+        text("phantom-auction/commitment/v2"),
+        text(auction_id),
+        text(bidder_id),
+        token_pair[0].to_bytes(8, "big", signed=True),
+        token_pair[1].to_bytes(8, "big", signed=True),
+        f64(improved_price),
+        f64(volume),
+        f64(priority_fee),
+        nonce.to_bytes(8, "big"),
+        salt,
+    ]
+    return hashlib.sha256(b"".join(parts)).digest()
+
+
+def test_doc_has_three_v2_vectors_of_the_v1_bids() -> None:
+    v1, v2 = _vectors(), _v2_vectors()
+    assert len(v2) == 3
+    assert [inputs for inputs, _ in v2] == [inputs for inputs, _ in v1[:3]]
+    assert {digest for _, digest in v2}.isdisjoint(digest for _, digest in v1)
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_doc_v2_vectors_match_make_commitment_and_an_independent_encoder(index: int) -> None:
+    inputs, digest = _v2_vectors()[index]
+    assert make_commitment(**_args(inputs), version=2).hex() == digest
+    assert _independent_v2(**_args(inputs)).hex() == digest
+
+
+def test_doc_v2_preimage_of_vector_one_and_reference_implementation() -> None:
+    text = DOC.read_text("utf-8")
+    block = re.search(r"v2 preimage \(hex\):\n\n```\n(.*?)\n```", text, re.S).group(1)  # type: ignore[union-attr]
+    inputs, _ = _v2_vectors()[0]
+    assert commitment_preimage(**_args(inputs), version=2).hex() == re.sub(r"\s", "", block)
+    source = re.search(
+        r"### Reference implementation of version 2.*?```python\n(.*?)\n```", text, re.S
+    )
+    namespace: dict[str, Any] = {}
+    exec(source.group(1), namespace)  # type: ignore[union-attr]
+    for inputs, digest in _v2_vectors():
+        assert namespace["commitment_v2"](*_args(inputs).values()).hex() == digest
+    with pytest.raises(ValueError):
+        namespace["f64"](math.nan)
+
+
+@given(
+    bidder=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12),
+    price=_ANY_FLOAT,
+    volume=_ANY_FLOAT,
+    fee=_ANY_FLOAT,
+    nonce=st.integers(0, MAX_NONCE),
+    pair=st.tuples(
+        st.integers(-MAX_TOKEN_ID, MAX_TOKEN_ID), st.integers(-MAX_TOKEN_ID, MAX_TOKEN_ID)
+    ),
+)
+def test_v2_matches_independent_encoder_and_the_engines_reveal_digest(
+    bidder: str, price: float, volume: float, fee: float, nonce: int, pair: tuple[int, int]
+) -> None:
+    salt = bytes(range(32))
+    bid = make_bid("auction-x", bidder, pair, price, volume, fee, nonce, salt=salt, version=2)
+    args = ("auction-x", bidder, pair, price, volume, fee, nonce, salt)
+    assert bid.commitment_hash == _independent_v2(*args)
+    assert bid.commitment_hash == bid.commitment_for("auction-x", 2)
+    assert bid.commitment_hash != make_commitment(*args)  # v1 of the same bid
+    v1_prefix, v2_prefix = auction_prefixes("auction-x")
+    assert v2_prefix == auction_prefix("auction-x", 2)
+    assert revealed_digest_v2(v2_prefix, bid) == bid.commitment_hash
+    assert commitment_version((v1_prefix, v2_prefix), bid, bid.commitment_hash) == 2
+    assert commitment_version((v1_prefix, v2_prefix), bid, make_commitment(*args)) == 1
+    assert commitment_version((v1_prefix, v2_prefix), bid, bytes(32)) == 0
+
+
+def test_v2_writes_zero_once_and_binds_every_price_bit() -> None:
+    args: list[Any] = ["auction-1", "alice", (1, 2), 100.25, 500.0, 0.0, 1, bytes(32)]
+    zero = make_commitment(*args, version=2)
+    args[5] = -0.0
+    assert make_commitment(*args, version=2) == zero  # equal numbers, equal bytes
+    args[5] = 5e-324  # the smallest double above zero
+    assert make_commitment(*args, version=2) != zero
+    args[5] = 0.0
+    args[3] = math.nextafter(100.25, math.inf)  # one unit in the last place
+    assert make_commitment(*args, version=2) != zero
+
+
+@pytest.mark.parametrize(
+    ("position", "value", "field"),
+    [
+        (3, math.nan, "improved_price"),
+        (4, math.inf, "volume"),
+        (5, -math.inf, "priority_fee"),
+        (5, "0.5", "priority_fee"),
+        (5, True, "priority_fee"),
+        (6, MAX_NONCE + 1, "nonce"),
+        (2, (1, MAX_TOKEN_ID + 1), "token_pair"),
+        (7, bytes(31), "salt"),
+    ],
+)
+def test_v2_malformed_fields_raise_naming_field(position: int, value: Any, field: str) -> None:
+    args: list[Any] = ["auction-1", "alice", (1, 2), 100.25, 500.0, 0.5, 1, bytes(32)]
+    args[position] = value
+    with pytest.raises(InvalidBidParameters, match=field) as info:
+        make_commitment(*args, version=2)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("version", [0, 3, "2", 2.0, True, None])
+def test_unknown_commitment_version_is_refused_naming_it(version: Any) -> None:
+    with pytest.raises(InvalidBidParameters, match="version") as info:
+        make_commitment(
+            "auction-1", "alice", (1, 2), 100.25, 500.0, 0.5, 1, bytes(32), version=version
+        )
+    assert info.value.field == "version"

@@ -12,7 +12,6 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from phantom_auction.service import store as store_module
 from phantom_auction.service.auth import (
     Signer,
     commit_signing_bytes,
@@ -22,7 +21,7 @@ from phantom_auction.service.auth import (
     verify_signature,
 )
 from phantom_auction.service.store import SqlStore, compact_json
-from phantom_auction.service.wsdirect import text_frame
+from phantom_auction.service.ws_fastpath import text_frame
 
 from .service_harness import auction_record, commit_event
 
@@ -60,12 +59,9 @@ def test_compact_json_is_the_standard_compact_form() -> None:
 
 
 @pytest.mark.anyio
-async def test_sqlite_wal_is_checkpointed_off_the_writer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(store_module, "_CHECKPOINT_EVERY_RECORDS", 2)
+async def test_sqlite_wal_is_checkpointed_off_the_writer(tmp_path: Path) -> None:
     path = tmp_path / "svc.db"
-    store = SqlStore(f"sqlite+aiosqlite:///{path}")
+    store = SqlStore(f"sqlite+aiosqlite:///{path}", checkpoint_every_records=2)
     await store.start()
     try:
         client = await store.add_client("acme", "ab" * 32)

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from phantom_auction.config import load_config
-from phantom_auction.engine import finalize_auction, make_bid
+from phantom_auction.engine import CommitAccepted, RevealAccepted, finalize_auction, make_bid
 from phantom_auction.service.auth import (
     commit_signing_bytes,
     generate_keypair,
     load_private_key,
     sign,
 )
-from phantom_auction.service.house import AuctionHouse, result_document
+from phantom_auction.service.house import (
+    AuctionHouse,
+    accepted_events,
+    from_us,
+    result_document,
+)
 from phantom_auction.service.schemas import CommitBody, OpenAuctionBody, RevealBody
 from phantom_auction.service.store import MemoryStore
 
@@ -89,10 +95,16 @@ async def test_a_restart_replays_stored_events_to_the_same_clearing(
     live = first.live[aid]
     for timer in live.timers:
         timer.cancel()
-    await first.journal.close()
+    await first.group_commit.close()
     if past_reveal_window:
         delay = (live.auction.reveal_deadline - datetime.now(UTC)).total_seconds()
         await asyncio.sleep(max(0.0, delay) + 0.01)
+    # What is stored reads back (through the engine's codec) as the engine's own events.
+    engine_events = [
+        e for e in live.auction.audit if isinstance(e, CommitAccepted | RevealAccepted)
+    ]
+    assert list(accepted_events(await store.events(aid))) == engine_events
+    assert len(engine_events) == 2 * BIDDERS - 1
     expected = finalize_auction(live.auction, now=live.auction.reveal_deadline)
 
     second = AuctionHouse(CONFIG, store)
@@ -137,3 +149,58 @@ async def test_a_graceful_stop_ends_every_running_auction() -> None:
     record = await store.auction(collecting.record.auction_id)
     assert record is not None and (record.status, record.outcome) == ("aborted", "aborted")
     assert collecting.done is not None and collecting.done.result().status == "aborted"
+
+
+class ShiftedClock:
+    """The system's clocks, five years ahead: a house that reads any other clock shows it."""
+
+    offset = timedelta(days=5 * 365)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def loop_time(self, when: datetime) -> float:
+        return asyncio.get_running_loop().time() + (when - self.now()).total_seconds()
+
+
+async def test_the_house_reads_the_time_from_its_injected_clock() -> None:
+    store = MemoryStore()
+    client = await store.add_client("settlement", "a" * 64)
+    private, public = generate_keypair()
+    await store.add_bidder("mm-0", bytes.fromhex(public))
+    clock = ShiftedClock()
+    house = AuctionHouse(CONFIG, store, clock=clock)
+    await house.start()
+    handle = await house.open_auction(
+        client,
+        OpenAuctionBody(
+            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=300
+        ),
+    )
+    aid = handle.record.auction_id
+    state = await house.bidder_state("mm-0")
+    assert state is not None
+    bid = make_bid(aid, "mm-0", (1, 2), 2001.0, 1.0, 0.0, 7)
+    commitment = bid.commitment_hash.hex()
+    signature = sign(load_private_key(private), commit_signing_bytes(aid, "mm-0", commitment, 7))
+    body = CommitBody(token_pair=[1, 2], commitment=commitment, nonce=7, signature=signature)
+    assert (await house.commit(state, body, aid, "test")).accepted
+    assert handle.done is not None
+    record = await asyncio.wait_for(handle.done, 10.0)  # the timers follow the same clock
+    await house.close()
+
+    def years_ahead(us: int | None) -> float:
+        assert us is not None
+        return (from_us(us) - datetime.now(UTC)) / timedelta(days=365)
+
+    assert 4.99 < years_ahead(record.opened_at_us) < 5.01
+    assert 4.99 < years_ahead(record.finished_at_us) < 5.01
+    events = await store.events(aid)
+    assert [e.kind for e in events] == ["commit"]
+    assert 4.99 < years_ahead(events[0].received_at_us) < 5.01
+    assert record.result is not None
+    finalized = datetime.fromisoformat(record.result["finalized_at"])
+    assert 4.99 < (finalized - datetime.now(UTC)) / timedelta(days=365) < 5.01

@@ -29,8 +29,8 @@ from phantom_auction.service.auth import (
     verify_signature,
 )
 from phantom_auction.service.commands import register
+from phantom_auction.service.group_commit import GroupCommit
 from phantom_auction.service.house import TokenBucket, from_us, to_us
-from phantom_auction.service.journal import Journal
 from phantom_auction.service.penalties import PenaltyState, is_blocked, record_reveal_outcome
 from phantom_auction.service.store import BidEvent, MemoryStore, SqlStore
 
@@ -139,17 +139,17 @@ def test_microsecond_times_round_trip_exactly() -> None:
 async def test_group_commit_keeps_order_and_isolates_a_bad_submission() -> None:
     store = MemoryStore()
     client = await store.add_client("c", "a" * 64)
-    journal = Journal(store)
-    journal.start()
-    opened = journal.submit(auction_record("a1", client.client_id))
-    good = [journal.submit(commit_event("a1", "mm-1", n)) for n in range(1, 6)]
-    bad = journal.submit(commit_event("missing", "mm-1", 99))
-    later = journal.submit(commit_event("a1", "mm-1", 6))
+    group_commit = GroupCommit(store)
+    group_commit.start()
+    opened = group_commit.submit(auction_record("a1", client.client_id))
+    good = [group_commit.submit(commit_event("a1", "mm-1", n)) for n in range(1, 6)]
+    bad = group_commit.submit(commit_event("missing", "mm-1", 99))
+    later = group_commit.submit(commit_event("a1", "mm-1", 6))
     await opened
     await asyncio.gather(*good, later)
     with pytest.raises(ValueError, match="missing"):
         await bad
-    await journal.close()
+    await group_commit.close()
     events: list[BidEvent] = await store.events("a1")
     assert [e.nonce for e in events] == [1, 2, 3, 4, 5, 6]
 
@@ -211,3 +211,34 @@ def test_signature_vectors_in_docs_service_md() -> None:
         assert signature in docs
     # The request vector's body digest is written out in full (it was abbreviated).
     assert hashlib.sha256(b"").hexdigest() in docs
+
+
+def test_the_sdks_messages_are_what_the_service_validates() -> None:
+    """The wire builders the SDK sends with pass the service's own models."""
+    from phantom_auction.service.schemas import (
+        WsCommit,
+        WsReveal,
+        WsStatus,
+        bidder_message_adapter,
+        login_adapter,
+    )
+    from phantom_auction.wire import (
+        commit_message,
+        login_message,
+        reveal_message,
+        status_message,
+    )
+
+    commit = bidder_message_adapter.validate_python(
+        commit_message(3, "a1", (1, 2), "ab" * 32, 7, "cd" * 64)
+    )
+    assert isinstance(commit, WsCommit)
+    assert (commit.ref, commit.auction_id, commit.token_pair, commit.nonce) == (3, "a1", [1, 2], 7)
+    reveal = bidder_message_adapter.validate_python(
+        reveal_message(4, "a1", (1, 2), 2001.5, 3.0, 0.25, 7, bytes(range(32)))
+    )
+    assert isinstance(reveal, WsReveal)
+    assert (reveal.improved_price, reveal.salt) == (2001.5, bytes(range(32)).hex())
+    assert isinstance(bidder_message_adapter.validate_python(status_message(5)), WsStatus)
+    login = login_adapter.validate_python(login_message("mm-1", "ef" * 64))
+    assert (login.bidder_id, login.signature) == ("mm-1", "ef" * 64)

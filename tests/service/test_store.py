@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
 import pytest
 from sqlalchemy import insert
 
@@ -150,3 +154,110 @@ def test_open_store_picks_the_backend_from_the_url(tmp_path: object) -> None:
     assert isinstance(pg, SqlStore) and pg.dialect == "postgresql"
     with pytest.raises(ValueError, match="database_url='mysql"):
         open_store("mysql://u:p@127.0.0.1/db")
+
+
+def test_each_column_is_written_by_the_core_and_the_sqlite_statements() -> None:
+    from phantom_auction.service.store.schema import (
+        EVENT_INSERT,
+        FINISH_UPDATE,
+        OPEN_INSERT,
+        PENALTY_UPDATE,
+        auctions,
+        bid_events,
+    )
+    from phantom_auction.service.store.sql import core_statement
+    from phantom_auction.service.store.sqlite import sqlite_statement
+
+    assert OPEN_INSERT.names() == [c.name for c in auctions.columns]
+    assert EVENT_INSERT.names() == [c.name for c in bid_events.columns if c.name != "event_id"]
+    assert FINISH_UPDATE.names() == [
+        "status",
+        "outcome",
+        "result",
+        "competition",
+        "finished_at_us",
+        "auction_id",
+    ]
+    assert PENALTY_UPDATE.names() == [
+        "no_reveal_rate",
+        "blocked_until_us",
+        "block_count",
+        "block_reason",
+        "bidder_id",
+    ]
+    for write in (OPEN_INSERT, EVENT_INSERT, FINISH_UPDATE, PENALTY_UPDATE):
+        sql = sqlite_statement(write)
+        assert sql.count("?") == len(write.names())
+        _statement, params = core_statement(write)
+        assert [p.removeprefix("b_") for p in params] == write.names()
+        for name in write.names():
+            assert name in sql
+
+
+def test_the_sqlite_writer_and_core_write_the_same_rows(tmp_path: Path) -> None:
+    """The raw SQLite writer and the Core statements (PostgreSQL's path) store one batch alike."""
+    import sqlite3
+
+    from sqlalchemy import create_engine, select
+
+    from phantom_auction.service.store import BidderRecord
+    from phantom_auction.service.store.records import split_writes
+    from phantom_auction.service.store.schema import (
+        BIDDER_INSERT,
+        auction_from_row,
+        auctions,
+        bid_events,
+        bidder_from_row,
+        bidders,
+        clients,
+        metadata,
+    )
+    from phantom_auction.service.store.sql import apply_rows
+    from phantom_auction.service.store.sqlite import apply_sqlite
+
+    penalty = PenaltyState(0.25, 9_000_000, 2, "no reveal in a1")
+    result = {"outcome": "filled", "price": 2501.0}
+    batch = split_writes(
+        [
+            auction_record("a1", 1, key="k"),
+            commit_event("a1", "mm-1", 5),
+            commit_event("a1", "mm-1", 4, accepted=False),
+            AuctionFinished("a1", "finalized", "filled", result, {"phantoms": []}, 2_000_000),
+            PenaltyUpdate("mm-1", penalty),
+        ]
+    )
+
+    def raw(conn: Any) -> None:
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        apply_sqlite(driver, batch)
+
+    tables = []
+    for name, write in (("core", lambda conn: apply_rows(conn, batch)), ("raw", raw)):
+        engine = create_engine(f"sqlite:///{tmp_path / name}.db")
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+            conn.execute(
+                insert(clients).values(client_id=1, name="c", token_hash="a" * 64, created_at_us=1)
+            )
+            bidder = BidderRecord("mm-1", bytes(range(32)), 5)
+            conn.execute(
+                insert(bidders),
+                dict(zip(BIDDER_INSERT.names(), BIDDER_INSERT.values(bidder), strict=True)),
+            )
+            write(conn)
+        with engine.connect() as conn:
+            tables.append([conn.execute(select(t)).all() for t in (auctions, bid_events, bidders)])
+            (row,) = conn.execute(select(auctions)).all()
+            (bidder_row,) = conn.execute(select(bidders)).all()
+        engine.dispose()
+        assert auction_from_row(row) == replace(
+            auction_record("a1", 1, key="k"),
+            status="finalized",
+            outcome="filled",
+            result=result,
+            competition={"phantoms": []},
+            finished_at_us=2_000_000,
+        )
+        assert bidder_from_row(bidder_row) == replace(bidder, penalty=penalty)
+    assert tables[0] == tables[1]

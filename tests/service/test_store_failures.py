@@ -180,7 +180,7 @@ async def test_a_lost_write_withdraws_only_its_own_message() -> None:
         )
         return await house.commit(state, body, aid, "test"), (state, bid)
 
-    # Three commits in one journal batch; the middle one cannot be stored.
+    # Three commits in one group-commit batch; the middle one cannot be stored.
     results = await asyncio.gather(
         commit("mm-0", 30, 10), commit("mm-1", 40, 666), commit("mm-2", 20, 11)
     )

@@ -17,22 +17,45 @@ itself finish by its deadline, and (2) every auction in flight can still be fina
 by its deadline: the finalizations due at about the same time, and the work already
 queued on the loop, must fit between each one's due time and its deadline. Otherwise
 :class:`Overloaded` (an :class:`AuctionTimeout`) with the seconds after which to retry.
+
+A promise cannot be taken back, so what is not yet measured on this loop is assumed
+to be bad (a conservative start): until the probe has fired :data:`WARMUP_PROBES`
+times the lag is taken as at least :data:`UNMEASURED_LAG_S`; each callback queued
+on the loop (a burst of arrivals: every one is run before any timer) costs twice the
+CPU measured from one refused call to the next (the whole cycle of one arrival, and
+the completion it leaves queued), times ``slowdown``, starting from a pessimistic
+:data:`FIRST_QUEUED_CPU_S`; an auction reserves its finalization slot when it is
+admitted (not when it starts waiting), and the probe keeps running for a second after
+the last call so that refusals alone measure the loop. Clocks and meters are
+injectable (``Admission(loop, sched=..., crowding=...)``, the loop's ``time()`` and
+``call_at``) so that tests drive it on a fake clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import math
 import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Final
 
 from ..errors import AuctionTimeout
 
-__all__ = ["LAG_HALF_LIFE_S", "PROBE_S", "Admission", "Overloaded", "admission_for"]
+__all__ = [
+    "FIRST_QUEUED_CPU_S",
+    "LAG_HALF_LIFE_S",
+    "PROBE_S",
+    "UNMEASURED_LAG_S",
+    "WARMUP_PROBES",
+    "Admission",
+    "Overloaded",
+    "admission_for",
+]
 
 #: Interval of the lag probe while auctions are in flight (s).
 PROBE_S: Final = 0.005
@@ -41,8 +64,24 @@ LAG_HALF_LIFE_S: Final = 0.25
 #: Starting guesses (s of CPU) before anything is measured: one auction, one finalization.
 _FIRST_AUCTION_CPU_S: Final = 400e-6
 _FIRST_FINALIZE_CPU_S: Final = 60e-6
-#: The work one refused call costs the loop (the check, the exception), s.
+#: The least wall time one queued callback is assumed to cost the loop (s).
 _REFUSAL_CPU_S: Final = 20e-6
+#: Before anything is measured: the work of one queued callback (a refused arrival,
+#: its exception and its caller's handling), s of CPU. Pessimistic on purpose.
+FIRST_QUEUED_CPU_S: Final = 100e-6
+#: Probe firings on this loop before its lag counts as measured.
+WARMUP_PROBES: Final = 3
+#: The lag assumed until then (s): epoll waits in whole ms, plus one more.
+UNMEASURED_LAG_S: Final = 0.002
+#: What a queued arrival costs, per measured cycle: the cycle itself, then the
+#: completion (task done, its waiter woken) it queues behind it, ahead of the timers.
+_QUEUED_FACTOR: Final = 2.0
+#: Calls closer than this (s) are one burst: the CPU between them is one cycle.
+#: CPU (s) a burst must have taken before its wall time per CPU second counts.
+_BURST_CPU_S: Final = 100e-6
+_BURST_GAP_S: Final = 0.05
+#: The probe keeps running this long after the last admission call (s).
+_PROBE_TAIL_S: Final = 1.0
 _SLICE_S: Final = 0.004  # a typical Linux scheduler time slice (s)
 _WEIGHT: Final = 0.05  # EWMA weight of the newest measurement
 
@@ -64,41 +103,70 @@ class Admission:
     """The admission state of one event loop (see the module docstring). Times are loop
     times (``loop.time()``, s); costs are CPU seconds of the loop's thread."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        cpu: Callable[[], float] | None = None,
+        sched: Callable[[], tuple[int, int] | None] | None = None,
+        crowding: Callable[[], float] | None = None,
+    ) -> None:
+        """``cpu``: CPU seconds of the loop's thread (``time.thread_time``); ``sched``:
+        its (ns running, ns waiting for a CPU), None where unknown (Linux schedstat);
+        ``crowding``: runnable tasks per CPU, at least 1 (the load average). Each is
+        read from this machine when not given."""
         self.loop = loop
         self.auction_cpu_s = _FIRST_AUCTION_CPU_S
         self.finalize_cpu_s = _FIRST_FINALIZE_CPU_S
+        self.queued_cpu_s = FIRST_QUEUED_CPU_S  # CPU s of one queued arrival's cycle
         self.slowdown = 1.0
         self.refused = 0
         self.admitted = 0
+        self.probes = 0  # probe firings on this loop
         self._lag_s = 0.0
         self._lag_at = loop.time()
-        # (due, deadline, token): finalizations of the auctions in flight, earliest first.
+        # (due, deadline, token): finalizations of the auctions in flight, earliest first;
+        # an entry is live while _slots[token] is its (due, deadline).
         self._due: list[tuple[float, float, int]] = []
-        self._done: set[int] = set()
+        self._slots: dict[int, tuple[float, float]] = {}
         self._next_token = 0
         self._running = 0  # admitted and not finished
         self._probe: asyncio.TimerHandle | None = None
         self._probe_due = 0.0
+        self._last_call = loop.time()
+        self._refused_call: float | None = None  # loop time of the last refused call
+        self._refused_cpu = self._last_cpu = 0.0  # thread CPU at the last (refused) call
+        self._busy = False  # the ready queue was not empty at the last call
+        self._burst_wall, self._burst_cpu = 0.0, 0.0  # where the current burst began
         self._admits = 0
-        self._sched_path = f"/proc/self/task/{threading.get_native_id()}/schedstat"
-        self._sched: tuple[int, int] | None = self._read_sched()  # the baseline
+        real = cpu is None and sched is None and crowding is None
+        self._cpu = thread_cpu if cpu is None else cpu
+        self._crowding = _crowding if crowding is None else crowding
+        if sched is None:
+            path = f"/proc/self/task/{threading.get_native_id()}/schedstat"
+            sched = functools.partial(_read_sched, path)
+        self._read_sched = sched
+        self._sched: tuple[int, int] | None = sched()  # the baseline
         if self._sched is not None and self._sched[0] >= 2_000_000:
             # Before anything is measured here: how long this thread has waited for a CPU
             # per unit of CPU so far (the same machine, the same neighbours).
             running, waiting = self._sched
             self.slowdown = max(self.slowdown, min(1.0 + waiting / running, 20.0))
         # And the machine's run queue: N runnable tasks per CPU share each CPU N ways.
-        self.slowdown = max(self.slowdown, _crowding())
+        self.slowdown = max(self.slowdown, self._crowding())
         # A new loop on the same machine starts from what the last one measured (loop
-        # times are time.monotonic() on every asyncio loop of this process).
-        previous = _latest[0] if _latest else None
+        # times are time.monotonic() on every asyncio loop of this process): all of
+        # the CPU costs (the code's), and the contention where it is the more cautious
+        # guess: the machine may have got busier since.
+        previous = _latest[0] if _latest and real else None
         if previous is not None:
             self.auction_cpu_s = previous.auction_cpu_s
             self.finalize_cpu_s = previous.finalize_cpu_s
-            self.slowdown = previous.slowdown
+            self.queued_cpu_s = previous.queued_cpu_s
+            self.slowdown = max(self.slowdown, previous.slowdown)
             self._lag_s, self._lag_at = previous._lag_s, previous._lag_at
-        _latest[:] = [self]
+        if real:
+            _latest[:] = [self]
 
     # ------------------------------------------------------------------ measuring
 
@@ -119,9 +187,10 @@ class Admission:
 
     def _probed(self) -> None:
         self._probe = None
+        self.probes += 1
         self._observe_lag(max(0.0, self.loop.time() - self._probe_due))
         self._contention()
-        if self._in_flight() or self._running:
+        if self._in_flight() or self._running or self.loop.time() - self._last_call < _PROBE_TAIL_S:
             self._arm_probe()
 
     def charge(self, cpu_s: float, wall_s: float, *, finalize: bool = False) -> None:
@@ -139,15 +208,14 @@ class Admission:
         within its steps; CPU time alone would not show it."""
         if self._sched is None:
             return
-        try:
-            with open(self._sched_path, "rb") as stats:
-                running, waiting = (int(v) for v in stats.read().split()[:2])
-        except (OSError, ValueError):
+        reading = self._read_sched()
+        if reading is None:
             self._sched = None
             return
+        running, waiting = reading
         ran, waited = running - self._sched[0], waiting - self._sched[1]
         if ran >= 1_000_000:  # 1 ms of CPU: enough to say something
-            ratio = max(min(1.0 + waited / ran, 20.0), _crowding())
+            ratio = max(min(1.0 + waited / ran, 20.0), self._crowding())
             self.slowdown = max(ratio, self.slowdown + 0.5 * (ratio - self.slowdown))
             self._sched = (running, waiting)
 
@@ -157,42 +225,57 @@ class Admission:
 
     # ------------------------------------------------------------------ deciding
 
-    def _read_sched(self) -> tuple[int, int] | None:
-        try:
-            with open(self._sched_path, "rb") as stats:
-                running, waiting = (int(v) for v in stats.read().split()[:2])
-        except (OSError, ValueError):
-            return None
-        return running, waiting
-
     def _in_flight(self) -> bool:
-        due, done = self._due, self._done
-        while due and due[0][2] in done:
-            done.discard(heapq.heappop(due)[2])
+        due, slots = self._due, self._slots
+        while due and slots.get(due[0][2]) != due[0][:2]:
+            heapq.heappop(due)  # finished, or moved by waiting()
         return bool(due)
 
     def admit(self, deadline: float, due: float) -> int:
         """Admit an auction whose finalization may be due as late as ``due`` and must be
         over by ``deadline`` (loop times), or raise :class:`Overloaded`. Returns the token
-        for :meth:`waiting` and :meth:`finished`."""
+        for :meth:`waiting` and :meth:`finished`; the auction holds its finalization slot
+        at ``due`` from now on."""
         self._admits += 1
         if self._admits < 64 or self._admits % 16 == 0:  # often while nothing is known
             self._contention()
         now = self.loop.time()
+        cpu = self._cpu()
+        if self._refused_call is not None and now - self._refused_call < _BURST_GAP_S:
+            # From the last refused call to this one, in CPU of the loop's thread: what
+            # one more queued arrival costs (the check, the refusal, its caller's
+            # handling, the next task's start). The slices another process takes from
+            # the loop are ``slowdown``'s part (measured by the scheduler), not this one.
+            spent = cpu - self._refused_cpu
+            self.queued_cpu_s += 0.2 * (min(spent, 2e-3) - self.queued_cpu_s)
+        self._refused_call = None
+        ready = getattr(self.loop, "_ready", ())
+        if not (ready and self._busy):
+            self._burst_wall, self._burst_cpu = now, cpu  # the loop may have idled: anew
+        self._busy = bool(ready)
+        self._last_call, self._last_cpu = now, cpu
+        self._arm_probe()
         s = self.slowdown
+        if cpu - self._burst_cpu >= _BURST_CPU_S:
+            # A burst (the loop never idle since it began): wall time per CPU second in
+            # it is the contention now, before the scheduler's statistics have caught up.
+            s = max(s, min((now - self._burst_wall) / (cpu - self._burst_cpu), 20.0))
         # Waiting for a CPU (s > 1) also delays timers, by up to a scheduler slice
         # (~4 ms on Linux) each time: budget for it before the probe has measured it.
         lag = max(self.lag_s, (s - 1.0) * _SLICE_S)
+        if self.probes < WARMUP_PROBES:
+            lag = max(lag, UNMEASURED_LAG_S)
         # Callbacks already queued on the loop run before any timer: each is at most
-        # another call like this one (refused, if the loop is this busy).
-        ready = getattr(self.loop, "_ready", ())
-        queued = len(ready) * _REFUSAL_CPU_S * s
+        # another call like this one (refused, if the loop is this busy), and each such
+        # call leaves its completion behind it on the queue, ahead of the timers too.
+        queued = len(ready) * _QUEUED_FACTOR * max(self.queued_cpu_s, _REFUSAL_CPU_S) * s
         opening = (self.auction_cpu_s - self.finalize_cpu_s) * s
         finalizing = self.finalize_cpu_s * s
         clock = now + lag + queued + opening  # when the loop is free again after this one
         # Every finalization, this one's included, earliest due first: the loop starts
         # one after its due time and after the previous one; each must end by its deadline.
-        schedule = [entry for entry in self._due if entry[2] not in self._done]
+        slots = self._slots
+        schedule = [entry for entry in self._due if slots.get(entry[2]) == entry[:2]]
         schedule.append((due, deadline, -1))
         schedule.sort()
         for when, until, token in schedule:
@@ -207,27 +290,41 @@ class Admission:
         self._next_token += 1
         self.admitted += 1
         self._running += 1
-        self._arm_probe()
+        slots[token] = (due, deadline)
+        heapq.heappush(self._due, (due, deadline, token))
         return token
 
     def waiting(self, token: int, due: float, deadline: float) -> None:
         """The auction ``token`` now waits for its reveal window to run out: it will be
-        finalized at ``due`` and must be done by ``deadline``. (An auction whose bidders
-        have all revealed finishes early and never waits: it reserves no slot.)"""
+        finalized at ``due`` and must be done by ``deadline`` (its slot moves there)."""
+        if token not in self._slots or self._slots[token] == (due, deadline):
+            return
+        self._slots[token] = (due, deadline)
         heapq.heappush(self._due, (due, deadline, token))
         self._arm_probe()
 
     def finished(self, token: int) -> None:
         """The auction admitted as ``token`` has ended (finalized, aborted or failed)."""
-        self._done.add(token)
-        self._running -= 1
+        if self._slots.pop(token, None) is not None:
+            self._running -= 1
 
     def _refuse(self, why: str) -> None:
         self.refused += 1
         retry = 0.001
         if self._in_flight():
             retry = max(retry, self._due[0][1] - self.loop.time())
+        self._refused_call, self._refused_cpu = self._last_call, self._last_cpu
         raise Overloaded(why, retry)
+
+
+def _read_sched(path: str) -> tuple[int, int] | None:
+    """(ns running, ns waiting for a CPU) of a thread, from Linux's schedstat file."""
+    try:
+        with open(path, "rb") as stats:
+            running, waiting = (int(v) for v in stats.read().split()[:2])
+    except (OSError, ValueError):
+        return None
+    return running, waiting
 
 
 def _crowding() -> float:

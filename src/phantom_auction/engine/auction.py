@@ -15,19 +15,12 @@ errors: the command returns False and appends a rejection with a
 errors (a phase-illegal call, a wrong type) raise.
 
 Clearing (SPEC "Auction engine") follows the rule book,
-:mod:`phantom_auction.mechanisms.rules`: every bid, real or phantom, is scored
-``price_weight * improvement_bps + fee_weight * fee_bps``; the scores are cleared by
-:func:`~phantom_auction.mechanisms.clearing.clear_lists` (supply = amount, reserve =
-the baseline, score 0) and each real fill is priced by
-:func:`~phantom_auction.mechanisms.rules.fill_improvement`: the score it pays per unit
-under the mechanism (``vickrey``: the runner-up's; ``uniform``: the highest rejected
-unit's; ``vcg``: the welfare it displaces per unit) less its own fee term, within
-``[baseline, own price]``; ``discriminatory`` winners pay their own price.
-
-Phantom policy ``reserve``: a phantom's allocation goes to the CFMM at the baseline.
-``floor``: phantoms are left out of the allocation and the best phantom score is a
-floor under every real fill (capped at the winner's own price). Whatever the real
-bids leave goes to the CFMM at the baseline.
+:mod:`phantom_auction.mechanisms.rules`, in :mod:`phantom_auction.engine.settlement`
+(pure functions of the revealed bids, the phantoms, the baseline and the amount): each
+real fill pays the score it owes per unit under the mechanism (``vickrey``: the
+runner-up's; ``uniform``: the highest rejected unit's; ``vcg``: the welfare it displaces
+per unit) less its own fee term, within ``[baseline, own price]``; ``discriminatory``
+winners pay their own price; phantoms act by ``phantom_policy``.
 """
 
 from __future__ import annotations
@@ -39,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from ..config import AuctionConfig, default_config
 from ..errors import (
@@ -48,17 +41,11 @@ from ..errors import (
     InvalidBidParameters,
     PhantomAuctionError,
 )
-from ..mechanisms.clearing import clear_lists
 from ..mechanisms.rules import (
     AuctionRules,
     RejectReason,
-    fee_bps,
-    fill_improvement,
     improvement_bps,
-    phantom_floor,
-    price_of,
     reveal_verdict,
-    score,
     to_us,
 )
 from .audit import (
@@ -76,7 +63,7 @@ from .audit import (
     RevealRejected,
 )
 from .bids import ImprovementBid, SealedBid, SettlementRequest
-from .commitment import auction_prefix, revealed_digest
+from .commitment import auction_prefixes, commitment_version, revealed_digest, revealed_digest_v2
 from .nonces import NonceRegistry
 from .phantoms import (
     PHANTOM_SEED_SIZE,
@@ -87,9 +74,9 @@ from .phantoms import (
     _SeedSampler,
     bids_of,
     phantom_commitment,
-    phantom_id,
 )
-from .result import AuctionAnnouncement, AuctionResult, Fill, Ranking, RankingColumns
+from .result import AuctionAnnouncement, AuctionResult, Fill, Ranking
+from .settlement import bid_table, cfmm_remainder, ranking_of, settle
 
 __all__ = [
     "TRANSITIONS",
@@ -202,21 +189,6 @@ def _positive(name: str, value: object) -> float:
     return x
 
 
-class _BidTable(NamedTuple):
-    """Every bid of a clearing as columns, real bids first (commit order) then phantoms
-    (slot order): prices (B per A), improvements and fees in bps, scores, and ``order``
-    the indices from best score to worst (ties: that column order)."""
-
-    reals: list[ImprovementBid]
-    prices: list[float]
-    volumes: list[float]
-    fees: list[float]
-    improvements: list[float]
-    fees_bps: list[float]
-    scores: list[float]
-    order: list[int]
-
-
 class Auction:
     """One phantom auction for ``request``: sealed commits, reveals, phantoms, clearing.
 
@@ -255,7 +227,7 @@ class Auction:
         "_phantom_seed",
         "_phantoms",
         "_phase",
-        "_prefix",
+        "_prefixes",
         "_request",
         "_result",
         "_reveal_deadline",
@@ -344,7 +316,7 @@ class Auction:
             else phantom_columns
         )
         self._phantoms: tuple[PhantomBid, ...] | None = None
-        self._prefix = auction_prefix(auction_id)
+        self._prefixes = auction_prefixes(auction_id)
         self._commitments: dict[str, SealedBid] = {}
         self._reveals: dict[str, ImprovementBid] = {}
         self._result: AuctionResult | None = None
@@ -654,13 +626,16 @@ class Auction:
             return self._reject_reveal(
                 at, bid, RejectReason.DUPLICATE_REVEAL, f"bidder_id={bidder!r} already revealed"
             )
-        digest = revealed_digest(self._prefix, bid)
-        if digest != sealed.commitment_hash or bid.nonce != sealed.nonce:
+        if bid.nonce != sealed.nonce or not commitment_version(
+            self._prefixes, bid, sealed.commitment_hash
+        ):
+            v1 = revealed_digest(self._prefixes[0], bid).hex()
+            v2 = revealed_digest_v2(self._prefixes[1], bid).hex()
             return self._reject_reveal(
                 at,
                 bid,
                 RejectReason.COMMITMENT_MISMATCH,
-                f"fields hash to {digest.hex()} with nonce={bid.nonce}; committed "
+                f"fields hash to {v1} (v1) / {v2} (v2) with nonce={bid.nonce}; committed "
                 f"{sealed.commitment_hash.hex()} with nonce={sealed.nonce}",
             )
         if bid.token_pair != self._pair:
@@ -779,110 +754,33 @@ class Auction:
         at = self._advance(now, Command.ABORT)
         self._allow(Command.ABORT, "the auction has already been finalized")
         if self._result is None:
-            self._result = self._baseline_result(at, Outcome.ABORTED, self._ranking(self._table()))
+            table = bid_table(
+                self._book,
+                self._revealed(),
+                self._phantom_columns,
+                self._baseline_price,
+                self._amount,
+            )
+            ranking = ranking_of(table)
+            self._result = self._finish(at, Outcome.ABORTED, [], ranking, phantom_won=False)
             self._move(Command.ABORT, at, f"aborted: {reason}")
             self._log.append((AuctionAborted, at, str(reason)))
         return self._result
 
-    # -- clearing --
+    # -- clearing (engine/settlement.py) --
 
-    def _table(self) -> _BidTable:
-        """Revealed real bids in commit order, then phantoms in slot order (the tie order),
-        each scored by the rule book, and their ranking."""
+    def _revealed(self) -> list[ImprovementBid]:
+        """The accepted reveals in commit order (the tie order)."""
         reveals = self._reveals
-        reals = [reveals[b] for b in self._commitments if b in reveals]
-        _, phantom_prices, phantom_volumes, phantom_fees = self._phantom_columns
-        prices = [b.improved_price for b in reals]
-        prices += phantom_prices
-        volumes = [b.volume for b in reals]
-        volumes += phantom_volumes
-        fees = [b.priority_fee for b in reals]
-        fees += phantom_fees
-        book, baseline, amount = self._book, self._baseline_price, self._amount
-        improvements = [improvement_bps(p, baseline) for p in prices]
-        fees_bps = [fee_bps(f, amount) for f in fees]
-        scores = [score(book, i, f) for i, f in zip(improvements, fees_bps, strict=True)]
-        # sorted(reverse=True) is stable: ties keep commit order, phantoms last.
-        order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
-        return _BidTable(reals, prices, volumes, fees, improvements, fees_bps, scores, order)
-
-    def _ranking(
-        self,
-        table: _BidTable,
-        allocated: list[float] | None = None,
-        fill_price: list[float | None] | None = None,
-    ) -> Ranking:
-        bidder_ids = [b.bidder_id for b in table.reals]
-        bidder_ids += [phantom_id(slot) for slot in self._phantom_columns[0]]
-        # The lists are this clearing's own and never change again: no copies.
-        columns = RankingColumns(
-            bidder_ids=bidder_ids,
-            n_real=len(table.reals),
-            prices=table.prices,
-            volumes=table.volumes,
-            fees=table.fees,
-            allocated=allocated,
-            fill_prices=fill_price,
-            order=table.order,
-            improvements=table.improvements,
-            fees_bps=table.fees_bps,
-            scores=table.scores,
-        )
-        return Ranking(columns=columns)
+        return [reveals[b] for b in self._commitments if b in reveals]
 
     def _clear(self, at: datetime) -> AuctionResult:
-        table = self._table()
-        n = len(table.prices)
-        book = self._book
-        if n == 0:
-            return self._baseline_result(at, Outcome.NO_BIDS, Ranking())
-        if n < book.min_participants:
-            return self._baseline_result(
-                at, Outcome.INSUFFICIENT_PARTICIPANTS, self._ranking(table)
-            )
-        baseline, amount = self._baseline_price, self._amount
-        prices, scores, order, reals = table.prices, table.scores, table.order, table.reals
-        n_real = len(reals)
-        floor = 0.0
-        if book.phantom_policy == "floor":
-            # Phantoms never take volume: the reals clear alone, the best phantom's score
-            # is a floor under every fill.
-            floor = phantom_floor(book, scores[n_real:])
-            cleared = scores[:n_real]
-            volumes = table.volumes[:n_real]
-        else:
-            cleared, volumes = scores, table.volumes
-        # clear() itself on plain lists (same bits): a live auction has a few dozen bids.
-        _, allocated, payment = clear_lists(
-            cleared, volumes, supply=amount, reserve=0.0, mechanism=book.mechanism
+        settled = settle(
+            self._book, self._revealed(), self._phantom_columns, self._baseline_price, self._amount
         )
-        allocated += [0.0] * (n - len(allocated))
-        fill_price: list[float | None] = [None] * n
-        fills: list[Fill] = []
-        for i in order:
-            if i >= n_real:
-                continue
-            units = allocated[i]
-            if units <= 0.0:
-                continue
-            own = table.improvements[i]
-            paid = fill_improvement(book, payment[i], units, own, table.fees_bps[i], floor)
-            # Paying its own improvement is paying its own price, to the bit.
-            price = prices[i] if paid == own else price_of(paid, baseline)
-            fill_price[i] = price
-            fills.append(Fill(reals[i].bidder_id, units, price))
-        # Under "floor" phantoms take nothing, so an auction without a real fill had no
-        # real bid to fill: the phantoms did not win it.
-        phantom_won = book.phantom_policy != "floor" and order[0] >= n_real
-        if fills:
-            outcome = Outcome.FILLED
-        else:
-            outcome = Outcome.PHANTOM_WON if phantom_won else Outcome.NO_BIDS
-        ranking = self._ranking(table, allocated, fill_price)
-        return self._finish(at, outcome, fills, ranking, phantom_won=phantom_won)
-
-    def _baseline_result(self, at: datetime, outcome: Outcome, ranking: Ranking) -> AuctionResult:
-        return self._finish(at, outcome, [], ranking, phantom_won=False)
+        return self._finish(
+            at, settled.outcome, settled.fills, settled.ranking, phantom_won=settled.phantom_won
+        )
 
     def _finish(
         self,
@@ -894,16 +792,7 @@ class Auction:
         phantom_won: bool,
     ) -> AuctionResult:
         baseline, amount = self._baseline_price, self._amount
-        volumes = [f.volume for f in fills]
-        paid = [f.price for f in fills]
-        remainder = amount - math.fsum(volumes)
-        if remainder > 0.0:
-            fills.append(Fill(None, remainder, baseline))
-            volumes.append(remainder)
-            paid.append(baseline)
-        # A weighted mean lies between its extremes; clamp away the division's rounding.
-        mean = math.fsum([v * p for v, p in zip(volumes, paid, strict=True)]) / amount
-        price = min(max(mean, min(paid)), max(paid))
+        price = cfmm_remainder(fills, baseline, amount)
         reveals = self._reveals
         winning_bid = reveals[fills[0].bidder_id] if fills[0].bidder_id is not None else None
         return AuctionResult(

@@ -135,7 +135,7 @@ class ImprovementBid:
             self.bidder_id, self.token_pair, self.commitment_hash, self.nonce, self.timestamp
         )
 
-    def commitment_for(self, auction_id: str) -> bytes:
+    def commitment_for(self, auction_id: str, version: int = 1) -> bytes:
         """:func:`make_commitment` of this bid's fields in auction ``auction_id``."""
         return make_commitment(
             auction_id,
@@ -146,6 +146,7 @@ class ImprovementBid:
             self.priority_fee,
             self.nonce,
             self.salt,
+            version=version,
         )
 
 
@@ -160,14 +161,24 @@ def make_bid(
     *,
     salt: bytes | None = None,
     timestamp: datetime | None = None,
+    version: int = 1,
 ) -> ImprovementBid:
-    """A bid for ``auction_id`` with its commitment computed (fresh salt unless given).
+    """A bid for ``auction_id`` with its commitment computed (fresh salt unless given),
+    in commitment ``version`` 1 or 2 (``docs/commitment.md``; the engine checks both).
 
     Send ``bid.sealed()`` to commit, then ``bid`` itself to reveal.
     """
     salt = new_salt() if salt is None else salt
     digest = make_commitment(
-        auction_id, bidder_id, token_pair, improved_price, volume, priority_fee, nonce, salt
+        auction_id,
+        bidder_id,
+        token_pair,
+        improved_price,
+        volume,
+        priority_fee,
+        nonce,
+        salt,
+        version=version,
     )
     return ImprovementBid(
         bidder_id,

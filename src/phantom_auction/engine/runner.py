@@ -7,8 +7,9 @@ receives the :class:`AuctionAnnouncement` and returns a sealed (or full) bid or 
 was accepted, and returns the full bid or None. (The simulator's strategies become bid
 sources through :class:`phantom_auction.simulation.live.StrategyBidder`.)
 
-The runner owns the clock: it maps the event loop's monotonic time to UTC datetimes and
-passes them to the sans-IO :class:`Auction` as ``now=``.
+The runner owns the clock (:mod:`.clock`; a :class:`~.clock.LoopClock` unless one is
+injected): it maps the event loop's time to UTC datetimes and passes them to the sans-IO
+:class:`Auction` as ``now=``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import contextvars
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Generator, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Final, Protocol, runtime_checkable
 
 from ..config import AuctionConfig, load_config
@@ -27,6 +28,7 @@ from .admission import admission_for, thread_cpu
 from .auction import Auction, close_collection, finalize_auction, reveal_bid, submit_bid
 from .audit import Phase
 from .bids import ImprovementBid, SealedBid, SettlementRequest
+from .clock import Clock, LoopClock
 from .nonces import NonceRegistry
 from .result import AuctionAnnouncement, AuctionResult
 
@@ -59,23 +61,6 @@ class BidSource(Protocol):
     ) -> ImprovementBid | None:  # pragma: no cover - protocol
         """The full bid behind the accepted commitment, or None to withhold it."""
         ...
-
-
-class _LoopClock:
-    """UTC datetimes read from the event loop's monotonic clock (never jumps)."""
-
-    __slots__ = ("_loop", "_origin", "_t0")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._t0 = loop.time()
-        self._origin = datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return self._origin + timedelta(seconds=self._loop.time() - self._t0)
-
-    def loop_time(self, when: datetime) -> float:
-        return self._t0 + (when - self._origin).total_seconds()
 
 
 if sys.version_info >= (3, 12):  # pragma: no cover - this project's machines run 3.11
@@ -181,7 +166,7 @@ def _ask(
     step: str,
     announcement: AuctionAnnouncement,
     answer: Callable[[BidSource, Any, datetime], None],
-    clock: _LoopClock,
+    clock: Clock,
 ) -> list[tuple[BidSource, asyncio.Task[Any]]]:
     """Call every source's ``step`` method (``commit`` or ``reveal``) with the
     announcement, hand over the answers given at once, return the calls still running."""
@@ -193,7 +178,7 @@ def _take_answers(
     sources: list[BidSource],
     started: list[asyncio.Task[Any] | tuple[Any, BaseException | None]],
     answer: Callable[[BidSource, Any, datetime], None],
-    clock: _LoopClock,
+    clock: Clock,
     step: str,
 ) -> list[tuple[BidSource, asyncio.Task[Any]]]:
     """Hand each answer given without suspending that is not None to ``answer`` (all
@@ -218,7 +203,7 @@ async def _wait(
     loop: asyncio.AbstractEventLoop,
     pending: list[tuple[BidSource, asyncio.Task[Any]]],
     answer: Callable[[BidSource, Any, datetime], None],
-    clock: _LoopClock,
+    clock: Clock,
     step: str,
     end: float,
     finish_early: bool,
@@ -306,6 +291,7 @@ async def arun_auction(
     finalize_margin_ms: float = DEFAULT_FINALIZE_MARGIN_MS,
     strict: bool = False,
     admission: bool = False,
+    clock: Clock | None = None,
 ) -> AuctionResult:
     """Run one auction on the current event loop and return its result before ``deadline``.
 
@@ -335,9 +321,12 @@ async def arun_auction(
     blocks the loop defeats it. It is opt-in because on a machine where other processes
     hold the CPUs it refuses every auction with a few-ms ``finalize_margin_ms`` (no such
     margin can be promised there), and a lone ``run_auction`` should rather run late.
+
+    ``clock``: where the times come from (default: a :class:`~.clock.LoopClock` on this
+    loop, so one auction's times never jump).
     """
     loop = asyncio.get_running_loop()
-    clock = _LoopClock(loop)
+    clock = LoopClock(loop) if clock is None else clock
     gate = admission_for(loop) if admission else None
     token = -1
     if gate is not None:
@@ -358,7 +347,7 @@ async def arun_auction(
 
 async def _run(
     loop: asyncio.AbstractEventLoop,
-    clock: _LoopClock,
+    clock: Clock,
     gate: Any,
     request: SettlementRequest,
     baseline_price: float,

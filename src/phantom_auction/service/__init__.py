@@ -2,7 +2,7 @@
 
 Modules: ``app`` (FastAPI routes and the WebSocket protocol), ``house`` (live auctions
 driven through the engine), ``store`` (SQLite / PostgreSQL / in-memory persistence),
-``journal`` (group commit), ``auth`` (bearer tokens, Ed25519), ``penalties``,
+``group_commit`` (one fsync for many acks), ``auth`` (bearer tokens, Ed25519), ``penalties``,
 ``metrics`` and ``commands`` (the ``serve``, ``clients`` and ``bidders`` commands).
 Needs the ``service`` extra: ``pip install 'phantom-auction[service]'``.
 """

@@ -1,15 +1,12 @@
 """The HTTP and WebSocket face of the auction house (FastAPI; run by ``phantom-auction serve``).
 
-Past 600 lines because it holds every route of one API; the split into routers is open
-(issue 15).
-
 Settlement clients (``Authorization: Bearer <token>``):
 ``POST /v1/auctions``, ``GET /v1/auctions/{id}``, and, public once an auction has
 ended, ``GET /v1/auctions/{id}/competition``.
 
-Bidders: ``WS /v1/bidders/ws`` (challenge-signature login, pushes, commit / reveal /
-status messages, each answered by an ``ack``), or signed HTTP requests
-(``X-Bidder-Id``, ``X-Bidder-Timestamp``, ``X-Bidder-Signature``):
+Bidders: ``WS /v1/bidders/ws`` (:mod:`.bidder_socket`: challenge-signature login,
+pushes, commit / reveal / status messages, each answered by an ``ack``), or signed HTTP
+requests (``X-Bidder-Id``, ``X-Bidder-Timestamp``, ``X-Bidder-Signature``):
 ``POST /v1/auctions/{id}/commit``, ``POST /v1/auctions/{id}/reveal``,
 ``GET /v1/auctions/open``, ``GET /v1/bidders/me``.
 
@@ -21,48 +18,37 @@ docs/service.md describes every message, the signed bytes and the rules.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.websockets import WebSocketDisconnect
 
 from .._version import __version__
 from ..config import AuctionConfig, load_config
-from .auth import NO_ONE_KEY, login_signing_bytes, new_challenge, verify_signature
+from ..wire import AUCTION_ID_PATTERN, BIDDER_WS_PATH
+from .bidder_socket import BidderSocket, ack_document, malformed
 from .explorer import router as explorer_router
-from .house import AuctionHouse, BidderSession, BidderState, Rejected, Verdict, auction_view
+from .house import AuctionHouse, BidderState, Rejected, Verdict, auction_document
 from .metrics import ServiceMetrics
 from .schemas import (
-    AUCTION_ID_PATTERN,
     AckBody,
     Announcement,
-    AuctionView,
+    AuctionDocument,
     BidderStatus,
     CommitBody,
     CompetitionView,
     ErrorBody,
     OpenAuctionBody,
     RevealBody,
-    WsCommit,
-    WsReveal,
-    WsStatus,
-    bidder_message_adapter,
-    login_adapter,
 )
 from .store import ClientRecord, Store, compact_json, describe_store, open_store
-from .wsdirect import DIRECT_EXTENSION, DirectWebSocketProtocol
 
 __all__ = ["REASON_STATUS", "create_app"]
 
@@ -119,29 +105,6 @@ def _rejection(
 ) -> JSONResponse:
     body = {"status": "rejected", "reason": reason, "detail": detail, "field": field, **extra}
     return JSONResponse(body, status_code=status_code, headers=headers)
-
-
-def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in ("body", "query", "path", "header", "commit", "reveal", "status"):
-        parts = parts[1:] if len(parts) > 1 else parts
-    return ".".join(parts) or "body"
-
-
-def _malformed(errors: list[Any]) -> tuple[str, str]:
-    """``(field, detail)`` naming the first invalid field and its value."""
-    if not errors:
-        return "body", "malformed message"
-    first = errors[0]
-    loc = tuple(first.get("loc", ()))
-    field = _field_of(loc)
-    if first.get("type") in ("union_tag_not_found", "union_tag_invalid"):
-        field = "type"
-    detail = f"{field}: {first.get('msg', 'invalid')}"
-    if "input" in first and first.get("type") != "missing":
-        shown = repr(first["input"])
-        detail += f" (got {shown[:80]}{'...' if len(shown) > 80 else ''})"
-    return field, detail
 
 
 class MessageSizeLimit:
@@ -204,20 +167,8 @@ class MessageSizeLimit:
         await response(scope, receive, send)
 
 
-def _ack(verdict: Verdict, ref: str | int | None = None) -> dict[str, Any]:
-    return {
-        "type": "ack",
-        "ref": ref,
-        "kind": verdict.kind,
-        "auction_id": verdict.auction_id,
-        "status": "accepted" if verdict.accepted else "rejected",
-        "reason": verdict.reason,
-        "detail": verdict.detail,
-    }
-
-
 def _ack_response(verdict: Verdict) -> JSONResponse:
-    body = _ack(verdict)
+    body = ack_document(verdict)
     if verdict.accepted:
         return JSONResponse(body)
     status_code = REASON_STATUS.get(verdict.reason or "", 409)
@@ -303,6 +254,7 @@ def create_app(
     house = AuctionHouse(config, store, metrics)
     security = config.security
     max_bytes = security.max_message_bytes
+    bidder_socket = BidderSocket(house, metrics, security.challenge_ttl_s, max_bytes)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -348,9 +300,9 @@ def create_app(
         return _rejection(exc.status_code, reason, str(exc.detail), headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def on_malformed(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def onmalformed(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
-        field, detail = _malformed(errors)
+        field, detail = malformed(errors)
         summary = [
             {
                 "loc": [str(p) for p in e.get("loc", ())],
@@ -385,10 +337,10 @@ def create_app(
     @app.post(
         "/v1/auctions",
         tags=["settlement"],
-        response_model=AuctionView,
+        response_model=AuctionDocument,
         status_code=200,
         responses={
-            202: {"model": AuctionView, "description": "Opened; poll GET /v1/auctions/{id}"},
+            202: {"model": AuctionDocument, "description": "Opened; poll GET /v1/auctions/{id}"},
             **_errors(401, 409, 413, 422, 503),
         },
     )
@@ -414,9 +366,9 @@ def create_app(
                 ) from None
         if handle.done is not None:
             if not wait:
-                return _JSON(auction_view(record), status_code=202)
+                return _JSON(auction_document(record), status_code=202)
             record = await asyncio.shield(handle.done)
-        return _JSON(auction_view(record))
+        return _JSON(auction_document(record))
 
     @app.get(
         "/v1/auctions/open",
@@ -435,7 +387,7 @@ def create_app(
     @app.get(
         "/v1/auctions/{auction_id}",
         tags=["settlement"],
-        response_model=AuctionView,
+        response_model=AuctionDocument,
         responses=_errors(401, 404, 422),
     )
     async def get_auction(auction_id: AuctionIdPath, client: ClientDep) -> JSONResponse:
@@ -443,7 +395,7 @@ def create_app(
         record = await house.auction_record(auction_id)
         if record is None or record.client_id != client.client_id:
             raise Rejected(404, "unknown_auction", f"auction_id={auction_id!r}: no such auction")
-        return _JSON(auction_view(record))
+        return _JSON(auction_document(record))
 
     @app.get(
         "/v1/auctions/{auction_id}/competition",
@@ -499,198 +451,8 @@ def create_app(
         """The bidder's no-reveal rate and, if blocked, why and until when."""
         return JSONResponse(house.status(bidder))
 
-    @app.websocket("/v1/bidders/ws")
+    @app.websocket(BIDDER_WS_PATH)
     async def bidders_ws(ws: WebSocket) -> None:
-        await ws.accept()
-        challenge = new_challenge()
-        expires = datetime.now(UTC) + timedelta(seconds=security.challenge_ttl_s)
-        await ws.send_text(
-            _dumps(
-                {
-                    "type": "challenge",
-                    "challenge": challenge,
-                    "expires_at": expires.isoformat(),
-                    "max_message_bytes": max_bytes,
-                }
-            )
-        )
-        try:
-            text = await asyncio.wait_for(_receive_text(ws), timeout=security.challenge_ttl_s)
-        except (TimeoutError, WebSocketDisconnect):
-            with contextlib.suppress(Exception):
-                await ws.close(1008, "login timed out")
-            return
-        if text is None:
-            return
-        state = await _login(ws, text, challenge)
-        if state is None:
-            return
-        direct = ws.scope.get("extensions", {}).get(DIRECT_EXTENSION)
-        if isinstance(direct, DirectWebSocketProtocol):
-            await _serve_direct(ws, direct, state)
-            return
-        session = BidderSession(state.bidder_id)
-        house.attach(state, session)
-        session.send(_dumps({"type": "welcome", **house.status(state)}))
-        writer = asyncio.get_running_loop().create_task(_write(ws, session))
-        try:
-            while not session.closed:
-                text = await _receive_text(ws)
-                if text is None:
-                    break
-                _handle(state, session, text)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            house.detach(state, session)
-            await writer
-
-    async def _serve_direct(
-        ws: WebSocket, direct: DirectWebSocketProtocol, state: BidderState
-    ) -> None:
-        """The logged-in session on uvicorn with :class:`DirectWebSocketProtocol`: messages
-        are handled as they are parsed and pushes written straight to the connection;
-        this coroutine only waits for the end (the peer leaves, or the house closes it)."""
-        session = BidderSession(state.bidder_id, push=direct.push)
-        house.attach(state, session)
-        session.send(_dumps({"type": "welcome", **house.status(state)}))
-
-        def on_text(text: str) -> None:
-            if not session.closed:
-                _handle(state, session, text)
-
-        direct.enable_direct(on_text)
-        gone = asyncio.ensure_future(_receive_text(ws))  # only the disconnect comes now
-        ended = asyncio.ensure_future(session.ended.wait())
-        try:
-            await asyncio.wait({gone, ended}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (gone, ended):
-                task.cancel()
-            house.detach(state, session)
-            if not gone.done() or gone.cancelled():
-                with contextlib.suppress(Exception):
-                    await ws.close(1000)
-
-    async def _login(ws: WebSocket, text: str, challenge: str) -> BidderState | None:
-        async def refuse(reason: str, detail: str) -> None:
-            with contextlib.suppress(Exception):
-                await ws.send_text(_dumps({"type": "error", "reason": reason, "detail": detail}))
-                await ws.close(1008, reason)
-
-        if len(text) > max_bytes or len(text.encode()) > max_bytes:
-            await refuse("message_too_large", f"over security.max_message_bytes={max_bytes}")
-            return None
-        try:
-            login = login_adapter.validate_json(text)
-        except ValidationError as exc:
-            _field, detail = _malformed(list(exc.errors()))
-            await refuse("malformed", detail)
-            return None
-        state = await house.bidder_state(login.bidder_id)
-        signed = login_signing_bytes(login.bidder_id, challenge)
-        # Unknown id or wrong key: one answer, so that no one can list the bidder ids.
-        key = NO_ONE_KEY if state is None else state.record.public_key
-        if not verify_signature(key, login.signature, signed, house.keys) or state is None:
-            await refuse(
-                "bad_signature", f"login signature does not verify for {login.bidder_id!r}"
-            )
-            return None
-        return state
-
-    def _handle(state: BidderState, session: BidderSession, text: str) -> None:
-        if len(text) > max_bytes or len(text.encode()) > max_bytes:
-            metrics.count_rejection("message_too_large")
-            session.send(
-                _dumps(
-                    _ack(
-                        Verdict(
-                            "unknown",
-                            None,
-                            False,
-                            "message_too_large",
-                            f"{len(text.encode())} bytes: over security.max_message_bytes="
-                            f"{max_bytes}",
-                        )
-                    )
-                )
-            )
-            return
-        try:
-            message = bidder_message_adapter.validate_json(text)
-        except ValidationError as exc:
-            field, detail = _malformed(list(exc.errors()))
-            metrics.count_rejection("malformed")
-            ref, kind = _salvage(text)
-            verdict = Verdict(kind, None, False, "malformed", detail)
-            session.send(_dumps({**_ack(verdict, ref), "field": field}))
-            return
-        if isinstance(message, WsStatus):
-            session.send(_dumps({"type": "status", "ref": message.ref, **house.status(state)}))
-            return
-        answer: asyncio.Future[Verdict]
-        if isinstance(message, WsCommit):
-            answer = house.commit(state, message, message.auction_id, "ws")
-        else:
-            assert isinstance(message, WsReveal)
-            answer = house.reveal(state, message, message.auction_id, "ws")
-        ref, kind, auction_id = message.ref, message.type, message.auction_id
-
-        def acknowledge(done: asyncio.Future[Verdict]) -> None:
-            if done.cancelled() or done.exception() is not None:
-                _log.error("%s from %s failed: %r", kind, state.bidder_id, done)
-                verdict = Verdict(kind, auction_id, False, "store_unavailable", "internal error")
-            else:
-                verdict = done.result()
-            session.send(_dumps(_ack(verdict, ref)))
-
-        answer.add_done_callback(acknowledge)
+        await bidder_socket.serve(ws)
 
     return app
-
-
-def _salvage(text: str) -> tuple[str | int | None, str]:
-    """The ``ref`` and ``type`` of a malformed message, if they can be read."""
-    try:
-        raw = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
-        return None, "unknown"
-    if not isinstance(raw, dict):
-        return None, "unknown"
-    ref = raw.get("ref")
-    if not (isinstance(ref, int | str) and not isinstance(ref, bool)) or len(str(ref)) > 64:
-        ref = None
-    kind = raw.get("type")
-    return ref, kind if kind in ("commit", "reveal", "status") else "unknown"
-
-
-async def _receive_text(ws: WebSocket) -> str | None:
-    """The next text (or UTF-8 binary) frame, or None once the peer has gone."""
-    message = await ws.receive()
-    if message["type"] == "websocket.disconnect":
-        return None
-    text = message.get("text")
-    if text is not None:
-        return str(text)
-    data = message.get("bytes")
-    if data is not None:
-        try:
-            return bytes(data).decode("utf-8")
-        except UnicodeDecodeError:
-            await ws.close(1007, "invalid UTF-8")
-            return None
-    return ""
-
-
-async def _write(ws: WebSocket, session: BidderSession) -> None:
-    """Send queued pushes and acks until the session closes."""
-    try:
-        while True:
-            text = await session.outbox.get()
-            if text is None:
-                break
-            await ws.send_text(text)
-    except Exception:  # the peer went away: the reader notices too
-        session.close()
-    with contextlib.suppress(Exception):
-        await ws.close(1000)

@@ -104,7 +104,7 @@ def serve(
 
     from .app import create_app
     from .connections import with_read_timeout
-    from .wsdirect import DirectWebSocketProtocol
+    from .ws_fastpath import DirectWebSocketProtocol
 
     try:
         cfg = load_config(config)
@@ -131,7 +131,7 @@ def serve(
         # Each request must arrive within service.read_timeout_s (slowloris).
         http=with_read_timeout(cfg.service.read_timeout_s),
         # uvicorn's websockets (sans-I/O) protocol, plus direct delivery and coalesced
-        # writes for logged-in bidders (service/wsdirect.py).
+        # writes for logged-in bidders (service/ws_fastpath.py).
         ws=DirectWebSocketProtocol,
         # Frames between max_message_bytes and this are answered `message_too_large`;
         # larger ones close the socket (code 1009) before they are buffered.

@@ -80,8 +80,8 @@ def _order(record: AuctionRecord) -> dict[str, Any]:
         "amount": record.amount,
         "baseline_price": record.baseline_price,
         "opened_at": _iso(record.opened_at_us),
-        "commit_deadline": _iso(record.collect_ends_at_us),
-        "reveal_deadline": _iso(record.reveal_ends_at_us),
+        "commit_deadline": _iso(record.commit_deadline_us),
+        "reveal_deadline": _iso(record.reveal_deadline_us),
         "phantom_commitment": record.phantom_commitment,
     }
 

@@ -1,5 +1,8 @@
 """Wire formats of the service: HTTP bodies, responses and WebSocket messages (pydantic).
 
+The bidders' messages (commit, reveal, login, status) live in :mod:`phantom_auction.wire`,
+which the SDK shares; they are re-exported here with the rest.
+
 Units: prices in token B per token A (``token_out`` per ``token_in``); ``amount`` and
 ``volume`` in token A units; ``priority_fee`` in token units; improvements in basis
 points over the baseline; times are ISO 8601 UTC. Hex is lower or upper case.
@@ -17,20 +20,29 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    ConfigDict,
     Field,
     Strict,
-    TypeAdapter,
     ValidationInfo,
     field_validator,
 )
 
-from ..engine.commitment import MAX_NONCE, MAX_TOKEN_ID
-from .auth import BIDDER_ID_PATTERN
+from ..wire import (
+    BidderMessage,
+    CommitBody,
+    RevealBody,
+    StrictBody,
+    TokenId,
+    WsCommit,
+    WsLogin,
+    WsReveal,
+    WsStatus,
+    bidder_message_adapter,
+    login_adapter,
+)
 
 __all__ = [
     "AckBody",
-    "AuctionView",
+    "AuctionDocument",
     "BidderMessage",
     "BidderStatus",
     "CommitBody",
@@ -44,41 +56,20 @@ __all__ = [
     "WsReveal",
     "WsStatus",
     "bidder_message_adapter",
+    "login_adapter",
 ]
 
-HEX32 = r"^[0-9a-fA-F]{64}$"
-HEX64 = r"^[0-9a-fA-F]{128}$"
-TokenId = Annotated[
-    int,
-    Strict(),
-    Field(ge=-MAX_TOKEN_ID, le=MAX_TOKEN_ID, description="token id, |id| <= 2**53 - 1"),
-]
 #: Amounts and prices are bounded so that every derived quantity stays finite.
 Quantity = Annotated[float, Strict(), Field(gt=0.0, le=1e18, allow_inf_nan=False)]
 Price = Annotated[float, Strict(), Field(gt=0.0, le=1e15, allow_inf_nan=False)]
-BidNumber = Annotated[float, Strict(), Field(ge=-1e300, le=1e300, allow_inf_nan=False)]
-Nonce = Annotated[
-    int,
-    Strict(),
-    Field(ge=0, le=MAX_NONCE, description="strictly increasing per bidder, <= 2**53 - 1"),
-]
-#: Auction ids are the service's own (32 hex digits); the pattern also keeps NUL bytes
-#: and other characters no store column takes out of every lookup.
-AUCTION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-AuctionId = Annotated[str, Field(pattern=AUCTION_ID_PATTERN)]
 #: Printable text only: PostgreSQL refuses NUL bytes, logs are spoiled by the others.
 IDEMPOTENCY_KEY_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
-Ref = Annotated[str | int | None, Field(default=None, description="echoed in the ack")]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------- settlement clients
 
 
-class OpenAuctionBody(_Body):
+class OpenAuctionBody(StrictBody):
     """``POST /v1/auctions``: sell ``amount`` of ``token_in`` for ``token_out``.
 
     Give ``deadline`` (the result is due by then; the auction runs the configured
@@ -147,7 +138,7 @@ class ResultBody(BaseModel):
     finalized_at: datetime
 
 
-class AuctionView(BaseModel):
+class AuctionDocument(BaseModel):
     """An auction as its settlement client sees it; ``result`` once it has ended."""
 
     auction_id: str
@@ -214,32 +205,6 @@ class ErrorBody(BaseModel):
 # ---------------------------------------------------------------- bidders (HTTP)
 
 
-class CommitBody(_Body):
-    """``POST /v1/auctions/{id}/commit``: a sealed bid.
-
-    ``signature``: Ed25519 over ``phantom-auction/v1/commit\\n{auction_id}\\n{bidder_id}
-    \\n{commitment}\\n{nonce}`` (commitment in lower-case hex).
-    """
-
-    bidder_id: Annotated[str, Field(pattern=BIDDER_ID_PATTERN)] | None = None
-    token_pair: Annotated[list[TokenId], Field(min_length=2, max_length=2)]
-    commitment: Annotated[str, Field(pattern=HEX32)]
-    nonce: Nonce
-    signature: Annotated[str, Field(pattern=HEX64)]
-
-
-class RevealBody(_Body):
-    """``POST /v1/auctions/{id}/reveal``: the fields behind the commitment, and its salt."""
-
-    bidder_id: Annotated[str, Field(pattern=BIDDER_ID_PATTERN)] | None = None
-    token_pair: Annotated[list[TokenId], Field(min_length=2, max_length=2)]
-    improved_price: BidNumber
-    volume: BidNumber
-    priority_fee: BidNumber
-    nonce: Nonce
-    salt: Annotated[str, Field(pattern=HEX32)]
-
-
 class AckBody(BaseModel):
     """The verdict on a commit or reveal (also the WebSocket ``ack`` message)."""
 
@@ -283,40 +248,3 @@ class Announcement(BaseModel):
 
 
 # ---------------------------------------------------------------- bidders (WebSocket)
-
-
-class WsLogin(_Body):
-    """The first message: ``signature`` is over
-    ``phantom-auction/v1/login\\n{bidder_id}\\n{challenge}``."""
-
-    type: Literal["login"]
-    bidder_id: Annotated[str, Field(pattern=BIDDER_ID_PATTERN)]
-    signature: Annotated[str, Field(pattern=HEX64)]
-
-
-class WsCommit(CommitBody):
-    """A commit over the WebSocket (``bidder_id``, if given, must be the session's)."""
-
-    type: Literal["commit"]
-    ref: Ref
-    auction_id: AuctionId
-
-
-class WsReveal(RevealBody):
-    """A reveal over the WebSocket (authenticated by the session)."""
-
-    type: Literal["reveal"]
-    ref: Ref
-    auction_id: AuctionId
-
-
-class WsStatus(_Body):
-    """Ask for the bidder's status (answered with a ``status`` message)."""
-
-    type: Literal["status"]
-    ref: Ref
-
-
-BidderMessage = Annotated[WsCommit | WsReveal | WsStatus, Field(discriminator="type")]
-bidder_message_adapter: TypeAdapter[WsCommit | WsReveal | WsStatus] = TypeAdapter(BidderMessage)
-login_adapter: TypeAdapter[WsLogin] = TypeAdapter(WsLogin)

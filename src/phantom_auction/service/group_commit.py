@@ -1,6 +1,6 @@
 """Group commit: many acks behind one durable transaction.
 
-Every commit, reveal, opened and finished auction is handed to the :class:`Journal`,
+Every commit, reveal, opened and finished auction is handed to the :class:`GroupCommit`,
 which a single writer task flushes to the :class:`~.store.Store` in batches: while one
 transaction is being made durable, the next batch accumulates. A caller awaits its
 records' durability before it acknowledges anything, so an ack never outruns the disk,
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from .metrics import ServiceMetrics
 from .store import Store, Write
 
-__all__ = ["Journal", "JournalClosed"]
+__all__ = ["GroupCommit", "GroupCommitClosed"]
 
 
-class JournalClosed(RuntimeError):
-    """The journal was closed: nothing more can be made durable."""
+class GroupCommitClosed(RuntimeError):
+    """The group commit was closed: nothing more can be made durable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +35,8 @@ class _Submission:
     done: asyncio.Future[None]
 
 
-class Journal:
-    """The service's single writer: ``await journal.write(...)`` returns once durable."""
+class GroupCommit:
+    """The service's single writer: ``await group_commit.write(...)`` returns once durable."""
 
     def __init__(
         self, store: Store, metrics: ServiceMetrics | None = None, *, max_batch: int = 4096
@@ -51,12 +51,12 @@ class Journal:
     def start(self) -> None:
         """Start the writer task on the running loop."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="journal")
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
 
     def submit(self, *records: Write) -> asyncio.Future[None]:
         """Queue ``records`` (written together, in order); the future resolves once durable."""
         if self._closed:
-            raise JournalClosed("the journal is closed")
+            raise GroupCommitClosed("the group commit is closed")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Submission(records, done))
         return done

@@ -1,0 +1,179 @@
+"""Settlement: a finished auction's revealed bids and phantoms, cleared by the rule book
+into fills, the user's price and the published ranking.
+
+Pure functions of the bids, the rules, the baseline (B per A) and the amount (token A
+units); :class:`~phantom_auction.engine.auction.Auction` calls them when it finalizes
+or aborts. Every bid, real or phantom, is scored ``price_weight * improvement_bps +
+fee_weight * fee_bps``; the scores are cleared by
+:func:`~phantom_auction.mechanisms.clearing.clear_lists` (supply = amount, reserve =
+the baseline, score 0) and each real fill is priced by
+:func:`~phantom_auction.mechanisms.rules.fill_improvement`. Phantom policy ``reserve``:
+a phantom's allocation goes to the CFMM at the baseline; ``floor``: phantoms are left
+out of the allocation and the best phantom score is a floor under every real fill.
+Whatever the real bids leave goes to the CFMM at the baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from ..mechanisms.clearing import clear_lists
+from ..mechanisms.rules import (
+    AuctionRules,
+    fee_bps,
+    fill_improvement,
+    improvement_bps,
+    phantom_floor,
+    price_of,
+    score,
+)
+from .audit import Outcome
+from .bids import ImprovementBid
+from .phantoms import PhantomColumns, phantom_id
+from .result import Fill, Ranking, RankingColumns
+
+__all__ = ["Settlement", "bid_table", "cfmm_remainder", "ranking_of", "settle"]
+
+
+class BidTable(NamedTuple):
+    """Every bid of a clearing as columns, real bids first (commit order) then phantoms
+    (slot order): prices (B per A), improvements and fees in bps, scores, and ``order``
+    the indices from best score to worst (ties: that column order)."""
+
+    reals: Sequence[ImprovementBid]
+    phantom_slots: Sequence[int]
+    prices: list[float]
+    volumes: list[float]
+    fees: list[float]
+    improvements: list[float]
+    fees_bps: list[float]
+    scores: list[float]
+    order: list[int]
+
+
+class Settlement(NamedTuple):
+    """What clearing decided: the outcome, the real fills (best first, CFMM remainder not
+    yet added), the ranking, and whether a phantom ranked first."""
+
+    outcome: Outcome
+    fills: list[Fill]
+    ranking: Ranking
+    phantom_won: bool
+
+
+def bid_table(
+    book: AuctionRules,
+    reals: Sequence[ImprovementBid],
+    phantoms: PhantomColumns,
+    baseline: float,
+    amount: float,
+) -> BidTable:
+    """Revealed real bids (commit order), then phantoms (slot order: the tie order),
+    each scored by the rule book, and their order from best to worst."""
+    slots, phantom_prices, phantom_volumes, phantom_fees = phantoms
+    prices = [b.improved_price for b in reals]
+    prices += phantom_prices
+    volumes = [b.volume for b in reals]
+    volumes += phantom_volumes
+    fees = [b.priority_fee for b in reals]
+    fees += phantom_fees
+    improvements = [improvement_bps(p, baseline) for p in prices]
+    fees_bps = [fee_bps(f, amount) for f in fees]
+    scores = [score(book, i, f) for i, f in zip(improvements, fees_bps, strict=True)]
+    # sorted(reverse=True) is stable: ties keep commit order, phantoms last.
+    order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
+    return BidTable(reals, slots, prices, volumes, fees, improvements, fees_bps, scores, order)
+
+
+def ranking_of(
+    table: BidTable,
+    allocated: list[float] | None = None,
+    fill_prices: list[float | None] | None = None,
+) -> Ranking:
+    """The published ranking of ``table`` (with what clearing gave each bid, if it ran)."""
+    bidder_ids = [b.bidder_id for b in table.reals]
+    bidder_ids += [phantom_id(slot) for slot in table.phantom_slots]
+    # The lists are this clearing's own and never change again: no copies.
+    columns = RankingColumns(
+        bidder_ids=bidder_ids,
+        n_real=len(table.reals),
+        prices=table.prices,
+        volumes=table.volumes,
+        fees=table.fees,
+        allocated=allocated,
+        fill_prices=fill_prices,
+        order=table.order,
+        improvements=table.improvements,
+        fees_bps=table.fees_bps,
+        scores=table.scores,
+    )
+    return Ranking(columns=columns)
+
+
+def settle(
+    book: AuctionRules,
+    reals: Sequence[ImprovementBid],
+    phantoms: PhantomColumns,
+    baseline: float,
+    amount: float,
+) -> Settlement:
+    """Clear an auction's revealed bids and phantoms under ``book``'s mechanism and
+    phantom policy (see the module docstring)."""
+    table = bid_table(book, reals, phantoms, baseline, amount)
+    n = len(table.prices)
+    if n == 0:
+        return Settlement(Outcome.NO_BIDS, [], Ranking(), False)
+    if n < book.min_participants:
+        return Settlement(Outcome.INSUFFICIENT_PARTICIPANTS, [], ranking_of(table), False)
+    prices, scores, order = table.prices, table.scores, table.order
+    n_real = len(reals)
+    floor = 0.0
+    if book.phantom_policy == "floor":
+        # Phantoms never take volume: the reals clear alone, the best phantom's score
+        # is a floor under every fill.
+        floor = phantom_floor(book, scores[n_real:])
+        cleared = scores[:n_real]
+        volumes = table.volumes[:n_real]
+    else:
+        cleared, volumes = scores, table.volumes
+    # clear() itself on plain lists (same bits): a live auction has a few dozen bids.
+    _, allocated, payment = clear_lists(
+        cleared, volumes, supply=amount, reserve=0.0, mechanism=book.mechanism
+    )
+    allocated += [0.0] * (n - len(allocated))
+    fill_prices: list[float | None] = [None] * n
+    fills: list[Fill] = []
+    for i in order:
+        if i >= n_real:
+            continue
+        units = allocated[i]
+        if units <= 0.0:
+            continue
+        own = table.improvements[i]
+        paid = fill_improvement(book, payment[i], units, own, table.fees_bps[i], floor)
+        # Paying its own improvement is paying its own price, to the bit.
+        price = prices[i] if paid == own else price_of(paid, baseline)
+        fill_prices[i] = price
+        fills.append(Fill(reals[i].bidder_id, units, price))
+    # Under "floor" phantoms take nothing, so an auction without a real fill had no
+    # real bid to fill: the phantoms did not win it.
+    phantom_won = book.phantom_policy != "floor" and order[0] >= n_real
+    outcome = Outcome.FILLED if fills else Outcome.PHANTOM_WON if phantom_won else Outcome.NO_BIDS
+    return Settlement(outcome, fills, ranking_of(table, allocated, fill_prices), phantom_won)
+
+
+def cfmm_remainder(fills: list[Fill], baseline: float, amount: float) -> float:
+    """Append the CFMM's fill of what the bidders left (at the baseline) to ``fills`` and
+    return the user's volume-weighted price over the whole ``amount`` (B per A)."""
+    volumes = [f.volume for f in fills]
+    paid = [f.price for f in fills]
+    remainder = amount - math.fsum(volumes)
+    if remainder > 0.0:
+        fills.append(Fill(None, remainder, baseline))
+        volumes.append(remainder)
+        paid.append(baseline)
+    # A weighted mean lies between its extremes; clamp away the division's rounding.
+    mean = math.fsum([v * p for v, p in zip(volumes, paid, strict=True)]) / amount
+    return min(max(mean, min(paid)), max(paid))

@@ -1,0 +1,529 @@
+"""The auction house itself: it opens live auctions, runs their windows and ends them.
+
+The engine's :class:`~phantom_auction.engine.Auction` decides everything about bids
+(windows, nonces, commitments, validation, clearing). The house supplies what the
+engine leaves out on purpose: a clock (:mod:`phantom_auction.engine.clock`), timers at
+the window ends, identities (:mod:`.sessions`: who may speak for which bidder),
+persistence (the group commit) and pushes to connected bidders.
+
+Commits and reveals go one path (:mod:`.bids`, mixed into the house); auctions a crash
+left open are ended on start (:mod:`.recovery`); the JSON documents live in
+:mod:`.documents`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import uuid
+from collections import OrderedDict
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from ...config import AuctionConfig
+from ...engine import (
+    Auction,
+    NonceRegistry,
+    Phase,
+    SettlementRequest,
+    abort_auction,
+    finalize_auction,
+)
+from ...engine.admission import Overloaded, admission_for
+from ...engine.clock import Clock, SystemClock, to_us
+from ...engine.runner import DEFAULT_FINALIZE_MARGIN_MS
+from ...errors import AuctionTimeout, InvalidBidParameters
+from ..group_commit import GroupCommit
+from ..metrics import ServiceMetrics
+from ..penalties import record_reveal_outcome
+from ..schemas import OpenAuctionBody
+from ..store import (
+    AuctionFinished,
+    AuctionRecord,
+    ClientRecord,
+    PenaltyUpdate,
+    Store,
+    Write,
+    compact_json,
+)
+from ..ws_fastpath import text_frame
+from .bids import BidPath
+from .documents import (
+    announcement_document,
+    auction_closed_documents,
+    competition_document,
+    result_document,
+    reveal_open_document,
+)
+from .live import AuctionHandle, LiveAuction
+from .recovery import recover_open_auctions
+from .sessions import BidderSession, BidderState, Identities, Rejected
+
+__all__ = ["AuctionHouse"]
+
+_log = logging.getLogger(__name__)
+
+#: Ended auctions remembered by id (no store read to answer a straggler's message).
+_CLOSED_REMEMBERED: Final = 100_000
+
+
+def _request_digest(body: OpenAuctionBody) -> str:
+    fields = body.model_dump(mode="json", exclude={"idempotency_key"})
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+class AuctionHouse(BidPath):
+    """Runs live auctions for settlement clients and bidders (one per service process)."""
+
+    def __init__(
+        self,
+        config: AuctionConfig,
+        store: Store,
+        metrics: ServiceMetrics | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.metrics = metrics or ServiceMetrics()
+        #: Where every time the house uses comes from (the system's clocks by default).
+        self.clock: Clock = SystemClock() if clock is None else clock
+        self.group_commit = GroupCommit(store, self.metrics)
+        self.nonces = NonceRegistry()
+        self.identities = Identities(config, store, self.metrics, self.clock)
+        self.keys = self.identities.keys
+        #: Known bidders' states, by id (shared with :attr:`identities`).
+        self.bidders = self.identities.bidders
+        self.live: dict[str, LiveAuction] = {}
+        # Ended auctions by id -> status. Only ids: a server keeping every finished
+        # auction's objects would spend its time in the garbage collector.
+        self.closed: OrderedDict[str, str] = OrderedDict()
+        self._by_key: dict[tuple[int, str], LiveAuction] = {}
+        self._key_locks: dict[tuple[int, str], asyncio.Lock] = {}
+        self._configs: dict[int, AuctionConfig] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self.recovered: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Create or migrate the schema, recover auctions a crash left open, load nonces."""
+        await self.store.start()
+        self.group_commit.start()
+        self.recovered = await recover_open_auctions(
+            self.store, self.config, self.clock, self.metrics
+        )
+        self.nonces = NonceRegistry(await self.store.last_nonces())
+
+    async def close(self) -> None:
+        """Graceful stop: end every live auction (finalize or abort), flush, close."""
+        self._closing = True
+        for live in list(self.live.values()):
+            for timer in live.timers:
+                timer.cancel()
+            if not live.finishing:
+                now = self.clock.now()
+                auction = live.auction
+                auction.advance(now)
+                revealed_all = auction.phase is Phase.REVEALING and not auction.unrevealed
+                if now >= auction.reveal_deadline or revealed_all:
+                    await self._finish(live, now)
+                else:
+                    await self._finish(live, now, abort_reason="server shutting down")
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
+        for state in self.bidders.values():
+            if state.session is not None:
+                state.session.close()
+        await self.group_commit.close()
+        await self.store.close()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------------ identities
+
+    async def client_for_token(self, token: str) -> ClientRecord | None:
+        """See :meth:`Identities.client_for_token`."""
+        return await self.identities.client_for_token(token)
+
+    async def bidder_state(self, bidder_id: str) -> BidderState | None:
+        """See :meth:`Identities.bidder_state`."""
+        return await self.identities.bidder_state(bidder_id)
+
+    async def authenticate_request(
+        self,
+        bidder_id: str | None,
+        timestamp_ms: str | None,
+        signature: str | None,
+        method: str,
+        path: str,
+        body: bytes,
+    ) -> BidderState:
+        """See :meth:`Identities.authenticate_request`."""
+        return await self.identities.authenticate_request(
+            bidder_id, timestamp_ms, signature, method, path, body
+        )
+
+    def attach(self, state: BidderState, session: BidderSession) -> None:
+        """See :meth:`Identities.attach`."""
+        self.identities.attach(state, session)
+
+    def detach(self, state: BidderState, session: BidderSession) -> None:
+        """See :meth:`Identities.detach`."""
+        self.identities.detach(state, session)
+
+    def status(self, state: BidderState) -> dict[str, Any]:
+        """See :meth:`Identities.status`."""
+        return self.identities.status(state)
+
+    # ------------------------------------------------------------------ opening
+
+    def _config_for_duration(self, duration_ms: int) -> AuctionConfig:
+        pa = self.config.phantom_auction
+        if duration_ms == pa.duration_ms:
+            return self.config
+        config = self._configs.get(duration_ms)
+        if config is None:
+            reveal = round(duration_ms * pa.reveal_delay_ms / pa.duration_ms)
+            reveal = min(max(1, reveal), max(1, duration_ms - 1))
+            config = self.config.model_copy(
+                update={
+                    "phantom_auction": pa.model_copy(
+                        update={"duration_ms": duration_ms, "reveal_delay_ms": reveal}
+                    )
+                }
+            )
+            if len(self._configs) > 256:
+                self._configs.clear()
+            self._configs[duration_ms] = config
+        return config
+
+    def retry_after_s(self) -> int:
+        """Seconds until the soonest live auction ends (at least 1): the 503's Retry-After."""
+        if not self.live:
+            return 1
+        soonest = min(live.auction.reveal_deadline for live in self.live.values())
+        return max(1, math.ceil((soonest - self.clock.now()).total_seconds()))
+
+    async def open_auction(self, client: ClientRecord, body: OpenAuctionBody) -> AuctionHandle:
+        """Open an auction for ``client`` (or return the one its ``idempotency_key`` names).
+
+        Raises :class:`Rejected`: 409 if the key was used with other fields, 422 if the
+        engine refuses the parameters or the deadline is too close, 503 when
+        ``resources.max_concurrent_auctions`` auctions are running.
+        """
+        if self._closing:
+            raise Rejected(
+                503, "shutting_down", "the service is stopping", headers={"Retry-After": "1"}
+            )
+        digest = _request_digest(body)
+        if body.idempotency_key is None:
+            return self._open(client, body, digest)
+        key = (client.client_id, body.idempotency_key)
+        lock = self._key_locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                live = self._by_key.get(key)
+                record = live.record if live is not None else None
+                if record is None:
+                    record = await self.store.auction_by_key(*key)
+                if record is None:
+                    return self._open(client, body, digest)
+                if record.request_digest != digest:
+                    raise Rejected(
+                        409,
+                        "idempotency_key_reused",
+                        f"idempotency_key={body.idempotency_key!r} was used for auction "
+                        f"{record.auction_id} with other fields",
+                        field="idempotency_key",
+                    )
+                if live is not None and not live.done.done():
+                    return AuctionHandle(live.record, live.done, created=False)
+                if live is not None:
+                    record = live.done.result()
+                return AuctionHandle(record, None, created=False)
+        finally:
+            if not lock.locked() and key in self._key_locks and self._key_locks[key] is lock:
+                del self._key_locks[key]
+
+    def _open(self, client: ClientRecord, body: OpenAuctionBody, digest: str) -> AuctionHandle:
+        limit = self.config.resources.max_concurrent_auctions
+        if len(self.live) >= limit:
+            raise Rejected(
+                503,
+                "too_many_auctions",
+                f"resources.max_concurrent_auctions={limit} auctions are running",
+                headers={"Retry-After": str(self.retry_after_s())},
+            )
+        now = self.clock.now()
+        if body.deadline is not None:
+            deadline = body.deadline.astimezone(UTC)
+            config, reserve_ms = self.config, DEFAULT_FINALIZE_MARGIN_MS
+            if body.duration_ms is not None:
+                raise Rejected(
+                    422,
+                    "malformed",
+                    "give deadline or duration_ms, not both",
+                    field="duration_ms",
+                )
+        else:
+            duration_ms = body.duration_ms or self.config.phantom_auction.duration_ms
+            deadline = now + timedelta(milliseconds=duration_ms)
+            config, reserve_ms = self._config_for_duration(duration_ms), 0.0
+        auction_id = uuid.uuid4().hex
+        try:
+            request = SettlementRequest(
+                body.token_in, body.token_out, body.amount, body.idempotency_key or ""
+            )
+            auction = Auction(
+                request,
+                body.baseline_price,
+                body.amount,
+                deadline,
+                config=config,
+                auction_id=auction_id,
+                nonces=self.nonces,
+                now=now,
+                reserve_ms=reserve_ms,
+            )
+        except AuctionTimeout as exc:
+            raise Rejected(422, "deadline_too_close", str(exc), field="deadline") from None
+        except InvalidBidParameters as exc:
+            raise Rejected(422, "malformed", str(exc), field=exc.field) from None
+        admission = -1
+        if body.deadline is not None:
+            # A deadline is a promise: refuse it now if this loop cannot keep it without
+            # making an auction already promised late (engine/admission.py).
+            gate = admission_for(asyncio.get_running_loop())
+            try:
+                admission = gate.admit(
+                    self.clock.loop_time(deadline), self.clock.loop_time(auction.reveal_deadline)
+                )
+            except Overloaded as exc:
+                retry = str(max(1, math.ceil(exc.retry_after_s)))
+                raise Rejected(
+                    503, "overloaded", str(exc), headers={"Retry-After": retry}
+                ) from None
+            gate.waiting(
+                admission,
+                self.clock.loop_time(auction.reveal_deadline),
+                self.clock.loop_time(deadline),
+            )
+        record = AuctionRecord(
+            auction_id=auction_id,
+            client_id=client.client_id,
+            idempotency_key=body.idempotency_key,
+            request_digest=digest,
+            token_in=body.token_in,
+            token_out=body.token_out,
+            amount=auction.amount,
+            baseline_price=auction.baseline_price,
+            opened_at_us=to_us(auction.opened_at),
+            commit_deadline_us=to_us(auction.commit_deadline),
+            reveal_deadline_us=to_us(auction.reveal_deadline),
+            phantom_commitment=auction.phantom_commitment.hex(),
+            phantom_seed=auction.phantom_seed.hex(),
+            engine_params={
+                "config": {
+                    "phantom_auction": config.phantom_auction.model_dump(),
+                    "auction_mechanics": config.auction_mechanics.model_dump(),
+                },
+                "deadline_us": to_us(deadline),
+                "reserve_ms": reserve_ms,
+                "request_id": request.request_id,
+            },
+        )
+        loop = asyncio.get_running_loop()
+        # Built once, sent as the same bytes to every bidder.
+        announcement = compact_json(announcement_document(auction))
+        live = LiveAuction(
+            record=record,
+            auction=auction,
+            announcement=announcement,
+            announcement_frame=text_frame(announcement),
+            done=loop.create_future(),
+            admission=admission,
+        )
+        self.live[auction_id] = live
+        if body.idempotency_key is not None:
+            self._by_key[(client.client_id, body.idempotency_key)] = live
+        self.metrics.open_auctions.set(len(self.live))
+        # Queued before any bid can be: the group commit's order puts the auction row first.
+        opened = self.group_commit.submit(record)
+        opened.add_done_callback(lambda f: self._opened_durably(live, f))
+        live.timers = [
+            loop.call_at(
+                self.clock.loop_time(auction.commit_deadline), self._collection_over, live
+            ),
+            loop.call_at(self.clock.loop_time(auction.reveal_deadline), self._reveal_over, live),
+        ]
+        self.identities.broadcast(live.announcement, live.announcement_frame)
+        return AuctionHandle(record, live.done, created=True, stored=opened)
+
+    def _opened_durably(self, live: LiveAuction, opened: asyncio.Future[None]) -> None:
+        if opened.cancelled() or opened.exception() is not None:
+            _log.error("auction %s could not be stored: %r", live.record.auction_id, opened)
+            live.store_failed = True
+
+    def open_announcements(self) -> list[dict[str, Any]]:
+        """``auction_opened`` documents of every auction still collecting or revealing."""
+        return [
+            json.loads(live.announcement)
+            for live in self.live.values()
+            if not live.finishing and live.auction.phase in (Phase.COLLECTING, Phase.REVEALING)
+        ]
+
+    # ------------------------------------------------------------------ windows and ends
+
+    def _collection_over(self, live: LiveAuction) -> None:
+        if live.finishing:
+            return
+        auction = live.auction
+        auction.advance(max(self.clock.now(), auction.commit_deadline))
+        live.reveal_open_us = to_us(self.clock.now())
+        message = compact_json(reveal_open_document(auction))
+        self.identities.push(auction.commitments, message, text_frame(message))
+        if not auction.unrevealed and self.config.service.finish_early:
+            self._spawn(self._finish(live, self.clock.now()))
+
+    def _reveal_over(self, live: LiveAuction) -> None:
+        if not live.finishing:
+            self._spawn(self._finish(live, max(self.clock.now(), live.auction.reveal_deadline)))
+
+    async def _finish(
+        self, live: LiveAuction, now: datetime, abort_reason: str | None = None
+    ) -> None:
+        """Finalize (or abort) ``live``, make it durable with the penalties, tell everyone."""
+        if live.finishing:
+            return
+        live.finishing = True
+        for timer in live.timers:
+            timer.cancel()
+        auction = live.auction
+        triggered = self.clock.now().timestamp()
+        while live.pending:
+            # A message whose write fails is withdrawn: settle that before clearing.
+            await asyncio.wait(list(live.pending))
+        live.cleared = True
+        if live.store_failed and abort_reason is None:
+            abort_reason = "the auction could not be stored"
+        if abort_reason is not None:
+            result = abort_auction(auction, abort_reason, now=max(now, auction.clock))
+            status = "aborted"
+        else:
+            result = finalize_auction(auction, now=max(now, auction.clock))
+            status = "finalized"
+        unrevealed = set(result.unrevealed)
+        # Blocks start at the engine's finalization time, which the result publishes.
+        penalized_at = to_us(result.finalized_at)
+        penalties: list[Write] = []
+        newly_blocked: list[BidderState] = []
+        if status == "finalized" and self._reveal_was_possible(live):
+            for bidder_id in auction.commitments:
+                state = self.bidders.get(bidder_id)
+                if state is None:
+                    continue
+                before = state.penalty
+                after = record_reveal_outcome(
+                    before,
+                    revealed=bidder_id not in unrevealed,
+                    now_us=penalized_at,
+                    security=self.config.security,
+                )
+                if after == before:
+                    # A bidder that keeps revealing keeps a rate of 0: nothing to store
+                    # (saves a row update per bidder and auction in the common case).
+                    continue
+                state.penalty = after
+                penalties.append(PenaltyUpdate(bidder_id, after))
+                if after.block_count > before.block_count:
+                    newly_blocked.append(state)
+        finished = AuctionFinished(
+            auction.auction_id,
+            status,  # type: ignore[arg-type]
+            str(result.outcome),
+            result_document(result),
+            competition_document(
+                live.record,
+                live.events,
+                result,
+                status,
+                self.identities.public_keys(dict.fromkeys(e.bidder_id for e in live.events)),
+            ),
+            to_us(self.clock.now()),
+        )
+        try:
+            await self.group_commit.write(finished, *penalties)
+        except Exception as exc:
+            _log.error("auction %s result could not be stored: %r", auction.auction_id, exc)
+            self._forget(live)
+            if not live.done.done():
+                live.done.set_exception(
+                    Rejected(503, "store_unavailable", f"the result could not be stored: {exc}")
+                )
+                live.done.exception()  # retrieved: waiters may have gone
+            return
+        done_at = self.clock.now().timestamp()
+        live.record = replace(
+            live.record,
+            status=finished.status,
+            outcome=finished.outcome,
+            result=finished.result,
+            competition=finished.competition,
+            finished_at_us=finished.finished_at_us,
+        )
+        self._forget(live)
+        self.closed[auction.auction_id] = status
+        if len(self.closed) > _CLOSED_REMEMBERED:
+            self.closed.popitem(last=False)
+        if not live.done.done():
+            live.done.set_result(live.record)
+        self.metrics.count_auction(str(result.outcome))
+        bidding_ended = min(triggered, auction.reveal_deadline.timestamp())
+        self.metrics.result_latency.observe(max(0.0, done_at - bidding_ended))
+        for bidder_id, closed in auction_closed_documents(result, status, auction.commitments):
+            self.identities.push((bidder_id,), compact_json(closed))
+        for state in newly_blocked:
+            if state.session is not None:
+                state.session.send(compact_json({"type": "blocked", **self.status(state)}))
+
+    def _reveal_was_possible(self, live: LiveAuction) -> bool:
+        """Whether a no-reveal in ``live`` may be penalized: the reveal window, counted
+        from when the ``reveal_open`` push actually went out, lasted at least
+        ``security.min_penalized_reveal_ms``. A shorter window (a client's very short
+        auction, or the venue's own lag) is the venue's doing, not the bidder's."""
+        auction = live.auction
+        opened_us = max(to_us(auction.commit_deadline), live.reveal_open_us or 0)
+        window_ms = (to_us(auction.reveal_deadline) - opened_us) / 1000.0
+        return window_ms >= self.config.security.min_penalized_reveal_ms
+
+    def _forget(self, live: LiveAuction) -> None:
+        if live.admission >= 0:
+            admission_for(asyncio.get_running_loop()).finished(live.admission)
+            live.admission = -1
+        record = live.record
+        self.live.pop(record.auction_id, None)
+        if record.idempotency_key is not None:
+            key = (record.client_id, record.idempotency_key)
+            if self._by_key.get(key) is live:
+                del self._by_key[key]
+        self.metrics.open_auctions.set(len(self.live))
+
+    # ------------------------------------------------------------------ reading
+
+    async def auction_record(self, auction_id: str) -> AuctionRecord | None:
+        """The auction as stored (live ones from memory)."""
+        live = self.live.get(auction_id)
+        if live is not None:
+            return live.record
+        return await self.store.auction(auction_id)

@@ -1,0 +1,237 @@
+"""The public documents of an auction, as JSON: what clients, bidders and the explorer read.
+
+- :func:`result_document` — the result served to the settlement client;
+- :func:`competition_document` — everything about a finished auction, for publication
+  (every commit, reveal and rejection, the phantom bids, the ranking);
+- :func:`auction_document` — an auction's state for its client (``AuctionDocument``);
+- :func:`announcement_document` — the ``auction_opened`` push; the ``reveal_open`` and
+  ``auction_closed`` pushes (:func:`reveal_open_document`, :func:`auction_closed_documents`).
+
+Times are ISO 8601 (UTC) strings; hashes, seeds and keys lowercase hex.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import fields as dataclass_fields
+from typing import Any, Final
+
+from ...engine import Auction, AuctionResult, RankedBid, to_jsonable
+from ...engine.clock import from_us
+from ..store import AuctionRecord, BidEvent
+
+__all__ = [
+    "announcement_document",
+    "auction_closed_documents",
+    "auction_document",
+    "competition_document",
+    "iso_us",
+    "result_document",
+    "reveal_open_document",
+]
+
+
+def iso_us(us: int | None) -> str | None:
+    """ISO 8601 (UTC) of unix microseconds, or None."""
+    return None if us is None else from_us(us).isoformat()
+
+
+def _fill_doc(fill: Any) -> dict[str, Any]:
+    return {"bidder_id": fill.bidder_id, "volume": fill.volume, "price": fill.price}
+
+
+_RANKED_FIELDS: Final = tuple(f.name for f in dataclass_fields(RankedBid))
+_PHANTOM_MODEL_DOCS: dict[Any, dict[str, Any]] = {}
+
+
+def _phantom_model_doc(model: Any) -> dict[str, Any]:
+    doc = _PHANTOM_MODEL_DOCS.get(model)
+    if doc is None:
+        doc = {k: v for k, v in to_jsonable(model).items() if k != "type"}
+        _PHANTOM_MODEL_DOCS[model] = doc
+    return doc
+
+
+def result_document(result: AuctionResult) -> dict[str, Any]:
+    """The JSON form of an :class:`AuctionResult` served to settlement clients."""
+    winner = result.winning_bid
+    return {
+        "winning_bid": None
+        if winner is None
+        else {
+            "bidder_id": winner.bidder_id,
+            "token_pair": list(winner.token_pair),
+            "improved_price": winner.improved_price,
+            "volume": winner.volume,
+            "priority_fee": winner.priority_fee,
+            "nonce": winner.nonce,
+            "commitment_hash": winner.commitment_hash.hex(),
+        },
+        "price": result.price,
+        "amount": result.amount,
+        "improvement_bps": result.improvement_bps,
+        "num_participants": result.num_participants,
+        "num_phantom_bids": len(result.phantom_bids),
+        "auction_duration_ms": result.auction_duration_ms,
+        "auction_id": result.auction_id,
+        "mechanism": result.mechanism,
+        "phantom_policy": result.phantom_policy,
+        "outcome": str(result.outcome),
+        "fills": [_fill_doc(f) for f in result.fills],
+        "phantom_won": result.phantom_won,
+        "phantom_seed": result.phantom_seed.hex(),
+        "phantom_commitment": result.phantom_commitment.hex(),
+        "unrevealed": list(result.unrevealed),
+        "baseline_price": result.baseline_price,
+        "finalized_at": result.finalized_at.isoformat(),
+    }
+
+
+def competition_document(
+    record: AuctionRecord,
+    events: Iterable[BidEvent],
+    result: AuctionResult,
+    status: str,
+    bidder_keys: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Everything about a finished auction, for publication (``/competition``).
+
+    ``bidder_keys``: the Ed25519 public key (hex) of each bidder that sent a message, so
+    that anyone can check every commit signature from this document alone.
+    """
+    events = list(events)
+    commitments: list[dict[str, Any]] = []
+    reveals: list[dict[str, Any]] = []
+    rejections: list[dict[str, Any]] = []
+    for event in events:
+        fields = {k: v for k, v in event.payload.items() if k != "event"}
+        entry = {
+            "bidder_id": event.bidder_id,
+            "received_at": iso_us(event.received_at_us),
+            "accepted": event.accepted,
+            "reason": event.reason,
+            **fields,
+        }
+        (commitments if event.kind == "commit" else reveals).append(entry)
+        if not event.accepted:
+            rejections.append(
+                {
+                    "kind": event.kind,
+                    "bidder_id": event.bidder_id,
+                    "received_at": entry["received_at"],
+                    "reason": event.reason,
+                    "detail": fields.get("detail"),
+                }
+            )
+    return {
+        "auction_id": record.auction_id,
+        "status": status,
+        "outcome": str(result.outcome),
+        "mechanism": result.mechanism,
+        "phantom_policy": result.phantom_policy,
+        "token_pair": list(result.token_pair),
+        "amount": result.amount,
+        "baseline_price": result.baseline_price,
+        "opened_at": result.opened_at.isoformat(),
+        "commit_deadline": result.commit_deadline.isoformat(),
+        "reveal_deadline": result.reveal_deadline.isoformat(),
+        "phantom_commitment": result.phantom_commitment.hex(),
+        "phantom_seed": result.phantom_seed.hex(),
+        "phantom_model": _phantom_model_doc(result.phantom_model),
+        "bidder_keys": {
+            bidder_id: (bidder_keys or {}).get(bidder_id)
+            for bidder_id in dict.fromkeys(e.bidder_id for e in events)
+        },
+        "commitments": commitments,
+        "reveals": reveals,
+        "phantom_bids": [
+            {
+                "slot": p.slot,
+                "bidder_id": p.bidder_id,
+                "improved_price": p.improved_price,
+                "volume": p.volume,
+                "priority_fee": p.priority_fee,
+            }
+            for p in result.phantom_bids
+        ],
+        "ranking": [{name: getattr(r, name) for name in _RANKED_FIELDS} for r in result.ranking],
+        "fills": [_fill_doc(f) for f in result.fills],
+        "rejections": rejections,
+        "unrevealed": list(result.unrevealed),
+        "price": result.price,
+        "improvement_bps": result.improvement_bps,
+    }
+
+
+def auction_document(record: AuctionRecord) -> dict[str, Any]:
+    """The JSON form of an auction for its settlement client (``AuctionDocument``)."""
+    return {
+        "auction_id": record.auction_id,
+        "status": record.status,
+        "outcome": record.outcome,
+        "token_in": record.token_in,
+        "token_out": record.token_out,
+        "amount": record.amount,
+        "baseline_price": record.baseline_price,
+        "idempotency_key": record.idempotency_key,
+        "opened_at": iso_us(record.opened_at_us),
+        "commit_deadline": iso_us(record.commit_deadline_us),
+        "reveal_deadline": iso_us(record.reveal_deadline_us),
+        "phantom_commitment": record.phantom_commitment,
+        "result": record.result,
+    }
+
+
+def announcement_document(auction: Auction) -> dict[str, Any]:
+    """The ``auction_opened`` push (also listed by ``GET /v1/auctions/open``)."""
+    a = auction.announcement
+    return {
+        "type": "auction_opened",
+        "auction_id": a.auction_id,
+        "token_pair": list(a.token_pair),
+        "baseline_price": a.baseline_price,
+        "amount": a.amount,
+        "opened_at": a.opened_at.isoformat(),
+        "commit_deadline": a.commit_deadline.isoformat(),
+        "reveal_deadline": a.reveal_deadline.isoformat(),
+        "phantom_commitment": a.phantom_commitment.hex(),
+        "mechanism": a.mechanism,
+        "min_improvement_bps": a.min_improvement_bps,
+        "max_improvement_bps": a.max_improvement_bps,
+        "max_volume": a.max_volume,
+        "priority_fee_max_ratio": a.priority_fee_max_ratio,
+    }
+
+
+def reveal_open_document(auction: Auction) -> dict[str, Any]:
+    """The ``reveal_open`` push to the auction's committers."""
+    return {
+        "type": "reveal_open",
+        "auction_id": auction.auction_id,
+        "reveal_deadline": auction.reveal_deadline.isoformat(),
+    }
+
+
+def auction_closed_documents(
+    result: AuctionResult, status: str, bidder_ids: Iterable[str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The ``auction_closed`` push to each of ``bidder_ids``: its own fill and reveal."""
+    fills: dict[str | None, tuple[float, float]] = {}
+    for fill in result.fills:
+        fills[fill.bidder_id] = (fill.volume, fill.price)
+    for bidder_id in bidder_ids:
+        volume, price = fills.get(bidder_id, (0.0, None))
+        yield (
+            bidder_id,
+            {
+                "type": "auction_closed",
+                "auction_id": result.auction_id,
+                "status": status,
+                "outcome": str(result.outcome),
+                "price": result.price,
+                "improvement_bps": result.improvement_bps,
+                "filled": volume,
+                "fill_price": price,
+                "revealed": bidder_id not in result.unrevealed,
+            },
+        )

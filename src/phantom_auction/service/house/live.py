@@ -1,0 +1,57 @@
+"""What the house keeps per live auction, and what it answers: verdicts and handles."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from ...engine import Auction
+from ..store import AuctionRecord, BidEvent
+
+__all__ = ["AuctionHandle", "LiveAuction", "Verdict"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The answer to one commit or reveal: ``accepted``, or ``reason`` and ``detail``."""
+
+    kind: str
+    auction_id: str | None
+    accepted: bool
+    reason: str | None = None
+    detail: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class LiveAuction:
+    """An auction the house is running (dropped once its end is durable)."""
+
+    record: AuctionRecord
+    auction: Auction
+    announcement: str
+    announcement_frame: bytes
+    done: asyncio.Future[AuctionRecord]
+    events: list[BidEvent] = field(default_factory=list)
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    finishing: bool = False
+    store_failed: bool = False
+    #: Bid events submitted and not yet durable (the result waits for them).
+    pending: set[asyncio.Future[None]] = field(default_factory=set)
+    #: Set once the result is computed: nothing can be withdrawn any more.
+    cleared: bool = False
+    #: When the reveal_open push went out (unix us): bidders could reveal from then on.
+    reveal_open_us: int | None = None
+    #: Its admission token (engine/admission.py) when it was opened with a deadline.
+    admission: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionHandle:
+    """What ``open_auction`` gives back: the record now, whether it is durable yet
+    (``stored``; await it before telling anyone the auction exists) and, while the
+    auction runs, its end (``done``)."""
+
+    record: AuctionRecord
+    done: asyncio.Future[AuctionRecord] | None
+    created: bool
+    stored: asyncio.Future[None] | None = None

@@ -1,0 +1,89 @@
+"""The :class:`Store` interface: what the auction house persists, on any backend."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+from .records import AuctionRecord, AuctionStatus, BidderRecord, BidEvent, ClientRecord, Write
+
+__all__ = ["Store"]
+
+
+class Store(abc.ABC):
+    """What the service persists. Every method is safe to call concurrently."""
+
+    #: False only for the in-memory store: nothing survives the process.
+    durable: bool = True
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Create the schema, or migrate it to :data:`~.schema.SCHEMA_VERSION`."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+    @abc.abstractmethod
+    async def add_client(self, name: str, token_hash: str) -> ClientRecord:
+        """Register a settlement client; :class:`StoreConflict` if ``name`` is taken."""
+
+    @abc.abstractmethod
+    async def client_by_token_hash(self, token_hash: str) -> ClientRecord | None:
+        """The client whose bearer token hashes to ``token_hash`` (hex SHA-256)."""
+
+    @abc.abstractmethod
+    async def add_bidder(self, bidder_id: str, public_key: bytes) -> BidderRecord:
+        """Register a bidder; :class:`StoreConflict` if ``bidder_id`` is taken."""
+
+    @abc.abstractmethod
+    async def bidder(self, bidder_id: str) -> BidderRecord | None:
+        """The bidder named ``bidder_id``, with its penalty state."""
+
+    @abc.abstractmethod
+    async def clients(self) -> list[ClientRecord]:
+        """Every settlement client, revoked ones included, by id."""
+
+    @abc.abstractmethod
+    async def revoke_client(self, name: str) -> bool:
+        """Make client ``name``'s token worthless (its auctions stay); False if unknown."""
+
+    @abc.abstractmethod
+    async def bidders(self) -> list[BidderRecord]:
+        """Every registered bidder, by id."""
+
+    @abc.abstractmethod
+    async def remove_bidder(self, bidder_id: str) -> bool:
+        """Forget bidder ``bidder_id`` (its stored messages and nonces stay); False if unknown."""
+
+    @abc.abstractmethod
+    async def apply(self, writes: Sequence[Write]) -> None:
+        """Write every record in one transaction; return once it is durable.
+
+        Records are applied in order of kind: opened auctions, bid events, finished
+        auctions, penalty updates (so a batch may open an auction and log its bids).
+        """
+
+    @abc.abstractmethod
+    async def auction(self, auction_id: str) -> AuctionRecord | None:
+        """The auction ``auction_id``."""
+
+    @abc.abstractmethod
+    async def auction_by_key(self, client_id: int, idempotency_key: str) -> AuctionRecord | None:
+        """The auction a client opened with ``idempotency_key``."""
+
+    @abc.abstractmethod
+    async def open_auctions(self) -> list[AuctionRecord]:
+        """Auctions whose status is still ``open`` (after a crash: the ones to recover)."""
+
+    @abc.abstractmethod
+    async def events(self, auction_id: str) -> list[BidEvent]:
+        """The auction's commits and reveals in the order the engine saw them."""
+
+    @abc.abstractmethod
+    async def last_nonces(self) -> dict[str, int]:
+        """Each bidder's highest nonce in an accepted commit (replay protection)."""
+
+    @abc.abstractmethod
+    async def auction_ids(self, status: AuctionStatus | None = None) -> list[str]:
+        """Ids of every auction, or of those with ``status``."""

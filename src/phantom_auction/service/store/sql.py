@@ -1,0 +1,367 @@
+"""The SQL :class:`~.interface.Store`: SQLAlchemy Core on SQLite or PostgreSQL.
+
+Statements take their columns from :mod:`.schema`; SQLite batches go through the raw
+writer of :mod:`.sqlite` in one thread hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import bindparam, delete, event, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine, create_engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Executable
+
+from .interface import Store
+from .records import (
+    REVOKED_PREFIX,
+    AuctionRecord,
+    AuctionStatus,
+    BidderRecord,
+    BidEvent,
+    ClientRecord,
+    StoreConflict,
+    Write,
+    WriteBatch,
+    now_us,
+    split_writes,
+)
+from .schema import (
+    BIDDER_INSERT,
+    EVENT_INSERT,
+    FINISH_UPDATE,
+    MIGRATIONS,
+    OPEN_INSERT,
+    PENALTY_UPDATE,
+    SCHEMA_VERSION,
+    RowWrite,
+    auction_from_row,
+    auctions,
+    bid_events,
+    bidder_from_row,
+    bidders,
+    clients,
+    event_from_row,
+    metadata,
+    schema_version,
+)
+from .sqlite import (
+    CHECKPOINT_EVERY_RECORDS,
+    apply_sqlite,
+    checkpoint,
+    no_autocheckpoint,
+    private_sqlite_file,
+    sqlite_pragmas,
+)
+
+__all__ = ["SqlStore", "apply_rows", "core_statement"]
+
+_log = logging.getLogger(__name__)
+
+
+def core_statement(write: RowWrite) -> tuple[Executable, list[str]]:
+    """``write`` as a Core statement, with the parameter names in its values' order."""
+    if write.key is None:
+        return insert(write.table), write.names()
+    names = [f"b_{name}" for name in write.names()]  # a bind name may not be a column's
+    statement = (
+        update(write.table)
+        .where(write.key == bindparam(names[-1]))
+        .values({c.name: bindparam(n) for c, n in zip(write.columns, names, strict=False)})
+    )
+    return statement, names
+
+
+#: Each kind of write as a Core statement, in the order of a :data:`~.records.WriteBatch`.
+_PLAN = tuple(
+    (write, *core_statement(write))
+    for write in (OPEN_INSERT, EVENT_INSERT, FINISH_UPDATE, PENALTY_UPDATE)
+)
+
+
+def apply_rows(conn: Connection, batch: WriteBatch) -> None:
+    """Write one batch on ``conn`` (inside its transaction), in dependency order."""
+    kinds: tuple[Sequence[object], ...] = batch
+    for (write, statement, names), records in zip(_PLAN, kinds, strict=True):
+        if records:
+            conn.execute(
+                statement, [dict(zip(names, write.values(r), strict=True)) for r in records]
+            )
+
+
+class SqlStore(Store):
+    """SQLAlchemy Core on SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        connect_args: dict[str, Any] | None = None,
+        sqlite_synchronous: str = "full",
+        checkpoint_every_records: int = CHECKPOINT_EVERY_RECORDS,
+    ) -> None:
+        parsed = make_url(url)
+        self.url = url
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"database_url={url!r}: only sqlite and postgresql are supported")
+        if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            private_sqlite_file(Path(parsed.database))
+        self.engine: AsyncEngine = create_async_engine(
+            parsed, echo=echo, connect_args=connect_args or {}
+        )
+        self._sync_engine: Engine | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._checkpoint_path = ""
+        self._checkpoint_running = False
+        self._written_since_checkpoint = 0
+        #: SQLite: records written between two WAL checkpoints.
+        self.checkpoint_every_records = checkpoint_every_records
+        if self.dialect == "sqlite":
+            pragmas = sqlite_pragmas(sqlite_synchronous)
+            event.listen(self.engine.sync_engine, "connect", pragmas)
+            self._sync_engine = create_engine(parsed.set(drivername="sqlite"), echo=echo)
+            event.listen(self._sync_engine, "connect", pragmas)
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+            # The writer never checkpoints (a checkpoint copies the WAL into the database
+            # and fsyncs it: hundreds of ms every few MB, during which no ack or result
+            # could be made durable); a second connection does, in its own thread, while
+            # the writer goes on appending to the WAL (a PASSIVE checkpoint blocks no one).
+            if parsed.database not in (None, "", ":memory:"):
+                event.listen(self._sync_engine, "connect", no_autocheckpoint)
+                self._checkpointer = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="sqlite-checkpoint"
+                )
+                self._checkpoint_path = str(parsed.database)
+        # SQLite allows one writer: serialise ours instead of waiting on busy_timeout.
+        self._write_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        async with self._write_lock, self.engine.begin() as conn:
+            await conn.run_sync(self._create_or_migrate)
+
+    @staticmethod
+    def _create_or_migrate(conn: Connection) -> None:
+        metadata.create_all(conn, checkfirst=True)
+        found = conn.execute(select(func.max(schema_version.c.version))).scalar()
+        if found is None:
+            conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+            return
+        if found > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema version {found} is newer than this program's "
+                f"({SCHEMA_VERSION}): upgrade phantom-auction"
+            )
+        for version in range(found, SCHEMA_VERSION):
+            for statement in MIGRATIONS[version]:
+                conn.exec_driver_sql(statement)
+            conn.execute(insert(schema_version).values(version=version + 1))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        if self._checkpointer is not None:
+            self._checkpointer.shutdown(wait=True)
+        if self._writer is not None and self._sync_engine is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._writer, self._sync_engine.dispose)
+            self._writer.shutdown(wait=True)
+
+    async def _write(self, conn_work: Any) -> Any:
+        async with self._write_lock, self.engine.begin() as conn:
+            return await conn_work(conn)
+
+    async def add_client(self, name: str, token_hash: str) -> ClientRecord:
+        created = now_us()
+
+        async def work(conn: AsyncConnection) -> int:
+            exists = await conn.execute(select(clients.c.client_id).where(clients.c.name == name))
+            if exists.first() is not None:
+                raise StoreConflict("name", name)
+            row = await conn.execute(
+                insert(clients)
+                .values(name=name, token_hash=token_hash, created_at_us=created)
+                .returning(clients.c.client_id)
+            )
+            return int(row.scalar_one())
+
+        try:
+            client_id = await self._write(work)
+        except IntegrityError:
+            raise StoreConflict("name", name) from None
+        return ClientRecord(client_id, name, created)
+
+    async def client_by_token_hash(self, token_hash: str) -> ClientRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(clients).where(clients.c.token_hash == token_hash))
+            ).first()
+        return None if row is None else ClientRecord(row.client_id, row.name, row.created_at_us)
+
+    async def add_bidder(self, bidder_id: str, public_key: bytes) -> BidderRecord:
+        record = BidderRecord(bidder_id, bytes(public_key), now_us())
+
+        async def work(conn: AsyncConnection) -> None:
+            exists = await conn.execute(
+                select(bidders.c.bidder_id).where(bidders.c.bidder_id == bidder_id)
+            )
+            if exists.first() is not None:
+                raise StoreConflict("bidder_id", bidder_id)
+            await conn.execute(
+                insert(bidders),
+                dict(zip(BIDDER_INSERT.names(), BIDDER_INSERT.values(record), strict=True)),
+            )
+
+        try:
+            await self._write(work)
+        except IntegrityError:
+            raise StoreConflict("bidder_id", bidder_id) from None
+        return record
+
+    async def bidder(self, bidder_id: str) -> BidderRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(bidders).where(bidders.c.bidder_id == bidder_id))
+            ).first()
+        return None if row is None else bidder_from_row(row)
+
+    async def clients(self) -> list[ClientRecord]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(clients).order_by(clients.c.client_id))
+            return [
+                ClientRecord(
+                    r.client_id, r.name, r.created_at_us, r.token_hash.startswith(REVOKED_PREFIX)
+                )
+                for r in rows
+            ]
+
+    async def revoke_client(self, name: str) -> bool:
+        async def work(conn: AsyncConnection) -> bool:
+            row = (
+                await conn.execute(select(clients.c.client_id).where(clients.c.name == name))
+            ).first()
+            if row is None:
+                return False
+            await conn.execute(
+                update(clients)
+                .where(clients.c.client_id == row.client_id)
+                .values(token_hash=f"{REVOKED_PREFIX}{row.client_id}")
+            )
+            return True
+
+        return bool(await self._write(work))
+
+    async def bidders(self) -> list[BidderRecord]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(bidders).order_by(bidders.c.bidder_id))
+            return [bidder_from_row(r) for r in rows]
+
+    async def remove_bidder(self, bidder_id: str) -> bool:
+        async def work(conn: AsyncConnection) -> bool:
+            done = await conn.execute(delete(bidders).where(bidders.c.bidder_id == bidder_id))
+            return bool(done.rowcount)
+
+        return bool(await self._write(work))
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        batch = split_writes(writes)
+        if not any(batch):
+            return
+        if self._sync_engine is not None:
+            # SQLite: the whole transaction in one hop to the writer thread (aiosqlite
+            # would hop to its thread and back for every statement).
+            loop = asyncio.get_running_loop()
+            async with self._write_lock:
+                await loop.run_in_executor(self._writer, self._apply_in_thread, batch)
+            self._written_since_checkpoint += len(writes)
+            if (
+                self._written_since_checkpoint >= self.checkpoint_every_records
+                and not self._checkpoint_running
+                and self._checkpointer is not None
+            ):
+                self._written_since_checkpoint = 0
+                self._checkpoint_running = True
+                done = loop.run_in_executor(self._checkpointer, self._checkpoint_in_thread)
+                done.add_done_callback(self._checkpoint_done)
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            await conn.run_sync(apply_rows, batch)
+
+    def _checkpoint_in_thread(self) -> None:
+        checkpoint(self._checkpoint_path)
+
+    def _checkpoint_done(self, done: asyncio.Future[None]) -> None:
+        self._checkpoint_running = False
+        if not done.cancelled() and done.exception() is not None:
+            _log.warning("SQLite checkpoint failed: %r", done.exception())
+
+    def _apply_in_thread(self, batch: WriteBatch) -> None:
+        assert self._sync_engine is not None
+        with self._sync_engine.begin() as conn:
+            # SQLAlchemy opens and commits the transaction (and set the pragmas); the
+            # rows go straight to the driver's connection.
+            raw = conn.connection.driver_connection
+            assert isinstance(raw, sqlite3.Connection)
+            apply_sqlite(raw, batch)
+
+    async def auction(self, auction_id: str) -> AuctionRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(auctions).where(auctions.c.auction_id == auction_id))
+            ).first()
+        return None if row is None else auction_from_row(row)
+
+    async def auction_by_key(self, client_id: int, idempotency_key: str) -> AuctionRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(auctions).where(
+                        auctions.c.client_id == client_id,
+                        auctions.c.idempotency_key == idempotency_key,
+                    )
+                )
+            ).first()
+        return None if row is None else auction_from_row(row)
+
+    async def open_auctions(self) -> list[AuctionRecord]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(auctions)
+                .where(auctions.c.status == "open")
+                .order_by(auctions.c.opened_at_us)
+            )
+            return [auction_from_row(r) for r in rows]
+
+    async def events(self, auction_id: str) -> list[BidEvent]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(bid_events)
+                .where(bid_events.c.auction_id == auction_id)
+                .order_by(bid_events.c.event_id)
+            )
+            return [event_from_row(r) for r in rows]
+
+    async def last_nonces(self) -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(bid_events.c.bidder_id, func.max(bid_events.c.nonce))
+                .where(bid_events.c.kind == "commit", bid_events.c.accepted.is_(True))
+                .group_by(bid_events.c.bidder_id)
+            )
+            return {bidder: int(nonce) for bidder, nonce in rows if nonce is not None}
+
+    async def auction_ids(self, status: AuctionStatus | None = None) -> list[str]:
+        query = select(auctions.c.auction_id).order_by(auctions.c.opened_at_us)
+        if status is not None:
+            query = query.where(auctions.c.status == status)
+        async with self.engine.connect() as conn:
+            return [r[0] for r in await conn.execute(query)]
