@@ -13,7 +13,8 @@ from phantom_auction.cli import app
 
 def test_calibrate_writes_the_table_and_the_report(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "cal"
-    args = ["calibrate", "-n", "500", "--policy", "reserve", "--means", "20,40", "--sds", "5"]
+    args = ["calibrate", "-n", "500", "--search-simulations", "200", "--policy", "reserve"]
+    args += ["--means", "20,40", "--sds", "5"]
     result = runner.invoke(
         app, [*args, "--presence", "1x1", "--out", str(out)], env={"COLUMNS": "160"}
     )
@@ -26,6 +27,12 @@ def test_calibrate_writes_the_table_and_the_report(runner: CliRunner, tmp_path: 
     rows = json.loads((out / "comparison.json").read_text())
     assert rows[0]["label"] == "no phantoms"
     assert all(r["ci95_low"] <= r["improvement_bps"] <= r["ci95_high"] for r in rows)
+    assert all(r["auctions"] == 500 for r in rows)  # the search ran 200 a candidate
+    assert "200 auctions a candidate" in page and "paired 95% CI" in page
+    assert all(
+        r["vs_reference_ci95_low"] <= r["vs_reference_bps"] <= r["vs_reference_ci95_high"]
+        for r in rows
+    )
 
 
 def test_calibrate_names_a_bad_option(runner: CliRunner, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -45,6 +46,8 @@ def test_optimize_phantoms_compares_the_winner_with_the_references() -> None:
         means=(15.0, 30.0),
         sds=(5.0,),
         presence=((1, 1.0),),
+        search_simulations=1_000,
+        finalists=2,
     )
     labels = [row["label"] for row in cal.table()]
     assert labels[0] == "no phantoms"
@@ -52,16 +55,46 @@ def test_optimize_phantoms_compares_the_winner_with_the_references() -> None:
     assert any(label.startswith("Myerson reserve") for label in labels)
     assert labels[-1].startswith("calibrated (reserve)")
     assert cal.myerson_reserve_bps == pytest.approx(25.0, abs=1e-4)  # U[10, 50]: 2v - 50
-    # The search ran every candidate on the same auctions and kept the best.
-    assert len(cal.candidates) == 2
-    assert cal.best.mean_bps == max(c.mean_bps for c in cal.candidates)
+    # The grid (2 points), the midpoint to the best one's neighbour, then the 2 best of
+    # those re-run on 4,000 auctions: the winner is the best of these finalists.
+    search = [c for c in cal.candidates if c.auctions == 1_000]
+    finals = [c for c in cal.candidates if c.auctions == 4_000]
+    assert sorted(c.model.mean_bps for c in search if c.model) == [15.0, 22.5, 30.0]
+    top = sorted(search, key=lambda c: c.mean_bps, reverse=True)[:2]
+    assert [c.label for c in finals] == [c.label for c in top]
+    assert cal.best == cal.winners["reserve"] == max(finals, key=lambda c: c.mean_bps)
     values, errors = cal.surfaces["reserve"]
     assert values.shape == (2, 1) and (errors > 0).all()
-    for row in cal.table():
+    # Same auctions: each cell's paired gain is its mean minus no phantoms' mean there.
+    gains, gain_errors = cal.gains["reserve"]
+    np.testing.assert_allclose(gains, values - cal.surface_reference_bps, atol=1e-9)
+    assert (gain_errors > 0).all()
+    rows = cal.table()
+    for row in rows:
         assert row["ci95_low"] < row["improvement_bps"] < row["ci95_high"]
+        assert row["vs_reference_ci95_low"] <= row["vs_reference_bps"]
+        assert row["vs_reference_bps"] <= row["vs_reference_ci95_high"]
+        assert row["vs_reference_bps"] == pytest.approx(
+            row["improvement_bps"] - rows[0]["improvement_bps"], abs=1e-9
+        )
+    assert rows[0]["vs_reference_bps"] == 0.0 == rows[0]["vs_reference_ci95_high"]
     # Two truthful bidders U[10, 50] and no phantoms: E[second value] = 10 + 40/3.
     assert abs(cal.comparison[0].mean_bps - (10 + 40 / 3)) < 4 * cal.comparison[0].se_bps
     assert cal.recommended.reserve_bps is None
+
+
+def test_paired_differences_need_the_same_auctions() -> None:
+    cal = optimize_phantoms(
+        _config(),
+        policy="reserve",
+        means=(20.0,),
+        sds=(5.0,),
+        presence=((1, 1.0),),
+        search_simulations=500,
+    )
+    grid_point = next(c for c in cal.candidates if c.auctions != cal.comparison[0].auctions)
+    with pytest.raises(InvalidBidParameters, match="different auctions"):
+        grid_point.paired_difference(cal.comparison[0])
 
 
 def test_phantom_toml_loads_as_config() -> None:
@@ -83,3 +116,7 @@ def test_optimize_phantoms_checks_its_arguments() -> None:
         optimize_phantoms(_config(), policy="sometimes")
     with pytest.raises(InvalidBidParameters, match="sds"):
         optimize_phantoms(_config(), sds=(0.0,))
+    with pytest.raises(InvalidBidParameters, match="finalists"):
+        optimize_phantoms(_config(), finalists=0)
+    with pytest.raises(InvalidBidParameters, match="search_simulations"):
+        optimize_phantoms(_config(), search_simulations=1)

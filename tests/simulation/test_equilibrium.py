@@ -189,6 +189,31 @@ def test_equilibrium_against_phantoms_is_a_best_response(
         assert np.all(b[1:] < v[1:] - 0.5)
 
 
+@pytest.mark.parametrize(
+    ("slots", "probability", "mean", "sd"), [(1, 0.5, 10.0, 2.0), (20, 0.3, 45.0, 2.0)]
+)
+def test_second_price_floor_bids_the_value_where_phantoms_never_reach(
+    slots: int, probability: float, mean: float, sd: float
+) -> None:
+    """Phantoms N(10, 2) never beat ~20 bps: above that the shading has nothing to dodge
+    (the ODE is stiff there and used to run for minutes); below, it shades and is a best
+    response. N(45, 2) phantoms sit at the top of the range: shade up to the bid cap."""
+    model = PhantomModel(
+        max_phantom_bidders=slots, bid_probability=probability, mean_bps=mean, sd_bps=sd
+    )
+    dist = stats.norm(39.3, 14.4)  # the default market's marginal value distribution
+    solved = solve_equilibrium(BiddingGame(dist, 5, "vcg", 10.0, 50.0, model, "floor", 2))
+    assert solved.method == "ode"
+    assert solved.max_gain_bps < 0.02
+    v = np.array([11.0, 14.0, 25.0, 35.0, 45.0])
+    b = solved(v)
+    if mean < 20.0:
+        assert np.all(b[:2] < v[:2]) and b[0] >= 10.0
+        np.testing.assert_allclose(b[2:], v[2:], atol=1e-4)
+    else:
+        assert np.all(b < v - 0.1)
+
+
 def test_phantoms_under_the_reserve_policy_make_first_price_bidders_bid_higher() -> None:
     """A random reserve that takes volume: bidders raise bids to clear it."""
     base = BiddingGame(stats.norm(30.0, 10.0), 3, "first_price", 10.0, 50.0, None)

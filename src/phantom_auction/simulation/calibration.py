@@ -74,7 +74,8 @@ def optimal_reserve(value_distribution: Any) -> float:
 @dataclass(frozen=True, slots=True)
 class CandidateResult:
     """One phantom model (``None``: no phantoms) under one policy and reserve: the
-    user's mean improvement (bps) with its standard error and 95 % CI."""
+    user's mean improvement (bps) with its standard error and 95 % CI; ``improvements``:
+    the per-auction improvements (bps), for paired comparisons on the same auctions."""
 
     label: str
     policy: str
@@ -84,14 +85,35 @@ class CandidateResult:
     se_bps: float
     phantom_win_rate: float
     auctions: int
+    improvements: FloatArray = field(repr=False, compare=False)
 
     @property
     def ci95(self) -> tuple[float, float]:
         return (self.mean_bps - Z95 * self.se_bps, self.mean_bps + Z95 * self.se_bps)
 
-    def as_row(self) -> dict[str, Any]:
+    def paired_difference(self, other: CandidateResult) -> tuple[float, float]:
+        """Mean and standard error (bps) of ``self - other`` auction by auction: both
+        ran on the same auctions (same seed and size: the market draws are common), so
+        the shared noise cancels and the difference is far more precise than either."""
+        if other.auctions != self.auctions:
+            raise InvalidBidParameters("other", other.label, "ran on different auctions")
+        diff = self.improvements - other.improvements
+        n = diff.size
+        return float(diff.mean()), (float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf)
+
+    def as_row(self, reference: CandidateResult | None = None) -> dict[str, Any]:
+        """The result as a flat row; with ``reference``, also the paired difference to
+        it (``vs_reference_bps`` and its 95 % CI)."""
         low, high = self.ci95
         model = self.model
+        paired: dict[str, Any] = {}
+        if reference is not None:
+            d, se = self.paired_difference(reference)
+            paired = {
+                "vs_reference_bps": d,
+                "vs_reference_ci95_low": d - Z95 * se,
+                "vs_reference_ci95_high": d + Z95 * se,
+            }
         return {
             "label": self.label,
             "policy": self.policy,
@@ -105,6 +127,7 @@ class CandidateResult:
             "ci95_high": high,
             "phantom_win_rate": self.phantom_win_rate,
             "auctions": self.auctions,
+            **paired,
         }
 
 
@@ -112,21 +135,28 @@ class CandidateResult:
 class PhantomCalibration:
     """What :func:`optimize_phantoms` found.
 
-    ``best``: the winning candidate as measured in the search; ``comparison``: the
-    winner and the references re-run on fresh auctions (no phantoms, the configured
-    phantoms under each policy, Myerson's reserve, the calibrated model);
-    ``surfaces``: per policy, the improvement (and its standard error) over the grid of
-    phantom means (rows) x sds (columns) at the winning presence; ``candidates``: every
-    run of the search.
+    ``winners``: per policy, the best finalist (``num_simulations`` auctions, search
+    seed); ``best``: the best of them; ``comparison``: the winners and the references
+    re-run on fresh auctions (no phantoms, the configured phantoms under each policy,
+    Myerson's reserve, the calibrated models); ``surfaces``: per policy, the
+    improvement (and its standard error, ``search_simulations`` auctions a cell) over
+    the grid of phantom means (rows) x sds (columns) at that policy's winning presence;
+    ``gains``: the same cells' paired difference to no phantoms on the same auctions
+    (mean and standard error, bps; ``surface_reference_bps``: no phantoms' mean there);
+    ``candidates``: every run of the search (grid, refinements, finalists).
     """
 
     best: CandidateResult
+    winners: dict[str, CandidateResult]
     comparison: tuple[CandidateResult, ...]
     means: tuple[float, ...]
     sds: tuple[float, ...]
     surfaces: dict[str, tuple[FloatArray, FloatArray]]
+    gains: dict[str, tuple[FloatArray, FloatArray]]
+    surface_reference_bps: float
     candidates: tuple[CandidateResult, ...]
     myerson_reserve_bps: float
+    search_simulations: int
     config: SimulationConfig = field(repr=False)
 
     @property
@@ -140,8 +170,10 @@ class PhantomCalibration:
         return max(choices, key=lambda c: c.mean_bps)
 
     def table(self) -> list[dict[str, Any]]:
-        """The comparison as rows (for printing or a DataFrame)."""
-        return [c.as_row() for c in self.comparison]
+        """The comparison as rows (for printing or a DataFrame), each with its paired
+        difference to the first row ("no phantoms", on the same fresh auctions)."""
+        reference = self.comparison[0]
+        return [c.as_row(reference) for c in self.comparison]
 
 
 def _config_for(
@@ -206,6 +238,7 @@ def _evaluate(
         se_bps=float(improvement.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf,
         phantom_win_rate=float(np.mean(columns["phantom_won"])),
         auctions=n,
+        improvements=improvement,
     )
 
 
@@ -221,6 +254,19 @@ def _model(
     )
 
 
+def _refined(grid: tuple[float, ...], best: float, geometric: bool) -> list[float]:
+    """The midpoints between ``best`` and its neighbours on ``grid`` (arithmetic, or
+    geometric for sds), new points only."""
+    ordered = sorted(set(grid))
+    i = ordered.index(best)
+    out = []
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(ordered):
+            a, b = ordered[j], best
+            out.append(round(math.sqrt(a * b), 2) if geometric else (a + b) / 2.0)
+    return [x for x in out if x not in ordered]
+
+
 def optimize_phantoms(
     config: SimulationConfig,
     market: MarketConditions | None = None,
@@ -230,6 +276,9 @@ def optimize_phantoms(
     means: Sequence[float] = DEFAULT_MEANS,
     sds: Sequence[float] = DEFAULT_SDS,
     presence: Sequence[tuple[int, float]] = DEFAULT_PRESENCE,
+    search_simulations: int | None = None,
+    finalists: int = 3,
+    refine: bool = True,
     baseline_price: float = 100.0,
     baseline_quantity: float = 1000.0,
     workers: int | None = None,
@@ -238,11 +287,21 @@ def optimize_phantoms(
     """The phantom model and policy with the largest expected user improvement.
 
     ``config`` fixes the auctions (real bidders, mechanism, values or market mode,
-    ``num_simulations`` per candidate, ``seed``; its phantom settings are the "today's
-    default" reference); real bidders always play the equilibrium. Search: for each
-    policy and each ``(slots, bid_probability)`` in ``presence``, every ``mean x sd``;
-    the phantom bounds are the configuration's (``min_bps``/``max_bps``). Then the
-    winner and the references are re-run with ``seed + 1``.
+    ``num_simulations`` for the finalists and the comparison, ``seed``; its phantom
+    settings are the "today's default" reference); real bidders always play the
+    equilibrium. The search, in three stages on the same auctions (``seed``):
+
+    1. *grid*: for each policy and each ``(slots, bid_probability)`` in ``presence``,
+       every ``mean x sd``, ``search_simulations`` auctions each (default
+       ``min(num_simulations, 5_000)``);
+    2. *refine* (``refine=True``): around each policy's best, the midpoints to its
+       neighbouring means and (geometric) sds, and their combinations;
+    3. *finalists*: each policy's ``finalists`` best re-run with ``num_simulations``
+       auctions; the best of them is that policy's winner.
+
+    Then the winners and the references are re-run with ``seed + 1`` (fresh auctions,
+    so the figures carry no winner's curse). The phantom bounds are the configuration's
+    (``min_bps``/``max_bps``).
     """
     if objective != "user_improvement":
         raise InvalidBidParameters("objective", objective, "only 'user_improvement' is offered")
@@ -260,43 +319,102 @@ def optimize_phantoms(
         )
     if any(s <= 0.0 for s in sd_grid):
         raise InvalidBidParameters("sds", sd_grid, "must all be > 0 bps")
+    if isinstance(finalists, bool) or not isinstance(finalists, int) or finalists < 1:
+        raise InvalidBidParameters("finalists", finalists, "must be an integer >= 1")
+    search_n = (
+        min(config.num_simulations, 5_000) if search_simulations is None else search_simulations
+    )
+    if isinstance(search_n, bool) or not isinstance(search_n, int) or search_n < 2:
+        raise InvalidBidParameters("search_simulations", search_n, "must be an integer >= 2")
     market = market if market is not None else MarketConditions()
     baseline = (baseline_price, baseline_quantity)
     template = config.resolved_phantom_model
     seed = int(config.seed)
-    total = len(policies) * len(presence) * len(mean_grid) * len(sd_grid)
+    search_config = replace(config, num_simulations=search_n)
+    refinements = 8 if refine and len(mean_grid) * len(sd_grid) > 1 else 0
+    total = (
+        len(policies) * (len(presence) * len(mean_grid) * len(sd_grid) + refinements + finalists)
+        + len(policies)  # the calibrated models on fresh auctions
+        + 3  # no phantoms (search and fresh auctions), Myerson's reserve
+        + (len(policies) if config.num_phantom_bidders else 0)  # today's phantoms
+    )
     done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(min(done, total), total)
+
+    def run(
+        label: str,
+        model: PhantomModel | None,
+        p: str,
+        run_seed: int,
+        run_config: SimulationConfig = config,
+        reserve_bps: float | None = None,
+    ) -> CandidateResult:
+        result = _evaluate(
+            label, run_config, market, model, p, reserve_bps, run_seed, baseline, workers
+        )
+        tick()
+        return result
+
+    def label(slots: int, probability: float, mean: float, sd: float) -> str:
+        return f"{slots} x {probability:g} @ N({mean:g}, {sd:g})"
+
     candidates: list[CandidateResult] = []
-    grids: dict[tuple[str, int, float], tuple[FloatArray, FloatArray]] = {}
+    grids: dict[tuple[str, int, float], tuple[FloatArray, ...]] = {}
+    # No phantoms on the search's auctions: each cell's paired gain is against it.
+    reference = run("no phantoms", None, "reserve", seed, search_config)
+    winners: dict[str, CandidateResult] = {}
     for p in policies:
+        searched: list[CandidateResult] = []
         for slots, probability in presence:
             values = np.zeros((len(mean_grid), len(sd_grid)))
-            errors = np.zeros_like(values)
+            errors, gains, gain_errors = (np.zeros_like(values) for _ in range(3))
             for i, mean in enumerate(mean_grid):
                 for j, sd in enumerate(sd_grid):
                     model = _model(template, int(slots), float(probability), mean, sd)
-                    result = _evaluate(
-                        f"{slots} x {probability:g} @ N({mean:g}, {sd:g})",
-                        config,
-                        market,
+                    result = run(
+                        label(int(slots), float(probability), mean, sd),
                         model,
                         p,
-                        None,
                         seed,
-                        baseline,
-                        workers,
+                        search_config,
                     )
-                    candidates.append(result)
+                    searched.append(result)
                     values[i, j], errors[i, j] = result.mean_bps, result.se_bps
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-            grids[(p, int(slots), float(probability))] = (values, errors)
-    best = max(candidates, key=lambda c: c.mean_bps)
-    assert best.model is not None
-    surfaces = {
-        p: grids[(p, best.model.max_phantom_bidders, best.model.bid_probability)] for p in policies
-    }
+                    gains[i, j], gain_errors[i, j] = result.paired_difference(reference)
+            grids[(p, int(slots), float(probability))] = (values, errors, gains, gain_errors)
+        best = max(searched, key=lambda c: c.mean_bps)
+        assert best.model is not None
+        if refinements:
+            m0, s0 = best.model.mean_bps, best.model.sd_bps
+            near_means = [m0, *_refined(mean_grid, m0, geometric=False)]
+            near_sds = [s0, *_refined(sd_grid, s0, geometric=True)]
+            for mean in near_means:
+                for sd in near_sds:
+                    if (mean, sd) == (m0, s0):
+                        continue
+                    slots, probability = best.model.max_phantom_bidders, best.model.bid_probability
+                    model = _model(template, slots, probability, mean, sd)
+                    searched.append(
+                        run(label(slots, probability, mean, sd), model, p, seed, search_config)
+                    )
+            done += refinements - (len(near_means) * len(near_sds) - 1)
+        ranked = sorted(searched, key=lambda c: c.mean_bps, reverse=True)[:finalists]
+        done += finalists - len(ranked)
+        final = [run(c.label, c.model, p, seed) for c in ranked]
+        winners[p] = max(final, key=lambda c: c.mean_bps)
+        candidates.extend(searched)
+        candidates.extend(final)
+    best = max(winners.values(), key=lambda c: c.mean_bps)
+    surfaces, surface_gains = {}, {}
+    for p, winner in winners.items():
+        assert winner.model is not None
+        grid = grids[(p, winner.model.max_phantom_bidders, winner.model.bid_probability)]
+        surfaces[p], surface_gains[p] = (grid[0], grid[1]), (grid[2], grid[3])
     fresh = seed + 1
     dist = config.distribution
     if dist is None:
@@ -306,60 +424,43 @@ def optimize_phantoms(
             market, max(config.num_real_bidders, 1), baseline_quantity, None
         ).marginal
     myerson = optimal_reserve(dist)
-    comparison = [
-        _evaluate("no phantoms", config, market, None, "reserve", None, fresh, baseline, workers)
-    ]
+    comparison = [run("no phantoms", None, "reserve", fresh)]
     if config.num_phantom_bidders:
+        today = config.resolved_phantom_model
         for p in policies:
             comparison.append(
-                _evaluate(
-                    f"today's phantoms ({p})",
-                    config,
-                    market,
-                    config.resolved_phantom_model,
+                run(
+                    f"today's phantoms ({p}): "
+                    + label(
+                        today.max_phantom_bidders,
+                        today.bid_probability,
+                        today.mean_bps,
+                        today.sd_bps,
+                    ),
+                    today,
                     p,
-                    None,
                     fresh,
-                    baseline,
-                    workers,
                 )
             )
     comparison.append(
-        _evaluate(
-            f"Myerson reserve {myerson:.2f} bps",
-            config,
-            market,
-            None,
-            "reserve",
-            myerson,
-            fresh,
-            baseline,
-            workers,
-        )
+        run(f"Myerson reserve {myerson:.2f} bps", None, "reserve", fresh, reserve_bps=myerson)
     )
     for p in policies:
-        winner = max((c for c in candidates if c.policy == p), key=lambda c: c.mean_bps)
-        comparison.append(
-            _evaluate(
-                f"calibrated ({p}): {winner.label}",
-                config,
-                market,
-                winner.model,
-                p,
-                None,
-                fresh,
-                baseline,
-                workers,
-            )
-        )
+        comparison.append(run(f"calibrated ({p}): {winners[p].label}", winners[p].model, p, fresh))
+    if progress is not None:
+        progress(total, total)
     return PhantomCalibration(
         best=best,
+        winners=winners,
         comparison=tuple(comparison),
         means=mean_grid,
         sds=sd_grid,
         surfaces=surfaces,
+        gains=surface_gains,
+        surface_reference_bps=reference.mean_bps,
         candidates=tuple(candidates),
         myerson_reserve_bps=myerson,
+        search_simulations=search_n,
         config=config,
     )
 

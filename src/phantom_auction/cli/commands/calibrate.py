@@ -8,6 +8,7 @@ import base64
 import html
 import io
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -54,49 +55,59 @@ def _png(fig: Any) -> str:
 
 
 def _surface_figure(cal: PhantomCalibration) -> Any:
-    """One heatmap per policy: mean improvement (bps) over phantom mean x sd, ± 95 % CI."""
+    """One heatmap per policy over phantom mean x sd: the gain over no phantoms on the
+    same auctions (bps, paired 95 % CI); 0 = no phantoms, each panel its own scale."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import TwoSlopeNorm
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
-    policies = list(cal.surfaces)
-    fig = Figure(figsize=(5.2 * len(policies) + 0.8, 0.5 * len(cal.means) + 2.4))
+    from ...simulation.calibration import Z95
+
+    policies = list(cal.gains)
+    fig = Figure(figsize=(6.0 * len(policies), 0.5 * len(cal.means) + 2.6), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(policies), squeeze=False)[0]
-    lows = [float(np.min(v)) for v, _ in cal.surfaces.values()]
-    highs = [float(np.max(v)) for v, _ in cal.surfaces.values()]
-    vmin, vmax = min(lows), max(highs)
-    image = None
     for ax, policy in zip(axes, policies, strict=True):
-        values, errors = cal.surfaces[policy]
-        image = ax.imshow(
-            values, origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax
-        )
-        for i in range(values.shape[0]):
-            for j in range(values.shape[1]):
-                text = f"{values[i, j]:.2f}\n±{1.96 * errors[i, j]:.2f}"
-                shade = (values[i, j] - vmin) / max(vmax - vmin, 1e-12)
+        gains, errors = cal.gains[policy]
+        reach = max(float(np.max(np.abs(gains))), 1e-6)
+        norm = TwoSlopeNorm(vcenter=0.0, vmin=-reach, vmax=reach)
+        image = ax.imshow(gains, origin="lower", aspect="auto", cmap="RdBu", norm=norm)
+        for i in range(gains.shape[0]):
+            for j in range(gains.shape[1]):
                 ax.text(
                     j,
                     i,
-                    text,
+                    f"{gains[i, j]:+.2f}\n±{Z95 * errors[i, j]:.2f}",
                     ha="center",
                     va="center",
                     fontsize=7,
-                    color="black" if shade > 0.6 else "white",
+                    color="white" if abs(gains[i, j]) > 0.6 * reach else "black",
                 )
         ax.set_xticks(range(len(cal.sds)), [f"{s:g}" for s in cal.sds])
         ax.set_yticks(range(len(cal.means)), [f"{m:g}" for m in cal.means])
         ax.set_xlabel("phantom improvement sd (bps)")
         ax.set_ylabel("phantom improvement mean (bps)")
-        model = cal.best.model
+        model = cal.winners[policy].model
         assert model is not None
+        if model.mean_bps in cal.means and model.sd_bps in cal.sds:  # else a refined point
+            ax.add_patch(
+                Rectangle(
+                    (cal.sds.index(model.sd_bps) - 0.5, cal.means.index(model.mean_bps) - 0.5),
+                    1.0,
+                    1.0,
+                    fill=False,
+                    edgecolor="black",
+                    linewidth=2.5,
+                )
+            )
         ax.set_title(
-            f"policy {policy}: {model.max_phantom_bidders} slot(s) x p={model.bid_probability:g}",
+            f"policy {policy}: {model.max_phantom_bidders} slot(s) x p={model.bid_probability:g}"
+            f"\nwinner N({model.mean_bps:g}, {model.sd_bps:g})",
             fontsize=10,
         )
-    if image is not None:
-        fig.colorbar(image, ax=list(axes), label="user improvement (bps, ± 95% CI)")
+        fig.colorbar(image, ax=ax, label="gain over no phantoms (bps)")
     return fig
 
 
@@ -132,6 +143,8 @@ def _report(cal: PhantomCalibration, toml: str, parameters: dict[str, Any]) -> s
                 r["policy"],
                 r["improvement_bps"],
                 f"[{r['ci95_low']:.2f}, {r['ci95_high']:.2f}]",
+                f"{r['vs_reference_bps']:+.2f} [{r['vs_reference_ci95_low']:+.2f}, "
+                f"{r['vs_reference_ci95_high']:+.2f}]",
                 r["phantom_win_rate"],
                 r["auctions"],
             )
@@ -148,15 +161,23 @@ img{{max-width:100%}}</style></head><body>
 <h1>Phantom calibration for the user</h1>
 <p>Real bidders play the symmetric equilibrium for each phantom model and policy
 (<code>simulation/equilibrium.py</code>); every candidate runs on the same auctions
-(seed {cal.config.seed}); the comparison re-runs the references and the winners on fresh
-auctions (seed {(cal.config.seed or 0) + 1}). Improvement in bps over the baseline; 95%
-confidence intervals are ±1.96 standard errors of the mean.</p>
+(seed {cal.config.seed}): the grid and its refinement around each policy's best with
+{cal.search_simulations:,} auctions a candidate, then each policy's finalists with
+{cal.config.num_simulations:,}. The comparison re-runs the references and the winners on
+fresh auctions (seed {(cal.config.seed or 0) + 1}, {cal.config.num_simulations:,} each).
+Improvement in bps over the baseline; 95% confidence intervals are ±1.96 standard errors
+of the mean. With no phantoms the two policies clear alike.</p>
 <h2>Comparison</h2>
 <table><tr><th>model</th><th>policy</th><th>mean improvement (bps)</th><th>95% CI</th>
+<th>vs no phantoms, same auctions (bps, paired 95% CI)</th>
 <th>phantom win rate</th><th>auctions</th></tr>{rows}</table>
 <img alt="comparison" src="data:image/png;base64,{_png(_comparison_figure(cal))}">
 <h2>Improvement surface</h2>
-<p>At the winning presence; each cell: mean ± half-width of the 95% CI (bps).</p>
+<p>Per policy, at its winner's presence (slots x bid probability); each cell: the
+user's gain over no phantoms on the same {cal.search_simulations:,} auctions (bps; no
+phantoms there: {cal.surface_reference_bps:.2f} bps) ± the half-width of its paired 95%
+CI; blue: better than no phantoms, red: worse (each panel its own scale); framed: the
+winner when it is a grid point (else a refined point, in the title).</p>
 <img alt="surface" src="data:image/png;base64,{_png(_surface_figure(cal))}">
 <h2>Winning configuration</h2><pre>{html.escape(toml)}</pre>
 <h2>Parameters</h2><pre>{html.escape(json.dumps(parameters, indent=2))}</pre>
@@ -167,8 +188,19 @@ confidence intervals are ±1.96 standard errors of the mean.</p>
 @app.command()
 def calibrate(
     simulations: Annotated[
-        int, typer.Option("--simulations", "-n", min=100, help="Auctions per candidate.")
+        int,
+        typer.Option(
+            "--simulations", "-n", min=100, help="Auctions per finalist and comparison row."
+        ),
     ] = 20_000,
+    search_simulations: Annotated[
+        int | None,
+        typer.Option(
+            "--search-simulations",
+            min=100,
+            help="Auctions per grid candidate (default: min(5,000, --simulations)).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 1,
     mechanism: Annotated[
         str | None, typer.Option("--mechanism", help="Clearing rule (default: the simulator's).")
@@ -220,19 +252,22 @@ def calibrate(
                 means=mean_grid,
                 sds=sd_grid,
                 presence=presence_grid,
+                search_simulations=search_simulations,
                 workers=workers,
                 progress=progress,
             )
     except PhantomAuctionError as exc:
         bad_value("--policy", policy, str(exc))
     table = Table(title=f"User's mean improvement (bps), {simulations:,} fresh auctions each")
-    for column in ("model", "mean", "95% CI", "phantom wins"):
+    for column in ("model", "mean", "95% CI", "vs no phantoms (paired 95% CI)", "phantom wins"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in cal.table():
         table.add_row(
             row["label"],
             f"{row['improvement_bps']:.2f}",
             f"[{row['ci95_low']:.2f}, {row['ci95_high']:.2f}]",
+            f"{row['vs_reference_bps']:+.2f} "
+            f"[{row['vs_reference_ci95_low']:+.2f}, {row['vs_reference_ci95_high']:+.2f}]",
             f"{row['phantom_win_rate']:.1%}",
         )
     console.print(table)
@@ -245,6 +280,7 @@ def calibrate(
         )
     parameters = {
         "simulations": simulations,
+        "search_simulations": cal.search_simulations,
         "seed": seed,
         "mechanism": config.clearing_mechanism,
         "policies": list(policies),
@@ -259,4 +295,7 @@ def calibrate(
     (out / "comparison.json").write_text(json.dumps(cal.table(), indent=2))
     console.print(toml, markup=False)
     console.print(f"Report: {(out / 'report.html').resolve()}", soft_wrap=True)
-    console.print(f"done in {time.monotonic() - started:.1f} s")
+    console.print(
+        f"done in {time.monotonic() - started:.1f} s "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
