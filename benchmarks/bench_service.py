@@ -22,6 +22,16 @@ finished early because every commitment was revealed (``service.finish_early``; 
 ``--finish-at-window-end`` to make every auction run its full reveal window).
 Goal on a 2-core machine: >= 300 auctions/s with p99 <= 10 ms.
 
+**The floor** (issue 16, ``benchmarks/service_floor.py``): in the same run, a bare
+WebSocket endpoint on the same stack (uvicorn + FastAPI) that parses each message,
+verifies a commit's Ed25519 signature, appends one row to SQLite (same ``synchronous``,
+group-committed by one writer thread) and acks it once durable. After each step the
+floor gets the same bidder messages per second (a commit and a reveal per bidder per
+auction, the SDK's JSON) for ``--floor-seconds``; the run prints the server CPU per
+bidder message for both (ours: the server's CPU of the step / (2 x bidders x
+auctions), i.e. everything the service does per auction spread over its messages) and
+the ratio. Goal: ours within 2x of the floor. ``--no-floor`` skips it.
+
 Run: ``.venv/bin/python benchmarks/bench_service.py [--step-seconds 30] [--rates 50,100,...]``.
 Machine-readable lines start with ``BENCH``.
 """
@@ -53,6 +63,8 @@ import numpy as np
 T = TypeVar("T")
 GOAL_PER_S = 300
 GOAL_P99_MS = 10.0
+#: Issue 16: the server's CPU per bidder message within 2x of the bare endpoint's.
+GOAL_FLOOR_RATIO = 2.0
 _REJECTIONS = re.compile(r'^phantom_auction_rejections_total\{reason="([^"]+)"\} ([0-9.e+]+)$')
 #: Group commits slower than 50 ms (``le="0.05"`` bucket vs count) tell disk stalls apart.
 _FLUSH = re.compile(
@@ -93,16 +105,32 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """User + system CPU seconds used so far by each process (0 if unreadable)."""
+def _stat(pid: int) -> tuple[int, float]:
+    """(parent pid, user + system CPU seconds so far) of ``pid``; (0, 0.0) if unreadable."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+    except (OSError, IndexError, ValueError):
+        return 0, 0.0
+
+
+def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each process, 0 if unreadable; the ``server``'s
+    includes its live children (its ``--workers`` processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            children.setdefault(_stat(int(entry.name))[0], []).append(int(entry.name))
     out: dict[str, float] = {}
     for name, pid in pids.items():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            out[name] = (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError, ValueError):
-            out[name] = 0.0
+        total, todo = 0.0, [pid]
+        while todo:
+            current = todo.pop()
+            total += _stat(current)[1]
+            if name == "server":
+                todo += children.get(current, [])
+        out[name] = total
     return out
 
 
@@ -316,6 +344,46 @@ async def _step(
     )
 
 
+def _start_floor(
+    folder: Path, keys: dict[str, str], args: argparse.Namespace
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The floor server (``service_floor.py``) on a free port, with the bidders' public keys."""
+    from nacl.bindings import crypto_sign_seed_keypair
+
+    public = {name: crypto_sign_seed_keypair(bytes.fromhex(k))[0].hex() for name, k in keys.items()}
+    keys_file = folder / "floor-keys.json"
+    keys_file.write_text(json.dumps(public))
+    port = _free_port()
+    log = folder / "floor.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("service_floor.py")),
+                "--port",
+                str(port),
+                "--db",
+                str(folder / "floor.db"),
+                "--keys",
+                str(keys_file),
+                "--sqlite-synchronous",
+                args.sqlite_synchronous,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the floor server exited: see {log}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc, port
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the floor server did not start: see {log}")
+
+
 def _start_server(
     db_url: str, port: int, args: argparse.Namespace, log: Path
 ) -> subprocess.Popen[bytes]:
@@ -340,6 +408,7 @@ def _start_server(
                 str(port),
                 "--db",
                 db_url,
+                *(["--workers", str(args.workers)] if args.workers > 1 else []),
             ],
             env=env,
             stdout=out,
@@ -357,17 +426,47 @@ def _start_server(
     raise RuntimeError(f"the server did not start: see {log}")
 
 
-async def _load(args: argparse.Namespace) -> list[StepResult]:
+@dataclass(frozen=True, slots=True)
+class FloorResult:
+    """The floor's run at one step's message rate."""
+
+    messages_per_s: float
+    sent: int
+    acked: int
+    rejected: int
+    achieved_rate: float
+    cpu_s: float
+    ack_p50_ms: float
+
+    @property
+    def cpu_us_per_message(self) -> float:
+        return 1e6 * self.cpu_s / max(1, self.acked)
+
+
+def _ours_us_per_message(step: StepResult, bidders: int) -> float:
+    """The service's server CPU per bidder message: per auction / (commit + reveal) x bidders."""
+    return 1e6 * step.cpu_s["server"] / max(1, step.requested * 2 * bidders)
+
+
+async def _load(args: argparse.Namespace) -> tuple[list[StepResult], list[FloorResult]]:
+    from service_floor import FloorLoad, message_pool
+
     with tempfile.TemporaryDirectory(prefix="bench-service-") as folder:
         db_url = args.db or f"sqlite+aiosqlite:///{Path(folder) / 'service.db'}"
         port = _free_port()
         log = Path(folder) / "server.log"
         server = _start_server(db_url, port, args, log)
         bidders: subprocess.Popen[str] | None = None
+        floor: subprocess.Popen[bytes] | None = None
+        floor_load: FloorLoad | None = None
         try:
             token, keys = await _register(db_url, args.bidders)
             keys_file = Path(folder) / "keys.json"
             keys_file.write_text(json.dumps(keys))
+            if args.floor:
+                floor, floor_port = _start_floor(Path(folder), keys, args)
+                floor_load = FloorLoad(f"ws://127.0.0.1:{floor_port}/ws", message_pool(keys, 200))
+                await floor_load.connect()
             bidders = subprocess.Popen(
                 [
                     sys.executable,
@@ -387,12 +486,14 @@ async def _load(args: argparse.Namespace) -> list[StepResult]:
             if ready.strip() != "READY":
                 raise RuntimeError(f"bidders failed to start: {ready!r}")
             results: list[StepResult] = []
+            floors: list[FloorResult] = []
             http = _Http("127.0.0.1", port, {"Authorization": f"Bearer {token}"})
             try:
                 print(
                     f"{'rate/s':>7} {'sent/s':>7} {'ok':>6} {'errors':>6} "
                     f"{'p50 ms':>8} {'p99 ms':>8} {'open->result p50':>17} "
-                    f"{'CPU ms/auction: server bidders load':>36}"
+                    f"{'CPU ms/auction: server bidders load':>36} "
+                    f"{'server us/msg: ours floor ratio':>32}"
                 )
                 pids = {"server": server.pid, "bidders": bidders.pid, "load": os.getpid()}
                 failures = 0
@@ -404,11 +505,18 @@ async def _load(args: argparse.Namespace) -> list[StepResult]:
                         f"{1e3 * step.cpu_s[k] / max(1, step.requested):.2f}" for k in pids
                     )
                     results.append(step)
+                    ours = _ours_us_per_message(step, args.bidders)
+                    versus = f"{ours:.0f}"
+                    if floor is not None and floor_load is not None:
+                        floor_step = await _floor_step(floor_load, floor.pid, rate, args)
+                        floors.append(floor_step)
+                        base = floor_step.cpu_us_per_message
+                        versus += f" {base:.0f} {ours / base:.2f}x"
                     flag = "" if step.sustained() else "  <- not sustained"
                     print(
                         f"{rate:7.0f} {step.achieved_rate:7.1f} {step.ok:6d} {step.errors:6d} "
                         f"{_pct(step.latency_ms, 50):8.2f} {_pct(step.latency_ms, 99):8.2f} "
-                        f"{_pct(step.total_ms, 50):17.2f} {cpu:>36}{flag}",
+                        f"{_pct(step.total_ms, 50):17.2f} {cpu:>36} {versus:>32}{flag}",
                         flush=True,
                     )
                     if step.slow_flushes:
@@ -422,13 +530,23 @@ async def _load(args: argparse.Namespace) -> list[StepResult]:
                             f"unrevealed={step.unrevealed} absent={step.absent} "
                             f"reasons={step.reasons}"
                         )
+                    if floors and floors[-1].acked < floors[-1].sent:
+                        print(
+                            f"        floor: {floors[-1].sent - floors[-1].acked} of "
+                            f"{floors[-1].sent} messages unacknowledged"
+                        )
                     failures = 0 if step.sustained() else failures + 1
                     if failures >= 2:
                         break
             finally:
                 await http.close()
-            return results
+            return results, floors
         finally:
+            if floor_load is not None:
+                await floor_load.close()
+            if floor is not None:
+                floor.kill()
+                floor.wait(30)
             if bidders is not None:
                 bidders.send_signal(signal.SIGTERM)
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -440,6 +558,23 @@ async def _load(args: argparse.Namespace) -> list[StepResult]:
                 server.wait(30)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+async def _floor_step(load: Any, pid: int, rate: float, args: argparse.Namespace) -> FloorResult:
+    """The floor at ``rate`` auctions' worth of bidder messages per second."""
+    messages_per_s = rate * 2 * args.bidders
+    before = _cpu_seconds({"floor": pid})["floor"]
+    done = await load.step(messages_per_s, args.floor_seconds)
+    used = _cpu_seconds({"floor": pid})["floor"] - before
+    return FloorResult(
+        messages_per_s=messages_per_s,
+        sent=done.sent,
+        acked=done.acked,
+        rejected=done.rejected,
+        achieved_rate=done.achieved_rate,
+        cpu_s=used,
+        ack_p50_ms=_pct(done.ack_ms, 50),
+    )
 
 
 async def _run_bidders(url: str, keys_path: str) -> None:
@@ -490,6 +625,12 @@ def main() -> None:
     )
     parser.add_argument("--bidders", type=int, default=20)
     parser.add_argument("--db", default=None, help="database URL (default: SQLite in a temp dir)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes (serve --workers; more than 1 needs --db postgresql+asyncpg://…)",
+    )
     parser.add_argument("--duration-ms", type=int, default=None, help="auction length (ms)")
     parser.add_argument(
         "--finish-at-window-end",
@@ -505,6 +646,12 @@ def main() -> None:
         default="full",
         help="full: fsync per commit (the default); normal: durable across process crashes",
     )
+    parser.add_argument(
+        "--floor-seconds", type=float, default=10.0, help="length of each floor step"
+    )
+    parser.add_argument(
+        "--no-floor", dest="floor", action="store_false", help="skip the floor measurement"
+    )
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--keys", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -516,11 +663,32 @@ def main() -> None:
 
     gc.collect()
     gc.freeze()
-    results = _run(_load(args))
+    print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    results, floors = _run(_load(args))
     sustained = [s for s in results if s.sustained()]
     best = max(sustained, key=lambda s: s.rate) if sustained else None
     mode = "window end" if args.finish_at_window_end else "finish early"
-    mode += f", sqlite synchronous={args.sqlite_synchronous}"
+    if args.db is None:
+        mode += f", sqlite synchronous={args.sqlite_synchronous}"
+    else:
+        mode += f", store {args.db.split('://')[0]}"
+    mode += f", {args.workers} worker{'s' if args.workers > 1 else ''}"
+    if floors:
+        # Compared at the highest sustained step (else the last one run).
+        index = results.index(best) if best is not None else len(floors) - 1
+        step, base = results[index], floors[index]
+        ours = _ours_us_per_message(step, args.bidders)
+        floor_us = base.cpu_us_per_message
+        print(
+            f"server CPU per bidder message at {step.rate:.0f} auctions/s "
+            f"({base.messages_per_s:.0f} messages/s): ours {ours:.0f} us, floor "
+            f"{floor_us:.0f} us (bare uvicorn + FastAPI WebSocket: parse, verify, one "
+            f"SQLite row, durable ack; ack p50 {base.ack_p50_ms:.1f} ms): "
+            f"{ours / floor_us:.2f}x the floor (goal <= {GOAL_FLOOR_RATIO:g}x)"
+        )
+        print(f"BENCH name=service.server_us_per_message value={ours:.1f} unit=us")
+        print(f"BENCH name=service.floor_us_per_message value={floor_us:.1f} unit=us")
+        print(f"BENCH name=service.ratio_to_floor value={ours / floor_us:.3f} unit=1")
     if best is None:
         print("no step was sustained with zero errors")
         print("BENCH name=service.sustained_auctions_per_s value=0 unit=1/s")

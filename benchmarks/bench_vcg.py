@@ -6,6 +6,8 @@ allocation re-run without each winner, bids found by linear look-up), their rati
 the seconds ``clear_batch`` takes for 1,000,000 auctions x 20 bidders with VCG, and
 single-item second price and first price (supply 1, unit bids) on the same shape next
 to a plain numpy top-2 reference written here (argmax, mask, max), on one thread.
+Then ``clear()`` on one auction: 20 bids (arrays and lists, as the live engine calls
+it) under each rule, and 2,000 bids under VCG, as arrays and as a one-row batch.
 
 Goals (issue 2, 2-core machine): 200 bidders <= 0.2 ms and >= 100x the naive
 reference; 1,000,000 batch clearings <= 2 s. Issue 10: single-item second and first
@@ -25,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from phantom_auction import VCGAuction, VCGBid, clear_batch, run_vcg_auction
+from phantom_auction import VCGAuction, VCGBid, clear, clear_batch, run_vcg_auction
 
 RESERVE = 50.0
 SUPPLY_PER_BIDDER = 50.0  # about half the demand of a bidder (30..150 units, mean 90)
@@ -145,6 +147,32 @@ def single_item_seconds(auctions: int, bidders: int, repeats: int) -> dict[str, 
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def one_auction_us(repeats: int) -> dict[str, float]:
+    """Median microseconds per ``clear()`` call on one auction of the bench's bids."""
+    rng = np.random.default_rng(3)
+    out: dict[str, float] = {}
+    for n, mechanisms in ((20, ("vcg", "vickrey", "uniform", "discriminatory")), (2000, ("vcg",))):
+        values = 45.0 + 20.0 * rng.random(n)
+        quantities = rng.integers(30, 151, n).astype(np.float64)
+        supply = SUPPLY_PER_BIDDER * n
+        as_lists = values.tolist(), quantities.tolist()
+        for mechanism in mechanisms:
+            kw = {"supply": supply, "reserve": RESERVE, "mechanism": mechanism}
+            out[f"clear {n} bids {mechanism} (arrays)"] = 1e6 * median_seconds(
+                lambda v=values, q=quantities, kw=kw: clear(v, q, **kw), repeats
+            )
+            if n == 20:
+                out[f"clear {n} bids {mechanism} (lists)"] = 1e6 * median_seconds(
+                    lambda a=as_lists, kw=kw: clear(*a, **kw), repeats
+                )
+            else:
+                out[f"clear_batch 1 x {n} {mechanism}"] = 1e6 * median_seconds(
+                    lambda v=values, q=quantities, kw=kw: clear_batch(v[None], q[None], **kw),
+                    repeats,
+                )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--auctions", type=int, default=1_000_000)
@@ -176,6 +204,10 @@ def main() -> None:
     print(f"\nsingle item (supply 1, unit bids), {args.auctions:,} x 20, one thread (median)")
     for name, seconds in single.items():
         print(f"  {name:<13} {seconds:.3f} s   {seconds / reference:.2f}x the numpy top-2")
+    print("\none auction (median per call)")
+    one = one_auction_us(args.repeats)
+    for name, us in one.items():
+        print(f"  {name:<36} {us:9.1f} us")
     print("\ngoals:")
     verdict = "met" if fast_200 <= 2e-4 else "MISSED"
     print(f"  200 bidders <= 0.2 ms: {fast_200 * 1e3:.4f} ms {verdict}")
@@ -192,6 +224,8 @@ def main() -> None:
     print(f"BENCH name=vcg.single_second_price value={single['second price']:.3f} unit=s")
     print(f"BENCH name=vcg.single_first_price value={single['first price']:.3f} unit=s")
     print(f"BENCH name=vcg.single_numpy_top2 value={reference:.3f} unit=s")
+    print(f"BENCH name=vcg.clear_20_vcg value={one['clear 20 bids vcg (arrays)']:.1f} unit=us")
+    print(f"BENCH name=vcg.clear_2000_vcg value={one['clear 2000 bids vcg (arrays)']:.1f} unit=us")
 
 
 if __name__ == "__main__":

@@ -71,10 +71,10 @@ def _assert_agrees(
     name, x, p = _row_by_row(values, quantities, mask, supply, reserve, mechanism, multi_unit)
     if name is not None:
         assert got.mechanism == name
-    # Allocations come from the same running sums in the same order: equal exactly.
+    # Allocations come from the same running sums in the same order, and payments from
+    # the same pricing (mechanisms/pricing.py) in the same order: equal exactly.
     np.testing.assert_array_equal(got.allocation, x)
-    scale = max(1.0, float(np.abs(p).max(initial=0.0)))
-    np.testing.assert_allclose(got.payment, p, rtol=1e-9, atol=1e-9 * scale)
+    np.testing.assert_array_equal(got.payment, p)
 
 
 def _random_case(

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phantom_auction import InvalidBidParameters
+from phantom_auction import InvalidBidParameters, clear_batch
 from phantom_auction.mechanisms.clearing import SMALL_CLEARING, clear, clear_lists
 
 MECHANISMS = ["vcg", "vickrey", "uniform", "discriminatory", "second_price", "pay_as_bid"]
@@ -33,6 +33,15 @@ def _same(values: list[float], quantities: list[float], **kwargs: object) -> Non
         by_arrays.allocation.tolist(),
         by_arrays.payment.tolist(),
     )
+    # The array twin (mechanisms/pricing.py) prices one auction (a column) and a batch
+    # (a walk across auctions) to the same bits as the list form.
+    row, units = np.array(values, dtype=float), np.array(quantities, dtype=float)
+    one = clear_batch(row[None], units[None], **kwargs)  # type: ignore[arg-type]
+    two = clear_batch(np.stack([row, row]), np.stack([units, units]), **kwargs)  # type: ignore[arg-type]
+    for batch in (one, two):
+        for i in range(batch.payment.shape[0]):
+            assert batch.allocation[i].tolist() == x
+            assert batch.payment[i].tolist() == paid
 
 
 @pytest.mark.slow

@@ -203,14 +203,22 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m phantom_auction.service serve`` on 127.0.0.1 in a subprocess.
 
-    ``env`` adds ``AUCTION_*`` overrides; the database persists across restarts so that
-    a killed server can be started again on the same data.
+    ``env`` adds ``AUCTION_*`` overrides, ``args`` options (``--workers 2``); the
+    database persists across restarts so that a killed server can be started again on
+    the same data.
     """
 
-    def __init__(self, db_url: str, env: dict[str, str] | None = None, log: Path | None = None):
+    def __init__(
+        self,
+        db_url: str,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        args: list[str] | None = None,
+    ):
         self.db_url = db_url
         self.env = env or {}
         self.log = log
+        self.args = args or []
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -238,6 +246,7 @@ class ServerProcess:
                     str(self.port),
                     "--db",
                     self.db_url,
+                    *self.args,
                 ],
                 env={**os.environ, **self.env},
                 stdout=out,

@@ -17,10 +17,9 @@ errors (a phase-illegal call, a wrong type) raise.
 Clearing (SPEC "Auction engine") follows the rule book,
 :mod:`phantom_auction.mechanisms.rules`, in :mod:`phantom_auction.engine.settlement`
 (pure functions of the revealed bids, the phantoms, the baseline and the amount): each
-real fill pays the score it owes per unit under the mechanism (``vickrey``: the
-runner-up's; ``uniform``: the highest rejected unit's; ``vcg``: the welfare it displaces
-per unit) less its own fee term, within ``[baseline, own price]``; ``discriminatory``
-winners pay their own price; phantoms act by ``phantom_policy``.
+real fill pays the score it owes per unit under the mechanism (``docs/mechanisms.md``)
+less its own fee term, within ``[baseline, own price]``; phantoms act by
+``phantom_policy``.
 """
 
 from __future__ import annotations

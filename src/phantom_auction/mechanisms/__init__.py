@@ -6,6 +6,8 @@
   :func:`run_vcg_auction`, :func:`individual_rationality_check`.
 - :mod:`.truthfulness`: :func:`verify_truthfulness`.
 - :mod:`.batch`: :func:`clear_batch`, the same rules on (auctions, bidders) arrays.
+- :mod:`.pricing`: what winners pay under each rule, the only code of each price
+  (``docs/mechanisms.md`` states the rules).
 """
 
 from __future__ import annotations

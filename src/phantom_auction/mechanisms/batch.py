@@ -1,34 +1,11 @@
 """Clear many auctions at once on (auctions, bidders) arrays: the simulator's hot path.
 
 :func:`clear_batch` applies the rules of :func:`~.clearing.clear` to every row of an
-``(A, N)`` array and agrees with it row by row (``tests/mechanisms`` pins this,
-including ties, masks and reserves). Columns are submission order: in a tie the lower
-column wins. Rows are cleared in chunks of :data:`CHUNK_ROWS`, on one thread or a few
-(numpy releases the GIL in the loops that dominate), each reusing one scratch space of
-``O(CHUNK_ROWS * N)``.
-
-How a chunk is cleared, all its rows at once:
-
-1. Sort each row by value, highest first, eligible bids (present, ``v >= r``, ``q > 0``)
-   first. The int64 sort key is ``~bits(|v|)`` (the IEEE bits of a non-negative float
-   order like the float), with the sign bit set first for ineligible bids so that they
-   sort last, and the column in the low bits: one vectorised integer sort gives a
-   stable order. Values that differ only in those low bits can come out swapped; such
-   rows are detected and re-sorted with a stable argsort.
-2. From here on arrays are laid out (rank, auction). Ineligible bids get quantity 0
-   and the reserve as value. Running sums ``cum`` of the quantities; allocation
-   ``x = clip(S - (cum - q), 0, q)``.
-3. Payments. VCG (multi-unit): let ``T(s)`` be the area under the demand curve left
-   after the ``A`` allocated units (the rest of the marginal bid and the rejected bids
-   in value order, then the seller at ``r``) over its first ``s`` units. A fully
-   filled winner displaces exactly ``T(q_i)``; the marginal winner, which displaces
-   its own unfilled rest first, pays ``T(q_m) - v_m (q_m - x_m)``. This is
-   ``W(E_i + x_i) - W(E_i)`` of :func:`~.clearing.clear`. ``T`` is concave piecewise
-   linear with knots ``h_j`` (the tail's running quantities) and slopes ``v_j``; by
-   Abel summation ``T(s) = Σ_{j<J} (v_j - v_{j+1}) min(s, h_j) + (v_J - r) min(s, h_J)
-   + r s`` for any ``J`` past which no knot lies below ``s`` (or no bid is left), so
-   one loop walks the tails of all rows a knot at a time and stops as soon as every
-   row's largest winner is covered: usually after a few knots, at most ``N``.
+``(A, N)`` array and agrees with it row by row, bit for bit (``tests/mechanisms`` pins
+this). Columns are submission order: in a tie the lower column wins. Rows are cleared
+in chunks of :data:`CHUNK_ROWS`, each sorted by an integer key, laid out (rank,
+auction), allocated and priced by :func:`~.pricing.pay`; supply 1 with unit bids takes
+a top-2 path instead. How, step by step: ``docs/mechanisms.md``.
 """
 
 from __future__ import annotations
@@ -43,6 +20,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidBidParameters
 from .clearing import FloatArray, canonical_mechanism, check_steps, clear_lists
+from .pricing import Work, runner_up_price
+from .pricing import pay as pay_sorted
 
 __all__ = ["CHUNK_ROWS", "BatchClearing", "clear_batch"]
 
@@ -283,10 +262,10 @@ def _clear_single_item(
         top = key[at]
         won = top > -np.inf
     if name == "discriminatory":
-        price = top
+        price = top  # pay as bid
     else:
         key[at] = -np.inf
-        price = np.maximum(key.reshape(c, n).max(axis=1), reserve)
+        price = runner_up_price(key.reshape(c, n).max(axis=1), reserve)
     if won is None:
         x_out.reshape(-1)[at] = 1.0
         pay_out.reshape(-1)[at] = price
@@ -342,14 +321,7 @@ class _Scratch:
         self.cum = np.empty((n, rows))
         self.xs = np.empty((n, rows))
         self.pay = np.empty((n, rows))
-        self.demand = np.empty((n, rows))
-        self.term = np.empty((n, rows))
-
-
-def _at(buffer: FloatArray, rank: NDArray[np.intp], auctions: NDArray[np.intp]) -> FloatArray:
-    """``buffer[rank[i], i]`` for each auction i of a whole (rank, auction) scratch buffer."""
-    out: FloatArray = np.take(buffer.reshape(-1), rank * buffer.shape[1] + auctions)
-    return out
+        self.pricing = Work.new(n, rows)
 
 
 def _check(field: str, array: FloatArray, present: NDArray[np.bool_] | None, row0: int) -> None:
@@ -447,9 +419,12 @@ def _clear_rows(
 
     # 2. Allocation in value order: x = clip(S - (cum - q), 0, q).
     cum = scratch.cum[:, :c]
-    cum[0] = qs[0]
-    for k in range(1, n):
-        np.add(cum[k - 1], qs[k], out=cum[k])
+    if c < n:  # few auctions of many bids: one call, not one per rank (same sums)
+        np.cumsum(qs, axis=0, out=cum)
+    else:
+        cum[0] = qs[0]
+        for k in range(1, n):
+            np.add(cum[k - 1], qs[k], out=cum[k])
     xs = np.subtract(cum, qs, out=scratch.xs[:, :c])
     np.subtract(supply, xs, out=xs)
     np.clip(xs, 0.0, qs, out=xs)
@@ -457,85 +432,7 @@ def _clear_rows(
     # 3. Payments.
     pay = scratch.pay[:, :c]
     pay.fill(0.0)
-    if name == "discriminatory":
-        np.multiply(xs, vs, out=pay)
-    elif name == "vickrey":
-        first = np.minimum(qs[0], supply)
-        xs[1:] = 0.0
-        xs[0] = first
-        pay[0] = first * (vs[1] if n > 1 else reserve)
-    elif name == "uniform" or not multi_unit:
-        # The highest rejected unit is that of rank f, the first bid not filled in full
-        # (ineligible bids, q = x = 0, count as filled); past the eligible ones, the reserve.
-        full = np.equal(xs, qs, out=scratch.flag_t[:, :c]).sum(axis=0, dtype=np.intp)
-        f = full - (n - eligible_t.sum(axis=0, dtype=np.intp))
-        best_rejected = np.where(f < n, _at(scratch.vs, np.minimum(f, n - 1), auctions), reserve)
-        np.multiply(xs, best_rejected, out=pay)
-    else:
-        n_eligible = eligible_t.sum(axis=0, dtype=np.intp)
-        _vcg_payments(scratch, vs, qs, xs, n_eligible, reserve, pay)
+    n_eligible = eligible_t.sum(axis=0, dtype=np.intp)
+    pay_sorted(name, multi_unit, vs, qs, xs, n_eligible, reserve, pay, scratch.pricing)
     x_out.reshape(-1)[flat] = xs
     pay_out.reshape(-1)[flat] = pay
-
-
-def _vcg_payments(
-    scratch: _Scratch,
-    vs: FloatArray,
-    qs: FloatArray,
-    xs: FloatArray,
-    n_eligible: NDArray[np.intp],
-    reserve: FloatArray,
-    pay: FloatArray,
-) -> None:
-    """Multi-unit VCG payments of sorted (rank, auction) arrays into ``pay`` (module docstring)."""
-    n, c = vs.shape
-    winning = np.greater(xs, 0.0, out=scratch.flag_t[:, :c])
-    width = int(winning.any(axis=1).sum())  # winners are a prefix of the ranks
-    if width == 0:
-        return
-    auctions = np.arange(c)
-    # T is evaluated on the first ``width`` ranks only: at each winner's q, at 0
-    # (T(0) = 0) for the losers among them.
-    demand = np.multiply(qs[:width], winning[:width], out=scratch.demand[:width, :c])
-    largest = demand.max(axis=0)
-    # The tail starts at rank f, the first bid not fully filled (the marginal winner or
-    # the first loser); ineligible bids (q = x = 0) count as filled.
-    full = np.equal(xs, qs, out=scratch.flag_t[:, :c]).sum(axis=0, dtype=np.intp)
-    full -= n - n_eligible
-    f = np.minimum(full, n - 1)
-    in_tail = full < n_eligible
-    value = np.where(in_tail, _at(scratch.vs, f, auctions), reserve)
-    x_f = np.where(in_tail, _at(scratch.xs, f, auctions), 0.0)
-    knot = np.where(in_tail, _at(scratch.qs, f, auctions) - x_f, 0.0)
-    # The marginal winner f displaces its own unfilled rest first, so it pays the area
-    # over x_f units past that rest: T(x_f + rest) - v_f rest, summed here on its own
-    # (a (c,) vector) from the knots past the rest, so that nothing cancels.
-    rest = knot
-    marginal_pay = np.zeros(c)
-    at_f = np.minimum(f, width - 1)
-    demand[at_f, auctions] = np.where(x_f > 0, 0.0, demand[at_f, auctions])
-    tail = pay[:width]
-    term = scratch.term[:width, :c]
-    k = full
-    while True:
-        k = k + 1
-        more = k < n_eligible
-        if not (more & (knot < largest)).any():
-            break
-        kk = np.minimum(k, n - 1)
-        following = np.where(more, _at(scratch.vs, kk, auctions), reserve)
-        drop = value - following
-        np.minimum(demand, knot, out=term)
-        term *= drop
-        tail += term
-        marginal_pay += drop * np.minimum(x_f, knot - rest)
-        knot = knot + np.where(more, _at(scratch.qs, kk, auctions), 0.0)
-        value = following
-    drop = value - reserve
-    np.minimum(demand, knot, out=term)
-    term *= drop
-    tail += term
-    demand *= reserve
-    tail += demand
-    marginal_pay += drop * np.minimum(x_f, knot - rest) + reserve * x_f
-    pay[f, auctions] = np.where(x_f > 0, marginal_pay, pay[f, auctions])

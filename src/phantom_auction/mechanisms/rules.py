@@ -21,8 +21,8 @@ What lives here:
 - scoring, ``score = price_weight * improvement_bps + fee_weight * fee_bps``
   (:func:`score`); bids are cleared on their scores with the reserve at the baseline
   (score 0) by :func:`~phantom_auction.mechanisms.clearing.clear_lists` or
-  :func:`~phantom_auction.mechanisms.batch.clear_batch` (where each mechanism's price
-  per unit of score is);
+  :func:`~phantom_auction.mechanisms.batch.clear_batch`, which price with
+  :mod:`~phantom_auction.mechanisms.pricing` (each mechanism's price, written once);
 - fill pricing, :func:`fill_improvement` and its twin :func:`fill_improvements`: what a
   real winner pays per unit, in bps over the baseline, from its clearing payment:
   the score it pays per unit less its own fee term, divided by ``price_weight``, never

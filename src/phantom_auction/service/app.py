@@ -238,11 +238,14 @@ def create_app(
     store: Store | None = None,
     announce: Callable[[str], None] | None = None,
     address: str | None = None,
+    peers: bool = False,
 ) -> FastAPI:
     """The service app; the store is opened, migrated and recovered when it starts.
 
     ``announce`` (``serve`` passes a stderr writer) gets one line when the service is
     ready, naming ``address`` and the store, and one line with a summary when it stops.
+    ``peers``: one of several processes on the PostgreSQL ``database_url`` (``serve
+    --workers``, :mod:`.house.peers`).
     """
     config = load_config() if config is None else config
     if store is None:
@@ -252,6 +255,10 @@ def create_app(
         )
     metrics = ServiceMetrics()
     house = AuctionHouse(config, store, metrics)
+    if peers:
+        from .house.peers import HousePeers
+
+        house.peers = HousePeers(house, database_url or config.service.database_url)
     security = config.security
     max_bytes = security.max_message_bytes
     bidder_socket = BidderSocket(house, metrics, security.challenge_ttl_s, max_bytes)

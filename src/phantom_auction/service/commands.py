@@ -97,15 +97,17 @@ def serve(
     db: DbOption = None,
     config: ConfigOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    workers: Annotated[
+        str,
+        typer.Option(
+            help="Server processes behind the one port (more than 1 needs PostgreSQL; "
+            "docs/service.md, Scaling)."
+        ),
+    ] = "1",
+    worker_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run the live auction service (HTTP + WebSocket) until interrupted."""
     _require_service()
-    import uvicorn
-
-    from .app import create_app
-    from .connections import with_read_timeout
-    from .ws_fastpath import DirectWebSocketProtocol
-
     try:
         cfg = load_config(config)
     except ConfigError as exc:
@@ -117,33 +119,91 @@ def serve(
         bind_port = int(port)
     if log_level.lower() not in _LOG_LEVELS:
         _refuse("--log-level", f"{log_level!r}: one of {', '.join(_LOG_LEVELS)}")
+    if not workers.isdigit() or int(workers) < 1:
+        _refuse("--workers", f"{workers!r}: must be an integer >= 1")
+    processes = int(workers)
     bind_host = host or cfg.service.host
     url = db or cfg.service.database_url
+    postgres = url.startswith(("postgresql", "postgres://"))
+    if processes > 1 and not postgres:
+        _refuse(
+            "--workers",
+            f"{processes} processes need PostgreSQL (--db postgresql+asyncpg://…); "
+            "SQLite and memory:// are served by one process",
+        )
+    if worker_fd is not None:
+        _serve_worker(cfg, url, bind_host, bind_port, log_level.lower(), worker_fd)
+        return
     _check_store(url, cfg.service.sqlite_synchronous)
+    if processes > 1:
+        from .workers import supervise, worker_argv
+
+        def command(fd: int, bound_port: int) -> list[str]:
+            base = ["serve", "--host", bind_host, "--port", str(bound_port), "--db", url]
+            base += ["--log-level", log_level, "--workers", str(processes)]
+            if config is not None:
+                base += ["--config", str(config)]
+            return worker_argv(base, fd)
+
+        raise typer.Exit(supervise(processes, bind_host, bind_port, command, _announce))
+    import uvicorn
+
+    from .app import create_app
+
     app = create_app(
         cfg, database_url=url, announce=_announce, address=f"http://{bind_host}:{bind_port}"
     )
-    uvicorn.run(
-        app,
-        host=bind_host,
-        port=bind_port,
-        log_level=log_level.lower(),
+    uvicorn.run(app, host=bind_host, port=bind_port, **_uvicorn_options(cfg, log_level.lower()))
+
+
+def _uvicorn_options(cfg: AuctionConfig, log_level: str) -> dict[str, Any]:
+    """How ``serve`` runs uvicorn (one process or each worker)."""
+    from .connections import with_read_timeout
+    from .ws_fastpath import DirectWebSocketProtocol
+
+    return {
+        "log_level": log_level,
         # Each request must arrive within service.read_timeout_s (slowloris).
-        http=with_read_timeout(cfg.service.read_timeout_s),
+        "http": with_read_timeout(cfg.service.read_timeout_s),
         # uvicorn's websockets (sans-I/O) protocol, plus direct delivery and coalesced
         # writes for logged-in bidders (service/ws_fastpath.py).
-        ws=DirectWebSocketProtocol,
+        "ws": DirectWebSocketProtocol,
         # Frames between max_message_bytes and this are answered `message_too_large`;
         # larger ones close the socket (code 1009) before they are buffered.
-        ws_max_size=max(1 << 20, 16 * cfg.security.max_message_bytes),
+        "ws_max_size": max(1 << 20, 16 * cfg.security.max_message_bytes),
         # Bidder messages are a few hundred bytes: compressing them costs more CPU than
         # it saves bytes, on both ends.
-        ws_per_message_deflate=False,
-        ws_ping_interval=20.0,
-        ws_ping_timeout=20.0,
-        timeout_graceful_shutdown=5,
-        access_log=False,
+        "ws_per_message_deflate": False,
+        "ws_ping_interval": 20.0,
+        "ws_ping_timeout": 20.0,
+        "timeout_graceful_shutdown": 5,
+        "access_log": False,
+    }
+
+
+def _serve_worker(
+    cfg: AuctionConfig, url: str, host: str, port: int, log_level: str, fd: int
+) -> None:
+    """One of ``serve --workers N``'s processes, on the supervisor's socket ``fd``."""
+    import os
+
+    import uvicorn
+
+    from .app import create_app
+    from .workers import die_with_parent, inherited_socket
+
+    die_with_parent()
+    pid = os.getpid()
+    app = create_app(
+        cfg,
+        database_url=url,
+        announce=lambda line: _announce(f"worker {pid}: {line}"),
+        address=f"http://{host}:{port}",
+        peers=True,
     )
+    options = _uvicorn_options(cfg, log_level)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options))
+    server.run(sockets=[inherited_socket(fd)])
 
 
 def clients_add(

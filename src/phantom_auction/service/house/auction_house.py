@@ -23,7 +23,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ...config import AuctionConfig
 from ...engine import (
@@ -64,12 +64,15 @@ from .live import AuctionHandle, LiveAuction
 from .recovery import recover_open_auctions
 from .sessions import BidderSession, BidderState, Identities, Rejected
 
+if TYPE_CHECKING:
+    from .peers import HousePeers
+
 __all__ = ["AuctionHouse"]
 
 _log = logging.getLogger(__name__)
 
 #: Ended auctions remembered by id (no store read to answer a straggler's message).
-_CLOSED_REMEMBERED: Final = 100_000
+CLOSED_REMEMBERED: Final = 100_000
 
 
 def _request_digest(body: OpenAuctionBody) -> str:
@@ -108,6 +111,8 @@ class AuctionHouse(BidPath):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self.recovered: dict[str, str] = {}
+        #: The other server processes (``serve --workers N``); None when this one is alone.
+        self.peers: HousePeers | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -115,9 +120,17 @@ class AuctionHouse(BidPath):
         """Create or migrate the schema, recover auctions a crash left open, load nonces."""
         await self.store.start()
         self.group_commit.start()
-        self.recovered = await recover_open_auctions(
-            self.store, self.config, self.clock, self.metrics
-        )
+        if self.peers is None:
+            self.recovered = await recover_open_auctions(
+                self.store, self.config, self.clock, self.metrics
+            )
+        else:
+            # Only auctions whose process is gone, one starting process at a time.
+            await self.peers.start()
+            async with self.peers.link.recovery_turn():
+                self.recovered = await recover_open_auctions(
+                    self.store, self.config, self.clock, self.metrics, self.peers.orphaned
+                )
         self.nonces = NonceRegistry(await self.store.last_nonces())
 
     async def close(self) -> None:
@@ -142,6 +155,8 @@ class AuctionHouse(BidPath):
             if state.session is not None:
                 state.session.close()
         await self.group_commit.close()
+        if self.peers is not None:
+            await self.peers.close()
         await self.store.close()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -251,10 +266,22 @@ class AuctionHouse(BidPath):
                     return AuctionHandle(live.record, live.done, created=False)
                 if live is not None:
                     record = live.done.result()
+                if record.status == "open" and self.peers is not None:
+                    # Running in another process: answer once it has ended there.
+                    ended = asyncio.ensure_future(self._ended_elsewhere(record))
+                    return AuctionHandle(record, ended, created=False)
                 return AuctionHandle(record, None, created=False)
         finally:
             if not lock.locked() and key in self._key_locks and self._key_locks[key] is lock:
                 del self._key_locks[key]
+
+    async def _ended_elsewhere(self, record: AuctionRecord) -> AuctionRecord:
+        """``record`` once another process has ended it (as stored then)."""
+        assert self.peers is not None
+        margin_s = 10.0  # the owner's finalization and write, on a loaded machine
+        wait_s = (record.reveal_deadline_us - to_us(self.clock.now())) / 1e6 + margin_s
+        await self.peers.wait_for_end(record.auction_id, max(margin_s, wait_s), self.store)
+        return await self.store.auction(record.auction_id) or record
 
     def _open(self, client: ClientRecord, body: OpenAuctionBody, digest: str) -> AuctionHandle:
         limit = self.config.resources.max_concurrent_auctions
@@ -341,6 +368,8 @@ class AuctionHouse(BidPath):
                 "deadline_us": to_us(deadline),
                 "reserve_ms": reserve_ms,
                 "request_id": request.request_id,
+                # Which process runs it (serve --workers): read by the others' recovery.
+                **({} if self.peers is None else {"owner": self.peers.me}),
             },
         )
         loop = asyncio.get_running_loop()
@@ -368,6 +397,8 @@ class AuctionHouse(BidPath):
             loop.call_at(self.clock.loop_time(auction.reveal_deadline), self._reveal_over, live),
         ]
         self.identities.broadcast(live.announcement, live.announcement_frame)
+        if self.peers is not None:
+            self.peers.opened(auction_id, announcement)
         return AuctionHandle(record, live.done, created=True, stored=opened)
 
     def _opened_durably(self, live: LiveAuction, opened: asyncio.Future[None]) -> None:
@@ -377,11 +408,14 @@ class AuctionHouse(BidPath):
 
     def open_announcements(self) -> list[dict[str, Any]]:
         """``auction_opened`` documents of every auction still collecting or revealing."""
-        return [
-            json.loads(live.announcement)
+        texts = [
+            live.announcement
             for live in self.live.values()
             if not live.finishing and live.auction.phase in (Phase.COLLECTING, Phase.REVEALING)
         ]
+        if self.peers is not None:
+            texts += self.peers.open_announcements()
+        return [json.loads(text) for text in texts]
 
     # ------------------------------------------------------------------ windows and ends
 
@@ -393,6 +427,8 @@ class AuctionHouse(BidPath):
         live.reveal_open_us = to_us(self.clock.now())
         message = compact_json(reveal_open_document(auction))
         self.identities.push(auction.commitments, message, text_frame(message))
+        if self.peers is not None:
+            self.peers.reveal_open(auction.auction_id, message, auction.commitments)
         if not auction.unrevealed and self.config.service.finish_early:
             self._spawn(self._finish(live, self.clock.now()))
 
@@ -484,7 +520,7 @@ class AuctionHouse(BidPath):
         )
         self._forget(live)
         self.closed[auction.auction_id] = status
-        if len(self.closed) > _CLOSED_REMEMBERED:
+        if len(self.closed) > CLOSED_REMEMBERED:
             self.closed.popitem(last=False)
         if not live.done.done():
             live.done.set_result(live.record)
@@ -496,6 +532,9 @@ class AuctionHouse(BidPath):
         for state in newly_blocked:
             if state.session is not None:
                 state.session.send(compact_json({"type": "blocked", **self.status(state)}))
+        if self.peers is not None:
+            changed = [p for p in penalties if isinstance(p, PenaltyUpdate)]
+            self.peers.closed(result, status, auction.commitments, changed)
 
     def _reveal_was_possible(self, live: LiveAuction) -> bool:
         """Whether a no-reveal in ``live`` may be penalized: the reveal window, counted

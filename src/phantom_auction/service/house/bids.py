@@ -39,6 +39,9 @@ from .documents import iso_us
 from .live import LiveAuction, Verdict
 from .sessions import BidderState, Identities
 
+if TYPE_CHECKING:
+    from .peers import HousePeers
+
 __all__ = ["BidPath", "message_payload"]
 
 _log = logging.getLogger(__name__)
@@ -78,6 +81,8 @@ class BidPath:
     live: dict[str, LiveAuction]
     closed: OrderedDict[str, str]
     _closing: bool
+
+    peers: HousePeers | None
 
     if TYPE_CHECKING:
 
@@ -199,6 +204,32 @@ class BidPath:
         await self.group_commit.write(event)
         return verdict
 
+    async def _elsewhere(
+        self,
+        kind: EventKind,
+        state: BidderState,
+        body: CommitBody | RevealBody,
+        auction_id: str,
+        transport: str,
+        payload: dict[str, Any],
+    ) -> Verdict:
+        """A message for an auction this process does not run: to its owner if another
+        process runs it (``serve --workers``), else ended or unknown."""
+        assert self.peers is not None
+        owner = self.peers.owner_of(auction_id)
+        if owner is None and auction_id not in self.closed:
+            # Opened before this process was listening: the store names the owner.
+            record = await self.store.auction(auction_id)
+            if record is not None and record.status == "open":
+                stored = record.engine_params.get("owner")
+                if isinstance(stored, int) and stored != self.peers.me:
+                    owner = stored
+        if owner is not None:
+            return await self.peers.forward(
+                owner, kind, state.bidder_id, body, auction_id, transport
+            )
+        return await self._not_live(kind, auction_id, state.bidder_id, payload)
+
     def commit(
         self, state: BidderState, body: CommitBody, auction_id: str, transport: str
     ) -> asyncio.Future[Verdict]:
@@ -211,6 +242,18 @@ class BidPath:
         """Check and submit a reveal; the future gives the verdict once it is durable."""
         return self._message("reveal", state, body, auction_id, transport)
 
+    def take_forwarded(
+        self,
+        kind: EventKind,
+        state: BidderState,
+        body: CommitBody | RevealBody,
+        auction_id: str,
+        transport: str,
+    ) -> asyncio.Future[Verdict]:
+        """A message another process received for an auction of this one (``serve
+        --workers``): counted and rate-limited there, taken here, never sent on."""
+        return self._message(kind, state, body, auction_id, transport, forwarded=True)
+
     def _message(
         self,
         kind: EventKind,
@@ -218,6 +261,8 @@ class BidPath:
         body: CommitBody | RevealBody,
         auction_id: str,
         transport: str,
+        *,
+        forwarded: bool = False,
     ) -> asyncio.Future[Verdict]:
         """One path for commits and reveals: rate limit, identity, signature and block
         (commits), the engine's verdict, the group commit; see the module docstring."""
@@ -226,7 +271,7 @@ class BidPath:
                 Verdict(kind, auction_id, False, "shutting_down", "the service is stopping")
             )
         try:
-            return self._take(kind, state, body, auction_id, transport)
+            return self._take(kind, state, body, auction_id, transport, forwarded)
         except PhantomAuctionError as exc:  # a value the engine refuses to even represent
             return self._immediate(Verdict(kind, auction_id, False, "malformed", str(exc)))
 
@@ -237,15 +282,21 @@ class BidPath:
         body: CommitBody | RevealBody,
         auction_id: str,
         transport: str,
+        forwarded: bool = False,
     ) -> asyncio.Future[Verdict]:
-        self.metrics.count_message(kind, transport)
-        if not state.bucket.allow(self.clock.monotonic()):
-            rate = self.config.resources.max_messages_per_second
-            limit = f"more than resources.max_messages_per_second={rate:g} messages per second"
-            return self._immediate(Verdict(kind, auction_id, False, "rate_limited", limit))
+        if not forwarded:
+            self.metrics.count_message(kind, transport)
+            if not state.bucket.allow(self.clock.monotonic()):
+                rate = self.config.resources.max_messages_per_second
+                limit = f"more than resources.max_messages_per_second={rate:g} messages per second"
+                return self._immediate(Verdict(kind, auction_id, False, "rate_limited", limit))
         payload = message_payload(body, transport)
         live = self.live.get(auction_id)
         if live is None:
+            if self.peers is not None and not forwarded:
+                return asyncio.ensure_future(
+                    self._elsewhere(kind, state, body, auction_id, transport, payload)
+                )
             return asyncio.ensure_future(self._not_live(kind, auction_id, state.bidder_id, payload))
         received = self.clock.now()
         received_us = to_us(received)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from ...config import AuctionConfig, AuctionMechanicsConfig, PhantomAuctionConfig
@@ -114,13 +114,20 @@ async def _stored_keys(store: Store, events: Iterable[BidEvent]) -> dict[str, st
 
 
 async def recover_open_auctions(
-    store: Store, config: AuctionConfig, clock: Clock, metrics: ServiceMetrics
+    store: Store,
+    config: AuctionConfig,
+    clock: Clock,
+    metrics: ServiceMetrics,
+    orphaned: Callable[[AuctionRecord], Awaitable[bool]] | None = None,
 ) -> dict[str, str]:
     """End every auction a crash left open (finalize past its reveal window, else abort);
-    the status given to each, by auction id."""
+    the status given to each, by auction id. With ``orphaned`` (``serve --workers``),
+    only the open auctions it says no running process owns."""
     recovered: dict[str, str] = {}
     configs: dict[str, AuctionConfig] = {}
     for record in await store.open_auctions():
+        if orphaned is not None and not await orphaned(record):
+            continue
         events = await store.events(record.auction_id)
         now = clock.now()
         sections = record.engine_params["config"]

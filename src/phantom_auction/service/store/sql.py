@@ -116,9 +116,15 @@ class SqlStore(Store):
             raise ValueError(f"database_url={url!r}: only sqlite and postgresql are supported")
         if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
             private_sqlite_file(Path(parsed.database))
-        self.engine: AsyncEngine = create_async_engine(
-            parsed, echo=echo, connect_args=connect_args or {}
-        )
+        connect_args = dict(connect_args or {})
+        if self.dialect == "postgresql" and "search_path" in parsed.query:
+            # `?search_path=schema`: the tables (and serve --workers' channels) live in
+            # that schema, so deployments can share a database.
+            settings = dict(connect_args.get("server_settings") or {})
+            settings["search_path"] = str(parsed.query["search_path"])
+            connect_args["server_settings"] = settings
+            parsed = parsed.difference_update_query(["search_path"])
+        self.engine: AsyncEngine = create_async_engine(parsed, echo=echo, connect_args=connect_args)
         self._sync_engine: Engine | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._checkpointer: ThreadPoolExecutor | None = None

@@ -1,0 +1,243 @@
+"""The auction house among other server processes (``serve --workers N``, PostgreSQL).
+
+The design is in :mod:`phantom_auction.service.notify`: an auction is run by the
+process that opened it (its owner); pushes fan out to every process's bidders; a
+commit or reveal reaching another process is forwarded to the owner, and the bidder is
+acknowledged with the owner's verdict once the owner has made it durable.
+:class:`HousePeers` is the house's side of that: what it publishes when its own
+auctions open, reveal and end, and what it does when another process speaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ...engine import AuctionResult, SealedBid
+from ..notify import ForwardedVerdict, PeerLink
+from ..penalties import PenaltyState
+from ..schemas import CommitBody, RevealBody
+from ..store import AuctionRecord, PenaltyUpdate, Store, compact_json
+from ..ws_fastpath import text_frame
+from .auction_house import CLOSED_REMEMBERED
+from .live import Verdict
+
+if TYPE_CHECKING:
+    from .auction_house import AuctionHouse
+
+__all__ = ["HousePeers"]
+
+_log = logging.getLogger(__name__)
+
+
+class HousePeers:
+    """Fan-out and forwarding for one :class:`~.auction_house.AuctionHouse`."""
+
+    def __init__(self, house: AuctionHouse, database_url: str) -> None:
+        self.house = house
+        self.link = PeerLink(database_url, self._heard)
+        #: Other processes' running auctions: id -> (owner, ``auction_opened`` text).
+        self.remote: dict[str, tuple[int, str]] = {}
+        #: Waiters for the end of another process's auction (idempotent retries).
+        self._ends: dict[str, asyncio.Future[None]] = {}
+
+    @property
+    def me(self) -> int:
+        """This process's owner id (stored with every auction it opens)."""
+        return self.link.me
+
+    async def start(self) -> None:
+        await self.link.start()
+
+    async def close(self) -> None:
+        await self.link.close()
+        for end in self._ends.values():
+            if not end.done():
+                end.set_result(None)
+
+    async def orphaned(self, record: AuctionRecord) -> bool:
+        """Whether ``record`` (open in the store) belongs to no running process."""
+        return not await self.link.owner_alive(record.engine_params.get("owner"))
+
+    # ------------------------------------------------------------------ this process's auctions
+
+    def opened(self, auction_id: str, announcement: str) -> None:
+        self.link.publish("opened", {"a": auction_id, "t": announcement})
+
+    def reveal_open(self, auction_id: str, text: str, commitments: Mapping[str, SealedBid]) -> None:
+        # The accepted commits' nonces travel along: every process keeps the nonce rule.
+        nonces = {bidder_id: sealed.nonce for bidder_id, sealed in commitments.items()}
+        self.link.publish_chunked("reveal_open", {"a": auction_id, "t": text}, "n", nonces)
+
+    def closed(
+        self,
+        result: AuctionResult,
+        status: str,
+        committed: Mapping[str, SealedBid],
+        penalties: list[PenaltyUpdate],
+    ) -> None:
+        ended = {
+            "a": result.auction_id,
+            "s": status,
+            "o": str(result.outcome),
+            "p": result.price,
+            "i": result.improvement_bps,
+            "f": {
+                fill.bidder_id: [fill.volume, fill.price]
+                for fill in result.fills
+                if fill.bidder_id is not None
+            },
+            "u": list(result.unrevealed),
+        }
+        self.link.publish_chunked("closed", ended, "c", dict.fromkeys(committed, 1))
+        if penalties:
+            states = {
+                update.bidder_id: [
+                    update.penalty.no_reveal_rate,
+                    update.penalty.blocked_until_us,
+                    update.penalty.block_count,
+                    update.penalty.reason,
+                ]
+                for update in penalties
+            }
+            self.link.publish_chunked("penalties", {}, "b", states)
+
+    # ------------------------------------------------------------------ other processes' auctions
+
+    def owner_of(self, auction_id: str) -> int | None:
+        """The process running ``auction_id`` if it is another one and known to run."""
+        found = self.remote.get(auction_id)
+        return None if found is None else found[0]
+
+    async def forward(
+        self,
+        owner: int,
+        kind: str,
+        bidder_id: str,
+        body: CommitBody | RevealBody,
+        auction_id: str,
+        transport: str,
+    ) -> Verdict:
+        """Have ``owner`` take the message; its verdict once it is durable there."""
+        answer = await self.link.forward(
+            owner,
+            {
+                "kind": kind,
+                "b": bidder_id,
+                "a": auction_id,
+                "tr": transport,
+                # The HTTP body's fields (a WebSocket message adds type, ref, auction_id).
+                "body": body.model_dump(mode="json", include=set(_model(kind).model_fields)),
+            },
+        )
+        if answer.reason is not None:
+            self.house.metrics.count_rejection(answer.reason)
+        return Verdict(kind, auction_id, answer.accepted, answer.reason, answer.detail)
+
+    async def wait_for_end(self, auction_id: str, timeout_s: float, store: Store) -> None:
+        """Until another process's ``auction_id`` ends (or ``timeout_s``)."""
+        end = self._ends.get(auction_id)
+        if end is None:
+            end = self._ends[auction_id] = asyncio.get_running_loop().create_future()
+        try:
+            record = await store.auction(auction_id)  # it may have ended before we listened
+            if record is not None and record.status == "open":
+                await asyncio.wait_for(asyncio.shield(end), timeout_s)
+        except TimeoutError:
+            pass
+        finally:
+            if self._ends.get(auction_id) is end:
+                del self._ends[auction_id]
+
+    def open_announcements(self) -> list[str]:
+        """``auction_opened`` texts of the other processes' running auctions."""
+        return [text for _, text in self.remote.values()]
+
+    # ------------------------------------------------------------------ hearing
+
+    def _heard(self, kind: str, message: dict[str, Any]) -> None:
+        house = self.house
+        identities = house.identities
+        if kind == "opened":
+            text = message["t"]
+            self.remote[message["a"]] = (message["w"], text)
+            identities.broadcast(text, text_frame(text))
+        elif kind == "reveal_open":
+            nonces: dict[str, int] = message["n"]
+            for bidder_id, nonce in nonces.items():
+                house.nonces.restore(bidder_id, nonce)
+            text = message["t"]
+            identities.push(nonces, text, text_frame(text))
+        elif kind == "closed":
+            self._closed(message)
+        elif kind == "penalties":
+            self._penalties(message["b"])
+        elif kind == "forward":
+            house._spawn(self._take_forwarded(message))
+        else:
+            _log.warning("unknown notification %r from process %s", kind, message.get("w"))
+
+    def _closed(self, message: dict[str, Any]) -> None:
+        auction_id = message["a"]
+        self.remote.pop(auction_id, None)
+        ended = self.house.closed
+        ended[auction_id] = message["s"]
+        if len(ended) > CLOSED_REMEMBERED:
+            ended.popitem(last=False)
+        end = self._ends.pop(auction_id, None)
+        if end is not None and not end.done():
+            end.set_result(None)
+        fills: dict[str, list[float]] = message["f"]
+        unrevealed = set(message["u"])
+        for bidder_id in message["c"]:
+            state = self.house.bidders.get(bidder_id)
+            if state is None or state.session is None:
+                continue
+            volume, price = fills.get(bidder_id, (0.0, None))
+            closed = {
+                "type": "auction_closed",
+                "auction_id": auction_id,
+                "status": message["s"],
+                "outcome": message["o"],
+                "price": message["p"],
+                "improvement_bps": message["i"],
+                "filled": volume,
+                "fill_price": price,
+                "revealed": bidder_id not in unrevealed,
+            }
+            state.session.send(compact_json(closed))
+
+    def _penalties(self, states: dict[str, list[Any]]) -> None:
+        house = self.house
+        for bidder_id, (rate, until_us, count, reason) in states.items():
+            state = house.bidders.get(bidder_id)
+            if state is None:
+                continue
+            blocked_now = count > state.penalty.block_count
+            state.penalty = PenaltyState(rate, until_us, count, reason)
+            if blocked_now and state.session is not None:
+                state.session.send(compact_json({"type": "blocked", **house.status(state)}))
+
+    async def _take_forwarded(self, request: dict[str, Any]) -> None:
+        """Run another process's bidder message here, where its auction lives."""
+        house = self.house
+        kind, auction_id = request["kind"], request["a"]
+        try:
+            state = await house.identities.bidder_state(request["b"])
+            if state is None:
+                verdict = ForwardedVerdict(False, "bad_signature", "unknown bidder")
+            else:
+                body = _model(kind).model_validate(request["body"])
+                transport = "http" if request["tr"] == "http" else "ws"
+                taken = await house.take_forwarded(kind, state, body, auction_id, transport)
+                verdict = ForwardedVerdict(taken.accepted, taken.reason, taken.detail)
+        except Exception as exc:
+            _log.exception("forwarded %s for %s failed", kind, auction_id)
+            verdict = ForwardedVerdict(False, "store_unavailable", f"not taken: {exc}")
+        self.link.answer(request, verdict)
+
+
+def _model(kind: str) -> type[CommitBody] | type[RevealBody]:
+    return CommitBody if kind == "commit" else RevealBody

@@ -1,0 +1,116 @@
+"""``serve --workers N``: N server processes behind one listening socket.
+
+The supervisor (this module, in the ``serve`` process) binds the port once and starts
+N ``serve`` processes that inherit the socket (the kernel hands each new connection to
+one of the processes accepting on it). Each worker is a whole server: its own event
+loop, auction house, group commit and store connections; they meet in PostgreSQL (the
+store, plus LISTEN/NOTIFY: :mod:`phantom_auction.service.notify`).
+
+Workers die with the supervisor (``PR_SET_PDEATHSIG``: a killed ``serve`` leaves no
+server behind). A worker that dies is started again (the new one ends the dead one's
+auctions, as a restarted single server does); one that dies within
+:data:`EARLY_EXIT_S` of its start stops everything (a configuration problem, not a
+crash). SIGTERM or SIGINT stop every worker gracefully.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Final
+
+__all__ = ["EARLY_EXIT_S", "die_with_parent", "inherited_socket", "supervise", "worker_argv"]
+
+#: A worker exiting sooner than this after its start stops the whole server.
+EARLY_EXIT_S: Final = 10.0
+_PR_SET_PDEATHSIG: Final = 1
+#: The supervisor's pid, as its workers see it (they die with it).
+SUPERVISOR_ENV: Final = "PHANTOM_AUCTION_SUPERVISOR_PID"
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its supervisor dies."""
+    parent_pid = int(os.environ.get(SUPERVISOR_ENV, os.getppid()))
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def inherited_socket(fd: int) -> socket.socket:
+    """The supervisor's listening socket, passed down as file descriptor ``fd``."""
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+    return sock
+
+
+def supervise(
+    workers: int,
+    host: str,
+    port: int,
+    worker_command: Callable[[int, int], list[str]],
+    announce: Callable[[str], None],
+) -> int:
+    """Bind ``host:port``, run ``workers`` processes of ``worker_command(fd, port)`` on
+    it until SIGTERM/SIGINT; the exit status."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.create_server((host, port), family=family, backlog=2048)
+    listener.set_inheritable(True)
+    fd = listener.fileno()
+    bound = int(listener.getsockname()[1])
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def start() -> tuple[subprocess.Popen[bytes], float]:
+        env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
+        command = worker_command(fd, bound)
+        return subprocess.Popen(command, pass_fds=(fd,), env=env), time.monotonic()
+
+    running = [start() for _ in range(workers)]
+    announce(f"supervisor: {workers} workers on http://{host}:{bound} (pid {os.getpid()})")
+    status = 0
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for index, (proc, started) in enumerate(running):
+                code = proc.poll()
+                if code is None or stopping:
+                    continue
+                if time.monotonic() - started < EARLY_EXIT_S:
+                    announce(f"Error: worker {proc.pid} exited at start ({code}): stopping")
+                    stopping, status = True, 1
+                    break
+                announce(f"worker {proc.pid} exited ({code}): starting another")
+                running[index] = start()
+    finally:
+        for proc, _ in running:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc, _ in running:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        listener.close()
+    return status
+
+
+def worker_argv(base: list[str], fd: int) -> list[str]:
+    """The ``serve`` command line of one worker on inherited socket ``fd``."""
+    return [sys.executable, "-m", "phantom_auction.service", *base, "--worker-fd", str(fd)]

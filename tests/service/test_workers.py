@@ -1,0 +1,159 @@
+"""``serve --workers 2`` on PostgreSQL: two processes behind one port, one auction house.
+
+Auctions are opened over fresh connections until both processes own some (the owner is
+stored with each auction), so every bidder, wherever the kernel put its WebSocket, sees
+auctions of the other process: their announcements and results must reach it, and its
+commits and reveals must be taken (forwarded to the owner) and acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from . import test_crash
+from .service_harness import RawBidder, ServerProcess, reason
+
+pytestmark = pytest.mark.anyio
+
+ORDER = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
+
+
+@pytest.fixture
+def workers_factory(pg_schema: tuple[str, str], tmp_path: Path) -> Iterator[Any]:
+    """Make ``serve --workers 2`` servers on a fresh PostgreSQL schema."""
+    url, schema = pg_schema
+    started: list[ServerProcess] = []
+
+    def make(env: dict[str, str] | None = None, start: bool = True) -> ServerProcess:
+        server = ServerProcess(
+            f"{url}?search_path={schema}",
+            env,
+            log=tmp_path / f"server-{len(started)}.log",
+            args=["--workers", "2"],
+        )
+        started.append(server)
+        if start:
+            server.start()
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+async def _owners(server: ServerProcess, auction_ids: list[str]) -> set[object]:
+    store = await server.connect_store()
+    try:
+        owners = set()
+        for auction_id in auction_ids:
+            record = await store.auction(auction_id)
+            assert record is not None
+            owners.add(record.engine_params.get("owner"))
+        return owners
+    finally:
+        await store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_bidders_on_either_process_take_part_in_every_auction(workers_factory: Any) -> None:
+    server: ServerProcess = workers_factory()
+    token = await server.add_client("settlement")
+    names = [f"mm-{i}" for i in range(4)]
+    keys = {name: await server.add_bidder(name) for name in names}
+    headers = {"Authorization": f"Bearer {token}"}
+    async with contextlib.AsyncExitStack() as stack:
+        bidders = [
+            await stack.enter_async_context(RawBidder(server.ws_url, name, keys[name]))
+            for name in names
+        ]
+
+        async def bid(index: int, b: RawBidder, auction_id: str) -> Any:
+            sealed = b.bid(await b.opened(auction_id), 10.0 + 5 * index)
+            assert reason(await b.commit(auction_id, sealed)) == "accepted"
+            await b.push("reveal_open", auction_id)
+            assert reason(await b.reveal(auction_id, sealed)) == "accepted"
+            return await b.push("auction_closed", auction_id, timeout=30)
+
+        opened: list[str] = []
+        bids: list[asyncio.Task[Any]] = []
+        for _ in range(40):  # each on a new connection: the kernel picks the process
+            async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+                answer = await http.post(
+                    "/v1/auctions", params={"wait": "false"}, json={**ORDER, "duration_ms": 3000}
+                )
+            assert answer.status_code == 202, answer.text
+            auction_id = answer.json()["auction_id"]
+            opened.append(auction_id)
+            bids += [asyncio.create_task(bid(i, b, auction_id)) for i, b in enumerate(bidders)]
+            if len(opened) >= 2 and len(await _owners(server, opened)) == 2:
+                break
+        owners = await _owners(server, opened)
+        assert len(owners) == 2 and all(isinstance(o, int) for o in owners), owners
+        closed = await asyncio.gather(*bids)
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
+        for n, auction_id in enumerate(opened):
+            view = (await http.get(f"/v1/auctions/{auction_id}")).json()
+            assert view["status"] == "finalized", view
+            result = view["result"]
+            # Every bidder's reveal reached the owner: all four real bids took part.
+            assert result["num_participants"] - result["num_phantom_bids"] == len(names)
+            assert result["unrevealed"] == []
+            pushes = closed[n * len(names) : (n + 1) * len(names)]
+            for name, push in zip(names, pushes, strict=True):
+                fill = sum(f["volume"] for f in result["fills"] if f["bidder_id"] == name)
+                assert push["revealed"] is True and push["filled"] == pytest.approx(fill)
+            competition = (await http.get(f"/v1/auctions/{auction_id}/competition")).json()
+            assert sorted(c["bidder_id"] for c in competition["commitments"]) == sorted(names)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_sigkill_with_two_workers_loses_no_acknowledged_message(
+    workers_factory: Any,
+) -> None:
+    await test_crash.test_sigkill_mid_load_loses_no_acknowledged_message(workers_factory)
+
+
+@pytest.mark.parametrize("db", ["sqlite+aiosqlite:///{tmp}/x.db", "memory://"])
+def test_more_workers_need_postgresql(db: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "phantom_auction.service",
+            "serve",
+            "--workers",
+            "2",
+            "--db",
+            db.format(tmp=tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: --workers: "), done.stderr
+    assert "PostgreSQL" in lines[0]
+
+
+@pytest.mark.parametrize("workers", ["0", "two", "-1"])
+def test_workers_must_be_a_positive_integer(workers: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "phantom_auction.service", "serve", "--workers", workers],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith(f"Error: --workers: {workers!r}"), done.stderr
