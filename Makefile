@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test test-fast lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ test: lint typecheck
 	@# Headless Chromium for the explorer's browser tests; without it they skip (CI requires it).
 	bash scripts/ensure-chromium.sh >/dev/null || echo "Chromium unavailable: the browser tests will skip"
 	$(BIN)/python -m pytest -q
+
+# The inner loop: every test but those marked slow (cluster, server-process, learning
+# and load tests); `make test` still runs them all.
+test-fast: $(VENV)/.installed-dev
+	bash scripts/ensure-postgres.sh >/dev/null || echo "PostgreSQL unavailable: its tests will skip"
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(VENV)/.installed-all
 	$(BIN)/phantom-auction bench

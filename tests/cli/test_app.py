@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from phantom_auction.cli import app
+from phantom_auction.cli import COMMANDS, app, commands, load_command
 from phantom_auction.cli.commands import serve
 from phantom_auction.cli.commands import simulate as simulate_command
 
@@ -116,14 +117,53 @@ def test_help_lists_service_commands_by_their_own_summaries() -> None:
 
 
 def test_help_does_not_load_the_service_or_numpy() -> None:
+    heavy = (
+        "numpy",
+        "pydantic",
+        "phantom_auction.service.commands",
+        # Nor rich (typer's rich help pulls in markdown and pygments), nor any command.
+        "rich",
+        "typer.rich_utils",
+        *(f"phantom_auction.cli.commands.{module}" for module, _ in COMMANDS.values()),
+    )
     code = (
         "import sys\n"
         "sys.argv = ['phantom-auction', '--help']\n"
         "from phantom_auction.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('numpy', 'pydantic', 'phantom_auction.service.commands')"
-        " if m in sys.modules), file=sys.stderr)\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "serve" in out.stdout
     assert out.stderr.strip() == "[]"
+    # Yet every command is listed, in the researcher's order, with its whole summary.
+    listed = [
+        line.split()[0]
+        for line in out.stdout.split("Commands:")[1].splitlines()
+        if line[2:3].strip()
+    ]
+    assert listed[: len(COMMANDS)] == list(COMMANDS)
+    assert "\n  demo " in out.stdout
+
+
+def test_every_command_module_is_listed_by_its_own_summary() -> None:
+    """The lazy table names every module in ``commands/`` (but the service's mount), and
+    the line ``--help`` shows for each is the command's own first line."""
+    found = {m.name for m in pkgutil.iter_modules(commands.__path__)} - {"serve"}
+    assert found == {module for module, _ in COMMANDS.values()}
+    for name, (_, summary) in COMMANDS.items():
+        command = load_command(name)
+        assert command is not None, name
+        assert (command.help or "").strip().splitlines()[0] == summary, name
+
+
+def test_a_mistyped_command_is_matched_against_every_command() -> None:
+    # In a fresh process no command module is loaded yet: the suggestion still comes.
+    out = subprocess.run(
+        [sys.executable, "-c", "from phantom_auction.cli import main; main()", "calibrat"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip() == "Error: No such command 'calibrat'. Did you mean 'calibrate'?"

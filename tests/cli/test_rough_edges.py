@@ -183,6 +183,9 @@ def test_demo_names_one_mechanism_and_shows_no_none_rows(runner: CliRunner, tmp_
     page = (out / "index.html").read_text("utf-8")
     assert "<td>None</td>" not in page
     assert "simulation.mechanism<" not in page
+    # enable_vcg only chooses the mechanism when none is named: True beside vickrey
+    # would contradict the clearing mechanism.
+    assert "simulation.enable_vcg" not in page
     assert f"<td>simulation.clearing_mechanism</td><td>{names.pop()}</td>" in page
 
 

@@ -109,6 +109,7 @@ def test_grid_is_required(runner: CliRunner) -> None:
     assert result.exit_code == 2 and "--grid" in result.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_completed_points(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

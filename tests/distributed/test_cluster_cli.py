@@ -143,6 +143,7 @@ def _chunks_run(address: str) -> dict[str, int]:
         return dict(client.run(executed))
 
 
+@pytest.mark.slow
 def test_simulate_on_a_dask_scheduler_with_two_workers(
     dask_cluster: DaskCluster, tmp_path: Path, runner: CliRunner
 ) -> None:
@@ -171,6 +172,7 @@ def test_simulate_on_a_dask_scheduler_with_two_workers(
     assert set(trim.values()) == {None}
 
 
+@pytest.mark.slow
 def test_sweep_on_a_dask_scheduler_writes_what_a_local_sweep_writes(
     dask_cluster: DaskCluster, tmp_path: Path, runner: CliRunner
 ) -> None:
@@ -198,6 +200,7 @@ def _cmdline(process: Any) -> str:
         return ""
 
 
+@pytest.mark.slow
 def test_cluster_local_n_starts_and_stops_a_local_cluster(runner: CliRunner) -> None:
     import psutil
 

@@ -14,6 +14,7 @@ from phantom_auction.simulation.distributed import (
     run_monte_carlo_on_cluster,
     sweep_on_cluster,
 )
+from phantom_auction.simulation.parallel import PROGRESS_ROWS
 
 from .cluster_helpers import (
     BASELINE_PRICE,
@@ -30,6 +31,7 @@ N = 6_000
 CHUNK = 500
 
 
+@pytest.mark.slow
 def test_same_seed_same_analysis_for_one_two_local_workers_and_a_local_cluster(
     cluster_client: Any,
 ) -> None:
@@ -75,6 +77,28 @@ def test_progress_is_reported_after_every_chunk(cluster_client: Any) -> None:
     assert all(total == N for _, total in calls)
     done = [d for d, _ in calls]
     assert done == sorted(done) and done[0] == CHUNK and done[-1] == N
+
+
+def test_progress_moves_within_chunks(cluster_client: Any) -> None:
+    # Two chunks of PROGRESS_ROWS + 100 auctions on the object path: each worker tells
+    # the client of its first PROGRESS_ROWS (or of a quarter second's work) before the
+    # chunk ends, so the count moves more often than chunks end.
+    chunk = PROGRESS_ROWS + 100
+    calls: list[tuple[int, int]] = []
+    results = run_monte_carlo_on_cluster(
+        simulator(2 * chunk, chunk_size=chunk),
+        BASELINE_PRICE,
+        BASELINE_QUANTITY,
+        cluster_client,
+        engine="object",
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert len(results) == 2 * chunk
+    done = [d for d, _ in calls]
+    assert all(total == 2 * chunk for _, total in calls)
+    assert done == sorted(set(done)) and done[-1] == 2 * chunk
+    assert len(calls) > 2, calls
+    assert any(d % chunk for d in done), "no count from within a chunk"
 
 
 def test_sweep_yields_every_grid_point_equal_to_its_local_run(cluster_client: Any) -> None:

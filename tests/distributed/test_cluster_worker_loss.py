@@ -32,6 +32,7 @@ def _chunk_keys(keys: Any) -> set[str]:
     return {str(k) for k in keys if str(k).startswith("phantom-auction-chunk-")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keep_rows", [True, False], ids=["rows", "summary"])
 def test_killing_a_worker_mid_run_leaves_the_result_unchanged(keep_rows: bool) -> None:
     sim = simulator(N, chunk_size=CHUNK)

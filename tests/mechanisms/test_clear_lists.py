@@ -44,6 +44,7 @@ def _same(values: list[float], quantities: list[float], **kwargs: object) -> Non
             assert batch.payment[i].tolist() == paid
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None)
 @given(
     st.lists(st.tuples(VALUES, QUANTITIES), max_size=30),

@@ -24,6 +24,7 @@ LOAD_SECONDS = 1.5
 OPENERS = 4
 
 
+@pytest.mark.slow
 async def test_sigkill_mid_load_loses_no_acknowledged_message(server_factory: Any) -> None:
     server: ServerProcess = server_factory({"AUCTION_RESOURCES_MAX_MESSAGES_PER_SECOND": "10000"})
     token = await server.add_client("settlement")

@@ -146,6 +146,7 @@ async def test_slow_requests_are_cut_off(server: ServerProcess) -> None:
         assert (await http.get("/healthz")).status_code == 200
 
 
+@pytest.mark.slow
 async def test_a_window_no_one_could_meet_does_not_penalize(server_factory: Any) -> None:
     # 20 ms auctions (10 ms to reveal) opened by a client: a bidder that commits and then
     # cannot reveal in time is not counted, however often it happens.
@@ -368,6 +369,7 @@ async def test_no_coercion_and_no_self_trades(server: ServerProcess) -> None:
         assert ok.status_code == 202  # an integer where a float is expected is a number
 
 
+@pytest.mark.slow
 async def test_metrics_are_opt_in(server: ServerProcess, server_factory: Any) -> None:
     async with httpx.AsyncClient(base_url=server.url) as http:
         assert (await http.get("/metrics")).status_code == 404
@@ -390,6 +392,7 @@ def _cli(*args: str, db: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 async def test_serve_logs_start_and_stop_and_refuses_bad_options(
     server_factory: Any, tmp_path: Path
 ) -> None:
@@ -427,6 +430,7 @@ async def test_serve_logs_start_and_stop_and_refuses_bad_options(
     assert "Default: [service] host." in helped.stdout
 
 
+@pytest.mark.slow
 async def test_clients_and_bidders_can_be_listed_and_revoked(server: ServerProcess) -> None:
     db = server.db_url
     name = unique("ops-client")

@@ -25,6 +25,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     server.stop()
 
 
+@pytest.mark.slow
 async def test_an_auction_on_postgresql_survives_a_sigkill(pg_server: ServerProcess) -> None:
     suffix = uuid.uuid4().hex[:8]
     token = await pg_server.add_client(f"pg-settlement-{suffix}")

@@ -45,6 +45,7 @@ def schema_server(server_factory: Any) -> tuple[ServerProcess, str]:
     return server, token
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=str)
 def test_api_conforms_to_its_schema(
     schema_server: tuple[ServerProcess, str], mode: schemathesis.GenerationMode

@@ -385,6 +385,7 @@ async def test_bad_requests_name_the_field(server: ServerProcess) -> None:
 # ---------------------------------------------------------------------------- limits
 
 
+@pytest.mark.slow
 async def test_capacity_and_message_rate_limits(server_factory: Any) -> None:
     limited: ServerProcess = server_factory(
         {
@@ -412,6 +413,7 @@ async def test_capacity_and_message_rate_limits(server_factory: Any) -> None:
         assert "rate_limited" in verdicts
 
 
+@pytest.mark.slow
 async def test_a_bidder_that_does_not_reveal_is_blocked_with_doubling_backoff(
     server_factory: Any,
 ) -> None:

@@ -21,6 +21,7 @@ def _late_bid_fraction(columns: dict[str, np.ndarray], label: str = "adaptive") 
     return 1.0 - float(np.nanmean(shading))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [3, 4])
 def test_adaptive_learns_the_equilibrium_shading_against_equilibrium_bidders(n: int) -> None:
     target = (n - 1) / n
@@ -62,6 +63,7 @@ def test_adaptive_does_not_learn_without_enable_learning() -> None:
     np.testing.assert_allclose(finite, 0.15, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_two_adaptive_bidders_with_private_values_end_at_or_below_the_one_shot_equilibrium() -> (
     None
 ):

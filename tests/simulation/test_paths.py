@@ -95,6 +95,7 @@ def test_run_simulation_is_the_first_auction_of_a_chunk_with_the_same_seed() -> 
     assert second.row["true_price"] != result.row["true_price"]
 
 
+@pytest.mark.slow
 def test_workers_do_not_change_results() -> None:
     config = SimulationConfig(
         seed=77, num_simulations=5_000, chunk_size=1_024, enable_learning=True

@@ -241,8 +241,10 @@ def scenario_parameters(scenario: Scenario) -> dict[str, Any]:
     for f in dataclasses.fields(config):
         if f.init and f.repr:
             out[f"simulation.{f.name}"] = getattr(config, f.name)
-    # One mechanism name: the one that clears (``mechanism`` may be None = the default).
+    # One mechanism name: the one that clears. ``mechanism`` (None = the default) and
+    # ``enable_vcg`` (read only when ``mechanism`` is None) only chose it.
     out.pop("simulation.mechanism", None)
+    out.pop("simulation.enable_vcg", None)
     out["simulation.clearing_mechanism"] = config.clearing_mechanism
     for f in dataclasses.fields(market):
         out[f"market.{f.name}"] = getattr(market, f.name)

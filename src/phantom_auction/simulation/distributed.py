@@ -17,14 +17,23 @@ aggregates (about 0.7 MB per chunk whatever its size). Summaries stay on the wor
 until the client folds them in, in chunk order, so the client holds at most the running
 summary plus one chunk's; rows are fetched as chunks finish, since they are the result.
 
+Progress: with a ``progress`` callback, each chunk's task tells the client, through
+Dask's event topics (``Worker.log_event`` / ``Client.subscribe_topic``), how many of its
+auctions are done, every :data:`~.parallel.PROGRESS_INTERVAL_S` seconds or
+:data:`~.parallel.PROGRESS_ROWS` auctions; the chunk's end is counted when its task
+finishes, so the callback is also called once per finished chunk, and a chunk rerun
+after a worker's loss is not counted twice.
+
 Dask is the optional ``distributed`` extra (``pip install 'phantom-auction[distributed]'``);
 it is imported only when a function here is called.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -37,10 +46,12 @@ from .._extras import require
 from ..errors import InvalidBidParameters
 from .kernels import ChunkColumns
 from .parallel import (
+    PROGRESS_INTERVAL_S,
     STREAMING_THRESHOLD,
     ChunkTask,
     Engine,
     ProgressCallback,
+    _Batched,
     plan_chunks,
     simulate_chunk,
     simulate_chunk_objects,
@@ -235,18 +246,68 @@ class _PointRun:
         return MonteCarloResults.from_chunks(self.tasks, ordered, elapsed_s=elapsed)
 
 
+def _telling_progress(
+    function: Callable[..., Any],
+    topic: str,
+    p: int,
+    spec: Any,
+    chunk_index: int,
+    n_auctions: int,
+    seed_seq: Any,
+) -> Any:
+    """``function`` (a chunk) on a worker, logging ``[p, chunk, auctions done]`` under
+    ``topic`` as it goes. The last auctions are not logged: the task's end counts them."""
+    worker = _distributed().get_worker()
+    done = 0
+
+    def tell(n: int) -> None:
+        nonlocal done
+        done += n
+        if done < n_auctions:
+            worker.log_event(topic, [p, chunk_index, done])
+
+    return function(spec, chunk_index, n_auctions, seed_seq, _Batched(tell))
+
+
+class _AuctionsDone:
+    """Auctions done on the cluster: each chunk's most told (so a chunk rerun elsewhere
+    is not counted twice), then all of it when its task finishes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # heard() runs on the client's event-loop thread
+        self._rows: dict[tuple[int, int], int] = {}
+        self.done = 0
+
+    def heard(self, event: tuple[float, Sequence[int]]) -> None:
+        p, chunk, rows = event[1]
+        self.set(p, chunk, rows)
+
+    def set(self, p: int, chunk: int, rows: int) -> None:
+        with self._lock:
+            before = self._rows.get((p, chunk), 0)
+            if rows > before:
+                self._rows[(p, chunk)] = rows
+                self.done += rows - before
+
+
 def _submit(
-    client: Client, runs: Sequence[_PointRun], engine: Engine
+    client: Client, runs: Sequence[_PointRun], engine: Engine, topic: str | None = None
 ) -> dict[object, tuple[int, int]]:
-    """Submit every chunk of every run at once; returns task key -> (run, chunk)."""
+    """Submit every chunk of every run at once; returns task key -> (run, chunk).
+
+    With ``topic``, each chunk logs its progress there (:func:`_telling_progress`).
+    """
     run_id = uuid.uuid4().hex[:12]
     owner: dict[object, tuple[int, int]] = {}
     for p, run in enumerate(runs):
         keys = [f"phantom-auction-chunk-{run_id}-{p:05d}-{t.chunk_index:06d}" for t in run.tasks]
+        function = _chunk_function(run.summarize, engine)
+        if topic is not None:
+            function = functools.partial(_telling_progress, function, topic, p)
         # Explicit keys: unique per call (no stale results from an earlier run with a
         # reused key) and no hashing of the spec; pure=False for the same reason.
         futures = client.map(
-            _chunk_function(run.summarize, engine),
+            function,
             [t.spec for t in run.tasks],
             [t.chunk_index for t in run.tasks],
             [t.n_auctions for t in run.tasks],
@@ -278,39 +339,67 @@ def _submit(
     return owner
 
 
+#: How often the client looks for finished chunks and progress while none is ready.
+_POLL_S = PROGRESS_INTERVAL_S / 5
+
+
 def _collect(
     client: Client,
     runs: Sequence[_PointRun],
     owner: dict[object, tuple[int, int]],
     progress: ProgressCallback | None,
+    topic: str | None = None,
 ) -> Iterator[tuple[int, MonteCarloResults]]:
-    """Yield ``(run index, results)`` as runs complete; cancel what is left on exit."""
+    """Yield ``(run index, results)`` as runs complete; cancel what is left on exit.
+
+    ``progress(done, total)`` hears of each finished chunk and, with ``topic`` (see
+    :func:`_submit`), of the auctions the workers report in between.
+    """
     dd = _distributed()
     total = sum(t.n_auctions for run in runs for t in run.tasks)
-    done = 0
+    auctions = _AuctionsDone()
+    reported = 0
     pending = [f for run in runs for f in run.futures.values()]
     try:
+        if topic is not None:
+            client.subscribe_topic(topic, auctions.heard)  # type: ignore[no-untyped-call]
         completed = dd.as_completed(pending)
         del pending  # as_completed holds each future only until it is yielded
-        for future in completed:
-            if future.status == "error":
-                future.result()  # raises the chunk's own exception, with its traceback
-            p, chunk = owner[future.key]
-            del future
-            run = runs[p]
-            run.take(chunk)
-            done += run.tasks[chunk].n_auctions
-            if progress is not None:
-                progress(done, total)
-            if run.complete:
-                yield p, run.results()
+        while not completed.is_empty():
+            ready = completed.next_batch(block=topic is None)
+            if not ready:
+                time.sleep(_POLL_S)
+            while ready:
+                future = ready.pop()
+                if future.status == "error":
+                    future.result()  # raises the chunk's own exception, with its traceback
+                p, chunk = owner[future.key]
+                del future
+                run = runs[p]
+                run.take(chunk)
+                auctions.set(p, chunk, run.tasks[chunk].n_auctions)
+                if progress is not None and auctions.done > reported:
+                    reported = auctions.done
+                    progress(reported, total)
+                if run.complete:
+                    yield p, run.results()
+            if progress is not None and auctions.done > reported:
+                reported = auctions.done
+                progress(reported, total)
     finally:
+        if topic is not None:
+            client.unsubscribe_topic(topic)  # type: ignore[no-untyped-call]
         # An error, Ctrl-C or an abandoned sweep must not leave the cluster working.
         leftover = [f for run in runs for f in run.futures.values()]
         if leftover:
             client.cancel(leftover)  # type: ignore[no-untyped-call]
         for run in runs:
             run.futures.clear()
+
+
+def _progress_topic(progress: ProgressCallback | None) -> str | None:
+    """A fresh event topic for a run's progress (None without a callback)."""
+    return None if progress is None else f"phantom-auction-progress-{uuid.uuid4().hex[:12]}"
 
 
 def _plan(
@@ -345,16 +434,17 @@ def run_monte_carlo_on_cluster(
 
     ``baseline_price`` in token B per token A, ``baseline_quantity`` in token A.
     ``progress(done_auctions, total)`` is called as each chunk finishes (in completion
-    order); ``keep_rows`` and ``engine`` mean what they mean locally. The result equals
-    a local run's on the same seed to the last bit (rows, and summaries, which are
-    merged in chunk order). The workers need ``phantom-auction`` installed (the same
-    version as the client).
+    order) and as the workers report auctions done within chunks; ``keep_rows`` and
+    ``engine`` mean what they mean locally. The result equals a local run's on the same
+    seed to the last bit (rows, and summaries, which are merged in chunk order). The
+    workers need ``phantom-auction`` installed (the same version as the client).
     """
     _check_engine(engine)
     _distributed()
     run = _plan(simulator, baseline_price, baseline_quantity, keep_rows)
-    owner = _submit(client, [run], engine)
-    for _, results in _collect(client, [run], owner, progress):
+    topic = _progress_topic(progress)
+    owner = _submit(client, [run], engine, topic)
+    for _, results in _collect(client, [run], owner, progress, topic):
         return results
     raise RuntimeError("the cluster run ended without a result")  # pragma: no cover
 
@@ -385,5 +475,6 @@ def sweep_on_cluster(
     if not simulators:
         raise InvalidBidParameters("simulators", list(simulators), "give at least one")
     runs = [_plan(s, baseline_price, baseline_quantity, keep_rows) for s in simulators]
-    owner = _submit(client, runs, engine)
-    return _collect(client, runs, owner, progress)
+    topic = _progress_topic(progress)
+    owner = _submit(client, runs, engine, topic)
+    return _collect(client, runs, owner, progress, topic)

@@ -25,7 +25,7 @@ is then cleared in blocks over which every learner's policy stays fixed
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -440,11 +440,13 @@ def simulate_chunk_arrays(
     *,
     path_rows: int = 0,
     draws: ExogenousDraws | None = None,
+    on_rows: Callable[[int], None] | None = None,
 ) -> tuple[ChunkColumns, PathSample | None]:
     """Simulate ``n_auctions`` auctions on arrays; learners' state advances in place.
 
     ``path_rows > 0`` also returns the convergence paths of the first ``path_rows``
     auctions. ``draws`` replaces the market and phantom draws (tests feed chosen ones).
+    ``on_rows(n)`` is told each block's ``n`` auctions as it ends (progress).
     """
     if draws is None:
         draws = draw_exogenous(env, streams, n_auctions)
@@ -498,6 +500,8 @@ def simulate_chunk_arrays(
             )
         blocks.append(columns)
         start += size
+        if on_rows is not None:
+            on_rows(size)
     out = (
         blocks[0]
         if len(blocks) == 1

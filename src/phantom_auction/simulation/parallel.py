@@ -8,11 +8,19 @@ A run is planned as :class:`ChunkTask` objects (:func:`plan_chunks`): chunk ``c`
 :meth:`MonteCarloResults.from_chunks`, so results are bit-identical whatever runs the
 tasks: this process, a process pool (:func:`run_monte_carlo` with ``workers``), or a
 Dask cluster given the same tasks.
+
+Progress moves inside a chunk, not only when one ends: a chunk tells an ``on_rows(n)``
+sink of the auctions it has finished (each block of the fast path, every auction of
+the object path), which is passed on every :data:`PROGRESS_ROWS` auctions or
+:data:`PROGRESS_INTERVAL_S` seconds, whichever comes first: to the progress callback
+in this process, or into a count shared by worker processes, which the parent reads as
+often. The chunks and their seeds are the same with or without progress.
 """
 
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -37,6 +45,8 @@ from .strategies.base import learns, strategy_label
 from .streaming import StreamingSummary
 
 __all__ = [
+    "PROGRESS_INTERVAL_S",
+    "PROGRESS_ROWS",
     "STREAMING_THRESHOLD",
     "ChunkTask",
     "ReplayState",
@@ -52,8 +62,18 @@ __all__ = [
 #: Runs above this many auctions keep only a summary unless ``keep_rows=True``.
 STREAMING_THRESHOLD = 10_000_000
 
+#: Progress is passed on every this many finished auctions (and at each chunk's end)...
+PROGRESS_ROWS = 1024
+
+#: ... or after this many seconds with some done, whichever comes first (the object
+#: path can take seconds for PROGRESS_ROWS auctions); the parent of worker processes
+#: reads their shared count as often.
+PROGRESS_INTERVAL_S = 0.25
+
 Engine = Literal["fast", "object"]
 ProgressCallback = Callable[[int, int], None]
+#: ``on_rows(n)``: told that ``n`` more auctions of a chunk are done.
+RowSink = Callable[[int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,29 +140,51 @@ def plan_chunks(
 
 
 def simulate_chunk(
-    spec: SimulationSpec, chunk_index: int, n_auctions: int, seed_seq: np.random.SeedSequence
+    spec: SimulationSpec,
+    chunk_index: int,
+    n_auctions: int,
+    seed_seq: np.random.SeedSequence,
+    on_rows: RowSink | None = None,
 ) -> ChunkColumns:
-    """Columns of one chunk on the fast path (pure: a function of its arguments)."""
+    """Columns of one chunk on the fast path (pure: a function of its arguments;
+    ``on_rows(n)`` hears of each finished block, for progress)."""
     env = spec.environment()
     strategies = spec.fresh_strategies()
     streams = Streams.from_seed(seed_seq, len(strategies))
-    columns, _ = simulate_chunk_arrays(env, strategies, streams, n_auctions)
+    columns, _ = simulate_chunk_arrays(env, strategies, streams, n_auctions, on_rows=on_rows)
     return columns
 
 
 def simulate_chunk_objects(
-    spec: SimulationSpec, chunk_index: int, n_auctions: int, seed_seq: np.random.SeedSequence
+    spec: SimulationSpec,
+    chunk_index: int,
+    n_auctions: int,
+    seed_seq: np.random.SeedSequence,
+    on_rows: RowSink | None = None,
 ) -> ChunkColumns:
     """The same chunk on the object path (a Python loop over auctions); same numbers."""
     state = ReplayState(ChunkTask(spec, chunk_index, n_auctions, seed_seq))
-    return columns_from_rows([state.next_result().row for _ in range(n_auctions)])
+    return _object_columns(state, on_rows)
+
+
+def _object_columns(state: ReplayState, on_rows: RowSink | None) -> ChunkColumns:
+    rows = []
+    for _ in range(state.task.n_auctions):
+        rows.append(state.next_result().row)
+        if on_rows is not None:
+            on_rows(1)
+    return columns_from_rows(rows)
 
 
 def summarize_chunk(
-    spec: SimulationSpec, chunk_index: int, n_auctions: int, seed_seq: np.random.SeedSequence
+    spec: SimulationSpec,
+    chunk_index: int,
+    n_auctions: int,
+    seed_seq: np.random.SeedSequence,
+    on_rows: RowSink | None = None,
 ) -> StreamingSummary:
     """One chunk reduced to its :class:`StreamingSummary` (for summary-only runs)."""
-    columns = simulate_chunk(spec, chunk_index, n_auctions, seed_seq)
+    columns = simulate_chunk(spec, chunk_index, n_auctions, seed_seq, on_rows)
     return StreamingSummary.from_columns(columns, spec.labels)
 
 
@@ -178,12 +220,75 @@ class ReplayState:
         return result
 
 
-def _run_task(task: ChunkTask, summarize: bool, engine: Engine) -> ChunkColumns | StreamingSummary:
-    args = (task.spec, task.chunk_index, task.n_auctions, task.seed_seq)
+def _run_task(
+    task: ChunkTask, summarize: bool, engine: Engine, on_rows: RowSink | None = None
+) -> ChunkColumns | StreamingSummary:
+    args = (task.spec, task.chunk_index, task.n_auctions, task.seed_seq, on_rows)
     if engine == "object":
         columns = simulate_chunk_objects(*args)
         return StreamingSummary.from_columns(columns, task.spec.labels) if summarize else columns
     return summarize_chunk(*args) if summarize else simulate_chunk(*args)
+
+
+class _Batched:
+    """An ``on_rows`` sink passing counts on to ``sink(n)`` every :data:`PROGRESS_ROWS`
+    auctions or :data:`PROGRESS_INTERVAL_S` seconds, and at :meth:`flush`."""
+
+    def __init__(self, sink: RowSink) -> None:
+        self.sink = sink
+        self.pending = 0
+        self.last = time.monotonic()
+
+    def __call__(self, n: int) -> None:
+        self.pending += n
+        if self.pending >= PROGRESS_ROWS or time.monotonic() - self.last >= PROGRESS_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.sink(self.pending)
+            self.pending = 0
+        self.last = time.monotonic()
+
+
+class _Done:
+    """Adds up a run's finished auctions for ``progress(done, total)``."""
+
+    def __init__(self, progress: ProgressCallback, total: int) -> None:
+        self.progress = progress
+        self.total = total
+        self.done = 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        self.progress(self.done, self.total)
+
+
+#: In a worker process of :func:`_run_pool`: the count of finished auctions it shares
+#: with the parent (set by the pool's initializer).
+_WORKER_DONE: Any = None
+
+
+def _share_done(counter: Any) -> None:
+    global _WORKER_DONE
+    _WORKER_DONE = counter
+
+
+def _add_done(n: int) -> None:
+    with _WORKER_DONE.get_lock():
+        _WORKER_DONE.value += n
+
+
+def _run_counted(
+    task: ChunkTask, summarize: bool, engine: Engine
+) -> ChunkColumns | StreamingSummary:
+    """:func:`_run_task` in a worker process, adding its auctions to the shared count."""
+    if _WORKER_DONE is None:
+        return _run_task(task, summarize, engine)
+    counted = _Batched(_add_done)
+    out = _run_task(task, summarize, engine, counted)
+    counted.flush()
+    return out
 
 
 def run_monte_carlo(
@@ -203,7 +308,10 @@ def run_monte_carlo(
     ``workers``: processes (``None``: ``config.workers``, by default 1 = this process).
     ``progress``: ``True`` shows a rich progress bar (on stderr), a tqdm-like object
     (``tqdm.tqdm()``) is updated, a callable ``progress(done_auctions, total)`` is
-    called; the count moves after each chunk (:mod:`.progress`). ``keep_rows``:
+    called (:mod:`.progress`); the count moves within chunks, every
+    :data:`PROGRESS_ROWS` auctions here, every :data:`PROGRESS_INTERVAL_S` s with
+    ``workers``, and after each chunk on Dask; done counts only grow and end at the
+    total. ``keep_rows``:
     ``False`` keeps only a :class:`StreamingSummary` (constant memory); ``None`` keeps
     rows up to :data:`STREAMING_THRESHOLD` auctions. ``engine="object"`` runs the
     object path (the per-auction reference, a few dozen times slower). The same seed
@@ -266,23 +374,22 @@ def run_monte_carlo(
 
         raise InvalidBidParameters("workers", workers, "must be >= 1")
     started = time.perf_counter()
-    done = 0
     if learning:
         return _run_learning(simulator, tasks, summarize, engine, progress, started, row_sink)
     if n_workers == 1 or len(tasks) == 1:
         parts: list[ChunkColumns | StreamingSummary] = []
         summary: StreamingSummary | None = None
+        counted = None if progress is None else _Batched(_Done(progress, total))
         for task in tasks:
-            out = _run_task(task, summarize and row_sink is None, engine)
+            out = _run_task(task, summarize and row_sink is None, engine, counted)
             if row_sink is not None:
                 out = _sink(out, row_sink, task)
             if isinstance(out, StreamingSummary):
                 summary = out if summary is None else summary.merge(out)
             else:
                 parts.append(out)
-            done += task.n_auctions
-            if progress is not None:
-                progress(done, total)
+            if counted is not None:
+                counted.flush()
         elapsed = time.perf_counter() - started
         if summary is not None:
             return MonteCarloResults(tasks, None, summary, elapsed_s=elapsed)
@@ -317,15 +424,15 @@ def _run_learning(
     strategies = tasks[0].spec.fresh_strategies()
     parts: list[ChunkColumns] = []
     summary: StreamingSummary | None = None
-    done, total = 0, sum(t.n_auctions for t in tasks)
+    total = sum(t.n_auctions for t in tasks)
+    counted = None if progress is None else _Batched(_Done(progress, total))
     for task in tasks:
         if engine == "object":
-            state = ReplayState(task, strategies)
-            columns = columns_from_rows([state.next_result().row for _ in range(task.n_auctions)])
+            columns = _object_columns(ReplayState(task, strategies), counted)
         else:
             streams = Streams.from_seed(task.seed_seq, len(strategies))
             columns, _ = simulate_chunk_arrays(
-                task.spec.environment(), strategies, streams, task.n_auctions
+                task.spec.environment(), strategies, streams, task.n_auctions, on_rows=counted
             )
         if row_sink is not None:
             row_sink(columns)
@@ -334,9 +441,8 @@ def _run_learning(
             summary = out if summary is None else summary.merge(out)
         else:
             parts.append(columns)
-        done += task.n_auctions
-        if progress is not None:
-            progress(done, total)
+        if counted is not None:
+            counted.flush()
     simulator.strategies[:] = strategies
     elapsed = time.perf_counter() - started
     if summary is not None:
@@ -357,25 +463,36 @@ def _run_pool(
     results: dict[int, ChunkColumns | StreamingSummary] = {}
     summary: StreamingSummary | None = None
     merged = 0  # summaries merged so far, in chunk order
-    done = 0
+    done = reported = 0  # auctions in finished chunks; the count last reported
+    # The workers' finished auctions, chunks part done included (see _run_counted).
+    counter = None if progress is None else multiprocessing.get_context().Value("q", 0)
     # Keep a bounded number of chunks in flight: a streamed run's memory stays flat.
     in_flight = 2 * n_workers
-    with ProcessPoolExecutor(max_workers=min(n_workers, len(tasks))) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(n_workers, len(tasks)),
+        initializer=_share_done,
+        initargs=(counter,),
+    ) as pool:
         pending: dict[Future[ChunkColumns | StreamingSummary], int] = {}
         next_task = 0
         while next_task < len(tasks) or pending:
             while next_task < len(tasks) and len(pending) < in_flight:
                 task = tasks[next_task]
-                job = pool.submit(_run_task, task, summarize and row_sink is None, engine)
+                job = pool.submit(_run_counted, task, summarize and row_sink is None, engine)
                 pending[job] = next_task
                 next_task += 1
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            timeout = None if progress is None else PROGRESS_INTERVAL_S
+            finished, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in finished:
                 index = pending.pop(future)
                 results[index] = future.result()
                 done += tasks[index].n_auctions
-                if progress is not None:
-                    progress(done, total)
+            if progress is not None and counter is not None:
+                # A finished chunk has counted all its auctions; the max guards the end.
+                seen = min(total, max(done, int(counter.value)))
+                if seen > reported:
+                    progress(seen, total)
+                    reported = seen
             if summarize:
                 while merged in results:
                     part = results.pop(merged)

@@ -1,8 +1,10 @@
 """Progress of a Monte Carlo run: ``progress=True`` (a rich bar), a tqdm-like object, or
 a ``callback(done_auctions, total)``.
 
-The count moves when a chunk finishes (``resources.simulation_chunk_size`` auctions);
-the rich bar redraws its elapsed time and rate four times a second in between.
+The count moves within a chunk (:mod:`.parallel`: every ``PROGRESS_ROWS`` auctions or
+``PROGRESS_INTERVAL_S`` seconds of work, in this process or in worker processes; on a
+Dask cluster every ``PROGRESS_INTERVAL_S`` seconds too); the rich bar redraws its
+elapsed time and rate four times a second in between.
 """
 
 from __future__ import annotations

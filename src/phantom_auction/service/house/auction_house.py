@@ -72,7 +72,7 @@ __all__ = ["AuctionHouse"]
 _log = logging.getLogger(__name__)
 
 #: Ended auctions remembered by id (no store read to answer a straggler's message).
-_CLOSED_REMEMBERED: Final = 100_000
+CLOSED_REMEMBERED: Final = 100_000
 
 
 def _request_digest(body: OpenAuctionBody) -> str:
@@ -520,7 +520,7 @@ class AuctionHouse(BidPath):
         )
         self._forget(live)
         self.closed[auction.auction_id] = status
-        if len(self.closed) > _CLOSED_REMEMBERED:
+        if len(self.closed) > CLOSED_REMEMBERED:
             self.closed.popitem(last=False)
         if not live.done.done():
             live.done.set_result(live.record)

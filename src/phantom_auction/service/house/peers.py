@@ -21,6 +21,7 @@ from ..penalties import PenaltyState
 from ..schemas import CommitBody, RevealBody
 from ..store import AuctionRecord, PenaltyUpdate, Store, compact_json
 from ..ws_fastpath import text_frame
+from .auction_house import CLOSED_REMEMBERED
 from .live import Verdict
 
 if TYPE_CHECKING:
@@ -181,7 +182,10 @@ class HousePeers:
     def _closed(self, message: dict[str, Any]) -> None:
         auction_id = message["a"]
         self.remote.pop(auction_id, None)
-        self.house.closed[auction_id] = message["s"]
+        ended = self.house.closed
+        ended[auction_id] = message["s"]
+        if len(ended) > CLOSED_REMEMBERED:
+            ended.popitem(last=False)
         end = self._ends.pop(auction_id, None)
         if end is not None and not end.done():
             end.set_result(None)

@@ -1,0 +1,74 @@
+"""Progress within a chunk: the count moves more often than chunks end, only grows, ends
+at the total, and the results do not change (the chunks and their seeds are the same)."""
+
+from __future__ import annotations
+
+from phantom_auction import MarketConditions, PhantomSimulator, SimulationConfig
+from phantom_auction.simulation import parallel, run_monte_carlo
+from phantom_auction.simulation.kernels import BLOCK_ROWS
+
+from .conftest import BASELINE_PRICE, BASELINE_QUANTITY, assert_columns_equal
+
+
+def _simulator(n: int, **config: object) -> PhantomSimulator:
+    return PhantomSimulator(
+        SimulationConfig(num_simulations=n, seed=11, **config), MarketConditions()
+    )
+
+
+def _run(sim: PhantomSimulator, **kwargs: object) -> tuple[object, list[tuple[int, int]]]:
+    calls: list[tuple[int, int]] = []
+    results = run_monte_carlo(
+        sim,
+        BASELINE_PRICE,
+        BASELINE_QUANTITY,
+        progress=lambda done, total: calls.append((done, total)),
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return results, calls
+
+
+def _check_counts(calls: list[tuple[int, int]], total: int) -> None:
+    done = [d for d, _ in calls]
+    assert all(t == total for _, t in calls)
+    assert done == sorted(set(done)), "done counts must strictly grow"
+    assert done[-1] == total and done[0] > 0
+
+
+def test_one_chunk_reports_each_block_of_the_fast_path() -> None:
+    n = 2 * BLOCK_ROWS + 500  # one chunk (the default chunk is 65,536 auctions)
+    sim = _simulator(n)
+    assert sim.config.resolved_chunk_size > n
+    results, calls = _run(sim)
+    assert calls == [(BLOCK_ROWS, n), (2 * BLOCK_ROWS, n), (n, n)]
+    plain = run_monte_carlo(_simulator(n), BASELINE_PRICE, BASELINE_QUANTITY)
+    assert_columns_equal(plain.columns, results.columns, exact=True)  # type: ignore[attr-defined]
+
+
+def test_the_object_path_reports_within_its_chunk() -> None:
+    n = parallel.PROGRESS_ROWS + 100  # one chunk, a report at PROGRESS_ROWS at the latest
+    _, calls = _run(_simulator(n), engine="object")
+    _check_counts(calls, n)
+    assert len(calls) >= 2 and calls[0][0] <= parallel.PROGRESS_ROWS
+
+
+def test_worker_processes_report_through_their_shared_count() -> None:
+    # Two chunks of unequal size on the object path (each well over a second of work
+    # per PROGRESS_INTERVAL_S), on two processes: the parent hears of them in between.
+    n, chunk = parallel.PROGRESS_ROWS + 500, parallel.PROGRESS_ROWS + 100
+    sim = _simulator(n, chunk_size=chunk)
+    results, calls = _run(sim, engine="object", workers=2)
+    _check_counts(calls, n)
+    assert len(calls) > 2, calls
+    alone = run_monte_carlo(
+        _simulator(n, chunk_size=chunk), BASELINE_PRICE, BASELINE_QUANTITY, engine="object"
+    )
+    assert_columns_equal(alone.columns, results.columns, exact=True)  # type: ignore[attr-defined]
+
+
+def test_learners_report_within_their_chunks() -> None:
+    n = 3 * parallel.PROGRESS_ROWS
+    sim = _simulator(n, real_strategy="adaptive", enable_learning=True, num_real_bidders=2)
+    _, calls = _run(sim)
+    _check_counts(calls, n)
+    assert len(calls) >= 3  # one chunk, a report every PROGRESS_ROWS auctions at least
