@@ -121,3 +121,13 @@ def test_bad_shapes_supply_and_names() -> None:
         clear([1.0], [1.0], supply=1.0, mechanism="dutch")
     empty = clear([], [], supply=3.0)
     assert empty.allocation.shape == (0,) and empty.allocation.dtype == np.float64
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_a_quantity_absorbed_in_the_running_sum_does_not_fill_again(mechanism: str) -> None:
+    # 0.5 + 2q == 0.5 in binary64: with "cum - q" the third bid saw the whole supply left.
+    q = 2.5654788757191944e-42
+    values, quantities = [0.0, 0.0, 0.0], [q, q, 0.5]
+    _same(values, quantities, supply=q, reserve=0.0, mechanism=mechanism, multi_unit=True)
+    allocation = clear_batch(np.array([values]), np.array([quantities]), supply=q).allocation
+    assert allocation.tolist() == [[q, 0.0, 0.0]]

@@ -417,7 +417,8 @@ def _clear_rows(
     vs.view(_INT)[...] &= keep
     np.maximum(vs, reserve, out=vs)
 
-    # 2. Allocation in value order: x = clip(S - (cum - q), 0, q).
+    # 2. Allocation in value order: x = clip(S - ahead, 0, q), ahead = the volume of the
+    # bids before (cum shifted by one rank, not cum - q: see clearing.clear).
     cum = scratch.cum[:, :c]
     if c < n:  # few auctions of many bids: one call, not one per rank (same sums)
         np.cumsum(qs, axis=0, out=cum)
@@ -425,8 +426,9 @@ def _clear_rows(
         cum[0] = qs[0]
         for k in range(1, n):
             np.add(cum[k - 1], qs[k], out=cum[k])
-    xs = np.subtract(cum, qs, out=scratch.xs[:, :c])
-    np.subtract(supply, xs, out=xs)
+    xs = scratch.xs[:, :c]
+    xs[0] = supply
+    np.subtract(supply, cum[:-1], out=xs[1:])
     np.clip(xs, 0.0, qs, out=xs)
 
     # 3. Payments.

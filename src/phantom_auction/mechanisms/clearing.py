@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
 from typing import Final
 
 import numpy as np
@@ -174,8 +173,10 @@ def clear(
     if order.size == 0 or supply <= 0:
         return Clearing(name, x, pay)
     vs, qs = v[order], q[order]
-    cum = np.cumsum(qs)
-    filled = np.clip(supply - (cum - qs), 0.0, qs)
+    # Volume ahead of each bid as the sum of the bids before it, not cum - q: a tiny
+    # quantity absorbed into a large one (0.5 + 1e-42 == 0.5) must not fill again.
+    ahead = np.concatenate(([0.0], np.cumsum(qs)[:-1]))
+    filled = np.clip(supply - ahead, 0.0, qs)
     paid = np.zeros((vs.size, 1))
     eligible = np.array([vs.size])
     pay_sorted(name, multi_unit, vs[:, None], qs[:, None], filled[:, None], eligible,
@@ -284,9 +285,11 @@ def clear_lists(
     vs = [v[i] for i in order]
     qs = [q[i] for i in order]
     filled = []
-    for cum, units in zip(accumulate(qs), qs, strict=True):
-        left = supply - (cum - units)  # np.clip(supply - (cumsum - q), 0, q)
+    ahead = 0.0  # the volume of the bids before this one (see clear)
+    for units in qs:
+        left = supply - ahead  # np.clip(supply - ahead, 0, q)
         filled.append(0.0 if left < 0.0 else units if left > units else left)
+        ahead += units
     if stepped and name == "vcg":
         assert owners is not None
         paid = vcg_step_payments_list(vs, qs, filled, [owners[i] for i in order], reserve)
