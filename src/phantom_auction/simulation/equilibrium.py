@@ -1,5 +1,8 @@
 """Symmetric Bayes-Nash equilibrium bids against a reserve and phantom bids.
 
+One concept past 600 lines: the game, its ODE solve and the accuracy check share the
+tabulated value distribution and the phantom CDF; split, each would re-derive them.
+
 **The game.** ``n`` real bidders with i.i.d. private values ``V ~ F`` (bps over the
 baseline), each bidding for the whole order; a bid must offer at least the reserve
 ``r`` (the engine's ``min_improvement_bps``) and at most ``max_bid_bps``. Phantom bids
