@@ -119,7 +119,7 @@ class BidderSocket:
                     break
                 self._handle(state, session, text)
         except WebSocketDisconnect:
-            pass
+            pass  # the bidder left: `finally` detaches its session
         finally:
             self.house.detach(state, session)
             await writer

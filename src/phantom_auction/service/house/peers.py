@@ -146,7 +146,7 @@ class HousePeers:
             if record is not None and record.status == "open":
                 await asyncio.wait_for(asyncio.shield(end), timeout_s)
         except TimeoutError:
-            pass
+            pass  # the caller reads the stored record as it stands
         finally:
             if self._ends.get(auction_id) is end:
                 del self._ends[auction_id]
