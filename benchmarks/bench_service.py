@@ -32,6 +32,14 @@ bidder message for both (ours: the server's CPU of the step / (2 x bidders x
 auctions), i.e. everything the service does per auction spread over its messages) and
 the ratio. Goal: ours within 2x of the floor. ``--no-floor`` skips it.
 
+**The baseline** (issue 16: the sustained rate at least 3x "today's"): ``--baseline-src
+DIR`` (a checkout of another commit, e.g. ``git archive 2b96c82 | tar -x -C DIR``) starts
+that commit's server too (``PYTHONPATH=DIR/src``, its own SQLite file and bidder
+process) and runs every step on both, alternating which goes first, so both meet the
+same machine; the run prints both highest sustained rates and their ratio. On a shared
+machine a step fails on any stall longer than the reveal window (20 ms by default): state
+the load (printed before and after the run) beside the figures.
+
 Run: ``.venv/bin/python benchmarks/bench_service.py [--step-seconds 30] [--rates 50,100,...]``.
 Machine-readable lines start with ``BENCH``.
 """
@@ -52,7 +60,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,6 +73,8 @@ GOAL_PER_S = 300
 GOAL_P99_MS = 10.0
 #: Issue 16: the server's CPU per bidder message within 2x of the bare endpoint's.
 GOAL_FLOOR_RATIO = 2.0
+#: Issue 16: the sustained rate at least 3x the baseline's (main at 2b96c82), same run.
+GOAL_BASELINE_RATIO = 3.0
 _REJECTIONS = re.compile(r'^phantom_auction_rejections_total\{reason="([^"]+)"\} ([0-9.e+]+)$')
 #: Group commits slower than 50 ms (``le="0.05"`` bucket vs count) tell disk stalls apart.
 _FLUSH = re.compile(
@@ -385,10 +395,15 @@ def _start_floor(
 
 
 def _start_server(
-    db_url: str, port: int, args: argparse.Namespace, log: Path
+    db_url: str,
+    port: int,
+    args: argparse.Namespace,
+    log: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "AUCTION_RESOURCES_MAX_MESSAGES_PER_SECOND": "1000000",
         "AUCTION_RESOURCES_MAX_CONCURRENT_AUCTIONS": "100000",
         "AUCTION_SERVICE_FINISH_EARLY": "false" if args.finish_at_window_end else "true",
@@ -448,116 +463,178 @@ def _ours_us_per_message(step: StepResult, bidders: int) -> float:
     return 1e6 * step.cpu_s["server"] / max(1, step.requested * 2 * bidders)
 
 
-async def _load(args: argparse.Namespace) -> tuple[list[StepResult], list[FloorResult]]:
+@dataclass
+class _Target:
+    """One server under load: ours, or the baseline (``--baseline-src``), with its bidders."""
+
+    name: str
+    server: subprocess.Popen[bytes]
+    bidders: subprocess.Popen[str] | None = None
+    http: _Http | None = None
+    pids: dict[str, int] | None = None
+    results: list[StepResult] = field(default_factory=list)
+    failures: int = 0
+
+
+def _start_target(
+    name: str, folder: Path, args: argparse.Namespace, source: Path | None
+) -> tuple[_Target, str]:
+    """A server (from ``source``'s ``src`` if given) on a free port; its database URL."""
+    db_url = args.db or f"sqlite+aiosqlite:///{folder / f'service-{name}.db'}"
+    port = _free_port()
+    env = None if source is None else {"PYTHONPATH": str(source / "src")}
+    server = _start_server(db_url, port, args, folder / f"server-{name}.log", env)
+    target = _Target(name, server)
+    target.http = _Http("127.0.0.1", port, {})
+    return target, db_url
+
+
+async def _connect_bidders(
+    target: _Target, db_url: str, folder: Path, bidders: int
+) -> dict[str, str]:
+    """Register a client and ``bidders`` bidders, start the bidder process; the keys."""
+    assert target.http is not None
+    token, keys = await _register(db_url, bidders)
+    keys_file = folder / f"keys-{target.name}.json"
+    keys_file.write_text(json.dumps(keys))
+    port = target.http.port
+    target.bidders = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--role",
+            "bidders",
+            "--url",
+            f"http://127.0.0.1:{port}",
+            "--keys",
+            str(keys_file),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert target.bidders.stdout is not None
+    ready = await asyncio.to_thread(target.bidders.stdout.readline)
+    if ready.strip() != "READY":
+        raise RuntimeError(f"bidders failed to start: {ready!r}")
+    target.http = _Http("127.0.0.1", port, {"Authorization": f"Bearer {token}"})
+    target.pids = {"server": target.server.pid, "bidders": target.bidders.pid, "load": os.getpid()}
+    return keys
+
+
+def _stop_target(target: _Target) -> None:
+    if target.bidders is not None:
+        target.bidders.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            summary = target.bidders.communicate(timeout=30)[0]
+            if summary:
+                print(f"bidders ({target.name}):", summary.strip())
+    target.server.send_signal(signal.SIGTERM)
+    try:
+        target.server.wait(30)
+    except subprocess.TimeoutExpired:
+        target.server.kill()
+
+
+async def _load(
+    args: argparse.Namespace,
+) -> tuple[list[StepResult], list[FloorResult], list[StepResult]]:
+    """Run the steps on our server (and the baseline's, alternating, with
+    ``--baseline-src``); our steps, the floor's, the baseline's."""
     from service_floor import FloorLoad, message_pool
 
-    with tempfile.TemporaryDirectory(prefix="bench-service-") as folder:
-        db_url = args.db or f"sqlite+aiosqlite:///{Path(folder) / 'service.db'}"
-        port = _free_port()
-        log = Path(folder) / "server.log"
-        server = _start_server(db_url, port, args, log)
-        bidders: subprocess.Popen[str] | None = None
+    with tempfile.TemporaryDirectory(prefix="bench-service-") as folder_name:
+        folder = Path(folder_name)
+        targets: list[_Target] = []
         floor: subprocess.Popen[bytes] | None = None
         floor_load: FloorLoad | None = None
+        floors: list[FloorResult] = []
         try:
-            token, keys = await _register(db_url, args.bidders)
-            keys_file = Path(folder) / "keys.json"
-            keys_file.write_text(json.dumps(keys))
-            if args.floor:
-                floor, floor_port = _start_floor(Path(folder), keys, args)
-                floor_load = FloorLoad(f"ws://127.0.0.1:{floor_port}/ws", message_pool(keys, 200))
-                await floor_load.connect()
-            bidders = subprocess.Popen(
-                [
-                    sys.executable,
-                    __file__,
-                    "--role",
-                    "bidders",
-                    "--url",
-                    f"http://127.0.0.1:{port}",
-                    "--keys",
-                    str(keys_file),
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
+            sources: list[tuple[str, Path | None]] = [("ours", None)]
+            if args.baseline_src is not None:
+                sources.append(("baseline", args.baseline_src))
+            started = []
+            for name, source in sources:
+                target, db_url = _start_target(name, folder, args, source)
+                targets.append(target)
+                started.append((target, db_url))
+            for target, db_url in started:
+                keys = await _connect_bidders(target, db_url, folder, args.bidders)
+                if target.name == "ours" and args.floor:
+                    floor, floor_port = _start_floor(folder, keys, args)
+                    floor_load = FloorLoad(
+                        f"ws://127.0.0.1:{floor_port}/ws", message_pool(keys, 200)
+                    )
+                    await floor_load.connect()
+            print(
+                f"{'':8} {'rate/s':>7} {'sent/s':>7} {'ok':>6} {'errors':>6} "
+                f"{'p50 ms':>8} {'p99 ms':>8} {'open->result p50':>17} "
+                f"{'CPU ms/auction: server bidders load':>36} "
+                f"{'server us/msg: ours floor ratio':>32}"
             )
-            assert bidders.stdout is not None
-            ready = await asyncio.to_thread(bidders.stdout.readline)
-            if ready.strip() != "READY":
-                raise RuntimeError(f"bidders failed to start: {ready!r}")
-            results: list[StepResult] = []
-            floors: list[FloorResult] = []
-            http = _Http("127.0.0.1", port, {"Authorization": f"Bearer {token}"})
-            try:
-                print(
-                    f"{'rate/s':>7} {'sent/s':>7} {'ok':>6} {'errors':>6} "
-                    f"{'p50 ms':>8} {'p99 ms':>8} {'open->result p50':>17} "
-                    f"{'CPU ms/auction: server bidders load':>36} "
-                    f"{'server us/msg: ours floor ratio':>32}"
-                )
-                pids = {"server": server.pid, "bidders": bidders.pid, "load": os.getpid()}
-                failures = 0
-                for rate in args.rates:
+            for index, rate in enumerate(args.rates):
+                # Alternate who goes first: neither always meets the machine's same moment.
+                order = targets if index % 2 == 0 else targets[::-1]
+                for target in order:
+                    if target.failures >= 2:
+                        continue
+                    assert target.http is not None and target.pids is not None
                     step = await _step(
-                        http, rate, args.step_seconds, args.duration_ms, args.bidders, pids
+                        target.http,
+                        rate,
+                        args.step_seconds,
+                        args.duration_ms,
+                        args.bidders,
+                        target.pids,
                     )
-                    cpu = " ".join(
-                        f"{1e3 * step.cpu_s[k] / max(1, step.requested):.2f}" for k in pids
-                    )
-                    results.append(step)
+                    target.results.append(step)
                     ours = _ours_us_per_message(step, args.bidders)
                     versus = f"{ours:.0f}"
-                    if floor is not None and floor_load is not None:
+                    if target.name == "ours" and floor is not None and floor_load is not None:
                         floor_step = await _floor_step(floor_load, floor.pid, rate, args)
                         floors.append(floor_step)
                         base = floor_step.cpu_us_per_message
                         versus += f" {base:.0f} {ours / base:.2f}x"
-                    flag = "" if step.sustained() else "  <- not sustained"
-                    print(
-                        f"{rate:7.0f} {step.achieved_rate:7.1f} {step.ok:6d} {step.errors:6d} "
-                        f"{_pct(step.latency_ms, 50):8.2f} {_pct(step.latency_ms, 99):8.2f} "
-                        f"{_pct(step.total_ms, 50):17.2f} {cpu:>36} {versus:>32}{flag}",
-                        flush=True,
-                    )
-                    if step.slow_flushes:
+                    _print_step(target.name, step, versus, target.pids)
+                    if target.name == "ours" and floors and floors[-1].acked < floors[-1].sent:
                         print(
-                            f"        {step.slow_flushes} of {step.flushes} group commits "
-                            "took over 50 ms (disk)"
-                        )
-                    if step.errors:
-                        print(
-                            f"        failed={step.failed} rejected={step.rejections} "
-                            f"unrevealed={step.unrevealed} absent={step.absent} "
-                            f"reasons={step.reasons}"
-                        )
-                    if floors and floors[-1].acked < floors[-1].sent:
-                        print(
-                            f"        floor: {floors[-1].sent - floors[-1].acked} of "
+                            f"         floor: {floors[-1].sent - floors[-1].acked} of "
                             f"{floors[-1].sent} messages unacknowledged"
                         )
-                    failures = 0 if step.sustained() else failures + 1
-                    if failures >= 2:
-                        break
-            finally:
-                await http.close()
-            return results, floors
+                    target.failures = 0 if step.sustained() else target.failures + 1
+                if all(t.failures >= 2 for t in targets):
+                    break
+            baseline = targets[1].results if len(targets) > 1 else []
+            return targets[0].results, floors, baseline
         finally:
             if floor_load is not None:
                 await floor_load.close()
             if floor is not None:
                 floor.kill()
                 floor.wait(30)
-            if bidders is not None:
-                bidders.send_signal(signal.SIGTERM)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    summary = bidders.communicate(timeout=30)[0]
-                    if summary:
-                        print("bidders:", summary.strip())
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            for target in targets:
+                if target.http is not None:
+                    await target.http.close()
+                _stop_target(target)
+
+
+def _print_step(name: str, step: StepResult, versus: str, pids: dict[str, int]) -> None:
+    cpu = " ".join(f"{1e3 * step.cpu_s[k] / max(1, step.requested):.2f}" for k in pids)
+    flag = "" if step.sustained() else "  <- not sustained"
+    print(
+        f"{name:8} {step.rate:7.0f} {step.achieved_rate:7.1f} {step.ok:6d} {step.errors:6d} "
+        f"{_pct(step.latency_ms, 50):8.2f} {_pct(step.latency_ms, 99):8.2f} "
+        f"{_pct(step.total_ms, 50):17.2f} {cpu:>36} {versus:>32}{flag}",
+        flush=True,
+    )
+    if step.slow_flushes:
+        print(
+            f"         {step.slow_flushes} of {step.flushes} group commits took over 50 ms (disk)"
+        )
+    if step.errors:
+        print(
+            f"         failed={step.failed} rejected={step.rejections} "
+            f"unrevealed={step.unrevealed} absent={step.absent} reasons={step.reasons}"
+        )
 
 
 async def _floor_step(load: Any, pid: int, rate: float, args: argparse.Namespace) -> FloorResult:
@@ -652,9 +729,21 @@ def main() -> None:
     parser.add_argument(
         "--no-floor", dest="floor", action="store_false", help="skip the floor measurement"
     )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="a checkout of another commit (e.g. `git worktree add /tmp/base 2b96c82`): its "
+        "server runs the same steps beside ours, alternating, and the sustained rates are "
+        "compared (SQLite only)",
+    )
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--keys", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.baseline_src is not None and (args.db is not None or args.workers > 1):
+        parser.error("--baseline-src compares single SQLite servers: drop --db and --workers")
+    if args.baseline_src is not None and not (args.baseline_src / "src").is_dir():
+        parser.error(f"--baseline-src={args.baseline_src}: no src/ folder there")
     if args.role == "bidders":
         _run(_run_bidders(args.url, args.keys))
         return
@@ -664,9 +753,8 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    results, floors = _run(_load(args))
-    sustained = [s for s in results if s.sustained()]
-    best = max(sustained, key=lambda s: s.rate) if sustained else None
+    results, floors, baseline = _run(_load(args))
+    best = _best(results)
     mode = "window end" if args.finish_at_window_end else "finish early"
     if args.db is None:
         mode += f", sqlite synchronous={args.sqlite_synchronous}"
@@ -689,6 +777,21 @@ def main() -> None:
         print(f"BENCH name=service.server_us_per_message value={ours:.1f} unit=us")
         print(f"BENCH name=service.floor_us_per_message value={floor_us:.1f} unit=us")
         print(f"BENCH name=service.ratio_to_floor value={ours / floor_us:.3f} unit=1")
+    if args.baseline_src is not None:
+        base_best = _best(baseline)
+        ours_rate = 0.0 if best is None else best.rate
+        base_rate = 0.0 if base_best is None else base_best.rate
+        ratio = f"{ours_rate / base_rate:.2f}x" if base_rate else "n/a (baseline sustained none)"
+        print(
+            f"highest sustained rate, same run and load: ours {ours_rate:.0f} auctions/s, "
+            f"baseline ({args.baseline_src}) {base_rate:.0f} auctions/s: {ratio} "
+            f"(goal >= {GOAL_BASELINE_RATIO:g}x)"
+        )
+        print(
+            f"BENCH name=service.baseline_sustained_auctions_per_s value={base_rate:.0f} unit=1/s"
+        )
+        if base_rate:
+            print(f"BENCH name=service.ratio_to_baseline value={ours_rate / base_rate:.3f} unit=1")
     if best is None:
         print("no step was sustained with zero errors")
         print("BENCH name=service.sustained_auctions_per_s value=0 unit=1/s")
@@ -704,6 +807,13 @@ def main() -> None:
     note = f'note="{mode}"'
     print(f"BENCH name=service.result_latency_p50_ms value={p50:.3f} unit=ms {note}")
     print(f"BENCH name=service.result_latency_p99_ms value={p99:.3f} unit=ms {note}")
+    print(f"load average after the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def _best(results: list[StepResult]) -> StepResult | None:
+    """The highest-rate step sustained with zero errors."""
+    sustained = [s for s in results if s.sustained()]
+    return max(sustained, key=lambda s: s.rate) if sustained else None
 
 
 if __name__ == "__main__":
