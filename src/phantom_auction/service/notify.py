@@ -22,7 +22,11 @@ to PostgreSQL in one statement (``pg_notify`` over ``unnest``), in order.
 Liveness and recovery: each process holds a session advisory lock on its owner id for
 its whole life. On start, a process ends (as a single server does after a crash) only
 the open auctions whose owner's lock is free, i.e. whose process is gone; starts are
-serialized by a second advisory lock, so an auction is recovered once.
+serialized by a second advisory lock, so an auction is recovered once. A forwarded
+message unanswered for :data:`LIVENESS_PROBE_S` makes the sender check its owner's
+lock: if the owner is gone, every message waiting on it is answered
+``store_unavailable`` at once (not after :data:`FORWARD_TIMEOUT_S`), and the house
+ends the dead owner's auctions then (``on_gone``), without waiting for a restart.
 
 Channels are named after the store's schema (``current_schema()``), so deployments in
 different schemas of one database do not hear each other.
@@ -49,8 +53,16 @@ MAX_PAYLOAD_BYTES: Final = 7_000
 #: The advisory lock that serializes the processes' start-up recoveries (any int64).
 RECOVERY_LOCK: Final = 0x70A5_0000_0000_0001
 #: How long a forwarded message waits for its owner's verdict before it is answered
-#: ``store_unavailable`` (the owner is gone; on restart its auction is ended anyway).
+#: ``store_unavailable`` (the owner is alive but stuck; a dead one is found sooner).
 FORWARD_TIMEOUT_S: Final = 10.0
+#: A forwarded message unanswered this long makes the link check that its owner is
+#: alive (its advisory lock), once per owner per period (s).
+LIVENESS_PROBE_S: Final = 1.0
+#: The answer to a message whose auction's process has stopped.
+OWNER_GONE_DETAIL: Final = (
+    "the process running this auction has stopped (the auction is ended without it): "
+    "send it again for another auction"
+)
 
 
 def asyncpg_connect_args(database_url: str) -> tuple[str, dict[str, str]]:
@@ -86,9 +98,16 @@ class PeerLink:
     ``forward`` (a message to run here; answer it with :meth:`answer`).
     """
 
-    def __init__(self, database_url: str, on_message: Handler) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        on_message: Handler,
+        on_gone: Callable[[int], None] | None = None,
+    ) -> None:
         self.dsn, self.server_settings = asyncpg_connect_args(database_url)
         self.on_message = on_message
+        #: Called with an owner id found dead (its lock free) while messages waited on it.
+        self.on_gone = on_gone
         #: This process's owner id: a random positive int63, also its advisory lock key.
         self.me = secrets.randbits(62) + 1
         self._listener: Any = None
@@ -96,9 +115,13 @@ class PeerLink:
         self._prefix = "pa"
         self._outbox: list[tuple[str, str]] = []
         self._flushing: asyncio.Task[None] | None = None
-        self._waiting: dict[int, asyncio.Future[ForwardedVerdict]] = {}
+        #: Forwarded messages awaiting a verdict: request id -> (answer, owner, sent at).
+        self._waiting: dict[int, tuple[asyncio.Future[ForwardedVerdict], int, float]] = {}
         self._next_request = 0
         self._closed = False
+        self._watchdog: asyncio.Task[None] | None = None
+        #: One query at a time on the publisher connection (notices, locks, probes).
+        self._publisher_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -118,15 +141,20 @@ class PeerLink:
         await self._listener.fetchval("SELECT pg_advisory_lock($1)", self.me)
         await self._listener.add_listener(self._channel(None), self._heard)
         await self._listener.add_listener(self._channel(self.me), self._heard)
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 
     async def close(self) -> None:
         """Send what is queued, stop listening, answer every waiting forward."""
         if self._closed:
             return
         self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(BaseException):
+                await self._watchdog
         with contextlib.suppress(Exception):
             await self._flush_now()
-        for waiter in self._waiting.values():
+        for waiter, _owner, _sent in self._waiting.values():
             if not waiter.done():
                 waiter.set_result(
                     ForwardedVerdict(False, "shutting_down", "the service is stopping")
@@ -140,12 +168,16 @@ class PeerLink:
     @contextlib.asynccontextmanager
     async def recovery_turn(self) -> AsyncIterator[None]:
         """Hold the deployment's recovery lock (one process recovers at a time)."""
-        assert self._publisher is not None
-        await self._publisher.fetchval("SELECT pg_advisory_lock($1)", RECOVERY_LOCK)
+        await self._query("SELECT pg_advisory_lock($1)", RECOVERY_LOCK)
         try:
             yield
         finally:
-            await self._publisher.fetchval("SELECT pg_advisory_unlock($1)", RECOVERY_LOCK)
+            await self._query("SELECT pg_advisory_unlock($1)", RECOVERY_LOCK)
+
+    async def _query(self, sql: str, *args: Any) -> Any:
+        assert self._publisher is not None
+        async with self._publisher_lock:
+            return await self._publisher.fetchval(sql, *args)
 
     async def owner_alive(self, owner: object) -> bool:
         """Whether the process that opened an auction (its stored owner id) still runs."""
@@ -154,9 +186,10 @@ class PeerLink:
         if owner == self.me:
             return True
         assert self._publisher is not None
-        free = await self._publisher.fetchval("SELECT pg_try_advisory_lock($1)", owner)
-        if free:
-            await self._publisher.fetchval("SELECT pg_advisory_unlock($1)", owner)
+        async with self._publisher_lock:
+            free = await self._publisher.fetchval("SELECT pg_try_advisory_lock($1)", owner)
+            if free:
+                await self._publisher.fetchval("SELECT pg_advisory_unlock($1)", owner)
         return not free
 
     # ------------------------------------------------------------------ publishing
@@ -209,36 +242,68 @@ class PeerLink:
         channels = [channel for channel, _ in batch]
         payloads = [payload for _, payload in batch]
         # One statement, one transaction: delivered together and in this order.
-        await self._publisher.execute(
-            "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)",
-            channels,
-            payloads,
-        )
+        async with self._publisher_lock:
+            await self._publisher.execute(
+                "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)",
+                channels,
+                payloads,
+            )
 
     # ------------------------------------------------------------------ forwarding
 
     def forward(self, owner: int, message: dict[str, Any]) -> asyncio.Future[ForwardedVerdict]:
-        """Send a bidder's message to ``owner``; the future gives its verdict."""
+        """Send a bidder's message to ``owner``; the future gives its verdict (answered
+        by the watchdog if the owner is found gone, or after :data:`FORWARD_TIMEOUT_S`)."""
         loop = asyncio.get_running_loop()
         self._next_request += 1
         request = self._next_request
         answer: asyncio.Future[ForwardedVerdict] = loop.create_future()
-        self._waiting[request] = answer
-
-        def expire() -> None:
-            if self._waiting.pop(request, None) is answer and not answer.done():
-                answer.set_result(
-                    ForwardedVerdict(
-                        False,
-                        "store_unavailable",
-                        "the process running this auction did not answer: send it again",
-                    )
-                )
-
-        timer = loop.call_later(FORWARD_TIMEOUT_S, expire)
-        answer.add_done_callback(lambda _: timer.cancel())
+        self._waiting[request] = (answer, owner, loop.time())
         self.publish("forward", {"id": request, **message}, owner=owner)
         return answer
+
+    async def _watch(self) -> None:
+        """Every :data:`LIVENESS_PROBE_S`: expire forwards past :data:`FORWARD_TIMEOUT_S`;
+        check the owners of those waiting longer than a period; answer a dead one's."""
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            await asyncio.sleep(LIVENESS_PROBE_S)
+            now = loop.time()
+            slow: set[int] = set()
+            for request, (answer, owner, sent) in list(self._waiting.items()):
+                if now - sent >= FORWARD_TIMEOUT_S:
+                    self._settle(
+                        request,
+                        ForwardedVerdict(
+                            False,
+                            "store_unavailable",
+                            "the process running this auction did not answer: send it again",
+                        ),
+                    )
+                elif now - sent >= LIVENESS_PROBE_S and not answer.done():
+                    slow.add(owner)
+            for owner in slow:
+                try:
+                    alive = await self.owner_alive(owner)
+                except Exception:
+                    _log.exception("could not check whether process %x runs", owner)
+                    continue
+                if not alive:
+                    self.owner_gone(owner)
+
+    def owner_gone(self, owner: int) -> None:
+        """``owner``'s process has stopped: answer every message waiting on it."""
+        verdict = ForwardedVerdict(False, "store_unavailable", OWNER_GONE_DETAIL)
+        for request, (_answer, waited_on, _sent) in list(self._waiting.items()):
+            if waited_on == owner:
+                self._settle(request, verdict)
+        if self.on_gone is not None:
+            self.on_gone(owner)
+
+    def _settle(self, request: int, verdict: ForwardedVerdict) -> None:
+        waiting = self._waiting.pop(request, None)
+        if waiting is not None and not waiting[0].done():
+            waiting[0].set_result(verdict)
 
     def answer(self, request: dict[str, Any], verdict: ForwardedVerdict) -> None:
         """Send the verdict of a forwarded ``request`` back to the process it came from."""
@@ -257,10 +322,8 @@ class PeerLink:
             if message.get("w") == self.me:
                 return  # our own broadcast
             if kind == "verdict":
-                waiter = self._waiting.pop(message["id"], None)
-                if waiter is not None and not waiter.done():
-                    accepted, reason, detail = message["v"]
-                    waiter.set_result(ForwardedVerdict(bool(accepted), reason, detail))
+                accepted, reason, detail = message["v"]
+                self._settle(message["id"], ForwardedVerdict(bool(accepted), reason, detail))
                 return
             self.on_message(kind, message)
         except Exception:  # one bad notice must not stop the listener

@@ -131,7 +131,28 @@ class AuctionHouse(BidPath):
                 self.recovered = await recover_open_auctions(
                     self.store, self.config, self.clock, self.metrics, self.peers.orphaned
                 )
-        self.nonces = NonceRegistry(await self.store.last_nonces())
+            self.peers.recovered(self.recovered)
+        # Into the registry, not a new one: nonces other processes published meanwhile stay.
+        for bidder_id, nonce in (await self.store.last_nonces()).items():
+            self.nonces.restore(bidder_id, nonce)
+
+    async def recover_stopped(self) -> None:
+        """End the open auctions of server processes that have stopped (``serve
+        --workers``): what a restarted process does at its start, done here as soon as
+        one is found gone (the other processes are told)."""
+        assert self.peers is not None
+        try:
+            async with self.peers.link.recovery_turn():
+                ended = await recover_open_auctions(
+                    self.store, self.config, self.clock, self.metrics, self.peers.orphaned
+                )
+        except Exception:
+            _log.exception("could not end the auctions of a stopped process")
+            return
+        self.recovered.update(ended)
+        for auction_id, status in ended.items():
+            self.closed[auction_id] = status
+        self.peers.recovered(ended)
 
     async def close(self) -> None:
         """Graceful stop: end every live auction (finalize or abort), flush, close."""

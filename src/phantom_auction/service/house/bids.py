@@ -212,9 +212,11 @@ class BidPath:
         auction_id: str,
         transport: str,
         payload: dict[str, Any],
+        last_nonce: int | None,
     ) -> Verdict:
         """A message for an auction this process does not run: to its owner if another
-        process runs it (``serve --workers``), else ended or unknown."""
+        process runs it (``serve --workers``), else ended or unknown. ``last_nonce``:
+        the bidder's last accepted nonce known here when the message came."""
         assert self.peers is not None
         owner = self.peers.owner_of(auction_id)
         if owner is None and auction_id not in self.closed:
@@ -226,7 +228,7 @@ class BidPath:
                     owner = stored
         if owner is not None:
             return await self.peers.forward(
-                owner, kind, state.bidder_id, body, auction_id, transport
+                owner, kind, state.bidder_id, body, auction_id, transport, last_nonce
             )
         return await self._not_live(kind, auction_id, state.bidder_id, payload)
 
@@ -294,8 +296,10 @@ class BidPath:
         live = self.live.get(auction_id)
         if live is None:
             if self.peers is not None and not forwarded:
+                # The bidder's last nonce as of now, in the order its messages came.
+                last = self.nonces.last(state.bidder_id)
                 return asyncio.ensure_future(
-                    self._elsewhere(kind, state, body, auction_id, transport, payload)
+                    self._elsewhere(kind, state, body, auction_id, transport, payload, last)
                 )
             return asyncio.ensure_future(self._not_live(kind, auction_id, state.bidder_id, payload))
         received = self.clock.now()

@@ -5,7 +5,18 @@ process that opened it (its owner); pushes fan out to every process's bidders; a
 commit or reveal reaching another process is forwarded to the owner, and the bidder is
 acknowledged with the owner's verdict once the owner has made it durable.
 :class:`HousePeers` is the house's side of that: what it publishes when its own
-auctions open, reveal and end, and what it does when another process speaks.
+auctions open, take a commit, reveal and end, and what it does when another process
+speaks or stops.
+
+Nonces: the process a bidder is connected to sees its messages in the order sent, so
+it carries the nonce rule. A forwarded commit takes along the last nonce this process
+knows the bidder used (the owner raises its own to it before judging), and an accepted
+forwarded commit raises this process's; the owners also publish the accepted nonces at
+each reveal window. Publishing each nonce as it is accepted would not do: a commit
+forwarded to one owner can arrive after a later commit of the same bidder taken by
+another, and would be refused although sent in order. What is left open: a bidder
+reusing a nonce within a forward's round trip (about a millisecond), or over two
+connections to two processes (see docs/service.md, "Several processes").
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...engine import AuctionResult, SealedBid
-from ..notify import ForwardedVerdict, PeerLink
+from ..notify import OWNER_GONE_DETAIL, ForwardedVerdict, PeerLink
 from ..penalties import PenaltyState
 from ..schemas import CommitBody, RevealBody
 from ..store import AuctionRecord, PenaltyUpdate, Store, compact_json
@@ -37,9 +48,11 @@ class HousePeers:
 
     def __init__(self, house: AuctionHouse, database_url: str) -> None:
         self.house = house
-        self.link = PeerLink(database_url, self._heard)
+        self.link = PeerLink(database_url, self._heard, self._gone)
         #: Other processes' running auctions: id -> (owner, ``auction_opened`` text).
         self.remote: dict[str, tuple[int, str]] = {}
+        #: Owners found stopped: messages for their auctions are answered at once.
+        self.gone: set[int] = set()
         #: Waiters for the end of another process's auction (idempotent retries).
         self._ends: dict[str, asyncio.Future[None]] = {}
 
@@ -65,6 +78,11 @@ class HousePeers:
 
     def opened(self, auction_id: str, announcement: str) -> None:
         self.link.publish("opened", {"a": auction_id, "t": announcement})
+
+    def recovered(self, statuses: Mapping[str, str]) -> None:
+        """Auctions of a stopped process that this one ended (status by id)."""
+        if statuses:
+            self.link.publish_chunked("recovered", {}, "e", dict(statuses))
 
     def reveal_open(self, auction_id: str, text: str, commitments: Mapping[str, SealedBid]) -> None:
         # The accepted commits' nonces travel along: every process keeps the nonce rule.
@@ -119,21 +137,30 @@ class HousePeers:
         body: CommitBody | RevealBody,
         auction_id: str,
         transport: str,
+        last_nonce: int | None = None,
     ) -> Verdict:
-        """Have ``owner`` take the message; its verdict once it is durable there."""
-        answer = await self.link.forward(
-            owner,
-            {
-                "kind": kind,
-                "b": bidder_id,
-                "a": auction_id,
-                "tr": transport,
-                # The HTTP body's fields (a WebSocket message adds type, ref, auction_id).
-                "body": body.model_dump(mode="json", include=set(_model(kind).model_fields)),
-            },
-        )
+        """Have ``owner`` take the message; its verdict once it is durable there.
+        ``last_nonce``: the bidder's last accepted nonce known here when it came (the
+        owner raises its own to it, so that the nonce rule follows the bidder's order)."""
+        if owner in self.gone:
+            self.house.metrics.count_rejection("store_unavailable")
+            return Verdict(kind, auction_id, False, "store_unavailable", OWNER_GONE_DETAIL)
+        request: dict[str, Any] = {
+            "kind": kind,
+            "b": bidder_id,
+            "a": auction_id,
+            "tr": transport,
+            # The HTTP body's fields (a WebSocket message adds type, ref, auction_id).
+            "body": body.model_dump(mode="json", include=set(_model(kind).model_fields)),
+        }
+        nonces = self.house.nonces
+        if isinstance(body, CommitBody):
+            request["ln"] = last_nonce
+        answer = await self.link.forward(owner, request)
         if answer.reason is not None:
             self.house.metrics.count_rejection(answer.reason)
+        elif isinstance(body, CommitBody) and answer.accepted:
+            nonces.restore(bidder_id, body.nonce)
         return Verdict(kind, auction_id, answer.accepted, answer.reason, answer.detail)
 
     async def wait_for_end(self, auction_id: str, timeout_s: float, store: Store) -> None:
@@ -164,6 +191,8 @@ class HousePeers:
             text = message["t"]
             self.remote[message["a"]] = (message["w"], text)
             identities.broadcast(text, text_frame(text))
+        elif kind == "recovered":
+            self._ended(message["e"])
         elif kind == "reveal_open":
             nonces: dict[str, int] = message["n"]
             for bidder_id, nonce in nonces.items():
@@ -179,16 +208,32 @@ class HousePeers:
         else:
             _log.warning("unknown notification %r from process %s", kind, message.get("w"))
 
+    def _ended(self, statuses: Mapping[str, str]) -> None:
+        """Another process's auctions have ended (status by id)."""
+        ended = self.house.closed
+        for auction_id, status in statuses.items():
+            self.remote.pop(auction_id, None)
+            ended[auction_id] = status
+            if len(ended) > CLOSED_REMEMBERED:
+                ended.popitem(last=False)
+            end = self._ends.pop(auction_id, None)
+            if end is not None and not end.done():
+                end.set_result(None)
+
+    def _gone(self, owner: int) -> None:
+        """``owner``'s process has stopped: forget its auctions, end them from the store."""
+        if owner in self.gone:
+            return
+        _log.warning("process %x has stopped: ending its open auctions", owner)
+        self.gone.add(owner)
+        for auction_id, (running, _text) in list(self.remote.items()):
+            if running == owner:
+                del self.remote[auction_id]
+        self.house._spawn(self.house.recover_stopped())
+
     def _closed(self, message: dict[str, Any]) -> None:
         auction_id = message["a"]
-        self.remote.pop(auction_id, None)
-        ended = self.house.closed
-        ended[auction_id] = message["s"]
-        if len(ended) > CLOSED_REMEMBERED:
-            ended.popitem(last=False)
-        end = self._ends.pop(auction_id, None)
-        if end is not None and not end.done():
-            end.set_result(None)
+        self._ended({auction_id: message["s"]})
         fills: dict[str, list[float]] = message["f"]
         unrevealed = set(message["u"])
         for bidder_id in message["c"]:
@@ -230,6 +275,9 @@ class HousePeers:
                 verdict = ForwardedVerdict(False, "bad_signature", "unknown bidder")
             else:
                 body = _model(kind).model_validate(request["body"])
+                last = request.get("ln")
+                if isinstance(last, int) and not isinstance(last, bool) and last >= 0:
+                    house.nonces.restore(state.bidder_id, last)
                 transport = "http" if request["tr"] == "http" else "ws"
                 taken = await house.take_forwarded(kind, state, body, auction_id, transport)
                 verdict = ForwardedVerdict(taken.accepted, taken.reason, taken.detail)

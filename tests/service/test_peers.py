@@ -1,0 +1,121 @@
+"""Two auction houses on one PostgreSQL schema, in-process (what ``serve --workers 2``
+runs in two processes): the nonce rule across them, and a process that stops."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from phantom_auction.config import load_config
+from phantom_auction.engine import make_bid
+from phantom_auction.service.auth import (
+    commit_signing_bytes,
+    generate_keypair,
+    load_private_key,
+    sign,
+)
+from phantom_auction.service.house import AuctionHouse
+from phantom_auction.service.house.peers import HousePeers
+from phantom_auction.service.notify import OWNER_GONE_DETAIL
+from phantom_auction.service.schemas import CommitBody, OpenAuctionBody
+from phantom_auction.service.store import ClientRecord
+
+from .conftest import make_pg_store
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+CONFIG = load_config(env={"AUCTION_SERVICE_FINISH_EARLY": "false"})
+ORDER = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
+    """Wait for ``condition`` (a notification's effect): fails with ``what`` if it never holds."""
+    end = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > end:
+            pytest.fail(f"never happened: {what}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def houses(pg_schema: tuple[str, str]) -> AsyncIterator[tuple[Any, ...]]:
+    """Two started houses with peers, a client and a bidder ``mm`` (its private key)."""
+    url, schema = pg_schema
+    made: list[AuctionHouse] = []
+    for _ in range(2):
+        house = AuctionHouse(CONFIG, make_pg_store(url, schema))
+        house.peers = HousePeers(house, f"{url}?search_path={schema}")
+        await house.start()
+        made.append(house)
+    client = await made[0].store.add_client("settlement", "c" * 64)
+    private, public = generate_keypair()
+    await made[0].store.add_bidder("mm", bytes.fromhex(public))
+    try:
+        yield made[0], made[1], client, private
+    finally:
+        for house in made:
+            await house.close()
+
+
+def _commit(auction_id: str, private: str, nonce: int) -> CommitBody:
+    bid = make_bid(auction_id, "mm", (1, 2), 2001.0, 3.0, 0.0, nonce)
+    commitment = bid.commitment_hash.hex()
+    signature = sign(
+        load_private_key(private), commit_signing_bytes(auction_id, "mm", commitment, nonce)
+    )
+    return CommitBody(token_pair=[1, 2], commitment=commitment, nonce=nonce, signature=signature)
+
+
+async def _open(house: AuctionHouse, client: ClientRecord, **fields: Any) -> str:
+    handle = await house.open_auction(client, OpenAuctionBody(**ORDER, **fields))
+    assert handle.stored is not None
+    await handle.stored
+    return handle.record.auction_id
+
+
+async def test_the_nonce_rule_holds_across_processes_in_the_order_sent(houses: Any) -> None:
+    here, owner, client, private = houses  # the bidder is connected to `here`
+    local = await _open(here, client, duration_ms=60_000)
+    remote, later, last = [await _open(owner, client, duration_ms=60_000) for _ in range(3)]
+    await _until(lambda: last in here.peers.remote, "the openings were heard")
+    state = await here.bidder_state("mm")
+    # Sent in order, 5 (forwarded to the owner) then 6 (taken here at once): both are
+    # fresh, though 6 is accepted before 5 reaches its owner.
+    forwarded = here.commit(state, _commit(remote, private, 5), remote, "ws")
+    taken = here.commit(state, _commit(local, private, 6), local, "ws")
+    verdicts = await asyncio.gather(forwarded, taken)
+    assert all(v.accepted for v in verdicts), verdicts
+    # Nonce 6 is used: refused by the other process too (48 s before any reveal window
+    # could have published it), and 7 taken there raises the nonce here.
+    reused = await here.commit(state, _commit(later, private, 6), later, "ws")
+    assert not reused.accepted and reused.reason == "replayed_nonce", reused
+    fresh = await here.commit(state, _commit(last, private, 7), last, "ws")
+    assert fresh.accepted, fresh
+    assert here.nonces.last("mm") == 7 and owner.nonces.last("mm") == 7
+
+
+async def test_a_stopped_owner_is_found_and_its_auction_ended(houses: Any) -> None:
+    first, second, client, private = houses
+    auction_id = await _open(first, client, duration_ms=60_000)
+    await _until(lambda: auction_id in second.peers.remote, "the other process heard the opening")
+    # The owner stops without a word: its connections (and its liveness lock) go.
+    link = first.peers.link
+    link._closed = True
+    for connection in (link._listener, link._publisher):
+        connection.terminate()
+    state = await second.bidder_state("mm")
+    verdict = await second.commit(state, _commit(auction_id, private, 1), auction_id, "ws")
+    # Answered from the liveness check, not the forward timeout's "did not answer".
+    assert verdict.reason == "store_unavailable" and verdict.detail == OWNER_GONE_DETAIL
+    await _until(lambda: auction_id in second.closed, "the stopped owner's auction ended")
+    assert second.closed[auction_id] == "aborted"
+    record = await second.store.auction(auction_id)
+    assert record is not None and record.status == "aborted"
+    again = await second.commit(state, _commit(auction_id, private, 2), auction_id, "ws")
+    assert again.reason == "auction_closed", again
+    # The stopped house's own shutdown must not write over the recovered result.
+    first.peers = None
+    first.live.clear()
