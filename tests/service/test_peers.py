@@ -17,7 +17,7 @@ from phantom_auction.service.auth import (
     load_private_key,
     sign,
 )
-from phantom_auction.service.house import AuctionHouse
+from phantom_auction.service.house import AuctionHouse, BidderSession
 from phantom_auction.service.house.peers import HousePeers
 from phantom_auction.service.notify import OWNER_GONE_DETAIL
 from phantom_auction.service.schemas import CommitBody, OpenAuctionBody
@@ -119,3 +119,13 @@ async def test_a_stopped_owner_is_found_and_its_auction_ended(houses: Any) -> No
     # The stopped house's own shutdown must not write over the recovered result.
     first.peers = None
     first.live.clear()
+
+
+async def test_a_newer_login_on_another_process_closes_the_older_session(houses: Any) -> None:
+    first, second, _client, _private = houses
+    older, newer = BidderSession("mm"), BidderSession("mm")
+    first.attach(await first.bidder_state("mm"), older)
+    second.attach(await second.bidder_state("mm"), newer)
+    # One session per bidder in the whole server, as in one process (one rate limit).
+    await _until(lambda: older.closed, "the older session was closed")
+    assert not newer.closed

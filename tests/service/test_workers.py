@@ -66,7 +66,7 @@ async def _owners(server: ServerProcess, auction_ids: list[str]) -> set[object]:
 @pytest.mark.slow
 @pytest.mark.postgres
 async def test_bidders_on_either_process_take_part_in_every_auction(workers_factory: Any) -> None:
-    server: ServerProcess = workers_factory()
+    server: ServerProcess = workers_factory({"AUCTION_SERVICE_PUBLIC_METRICS": "true"})
     token = await server.add_client("settlement")
     names = [f"mm-{i}" for i in range(4)]
     keys = {name: await server.add_bidder(name) for name in names}
@@ -114,6 +114,17 @@ async def test_bidders_on_either_process_take_part_in_every_auction(workers_fact
                 assert push["revealed"] is True and push["filled"] == pytest.approx(fill)
             competition = (await http.get(f"/v1/auctions/{auction_id}/competition")).json()
             assert sorted(c["bidder_id"] for c in competition["commitments"]) == sorted(names)
+    # /metrics counts for both processes, whichever answers (each scrape a new connection).
+    sent = 2 * len(names) * len(opened)
+    for _ in range(4):
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            text = (await http.get("/metrics")).text
+        counted = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("phantom_auction_bidder_messages_total{")
+        )
+        assert counted == sent, text
 
 
 @pytest.mark.slow

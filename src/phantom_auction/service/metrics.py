@@ -1,14 +1,25 @@
-"""Prometheus metrics of the live service (one registry per app, so tests can run several)."""
+"""Prometheus metrics of the live service (one registry per app, so tests can run several).
+
+Under ``serve --workers N`` the supervisor gives its workers one directory in
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode): every worker's
+counters and histograms are summed, and its gauges too (``livesum``: live processes
+only), so ``/metrics`` answers for the whole server whichever process takes the scrape.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter as Tally
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["ServiceMetrics"]
+__all__ = ["MULTIPROCESS_ENV", "ServiceMetrics"]
+
+#: The environment variable naming prometheus-client's shared directory (``--workers``).
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Result latency is measured after the end of the reveal window: milliseconds matter.
 _LATENCY_BUCKETS_S = (
@@ -90,11 +101,19 @@ class ServiceMetrics:
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
             registry=r,
         )
+        # Summed over the live worker processes (ignored by a single process).
+        mode: Any = "livesum"
         self.connected_bidders = Gauge(
-            "phantom_auction_connected_bidders", "Bidders logged in over WebSocket", registry=r
+            "phantom_auction_connected_bidders",
+            "Bidders logged in over WebSocket",
+            registry=r,
+            multiprocess_mode=mode,
         )
         self.open_auctions = Gauge(
-            "phantom_auction_open_auctions", "Auctions collecting or revealing", registry=r
+            "phantom_auction_open_auctions",
+            "Auctions collecting or revealing",
+            registry=r,
+            multiprocess_mode=mode,
         )
 
     def _child(self, counter: Counter, *labels: str) -> Counter:
@@ -135,5 +154,12 @@ class ServiceMetrics:
         )
 
     def exposition(self) -> bytes:
-        """The text exposition format of every metric."""
+        """The text exposition format of every metric (of every worker, under ``--workers``)."""
+        folder = os.environ.get(MULTIPROCESS_ENV)
+        if folder:
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged, path=folder)  # type: ignore[no-untyped-call]
+            return generate_latest(merged)
         return generate_latest(self.registry)

@@ -11,6 +11,10 @@ server behind). A worker that dies is started again (the new one ends the dead o
 auctions, as a restarted single server does); one that dies within
 :data:`EARLY_EXIT_S` of its start stops everything (a configuration problem, not a
 crash). SIGTERM or SIGINT stop every worker gracefully.
+
+Metrics: the workers share a directory for prometheus-client's multiprocess mode
+(:mod:`.metrics`), made here (unless ``PROMETHEUS_MULTIPROC_DIR`` is already set) and
+removed at the end; a dead worker's live gauges are dropped from it.
 """
 
 from __future__ import annotations
@@ -19,13 +23,17 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Final
+
+from .metrics import MULTIPROCESS_ENV
 
 __all__ = ["EARLY_EXIT_S", "die_with_parent", "inherited_socket", "supervise", "worker_argv"]
 
@@ -75,11 +83,21 @@ def supervise(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    metrics_folder = os.environ.get(MULTIPROCESS_ENV)
+    own_folder = None
+    if not metrics_folder:
+        metrics_folder = own_folder = tempfile.mkdtemp(prefix="phantom-auction-metrics-")
 
     def start() -> tuple[subprocess.Popen[bytes], float]:
-        env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
+        env = {**os.environ, SUPERVISOR_ENV: str(os.getpid()), MULTIPROCESS_ENV: metrics_folder}
         command = worker_command(fd, bound)
         return subprocess.Popen(command, pass_fds=(fd,), env=env), time.monotonic()
+
+    def forget(pid: int) -> None:
+        from prometheus_client.multiprocess import mark_process_dead
+
+        with contextlib.suppress(OSError):
+            mark_process_dead(pid, metrics_folder)  # type: ignore[no-untyped-call]
 
     running = [start() for _ in range(workers)]
     announce(f"supervisor: {workers} workers on http://{host}:{bound} (pid {os.getpid()})")
@@ -96,6 +114,7 @@ def supervise(
                     stopping, status = True, 1
                     break
                 announce(f"worker {proc.pid} exited ({code}): starting another")
+                forget(proc.pid)
                 running[index] = start()
     finally:
         for proc, _ in running:
@@ -108,6 +127,8 @@ def supervise(
                 proc.kill()
                 proc.wait()
         listener.close()
+        if own_folder is not None:
+            shutil.rmtree(own_folder, ignore_errors=True)
     return status
 
 

@@ -211,8 +211,11 @@ class AuctionHouse(BidPath):
         )
 
     def attach(self, state: BidderState, session: BidderSession) -> None:
-        """See :meth:`Identities.attach`."""
+        """See :meth:`Identities.attach`; under ``serve --workers`` the other processes
+        close the bidder's older session too (one session, one rate limit per bidder)."""
         self.identities.attach(state, session)
+        if self.peers is not None:
+            self.peers.logged_in(state.bidder_id, session.started_ns)
 
     def detach(self, state: BidderState, session: BidderSession) -> None:
         """See :meth:`Identities.detach`."""

@@ -79,6 +79,10 @@ class HousePeers:
     def opened(self, auction_id: str, announcement: str) -> None:
         self.link.publish("opened", {"a": auction_id, "t": announcement})
 
+    def logged_in(self, bidder_id: str, started_ns: int) -> None:
+        """A bidder's WebSocket session started here: older ones elsewhere are closed."""
+        self.link.publish("login", {"b": bidder_id, "t": started_ns})
+
     def recovered(self, statuses: Mapping[str, str]) -> None:
         """Auctions of a stopped process that this one ended (status by id)."""
         if statuses:
@@ -191,6 +195,11 @@ class HousePeers:
             text = message["t"]
             self.remote[message["a"]] = (message["w"], text)
             identities.broadcast(text, text_frame(text))
+        elif kind == "login":
+            state = house.bidders.get(message["b"])
+            session = None if state is None else state.session
+            if session is not None and session.started_ns < message["t"]:
+                session.close()  # a newer login elsewhere replaces it, as one here would
         elif kind == "recovered":
             self._ended(message["e"])
         elif kind == "reveal_open":

@@ -9,6 +9,7 @@ from that bidder?"; registrations are read again from the store after
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -101,10 +102,12 @@ class BidderSession:
     offers ``push`` (:class:`~..ws_fastpath.DirectWebSocketProtocol`), else through
     ``outbox`` to a writer task."""
 
-    __slots__ = ("_push", "bidder_id", "closed", "ended", "outbox")
+    __slots__ = ("_push", "bidder_id", "closed", "ended", "outbox", "started_ns")
 
     def __init__(self, bidder_id: str, push: Callable[[bytes], bool] | None = None) -> None:
         self.bidder_id = bidder_id
+        #: When the login completed (wall clock, ns): the newer of two sessions wins.
+        self.started_ns = time.time_ns()
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self.closed = False
         #: Set once the session is closed (by the house or the connection).
