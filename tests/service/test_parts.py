@@ -7,6 +7,7 @@ import base64
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -152,6 +153,40 @@ async def test_group_commit_keeps_order_and_isolates_a_bad_submission() -> None:
     await group_commit.close()
     events: list[BidEvent] = await store.events("a1")
     assert [e.nonce for e in events] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.anyio
+async def test_group_commit_callbacks_run_once_durable_and_one_bad_record_fails_alone() -> None:
+    store = MemoryStore()
+    client = await store.add_client("c", "a" * 64)
+    group_commit = GroupCommit(store)
+    group_commit.start()
+    written: set[int | None] = set()
+    heard: list[tuple[int, str | None]] = []
+    real_apply = store.apply
+
+    async def apply(records: Any) -> None:
+        await real_apply(records)
+        written.update(getattr(r, "nonce", None) for r in records)
+
+    store.apply = apply  # type: ignore[method-assign]
+
+    def then(nonce: int) -> Any:
+        def durable(error: BaseException | None) -> None:
+            assert error is not None or nonce in written  # called only once it is stored
+            heard.append((nonce, None if error is None else type(error).__name__))
+
+        return durable
+
+    opened = group_commit.submit(auction_record("a1", client.client_id))
+    for n in (1, 2):
+        group_commit.submit_then(commit_event("a1", "mm-1", n), then(n))
+    group_commit.submit_then(commit_event("missing", "mm-1", 99), then(99))
+    group_commit.submit_then(commit_event("a1", "mm-1", 3), then(3))
+    await opened
+    await group_commit.close()
+    assert heard == [(1, None), (2, None), (99, "StoreConflict"), (3, None)]
+    assert [e.nonce for e in await store.events("a1")] == [1, 2, 3]
 
 
 def test_commands_register_clients_and_bidders(tmp_path: Path) -> None:

@@ -211,23 +211,13 @@ class BidderSocket:
                 compact_json({"type": "status", "ref": message.ref, **self.house.status(state)})
             )
             return
-        answer: asyncio.Future[Verdict]
-        if isinstance(message, WsCommit):
-            answer = self.house.commit(state, message, message.auction_id, "ws")
-        else:
-            assert isinstance(message, WsReveal)
-            answer = self.house.reveal(state, message, message.auction_id, "ws")
-        ref, kind, auction_id = message.ref, message.type, message.auction_id
+        ref, kind = message.ref, message.type
 
-        def acknowledge(done: asyncio.Future[Verdict]) -> None:
-            if done.cancelled() or done.exception() is not None:
-                _log.error("%s from %s failed: %r", kind, state.bidder_id, done)
-                verdict = Verdict(kind, auction_id, False, "store_unavailable", "internal error")
-            else:
-                verdict = done.result()
+        def acknowledge(verdict: Verdict) -> None:
             session.send(compact_json(ack_document(verdict, ref)))
 
-        answer.add_done_callback(acknowledge)
+        assert isinstance(message, WsCommit | WsReveal), kind
+        self.house.take(state, message, message.auction_id, "ws", acknowledge)
 
 
 def _salvage(text: str) -> tuple[str | int | None, str]:

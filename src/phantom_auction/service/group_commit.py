@@ -9,20 +9,31 @@ yet the cost of an fsync is shared by everyone who arrived during the previous o
 Records are written in submission order, so the store's event ids follow the order in
 which the engine saw the messages (what a restart replays). A batch that fails is
 retried one submission at a time, so one bad record fails only its own submitter.
+
+Acks are batched too: :meth:`GroupCommit.submit_then` takes a callback instead of
+returning a future, and the writer calls every callback of a transaction in the same
+event-loop turn, right after the commit (a bidder message costs no future and no
+callback hop; its ack frame leaves with the others of that turn).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .metrics import ServiceMetrics
 from .store import Store, Write
 
-__all__ = ["GroupCommit", "GroupCommitClosed"]
+__all__ = ["Durable", "GroupCommit", "GroupCommitClosed"]
+
+_log = logging.getLogger(__name__)
+
+#: Called once a submission is durable (``None``) or has failed (the error).
+Durable = Callable[[BaseException | None], None]
 
 
 class GroupCommitClosed(RuntimeError):
@@ -32,7 +43,7 @@ class GroupCommitClosed(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class _Submission:
     records: Sequence[Write]
-    done: asyncio.Future[None]
+    done: asyncio.Future[None] | Durable
 
 
 class GroupCommit:
@@ -60,6 +71,13 @@ class GroupCommit:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Submission(records, done))
         return done
+
+    def submit_then(self, record: Write, then: Durable) -> None:
+        """Queue ``record``; ``then(None)`` once it is durable, ``then(error)`` if it
+        failed, called by the writer in the transaction's own loop turn."""
+        if self._closed:
+            raise GroupCommitClosed("the group commit is closed")
+        self._queue.put_nowait(_Submission((record,), then))
 
     async def write(self, *records: Write) -> None:
         """Write ``records`` and wait until they are durable (shielded from cancellation)."""
@@ -117,7 +135,13 @@ class GroupCommit:
             _settle(item.done, None)
 
 
-def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(done: asyncio.Future[None] | Durable, error: BaseException | None) -> None:
+    if not isinstance(done, asyncio.Future):
+        try:
+            done(error)
+        except Exception:  # one submitter's bug must not cost the others their acks
+            _log.exception("a group-commit callback failed")
+        return
     with contextlib.suppress(asyncio.InvalidStateError):
         if error is None:
             done.set_result(None)

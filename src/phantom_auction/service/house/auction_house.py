@@ -471,9 +471,8 @@ class AuctionHouse(BidPath):
             timer.cancel()
         auction = live.auction
         triggered = self.clock.now().timestamp()
-        while live.pending:
-            # A message whose write fails is withdrawn: settle that before clearing.
-            await asyncio.wait(list(live.pending))
+        # A message whose write fails is withdrawn: settle that before clearing.
+        await live.wait_settled()
         live.cleared = True
         if live.store_failed and abort_reason is None:
             abort_reason = "the auction could not be stored"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,10 @@ from .sessions import BidderState, Identities
 if TYPE_CHECKING:
     from .peers import HousePeers
 
-__all__ = ["BidPath", "message_payload"]
+__all__ = ["BidPath", "Reply", "message_payload"]
+
+#: Where a message's verdict goes (called once, on the event loop).
+Reply = Callable[["Verdict"], None]
 
 _log = logging.getLogger(__name__)
 
@@ -92,22 +96,23 @@ class BidPath:
             self, live: LiveAuction, now: datetime, abort_reason: str | None = None
         ) -> None: ...
 
-    def _immediate(self, verdict: Verdict) -> asyncio.Future[Verdict]:
-        done: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
-        done.set_result(verdict)
+    def _immediate(self, verdict: Verdict, reply: Reply) -> None:
         if verdict.reason is not None:
             self.metrics.count_rejection(verdict.reason)
-        return done
+        reply(verdict)
 
     def _record(
         self,
         live: LiveAuction,
         event: BidEvent,
         verdict: Verdict,
+        reply: Reply,
         previous_nonce: int | None = None,
-    ) -> asyncio.Future[Verdict]:
-        """GroupCommit ``event`` and answer ``verdict`` once it is durable.
+    ) -> None:
+        """GroupCommit ``event`` and ``reply(verdict)`` once it is durable.
 
+        ``reply`` is called from the group commit's own turn of the event loop, with
+        everyone else's in the same transaction (no future or callback hop per message).
         If the write fails, only this message is lost: an accepted commit or reveal is
         withdrawn from the auction (and a commit's nonce given back, ``previous_nonce``
         being the bidder's last before it), the bidder is told ``store_unavailable`` and
@@ -118,14 +123,10 @@ class BidPath:
         live.events.append(event)
         if verdict.reason is not None:
             self.metrics.count_rejection(verdict.reason)
-        answer: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
 
-        def durable(written: asyncio.Future[None]) -> None:
-            live.pending.discard(written)
-            if answer.done():
-                return
-            error = None if written.cancelled() else written.exception()
-            if written.cancelled() or error is not None:
+        def durable(error: BaseException | None) -> None:
+            live.settled_one()
+            if error is not None:
                 _log.error(
                     "%s from %s in auction %s could not be stored: %r",
                     event.kind,
@@ -143,17 +144,13 @@ class BidPath:
                     payload={**event.payload, "detail": detail},
                 )
                 self.metrics.count_rejection("store_unavailable")
-                answer.set_result(
-                    replace(verdict, accepted=False, reason="store_unavailable", detail=detail)
-                )
+                reply(replace(verdict, accepted=False, reason="store_unavailable", detail=detail))
                 return
             self.metrics.ack_latency.observe(self.clock.monotonic() - received)
-            answer.set_result(verdict)
+            reply(verdict)
 
-        written = self.group_commit.submit(event)
-        live.pending.add(written)
-        written.add_done_callback(durable)
-        return answer
+        live.unsettled += 1
+        self.group_commit.submit_then(event, durable)
 
     def _withdraw(
         self, live: LiveAuction, event: BidEvent, detail: str, previous_nonce: int | None
@@ -236,13 +233,26 @@ class BidPath:
         self, state: BidderState, body: CommitBody, auction_id: str, transport: str
     ) -> asyncio.Future[Verdict]:
         """Check and submit a sealed bid; the future gives the verdict once it is durable."""
-        return self._message("commit", state, body, auction_id, transport)
+        return self._answer("commit", state, body, auction_id, transport)
 
     def reveal(
         self, state: BidderState, body: RevealBody, auction_id: str, transport: str
     ) -> asyncio.Future[Verdict]:
         """Check and submit a reveal; the future gives the verdict once it is durable."""
-        return self._message("reveal", state, body, auction_id, transport)
+        return self._answer("reveal", state, body, auction_id, transport)
+
+    def take(
+        self,
+        state: BidderState,
+        body: CommitBody | RevealBody,
+        auction_id: str,
+        transport: str,
+        reply: Reply,
+    ) -> None:
+        """:meth:`commit` or :meth:`reveal` without a future: ``reply(verdict)`` once it
+        is durable (the WebSocket path: its acks go out in the group commit's turn)."""
+        kind: EventKind = "commit" if isinstance(body, CommitBody) else "reveal"
+        self._message(kind, state, body, auction_id, transport, reply)
 
     def take_forwarded(
         self,
@@ -254,9 +264,9 @@ class BidPath:
     ) -> asyncio.Future[Verdict]:
         """A message another process received for an auction of this one (``serve
         --workers``): counted and rate-limited there, taken here, never sent on."""
-        return self._message(kind, state, body, auction_id, transport, forwarded=True)
+        return self._answer(kind, state, body, auction_id, transport, forwarded=True)
 
-    def _message(
+    def _answer(
         self,
         kind: EventKind,
         state: BidderState,
@@ -266,16 +276,47 @@ class BidPath:
         *,
         forwarded: bool = False,
     ) -> asyncio.Future[Verdict]:
+        answer: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+        self._message(kind, state, body, auction_id, transport, answer.set_result, forwarded)
+        return answer
+
+    def _message(
+        self,
+        kind: EventKind,
+        state: BidderState,
+        body: CommitBody | RevealBody,
+        auction_id: str,
+        transport: str,
+        reply: Reply,
+        forwarded: bool = False,
+    ) -> None:
         """One path for commits and reveals: rate limit, identity, signature and block
-        (commits), the engine's verdict, the group commit; see the module docstring."""
+        (commits), the engine's verdict, the group commit; see the module docstring.
+        ``reply`` is called once, with the verdict."""
         if self._closing:
-            return self._immediate(
-                Verdict(kind, auction_id, False, "shutting_down", "the service is stopping")
-            )
+            verdict = Verdict(kind, auction_id, False, "shutting_down", "the service is stopping")
+            self._immediate(verdict, reply)
+            return
         try:
-            return self._take(kind, state, body, auction_id, transport, forwarded)
+            self._take(kind, state, body, auction_id, transport, reply, forwarded)
         except PhantomAuctionError as exc:  # a value the engine refuses to even represent
-            return self._immediate(Verdict(kind, auction_id, False, "malformed", str(exc)))
+            self._immediate(Verdict(kind, auction_id, False, "malformed", str(exc)), reply)
+
+    def _later(
+        self, kind: EventKind, auction_id: str, reply: Reply, coro: Coroutine[Any, Any, Verdict]
+    ) -> None:
+        """``reply`` with what ``coro`` decides (a store read, a forward to another
+        process); a failure there is answered ``store_unavailable``."""
+
+        def settle(task: asyncio.Task[Verdict]) -> None:
+            if task.cancelled() or task.exception() is not None:
+                _log.error("%s for auction %s failed: %r", kind, auction_id, task)
+                self.metrics.count_rejection("store_unavailable")
+                reply(Verdict(kind, auction_id, False, "store_unavailable", "internal error"))
+            else:
+                reply(task.result())
+
+        asyncio.ensure_future(coro).add_done_callback(settle)
 
     def _take(
         self,
@@ -284,24 +325,29 @@ class BidPath:
         body: CommitBody | RevealBody,
         auction_id: str,
         transport: str,
+        reply: Reply,
         forwarded: bool = False,
-    ) -> asyncio.Future[Verdict]:
+    ) -> None:
         if not forwarded:
             self.metrics.count_message(kind, transport)
             if not state.bucket.allow(self.clock.monotonic()):
                 rate = self.config.resources.max_messages_per_second
                 limit = f"more than resources.max_messages_per_second={rate:g} messages per second"
-                return self._immediate(Verdict(kind, auction_id, False, "rate_limited", limit))
+                self._immediate(Verdict(kind, auction_id, False, "rate_limited", limit), reply)
+                return
         payload = message_payload(body, transport)
         live = self.live.get(auction_id)
         if live is None:
             if self.peers is not None and not forwarded:
                 # The bidder's last nonce as of now, in the order its messages came.
                 last = self.nonces.last(state.bidder_id)
-                return asyncio.ensure_future(
-                    self._elsewhere(kind, state, body, auction_id, transport, payload, last)
-                )
-            return asyncio.ensure_future(self._not_live(kind, auction_id, state.bidder_id, payload))
+                elsewhere = self._elsewhere(kind, state, body, auction_id, transport, payload, last)
+                self._later(kind, auction_id, reply, elsewhere)
+                return
+            self._later(
+                kind, auction_id, reply, self._not_live(kind, auction_id, state.bidder_id, payload)
+            )
+            return
         received = self.clock.now()
         received_us = to_us(received)
         refusal = self._refusal(state, body, auction_id, received_us)
@@ -317,7 +363,8 @@ class BidPath:
                 {**payload, "detail": why},
                 received_us,
             )
-            return self._record(live, event, Verdict(kind, auction_id, False, code, why))
+            self._record(live, event, Verdict(kind, auction_id, False, code, why), reply)
+            return
         auction = live.auction
         pair = (body.token_pair[0], body.token_pair[1])
         previous_nonce = None
@@ -353,9 +400,8 @@ class BidPath:
         event = BidEvent(
             auction_id, state.bidder_id, kind, accepted, reason, body.nonce, payload, received_us
         )
-        answer = self._record(
-            live, event, Verdict(kind, auction_id, accepted, reason, detail), previous_nonce
-        )
+        verdict = Verdict(kind, auction_id, accepted, reason, detail)
+        self._record(live, event, verdict, reply, previous_nonce)
         if (
             bid is not None
             and accepted
@@ -366,7 +412,6 @@ class BidPath:
         ):
             # Every commitment is revealed: nothing can change the result any more.
             self._spawn(self._finish(live, received))
-        return answer
 
     def _refusal(
         self, state: BidderState, body: CommitBody | RevealBody, auction_id: str, now_us: int

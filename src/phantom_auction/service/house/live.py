@@ -36,13 +36,29 @@ class LiveAuction:
     finishing: bool = False
     store_failed: bool = False
     #: Bid events submitted and not yet durable (the result waits for them).
-    pending: set[asyncio.Future[None]] = field(default_factory=set)
+    unsettled: int = 0
+    #: Resolved when ``unsettled`` drops to 0 (made by whoever waits for that).
+    all_settled: asyncio.Future[None] | None = None
     #: Set once the result is computed: nothing can be withdrawn any more.
     cleared: bool = False
     #: When the reveal_open push went out (unix us): bidders could reveal from then on.
     reveal_open_us: int | None = None
     #: Its admission token (engine/admission.py) when it was opened with a deadline.
     admission: int = -1
+
+    def settled_one(self) -> None:
+        """One submitted bid event is durable (or failed)."""
+        self.unsettled -= 1
+        waiter = self.all_settled
+        if self.unsettled == 0 and waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait_settled(self) -> None:
+        """Until every submitted bid event is durable (or failed)."""
+        while self.unsettled:
+            if self.all_settled is None or self.all_settled.done():
+                self.all_settled = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self.all_settled)
 
 
 @dataclass(frozen=True, slots=True)
