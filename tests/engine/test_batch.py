@@ -152,9 +152,7 @@ def test_bad_calls_are_clear_errors() -> None:
     with pytest.raises(InvalidBidParameters, match="arrivals_us"):
         auction.commit_reveal_finalize(["a"], [100.2], [1.0], [0.0], [0.5], nonce=1, salt=SALT)  # type: ignore[list-item]
     with pytest.raises(InvalidBidParameters, match="improved_price"):
-        auction.commit_reveal_finalize(
-            ["a"], [float("nan")], [1.0], [0.0], [0], nonce=1, salt=SALT
-        )
+        auction.commit_reveal_finalize(["a"], [float("nan")], [1.0], [0.0], [0], nonce=1, salt=SALT)
     auction = open_auction(cfg)
     auction.commit(make_bid(auction.auction_id, "x", PAIR, 100.2, 1.0, 0.0, 1), T0)
     with pytest.raises(AuctionPhaseError):

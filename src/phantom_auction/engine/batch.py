@@ -42,9 +42,9 @@ class RevealedRow(NamedTuple):
 
 class BatchBids:
     """The bids of one :meth:`Auction.commit_reveal_finalize` call as columns, all
-    accepted: bid ``i`` committed at ``commit_us[i]`` microseconds after ``opened_at``
-    (the auction's clock then: arrivals never move it back) and revealed at ``revealed_at``. Records and events are
-    made on demand, each once."""
+    accepted: bid ``i`` arrived ``arrivals_us[i]`` microseconds after ``opened_at``, was
+    committed at ``commit_us[i]`` (the auction's clock then, which never runs back) and
+    revealed at ``revealed_at``. Records and events are made on demand, each once."""
 
     __slots__ = (
         "_bids",
