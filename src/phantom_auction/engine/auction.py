@@ -28,7 +28,7 @@ import math
 import os
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final
@@ -43,6 +43,7 @@ from ..errors import (
 from ..mechanisms.rules import (
     AuctionRules,
     RejectReason,
+    RevealLimits,
     improvement_bps,
     reveal_verdict,
     to_us,
@@ -67,6 +68,7 @@ from .nonces import NonceRegistry
 from .phantoms import (
     PHANTOM_SEED_SIZE,
     PhantomBid,
+    PhantomBids,
     PhantomColumns,
     PhantomModel,
     _sampler,
@@ -134,11 +136,34 @@ class _Rules:
     book: AuctionRules
     phantom_model: PhantomModel
     phantom_sampler: _SeedSampler
+    #: (ms to the deadline, reserve ms, amount) -> (collection, whole run, reveal limits):
+    #: a driver opens its auctions with the same few of these, and working them out
+    #: (two window lengths, two timedeltas, the limits) is a tenth of an opening.
+    openings: dict[tuple[float, float, float], tuple[timedelta, timedelta, RevealLimits]] = field(
+        default_factory=dict, compare=False
+    )
 
     @classmethod
     def from_config(cls, config: AuctionConfig) -> _Rules:
         model = PhantomModel.from_config(config)
         return cls(AuctionRules.from_config(config), model, _sampler(model))
+
+    def opening(
+        self, available_ms: float, reserve_ms: float, amount: float
+    ) -> tuple[timedelta, timedelta, RevealLimits]:
+        """The windows (from the open) and reveal limits of an auction (see ``Auction``)."""
+        key = (available_ms, reserve_ms, amount)
+        hit = self.openings.get(key)
+        if hit is None:
+            commit_ms, run_ms = self.book.windows_ms(available_ms, reserve_ms)
+            if len(self.openings) >= 256:
+                self.openings.clear()
+            hit = self.openings[key] = (
+                timedelta(microseconds=to_us(commit_ms)),
+                timedelta(microseconds=to_us(run_ms)),
+                self.book.limits(amount),
+            )
+        return hit
 
 
 _RULES: dict[int, tuple[AuctionConfig, _Rules]] = {}
@@ -287,11 +312,13 @@ class Auction:
         available_ms = (deadline - now) / _MS
         if available_ms < book.min_window_ms:
             raise AuctionTimeout(available_ms, book.min_window_ms)
-        commit_ms, run_ms = book.windows_ms(available_ms, float(reserve_ms))
+        commit_window, run_window, limits = rules.opening(
+            available_ms, float(reserve_ms), baseline_amount
+        )
 
         self._request = request
         self._pair = request.token_pair
-        self._limits = book.limits(baseline_amount)
+        self._limits = limits
         self._book = book
         self._baseline_price = baseline_price
         self._amount = baseline_amount
@@ -302,8 +329,8 @@ class Auction:
         self._nonces = nonces
         self._opened_at = now
         self._clock = now
-        self._commit_deadline = now + timedelta(microseconds=to_us(commit_ms))
-        self._reveal_deadline = now + timedelta(microseconds=to_us(run_ms))
+        self._commit_deadline = now + commit_window
+        self._reveal_deadline = now + run_window
         self._phase = _COLLECTING
         self._phantom_seed = phantom_seed
         self._phantom_commitment = phantom_commitment(phantom_seed)
@@ -770,8 +797,10 @@ class Auction:
 
     def _revealed(self) -> list[ImprovementBid]:
         """The accepted reveals in commit order (the tie order)."""
-        reveals = self._reveals
-        return [reveals[b] for b in self._commitments if b in reveals]
+        reveals, commitments = self._reveals, self._commitments
+        if len(reveals) == len(commitments):  # every commitment revealed: the usual case
+            return list(map(reveals.__getitem__, commitments))
+        return [reveals[b] for b in commitments if b in reveals]
 
     def _clear(self, at: datetime) -> AuctionResult:
         settled = settle(
@@ -809,7 +838,9 @@ class Auction:
             phantom_seed=self._phantom_seed,
             unrevealed=self.unrevealed if len(reveals) < len(self._commitments) else (),
             phantom_commitment=self._phantom_commitment,
-            phantom_bids=self.phantom_bids,
+            phantom_bids=(
+                PhantomBids(self._phantom_columns) if self._phantoms is None else self._phantoms
+            ),
             ranking=ranking,
             baseline_price=baseline,
             token_pair=self._pair,
