@@ -3,16 +3,17 @@
 Bidders who play the same built-in strategy in the same state bid together: one call of
 the strategy's batch form (:meth:`~.strategies.base.BidderStrategy.generate_batch`)
 whose rows are those bidders instead of auctions, row ``j`` drawn from bidder ``j``'s
-own stream (:class:`BidderStreams`). A built-in strategy takes one fixed-size block of
-uniforms per auction in either form, so each bidder's stream, and so its bids, are the
-ones its scalar form would have made (up to the rounding of a value sent as a price and
-read back). Every other bidder (a custom strategy, a learner in a learning run) is
-called one by one in the scalar form. The bids come back padded into arrays, one row
-per bidder.
+own stream (:class:`BidderStreams`, drawn a few auctions ahead). A built-in strategy
+takes one fixed-size block of uniforms per auction in either form, so each bidder's
+stream, and so its bids, are the ones its scalar form would have made (up to the
+rounding of a value sent as a price and read back). Every other bidder (a custom
+strategy, a learner in a learning run) is called one by one in the scalar form. The
+bids come back padded into arrays, one row per bidder.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from typing import Any, NamedTuple
 
@@ -20,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..mechanisms.rules import improvement_bps, price_of
-from .environment import AuctionEnvironment
+from .environment import AuctionEnvironment, Streams, UniformsAhead
 from .strategies.base import Bid, BidBatch, call_generate_bids
 from .strategies.registry import STRATEGIES
 
@@ -35,28 +36,28 @@ _BUILT_IN: frozenset[type] = frozenset(STRATEGIES.values())
 
 
 class BidderStreams:
-    """A stand-in for one ``Generator`` handed to a batch form whose rows are bidders:
-    row ``j`` of every draw comes from ``rngs[j]``, the bidder's own stream."""
+    """A stand-in for one ``Generator`` handed to a batch form whose rows are the bidders
+    of ``group``: row ``j`` of every draw is the next block of bidder ``group[j]``'s own
+    stream (drawn ahead by :class:`~.environment.UniformsAhead`)."""
 
-    __slots__ = ("_rngs",)
+    __slots__ = ("_ahead", "_group", "_rngs")
 
-    def __init__(self, rngs: Sequence[np.random.Generator]) -> None:
+    def __init__(
+        self, ahead: UniformsAhead, rngs: Sequence[np.random.Generator], group: tuple[int, ...]
+    ) -> None:
+        self._ahead = ahead
         self._rngs = rngs
+        self._group = group
 
     def random(self, size: int | tuple[int, ...] | None = None) -> Any:
         """Uniforms on [0, 1) of shape ``size``, its first axis one row per bidder."""
         shape = (size,) if isinstance(size, int) else tuple(size or ())
-        rngs = self._rngs
-        if not shape or shape[0] != len(rngs):
-            raise ValueError(f"a draw of shape {shape} for {len(rngs)} bidders (one row each)")
-        out = np.empty(shape)
-        if len(shape) == 1:
-            for j, rng in enumerate(rngs):
-                out[j] = rng.random()
-        else:
-            for j, rng in enumerate(rngs):
-                rng.random(out=out[j])
-        return out
+        if not shape or shape[0] != len(self._group):
+            raise ValueError(
+                f"a draw of shape {shape} for {len(self._group)} bidders (one row each)"
+            )
+        block = math.prod(shape[1:])
+        return self._ahead.take(self._rngs, self._group, block).reshape(shape)
 
 
 class _Groups(NamedTuple):
@@ -124,19 +125,25 @@ class AuctionBids(NamedTuple):
 def auction_bids(
     env: AuctionEnvironment,
     strategies: Sequence[Any],
-    rngs: Sequence[np.random.Generator],
+    streams: Streams,
     values_bps: FloatArray,
 ) -> AuctionBids:
     """Every bid of one auction whose real bidders value the order at ``values_bps``."""
     groups = bidding_groups(env, strategies)
     bp, bq = env.baseline_price, env.baseline_quantity
+    rngs, ahead = streams.bidders, streams.ahead
     batches: list[BidBatch] = []
     for members in groups.together:
-        idx = list(members)
-        batch = strategies[idx[0]].generate_batch(
-            env.view, env.market, bp, bq, values_bps[idx], BidderStreams([rngs[i] for i in idx])
+        batch = strategies[members[0]].generate_batch(
+            env.view,
+            env.market,
+            bp,
+            bq,
+            values_bps[list(members)],
+            BidderStreams(ahead, rngs, members),
         )
         batches.append(batch)
+    ahead.give_back(rngs, groups.alone)  # their streams are called directly
     scalar: list[list[Bid]] = [
         call_generate_bids(
             strategies[i], bp, bq, env.market, rngs[i], price_of(float(values_bps[i]), bp), env.view

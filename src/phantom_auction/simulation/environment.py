@@ -14,7 +14,7 @@ on arrays (the fast path).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +30,13 @@ from .settings import SimulationConfig
 from .strategies.base import AuctionView, learns, strategy_label
 
 __all__ = [
+    "AHEAD_AUCTIONS",
+    "AHEAD_NUMBERS",
     "PATH_POINTS",
     "AuctionEnvironment",
     "ExogenousDraws",
     "Streams",
+    "UniformsAhead",
     "build_environment",
     "check_baseline",
     "child_seed",
@@ -73,14 +76,76 @@ def child_seed(seed_seq: np.random.SeedSequence, k: int) -> np.random.SeedSequen
     )
 
 
+#: Auctions' worth of uniforms a group of bidders draws ahead at most, and the most
+#: numbers one group holds (512 KiB).
+AHEAD_AUCTIONS = 32
+AHEAD_NUMBERS = 1 << 16
+
+
+class UniformsAhead:
+    """Bidders' uniforms drawn ahead, for the object path's batch forms (one row a bidder).
+
+    A built-in strategy takes one block of ``block`` uniforms per auction from its
+    bidder's stream; drawing several auctions' blocks in one call gives the same numbers
+    in the same order (PCG64 fills an array as successive calls would), in fewer calls:
+    one per bidder every few auctions instead of one per bidder and auction. Bidders
+    who bid together share one buffer. What a group has not used is given back (its
+    streams stepped back) before any of its bidders' streams is used otherwise: another
+    block size or group, or a scalar form. So no bidder's numbers depend on this.
+    """
+
+    __slots__ = ("_groups", "_owner")
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[int, ...], list[Any]] = {}  # group -> [block, buffer, next]
+        self._owner: dict[int, tuple[int, ...]] = {}
+
+    def take(
+        self, rngs: Sequence[np.random.Generator], group: tuple[int, ...], block: int
+    ) -> FloatArray:
+        """The next ``block`` uniforms of each bidder of ``group``: ``(len(group), block)``."""
+        entry = self._groups.get(group)
+        if entry is None or entry[0] != block or entry[2] == entry[1].shape[1]:
+            self.give_back(rngs, group)
+            count = max(1, min(AHEAD_AUCTIONS, AHEAD_NUMBERS // max(1, len(group) * block)))
+            buffer = np.empty((len(group), count, block))
+            for j, i in enumerate(group):
+                rngs[i].random(out=buffer[j])
+            entry = self._groups[group] = [block, buffer, 0]
+            self._owner.update(dict.fromkeys(group, group))
+        at = entry[2]
+        entry[2] = at + 1
+        taken: FloatArray = entry[1][:, at, :]
+        return taken
+
+    def give_back(self, rngs: Sequence[np.random.Generator], bidders: Iterable[int]) -> None:
+        """Step back the streams of every group holding one of ``bidders`` by the numbers
+        it drew and did not use (PCG64 steps back exactly)."""
+        owner = self._owner
+        for i in bidders:
+            group = owner.get(i)
+            if group is None:
+                continue
+            block, buffer, used = self._groups.pop(group)
+            unused = (buffer.shape[1] - used) * block
+            for k in group:
+                del owner[k]
+                if unused:
+                    rngs[k].bit_generator.advance(-unused)  # type: ignore[attr-defined]
+
+
 @dataclass(slots=True)
 class Streams:
-    """The generators of one chunk (or of a simulator's ``run_simulation`` calls)."""
+    """The generators of one chunk (or of a simulator's ``run_simulation`` calls), and
+    the bidders' uniforms drawn ahead from them (:class:`UniformsAhead`: a bidder's
+    generator may be ahead of what its bids used; anything other than the object path
+    drawing from it first calls ``ahead.give_back``)."""
 
     root: np.random.SeedSequence
     market: np.random.Generator
     phantom: np.random.Generator
     bidders: list[np.random.Generator] = field(default_factory=list)
+    ahead: UniformsAhead = field(default_factory=UniformsAhead)
 
     @classmethod
     def from_seed(cls, root: np.random.SeedSequence, n_bidders: int) -> Streams:

@@ -250,7 +250,7 @@ def simulate_auction(
     n = len(strategies)
 
     # Every bid, judged by the rule book: arrival before the deadline, then the reveal.
-    bids = auction_bids(env, strategies, streams.bidders, values_bps)
+    bids = auction_bids(env, strategies, streams, values_bps)
     imp, times, fees, present = (
         bids.improvement_bps,
         bids.timestamp_ms,
