@@ -939,6 +939,8 @@ class Auction:
         are made when first read, and clearing reads the columns), else the commands run
         one by one. The auction must have no commitment yet.
         """
+        from itertools import repeat
+
         from .batch import LazyRecords, accepted_batch  # this method's helpers
         from .bids import make_bid
 
@@ -975,11 +977,11 @@ class Auction:
         ids, n, log = batch.bidder_ids, len(batch.bidder_ids), self._log
         self._nonces._last.update(dict.fromkeys(ids, nonce))
         self._commitments = LazyRecords(batch.sealed, ids)
-        log.extend((batch.commit_event, i) for i in range(n))
+        log.extend(zip(repeat(batch.commit_event), range(n)))
         self._advance(batch.committed_at(n - 1), Command.COMMIT)
         self._advance(self._commit_deadline, Command.REVEAL)
         self._reveals = LazyRecords(batch.bid, ids)
-        log.extend((batch.reveal_event, i) for i in range(n))
+        log.extend(zip(repeat(batch.reveal_event), range(n)))
         # finalize()'s own steps, with clearing reading the columns.
         at = self._advance(self._reveal_deadline, Command.FINALIZE)
         self._allow(Command.FINALIZE)

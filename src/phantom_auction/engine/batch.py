@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from itertools import accumulate, count
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -38,6 +39,9 @@ class RevealedRow(NamedTuple):
     improved_price: float
     volume: float
     priority_fee: float
+
+
+_row = partial(tuple.__new__, RevealedRow)  # RevealedRow(*fields), without a frame
 
 
 class BatchBids:
@@ -131,13 +135,8 @@ class BatchBids:
     def rows(self) -> Sequence[ImprovementBid]:
         """Every bid as settlement reads it, in commit order: a :class:`RevealedRow` stands
         in for each revealed bid (settlement reads only its four fields)."""
-        rows = list(
-            map(
-                RevealedRow._make,
-                zip(self.bidder_ids, self.prices, self.volumes, self.fees, strict=True),
-            )
-        )
-        return cast(Sequence[ImprovementBid], rows)
+        columns = zip(self.bidder_ids, self.prices, self.volumes, self.fees, strict=True)
+        return cast(Sequence[ImprovementBid], list(map(_row, columns)))
 
 
 def _floats(column: Sequence[float]) -> list[float] | None:
@@ -180,7 +179,11 @@ def accepted_batch(
             raise InvalidBidParameters("arrivals_us", arrival, "must be whole microseconds")
     commit_deadline, reveal_deadline = deadlines
     ids = list(bidder_ids)
-    commit_us = list(accumulate(arrivals_us, max, initial=(clock - opened_at) // _US))[1:]
+    clock_us = (clock - opened_at) // _US
+    if arrivals_us == sorted(arrivals_us) and (not n or arrivals_us[0] >= clock_us):
+        commit_us = list(arrivals_us)  # in arrival order, after the clock: each its own
+    else:
+        commit_us = list(accumulate(arrivals_us, max, initial=clock_us))[1:]
     if not (
         n
         and len(set(ids)) == n

@@ -22,9 +22,10 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..engine.auction import Auction
 from ..engine.bids import SettlementRequest
@@ -208,19 +209,51 @@ def _vcg_view(
     """The seed's ``vcg_result`` of an engine-cleared VCG auction, on prices (token B):
     one allocation per bid in clearing order (bidders ``ids`` at ``prices``, the first
     ``n_real`` real); a phantom's units are sold at the baseline."""
-    paid = {f.bidder_id: f.price for f in result.fills if f.bidder_id is not None}
-    baseline = result.baseline_price
-    allocations = []
-    for bidder, price, units in zip(ids, prices, alloc, strict=True):
-        payment = units * paid.get(bidder, baseline)
-        allocations.append(_allocation((bidder, units, payment, price * units - payment)))
+    # Each bid's units sold at its fill price (a real winner's) or the baseline.
+    unit_price = np.full(len(ids), result.baseline_price)
+    for fill in result.fills:
+        if fill.bidder_id is not None:
+            unit_price[ids.index(fill.bidder_id)] = fill.price
+    units = np.asarray(alloc, dtype=np.float64)
+    payment = units * unit_price
+    value = np.asarray(prices, dtype=np.float64) * units
+    payments = payment.tolist()
+    allocations = tuple(
+        map(_allocation, zip(ids, alloc, payments, (value - payment).tolist(), strict=True))
+    )
     return VCGResult(
-        allocations=tuple(allocations),
-        social_welfare=math.fsum(p * x for p, x in zip(prices, alloc, strict=True)),
-        total_revenue=math.fsum(a.payment for a in allocations),
+        allocations=allocations,
+        social_welfare=math.fsum(value.tolist()),
+        total_revenue=math.fsum(payments),
         efficiency=1.0,
         phantom_participation_rate=(len(ids) - n_real) / len(ids) if ids else 0.0,
     )
+
+
+class _EnvironmentArrays(NamedTuple):
+    """What every auction of an environment reuses: the convergence path's time grid (ms,
+    read-only) and each bidder's index in ``env.label_groups``."""
+
+    time_grid_ms: NDArray[np.float64]
+    label_of: NDArray[np.intp]
+
+
+_arrays_seen: dict[int, tuple[AuctionEnvironment, _EnvironmentArrays]] = {}
+
+
+def _arrays_of(env: AuctionEnvironment) -> _EnvironmentArrays:
+    seen = _arrays_seen.get(id(env))
+    if seen is not None and seen[0] is env:
+        return seen[1]
+    grid = env.time_grid_ms
+    grid.setflags(write=False)  # shared by every result's trace
+    label_of = np.zeros(env.num_bidders, dtype=np.intp)
+    for k, (_, members) in enumerate(env.label_groups):
+        label_of[list(members)] = k
+    if len(_arrays_seen) >= 16:
+        _arrays_seen.clear()
+    arrays = _arrays_seen[id(env)] = (env, _EnvironmentArrays(grid, label_of))
+    return arrays[1]
 
 
 def _entropy_share(amounts: Sequence[float], bidders: int) -> float:
@@ -348,15 +381,14 @@ def simulate_auction(
                 if winner == WINNER_NONE:
                     winner = real_order[j] if j < n_real else WINNER_PHANTOM
     # What each real winner got (token A) and paid (bps x units), in bidder order.
-    owner_of = dict(zip(ids, real_order, strict=True))
     won: dict[int, tuple[float, float]] = {}
     winning_bid: SimulatedBid | None = None
     for fill in result.fills:
         if fill.bidder_id is not None:
-            owner = owner_of[fill.bidder_id]
-            won[owner] = (fill.volume, fill.volume * improvement_bps(fill.price, bp))
+            j = ids.index(fill.bidder_id)  # a few fills: no table of all bidders
+            won[real_order[j]] = (fill.volume, fill.volume * improvement_bps(fill.price, bp))
             if winning_bid is None:
-                winning_bid = real_bid(ids.index(fill.bidder_id))
+                winning_bid = real_bid(j)
     winners = sorted(won)
     x_won = [won[i][0] for i in winners]
     p_won = [won[i][1] for i in winners]
@@ -374,7 +406,7 @@ def simulate_auction(
     true_price = price_of(premium, bp)
     best_value = max(values) if n else -math.inf
     # Same definitions as the fast path (kernels.py): competitive price = 2nd-highest value.
-    competitive = max(sorted(values)[-2], 0.0) if n >= 2 else 0.0
+    competitive = max(float(np.partition(values_bps, n - 2)[n - 2]), 0.0) if n >= 2 else 0.0
     available = max(best_value, 0.0)
     welfare_bps = sum(values[i] * x for i, x in zip(winners, x_won, strict=True)) / bq
     shading = has & (values_bps > 0.0)
@@ -414,12 +446,16 @@ def simulate_auction(
     x_real[winners] = x_won
     p_real[winners] = p_won
     profit = (values_bps * x_real - p_real) / bq
-    for label, idx in env.label_groups:
-        mine_valued = float(valued[list(idx)].sum())
-        row[f"bid_shading:{label}"] = (
-            float(shaded[list(idx)].sum()) / mine_valued if mine_valued > 0.0 else math.nan
-        )
-        row[f"profit_bps:{label}"] = float(profit[list(idx)].sum())
+    arrays = _arrays_of(env)
+    by_label = [
+        np.bincount(arrays.label_of, weights=w, minlength=len(env.label_groups)).tolist()
+        for w in (shaded, valued, profit)
+    ]
+    for (label, _), mine_shaded, mine_valued, mine_profit in zip(
+        env.label_groups, *by_label, strict=True
+    ):
+        row[f"bid_shading:{label}"] = mine_shaded / mine_valued if mine_valued > 0.0 else math.nan
+        row[f"profit_bps:{label}"] = mine_profit
 
     if env.learning:
         for i, strategy in enumerate(strategies):
@@ -437,14 +473,11 @@ def simulate_auction(
                     observe(feedback)
 
     # Best standing real improvement at each grid time (0 = the baseline before any bid).
-    grid = env.time_grid_ms  # a property that builds the array
-    path = np.zeros(grid.size)
-    if valid.any():
-        arrived_t = times[valid]
-        sequence = np.argsort(arrived_t, kind="stable")
-        running = np.maximum.accumulate(imp[valid][sequence])
-        arrived = np.searchsorted(arrived_t[sequence], grid, side="right")
-        path = np.maximum(np.where(arrived > 0, running[np.maximum(arrived - 1, 0)], 0.0), 0.0)
+    # A bid counts from the first grid time at or after its arrival.
+    grid = arrays.time_grid_ms
+    best_from = np.zeros(grid.size + 1)  # the baseline; the last slot: after the grid
+    np.maximum.at(best_from, np.searchsorted(grid, times[valid]), imp[valid])
+    path = np.maximum.accumulate(best_from[:-1])
     elapsed_ms = (time.perf_counter() - started) * 1e3
     metrics = SimulationMetrics(
         avg_price_improvement=improvement,
