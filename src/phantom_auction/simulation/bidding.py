@@ -108,7 +108,8 @@ def bidding_groups(env: AuctionEnvironment, strategies: Sequence[Any]) -> _Group
 class AuctionBids(NamedTuple):
     """The bids of one auction, one row per bidder (rows as :class:`_Groups` lays them
     out; ``row_of`` maps a bidder to its row), padded to the widest: improvements (bps
-    over the baseline), volumes (token A), arrival times (ms), fees (token units),
+    over the baseline), volumes (token A), arrival times (ms; +inf in the padding),
+    fees (token units),
     ``present`` where a slot holds a bid, and ``price`` (B per A): the one a scalar form
     sent, or :func:`price_of` a batch form's improvement; every improvement here is that
     price's, read back as the engine reads it."""
@@ -157,7 +158,7 @@ def auction_bids(
     n = len(strategies)
     imp = np.zeros((n, width))
     qty = np.zeros((n, width))
-    time = np.zeros((n, width))
+    time = np.full((n, width), np.inf)  # padding after every bid: rows stay in time order
     fee = np.zeros((n, width))
     present = np.zeros((n, width), dtype=bool)
     price = np.zeros((n, width))
@@ -165,15 +166,16 @@ def auction_bids(
     for batch in batches:
         rows, slots = batch.present.shape
         block = slice(row, row + rows)
-        # Sent as a price and read back, as the engine reads it (and a scalar form's bid).
-        sent = price[block, :slots]
-        sent[...] = price_of(batch.improvement_bps, bp)
-        imp[block, :slots] = improvement_bps(sent, bp)
+        imp[block, :slots] = batch.improvement_bps
         qty[block, :slots] = batch.quantity
         time[block, :slots] = batch.timestamp_ms
         fee[block, :slots] = batch.priority_fee
         present[block, :slots] = batch.present
         row += rows
+    # The batch forms' improvements sent as prices and read back, as the engine reads
+    # them (and as a scalar form's bids are).
+    price[:row] = price_of(imp[:row], bp)
+    imp[:row] = improvement_bps(price[:row], bp)
     for bids in scalar:
         for k, bid in enumerate(bids):
             price[row, k] = bid.price

@@ -106,7 +106,7 @@ class PhantomSimulator:
             baseline_quantity,
             self.config,
             self.market,
-            tuple(id(s) for s in self.strategies),
+            tuple(map(id, self.strategies)),
         )
         if self._env is None or self._env_key != key:
             self._env = build_environment(
@@ -303,10 +303,18 @@ def simulate_auction(
 
     # Each bidder's standing bid (the one it commits): its best accepted score, earliest
     # on ties; per bidder, in bidder order.
-    with np.errstate(invalid="ignore"):
-        scores = np.where(valid, score(rules, imp, fee_bps(fees, bq)), -np.inf)
-    best = scores.max(axis=1)
-    pick = np.argmin(np.where(valid & (scores == best[:, None]), times, np.inf), axis=1)
+    if rules.price_weight == 1.0 and rules.fee_weight == 0.0:
+        scores = np.where(valid, imp, -np.inf)  # the score is the improvement, to the bit
+    else:
+        with np.errstate(invalid="ignore"):
+            scores = np.where(valid, score(rules, imp, fee_bps(fees, bq)), -np.inf)
+    if bool((times[:, 1:] >= times[:, :-1]).all()):
+        # Slots in time order (as strategies send them; padding last): the first best
+        # is the earliest.
+        pick = np.argmax(scores, axis=1)
+    else:
+        best = scores.max(axis=1)
+        pick = np.argmin(np.where(valid & (scores == best[:, None]), times, np.inf), axis=1)
     row_of = bids.row_of
     slot = pick[row_of]
     has = np.asarray(valid.any(axis=1))[row_of]
