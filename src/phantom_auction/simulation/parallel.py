@@ -20,6 +20,7 @@ often. The chunks and their seeds are the same with or without progress.
 from __future__ import annotations
 
 import copy
+import ctypes
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
@@ -274,6 +275,36 @@ def _share_done(counter: Any) -> None:
     _WORKER_DONE = counter
 
 
+#: glibc's mallopt parameters (malloc.h) and the values a worker process sets.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_BYTES = 32 * 1024**2  # glibc's largest allowed (64-bit)
+_TRIM_THRESHOLD_BYTES = 1024**3
+
+
+def _reuse_freed_memory() -> None:
+    """Make this (worker) process keep freed memory for reuse (glibc; elsewhere nothing).
+
+    A chunk's arrays are megabytes each: by default glibc maps each afresh and unmaps it
+    when freed, so every chunk pays a page fault per 4 KiB it touches (a quarter of the
+    fast path's time, in the kernel). Arrays up to 32 MiB then come from the heap, and
+    the heap is not trimmed below 1 GiB of free space: the next chunk reuses the pages.
+    Only worker processes the run starts, never the caller's process.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+    mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
+
+
+def _start_worker(counter: Any) -> None:
+    """A pool worker's initializer: the shared count of done auctions, and malloc tuned."""
+    _share_done(counter)
+    _reuse_freed_memory()
+
+
 def _add_done(n: int) -> None:
     with _WORKER_DONE.get_lock():
         _WORKER_DONE.value += n
@@ -470,7 +501,7 @@ def _run_pool(
     in_flight = 2 * n_workers
     with ProcessPoolExecutor(
         max_workers=min(n_workers, len(tasks)),
-        initializer=_share_done,
+        initializer=_start_worker,
         initargs=(counter,),
     ) as pool:
         pending: dict[Future[ChunkColumns | StreamingSummary], int] = {}
