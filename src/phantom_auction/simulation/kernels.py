@@ -471,12 +471,15 @@ def simulate_chunk_arrays(
     path_rows: int = 0,
     draws: ExogenousDraws | None = None,
     on_rows: Callable[[int], None] | None = None,
+    out: ChunkColumns | None = None,
 ) -> tuple[ChunkColumns, PathSample | None]:
     """Simulate ``n_auctions`` auctions on arrays; learners' state advances in place.
 
     ``path_rows > 0`` also returns the convergence paths of the first ``path_rows``
     auctions. ``draws`` replaces the market and phantom draws (tests feed chosen ones).
-    ``on_rows(n)`` is told each block's ``n`` auctions as it ends (progress).
+    ``on_rows(n)`` is told each block's ``n`` auctions as it ends (progress). ``out``:
+    arrays of ``n_auctions`` rows to write the columns into (each block's as it ends),
+    with the names and dtypes this function returns (by default it allocates them).
     """
     if draws is None:
         draws = draw_exogenous(env, streams, n_auctions)
@@ -493,9 +496,8 @@ def simulate_chunk_arrays(
     keep = min(path_rows, n_auctions)
     path_parts: list[list[tuple[BoolArray, FloatArray, FloatArray]]] = [[] for _ in range(n)]
     learners = [i for i in range(n) if env.learner_flags[i]]
-    blocks: list[ChunkColumns] = []
     start = 0
-    while start < n_auctions or not blocks:
+    while start < n_auctions or out is None:
         size = min(n_auctions - start, BLOCK_ROWS)
         for i in learners:
             refresh = getattr(strategies[i], "auctions_until_refresh", None)
@@ -528,15 +530,17 @@ def simulate_chunk_arrays(
                     None if tags is None else tags[rows],
                 ),
             )
-        blocks.append(columns)
+        if out is None:
+            if size == n_auctions:
+                out = columns
+            else:
+                out = {k: np.empty(n_auctions, dtype=v.dtype) for k, v in columns.items()}
+        if out is not columns:
+            for name, column in columns.items():
+                out[name][rows] = column
         start += size
         if on_rows is not None:
             on_rows(size)
-    out = (
-        blocks[0]
-        if len(blocks) == 1
-        else {k: np.concatenate([blk[k] for blk in blocks]) for k in blocks[0]}
-    )
     sample = None
     if path_rows:
         sample = _path_sample(env, [_stack(parts) for parts in path_parts if parts], keep)
