@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import ndtr, ndtri
 
 from ..config import AuctionConfig
-from ..engine.phantoms import PhantomArrays, PhantomModel, draw_phantom_arrays
+from ..engine.phantoms import PhantomArrays, PhantomModel
 from ..errors import InvalidBidParameters
 from ..mechanisms.rules import AuctionRules, RevealLimits, to_us
 from .market import MarketConditions, ValueModel
@@ -41,6 +42,7 @@ __all__ = [
     "check_baseline",
     "child_seed",
     "draw_exogenous",
+    "draw_phantoms",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -318,11 +320,53 @@ class ExogenousDraws:
 def draw_exogenous(env: AuctionEnvironment, streams: Streams, n_auctions: int) -> ExogenousDraws:
     """Market draws then phantom draws of ``n_auctions`` auctions, each from its stream."""
     market = env.value_model.draw(streams.market, n_auctions)
-    phantoms = draw_phantom_arrays(
-        env.phantom_model,
-        streams.phantom,
-        n_auctions,
-        env.baseline_price,
-        env.baseline_quantity,
+    phantoms = draw_phantoms(
+        env.phantom_model, streams.phantom, n_auctions, env.baseline_price, env.baseline_quantity
     )
     return ExogenousDraws(market.true_premium_bps, market.values_bps, phantoms)
+
+
+def draw_phantoms(
+    model: PhantomModel,
+    rng: np.random.Generator,
+    n_auctions: int,
+    baseline_price: float,
+    baseline_amount: float,
+) -> PhantomArrays:
+    """The phantom bids of ``n_auctions`` auctions, drawing only the bids that exist.
+
+    The model of :func:`~phantom_auction.engine.phantoms.draw_phantom_arrays` (each of
+    ``M`` slots bids with probability ``p``; a truncated normal improvement by inverse
+    CDF; uniform volume and fee fractions), sampled in a cheaper order: each auction's
+    number of phantoms ``k ~ Binomial(M, p)``, then three uniforms (improvement, volume,
+    fee) for each of its ``k`` bids, which take slots ``0 .. k-1``. Phantoms are
+    exchangeable, so which slots hold them changes no outcome; draws of ``p``'s
+    complement are skipped (a third of the work at the default ``p = 0.3``). Empty slots
+    hold a zero bid: price at the baseline (0 bps), volume 0, fee 0.
+    """
+    m = model.max_phantom_bidders
+    count = rng.binomial(m, model.bid_probability, size=n_auctions) if m else None
+    present = np.zeros((n_auctions, m), dtype=bool)
+    if count is not None:
+        np.less(np.arange(m), count[:, None], out=present)
+    u = rng.random((int(present.sum()), 3))
+    lo = ndtr((model.min_bps - model.mean_bps) / model.sd_bps)
+    hi = ndtr((model.max_bps - model.mean_bps) / model.sd_bps)
+    bid_bps = np.clip(
+        model.mean_bps + model.sd_bps * ndtri(lo + (hi - lo) * u[:, 0]),
+        model.min_bps,
+        model.max_bps,
+    )
+    low, high = model.volume_fraction
+    bid_volume = baseline_amount * (low + (high - low) * u[:, 1])
+    low, high = model.fee_fraction
+    bid_fee = bid_volume * model.priority_fee_max_ratio * (low + (high - low) * u[:, 2])
+    improvement = np.zeros(present.shape)
+    price = np.full(present.shape, baseline_price)
+    volume = np.zeros(present.shape)
+    fee = np.zeros(present.shape)
+    improvement[present] = bid_bps
+    price[present] = baseline_price * (1.0 + bid_bps / 10_000.0)
+    volume[present] = bid_volume
+    fee[present] = bid_fee
+    return PhantomArrays(present, improvement, price, volume, fee)
