@@ -20,7 +20,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phantom_auction import AuctionResult, finalize_auction, reveal_bid, submit_bid, verify_phantoms
+from phantom_auction import (
+    AuctionResult,
+    InvalidBidParameters,
+    finalize_auction,
+    reveal_bid,
+    submit_bid,
+    verify_phantoms,
+)
 from phantom_auction.engine import (
     PhantomBid,
     PhantomModel,
@@ -456,3 +463,39 @@ def test_phantoms_would_pass_as_real_bids(seed: bytes) -> None:
     for bid in bids:
         assert reveal_bid(probe, bid, now=T0 + ms(85)), probe.last_event
     assert len(probe.reveals) == len(phantoms) == 20
+
+
+def test_results_carry_phantom_bids_built_on_demand() -> None:
+    import pickle
+
+    from phantom_auction.engine import PhantomBids, draw_phantom_columns
+    from phantom_auction.engine.codec import to_jsonable
+
+    result = _result()
+    expected = draw_phantom_bids(result.phantom_model, SEED, result.baseline_price, result.amount)
+    lazy = result.phantom_bids
+    assert isinstance(lazy, PhantomBids)
+    assert lazy._bids is None  # not built by finalize
+    assert len(lazy) == len(expected) > 0 and lazy._bids is None  # the length from the columns
+    assert lazy.columns == draw_phantom_columns(
+        result.phantom_model, SEED, result.baseline_price, result.amount
+    )
+    assert lazy == expected and expected == lazy and lazy == list(expected)
+    assert tuple(lazy) == expected and lazy[0] is lazy[0] and lazy[1:] == expected[1:]
+    assert hash(lazy) == hash(expected) and lazy != "not phantom bids"
+    assert pickle.loads(pickle.dumps(result)) == result
+    assert to_jsonable(result)["phantom_bids"] == to_jsonable(expected)
+    assert verify_phantoms(result)
+
+
+def test_phantom_columns_are_the_bids_in_columns() -> None:
+    from phantom_auction.engine import draw_phantom_columns
+
+    model = PhantomModel.from_config(CFG)
+    for k in range(20):
+        seed = hashlib.sha256(k.to_bytes(4, "big")).digest()
+        bids = draw_phantom_bids(model, seed, 100.0, 1000.0)
+        columns = draw_phantom_columns(model, seed, 100.0, 1000.0)
+        assert columns == tuple(tuple(getattr(b, f) for b in bids) for f in PhantomBid.__slots__)
+    with pytest.raises(InvalidBidParameters, match="phantom_seed"):
+        draw_phantom_columns(model, b"short", 100.0, 1000.0)

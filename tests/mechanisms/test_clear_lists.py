@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phantom_auction import InvalidBidParameters, clear_batch
-from phantom_auction.mechanisms.clearing import SMALL_CLEARING, clear, clear_lists
+from phantom_auction.mechanisms.clearing import SMALL_CLEARING, clear, clear_lists, clear_ranked
 
 MECHANISMS = ["vcg", "vickrey", "uniform", "discriminatory", "second_price", "pay_as_bid"]
 # Few distinct values and quantities, so that ties, exact fills and zeros are common.
@@ -33,6 +33,13 @@ def _same(values: list[float], quantities: list[float], **kwargs: object) -> Non
         by_arrays.allocation.tolist(),
         by_arrays.payment.tolist(),
     )
+    if kwargs.get("multi_unit", True):
+        # Presorted (a live auction's settlement): the same bits without the second sort.
+        order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
+        ranked_kwargs = {k: v for k, v in kwargs.items() if k != "multi_unit"}
+        assert clear_ranked(
+            [float(v) for v in values], [float(q) for q in quantities], order, **ranked_kwargs
+        ) == (name, x, paid)  # type: ignore[arg-type]
     # The array twin (mechanisms/pricing.py) prices one auction (a column) and a batch
     # (a walk across auctions) to the same bits as the list form.
     row, units = np.array(values, dtype=float), np.array(quantities, dtype=float)
@@ -131,3 +138,14 @@ def test_a_quantity_absorbed_in_the_running_sum_does_not_fill_again(mechanism: s
     _same(values, quantities, supply=q, reserve=0.0, mechanism=mechanism, multi_unit=True)
     allocation = clear_batch(np.array([values]), np.array([quantities]), supply=q).allocation
     assert allocation.tolist() == [[q, 0.0, 0.0]]
+
+
+def test_presorted_clearing_refuses_what_clear_lists_refuses() -> None:
+    with pytest.raises(InvalidBidParameters, match=r"valuation\[1\]"):
+        clear_ranked([1.0, math.nan], [1.0, 1.0], [0, 1], supply=1.0)
+    with pytest.raises(InvalidBidParameters, match=r"quantity\[0\]"):
+        clear_ranked([1.0, 2.0], [-1.0, 1.0], [1, 0], supply=1.0)
+    with pytest.raises(InvalidBidParameters, match="quantities"):
+        clear_ranked([1.0, 2.0], [1.0], [1, 0], supply=1.0)
+    with pytest.raises(InvalidBidParameters, match="supply"):
+        clear_ranked([1.0], [1.0], [0], supply=math.inf)

@@ -28,7 +28,7 @@ import math
 import os
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final
@@ -43,6 +43,7 @@ from ..errors import (
 from ..mechanisms.rules import (
     AuctionRules,
     RejectReason,
+    RevealLimits,
     improvement_bps,
     reveal_verdict,
     to_us,
@@ -67,6 +68,7 @@ from .nonces import NonceRegistry
 from .phantoms import (
     PHANTOM_SEED_SIZE,
     PhantomBid,
+    PhantomBids,
     PhantomColumns,
     PhantomModel,
     _sampler,
@@ -134,11 +136,34 @@ class _Rules:
     book: AuctionRules
     phantom_model: PhantomModel
     phantom_sampler: _SeedSampler
+    #: (ms to the deadline, reserve ms, amount) -> (collection, whole run, reveal limits):
+    #: a driver opens its auctions with the same few of these, and working them out
+    #: (two window lengths, two timedeltas, the limits) is a tenth of an opening.
+    openings: dict[tuple[float, float, float], tuple[timedelta, timedelta, RevealLimits]] = field(
+        default_factory=dict, compare=False
+    )
 
     @classmethod
     def from_config(cls, config: AuctionConfig) -> _Rules:
         model = PhantomModel.from_config(config)
         return cls(AuctionRules.from_config(config), model, _sampler(model))
+
+    def opening(
+        self, available_ms: float, reserve_ms: float, amount: float
+    ) -> tuple[timedelta, timedelta, RevealLimits]:
+        """The windows (from the open) and reveal limits of an auction (see ``Auction``)."""
+        key = (available_ms, reserve_ms, amount)
+        hit = self.openings.get(key)
+        if hit is None:
+            commit_ms, run_ms = self.book.windows_ms(available_ms, reserve_ms)
+            if len(self.openings) >= 256:
+                self.openings.clear()
+            hit = self.openings[key] = (
+                timedelta(microseconds=to_us(commit_ms)),
+                timedelta(microseconds=to_us(run_ms)),
+                self.book.limits(amount),
+            )
+        return hit
 
 
 _RULES: dict[int, tuple[AuctionConfig, _Rules]] = {}
@@ -287,11 +312,13 @@ class Auction:
         available_ms = (deadline - now) / _MS
         if available_ms < book.min_window_ms:
             raise AuctionTimeout(available_ms, book.min_window_ms)
-        commit_ms, run_ms = book.windows_ms(available_ms, float(reserve_ms))
+        commit_window, run_window, limits = rules.opening(
+            available_ms, float(reserve_ms), baseline_amount
+        )
 
         self._request = request
         self._pair = request.token_pair
-        self._limits = book.limits(baseline_amount)
+        self._limits = limits
         self._book = book
         self._baseline_price = baseline_price
         self._amount = baseline_amount
@@ -302,8 +329,8 @@ class Auction:
         self._nonces = nonces
         self._opened_at = now
         self._clock = now
-        self._commit_deadline = now + timedelta(microseconds=to_us(commit_ms))
-        self._reveal_deadline = now + timedelta(microseconds=to_us(run_ms))
+        self._commit_deadline = now + commit_window
+        self._reveal_deadline = now + run_window
         self._phase = _COLLECTING
         self._phantom_seed = phantom_seed
         self._phantom_commitment = phantom_commitment(phantom_seed)
@@ -770,8 +797,10 @@ class Auction:
 
     def _revealed(self) -> list[ImprovementBid]:
         """The accepted reveals in commit order (the tie order)."""
-        reveals = self._reveals
-        return [reveals[b] for b in self._commitments if b in reveals]
+        reveals, commitments = self._reveals, self._commitments
+        if len(reveals) == len(commitments):  # every commitment revealed: the usual case
+            return list(map(reveals.__getitem__, commitments))
+        return [reveals[b] for b in commitments if b in reveals]
 
     def _clear(self, at: datetime) -> AuctionResult:
         settled = settle(
@@ -809,7 +838,9 @@ class Auction:
             phantom_seed=self._phantom_seed,
             unrevealed=self.unrevealed if len(reveals) < len(self._commitments) else (),
             phantom_commitment=self._phantom_commitment,
-            phantom_bids=self.phantom_bids,
+            phantom_bids=(
+                PhantomBids(self._phantom_columns) if self._phantoms is None else self._phantoms
+            ),
             ranking=ranking,
             baseline_price=baseline,
             token_pair=self._pair,
@@ -878,6 +909,92 @@ class Auction:
                 )
         else:
             self.abort(event.reason, at)
+
+    # -- many bids in one call (engine/batch.py) --
+
+    def commit_reveal_finalize(
+        self,
+        bidder_ids: list[str],
+        prices: list[float],
+        volumes: list[float],
+        fees: list[float],
+        arrivals_us: list[int],
+        *,
+        nonce: int,
+        salt: bytes,
+    ) -> AuctionResult:
+        """Commit, reveal and finalize bids held in clear, all in one call.
+
+        The same, in result, state and audit, as these commands one by one:
+        :meth:`commit` of bid ``i`` (:func:`~.bids.make_bid` of ``bidder_ids[i]``,
+        ``prices[i]`` B per A, ``volumes[i]`` token A, ``fees[i]`` token units, ``nonce``
+        and ``salt``: commitment v1, timestamp its arrival) ``arrivals_us[i]`` whole
+        microseconds after the open, for each ``i`` in order (the commit order, in which
+        ties are broken); :meth:`reveal` of every accepted bid at the commit deadline (or
+        the auction's clock, if later); :meth:`finalize` at the reveal deadline.
+
+        For a driver that holds every bid in clear and has judged them by the rule book
+        (the simulator): when every bid passes every check, the auction keeps them as
+        columns (:class:`~.batch.BatchBids`; their records, commitments and audit events
+        are made when first read, and clearing reads the columns), else the commands run
+        one by one. The auction must have no commitment yet.
+        """
+        from itertools import repeat
+
+        from .batch import LazyRecords, accepted_batch  # this method's helpers
+        from .bids import make_bid
+
+        if self._commitments or self._phase is not _COLLECTING:
+            raise AuctionPhaseError(
+                self._phase, Command.COMMIT, "commit_reveal_finalize needs no commitment yet"
+            )
+        batch = accepted_batch(
+            self._id,
+            self._pair,
+            self._opened_at,
+            self._clock,
+            (self._commit_deadline, self._reveal_deadline),
+            self._limits,
+            self._baseline_price,
+            self._nonces._last,
+            (bidder_ids, prices, volumes, fees, arrivals_us),
+            nonce,
+            salt,
+        )
+        if batch is None:  # something is refused: the commands, one by one
+            accepted = []
+            for i, bidder in enumerate(bidder_ids):
+                at = self._opened_at + timedelta(microseconds=arrivals_us[i])
+                bid = make_bid(
+                    self._id, bidder, self._pair, prices[i], volumes[i], fees[i], nonce,
+                    salt=salt, timestamp=at,
+                )  # fmt: skip
+                if self.commit(bid, at):
+                    accepted.append(bid)
+            for bid in accepted:
+                self.reveal(bid, self._commit_deadline)
+            return self.finalize(self._reveal_deadline)
+        ids, n, log = batch.bidder_ids, len(batch.bidder_ids), self._log
+        self._nonces._last.update(dict.fromkeys(ids, nonce))
+        self._commitments = LazyRecords(batch.sealed, ids)
+        log.extend(zip(repeat(batch.commit_event), range(n)))
+        self._advance(batch.committed_at(n - 1), Command.COMMIT)
+        self._advance(self._commit_deadline, Command.REVEAL)
+        self._reveals = LazyRecords(batch.bid, ids)
+        log.extend(zip(repeat(batch.reveal_event), range(n)))
+        # finalize()'s own steps, with clearing reading the columns.
+        at = self._advance(self._reveal_deadline, Command.FINALIZE)
+        self._allow(Command.FINALIZE)
+        settled = settle(
+            self._book, batch.rows(), self._phantom_columns, self._baseline_price, self._amount
+        )
+        result = self._finish(
+            at, settled.outcome, settled.fills, settled.ranking, phantom_won=settled.phantom_won
+        )
+        self._result = result
+        self._move(Command.FINALIZE, at, "finalized")
+        log.append((AuctionFinalized, at, result.outcome, result.price, result.num_participants))
+        return result
 
 
 def submit_bid(

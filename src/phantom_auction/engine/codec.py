@@ -30,6 +30,7 @@ from .audit import (
     RevealRejected,
 )
 from .bids import ImprovementBid, SealedBid
+from .phantoms import PhantomBids
 from .result import Ranking
 
 __all__ = ["event_from_jsonable", "to_jsonable"]
@@ -48,7 +49,7 @@ def to_jsonable(obj: Any) -> Any:
         return obj.hex()
     if isinstance(obj, datetime):
         return obj.isoformat()
-    if isinstance(obj, tuple | list | Ranking):
+    if isinstance(obj, tuple | list | Ranking | PhantomBids):
         return [to_jsonable(item) for item in obj]
     if isinstance(obj, dict):
         return {str(key): to_jsonable(value) for key, value in obj.items()}

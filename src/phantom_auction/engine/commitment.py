@@ -235,6 +235,14 @@ _U32: Final = tuple(_pack_u32(n) for n in range(512))
 _BIDDER_TEXT: dict[str, bytes] = {}
 
 
+def _bidder_text(bidder_id: str) -> bytes:
+    """``text(bidder_id)``, kept: bidder ids recur across auctions (bounded cache)."""
+    if len(_BIDDER_TEXT) >= 4096:
+        _BIDDER_TEXT.clear()
+    head = _BIDDER_TEXT[bidder_id] = _text(bidder_id)
+    return head
+
+
 def revealed_digest(prefix: bytes, bid: ImprovementBid) -> bytes:
     """SHA-256 of ``prefix`` (:func:`auction_prefix`) and the fields of ``bid``, which are
     already validated (an :class:`ImprovementBid`'s): :func:`make_commitment`'s digest,
@@ -242,9 +250,7 @@ def revealed_digest(prefix: bytes, bid: ImprovementBid) -> bytes:
     bidder_id = bid.bidder_id
     head = _BIDDER_TEXT.get(bidder_id)
     if head is None:
-        if len(_BIDDER_TEXT) >= 4096:  # bidder ids recur across auctions; keep it bounded
-            _BIDDER_TEXT.clear()
-        head = _BIDDER_TEXT[bidder_id] = _text(bidder_id)
+        head = _bidder_text(bidder_id)
     # repr is already canonical unless it ends in ".0" (an integral value: drop it, and
     # write zeros, -0.0 too, as "0") or has an exponent (rare: written out in full).
     # Unrolled for the three fields on purpose: this runs on every reveal.
@@ -290,9 +296,7 @@ def revealed_digest_v2(prefix: bytes, bid: ImprovementBid) -> bytes:
     bidder_id = bid.bidder_id
     head = _BIDDER_TEXT.get(bidder_id)
     if head is None:
-        if len(_BIDDER_TEXT) >= 4096:
-            _BIDDER_TEXT.clear()
-        head = _BIDDER_TEXT[bidder_id] = _text(bidder_id)
+        head = _bidder_text(bidder_id)
     token_in, token_out = bid.token_pair
     return _sha256(
         b"".join(
@@ -336,7 +340,29 @@ def commitment_version(
             _V1_BIDDERS.discard(bidder_id)
             return 2
         return 0
-    if revealed_digest_v2(prefixes[1], bid) == commitment_hash:
+    # revealed_digest_v2 inlined: this runs on every reveal.
+    head = _BIDDER_TEXT.get(bidder_id)
+    if head is None:
+        head = _bidder_text(bidder_id)
+    token_in, token_out = bid.token_pair
+    digest = _sha256(
+        b"".join(
+            (
+                prefixes[1],
+                head,
+                _pack_v2(
+                    token_in,
+                    token_out,
+                    bid.improved_price + 0.0,
+                    bid.volume + 0.0,
+                    bid.priority_fee + 0.0,
+                    bid.nonce,
+                ),
+                bid.salt,
+            )
+        )
+    ).digest()
+    if digest == commitment_hash:
         return 2
     if revealed_digest(prefixes[0], bid) == commitment_hash:
         if len(_V1_BIDDERS) >= 4096:  # a hint only: keep it bounded

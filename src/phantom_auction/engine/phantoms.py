@@ -23,9 +23,9 @@ import math
 import struct
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,9 +41,11 @@ __all__ = [
     "PHANTOM_SEED_SIZE",
     "PhantomArrays",
     "PhantomBid",
+    "PhantomBids",
     "PhantomModel",
     "draw_phantom_arrays",
     "draw_phantom_bids",
+    "draw_phantom_columns",
     "phantom_commitment",
     "phantom_uniforms",
     "verify_phantoms",
@@ -479,6 +481,58 @@ def bids_of(columns: PhantomColumns) -> tuple[PhantomBid, ...]:
     return tuple(map(PhantomBid, *columns))
 
 
+class PhantomBids(Sequence[PhantomBid]):
+    """A draw's :class:`PhantomBid` records in slot order: an immutable sequence, equal
+    to the tuple of the same records, built from the columns on first access (most
+    results are never asked for them, and ~6 frozen records cost more than clearing)."""
+
+    __slots__ = ("_bids", "_columns")
+
+    def __init__(self, columns: PhantomColumns) -> None:
+        self._columns = columns
+        self._bids: tuple[PhantomBid, ...] | None = None
+
+    @property
+    def columns(self) -> PhantomColumns:
+        """``(slots, prices, volumes, fees)``: the draw itself, without records."""
+        return self._columns
+
+    def _built(self) -> tuple[PhantomBid, ...]:
+        bids = self._bids
+        if bids is None:
+            bids = self._bids = bids_of(self._columns)
+        return bids
+
+    @overload
+    def __getitem__(self, index: int) -> PhantomBid: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[PhantomBid, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> PhantomBid | tuple[PhantomBid, ...]:
+        return self._built()[index]
+
+    def __len__(self) -> int:
+        return len(self._columns[0])
+
+    def __iter__(self) -> Iterator[PhantomBid]:
+        return iter(self._built())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PhantomBids | tuple | list):
+            return self._built() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._built())
+
+    def __repr__(self) -> str:
+        return f"PhantomBids({list(self._built())!r})"
+
+    def __reduce__(self) -> tuple[type[PhantomBids], tuple[PhantomColumns]]:
+        return (PhantomBids, (self._columns,))
+
+
 _SAMPLERS: dict[PhantomModel, _SeedSampler] = {}
 
 
@@ -489,6 +543,14 @@ def _sampler(model: PhantomModel) -> _SeedSampler:
             _SAMPLERS.clear()
         sampler = _SAMPLERS[model] = _SeedSampler(model)
     return sampler
+
+
+def draw_phantom_columns(
+    model: PhantomModel, seed: bytes, baseline_price: float, baseline_amount: float
+) -> PhantomColumns:
+    """:func:`draw_phantom_bids` as ``(slots, prices, volumes, fees)``, without records:
+    what a live auction draws when it opens (the same numbers, bit for bit)."""
+    return _sampler(model).draw_columns(_check_seed(seed), baseline_price, baseline_amount)
 
 
 def draw_phantom_bids(

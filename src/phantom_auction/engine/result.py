@@ -211,7 +211,8 @@ class AuctionResult:
     (bidders whose commitment got no accepted reveal, in commit order), and for publication
     and verification ``phantom_commitment``, ``phantom_bids``, ``ranking``,
     ``baseline_price``, ``token_pair``, the window times, the ``phantom_model`` and the
-    ``phantom_policy`` that cleared it (``reserve`` or ``floor``, see
+    ``phantom_policy`` that cleared it (``phantom_bids`` and ``ranking`` are immutable
+    sequences whose records are built when first read) (``reserve`` or ``floor``, see
     :mod:`phantom_auction.mechanisms.rules`).
     """
 
@@ -229,7 +230,7 @@ class AuctionResult:
     phantom_seed: bytes
     unrevealed: tuple[str, ...]
     phantom_commitment: bytes
-    phantom_bids: tuple[PhantomBid, ...]
+    phantom_bids: Sequence[PhantomBid]
     ranking: Sequence[RankedBid]
     baseline_price: float
     token_pair: tuple[int, int]

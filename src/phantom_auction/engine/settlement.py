@@ -5,7 +5,7 @@ Pure functions of the bids, the rules, the baseline (B per A) and the amount (to
 units); :class:`~phantom_auction.engine.auction.Auction` calls them when it finalizes
 or aborts. Every bid, real or phantom, is scored ``price_weight * improvement_bps +
 fee_weight * fee_bps``; the scores are cleared by
-:func:`~phantom_auction.mechanisms.clearing.clear_lists` (supply = amount, reserve =
+:func:`~phantom_auction.mechanisms.clearing.clear_ranked` (supply = amount, reserve =
 the baseline, score 0) and each real fill is priced by
 :func:`~phantom_auction.mechanisms.rules.fill_improvement`. Phantom policy ``reserve``:
 a phantom's allocation goes to the CFMM at the baseline; ``floor``: phantoms are left
@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from operator import mul
 from typing import NamedTuple
 
-from ..mechanisms.clearing import clear_lists
+from ..mechanisms.clearing import clear_ranked
 from ..mechanisms.rules import (
     AuctionRules,
     fee_bps,
@@ -136,11 +137,12 @@ def settle(
         floor = phantom_floor(book, scores[n_real:])
         cleared = scores[:n_real]
         volumes = table.volumes[:n_real]
+        ranked = [i for i in order if i < n_real]
     else:
-        cleared, volumes = scores, table.volumes
-    # clear() itself on plain lists (same bits): a live auction has a few dozen bids.
-    _, allocated, payment = clear_lists(
-        cleared, volumes, supply=amount, reserve=0.0, mechanism=book.mechanism
+        cleared, volumes, ranked = scores, table.volumes, order
+    # clear() itself on plain lists (same bits), in the order the table already sorted.
+    _, allocated, payment = clear_ranked(
+        cleared, volumes, ranked, supply=amount, reserve=0.0, mechanism=book.mechanism
     )
     allocated += [0.0] * (n - len(allocated))
     fill_prices: list[float | None] = [None] * n
@@ -175,5 +177,5 @@ def cfmm_remainder(fills: list[Fill], baseline: float, amount: float) -> float:
         volumes.append(remainder)
         paid.append(baseline)
     # A weighted mean lies between its extremes; clamp away the division's rounding.
-    mean = math.fsum([v * p for v, p in zip(volumes, paid, strict=True)]) / amount
+    mean = math.fsum(map(mul, volumes, paid)) / amount
     return min(max(mean, min(paid)), max(paid))

@@ -1,5 +1,6 @@
 """Clear one auction on (value per unit, quantity) bids: :func:`clear` (arrays or
-lists) and :func:`clear_lists` (Python floats, for a live auction's few dozen bids).
+lists), :func:`clear_lists` (Python floats, for a live auction's few dozen bids) and
+:func:`clear_ranked` (the same, on bids the caller has already sorted).
 
 Both validate, sort (value order, ties to the earlier bid) and allocate, then price
 with :mod:`.pricing`; the rules (VCG, second price, uniform, pay-as-bid, unit and step
@@ -30,6 +31,7 @@ __all__ = [
     "check_steps",
     "clear",
     "clear_lists",
+    "clear_ranked",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -272,12 +274,57 @@ def clear_lists(
                 mechanism,
                 "has one winner: step demand needs vcg, uniform or pay-as-bid",
             )
+    # Value order, ties by index (a stable sort, as value_order).
+    order = sorted(range(n), key=v.__getitem__, reverse=True)
+    return _clear_in_order(
+        name, multi_unit, v, q, order, supply, reserve, owners if stepped else None
+    )
+
+
+def clear_ranked(
+    values: list[float],
+    quantities: list[float],
+    order: Sequence[int],
+    *,
+    supply: float,
+    reserve: float = 0.0,
+    mechanism: str = "vcg",
+) -> tuple[str, list[float], list[float]]:
+    """:func:`clear_lists` for a caller that has already ranked its bids (multi-unit
+    demand, one entry per bidder): ``values`` and ``quantities`` lists of floats, and
+    ``order`` their indices from the highest value down, ties by index -- what
+    ``sorted(range(n), key=values.__getitem__, reverse=True)`` gives; it is trusted, not
+    checked. The same validation, rules and bits, without the copies and the second sort
+    (a live auction ranks its bids anyway, for the published ranking)."""
+    if len(values) != len(quantities) or len(order) != len(values):
+        raise InvalidBidParameters(
+            "quantities", (len(quantities),), f"must have the shape of valuations {(len(values),)}"
+        )
+    supply, reserve = float(supply), float(reserve)
+    _check_floats("valuation", values)
+    _check_floats("quantity", quantities)
+    check_scalar("supply", supply)
+    check_scalar("reserve_price", reserve)
+    name = canonical_mechanism(mechanism)
+    return _clear_in_order(name, True, values, quantities, order, supply, reserve, None)
+
+
+def _clear_in_order(
+    name: str,
+    multi_unit: bool,
+    v: list[float],
+    q: list[float],
+    ranked: Sequence[int],
+    supply: float,
+    reserve: float,
+    step_owners: Sequence[Hashable] | None,
+) -> tuple[str, list[float], list[float]]:
+    """Allocate and price validated bids given their value order (``ranked``); owners
+    only when some owner has several steps."""
+    n = len(v)
     x = [0.0] * n
     pay = [0.0] * n
-    # Value order, ties by index (a stable sort, as value_order), eligible bids only.
-    order = [
-        i for i in sorted(range(n), key=v.__getitem__, reverse=True) if v[i] >= reserve and q[i] > 0
-    ]
+    order = [i for i in ranked if v[i] >= reserve and q[i] > 0]  # eligible bids only
     if not order or supply <= 0:
         return name, x, pay
     if name == "vickrey":
@@ -290,9 +337,8 @@ def clear_lists(
         left = supply - ahead  # np.clip(supply - ahead, 0, q)
         filled.append(0.0 if left < 0.0 else units if left > units else left)
         ahead += units
-    if stepped and name == "vcg":
-        assert owners is not None
-        paid = vcg_step_payments_list(vs, qs, filled, [owners[i] for i in order], reserve)
+    if step_owners is not None and name == "vcg":
+        paid = vcg_step_payments_list(vs, qs, filled, [step_owners[i] for i in order], reserve)
     else:
         paid = pay_list(name, multi_unit, vs, qs, filled, reserve)
     for i, units, amount in zip(order, filled, paid, strict=True):
