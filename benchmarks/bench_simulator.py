@@ -221,8 +221,10 @@ def case_one200(scale: float) -> dict[str, Any]:
         "median_ms": median_ms,
         "p10_ms": statistics.quantiles(times, n=10)[0] * 1e3,
         "min_ms": min(times) * 1e3,
+        "mean_ms": statistics.fmean(times) * 1e3,
         "fast_path_ms_per_auction": fast_ms,
         "object_over_fast": median_ms / fast_ms,
+        "load_average_1m": os.getloadavg()[0],
     }
 
 
@@ -331,9 +333,15 @@ def main(argv: list[str] | None = None) -> int:
         r = results["one200"]
         print(
             f"  run_simulation, 200 bidders: median {r['median_ms']:.2f} ms "
-            f"(min {r['min_ms']:.2f} ms)"
+            f"(min {r['min_ms']:.2f} ms); fast path at 200 bidders "
+            f"{r['fast_path_ms_per_auction']:.3f} ms per auction -> {r['object_over_fast']:.1f}x "
+            f"(goal <= 5x); load {r['load_average_1m']:.2f}"
         )
         print(f"BENCH name=simulator.run_simulation_200 value={r['median_ms']:.3f} unit=ms")
+        print(
+            f"BENCH name=simulator.run_simulation_200_over_fast "
+            f"value={r['object_over_fast']:.2f} unit=x"
+        )
     if "ratio" in results:
         r = results["ratio"]
         print(

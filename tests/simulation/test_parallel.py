@@ -72,3 +72,27 @@ def test_learners_report_within_their_chunks() -> None:
     _, calls = _run(sim)
     _check_counts(calls, n)
     assert len(calls) >= 3  # one chunk, a report every PROGRESS_ROWS auctions at least
+
+
+def test_worker_processes_write_the_fast_paths_rows_in_place() -> None:
+    # Three chunks, the last one short, on two processes: the rows the workers write
+    # into the shared columns equal the ones a single process computes, dtypes too.
+    n, chunk = 2 * BLOCK_ROWS + 700, BLOCK_ROWS
+    results, calls = _run(_simulator(n, chunk_size=chunk), workers=2)
+    _check_counts(calls, n)
+    alone = run_monte_carlo(_simulator(n, chunk_size=chunk), BASELINE_PRICE, BASELINE_QUANTITY)
+    columns = results.columns  # type: ignore[attr-defined]
+    assert_columns_equal(alone.columns, columns, exact=True)
+    assert {k: v.dtype for k, v in alone.columns.items()} == {
+        k: v.dtype for k, v in columns.items()
+    }
+    # Rows streamed to a sink still come back through the pipe, in chunk order.
+    seen: list[int] = []
+    run_monte_carlo(
+        _simulator(n, chunk_size=chunk),
+        BASELINE_PRICE,
+        BASELINE_QUANTITY,
+        workers=2,
+        row_sink=lambda part: seen.append(len(part["improvement_bps"])),
+    )
+    assert seen == [chunk, chunk, n - 2 * chunk]

@@ -910,6 +910,92 @@ class Auction:
         else:
             self.abort(event.reason, at)
 
+    # -- many bids in one call (engine/batch.py) --
+
+    def commit_reveal_finalize(
+        self,
+        bidder_ids: list[str],
+        prices: list[float],
+        volumes: list[float],
+        fees: list[float],
+        arrivals_us: list[int],
+        *,
+        nonce: int,
+        salt: bytes,
+    ) -> AuctionResult:
+        """Commit, reveal and finalize bids held in clear, all in one call.
+
+        The same, in result, state and audit, as these commands one by one:
+        :meth:`commit` of bid ``i`` (:func:`~.bids.make_bid` of ``bidder_ids[i]``,
+        ``prices[i]`` B per A, ``volumes[i]`` token A, ``fees[i]`` token units, ``nonce``
+        and ``salt``: commitment v1, timestamp its arrival) ``arrivals_us[i]`` whole
+        microseconds after the open, for each ``i`` in order (the commit order, in which
+        ties are broken); :meth:`reveal` of every accepted bid at the commit deadline (or
+        the auction's clock, if later); :meth:`finalize` at the reveal deadline.
+
+        For a driver that holds every bid in clear and has judged them by the rule book
+        (the simulator): when every bid passes every check, the auction keeps them as
+        columns (:class:`~.batch.BatchBids`; their records, commitments and audit events
+        are made when first read, and clearing reads the columns), else the commands run
+        one by one. The auction must have no commitment yet.
+        """
+        from itertools import repeat
+
+        from .batch import LazyRecords, accepted_batch  # this method's helpers
+        from .bids import make_bid
+
+        if self._commitments or self._phase is not _COLLECTING:
+            raise AuctionPhaseError(
+                self._phase, Command.COMMIT, "commit_reveal_finalize needs no commitment yet"
+            )
+        batch = accepted_batch(
+            self._id,
+            self._pair,
+            self._opened_at,
+            self._clock,
+            (self._commit_deadline, self._reveal_deadline),
+            self._limits,
+            self._baseline_price,
+            self._nonces._last,
+            (bidder_ids, prices, volumes, fees, arrivals_us),
+            nonce,
+            salt,
+        )
+        if batch is None:  # something is refused: the commands, one by one
+            accepted = []
+            for i, bidder in enumerate(bidder_ids):
+                at = self._opened_at + timedelta(microseconds=arrivals_us[i])
+                bid = make_bid(
+                    self._id, bidder, self._pair, prices[i], volumes[i], fees[i], nonce,
+                    salt=salt, timestamp=at,
+                )  # fmt: skip
+                if self.commit(bid, at):
+                    accepted.append(bid)
+            for bid in accepted:
+                self.reveal(bid, self._commit_deadline)
+            return self.finalize(self._reveal_deadline)
+        ids, n, log = batch.bidder_ids, len(batch.bidder_ids), self._log
+        self._nonces._last.update(dict.fromkeys(ids, nonce))
+        self._commitments = LazyRecords(batch.sealed, ids)
+        log.extend(zip(repeat(batch.commit_event), range(n)))
+        self._advance(batch.committed_at(n - 1), Command.COMMIT)
+        self._advance(self._commit_deadline, Command.REVEAL)
+        self._reveals = LazyRecords(batch.bid, ids)
+        log.extend(zip(repeat(batch.reveal_event), range(n)))
+        # finalize()'s own steps, with clearing reading the columns.
+        at = self._advance(self._reveal_deadline, Command.FINALIZE)
+        self._allow(Command.FINALIZE)
+        settled = settle(
+            self._book, batch.rows(), self._phantom_columns, self._baseline_price, self._amount
+        )
+        result = self._finish(
+            at, settled.outcome, settled.fills, settled.ranking, phantom_won=settled.phantom_won
+        )
+        self._result = result
+        self._move(Command.FINALIZE, at, "finalized")
+        log.append((AuctionFinalized, at, result.outcome, result.price, result.num_participants))
+        return result
+
 
 def submit_bid(
     auction: Auction, bid: SealedBid | ImprovementBid, *, now: datetime | None = None

@@ -369,6 +369,7 @@ def _collect(
             ready = completed.next_batch(block=topic is None)
             if not ready:
                 time.sleep(_POLL_S)
+            ready.reverse()  # pop() then takes them in completion order (grid order)
             while ready:
                 future = ready.pop()
                 if future.status == "error":

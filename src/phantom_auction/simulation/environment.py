@@ -14,15 +14,16 @@ on arrays (the fast path).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import ndtr, ndtri
 
 from ..config import AuctionConfig
-from ..engine.phantoms import PhantomArrays, PhantomModel, draw_phantom_arrays
+from ..engine.phantoms import PhantomArrays, PhantomModel
 from ..errors import InvalidBidParameters
 from ..mechanisms.rules import AuctionRules, RevealLimits, to_us
 from .market import MarketConditions, ValueModel
@@ -30,14 +31,18 @@ from .settings import SimulationConfig
 from .strategies.base import AuctionView, learns, strategy_label
 
 __all__ = [
+    "AHEAD_AUCTIONS",
+    "AHEAD_NUMBERS",
     "PATH_POINTS",
     "AuctionEnvironment",
     "ExogenousDraws",
     "Streams",
+    "UniformsAhead",
     "build_environment",
     "check_baseline",
     "child_seed",
     "draw_exogenous",
+    "draw_phantoms",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -73,14 +78,76 @@ def child_seed(seed_seq: np.random.SeedSequence, k: int) -> np.random.SeedSequen
     )
 
 
+#: Auctions' worth of uniforms a group of bidders draws ahead at most, and the most
+#: numbers one group holds (512 KiB).
+AHEAD_AUCTIONS = 32
+AHEAD_NUMBERS = 1 << 16
+
+
+class UniformsAhead:
+    """Bidders' uniforms drawn ahead, for the object path's batch forms (one row a bidder).
+
+    A built-in strategy takes one block of ``block`` uniforms per auction from its
+    bidder's stream; drawing several auctions' blocks in one call gives the same numbers
+    in the same order (PCG64 fills an array as successive calls would), in fewer calls:
+    one per bidder every few auctions instead of one per bidder and auction. Bidders
+    who bid together share one buffer. What a group has not used is given back (its
+    streams stepped back) before any of its bidders' streams is used otherwise: another
+    block size or group, or a scalar form. So no bidder's numbers depend on this.
+    """
+
+    __slots__ = ("_groups", "_owner")
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[int, ...], list[Any]] = {}  # group -> [block, buffer, next]
+        self._owner: dict[int, tuple[int, ...]] = {}
+
+    def take(
+        self, rngs: Sequence[np.random.Generator], group: tuple[int, ...], block: int
+    ) -> FloatArray:
+        """The next ``block`` uniforms of each bidder of ``group``: ``(len(group), block)``."""
+        entry = self._groups.get(group)
+        if entry is None or entry[0] != block or entry[2] == entry[1].shape[1]:
+            self.give_back(rngs, group)
+            count = max(1, min(AHEAD_AUCTIONS, AHEAD_NUMBERS // max(1, len(group) * block)))
+            buffer = np.empty((len(group), count, block))
+            for j, i in enumerate(group):
+                rngs[i].random(out=buffer[j])
+            entry = self._groups[group] = [block, buffer, 0]
+            self._owner.update(dict.fromkeys(group, group))
+        at = entry[2]
+        entry[2] = at + 1
+        taken: FloatArray = entry[1][:, at, :]
+        return taken
+
+    def give_back(self, rngs: Sequence[np.random.Generator], bidders: Iterable[int]) -> None:
+        """Step back the streams of every group holding one of ``bidders`` by the numbers
+        it drew and did not use (PCG64 steps back exactly)."""
+        owner = self._owner
+        for i in bidders:
+            group = owner.get(i)
+            if group is None:
+                continue
+            block, buffer, used = self._groups.pop(group)
+            unused = (buffer.shape[1] - used) * block
+            for k in group:
+                del owner[k]
+                if unused:
+                    rngs[k].bit_generator.advance(-unused)  # type: ignore[attr-defined]
+
+
 @dataclass(slots=True)
 class Streams:
-    """The generators of one chunk (or of a simulator's ``run_simulation`` calls)."""
+    """The generators of one chunk (or of a simulator's ``run_simulation`` calls), and
+    the bidders' uniforms drawn ahead from them (:class:`UniformsAhead`: a bidder's
+    generator may be ahead of what its bids used; anything other than the object path
+    drawing from it first calls ``ahead.give_back``)."""
 
     root: np.random.SeedSequence
     market: np.random.Generator
     phantom: np.random.Generator
     bidders: list[np.random.Generator] = field(default_factory=list)
+    ahead: UniformsAhead = field(default_factory=UniformsAhead)
 
     @classmethod
     def from_seed(cls, root: np.random.SeedSequence, n_bidders: int) -> Streams:
@@ -253,11 +320,53 @@ class ExogenousDraws:
 def draw_exogenous(env: AuctionEnvironment, streams: Streams, n_auctions: int) -> ExogenousDraws:
     """Market draws then phantom draws of ``n_auctions`` auctions, each from its stream."""
     market = env.value_model.draw(streams.market, n_auctions)
-    phantoms = draw_phantom_arrays(
-        env.phantom_model,
-        streams.phantom,
-        n_auctions,
-        env.baseline_price,
-        env.baseline_quantity,
+    phantoms = draw_phantoms(
+        env.phantom_model, streams.phantom, n_auctions, env.baseline_price, env.baseline_quantity
     )
     return ExogenousDraws(market.true_premium_bps, market.values_bps, phantoms)
+
+
+def draw_phantoms(
+    model: PhantomModel,
+    rng: np.random.Generator,
+    n_auctions: int,
+    baseline_price: float,
+    baseline_amount: float,
+) -> PhantomArrays:
+    """The phantom bids of ``n_auctions`` auctions, drawing only the bids that exist.
+
+    The model of :func:`~phantom_auction.engine.phantoms.draw_phantom_arrays` (each of
+    ``M`` slots bids with probability ``p``; a truncated normal improvement by inverse
+    CDF; uniform volume and fee fractions), sampled in a cheaper order: each auction's
+    number of phantoms ``k ~ Binomial(M, p)``, then three uniforms (improvement, volume,
+    fee) for each of its ``k`` bids, which take slots ``0 .. k-1``. Phantoms are
+    exchangeable, so which slots hold them changes no outcome; draws of ``p``'s
+    complement are skipped (a third of the work at the default ``p = 0.3``). Empty slots
+    hold a zero bid: price at the baseline (0 bps), volume 0, fee 0.
+    """
+    m = model.max_phantom_bidders
+    count = rng.binomial(m, model.bid_probability, size=n_auctions) if m else None
+    present = np.zeros((n_auctions, m), dtype=bool)
+    if count is not None:
+        np.less(np.arange(m), count[:, None], out=present)
+    u = rng.random((int(present.sum()), 3))
+    lo = ndtr((model.min_bps - model.mean_bps) / model.sd_bps)
+    hi = ndtr((model.max_bps - model.mean_bps) / model.sd_bps)
+    bid_bps = np.clip(
+        model.mean_bps + model.sd_bps * ndtri(lo + (hi - lo) * u[:, 0]),
+        model.min_bps,
+        model.max_bps,
+    )
+    low, high = model.volume_fraction
+    bid_volume = baseline_amount * (low + (high - low) * u[:, 1])
+    low, high = model.fee_fraction
+    bid_fee = bid_volume * model.priority_fee_max_ratio * (low + (high - low) * u[:, 2])
+    improvement = np.zeros(present.shape)
+    price = np.full(present.shape, baseline_price)
+    volume = np.zeros(present.shape)
+    fee = np.zeros(present.shape)
+    improvement[present] = bid_bps
+    price[present] = baseline_price * (1.0 + bid_bps / 10_000.0)
+    volume[present] = bid_volume
+    fee[present] = bid_fee
+    return PhantomArrays(present, improvement, price, volume, fee)

@@ -40,7 +40,7 @@ from ..mechanisms.rules import (
     fill_improvements,
     improvement_bps,
     price_of,
-    reveal_verdicts,
+    reveal_accepted,
     score,
 )
 from .environment import (
@@ -91,51 +91,63 @@ def clear_arrays(
     env: AuctionEnvironment,
     real_imp: FloatArray,
     real_qty: FloatArray,
-    real_fee: FloatArray,
-    real_has: BoolArray,
+    real_fee: FloatArray | None,
+    participants: IntArray,
     phantoms: PhantomArrays,
     rows: slice,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Clear auctions ``rows`` as the engine does, real bids given in arrival order (A, N).
 
-    Returns the real bids' allocations and fill improvements (bps over the baseline,
-    per unit), and every column's allocation and score, reals then phantoms (A, N + M).
+    A real bidder without a standing bid holds improvement, volume and fee 0 (a zero
+    bid, which clear_batch never fills: ineligible by its volume, the same as masked
+    out, to the bit); ``real_fee`` None means every fee is 0. ``participants``: bids,
+    real and phantom, of each auction. Returns the real bids' allocations and fill
+    improvements (bps over the baseline, per unit), and every column's allocation and
+    score, reals then phantoms (A, N + W): ``W`` phantom slots, up to the last that
+    holds a bid in these rows (the sampler fills slots from the first), so that the
+    clearing does not sort slots that are empty in every auction.
     """
     rules, bp, bq = env.rules, env.baseline_price, env.baseline_quantity
-    present = phantoms.present[rows]
     b, n = real_imp.shape
-    m = present.shape[1]
-    # Scores and volumes laid side by side, reals then phantoms (the engine's tie order);
-    # an absent bid scores 0 with volume 0, which clear_batch never fills (no mask
-    # needed: ineligible by its volume, the same as masked out, to the bit).
-    values = np.empty((b, n + m))
-    qty = np.empty((b, n + m))
-    real_fee_bps = np.asarray(fee_bps(real_fee, bq))
-    np.copyto(values[:, :n], _scores(rules, real_imp, real_fee, bq))
-    values[:, :n][~real_has] = 0.0
-    ph_score = values[:, n:]
-    ph_imp = improvement_bps(phantoms.price[rows], bp)
-    np.copyto(ph_score, _scores(rules, ph_imp, phantoms.priority_fee[rows], bq))
-    ph_score[~present] = 0.0
-    participants = present.sum(axis=1) + real_has.sum(axis=1)
+    present = phantoms.present[rows]
+    used = np.flatnonzero(present.any(axis=0))
+    w = int(used[-1]) + 1 if used.size else 0
+    present = present[:, :w]
+    # Scores and volumes laid side by side, reals then phantoms (the engine's tie order).
+    fee: FloatArray = np.broadcast_to(0.0, real_imp.shape) if real_fee is None else real_fee
+    ph_imp = improvement_bps(phantoms.price[rows, :w], bp)
+    ph_score = np.where(present, _scores(rules, ph_imp, phantoms.priority_fee[rows, :w], bq), 0.0)
     cleared = participants >= rules.min_participants
-    np.copyto(qty[:, :n], real_qty)
-    qty[:, :n][~(real_has & cleared[:, None])] = 0.0
     floor: FloatArray | float = 0.0
     if rules.phantom_policy == "floor":
-        # Phantoms never take volume; the best one's score floors every real fill.
-        qty[:, n:] = 0.0
+        # Phantoms never take volume (and a bid without volume changes no price: they
+        # are left out of the clearing); the best one's score floors every real fill.
         floor = np.maximum(ph_score.max(axis=1, initial=0.0), 0.0)[:, None]
+        values = np.asarray(_scores(rules, real_imp, fee, bq), dtype=np.float64)
+        qty = real_qty
+        if not cleared.all():
+            qty = np.where(cleared[:, None], real_qty, 0.0)
     else:
-        np.copyto(qty[:, n:], phantoms.volume[rows])
-        qty[:, n:][~(present & cleared[:, None])] = 0.0
+        values = np.empty((b, n + w))
+        qty = np.empty((b, n + w))
+        values[:, :n] = _scores(rules, real_imp, fee, bq)
+        values[:, n:] = ph_score
+        qty[:, :n] = real_qty
+        np.copyto(qty[:, n:], np.where(present, phantoms.volume[rows, :w], 0.0))
+        if not cleared.all():
+            qty[~cleared] = 0.0
     if values.shape[1]:
         cleared_batch = clear_batch(values, qty, supply=bq, reserve=0.0, mechanism=rules.mechanism)
         alloc, pay = cleared_batch.allocation, cleared_batch.payment
     else:
         alloc = pay = np.zeros(values.shape)
     real_alloc = alloc[:, :n]
-    paid = fill_improvements(rules, pay[:, :n], real_alloc, real_imp, real_fee_bps, floor)
+    # 0 bps of fee when fee_weight is 0: the same bits as a finite fee's (x - 0 * f = x).
+    own_fee_bps: FloatArray | float = 0.0 if rules.fee_weight == 0.0 else fee_bps(fee, bq)
+    paid = fill_improvements(rules, pay[:, :n], real_alloc, real_imp, own_fee_bps, floor)
+    if rules.phantom_policy == "floor":
+        values = np.concatenate((values, ph_score), axis=1)
+        alloc = np.concatenate((alloc, np.zeros(ph_score.shape)), axis=1)
     return real_alloc, paid, alloc, values
 
 
@@ -214,11 +226,11 @@ def valid_bids(
     """Which slots the engine would accept (the rule book's verdict), their improvements
     (bps) and volumes."""
     qty = (
-        np.full(batch.improvement_bps.shape, env.baseline_quantity)
+        np.broadcast_to(env.baseline_quantity, batch.improvement_bps.shape)
         if env.textbook
         else batch.quantity
     )
-    accepted, _ = reveal_verdicts(
+    accepted = reveal_accepted(
         env.limits,
         batch.improvement_bps,
         qty,
@@ -226,7 +238,8 @@ def valid_bids(
         batch.timestamp_ms,
         env.deadline_us,
     )
-    return accepted & batch.present, batch.improvement_bps, qty
+    accepted &= batch.present
+    return accepted, batch.improvement_bps, qty
 
 
 def _column(a: NDArray[Any], flat: IntArray | None) -> NDArray[Any]:
@@ -241,10 +254,13 @@ def _column(a: NDArray[Any], flat: IntArray | None) -> NDArray[Any]:
 def _standing_of(
     batch: BidBatch, env: AuctionEnvironment
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]:
-    """Standing bid per auction (best accepted score, earliest on ties) and the valid mask."""
+    """Standing bid per auction (best accepted score, earliest on ties) and the valid mask.
+
+    An auction without one gets a zero bid (improvement, volume and fee 0) arriving at
+    +inf: what :func:`clear_arrays` expects, and last in arrival order.
+    """
     valid, imp, qty = valid_bids(batch, env)
     rows, slots = imp.shape
-    has = np.asarray(valid.any(axis=1), dtype=bool)
     flat: IntArray | None = None
     if slots > 1:
         scores = _scores(env.rules, imp, batch.priority_fee, env.baseline_quantity)
@@ -258,11 +274,15 @@ def _standing_of(
             candidates = valid & (masked == best[:, None])
             pick = np.argmin(np.where(candidates, when, np.inf), axis=1)
         flat = pick + np.arange(0, rows * slots, slots)
+        # A valid score is finite: -inf marks an auction without an accepted bid.
+        has = masked.reshape(-1)[flat] > -np.inf
+    else:
+        has = valid[:, 0].copy()
     return (
-        _column(imp, flat),
-        _column(qty, flat),
-        _column(batch.priority_fee, flat),
-        _column(batch.timestamp_ms, flat),
+        np.where(has, _column(imp, flat), 0.0),
+        np.where(has, _column(qty, flat), 0.0),
+        np.where(has, _column(batch.priority_fee, flat), 0.0),
+        np.where(has, _column(batch.timestamp_ms, flat), np.inf),
         has,
         valid,
         imp,
@@ -280,12 +300,15 @@ def _clear_and_measure(
     present = ph.present[rows]
     values = draws.values_bps[rows]
     r_imp, r_qty, r_time, has = st.imp[rows], st.qty[rows], st.time[rows], st.has[rows]
-    b, m, n = values.shape[0], present.shape[1], values.shape[1]
+    b, n = values.shape
     q_total = env.baseline_quantity
+    num_real = np.count_nonzero(has, axis=1)
+    num_phantom = np.count_nonzero(present, axis=1)
 
     # Real bids in arrival order (the engine's commit order), then the phantoms. ``flat``
-    # indexes the block's (b, n) standing arrays (contiguous rows) in that order.
-    order = np.argsort(np.where(has, r_time, np.inf), axis=1, kind="stable")
+    # indexes the block's (b, n) standing arrays (contiguous rows) in that order; an
+    # auction's bidders without a standing bid arrive at +inf, after the others.
+    order = np.argsort(r_time, axis=1, kind="stable")
     starts = np.arange(b) * n
     flat = order + starts[:, None]
 
@@ -294,7 +317,13 @@ def _clear_and_measure(
         return out
 
     s_alloc, s_paid, alloc, scores = clear_arrays(
-        env, arrived(r_imp), arrived(r_qty), arrived(st.fee[rows]), arrived(has), ph, rows
+        env,
+        arrived(r_imp),
+        arrived(r_qty),
+        arrived(st.fee[rows]) if env.rules.fee_weight != 0.0 else None,
+        num_real + num_phantom,
+        ph,
+        rows,
     )
     alloc_real = np.empty((b, n))
     pay_real = np.empty((b, n))
@@ -303,9 +332,10 @@ def _clear_and_measure(
 
     # The winner: the best-ranked bid that received volume (first column on ties).
     ranked = np.where(alloc > 0.0, scores, -np.inf)
-    if m + n:
+    width = ranked.shape[1]
+    if width:
         top = np.argmax(ranked, axis=1)
-        any_alloc = ranked.reshape(-1)[top + np.arange(0, b * (m + n), m + n)] > -np.inf
+        any_alloc = ranked.reshape(-1)[top + np.arange(0, b * width, width)] > -np.inf
     else:
         top, any_alloc = np.zeros(b, dtype=np.int64), np.zeros(b, dtype=bool)
     top_real = order.reshape(-1)[np.minimum(top, n - 1) + starts] if n else top
@@ -359,8 +389,8 @@ def _clear_and_measure(
         "welfare": welfare_bps * q_total * bp / BPS,
         "welfare_improvement": np.where(has_surplus, welfare_bps / safe, np.nan),
         "best_bid_time_ms": conv,
-        "num_real_bids": has.sum(axis=1).astype(np.int32),
-        "num_phantom_bids": present.sum(axis=1).astype(np.int32),
+        "num_real_bids": num_real.astype(np.int32),
+        "num_phantom_bids": num_phantom.astype(np.int32),
         "real_fill_fraction": alloc_real.sum(axis=1) / q_total,
         "best_real_value_bps": best_value,
         "competitive_bps": competitive,
@@ -441,12 +471,15 @@ def simulate_chunk_arrays(
     path_rows: int = 0,
     draws: ExogenousDraws | None = None,
     on_rows: Callable[[int], None] | None = None,
+    out: ChunkColumns | None = None,
 ) -> tuple[ChunkColumns, PathSample | None]:
     """Simulate ``n_auctions`` auctions on arrays; learners' state advances in place.
 
     ``path_rows > 0`` also returns the convergence paths of the first ``path_rows``
     auctions. ``draws`` replaces the market and phantom draws (tests feed chosen ones).
-    ``on_rows(n)`` is told each block's ``n`` auctions as it ends (progress).
+    ``on_rows(n)`` is told each block's ``n`` auctions as it ends (progress). ``out``:
+    arrays of ``n_auctions`` rows to write the columns into (each block's as it ends),
+    with the names and dtypes this function returns (by default it allocates them).
     """
     if draws is None:
         draws = draw_exogenous(env, streams, n_auctions)
@@ -463,9 +496,8 @@ def simulate_chunk_arrays(
     keep = min(path_rows, n_auctions)
     path_parts: list[list[tuple[BoolArray, FloatArray, FloatArray]]] = [[] for _ in range(n)]
     learners = [i for i in range(n) if env.learner_flags[i]]
-    blocks: list[ChunkColumns] = []
     start = 0
-    while start < n_auctions or not blocks:
+    while start < n_auctions or out is None:
         size = min(n_auctions - start, BLOCK_ROWS)
         for i in learners:
             refresh = getattr(strategies[i], "auctions_until_refresh", None)
@@ -498,15 +530,17 @@ def simulate_chunk_arrays(
                     None if tags is None else tags[rows],
                 ),
             )
-        blocks.append(columns)
+        if out is None:
+            if size == n_auctions:
+                out = columns
+            else:
+                out = {k: np.empty(n_auctions, dtype=v.dtype) for k, v in columns.items()}
+        if out is not columns:
+            for name, column in columns.items():
+                out[name][rows] = column
         start += size
         if on_rows is not None:
             on_rows(size)
-    out = (
-        blocks[0]
-        if len(blocks) == 1
-        else {k: np.concatenate([blk[k] for blk in blocks]) for k in blocks[0]}
-    )
     sample = None
     if path_rows:
         sample = _path_sample(env, [_stack(parts) for parts in path_parts if parts], keep)

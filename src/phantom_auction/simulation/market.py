@@ -35,11 +35,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from ..errors import InvalidBidParameters
 
@@ -49,6 +49,7 @@ __all__ = [
     "VOLATILITY_BPS",
     "MarketConditions",
     "MarketDraws",
+    "NormalValues",
     "ValueModel",
     "equicorrelation",
     "value_distribution",
@@ -260,6 +261,84 @@ def value_distribution(spec: Any) -> Any:
     )
 
 
+class _NormFamily:
+    """Stands for ``scipy.stats.norm`` in keys that name a distribution's family."""
+
+    name: Final = "norm"
+
+
+@dataclass(frozen=True, slots=True)
+class NormalValues:
+    """The normal ``N(loc, scale)`` (bps) with the frozen ``scipy.stats.norm`` methods
+    the simulator and strategies call, computed as scipy does (``ndtr``, ``ndtri``).
+
+    ``scipy.stats`` takes 0.5-1 s to import; a Monte Carlo run in market mode needs only
+    these few methods of its values' marginal. Any other method is delegated to
+    ``scipy.stats.norm(loc, scale)``, imported then. Equal when the parameters are.
+    """
+
+    loc: float
+    scale: float
+    dist: ClassVar[_NormFamily] = _NormFamily()
+    args: ClassVar[tuple[()]] = ()
+
+    @property
+    def kwds(self) -> dict[str, float]:
+        return {"loc": self.loc, "scale": self.scale}
+
+    def _z(self, x: Any) -> Any:
+        return (np.asarray(x, dtype=np.float64) - self.loc) / self.scale
+
+    @staticmethod
+    def _out(a: Any) -> Any:
+        """A 0-d result as a numpy scalar, as scipy returns it."""
+        out = np.asarray(a, dtype=np.float64)
+        return out[()] if out.ndim == 0 else out
+
+    def cdf(self, x: Any) -> Any:
+        return self._out(ndtr(self._z(x)))
+
+    def sf(self, x: Any) -> Any:
+        return self._out(ndtr(-self._z(x)))
+
+    def ppf(self, q: Any) -> Any:
+        return self._out(ndtri(np.asarray(q, dtype=np.float64)) * self.scale + self.loc)
+
+    def pdf(self, x: Any) -> Any:
+        z = self._z(x)
+        return self._out(np.exp(-(z**2) / 2.0) / _SQRT_2PI / self.scale)
+
+    def logpdf(self, x: Any) -> Any:
+        z = self._z(x)
+        return self._out(-(z**2) / 2.0 - _LOG_SQRT_2PI - math.log(self.scale))
+
+    def mean(self) -> float:
+        return float(self.loc)
+
+    def median(self) -> float:
+        return float(self.loc)
+
+    def std(self) -> float:
+        return float(self.scale)
+
+    def var(self) -> float:
+        return float(self.scale) ** 2
+
+    def support(self) -> tuple[float, float]:
+        return -math.inf, math.inf
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        from scipy import stats
+
+        return getattr(stats.norm(loc=self.loc, scale=self.scale), name)
+
+
+_SQRT_2PI: Final = math.sqrt(2.0 * math.pi)
+_LOG_SQRT_2PI: Final = 0.5 * math.log(2.0 * math.pi)
+
+
 @dataclass(frozen=True, slots=True)
 class MarketDraws:
     """Exogenous draws of ``A`` auctions: true price premium (A,) and values (A, N), in bps."""
@@ -338,11 +417,7 @@ class ValueModel:
         """The distribution of one bidder's value (bps): F, or the market mode's normal."""
         if self.distribution is not None:
             return self.distribution
-        from scipy import stats
-
-        return stats.norm(
-            loc=self.center_bps, scale=math.hypot(self.premium_sd_bps, self.noise_sd_bps)
-        )
+        return NormalValues(self.center_bps, math.hypot(self.premium_sd_bps, self.noise_sd_bps))
 
     def draw(self, rng: np.random.Generator, n_auctions: int) -> MarketDraws:
         """Draw ``n_auctions`` auctions from the market stream ``rng``."""

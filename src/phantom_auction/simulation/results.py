@@ -43,7 +43,7 @@ Per-auction metrics, all measured against the modelled private values (SPEC,
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, overload
 
@@ -71,6 +71,7 @@ __all__ = [
     "MonteCarloResults",
     "RowsNotKept",
     "SimulatedBid",
+    "SimulatedBids",
     "SimulationMetrics",
     "SimulationResult",
     "frame_from_columns",
@@ -199,6 +200,63 @@ class SimulatedBid:
     private_value_bps: float | None = None
 
 
+class SimulatedBids(Sequence[SimulatedBid]):
+    """The bids of one simulated auction: an immutable sequence (equal to the tuple of
+    its bids) whose :class:`SimulatedBid` records are built on first access, as the
+    engine's :class:`~phantom_auction.engine.result.Ranking` is: most results are never
+    asked for them, and a 200-bidder auction's records cost more than its clearing."""
+
+    __slots__ = ("_bids", "_build", "_count")
+
+    def __init__(
+        self,
+        bids: Iterable[SimulatedBid] = (),
+        *,
+        build: Callable[[], tuple[SimulatedBid, ...]] | None = None,
+        count: int = 0,
+    ) -> None:
+        self._build = build
+        self._bids: tuple[SimulatedBid, ...] | None = None if build else tuple(bids)
+        self._count = count
+
+    def _built(self) -> tuple[SimulatedBid, ...]:
+        bids = self._bids
+        if bids is None:
+            assert self._build is not None
+            bids = self._bids = self._build()
+            self._build = None
+        return bids
+
+    @overload
+    def __getitem__(self, index: int) -> SimulatedBid: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[SimulatedBid, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> SimulatedBid | tuple[SimulatedBid, ...]:
+        return self._built()[index]
+
+    def __len__(self) -> int:
+        return self._count if self._bids is None else len(self._bids)
+
+    def __iter__(self) -> Iterator[SimulatedBid]:
+        return iter(self._built())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SimulatedBids | tuple | list):
+            return self._built() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._built())
+
+    def __repr__(self) -> str:
+        return f"SimulatedBids({list(self._built())!r})"
+
+    def __reduce__(self) -> tuple[type[SimulatedBids], tuple[tuple[SimulatedBid, ...]]]:
+        return (SimulatedBids, (self._built(),))
+
+
 @dataclass(frozen=True, slots=True)
 class SimulationMetrics:
     """Metrics of one auction (see the module docstring for each definition).
@@ -231,7 +289,8 @@ class SimulationResult:
     ``winning_bid``: the best real bid that received volume (``None`` if none did);
     ``clearing_price``: the user's volume-weighted price (token B per A);
     ``total_surplus``: welfare in token B; ``all_bids``: the bids that entered clearing
-    (phantoms, then each real bidder's standing bid in arrival order);
+    (each real bidder's standing bid in arrival order, then the phantoms; a
+    :class:`SimulatedBids`, built when first read);
     ``vcg_result``: the VCG mechanism's result when the auction used VCG;
     ``convergence_path``: best standing real improvement (bps, non-decreasing) at
     ``execution_trace["time_grid_ms"]``; ``row``: this auction's Monte Carlo columns.
@@ -241,7 +300,7 @@ class SimulationResult:
     clearing_price: float
     total_surplus: float
     metrics: SimulationMetrics
-    all_bids: tuple[SimulatedBid, ...]
+    all_bids: Sequence[SimulatedBid]
     vcg_result: Any
     convergence_path: FloatArray
     execution_trace: dict[str, Any]

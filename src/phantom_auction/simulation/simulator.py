@@ -21,27 +21,27 @@ import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..engine.auction import Auction
-from ..engine.bids import ImprovementBid, SettlementRequest
-from ..engine.commitment import auction_prefix, revealed_digest
+from ..engine.bids import SettlementRequest
 from ..engine.nonces import NonceRegistry
 from ..engine.result import AuctionResult, Ranking
 from ..mechanisms.rules import (
     BPS,
-    RejectReason,
+    REASON_CODES,
     fee_bps,
     improvement_bps,
-    in_window,
     price_of,
-    reveal_verdict,
+    reveal_verdicts,
     score,
-    to_us,
 )
 from ..mechanisms.vcg import VCGAllocation, VCGResult
+from .bidding import auction_bids
 from .environment import (
     WINNER_NONE,
     WINNER_PHANTOM,
@@ -52,9 +52,9 @@ from .environment import (
     draw_exogenous,
 )
 from .market import MarketConditions
-from .results import SimulatedBid, SimulationMetrics, SimulationResult
+from .results import SimulatedBid, SimulatedBids, SimulationMetrics, SimulationResult
 from .settings import SimulationConfig
-from .strategies.base import AuctionFeedback, call_generate_bids
+from .strategies.base import AuctionFeedback
 from .strategies.registry import SEED_STRATEGIES, create_strategy
 
 __all__ = ["PhantomSimulator", "run_simulation", "simulate_auction"]
@@ -106,7 +106,7 @@ class PhantomSimulator:
             baseline_quantity,
             self.config,
             self.market,
-            tuple(id(s) for s in self.strategies),
+            tuple(map(id, self.strategies)),
         )
         if self._env is None or self._env_key != key:
             self._env = build_environment(
@@ -149,16 +149,30 @@ def run_simulation(
 SIMULATED_OPEN = datetime(2000, 1, 1, tzinfo=UTC)
 _SALT = bytes(32)  # commitments need a salt; a simulated bidder has nothing to hide
 _PAIR = (0, 1)
+_BIDDER_IDS: list[str] = []
+
+
+def _bidder_ids(n: int) -> list[str]:
+    """``real_0 .. real_{n-1}``, the real bidders' ids (made once)."""
+    while len(_BIDDER_IDS) < n:
+        _BIDDER_IDS.append(f"real_{len(_BIDDER_IDS)}")
+    return _BIDDER_IDS
 
 
 def _run_engine(
     env: AuctionEnvironment,
     a: int,
-    standing: Sequence[SimulatedBid],
+    ids: list[str],
+    columns: tuple[list[float], list[float], list[float], list[int]],
     phantoms: tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]],
 ) -> AuctionResult:
-    """Auction ``a`` through the engine on the synthetic clock: the ``standing`` bids
-    (in arrival order) committed at their arrival times, revealed, finalized."""
+    """Auction ``a`` through the engine on the synthetic clock: the standing bids of
+    bidders ``ids`` (in arrival order; ``columns`` their prices in B per A, volumes,
+    fees and arrival times in whole microseconds) committed at their arrival times,
+    revealed as the reveal window opens and finalized when it ends, by the engine's
+    batch entry (:meth:`~phantom_auction.engine.auction.Auction.commit_reveal_finalize`,
+    the same as those commands one by one; it makes no record per bid that nobody
+    reads, and its commitments only when read)."""
     bq = env.baseline_quantity
     auction = Auction(
         SettlementRequest(*_PAIR, bq),
@@ -174,47 +188,72 @@ def _run_engine(
         phantom_model=env.phantom_model,
         phantom_columns=phantoms,
     )
-    prefix = auction_prefix(auction.auction_id)
-    full = []
-    for bid in standing:
-        at = SIMULATED_OPEN + timedelta(microseconds=to_us(bid.timestamp_ms))
-        sealed = ImprovementBid(
-            bid.bidder_id, _PAIR, bid.price, bid.quantity, bid.priority_fee, _SALT, 1, at, _SALT
+    result = auction.commit_reveal_finalize(ids, *columns, nonce=1, salt=_SALT)
+    if len(auction.reveals) != len(ids):
+        raise AssertionError(
+            f"the engine refused a bid the rule book accepted: {auction.audit[1:-3]}"
         )
-        # The commitment hashes the other fields: made with the engine's own digest
-        # (frozen dataclass, so set after the fact) rather than a second encoder.
-        object.__setattr__(sealed, "commitment_hash", revealed_digest(prefix, sealed))
-        if not auction.commit(sealed, at):
-            raise AssertionError(f"the engine refused a commit the rule book accepted: {bid}")
-        full.append(sealed)
-    for sealed in full:
-        if not auction.reveal(sealed, auction.commit_deadline):
-            raise AssertionError(f"the engine refused a reveal the rule book accepted: {sealed}")
-    return auction.finalize(auction.reveal_deadline)
+    return result
+
+
+_allocation = partial(tuple.__new__, VCGAllocation)  # VCGAllocation(*fields), without a frame
 
 
 def _vcg_view(
-    entries: Sequence[tuple[SimulatedBid, int]], alloc: Sequence[float], result: AuctionResult
+    ids: Sequence[str],
+    prices: Sequence[float],
+    alloc: Sequence[float],
+    n_real: int,
+    result: AuctionResult,
 ) -> VCGResult:
     """The seed's ``vcg_result`` of an engine-cleared VCG auction, on prices (token B):
-    one allocation per bid in clearing order; a phantom's units are sold at the baseline."""
-    paid = {f.bidder_id: f.price for f in result.fills if f.bidder_id is not None}
-    baseline = result.baseline_price
-    allocations = []
-    for (bid, _), units in zip(entries, alloc, strict=True):
-        payment = units * paid.get(bid.bidder_id, baseline)
-        allocations.append(
-            VCGAllocation(bid.bidder_id, units, payment, bid.price * units - payment)
-        )
-    return VCGResult(
-        allocations=tuple(allocations),
-        social_welfare=math.fsum(b.price * x for (b, _), x in zip(entries, alloc, strict=True)),
-        total_revenue=math.fsum(a.payment for a in allocations),
-        efficiency=1.0,
-        phantom_participation_rate=(
-            sum(b.is_phantom for b, _ in entries) / len(entries) if entries else 0.0
-        ),
+    one allocation per bid in clearing order (bidders ``ids`` at ``prices``, the first
+    ``n_real`` real); a phantom's units are sold at the baseline."""
+    # Each bid's units sold at its fill price (a real winner's) or the baseline.
+    unit_price = np.full(len(ids), result.baseline_price)
+    for fill in result.fills:
+        if fill.bidder_id is not None:
+            unit_price[ids.index(fill.bidder_id)] = fill.price
+    units = np.asarray(alloc, dtype=np.float64)
+    payment = units * unit_price
+    value = np.asarray(prices, dtype=np.float64) * units
+    payments = payment.tolist()
+    allocations = tuple(
+        map(_allocation, zip(ids, alloc, payments, (value - payment).tolist(), strict=True))
     )
+    return VCGResult(
+        allocations=allocations,
+        social_welfare=math.fsum(value.tolist()),
+        total_revenue=math.fsum(payments),
+        efficiency=1.0,
+        phantom_participation_rate=(len(ids) - n_real) / len(ids) if ids else 0.0,
+    )
+
+
+class _EnvironmentArrays(NamedTuple):
+    """What every auction of an environment reuses: the convergence path's time grid (ms,
+    read-only) and each bidder's index in ``env.label_groups``."""
+
+    time_grid_ms: NDArray[np.float64]
+    label_of: NDArray[np.intp]
+
+
+_arrays_seen: dict[int, tuple[AuctionEnvironment, _EnvironmentArrays]] = {}
+
+
+def _arrays_of(env: AuctionEnvironment) -> _EnvironmentArrays:
+    seen = _arrays_seen.get(id(env))
+    if seen is not None and seen[0] is env:
+        return seen[1]
+    grid = env.time_grid_ms
+    grid.setflags(write=False)  # shared by every result's trace
+    label_of = np.zeros(env.num_bidders, dtype=np.intp)
+    for k, (_, members) in enumerate(env.label_groups):
+        label_of[list(members)] = k
+    if len(_arrays_seen) >= 16:
+        _arrays_seen.clear()
+    arrays = _arrays_seen[id(env)] = (env, _EnvironmentArrays(grid, label_of))
+    return arrays[1]
 
 
 def _entropy_share(amounts: Sequence[float], bidders: int) -> float:
@@ -238,50 +277,61 @@ def simulate_auction(
     Learning strategies are told the outcome when ``env.learning``.
     """
     started = time.perf_counter()
-    bp, bq = env.baseline_price, env.baseline_quantity
-    values = draws.values_bps[a].tolist()
-    rejected: dict[str, int] = {}
-    submitted = 0
-    standing: list[SimulatedBid | None] = []
-    path_t: list[float] = []
-    path_v: list[float] = []
-    rules, limits, deadline_us = env.rules, env.limits, env.deadline_us
-    textbook, market, view, rngs = env.textbook, env.market, env.view, streams.bidders
-    add_t, add_v, labels = path_t.append, path_v.append, env.labels
-    for i, strategy in enumerate(strategies):
-        v = values[i]
-        bids = call_generate_bids(strategy, bp, bq, market, rngs[i], price_of(v, bp), view)
-        submitted += len(bids)
-        best: tuple[float, float, float, float, float, float] | None = None
-        for price, quantity, t, fee in bids:
-            imp = improvement_bps(price, bp)
-            qty = bq if textbook else quantity
-            reason = (
-                reveal_verdict(limits, imp, qty, fee)
-                if in_window(t, deadline_us)
-                else RejectReason.LATE
-            )
-            if reason is not None:
-                rejected[reason.value] = rejected.get(reason.value, 0) + 1
-                continue
-            add_t(t)
-            add_v(imp)
-            rank_score = score(rules, imp, fee_bps(fee, bq))
-            if best is None or rank_score > best[0] or (rank_score == best[0] and t < best[4]):
-                best = (rank_score, price, imp, qty, t, fee)
-        standing.append(
-            None
-            if best is None
-            else SimulatedBid(
-                f"real_{i}", labels[i], best[1], best[2], best[3], best[4], best[5], False, v
-            )
-        )
+    bp, bq, rules = env.baseline_price, env.baseline_quantity, env.rules
+    values_bps = draws.values_bps[a]
+    values = values_bps.tolist()
+    n = len(strategies)
+
+    # Every bid, judged by the rule book: arrival before the deadline, then the reveal.
+    bids = auction_bids(env, strategies, streams, values_bps)
+    imp, times, fees, present = (
+        bids.improvement_bps,
+        bids.timestamp_ms,
+        bids.priority_fee,
+        bids.present,
+    )
+    qty = np.full(imp.shape, bq) if env.textbook else bids.quantity
+    accepted, codes = reveal_verdicts(env.limits, imp, qty, fees, times, env.deadline_us)
+    valid = accepted & present
+    submitted = int(np.count_nonzero(present))
+    refused = np.bincount(codes[present], minlength=len(REASON_CODES)).tolist()
+    rejected = {
+        reason.value: count
+        for reason, count in zip(REASON_CODES, refused, strict=True)
+        if reason is not None and count
+    }
+
+    # Each bidder's standing bid (the one it commits): its best accepted score, earliest
+    # on ties; per bidder, in bidder order.
+    if rules.price_weight == 1.0 and rules.fee_weight == 0.0:
+        scores = np.where(valid, imp, -np.inf)  # the score is the improvement, to the bit
+    else:
+        with np.errstate(invalid="ignore"):
+            scores = np.where(valid, score(rules, imp, fee_bps(fees, bq)), -np.inf)
+    if bool((times[:, 1:] >= times[:, :-1]).all()):
+        # Slots in time order (as strategies send them; padding last): the first best
+        # is the earliest.
+        pick = np.argmax(scores, axis=1)
+    else:
+        best = scores.max(axis=1)
+        pick = np.argmin(np.where(valid & (scores == best[:, None]), times, np.inf), axis=1)
+    row_of = bids.row_of
+    slot = pick[row_of]
+    has = np.asarray(valid.any(axis=1))[row_of]
+    s_imp, s_qty, s_fee, s_time = (
+        imp[row_of, slot],
+        qty[row_of, slot],
+        fees[row_of, slot],
+        times[row_of, slot],
+    )
+    s_price = bids.price[row_of, slot]
 
     # Commit order = arrival order (ties: bidder index); phantoms rank after real bids.
-    real_order = sorted(
-        (i for i, s in enumerate(standing) if s is not None),
-        key=lambda i: (standing[i].timestamp_ms, i),  # type: ignore[union-attr]
-    )
+    bidding = np.flatnonzero(has)
+    order = bidding[np.argsort(s_time[bidding], kind="stable")]
+    real_order = order.tolist()
+    all_ids = _bidder_ids(n)
+    ids = [all_ids[i] for i in real_order]
     ph = draws.phantoms
     slots = np.flatnonzero(ph.present[a])
     columns = (
@@ -290,68 +340,91 @@ def simulate_auction(
         tuple(ph.volume[a, slots].tolist()),
         tuple(ph.priority_fee[a, slots].tolist()),
     )
-    phantom_bids = [
-        SimulatedBid(f"phantom-{k}", "phantom", price, improvement_bps(price, bp), vol, 0.0, fee,
-                     True, None)
-        for k, price, vol, fee in zip(*columns, strict=True)
-    ]  # fmt: skip
-    real_bids: list[SimulatedBid] = [s for i in real_order if (s := standing[i]) is not None]
-    entries = list(zip(real_bids, real_order, strict=True))
-    entries += [(b, WINNER_PHANTOM) for b in phantom_bids]
-    all_bids = tuple(b for b, _ in entries)
-    result = _run_engine(env, a, real_bids, columns)
+    arrivals_us = np.rint(s_time[order] * 1000.0).astype(np.int64).tolist()  # to_us()
+    price_list, imp_list = s_price[order].tolist(), s_imp[order].tolist()
+    qty_list, fee_list = s_qty[order].tolist(), s_fee[order].tolist()
+    result = _run_engine(env, a, ids, (price_list, qty_list, fee_list, arrivals_us), columns)
 
-    # Allocation of each entry (clearing order) and what each real bidder pays, bps x units.
-    owner_of = {b.bidder_id: owner for b, owner in entries}
-    alloc = [0.0] * len(entries)
-    position = {b.bidder_id: j for j, (b, _) in enumerate(entries)}
+    labels = env.labels
+    times_list = s_time[order].tolist()
+
+    def real_bid(j: int) -> SimulatedBid:
+        """The ``j``-th real bid in arrival order as a record."""
+        i = real_order[j]
+        return SimulatedBid(
+            ids[j], labels[i], price_list[j], imp_list[j], qty_list[j], times_list[j],
+            fee_list[j], False, values[i],
+        )  # fmt: skip
+
+    def every_bid() -> tuple[SimulatedBid, ...]:
+        phantoms = [
+            SimulatedBid(f"phantom-{k}", "phantom", price, improvement_bps(price, bp), vol,
+                         0.0, fee, True, None)
+            for k, price, vol, fee in zip(*columns, strict=True)
+        ]  # fmt: skip
+        return (*map(real_bid, range(len(ids))), *phantoms)
+
+    all_bids = SimulatedBids(build=every_bid, count=len(ids) + len(columns[0]))
+
+    # Allocation of each entry (the ranking's columns: clearing order) and the winner:
+    # the best-ranked bid that received volume.
+    n_real = len(real_order)
     winner = WINNER_NONE
     ranking = result.ranking
     table = ranking.columns if isinstance(ranking, Ranking) else None
     if table is not None and table.allocated is not None:
-        ids, allocated = table.bidder_ids, table.allocated
-        ranked = [(ids[i], allocated[i]) for i in table.order]
+        alloc = list(table.allocated)
+        for j in table.order:
+            if alloc[j] > 0.0:
+                winner = real_order[j] if j < n_real else WINNER_PHANTOM
+                break
     else:
-        ranked = [(r.bidder_id, r.allocated) for r in ranking]
-    for bidder_id, units in ranked:
-        if units > 0.0:
-            alloc[position[bidder_id]] = units
-            if winner == WINNER_NONE:
-                winner = owner_of[bidder_id]
-    n = len(strategies)
-    x_real = [0.0] * n
-    p_real = [0.0] * n
+        alloc = [0.0] * len(all_bids)
+        position = {b: j for j, b in enumerate(ids)}
+        position.update((f"phantom-{k}", n_real + j) for j, k in enumerate(columns[0]))
+        for ranked in ranking:
+            if ranked.allocated > 0.0:
+                j = position[ranked.bidder_id]
+                alloc[j] = ranked.allocated
+                if winner == WINNER_NONE:
+                    winner = real_order[j] if j < n_real else WINNER_PHANTOM
+    # What each real winner got (token A) and paid (bps x units), in bidder order.
+    won: dict[int, tuple[float, float]] = {}
     winning_bid: SimulatedBid | None = None
     for fill in result.fills:
         if fill.bidder_id is not None:
-            owner = owner_of[fill.bidder_id]
-            x_real[owner] = fill.volume
-            p_real[owner] = fill.volume * improvement_bps(fill.price, bp)
+            j = ids.index(fill.bidder_id)  # a few fills: no table of all bidders
+            won[real_order[j]] = (fill.volume, fill.volume * improvement_bps(fill.price, bp))
             if winning_bid is None:
-                winning_bid = entries[position[fill.bidder_id]][0]
-    vcg_result = _vcg_view(entries, alloc, result) if env.mechanism == "vcg" else None
+                winning_bid = real_bid(j)
+    winners = sorted(won)
+    x_won = [won[i][0] for i in winners]
+    p_won = [won[i][1] for i in winners]
+    vcg_result = (
+        _vcg_view([*ids, *(f"phantom-{k}" for k in columns[0])], [*price_list, *columns[1]],
+                  alloc, n_real, result)
+        if env.mechanism == "vcg"
+        else None
+    )  # fmt: skip
 
     # Metrics against the modelled values.
-    improvement = sum(p_real) / bq
+    improvement = sum(p_won) / bq
     clearing_price = price_of(improvement, bp)
     premium = float(draws.true_premium_bps[a])
     true_price = price_of(premium, bp)
     best_value = max(values) if n else -math.inf
     # Same definitions as the fast path (kernels.py): competitive price = 2nd-highest value.
-    competitive = max(sorted(values)[-2], 0.0) if n >= 2 else 0.0
+    competitive = max(float(np.partition(values_bps, n - 2)[n - 2]), 0.0) if n >= 2 else 0.0
     available = max(best_value, 0.0)
-    welfare_bps = sum(values[i] * x_real[i] for i in range(n)) / bq
-    shaded_pairs = [
-        (values[i] - s.improvement_bps, values[i])
-        for i, s in enumerate(standing)
-        if s is not None and values[i] > 0.0
-    ]
-    shaded_sum = sum(d for d, _ in shaded_pairs)
-    valued_sum = sum(v for _, v in shaded_pairs)
-    real_standing = [s for s in standing if s is not None]
-    if real_standing:
-        best_imp = max(s.improvement_bps for s in real_standing)
-        convergence = min(s.timestamp_ms for s in real_standing if s.improvement_bps == best_imp)
+    welfare_bps = sum(values[i] * x for i, x in zip(winners, x_won, strict=True)) / bq
+    shading = has & (values_bps > 0.0)
+    shaded = np.where(shading, values_bps - s_imp, 0.0)
+    valued = np.where(shading, values_bps, 0.0)
+    shaded_sum, valued_sum = float(shaded.sum()), float(valued.sum())
+    if n_real:
+        standing_imp = np.where(has, s_imp, -np.inf)
+        top = standing_imp.max()
+        convergence = float(s_time[has & (standing_imp == top)].min())
     else:
         convergence = math.nan
     row: dict[str, Any] = {
@@ -367,36 +440,40 @@ def simulate_auction(
         "welfare": welfare_bps * bq * bp / BPS,
         "welfare_improvement": welfare_bps / available if available > 0.0 else math.nan,
         "best_bid_time_ms": convergence,
-        "num_real_bids": len(real_standing),
-        "num_phantom_bids": len(phantom_bids),
-        "real_fill_fraction": sum(x_real) / bq,
+        "num_real_bids": n_real,
+        "num_phantom_bids": len(columns[0]),
+        "real_fill_fraction": sum(x_won) / bq,
         "best_real_value_bps": best_value,
         "competitive_bps": competitive,
         "available_surplus_bps": available,
         "shaded_bps": shaded_sum,
         "valued_bps": valued_sum,
     }
-    for label, idx in env.label_groups:
-        mine = [
-            (values[i] - s.improvement_bps, values[i])
-            for i in idx
-            if (s := standing[i]) is not None and values[i] > 0.0
-        ]
-        mine_valued = sum(v for _, v in mine)
-        row[f"bid_shading:{label}"] = (
-            sum(d for d, _ in mine) / mine_valued if mine_valued > 0.0 else math.nan
-        )
-        row[f"profit_bps:{label}"] = sum((values[i] * x_real[i] - p_real[i]) / bq for i in idx)
+    x_real = np.zeros(n)
+    p_real = np.zeros(n)
+    x_real[winners] = x_won
+    p_real[winners] = p_won
+    profit = (values_bps * x_real - p_real) / bq
+    arrays = _arrays_of(env)
+    by_label = [
+        np.bincount(arrays.label_of, weights=w, minlength=len(env.label_groups)).tolist()
+        for w in (shaded, valued, profit)
+    ]
+    for (label, _), mine_shaded, mine_valued, mine_profit in zip(
+        env.label_groups, *by_label, strict=True
+    ):
+        row[f"bid_shading:{label}"] = mine_shaded / mine_valued if mine_valued > 0.0 else math.nan
+        row[f"profit_bps:{label}"] = mine_profit
 
     if env.learning:
         for i, strategy in enumerate(strategies):
             if env.learner_flags[i]:
-                x = x_real[i]
+                x, paid = won.get(i, (0.0, 0.0))
                 feedback = AuctionFeedback(
-                    standing[i] is not None,
+                    bool(has[i]),
                     x,
-                    p_real[i] / x if x > 0.0 else 0.0,
-                    (values[i] * x - p_real[i]) / bq,
+                    paid / x if x > 0.0 else 0.0,
+                    (values[i] * x - paid) / bq,
                     clearing_price,
                 )
                 observe = getattr(strategy, "observe", None)
@@ -404,14 +481,11 @@ def simulate_auction(
                     observe(feedback)
 
     # Best standing real improvement at each grid time (0 = the baseline before any bid).
-    grid = env.time_grid_ms  # a property that builds the array
-    path = np.zeros(grid.size)
-    if path_t:
-        times = np.asarray(path_t)
-        order = np.argsort(times, kind="stable")
-        running = np.maximum.accumulate(np.asarray(path_v)[order])
-        arrived = np.searchsorted(times[order], grid, side="right")
-        path = np.maximum(np.where(arrived > 0, running[np.maximum(arrived - 1, 0)], 0.0), 0.0)
+    # A bid counts from the first grid time at or after its arrival.
+    grid = arrays.time_grid_ms
+    best_from = np.zeros(grid.size + 1)  # the baseline; the last slot: after the grid
+    np.maximum.at(best_from, np.searchsorted(grid, times[valid]), imp[valid])
+    path = np.maximum.accumulate(best_from[:-1])
     elapsed_ms = (time.perf_counter() - started) * 1e3
     metrics = SimulationMetrics(
         avg_price_improvement=improvement,
@@ -419,7 +493,7 @@ def simulate_auction(
         price_discovery_efficiency=row["price_discovery_efficiency"],
         bid_shading=row["bid_shading"],
         phantom_win_rate=1.0 if winner == WINNER_PHANTOM else 0.0,
-        winner_diversity=_entropy_share(x_real, len(real_standing)),
+        winner_diversity=_entropy_share(x_won, n_real),
         convergence_speed=convergence,
         welfare=row["welfare"],
         welfare_improvement=row["welfare_improvement"],

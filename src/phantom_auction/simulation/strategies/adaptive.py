@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
@@ -215,6 +215,12 @@ class AdaptiveStrategy(BidderStrategy):
         )
         # The learner's action goes back with the feedback; -1 where it did not bid.
         return replace(batch, tag=np.where(batch.present[:, 0], action, -1))
+
+    def batch_key(self, view: AuctionView, market: MarketConditions) -> Hashable:
+        # Its policy as of this auction (what the scalar form refreshes first), and the
+        # state it comes from: two bidders with equal keys bid alike.
+        self._refresh_policy(market, view)
+        return (super().batch_key(view, market), self._greedy, self._policy_epsilon)
 
     # -- learning -------------------------------------------------------------------
 

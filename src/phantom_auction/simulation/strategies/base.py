@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -385,6 +385,13 @@ class BidderStrategy:
     ) -> BidBatch | None:
         """Bids of ``len(values_bps)`` auctions at once, or ``None`` (no batch form)."""
         return None
+
+    def batch_key(self, view: AuctionView, market: MarketConditions) -> Hashable:
+        """Bidders whose (built-in) strategies give equal keys bid together in the object
+        path: one :meth:`generate_batch` call, rows = bidders (each row from the bidder's
+        own stream), so equal keys must mean the same bids from the same draws. Default:
+        the class and its ``repr`` (its parameters)."""
+        return (type(self), repr(self))
 
     def observe(self, feedback: AuctionFeedback) -> None:
         """Learn from one auction's outcome (default: nothing)."""

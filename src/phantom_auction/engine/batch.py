@@ -1,0 +1,297 @@
+"""The pieces of :meth:`Auction.commit_reveal_finalize`: many bids in clear through one
+auction in one call, with no record made per bid unless someone reads it.
+
+A driver that holds every bid in clear (the simulator's object path) commits, reveals
+and finalizes them in one call. When every bid passes every check, the auction keeps
+them as columns (:class:`BatchBids`): the :class:`~.bids.SealedBid` and
+:class:`~.bids.ImprovementBid` records (with their v1 commitments), and their audit
+events, are made when first read (:class:`LazyRecords`, log entries that build their
+event), and clearing reads :class:`RevealedRow` rows, the four fields settlement uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from datetime import datetime, timedelta
+from functools import partial
+from itertools import accumulate, count
+from typing import Any, NamedTuple, TypeVar, cast
+
+import numpy as np
+
+from ..errors import InvalidBidParameters
+from ..mechanisms.rules import RevealLimits, improvement_bps, reveal_verdicts
+from .audit import CommitAccepted, RevealAccepted
+from .bids import ImprovementBid, SealedBid, make_bid
+from .commitment import MAX_NONCE, SALT_SIZE
+
+__all__ = ["BatchBids", "LazyRecords", "RevealedRow", "accepted_batch"]
+
+V = TypeVar("V")
+_US = timedelta(microseconds=1)
+
+
+class RevealedRow(NamedTuple):
+    """What settlement reads of a revealed bid: its bidder, price (B per A), volume
+    (token A) and priority fee (token units)."""
+
+    bidder_id: str
+    improved_price: float
+    volume: float
+    priority_fee: float
+
+
+_row = partial(tuple.__new__, RevealedRow)  # RevealedRow(*fields), without a frame
+
+
+class BatchBids:
+    """The bids of one :meth:`Auction.commit_reveal_finalize` call as columns, all
+    accepted: bid ``i`` arrived ``arrivals_us[i]`` microseconds after ``opened_at``, was
+    committed at ``commit_us[i]`` (the auction's clock then, which never runs back) and
+    revealed at ``revealed_at``. Records and events are made on demand, each once."""
+
+    __slots__ = (
+        "_bids",
+        "_sealed",
+        "arrivals_us",
+        "auction_id",
+        "bidder_ids",
+        "commit_us",
+        "fees",
+        "nonce",
+        "opened_at",
+        "pair",
+        "prices",
+        "revealed_at",
+        "salt",
+        "volumes",
+    )
+
+    def __init__(
+        self,
+        auction_id: str,
+        pair: tuple[int, int],
+        opened_at: datetime,
+        nonce: int,
+        salt: bytes,
+        bidder_ids: list[str],
+        prices: list[float],
+        volumes: list[float],
+        fees: list[float],
+        arrivals_us: list[int],
+        commit_us: list[int],
+        revealed_at: datetime,
+    ) -> None:
+        self.auction_id = auction_id
+        self.pair = pair
+        self.opened_at = opened_at
+        self.nonce = nonce
+        self.salt = salt
+        self.bidder_ids = bidder_ids
+        self.prices = prices
+        self.volumes = volumes
+        self.fees = fees
+        self.arrivals_us = arrivals_us
+        self.commit_us = commit_us
+        self.revealed_at = revealed_at
+        self._bids: dict[int, ImprovementBid] = {}
+        self._sealed: dict[int, SealedBid] = {}
+
+    def committed_at(self, i: int) -> datetime:
+        """When bid ``i`` was committed (the auction's clock then)."""
+        return self.opened_at + self.commit_us[i] * _US
+
+    def bid(self, i: int) -> ImprovementBid:
+        """Bid ``i`` as the bidder would have revealed it: its v1 commitment made with
+        the batch's salt and nonce, its timestamp its arrival."""
+        bid = self._bids.get(i)
+        if bid is None:
+            bid = self._bids[i] = make_bid(
+                self.auction_id,
+                self.bidder_ids[i],
+                self.pair,
+                self.prices[i],
+                self.volumes[i],
+                self.fees[i],
+                self.nonce,
+                salt=self.salt,
+                timestamp=self.opened_at + self.arrivals_us[i] * _US,
+            )
+        return bid
+
+    def sealed(self, i: int) -> SealedBid:
+        """Bid ``i``'s sealed form, as its commit stored it."""
+        sealed = self._sealed.get(i)
+        if sealed is None:
+            sealed = self._sealed[i] = self.bid(i).sealed()
+        return sealed
+
+    def commit_event(self, i: int) -> CommitAccepted:
+        return CommitAccepted(self.committed_at(i), self.sealed(i))
+
+    def reveal_event(self, i: int) -> RevealAccepted:
+        return RevealAccepted(self.revealed_at, self.bid(i))
+
+    def rows(self) -> Sequence[ImprovementBid]:
+        """Every bid as settlement reads it, in commit order: a :class:`RevealedRow` stands
+        in for each revealed bid (settlement reads only its four fields)."""
+        columns = zip(self.bidder_ids, self.prices, self.volumes, self.fees, strict=True)
+        return cast(Sequence[ImprovementBid], list(map(_row, columns)))
+
+
+def _floats(column: Sequence[float]) -> list[float] | None:
+    """``column`` as a list if every entry is a float, else None."""
+    values = list(column)
+    return values if set(map(type, values)) <= {float} else None
+
+
+def accepted_batch(
+    auction_id: str,
+    pair: tuple[int, int],
+    opened_at: datetime,
+    clock: datetime,
+    deadlines: tuple[datetime, datetime],
+    limits: RevealLimits,
+    baseline_price: float,
+    last_nonces: MutableMapping[str, int],
+    columns: tuple[list[str], list[float], list[float], list[float], list[int]],
+    nonce: int,
+    salt: bytes,
+) -> BatchBids | None:
+    """The bids of :meth:`Auction.commit_reveal_finalize` as a :class:`BatchBids` if every
+    one would be committed and revealed (arrival before the commit ``deadlines[0]`` on
+    the auction's ``clock``, no replayed nonce, no bidder twice, well-formed fields, the
+    rule book's reveal verdict, the reveal window after the commit window), else None.
+    Raises :class:`InvalidBidParameters` for columns of unequal lengths or an arrival
+    that is not whole microseconds."""
+    bidder_ids, prices, volumes, fees, arrivals_us = columns
+    n = len(bidder_ids)
+    for name, column in (
+        ("prices", prices),
+        ("volumes", volumes),
+        ("fees", fees),
+        ("arrivals_us", arrivals_us),
+    ):
+        if len(column) != n:
+            raise InvalidBidParameters(name, len(column), f"must hold {n} values, one a bid")
+    for arrival in arrivals_us:
+        if type(arrival) is not int:
+            raise InvalidBidParameters("arrivals_us", arrival, "must be whole microseconds")
+    commit_deadline, reveal_deadline = deadlines
+    ids = list(bidder_ids)
+    clock_us = (clock - opened_at) // _US
+    if arrivals_us == sorted(arrivals_us) and (not n or arrivals_us[0] >= clock_us):
+        commit_us = list(arrivals_us)  # in arrival order, after the clock: each its own
+    else:
+        commit_us = list(accumulate(arrivals_us, max, initial=clock_us))[1:]
+    if not (
+        n
+        and len(set(ids)) == n
+        and set(map(type, ids)) == {str}
+        and all(ids)
+        and type(nonce) is int
+        and 0 <= nonce <= MAX_NONCE
+        and isinstance(salt, bytes)
+        and len(salt) == SALT_SIZE
+        and commit_us[-1] < (commit_deadline - opened_at) // _US
+        and commit_deadline < reveal_deadline
+        and last_nonces.keys().isdisjoint(ids)
+    ):
+        return None
+    price, volume, fee = _floats(prices), _floats(volumes), _floats(fees)
+    if price is None or volume is None or fee is None:
+        return None
+    improvement = improvement_bps(np.array(price), baseline_price)
+    accepted, _ = reveal_verdicts(limits, improvement, np.array(volume), np.array(fee))
+    if not accepted.all():  # NaN and infinities fail it too
+        return None
+    return BatchBids(
+        auction_id, pair, opened_at, nonce, salt, ids, price, volume, fee, list(arrivals_us),
+        commit_us, commit_deadline,
+    )  # fmt: skip
+
+
+class LazyRecords(dict[str, V]):
+    """A bidder-id -> record dictionary whose records are made when first read.
+
+    Keys are set at once (so ``len``, ``in`` and iteration over keys cost nothing); a
+    value is ``make(index)`` until it is read, then the record itself. Every method
+    that reads values is overridden, iteration too (so that ``dict(records)`` goes
+    through them rather than copying the raw entries).
+    """
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[int], V], keys: Iterable[str]) -> None:
+        # Until read, a value is the record's index (an int: never a record).
+        super().__init__(cast(Iterable[tuple[str, V]], zip(keys, count())))
+        self._make = make
+
+    def _all(self) -> None:
+        """Make every record not made yet."""
+        make, setitem = self._make, dict.__setitem__
+        for key, raw in list(dict.items(self)):
+            if type(raw) is int:
+                setitem(self, key, make(cast(int, raw)))
+
+    def __getitem__(self, key: str) -> V:
+        raw: Any = dict.__getitem__(self, key)
+        if type(raw) is int:
+            raw = self._make(raw)
+            dict.__setitem__(self, key, raw)
+        value: V = raw
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        return default
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            value = self[key]
+            dict.pop(self, key)
+            return value
+        return dict.pop(self, key, *default)
+
+    def popitem(self) -> tuple[str, V]:
+        self._all()
+        return dict.popitem(self)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        self[key] = default
+        return default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.keys(self))
+
+    def values(self) -> Any:
+        self._all()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._all()
+        return dict.items(self)
+
+    def copy(self) -> dict[str, V]:
+        return dict(self.items())
+
+    def __eq__(self, other: object) -> bool:
+        self._all()
+        if isinstance(other, LazyRecords):
+            other._all()
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        self._all()
+        return dict.__repr__(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (list(self.items()),))

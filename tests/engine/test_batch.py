@@ -1,0 +1,159 @@
+"""``Auction.commit_reveal_finalize`` equals its commits, reveals and finalize one by one."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from phantom_auction.engine import Auction, AuctionPhaseError, make_bid
+from phantom_auction.engine.batch import LazyRecords
+from phantom_auction.errors import InvalidBidParameters
+
+from .engine_support import PAIR, T0, config, ms, open_auction
+
+SALT = bytes(range(1, 33))
+
+# (bidder index, improvement bps, volume, fee, arrival us): the bids range over accepted
+# and refused ones (out of bounds, late, a bidder twice).
+bids = st.lists(
+    st.tuples(
+        st.integers(0, 6),
+        st.one_of(st.floats(5.0, 60.0), st.sampled_from([10.0, 50.0, 30.0])),
+        st.one_of(st.floats(1.0, 1500.0), st.sampled_from([1000.0, 500.0])),
+        st.one_of(st.just(0.0), st.floats(0.0, 20.0)),
+        st.integers(0, 90_000),
+    ),
+    max_size=8,
+)
+
+
+def _columns(rows: list[tuple[int, float, float, float, int]], baseline: float = 100.0):  # type: ignore[no-untyped-def]
+    ids = [f"b{i}" for i, *_ in rows]
+    prices = [baseline * (1.0 + imp / 10_000.0) for _, imp, *_ in rows]
+    return ids, prices, [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows]
+
+
+def _one_by_one(auction: Auction, columns, nonce: int = 1):  # type: ignore[no-untyped-def]
+    ids, prices, volumes, fees, arrivals = columns
+    accepted = []
+    for i, bidder in enumerate(ids):
+        at = auction.opened_at + ms(arrivals[i] / 1000.0)
+        bid = make_bid(
+            auction.auction_id, bidder, PAIR, prices[i], volumes[i], fees[i], nonce,
+            salt=SALT, timestamp=at,
+        )  # fmt: skip
+        if auction.commit(bid, at):
+            accepted.append(bid)
+    for bid in accepted:
+        auction.reveal(bid, auction.commit_deadline)
+    return auction.finalize(auction.reveal_deadline)
+
+
+def _assert_same(batch: Auction, single: Auction) -> None:
+    assert batch.phase == single.phase and batch.clock == single.clock
+    assert dict(batch.commitments) == dict(single.commitments)
+    assert list(batch.commitments) == list(single.commitments)
+    assert dict(batch.reveals) == dict(single.reveals)
+    assert batch.unrevealed == single.unrevealed
+    assert batch.audit == single.audit
+    assert batch.result == single.result
+    assert batch.nonces._last == single.nonces._last
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bids, st.sampled_from(["vickrey", "uniform", "vcg", "discriminatory"]))
+def test_the_batch_equals_the_commands_one_by_one(
+    rows: list[tuple[int, float, float, float, int]], mechanism: str
+) -> None:
+    cfg = config(mechanism=mechanism, fee_weight=0.5)
+    columns = _columns(rows)
+    single = open_auction(cfg)
+    expected = _one_by_one(single, columns)
+    batch = open_auction(cfg)
+    got = batch.commit_reveal_finalize(*columns, nonce=1, salt=SALT)
+    assert got == expected
+    _assert_same(batch, single)
+
+
+accepted_bids = st.lists(
+    st.tuples(
+        st.floats(10.0, 50.0),
+        st.floats(1.0, 1000.0),
+        st.one_of(st.just(0.0), st.floats(0.0, 0.0099)),  # fee per unit of volume
+        st.integers(0, 79_999),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(accepted_bids, st.sampled_from(["vickrey", "uniform", "vcg", "discriminatory"]))
+def test_accepted_bids_take_the_columns_path_with_the_same_outcome(
+    rows: list[tuple[float, float, float, int]], mechanism: str
+) -> None:
+    cfg = config(mechanism=mechanism)
+    columns = _columns([(i, imp, vol, fee * vol, t) for i, (imp, vol, fee, t) in enumerate(rows)])
+    single = open_auction(cfg)
+    expected = _one_by_one(single, columns)
+    batch = open_auction(cfg)
+    assert batch.commit_reveal_finalize(*columns, nonce=1, salt=SALT) == expected
+    assert isinstance(batch._reveals, LazyRecords)  # the columns path
+    _assert_same(batch, single)
+
+
+def test_accepted_bids_stay_columns_until_read() -> None:
+    cfg = config(mechanism="vcg", max_phantom_bidders=0)
+    columns = _columns([(i, 20.0 + i, 400.0, 0.0, 1000 * i) for i in range(5)])
+    batch = open_auction(cfg)
+    result = batch.commit_reveal_finalize(*columns, nonce=1, salt=SALT)
+    records = batch._reveals
+    assert isinstance(records, LazyRecords)
+    # Only the winning bid's record was made (the result holds it).
+    made = [k for k in records if type(dict.__getitem__(records, k)) is not int]
+    assert made == [result.winning_bid.bidder_id]  # type: ignore[union-attr]
+    single = open_auction(cfg)
+    assert _one_by_one(single, columns) == result
+    _assert_same(batch, single)
+    # The records are real: replaying the audit rebuilds the auction, commitments checked.
+    again = open_auction(cfg)
+    again.replay(batch.audit)
+    assert again.result == result
+    assert pickle.loads(pickle.dumps(batch.reveals.copy())) == dict(single.reveals)
+
+
+def test_a_refused_bid_runs_the_commands_one_by_one() -> None:
+    cfg = config(mechanism="vickrey")
+    # b1 too high an improvement, b2 late, b0 twice.
+    rows = [(0, 20.0, 400.0, 0.0, 10), (1, 900.0, 400.0, 0.0, 20), (0, 25.0, 400.0, 0.0, 30)]
+    rows.append((2, 30.0, 400.0, 0.0, 85_000))
+    columns = _columns(rows)
+    batch = open_auction(cfg)
+    result = batch.commit_reveal_finalize(*columns, nonce=1, salt=SALT)
+    assert not isinstance(batch._reveals, LazyRecords)
+    single = open_auction(cfg)
+    assert _one_by_one(single, columns) == result
+    _assert_same(batch, single)
+    reasons = [getattr(e, "reason", None) for e in batch.audit]
+    # b0 again with the same nonce is refused as a replay (the nonce check comes first).
+    assert {"improvement_out_of_bounds", "late", "replayed_nonce"} <= {
+        r.value for r in reasons if r is not None
+    }
+
+
+def test_bad_calls_are_clear_errors() -> None:
+    cfg = config()
+    auction = open_auction(cfg)
+    with pytest.raises(InvalidBidParameters, match="prices"):
+        auction.commit_reveal_finalize(["a"], [], [1.0], [0.0], [0], nonce=1, salt=SALT)
+    with pytest.raises(InvalidBidParameters, match="arrivals_us"):
+        auction.commit_reveal_finalize(["a"], [100.2], [1.0], [0.0], [0.5], nonce=1, salt=SALT)  # type: ignore[list-item]
+    with pytest.raises(InvalidBidParameters, match="improved_price"):
+        auction.commit_reveal_finalize(["a"], [float("nan")], [1.0], [0.0], [0], nonce=1, salt=SALT)
+    auction = open_auction(cfg)
+    auction.commit(make_bid(auction.auction_id, "x", PAIR, 100.2, 1.0, 0.0, 1), T0)
+    with pytest.raises(AuctionPhaseError):
+        auction.commit_reveal_finalize(["a"], [100.2], [1.0], [0.0], [0], nonce=1, salt=SALT)

@@ -1,0 +1,108 @@
+"""The simulation's shared draws: the phantom sampler and the market's normal marginal."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from phantom_auction.engine.phantoms import PhantomModel, draw_phantom_arrays
+from phantom_auction.simulation.environment import draw_phantoms
+from phantom_auction.simulation.equilibrium import best_phantom_cdf, phantom_improvement_cdf
+from phantom_auction.simulation.market import NormalValues
+
+
+def test_phantom_counts_are_binomial_and_fill_the_first_slots() -> None:
+    model = PhantomModel(max_phantom_bidders=12, bid_probability=0.35)
+    rows = 200_000
+    draw = draw_phantoms(model, np.random.default_rng(3), rows, 100.0, 1000.0)
+    counts = draw.present.sum(axis=1)
+    p, m = model.bid_probability, model.max_phantom_bidders
+    se_mean = math.sqrt(m * p * (1 - p) / rows)
+    assert abs(counts.mean() - m * p) < 4 * se_mean
+    assert abs(counts.var() - m * p * (1 - p)) < 0.03 * m * p * (1 - p)
+    for k in (0, 3, 6):
+        expected = math.comb(m, k) * p**k * (1 - p) ** (m - k)
+        observed = float(np.mean(counts == k))
+        assert abs(observed - expected) < 4 * math.sqrt(expected * (1 - expected) / rows)
+    # Slots 0 .. k-1 hold the bids; the empty ones a zero bid at the baseline.
+    np.testing.assert_array_equal(draw.present, np.arange(m) < counts[:, None])
+    empty = ~draw.present
+    assert (draw.price[empty] == 100.0).all()
+    assert (draw.volume[empty] == 0.0).all() and (draw.priority_fee[empty] == 0.0).all()
+
+
+def test_phantom_bids_have_the_models_distribution() -> None:
+    # The same model as draw_phantom_arrays (the engine's numpy sampler) and as the
+    # CDFs the equilibrium solver assumes, sampled another way.
+    model = PhantomModel(max_phantom_bidders=12, bid_probability=0.4, mean_bps=22.0, sd_bps=7.0)
+    rows = 100_000
+    draw = draw_phantoms(model, np.random.default_rng(5), rows, 100.0, 1000.0)
+    one = draw.improvement_bps[draw.present]
+    best = np.where(draw.present, draw.improvement_bps, -np.inf).max(axis=1)
+    for x in (9.0, 12.0, 18.0, 22.0, 30.0, 49.0, 50.0):
+        p_one, p_best = float(np.mean(one <= x)), float(np.mean(best <= x))
+        se_one = math.sqrt(max(p_one * (1 - p_one), 1e-12) / one.size)
+        se_best = math.sqrt(max(p_best * (1 - p_best), 1e-12) / best.size)
+        assert abs(float(phantom_improvement_cdf(model, x)) - p_one) < 4 * se_one + 1e-12
+        assert abs(float(best_phantom_cdf(model, x)) - p_best) < 4 * se_best + 1e-12
+    reference = draw_phantom_arrays(model, np.random.default_rng(6), rows, 100.0, 1000.0)
+    for mine, theirs in (
+        (draw.volume[draw.present], reference.volume[reference.present]),
+        (draw.priority_fee[draw.present], reference.priority_fee[reference.present]),
+    ):
+        se = math.sqrt(mine.var() / mine.size + theirs.var() / theirs.size)
+        assert abs(mine.mean() - theirs.mean()) < 4 * se
+    assert (draw.volume[draw.present] >= 500.0).all() and (draw.volume <= 1000.0).all()
+    fee_cap = draw.volume * model.priority_fee_max_ratio * model.fee_fraction[1]
+    assert (draw.priority_fee <= fee_cap).all()
+    bps = (draw.price[draw.present] / 100.0 - 1.0) * 10_000.0
+    np.testing.assert_allclose(bps, one, atol=1e-9)
+
+
+def test_phantom_draws_follow_the_seed_and_split_by_auction_count() -> None:
+    model = PhantomModel()
+    one = draw_phantoms(model, np.random.default_rng(9), 500, 100.0, 1000.0)
+    again = draw_phantoms(model, np.random.default_rng(9), 500, 100.0, 1000.0)
+    for field in ("present", "improvement_bps", "price", "volume", "priority_fee"):
+        np.testing.assert_array_equal(getattr(one, field), getattr(again, field))
+    none = draw_phantoms(PhantomModel(max_phantom_bidders=0), np.random.default_rng(1), 4, 1, 1)
+    assert none.present.shape == (4, 0)
+    always = draw_phantoms(PhantomModel(bid_probability=1.0), np.random.default_rng(1), 50, 1, 1)
+    assert always.present.all()
+
+
+def test_normal_marginal_is_scipys_normal_to_the_bit() -> None:
+    mine, scipys = NormalValues(39.3, 14.4), stats.norm(loc=39.3, scale=14.4)
+    x = np.linspace(-60.0, 140.0, 2001)
+    q = np.linspace(0.0, 1.0, 2001)
+    for name in ("cdf", "sf", "pdf", "logpdf"):
+        np.testing.assert_array_equal(getattr(mine, name)(x), getattr(scipys, name)(x))
+    np.testing.assert_array_equal(mine.ppf(q), scipys.ppf(q))
+    assert mine.cdf(40.0) == scipys.cdf(40.0) and np.ndim(mine.cdf(40.0)) == 0
+    assert (mine.mean(), mine.median(), mine.std()) == (scipys.mean(), scipys.median(), 14.4)
+    assert mine.var() == pytest.approx(scipys.var())
+    assert mine.support() == scipys.support()
+    # Anything else is scipy's own.
+    assert mine.interval(0.9) == scipys.interval(0.9)
+    assert mine == NormalValues(39.3, 14.4) and mine != NormalValues(39.3, 14.5)
+
+
+def test_a_market_mode_run_does_not_import_scipy_stats() -> None:
+    # scipy.stats takes 0.5-1 s to import: a default Monte Carlo run must not need it.
+    code = (
+        "import sys\n"
+        "from phantom_auction.simulation import PhantomSimulator, SimulationConfig, "
+        "run_monte_carlo\n"
+        "sim = PhantomSimulator(SimulationConfig(num_simulations=300, seed=1))\n"
+        "run_monte_carlo(sim, 100.0, 1000.0)\n"
+        "print('scipy.stats' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "False"
