@@ -116,11 +116,12 @@ def _batch(
 
 
 def throughput(
-    config: AuctionConfig, auctions: int, *, stagewise: bool = False
+    config: AuctionConfig, auctions: int, *, stagewise: bool = False, version: int = 2
 ) -> dict[str, float]:
     """Seconds (CPU) spent over ``auctions`` auctions (precomputation excluded): the whole
     loop under one clock, or with ``stagewise`` each stage under its own (the clock is
-    then read 5 times per auction, ~1 us each: that split is for the shares only)."""
+    then read 5 times per auction, ~1 us each: that split is for the shares only). The
+    bidders commit in ``version`` (docs/commitment.md)."""
     registry = NonceRegistry()
     rng = np.random.default_rng(1)
     deadline = T0 + 100 * MS
@@ -130,7 +131,7 @@ def throughput(
     clock = time.process_time
     batch_size = 2_000
     for start in range(0, auctions, batch_size):
-        bids = _batch(start, min(batch_size, auctions - start), rng)
+        bids = _batch(start, min(batch_size, auctions - start), rng, version)
         sealed: list[list[SealedBid]] = [[b.sealed() for b in row] for row in bids]
         gc.collect()
         if not stagewise:
@@ -203,13 +204,25 @@ def floors(config: AuctionConfig, auctions: int) -> dict[str, float]:
         for bid in row:
             commitment_version(prefix, bid, bid.commitment_hash)
     digests = clock() - start
+    # For reference (not in the floor): the same checks on v1 commitments.
+    v1_rows = _batch(0, count, np.random.default_rng(2), version=1)
+    for bid in v1_rows[0]:  # the engine learns each bidder's version on its first reveal
+        commitment_version(prefixes[0], bid, bid.commitment_hash)
+    start = clock()
+    for prefix, row in zip(prefixes, v1_rows, strict=True):
+        for bid in row:
+            commitment_version(prefix, bid, bid.commitment_hash)
+    v1_digests = clock() - start
     start = clock()
     for values, volumes in tables:
         clear(values, volumes, supply=AMOUNT, reserve=BASELINE, mechanism=mechanism)
     clearing = clock() - start
     scale = auctions / count
     return {"phantom draw": draw * scale, "20 commitment checks": digests * scale,
-            "clear()": clearing * scale}  # fmt: skip
+            "clear()": clearing * scale, V1_CHECKS: v1_digests * scale}  # fmt: skip
+
+
+V1_CHECKS = "20 v1 commitment checks"
 
 
 class PromptBidder:
@@ -354,7 +367,10 @@ def main() -> None:
     split_count = max(1, min(args.auctions, 4_000))
     stages = throughput(config, split_count, stagewise=True)
     split_total = sum(stages.values())
+    v1_count = max(1, min(args.auctions, 4_000))
+    v1_rate = v1_count / throughput(config, v1_count, version=1)["auction"]
     floor = floors(config, args.auctions)
+    v1_checks = floor.pop(V1_CHECKS)
     floor_total = sum(floor.values())
     us = total / args.auctions * 1e6
     floor_us = floor_total / args.auctions * 1e6
@@ -376,6 +392,10 @@ def main() -> None:
         print(f"      {name:<22}  {seconds / args.auctions * 1e6:8.1f} us")
     print(f"      together                {floor_us:8.1f} us"
           f" = at most {args.auctions / floor_total:,.0f} auctions/s on this machine")  # fmt: skip
+    v2_checks = floor["20 commitment checks"]
+    print(f"    commitments in v1 instead (docs/commitment.md): 20 checks "
+          f"{v1_checks / args.auctions * 1e6:.1f} us (v2: {v2_checks / args.auctions * 1e6:.1f}"
+          f" us); whole auctions {v1_rate:,.0f}/s ({v1_count} auctions)")  # fmt: skip
     print(f"    an auction costs {us / floor_us:.2f}x the floor "
           f"({us - floor_us:.1f} us beyond it)")  # fmt: skip
     print(f"    vs goal {GOAL_PER_S:,}/s: {rate / GOAL_PER_S:.2f}x;"
@@ -388,6 +408,11 @@ def main() -> None:
           f'unit=1/s note="phantom draw + 20 commitment checks + clear(), alone"')  # fmt: skip
     print(f"BENCH name=engine.cost_over_floor value={us / floor_us:.2f} unit=ratio "
           f'note="us per auction / us of the floor, same run"')  # fmt: skip
+    print(f"BENCH name=engine.v1_auctions_per_s value={v1_rate:.0f} unit=1/s "
+          f'note="the same auctions with v1 commitments, same run"')  # fmt: skip
+    print(f"BENCH name=engine.us_per_commitment_check value="
+          f"{v2_checks / args.auctions / BIDDERS * 1e6:.2f} unit=us "
+          f'note="v2; v1: {v1_checks / args.auctions / BIDDERS * 1e6:.2f} us"')  # fmt: skip
     if args.throughput_only:
         return
 

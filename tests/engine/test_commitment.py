@@ -96,7 +96,7 @@ def test_doc_has_three_vectors() -> None:
 @pytest.mark.parametrize("index", range(3))
 def test_doc_vectors_match_make_commitment(index: int) -> None:
     inputs, digest = _vectors()[index]
-    assert make_commitment(**_args(inputs)).hex() == digest
+    assert make_commitment(**_args(inputs), version=1).hex() == digest
 
 
 @pytest.mark.parametrize("index", range(3))
@@ -109,7 +109,7 @@ def test_doc_preimage_of_vector_one() -> None:
     text = DOC.read_text("utf-8")
     block = re.search(r"preimage \(hex\):\n\n```\n(.*?)\n```", text, re.S).group(1)  # type: ignore[union-attr]
     inputs, _ = _vectors()[0]
-    assert commitment_preimage(**_args(inputs)).hex() == re.sub(r"\s", "", block)
+    assert commitment_preimage(**_args(inputs), version=1).hex() == re.sub(r"\s", "", block)
 
 
 def test_doc_reference_implementation_agrees() -> None:
@@ -199,7 +199,7 @@ def test_make_commitment_matches_independent_implementation(
     salt: bytes,
 ) -> None:
     args = (auction_id, bidder_id, token_pair, price, volume, fee, nonce, salt)
-    assert make_commitment(*args) == _independent_commitment(*args)
+    assert make_commitment(*args, version=1) == _independent_commitment(*args)
 
 
 def test_length_prefixes_keep_field_boundaries() -> None:
@@ -208,8 +208,8 @@ def test_length_prefixes_keep_field_boundaries() -> None:
     b = make_commitment("a", "bc", (1, 2), 1.0, 1.0, 0.0, 1, salt)
     assert a != b
     # A price and volume whose texts concatenate to the same characters.
-    c = make_commitment("x", "y", (1, 2), 11.0, 1.0, 0.0, 1, salt)
-    d = make_commitment("x", "y", (1, 2), 1.0, 11.0, 0.0, 1, salt)
+    c = make_commitment("x", "y", (1, 2), 11.0, 1.0, 0.0, 1, salt, version=1)
+    d = make_commitment("x", "y", (1, 2), 1.0, 11.0, 0.0, 1, salt, version=1)
     assert c != d
 
 
@@ -227,10 +227,11 @@ def test_length_prefixes_keep_field_boundaries() -> None:
     ],
 )
 def test_every_field_is_bound(field: str, position: int, value: Any) -> None:
-    args: list[Any] = ["auction-1", "alice", (1, 2), 100.25, 500.0, 0.5, 1, bytes(32)]
-    before = make_commitment(*args)
-    args[position] = value
-    assert make_commitment(*args) != before, field
+    for version in (1, 2):
+        args: list[Any] = ["auction-1", "alice", (1, 2), 100.25, 500.0, 0.5, 1, bytes(32)]
+        before = make_commitment(*args, version=version)
+        args[position] = value
+        assert make_commitment(*args, version=version) != before, (field, version)
 
 
 @pytest.mark.parametrize(
@@ -301,9 +302,11 @@ def test_the_engines_reveal_digest_is_make_commitment(
 ) -> None:
     # The reveal path's own encoder (fast paths for integral values and zeros, a cache of
     # bidder ids) gives the documented digest for every finite value.
-    bid = make_bid("auction-x", bidder, pair, price, volume, fee, nonce, salt=bytes(range(32)))
+    bid = make_bid(
+        "auction-x", bidder, pair, price, volume, fee, nonce, salt=bytes(range(32)), version=1
+    )
     assert revealed_digest(auction_prefix("auction-x"), bid) == bid.commitment_hash
-    assert revealed_digest(auction_prefix("auction-x"), bid) == bid.commitment_for("auction-x")
+    assert revealed_digest(auction_prefix("auction-x"), bid) == bid.commitment_for("auction-x", 1)
 
 
 # -- version 2: prices as binary64 --
@@ -402,12 +405,12 @@ def test_v2_matches_independent_encoder_and_the_engines_reveal_digest(
     args = ("auction-x", bidder, pair, price, volume, fee, nonce, salt)
     assert bid.commitment_hash == _independent_v2(*args)
     assert bid.commitment_hash == bid.commitment_for("auction-x", 2)
-    assert bid.commitment_hash != make_commitment(*args)  # v1 of the same bid
+    assert bid.commitment_hash != make_commitment(*args, version=1)  # v1 of the same bid
     v1_prefix, v2_prefix = auction_prefixes("auction-x")
     assert v2_prefix == auction_prefix("auction-x", 2)
     assert revealed_digest_v2(v2_prefix, bid) == bid.commitment_hash
     assert commitment_version((v1_prefix, v2_prefix), bid, bid.commitment_hash) == 2
-    assert commitment_version((v1_prefix, v2_prefix), bid, make_commitment(*args)) == 1
+    assert commitment_version((v1_prefix, v2_prefix), bid, make_commitment(*args, version=1)) == 1
     assert commitment_version((v1_prefix, v2_prefix), bid, bytes(32)) == 0
 
 
@@ -451,3 +454,16 @@ def test_unknown_commitment_version_is_refused_naming_it(version: Any) -> None:
             "auction-1", "alice", (1, 2), 100.25, 500.0, 0.5, 1, bytes(32), version=version
         )
     assert info.value.field == "version"
+
+
+def test_v2_is_what_bidders_write_unless_asked_for_v1() -> None:
+    # The default version is 2 (docs/commitment.md, "Which version"); v1 stays accepted.
+    args = ("auction-1", "alice", (1, 2), 100.25, 500.0, 0.5, 1, bytes(32))
+    assert make_commitment(*args) == make_commitment(*args, version=2)
+    assert commitment_preimage(*args) == commitment_preimage(*args, version=2)
+    bid = make_bid(*args[:7], salt=args[7])
+    assert bid.commitment_hash == make_commitment(*args, version=2)
+    assert bid.commitment_for("auction-1") == bid.commitment_hash
+    assert make_bid(*args[:7], salt=args[7], version=1).commitment_hash == make_commitment(
+        *args, version=1
+    )

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from phantom_auction.engine import PhantomModel, draw_phantom_bids
+from phantom_auction.engine import PhantomModel, draw_phantom_bids, make_bid
 
 from .explorer_harness import ConsoleLog, Market
 
@@ -115,6 +115,13 @@ def test_auction_page_shows_the_published_competition_and_verifies_it(
     )
     accepted_reveals = sum(1 for r in competition["reveals"] if r["accepted"])
     assert items.count(["commitments", "true"]) == accepted_reveals + 1  # + the mismatch
+    # The SDK bidders commit in v2 (the default), mm-raw's refused reveal was a v2 bid
+    # too: each accepted reveal says which version it opened.
+    opened_in = page.eval_on_selector_all(
+        "[data-testid=verify-item][data-group=commitments][data-ok=true] span",
+        "spans => spans.map(s => s.textContent)",
+    )
+    assert sum("SHA-256 (v2) = " in text for text in opened_in) == accepted_reveals > 0, opened_in
     assert items.count(["phantoms", "true"]) == 2 + 2 * len(competition["phantom_bids"]) + 1
     assert all(ok == "true" for _, ok in items)
     # The chart: one marker per bid, the clearing price marked.
@@ -376,8 +383,35 @@ def test_javascript_verifier_agrees_with_python_bit_for_bit(page: Any, market: M
     commitment_vectors = _doc_vectors("commitment.md", "Vector [0-9]+ —")
     digests = re.findall(r"\ndigest: `([0-9a-f]{64})`", (DOCS / "commitment.md").read_text())
     assert len(commitment_vectors) == len(digests) >= 3
+    # Version 2 (binary64 prices): the doc's vectors, then random bids in both versions.
+    v2_vectors = _doc_vectors("commitment.md", "Version 2 vector [0-9]+ —")
+    v2_digests = re.findall(r"\nv2 digest: `([0-9a-f]{64})`", (DOCS / "commitment.md").read_text())
+    assert len(v2_vectors) == len(v2_digests) == 3
+    commitment_cases = [
+        [text, 1, digest] for text, digest in zip(commitment_vectors, digests, strict=True)
+    ]
+    commitment_cases += [
+        [text, 2, digest] for text, digest in zip(v2_vectors, v2_digests, strict=True)
+    ]
+    for i in range(60):
+        version = 1 + i % 2
+        values = [rng.uniform(0, 1e4) * 10 ** rng.randint(-9, 12) for _ in range(3)]
+        if i % 7 == 0:
+            values[2] = rng.choice([0.0, -0.0, 5e-324])
+        bid = make_bid(
+            f"auction-{i}", f"bidder ✓ {i}", (rng.randint(-(2**53) + 1, 2**53 - 1), i),
+            values[0], values[1], values[2], rng.randint(0, 2**53 - 1),
+            salt=bytes(rng.getrandbits(8) for _ in range(32)), version=version,
+        )  # fmt: skip
+        fields = {
+            "auction_id": f"auction-{i}", "bidder_id": bid.bidder_id,
+            "token_pair": list(bid.token_pair), "improved_price": bid.improved_price,
+            "volume": bid.volume, "priority_fee": bid.priority_fee, "nonce": bid.nonce,
+            "salt": bid.salt.hex(),
+        }  # fmt: skip
+        commitment_cases.append([json.dumps(fields), version, bid.commitment_hash.hex()])
     mismatches = page.evaluate(
-        """async ([cases, lnCases, hashes, decimals, vectors, digests]) => {
+        """async ([cases, lnCases, hashes, decimals, commitmentCases]) => {
           const v = await import('/explorer/static/verify.js');
           const out = [];
           for (const c of cases) {
@@ -397,14 +431,18 @@ def test_javascript_verifier_agrees_with_python_bit_for_bit(page: Any, market: M
             const got = v.canonicalDecimal(x);
             if (got !== text) out.push(['decimal', x, got, text]);
           }
-          for (const [i, text] of vectors.entries()) {
+          for (const [text, version, digest] of commitmentCases) {
             const bid = v.parseExact(text);
-            const got = await v.commitment(bid.auction_id, bid);
-            if (got !== digests[i]) out.push(['commitment', i, got, digests[i]]);
+            const got = await v.commitment(bid.auction_id, bid, version);
+            if (got !== digest) out.push(['commitment', version, text, got, digest]);
+            const both = await v.commitments(bid.auction_id, bid);
+            if (both[version] !== digest || both[3 - version] === digest) {
+              out.push(['commitments', version, text, JSON.stringify(both), digest]);
+            }
           }
           if (!v.webCrypto) out.push(['no WebCrypto on a loopback page']);
           return out;
         }""",
-        [cases, ln_cases, hashes, decimals, commitment_vectors, digests],
+        [cases, ln_cases, hashes, decimals, commitment_cases],
     )
     assert mismatches == []

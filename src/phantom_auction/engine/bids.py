@@ -135,7 +135,7 @@ class ImprovementBid:
             self.bidder_id, self.token_pair, self.commitment_hash, self.nonce, self.timestamp
         )
 
-    def commitment_for(self, auction_id: str, version: int = 1) -> bytes:
+    def commitment_for(self, auction_id: str, version: int = 2) -> bytes:
         """:func:`make_commitment` of this bid's fields in auction ``auction_id``."""
         return make_commitment(
             auction_id,
@@ -161,10 +161,11 @@ def make_bid(
     *,
     salt: bytes | None = None,
     timestamp: datetime | None = None,
-    version: int = 1,
+    version: int = 2,
 ) -> ImprovementBid:
     """A bid for ``auction_id`` with its commitment computed (fresh salt unless given),
-    in commitment ``version`` 1 or 2 (``docs/commitment.md``; the engine checks both).
+    in commitment ``version`` 2 (the default) or 1 (``docs/commitment.md``; the engine
+    checks both).
 
     Send ``bid.sealed()`` to commit, then ``bid`` itself to reveal.
     """

@@ -3,7 +3,7 @@
 Two versions, both verified by the engine (``docs/commitment.md`` has both layouts with
 test vectors for bidders written in other languages). They differ only in how the
 three prices are written: v1 as canonical decimal text, v2 as IEEE-754 binary64.
-``make_commitment`` and ``make_bid`` write v1 unless asked for ``version=2``.
+``make_commitment`` and ``make_bid`` write v2 unless asked for ``version=1``.
 
 ``commitment = SHA-256(preimage)`` where the v1 preimage is, in order::
 
@@ -37,10 +37,11 @@ the numbers the service stores and publishes.
 v2 (:data:`COMMITMENT_DOMAIN_V2`) is the same list with the domain tag
 ``text("phantom-auction/commitment/v2")`` and each of the three prices as ``f64(x)``,
 the 8 bytes of the binary64 big-endian, zero (``-0.0`` too) as ``+0.0``, NaN and
-infinities refused. What it buys: no shortest-decimal conversion (three ``repr`` calls,
-~6 us of the ~7 us a v1 check costs on the benchmark machine) on every reveal; the
-hashed bytes are the double itself (JavaScript ``DataView.setFloat64``, Go
-``math.Float64bits``), so there is no text to agree on at all.
+infinities refused. What it buys: no shortest-decimal conversion (three ``repr`` calls
+and their clean-up) on every reveal, about half of what a v1 check costs here
+(``benchmarks/bench_engine.py`` prints both); the hashed bytes are the double itself
+(JavaScript ``DataView.setFloat64``, Go ``math.Float64bits``), so there is no text to
+agree on at all.
 """
 
 from __future__ import annotations
@@ -382,7 +383,7 @@ def commitment_preimage(
     nonce: int,
     salt: bytes,
     *,
-    version: int = 1,
+    version: int = 2,
 ) -> bytes:
     """The canonical bytes that :func:`make_commitment` hashes (for docs and debugging)."""
     return auction_prefix(auction_id, version) + bid_suffix(
@@ -400,13 +401,13 @@ def make_commitment(
     nonce: int,
     salt: bytes,
     *,
-    version: int = 1,
+    version: int = 2,
 ) -> bytes:
     """SHA-256 (32 bytes) of the canonical encoding of a bid; see ``docs/commitment.md``.
 
     ``improved_price`` in B per A, ``volume`` in token A units, ``priority_fee`` in token
     units, ``nonce`` in ``[0, 2**53 - 1]``, ``salt`` exactly 32 random bytes, ``version``
-    1 (prices as decimal text) or 2 (prices as binary64; cheaper to verify). Raises
+    2 (prices as binary64, the default: cheaper to verify) or 1 (prices as decimal text). Raises
     :class:`InvalidBidParameters` naming the first malformed field.
     """
     return hashlib.sha256(

@@ -198,6 +198,9 @@ export function shake256(data, length) {
 // ------------------------------------------------------------------ the commitment (docs/commitment.md)
 
 export const COMMITMENT_DOMAIN = "phantom-auction/commitment/v1";
+export const COMMITMENT_DOMAIN_V2 = "phantom-auction/commitment/v2";
+// The versions a reveal may open its commitment in (the engine accepts either).
+export const COMMITMENT_VERSIONS = [2, 1];
 
 // The shortest round-trip decimal in plain positional notation: String(x) is the shortest
 // round-trip text; only its exponent form needs rewriting.
@@ -245,25 +248,43 @@ function integer(value, signed) {
   return out;
 }
 
-export function commitmentPreimage(auctionId, bid) {
+// Version 2's price field: the binary64 bits, big-endian; zero (-0 too) as +0.
+export function float64(x) {
+  if (typeof x !== "number" || !Number.isFinite(x)) throw new Error(`not a finite number: ${x}`);
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setFloat64(0, x + 0);
+  return out;
+}
+
+// Version 1 writes the prices as canonical decimals, version 2 as binary64.
+export function commitmentPreimage(auctionId, bid, version = 1) {
+  if (version !== 1 && version !== 2) throw new Error(`unknown commitment version: ${version}`);
   const salt = hexToBytes(bid.salt);
   if (salt.length !== 32) throw new Error("the salt must be 32 bytes");
+  const price = version === 1 ? (x) => text(canonicalDecimal(x)) : float64;
   return concat([
-    text(COMMITMENT_DOMAIN),
+    text(version === 1 ? COMMITMENT_DOMAIN : COMMITMENT_DOMAIN_V2),
     text(auctionId),
     text(bid.bidder_id),
     integer(bid.token_pair[0], true),
     integer(bid.token_pair[1], true),
-    text(canonicalDecimal(bid.improved_price)),
-    text(canonicalDecimal(bid.volume)),
-    text(canonicalDecimal(bid.priority_fee)),
+    price(bid.improved_price),
+    price(bid.volume),
+    price(bid.priority_fee),
     integer(bid.nonce, false),
     salt,
   ]);
 }
 
-export async function commitment(auctionId, bid) {
-  return bytesToHex(await sha256(commitmentPreimage(auctionId, bid)));
+export async function commitment(auctionId, bid, version = 1) {
+  return bytesToHex(await sha256(commitmentPreimage(auctionId, bid, version)));
+}
+
+// The reveal's digest in each version: {2: hex, 1: hex}.
+export async function commitments(auctionId, bid) {
+  const out = {};
+  for (const version of COMMITMENT_VERSIONS) out[version] = await commitment(auctionId, bid, version);
+  return out;
 }
 
 // ------------------------------------------------------------------ the phantom draw (docs/phantoms.md)
@@ -406,24 +427,30 @@ export async function verifyCompetition(doc, { phantomCommitmentAtOpen } = {}) {
   for (const [index, reveal] of (doc.reveals || []).entries()) {
     const ref = `reveal-${index}`;
     const commit = committed.get(reveal.bidder_id);
-    let hash;
+    let hashes;
     try {
-      hash = await commitment(auctionId, reveal);
+      hashes = await commitments(auctionId, reveal);
     } catch (error) {
       add("commitments", `${reveal.bidder_id}: reveal`, false, `cannot encode: ${error.message}`, ref);
       continue;
     }
+    // The version the reveal opens its commitment in (v2 or v1), if any.
+    const version = commit === undefined ? undefined : COMMITMENT_VERSIONS.find((k) => hashes[k] === commit.commitment);
+    const opens = version !== undefined && same(reveal.nonce, commit.nonce);
     if (reveal.accepted) {
-      const ok = commit !== undefined && hash === commit.commitment && same(reveal.nonce, commit.nonce);
+      const ok = opens;
+      const hash = hashes[version ?? 2];
       add(
         "commitments",
         `${reveal.bidder_id}: reveal hashes to its commitment`,
         ok,
-        ok ? `SHA-256 = ${hash.slice(0, 16)}…` : `recomputed ${hash.slice(0, 16)}…, committed ${commit ? commit.commitment.slice(0, 16) : "nothing"}…`,
+        ok
+          ? `SHA-256 (v${version}) = ${hash.slice(0, 16)}…`
+          : `recomputed ${hashes[2].slice(0, 16)}… (v2) / ${hashes[1].slice(0, 16)}… (v1), committed ${commit ? commit.commitment.slice(0, 16) : "nothing"}…`,
         ref,
       );
     } else if (reveal.reason === "commitment_mismatch") {
-      const ok = commit === undefined || hash !== commit.commitment || !same(reveal.nonce, commit.nonce);
+      const ok = !opens;
       add(
         "commitments",
         `${reveal.bidder_id}: refused reveal does not match`,
