@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from phantom_auction import (
     AuctionTimeout,
@@ -660,3 +662,31 @@ def test_time_in_other_timezones_compares_correctly() -> None:
     assert not submit_bid(
         auction, offer(auction, "bob", 100.2, 1.0).sealed(), now=(T0 + ms(80)).astimezone(plus_two)
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    available_us=st.integers(5_000, 300_000),
+    reserve_ms=st.sampled_from([0.0, 2.5, 10.0, 40.0]),
+    amount=st.sampled_from([1000.0, 7.25, 1e6]),
+)
+def test_windows_and_limits_are_the_rule_books_in_any_order_of_openings(
+    available_us: int, reserve_ms: float, amount: float
+) -> None:
+    # Openings work their windows and limits out once per (time left, reserve, amount)
+    # and keep them: every auction still gets the rule book's own, whichever came first.
+    from phantom_auction.mechanisms.rules import AuctionRules, to_us
+
+    book = AuctionRules.from_config(CFG)
+    request = SettlementRequest(*PAIR, amount)
+    deadline = T0 + timedelta(microseconds=available_us)
+    for _ in range(2):  # the second opening reads what the first worked out
+        auction = Auction(
+            request, 100.0, amount, deadline, config=CFG, now=T0, reserve_ms=reserve_ms
+        )
+        commit_ms, run_ms = book.windows_ms(available_us / 1000, reserve_ms)
+        assert auction.commit_deadline == T0 + timedelta(microseconds=to_us(commit_ms))
+        assert auction.reveal_deadline == T0 + timedelta(microseconds=to_us(run_ms))
+        limits = book.limits(amount)
+        assert auction.announcement.max_volume == amount * book.volume_multiplier
+        assert auction._limits == limits

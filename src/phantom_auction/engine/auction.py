@@ -928,7 +928,7 @@ class Auction:
         The same, in result, state and audit, as these commands one by one:
         :meth:`commit` of bid ``i`` (:func:`~.bids.make_bid` of ``bidder_ids[i]``,
         ``prices[i]`` B per A, ``volumes[i]`` token A, ``fees[i]`` token units, ``nonce``
-        and ``salt``: commitment v1, timestamp its arrival) ``arrivals_us[i]`` whole
+        and ``salt``: default commitment, timestamp its arrival) ``arrivals_us[i]`` whole
         microseconds after the open, for each ``i`` in order (the commit order, in which
         ties are broken); :meth:`reveal` of every accepted bid at the commit deadline (or
         the auction's clock, if later); :meth:`finalize` at the reveal deadline.

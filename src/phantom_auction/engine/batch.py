@@ -4,7 +4,7 @@ auction in one call, with no record made per bid unless someone reads it.
 A driver that holds every bid in clear (the simulator's object path) commits, reveals
 and finalizes them in one call. When every bid passes every check, the auction keeps
 them as columns (:class:`BatchBids`): the :class:`~.bids.SealedBid` and
-:class:`~.bids.ImprovementBid` records (with their v1 commitments), and their audit
+:class:`~.bids.ImprovementBid` records (with their commitments), and their audit
 events, are made when first read (:class:`LazyRecords`, log entries that build their
 event), and clearing reads :class:`RevealedRow` rows, the four fields settlement uses.
 """
@@ -102,7 +102,7 @@ class BatchBids:
         return self.opened_at + self.commit_us[i] * _US
 
     def bid(self, i: int) -> ImprovementBid:
-        """Bid ``i`` as the bidder would have revealed it: its v1 commitment made with
+        """Bid ``i`` as the bidder would have revealed it: its default commitment made with
         the batch's salt and nonce, its timestamp its arrival."""
         bid = self._bids.get(i)
         if bid is None:
