@@ -20,6 +20,7 @@ from .base import (
     cumsum_rows,
     new_bid,
     order_volume,
+    spread,
     value_bps,
 )
 
@@ -169,8 +170,8 @@ class RandomWalkStrategy(BidderStrategy):
         fee = qty * view.priority_fee_max_ratio * self.fee_fraction
         return BidBatch(
             imp,
-            np.broadcast_to(qty, (n, r)),
+            spread(qty, (n, r)),
             times,
-            np.broadcast_to(fee, (n, r)),
+            spread(fee, (n, r)),
             present,
         )
