@@ -22,20 +22,20 @@ from typing import NamedTuple
 
 from ..mechanisms.clearing import clear_ranked
 from ..mechanisms.rules import (
+    BPS,
     AuctionRules,
-    fee_bps,
     fill_improvement,
-    improvement_bps,
     phantom_floor,
     price_of,
-    score,
 )
 from .audit import Outcome
 from .bids import ImprovementBid
-from .phantoms import PhantomColumns, phantom_id
+from .phantoms import _PHANTOM_IDS, PhantomColumns, phantom_id
 from .result import Fill, Ranking, RankingColumns
 
 __all__ = ["Settlement", "bid_table", "cfmm_remainder", "ranking_of", "settle"]
+
+_N_IDS = len(_PHANTOM_IDS)
 
 
 class BidTable(NamedTuple):
@@ -80,9 +80,21 @@ def bid_table(
     volumes += phantom_volumes
     fees = [b.priority_fee for b in reals]
     fees += phantom_fees
-    improvements = [improvement_bps(p, baseline) for p in prices]
-    fees_bps = [fee_bps(f, amount) for f in fees]
-    scores = [score(book, i, f) for i, f in zip(improvements, fees_bps, strict=True)]
+    # improvement_bps, fee_bps and score of the rule book written out (the same
+    # operations in the same order, so the same bits): three calls per bid cost more
+    # than the arithmetic, and this runs for every auction.
+    improvements = [(p - baseline) / baseline * BPS for p in prices]
+    fees_bps = [f / amount * BPS for f in fees]
+    price_weight, fee_weight = book.price_weight, book.fee_weight
+    fee_total = sum(fees_bps)
+    if price_weight == 1.0 and fee_weight == 0.0 and fee_total - fee_total == 0.0:
+        # 1.0 * i + 0.0 * f is i itself when every f is finite (0.0 * f is +-0.0, and i
+        # is never -0.0: p - baseline is +0.0 when they are equal, and the baseline is
+        # > 0): the same list serves for both (the rule book's default weights).
+        scores = improvements
+    else:
+        pairs = zip(improvements, fees_bps, strict=True)
+        scores = [price_weight * i + fee_weight * f for i, f in pairs]
     # sorted(reverse=True) is stable: ties keep commit order, phantoms last.
     order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
     return BidTable(reals, slots, prices, volumes, fees, improvements, fees_bps, scores, order)
@@ -95,7 +107,9 @@ def ranking_of(
 ) -> Ranking:
     """The published ranking of ``table`` (with what clearing gave each bid, if it ran)."""
     bidder_ids = [b.bidder_id for b in table.reals]
-    bidder_ids += [phantom_id(slot) for slot in table.phantom_slots]
+    bidder_ids += [
+        _PHANTOM_IDS[slot] if slot < _N_IDS else phantom_id(slot) for slot in table.phantom_slots
+    ]
     # The lists are this clearing's own and never change again: no copies.
     columns = RankingColumns(
         bidder_ids=bidder_ids,
