@@ -25,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -76,7 +78,7 @@ def _stop(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
             proc.wait()
 
 
-def run_round(auctions: int, amount: float, config: str | None) -> list[dict[str, object]]:
+def run_round(auctions: int, amount: float, config: str | None) -> list[dict[str, Any]]:
     """Results of ``auctions`` live auctions (the service's result documents)."""
     with tempfile.TemporaryDirectory() as tmp:
         db = f"sqlite+aiosqlite:///{tmp}/round.db"
@@ -134,21 +136,17 @@ def run_round(auctions: int, amount: float, config: str | None) -> list[dict[str
             _stop(server)
 
 
-def summarize(results: list[dict[str, object]]) -> str:
+def summarize(results: list[dict[str, Any]]) -> str:
     ended = [doc["result"] for doc in results if doc.get("result")]
-    improvements = [float(r["improvement_bps"]) for r in ended]  # type: ignore[index]
-    phantom_won = sum(bool(r["phantom_won"]) for r in ended)  # type: ignore[index]
-    # To the CFMM at the baseline although a real bid beat it: what phantoms must not do.
+    improvements = [float(r["improvement_bps"]) for r in ended]
+    phantom_won = sum(bool(r["phantom_won"]) for r in ended)
+    # At the baseline although a real bid (>= min_improvement_bps above it) was revealed:
+    # what phantoms must not do.
     lost = sum(
-        1
+        float(r["improvement_bps"]) == 0.0 and r["num_participants"] > r["num_phantom_bids"]
         for r in ended
-        if float(r["improvement_bps"]) == 0.0
-        and r["winning_bid"] is None  # type: ignore[index]
-        and int(r["num_participants"]) > int(r["num_phantom_bids"])  # type: ignore[index]
     )
-    outcomes: dict[str, int] = {}
-    for r in ended:
-        outcomes[str(r["outcome"])] = outcomes.get(str(r["outcome"]), 0) + 1  # type: ignore[index]
+    outcomes = Counter(str(r["outcome"]) for r in ended)
     mean = statistics.fmean(improvements) if improvements else math.nan
     half = (
         1.96 * statistics.stdev(improvements) / math.sqrt(len(improvements))
@@ -156,7 +154,7 @@ def summarize(results: list[dict[str, object]]) -> str:
         else math.nan
     )
     return (
-        f"{len(ended)} of {len(results)} auctions ended; outcomes {outcomes}\n"
+        f"{len(ended)} of {len(results)} auctions ended; outcomes {dict(outcomes)}\n"
         f"won by phantoms: {phantom_won}/{len(ended)}; to the CFMM with a real bid in: "
         f"{lost}/{len(ended)}\n"
         f"mean improvement {mean:.2f} bps (95% CI ±{half:.2f})"

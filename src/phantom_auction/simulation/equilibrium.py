@@ -68,6 +68,7 @@ Not modelled: correlated values (market mode: ``F`` is the marginal, an approxim
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -555,7 +556,7 @@ def _ode(game: BiddingGame) -> BidFunction:
     grid = grid[np.isfinite(grid) & (grid >= v0) & (grid <= hi)].tolist()
     shading = [(v0 - r) / n]
     s, k = shading[0], rate(v0, shading[0])
-    for v, v_next in zip(grid[:-1], grid[1:], strict=True):
+    for v, v_next in itertools.pairwise(grid):
         h = v_next - v
         guess = _relax(s, k, h)
         k_next = rate(v_next, guess)
