@@ -32,13 +32,20 @@ bidder message for both (ours: the server's CPU of the step / (2 x bidders x
 auctions), i.e. everything the service does per auction spread over its messages) and
 the ratio. Goal: ours within 2x of the floor. ``--no-floor`` skips it.
 
-**The baseline** (issue 16: the sustained rate at least 3x "today's"): ``--baseline-src
-DIR`` (a checkout of another commit, e.g. ``git archive 2b96c82 | tar -x -C DIR``) starts
-that commit's server too (``PYTHONPATH=DIR/src``, its own SQLite file and bidder
-process) and runs every step on both, alternating which goes first, so both meet the
-same machine; the run prints both highest sustained rates and their ratio. On a shared
-machine a step fails on any stall longer than the reveal window (20 ms by default): state
-the load (printed before and after the run) beside the figures.
+**The baseline** (issue 16: the sustained rate at least 3x "today's", i.e. the code the
+issue measured, 3bba53f): ``--baseline-src DIR`` (a checkout of another commit, e.g.
+``git archive 3bba53f | tar -x -C DIR``) starts that commit's server too, with its own
+SQLite file, and registers and runs its bidders with that commit's code as well
+(``PYTHONPATH=DIR/src``: its store's schema, its SDK's protocol); ``AUCTION_*`` settings
+its config does not know are left out. Every step runs on both, rotating which goes
+first, so both meet the same machine; the run prints both highest sustained rates and
+their ratio. On a shared machine a step fails on any stall longer than the reveal window
+(20 ms by default): state the load (printed before and after the run) beside the figures.
+
+**Workers** (issue 16): ``--workers 1,2 --db postgresql+asyncpg://…`` runs one server per
+value (``serve --workers N``), each on a fresh schema of that database (dropped at the
+end), with the same steps, rotating, and prints each highest sustained rate and the
+ratio to the first. The floor is measured beside the first target only.
 
 Run: ``.venv/bin/python benchmarks/bench_service.py [--step-seconds 30] [--rates 50,100,...]``.
 Machine-readable lines start with ``BENCH``.
@@ -53,6 +60,7 @@ import gc
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -146,6 +154,23 @@ def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
 
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
+
+
+def _register_with(source: Path | None, db_url: str, bidders: int) -> tuple[str, dict[str, str]]:
+    """Register a client and ``bidders`` bidders with ``source``'s own store code (its
+    schema version; a newer store would migrate an older server's database)."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--role", "register", "--db", db_url, "--bidders", str(bidders)],
+        env={**os.environ, **_source_env(source)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"registering bidders failed: {done.stderr.strip()[-2000:]}")
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    return found["token"], found["keys"]
 
 
 async def _register(db_url: str, bidders: int) -> tuple[str, dict[str, str]]:
@@ -394,22 +419,38 @@ def _start_floor(
     raise RuntimeError(f"the floor server did not start: see {log}")
 
 
+def _source_env(source: Path | None) -> dict[str, str]:
+    """``PYTHONPATH`` for a process running ``source``'s code (ours: unchanged)."""
+    return {} if source is None else {"PYTHONPATH": str(source / "src")}
+
+
+def _settings(args: argparse.Namespace, source: Path | None) -> dict[str, str]:
+    """The server's ``AUCTION_*`` settings, only those ``source``'s config knows (an
+    older commit refuses unknown keys; it had no ``public_metrics``: /metrics was public)."""
+    wanted = {
+        ("resources", "max_messages_per_second"): "1000000",
+        ("resources", "max_concurrent_auctions"): "100000",
+        ("service", "finish_early"): "false" if args.finish_at_window_end else "true",
+        ("service", "sqlite_synchronous"): args.sqlite_synchronous,
+        ("service", "public_metrics"): "true",  # the run reads /metrics
+    }
+    if source is not None:
+        import tomllib
+
+        known = tomllib.loads((source / "src/phantom_auction/default.toml").read_text())
+        wanted = {k: v for k, v in wanted.items() if k[1] in known.get(k[0], {})}
+    return {f"AUCTION_{s.upper()}_{k.upper()}": v for (s, k), v in wanted.items()}
+
+
 def _start_server(
     db_url: str,
     port: int,
     args: argparse.Namespace,
     log: Path,
-    extra_env: dict[str, str] | None = None,
+    workers: int = 1,
+    source: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        **(extra_env or {}),
-        "AUCTION_RESOURCES_MAX_MESSAGES_PER_SECOND": "1000000",
-        "AUCTION_RESOURCES_MAX_CONCURRENT_AUCTIONS": "100000",
-        "AUCTION_SERVICE_FINISH_EARLY": "false" if args.finish_at_window_end else "true",
-        "AUCTION_SERVICE_SQLITE_SYNCHRONOUS": args.sqlite_synchronous,
-        "AUCTION_SERVICE_PUBLIC_METRICS": "true",  # the run reads /metrics
-    }
+    env = {**os.environ, **_source_env(source), **_settings(args, source)}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [
@@ -423,7 +464,7 @@ def _start_server(
                 str(port),
                 "--db",
                 db_url,
-                *(["--workers", str(args.workers)] if args.workers > 1 else []),
+                *(["--workers", str(workers)] if workers > 1 else []),
             ],
             env=env,
             stdout=out,
@@ -465,10 +506,14 @@ def _ours_us_per_message(step: StepResult, bidders: int) -> float:
 
 @dataclass
 class _Target:
-    """One server under load: ours, or the baseline (``--baseline-src``), with its bidders."""
+    """One server under load: ours (per ``--workers`` value), or the baseline
+    (``--baseline-src``), with its bidders."""
 
     name: str
     server: subprocess.Popen[bytes]
+    db_url: str
+    source: Path | None = None
+    workers: int = 1
     bidders: subprocess.Popen[str] | None = None
     http: _Http | None = None
     pids: dict[str, int] | None = None
@@ -476,25 +521,48 @@ class _Target:
     failures: int = 0
 
 
-def _start_target(
-    name: str, folder: Path, args: argparse.Namespace, source: Path | None
-) -> tuple[_Target, str]:
-    """A server (from ``source``'s ``src`` if given) on a free port; its database URL."""
-    db_url = args.db or f"sqlite+aiosqlite:///{folder / f'service-{name}.db'}"
+def _with_schema(url: str, schema: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}search_path={schema}"
+
+
+async def _pg_schema(url: str, schema: str, create: bool) -> None:
+    """Create (or drop) a PostgreSQL schema: each server of the run gets its own, so
+    their tables, owner locks and notification channels never meet."""
+    import asyncpg
+
+    dsn = url.split("?", 1)[0].replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        sql = f"CREATE SCHEMA {schema}" if create else f"DROP SCHEMA IF EXISTS {schema} CASCADE"
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _start_target(
+    name: str, folder: Path, args: argparse.Namespace, source: Path | None, workers: int
+) -> _Target:
+    """A server (from ``source``'s ``src`` if given) with ``workers`` processes on a free
+    port, on its own SQLite file or PostgreSQL schema."""
+    if args.db is None:
+        db_url = f"sqlite+aiosqlite:///{folder / f'service-{name}.db'}"
+    else:
+        schema = f"bench_{os.getpid()}_{name.replace('-', '_')}"
+        await _pg_schema(args.db, schema, create=True)
+        db_url = _with_schema(args.db, schema)
     port = _free_port()
-    env = None if source is None else {"PYTHONPATH": str(source / "src")}
-    server = _start_server(db_url, port, args, folder / f"server-{name}.log", env)
-    target = _Target(name, server)
+    log = folder / f"server-{name}.log"
+    server = await asyncio.to_thread(_start_server, db_url, port, args, log, workers, source)
+    target = _Target(name, server, db_url, source, workers)
     target.http = _Http("127.0.0.1", port, {})
-    return target, db_url
+    return target
 
 
-async def _connect_bidders(
-    target: _Target, db_url: str, folder: Path, bidders: int
-) -> dict[str, str]:
-    """Register a client and ``bidders`` bidders, start the bidder process; the keys."""
+async def _connect_bidders(target: _Target, folder: Path, bidders: int) -> dict[str, str]:
+    """Register a client and ``bidders`` bidders, start the bidder process (both with the
+    target's code: the baseline's SDK speaks its own protocol version); the keys."""
     assert target.http is not None
-    token, keys = await _register(db_url, bidders)
+    token, keys = await asyncio.to_thread(_register_with, target.source, target.db_url, bidders)
     keys_file = folder / f"keys-{target.name}.json"
     keys_file.write_text(json.dumps(keys))
     port = target.http.port
@@ -509,6 +577,7 @@ async def _connect_bidders(
             "--keys",
             str(keys_file),
         ],
+        env={**os.environ, **_source_env(target.source)},
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -535,11 +604,22 @@ def _stop_target(target: _Target) -> None:
         target.server.kill()
 
 
-async def _load(
-    args: argparse.Namespace,
-) -> tuple[list[StepResult], list[FloorResult], list[StepResult]]:
-    """Run the steps on our server (and the baseline's, alternating, with
-    ``--baseline-src``); our steps, the floor's, the baseline's."""
+def _target_names(args: argparse.Namespace) -> list[tuple[str, Path | None, int]]:
+    """``(name, source, workers)`` of every server the run loads: ours once per
+    ``--workers`` value, then the baseline (one process)."""
+    several = len(args.workers) > 1
+    found: list[tuple[str, Path | None, int]] = [
+        (f"ours-{w}w" if several else "ours", None, w) for w in args.workers
+    ]
+    if args.baseline_src is not None:
+        found.append(("baseline", args.baseline_src, 1))
+    return found
+
+
+async def _load(args: argparse.Namespace) -> tuple[dict[str, list[StepResult]], list[FloorResult]]:
+    """Run the steps on every target (ours per ``--workers`` value, the baseline with
+    ``--baseline-src``), alternating their order step by step; each target's steps, and
+    the floor's (measured after the first target's steps)."""
     from service_floor import FloorLoad, message_pool
 
     with tempfile.TemporaryDirectory(prefix="bench-service-") as folder_name:
@@ -549,17 +629,11 @@ async def _load(
         floor_load: FloorLoad | None = None
         floors: list[FloorResult] = []
         try:
-            sources: list[tuple[str, Path | None]] = [("ours", None)]
-            if args.baseline_src is not None:
-                sources.append(("baseline", args.baseline_src))
-            started = []
-            for name, source in sources:
-                target, db_url = _start_target(name, folder, args, source)
-                targets.append(target)
-                started.append((target, db_url))
-            for target, db_url in started:
-                keys = await _connect_bidders(target, db_url, folder, args.bidders)
-                if target.name == "ours" and args.floor:
+            for name, source, workers in _target_names(args):
+                targets.append(await _start_target(name, folder, args, source, workers))
+            for target in targets:
+                keys = await _connect_bidders(target, folder, args.bidders)
+                if target is targets[0] and args.floor:
                     floor, floor_port = _start_floor(folder, keys, args)
                     floor_load = FloorLoad(
                         f"ws://127.0.0.1:{floor_port}/ws", message_pool(keys, 200)
@@ -572,9 +646,9 @@ async def _load(
                 f"{'server us/msg: ours floor ratio':>32}"
             )
             for index, rate in enumerate(args.rates):
-                # Alternate who goes first: neither always meets the machine's same moment.
-                order = targets if index % 2 == 0 else targets[::-1]
-                for target in order:
+                # Rotate who goes first: none always meets the machine's same moment.
+                shift = index % len(targets)
+                for target in targets[shift:] + targets[:shift]:
                     if target.failures >= 2:
                         continue
                     assert target.http is not None and target.pids is not None
@@ -589,13 +663,13 @@ async def _load(
                     target.results.append(step)
                     ours = _ours_us_per_message(step, args.bidders)
                     versus = f"{ours:.0f}"
-                    if target.name == "ours" and floor is not None and floor_load is not None:
+                    if target is targets[0] and floor is not None and floor_load is not None:
                         floor_step = await _floor_step(floor_load, floor.pid, rate, args)
                         floors.append(floor_step)
                         base = floor_step.cpu_us_per_message
                         versus += f" {base:.0f} {ours / base:.2f}x"
                     _print_step(target.name, step, versus, target.pids)
-                    if target.name == "ours" and floors and floors[-1].acked < floors[-1].sent:
+                    if target is targets[0] and floors and floors[-1].acked < floors[-1].sent:
                         print(
                             f"         floor: {floors[-1].sent - floors[-1].acked} of "
                             f"{floors[-1].sent} messages unacknowledged"
@@ -603,8 +677,7 @@ async def _load(
                     target.failures = 0 if step.sustained() else target.failures + 1
                 if all(t.failures >= 2 for t in targets):
                     break
-            baseline = targets[1].results if len(targets) > 1 else []
-            return targets[0].results, floors, baseline
+            return {t.name: t.results for t in targets}, floors
         finally:
             if floor_load is not None:
                 await floor_load.close()
@@ -615,6 +688,13 @@ async def _load(
                 if target.http is not None:
                     await target.http.close()
                 _stop_target(target)
+            if args.log_dir is not None:
+                args.log_dir.mkdir(parents=True, exist_ok=True)
+                for log in folder.glob("*.log"):
+                    shutil.copy(log, args.log_dir / log.name)
+                if args.db is not None:
+                    with contextlib.suppress(Exception):
+                        await _pg_schema(args.db, target.db_url.rsplit("=", 1)[1], create=False)
 
 
 def _print_step(name: str, step: StepResult, versus: str, pids: dict[str, int]) -> None:
@@ -704,9 +784,11 @@ def main() -> None:
     parser.add_argument("--db", default=None, help="database URL (default: SQLite in a temp dir)")
     parser.add_argument(
         "--workers",
-        type=int,
-        default=1,
-        help="server processes (serve --workers; more than 1 needs --db postgresql+asyncpg://…)",
+        type=_worker_counts,
+        default=[1],
+        help="server processes (serve --workers; more than 1 needs --db postgresql+asyncpg://"
+        "…); comma-separated (1,2): one server per value, each on its own schema, same steps, "
+        "alternating, and the sustained rates compared",
     )
     parser.add_argument("--duration-ms", type=int, default=None, help="auction length (ms)")
     parser.add_argument(
@@ -715,7 +797,7 @@ def main() -> None:
         help="finalize at the end of the reveal window, not once everyone revealed",
     )
     parser.add_argument(
-        "--role", choices=["load", "bidders"], default="load", help=argparse.SUPPRESS
+        "--role", choices=["load", "bidders", "register"], default="load", help=argparse.SUPPRESS
     )
     parser.add_argument(
         "--sqlite-synchronous",
@@ -733,19 +815,28 @@ def main() -> None:
         "--baseline-src",
         type=Path,
         default=None,
-        help="a checkout of another commit (e.g. `git worktree add /tmp/base 2b96c82`): its "
-        "server runs the same steps beside ours, alternating, and the sustained rates are "
-        "compared (SQLite only)",
+        help="a checkout of another commit (e.g. `git archive 3bba53f | tar -x -C DIR`): its "
+        "server, bidders and registration run the same steps beside ours, alternating, and "
+        "the sustained rates are compared (SQLite only)",
+    )
+    parser.add_argument(
+        "--log-dir", type=Path, default=None, help="copy the servers' logs here at the end"
     )
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--keys", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.baseline_src is not None and (args.db is not None or args.workers > 1):
-        parser.error("--baseline-src compares single SQLite servers: drop --db and --workers")
+    if args.baseline_src is not None and args.db is not None:
+        parser.error("--baseline-src compares single-process SQLite servers: drop --db")
     if args.baseline_src is not None and not (args.baseline_src / "src").is_dir():
         parser.error(f"--baseline-src={args.baseline_src}: no src/ folder there")
+    if max(args.workers) > 1 and not (args.db or "").startswith("postgresql"):
+        parser.error("--workers above 1 needs --db postgresql+asyncpg://…")
     if args.role == "bidders":
         _run(_run_bidders(args.url, args.keys))
+        return
+    if args.role == "register":
+        token, keys = _run(_register(args.db, args.bidders))
+        print(json.dumps({"token": token, "keys": keys}), flush=True)
         return
 
     import phantom_auction.service.store  # noqa: F401 - loaded before the freeze
@@ -753,22 +844,23 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    results, floors, baseline = _run(_load(args))
-    best = _best(results)
+    by_target, floors = _run(_load(args))
+    names = list(by_target)
+    first = by_target[names[0]]
     mode = "window end" if args.finish_at_window_end else "finish early"
     if args.db is None:
         mode += f", sqlite synchronous={args.sqlite_synchronous}"
     else:
         mode += f", store {args.db.split('://')[0]}"
-    mode += f", {args.workers} worker{'s' if args.workers > 1 else ''}"
     if floors:
-        # Compared at the highest sustained step (else the last one run).
-        index = results.index(best) if best is not None else len(floors) - 1
-        step, base = results[index], floors[index]
+        # Compared at the first target's highest sustained step (else its last one run).
+        best = _best(first)
+        index = first.index(best) if best is not None else len(floors) - 1
+        step, base = first[index], floors[index]
         ours = _ours_us_per_message(step, args.bidders)
         floor_us = base.cpu_us_per_message
         print(
-            f"server CPU per bidder message at {step.rate:.0f} auctions/s "
+            f"server CPU per bidder message ({names[0]}) at {step.rate:.0f} auctions/s "
             f"({base.messages_per_s:.0f} messages/s): ours {ours:.0f} us, floor "
             f"{floor_us:.0f} us (bare uvicorn + FastAPI WebSocket: parse, verify, one "
             f"SQLite row, durable ack; ack p50 {base.ack_p50_ms:.1f} ms): "
@@ -777,37 +869,57 @@ def main() -> None:
         print(f"BENCH name=service.server_us_per_message value={ours:.1f} unit=us")
         print(f"BENCH name=service.floor_us_per_message value={floor_us:.1f} unit=us")
         print(f"BENCH name=service.ratio_to_floor value={ours / floor_us:.3f} unit=1")
-    if args.baseline_src is not None:
-        base_best = _best(baseline)
-        ours_rate = 0.0 if best is None else best.rate
-        base_rate = 0.0 if base_best is None else base_best.rate
+    rates = {}
+    for name in names:
+        best = _best(by_target[name])
+        rates[name] = 0.0 if best is None else best.rate
+        workers = dict((n, w) for n, _, w in _target_names(args))[name]
+        label = f"{mode}, {workers} worker{'s' if workers > 1 else ''}"
+        if best is None:
+            print(f"{name}: no step was sustained with zero errors ({label})")
+        else:
+            p50, p99 = _pct(best.latency_ms, 50), _pct(best.latency_ms, 99)
+            print(
+                f"{name}: highest sustained rate {best.rate:.0f} auctions/s with zero errors "
+                f"({args.bidders} bidders, {args.step_seconds:g} s steps, {label}); "
+                f"result - end of reveal window: p50 {p50:.2f} ms, p99 {p99:.2f} ms "
+                f"(goal >= {GOAL_PER_S}/s, p99 <= {GOAL_P99_MS:g} ms)"
+            )
+            note = f'note="{label}"'
+            print(f"BENCH name=service.{name}.result_latency_p50_ms value={p50:.3f} unit=ms {note}")
+            print(f"BENCH name=service.{name}.result_latency_p99_ms value={p99:.3f} unit=ms {note}")
+        print(
+            f"BENCH name=service.{name}.sustained_auctions_per_s value={rates[name]:.0f} unit=1/s"
+        )
+    if names:  # the first target's rate under the name earlier runs printed
+        print(f"BENCH name=service.sustained_auctions_per_s value={rates[names[0]]:.0f} unit=1/s")
+    ours_names = [n for n in names if n != "baseline"]
+    if len(ours_names) > 1:
+        one = rates[ours_names[0]]
+        for name in ours_names[1:]:
+            ratio = f"{rates[name] / one:.2f}x" if one else "n/a"
+            print(
+                f"same run and load: {name} {rates[name]:.0f} auctions/s against "
+                f"{ours_names[0]} {one:.0f} auctions/s: {ratio}"
+            )
+    if "baseline" in rates:
+        ours_rate, base_rate = rates[names[0]], rates["baseline"]
         ratio = f"{ours_rate / base_rate:.2f}x" if base_rate else "n/a (baseline sustained none)"
         print(
-            f"highest sustained rate, same run and load: ours {ours_rate:.0f} auctions/s, "
+            f"highest sustained rate, same run and load: {names[0]} {ours_rate:.0f} auctions/s, "
             f"baseline ({args.baseline_src}) {base_rate:.0f} auctions/s: {ratio} "
             f"(goal >= {GOAL_BASELINE_RATIO:g}x)"
         )
-        print(
-            f"BENCH name=service.baseline_sustained_auctions_per_s value={base_rate:.0f} unit=1/s"
-        )
         if base_rate:
             print(f"BENCH name=service.ratio_to_baseline value={ours_rate / base_rate:.3f} unit=1")
-    if best is None:
-        print("no step was sustained with zero errors")
-        print("BENCH name=service.sustained_auctions_per_s value=0 unit=1/s")
-        return
-    p50, p99 = _pct(best.latency_ms, 50), _pct(best.latency_ms, 99)
-    print(
-        f"highest sustained rate: {best.rate:.0f} auctions/s with zero errors "
-        f"({args.bidders} bidders, {args.step_seconds:g} s steps, {mode}); "
-        f"result - end of reveal window: p50 {p50:.2f} ms, p99 {p99:.2f} ms "
-        f"(goal >= {GOAL_PER_S}/s, p99 <= {GOAL_P99_MS:g} ms)"
-    )
-    print(f"BENCH name=service.sustained_auctions_per_s value={best.rate:.0f} unit=1/s")
-    note = f'note="{mode}"'
-    print(f"BENCH name=service.result_latency_p50_ms value={p50:.3f} unit=ms {note}")
-    print(f"BENCH name=service.result_latency_p99_ms value={p99:.3f} unit=ms {note}")
     print(f"load average after the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def _worker_counts(text: str) -> list[int]:
+    counts = [int(x) for x in text.split(",")]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"--workers={text!r}: positive integers, e.g. 1,2")
+    return counts
 
 
 def _best(results: list[StepResult]) -> StepResult | None:

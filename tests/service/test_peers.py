@@ -97,6 +97,43 @@ async def test_the_nonce_rule_holds_across_processes_in_the_order_sent(houses: A
     assert here.nonces.last("mm") == 7 and owner.nonces.last("mm") == 7
 
 
+@pytest.mark.parametrize("known", [False, True], ids=["bidder-read-from-store", "bidder-known"])
+async def test_a_forward_heard_before_published_nonces_is_judged_before_them(
+    houses: Any, known: bool
+) -> None:
+    here, owner, client, private = houses  # the bidder is connected to `here`
+    remote = await _open(owner, client, duration_ms=60_000)
+    if known:
+        await owner.bidder_state("mm")
+    answers: list[Any] = []
+    owner.peers.link.answer = lambda request, verdict: answers.append((request["id"], verdict))
+    body = _commit(remote, private, 5)
+    forward = {
+        "kind": "commit",
+        "b": "mm",
+        "a": remote,
+        "tr": "ws",
+        "body": body.model_dump(mode="json", include=set(CommitBody.model_fields)),
+        "ln": None,
+        "id": 1,
+        "w": here.peers.me,
+    }
+    # What the owner hears in one NOTIFY batch after a delay: the commit with nonce 5
+    # forwarded by `here`, then another auction's reveal window publishing nonce 6,
+    # which `here` took after 5 was sent. Heard in that order, 5 is judged first.
+    owner.peers._heard("forward", forward)
+    owner.peers._heard(
+        "reveal_open", {"a": "f" * 32, "t": "{}", "n": {"mm": 6}, "w": here.peers.me}
+    )
+    await _until(lambda: bool(answers), "the forwarded commit was answered")
+    assert answers[0][1].accepted, answers
+    assert owner.nonces.last("mm") == 6
+    # Heard after the nonces, the same nonce is refused: the rule still holds.
+    owner.peers._heard("forward", {**forward, "id": 2})
+    await _until(lambda: len(answers) == 2, "the second forward was answered")
+    assert answers[1][1].reason == "replayed_nonce", answers
+
+
 async def test_a_stopped_owner_is_found_and_its_auction_ended(houses: Any) -> None:
     first, second, client, private = houses
     auction_id = await _open(first, client, duration_ms=60_000)

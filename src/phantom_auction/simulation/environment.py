@@ -349,7 +349,7 @@ def draw_phantoms(
     present = np.zeros((n_auctions, m), dtype=bool)
     if count is not None:
         np.less(np.arange(m), count[:, None], out=present)
-    u = rng.random((int(present.sum()), 3))
+    u = rng.random((int(count.sum()) if count is not None else 0, 3))
     lo = ndtr((model.min_bps - model.mean_bps) / model.sd_bps)
     hi = ndtr((model.max_bps - model.mean_bps) / model.sd_bps)
     bid_bps = np.clip(
@@ -361,12 +361,14 @@ def draw_phantoms(
     bid_volume = baseline_amount * (low + (high - low) * u[:, 1])
     low, high = model.fee_fraction
     bid_fee = bid_volume * model.priority_fee_max_ratio * (low + (high - low) * u[:, 2])
+    # The bids' places found once (flat indices), not once per array by the mask.
+    where = np.flatnonzero(present)
     improvement = np.zeros(present.shape)
     price = np.full(present.shape, baseline_price)
     volume = np.zeros(present.shape)
     fee = np.zeros(present.shape)
-    improvement[present] = bid_bps
-    price[present] = baseline_price * (1.0 + bid_bps / 10_000.0)
-    volume[present] = bid_volume
-    fee[present] = bid_fee
+    improvement.reshape(-1)[where] = bid_bps
+    price.reshape(-1)[where] = baseline_price * (1.0 + bid_bps / 10_000.0)
+    volume.reshape(-1)[where] = bid_volume
+    fee.reshape(-1)[where] = bid_fee
     return PhantomArrays(present, improvement, price, volume, fee)

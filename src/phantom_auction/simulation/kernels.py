@@ -69,6 +69,104 @@ IntArray = NDArray[np.int64]
 ChunkColumns = dict[str, NDArray[Any]]
 
 
+#: Widths up to which a reduction across a row (over bidders or phantom slots) is done
+#: column by column: numpy reduces a short last axis one row at a time, ~10x slower
+#: than an elementwise pass over the rows; a loop over a few columns is a few passes.
+NARROW = 16
+
+
+def _sum_cols(a: NDArray[Any]) -> FloatArray:
+    """``a.sum(axis=1)`` as floats; narrow arrays added column by column, left to right
+    (the object path's order: Python's ``sum`` over the same entries)."""
+    n = a.shape[1]
+    if n > NARROW or n == 0:
+        out: FloatArray = a.sum(axis=1, dtype=np.float64)
+        return out
+    total = a[:, 0].astype(np.float64)
+    for k in range(1, n):
+        total += a[:, k]
+    return total
+
+
+def _count_cols(mask: BoolArray) -> IntArray:
+    """``np.count_nonzero(mask, axis=1)`` (narrow masks column by column)."""
+    n = mask.shape[1]
+    if n > NARROW or n == 0:
+        counted: IntArray = np.count_nonzero(mask, axis=1).astype(np.int64)
+        return counted
+    count = mask[:, 0].astype(np.int64)
+    for k in range(1, n):
+        count += mask[:, k]
+    return count
+
+
+def _max_cols(a: FloatArray, initial: float = -np.inf) -> FloatArray:
+    """``a.max(axis=1, initial=initial)`` (narrow arrays column by column)."""
+    b, n = a.shape
+    if n > NARROW:
+        out: FloatArray = a.max(axis=1, initial=initial)
+        return out
+    best = np.full(b, initial)
+    for k in range(n):
+        np.maximum(best, a[:, k], out=best)
+    return best
+
+
+def _argmax_cols(a: FloatArray) -> IntArray:
+    """``np.argmax(a, axis=1)`` (the first largest) of an array without NaN (narrow arrays
+    column by column)."""
+    b, n = a.shape
+    if n > NARROW or n == 0:
+        found: IntArray = np.argmax(a, axis=1)
+        return found
+    best = a[:, 0].copy()
+    pick = np.zeros(b, dtype=np.int64)
+    for k in range(1, n):
+        column = a[:, k]
+        np.copyto(pick, k, where=column > best)
+        np.maximum(best, column, out=best)
+    return pick
+
+
+def _top_two_cols(a: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Each row's largest entry and the largest once that one is set aside (ties count
+    twice), of an array with at least two columns and without NaN."""
+    b, n = a.shape
+    if n > NARROW:
+        first = np.argmax(a, axis=1)
+        rest = a.copy()
+        rest.reshape(-1)[first + np.arange(0, b * n, n)] = -np.inf
+        return a.max(axis=1), rest.max(axis=1)
+    top = np.maximum(a[:, 0], a[:, 1])
+    second = np.minimum(a[:, 0], a[:, 1])
+    low = np.empty(b)
+    for k in range(2, n):
+        column = a[:, k]
+        np.maximum(second, np.minimum(top, column, out=low), out=second)
+        np.maximum(top, column, out=top)
+    return top, second
+
+
+def _arrival_order(when: FloatArray) -> IntArray:
+    """``np.argsort(when, axis=1, kind="stable")`` (ties: the lower column first). Narrow
+    rows are ranked by pairwise comparisons, a pass each, rather than sorted one by one."""
+    b, n = when.shape
+    if n > 8 or n < 2:
+        return np.argsort(when, axis=1, kind="stable")
+    rank = np.zeros((b, n), dtype=np.int64)
+    for i in range(n):
+        ti, ri = when[:, i], rank[:, i]
+        for j in range(n):
+            if j != i:
+                # Column j goes before column i if earlier, or as early and to its left.
+                ri += (when[:, j] <= ti) if j < i else (when[:, j] < ti)
+    order = np.empty((b, n), dtype=np.int64)
+    order.reshape(-1)[(rank + np.arange(0, b * n, n)[:, None]).reshape(-1)] = np.tile(
+        np.arange(n), b
+    )
+    return order
+
+
 @dataclass(frozen=True, slots=True)
 class PathSample:
     """Convergence paths of the first auctions of a chunk: best standing bps over time."""
@@ -122,7 +220,7 @@ def clear_arrays(
     if rules.phantom_policy == "floor":
         # Phantoms never take volume (and a bid without volume changes no price: they
         # are left out of the clearing); the best one's score floors every real fill.
-        floor = np.maximum(ph_score.max(axis=1, initial=0.0), 0.0)[:, None]
+        floor = _max_cols(ph_score, 0.0)[:, None]
         values = np.asarray(_scores(rules, real_imp, fee, bq), dtype=np.float64)
         qty = real_qty
         if not cleared.all():
@@ -302,13 +400,13 @@ def _clear_and_measure(
     r_imp, r_qty, r_time, has = st.imp[rows], st.qty[rows], st.time[rows], st.has[rows]
     b, n = values.shape
     q_total = env.baseline_quantity
-    num_real = np.count_nonzero(has, axis=1)
-    num_phantom = np.count_nonzero(present, axis=1)
+    num_real = _count_cols(has)
+    num_phantom = _count_cols(present)
 
     # Real bids in arrival order (the engine's commit order), then the phantoms. ``flat``
     # indexes the block's (b, n) standing arrays (contiguous rows) in that order; an
     # auction's bidders without a standing bid arrive at +inf, after the others.
-    order = np.argsort(r_time, axis=1, kind="stable")
+    order = _arrival_order(r_time)
     starts = np.arange(b) * n
     flat = order + starts[:, None]
 
@@ -334,7 +432,7 @@ def _clear_and_measure(
     ranked = np.where(alloc > 0.0, scores, -np.inf)
     width = ranked.shape[1]
     if width:
-        top = np.argmax(ranked, axis=1)
+        top = _argmax_cols(ranked)
         any_alloc = ranked.reshape(-1)[top + np.arange(0, b * width, width)] > -np.inf
     else:
         top, any_alloc = np.zeros(b, dtype=np.int64), np.zeros(b, dtype=bool)
@@ -342,39 +440,37 @@ def _clear_and_measure(
     winner = np.where(~any_alloc, WINNER_NONE, np.where(top >= n, WINNER_PHANTOM, top_real))
 
     bp = env.baseline_price
-    improvement = pay_real.sum(axis=1) / q_total
+    improvement = _sum_cols(pay_real) / q_total
     clearing_price = price_of(improvement, bp)
     true_price = price_of(draws.true_premium_bps[rows], bp)
-    best_value = values.max(axis=1) if n else np.full(b, -np.inf)
     # The competitive price: the second-highest real value (what truthful competition for
-    # the whole order pays), at least the baseline.
+    # the whole order pays), at least the baseline: the largest once the (first) largest
+    # is set aside (ties count twice).
     if n >= 2:
-        # The largest once the (first) largest is set aside: ties count twice.
-        rest = values.copy()
-        rest.reshape(-1)[np.argmax(values, axis=1) + starts] = -np.inf
-        second = rest.max(axis=1)
+        best_value, second = _top_two_cols(values)
     else:
+        best_value = values[:, 0].copy() if n else np.full(b, -np.inf)
         second = np.zeros(b)
     competitive = np.maximum(second, 0.0)
     available = np.maximum(best_value, 0.0)
     has_surplus = available > 0.0
     safe = np.where(has_surplus, available, 1.0)
-    welfare_bps = (values * alloc_real).sum(axis=1) / q_total
+    welfare_bps = _sum_cols(values * alloc_real) / q_total
     # Shading of standing bids by bidders who value the order: sums, not ratios, so a
     # value near 0 cannot blow up the figure (bid_shading = shaded / valued).
     shaded_mask = has & (values > 0.0)
     shaded = np.where(shaded_mask, values - r_imp, 0.0)
     valued = np.where(shaded_mask, values, 0.0)
-    shaded_sum, valued_sum = shaded.sum(axis=1), valued.sum(axis=1)
+    shaded_sum, valued_sum = _sum_cols(shaded), _sum_cols(valued)
     safe_valued = np.where(valued_sum > 0.0, valued_sum, 1.0)
     best_bid = np.where(has, r_imp, -np.inf)
-    best_imp = best_bid.max(axis=1) if n else np.full(b, -np.inf)
+    best_imp = _max_cols(best_bid)
     first = (
-        np.argmin(np.where(has & (best_bid == best_imp[:, None]), r_time, np.inf), axis=1)
+        _argmax_cols(np.where(has & (best_bid == best_imp[:, None]), -r_time, -np.inf))
         if n
         else np.zeros(b, dtype=np.int64)
     )
-    any_real = has.any(axis=1)
+    any_real = num_real > 0
     conv = np.where(any_real, r_time.reshape(-1)[first + starts] if n else 0.0, np.nan)
     columns: ChunkColumns = {
         "improvement_bps": improvement,
@@ -391,7 +487,7 @@ def _clear_and_measure(
         "best_bid_time_ms": conv,
         "num_real_bids": num_real.astype(np.int32),
         "num_phantom_bids": num_phantom.astype(np.int32),
-        "real_fill_fraction": alloc_real.sum(axis=1) / q_total,
+        "real_fill_fraction": _sum_cols(alloc_real) / q_total,
         "best_real_value_bps": best_value,
         "competitive_bps": competitive,
         "available_surplus_bps": available,
@@ -400,12 +496,12 @@ def _clear_and_measure(
     }
     profit = (values * alloc_real - pay_real) / q_total
     for label, group in env.label_groups:
-        idx = list(group)
-        mine_shaded, mine_valued = shaded[:, idx].sum(axis=1), valued[:, idx].sum(axis=1)
+        idx = list(group) if len(group) > 1 else slice(group[0], group[0] + 1)
+        mine_shaded, mine_valued = _sum_cols(shaded[:, idx]), _sum_cols(valued[:, idx])
         columns[f"bid_shading:{label}"] = np.where(
             mine_valued > 0.0, mine_shaded / np.where(mine_valued > 0, mine_valued, 1.0), np.nan
         )
-        columns[f"profit_bps:{label}"] = profit[:, idx].sum(axis=1)
+        columns[f"profit_bps:{label}"] = _sum_cols(profit[:, idx])
     return columns, alloc_real, pay_real
 
 

@@ -14,15 +14,20 @@ knows the bidder used (the owner raises its own to it before judging), and an ac
 forwarded commit raises this process's; the owners also publish the accepted nonces at
 each reveal window. Publishing each nonce as it is accepted would not do: a commit
 forwarded to one owner can arrive after a later commit of the same bidder taken by
-another, and would be refused although sent in order. What is left open: a bidder
-reusing a nonce within a forward's round trip (about a millisecond), or over two
-connections to two processes (see docs/service.md, "Several processes").
+another, and would be refused although sent in order. For the same reason the owner
+judges forwarded commits and applies published nonces in the order it hears them
+(:meth:`HousePeers._in_order`): a forward heard before a reveal window's nonces (one
+NOTIFY batch after a delay, or while the bidder's registration is read from the store)
+is judged before they raise the registry. What is left open: a bidder reusing a nonce
+within a forward's round trip (about a millisecond), or over two connections to two
+processes (see docs/service.md, "Several processes").
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +42,7 @@ from .live import Verdict
 
 if TYPE_CHECKING:
     from .auction_house import AuctionHouse
+    from .sessions import BidderState
 
 __all__ = ["HousePeers"]
 
@@ -55,6 +61,10 @@ class HousePeers:
         self.gone: set[int] = set()
         #: Waiters for the end of another process's auction (idempotent retries).
         self._ends: dict[str, asyncio.Future[None]] = {}
+        #: Forwarded messages and published nonces heard but not yet applied (a bidder's
+        #: registration is being read from the store), in the order heard.
+        self._backlog: deque[tuple[str, dict[str, Any]]] = deque()
+        self._draining = False
 
     @property
     def me(self) -> int:
@@ -204,8 +214,7 @@ class HousePeers:
             self._ended(message["e"])
         elif kind == "reveal_open":
             nonces: dict[str, int] = message["n"]
-            for bidder_id, nonce in nonces.items():
-                house.nonces.restore(bidder_id, nonce)
+            self._in_order("nonces", nonces)
             text = message["t"]
             identities.push(nonces, text, text_frame(text))
         elif kind == "closed":
@@ -213,7 +222,7 @@ class HousePeers:
         elif kind == "penalties":
             self._penalties(message["b"])
         elif kind == "forward":
-            house._spawn(self._take_forwarded(message))
+            self._in_order("forward", message)
         else:
             _log.warning("unknown notification %r from process %s", kind, message.get("w"))
 
@@ -274,26 +283,82 @@ class HousePeers:
             if blocked_now and state.session is not None:
                 state.session.send(compact_json({"type": "blocked", **house.status(state)}))
 
-    async def _take_forwarded(self, request: dict[str, Any]) -> None:
-        """Run another process's bidder message here, where its auction lives."""
+    def _in_order(self, kind: str, message: dict[str, Any]) -> None:
+        """Apply a forwarded message or a reveal window's nonces in the order heard.
+
+        Both move the nonce registry: a forward heard before nonces published later
+        must be judged first, or its nonce (sent before theirs) would be refused as
+        replayed. Done at once when nothing waits; a forward whose bidder must first be
+        read from the store queues itself and everything heard after it."""
+        if not self._backlog and self._apply_now(kind, message):
+            return
+        self._backlog.append((kind, message))
+        if not self._draining:
+            self._draining = True
+            self.house._spawn(self._drain())
+
+    def _apply_now(self, kind: str, message: dict[str, Any]) -> bool:
+        """Apply without waiting; False if a forward's bidder is not loaded."""
+        if kind == "nonces":
+            for bidder_id, nonce in message.items():
+                self.house.nonces.restore(bidder_id, nonce)
+            return True
+        state = self.house.identities.cached_bidder_state(message["b"])
+        if state is None:
+            return False
+        self._take_forwarded(message, state)
+        return True
+
+    async def _drain(self) -> None:
+        try:
+            while self._backlog:
+                kind, message = self._backlog[0]
+                try:
+                    if not self._apply_now(kind, message):
+                        state = await self.house.identities.bidder_state(message["b"])
+                        self._take_forwarded(message, state)
+                except Exception as exc:
+                    _log.exception("%s from process %s failed", kind, message.get("w"))
+                    if kind == "forward":
+                        verdict = ForwardedVerdict(False, "store_unavailable", f"not taken: {exc}")
+                        self.link.answer(message, verdict)
+                finally:
+                    self._backlog.popleft()
+        finally:
+            self._draining = False
+
+    def _take_forwarded(self, request: dict[str, Any], state: BidderState | None) -> None:
+        """Judge another process's bidder message here, where its auction lives (now, in
+        the order heard), and answer once the verdict is durable."""
         house = self.house
         kind, auction_id = request["kind"], request["a"]
+        if state is None:
+            self.link.answer(request, ForwardedVerdict(False, "bad_signature", "unknown bidder"))
+            return
         try:
-            state = await house.identities.bidder_state(request["b"])
-            if state is None:
-                verdict = ForwardedVerdict(False, "bad_signature", "unknown bidder")
-            else:
-                body = _model(kind).model_validate(request["body"])
-                last = request.get("ln")
-                if isinstance(last, int) and not isinstance(last, bool) and last >= 0:
-                    house.nonces.restore(state.bidder_id, last)
-                transport = "http" if request["tr"] == "http" else "ws"
-                taken = await house.take_forwarded(kind, state, body, auction_id, transport)
-                verdict = ForwardedVerdict(taken.accepted, taken.reason, taken.detail)
+            body = _model(kind).model_validate(request["body"])
+            last = request.get("ln")
+            if isinstance(last, int) and not isinstance(last, bool) and last >= 0:
+                house.nonces.restore(state.bidder_id, last)
+            transport = "http" if request["tr"] == "http" else "ws"
+            taken = house.take_forwarded(kind, state, body, auction_id, transport)
         except Exception as exc:
             _log.exception("forwarded %s for %s failed", kind, auction_id)
-            verdict = ForwardedVerdict(False, "store_unavailable", f"not taken: {exc}")
-        self.link.answer(request, verdict)
+            self.link.answer(
+                request, ForwardedVerdict(False, "store_unavailable", f"not taken: {exc}")
+            )
+            return
+
+        def answer(done: asyncio.Future[Verdict]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                _log.error("forwarded %s for %s failed: %r", kind, auction_id, done)
+                verdict = ForwardedVerdict(False, "store_unavailable", "not taken")
+            else:
+                taken = done.result()
+                verdict = ForwardedVerdict(taken.accepted, taken.reason, taken.detail)
+            self.link.answer(request, verdict)
+
+        taken.add_done_callback(answer)
 
 
 def _model(kind: str) -> type[CommitBody] | type[RevealBody]:

@@ -182,6 +182,14 @@ class Identities:
             self._clients[digest] = (client, self.clock.monotonic())
         return client
 
+    def cached_bidder_state(self, bidder_id: str) -> BidderState | None:
+        """The bidder's state if it is loaded and was read within :data:`IDENTITY_TTL_S`
+        (what :meth:`bidder_state` would return without reading the store), else None."""
+        state = self.bidders.get(bidder_id)
+        if state is None or self.clock.monotonic() - state.checked_at >= IDENTITY_TTL_S:
+            return None
+        return state
+
     async def bidder_state(self, bidder_id: str) -> BidderState | None:
         """The bidder's state (loaded from the store on first use), or None if unknown.
 

@@ -119,10 +119,11 @@ class LadderStrategy(BidderStrategy):
         ok = cap >= view.min_improvement_bps - BOUND_SLACK_BPS
         if self.sits_out(market):
             ok[:] = False
+        # One volume, fee and verdict per row, broadcast over its slots (read-only views).
         return BidBatch(
             imp,
-            np.repeat(qty[:, None], r, axis=1),
-            np.minimum(times, view.duration_ms),
-            np.repeat(fee[:, None], r, axis=1),
-            np.repeat(ok[:, None], r, axis=1),
+            np.broadcast_to(qty[:, None], (n, r)),
+            np.minimum(times, view.duration_ms, out=times),
+            np.broadcast_to(fee[:, None], (n, r)),
+            np.broadcast_to(ok[:, None], (n, r)),
         )
