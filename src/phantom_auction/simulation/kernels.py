@@ -3,7 +3,8 @@
 Same model, same random streams and same rules as the object path
 (:func:`phantom_auction.simulation.simulator.simulate_auction`), which a test pins:
 
-1. market and phantom draws for the chunk (:func:`draw_exogenous`);
+1. market and phantom draws for the chunk (:func:`draw_exogenous`'s numbers; the phantom
+   bids made block by block, as the blocks are simulated);
 2. each bidder's bids for every auction (the strategy's batch form, or its scalar form
    once per auction), judged by the rule book's array twin
    (:func:`~phantom_auction.mechanisms.rules.reveal_verdicts`: arrival before the
@@ -206,7 +207,9 @@ def clear_arrays(
     improvements (bps over the baseline, per unit), and every column's allocation and
     score, reals then phantoms (A, N + W): ``W`` phantom slots, up to the last that
     holds a bid in these rows (the sampler fills slots from the first), so that the
-    clearing does not sort slots that are empty in every auction.
+    clearing does not sort slots that are empty in every auction. Under the ``floor``
+    policy the phantoms, which never take volume, are left out of those (W = 0): a
+    winner is found among the reals alone.
     """
     rules, bp, bq = env.rules, env.baseline_price, env.baseline_quantity
     b, n = real_imp.shape
@@ -246,9 +249,6 @@ def clear_arrays(
     # 0 bps of fee when fee_weight is 0: the same bits as a finite fee's (x - 0 * f = x).
     own_fee_bps: FloatArray | float = 0.0 if rules.fee_weight == 0.0 else fee_bps(fee, bq)
     paid = fill_improvements(rules, pay[:, :n], real_alloc, real_imp, own_fee_bps, floor)
-    if rules.phantom_policy == "floor":
-        values = np.concatenate((values, ph_score), axis=1)
-        alloc = np.concatenate((alloc, np.zeros(ph_score.shape)), axis=1)
     return real_alloc, paid, alloc, values
 
 
@@ -581,7 +581,12 @@ def _path_sample(
 
 
 #: Rows simulated together: keeps a block's arrays in cache (results do not depend on it,
-#: since every stream is consumed in auction order).
+#: since every stream is consumed in auction order). Within a block, reductions over a
+#: few bidders or phantom slots go column by column (:data:`NARROW`) and the built-in
+#: strategies' running sums too (``strategies.base.cumsum_rows``): numpy reduces short
+#: rows one at a time. Everything stays float64: every column is compared with the
+#: object path's (and with the engine's clearing) to 1e-9, and the verdicts and ties the
+#: engine makes on exact values would move with float32 rounding.
 BLOCK_ROWS = 8192
 
 
