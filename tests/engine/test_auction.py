@@ -282,6 +282,36 @@ def test_v1_and_v2_commitments_open_in_one_auction(tamper: str | None) -> None:
         assert reveal_bid(later, bid, now=T0 + ms(85)), later.last_event
 
 
+def test_negative_zero_fee_matches_its_v2_commitment() -> None:
+    # v2 writes -0.0 as +0.0; the reveal's inlined v2 check hashes the field as it is,
+    # misses, and must still accept the bid through commitment_version(), in a first
+    # auction (bidder id not yet cached) and in a later one (cached).
+    for k, auction_id in enumerate(("auction-z1", "auction-z2")):
+        auction = open_auction(CFG, auction_id=auction_id)
+        salt = bytes(32)
+        bid = make_bid(auction_id, "zero-fee", PAIR, 100.2, 500.0, -0.0, k + 1, salt=salt)
+        plus = make_bid(auction_id, "zero-fee", PAIR, 100.2, 500.0, 0.0, k + 1, salt=salt)
+        assert math.copysign(1.0, bid.priority_fee) == -1.0
+        assert bid.commitment_hash == plus.commitment_hash
+        assert submit_bid(auction, bid.sealed(), now=T0)
+        assert reveal_bid(auction, bid, now=T0 + ms(85)), auction.last_event
+        assert list(auction.reveals) == ["zero-fee"]
+
+
+def test_cached_bidder_with_tampered_reveal_is_mismatch_in_a_later_auction() -> None:
+    # The second auction takes the inlined v2 path (bidder id cached): a tampered
+    # field must still be refused there, with both versions' digests in the detail.
+    nonces = NonceRegistry()
+    for k, auction_id in enumerate(("auction-t1", "auction-t2")):
+        auction = open_auction(CFG, auction_id=auction_id, nonces=nonces)
+        bid = offer(auction, "tamper", 100.2, 500.0, fee=0.5, nonce=k + 1)
+        assert submit_bid(auction, bid.sealed(), now=T0)
+        tampered = replace(bid, volume=math.nextafter(bid.volume, 0.0))
+        assert not reveal_bid(auction, tampered, now=T0 + ms(85))
+        _rejected(auction, RejectReason.COMMITMENT_MISMATCH, "(v1)", "(v2)")
+        assert reveal_bid(auction, bid, now=T0 + ms(85)), auction.last_event
+
+
 def test_reveal_with_another_nonce_is_commitment_mismatch() -> None:
     auction = open_auction(CFG)
     bid = offer(auction, "alice", 100.2, 500.0, nonce=3)
@@ -411,8 +441,11 @@ def test_strict_passes_with_enough_participants() -> None:
 
 
 def test_outcome_phantom_won() -> None:
-    # One phantom, always present; a real bid at the minimum improvement below it.
-    cfg = config(max_phantom_bidders=1, bid_probability=1.0, min_participants=2)
+    # One phantom, always present; a real bid at the minimum improvement below it. Under
+    # the `reserve` policy (the default `floor` never lets a phantom take volume).
+    cfg = config(
+        max_phantom_bidders=1, bid_probability=1.0, min_participants=2, phantom_policy="reserve"
+    )
     auction = open_auction(cfg)
     (phantom,) = auction.phantom_bids
     assert phantom.improved_price > 100.1

@@ -41,6 +41,7 @@ from ..errors import (
     PhantomAuctionError,
 )
 from ..mechanisms.rules import (
+    BPS,
     AuctionRules,
     RejectReason,
     RevealLimits,
@@ -63,7 +64,16 @@ from .audit import (
     RevealRejected,
 )
 from .bids import ImprovementBid, SealedBid, SettlementRequest
-from .commitment import auction_prefixes, commitment_version, revealed_digest, revealed_digest_v2
+from .commitment import (
+    _BIDDER_TEXT,
+    _V1_BIDDERS,
+    _pack_v2,
+    _sha256,
+    auction_prefixes,
+    commitment_version,
+    revealed_digest,
+    revealed_digest_v2,
+)
 from .nonces import NonceRegistry
 from .phantoms import (
     PHANTOM_SEED_SIZE,
@@ -257,6 +267,7 @@ class Auction:
         "_reveal_deadline",
         "_reveals",
         "_rules",
+        "_v2_hasher",
     )
 
     def __init__(
@@ -343,6 +354,7 @@ class Auction:
         )
         self._phantoms: tuple[PhantomBid, ...] | None = None
         self._prefixes = auction_prefixes(auction_id)
+        self._v2_hasher: Any = None  # SHA-256 of prefixes[1], made on the first reveal
         self._commitments: dict[str, SealedBid] = {}
         self._reveals: dict[str, ImprovementBid] = {}
         self._result: AuctionResult | None = None
@@ -652,8 +664,33 @@ class Auction:
             return self._reject_reveal(
                 at, bid, RejectReason.DUPLICATE_REVEAL, f"bidder_id={bidder!r} already revealed"
             )
-        if bid.nonce != sealed.nonce or not commitment_version(
-            self._prefixes, bid, sealed.commitment_hash
+        # The v2 check of commitment_version() inlined for a bidder already seen (its
+        # id's text cached) and not known to use v1, hashing on from the auction's own
+        # prefix (a copy costs less than hashing it again); anything else, a mismatch
+        # included, goes through commitment_version() itself.
+        head = _BIDDER_TEXT.get(bidder)
+        nonce = bid.nonce
+        if head is not None and nonce == sealed.nonce and bidder not in _V1_BIDDERS:
+            hasher = self._v2_hasher
+            if hasher is None:
+                hasher = self._v2_hasher = _sha256(self._prefixes[1])
+            hasher = hasher.copy()
+            token_in, token_out = bid.token_pair
+            hasher.update(head)
+            hasher.update(
+                # Without v2's "+ 0.0" (-0.0 written as +0.0): a -0.0 field misses
+                # here and is matched by commitment_version() below.
+                _pack_v2(
+                    token_in, token_out, bid.improved_price, bid.volume, bid.priority_fee, nonce
+                )
+            )
+            hasher.update(bid.salt)
+            matched = hasher.digest() == sealed.commitment_hash
+        else:
+            matched = False
+        if not matched and (
+            nonce != sealed.nonce
+            or not commitment_version(self._prefixes, bid, sealed.commitment_hash)
         ):
             v1 = revealed_digest(self._prefixes[0], bid).hex()
             v2 = revealed_digest_v2(self._prefixes[1], bid).hex()
@@ -671,9 +708,21 @@ class Auction:
                 RejectReason.TOKEN_PAIR_MISMATCH,
                 f"token_pair={bid.token_pair}, auction trades {self._pair}",
             )
-        improvement = improvement_bps(bid.improved_price, self._baseline_price)
-        verdict = reveal_verdict(self._limits, improvement, bid.volume, bid.priority_fee)
-        if verdict is not None:
+        # improvement_bps() and reveal_verdict() written out for the accepted case (the
+        # same operations, so the same bits and the same verdict); a refusal asks the
+        # rule book for its reason.
+        baseline = self._baseline_price
+        improvement = (bid.improved_price - baseline) / baseline * BPS
+        low_bps, high_bps, max_volume, fee_per_volume = self._limits
+        volume = bid.volume
+        if not (
+            low_bps <= improvement <= high_bps
+            and improvement < math.inf
+            and 0.0 < volume <= max_volume
+            and 0.0 <= bid.priority_fee <= volume * fee_per_volume
+        ):
+            verdict = reveal_verdict(self._limits, improvement, volume, bid.priority_fee)
+            assert verdict is not None
             return self._reject_reveal(at, bid, verdict, self._why(bid, verdict, improvement))
         self._reveals[bidder] = bid
         self._log.append((RevealAccepted, at, bid))

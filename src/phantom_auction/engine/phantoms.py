@@ -196,6 +196,8 @@ _SLOT_WORDS: Final = 3
 #: probability below 10^-124.
 MAX_ATTEMPTS: Final = 1000
 _TWO_POW_M53: Final = 2.0**-53
+#: 64-bit words in one SHAKE-256 block (its rate, 136 bytes).
+_BLOCK_WORDS: Final = 17
 _NATIVE_WORDS: Final = array("Q").itemsize == 8
 _WORD_SWAP: Final = sys.byteorder == "little"
 
@@ -296,7 +298,13 @@ class _SeedSampler:
 
     def __init__(self, model: PhantomModel) -> None:
         self._slots = model.max_phantom_bidders
-        self._spare = 8 * math.ceil(model.max_phantom_bidders * model.bid_probability) + 16
+        # Words hashed up front: the slots' fixed ones and about two attempts per slot
+        # likely to hold a bid plus eight, rounded up to whole SHAKE-256 blocks (17
+        # words, 136 bytes: the cost is per block). The default models run past them in
+        # under 2 % of draws (then a stream twice as long is hashed: the same words).
+        fixed = _SLOT_WORDS * model.max_phantom_bidders
+        wanted = fixed + 4 * math.ceil(model.max_phantom_bidders * model.bid_probability) + 16
+        self._spare = -(-wanted // _BLOCK_WORDS) * _BLOCK_WORDS - fixed
         # Present iff u < p, u = (w >> 11) * 2**-53; as integers (p * 2**53 is exact):
         # (w >> 11) < p * 2**53  <=>  (w >> 11) < ceil(p * 2**53)  <=>  w < ceil(...) << 11.
         self._presence = math.ceil(model.bid_probability * 2.0**53) << 11
@@ -324,8 +332,8 @@ class _SeedSampler:
         if not n:
             return _NO_COLUMNS
         fixed = _SLOT_WORDS * n
-        # About four attempts per slot likely to hold a bid (the default model needs ~1.7)
-        # in one hash call; a longer stream is asked for when a draw runs past it.
+        # One hash call for the words most draws need (see __init__); a longer stream
+        # is asked for when a draw runs past them.
         words = _stream(seed, fixed + self._spare)
         presence = self._presence
         slots = [s for s, w in enumerate(words[0:fixed:_SLOT_WORDS]) if w < presence]

@@ -18,24 +18,24 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from operator import mul
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from ..mechanisms.clearing import clear_ranked
 from ..mechanisms.rules import (
+    BPS,
     AuctionRules,
-    fee_bps,
     fill_improvement,
-    improvement_bps,
     phantom_floor,
     price_of,
-    score,
 )
 from .audit import Outcome
 from .bids import ImprovementBid
-from .phantoms import PhantomColumns, phantom_id
+from .phantoms import _PHANTOM_IDS, PhantomColumns, phantom_id
 from .result import Fill, Ranking, RankingColumns
 
 __all__ = ["Settlement", "bid_table", "cfmm_remainder", "ranking_of", "settle"]
+
+_N_IDS = len(_PHANTOM_IDS)
 
 
 class BidTable(NamedTuple):
@@ -49,7 +49,7 @@ class BidTable(NamedTuple):
     volumes: list[float]
     fees: list[float]
     improvements: list[float]
-    fees_bps: list[float]
+    fees_bps: Sequence[float]
     scores: list[float]
     order: list[int]
 
@@ -62,6 +62,52 @@ class Settlement(NamedTuple):
     fills: list[Fill]
     ranking: Ranking
     phantom_won: bool
+
+
+class FeesInBps(Sequence[float]):
+    """``[f / amount * BPS for f in fees]`` (the rule book's ``fee_bps``, bit for bit),
+    each entry worked out when read: an immutable sequence over the table's own fees."""
+
+    __slots__ = ("_amount", "_fees")
+
+    def __init__(self, fees: Sequence[float], amount: float) -> None:
+        self._fees = fees
+        self._amount = amount
+
+    @overload
+    def __getitem__(self, index: int) -> float: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[float]: ...
+
+    def __getitem__(self, index: int | slice) -> float | list[float]:
+        amount = self._amount
+        if isinstance(index, slice):
+            return [f / amount * BPS for f in self._fees[index]]
+        return self._fees[index] / amount * BPS
+
+    def __len__(self) -> int:
+        return len(self._fees)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a list: unhashable like it
+
+    def __repr__(self) -> str:
+        return f"FeesInBps({list(self)!r})"
+
+
+def _finite_bps(fees: Sequence[float], amount: float) -> bool:
+    """Whether every ``f / amount * BPS`` is finite (no NaN, no overflow)."""
+    if not fees:
+        return True
+    total = sum(fees)  # NaN or infinite if any fee is
+    high = max(fees) / amount * BPS
+    low = min(fees) / amount * BPS
+    return total - total == 0.0 and high - high == 0.0 and low - low == 0.0
 
 
 def bid_table(
@@ -80,9 +126,23 @@ def bid_table(
     volumes += phantom_volumes
     fees = [b.priority_fee for b in reals]
     fees += phantom_fees
-    improvements = [improvement_bps(p, baseline) for p in prices]
-    fees_bps = [fee_bps(f, amount) for f in fees]
-    scores = [score(book, i, f) for i, f in zip(improvements, fees_bps, strict=True)]
+    # improvement_bps, fee_bps and score of the rule book written out (the same
+    # operations in the same order, so the same bits): three calls per bid cost more
+    # than the arithmetic, and this runs for every auction.
+    improvements = [(p - baseline) / baseline * BPS for p in prices]
+    price_weight, fee_weight = book.price_weight, book.fee_weight
+    fees_bps: Sequence[float]
+    if price_weight == 1.0 and fee_weight == 0.0 and _finite_bps(fees, amount):
+        # 1.0 * i + 0.0 * f is i itself when every f is finite (0.0 * f is +-0.0, and i
+        # is never -0.0: p - baseline is +0.0 when they are equal, and the baseline is
+        # > 0): the same list serves for both (the rule book's default weights), and
+        # the fees in bps are only worked out when read (a winner's, the ranking's).
+        scores = improvements
+        fees_bps = FeesInBps(fees, amount)
+    else:
+        fees_bps = [f / amount * BPS for f in fees]
+        pairs = zip(improvements, fees_bps, strict=True)
+        scores = [price_weight * i + fee_weight * f for i, f in pairs]
     # sorted(reverse=True) is stable: ties keep commit order, phantoms last.
     order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
     return BidTable(reals, slots, prices, volumes, fees, improvements, fees_bps, scores, order)
@@ -95,7 +155,9 @@ def ranking_of(
 ) -> Ranking:
     """The published ranking of ``table`` (with what clearing gave each bid, if it ran)."""
     bidder_ids = [b.bidder_id for b in table.reals]
-    bidder_ids += [phantom_id(slot) for slot in table.phantom_slots]
+    bidder_ids += [
+        _PHANTOM_IDS[slot] if slot < _N_IDS else phantom_id(slot) for slot in table.phantom_slots
+    ]
     # The lists are this clearing's own and never change again: no copies.
     columns = RankingColumns(
         bidder_ids=bidder_ids,

@@ -324,11 +324,17 @@ def _clear_in_order(
     n = len(v)
     x = [0.0] * n
     pay = [0.0] * n
-    order = [i for i in ranked if v[i] >= reserve and q[i] > 0]  # eligible bids only
+    if name == "vickrey":  # one winner and its runner-up: the others change nothing
+        order = []
+        for i in ranked:
+            if v[i] >= reserve and q[i] > 0:
+                order.append(i)
+                if len(order) == 2:
+                    break
+    else:
+        order = [i for i in ranked if v[i] >= reserve and q[i] > 0]  # eligible bids only
     if not order or supply <= 0:
         return name, x, pay
-    if name == "vickrey":
-        del order[2:]  # one winner and its runner-up: the others change nothing
     vs = [v[i] for i in order]
     qs = [q[i] for i in order]
     filled = []

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .base import FloatArray
+from .base import FloatArray, cumsum_rows
 from .ladder import LadderStrategy
 
 __all__ = ["AggressiveStrategy"]
@@ -71,4 +71,4 @@ class AggressiveStrategy(LadderStrategy):
         steps = np.empty((n, r))
         steps[:, 0] = o0 + (o1 - o0) * u[:, r]
         steps[:, 1:] = s0 + (s1 - s0) * u[:, r + 1 : 2 * r]
-        return np.cumsum(gaps, axis=1), np.cumsum(steps, axis=1)
+        return cumsum_rows(gaps), cumsum_rows(steps)

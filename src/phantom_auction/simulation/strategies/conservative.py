@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
-from .base import AuctionView, FloatArray
+from .base import AuctionView, FloatArray, cumsum_rows
 from .ladder import LadderStrategy
 
 if TYPE_CHECKING:
@@ -76,5 +74,5 @@ class ConservativeStrategy(LadderStrategy):
 
     def _batch_schedule(self, u: FloatArray, r: int) -> tuple[FloatArray, FloatArray]:
         a0, a1 = self.target_bps
-        times = np.cumsum(self.interval_ms * (0.9 + 0.2 * u[:, :r]), axis=1)
+        times = cumsum_rows(self.interval_ms * (0.9 + 0.2 * u[:, :r]))
         return times, a0 + (a1 - a0) * u[:, r : 2 * r]

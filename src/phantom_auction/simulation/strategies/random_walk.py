@@ -17,8 +17,10 @@ from .base import (
     BidBatch,
     BidderStrategy,
     FloatArray,
+    cumsum_rows,
     new_bid,
     order_volume,
+    spread,
     value_bps,
 )
 
@@ -146,22 +148,32 @@ class RandomWalkStrategy(BidderStrategy):
         steps = np.empty((n, r))
         with np.errstate(divide="ignore", invalid="ignore"):
             steps[:, 0] = np.log(values_bps * (s0 + (s1 - s0) * u[:, 0]))
+        # In place, the same operations as the scalar form (x * y == y * x, bit for bit).
         diffusion = steps[:, 1:]
-        diffusion[...] = mu + scale * ndtri(u[:, 1 + r : 2 * r])
+        ndtri(u[:, 1 + r : 2 * r], out=diffusion)
+        diffusion *= scale
+        diffusion += mu
         # Only the jumps that occur need their size (the draws are taken regardless):
-        # found once, as flat indices into the draws and into the steps.
-        row, k = np.nonzero(u[:, 2 * r : 3 * r - 1] < p_jump)
-        sizes = u.reshape(-1)[row * u.shape[1] + (3 * r - 1) + k]
-        steps.reshape(-1)[row * r + 1 + k] += self.jump_sd * ndtri(sizes)
-        imp = np.minimum(np.exp(np.cumsum(steps, axis=1)), cap[:, None])
-        present = ok[:, None] & (imp >= view.min_improvement_bps - BOUND_SLACK_BPS)
-        times = np.minimum(self.step_ms * (np.arange(r) + 0.5 * u[:, 1 : 1 + r]), view.duration_ms)
+        # found once, as flat indices ``at`` into the (n, r - 1) occurrences, then moved
+        # to the draws' and the steps' rows.
+        at = np.flatnonzero(u[:, 2 * r : 3 * r - 1] < p_jump)
+        row = at // (r - 1)
+        sizes = u.reshape(-1)[at + row * (u.shape[1] - (r - 1)) + (3 * r - 1)]
+        steps.reshape(-1)[at + row + 1] += self.jump_sd * ndtri(sizes)
+        imp = np.exp(cumsum_rows(steps), out=steps)
+        np.minimum(imp, cap[:, None], out=imp)
+        present = (imp >= view.min_improvement_bps - BOUND_SLACK_BPS) & ok[:, None]
+        imp[~ok] = 0.0
+        times = u[:, 1 : 1 + r] * 0.5
+        times += np.arange(r)
+        times *= self.step_ms
+        np.minimum(times, view.duration_ms, out=times)
         qty = order_volume(baseline_quantity, view)
         fee = qty * view.priority_fee_max_ratio * self.fee_fraction
         return BidBatch(
-            np.where(ok[:, None], imp, 0.0),
-            np.broadcast_to(qty, (n, r)),
+            imp,
+            spread(qty, (n, r)),
             times,
-            np.broadcast_to(fee, (n, r)),
+            spread(fee, (n, r)),
             present,
         )
