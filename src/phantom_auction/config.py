@@ -74,7 +74,7 @@ class PhantomAuctionConfig(_Section):
     mechanism: Mechanism
     phantom_improvement_mean_bps: float
     phantom_improvement_sd_bps: float = Field(gt=0.0)
-    phantom_policy: Literal["reserve", "floor"] = "reserve"
+    phantom_policy: Literal["reserve", "floor"] = "floor"
 
     @field_validator("mechanism", mode="before")
     @classmethod

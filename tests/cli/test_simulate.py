@@ -37,13 +37,18 @@ def test_same_seed_same_numbers(runner: CliRunner) -> None:
     assert run_json(runner) == run_json(runner)
 
 
-def test_flags_reach_the_simulator(runner: CliRunner) -> None:
+def test_flags_reach_the_simulator(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     out = run_json(runner, "--phantoms", "0", "--real", "2", "--mechanism", "second-price")
     # No phantom slots: no phantom bid, no phantom win, at most two real bids.
     assert out["num_phantom_bids"]["max"] == 0
     assert out["phantom_won"]["mean"] == 0
     assert out["num_real_bids"]["max"] <= 2
     assert out["parameters"]["simulation.clearing_mechanism"] == "vickrey"
+    # Phantoms win only under the `reserve` policy (the default `floor` never lets them).
+    assert run_json(runner, "--phantoms", "30")["phantom_won"]["mean"] == 0
+    monkeypatch.setenv("AUCTION_PHANTOM_AUCTION_PHANTOM_POLICY", "reserve")
+    monkeypatch.setenv("AUCTION_PHANTOM_AUCTION_PHANTOM_IMPROVEMENT_MEAN_BPS", "25")
+    monkeypatch.setenv("AUCTION_PHANTOM_AUCTION_PHANTOM_IMPROVEMENT_SD_BPS", "10")
     crowded = run_json(runner, "--phantoms", "30")
     assert crowded["phantom_won"]["mean"] > 0.3
 

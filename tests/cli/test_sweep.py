@@ -16,7 +16,11 @@ from phantom_auction.simulation import sweeps
 SMALL = ["--simulations", "300", "--seed", "5", "--workers", "1"]
 
 
-def test_one_field_line_plots(runner: CliRunner, tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy", ["floor", "reserve"])
+def test_one_field_line_plots(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: str
+) -> None:
+    monkeypatch.setenv("AUCTION_PHANTOM_AUCTION_PHANTOM_POLICY", policy)
     out = tmp_path / "sweep"
     result = runner.invoke(
         app, ["sweep", "--grid", "num_phantom_bidders=0,5,20", *SMALL, "--out", str(out)]
@@ -25,10 +29,16 @@ def test_one_field_line_plots(runner: CliRunner, tmp_path: Path) -> None:
     table = pd.read_parquet(out / "sweep.parquet")
     assert table["num_phantom_bidders"].tolist() == [0, 5, 20]
     assert (table["num_auctions"] == 300).all()
-    # No phantom slots, no phantom wins; more slots, more of the order left to the CFMM.
+    # No phantom slots, no phantom wins. reserve: more slots, more of the order left to
+    # the CFMM; floor: phantoms never take volume.
     assert table["phantom_won_mean"].iloc[0] == 0
-    assert table["phantom_won_mean"].iloc[2] > table["phantom_won_mean"].iloc[0]
-    assert table["real_fill_fraction_mean"].iloc[2] < table["real_fill_fraction_mean"].iloc[0]
+    fills = table["real_fill_fraction_mean"]
+    if policy == "reserve":
+        assert table["phantom_won_mean"].iloc[2] > table["phantom_won_mean"].iloc[0]
+        assert fills.iloc[2] < fills.iloc[0]
+    else:
+        assert (table["phantom_won_mean"] == 0).all()
+        assert fills.iloc[2] >= fills.iloc[0]
     plot = out / "sweep_improvement_bps.png"
     assert plot.is_file() and imread(plot).var() > 0
     assert 'src="sweep_improvement_bps.png"' in (out / "index.html").read_text()

@@ -441,8 +441,11 @@ def test_strict_passes_with_enough_participants() -> None:
 
 
 def test_outcome_phantom_won() -> None:
-    # One phantom, always present; a real bid at the minimum improvement below it.
-    cfg = config(max_phantom_bidders=1, bid_probability=1.0, min_participants=2)
+    # One phantom, always present; a real bid at the minimum improvement below it. Under
+    # the `reserve` policy (the default `floor` never lets a phantom take volume).
+    cfg = config(
+        max_phantom_bidders=1, bid_probability=1.0, min_participants=2, phantom_policy="reserve"
+    )
     auction = open_auction(cfg)
     (phantom,) = auction.phantom_bids
     assert phantom.improved_price > 100.1

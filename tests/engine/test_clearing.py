@@ -167,8 +167,10 @@ def test_vcg_with_fee_weight() -> None:
 # -- phantoms: rank and set prices, never fill --
 
 
-def _one_phantom(mechanism: str) -> tuple[object, float]:
-    cfg = config(max_phantom_bidders=1, bid_probability=1.0, mechanism=mechanism)
+def _one_phantom(mechanism: str, policy: str = "floor") -> tuple[object, float]:
+    cfg = config(
+        max_phantom_bidders=1, bid_probability=1.0, mechanism=mechanism, phantom_policy=policy
+    )
     auction = open_auction(cfg)
     (phantom,) = auction.phantom_bids
     assert 100.1 < phantom.improved_price < 100.5
@@ -183,7 +185,7 @@ def test_phantom_sets_the_vickrey_price() -> None:
 
 
 def test_phantom_allocation_goes_to_the_cfmm() -> None:
-    auction, _ = _one_phantom("discriminatory")
+    auction, _ = _one_phantom("discriminatory", "reserve")
     phantom = auction.phantom_bids[0]  # type: ignore[attr-defined]
     result = clear_bids(auction, [offer(auction, "A", 100.1, 1000.0)])  # type: ignore[arg-type]
     # The phantom ranks first and is allocated its volume; that volume is sold at baseline.

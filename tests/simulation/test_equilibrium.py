@@ -298,3 +298,22 @@ def test_reserve_bps_is_checked() -> None:
     with pytest.raises(InvalidBidParameters, match="reserve_bps"):
         SimulationConfig(reserve_bps=80.0)  # above max_improvement_bps = 50 in market mode
     assert SimulationConfig(reserve_bps=20.0).min_improvement_bps == 20.0
+
+
+@pytest.mark.parametrize(
+    ("n", "mechanism", "policy"),
+    [(200, "vcg", "floor"), (200, "first_price", "reserve"), (20, "vcg", "floor")],
+)
+def test_many_bidders_against_tight_phantoms(n: int, mechanism: str, policy: str) -> None:
+    """The stiff case (rate ~ (n-1) f / F, and ~ 1 / (1 - G) where phantoms N(27.5, 3.16)
+    almost never reach): LSODA took millions of steps here and never finished."""
+    model = PhantomModel(max_phantom_bidders=20, bid_probability=0.3, mean_bps=27.5, sd_bps=3.16)
+    dist = stats.norm(39.3, 14.4)  # the default market's marginal value distribution
+    solved = solve_equilibrium(BiddingGame(dist, n, mechanism, 10.0, 50.0, model, policy, 2))
+    assert solved.method == "ode"
+    assert solved.max_gain_bps < 0.01
+    v = np.linspace(10.5, 49.5, 40)
+    b = solved(v)
+    assert np.all(np.diff(b) >= 0) and np.all(b <= v) and np.all(b >= 10.0)
+    # 199 rivals leave little room to shade: within a bps of the value above 15 bps.
+    assert np.all(v[v > 15.0] - b[v > 15.0] < 1.0)

@@ -86,8 +86,10 @@ def _run_arm(
     from .strategies.adaptive import AdaptiveStrategy
 
     # Bids may be anything in [0, value]; a lone learner may trade (no participation rule).
+    # Phantoms rank and take volume (`reserve`), whatever the packaged default policy.
     config = load_config(
         env={
+            "AUCTION_PHANTOM_AUCTION_PHANTOM_POLICY": "reserve",
             "AUCTION_PHANTOM_AUCTION_MIN_IMPROVEMENT_BPS": "0",
             "AUCTION_PHANTOM_AUCTION_MAX_IMPROVEMENT_BPS": repr(float(value_bps)),
             "AUCTION_PHANTOM_AUCTION_MIN_PARTICIPANTS": "1",
