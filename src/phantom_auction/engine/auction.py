@@ -75,7 +75,7 @@ from .commitment import (
     revealed_digest_v2,
 )
 from .nonces import NonceRegistry
-from .phantom_pool import SeedPool
+from .phantom_pool import SeedPool, pool_for
 from .phantoms import (
     PHANTOM_SEED_SIZE,
     PhantomBid,
@@ -160,7 +160,7 @@ class _Rules:
     def from_config(cls, config: AuctionConfig) -> _Rules:
         model = PhantomModel.from_config(config)
         sampler = _sampler(model)
-        return cls(AuctionRules.from_config(config), model, sampler, SeedPool(sampler))
+        return cls(AuctionRules.from_config(config), model, sampler, pool_for(sampler))
 
     def opening(
         self, available_ms: float, reserve_ms: float, amount: float
@@ -209,7 +209,7 @@ def _overridden(rules: _Rules, book: AuctionRules | None, model: PhantomModel | 
         if len(_OVERRIDDEN) >= 64:
             _OVERRIDDEN.clear()
         sampler = _sampler(key[1])
-        hit = _OVERRIDDEN[key] = _Rules(key[0], key[1], sampler, SeedPool(sampler))
+        hit = _OVERRIDDEN[key] = _Rules(key[0], key[1], sampler, pool_for(sampler))
     return hit
 
 
@@ -240,7 +240,8 @@ class Auction:
     ``auction_mechanics.min_window_ms`` away raises :class:`AuctionTimeout`.
 
     ``nonces`` is the registry shared across auctions (a fresh one when None).
-    ``phantom_seed`` (32 bytes, ``os.urandom`` when None) and ``auction_id`` (a random
+    ``phantom_seed`` (32 bytes; when None, fresh ``os.urandom`` bytes from the phantom
+    model's seed pool, with their draw: engine/phantom_pool.py) and ``auction_id`` (a random
     UUID when None) are injectable so that a stored auction can be rebuilt exactly.
     """
 

@@ -61,7 +61,7 @@ from .phantoms import (
     _SeedSampler,
 )
 
-__all__ = ["BATCH", "SeedPool", "ln_array"]
+__all__ = ["BATCH", "SeedPool", "ln_array", "pool_for"]
 
 FloatArray = NDArray[np.floating[Any]]
 
@@ -129,11 +129,12 @@ class SeedPool:
         if self._generation != _fork_generation:  # inherited across a fork: not ours
             self._entries = []
             self._generation = _fork_generation
-        try:
-            seed, slots, improvements, volume_fractions, fee_fractions = self._entries.pop()
-        except IndexError:
-            self._entries = self._batch(BATCH)
-            seed, slots, improvements, volume_fractions, fee_fractions = self._entries.pop()
+        while True:
+            try:
+                seed, slots, improvements, volume_fractions, fee_fractions = self._entries.pop()
+                break
+            except IndexError:  # empty (another thread may empty a new batch first)
+                self._entries = self._batch(BATCH)
         if slots is None or improvements is None or volume_fractions is None:
             return seed, self._sampler.draw_columns(seed, baseline_price, amount)
         if not slots:
@@ -214,6 +215,20 @@ class SeedPool:
             at += c
             used += t
         return entries
+
+
+_POOLS: dict[_SeedSampler, SeedPool] = {}
+
+
+def pool_for(sampler: _SeedSampler) -> SeedPool:
+    """The seed pool of ``sampler`` (one per phantom model: samplers are shared per
+    model), made on first use; bounded like the samplers' own cache."""
+    pool = _POOLS.get(sampler)
+    if pool is None:
+        if len(_POOLS) >= 64:
+            _POOLS.clear()
+        pool = _POOLS[sampler] = SeedPool(sampler)
+    return pool
 
 
 def _attempts(
