@@ -806,7 +806,8 @@ class Auction:
         at = self._advance(now, Command.FINALIZE)
         result = self._result
         if result is None:
-            if self._phase is _COLLECTING:
+            phase = self._phase
+            if phase is _COLLECTING:
                 self._allow(
                     Command.FINALIZE,
                     f"the collection window runs until {self._commit_deadline.isoformat()}",
@@ -814,18 +815,22 @@ class Auction:
             unrevealed = len(self._commitments) - len(self._reveals)
             if at < self._reveal_deadline and unrevealed:
                 raise AuctionPhaseError(
-                    self._phase,
+                    phase,
                     Command.FINALIZE,
                     f"the reveal window runs until {self._reveal_deadline.isoformat()} and "
                     f"{unrevealed} commitment(s) are unrevealed",
                 )
-            self._allow(Command.FINALIZE)
+            if phase is not _REVEALING:
+                self._allow(Command.FINALIZE)
             result = self._clear(at)
             self._result = result
-            self._move(Command.FINALIZE, at, "finalized")
-            self._log.append(
-                (AuctionFinalized, at, result.outcome, result.price, result.num_participants)
-            )
+            log = self._log
+            if phase is _REVEALING:  # _move() inlined for the usual REVEALING -> FINALIZED
+                log.append((PhaseChanged, at, _REVEALING, _FINALIZED, "finalized"))
+                self._phase = _FINALIZED
+            else:
+                self._move(Command.FINALIZE, at, "finalized")
+            log.append((AuctionFinalized, at, result.outcome, result.price, result.num_participants))
         else:
             self._allow(Command.FINALIZE)
         required = self._book.min_participants
