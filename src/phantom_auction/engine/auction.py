@@ -830,7 +830,9 @@ class Auction:
                 self._phase = _FINALIZED
             else:
                 self._move(Command.FINALIZE, at, "finalized")
-            log.append((AuctionFinalized, at, result.outcome, result.price, result.num_participants))
+            log.append(
+                (AuctionFinalized, at, result.outcome, result.price, result.num_participants)
+            )
         else:
             self._allow(Command.FINALIZE)
         required = self._book.min_participants
