@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from phantom_auction.engine.phantoms import PhantomModel, draw_phantom_arrays
-from phantom_auction.simulation.environment import draw_phantoms
+from phantom_auction.simulation.environment import draw_phantoms, phantom_block, phantom_counts
 from phantom_auction.simulation.equilibrium import best_phantom_cdf, phantom_improvement_cdf
 from phantom_auction.simulation.market import NormalValues
 
@@ -74,6 +74,25 @@ def test_phantom_draws_follow_the_seed_and_split_by_auction_count() -> None:
     assert none.present.shape == (4, 0)
     always = draw_phantoms(PhantomModel(bid_probability=1.0), np.random.default_rng(1), 50, 1, 1)
     assert always.present.all()
+
+
+@pytest.mark.parametrize("m", [0, 3, 20])
+def test_phantoms_drawn_block_by_block_are_the_whole_draw(m: int) -> None:
+    # The fast path draws a chunk's counts, then each block's bids in turn (issue 16):
+    # the same numbers as the whole chunk at once, whatever the blocks.
+    model = PhantomModel(max_phantom_bidders=m, bid_probability=0.3)
+    whole = draw_phantoms(model, np.random.default_rng(4), 1000, 100.0, 1000.0)
+    rng = np.random.default_rng(4)
+    counts = phantom_counts(model, rng, 1000)
+    parts = [
+        phantom_block(model, rng, counts[lo:hi], 100.0, 1000.0, improvements=lo > 0)
+        for lo, hi in ((0, 1), (1, 400), (400, 400), (400, 1000))
+    ]
+    for field in ("present", "price", "volume", "priority_fee"):
+        joined = np.concatenate([getattr(p, field) for p in parts])
+        np.testing.assert_array_equal(joined, getattr(whole, field), err_msg=field)
+    assert parts[0].improvement_bps.shape == (1, 0)  # not asked for: left empty
+    np.testing.assert_array_equal(parts[-1].improvement_bps, whole.improvement_bps[400:])
 
 
 def test_normal_marginal_is_scipys_normal_to_the_bit() -> None:

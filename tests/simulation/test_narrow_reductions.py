@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from phantom_auction.simulation import kernels
-from phantom_auction.simulation.strategies.base import CUMSUM_LOOP_ROWS, cumsum_rows
+from phantom_auction.simulation.results import BuiltOnRead
+from phantom_auction.simulation.strategies.base import CUMSUM_LOOP_ROWS, cumsum_rows, spread
 
 
 def _with_ties(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
@@ -50,3 +51,33 @@ def test_cumsum_rows_is_numpys_cumsum_bit_for_bit(rows: int) -> None:
     expected = np.cumsum(a, axis=1)
     got = cumsum_rows(a.copy())
     assert np.array_equal(got, expected)
+
+
+def test_spread_is_broadcast_to_read_only() -> None:
+    rows = np.arange(6.0)
+    strided = np.arange(18.0).reshape(6, 3)[:, 1]  # not contiguous: copied first
+    for values in (rows, strided, 2.5, np.float64(7.0), rows > 2.0):
+        got = spread(values, (6, 4))
+        want = np.broadcast_to(np.asarray(values)[..., None] if np.ndim(values) else values, (6, 4))
+        assert got.shape == (6, 4) and got.dtype == want.dtype
+        assert np.array_equal(got, want)
+        assert not got.flags.writeable
+    with pytest.raises(ValueError, match="cannot spread"):
+        spread(np.arange(5.0), (6, 4))
+
+
+def test_built_on_read_is_its_tuple() -> None:
+    made: list[int] = []
+
+    def build() -> tuple[int, ...]:
+        made.append(1)
+        return (3, 1, 2)
+
+    lazy = BuiltOnRead(build=build, count=3)
+    assert len(lazy) == 3 and not made  # the count, without building
+    assert lazy == (3, 1, 2) and lazy == (3, 1, 2) and lazy == [3, 1, 2]
+    assert lazy[0] == 3 and lazy[1:] == (1, 2) and list(lazy) == [3, 1, 2]
+    assert hash(lazy) == hash((3, 1, 2)) and made == [1]  # built once
+    import pickle
+
+    assert pickle.loads(pickle.dumps(lazy)) == (3, 1, 2)

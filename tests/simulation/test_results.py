@@ -117,6 +117,13 @@ def test_one_result_in_detail() -> None:
             assert real_pay / BASELINE_PRICE * 1e4 / BASELINE_QUANTITY == pytest.approx(
                 r.metrics.avg_price_improvement, abs=1e-7
             )
+            # Welfare and revenue (added up from the allocated bids) are those of the
+            # allocation records (made when read), to the bit.
+            allocations = r.vcg_result.allocations
+            assert r.vcg_result.total_revenue == math.fsum(a.payment for a in allocations)
+            assert r.vcg_result.social_welfare == math.fsum(
+                b.price * a.quantity for a, b in zip(allocations, r.all_bids, strict=True)
+            )
         if r.winning_bid is not None:
             assert not r.winning_bid.is_phantom
             assert r.metrics.real_fill_fraction > 0

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 import numpy as np
 
 from ..errors import InvalidBidParameters
-from ..mechanisms.rules import RevealLimits, improvement_bps, reveal_verdicts
+from ..mechanisms.rules import RevealLimits, improvement_bps, reveal_accepted
 from .audit import CommitAccepted, RevealAccepted
 from .bids import ImprovementBid, SealedBid, make_bid
 from .commitment import MAX_NONCE, SALT_SIZE
@@ -202,8 +202,9 @@ def accepted_batch(
     if price is None or volume is None or fee is None:
         return None
     improvement = improvement_bps(np.array(price), baseline_price)
-    accepted, _ = reveal_verdicts(limits, improvement, np.array(volume), np.array(fee))
-    if not accepted.all():  # NaN and infinities fail it too
+    # The rule book's verdict, the accepted mask alone (reasons only matter if one fails,
+    # and then the commands run one by one and give them).
+    if not reveal_accepted(limits, improvement, np.array(volume), np.array(fee)).all():
         return None
     return BatchBids(
         auction_id, pair, opened_at, nonce, salt, ids, price, volume, fee, list(arrivals_us),

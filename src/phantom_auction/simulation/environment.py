@@ -43,9 +43,12 @@ __all__ = [
     "child_seed",
     "draw_exogenous",
     "draw_phantoms",
+    "phantom_block",
+    "phantom_counts",
 ]
 
 FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
 
 #: Points of a convergence path over the collection window.
 PATH_POINTS = 101
@@ -343,32 +346,61 @@ def draw_phantoms(
     exchangeable, so which slots hold them changes no outcome; draws of ``p``'s
     complement are skipped (a third of the work at the default ``p = 0.3``). Empty slots
     hold a zero bid: price at the baseline (0 bps), volume 0, fee 0.
+
+    The same numbers, block by block: :func:`phantom_counts` for all the auctions, then
+    :func:`phantom_block` for consecutive blocks of them, in order (each block's bids
+    take the next uniforms: a generator fills an array as successive calls would).
     """
+    count = phantom_counts(model, rng, n_auctions)
+    return phantom_block(model, rng, count, baseline_price, baseline_amount)
+
+
+def phantom_counts(model: PhantomModel, rng: np.random.Generator, n_auctions: int) -> IntArray:
+    """Each auction's number of phantom bids (see :func:`draw_phantoms`)."""
     m = model.max_phantom_bidders
-    count = rng.binomial(m, model.bid_probability, size=n_auctions) if m else None
-    present = np.zeros((n_auctions, m), dtype=bool)
-    if count is not None:
-        np.less(np.arange(m), count[:, None], out=present)
-    u = rng.random((int(count.sum()) if count is not None else 0, 3))
+    if not m:
+        return np.zeros(n_auctions, dtype=np.int64)
+    counts: IntArray = rng.binomial(m, model.bid_probability, size=n_auctions)
+    return counts
+
+
+def phantom_block(
+    model: PhantomModel,
+    rng: np.random.Generator,
+    count: IntArray,
+    baseline_price: float,
+    baseline_amount: float,
+    *,
+    improvements: bool = True,
+) -> PhantomArrays:
+    """The phantom bids of auctions holding ``count`` bids each (see :func:`draw_phantoms`);
+    without ``improvements``, ``improvement_bps`` is left empty (0 columns: the fast path
+    reads the prices, as the engine does)."""
+    m = model.max_phantom_bidders
+    present = np.less(np.arange(m), count[:, None])
+    u = rng.random((int(count.sum()) if m else 0, 3))
     lo = ndtr((model.min_bps - model.mean_bps) / model.sd_bps)
     hi = ndtr((model.max_bps - model.mean_bps) / model.sd_bps)
-    bid_bps = np.clip(
-        model.mean_bps + model.sd_bps * ndtri(lo + (hi - lo) * u[:, 0]),
-        model.min_bps,
-        model.max_bps,
+    # np.clip's bits (max then min), without its Python-level overhead.
+    bid_bps = np.maximum(
+        model.mean_bps + model.sd_bps * ndtri(lo + (hi - lo) * u[:, 0]), model.min_bps
     )
+    np.minimum(bid_bps, model.max_bps, out=bid_bps)
     low, high = model.volume_fraction
     bid_volume = baseline_amount * (low + (high - low) * u[:, 1])
     low, high = model.fee_fraction
     bid_fee = bid_volume * model.priority_fee_max_ratio * (low + (high - low) * u[:, 2])
     # The bids' places found once (flat indices), not once per array by the mask.
     where = np.flatnonzero(present)
-    improvement = np.zeros(present.shape)
     price = np.full(present.shape, baseline_price)
     volume = np.zeros(present.shape)
     fee = np.zeros(present.shape)
-    improvement.reshape(-1)[where] = bid_bps
     price.reshape(-1)[where] = baseline_price * (1.0 + bid_bps / 10_000.0)
     volume.reshape(-1)[where] = bid_volume
     fee.reshape(-1)[where] = bid_fee
+    if improvements:
+        improvement = np.zeros(present.shape)
+        improvement.reshape(-1)[where] = bid_bps
+    else:
+        improvement = np.zeros((present.shape[0], 0))
     return PhantomArrays(present, improvement, price, volume, fee)

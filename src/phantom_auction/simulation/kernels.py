@@ -3,7 +3,8 @@
 Same model, same random streams and same rules as the object path
 (:func:`phantom_auction.simulation.simulator.simulate_auction`), which a test pins:
 
-1. market and phantom draws for the chunk (:func:`draw_exogenous`);
+1. market and phantom draws for the chunk (:func:`draw_exogenous`'s numbers; the phantom
+   bids made block by block, as the blocks are simulated);
 2. each bidder's bids for every auction (the strategy's batch form, or its scalar form
    once per auction), judged by the rule book's array twin
    (:func:`~phantom_auction.mechanisms.rules.reveal_verdicts`: arrival before the
@@ -49,7 +50,8 @@ from .environment import (
     AuctionEnvironment,
     ExogenousDraws,
     Streams,
-    draw_exogenous,
+    phantom_block,
+    phantom_counts,
 )
 from .strategies.base import (
     BPS,
@@ -153,13 +155,15 @@ def _arrival_order(when: FloatArray) -> IntArray:
     b, n = when.shape
     if n > 8 or n < 2:
         return np.argsort(when, axis=1, kind="stable")
-    rank = np.zeros((b, n), dtype=np.int64)
+    # Column j's rank: the columns before it, plus those to its left arriving later
+    # (a tie keeps the left one first), minus those to its right arriving earlier.
+    rank = np.empty((b, n), dtype=np.int64)
+    rank[:] = np.arange(n)
     for i in range(n):
-        ti, ri = when[:, i], rank[:, i]
-        for j in range(n):
-            if j != i:
-                # Column j goes before column i if earlier, or as early and to its left.
-                ri += (when[:, j] <= ti) if j < i else (when[:, j] < ti)
+        for j in range(i + 1, n):
+            later = when[:, j] < when[:, i]  # j (right of i) arrives strictly earlier
+            rank[:, i] += later
+            rank[:, j] -= later
     order = np.empty((b, n), dtype=np.int64)
     order.reshape(-1)[(rank + np.arange(0, b * n, n)[:, None]).reshape(-1)] = np.tile(
         np.arange(n), b
@@ -203,7 +207,9 @@ def clear_arrays(
     improvements (bps over the baseline, per unit), and every column's allocation and
     score, reals then phantoms (A, N + W): ``W`` phantom slots, up to the last that
     holds a bid in these rows (the sampler fills slots from the first), so that the
-    clearing does not sort slots that are empty in every auction.
+    clearing does not sort slots that are empty in every auction. Under the ``floor``
+    policy the phantoms, which never take volume, are left out of those (W = 0): a
+    winner is found among the reals alone.
     """
     rules, bp, bq = env.rules, env.baseline_price, env.baseline_quantity
     b, n = real_imp.shape
@@ -243,10 +249,18 @@ def clear_arrays(
     # 0 bps of fee when fee_weight is 0: the same bits as a finite fee's (x - 0 * f = x).
     own_fee_bps: FloatArray | float = 0.0 if rules.fee_weight == 0.0 else fee_bps(fee, bq)
     paid = fill_improvements(rules, pay[:, :n], real_alloc, real_imp, own_fee_bps, floor)
-    if rules.phantom_policy == "floor":
-        values = np.concatenate((values, ph_score), axis=1)
-        alloc = np.concatenate((alloc, np.zeros(ph_score.shape)), axis=1)
     return real_alloc, paid, alloc, values
+
+
+def _phantom_rows(phantoms: PhantomArrays, rows: slice) -> PhantomArrays:
+    """The phantom bids of auctions ``rows``."""
+    return PhantomArrays(
+        phantoms.present[rows],
+        phantoms.improvement_bps[rows],
+        phantoms.price[rows],
+        phantoms.volume[rows],
+        phantoms.priority_fee[rows],
+    )
 
 
 @dataclass(slots=True)
@@ -328,16 +342,26 @@ def valid_bids(
         if env.textbook
         else batch.quantity
     )
+    # A volume or fee that is one per row, spread over the slots, is judged once per row
+    # ((A, 1): the verdict broadcasts over the slots, the same for each).
     accepted = reveal_accepted(
         env.limits,
         batch.improvement_bps,
-        qty,
-        batch.priority_fee,
+        _per_row(qty),
+        _per_row(batch.priority_fee),
         batch.timestamp_ms,
         env.deadline_us,
     )
     accepted &= batch.present
     return accepted, batch.improvement_bps, qty
+
+
+def _per_row(a: NDArray[Any]) -> NDArray[Any]:
+    """``a`` (A, R), as (A, 1) when every row is one value spread over the slots (a
+    column stride of 0), else itself."""
+    if a.ndim == 2 and a.shape[1] > 1 and a.strides[1] == 0 and a.strides[0] != 0:
+        return a[:, :1]
+    return a
 
 
 def _column(a: NDArray[Any], flat: IntArray | None) -> NDArray[Any]:
@@ -393,10 +417,11 @@ def _clear_and_measure(
     rows: slice,
     st: _Standing,
 ) -> tuple[ChunkColumns, FloatArray, FloatArray]:
-    """Columns of the auctions in ``rows``, and the real bidders' allocation and payment."""
+    """Columns of the auctions in ``rows``, and the real bidders' allocation and payment
+    (``draws``: those auctions' draws)."""
     ph = draws.phantoms
-    present = ph.present[rows]
-    values = draws.values_bps[rows]
+    present = ph.present
+    values = draws.values_bps
     r_imp, r_qty, r_time, has = st.imp[rows], st.qty[rows], st.time[rows], st.has[rows]
     b, n = values.shape
     q_total = env.baseline_quantity
@@ -421,7 +446,7 @@ def _clear_and_measure(
         arrived(st.fee[rows]) if env.rules.fee_weight != 0.0 else None,
         num_real + num_phantom,
         ph,
-        rows,
+        slice(None),
     )
     alloc_real = np.empty((b, n))
     pay_real = np.empty((b, n))
@@ -442,7 +467,7 @@ def _clear_and_measure(
     bp = env.baseline_price
     improvement = _sum_cols(pay_real) / q_total
     clearing_price = price_of(improvement, bp)
-    true_price = price_of(draws.true_premium_bps[rows], bp)
+    true_price = price_of(draws.true_premium_bps, bp)
     # The competitive price: the second-highest real value (what truthful competition for
     # the whole order pays), at least the baseline: the largest once the (first) largest
     # is set aside (ties count twice).
@@ -465,13 +490,10 @@ def _clear_and_measure(
     safe_valued = np.where(valued_sum > 0.0, valued_sum, 1.0)
     best_bid = np.where(has, r_imp, -np.inf)
     best_imp = _max_cols(best_bid)
-    first = (
-        _argmax_cols(np.where(has & (best_bid == best_imp[:, None]), -r_time, -np.inf))
-        if n
-        else np.zeros(b, dtype=np.int64)
-    )
+    # When the best standing real bid arrived (the earliest of equals); NaN without one.
     any_real = num_real > 0
-    conv = np.where(any_real, r_time.reshape(-1)[first + starts] if n else 0.0, np.nan)
+    earliest = -_max_cols(np.where(has & (best_bid == best_imp[:, None]), -r_time, -np.inf))
+    conv = np.where(any_real, earliest, np.nan)
     columns: ChunkColumns = {
         "improvement_bps": improvement,
         "mev_capture_rate": np.where(has_surplus, improvement / safe, np.nan),
@@ -496,12 +518,17 @@ def _clear_and_measure(
     }
     profit = (values * alloc_real - pay_real) / q_total
     for label, group in env.label_groups:
-        idx = list(group) if len(group) > 1 else slice(group[0], group[0] + 1)
-        mine_shaded, mine_valued = _sum_cols(shaded[:, idx]), _sum_cols(valued[:, idx])
-        columns[f"bid_shading:{label}"] = np.where(
-            mine_valued > 0.0, mine_shaded / np.where(mine_valued > 0, mine_valued, 1.0), np.nan
+        if len(group) == 1:  # one bidder: its own columns (views; the results are new)
+            i = group[0]
+            mine_shaded, mine_valued = shaded[:, i], valued[:, i]
+            columns[f"profit_bps:{label}"] = profit[:, i].copy()
+        else:
+            idx = list(group)
+            mine_shaded, mine_valued = _sum_cols(shaded[:, idx]), _sum_cols(valued[:, idx])
+            columns[f"profit_bps:{label}"] = _sum_cols(profit[:, idx])
+        columns[f"bid_shading:{label}"] = np.divide(
+            mine_shaded, mine_valued, out=np.full(b, np.nan), where=mine_valued > 0.0
         )
-        columns[f"profit_bps:{label}"] = _sum_cols(profit[:, idx])
     return columns, alloc_real, pay_real
 
 
@@ -554,7 +581,12 @@ def _path_sample(
 
 
 #: Rows simulated together: keeps a block's arrays in cache (results do not depend on it,
-#: since every stream is consumed in auction order).
+#: since every stream is consumed in auction order). Within a block, reductions over a
+#: few bidders or phantom slots go column by column (:data:`NARROW`) and the built-in
+#: strategies' running sums too (``strategies.base.cumsum_rows``): numpy reduces short
+#: rows one at a time. Everything stays float64: every column is compared with the
+#: object path's (and with the engine's clearing) to 1e-9, and the verdicts and ties the
+#: engine makes on exact values would move with float32 rounding.
 BLOCK_ROWS = 8192
 
 
@@ -577,8 +609,16 @@ def simulate_chunk_arrays(
     arrays of ``n_auctions`` rows to write the columns into (each block's as it ends),
     with the names and dtypes this function returns (by default it allocates them).
     """
+    # The market's draws for the whole chunk; the phantoms' counts too, their bids block
+    # by block (the same numbers: see environment.draw_phantoms), so that a block's
+    # phantom arrays are made while they are in cache.
+    counts: IntArray | None = None
     if draws is None:
-        draws = draw_exogenous(env, streams, n_auctions)
+        market = env.value_model.draw(streams.market, n_auctions)
+        values_bps, premium_bps = market.values_bps, market.true_premium_bps
+        counts = phantom_counts(env.phantom_model, streams.phantom, n_auctions)
+    else:
+        values_bps, premium_bps = draws.values_bps, draws.true_premium_bps
     n = env.num_bidders
     shape = (n_auctions, n)
     st = _Standing(
@@ -599,8 +639,21 @@ def simulate_chunk_arrays(
             refresh = getattr(strategies[i], "auctions_until_refresh", None)
             size = min(size, int(refresh()) if callable(refresh) else 1)
         rows = slice(start, start + size)
+        if counts is not None:
+            phantoms = phantom_block(
+                env.phantom_model,
+                streams.phantom,
+                counts[rows],
+                env.baseline_price,
+                env.baseline_quantity,
+                improvements=False,
+            )
+        else:
+            assert draws is not None
+            phantoms = _phantom_rows(draws.phantoms, rows)
+        block = ExogenousDraws(premium_bps[rows], values_bps[rows], phantoms)
         for i in range(n):
-            batch = _bids(strategies[i], env, draws.values_bps[rows, i], streams.bidders[i])
+            batch = _bids(strategies[i], env, values_bps[rows, i], streams.bidders[i])
             imp, qty, fee, when, has, valid, clipped = _standing_of(batch, env)
             st.imp[rows, i], st.qty[rows, i], st.fee[rows, i] = imp, qty, fee
             st.time[rows, i], st.has[rows, i] = when, has
@@ -611,14 +664,14 @@ def simulate_chunk_arrays(
                 tags[rows] = batch.tag
             if start < keep:
                 path_parts[i].append((valid, clipped, batch.timestamp_ms))
-        columns, alloc, pay = _clear_and_measure(env, draws, rows, st)
+        columns, alloc, pay = _clear_and_measure(env, block, rows, st)
         for i in learners:
             tags = st.tags[i]
             deliver_feedback(
                 strategies[i],
                 _feedback(
                     env,
-                    draws.values_bps[rows, i],
+                    values_bps[rows, i],
                     st.has[rows, i],
                     alloc[:, i],
                     pay[:, i],

@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -54,6 +54,8 @@ from .._extras import require
 from ..errors import PhantomAuctionError
 from .kernels import ChunkColumns
 from .streaming import StreamingSummary
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,6 +69,7 @@ __all__ = [
     "SEED_METRIC_NAMES",
     "STATISTICS",
     "SWEEP_METRICS",
+    "BuiltOnRead",
     "MetricInfo",
     "MonteCarloResults",
     "RowsNotKept",
@@ -200,50 +203,51 @@ class SimulatedBid:
     private_value_bps: float | None = None
 
 
-class SimulatedBids(Sequence[SimulatedBid]):
-    """The bids of one simulated auction: an immutable sequence (equal to the tuple of
-    its bids) whose :class:`SimulatedBid` records are built on first access, as the
-    engine's :class:`~phantom_auction.engine.result.Ranking` is: most results are never
-    asked for them, and a 200-bidder auction's records cost more than its clearing."""
+class BuiltOnRead(Sequence[T]):
+    """An immutable sequence, equal to the tuple of its items, whose items are made on
+    first access (``build()`` makes them all; ``count`` is their number until then), as
+    the engine's :class:`~phantom_auction.engine.result.Ranking` is: most results are
+    never asked for them, and a 200-bidder auction's records cost more than its clearing.
+    Pickled as the plain tuple."""
 
     __slots__ = ("_bids", "_build", "_count")
 
     def __init__(
         self,
-        bids: Iterable[SimulatedBid] = (),
+        items: Iterable[T] = (),
         *,
-        build: Callable[[], tuple[SimulatedBid, ...]] | None = None,
+        build: Callable[[], tuple[T, ...]] | None = None,
         count: int = 0,
     ) -> None:
         self._build = build
-        self._bids: tuple[SimulatedBid, ...] | None = None if build else tuple(bids)
+        self._bids: tuple[T, ...] | None = None if build else tuple(items)
         self._count = count
 
-    def _built(self) -> tuple[SimulatedBid, ...]:
-        bids = self._bids
-        if bids is None:
+    def _built(self) -> tuple[T, ...]:
+        items = self._bids
+        if items is None:
             assert self._build is not None
-            bids = self._bids = self._build()
+            items = self._bids = self._build()
             self._build = None
-        return bids
+        return items
 
     @overload
-    def __getitem__(self, index: int) -> SimulatedBid: ...
+    def __getitem__(self, index: int) -> T: ...
 
     @overload
-    def __getitem__(self, index: slice) -> tuple[SimulatedBid, ...]: ...
+    def __getitem__(self, index: slice) -> tuple[T, ...]: ...
 
-    def __getitem__(self, index: int | slice) -> SimulatedBid | tuple[SimulatedBid, ...]:
+    def __getitem__(self, index: int | slice) -> T | tuple[T, ...]:
         return self._built()[index]
 
     def __len__(self) -> int:
         return self._count if self._bids is None else len(self._bids)
 
-    def __iter__(self) -> Iterator[SimulatedBid]:
+    def __iter__(self) -> Iterator[T]:
         return iter(self._built())
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, SimulatedBids | tuple | list):
+        if isinstance(other, BuiltOnRead | tuple | list):
             return self._built() == tuple(other)
         return NotImplemented
 
@@ -251,9 +255,22 @@ class SimulatedBids(Sequence[SimulatedBid]):
         return hash(self._built())
 
     def __repr__(self) -> str:
+        return repr(self._built())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (self._built(),))
+
+
+class SimulatedBids(BuiltOnRead[SimulatedBid]):
+    """The bids of one simulated auction (:class:`BuiltOnRead`: records built on first
+    access)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
         return f"SimulatedBids({list(self._built())!r})"
 
-    def __reduce__(self) -> tuple[type[SimulatedBids], tuple[tuple[SimulatedBid, ...]]]:
+    def __reduce__(self) -> tuple[Any, ...]:
         return (SimulatedBids, (self._built(),))
 
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,7 +52,13 @@ from .environment import (
     draw_exogenous,
 )
 from .market import MarketConditions
-from .results import SimulatedBid, SimulatedBids, SimulationMetrics, SimulationResult
+from .results import (
+    BuiltOnRead,
+    SimulatedBid,
+    SimulatedBids,
+    SimulationMetrics,
+    SimulationResult,
+)
 from .settings import SimulationConfig
 from .strategies.base import AuctionFeedback
 from .strategies.registry import SEED_STRATEGIES, create_strategy
@@ -200,33 +206,56 @@ _allocation = partial(tuple.__new__, VCGAllocation)  # VCGAllocation(*fields), w
 
 
 def _vcg_view(
-    ids: Sequence[str],
-    prices: Sequence[float],
+    ids: list[str],
+    prices: list[float],
+    phantom_slots: Sequence[int],
+    phantom_prices: Sequence[float],
     alloc: Sequence[float],
-    n_real: int,
     result: AuctionResult,
 ) -> VCGResult:
     """The seed's ``vcg_result`` of an engine-cleared VCG auction, on prices (token B):
-    one allocation per bid in clearing order (bidders ``ids`` at ``prices``, the first
-    ``n_real`` real); a phantom's units are sold at the baseline."""
-    # Each bid's units sold at its fill price (a real winner's) or the baseline.
-    unit_price = np.full(len(ids), result.baseline_price)
-    for fill in result.fills:
-        if fill.bidder_id is not None:
-            unit_price[ids.index(fill.bidder_id)] = fill.price
-    units = np.asarray(alloc, dtype=np.float64)
-    payment = units * unit_price
-    value = np.asarray(prices, dtype=np.float64) * units
-    payments = payment.tolist()
-    allocations = tuple(
-        map(_allocation, zip(ids, alloc, payments, (value - payment).tolist(), strict=True))
-    )
+    one allocation per bid in clearing order (real bidders ``ids`` at ``prices``, then
+    the phantoms of ``phantom_slots`` at ``phantom_prices``); a phantom's units are sold
+    at the baseline. The allocation records are made when first read
+    (:class:`~.results.BuiltOnRead`); welfare and revenue add up the allocated bids only
+    (``math.fsum`` is exact: the zeros of the others change nothing)."""
+    baseline = result.baseline_price
+    fill_price = {f.bidder_id: f.price for f in result.fills if f.bidder_id is not None}
+    n_real = len(ids)
+    values, payments = [], []
+    for j, units in enumerate(alloc):
+        if units > 0.0:
+            if j < n_real:
+                values.append(prices[j] * units)
+                payments.append(units * fill_price.get(ids[j], baseline))
+            else:
+                values.append(phantom_prices[j - n_real] * units)
+                payments.append(units * baseline)
+    count = n_real + len(phantom_slots)
+
+    def build() -> tuple[VCGAllocation, ...]:
+        every_id = [*ids, *(f"phantom-{k}" for k in phantom_slots)]
+        # Each bid's units sold at its fill price (a real winner's) or the baseline.
+        unit_price = np.full(count, baseline)
+        for fill in result.fills:
+            if fill.bidder_id is not None:
+                unit_price[ids.index(fill.bidder_id)] = fill.price
+        units = np.asarray(alloc, dtype=np.float64)
+        payment = units * unit_price
+        value = np.asarray([*prices, *phantom_prices], dtype=np.float64) * units
+        return tuple(
+            map(
+                _allocation,
+                zip(every_id, alloc, payment.tolist(), (value - payment).tolist(), strict=True),
+            )
+        )
+
     return VCGResult(
-        allocations=allocations,
-        social_welfare=math.fsum(value.tolist()),
+        allocations=cast(tuple[VCGAllocation, ...], BuiltOnRead(build=build, count=count)),
+        social_welfare=math.fsum(values),
         total_revenue=math.fsum(payments),
         efficiency=1.0,
-        phantom_participation_rate=(len(ids) - n_real) / len(ids) if ids else 0.0,
+        phantom_participation_rate=(count - n_real) / count if count else 0.0,
     )
 
 
@@ -401,11 +430,10 @@ def simulate_auction(
     x_won = [won[i][0] for i in winners]
     p_won = [won[i][1] for i in winners]
     vcg_result = (
-        _vcg_view([*ids, *(f"phantom-{k}" for k in columns[0])], [*price_list, *columns[1]],
-                  alloc, n_real, result)
+        _vcg_view(ids, price_list, columns[0], columns[1], alloc, result)
         if env.mechanism == "vcg"
         else None
-    )  # fmt: skip
+    )
 
     # Metrics against the modelled values.
     improvement = sum(p_won) / bq

@@ -17,6 +17,7 @@ from .base import (
     FloatArray,
     new_bid,
     order_volume,
+    spread,
     value_bps,
 )
 
@@ -112,18 +113,19 @@ class LadderStrategy(BidderStrategy):
         u = rng.random((n, 2 * r + self.extra_draws))
         cap = np.minimum(values_bps * (1.0 - self.margin), view.max_improvement_bps)
         full = order_volume(baseline_quantity, view)
-        qty = np.broadcast_to(self._quantity(full, view, u[:, 2 * r]), (n,))
+        qty = self._quantity(full, view, u[:, 2 * r])  # one number, or one per row
         fee = self._fee(qty, view, u[:, -1])
         times, offers = self._batch_schedule(u, r)
-        imp = np.minimum(np.maximum(offers, view.min_improvement_bps), cap[:, None])
+        imp = np.maximum(offers, view.min_improvement_bps)
+        np.minimum(imp, cap[:, None], out=imp)
         ok = cap >= view.min_improvement_bps - BOUND_SLACK_BPS
         if self.sits_out(market):
             ok[:] = False
-        # One volume, fee and verdict per row, broadcast over its slots (read-only views).
+        # One volume, fee and verdict per row, spread over its slots (read-only views).
         return BidBatch(
             imp,
-            np.broadcast_to(qty[:, None], (n, r)),
+            spread(qty, (n, r)),
             np.minimum(times, view.duration_ms, out=times),
-            np.broadcast_to(fee[:, None], (n, r)),
-            np.broadcast_to(ok[:, None], (n, r)),
+            spread(fee, (n, r)),
+            spread(ok, (n, r)),
         )

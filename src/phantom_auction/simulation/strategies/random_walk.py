@@ -20,6 +20,7 @@ from .base import (
     cumsum_rows,
     new_bid,
     order_volume,
+    spread,
     value_bps,
 )
 
@@ -153,10 +154,12 @@ class RandomWalkStrategy(BidderStrategy):
         diffusion *= scale
         diffusion += mu
         # Only the jumps that occur need their size (the draws are taken regardless):
-        # found once, as flat indices into the draws and into the steps.
-        row, k = np.nonzero(u[:, 2 * r : 3 * r - 1] < p_jump)
-        sizes = u.reshape(-1)[row * u.shape[1] + (3 * r - 1) + k]
-        steps.reshape(-1)[row * r + 1 + k] += self.jump_sd * ndtri(sizes)
+        # found once, as flat indices ``at`` into the (n, r - 1) occurrences, then moved
+        # to the draws' and the steps' rows.
+        at = np.flatnonzero(u[:, 2 * r : 3 * r - 1] < p_jump)
+        row = at // (r - 1)
+        sizes = u.reshape(-1)[at + row * (u.shape[1] - (r - 1)) + (3 * r - 1)]
+        steps.reshape(-1)[at + row + 1] += self.jump_sd * ndtri(sizes)
         imp = np.exp(cumsum_rows(steps), out=steps)
         np.minimum(imp, cap[:, None], out=imp)
         present = (imp >= view.min_improvement_bps - BOUND_SLACK_BPS) & ok[:, None]
@@ -169,8 +172,8 @@ class RandomWalkStrategy(BidderStrategy):
         fee = qty * view.priority_fee_max_ratio * self.fee_fraction
         return BidBatch(
             imp,
-            np.broadcast_to(qty, (n, r)),
+            spread(qty, (n, r)),
             times,
-            np.broadcast_to(fee, (n, r)),
+            spread(fee, (n, r)),
             present,
         )
