@@ -177,7 +177,8 @@ class SeedPool:
         fee_u = top[:, 2:fixed:_SLOT_WORDS] * _TWO_POW_M53
         volume_fraction = sampler._vol_low + sampler._vol_span * volume_u
         fee_fraction = sampler._fee_low + sampler._fee_span * fee_u
-        if sampler._proposal == _POINT:  # no attempts: every improvement is min_bps
+        point = sampler._proposal == _POINT
+        if point:  # no attempts: every improvement is min_bps
             bps_flat: list[float] = []
             taken = np.zeros(count, dtype=np.int64)
             complete = np.ones(count, dtype=bool)
@@ -205,7 +206,7 @@ class SeedPool:
                     (
                         seed,
                         tuple(slots_flat[at : at + c]),
-                        bps_flat[used : used + c] if bps_flat or not c else [min_bps] * c,
+                        [min_bps] * c if point else bps_flat[used : used + c],
                         volume_flat[at : at + c],
                         fee_flat[at : at + c],
                     )
