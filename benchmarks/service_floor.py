@@ -182,7 +182,8 @@ def serve(port: int, db_path: str, synchronous: str, keys_path: str) -> None:
     keys: dict[str, str] = json.loads(Path(keys_path).read_text())
     app = floor_app(db_path, synchronous, keys)
     gc.collect()
-    gc.freeze()  # as the service does
+    gc.freeze()  # as the service does, with the same thresholds (app.GC_THRESHOLDS)
+    gc.set_threshold(50_000, 20, 20)
     uvicorn.run(
         app,
         host="127.0.0.1",

@@ -128,6 +128,7 @@ class _Round:
     commit: str = "none"  # none | sent | accepted | rejected
     reveal_sent: bool = False
     reveal_open: bool = False
+    reveal_retried: bool = False
 
 
 class _FunctionStrategy:
@@ -456,8 +457,11 @@ class BidderClient:
             return
         if kind == "commit":
             round_.commit = "accepted" if status == "accepted" else "rejected"
-        elif kind == "reveal" and reason == "outside_reveal_window":
-            # Sent before the server's window opened (clocks differ): try again on the push.
+        elif kind == "reveal" and reason == "outside_reveal_window" and not round_.reveal_retried:
+            # Sent before the server's window opened (clocks differ): try again on the push,
+            # once. A second refusal means the window has passed: retrying at every ack
+            # would flood an overloaded server with reveals until the auction closed.
+            round_.reveal_retried = True
             round_.reveal_sent = False
             if round_.reveal_open:
                 self._spawn(self._reveal(ws, bidder, round_))
