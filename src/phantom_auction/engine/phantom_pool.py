@@ -83,7 +83,8 @@ def _after_fork_in_child() -> None:
     _fork_generation += 1
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):  # no fork, nothing to guard against (Windows)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def ln_array(x: FloatArray) -> FloatArray:
