@@ -343,3 +343,38 @@ def test_floor_without_a_real_bid_is_no_bids_not_a_phantom_win() -> None:
     assert result.price == 100.0 and [f.bidder_id for f in result.fills] == [None]  # CFMM
     before = lone_phantom("reserve")
     assert before.outcome is Outcome.PHANTOM_WON and before.phantom_won
+
+
+# -- the ranking's columns, some read only when asked for (engine/settlement.py) --
+
+
+@pytest.mark.parametrize("weights", [{}, {"price_weight": 2.0, "fee_weight": 0.5}])
+def test_ranking_entries_are_the_rule_books_numbers_bit_for_bit(weights: dict[str, float]) -> None:
+    from phantom_auction.mechanisms.rules import AuctionRules, fee_bps, improvement_bps, score
+
+    cfg = config(max_phantom_bidders=20, bid_probability=0.5, **weights)
+    rules = AuctionRules.from_config(cfg)
+    auction = open_auction(cfg)
+    bids = [
+        offer(auction, f"b{i}", 100.1 + 0.05 * i + 0.0013 * i, 100.0 + 37.0 * i, fee=0.07 * i)
+        for i in range(6)
+    ]
+    result = clear_bids(auction, bids)
+    assert any(entry.is_phantom for entry in result.ranking)
+    for entry in result.ranking:
+        improvement = improvement_bps(entry.improved_price, 100.0)
+        fee = fee_bps(entry.priority_fee, 1000.0)
+        assert math.copysign(1.0, entry.improvement_bps) == math.copysign(1.0, improvement)
+        assert entry.improvement_bps == improvement
+        assert entry.fee_bps == fee
+        assert entry.score == score(rules, improvement, fee)
+    columns = result.ranking.columns  # type: ignore[attr-defined]
+    ids = [b.bidder_id for b in bids] + [f"phantom-{s}" for s in result.phantom_bids.columns[0]]  # type: ignore[attr-defined]
+    assert list(columns.bidder_ids) == ids
+    assert columns.bidder_ids == ids and len(columns.bidder_ids) == len(ids)
+    assert columns.bidder_ids[-1] == ids[-1] and columns.bidder_ids[2:5] == ids[2:5]
+    with pytest.raises(IndexError):
+        columns.bidder_ids[len(ids)]
+    fees = [b.priority_fee for b in bids] + list(result.phantom_bids.columns[3])  # type: ignore[attr-defined]
+    assert list(columns.fees_bps) == [fee_bps(f, 1000.0) for f in fees]
+    assert columns.fees_bps[1:3] == [fee_bps(f, 1000.0) for f in fees[1:3]]

@@ -75,6 +75,7 @@ from .commitment import (
     revealed_digest_v2,
 )
 from .nonces import NonceRegistry
+from .phantom_pool import SeedPool, pool_for
 from .phantoms import (
     PHANTOM_SEED_SIZE,
     PhantomBid,
@@ -146,6 +147,8 @@ class _Rules:
     book: AuctionRules
     phantom_model: PhantomModel
     phantom_sampler: _SeedSampler
+    #: Fresh seeds with their draws, a batch at a time (engine/phantom_pool.py).
+    phantom_pool: SeedPool = field(compare=False)
     #: (ms to the deadline, reserve ms, amount) -> (collection, whole run, reveal limits):
     #: a driver opens its auctions with the same few of these, and working them out
     #: (two window lengths, two timedeltas, the limits) is a tenth of an opening.
@@ -156,7 +159,8 @@ class _Rules:
     @classmethod
     def from_config(cls, config: AuctionConfig) -> _Rules:
         model = PhantomModel.from_config(config)
-        return cls(AuctionRules.from_config(config), model, _sampler(model))
+        sampler = _sampler(model)
+        return cls(AuctionRules.from_config(config), model, sampler, pool_for(sampler))
 
     def opening(
         self, available_ms: float, reserve_ms: float, amount: float
@@ -204,7 +208,8 @@ def _overridden(rules: _Rules, book: AuctionRules | None, model: PhantomModel | 
     if hit is None:
         if len(_OVERRIDDEN) >= 64:
             _OVERRIDDEN.clear()
-        hit = _OVERRIDDEN[key] = _Rules(key[0], key[1], _sampler(key[1]))
+        sampler = _sampler(key[1])
+        hit = _OVERRIDDEN[key] = _Rules(key[0], key[1], sampler, pool_for(sampler))
     return hit
 
 
@@ -235,7 +240,8 @@ class Auction:
     ``auction_mechanics.min_window_ms`` away raises :class:`AuctionTimeout`.
 
     ``nonces`` is the registry shared across auctions (a fresh one when None).
-    ``phantom_seed`` (32 bytes, ``os.urandom`` when None) and ``auction_id`` (a random
+    ``phantom_seed`` (32 bytes; when None, fresh ``os.urandom`` bytes from the phantom
+    model's seed pool, with their draw: engine/phantom_pool.py) and ``auction_id`` (a random
     UUID when None) are injectable so that a stored auction can be rebuilt exactly.
     """
 
@@ -313,8 +319,6 @@ class Auction:
             auction_id = uuid.uuid4().hex
         elif not isinstance(auction_id, str) or not auction_id:
             raise InvalidBidParameters("auction_id", auction_id, "must be a non-empty string")
-        if phantom_seed is None:
-            phantom_seed = os.urandom(PHANTOM_SEED_SIZE)
         if nonces is None:
             nonces = NonceRegistry()
         elif not isinstance(nonces, NonceRegistry):
@@ -327,6 +331,11 @@ class Auction:
             available_ms, float(reserve_ms), baseline_amount
         )
 
+        if phantom_seed is None and phantom_columns is None:
+            # A fresh seed with its draw, the numbers draw_columns() would give.
+            phantom_seed, phantom_columns = rules.phantom_pool.take(baseline_price, baseline_amount)
+        elif phantom_seed is None:
+            phantom_seed = os.urandom(PHANTOM_SEED_SIZE)
         self._request = request
         self._pair = request.token_pair
         self._limits = limits
@@ -797,7 +806,8 @@ class Auction:
         at = self._advance(now, Command.FINALIZE)
         result = self._result
         if result is None:
-            if self._phase is _COLLECTING:
+            phase = self._phase
+            if phase is _COLLECTING:
                 self._allow(
                     Command.FINALIZE,
                     f"the collection window runs until {self._commit_deadline.isoformat()}",
@@ -805,16 +815,22 @@ class Auction:
             unrevealed = len(self._commitments) - len(self._reveals)
             if at < self._reveal_deadline and unrevealed:
                 raise AuctionPhaseError(
-                    self._phase,
+                    phase,
                     Command.FINALIZE,
                     f"the reveal window runs until {self._reveal_deadline.isoformat()} and "
                     f"{unrevealed} commitment(s) are unrevealed",
                 )
-            self._allow(Command.FINALIZE)
+            if phase is not _REVEALING:
+                self._allow(Command.FINALIZE)
             result = self._clear(at)
             self._result = result
-            self._move(Command.FINALIZE, at, "finalized")
-            self._log.append(
+            log = self._log
+            if phase is _REVEALING:  # _move() inlined for the usual REVEALING -> FINALIZED
+                log.append((PhaseChanged, at, _REVEALING, _FINALIZED, "finalized"))
+                self._phase = _FINALIZED
+            else:
+                self._move(Command.FINALIZE, at, "finalized")
+            log.append(
                 (AuctionFinalized, at, result.outcome, result.price, result.num_participants)
             )
         else:

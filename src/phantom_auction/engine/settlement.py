@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from operator import mul
 from typing import NamedTuple, overload
 
-from ..mechanisms.clearing import clear_ranked
+from ..mechanisms.clearing import clear_ranked_winners
 from ..mechanisms.rules import (
     BPS,
     AuctionRules,
@@ -100,6 +100,49 @@ class FeesInBps(Sequence[float]):
         return f"FeesInBps({list(self)!r})"
 
 
+class BidderIds(Sequence[str]):
+    """The bidder ids of a table's entries, real bids' then ``phantom-<slot>``, each
+    read when asked for (most rankings are never built): an immutable sequence."""
+
+    __slots__ = ("_reals", "_slots")
+
+    def __init__(self, reals: Sequence[ImprovementBid], slots: Sequence[int]) -> None:
+        self._reals = reals
+        self._slots = slots
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        n_real = len(self._reals)
+        if index < 0:
+            index += n_real + len(self._slots)
+        if 0 <= index < n_real:
+            return self._reals[index].bidder_id
+        if index < 0:
+            raise IndexError(index)
+        slot = self._slots[index - n_real]  # IndexError past the end
+        return _PHANTOM_IDS[slot] if slot < _N_IDS else phantom_id(slot)
+
+    def __len__(self) -> int:
+        return len(self._reals) + len(self._slots)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a list: unhashable like it
+
+    def __repr__(self) -> str:
+        return f"BidderIds({list(self)!r})"
+
+
 def _finite_bps(fees: Sequence[float], amount: float) -> bool:
     """Whether every ``f / amount * BPS`` is finite (no NaN, no overflow)."""
     if not fees:
@@ -154,13 +197,9 @@ def ranking_of(
     fill_prices: list[float | None] | None = None,
 ) -> Ranking:
     """The published ranking of ``table`` (with what clearing gave each bid, if it ran)."""
-    bidder_ids = [b.bidder_id for b in table.reals]
-    bidder_ids += [
-        _PHANTOM_IDS[slot] if slot < _N_IDS else phantom_id(slot) for slot in table.phantom_slots
-    ]
     # The lists are this clearing's own and never change again: no copies.
     columns = RankingColumns(
-        bidder_ids=bidder_ids,
+        bidder_ids=BidderIds(table.reals, table.phantom_slots),
         n_real=len(table.reals),
         prices=table.prices,
         volumes=table.volumes,
@@ -203,18 +242,16 @@ def settle(
     else:
         cleared, volumes, ranked = scores, table.volumes, order
     # clear() itself on plain lists (same bits), in the order the table already sorted.
-    _, allocated, payment = clear_ranked(
+    _, allocated, payment, winners = clear_ranked_winners(
         cleared, volumes, ranked, supply=amount, reserve=0.0, mechanism=book.mechanism
     )
     allocated += [0.0] * (n - len(allocated))
     fill_prices: list[float | None] = [None] * n
     fills: list[Fill] = []
-    for i in order:
+    for i in winners:  # every bid with an allocation, best first
         if i >= n_real:
-            continue
+            continue  # a phantom's share goes to the CFMM
         units = allocated[i]
-        if units <= 0.0:
-            continue
         own = table.improvements[i]
         paid = fill_improvement(book, payment[i], units, own, table.fees_bps[i], floor)
         # Paying its own improvement is paying its own price, to the bit.

@@ -32,6 +32,7 @@ __all__ = [
     "clear",
     "clear_lists",
     "clear_ranked",
+    "clear_ranked_winners",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -276,9 +277,10 @@ def clear_lists(
             )
     # Value order, ties by index (a stable sort, as value_order).
     order = sorted(range(n), key=v.__getitem__, reverse=True)
-    return _clear_in_order(
+    name, x, pay, _ = _clear_in_order(
         name, multi_unit, v, q, order, supply, reserve, owners if stepped else None
     )
+    return name, x, pay
 
 
 def clear_ranked(
@@ -296,6 +298,23 @@ def clear_ranked(
     ``sorted(range(n), key=values.__getitem__, reverse=True)`` gives; it is trusted, not
     checked. The same validation, rules and bits, without the copies and the second sort
     (a live auction ranks its bids anyway, for the published ranking)."""
+    name, x, pay, _ = clear_ranked_winners(
+        values, quantities, order, supply=supply, reserve=reserve, mechanism=mechanism
+    )
+    return name, x, pay
+
+
+def clear_ranked_winners(
+    values: list[float],
+    quantities: list[float],
+    order: Sequence[int],
+    *,
+    supply: float,
+    reserve: float = 0.0,
+    mechanism: str = "vcg",
+) -> tuple[str, list[float], list[float], list[int]]:
+    """:func:`clear_ranked` and the winners: the indices with an allocation, in
+    ``order`` (a caller pricing its winners need not scan every bid for them)."""
     if len(values) != len(quantities) or len(order) != len(values):
         raise InvalidBidParameters(
             "quantities", (len(quantities),), f"must have the shape of valuations {(len(values),)}"
@@ -318,9 +337,9 @@ def _clear_in_order(
     supply: float,
     reserve: float,
     step_owners: Sequence[Hashable] | None,
-) -> tuple[str, list[float], list[float]]:
+) -> tuple[str, list[float], list[float], list[int]]:
     """Allocate and price validated bids given their value order (``ranked``); owners
-    only when some owner has several steps."""
+    only when some owner has several steps. Also the winners, in value order."""
     n = len(v)
     x = [0.0] * n
     pay = [0.0] * n
@@ -334,7 +353,7 @@ def _clear_in_order(
     else:
         order = [i for i in ranked if v[i] >= reserve and q[i] > 0]  # eligible bids only
     if not order or supply <= 0:
-        return name, x, pay
+        return name, x, pay, []
     vs = [v[i] for i in order]
     qs = [q[i] for i in order]
     filled = []
@@ -347,9 +366,11 @@ def _clear_in_order(
         paid = vcg_step_payments_list(vs, qs, filled, [step_owners[i] for i in order], reserve)
     else:
         paid = pay_list(name, multi_unit, vs, qs, filled, reserve)
+    winners = 0
     for i, units, amount in zip(order, filled, paid, strict=True):
         if units <= 0.0:
             break  # winners are a prefix of the value order; the rest stay 0
         x[i] = units
         pay[i] = amount
-    return name, x, pay
+        winners += 1
+    return name, x, pay, order[:winners]
