@@ -786,6 +786,8 @@ async def _run_bidders(url: str, keys_path: str) -> None:
     print("READY", flush=True)
     reports = await asyncio.gather(*runs)
     summary = {
+        # auction_opened pushes received (a commit short of them: the strategy declined)
+        "announced": sum(r.auctions_seen for r in reports),
         "commits": sum(r.commits_sent for r in reports),
         "reveals": sum(r.reveals_sent for r in reports),
         "accepted": sum(r.accepted for r in reports),
