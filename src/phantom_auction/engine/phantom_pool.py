@@ -33,22 +33,9 @@ from numpy.typing import NDArray
 
 from .phantoms import (
     _EXPONENTIAL,
-    _LN2_HI,
-    _LN2_LO,
     _NO_COLUMNS,
     _NORMAL,
     _POINT,
-    _Q3,
-    _Q5,
-    _Q7,
-    _Q9,
-    _Q11,
-    _Q13,
-    _Q15,
-    _Q17,
-    _Q19,
-    _Q21,
-    _Q23,
     _SLOT_WORDS,
     _SQRT_HALF,
     _TWO_POW_M53,
@@ -58,6 +45,7 @@ from .phantoms import (
     PHANTOM_SEED_SIZE,
     PHANTOM_STREAM_DOMAIN,
     PhantomColumns,
+    _ln_reduced,
     _SeedSampler,
 )
 
@@ -94,22 +82,7 @@ def ln_array(x: FloatArray) -> FloatArray:
     small = m < _SQRT_HALF
     m = np.where(small, m * 2.0, m)
     kf = np.where(small, k - 1, k).astype(np.float64)
-    f = m - 1.0
-    s = f / (2.0 + f)
-    t = s * s
-    q = _Q23 * t + _Q21
-    q = q * t + _Q19
-    q = q * t + _Q17
-    q = q * t + _Q15
-    q = q * t + _Q13
-    q = q * t + _Q11
-    q = q * t + _Q9
-    q = q * t + _Q7
-    q = q * t + _Q5
-    q = q * t + _Q3
-    r = t * q
-    hfsq = 0.5 * f * f
-    out: FloatArray = kf * _LN2_HI - ((hfsq - (s * (hfsq + r) + kf * _LN2_LO)) - f)
+    out: FloatArray = _ln_reduced(m - 1.0, kf)
     return out
 
 

@@ -25,7 +25,7 @@ import sys
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TypeAlias, overload
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -221,7 +221,14 @@ def ln(x: float) -> float:
     m, k = math.frexp(x)
     if m < _SQRT_HALF:
         m, k = m * 2.0, k - 1
-    f = m - 1.0
+    out: float = _ln_reduced(m - 1.0, k)
+    return out
+
+
+def _ln_reduced(f: Any, k: Any) -> Any:
+    """``ln((1 + f) * 2**k)`` for the reduced ``f = m - 1`` of :func:`ln`: the series and
+    the combination, on floats or elementwise on numpy arrays (the same operations in
+    the same order, so the same bits: the seed pool's ``ln_array`` uses it too)."""
     s = f / (2.0 + f)
     t = s * s
     q = _Q23 * t + _Q21
