@@ -193,7 +193,7 @@ def test_the_seeds_keys_are_served_with_the_same_statistics() -> None:
 
 
 def test_ci_of_the_mean_is_students_t() -> None:
-    from phantom_auction.simulation.results import finite_stats
+    from phantom_auction.simulation.intervals import finite_stats
 
     x = np.random.default_rng(3).normal(5.0, 2.0, size=50)
     s = finite_stats(np.append(x, np.nan))
@@ -205,7 +205,7 @@ def test_ci_of_the_mean_is_students_t() -> None:
 def test_batch_means_cover_a_dependent_series_where_the_iid_interval_does_not() -> None:
     """AR(1) with phi = 0.9 (like a learner's slowly drifting bids): the iid interval is
     about sqrt((1 + phi) / (1 - phi)) = 4.4 times too narrow; batch means are not."""
-    from phantom_auction.simulation.results import finite_stats
+    from phantom_auction.simulation.intervals import finite_stats
 
     rng = np.random.default_rng(12)
     phi, n, reps = 0.9, 4000, 300

@@ -192,17 +192,12 @@ class SeedPool:
         return entries
 
 
-_POOLS: dict[_SeedSampler, SeedPool] = {}
-
-
 def pool_for(sampler: _SeedSampler) -> SeedPool:
     """The seed pool of ``sampler`` (one per phantom model: samplers are shared per
-    model), made on first use; bounded like the samplers' own cache."""
-    pool = _POOLS.get(sampler)
+    model), kept on the sampler and made on first use."""
+    pool: SeedPool | None = sampler.pool
     if pool is None:
-        if len(_POOLS) >= 64:
-            _POOLS.clear()
-        pool = _POOLS[sampler] = SeedPool(sampler)
+        pool = sampler.pool = SeedPool(sampler)
     return pool
 
 

@@ -301,9 +301,12 @@ class _SeedSampler:
         "_spare",
         "_vol_low",
         "_vol_span",
+        "pool",
     )
 
     def __init__(self, model: PhantomModel) -> None:
+        #: Its fresh seeds, made by ``phantom_pool.pool_for`` on first use.
+        self.pool: Any = None
         self._slots = model.max_phantom_bidders
         # Words hashed up front: the slots' fixed ones and about two attempts per slot
         # likely to hold a bid plus eight, rounded up to whole SHAKE-256 blocks (17

@@ -12,16 +12,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InvalidBidParameters
+from .intervals import CI_BATCHES, finite_stats
 from .market import TREND_BPS, VOLATILITY_BPS, MarketConditions
 from .parallel import run_monte_carlo
 from .results import (
-    CI_BATCHES,
     METRIC_COLUMNS,
     SEED_METRIC_NAMES,
     MonteCarloResults,
     SimulationResult,
     columns_from_rows,
-    finite_stats,
 )
 from .simulator import PhantomSimulator
 from .strategies.base import LabelledStrategy, learns, strategy_label
@@ -172,7 +171,7 @@ def analyze_results(
 
     The interval is Student's t over independent auctions; when the auctions are not
     independent (bidders that learn across auctions) it is computed by batch means over
-    the auctions in order (``batches``, default :data:`~.results.CI_BATCHES`; pass
+    the auctions in order (``batches``, default :data:`~.intervals.CI_BATCHES`; pass
     ``batches`` to force it). ``ci_method`` says which was used. Also:
     ``clearing_price`` (same statistics, token B per A), ``strategy_performance``
     (share of auctions won per strategy label, plus ``phantom`` and ``none``; sums to

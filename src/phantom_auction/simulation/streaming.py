@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .intervals import mean_ci
+
 __all__ = ["MetricSummary", "QuantileSketch", "StreamingSummary"]
 
 FloatArray = NDArray[np.float64]
@@ -210,8 +212,6 @@ class MetricSummary:
     def stats(self) -> dict[str, float]:
         """``mean``, its 95 % interval (independent values) and standard error, ``median,
         std, min, max, p05, p95, count`` (quantiles from the sketch)."""
-        from .results import mean_ci
-
         empty = self.count == 0
         sem, low, high = mean_ci(self.mean, self.std, self.count)
         return {

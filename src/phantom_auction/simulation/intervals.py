@@ -1,0 +1,103 @@
+"""Statistics of a run's per-auction metrics: the summary of one column and its 95 %
+confidence interval, for independent auctions (Student's t) or dependent ones (batch
+means, e.g. learning bidders)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "CI_BATCHES",
+    "STATISTICS",
+    "batch_means_ci",
+    "finite_stats",
+    "mean_ci",
+    "t_quantile_975",
+]
+
+FloatArray = NDArray[np.float64]
+
+#: Statistics of each metric in ``analyze_results`` (and ``<metric>_<stat>`` in a sweep).
+STATISTICS = ("mean", "ci95_low", "ci95_high", "sem", "median", "std", "min", "max", "p05", "p95")
+
+#: Batches of the batch-means confidence interval (auctions that are not independent).
+CI_BATCHES = 20
+
+
+def t_quantile_975(df: float) -> float:
+    """The 97.5 % quantile of Student's t with ``df`` degrees of freedom (two-sided 95 %)."""
+    if not df >= 1:
+        return math.nan
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, df))
+
+
+def mean_ci(mean: float, std: float, count: float) -> tuple[float, float, float]:
+    """``(sem, low, high)``: the standard error and 95 % interval of a mean of ``count``
+    independent values (Student's t with ``count - 1`` degrees of freedom)."""
+    if not count >= 2 or not math.isfinite(std):
+        return math.nan, math.nan, math.nan
+    sem = std / math.sqrt(count)
+    half = t_quantile_975(count - 1) * sem
+    return sem, mean - half, mean + half
+
+
+def batch_means_ci(x: FloatArray, batches: int = CI_BATCHES) -> tuple[float, float, float]:
+    """``(sem, low, high)`` of the mean of a dependent series by batch means.
+
+    ``x`` (finite, in auction order) is cut into ``batches`` contiguous batches of equal
+    size (the remainder is dropped from the error estimate only); the batch means are
+    close to independent when a batch is much longer than the series' memory, so the
+    standard error is their standard deviation / sqrt(batches), with Student's t at
+    ``batches - 1`` degrees of freedom.
+    """
+    size = x.size // batches
+    if size < 2:
+        return mean_ci(float(x.mean()) if x.size else math.nan, _std(x), x.size)
+    means = x[: size * batches].reshape(batches, size).mean(axis=1)
+    sem = float(means.std(ddof=1)) / math.sqrt(batches)
+    half = t_quantile_975(batches - 1) * sem
+    centre = float(x.mean())
+    return sem, centre - half, centre + half
+
+
+def _std(x: FloatArray) -> float:
+    return float(x.std(ddof=1)) if x.size > 1 else math.nan
+
+
+def finite_stats(values: NDArray[Any], *, batches: int | None = None) -> dict[str, float]:
+    """Exact statistics of the finite values: ``mean``, its 95 % confidence interval
+    ``ci95_low``/``ci95_high`` and standard error ``sem``, ``median, std (ddof=1), min,
+    max, p05, p95, count``.
+
+    The interval assumes independent values (Student's t), or, with ``batches``, is
+    computed by batch means over the values in order (for dependent auctions, e.g.
+    learning bidders; see :func:`batch_means_ci`).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        out = dict.fromkeys(STATISTICS, math.nan)
+        out["count"] = 0.0
+        return out
+    p05, median, p95 = np.quantile(x, [0.05, 0.5, 0.95])
+    mean, std = float(x.mean()), _std(x)
+    sem, low, high = batch_means_ci(x, batches) if batches else mean_ci(mean, std, x.size)
+    return {
+        "mean": mean,
+        "ci95_low": low,
+        "ci95_high": high,
+        "sem": sem,
+        "median": float(median),
+        "std": std,
+        "min": float(x.min()),
+        "max": float(x.max()),
+        "p05": float(p05),
+        "p95": float(p95),
+        "count": float(x.size),
+    }
