@@ -1,5 +1,10 @@
 """Calibrated phantom bids: a randomised reserve drawn among the real bids.
 
+One concept past 600 lines: the model, its two samplers and the verifier share the
+libm-free ``ln``, the SHAKE-256 stream and the sampler's constants, and must stay bit for
+bit with each other and with docs/phantoms.md; the seed pool (``phantom_pool.py``) is
+the separable part and lives apart.
+
 One model, two samplers. The simulator draws many auctions at once from a numpy
 generator (:func:`draw_phantom_arrays`, inverse CDF). A live auction draws its phantoms
 from its committed 32-byte seed alone (:func:`draw_phantom_bids`): SHAKE-256 of a domain

@@ -1,5 +1,9 @@
 """The fast path: whole chunks of auctions generated, cleared and measured on arrays.
 
+One concept past 600 lines: its stages (draws, bids, standing bids, clearing, metrics,
+feedback) pass the chunk's arrays from one to the next and are pinned together against
+the object path; the narrow column reductions at the top serve only them.
+
 Same model, same random streams and same rules as the object path
 (:func:`phantom_auction.simulation.simulator.simulate_auction`), which a test pins:
 

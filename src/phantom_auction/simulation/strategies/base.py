@@ -1,5 +1,9 @@
 """The bidder-strategy interface shared by the simulator, the fast path and live bidders.
 
+One concept past 600 lines: the interface (``BidderStrategy``) and the types it speaks
+(``Bid``, ``AuctionView``, ``BidBatch``, feedback) with the adapters that let a seed-style
+``generate_bid`` and a batch strategy be called alike; every strategy imports only this.
+
 A strategy follows the seed's interface::
 
     generate_bid(baseline_price, baseline_quantity, market, rng) -> Bid | None
