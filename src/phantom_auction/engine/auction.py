@@ -24,6 +24,7 @@ less its own fee term, within ``[baseline, own price]``; phantoms act by
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import uuid
@@ -64,16 +65,7 @@ from .audit import (
     RevealRejected,
 )
 from .bids import ImprovementBid, SealedBid, SettlementRequest
-from .commitment import (
-    _BIDDER_TEXT,
-    _V1_BIDDERS,
-    _pack_v2,
-    _sha256,
-    auction_prefixes,
-    commitment_version,
-    revealed_digest,
-    revealed_digest_v2,
-)
+from .commitment import auction_prefixes, commitment_version, revealed_digest, revealed_digest_v2
 from .nonces import NonceRegistry
 from .phantom_pool import SeedPool, pool_for
 from .phantoms import (
@@ -673,33 +665,13 @@ class Auction:
             return self._reject_reveal(
                 at, bid, RejectReason.DUPLICATE_REVEAL, f"bidder_id={bidder!r} already revealed"
             )
-        # The v2 check of commitment_version() inlined for a bidder already seen (its
-        # id's text cached) and not known to use v1, hashing on from the auction's own
-        # prefix (a copy costs less than hashing it again); anything else, a mismatch
-        # included, goes through commitment_version() itself.
-        head = _BIDDER_TEXT.get(bidder)
-        nonce = bid.nonce
-        if head is not None and nonce == sealed.nonce and bidder not in _V1_BIDDERS:
-            hasher = self._v2_hasher
-            if hasher is None:
-                hasher = self._v2_hasher = _sha256(self._prefixes[1])
-            hasher = hasher.copy()
-            token_in, token_out = bid.token_pair
-            hasher.update(head)
-            hasher.update(
-                # Without v2's "+ 0.0" (-0.0 written as +0.0): a -0.0 field misses
-                # here and is matched by commitment_version() below.
-                _pack_v2(
-                    token_in, token_out, bid.improved_price, bid.volume, bid.priority_fee, nonce
-                )
-            )
-            hasher.update(bid.salt)
-            matched = hasher.digest() == sealed.commitment_hash
-        else:
-            matched = False
-        if not matched and (
-            nonce != sealed.nonce
-            or not commitment_version(self._prefixes, bid, sealed.commitment_hash)
+        # The auction's v2 prefix hashed once, on its first reveal; each check goes on
+        # from a copy.
+        hasher = self._v2_hasher
+        if hasher is None:
+            hasher = self._v2_hasher = hashlib.sha256(self._prefixes[1])
+        if bid.nonce != sealed.nonce or not commitment_version(
+            self._prefixes, bid, sealed.commitment_hash, hasher
         ):
             v1 = revealed_digest(self._prefixes[0], bid).hex()
             v2 = revealed_digest_v2(self._prefixes[1], bid).hex()
