@@ -42,7 +42,6 @@ from ..errors import (
     PhantomAuctionError,
 )
 from ..mechanisms.rules import (
-    BPS,
     AuctionRules,
     RejectReason,
     RevealLimits,
@@ -689,21 +688,9 @@ class Auction:
                 RejectReason.TOKEN_PAIR_MISMATCH,
                 f"token_pair={bid.token_pair}, auction trades {self._pair}",
             )
-        # improvement_bps() and reveal_verdict() written out for the accepted case (the
-        # same operations, so the same bits and the same verdict); a refusal asks the
-        # rule book for its reason.
-        baseline = self._baseline_price
-        improvement = (bid.improved_price - baseline) / baseline * BPS
-        low_bps, high_bps, max_volume, fee_per_volume = self._limits
-        volume = bid.volume
-        if not (
-            low_bps <= improvement <= high_bps
-            and improvement < math.inf
-            and 0.0 < volume <= max_volume
-            and 0.0 <= bid.priority_fee <= volume * fee_per_volume
-        ):
-            verdict = reveal_verdict(self._limits, improvement, volume, bid.priority_fee)
-            assert verdict is not None
+        improvement = improvement_bps(bid.improved_price, self._baseline_price)
+        verdict = reveal_verdict(self._limits, improvement, bid.volume, bid.priority_fee)
+        if verdict is not None:
             return self._reject_reveal(at, bid, verdict, self._why(bid, verdict, improvement))
         self._reveals[bidder] = bid
         self._log.append((RevealAccepted, at, bid))
