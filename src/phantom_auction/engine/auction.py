@@ -779,17 +779,11 @@ class Auction:
                     f"the reveal window runs until {self._reveal_deadline.isoformat()} and "
                     f"{unrevealed} commitment(s) are unrevealed",
                 )
-            if phase is not _REVEALING:
-                self._allow(Command.FINALIZE)
+            self._allow(Command.FINALIZE)  # before clearing: a refused finalize clears nothing
             result = self._clear(at)
             self._result = result
-            log = self._log
-            if phase is _REVEALING:  # _move() inlined for the usual REVEALING -> FINALIZED
-                log.append((PhaseChanged, at, _REVEALING, _FINALIZED, "finalized"))
-                self._phase = _FINALIZED
-            else:
-                self._move(Command.FINALIZE, at, "finalized")
-            log.append(
+            self._move(Command.FINALIZE, at, "finalized")
+            self._log.append(
                 (AuctionFinalized, at, result.outcome, result.price, result.num_participants)
             )
         else:
