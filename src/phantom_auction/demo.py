@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from rich import box
@@ -29,6 +29,7 @@ from .engine import (
     SettlementRequest,
     arun_auction,
 )
+from .engine.clock import LoopClock
 from .simulation import MarketConditions, create_strategy
 from .simulation.live import StrategyBidder
 from .simulation.market import ValueModel
@@ -54,12 +55,15 @@ class _Recorder:
     """A bid source that forwards to a :class:`StrategyBidder` and notes what it sent."""
 
     bidder: StrategyBidder
+    #: The engine's clock: timeline entries from both sort in one time order (the wall
+    #: clock may be stepped while the engine's, monotonic, is not).
+    clock: LoopClock
     entries: list[TimelineEntry] = field(default_factory=list)
     asked_to_reveal: datetime | None = None
 
     async def commit(self, announcement: AuctionAnnouncement) -> SealedBid | None:
         sealed = await self.bidder.commit(announcement)
-        now = datetime.now(UTC)
+        now = self.clock.now()
         if sealed is None:
             self.entries.append(TimelineEntry(now, "abstain", self.bidder.bidder_id, "no bid"))
         else:
@@ -71,13 +75,13 @@ class _Recorder:
 
     async def reveal(self, announcement: AuctionAnnouncement) -> ImprovementBid | None:
         # The engine asks for reveals the moment collection closes.
-        self.asked_to_reveal = datetime.now(UTC)
+        self.asked_to_reveal = self.clock.now()
         bid = await self.bidder.reveal(announcement)
         if bid is not None:
             bps = (bid.improved_price / announcement.baseline_price - 1.0) * BPS
             self.entries.append(
                 TimelineEntry(
-                    datetime.now(UTC),
+                    self.clock.now(),
                     "reveal",
                     self.bidder.bidder_id,
                     f"{bid.improved_price:.4f} B/A ({bps:+.1f} bps), {bid.volume:,.0f} A",
@@ -104,6 +108,7 @@ async def _arun(
         .draw(np.random.default_rng(seeds[-1]), 1)
         .values_bps[0]
     )
+    clock = LoopClock(asyncio.get_running_loop())
     recorders = [
         _Recorder(
             StrategyBidder(
@@ -113,7 +118,8 @@ async def _arun(
                 rng=np.random.default_rng(child),
                 first_nonce=1,
                 private_value=baseline_price * (1.0 + value / BPS),
-            )
+            ),
+            clock,
         )
         for i, (name, child, value) in enumerate(
             zip(SEED_STRATEGIES, seeds[:-1], values_bps, strict=True)
@@ -121,13 +127,14 @@ async def _arun(
     ]
     request = SettlementRequest(token_in=1, token_out=2, amount=amount, request_id="demo")
     # Room past the configured window, so the engine runs its full duration.
-    deadline = datetime.now(UTC) + timedelta(milliseconds=250)
+    deadline = clock.now() + timedelta(milliseconds=250)
     result = await arun_auction(
         request,
         baseline_price,
         amount,
         deadline,
         bidders=recorders,
+        clock=clock,
         phantom_seed=np.random.default_rng(seed).bytes(32),
     )
     entries = [e for r in recorders for e in r.entries]
