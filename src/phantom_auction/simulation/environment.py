@@ -110,6 +110,15 @@ class UniformsAhead:
         self, rngs: Sequence[np.random.Generator], group: tuple[int, ...], block: int
     ) -> FloatArray:
         """The next ``block`` uniforms of each bidder of ``group``: ``(len(group), block)``."""
+        buffer, at = self.take_at(rngs, group, block)
+        taken: FloatArray = buffer[:, at, :]
+        return taken
+
+    def take_at(
+        self, rngs: Sequence[np.random.Generator], group: tuple[int, ...], block: int
+    ) -> tuple[FloatArray, int]:
+        """:meth:`take` as the buffer it comes from, ``(len(group), auctions, block)``
+        (the same object until it is used up or given back), and the auction taken."""
         entry = self._groups.get(group)
         if entry is None or entry[0] != block or entry[2] == entry[1].shape[1]:
             self.give_back(rngs, group)
@@ -121,8 +130,7 @@ class UniformsAhead:
             self._owner.update(dict.fromkeys(group, group))
         at = entry[2]
         entry[2] = at + 1
-        taken: FloatArray = entry[1][:, at, :]
-        return taken
+        return entry[1], at
 
     def give_back(self, rngs: Sequence[np.random.Generator], bidders: Iterable[int]) -> None:
         """Step back the streams of every group holding one of ``bidders`` by the numbers
