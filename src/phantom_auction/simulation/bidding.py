@@ -105,6 +105,70 @@ def bidding_groups(env: AuctionEnvironment, strategies: Sequence[Any]) -> _Group
     return found
 
 
+class _Prepared(NamedTuple):
+    """A group's :meth:`~.strategies.base.BidderStrategy.prepare_batch` of every auction
+    of one ``buffer`` of uniforms drawn ahead: its arrays reshaped to ``(bidders,
+    auctions, ...)`` (``per_row`` says which parts are; one auction's rows: ``[:, at]``)."""
+
+    env: AuctionEnvironment
+    strategy: Any
+    buffer: FloatArray
+    state: Hashable
+    parts: tuple[Any, ...]
+    per_row: tuple[bool, ...]
+
+
+_prepared_seen: dict[tuple[int, tuple[int, ...]], tuple[UniformsAhead, _Prepared]] = {}
+
+
+def _prepared(
+    env: AuctionEnvironment,
+    strategy: Any,
+    members: tuple[int, ...],
+    ahead: UniformsAhead,
+    taken: tuple[FloatArray, int],
+) -> tuple[Any, ...]:
+    """What ``strategy`` prepared for the bidders ``members`` in auction ``taken[1]`` of
+    ``ahead``'s buffer ``taken[0]`` (``(bidders, auctions, draws)``): every auction of a
+    buffer is prepared in one call when the buffer is first used (rows auction by
+    auction, then bidder by bidder), then sliced. Prepared again if the environment,
+    the strategy or its :meth:`~.strategies.base.BidderStrategy.batch_state` changed."""
+    buffer, at = taken
+    state = strategy.batch_state(env.view, env.market)
+    key = (id(ahead), members)
+    seen = _prepared_seen.get(key)
+    entry = None if seen is None or seen[0] is not ahead else seen[1]
+    if (
+        entry is None
+        or entry.buffer is not buffer
+        or entry.env is not env
+        or entry.strategy is not strategy
+        or entry.state != state
+    ):
+        m, auctions, draws = buffer.shape
+        rows = m * auctions
+        u = buffer.reshape(rows, draws)  # a view: rows bidder by bidder, then auction
+        made = strategy.prepare_batch(
+            env.view, env.market, env.baseline_price, env.baseline_quantity, u
+        )
+        per_row = tuple(
+            isinstance(part, np.ndarray) and part.ndim > 0 and part.shape[0] == rows
+            for part in made
+        )
+        parts = tuple(
+            part.reshape(m, auctions, *part.shape[1:]) if flag else part
+            for part, flag in zip(made, per_row, strict=True)
+        )
+        entry = _Prepared(env, strategy, buffer, state, parts, per_row)
+        if len(_prepared_seen) >= 64:
+            _prepared_seen.clear()
+        # ``ahead`` is held so that its id is not reused meanwhile.
+        _prepared_seen[key] = (ahead, entry)
+    return tuple(
+        part[:, at] if flag else part for part, flag in zip(entry.parts, entry.per_row, strict=True)
+    )
+
+
 class AuctionBids(NamedTuple):
     """The bids of one auction, one row per bidder (rows as :class:`_Groups` lays them
     out; ``row_of`` maps a bidder to its row), padded to the widest: improvements (bps
@@ -135,14 +199,16 @@ def auction_bids(
     rngs, ahead = streams.bidders, streams.ahead
     batches: list[BidBatch] = []
     for members in groups.together:
-        batch = strategies[members[0]].generate_batch(
-            env.view,
-            env.market,
-            bp,
-            bq,
-            values_bps[list(members)],
-            BidderStreams(ahead, rngs, members),
-        )
+        strategy = strategies[members[0]]
+        values = values_bps[list(members)]
+        draws = strategy.batch_draws(env.view)
+        if draws is None:
+            batch = strategy.generate_batch(
+                env.view, env.market, bp, bq, values, BidderStreams(ahead, rngs, members)
+            )
+        else:
+            prepared = _prepared(env, strategy, members, ahead, ahead.take_at(rngs, members, draws))
+            batch = strategy.finish_batch(env.view, env.market, bp, bq, values, prepared)
         batches.append(batch)
     ahead.give_back(rngs, groups.alone)  # their streams are called directly
     scalar: list[list[Bid]] = [
