@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
+from operator import is_
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -70,7 +71,7 @@ class _Groups(NamedTuple):
     row_of: IntArray
 
 
-_groups_seen: dict[tuple[int, ...], tuple[AuctionEnvironment, Sequence[Any], _Groups]] = {}
+_groups_seen: dict[tuple[int, int], tuple[AuctionEnvironment, Sequence[Any], _Groups]] = {}
 
 
 def bidding_groups(env: AuctionEnvironment, strategies: Sequence[Any]) -> _Groups:
@@ -83,10 +84,10 @@ def bidding_groups(env: AuctionEnvironment, strategies: Sequence[Any]) -> _Group
     parameters are read when it first bids under an environment (as the environment
     itself reads its label), so change them by replacing the strategy object.
     """
-    key = (id(env), *map(id, strategies))
+    key = (id(env), len(strategies))
     seen = _groups_seen.get(key)
-    if seen is not None and seen[0] is env:
-        return seen[2]
+    if seen is not None and seen[0] is env and all(map(is_, seen[1], strategies)):
+        return seen[2]  # the same strategy objects (compared one by one: no key to build)
     together: dict[Hashable, list[int]] = {}
     alone: list[int] = []
     for i, strategy in enumerate(strategies):
@@ -101,7 +102,7 @@ def bidding_groups(env: AuctionEnvironment, strategies: Sequence[Any]) -> _Group
     if len(_groups_seen) >= 16:
         _groups_seen.clear()
     # The environment and the list are held so that their ids are not reused meanwhile.
-    _groups_seen[key] = (env, list(strategies), found)
+    _groups_seen[key] = (env, list(strategies), found)  # one list of strategies per key
     return found
 
 
