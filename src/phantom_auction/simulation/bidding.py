@@ -69,6 +69,8 @@ class _Groups(NamedTuple):
     together: tuple[tuple[int, ...], ...]
     alone: tuple[int, ...]
     row_of: IntArray
+    #: Each group of ``together`` as an index array (its bidders' values at one take).
+    indices: tuple[IntArray, ...] = ()
 
 
 _groups_seen: dict[tuple[int, int], tuple[AuctionEnvironment, Sequence[Any], _Groups]] = {}
@@ -98,7 +100,8 @@ def bidding_groups(env: AuctionEnvironment, strategies: Sequence[Any]) -> _Group
     groups = [tuple(members) for members in together.values()]
     row_of = np.empty(len(strategies), dtype=np.intp)
     row_of[[i for g in groups for i in g] + alone] = np.arange(len(strategies))
-    found = _Groups(tuple(groups), tuple(alone), row_of)
+    indices = tuple(np.array(members, dtype=np.intp) for members in groups)
+    found = _Groups(tuple(groups), tuple(alone), row_of, indices)
     if len(_groups_seen) >= 16:
         _groups_seen.clear()
     # The environment and the list are held so that their ids are not reused meanwhile.
@@ -199,9 +202,9 @@ def auction_bids(
     bp, bq = env.baseline_price, env.baseline_quantity
     rngs, ahead = streams.bidders, streams.ahead
     batches: list[BidBatch] = []
-    for members in groups.together:
+    for members, index in zip(groups.together, groups.indices, strict=True):
         strategy = strategies[members[0]]
-        values = values_bps[list(members)]
+        values = values_bps.take(index)
         draws = strategy.batch_draws(env.view)
         if draws is None:
             batch = strategy.generate_batch(
