@@ -2,15 +2,21 @@
 
 Cases (each in a fresh Python process, so memory figures do not leak between them):
 
-- ``mc1m``: 1,000,000 auctions of the default config (5 real + 15 phantom bidders, VCG)
-  with 2 worker processes, rows kept, after a first use of the simulator in this process
-  (1,000 auctions: imports made on first call and the equilibrium bidders' solved game;
-  its seconds are printed as ``first_use_seconds``, not counted in the run's, as the
-  floor's warm-up is not in its own). Goal: <= 4 s and <= 1.5 GB. Also measures, in
-  the same run, the floor for that shape (numpy drawing 1M x 20 values and quantities,
-  sorting each row, gathering and a cumulative sum, split over 2 processes of 500,000
-  rows) and prints the ratio (issue 16 goal: <= 1.5x), of wall seconds and of CPU
-  seconds (all processes: less disturbed by other load on a shared machine).
+- ``mc1m``: 1,000,000 auctions of ``SimulationConfig``'s defaults (5 real bidders and
+  15 phantom slots, VCG; the rest from ``default.toml``) with 2 worker processes, rows
+  kept, after a first use of the simulator in this process (1,000 auctions: imports made
+  on first call and the equilibrium bidders' solved game; its seconds are printed as
+  ``first_use_seconds``, not counted in the run's, as the floor's warm-up is not in its
+  own). Goal: <= 4 s and <= 1.5 GB. Also measures, in the same run, the floor for that
+  shape (numpy drawing 1M x N values and quantities, sorting each row, gathering and a
+  cumulative sum, split over 2 processes of 500,000 rows; ``N`` is the run's config's
+  real bidders plus phantom slots, printed as ``floor_width``) and prints the ratio
+  (issue 16 goal: <= 1.5x), of wall seconds and of CPU seconds (all processes: less
+  disturbed by other load on a shared machine). Beside it, the same floor done in the
+  run's chunks (``resources.simulation_chunk_size`` rows at a time, the workers' malloc
+  tuned as the simulator's are, so that each chunk reuses the last one's pages): the
+  floor without the page faults of 500,000-row arrays, which the simulator does not pay
+  either (``chunked_floor_*``; for information, the goal is against the first).
 - ``mc10m``: 10,000,000 auctions streamed (summary only), 2 workers. Goal: memory flat
   and <= 1.5 GB (the peak after the first million auctions is printed beside the end's).
 - ``one200``: one ``run_simulation`` with 200 real bidders (median of many calls), and
@@ -121,6 +127,19 @@ def _maxrss_gib() -> dict[str, float]:
     }
 
 
+def mc_config(n: int) -> Any:
+    """The config of the ``mc1m`` and ``mc10m`` runs: ``n`` auctions of the defaults."""
+    from phantom_auction.simulation import SimulationConfig
+
+    return SimulationConfig(num_simulations=n, seed=1)
+
+
+def floor_width(config: Any) -> int:
+    """Columns of the floor's rows: every bid an auction of ``config`` can hold, one per
+    real bidder and one per phantom slot."""
+    return int(config.num_real_bidders + config.num_phantom_bidders)
+
+
 def _monte_carlo(n: int, keep_rows: bool) -> dict[str, Any]:
     from phantom_auction.simulation import (
         MarketConditions,
@@ -136,7 +155,7 @@ def _monte_carlo(n: int, keep_rows: bool) -> dict[str, Any]:
     warm = SimulationConfig(num_simulations=1_000, seed=2)
     run_monte_carlo(PhantomSimulator(warm, MarketConditions()), 100.0, 1000.0, workers=1)
     first_use = time.perf_counter() - started
-    sim = PhantomSimulator(SimulationConfig(num_simulations=n, seed=1), MarketConditions())
+    sim = PhantomSimulator(mc_config(n), MarketConditions())
     first_million = min(n, 1_000_000)
     memory = PeakMemory()
 
@@ -167,30 +186,50 @@ def _monte_carlo(n: int, keep_rows: bool) -> dict[str, Any]:
     }
 
 
-def _floor_part(rows: int) -> float:
-    """One worker's share of the floor: draw, sort each row, gather, cumulative sum."""
+def _floor_part(rows: int, width: int, chunk: int | None = None) -> float:
+    """One worker's share of the floor: draw ``rows`` x ``width`` values and quantities,
+    sort each row, gather, cumulative sum; ``chunk`` rows at a time when given."""
     import numpy as np
 
     rng = np.random.default_rng(rows)
-    values = rng.random((rows, 20))
-    quantities = rng.random((rows, 20))
-    order = np.argsort(-values, axis=1)
-    gathered = np.take_along_axis(quantities, order, axis=1)
-    return float(np.cumsum(gathered, axis=1)[:, -1].sum())
+    total = 0.0
+    step = rows if chunk is None else chunk
+    for start in range(0, rows, step):
+        size = min(step, rows - start)
+        values = rng.random((size, width))
+        quantities = rng.random((size, width))
+        order = np.argsort(-values, axis=1)
+        gathered = np.take_along_axis(quantities, order, axis=1)
+        total += float(np.cumsum(gathered, axis=1)[:, -1].sum())
+    return total
 
 
-def floor_seconds(n: int, workers: int = 2) -> tuple[float, float]:
-    """Wall and CPU seconds of the floor for ``n`` auctions x 20 bids on ``workers``
-    processes. The pool is started and warmed beforehand and not timed (the simulator's
-    run does include starting its pool: forked, a few ms); the CPU figure is the whole
-    pool's, as the simulator's is (the warm-up's 1,000 rows are a few ms of it)."""
+def _floor_worker(tuned: bool) -> None:
+    if tuned:
+        from phantom_auction.simulation.parallel import _reuse_freed_memory
+
+        _reuse_freed_memory()
+
+
+def floor_seconds(
+    n: int, width: int, workers: int = 2, chunk: int | None = None
+) -> tuple[float, float]:
+    """Wall and CPU seconds of the floor for ``n`` auctions x ``width`` bids on
+    ``workers`` processes (``chunk``: rows at a time, the workers' malloc tuned as the
+    simulator's workers are; None: each worker's share at once, untuned). The pool is
+    started and warmed beforehand and not timed (the simulator's run does include
+    starting its pool: forked, a few ms); the CPU figure is the whole pool's, as the
+    simulator's is (the warm-up's 1,000 rows are a few ms of it)."""
     from concurrent.futures import ProcessPoolExecutor
 
     cpu = _cpu_seconds()
-    with ProcessPoolExecutor(workers) as pool:
-        list(pool.map(_floor_part, [1000] * workers))  # start and warm the workers
+    with ProcessPoolExecutor(
+        workers, initializer=_floor_worker, initargs=(chunk is not None,)
+    ) as pool:
+        list(pool.map(_floor_part, [1000] * workers, [width] * workers))  # start, warm
         started = time.perf_counter()
-        list(pool.map(_floor_part, [n // workers] * workers))
+        share = n // workers
+        list(pool.map(_floor_part, [share] * workers, [width] * workers, [chunk] * workers))
         wall = time.perf_counter() - started
     return wall, _cpu_seconds() - cpu
 
@@ -201,26 +240,40 @@ ROUNDS = 3
 
 
 def case_mc1m(scale: float) -> dict[str, Any]:
-    """The run and its floor, ``ROUNDS`` times in turn; the best (least) seconds of each
+    """The run and its floors, ``ROUNDS`` times in turn; the best (least) seconds of each
     side are compared, wall and CPU alike (both sides see the same machine, and the
     least is the figure another load disturbs least). Every round's figures are kept."""
     n = int(1_000_000 * scale)
-    runs, floors = [], []
+    config = mc_config(n)
+    width = floor_width(config)
+    chunk = config.resolved_chunk_size
+    runs, floors, chunked = [], [], []
     for _ in range(ROUNDS):
-        floors.append(floor_seconds(n))
+        floors.append(floor_seconds(n, width))
+        chunked.append(floor_seconds(n, width, chunk=chunk))
         runs.append(_monte_carlo(n, keep_rows=True))
     figures = min(runs, key=lambda r: r["seconds"])
     figures["rounds"] = ROUNDS
     figures["seconds"] = min(r["seconds"] for r in runs)
     figures["cpu_seconds"] = min(r["cpu_seconds"] for r in runs)
+    figures["floor_width"] = width
     figures["floor_seconds"] = min(f[0] for f in floors)
     figures["floor_cpu_seconds"] = min(f[1] for f in floors)
     figures["ratio_to_floor"] = figures["seconds"] / figures["floor_seconds"]
     figures["cpu_ratio_to_floor"] = figures["cpu_seconds"] / figures["floor_cpu_seconds"]
+    figures["chunk_rows"] = chunk
+    figures["chunked_floor_seconds"] = min(f[0] for f in chunked)
+    figures["chunked_floor_cpu_seconds"] = min(f[1] for f in chunked)
+    figures["ratio_to_chunked_floor"] = figures["seconds"] / figures["chunked_floor_seconds"]
+    figures["cpu_ratio_to_chunked_floor"] = (
+        figures["cpu_seconds"] / figures["chunked_floor_cpu_seconds"]
+    )
     figures["each_seconds"] = [round(r["seconds"], 3) for r in runs]
     figures["each_floor_seconds"] = [round(f[0], 3) for f in floors]
+    figures["each_chunked_floor_seconds"] = [round(f[0], 3) for f in chunked]
     figures["each_cpu_seconds"] = [round(r["cpu_seconds"], 3) for r in runs]
     figures["each_floor_cpu_seconds"] = [round(f[1], 3) for f in floors]
+    figures["each_chunked_floor_cpu_seconds"] = [round(f[1], 3) for f in chunked]
     figures["load_average_1m"] = os.getloadavg()[0]
     return figures
 
@@ -361,11 +414,16 @@ def main(argv: list[str] | None = None) -> int:
             f"peak {r['peak_rss_gib']:.2f} GiB"
         )
         print(
-            f"  floor (draw, row sort, gather, cumsum; 2 processes): {r['floor_seconds']:.2f} s"
-            f" (best of {r['rounds']} rounds each)"
+            f"  floor (draw, row sort, gather, cumsum of {r['floor_width']} columns; 2 "
+            f"processes): {r['floor_seconds']:.2f} s (best of {r['rounds']} rounds each)"
             f" -> {r['ratio_to_floor']:.2f}x (goal <= 1.5x); CPU {r['cpu_seconds']:.2f} s vs "
             f"{r['floor_cpu_seconds']:.2f} s -> {r['cpu_ratio_to_floor']:.2f}x; "
             f"load {r['load_average_1m']:.2f}"
+        )
+        print(
+            f"  the same floor in chunks of {r['chunk_rows']:,} rows: "
+            f"{r['chunked_floor_seconds']:.2f} s -> {r['ratio_to_chunked_floor']:.2f}x; CPU "
+            f"{r['chunked_floor_cpu_seconds']:.2f} s -> {r['cpu_ratio_to_chunked_floor']:.2f}x"
         )
         print(f"BENCH name=simulator.mc_{r['auctions']}_s value={r['seconds']:.3f} unit=s")
         print(

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phantom_auction.engine import Auction, AuctionPhaseError, make_bid
-from phantom_auction.engine.batch import LazyRecords
+from phantom_auction.engine.batch import LazyRecords, RevealedRow, RevealedRows, accepted_batch
 from phantom_auction.errors import InvalidBidParameters
 
 from .engine_support import PAIR, T0, config, ms, open_auction
@@ -157,3 +157,26 @@ def test_bad_calls_are_clear_errors() -> None:
     auction.commit(make_bid(auction.auction_id, "x", PAIR, 100.2, 1.0, 0.0, 1), T0)
     with pytest.raises(AuctionPhaseError):
         auction.commit_reveal_finalize(["a"], [100.2], [1.0], [0.0], [0], nonce=1, salt=SALT)
+
+
+def test_revealed_rows_are_the_columns_as_rows() -> None:
+    # Settlement reads the batch's columns for its table and a few rows (the winners'):
+    # the rows, made when read, are the columns' entries.
+    cfg = config(mechanism="vcg", max_phantom_bidders=0)
+    columns = _columns([(i, 20.0 + i, 400.0, 0.5, 1000 * i) for i in range(4)])
+    auction = open_auction(cfg)
+    batch = accepted_batch(
+        auction.auction_id, PAIR, auction.opened_at, auction.clock,
+        (auction.commit_deadline, auction.reveal_deadline), auction._limits, 100.0, {},
+        columns, 1, SALT,
+    )  # fmt: skip
+    assert batch is not None
+    rows = batch.rows()
+    want = [RevealedRow(*entry) for entry in zip(*columns[:4], strict=True)]
+    assert isinstance(rows, RevealedRows) and len(rows) == 4
+    assert list(rows) == want
+    assert [rows[i] for i in range(4)] == want and rows[-1] == want[-1]
+    assert rows[1:3] == want[1:3]
+    assert rows.columns == tuple(columns[1:4])
+    with pytest.raises(IndexError):
+        rows[4]

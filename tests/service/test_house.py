@@ -19,11 +19,13 @@ from phantom_auction.service.auth import (
 from phantom_auction.service.house import (
     AuctionHouse,
     accepted_events,
+    competition_document,
     from_us,
     result_document,
 )
+from phantom_auction.service.house.documents import is_competition_view
 from phantom_auction.service.schemas import CommitBody, OpenAuctionBody, RevealBody
-from phantom_auction.service.store import MemoryStore
+from phantom_auction.service.store import MemoryStore, compact_json
 
 pytestmark = pytest.mark.anyio
 
@@ -149,6 +151,63 @@ async def test_a_graceful_stop_ends_every_running_auction() -> None:
     record = await store.auction(collecting.record.auction_id)
     assert record is not None and (record.status, record.outcome) == ("aborted", "aborted")
     assert collecting.done is not None and collecting.done.result().status == "aborted"
+
+
+async def test_the_competition_is_stored_without_the_events_and_published_whole() -> None:
+    """The store keeps the competition document without its commitments, reveals and
+    rejections (they repeat the bid events); the published document is the same as one
+    built from the live auction, and a message refused after the end is not in it."""
+    store = MemoryStore()
+    client = await store.add_client("settlement", "a" * 64)
+    keys, publics = {}, {}
+    for i in range(BIDDERS):
+        private, public = generate_keypair()
+        await store.add_bidder(f"mm-{i}", bytes.fromhex(public))
+        keys[f"mm-{i}"], publics[f"mm-{i}"] = private, public
+    house = AuctionHouse(CONFIG, store)
+    await house.start()
+    handle = await house.open_auction(
+        client,
+        OpenAuctionBody(
+            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=300
+        ),
+    )
+    aid = handle.record.auction_id
+    live = house.live[aid]
+    await _bid(house, aid, keys)
+    assert handle.done is not None
+    finished = await handle.done
+    events = list(live.events)
+    assert len(events) == 2 * BIDDERS - 1
+    # After the end: refused and stored, but not part of the published competition.
+    state = await house.bidder_state("mm-0")
+    assert state is not None
+    late = RevealBody(
+        token_pair=[1, 2],
+        improved_price=2004.0,
+        volume=3.0,
+        priority_fee=0.0,
+        nonce=100,
+        salt="00" * 32,
+    )
+    assert (await house.reveal(state, late, aid, "test")).reason == "auction_closed"
+    assert len(await store.events(aid)) == 2 * BIDDERS
+
+    stored = (await store.auction(aid)).competition  # type: ignore[union-attr]
+    assert stored is not None and is_competition_view(stored)
+    assert not {"commitments", "reveals", "rejections"} & set(stored)
+    published = await house.competition(finished)
+    assert published is not None
+    result = live.auction.result
+    assert result is not None
+    whole = competition_document(finished, events, result, finished.status, publics)
+    assert published == whole
+    assert list(published) == list(whole)  # same keys, same order
+    assert len(published["commitments"]) == BIDDERS
+    assert len(published["reveals"]) == BIDDERS - 1
+    assert "events" not in published
+    assert len(compact_json(stored)) < len(compact_json(published)) * 2 / 3
+    await house.close()
 
 
 class ShiftedClock:

@@ -6,9 +6,17 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phantom_auction.simulation import PhantomSimulator, SimulationConfig, run_simulation
-from phantom_auction.simulation.bidding import BidderStreams, bidding_groups
+from phantom_auction.simulation import (
+    MarketConditions,
+    PhantomSimulator,
+    SimulationConfig,
+    create_strategy,
+    run_simulation,
+    strategy_names,
+)
+from phantom_auction.simulation.bidding import BidderStreams, _prepared, bidding_groups
 from phantom_auction.simulation.environment import Streams, UniformsAhead
+from phantom_auction.simulation.strategies.base import BidBatch
 
 from .conftest import BASELINE_PRICE, BASELINE_QUANTITY
 
@@ -74,3 +82,98 @@ def test_built_in_bidders_bid_by_strategy() -> None:
     assert sorted(i for g in groups.together for i in g) == list(range(20))
     for g in groups.together:
         assert len({type(sim.strategies[i]) for i in g}) == 1
+
+
+class _Rows:
+    """A generator stand-in for a batch form whose rows are ``streams``' next blocks."""
+
+    def __init__(self, streams: list[np.random.Generator]) -> None:
+        self.streams = streams
+
+    def random(self, size: tuple[int, ...]) -> np.ndarray:
+        block = int(np.prod(size[1:]))
+        return np.stack([rng.random(block) for rng in self.streams]).reshape(size)
+
+
+def _same_batch(got: BidBatch, want: BidBatch) -> None:
+    for field in ("improvement_bps", "quantity", "timestamp_ms", "priority_fee", "present"):
+        a, b = np.asarray(getattr(got, field)), np.asarray(getattr(want, field))
+        assert a.shape == b.shape, field
+        np.testing.assert_array_equal(a, b, err_msg=field)  # NaN == NaN, bit for bit
+    if want.tag is None:
+        assert got.tag is None
+    else:
+        np.testing.assert_array_equal(got.tag, want.tag)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(strategy_names()),
+    bidders=st.integers(1, 9),
+    auctions=st.integers(1, 80),
+    textbook=st.booleans(),
+    volatility=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_prepared_ahead_equals_the_batch_form_auction_by_auction(
+    name: str, bidders: int, auctions: int, textbook: bool, volatility: float, seed: int
+) -> None:
+    # The object path prepares a group's rows for every auction of a buffer of uniforms
+    # at once and finishes each auction when its values come: the same bids, to the bit,
+    # as the batch form called auction by auction on the same uniforms.
+    textbook_mode = {"value_distribution": ("uniform", 0.0, 60.0), "num_phantom_bidders": 0}
+    config = SimulationConfig(
+        seed=seed,
+        num_real_bidders=bidders,
+        real_strategy=name,
+        **(textbook_mode if textbook else {}),
+    )
+    assert config.textbook == textbook
+    market = MarketConditions(volatility=volatility)
+    strategies = [create_strategy(name) for _ in range(bidders)]
+    env = PhantomSimulator(config, market, strategies).environment(
+        BASELINE_PRICE, BASELINE_QUANTITY
+    )
+    group = tuple(range(bidders))
+    ahead, rngs, plain = UniformsAhead(), _fresh(bidders), _fresh(bidders)
+    values = np.random.default_rng(seed).normal(20.0, 30.0, (auctions, bidders))
+    strategy = strategies[0]
+    draws = strategy.batch_draws(env.view)
+    assert draws is not None
+    for a in range(auctions):
+        prepared = _prepared(env, strategy, group, ahead, ahead.take_at(rngs, group, draws))
+        got = strategy.finish_batch(
+            env.view, env.market, BASELINE_PRICE, BASELINE_QUANTITY, values[a], prepared
+        )
+        want = create_strategy(name).generate_batch(
+            env.view, env.market, BASELINE_PRICE, BASELINE_QUANTITY, values[a], _Rows(plain)
+        )
+        assert want is not None
+        _same_batch(got, want)
+
+
+def test_a_changed_policy_is_prepared_again() -> None:
+    # An adaptive bidder's policy is part of what it prepares: when it changes between
+    # auctions of one buffer, the rows are prepared again under the new one.
+    config = SimulationConfig(seed=3, num_real_bidders=4, real_strategy="adaptive")
+    strategies = [create_strategy("adaptive") for _ in range(4)]
+    env = PhantomSimulator(config, strategies=strategies).environment(
+        BASELINE_PRICE, BASELINE_QUANTITY
+    )
+    group, strategy = (0, 1, 2, 3), strategies[0]
+    ahead, rngs, plain = UniformsAhead(), _fresh(4), _fresh(4)
+    values = np.full(4, 30.0)
+    for a in range(6):
+        if a == 3:
+            strategy.q_values[7] = 5.0  # a new greedy action
+            strategy._policy_block = -1
+        prepared = _prepared(env, strategy, group, ahead, ahead.take_at(rngs, group, 3))
+        got = strategy.finish_batch(
+            env.view, env.market, BASELINE_PRICE, BASELINE_QUANTITY, values, prepared
+        )
+        want = strategy.generate_batch(
+            env.view, env.market, BASELINE_PRICE, BASELINE_QUANTITY, values, _Rows(plain)
+        )
+        assert want is not None
+        _same_batch(got, want)
+    assert strategy._greedy == 7

@@ -5,13 +5,21 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from phantom_auction.engine.phantoms import PhantomModel, draw_phantom_arrays
-from phantom_auction.simulation.environment import draw_phantoms, phantom_block, phantom_counts
+from phantom_auction.engine.phantoms import PhantomArrays, PhantomModel, draw_phantom_arrays
+from phantom_auction.mechanisms.rules import improvement_bps
+from phantom_auction.simulation import environment
+from phantom_auction.simulation.environment import (
+    draw_phantoms,
+    phantom_best,
+    phantom_block,
+    phantom_counts,
+)
 from phantom_auction.simulation.equilibrium import best_phantom_cdf, phantom_improvement_cdf
 from phantom_auction.simulation.market import NormalValues
 
@@ -93,6 +101,69 @@ def test_phantoms_drawn_block_by_block_are_the_whole_draw(m: int) -> None:
         np.testing.assert_array_equal(joined, getattr(whole, field), err_msg=field)
     assert parts[0].improvement_bps.shape == (1, 0)  # not asked for: left empty
     np.testing.assert_array_equal(parts[-1].improvement_bps, whole.improvement_bps[400:])
+
+
+def _best_of_block(block: PhantomArrays, score: Callable[..., np.ndarray]) -> np.ndarray:
+    """The floor as the fast path took it from the (A, M) arrays before phantom_best."""
+    scores = np.where(
+        block.present, score(improvement_bps(block.price, 100.0), block.priority_fee), 0.0
+    )
+    return np.maximum(scores.max(axis=1, initial=0.0), 0.0)
+
+
+SCORES = {
+    "improvement": (lambda imp, fee: imp, True),
+    "twice": (lambda imp, fee: 2.0 * imp + 0.0 * (fee / 1000.0 * 1e4), True),
+    "with_fee": (lambda imp, fee: imp + 0.5 * (fee / 1000.0 * 1e4), False),
+}
+
+
+@pytest.mark.parametrize("m", [0, 1, 3, 20])
+@pytest.mark.parametrize("name", sorted(SCORES))
+def test_phantom_best_is_the_best_of_the_block(m: int, name: str) -> None:
+    # Under the floor policy the fast path takes only each auction's best phantom score
+    # (issue 16): the same bits as the best of phantom_block's bids, the generator left
+    # at the same place; candidates scored alone when the score rises with the quantile.
+    score, monotone = SCORES[name]
+    model = PhantomModel(max_phantom_bidders=m, bid_probability=0.6)
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    counts = phantom_counts(model, rng_a, 5000)
+    phantom_counts(model, rng_b, 5000)
+    for lo, hi in ((0, 1), (1, 2000), (2000, 2000), (2000, 5000)):
+        block = phantom_block(model, rng_a, counts[lo:hi], 100.0, 1000.0)
+        best = phantom_best(model, rng_b, counts[lo:hi], 100.0, 1000.0, score, monotone=monotone)
+        np.testing.assert_array_equal(best, _best_of_block(block, score))
+    assert rng_a.random() == rng_b.random()
+
+
+class _Chosen:
+    """A generator whose uniforms are chosen (``random(shape)`` only)."""
+
+    def __init__(self, u: np.ndarray) -> None:
+        self.u = u
+
+    def random(self, shape: tuple[int, int]) -> np.ndarray:
+        assert shape == self.u.shape
+        return self.u
+
+
+def test_phantom_best_scores_every_near_tie(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Quantiles within QUANTILE_GAP of an auction's largest are all scored: two bids an
+    # ulp apart in one auction give the same best whatever the gap (0: the largest alone).
+    model = PhantomModel(max_phantom_bidders=4, bid_probability=0.5)
+    top = 0.6180339887498949
+    u = np.array(
+        [[top, 0.5, 0.5], [np.nextafter(top, 0.0), 0.5, 0.5], [0.1, 0.5, 0.5], [0.3, 0.2, 0.1]]
+    )
+    counts = np.array([3, 0, 1])
+    score, _ = SCORES["improvement"]
+    block = phantom_block(model, _Chosen(u), counts, 100.0, 1000.0)  # type: ignore[arg-type]
+    expected = _best_of_block(block, score)
+    for gap in (environment.QUANTILE_GAP, 0.0, 1.0):
+        monkeypatch.setattr(environment, "QUANTILE_GAP", gap)
+        best = phantom_best(model, _Chosen(u), counts, 100.0, 1000.0, score, monotone=True)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(best, expected)
+    assert expected[1] == 0.0 and expected[0] > expected[2] > 0.0
 
 
 def test_normal_marginal_is_scipys_normal_to_the_bit() -> None:

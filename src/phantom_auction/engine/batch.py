@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequen
 from datetime import datetime, timedelta
 from functools import partial
 from itertools import accumulate, count
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast, overload
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from .audit import CommitAccepted, RevealAccepted
 from .bids import ImprovementBid, SealedBid, make_bid
 from .commitment import MAX_NONCE, SALT_SIZE
 
-__all__ = ["BatchBids", "LazyRecords", "RevealedRow", "accepted_batch"]
+__all__ = ["BatchBids", "LazyRecords", "RevealedRow", "RevealedRows", "accepted_batch"]
 
 V = TypeVar("V")
 _US = timedelta(microseconds=1)
@@ -134,9 +134,40 @@ class BatchBids:
 
     def rows(self) -> Sequence[ImprovementBid]:
         """Every bid as settlement reads it, in commit order: a :class:`RevealedRow` stands
-        in for each revealed bid (settlement reads only its four fields)."""
-        columns = zip(self.bidder_ids, self.prices, self.volumes, self.fees, strict=True)
-        return cast(Sequence[ImprovementBid], list(map(_row, columns)))
+        in for each revealed bid (settlement reads only its four fields), made when read;
+        settlement's table takes the columns themselves (:attr:`RevealedRows.columns`)."""
+        return cast(Sequence[ImprovementBid], RevealedRows(self))
+
+
+class RevealedRows(Sequence[RevealedRow]):
+    """:meth:`BatchBids.rows`: the batch's bids as :class:`RevealedRow` rows, each made when
+    read (clearing reads a few: its winners'), and ``columns``, the prices, volumes and
+    fees (lists in commit order) from which settlement builds its table. Immutable."""
+
+    __slots__ = ("_batch", "columns")
+
+    def __init__(self, batch: BatchBids) -> None:
+        self._batch = batch
+        self.columns = (batch.prices, batch.volumes, batch.fees)
+
+    @overload
+    def __getitem__(self, index: int) -> RevealedRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[RevealedRow]: ...
+
+    def __getitem__(self, index: int | slice) -> RevealedRow | list[RevealedRow]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        b = self._batch
+        return _row((b.bidder_ids[index], b.prices[index], b.volumes[index], b.fees[index]))
+
+    def __len__(self) -> int:
+        return len(self._batch.bidder_ids)
+
+    def __iter__(self) -> Iterator[RevealedRow]:
+        b = self._batch
+        return map(_row, zip(b.bidder_ids, b.prices, b.volumes, b.fees, strict=True))
 
 
 def _floats(column: Sequence[float]) -> list[float] | None:
@@ -174,9 +205,10 @@ def accepted_batch(
     ):
         if len(column) != n:
             raise InvalidBidParameters(name, len(column), f"must hold {n} values, one a bid")
-    for arrival in arrivals_us:
-        if type(arrival) is not int:
-            raise InvalidBidParameters("arrivals_us", arrival, "must be whole microseconds")
+    if not set(map(type, arrivals_us)) <= {int}:
+        for arrival in arrivals_us:
+            if type(arrival) is not int:
+                raise InvalidBidParameters("arrivals_us", arrival, "must be whole microseconds")
     commit_deadline, reveal_deadline = deadlines
     ids = list(bidder_ids)
     clock_us = (clock - opened_at) // _US
@@ -184,11 +216,11 @@ def accepted_batch(
         commit_us = list(arrivals_us)  # in arrival order, after the clock: each its own
     else:
         commit_us = list(accumulate(arrivals_us, max, initial=clock_us))[1:]
+    unique = set(ids) if set(map(type, ids)) == {str} else ()
     if not (
         n
-        and len(set(ids)) == n
-        and set(map(type, ids)) == {str}
-        and all(ids)
+        and len(unique) == n
+        and "" not in unique  # every id a non-empty string, none twice
         and type(nonce) is int
         and 0 <= nonce <= MAX_NONCE
         and isinstance(salt, bytes)
@@ -201,10 +233,12 @@ def accepted_batch(
     price, volume, fee = _floats(prices), _floats(volumes), _floats(fees)
     if price is None or volume is None or fee is None:
         return None
-    improvement = improvement_bps(np.array(price), baseline_price)
+    # (np.fromiter: the same float64 values as np.array, in a third of its time.)
+    improvement = improvement_bps(np.fromiter(price, np.float64, n), baseline_price)
+    volume_array, fee_array = np.fromiter(volume, np.float64, n), np.fromiter(fee, np.float64, n)
     # The rule book's verdict, the accepted mask alone (reasons only matter if one fails,
     # and then the commands run one by one and give them).
-    if not reveal_accepted(limits, improvement, np.array(volume), np.array(fee)).all():
+    if not reveal_accepted(limits, improvement, volume_array, fee_array).all():
         return None
     return BatchBids(
         auction_id, pair, opened_at, nonce, salt, ids, price, volume, fee, list(arrivals_us),

@@ -163,11 +163,15 @@ def bid_table(
     """Revealed real bids (commit order), then phantoms (slot order: the tie order),
     each scored by the rule book, and their order from best to worst."""
     slots, phantom_prices, phantom_volumes, phantom_fees = phantoms
-    prices = [b.improved_price for b in reals]
+    columns = getattr(reals, "columns", None)  # a batch's bids as columns (engine/batch.py)
+    if columns is not None:
+        prices, volumes, fees = (list(column) for column in columns)
+    else:
+        prices = [b.improved_price for b in reals]
+        volumes = [b.volume for b in reals]
+        fees = [b.priority_fee for b in reals]
     prices += phantom_prices
-    volumes = [b.volume for b in reals]
     volumes += phantom_volumes
-    fees = [b.priority_fee for b in reals]
     fees += phantom_fees
     # improvement_bps, fee_bps and score of the rule book written out (the same
     # operations in the same order, so the same bits): three calls per bid cost more

@@ -428,13 +428,14 @@ def create_app(
         record = await house.auction_record(auction_id)
         if record is None:
             raise Rejected(404, "unknown_auction", f"auction_id={auction_id!r}: no such auction")
-        if record.competition is None:
+        competition = await house.competition(record)
+        if competition is None:
             raise Rejected(
                 409,
                 "not_finished",
                 f"auction_id={auction_id!r} is {record.status}: published when it ends",
             )
-        return _JSON(record.competition)
+        return _JSON(competition)
 
     @app.post(
         "/v1/auctions/{auction_id}/commit",

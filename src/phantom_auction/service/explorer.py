@@ -86,9 +86,12 @@ def _order(record: AuctionRecord) -> dict[str, Any]:
     }
 
 
-def _finished_summary(record: AuctionRecord) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The public summary of an ended auction, and what the bidders page counts."""
-    competition = record.competition or {}
+def _finished_summary(
+    record: AuctionRecord, competition: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The public summary of an ended auction (``competition``: its published document),
+    and what the bidders page counts."""
+    competition = competition or {}
     result = record.result or {}
     winner = result.get("winning_bid") or {}
     ranking = competition.get("ranking", [])
@@ -144,10 +147,14 @@ class Feed:
             self._watched.discard(old)
 
     def _finished(self, auction_id: str, done: asyncio.Future[AuctionRecord]) -> None:
+        # The summary is made by the next sync (every page syncs first): the competition
+        # document is built from the stored events, which takes a read.
         self._watched.discard(auction_id)
-        if done.cancelled() or done.exception() is not None:
-            return  # not stored: house.closed never lists it; the next sync drops it
-        self._put(*_finished_summary(done.result()))
+        if not done.cancelled():
+            done.exception()  # retrieved: a failed end is dropped by the next sync
+
+    async def _summary(self, record: AuctionRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+        return _finished_summary(record, await self.house.competition(record))
 
     async def sync(self) -> None:
         """Bring the entries up to date with the house (and, the first time, the store)."""
@@ -161,7 +168,7 @@ class Feed:
                         continue
                     record = await house.store.auction(auction_id)
                     if record is not None and record.status != "open":
-                        self._put(*_finished_summary(record))
+                        self._put(*await self._summary(record))
             for auction_id, live in list(house.live.items()):
                 if auction_id not in self._watched:
                     self._watched.add(auction_id)
@@ -185,7 +192,7 @@ class Feed:
             for auction_id in reversed(missed):
                 record = await house.auction_record(auction_id)
                 if record is not None and record.status != "open":
-                    self._put(*_finished_summary(record))
+                    self._put(*await self._summary(record))
             for auction_id, entry in list(self.entries.items()):
                 gone = auction_id not in house.live and auction_id not in house.closed
                 if entry["status"] == "open" and gone:  # ended without a stored result
@@ -323,7 +330,7 @@ async def explorer_summary(request: Request, auction_id: str) -> JSONResponse:
                 _open_summary(live) if live is not None else {**_order(record), "status": "open"}
             )
         else:
-            entry = _finished_summary(record)[0]
+            entry = (await feed._summary(record))[0]
     return JSONResponse({"server_time": datetime.now(UTC).isoformat(), **entry})
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
+from operator import is_
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -70,7 +71,7 @@ class _Groups(NamedTuple):
     row_of: IntArray
 
 
-_groups_seen: dict[tuple[int, ...], tuple[AuctionEnvironment, Sequence[Any], _Groups]] = {}
+_groups_seen: dict[tuple[int, int], tuple[AuctionEnvironment, Sequence[Any], _Groups]] = {}
 
 
 def bidding_groups(env: AuctionEnvironment, strategies: Sequence[Any]) -> _Groups:
@@ -83,10 +84,10 @@ def bidding_groups(env: AuctionEnvironment, strategies: Sequence[Any]) -> _Group
     parameters are read when it first bids under an environment (as the environment
     itself reads its label), so change them by replacing the strategy object.
     """
-    key = (id(env), *map(id, strategies))
+    key = (id(env), len(strategies))
     seen = _groups_seen.get(key)
-    if seen is not None and seen[0] is env:
-        return seen[2]
+    if seen is not None and seen[0] is env and all(map(is_, seen[1], strategies)):
+        return seen[2]  # the same strategy objects (compared one by one: no key to build)
     together: dict[Hashable, list[int]] = {}
     alone: list[int] = []
     for i, strategy in enumerate(strategies):
@@ -101,8 +102,72 @@ def bidding_groups(env: AuctionEnvironment, strategies: Sequence[Any]) -> _Group
     if len(_groups_seen) >= 16:
         _groups_seen.clear()
     # The environment and the list are held so that their ids are not reused meanwhile.
-    _groups_seen[key] = (env, list(strategies), found)
+    _groups_seen[key] = (env, list(strategies), found)  # one list of strategies per key
     return found
+
+
+class _Prepared(NamedTuple):
+    """A group's :meth:`~.strategies.base.BidderStrategy.prepare_batch` of every auction
+    of one ``buffer`` of uniforms drawn ahead: its arrays reshaped to ``(bidders,
+    auctions, ...)`` (``per_row`` says which parts are; one auction's rows: ``[:, at]``)."""
+
+    env: AuctionEnvironment
+    strategy: Any
+    buffer: FloatArray
+    state: Hashable
+    parts: tuple[Any, ...]
+    per_row: tuple[bool, ...]
+
+
+_prepared_seen: dict[tuple[int, tuple[int, ...]], tuple[UniformsAhead, _Prepared]] = {}
+
+
+def _prepared(
+    env: AuctionEnvironment,
+    strategy: Any,
+    members: tuple[int, ...],
+    ahead: UniformsAhead,
+    taken: tuple[FloatArray, int],
+) -> tuple[Any, ...]:
+    """What ``strategy`` prepared for the bidders ``members`` in auction ``taken[1]`` of
+    ``ahead``'s buffer ``taken[0]`` (``(bidders, auctions, draws)``): every auction of a
+    buffer is prepared in one call when the buffer is first used (rows auction by
+    auction, then bidder by bidder), then sliced. Prepared again if the environment,
+    the strategy or its :meth:`~.strategies.base.BidderStrategy.batch_state` changed."""
+    buffer, at = taken
+    state = strategy.batch_state(env.view, env.market)
+    key = (id(ahead), members)
+    seen = _prepared_seen.get(key)
+    entry = None if seen is None or seen[0] is not ahead else seen[1]
+    if (
+        entry is None
+        or entry.buffer is not buffer
+        or entry.env is not env
+        or entry.strategy is not strategy
+        or entry.state != state
+    ):
+        m, auctions, draws = buffer.shape
+        rows = m * auctions
+        u = buffer.reshape(rows, draws)  # a view: rows bidder by bidder, then auction
+        made = strategy.prepare_batch(
+            env.view, env.market, env.baseline_price, env.baseline_quantity, u
+        )
+        per_row = tuple(
+            isinstance(part, np.ndarray) and part.ndim > 0 and part.shape[0] == rows
+            for part in made
+        )
+        parts = tuple(
+            part.reshape(m, auctions, *part.shape[1:]) if flag else part
+            for part, flag in zip(made, per_row, strict=True)
+        )
+        entry = _Prepared(env, strategy, buffer, state, parts, per_row)
+        if len(_prepared_seen) >= 64:
+            _prepared_seen.clear()
+        # ``ahead`` is held so that its id is not reused meanwhile.
+        _prepared_seen[key] = (ahead, entry)
+    return tuple(
+        part[:, at] if flag else part for part, flag in zip(entry.parts, entry.per_row, strict=True)
+    )
 
 
 class AuctionBids(NamedTuple):
@@ -135,14 +200,16 @@ def auction_bids(
     rngs, ahead = streams.bidders, streams.ahead
     batches: list[BidBatch] = []
     for members in groups.together:
-        batch = strategies[members[0]].generate_batch(
-            env.view,
-            env.market,
-            bp,
-            bq,
-            values_bps[list(members)],
-            BidderStreams(ahead, rngs, members),
-        )
+        strategy = strategies[members[0]]
+        values = values_bps[list(members)]
+        draws = strategy.batch_draws(env.view)
+        if draws is None:
+            batch = strategy.generate_batch(
+                env.view, env.market, bp, bq, values, BidderStreams(ahead, rngs, members)
+            )
+        else:
+            prepared = _prepared(env, strategy, members, ahead, ahead.take_at(rngs, members, draws))
+            batch = strategy.finish_batch(env.view, env.market, bp, bq, values, prepared)
         batches.append(batch)
     ahead.give_back(rngs, groups.alone)  # their streams are called directly
     scalar: list[list[Bid]] = [

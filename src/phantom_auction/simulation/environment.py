@@ -14,7 +14,7 @@ on arrays (the fast path).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from scipy.special import ndtr, ndtri
 from ..config import AuctionConfig
 from ..engine.phantoms import PhantomArrays, PhantomModel
 from ..errors import InvalidBidParameters
-from ..mechanisms.rules import AuctionRules, RevealLimits, to_us
+from ..mechanisms.rules import AuctionRules, RevealLimits, improvement_bps, to_us
 from .market import MarketConditions, ValueModel
 from .settings import SimulationConfig
 from .strategies.base import AuctionView, learns, strategy_label
@@ -43,6 +43,7 @@ __all__ = [
     "child_seed",
     "draw_exogenous",
     "draw_phantoms",
+    "phantom_best",
     "phantom_block",
     "phantom_counts",
 ]
@@ -109,6 +110,15 @@ class UniformsAhead:
         self, rngs: Sequence[np.random.Generator], group: tuple[int, ...], block: int
     ) -> FloatArray:
         """The next ``block`` uniforms of each bidder of ``group``: ``(len(group), block)``."""
+        buffer, at = self.take_at(rngs, group, block)
+        taken: FloatArray = buffer[:, at, :]
+        return taken
+
+    def take_at(
+        self, rngs: Sequence[np.random.Generator], group: tuple[int, ...], block: int
+    ) -> tuple[FloatArray, int]:
+        """:meth:`take` as the buffer it comes from, ``(len(group), auctions, block)``
+        (the same object until it is used up or given back), and the auction taken."""
         entry = self._groups.get(group)
         if entry is None or entry[0] != block or entry[2] == entry[1].shape[1]:
             self.give_back(rngs, group)
@@ -120,8 +130,7 @@ class UniformsAhead:
             self._owner.update(dict.fromkeys(group, group))
         at = entry[2]
         entry[2] = at + 1
-        taken: FloatArray = entry[1][:, at, :]
-        return taken
+        return entry[1], at
 
     def give_back(self, rngs: Sequence[np.random.Generator], bidders: Iterable[int]) -> None:
         """Step back the streams of every group holding one of ``bidders`` by the numbers
@@ -378,18 +387,9 @@ def phantom_block(
     reads the prices, as the engine does)."""
     m = model.max_phantom_bidders
     present = np.less(np.arange(m), count[:, None])
-    u = rng.random((int(count.sum()) if m else 0, 3))
-    lo = ndtr((model.min_bps - model.mean_bps) / model.sd_bps)
-    hi = ndtr((model.max_bps - model.mean_bps) / model.sd_bps)
-    # np.clip's bits (max then min), without its Python-level overhead.
-    bid_bps = np.maximum(
-        model.mean_bps + model.sd_bps * ndtri(lo + (hi - lo) * u[:, 0]), model.min_bps
-    )
-    np.minimum(bid_bps, model.max_bps, out=bid_bps)
-    low, high = model.volume_fraction
-    bid_volume = baseline_amount * (low + (high - low) * u[:, 1])
-    low, high = model.fee_fraction
-    bid_fee = bid_volume * model.priority_fee_max_ratio * (low + (high - low) * u[:, 2])
+    u = _phantom_uniforms(model, rng, count)
+    bid_bps = _phantom_bps(model, _phantom_quantiles(model, u[:, 0]))
+    bid_volume, bid_fee = _phantom_volume_fee(model, baseline_amount, u)
     # The bids' places found once (flat indices), not once per array by the mask.
     where = np.flatnonzero(present)
     price = np.full(present.shape, baseline_price)
@@ -404,3 +404,89 @@ def phantom_block(
     else:
         improvement = np.zeros((present.shape[0], 0))
     return PhantomArrays(present, improvement, price, volume, fee)
+
+
+#: Quantiles (of the truncated normal's CDF) closer than this to an auction's largest
+#: are scored in :func:`phantom_best` even when the score rises with the quantile: the
+#: computed ``ndtri`` is only known to rise with its argument over gaps far wider than
+#: its rounding error (its slope is at least sqrt(2 pi), its error ~1e-15), not ulp by ulp.
+QUANTILE_GAP = 1e-9
+
+
+def phantom_best(
+    model: PhantomModel,
+    rng: np.random.Generator,
+    count: IntArray,
+    baseline_price: float,
+    baseline_amount: float,
+    score: Callable[[FloatArray, FloatArray], FloatArray],
+    *,
+    monotone: bool,
+) -> FloatArray:
+    """Each auction's best phantom score, at least 0 — the ``floor`` policy's floor, what
+    the fast path needs of phantoms under it — from the same numbers as
+    :func:`phantom_block` (the same generator steps and, bid by bid, the same prices and
+    fees), without its (A, M) arrays.
+
+    ``score(improvement_bps, priority_fee)``: the rule book's score of bids (the
+    improvement read back from the price, as the engine does). ``monotone``: the score
+    rises with the improvement alone (no fee term); then only each auction's
+    candidates for the best are priced and scored: the bids whose CDF quantile is within
+    :data:`QUANTILE_GAP` of the auction's largest (the improvement rises with it), most
+    often that one bid.
+    """
+    rows = count.shape[0]
+    u = _phantom_uniforms(model, rng, count)
+    best = np.zeros(rows)
+    if not u.shape[0]:
+        return best
+    bidding = np.flatnonzero(count)
+    sizes = count[bidding]
+    starts = np.cumsum(sizes) - sizes  # each bidding auction's first bid (row order)
+    q = _phantom_quantiles(model, u[:, 0])
+    if monotone:
+        top = np.maximum.reduceat(q, starts)
+        pick = np.flatnonzero(q >= np.repeat(top, sizes) - QUANTILE_GAP)
+        starts = np.searchsorted(pick, starts)  # each auction has one at least: its top
+        q = q[pick]
+        fee: FloatArray = np.zeros(pick.shape[0])
+    else:
+        _, fee = _phantom_volume_fee(model, baseline_amount, u)
+    price = baseline_price * (1.0 + _phantom_bps(model, q) / 10_000.0)
+    scores = score(improvement_bps(price, baseline_price), fee)
+    best[bidding] = np.maximum(np.maximum.reduceat(scores, starts), 0.0)
+    return best
+
+
+def _phantom_uniforms(model: PhantomModel, rng: np.random.Generator, count: IntArray) -> FloatArray:
+    """Three uniforms per bid (improvement, volume, fee), the bids in auction order."""
+    m = model.max_phantom_bidders
+    u: FloatArray = rng.random((int(count.sum()) if m else 0, 3))
+    return u
+
+
+def _phantom_quantiles(model: PhantomModel, u: FloatArray) -> FloatArray:
+    """Uniforms mapped onto the truncated normal's CDF range."""
+    lo = ndtr((model.min_bps - model.mean_bps) / model.sd_bps)
+    hi = ndtr((model.max_bps - model.mean_bps) / model.sd_bps)
+    q: FloatArray = lo + (hi - lo) * u
+    return q
+
+
+def _phantom_bps(model: PhantomModel, q: FloatArray) -> FloatArray:
+    """The improvements (bps) at CDF quantiles ``q``: inverse CDF, clipped to the bounds."""
+    # np.clip's bits (max then min), without its Python-level overhead.
+    bid_bps: FloatArray = np.maximum(model.mean_bps + model.sd_bps * ndtri(q), model.min_bps)
+    np.minimum(bid_bps, model.max_bps, out=bid_bps)
+    return bid_bps
+
+
+def _phantom_volume_fee(
+    model: PhantomModel, baseline_amount: float, u: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """The bids' volumes (token A) and priority fees (token units)."""
+    low, high = model.volume_fraction
+    bid_volume = baseline_amount * (low + (high - low) * u[:, 1])
+    low, high = model.fee_fraction
+    bid_fee = bid_volume * model.priority_fee_max_ratio * (low + (high - low) * u[:, 2])
+    return bid_volume, bid_fee

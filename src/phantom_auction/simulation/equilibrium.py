@@ -303,6 +303,8 @@ class BidFunction:
     rounds: int = 0
     game: BiddingGame | None = field(default=None, repr=False, compare=False)
     _gain: list[float] = field(default_factory=list, init=False, repr=False, compare=False)
+    # The bidding part of the grid (values, bids), found on first call.
+    _bidding: list[FloatArray] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @property
     def max_gain_bps(self) -> float:
@@ -319,11 +321,12 @@ class BidFunction:
     def __call__(self, values_bps: FloatArray | float) -> FloatArray:
         """Bids for ``values_bps`` (NaN where a bidder of that value does not bid)."""
         v = np.asarray(values_bps, dtype=np.float64)
-        x, b = self.values, self.bids
-        bidding = np.isfinite(b)
-        if not bidding.any():
+        if not self._bidding:
+            bidding = np.isfinite(self.bids)
+            self._bidding.extend((self.values[bidding], self.bids[bidding]))
+        xb, bb = self._bidding
+        if not xb.size:
             return np.full(v.shape, np.nan)
-        xb, bb = x[bidding], b[bidding]
         out = np.interp(v, xb, bb)
         # Above the grid the top bid stands (F = 1 there); below the lowest bidder, none
         # (with 1e-9 bps of slack: a value sent as a price comes back a few ulps off).

@@ -41,6 +41,7 @@ from ..engine.phantoms import PhantomArrays
 from ..mechanisms.batch import clear_batch
 from ..mechanisms.rules import (
     AuctionRules,
+    RevealLimits,
     fee_bps,
     fill_improvements,
     improvement_bps,
@@ -54,6 +55,7 @@ from .environment import (
     AuctionEnvironment,
     ExogenousDraws,
     Streams,
+    phantom_best,
     phantom_block,
     phantom_counts,
 )
@@ -199,8 +201,9 @@ def clear_arrays(
     real_qty: FloatArray,
     real_fee: FloatArray | None,
     participants: IntArray,
-    phantoms: PhantomArrays,
+    phantoms: PhantomArrays | None,
     rows: slice,
+    phantom_floor: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Clear auctions ``rows`` as the engine does, real bids given in arrival order (A, N).
 
@@ -213,29 +216,38 @@ def clear_arrays(
     holds a bid in these rows (the sampler fills slots from the first), so that the
     clearing does not sort slots that are empty in every auction. Under the ``floor``
     policy the phantoms, which never take volume, are left out of those (W = 0): a
-    winner is found among the reals alone.
+    winner is found among the reals alone. There ``phantom_floor``, each auction's best
+    phantom score (at least 0; :func:`~.environment.phantom_best`), may stand for
+    ``phantoms`` (then None).
     """
     rules, bp, bq = env.rules, env.baseline_price, env.baseline_quantity
     b, n = real_imp.shape
-    present = phantoms.present[rows]
-    used = np.flatnonzero(present.any(axis=0))
-    w = int(used[-1]) + 1 if used.size else 0
-    present = present[:, :w]
-    # Scores and volumes laid side by side, reals then phantoms (the engine's tie order).
     fee: FloatArray = np.broadcast_to(0.0, real_imp.shape) if real_fee is None else real_fee
-    ph_imp = improvement_bps(phantoms.price[rows, :w], bp)
-    ph_score = np.where(present, _scores(rules, ph_imp, phantoms.priority_fee[rows, :w], bq), 0.0)
     cleared = participants >= rules.min_participants
     floor: FloatArray | float = 0.0
+    if rules.phantom_policy == "floor" and phantom_floor is not None:
+        floor = phantom_floor[:, None]
+    else:
+        assert phantoms is not None
+        present = phantoms.present[rows]
+        used = np.flatnonzero(present.any(axis=0))
+        w = int(used[-1]) + 1 if used.size else 0
+        present = present[:, :w]
+        ph_imp = improvement_bps(phantoms.price[rows, :w], bp)
+        ph_fee = phantoms.priority_fee[rows, :w]
+        ph_score = np.where(present, _scores(rules, ph_imp, ph_fee, bq), 0.0)
+        if rules.phantom_policy == "floor":
+            floor = _max_cols(ph_score, 0.0)[:, None]
+    # Scores and volumes laid side by side, reals then phantoms (the engine's tie order).
     if rules.phantom_policy == "floor":
         # Phantoms never take volume (and a bid without volume changes no price: they
         # are left out of the clearing); the best one's score floors every real fill.
-        floor = _max_cols(ph_score, 0.0)[:, None]
         values = np.asarray(_scores(rules, real_imp, fee, bq), dtype=np.float64)
         qty = real_qty
         if not cleared.all():
             qty = np.where(cleared[:, None], real_qty, 0.0)
     else:
+        assert phantoms is not None
         values = np.empty((b, n + w))
         qty = np.empty((b, n + w))
         values[:, :n] = _scores(rules, real_imp, fee, bq)
@@ -269,7 +281,8 @@ def _phantom_rows(phantoms: PhantomArrays, rows: slice) -> PhantomArrays:
 
 @dataclass(slots=True)
 class _Standing:
-    """Each real bidder's standing bid over the chunk (A, N)."""
+    """Each real bidder's standing bid over a block of auctions (B, N); ``tags``: over
+    the chunk (A,), per bidder."""
 
     imp: FloatArray
     qty: FloatArray
@@ -337,10 +350,10 @@ def _bids(
 
 
 def valid_bids(
-    batch: BidBatch, env: AuctionEnvironment
+    batch: BidBatch, env: AuctionEnvironment, limits: RevealLimits | None = None
 ) -> tuple[BoolArray, FloatArray, FloatArray]:
     """Which slots the engine would accept (the rule book's verdict), their improvements
-    (bps) and volumes."""
+    (bps) and volumes (``limits``: ``env.limits``, when already at hand)."""
     qty = (
         np.broadcast_to(env.baseline_quantity, batch.improvement_bps.shape)
         if env.textbook
@@ -349,7 +362,7 @@ def valid_bids(
     # A volume or fee that is one per row, spread over the slots, is judged once per row
     # ((A, 1): the verdict broadcasts over the slots, the same for each).
     accepted = reveal_accepted(
-        env.limits,
+        env.limits if limits is None else limits,
         batch.improvement_bps,
         _per_row(qty),
         _per_row(batch.priority_fee),
@@ -378,14 +391,14 @@ def _column(a: NDArray[Any], flat: IntArray | None) -> NDArray[Any]:
 
 
 def _standing_of(
-    batch: BidBatch, env: AuctionEnvironment
+    batch: BidBatch, env: AuctionEnvironment, limits: RevealLimits
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]:
     """Standing bid per auction (best accepted score, earliest on ties) and the valid mask.
 
     An auction without one gets a zero bid (improvement, volume and fee 0) arriving at
     +inf: what :func:`clear_arrays` expects, and last in arrival order.
     """
-    valid, imp, qty = valid_bids(batch, env)
+    valid, imp, qty = valid_bids(batch, env, limits)
     rows, slots = imp.shape
     flat: IntArray | None = None
     if slots > 1:
@@ -415,22 +428,33 @@ def _standing_of(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """What no bidder controls in a block of auctions: their true premiums and values,
+    and their phantoms (their bids, or, under the ``floor`` policy, only how many bid
+    and the best score: :func:`~.environment.phantom_best`)."""
+
+    true_premium_bps: FloatArray
+    values_bps: FloatArray
+    num_phantom: IntArray
+    phantoms: PhantomArrays | None = None
+    phantom_floor: FloatArray | None = None
+
+
 def _clear_and_measure(
     env: AuctionEnvironment,
-    draws: ExogenousDraws,
+    draws: _Block,
     rows: slice,
     st: _Standing,
 ) -> tuple[ChunkColumns, FloatArray, FloatArray]:
     """Columns of the auctions in ``rows``, and the real bidders' allocation and payment
     (``draws``: those auctions' draws)."""
-    ph = draws.phantoms
-    present = ph.present
     values = draws.values_bps
     r_imp, r_qty, r_time, has = st.imp[rows], st.qty[rows], st.time[rows], st.has[rows]
     b, n = values.shape
     q_total = env.baseline_quantity
     num_real = _count_cols(has)
-    num_phantom = _count_cols(present)
+    num_phantom = draws.num_phantom
 
     # Real bids in arrival order (the engine's commit order), then the phantoms. ``flat``
     # indexes the block's (b, n) standing arrays (contiguous rows) in that order; an
@@ -449,8 +473,9 @@ def _clear_and_measure(
         arrived(r_qty),
         arrived(st.fee[rows]) if env.rules.fee_weight != 0.0 else None,
         num_real + num_phantom,
-        ph,
+        draws.phantoms,
         slice(None),
+        draws.phantom_floor,
     )
     alloc_real = np.empty((b, n))
     pay_real = np.empty((b, n))
@@ -618,14 +643,17 @@ def simulate_chunk_arrays(
     # phantom arrays are made while they are in cache.
     counts: IntArray | None = None
     if draws is None:
-        market = env.value_model.draw(streams.market, n_auctions)
-        values_bps, premium_bps = market.values_bps, market.true_premium_bps
         counts = phantom_counts(env.phantom_model, streams.phantom, n_auctions)
-    else:
-        values_bps, premium_bps = draws.values_bps, draws.true_premium_bps
     n = env.num_bidders
-    shape = (n_auctions, n)
-    st = _Standing(
+    limits = env.limits  # computed on each access
+
+    def score_phantoms(imp: FloatArray, fee: FloatArray) -> FloatArray:
+        return _scores(env.rules, imp, fee, env.baseline_quantity)
+
+    # Each block's standing bids, in buffers of a block's size (reused: they stay in
+    # cache from the bidders' pass to the clearing's).
+    shape = (min(n_auctions, BLOCK_ROWS), n)
+    buffers = _Standing(
         np.zeros(shape),
         np.zeros(shape),
         np.zeros(shape),
@@ -643,24 +671,55 @@ def simulate_chunk_arrays(
             refresh = getattr(strategies[i], "auctions_until_refresh", None)
             size = min(size, int(refresh()) if callable(refresh) else 1)
         rows = slice(start, start + size)
-        if counts is not None:
-            phantoms = phantom_block(
-                env.phantom_model,
-                streams.phantom,
+        if draws is None:
+            # The market's draws block by block: the same numbers as the chunk's at once.
+            market = env.value_model.draw(streams.market, size)
+            values_bps, premium_bps = market.values_bps, market.true_premium_bps
+        else:
+            values_bps, premium_bps = draws.values_bps[rows], draws.true_premium_bps[rows]
+        here = slice(0, size)
+        st = _Standing(
+            buffers.imp[here],
+            buffers.qty[here],
+            buffers.fee[here],
+            buffers.time[here],
+            buffers.has[here],
+            buffers.tags,
+        )
+        if counts is not None and env.rules.phantom_policy == "floor":
+            block = _Block(
+                premium_bps,
+                values_bps,
                 counts[rows],
-                env.baseline_price,
-                env.baseline_quantity,
-                improvements=False,
+                phantom_floor=phantom_best(
+                    env.phantom_model,
+                    streams.phantom,
+                    counts[rows],
+                    env.baseline_price,
+                    env.baseline_quantity,
+                    score_phantoms,
+                    monotone=env.rules.fee_weight == 0.0 and env.rules.price_weight > 0.0,
+                ),
             )
         else:
-            assert draws is not None
-            phantoms = _phantom_rows(draws.phantoms, rows)
-        block = ExogenousDraws(premium_bps[rows], values_bps[rows], phantoms)
+            if counts is not None:
+                phantoms = phantom_block(
+                    env.phantom_model,
+                    streams.phantom,
+                    counts[rows],
+                    env.baseline_price,
+                    env.baseline_quantity,
+                    improvements=False,
+                )
+            else:
+                assert draws is not None
+                phantoms = _phantom_rows(draws.phantoms, rows)
+            block = _Block(premium_bps, values_bps, _count_cols(phantoms.present), phantoms)
         for i in range(n):
-            batch = _bids(strategies[i], env, values_bps[rows, i], streams.bidders[i])
-            imp, qty, fee, when, has, valid, clipped = _standing_of(batch, env)
-            st.imp[rows, i], st.qty[rows, i], st.fee[rows, i] = imp, qty, fee
-            st.time[rows, i], st.has[rows, i] = when, has
+            batch = _bids(strategies[i], env, values_bps[:, i], streams.bidders[i])
+            imp, qty, fee, when, has, valid, clipped = _standing_of(batch, env, limits)
+            st.imp[:, i], st.qty[:, i], st.fee[:, i] = imp, qty, fee
+            st.time[:, i], st.has[:, i] = when, has
             if batch.tag is not None:
                 tags = st.tags[i]
                 if tags is None:
@@ -668,15 +727,15 @@ def simulate_chunk_arrays(
                 tags[rows] = batch.tag
             if start < keep:
                 path_parts[i].append((valid, clipped, batch.timestamp_ms))
-        columns, alloc, pay = _clear_and_measure(env, block, rows, st)
+        columns, alloc, pay = _clear_and_measure(env, block, here, st)
         for i in learners:
             tags = st.tags[i]
             deliver_feedback(
                 strategies[i],
                 _feedback(
                     env,
-                    values_bps[rows, i],
-                    st.has[rows, i],
+                    values_bps[:, i],
+                    st.has[:, i],
                     alloc[:, i],
                     pay[:, i],
                     columns["clearing_price"],

@@ -57,6 +57,9 @@ from .documents import (
     announcement_document,
     auction_closed_documents,
     competition_document,
+    competition_stored,
+    competition_view,
+    is_competition_view,
     result_document,
     reveal_open_document,
 )
@@ -512,7 +515,9 @@ class AuctionHouse(BidPath):
             status,  # type: ignore[arg-type]
             str(result.outcome),
             result_document(result),
-            competition_document(
+            # Stored without the parts that repeat the events (built again on read);
+            # whole if an event was lost: the store lacks it, the document tells it.
+            (competition_document if live.lost else competition_stored)(
                 live.record,
                 live.events,
                 result,
@@ -582,6 +587,15 @@ class AuctionHouse(BidPath):
         self.metrics.open_auctions.set(len(self.live))
 
     # ------------------------------------------------------------------ reading
+
+    async def competition(self, record: AuctionRecord) -> dict[str, Any] | None:
+        """The published competition document of ``record`` (None while it runs)."""
+        stored = record.competition
+        if stored is None:
+            return None
+        if not is_competition_view(stored):
+            return stored
+        return competition_view(stored, await self.store.events(record.auction_id))
 
     async def auction_record(self, auction_id: str) -> AuctionRecord | None:
         """The auction as stored (live ones from memory)."""

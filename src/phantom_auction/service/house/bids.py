@@ -135,6 +135,7 @@ class BidPath:
                     error,
                 )
                 detail = "the message could not be stored and was not taken: send it again"
+                live.lost += 1
                 if event.accepted:
                     self._withdraw(live, event, detail, previous_nonce)
                 live.events[index] = replace(

@@ -2,7 +2,9 @@
 
 - :func:`result_document` — the result served to the settlement client;
 - :func:`competition_document` — everything about a finished auction, for publication
-  (every commit, reveal and rejection, the phantom bids, the ranking);
+  (every commit, reveal and rejection, the phantom bids, the ranking); the store keeps
+  :func:`competition_stored` (without the parts that repeat the bid events) and
+  :func:`competition_view` builds the document from it and the events on read;
 - :func:`auction_document` — an auction's state for its client (``AuctionDocument``);
 - :func:`announcement_document` — the ``auction_opened`` push; the ``reveal_open`` and
   ``auction_closed`` pushes (:func:`reveal_open_document`, :func:`auction_closed_documents`).
@@ -12,7 +14,7 @@ Times are ISO 8601 (UTC) strings; hashes, seeds and keys lowercase hex.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from typing import Any, Final
 
@@ -25,6 +27,9 @@ __all__ = [
     "auction_closed_documents",
     "auction_document",
     "competition_document",
+    "competition_stored",
+    "competition_view",
+    "is_competition_view",
     "iso_us",
     "result_document",
     "reveal_open_document",
@@ -100,10 +105,107 @@ def competition_document(
     that anyone can check every commit signature from this document alone.
     """
     events = list(events)
+    return competition_view(competition_stored(record, events, result, status, bidder_keys), events)
+
+
+#: The stored form's count of the auction's bid events it covers (not published).
+_COVERS: Final = "events"
+#: The published document's keys, in order.
+_COMPETITION_KEYS: Final = (
+    "auction_id",
+    "status",
+    "outcome",
+    "mechanism",
+    "phantom_policy",
+    "token_pair",
+    "amount",
+    "baseline_price",
+    "opened_at",
+    "commit_deadline",
+    "reveal_deadline",
+    "phantom_commitment",
+    "phantom_seed",
+    "phantom_model",
+    "bidder_keys",
+    "commitments",
+    "reveals",
+    "phantom_bids",
+    "ranking",
+    "fills",
+    "rejections",
+    "unrevealed",
+    "price",
+    "improvement_bps",
+)
+
+
+def competition_stored(
+    record: AuctionRecord,
+    events: Sequence[BidEvent],
+    result: AuctionResult,
+    status: str,
+    bidder_keys: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """What the store keeps of the competition document: everything but the parts that
+    repeat ``events`` (the auction's first ``len(events)`` stored bid events), which
+    :func:`competition_view` builds again on read. About a third of the bytes."""
+    keys = bidder_keys or {}
+    return {
+        "auction_id": record.auction_id,
+        "status": status,
+        "outcome": str(result.outcome),
+        "mechanism": result.mechanism,
+        "phantom_policy": result.phantom_policy,
+        "token_pair": list(result.token_pair),
+        "amount": result.amount,
+        "baseline_price": result.baseline_price,
+        "opened_at": result.opened_at.isoformat(),
+        "commit_deadline": result.commit_deadline.isoformat(),
+        "reveal_deadline": result.reveal_deadline.isoformat(),
+        "phantom_commitment": result.phantom_commitment.hex(),
+        "phantom_seed": result.phantom_seed.hex(),
+        "phantom_model": _phantom_model_doc(result.phantom_model),
+        "bidder_keys": {
+            bidder_id: keys.get(bidder_id)
+            for bidder_id in dict.fromkeys(e.bidder_id for e in events)
+        },
+        "phantom_bids": [
+            {
+                "slot": p.slot,
+                "bidder_id": p.bidder_id,
+                "improved_price": p.improved_price,
+                "volume": p.volume,
+                "priority_fee": p.priority_fee,
+            }
+            for p in result.phantom_bids
+        ],
+        "ranking": [{name: getattr(r, name) for name in _RANKED_FIELDS} for r in result.ranking],
+        "fills": [_fill_doc(f) for f in result.fills],
+        "unrevealed": list(result.unrevealed),
+        "price": result.price,
+        "improvement_bps": result.improvement_bps,
+        _COVERS: len(events),
+    }
+
+
+def is_competition_view(stored: Mapping[str, Any]) -> bool:
+    """Whether ``stored`` is :func:`competition_stored`'s form (else a whole document,
+    as written before, or when some event of the auction could not be stored)."""
+    return _COVERS in stored and "commitments" not in stored
+
+
+def competition_view(stored: Mapping[str, Any], events: Iterable[BidEvent]) -> dict[str, Any]:
+    """The published competition document from its stored form and the auction's bid
+    events in store order (only the first ``stored["events"]`` count; later ones, e.g.
+    messages refused after the end, were not part of it). A whole document is returned
+    as it is."""
+    if not is_competition_view(stored):
+        return dict(stored)
+    covered = list(events)[: stored[_COVERS]]
     commitments: list[dict[str, Any]] = []
     reveals: list[dict[str, Any]] = []
     rejections: list[dict[str, Any]] = []
-    for event in events:
+    for event in covered:
         fields = {k: v for k, v in event.payload.items() if k != "event"}
         entry = {
             "bidder_id": event.bidder_id,
@@ -123,44 +225,8 @@ def competition_document(
                     "detail": fields.get("detail"),
                 }
             )
-    return {
-        "auction_id": record.auction_id,
-        "status": status,
-        "outcome": str(result.outcome),
-        "mechanism": result.mechanism,
-        "phantom_policy": result.phantom_policy,
-        "token_pair": list(result.token_pair),
-        "amount": result.amount,
-        "baseline_price": result.baseline_price,
-        "opened_at": result.opened_at.isoformat(),
-        "commit_deadline": result.commit_deadline.isoformat(),
-        "reveal_deadline": result.reveal_deadline.isoformat(),
-        "phantom_commitment": result.phantom_commitment.hex(),
-        "phantom_seed": result.phantom_seed.hex(),
-        "phantom_model": _phantom_model_doc(result.phantom_model),
-        "bidder_keys": {
-            bidder_id: (bidder_keys or {}).get(bidder_id)
-            for bidder_id in dict.fromkeys(e.bidder_id for e in events)
-        },
-        "commitments": commitments,
-        "reveals": reveals,
-        "phantom_bids": [
-            {
-                "slot": p.slot,
-                "bidder_id": p.bidder_id,
-                "improved_price": p.improved_price,
-                "volume": p.volume,
-                "priority_fee": p.priority_fee,
-            }
-            for p in result.phantom_bids
-        ],
-        "ranking": [{name: getattr(r, name) for name in _RANKED_FIELDS} for r in result.ranking],
-        "fills": [_fill_doc(f) for f in result.fills],
-        "rejections": rejections,
-        "unrevealed": list(result.unrevealed),
-        "price": result.price,
-        "improvement_bps": result.improvement_bps,
-    }
+    parts = {"commitments": commitments, "reveals": reveals, "rejections": rejections}
+    return {key: parts[key] if key in parts else stored[key] for key in _COMPETITION_KEYS}
 
 
 def auction_document(record: AuctionRecord) -> dict[str, Any]:

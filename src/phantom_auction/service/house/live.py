@@ -35,6 +35,8 @@ class LiveAuction:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     finishing: bool = False
     store_failed: bool = False
+    #: Bid events whose write failed (kept here as store_unavailable, absent from the store).
+    lost: int = 0
     #: Bid events submitted and not yet durable (the result waits for them).
     unsettled: int = 0
     #: Resolved when ``unsettled`` drops to 0 (made by whoever waits for that).

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import Executable
 
 from .interface import Store
@@ -127,6 +128,8 @@ class SqlStore(Store):
         self.engine: AsyncEngine = create_async_engine(parsed, echo=echo, connect_args=connect_args)
         self._sync_engine: Engine | None = None
         self._writer: ThreadPoolExecutor | None = None
+        #: SQLite: the writer thread's connection (opened by its first batch).
+        self._writer_connection: PoolProxiedConnection | None = None
         self._checkpointer: ThreadPoolExecutor | None = None
         self._checkpoint_path = ""
         self._checkpoint_running = False
@@ -179,7 +182,7 @@ class SqlStore(Store):
             self._checkpointer.shutdown(wait=True)
         if self._writer is not None and self._sync_engine is not None:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._writer, self._sync_engine.dispose)
+            await loop.run_in_executor(self._writer, self._close_writer_connection)
             self._writer.shutdown(wait=True)
 
     async def _write(self, conn_work: Any) -> Any:
@@ -311,13 +314,34 @@ class SqlStore(Store):
             _log.warning("SQLite checkpoint failed: %r", done.exception())
 
     def _apply_in_thread(self, batch: WriteBatch) -> None:
-        assert self._sync_engine is not None
-        with self._sync_engine.begin() as conn:
-            # SQLAlchemy opens and commits the transaction (and set the pragmas); the
-            # rows go straight to the driver's connection.
-            raw = conn.connection.driver_connection
-            assert isinstance(raw, sqlite3.Connection)
-            apply_sqlite(raw, batch)
+        # One connection kept by the writer thread (made by the engine's pool, so its
+        # connect hooks set the pragmas), one transaction per batch: a pool checkout,
+        # begin events and the rollback on return cost ~90 us per transaction here.
+        raw = self._writer_connection
+        if raw is None:
+            assert self._sync_engine is not None
+            raw = self._writer_connection = self._sync_engine.raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        try:
+            # sqlite3 begins the transaction before the first INSERT or UPDATE.
+            apply_sqlite(driver, batch)
+            driver.commit()
+        except BaseException:
+            try:
+                driver.rollback()
+            except sqlite3.Error:
+                # The connection itself is broken: the next batch gets a new one.
+                self._writer_connection = None
+                raw.invalidate()
+            raise
+
+    def _close_writer_connection(self) -> None:
+        raw, self._writer_connection = self._writer_connection, None
+        if raw is not None:
+            raw.close()
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
 
     async def auction(self, auction_id: str) -> AuctionRecord | None:
         async with self.engine.connect() as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -195,26 +195,46 @@ class AdaptiveStrategy(BidderStrategy):
         self._last_action = action if bids else None
         return bids
 
-    def generate_batch(
+    def batch_draws(self, view: AuctionView) -> int:
+        return 3
+
+    def prepare_batch(
+        self,
+        view: AuctionView,
+        market: MarketConditions,
+        baseline_price: float,
+        baseline_quantity: float,
+        u: FloatArray,
+    ) -> tuple[Any, ...]:
+        # Each row's action under the current policy, what it keeps of its value (or,
+        # on an absolute grid, its bid) and its time.
+        self._refresh_policy(market, view)
+        size = self.q_values.size
+        explored = np.minimum((u[:, 1] * size).astype(np.int64), size - 1)
+        action = np.where(u[:, 0] < self._policy_epsilon, explored, self._greedy)
+        grid = self.bids_bps
+        kept = grid[action] if grid is not None else 1.0 - self.shading_levels[action]
+        return action, np.asarray(kept, dtype=np.float64), view.window_ms * (0.5 + 0.4 * u[:, 2])
+
+    def finish_batch(
         self,
         view: AuctionView,
         market: MarketConditions,
         baseline_price: float,
         baseline_quantity: float,
         values_bps: FloatArray,
-        rng: np.random.Generator,
+        prepared: tuple[Any, ...],
     ) -> BidBatch:
-        u = rng.random((values_bps.shape[0], 3))
-        self._refresh_policy(market, view)
-        size = self.q_values.size
-        explored = np.minimum((u[:, 1] * size).astype(np.int64), size - 1)
-        action = np.where(u[:, 0] < self._policy_epsilon, explored, self._greedy)
-        bid = self._bid(action, values_bps)
-        batch = single_bid_batch(
-            view, baseline_quantity, bid, view.window_ms * (0.5 + 0.4 * u[:, 2])
-        )
+        action, kept, times = prepared
+        # As _bid: the grid's bid, or (1 - shading) * value.
+        bid = kept if self.bids_bps is not None else kept * values_bps
+        batch = single_bid_batch(view, baseline_quantity, bid, times)
         # The learner's action goes back with the feedback; -1 where it did not bid.
         return replace(batch, tag=np.where(batch.present[:, 0], action, -1))
+
+    def batch_state(self, view: AuctionView, market: MarketConditions) -> Hashable:
+        self._refresh_policy(market, view)
+        return self._greedy, self._policy_epsilon
 
     def batch_key(self, view: AuctionView, market: MarketConditions) -> Hashable:
         # Its policy as of this auction (what the scalar form refreshes first), and the

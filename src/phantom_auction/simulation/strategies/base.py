@@ -426,7 +426,62 @@ class BidderStrategy:
         values_bps: FloatArray,
         rng: np.random.Generator,
     ) -> BidBatch | None:
-        """Bids of ``len(values_bps)`` auctions at once, or ``None`` (no batch form)."""
+        """Bids of ``len(values_bps)`` auctions at once, or ``None`` (no batch form).
+
+        Default: the two steps below when :meth:`batch_draws` gives a number (one block
+        of that many uniforms per row, then :meth:`prepare_batch` and
+        :meth:`finish_batch`), else ``None``."""
+        draws = self.batch_draws(view)
+        if draws is None:
+            return None
+        u = rng.random((values_bps.shape[0], draws))
+        prepared = self.prepare_batch(view, market, baseline_price, baseline_quantity, u)
+        return self.finish_batch(
+            view, market, baseline_price, baseline_quantity, values_bps, prepared
+        )
+
+    # The batch form in two steps. What a row bids from its uniforms alone (times,
+    # volumes, fees, offers before they meet the value) is worked out first; the value
+    # comes in second. The object path prepares many auctions' rows at once from the
+    # uniforms it draws ahead (one call instead of one per auction) and finishes each
+    # auction when its values are known; the fast path runs both steps on one batch.
+    # Either way every row goes through the same operations, so the same bits.
+
+    def batch_draws(self, view: AuctionView) -> int | None:
+        """Uniforms per row of the two-step batch form, or ``None`` (no such form)."""
+        return None
+
+    def prepare_batch(
+        self,
+        view: AuctionView,
+        market: MarketConditions,
+        baseline_price: float,
+        baseline_quantity: float,
+        u: FloatArray,
+    ) -> tuple[Any, ...]:
+        """What rows with uniforms ``u`` (``(rows, batch_draws)``) bid before their values
+        are known: a tuple whose arrays hold one entry per row on their first axis
+        (anything else in it holds for every row). Rows are independent: a slice of the
+        rows of every array is what the same slice of ``u`` would have given."""
+        raise NotImplementedError(f"{type(self).__name__} has no two-step batch form")
+
+    def finish_batch(
+        self,
+        view: AuctionView,
+        market: MarketConditions,
+        baseline_price: float,
+        baseline_quantity: float,
+        values_bps: FloatArray,
+        prepared: tuple[Any, ...],
+    ) -> BidBatch:
+        """The bids of rows valued ``values_bps`` whose :meth:`prepare_batch` is
+        ``prepared`` (the arrays must not be written to: the object path reuses them)."""
+        raise NotImplementedError(f"{type(self).__name__} has no two-step batch form")
+
+    def batch_state(self, view: AuctionView, market: MarketConditions) -> Hashable:
+        """What :meth:`prepare_batch` read of this strategy's changing state (a learner's
+        policy): rows prepared under another state must be prepared again. Default:
+        nothing (``None``)."""
         return None
 
     def batch_key(self, view: AuctionView, market: MarketConditions) -> Hashable:

@@ -100,7 +100,7 @@ class CompetitiveEquilibriumStrategy(BidderStrategy):
 
     def bid_function(self, view: AuctionView) -> BidFunction:
         """The equilibrium bid function of ``view`` (solved once per view)."""
-        if self._bids is None or self._view != view:
+        if self._bids is None or (self._view is not view and self._view != view):
             self._bids = solve_equilibrium(game_of_view(view))
             self._view = view
         return self._bids
@@ -128,16 +128,28 @@ class CompetitiveEquilibriumStrategy(BidderStrategy):
             return []
         return single_bid(baseline_price, baseline_quantity, view, bid, t)
 
-    def generate_batch(
+    def batch_draws(self, view: AuctionView) -> int:
+        return 1
+
+    def prepare_batch(
+        self,
+        view: AuctionView,
+        market: MarketConditions,
+        baseline_price: float,
+        baseline_quantity: float,
+        u: FloatArray,
+    ) -> tuple[Any, ...]:
+        return (view.window_ms * (0.75 + 0.2 * u[:, 0]),)  # the time
+
+    def finish_batch(
         self,
         view: AuctionView,
         market: MarketConditions,
         baseline_price: float,
         baseline_quantity: float,
         values_bps: FloatArray,
-        rng: np.random.Generator,
+        prepared: tuple[Any, ...],
     ) -> BidBatch:
-        u = rng.random((values_bps.shape[0],))
         # NaN (no bid) fails single_bid_batch's minimum test: the slot stays empty.
         bid = self.equilibrium_bid(values_bps, view)
-        return single_bid_batch(view, baseline_quantity, bid, view.window_ms * (0.75 + 0.2 * u))
+        return single_bid_batch(view, baseline_quantity, bid, prepared[0])

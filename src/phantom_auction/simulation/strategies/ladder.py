@@ -100,32 +100,42 @@ class LadderStrategy(BidderStrategy):
             bids.append(new_bid((price, qty, t if t < duration else duration, fee)))
         return bids
 
-    def generate_batch(
+    def batch_draws(self, view: AuctionView) -> int:
+        return 2 * self.slots(view) + self.extra_draws
+
+    def prepare_batch(
+        self,
+        view: AuctionView,
+        market: MarketConditions,
+        baseline_price: float,
+        baseline_quantity: float,
+        u: FloatArray,
+    ) -> tuple[Any, ...]:
+        # Times (within the auction), offers raised to the accepted minimum, volume and
+        # fee (one number, or one per row): all but the cap at the value.
+        r = self.slots(view)
+        full = order_volume(baseline_quantity, view)
+        qty = self._quantity(full, view, u[:, 2 * r])
+        fee = self._fee(qty, view, u[:, -1])
+        times, offers = self._batch_schedule(u, r)
+        np.minimum(times, view.duration_ms, out=times)
+        return times, np.maximum(offers, view.min_improvement_bps), qty, fee
+
+    def finish_batch(
         self,
         view: AuctionView,
         market: MarketConditions,
         baseline_price: float,
         baseline_quantity: float,
         values_bps: FloatArray,
-        rng: np.random.Generator,
+        prepared: tuple[Any, ...],
     ) -> BidBatch:
-        n, r = values_bps.shape[0], self.slots(view)
-        u = rng.random((n, 2 * r + self.extra_draws))
+        times, offers, qty, fee = prepared
+        n, r = offers.shape
         cap = np.minimum(values_bps * (1.0 - self.margin), view.max_improvement_bps)
-        full = order_volume(baseline_quantity, view)
-        qty = self._quantity(full, view, u[:, 2 * r])  # one number, or one per row
-        fee = self._fee(qty, view, u[:, -1])
-        times, offers = self._batch_schedule(u, r)
-        imp = np.maximum(offers, view.min_improvement_bps)
-        np.minimum(imp, cap[:, None], out=imp)
+        imp = np.minimum(offers, cap[:, None])
         ok = cap >= view.min_improvement_bps - BOUND_SLACK_BPS
         if self.sits_out(market):
             ok[:] = False
         # One volume, fee and verdict per row, spread over its slots (read-only views).
-        return BidBatch(
-            imp,
-            spread(qty, (n, r)),
-            np.minimum(times, view.duration_ms, out=times),
-            spread(fee, (n, r)),
-            spread(ok, (n, r)),
-        )
+        return BidBatch(imp, spread(qty, (n, r)), times, spread(fee, (n, r)), spread(ok, (n, r)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from scipy.special import ndtri
@@ -130,50 +130,61 @@ class RandomWalkStrategy(BidderStrategy):
                 bids.append(new_bid((price, qty, t if t < duration else duration, fee)))
         return bids
 
-    def generate_batch(
+    def batch_draws(self, view: AuctionView) -> int:
+        return 4 * self.slots(view) - 2
+
+    def prepare_batch(
+        self,
+        view: AuctionView,
+        market: MarketConditions,
+        baseline_price: float,
+        baseline_quantity: float,
+        u: FloatArray,
+    ) -> tuple[Any, ...]:
+        # The opening fraction of the value, the path's steps after the first (diffusion
+        # and jumps) and the times: all but the value.
+        r = self.slots(view)
+        mu, scale, p_jump = self._coefficients(view, market)
+        s0, s1 = self.start
+        opening = s0 + (s1 - s0) * u[:, 0]
+        # In place, the same operations as the scalar form (x * y == y * x, bit for bit).
+        steps = ndtri(u[:, 1 + r : 2 * r])
+        steps *= scale
+        steps += mu
+        # Only the jumps that occur need their size (the draws are taken regardless):
+        # found once, as flat indices ``at`` into the (n, r - 1) occurrences, then moved
+        # to the draws' rows.
+        at = np.flatnonzero(u[:, 2 * r : 3 * r - 1] < p_jump)
+        row = at // (r - 1)
+        sizes = np.ascontiguousarray(u).reshape(-1)[at + row * (u.shape[1] - (r - 1)) + (3 * r - 1)]
+        steps.reshape(-1)[at] += self.jump_sd * ndtri(sizes)
+        times = u[:, 1 : 1 + r] * 0.5
+        times += np.arange(r)
+        times *= self.step_ms
+        np.minimum(times, view.duration_ms, out=times)
+        return opening, steps, times
+
+    def finish_batch(
         self,
         view: AuctionView,
         market: MarketConditions,
         baseline_price: float,
         baseline_quantity: float,
         values_bps: FloatArray,
-        rng: np.random.Generator,
+        prepared: tuple[Any, ...],
     ) -> BidBatch:
-        n, r = values_bps.shape[0], self.slots(view)
-        u = rng.random((n, 4 * r - 2))
+        opening, later_steps, times = prepared
+        n, r = times.shape
         cap = np.minimum(values_bps, view.max_improvement_bps)
         ok = (values_bps > 0.0) & (cap >= view.min_improvement_bps - BOUND_SLACK_BPS)
-        mu, scale, p_jump = self._coefficients(view, market)
-        s0, s1 = self.start
         steps = np.empty((n, r))
         with np.errstate(divide="ignore", invalid="ignore"):
-            steps[:, 0] = np.log(values_bps * (s0 + (s1 - s0) * u[:, 0]))
-        # In place, the same operations as the scalar form (x * y == y * x, bit for bit).
-        diffusion = steps[:, 1:]
-        ndtri(u[:, 1 + r : 2 * r], out=diffusion)
-        diffusion *= scale
-        diffusion += mu
-        # Only the jumps that occur need their size (the draws are taken regardless):
-        # found once, as flat indices ``at`` into the (n, r - 1) occurrences, then moved
-        # to the draws' and the steps' rows.
-        at = np.flatnonzero(u[:, 2 * r : 3 * r - 1] < p_jump)
-        row = at // (r - 1)
-        sizes = u.reshape(-1)[at + row * (u.shape[1] - (r - 1)) + (3 * r - 1)]
-        steps.reshape(-1)[at + row + 1] += self.jump_sd * ndtri(sizes)
+            steps[:, 0] = np.log(values_bps * opening)
+        steps[:, 1:] = later_steps
         imp = np.exp(cumsum_rows(steps), out=steps)
         np.minimum(imp, cap[:, None], out=imp)
         present = (imp >= view.min_improvement_bps - BOUND_SLACK_BPS) & ok[:, None]
         imp[~ok] = 0.0
-        times = u[:, 1 : 1 + r] * 0.5
-        times += np.arange(r)
-        times *= self.step_ms
-        np.minimum(times, view.duration_ms, out=times)
         qty = order_volume(baseline_quantity, view)
         fee = qty * view.priority_fee_max_ratio * self.fee_fraction
-        return BidBatch(
-            imp,
-            spread(qty, (n, r)),
-            times,
-            spread(fee, (n, r)),
-            present,
-        )
+        return BidBatch(imp, spread(qty, (n, r)), times, spread(fee, (n, r)), present)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -58,14 +58,26 @@ class TruthfulStrategy(BidderStrategy):
         v = value_bps(baseline_price, private_value, view)
         return single_bid(baseline_price, baseline_quantity, view, v, view.window_ms * u)
 
-    def generate_batch(
+    def batch_draws(self, view: AuctionView) -> int:
+        return 1
+
+    def prepare_batch(
+        self,
+        view: AuctionView,
+        market: MarketConditions,
+        baseline_price: float,
+        baseline_quantity: float,
+        u: FloatArray,
+    ) -> tuple[Any, ...]:
+        return (view.window_ms * u[:, 0],)  # the time
+
+    def finish_batch(
         self,
         view: AuctionView,
         market: MarketConditions,
         baseline_price: float,
         baseline_quantity: float,
         values_bps: FloatArray,
-        rng: np.random.Generator,
+        prepared: tuple[Any, ...],
     ) -> BidBatch:
-        u = rng.random((values_bps.shape[0],))
-        return single_bid_batch(view, baseline_quantity, values_bps, view.window_ms * u)
+        return single_bid_batch(view, baseline_quantity, values_bps, prepared[0])
