@@ -9,6 +9,13 @@ stream, and so its bids, are the ones its scalar form would have made (up to the
 rounding of a value sent as a price and read back). Every other bidder (a custom
 strategy, a learner in a learning run) is called one by one in the scalar form. The
 bids come back padded into arrays, one row per bidder.
+
+A group's batch form runs in its two steps
+(:meth:`~.strategies.base.BidderStrategy.prepare_batch`, then ``finish_batch``): what
+its bidders bid from their uniforms alone is prepared for every auction of the uniforms
+drawn ahead in one call, and each auction is finished when its values are known (numpy
+pays per call, and 200 bidders make many small calls). As with the groups, a strategy's
+parameters are read when it prepares: change them by replacing the strategy object.
 """
 
 from __future__ import annotations
