@@ -25,6 +25,7 @@ from phantom_auction.engine.phantoms import (
     _UNIFORM_TAIL,
     _SeedSampler,
     ln,
+    phantom_commitment,
 )
 
 from .engine_support import T0, clear_bids, config, ms, offer
@@ -61,8 +62,9 @@ def test_pooled_draws_are_the_scalar_draws_bit_for_bit(name: str) -> None:
     seeds = set()
     for i in range(3 * BATCH + 5):  # several batches, one started
         baseline, amount = 100.0 + 0.37 * i, 1000.0 / (1 + i % 7)
-        seed, columns = pool.take(baseline, amount)
+        seed, commitment, columns = pool.take(baseline, amount)
         seeds.add(seed)
+        assert commitment == phantom_commitment(seed)
         expected = sampler.draw_columns(seed, baseline, amount)
         assert _bits(columns) == _bits(expected), (name, i)
     assert len(seeds) == 3 * BATCH + 5  # never the same seed twice
@@ -77,10 +79,11 @@ def test_draws_past_the_hashed_words_fall_back_to_the_scalar_sampler() -> None:
     sampler._spare = 4
     pool = SeedPool(sampler)
     entries = pool._batch(BATCH)
-    assert any(entry[1] is None for entry in entries)
-    assert any(entry[1] is not None for entry in entries)  # no slot bids, or two did
+    assert any(entry[2] is None for entry in entries)
+    assert any(entry[2] is not None for entry in entries)  # no slot bids, or two did
     for _ in range(2 * BATCH):
-        seed, columns = pool.take(101.0, 900.0)
+        seed, commitment, columns = pool.take(101.0, 900.0)
+        assert commitment == phantom_commitment(seed)
         assert _bits(columns) == _bits(sampler.draw_columns(seed, 101.0, 900.0))
 
 

@@ -57,10 +57,16 @@ FloatArray = NDArray[np.floating[Any]]
 #: one refill (~0.2 ms) stays a small bump in the opening that pays for it.
 BATCH: Final = 64
 
-#: A pooled seed and the seed-only part of its draw: present slots, improvements (bps),
-#: volume fractions and fee fractions (None when the scalar sampler must draw it).
+#: A pooled seed, its commitment (SHA-256) and the seed-only part of its draw: present
+#: slots, improvements (bps), volume fractions and fee fractions (None when the scalar
+#: sampler must draw it).
 _Entry: TypeAlias = tuple[
-    bytes, tuple[int, ...] | None, list[float] | None, list[float] | None, list[float] | None
+    bytes,
+    bytes,
+    tuple[int, ...] | None,
+    list[float] | None,
+    list[float] | None,
+    list[float] | None,
 ]
 
 _fork_generation = 0
@@ -97,31 +103,37 @@ class SeedPool:
         self._entries: list[_Entry] = []
         self._generation = _fork_generation
 
-    def take(self, baseline_price: float, amount: float) -> tuple[bytes, PhantomColumns]:
-        """A fresh seed and its draw for ``baseline_price`` and ``amount``: what
-        ``draw_columns(seed, baseline_price, amount)`` gives, bit for bit."""
+    def take(self, baseline_price: float, amount: float) -> tuple[bytes, bytes, PhantomColumns]:
+        """A fresh seed, its commitment (:func:`~.phantoms.phantom_commitment`) and its
+        draw for ``baseline_price`` and ``amount``: what ``draw_columns(seed,
+        baseline_price, amount)`` gives, bit for bit."""
         if self._generation != _fork_generation:  # inherited across a fork: not ours
             self._entries = []
             self._generation = _fork_generation
         while True:
             try:
-                seed, slots, improvements, volume_fractions, fee_fractions = self._entries.pop()
+                entry = self._entries.pop()
                 break
             except IndexError:  # empty (another thread may empty a new batch first)
                 self._entries = self._batch(BATCH)
+        seed, commitment, slots, improvements, volume_fractions, fee_fractions = entry
         if slots is None or improvements is None or volume_fractions is None:
-            return seed, self._sampler.draw_columns(seed, baseline_price, amount)
+            return seed, commitment, self._sampler.draw_columns(seed, baseline_price, amount)
         if not slots:
-            return seed, _NO_COLUMNS
+            return seed, commitment, _NO_COLUMNS
         assert fee_fractions is not None
         # draw_columns()'s own expressions on the seed-only parts.
         volumes = [amount * fraction for fraction in volume_fractions]
         fee_ratio = self._sampler._fee_ratio
-        return seed, (
-            slots,
-            tuple([baseline_price * (1.0 + bps / 10_000.0) for bps in improvements]),
-            tuple(volumes),
-            tuple([v * fee_ratio * f for v, f in zip(volumes, fee_fractions, strict=True)]),
+        return (
+            seed,
+            commitment,
+            (
+                slots,
+                tuple([baseline_price * (1.0 + bps / 10_000.0) for bps in improvements]),
+                tuple(volumes),
+                tuple([v * fee_ratio * f for v, f in zip(volumes, fee_fractions, strict=True)]),
+            ),
         )
 
     def _batch(self, count: int) -> list[_Entry]:
@@ -129,9 +141,12 @@ class SeedPool:
         sampler = self._sampler
         raw = os.urandom(PHANTOM_SEED_SIZE * count)
         seeds = [raw[i : i + PHANTOM_SEED_SIZE] for i in range(0, len(raw), PHANTOM_SEED_SIZE)]
+        # phantom_commitment() of each, here in one loop rather than one call per opening.
+        sha256 = hashlib.sha256
+        commitments = [sha256(seed).digest() for seed in seeds]
         n = sampler._slots
         if not n:
-            return [(seed, (), [], [], []) for seed in seeds]
+            return [(seed, c, (), [], [], []) for seed, c in zip(seeds, commitments, strict=True)]
         fixed = _SLOT_WORDS * n
         # Pairs of words for the improvements' attempts, fewer than MAX_ATTEMPTS so that
         # no slot can give up inside them (a draw that needs more is drawn scalar).
@@ -172,13 +187,14 @@ class SeedPool:
         min_bps = sampler._min_bps
         entries: list[_Entry] = []
         at = used = 0
-        for seed, c, t, ok in zip(
-            seeds, counts.tolist(), taken.tolist(), complete.tolist(), strict=True
+        for seed, commitment, c, t, ok in zip(
+            seeds, commitments, counts.tolist(), taken.tolist(), complete.tolist(), strict=True
         ):
             if ok:
                 entries.append(
                     (
                         seed,
+                        commitment,
                         tuple(slots_flat[at : at + c]),
                         [min_bps] * c if point else bps_flat[used : used + c],
                         volume_flat[at : at + c],
@@ -186,7 +202,7 @@ class SeedPool:
                     )
                 )
             else:
-                entries.append((seed, None, None, None, None))
+                entries.append((seed, commitment, None, None, None, None))
             at += c
             used += t
         return entries

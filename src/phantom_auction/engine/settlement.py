@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from operator import mul
 from typing import NamedTuple, overload
 
-from ..mechanisms.clearing import clear_ranked_winners
+from ..mechanisms.clearing import ValueOrder, clear_ranked_winners
 from ..mechanisms.rules import (
     BPS,
     AuctionRules,
@@ -51,7 +51,7 @@ class BidTable(NamedTuple):
     improvements: list[float]
     fees_bps: Sequence[float]
     scores: list[float]
-    order: list[int]
+    order: Sequence[int]
 
 
 class Settlement(NamedTuple):
@@ -190,8 +190,9 @@ def bid_table(
         fees_bps = [f / amount * BPS for f in fees]
         pairs = zip(improvements, fees_bps, strict=True)
         scores = [price_weight * i + fee_weight * f for i, f in pairs]
-    # sorted(reverse=True) is stable: ties keep commit order, phantoms last.
-    order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
+    # sorted(reverse=True) is stable: ties keep commit order, phantoms last (sorted when
+    # first read).
+    order = ValueOrder(scores)
     return BidTable(reals, slots, prices, volumes, fees, improvements, fees_bps, scores, order)
 
 
@@ -233,18 +234,24 @@ def settle(
         return Settlement(Outcome.NO_BIDS, [], Ranking(), False)
     if n < book.min_participants:
         return Settlement(Outcome.INSUFFICIENT_PARTICIPANTS, [], ranking_of(table), False)
-    prices, scores, order = table.prices, table.scores, table.order
+    prices, scores = table.prices, table.scores
     n_real = len(reals)
     floor = 0.0
+    phantom_won = False
+    ranked: Sequence[int]
     if book.phantom_policy == "floor":
         # Phantoms never take volume: the reals clear alone, the best phantom's score
-        # is a floor under every fill.
+        # is a floor under every fill. The reals in the table's order: a stable sort of
+        # their own scores (the whole table is sorted only if its ranking is read).
         floor = phantom_floor(book, scores[n_real:])
         cleared = scores[:n_real]
         volumes = table.volumes[:n_real]
-        ranked = [i for i in order if i < n_real]
+        ranked = ValueOrder(cleared)
     else:
-        cleared, volumes, ranked = scores, table.volumes, order
+        order = table.order
+        assert isinstance(order, ValueOrder)
+        cleared, volumes, ranked = scores, table.volumes, order._built()
+        phantom_won = ranked[0] >= n_real
     # clear() itself on plain lists (same bits), in the order the table already sorted.
     _, allocated, payment, winners = clear_ranked_winners(
         cleared, volumes, ranked, supply=amount, reserve=0.0, mechanism=book.mechanism
@@ -263,8 +270,7 @@ def settle(
         fill_prices[i] = price
         fills.append(Fill(reals[i].bidder_id, units, price))
     # Under "floor" phantoms take nothing, so an auction without a real fill had no
-    # real bid to fill: the phantoms did not win it.
-    phantom_won = book.phantom_policy != "floor" and order[0] >= n_real
+    # real bid to fill: the phantoms did not win it (phantom_won stays False).
     outcome = Outcome.FILLED if fills else Outcome.PHANTOM_WON if phantom_won else Outcome.NO_BIDS
     return Settlement(outcome, fills, ranking_of(table, allocated, fill_prices), phantom_won)
 

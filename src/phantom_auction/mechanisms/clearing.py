@@ -11,9 +11,9 @@ quantities and allocations in token units, payments in value x token units.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -27,6 +27,7 @@ __all__ = [
     "MECHANISMS",
     "SMALL_CLEARING",
     "Clearing",
+    "ValueOrder",
     "canonical_mechanism",
     "check_steps",
     "clear",
@@ -283,6 +284,71 @@ def clear_lists(
     return name, x, pay
 
 
+class ValueOrder(Sequence[int]):
+    """The indices of ``values`` from the highest value down, ties by index: the
+    ``sorted(range(n), key=values.__getitem__, reverse=True)`` that :func:`clear_ranked`
+    takes, as an immutable sequence equal to that list, sorted when first indexed.
+
+    Iterated before that, it yields the first two from two maximum scans and sorts only
+    if read further: a Vickrey clearing reads two (its winner and runner-up), and the
+    sort of a live auction's bids costs more than its clearing. The scans give the
+    sort's first two exactly when every value is finite (``max`` and ``index`` pick the
+    first of equal values, as the stable sort keeps them), which a sum checks."""
+
+    __slots__ = ("_order", "_values")
+
+    def __init__(self, values: list[float]) -> None:
+        self._values = values
+        self._order: list[int] | None = None
+
+    def _built(self) -> list[int]:
+        order = self._order
+        if order is None:
+            values = self._values
+            order = self._order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
+        return order
+
+    def __iter__(self) -> Iterator[int]:
+        if self._order is not None:
+            return iter(self._order)
+        return self._head_first()
+
+    def _head_first(self) -> Iterator[int]:
+        values = self._values
+        total = sum(values)
+        if len(values) < 2 or total - total != 0.0:  # short, or not all finite: sort
+            yield from self._built()
+            return
+        first = values.index(max(values))
+        rest = values.copy()
+        rest[first] = -math.inf  # below every finite value
+        yield first
+        yield rest.index(max(rest))
+        yield from self._built()[2:]
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[int]: ...
+
+    def __getitem__(self, index: int | slice) -> int | list[int]:
+        return self._built()[index]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return self._built() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a list: unhashable like it
+
+    def __repr__(self) -> str:
+        return f"ValueOrder({self._built()!r})"
+
+
 def clear_ranked(
     values: list[float],
     quantities: list[float],
@@ -322,8 +388,12 @@ def clear_ranked_winners(
     supply, reserve = float(supply), float(reserve)
     _check_floats("valuation", values)
     _check_floats("quantity", quantities)
-    check_scalar("supply", supply)
-    check_scalar("reserve_price", reserve)
+    # check_scalar's test written out (0 <= x < inf is False for NaN too): one live
+    # auction runs this once, and the calls cost more than the comparisons.
+    if not (0.0 <= supply < math.inf):
+        check_scalar("supply", supply)
+    if not (0.0 <= reserve < math.inf):
+        check_scalar("reserve_price", reserve)
     name = canonical_mechanism(mechanism)
     return _clear_in_order(name, True, values, quantities, order, supply, reserve, None)
 

@@ -64,6 +64,7 @@ __all__ = [
     "phantom_floor",
     "price_of",
     "reveal_accepted",
+    "reveal_check",
     "reveal_verdict",
     "reveal_verdicts",
     "score",
@@ -238,6 +239,23 @@ def reveal_verdict(
 ) -> RejectReason | None:
     """``None`` if a revealed bid is within the limits, else the first check it fails
     (improvement, volume, fee; SPEC order). NaN fails every check."""
+    if not (limits.low_bps <= improvement <= limits.high_bps and improvement < math.inf):
+        return RejectReason.IMPROVEMENT_OUT_OF_BOUNDS
+    if not 0.0 < volume <= limits.max_volume:
+        return RejectReason.VOLUME_OUT_OF_BOUNDS
+    if not 0.0 <= priority_fee <= volume * limits.fee_per_volume:
+        return RejectReason.FEE_OUT_OF_BOUNDS
+    return None
+
+
+def reveal_check(
+    limits: RevealLimits, baseline: float, price: float, volume: float, priority_fee: float
+) -> RejectReason | None:
+    """:func:`reveal_verdict` of a bid at ``price`` (B per A) over ``baseline``, its
+    improvement worked out here: ``reveal_verdict(limits, improvement_bps(price,
+    baseline), volume, priority_fee)``, in one call (the engine runs it on every reveal;
+    the two calls cost more than their arithmetic)."""
+    improvement = (price - baseline) / baseline * BPS  # improvement_bps, written out
     if not (limits.low_bps <= improvement <= limits.high_bps and improvement < math.inf):
         return RejectReason.IMPROVEMENT_OUT_OF_BOUNDS
     if not 0.0 < volume <= limits.max_volume:

@@ -9,12 +9,20 @@ stream, and so its bids, are the ones its scalar form would have made (up to the
 rounding of a value sent as a price and read back). Every other bidder (a custom
 strategy, a learner in a learning run) is called one by one in the scalar form. The
 bids come back padded into arrays, one row per bidder.
+
+A group's batch form runs in its two steps
+(:meth:`~.strategies.base.BidderStrategy.prepare_batch`, then ``finish_batch``): what
+its bidders bid from their uniforms alone is prepared for every auction of the uniforms
+drawn ahead in one call, and each auction is finished when its values are known (numpy
+pays per call, and 200 bidders make many small calls). As with the groups, a strategy's
+parameters are read when it prepares: change them by replacing the strategy object.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
+from operator import is_
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -68,9 +76,11 @@ class _Groups(NamedTuple):
     together: tuple[tuple[int, ...], ...]
     alone: tuple[int, ...]
     row_of: IntArray
+    #: Each group of ``together`` as an index array (its bidders' values at one take).
+    indices: tuple[IntArray, ...] = ()
 
 
-_groups_seen: dict[tuple[int, ...], tuple[AuctionEnvironment, Sequence[Any], _Groups]] = {}
+_groups_seen: dict[tuple[int, int], tuple[AuctionEnvironment, Sequence[Any], _Groups]] = {}
 
 
 def bidding_groups(env: AuctionEnvironment, strategies: Sequence[Any]) -> _Groups:
@@ -83,10 +93,10 @@ def bidding_groups(env: AuctionEnvironment, strategies: Sequence[Any]) -> _Group
     parameters are read when it first bids under an environment (as the environment
     itself reads its label), so change them by replacing the strategy object.
     """
-    key = (id(env), *map(id, strategies))
+    key = (id(env), len(strategies))
     seen = _groups_seen.get(key)
-    if seen is not None and seen[0] is env:
-        return seen[2]
+    if seen is not None and seen[0] is env and all(map(is_, seen[1], strategies)):
+        return seen[2]  # the same strategy objects (compared one by one: no key to build)
     together: dict[Hashable, list[int]] = {}
     alone: list[int] = []
     for i, strategy in enumerate(strategies):
@@ -97,11 +107,12 @@ def bidding_groups(env: AuctionEnvironment, strategies: Sequence[Any]) -> _Group
     groups = [tuple(members) for members in together.values()]
     row_of = np.empty(len(strategies), dtype=np.intp)
     row_of[[i for g in groups for i in g] + alone] = np.arange(len(strategies))
-    found = _Groups(tuple(groups), tuple(alone), row_of)
+    indices = tuple(np.array(members, dtype=np.intp) for members in groups)
+    found = _Groups(tuple(groups), tuple(alone), row_of, indices)
     if len(_groups_seen) >= 16:
         _groups_seen.clear()
     # The environment and the list are held so that their ids are not reused meanwhile.
-    _groups_seen[key] = (env, list(strategies), found)
+    _groups_seen[key] = (env, list(strategies), found)  # one list of strategies per key
     return found
 
 
@@ -198,9 +209,9 @@ def auction_bids(
     bp, bq = env.baseline_price, env.baseline_quantity
     rngs, ahead = streams.bidders, streams.ahead
     batches: list[BidBatch] = []
-    for members in groups.together:
+    for members, index in zip(groups.together, groups.indices, strict=True):
         strategy = strategies[members[0]]
-        values = values_bps[list(members)]
+        values = values_bps.take(index)
         draws = strategy.batch_draws(env.view)
         if draws is None:
             batch = strategy.generate_batch(

@@ -41,6 +41,7 @@ from ..engine.phantoms import PhantomArrays
 from ..mechanisms.batch import clear_batch
 from ..mechanisms.rules import (
     AuctionRules,
+    RevealLimits,
     fee_bps,
     fill_improvements,
     improvement_bps,
@@ -161,18 +162,22 @@ def _arrival_order(when: FloatArray) -> IntArray:
     if n > 8 or n < 2:
         return np.argsort(when, axis=1, kind="stable")
     # Column j's rank: the columns before it, plus those to its left arriving later
-    # (a tie keeps the left one first), minus those to its right arriving earlier.
-    rank = np.empty((b, n), dtype=np.int64)
-    rank[:] = np.arange(n)
+    # (a tie keeps the left one first), minus those to its right arriving earlier. Laid
+    # out (column, auction), so that each pass runs over contiguous memory; each rank is
+    # kept as a flat index into (b, n), rank + the row's start.
+    when_t = np.ascontiguousarray(when.T)
+    at = np.empty((n, b), dtype=np.int64)
+    at[:] = np.arange(0, b * n, n)
+    for j in range(1, n):
+        at[j] += j
+    later = np.empty(b, dtype=bool)
     for i in range(n):
         for j in range(i + 1, n):
-            later = when[:, j] < when[:, i]  # j (right of i) arrives strictly earlier
-            rank[:, i] += later
-            rank[:, j] -= later
+            np.less(when_t[j], when_t[i], out=later)  # j (right of i) arrives strictly earlier
+            at[i] += later
+            at[j] -= later
     order = np.empty((b, n), dtype=np.int64)
-    order.reshape(-1)[(rank + np.arange(0, b * n, n)[:, None]).reshape(-1)] = np.tile(
-        np.arange(n), b
-    )
+    order.reshape(-1)[at.T.reshape(-1)] = np.tile(np.arange(n), b)
     return order
 
 
@@ -280,7 +285,8 @@ def _phantom_rows(phantoms: PhantomArrays, rows: slice) -> PhantomArrays:
 
 @dataclass(slots=True)
 class _Standing:
-    """Each real bidder's standing bid over the chunk (A, N)."""
+    """Each real bidder's standing bid over a block of auctions (B, N); ``tags``: over
+    the chunk (A,), per bidder."""
 
     imp: FloatArray
     qty: FloatArray
@@ -348,10 +354,10 @@ def _bids(
 
 
 def valid_bids(
-    batch: BidBatch, env: AuctionEnvironment
+    batch: BidBatch, env: AuctionEnvironment, limits: RevealLimits | None = None
 ) -> tuple[BoolArray, FloatArray, FloatArray]:
     """Which slots the engine would accept (the rule book's verdict), their improvements
-    (bps) and volumes."""
+    (bps) and volumes (``limits``: ``env.limits``, when already at hand)."""
     qty = (
         np.broadcast_to(env.baseline_quantity, batch.improvement_bps.shape)
         if env.textbook
@@ -360,7 +366,7 @@ def valid_bids(
     # A volume or fee that is one per row, spread over the slots, is judged once per row
     # ((A, 1): the verdict broadcasts over the slots, the same for each).
     accepted = reveal_accepted(
-        env.limits,
+        env.limits if limits is None else limits,
         batch.improvement_bps,
         _per_row(qty),
         _per_row(batch.priority_fee),
@@ -389,14 +395,14 @@ def _column(a: NDArray[Any], flat: IntArray | None) -> NDArray[Any]:
 
 
 def _standing_of(
-    batch: BidBatch, env: AuctionEnvironment
+    batch: BidBatch, env: AuctionEnvironment, limits: RevealLimits
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]:
     """Standing bid per auction (best accepted score, earliest on ties) and the valid mask.
 
     An auction without one gets a zero bid (improvement, volume and fee 0) arriving at
     +inf: what :func:`clear_arrays` expects, and last in arrival order.
     """
-    valid, imp, qty = valid_bids(batch, env)
+    valid, imp, qty = valid_bids(batch, env, limits)
     rows, slots = imp.shape
     flat: IntArray | None = None
     if slots > 1:
@@ -641,18 +647,17 @@ def simulate_chunk_arrays(
     # phantom arrays are made while they are in cache.
     counts: IntArray | None = None
     if draws is None:
-        market = env.value_model.draw(streams.market, n_auctions)
-        values_bps, premium_bps = market.values_bps, market.true_premium_bps
         counts = phantom_counts(env.phantom_model, streams.phantom, n_auctions)
-    else:
-        values_bps, premium_bps = draws.values_bps, draws.true_premium_bps
     n = env.num_bidders
+    limits = env.limits  # computed on each access
 
     def score_phantoms(imp: FloatArray, fee: FloatArray) -> FloatArray:
         return _scores(env.rules, imp, fee, env.baseline_quantity)
 
-    shape = (n_auctions, n)
-    st = _Standing(
+    # Each block's standing bids, in buffers of a block's size (reused: they stay in
+    # cache from the bidders' pass to the clearing's).
+    shape = (min(n_auctions, BLOCK_ROWS), n)
+    buffers = _Standing(
         np.zeros(shape),
         np.zeros(shape),
         np.zeros(shape),
@@ -670,10 +675,25 @@ def simulate_chunk_arrays(
             refresh = getattr(strategies[i], "auctions_until_refresh", None)
             size = min(size, int(refresh()) if callable(refresh) else 1)
         rows = slice(start, start + size)
+        if draws is None:
+            # The market's draws block by block: the same numbers as the chunk's at once.
+            market = env.value_model.draw(streams.market, size)
+            values_bps, premium_bps = market.values_bps, market.true_premium_bps
+        else:
+            values_bps, premium_bps = draws.values_bps[rows], draws.true_premium_bps[rows]
+        here = slice(0, size)
+        st = _Standing(
+            buffers.imp[here],
+            buffers.qty[here],
+            buffers.fee[here],
+            buffers.time[here],
+            buffers.has[here],
+            buffers.tags,
+        )
         if counts is not None and env.rules.phantom_policy == "floor":
             block = _Block(
-                premium_bps[rows],
-                values_bps[rows],
+                premium_bps,
+                values_bps,
                 counts[rows],
                 phantom_floor=phantom_best(
                     env.phantom_model,
@@ -698,14 +718,12 @@ def simulate_chunk_arrays(
             else:
                 assert draws is not None
                 phantoms = _phantom_rows(draws.phantoms, rows)
-            block = _Block(
-                premium_bps[rows], values_bps[rows], _count_cols(phantoms.present), phantoms
-            )
+            block = _Block(premium_bps, values_bps, _count_cols(phantoms.present), phantoms)
         for i in range(n):
-            batch = _bids(strategies[i], env, values_bps[rows, i], streams.bidders[i])
-            imp, qty, fee, when, has, valid, clipped = _standing_of(batch, env)
-            st.imp[rows, i], st.qty[rows, i], st.fee[rows, i] = imp, qty, fee
-            st.time[rows, i], st.has[rows, i] = when, has
+            batch = _bids(strategies[i], env, values_bps[:, i], streams.bidders[i])
+            imp, qty, fee, when, has, valid, clipped = _standing_of(batch, env, limits)
+            st.imp[:, i], st.qty[:, i], st.fee[:, i] = imp, qty, fee
+            st.time[:, i], st.has[:, i] = when, has
             if batch.tag is not None:
                 tags = st.tags[i]
                 if tags is None:
@@ -713,15 +731,15 @@ def simulate_chunk_arrays(
                 tags[rows] = batch.tag
             if start < keep:
                 path_parts[i].append((valid, clipped, batch.timestamp_ms))
-        columns, alloc, pay = _clear_and_measure(env, block, rows, st)
+        columns, alloc, pay = _clear_and_measure(env, block, here, st)
         for i in learners:
             tags = st.tags[i]
             deliver_feedback(
                 strategies[i],
                 _feedback(
                     env,
-                    values_bps[rows, i],
-                    st.has[rows, i],
+                    values_bps[:, i],
+                    st.has[:, i],
                     alloc[:, i],
                     pay[:, i],
                     columns["clearing_price"],
