@@ -35,8 +35,11 @@ of the parent and of the largest worker are printed too.
 The ratio cases (``mc1m``, ``one200``) run ``--rounds`` rounds (default 3), each side
 measured once per round (``mc1m``'s floors twice), back to back, and compare the least
 figure of each side: on a machine shared with other work a single pair swings by 2x
-either way (the 500,000-row floor, which is mostly page faults of fresh arrays, most of
-all: its CPU seconds varied 1.4-2.5 s at load ~4, the chunked floor's 0.54-0.60 s).
+either way (the 500,000-row floor most of all: its arrays are fresh memory, which numpy
+asks the kernel to back with 2 MiB pages, and the kernel's system time to find and
+clear free ones, compacting memory that other work has fragmented, went from 0.06 s to
+1.0 s per worker between tries; its CPU seconds were 0.62-0.66 s or 1.3-2.5 s in one
+run at load ~4, the chunked floor's 0.55-0.60 s).
 
 Usage: ``python benchmarks/bench_simulator.py [--quick] [--rounds N] [case ...]``.
 ``--quick`` runs every case 10x smaller (a smoke test of the script, not a benchmark).

@@ -141,8 +141,8 @@ def _prepared(
 ) -> tuple[Any, ...]:
     """What ``strategy`` prepared for the bidders ``members`` in auction ``taken[1]`` of
     ``ahead``'s buffer ``taken[0]`` (``(bidders, auctions, draws)``): every auction of a
-    buffer is prepared in one call when the buffer is first used (rows auction by
-    auction, then bidder by bidder), then sliced. Prepared again if the environment,
+    buffer is prepared in one call when the buffer is first used (rows bidder by
+    bidder, then auction by auction), then sliced. Prepared again if the environment,
     the strategy or its :meth:`~.strategies.base.BidderStrategy.batch_state` changed."""
     buffer, at = taken
     state = strategy.batch_state(env.view, env.market)
@@ -171,7 +171,7 @@ def _prepared(
             for part, flag in zip(made, per_row, strict=True)
         )
         entry = _Prepared(env, strategy, buffer, state, parts, per_row)
-        if len(_prepared_seen) >= 64:
+        if len(_prepared_seen) >= 32:  # (a few groups of a few simulators)
             _prepared_seen.clear()
         # ``ahead`` is held so that its id is not reused meanwhile.
         _prepared_seen[key] = (ahead, entry)
