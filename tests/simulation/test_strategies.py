@@ -24,7 +24,7 @@ from phantom_auction.simulation import (
     strategy_names,
 )
 from phantom_auction.simulation.market import value_distribution
-from phantom_auction.simulation.strategies.base import call_generate_bids
+from phantom_auction.simulation.strategies.base import ROW_BLOCK, add_to_rows, call_generate_bids
 
 from .test_seed_examples import DuckTypedStrategy, MyCustomStrategy
 
@@ -109,6 +109,38 @@ def test_batch_form_equals_scalar_form(name: str, view_name: str) -> None:
             assert batch.timestamp_ms[a, k] == pytest.approx(bid.timestamp, abs=1e-12)
             assert batch.quantity[a, k] == pytest.approx(bid.quantity, rel=1e-12)
             assert batch.priority_fee[a, k] == pytest.approx(bid.priority_fee, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "view", [AuctionView(), AuctionView(window_ms=95.0, duration_ms=90.0)], ids=["open", "cut"]
+)
+@pytest.mark.parametrize("name", ["random_walk", "aggressive", "conservative"])
+def test_batch_times_equal_scalar_times_over_many_rows(name: str, view: AuctionView) -> None:
+    # 600 rows: past ROW_BLOCK and CUMSUM_LOOP_ROWS and a multiple of neither, so the
+    # blocked and column-wise passes run, with a remainder. "cut": the last slots' times
+    # pass the auction's end and are capped; "open": they cannot (the cap is skipped).
+    values = np.linspace(-20.0, 120.0, 600)
+    scalar = bids_for(create_strategy(name), list(values), 11, view)
+    batch = create_strategy(name).generate_batch(
+        view, MARKET, BP, BQ, values, np.random.default_rng(11)
+    )
+    assert batch is not None
+    assert float(np.max(batch.timestamp_ms)) <= view.duration_ms
+    for a, bids in enumerate(scalar):
+        present = np.flatnonzero(batch.present[a])
+        assert batch.timestamp_ms[a, present].tolist() == [b.timestamp for b in bids]
+
+
+@pytest.mark.parametrize("rows", [0, 3, ROW_BLOCK, 2 * ROW_BLOCK + 5])
+def test_add_to_rows_is_broadcast_addition_bit_for_bit(rows: int) -> None:
+    rng = np.random.default_rng(rows)
+    a = rng.standard_normal((rows, 17)) * 1e3
+    row = rng.standard_normal(17)
+    assert np.array_equal(add_to_rows(a.copy(), row), a + row)
+    wide = rng.standard_normal((rows, 20))
+    strided = wide[:, 2:19]  # not contiguous: added as numpy would
+    expected = strided + row
+    assert np.array_equal(add_to_rows(strided, row), expected)
 
 
 @settings(max_examples=60, deadline=None)

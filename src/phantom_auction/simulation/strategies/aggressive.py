@@ -62,13 +62,19 @@ class AggressiveStrategy(LadderStrategy):
             yield t, level
 
     def _batch_schedule(self, u: FloatArray, r: int) -> tuple[FloatArray, FloatArray]:
-        n = u.shape[0]
         o0, o1 = self.open_bps
         s0, s1 = self.step_bps
-        gaps = np.empty((n, r))
-        gaps[:, 0] = self.interval_ms * u[:, 0]
-        gaps[:, 1:] = self.interval_ms * (0.9 + 0.2 * u[:, 1:r])
-        steps = np.empty((n, r))
-        steps[:, 0] = o0 + (o1 - o0) * u[:, r]
-        steps[:, 1:] = s0 + (s1 - s0) * u[:, r + 1 : 2 * r]
+        # Every column the later slots' way, then the first one's own: one pass over the
+        # strided uniforms into a fresh array and in-place passes over it, rather than
+        # temporaries copied into a slice (numpy walks a short-rowed strided 2-D array a
+        # row at a time: ~1 ms a pass per 65,536 rows). x * y == y * x and x + y == y +
+        # x bit for bit, so the scalar form's figures.
+        gaps = np.multiply(u[:, :r], 0.2)
+        gaps += 0.9
+        gaps *= self.interval_ms
+        np.multiply(u[:, 0], self.interval_ms, out=gaps[:, 0])
+        steps = np.multiply(u[:, r : 2 * r], s1 - s0)
+        steps += s0
+        np.multiply(u[:, r], o1 - o0, out=steps[:, 0])
+        steps[:, 0] += o0
         return cumsum_rows(gaps), cumsum_rows(steps)

@@ -218,6 +218,28 @@ def cumsum_rows(a: FloatArray) -> FloatArray:
     return a
 
 
+#: Rows per block in :func:`add_to_rows`: a block is one long run of ``block * R`` numbers.
+ROW_BLOCK = 256
+
+
+def add_to_rows(a: FloatArray, row: FloatArray) -> FloatArray:
+    """``a += row`` (``a``: C-contiguous ``(A, R)``, ``row``: ``(R,)``), the same bits.
+
+    numpy broadcasts a row over a short-rowed array one row at a time (~0.9 ms per
+    65,536 rows of 17); seen as rows of ``ROW_BLOCK`` rows each, with ``row`` repeated
+    to match, the additions are the same and run over long contiguous spans (~0.3 ms).
+    """
+    n, r = a.shape
+    whole = n - n % ROW_BLOCK
+    if whole and a.flags.c_contiguous:
+        blocks = a[:whole].reshape(whole // ROW_BLOCK, ROW_BLOCK * r)  # a view
+        blocks += np.tile(row, ROW_BLOCK)
+        a[whole:] += row
+    else:
+        a += row
+    return a
+
+
 def single_bid(
     baseline_price: float,
     baseline_quantity: float,

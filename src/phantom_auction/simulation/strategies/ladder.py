@@ -119,7 +119,9 @@ class LadderStrategy(BidderStrategy):
         fee = self._fee(qty, view, u[:, -1])
         times, offers = self._batch_schedule(u, r)
         np.minimum(times, view.duration_ms, out=times)
-        return times, np.maximum(offers, view.min_improvement_bps), qty, fee
+        # _batch_schedule's arrays are its own: raised in place.
+        np.maximum(offers, view.min_improvement_bps, out=offers)
+        return times, offers, qty, fee
 
     def finish_batch(
         self,

@@ -17,6 +17,7 @@ from .base import (
     BidBatch,
     BidderStrategy,
     FloatArray,
+    add_to_rows,
     cumsum_rows,
     new_bid,
     order_volume,
@@ -159,9 +160,12 @@ class RandomWalkStrategy(BidderStrategy):
         sizes = np.ascontiguousarray(u).reshape(-1)[at + row * (u.shape[1] - (r - 1)) + (3 * r - 1)]
         steps.reshape(-1)[at] += self.jump_sd * ndtri(sizes)
         times = u[:, 1 : 1 + r] * 0.5
-        times += np.arange(r)
+        add_to_rows(times, np.arange(r, dtype=np.float64))
         times *= self.step_ms
-        np.minimum(times, view.duration_ms, out=times)
+        # A time is at most fl(step * (r - 0.5)) (rounding is monotone): when that is
+        # within the auction, the cap at its end changes nothing and is skipped.
+        if not self.step_ms * (r - 0.5) <= view.duration_ms:
+            np.minimum(times, view.duration_ms, out=times)
         return opening, steps, times
 
     def finish_batch(
@@ -183,8 +187,10 @@ class RandomWalkStrategy(BidderStrategy):
         steps[:, 1:] = later_steps
         imp = np.exp(cumsum_rows(steps), out=steps)
         np.minimum(imp, cap[:, None], out=imp)
-        present = (imp >= view.min_improvement_bps - BOUND_SLACK_BPS) & ok[:, None]
-        imp[~ok] = 0.0
+        present = imp >= view.min_improvement_bps - BOUND_SLACK_BPS
+        present &= ok[:, None]
+        if not ok.all():  # (rows without a value, or whose cap is below the minimum)
+            imp[~ok] = 0.0
         qty = order_volume(baseline_quantity, view)
         fee = qty * view.priority_fee_max_ratio * self.fee_fraction
         return BidBatch(imp, spread(qty, (n, r)), times, spread(fee, (n, r)), present)
