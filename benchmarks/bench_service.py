@@ -742,9 +742,10 @@ def _print_step(name: str, step: StepResult, versus: str, pids: dict[str, int]) 
         f"{_pct(step.total_ms, 50):17.2f} {cpu:>36} {versus:>32}{flag}",
         flush=True,
     )
-    if step.slow_flushes:
+    if step.flushes:
         print(
-            f"         {step.slow_flushes} of {step.flushes} group commits took over 50 ms (disk)"
+            f"         {step.flushes} group commits ({step.flushes / max(1, step.requested):.1f}"
+            f" per auction), {step.slow_flushes} over 50 ms (disk)"
         )
     if step.errors:
         print(

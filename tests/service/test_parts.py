@@ -189,6 +189,45 @@ async def test_group_commit_callbacks_run_once_durable_and_one_bad_record_fails_
     assert [e.nonce for e in await store.events("a1")] == [1, 2, 3]
 
 
+@pytest.mark.anyio
+async def test_an_idle_group_commit_gathers_a_wave_into_one_transaction() -> None:
+    """A record reaching an idle writer waits for the ones right behind it (a bidder
+    wave); each is still answered only once its transaction is stored."""
+    store = MemoryStore()
+    client = await store.add_client("c", "a" * 64)
+    batches: list[list[int | None]] = []
+    real_apply = store.apply
+
+    async def apply(records: Any) -> None:
+        await real_apply(records)
+        batches.append([getattr(r, "nonce", None) for r in records])
+
+    store.apply = apply  # type: ignore[method-assign]
+    # A gap far longer than the two loop turns between the records (no timing race).
+    group_commit = GroupCommit(store, gather_gap_s=5.0, gather_max_s=5.0)
+    group_commit.start()
+    await group_commit.submit(auction_record("a1", client.client_id))
+    first = group_commit.submit(commit_event("a1", "mm-1", 1))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    second = group_commit.submit(commit_event("a1", "mm-2", 2))
+    assert not first.done()  # not stored yet: not answered yet
+    await group_commit.close()  # the stop mark ends the wait: everything is flushed
+    await asyncio.gather(first, second)
+    assert batches == [[None], [1, 2]]
+    # Without gathering each record that reaches an idle writer goes alone.
+    batches.clear()
+    eager = GroupCommit(store, gather_max_s=0.0)
+    eager.start()
+    one = eager.submit(commit_event("a1", "mm-1", 3))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    two = eager.submit(commit_event("a1", "mm-2", 4))
+    await asyncio.gather(one, two)
+    await eager.close()
+    assert batches == [[3], [4]]
+
+
 def test_commands_register_clients_and_bidders(tmp_path: Path) -> None:
     app = typer.Typer()
     register(app)

@@ -177,3 +177,23 @@ def test_a_changed_policy_is_prepared_again() -> None:
         assert want is not None
         _same_batch(got, want)
     assert strategy._greedy == 7
+
+
+def test_a_replaced_strategy_object_is_seen() -> None:
+    # The simulator's environment and the bidding groups are cached by the identity of
+    # the strategy objects: replacing one in the list (same length) is seen.
+    sim = PhantomSimulator(SimulationConfig(seed=2, num_real_bidders=6))
+    first = run_simulation(sim, BASELINE_PRICE, BASELINE_QUANTITY)
+    env = sim.environment(BASELINE_PRICE, BASELINE_QUANTITY)
+    assert sim.environment(BASELINE_PRICE, BASELINE_QUANTITY) is env  # cached
+    before = bidding_groups(env, sim.strategies)
+    sim.strategies[0] = create_strategy("truthful")
+    changed = sim.environment(BASELINE_PRICE, BASELINE_QUANTITY)
+    assert changed is not env and changed.labels[0] == "truthful"
+    groups = bidding_groups(changed, sim.strategies)
+    assert groups is not before and (0,) in groups.together
+    again = run_simulation(sim, BASELINE_PRICE, BASELINE_QUANTITY)
+    assert "profit_bps:truthful" in again.row and "profit_bps:truthful" not in first.row
+    # An equal config object (not the same one) keeps the rules: the same environment.
+    sim.config = SimulationConfig(seed=2, num_real_bidders=6)
+    assert sim.environment(BASELINE_PRICE, BASELINE_QUANTITY) is changed

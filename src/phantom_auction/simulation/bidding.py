@@ -9,6 +9,13 @@ stream, and so its bids, are the ones its scalar form would have made (up to the
 rounding of a value sent as a price and read back). Every other bidder (a custom
 strategy, a learner in a learning run) is called one by one in the scalar form. The
 bids come back padded into arrays, one row per bidder.
+
+A group's batch form runs in its two steps
+(:meth:`~.strategies.base.BidderStrategy.prepare_batch`, then ``finish_batch``): what
+its bidders bid from their uniforms alone is prepared for every auction of the uniforms
+drawn ahead in one call, and each auction is finished when its values are known (numpy
+pays per call, and 200 bidders make many small calls). As with the groups, a strategy's
+parameters are read when it prepares: change them by replacing the strategy object.
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ class _Groups(NamedTuple):
     together: tuple[tuple[int, ...], ...]
     alone: tuple[int, ...]
     row_of: IntArray
+    #: Each group of ``together`` as an index array (its bidders' values at one take).
+    indices: tuple[IntArray, ...] = ()
 
 
 _groups_seen: dict[tuple[int, int], tuple[AuctionEnvironment, Sequence[Any], _Groups]] = {}
@@ -98,7 +107,8 @@ def bidding_groups(env: AuctionEnvironment, strategies: Sequence[Any]) -> _Group
     groups = [tuple(members) for members in together.values()]
     row_of = np.empty(len(strategies), dtype=np.intp)
     row_of[[i for g in groups for i in g] + alone] = np.arange(len(strategies))
-    found = _Groups(tuple(groups), tuple(alone), row_of)
+    indices = tuple(np.array(members, dtype=np.intp) for members in groups)
+    found = _Groups(tuple(groups), tuple(alone), row_of, indices)
     if len(_groups_seen) >= 16:
         _groups_seen.clear()
     # The environment and the list are held so that their ids are not reused meanwhile.
@@ -131,8 +141,8 @@ def _prepared(
 ) -> tuple[Any, ...]:
     """What ``strategy`` prepared for the bidders ``members`` in auction ``taken[1]`` of
     ``ahead``'s buffer ``taken[0]`` (``(bidders, auctions, draws)``): every auction of a
-    buffer is prepared in one call when the buffer is first used (rows auction by
-    auction, then bidder by bidder), then sliced. Prepared again if the environment,
+    buffer is prepared in one call when the buffer is first used (rows bidder by
+    bidder, then auction by auction), then sliced. Prepared again if the environment,
     the strategy or its :meth:`~.strategies.base.BidderStrategy.batch_state` changed."""
     buffer, at = taken
     state = strategy.batch_state(env.view, env.market)
@@ -161,7 +171,7 @@ def _prepared(
             for part, flag in zip(made, per_row, strict=True)
         )
         entry = _Prepared(env, strategy, buffer, state, parts, per_row)
-        if len(_prepared_seen) >= 64:
+        if len(_prepared_seen) >= 32:  # (a few groups of a few simulators)
             _prepared_seen.clear()
         # ``ahead`` is held so that its id is not reused meanwhile.
         _prepared_seen[key] = (ahead, entry)
@@ -199,9 +209,9 @@ def auction_bids(
     bp, bq = env.baseline_price, env.baseline_quantity
     rngs, ahead = streams.bidders, streams.ahead
     batches: list[BidBatch] = []
-    for members in groups.together:
+    for members, index in zip(groups.together, groups.indices, strict=True):
         strategy = strategies[members[0]]
-        values = values_bps[list(members)]
+        values = values_bps.take(index)
         draws = strategy.batch_draws(env.view)
         if draws is None:
             batch = strategy.generate_batch(

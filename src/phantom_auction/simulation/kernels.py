@@ -162,18 +162,22 @@ def _arrival_order(when: FloatArray) -> IntArray:
     if n > 8 or n < 2:
         return np.argsort(when, axis=1, kind="stable")
     # Column j's rank: the columns before it, plus those to its left arriving later
-    # (a tie keeps the left one first), minus those to its right arriving earlier.
-    rank = np.empty((b, n), dtype=np.int64)
-    rank[:] = np.arange(n)
+    # (a tie keeps the left one first), minus those to its right arriving earlier. Laid
+    # out (column, auction), so that each pass runs over contiguous memory; each rank is
+    # kept as a flat index into (b, n), rank + the row's start.
+    when_t = np.ascontiguousarray(when.T)
+    at = np.empty((n, b), dtype=np.int64)
+    at[:] = np.arange(0, b * n, n)
+    for j in range(1, n):
+        at[j] += j
+    later = np.empty(b, dtype=bool)
     for i in range(n):
         for j in range(i + 1, n):
-            later = when[:, j] < when[:, i]  # j (right of i) arrives strictly earlier
-            rank[:, i] += later
-            rank[:, j] -= later
+            np.less(when_t[j], when_t[i], out=later)  # j (right of i) arrives strictly earlier
+            at[i] += later
+            at[j] -= later
     order = np.empty((b, n), dtype=np.int64)
-    order.reshape(-1)[(rank + np.arange(0, b * n, n)[:, None]).reshape(-1)] = np.tile(
-        np.arange(n), b
-    )
+    order.reshape(-1)[at.T.reshape(-1)] = np.tile(np.arange(n), b)
     return order
 
 

@@ -429,13 +429,18 @@ class ValueModel:
         elif self.correlation == 0.0:
             x = idio
         else:
-            x = (
-                math.sqrt(self.correlation) * common[:, None]
-                + math.sqrt(1.0 - self.correlation) * idio
-            )
+            # sqrt(rho) * W + sqrt(1 - rho) * E, in place (the same bits: a + b == b + a).
+            x = np.multiply(idio, math.sqrt(1.0 - self.correlation))
+            x += (math.sqrt(self.correlation) * common)[:, None]
         if self.distribution is None:
             premium = self.center_bps + self.premium_sd_bps * premium_shock
-            values = premium[:, None] + self.noise_sd_bps * x
+            # premium + noise_sd * x, in place when x is ours.
+            values = (
+                np.multiply(x, self.noise_sd_bps)
+                if x is idio
+                else np.multiply(x, self.noise_sd_bps, out=x)
+            )
+            values += premium[:, None]
             return MarketDraws(premium, values)
         premium = np.full(n_auctions, self.center_bps)
         return MarketDraws(premium, self._quantile_transform(x))

@@ -372,7 +372,7 @@ def simulate_auction(
     committed = flat[order]
     real_order = order.tolist()
     all_ids = _bidder_ids(n)
-    ids = [all_ids[i] for i in real_order]
+    ids = list(map(all_ids.__getitem__, real_order))
     ph = draws.phantoms
     slots = np.flatnonzero(ph.present[a])
     columns = (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -228,9 +227,13 @@ class AdaptiveStrategy(BidderStrategy):
         action, kept, times = prepared
         # As _bid: the grid's bid, or (1 - shading) * value.
         bid = kept if self.bids_bps is not None else kept * values_bps
-        batch = single_bid_batch(view, baseline_quantity, bid, times)
-        # The learner's action goes back with the feedback; -1 where it did not bid.
-        return replace(batch, tag=np.where(batch.present[:, 0], action, -1))
+        b = single_bid_batch(view, baseline_quantity, bid, times)
+        # The learner's action goes back with the feedback; -1 where it did not bid (a new
+        # BidBatch: dataclasses.replace costs more than the bids).
+        tag = np.where(b.present[:, 0], action, -1)
+        return BidBatch(
+            b.improvement_bps, b.quantity, b.timestamp_ms, b.priority_fee, b.present, tag
+        )
 
     def batch_state(self, view: AuctionView, market: MarketConditions) -> Hashable:
         self._refresh_policy(market, view)
