@@ -18,6 +18,7 @@ from phantom_auction.engine import (
     ImprovementBid,
     Outcome,
     SettlementRequest,
+    finalize_auction,
     make_bid,
     submit_bid,
 )
@@ -204,6 +205,7 @@ def test_the_command_functions_are_the_methods() -> None:
     # No wrapper layer: submit_bid(auction, bid, now=...) is Auction.commit itself.
     assert submit_bid is Auction.commit
     assert reveal_bid is Auction.reveal
+    assert finalize_auction is Auction.finalize
 
 
 def test_a_pooled_opening_publishes_the_sha256_of_its_seed() -> None:
