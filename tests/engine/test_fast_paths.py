@@ -18,6 +18,7 @@ from phantom_auction.engine import (
     ImprovementBid,
     Outcome,
     SettlementRequest,
+    finalize_auction,
     make_bid,
     submit_bid,
 )
@@ -204,6 +205,7 @@ def test_the_command_functions_are_the_methods() -> None:
     # No wrapper layer: submit_bid(auction, bid, now=...) is Auction.commit itself.
     assert submit_bid is Auction.commit
     assert reveal_bid is Auction.reveal
+    assert finalize_auction is Auction.finalize
 
 
 def test_a_pooled_opening_publishes_the_sha256_of_its_seed() -> None:
@@ -211,3 +213,28 @@ def test_a_pooled_opening_publishes_the_sha256_of_its_seed() -> None:
         SettlementRequest(*PAIR, 1000.0), 100.0, 1000.0, T0 + ms(100), config=config(), now=T0
     )
     assert auction.phantom_commitment == hashlib.sha256(auction.phantom_seed).digest()
+
+
+def test_a_lazy_ranking_is_the_ranking_of_its_columns() -> None:
+    from phantom_auction.engine.result import Ranking, RankingColumns
+
+    fields = (
+        ["a", "b", "phantom-0"],
+        2,
+        [100.3, 100.2, 100.25],
+        [600.0, 500.0, 300.0],
+        [0.0, 1.0, 0.5],
+        [600.0, 400.0, 0.0],
+        [100.2, 100.2, None],
+        [0, 2, 1],
+        [30.0, 20.0, 25.0],
+        [0.0, 10.0, 5.0],
+        [30.0, 20.0, 25.0],
+    )
+    lazy = Ranking.of_columns(*fields)
+    eager = Ranking(columns=RankingColumns(*fields))
+    assert len(lazy) == len(eager) == 3
+    assert lazy.columns == eager.columns
+    assert tuple(lazy) == tuple(eager)
+    assert [r.bidder_id for r in lazy] == ["a", "phantom-0", "b"]
+    assert lazy == eager

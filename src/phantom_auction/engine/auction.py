@@ -796,8 +796,14 @@ class Auction:
         self._move(Command.CLOSE_COLLECTION, at, "collection closed early")
 
     def finalize(self, now: datetime | None = None, *, strict: bool = False) -> AuctionResult:
-        """Clear the auction (once; later calls return the same result); see
-        :func:`finalize_auction`."""
+        """Clear the auction and return its result; later calls return the same result
+        (also ``finalize_auction(auction, now=..., strict=...)``).
+
+        Legal once the reveal window is over, or earlier in ``REVEALING`` when every
+        committed bid has been revealed. Below ``min_participants`` the user gets the
+        baseline (``outcome`` says why); with ``strict=True`` that raises
+        :class:`InsufficientParticipants` instead.
+        """
         at = self._advance(now, Command.FINALIZE)
         result = self._result
         if result is None:
@@ -1051,29 +1057,17 @@ class Auction:
         return result
 
 
-#: ``submit_bid(auction, bid, now=...)`` and ``reveal_bid(auction, bid, now=...)``: the
-#: methods themselves, not wrappers around them (a wrapper's call is a tenth of a
-#: commit's cost, and a driver makes one per bid).
+#: ``submit_bid(auction, bid, now=...)``, ``reveal_bid(auction, bid, now=...)`` and
+#: ``finalize_auction(auction, now=...)``: the methods themselves, not wrappers around
+#: them (a wrapper's call is a tenth of a commit's cost, and a driver makes one per bid).
 submit_bid = Auction.commit
 reveal_bid = Auction.reveal
+finalize_auction = Auction.finalize
 
 
 def close_collection(auction: Auction, *, now: datetime | None = None) -> None:
     """End the collection window early; only legal in ``COLLECTING``."""
     auction.close_collection(now)
-
-
-def finalize_auction(
-    auction: Auction, *, now: datetime | None = None, strict: bool = False
-) -> AuctionResult:
-    """Clear the auction and return its result; later calls return the same result.
-
-    Legal once the reveal window is over, or earlier in ``REVEALING`` when every
-    committed bid has been revealed. Below ``min_participants`` the user gets the
-    baseline (``outcome`` says why); with ``strict=True`` that raises
-    :class:`InsufficientParticipants` instead.
-    """
-    return auction.finalize(now, strict=strict)
 
 
 def abort_auction(auction: Auction, reason: str, *, now: datetime | None = None) -> AuctionResult:

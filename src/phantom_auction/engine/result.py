@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import overload
+from typing import Any, overload
 
 from .audit import Outcome
 from .bids import ImprovementBid
@@ -142,25 +142,40 @@ class Ranking(Sequence[RankedBid]):
     and building ~25 frozen records costs more than clearing the auction.
     """
 
-    __slots__ = ("_columns", "_entries")
+    __slots__ = ("_columns", "_entries", "_fields")
 
     def __init__(
         self, entries: Iterable[RankedBid] = (), *, columns: RankingColumns | None = None
     ) -> None:
         self._columns = columns
         self._entries: tuple[RankedBid, ...] | None = None if columns else tuple(entries)
+        self._fields: tuple[Any, ...] | None = None
+
+    @classmethod
+    def of_columns(cls, *fields: Any) -> Ranking:
+        """The ranking of ``RankingColumns(*fields)`` (its fields in order), the columns
+        themselves made when first read (most rankings never are)."""
+        ranking = cls.__new__(cls)
+        ranking._columns = None
+        ranking._entries = None
+        ranking._fields = fields
+        return ranking
 
     @property
     def columns(self) -> RankingColumns | None:
         """The engine's columns this ranking is built from (None when given entries):
         for callers that read many rankings and want no per-bid records."""
-        return self._columns
+        columns = self._columns
+        if columns is None and self._fields is not None:
+            columns = self._columns = RankingColumns(*self._fields)
+        return columns
 
     def _built(self) -> tuple[RankedBid, ...]:
         entries = self._entries
         if entries is None:
-            assert self._columns is not None
-            entries = self._entries = self._columns.build()
+            columns = self.columns
+            assert columns is not None
+            entries = self._entries = columns.build()
         return entries
 
     @overload
@@ -173,8 +188,10 @@ class Ranking(Sequence[RankedBid]):
         return self._built()[index]
 
     def __len__(self) -> int:
-        if self._entries is None and self._columns is not None:
-            return len(self._columns.order)
+        if self._entries is None:
+            columns = self.columns
+            if columns is not None:
+                return len(columns.order)
         return len(self._built())
 
     def __iter__(self) -> Iterator[RankedBid]:

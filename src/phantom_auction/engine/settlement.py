@@ -31,7 +31,7 @@ from ..mechanisms.rules import (
 from .audit import Outcome
 from .bids import ImprovementBid
 from .phantoms import _PHANTOM_IDS, PhantomColumns, phantom_id
-from .result import Fill, Ranking, RankingColumns
+from .result import Fill, Ranking
 
 __all__ = ["Settlement", "bid_table", "cfmm_remainder", "ranking_of", "settle"]
 
@@ -202,21 +202,21 @@ def ranking_of(
     fill_prices: list[float | None] | None = None,
 ) -> Ranking:
     """The published ranking of ``table`` (with what clearing gave each bid, if it ran)."""
-    # The lists are this clearing's own and never change again: no copies.
-    columns = RankingColumns(
-        bidder_ids=BidderIds(table.reals, table.phantom_slots),
-        n_real=len(table.reals),
-        prices=table.prices,
-        volumes=table.volumes,
-        fees=table.fees,
-        allocated=allocated,
-        fill_prices=fill_prices,
-        order=table.order,
-        improvements=table.improvements,
-        fees_bps=table.fees_bps,
-        scores=table.scores,
+    # The lists are this clearing's own and never change again: no copies. The columns
+    # are RankingColumns' fields in order, made into one when first read.
+    return Ranking.of_columns(
+        BidderIds(table.reals, table.phantom_slots),
+        len(table.reals),
+        table.prices,
+        table.volumes,
+        table.fees,
+        allocated,
+        fill_prices,
+        table.order,
+        table.improvements,
+        table.fees_bps,
+        table.scores,
     )
-    return Ranking(columns=columns)
 
 
 def settle(

@@ -424,8 +424,8 @@ def _clear_in_order(
         order = [i for i in ranked if v[i] >= reserve and q[i] > 0]  # eligible bids only
     if not order or supply <= 0:
         return name, x, pay, []
-    vs = [v[i] for i in order]
-    qs = [q[i] for i in order]
+    vs = list(map(v.__getitem__, order))
+    qs = list(map(q.__getitem__, order))
     filled = []
     ahead = 0.0  # the volume of the bids before this one (see clear)
     for units in qs:

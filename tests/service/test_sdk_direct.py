@@ -1,0 +1,76 @@
+"""The bidder SDK's short path (``client._Connection``): whole text messages handed over as
+they are parsed and sent without ``send``'s coroutine, against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from phantom_auction.client import BidderClient, _Connection
+from phantom_auction.simulation.strategies import create_strategy
+
+from .service_harness import ServerProcess
+
+pytestmark = pytest.mark.anyio
+
+AUCTIONS = 4
+
+
+async def test_sdk_bidders_take_part_in_every_auction_over_the_short_path(
+    server_factory: Any,
+) -> None:
+    server: ServerProcess = server_factory({})
+    token = await server.add_client("settlement")
+    names = ["mm-0", "mm-1", "mm-2"]
+    keys = {name: await server.add_bidder(name) for name in names}
+    clients = [BidderClient(server.url, name, keys[name], honour_timing=False) for name in names]
+    handed: list[int] = []
+    real = _Connection.process_event
+
+    def process_event(self: _Connection, event: Any) -> None:
+        before = self.on_text
+        if before is not None:
+
+            def counted(data: bytes) -> None:
+                handed.append(len(data))
+                before(data)
+
+            self.on_text = counted
+        try:
+            real(self, event)
+        finally:
+            if before is not None:
+                self.on_text = before
+
+    _Connection.process_event = process_event  # type: ignore[method-assign]
+    try:
+        # A strategy that always bids: each bidder commits and reveals in every auction.
+        runs = [
+            asyncio.create_task(
+                c.arun(create_strategy("truthful"), max_auctions=AUCTIONS, private_value=2100.0)
+            )
+            for c in clients
+        ]
+        await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in clients)), 30)
+        assert all(isinstance(c._ws, _Connection) for c in clients)
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+        ) as http:
+            for _ in range(AUCTIONS):
+                order = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
+                r = await http.post("/v1/auctions", json=order)
+                assert r.status_code == 200, r.text
+                assert r.json()["result"]["num_participants"] >= len(names)
+        reports = await asyncio.wait_for(asyncio.gather(*runs), 30)
+    finally:
+        _Connection.process_event = real  # type: ignore[method-assign]
+    for report in reports:
+        assert report.auctions_seen == AUCTIONS
+        assert report.commits_sent == report.reveals_sent == AUCTIONS
+        assert report.accepted == 2 * AUCTIONS and report.rejected == {}
+        assert report.unanswered == 0 and report.unsent == 0
+    # Announcements, acks, reveal_open and auction_closed came by the short path.
+    assert len(handed) >= len(names) * AUCTIONS * 4
