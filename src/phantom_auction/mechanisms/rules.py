@@ -251,18 +251,12 @@ def reveal_verdict(
 def reveal_check(
     limits: RevealLimits, baseline: float, price: float, volume: float, priority_fee: float
 ) -> RejectReason | None:
-    """:func:`reveal_verdict` of a bid at ``price`` (B per A) over ``baseline``, its
-    improvement worked out here: ``reveal_verdict(limits, improvement_bps(price,
-    baseline), volume, priority_fee)``, in one call (the engine runs it on every reveal;
-    the two calls cost more than their arithmetic)."""
+    """:func:`reveal_verdict` of a bid at ``price`` (B per A) over ``baseline``:
+    ``reveal_verdict(limits, improvement_bps(price, baseline), volume, priority_fee)``,
+    the improvement written out (the engine runs this on every reveal, and a call costs
+    more than that arithmetic)."""
     improvement = (price - baseline) / baseline * BPS  # improvement_bps, written out
-    if not (limits.low_bps <= improvement <= limits.high_bps and improvement < math.inf):
-        return RejectReason.IMPROVEMENT_OUT_OF_BOUNDS
-    if not 0.0 < volume <= limits.max_volume:
-        return RejectReason.VOLUME_OUT_OF_BOUNDS
-    if not 0.0 <= priority_fee <= volume * limits.fee_per_volume:
-        return RejectReason.FEE_OUT_OF_BOUNDS
-    return None
+    return reveal_verdict(limits, improvement, volume, priority_fee)
 
 
 def reveal_verdicts(
