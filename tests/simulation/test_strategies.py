@@ -250,3 +250,36 @@ def test_interface_edges() -> None:
 
     with pytest.raises(InvalidBidParameters, match="generate_bid"):
         call_generate_bids(BadReturn(), BP, BQ, MARKET, np.random.default_rng(0), None, None)
+
+
+class _NearlyOne:
+    """An rng whose uniforms are the largest double below 1 (a bid time at the window's end)."""
+
+    def random(self, size: object = None) -> object:
+        top = math.nextafter(1.0, 0.0)
+        return top if size is None else np.full(size, top)
+
+
+def test_truthful_bid_timed_at_the_window_end_stays_inside() -> None:
+    """``window_ms * u`` rounds to the deadline for u within ~1e-5 of 1, which the
+    half-open window leaves out: the truthful bidder must still bid (it once abstained in
+    ~1 of 160,000 live auctions)."""
+    from phantom_auction.mechanisms.rules import in_window, to_us
+    from phantom_auction.simulation.strategies import TruthfulStrategy
+
+    view = AuctionView()
+    deadline_us = to_us(view.window_ms)
+    assert not in_window(view.window_ms * math.nextafter(1.0, 0.0), deadline_us)
+    strategy = TruthfulStrategy()
+    bid = strategy.generate_bid(100.0, 10.0, MarketConditions(), _NearlyOne(), view=view)  # type: ignore[arg-type]
+    assert bid is not None and in_window(bid.timestamp, deadline_us)
+    batch = strategy.generate_batch(
+        view,
+        MarketConditions(),
+        100.0,
+        10.0,
+        np.full(4, 30.0),
+        _NearlyOne(),  # type: ignore[arg-type]
+    )
+    assert batch is not None and bool(in_window(batch.timestamp_ms, deadline_us).all())
+    assert batch.timestamp_ms[0, 0] == bid.timestamp

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from ...mechanisms.rules import to_us
 from .base import (
     AuctionView,
     Bid,
@@ -23,6 +24,13 @@ if TYPE_CHECKING:
     from ..market import MarketConditions
 
 __all__ = ["TruthfulStrategy", "order_volume"]
+
+
+def _last_ms(view: AuctionView) -> float:
+    """The window's last microsecond, in ms. ``window_ms * u`` with ``u`` within ~1e-5 of 1
+    rounds to the deadline itself, which the half-open window leaves out: capped here, a
+    truthful bidder always bids (the rule book's times are whole microseconds)."""
+    return (to_us(view.window_ms) - 1) / 1000.0
 
 
 class TruthfulStrategy(BidderStrategy):
@@ -56,7 +64,9 @@ class TruthfulStrategy(BidderStrategy):
         view = view or AuctionView()
         u = float(rng.random())
         v = value_bps(baseline_price, private_value, view)
-        return single_bid(baseline_price, baseline_quantity, view, v, view.window_ms * u)
+        return single_bid(
+            baseline_price, baseline_quantity, view, v, min(view.window_ms * u, _last_ms(view))
+        )
 
     def batch_draws(self, view: AuctionView) -> int:
         return 1
@@ -69,7 +79,7 @@ class TruthfulStrategy(BidderStrategy):
         baseline_quantity: float,
         u: FloatArray,
     ) -> tuple[Any, ...]:
-        return (view.window_ms * u[:, 0],)  # the time
+        return (np.minimum(view.window_ms * u[:, 0], _last_ms(view)),)  # the time
 
     def finish_batch(
         self,
