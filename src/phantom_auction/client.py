@@ -1,5 +1,9 @@
 """The bidder SDK: run any simulator strategy against a live phantom-auction server.
 
+One concept past 600 lines: a bidder's side of the wire protocol (connect and log in,
+commit, reveal, record acks, reconnect), with the ``websockets`` connection it runs on
+and the HTTP request signing the same bidder uses without a socket.
+
     from phantom_auction.client import BidderClient
     report = BidderClient("http://127.0.0.1:8080", "mm-1", private_key_hex).run(strategy)
 

@@ -283,3 +283,22 @@ def test_truthful_bid_timed_at_the_window_end_stays_inside() -> None:
     )
     assert batch is not None and bool(in_window(batch.timestamp_ms, deadline_us).all())
     assert batch.timestamp_ms[0, 0] == bid.timestamp
+
+
+def test_a_batch_draws_number_without_the_two_steps_is_refused_by_name() -> None:
+    class HalfBatch(BidderStrategy):
+        def generate_bid(self, *args: object, **kwargs: object) -> None:
+            return None
+
+        def batch_draws(self, view: AuctionView) -> int:
+            return 1
+
+    with pytest.raises(NotImplementedError, match=r"HalfBatch\.batch_draws .* prepare_batch"):
+        HalfBatch().generate_batch(
+            AuctionView(),
+            MarketConditions(),
+            100.0,
+            10.0,
+            np.full(2, 30.0),
+            np.random.default_rng(0),
+        )

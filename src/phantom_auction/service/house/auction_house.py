@@ -1,5 +1,9 @@
 """The auction house itself: it opens live auctions, runs their windows and ends them.
 
+One concept past 600 lines: one live auction's life in the service (open, timers,
+pushes, finalize, store, read back); the bid path, recovery, documents and identities
+are already modules of their own beside it.
+
 The engine's :class:`~phantom_auction.engine.Auction` decides everything about bids
 (windows, nonces, commitments, validation, clearing). The house supplies what the
 engine leaves out on purpose: a clock (:mod:`phantom_auction.engine.clock`), timers at

@@ -485,7 +485,10 @@ class BidderStrategy:
         are known: a tuple whose arrays hold one entry per row on their first axis
         (anything else in it holds for every row). Rows are independent: a slice of the
         rows of every array is what the same slice of ``u`` would have given."""
-        raise NotImplementedError(f"{type(self).__name__} has no two-step batch form")
+        raise NotImplementedError(
+            f"{type(self).__name__}.batch_draws gives a number: it must implement "
+            "prepare_batch and finish_batch too (or batch_draws returns None)"
+        )
 
     def finish_batch(
         self,
@@ -498,7 +501,10 @@ class BidderStrategy:
     ) -> BidBatch:
         """The bids of rows valued ``values_bps`` whose :meth:`prepare_batch` is
         ``prepared`` (the arrays must not be written to: the object path reuses them)."""
-        raise NotImplementedError(f"{type(self).__name__} has no two-step batch form")
+        raise NotImplementedError(
+            f"{type(self).__name__}.batch_draws gives a number: it must implement "
+            "prepare_batch and finish_batch too (or batch_draws returns None)"
+        )
 
     def batch_state(self, view: AuctionView, market: MarketConditions) -> Hashable:
         """What :meth:`prepare_batch` read of this strategy's changing state (a learner's
