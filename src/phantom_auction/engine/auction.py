@@ -1036,11 +1036,11 @@ class Auction:
             return self.finalize(self._reveal_deadline)
         ids, n, log = batch.bidder_ids, len(batch.bidder_ids), self._log
         self._nonces._last.update(dict.fromkeys(ids, nonce))
-        self._commitments = LazyRecords(batch.sealed, ids)
+        self._commitments = LazyRecords(batch.sealed, batch.index)
         log.extend(zip(repeat(batch.commit_event), range(n)))
         self._advance(batch.committed_at(n - 1), Command.COMMIT)
         self._advance(self._commit_deadline, Command.REVEAL)
-        self._reveals = LazyRecords(batch.bid, ids)
+        self._reveals = LazyRecords(batch.bid, batch.index)
         log.extend(zip(repeat(batch.reveal_event), range(n)))
         # finalize()'s own steps, with clearing reading the columns.
         at = self._advance(self._reveal_deadline, Command.FINALIZE)

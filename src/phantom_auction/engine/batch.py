@@ -11,7 +11,7 @@ event), and clearing reads :class:`RevealedRow` rows, the four fields settlement
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from itertools import accumulate, count
@@ -48,7 +48,8 @@ class BatchBids:
     """The bids of one :meth:`Auction.commit_reveal_finalize` call as columns, all
     accepted: bid ``i`` arrived ``arrivals_us[i]`` microseconds after ``opened_at``, was
     committed at ``commit_us[i]`` (the auction's clock then, which never runs back) and
-    revealed at ``revealed_at``. Records and events are made on demand, each once."""
+    revealed at ``revealed_at``; ``index`` maps each bidder to its bid. Records and events
+    are made on demand, each once."""
 
     __slots__ = (
         "_bids",
@@ -58,6 +59,7 @@ class BatchBids:
         "bidder_ids",
         "commit_us",
         "fees",
+        "index",
         "nonce",
         "opened_at",
         "pair",
@@ -81,6 +83,7 @@ class BatchBids:
         arrivals_us: list[int],
         commit_us: list[int],
         revealed_at: datetime,
+        index: dict[str, int],
     ) -> None:
         self.auction_id = auction_id
         self.pair = pair
@@ -94,6 +97,7 @@ class BatchBids:
         self.arrivals_us = arrivals_us
         self.commit_us = commit_us
         self.revealed_at = revealed_at
+        self.index = index
         self._bids: dict[int, ImprovementBid] = {}
         self._sealed: dict[int, SealedBid] = {}
 
@@ -216,11 +220,12 @@ def accepted_batch(
         commit_us = list(arrivals_us)  # in arrival order, after the clock: each its own
     else:
         commit_us = list(accumulate(arrivals_us, max, initial=clock_us))[1:]
-    unique = set(ids) if set(map(type, ids)) == {str} else ()
+    # Each id's bid, built once: the uniqueness check and both record tables read it.
+    index = dict(zip(ids, count())) if set(map(type, ids)) == {str} else {}
     if not (
         n
-        and len(unique) == n
-        and "" not in unique  # every id a non-empty string, none twice
+        and len(index) == n
+        and "" not in index  # every id a non-empty string, none twice
         and type(nonce) is int
         and 0 <= nonce <= MAX_NONCE
         and isinstance(salt, bytes)
@@ -242,24 +247,26 @@ def accepted_batch(
         return None
     return BatchBids(
         auction_id, pair, opened_at, nonce, salt, ids, price, volume, fee, list(arrivals_us),
-        commit_us, commit_deadline,
+        commit_us, commit_deadline, index,
     )  # fmt: skip
 
 
 class LazyRecords(dict[str, V]):
     """A bidder-id -> record dictionary whose records are made when first read.
 
-    Keys are set at once (so ``len``, ``in`` and iteration over keys cost nothing); a
-    value is ``make(index)`` until it is read, then the record itself. Every method
-    that reads values is overridden, iteration too (so that ``dict(records)`` goes
-    through them rather than copying the raw entries).
+    Keys are set at once, copied from ``index`` (each key's record index; so ``len``,
+    ``in`` and iteration over keys cost nothing); a value is ``make(its index)`` until
+    it is read, then the record itself. Every method that reads values is overridden,
+    iteration too (so that ``dict(records)`` goes through them rather than copying the
+    raw entries).
     """
 
     __slots__ = ("_make",)
 
-    def __init__(self, make: Callable[[int], V], keys: Iterable[str]) -> None:
-        # Until read, a value is the record's index (an int: never a record).
-        super().__init__(cast(Iterable[tuple[str, V]], zip(keys, count())))
+    def __init__(self, make: Callable[[int], V], index: Mapping[str, int]) -> None:
+        # Until read, a value is the record's index (an int: never a record); copying a
+        # dict costs a twentieth of building one.
+        super().__init__(cast(Mapping[str, V], index))
         self._make = make
 
     def _all(self) -> None:

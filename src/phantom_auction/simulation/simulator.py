@@ -181,6 +181,7 @@ def _bidder_ids(n: int) -> list[str]:
 
 def _run_engine(
     env: AuctionEnvironment,
+    arrays: _EnvironmentArrays,
     a: int,
     ids: list[str],
     columns: tuple[list[float], list[float], list[float], list[int]],
@@ -193,12 +194,11 @@ def _run_engine(
     batch entry (:meth:`~phantom_auction.engine.auction.Auction.commit_reveal_finalize`,
     the same as those commands one by one; it makes no record per bid that nobody
     reads, and its commitments only when read)."""
-    bq = env.baseline_quantity
     auction = Auction(
-        SettlementRequest(*_PAIR, bq),
+        arrays.request,
         env.baseline_price,
-        bq,
-        SIMULATED_OPEN + timedelta(milliseconds=env.duration_ms),
+        env.baseline_quantity,
+        arrays.deadline,
         config=env.auction_config,
         auction_id=f"simulated-{a}",
         nonces=NonceRegistry(),
@@ -275,10 +275,13 @@ def _vcg_view(
 
 class _EnvironmentArrays(NamedTuple):
     """What every auction of an environment reuses: the convergence path's time grid (ms,
-    read-only) and each bidder's index in ``env.label_groups``."""
+    read-only), each bidder's index in ``env.label_groups``, and the engine's order
+    (immutable) and deadline on the synthetic clock."""
 
     time_grid_ms: NDArray[np.float64]
     label_of: NDArray[np.intp]
+    request: SettlementRequest
+    deadline: datetime
 
 
 _arrays_seen: dict[int, tuple[AuctionEnvironment, _EnvironmentArrays]] = {}
@@ -295,7 +298,9 @@ def _arrays_of(env: AuctionEnvironment) -> _EnvironmentArrays:
         label_of[list(members)] = k
     if len(_arrays_seen) >= 16:
         _arrays_seen.clear()
-    arrays = _arrays_seen[id(env)] = (env, _EnvironmentArrays(grid, label_of))
+    request = SettlementRequest(*_PAIR, env.baseline_quantity)
+    deadline = SIMULATED_OPEN + timedelta(milliseconds=env.duration_ms)
+    arrays = _arrays_seen[id(env)] = (env, _EnvironmentArrays(grid, label_of, request, deadline))
     return arrays[1]
 
 
@@ -384,7 +389,10 @@ def simulate_auction(
     arrivals_us = np.rint(s_time[order] * 1000.0).astype(np.int64).tolist()  # to_us()
     price_list, imp_list = bids.price.take(committed).tolist(), s_imp[order].tolist()
     qty_list, fee_list = qty.take(committed).tolist(), fees.take(committed).tolist()
-    result = _run_engine(env, a, ids, (price_list, qty_list, fee_list, arrivals_us), columns)
+    arrays = _arrays_of(env)
+    result = _run_engine(
+        env, arrays, a, ids, (price_list, qty_list, fee_list, arrivals_us), columns
+    )
 
     labels = env.labels
     times_list = s_time[order].tolist()
@@ -494,7 +502,6 @@ def simulate_auction(
     x_real[winners] = x_won
     p_real[winners] = p_won
     profit = (values_bps * x_real - p_real) / bq
-    arrays = _arrays_of(env)
     by_label = [
         np.bincount(arrays.label_of, weights=w, minlength=len(env.label_groups)).tolist()
         for w in (shaded, valued, profit)
