@@ -429,7 +429,10 @@ def _clear_rows(
     xs = scratch.xs[:, :c]
     xs[0] = supply
     np.subtract(supply, cum[:-1], out=xs[1:])
-    np.clip(xs, 0.0, qs, out=xs)
+    # np.clip's bits (max then min) in two SIMD passes: clip with an array bound runs
+    # element by element, ~10x slower.
+    np.maximum(xs, 0.0, out=xs)
+    np.minimum(xs, qs, out=xs)
 
     # 3. Payments.
     pay = scratch.pay[:, :c]

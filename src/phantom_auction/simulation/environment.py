@@ -447,7 +447,11 @@ def phantom_best(
     if monotone:
         top = np.maximum.reduceat(q, starts)
         pick = np.flatnonzero(q >= np.repeat(top, sizes) - QUANTILE_GAP)
-        starts = np.searchsorted(pick, starts)  # each auction has one at least: its top
+        # Each auction has one at least (its top); one each, most often: in turn.
+        if pick.shape[0] == starts.shape[0]:
+            starts = np.arange(pick.shape[0])
+        else:
+            starts = np.searchsorted(pick, starts)
         q = q[pick]
         fee: FloatArray = np.zeros(pick.shape[0])
     else:

@@ -394,6 +394,18 @@ def _column(a: NDArray[Any], flat: IntArray | None) -> NDArray[Any]:
     return a.reshape(-1)[flat]
 
 
+def _rows_in_order(when: FloatArray) -> bool:
+    """Whether every row of ``when`` (A, R), R >= 2, is non-decreasing. A C-contiguous
+    array is compared as one flat run (the pairs across rows set aside): one SIMD pass
+    rather than one short row at a time."""
+    if not when.flags.c_contiguous:
+        return bool((when[:, 1:] >= when[:, :-1]).all())
+    flat = when.reshape(-1)
+    ordered = flat[1:] >= flat[:-1]
+    ordered[when.shape[1] - 1 :: when.shape[1]] = True  # a row's last against the next's first
+    return bool(ordered.all())
+
+
 def _standing_of(
     batch: BidBatch, env: AuctionEnvironment, limits: RevealLimits
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]:
@@ -409,7 +421,7 @@ def _standing_of(
         scores = _scores(env.rules, imp, batch.priority_fee, env.baseline_quantity)
         masked = np.where(valid, scores, -np.inf)
         when = batch.timestamp_ms
-        if bool((when[:, 1:] >= when[:, :-1]).all()):
+        if _rows_in_order(when):
             # Slots in time order (as strategies send them): the first best is the earliest.
             pick = np.argmax(masked, axis=1)
         else:
