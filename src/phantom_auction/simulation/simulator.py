@@ -339,10 +339,16 @@ def simulate_auction(
         bids.present,
     )
     qty = np.full(imp.shape, bq) if env.textbook else bids.quantity
-    accepted, codes = reveal_verdicts(env.limits, imp, qty, fees, times, env.deadline_us)
-    valid = accepted & present
-    submitted = int(np.count_nonzero(present))
-    refused = np.bincount(codes[present], minlength=len(REASON_CODES)).tolist()
+    # Judged where a bid is (a third of the padded slots at 200 bidders), as flat indices.
+    sent = np.flatnonzero(present)
+    accepted, codes = reveal_verdicts(
+        env.limits, imp.take(sent), qty.take(sent), fees.take(sent), times.take(sent),
+        env.deadline_us,
+    )  # fmt: skip
+    valid = np.zeros(present.shape, dtype=bool)
+    valid.reshape(-1)[sent] = accepted
+    submitted = sent.size
+    refused = np.bincount(codes, minlength=len(REASON_CODES)).tolist()
     rejected = {
         reason.value: count
         for reason, count in zip(REASON_CODES, refused, strict=True)
