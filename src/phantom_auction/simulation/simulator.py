@@ -345,8 +345,9 @@ def simulate_auction(
         env.limits, imp.take(sent), qty.take(sent), fees.take(sent), times.take(sent),
         env.deadline_us,
     )  # fmt: skip
+    kept = sent[accepted]  # the valid bids' flat indices
     valid = np.zeros(present.shape, dtype=bool)
-    valid.reshape(-1)[sent] = accepted
+    valid.reshape(-1)[kept] = True
     submitted = sent.size
     refused = np.bincount(codes, minlength=len(REASON_CODES)).tolist()
     rejected = {
@@ -537,7 +538,7 @@ def simulate_auction(
     # A bid counts from the first grid time at or after its arrival.
     grid = arrays.time_grid_ms
     best_from = np.zeros(grid.size + 1)  # the baseline; the last slot: after the grid
-    np.maximum.at(best_from, np.searchsorted(grid, times[valid]), imp[valid])
+    np.maximum.at(best_from, np.searchsorted(grid, times.take(kept)), imp.take(kept))
     path = np.maximum.accumulate(best_from[:-1])
     elapsed_ms = (time.perf_counter() - started) * 1e3
     metrics = SimulationMetrics(
