@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from operator import mul
 from typing import NamedTuple, overload
 
+from ..mechanism_names import canonical_mechanism
 from ..mechanisms.clearing import ValueOrder, clear_ranked_winners
 from ..mechanisms.rules import (
     BPS,
@@ -246,7 +247,11 @@ def settle(
         floor = phantom_floor(book, scores[n_real:])
         cleared = scores[:n_real]
         volumes = table.volumes[:n_real]
+        # Vickrey reads the head of the order (two scans); the others read all of it:
+        # sorted at once, not yielded one by one after the scans.
         ranked = ValueOrder(cleared)
+        if canonical_mechanism(book.mechanism) != "vickrey":
+            ranked = ranked._built()
     else:
         order = table.order
         assert isinstance(order, ValueOrder)
