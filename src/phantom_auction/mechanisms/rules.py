@@ -371,10 +371,15 @@ def fill_improvements(
     if rules.mechanism == "discriminatory":
         paid = top
     else:
-        won = units > 0.0
-        paid_score = np.divide(payment, units, out=np.zeros_like(payment), where=won)
-        paid_score = np.maximum(paid_score, floor_score)
-        paid = (paid_score - rules.fee_weight * own_fee_bps) / rules.price_weight
-        paid = np.minimum(np.maximum(paid, 0.0), top)
+        # In place and unmasked: an entry without units (0/0 or x/0) is set to 0 below.
+        no_fee = isinstance(own_fee_bps, float) and own_fee_bps == 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            paid = np.divide(payment, units)
+            np.maximum(paid, floor_score, out=paid)
+            if not (no_fee and rules.fee_weight == 0.0 and rules.price_weight == 1.0):
+                paid -= rules.fee_weight * own_fee_bps  # (x - 0 * 0.0) / 1 is x: skipped
+                paid /= rules.price_weight
+            np.maximum(paid, 0.0, out=paid)
+            np.minimum(paid, top, out=paid)
     out: FloatArray = np.where(units > 0.0, paid, 0.0)
     return out

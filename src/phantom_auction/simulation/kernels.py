@@ -177,7 +177,9 @@ def _arrival_order(when: FloatArray) -> IntArray:
             at[i] += later
             at[j] -= later
     order = np.empty((b, n), dtype=np.int64)
-    order.reshape(-1)[at.T.reshape(-1)] = np.tile(np.arange(n), b)
+    flat = order.reshape(-1)
+    for j in range(n):
+        flat[at[j]] = j
     return order
 
 
@@ -571,9 +573,9 @@ def _clear_and_measure(
             idx = list(group)
             mine_shaded, mine_valued = _sum_cols(shaded[:, idx]), _sum_cols(valued[:, idx])
             columns[f"profit_bps:{label}"] = _sum_cols(profit[:, idx])
-        columns[f"bid_shading:{label}"] = np.divide(
-            mine_shaded, mine_valued, out=np.full(b, np.nan), where=mine_valued > 0.0
-        )
+        # valued is 0 or more, and 0 only where shaded is 0 too: 0/0 is the NaN due.
+        with np.errstate(invalid="ignore"):
+            columns[f"bid_shading:{label}"] = mine_shaded / mine_valued
     return columns, alloc_real, pay_real
 
 
