@@ -12,6 +12,7 @@ from phantom_auction.simulation import (
     SimulationConfig,
     create_strategy,
     run_simulation,
+    simulator,
     strategy_names,
 )
 from phantom_auction.simulation.bidding import BidderStreams, _prepared, bidding_groups
@@ -197,3 +198,58 @@ def test_a_replaced_strategy_object_is_seen() -> None:
     # An equal config object (not the same one) keeps the rules: the same environment.
     sim.config = SimulationConfig(seed=2, num_real_bidders=6)
     assert sim.environment(BASELINE_PRICE, BASELINE_QUANTITY) is changed
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([(0, 1, 2), (3, 4), (0, 1, 2, 3, 4)]),
+            st.integers(1, 70),
+            st.integers(1, 40),
+        ),
+        max_size=30,
+    )
+)
+def test_spans_of_auctions_drawn_ahead_equal_draws_one_by_one(
+    calls: list[tuple[tuple[int, ...], int, int]],
+) -> None:
+    # take_at(..., auctions): the next blocks of several auctions at once (run_simulation
+    # working out auctions ahead), mixed with one-auction takes and other groups.
+    ahead, rngs, plain = UniformsAhead(), _fresh(6), _fresh(6)
+    for group, block, auctions in calls:
+        buffer, at = ahead.take_at(rngs, group, block, auctions)
+        got = buffer[:, at : at + auctions]
+        want = np.stack([plain[i].random((auctions, block)) for i in group])
+        np.testing.assert_array_equal(got, want)
+    ahead.give_back(rngs, range(6))
+    for rng, same in zip(rngs, plain, strict=True):
+        np.testing.assert_array_equal(rng.random(5), same.random(5))
+
+
+def test_auctions_worked_out_ahead_equal_one_auction_a_call() -> None:
+    # run_simulation works out up to AHEAD auctions at once (bids, verdicts, standing
+    # bids); a simulator made to give back what it drew ahead after every call runs one
+    # auction a call. Baselines change, strategies are replaced and appended mid-lot:
+    # the numbers are the same, and what was drawn ahead and not used is given back.
+    config = SimulationConfig(seed=14, num_real_bidders=30)
+    ahead_sim, plain_sim = PhantomSimulator(config), PhantomSimulator(config)
+    sizes = set()
+    for call in range(220):
+        price = BASELINE_PRICE * (1.0 + 0.01 * (call // 100))  # a new environment now and then
+        for sim in (ahead_sim, plain_sim):
+            if call == 20:
+                sim.strategies[3] = create_strategy("truthful")
+            if call == 150:
+                sim.strategies.append(create_strategy("random_walk"))
+        a = run_simulation(ahead_sim, price, BASELINE_QUANTITY)
+        b = run_simulation(plain_sim, price, BASELINE_QUANTITY)
+        plain_sim._ahead.give_back(plain_sim.streams())
+        sizes.add(ahead_sim._ahead._size)
+        assert a.row == b.row, call
+        assert list(a.all_bids) == list(b.all_bids), call
+        np.testing.assert_array_equal(a.convergence_path, b.convergence_path)
+        assert a.execution_trace["rejected_bids"] == b.execution_trace["rejected_bids"]
+        assert a.vcg_result == b.vcg_result
+    assert max(sizes) == simulator.AHEAD  # it did work ahead, up to the most
+    assert plain_sim._ahead._size == 1

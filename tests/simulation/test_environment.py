@@ -13,8 +13,16 @@ from scipy import stats
 
 from phantom_auction.engine.phantoms import PhantomArrays, PhantomModel, draw_phantom_arrays
 from phantom_auction.mechanisms.rules import improvement_bps
-from phantom_auction.simulation import environment
+from phantom_auction.simulation import (
+    MarketConditions,
+    PhantomSimulator,
+    SimulationConfig,
+    environment,
+)
 from phantom_auction.simulation.environment import (
+    Streams,
+    draw_exogenous,
+    draw_exogenous_each,
     draw_phantoms,
     phantom_best,
     phantom_block,
@@ -196,3 +204,30 @@ def test_a_market_mode_run_does_not_import_scipy_stats() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "market",
+    [
+        MarketConditions(),
+        MarketConditions(correlation=0.4, volatility=0.7),
+        MarketConditions(correlation_matrix=np.eye(6) * 0.7 + 0.3),  # a Cholesky product
+    ],
+)
+def test_exogenous_draws_each_equal_one_auction_at_a_time(market: MarketConditions) -> None:
+    sim = PhantomSimulator(SimulationConfig(seed=3, num_real_bidders=6), market)
+    env = sim.environment(100.0, 1000.0)
+    root = np.random.SeedSequence(8)
+    many = draw_exogenous_each(env, Streams.from_seed(root, 6), 37)
+    streams = Streams.from_seed(root, 6)
+    ones = [draw_exogenous(env, streams, 1) for _ in range(37)]
+    np.testing.assert_array_equal(
+        many.true_premium_bps, np.concatenate([d.true_premium_bps for d in ones])
+    )
+    np.testing.assert_array_equal(many.values_bps, np.concatenate([d.values_bps for d in ones]))
+    for field in ("present", "improvement_bps", "price", "volume", "priority_fee"):
+        np.testing.assert_array_equal(
+            getattr(many.phantoms, field),
+            np.concatenate([getattr(d.phantoms, field) for d in ones]),
+            err_msg=field,
+        )

@@ -1,4 +1,4 @@
-"""Every real bidder's bids for one auction of the object path, strategy by strategy.
+"""Every real bidder's bids in the object path's auctions, strategy by strategy.
 
 Bidders who play the same built-in strategy in the same state bid together: one call of
 the strategy's batch form (:meth:`~.strategies.base.BidderStrategy.generate_batch`)
@@ -8,14 +8,16 @@ takes one fixed-size block of uniforms per auction in either form, so each bidde
 stream, and so its bids, are the ones its scalar form would have made (up to the
 rounding of a value sent as a price and read back). Every other bidder (a custom
 strategy, a learner in a learning run) is called one by one in the scalar form. The
-bids come back padded into arrays, one row per bidder.
+bids come back group by group (:class:`BidRows`), padded into arrays.
 
 A group's batch form runs in its two steps
 (:meth:`~.strategies.base.BidderStrategy.prepare_batch`, then ``finish_batch``): what
 its bidders bid from their uniforms alone is prepared for every auction of the uniforms
-drawn ahead in one call, and each auction is finished when its values are known (numpy
-pays per call, and 200 bidders make many small calls). As with the groups, a strategy's
-parameters are read when it prepares: change them by replacing the strategy object.
+drawn ahead in one call, then finished once the auctions' values are known, for one
+auction or for several consecutive ones at once when every bidder bids in a group
+(:func:`bids_ahead`: numpy pays per call, and 200 bidders make many small calls). As
+with the groups, a strategy's parameters are read when it prepares: change them by
+replacing the strategy object.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from numpy.typing import NDArray
 
 from ..mechanisms.rules import improvement_bps, price_of
 from .environment import AuctionEnvironment, Streams, UniformsAhead
-from .strategies.base import Bid, BidBatch, call_generate_bids
+from .strategies.base import Bid, call_generate_bids
 from .strategies.registry import STRATEGIES
 
-__all__ = ["AuctionBids", "BidderStreams", "auction_bids", "bidding_groups"]
+__all__ = ["BidRows", "BidderStreams", "auction_bids", "bidding_groups", "bids_ahead"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -69,13 +71,11 @@ class BidderStreams:
 
 
 class _Groups(NamedTuple):
-    """Bidders by how they bid: ``together`` (lists of bidders, one batch call each, rows
-    laid out group after group from row 0), ``alone`` (one scalar call each, the rows
-    after), and ``row_of`` each bidder's row."""
+    """Bidders by how they bid: ``together`` (lists of bidders, one batch call each) and
+    ``alone`` (one scalar call each)."""
 
     together: tuple[tuple[int, ...], ...]
     alone: tuple[int, ...]
-    row_of: IntArray
     #: Each group of ``together`` as an index array (its bidders' values at one take).
     indices: tuple[IntArray, ...] = ()
 
@@ -105,10 +105,8 @@ def bidding_groups(env: AuctionEnvironment, strategies: Sequence[Any]) -> _Group
         else:
             alone.append(i)
     groups = [tuple(members) for members in together.values()]
-    row_of = np.empty(len(strategies), dtype=np.intp)
-    row_of[[i for g in groups for i in g] + alone] = np.arange(len(strategies))
     indices = tuple(np.array(members, dtype=np.intp) for members in groups)
-    found = _Groups(tuple(groups), tuple(alone), row_of, indices)
+    found = _Groups(tuple(groups), tuple(alone), indices)
     if len(_groups_seen) >= 16:
         _groups_seen.clear()
     # The environment and the list are held so that their ids are not reused meanwhile.
@@ -138,12 +136,14 @@ def _prepared(
     members: tuple[int, ...],
     ahead: UniformsAhead,
     taken: tuple[FloatArray, int],
+    auctions: int = 1,
 ) -> tuple[Any, ...]:
-    """What ``strategy`` prepared for the bidders ``members`` in auction ``taken[1]`` of
-    ``ahead``'s buffer ``taken[0]`` (``(bidders, auctions, draws)``): every auction of a
-    buffer is prepared in one call when the buffer is first used (rows bidder by
-    bidder, then auction by auction), then sliced. Prepared again if the environment,
-    the strategy or its :meth:`~.strategies.base.BidderStrategy.batch_state` changed."""
+    """What ``strategy`` prepared for the bidders ``members`` in ``auctions`` auctions from
+    auction ``taken[1]`` of ``ahead``'s buffer ``taken[0]`` (``(bidders, auctions,
+    draws)``), rows bidder by bidder, then auction by auction: every auction of a buffer
+    is prepared in one call when the buffer is first used, then sliced. Prepared again if
+    the environment, the strategy or its
+    :meth:`~.strategies.base.BidderStrategy.batch_state` changed."""
     buffer, at = taken
     state = strategy.batch_state(env.view, env.market)
     key = (id(ahead), members)
@@ -156,8 +156,8 @@ def _prepared(
         or entry.strategy is not strategy
         or entry.state != state
     ):
-        m, auctions, draws = buffer.shape
-        rows = m * auctions
+        m, count, draws = buffer.shape
+        rows = m * count
         u = buffer.reshape(rows, draws)  # a view: rows bidder by bidder, then auction
         made = strategy.prepare_batch(
             env.view, env.market, env.baseline_price, env.baseline_quantity, u
@@ -167,7 +167,7 @@ def _prepared(
             for part in made
         )
         parts = tuple(
-            part.reshape(m, auctions, *part.shape[1:]) if flag else part
+            part.reshape(m, count, *part.shape[1:]) if flag else part
             for part, flag in zip(made, per_row, strict=True)
         )
         entry = _Prepared(env, strategy, buffer, state, parts, per_row)
@@ -175,27 +175,44 @@ def _prepared(
             _prepared_seen.clear()
         # ``ahead`` is held so that its id is not reused meanwhile.
         _prepared_seen[key] = (ahead, entry)
+    if auctions == 1:
+        return tuple(
+            part[:, at] if flag else part
+            for part, flag in zip(entry.parts, entry.per_row, strict=True)
+        )
+    rows = len(members) * auctions
     return tuple(
-        part[:, at] if flag else part for part, flag in zip(entry.parts, entry.per_row, strict=True)
+        part[:, at : at + auctions].reshape(rows, *part.shape[2:]) if flag else part
+        for part, flag in zip(entry.parts, entry.per_row, strict=True)
     )
 
 
-class AuctionBids(NamedTuple):
-    """The bids of one auction, one row per bidder (rows as :class:`_Groups` lays them
-    out; ``row_of`` maps a bidder to its row), padded to the widest: improvements (bps
-    over the baseline), volumes (token A), arrival times (ms; +inf in the padding),
-    fees (token units),
-    ``present`` where a slot holds a bid, and ``price`` (B per A): the one a scalar form
-    sent, or :func:`price_of` a batch form's improvement; every improvement here is that
-    price's, read back as the engine reads it."""
+class BidRows(NamedTuple):
+    """The bids of a group of ``bidders`` in ``k`` consecutive auctions: row ``b * k + j``
+    holds bidder ``bidders[b]``'s bids in auction ``j``, its slots in time order and
+    padded to the group's widest: improvements (bps over the baseline), volumes (token
+    A), arrival times (ms), fees (token units), ``present`` where a slot holds a bid, and
+    ``price`` (B per A): the one a scalar form sent, or :func:`price_of` a batch form's
+    improvement; every improvement where a bid is is that price's, read back as the
+    engine reads it (the padding's values are never read)."""
 
+    bidders: IntArray
     improvement_bps: FloatArray
     quantity: FloatArray
     timestamp_ms: FloatArray
     priority_fee: FloatArray
     present: NDArray[np.bool_]
     price: FloatArray
-    row_of: IntArray
+
+
+def bids_ahead(env: AuctionEnvironment, strategies: Sequence[Any]) -> bool:
+    """Whether the bids of several auctions can be made in one :func:`auction_bids` call:
+    every bidder bids in a group with a two-step batch form (a scalar bidder is called
+    auction by auction, after it learnt from the last)."""
+    groups = bidding_groups(env, strategies)
+    return not groups.alone and all(
+        strategies[members[0]].batch_draws(env.view) is not None for members in groups.together
+    )
 
 
 def auction_bids(
@@ -203,63 +220,66 @@ def auction_bids(
     strategies: Sequence[Any],
     streams: Streams,
     values_bps: FloatArray,
-) -> AuctionBids:
-    """Every bid of one auction whose real bidders value the order at ``values_bps``."""
+) -> list[BidRows]:
+    """Every bid of ``k`` consecutive auctions whose real bidders value the order at
+    ``values_bps`` (``(k, bidders)``; ``k`` > 1 only when :func:`bids_ahead`), group by
+    group (the scalar bidders last, as one group). Each bidder's bids are the ones ``k``
+    calls, one auction each, would have made."""
     groups = bidding_groups(env, strategies)
     bp, bq = env.baseline_price, env.baseline_quantity
     rngs, ahead = streams.bidders, streams.ahead
-    batches: list[BidBatch] = []
+    k = values_bps.shape[0]
+    rows: list[BidRows] = []
     for members, index in zip(groups.together, groups.indices, strict=True):
         strategy = strategies[members[0]]
-        values = values_bps.take(index)
+        values = values_bps.take(index, axis=1)  # (k, m)
         draws = strategy.batch_draws(env.view)
         if draws is None:
             batch = strategy.generate_batch(
-                env.view, env.market, bp, bq, values, BidderStreams(ahead, rngs, members)
+                env.view, env.market, bp, bq, values[0], BidderStreams(ahead, rngs, members)
             )
         else:
-            prepared = _prepared(env, strategy, members, ahead, ahead.take_at(rngs, members, draws))
-            batch = strategy.finish_batch(env.view, env.market, bp, bq, values, prepared)
-        batches.append(batch)
+            taken = ahead.take_at(rngs, members, draws, k)
+            prepared = _prepared(env, strategy, members, ahead, taken, k)
+            # Rows bidder by bidder, then auction (as prepared).
+            batch = strategy.finish_batch(
+                env.view, env.market, bp, bq, values.T.reshape(-1), prepared
+            )
+        # The improvements sent as prices and read back, as the engine reads them (and as
+        # a scalar form's bids are), where there are bids.
+        imp = np.array(batch.improvement_bps, dtype=np.float64)
+        price = np.zeros(imp.shape)
+        at = np.flatnonzero(batch.present)
+        sent = price_of(imp.take(at), bp)
+        price.reshape(-1)[at] = sent
+        imp.reshape(-1)[at] = improvement_bps(sent, bp)
+        columns = (batch.quantity, batch.timestamp_ms, batch.priority_fee, batch.present)
+        rows.append(BidRows(index, imp, *columns, price))
     ahead.give_back(rngs, groups.alone)  # their streams are called directly
-    scalar: list[list[Bid]] = [
-        call_generate_bids(
-            strategies[i], bp, bq, env.market, rngs[i], price_of(float(values_bps[i]), bp), env.view
+    if groups.alone:
+        scalar: list[list[Bid]] = []
+        for i in groups.alone:
+            value = price_of(float(values_bps[0, i]), bp)
+            scalar.append(
+                call_generate_bids(strategies[i], bp, bq, env.market, rngs[i], value, env.view)
+            )
+        shape = (len(scalar), max(1, max(map(len, scalar))))
+        one = BidRows(
+            np.array(groups.alone, dtype=np.intp),
+            np.zeros(shape),
+            np.zeros(shape),
+            np.full(shape, np.inf),
+            np.zeros(shape),
+            np.zeros(shape, dtype=bool),
+            np.zeros(shape),
         )
-        for i in groups.alone
-    ]
-    width = max(
-        max((b.present.shape[1] for b in batches), default=1),
-        max(map(len, scalar), default=1),
-    )
-    n = len(strategies)
-    imp = np.zeros((n, width))
-    qty = np.zeros((n, width))
-    time = np.full((n, width), np.inf)  # padding after every bid: rows stay in time order
-    fee = np.zeros((n, width))
-    present = np.zeros((n, width), dtype=bool)
-    price = np.zeros((n, width))
-    row = 0
-    for batch in batches:
-        rows, slots = batch.present.shape
-        block = slice(row, row + rows)
-        imp[block, :slots] = batch.improvement_bps
-        qty[block, :slots] = batch.quantity
-        time[block, :slots] = batch.timestamp_ms
-        fee[block, :slots] = batch.priority_fee
-        present[block, :slots] = batch.present
-        row += rows
-    # The batch forms' improvements sent as prices and read back, as the engine reads
-    # them (and as a scalar form's bids are).
-    price[:row] = price_of(imp[:row], bp)
-    imp[:row] = improvement_bps(price[:row], bp)
-    for bids in scalar:
-        for k, bid in enumerate(bids):
-            price[row, k] = bid.price
-            imp[row, k] = improvement_bps(bid.price, bp)
-            qty[row, k] = bid.quantity
-            time[row, k] = bid.timestamp
-            fee[row, k] = bid.priority_fee
-            present[row, k] = True
-        row += 1
-    return AuctionBids(imp, qty, time, fee, present, price, groups.row_of)
+        for r, bids in enumerate(scalar):
+            for s, bid in enumerate(bids):
+                one.price[r, s] = bid.price
+                one.improvement_bps[r, s] = improvement_bps(bid.price, bp)
+                one.quantity[r, s] = bid.quantity
+                one.timestamp_ms[r, s] = bid.timestamp
+                one.priority_fee[r, s] = bid.priority_fee
+                one.present[r, s] = True
+        rows.append(one)
+    return rows

@@ -42,7 +42,9 @@ __all__ = [
     "check_baseline",
     "child_seed",
     "draw_exogenous",
+    "draw_exogenous_each",
     "draw_phantoms",
+    "phantom_arrays",
     "phantom_best",
     "phantom_block",
     "phantom_counts",
@@ -115,21 +117,28 @@ class UniformsAhead:
         return taken
 
     def take_at(
-        self, rngs: Sequence[np.random.Generator], group: tuple[int, ...], block: int
+        self,
+        rngs: Sequence[np.random.Generator],
+        group: tuple[int, ...],
+        block: int,
+        auctions: int = 1,
     ) -> tuple[FloatArray, int]:
-        """:meth:`take` as the buffer it comes from, ``(len(group), auctions, block)``
-        (the same object until it is used up or given back), and the auction taken."""
+        """The next ``auctions`` auctions' blocks as the buffer they come from,
+        ``(len(group), buffered auctions, block)`` (the same object until it is used up or
+        given back), and the first auction taken: ``buffer[:, at:at + auctions]``."""
         entry = self._groups.get(group)
-        if entry is None or entry[0] != block or entry[2] == entry[1].shape[1]:
+        if entry is None or entry[0] != block or entry[1].shape[1] - entry[2] < auctions:
             self.give_back(rngs, group)
-            count = max(1, min(AHEAD_AUCTIONS, AHEAD_NUMBERS // max(1, len(group) * block)))
+            count = min(AHEAD_AUCTIONS, AHEAD_NUMBERS // max(1, len(group) * block))
+            # Whole spans of ``auctions``: nothing drawn (and prepared) to be given back.
+            count = max(1, auctions, count - count % auctions)
             buffer = np.empty((len(group), count, block))
             for j, i in enumerate(group):
                 rngs[i].random(out=buffer[j])
             entry = self._groups[group] = [block, buffer, 0]
             self._owner.update(dict.fromkeys(group, group))
         at = entry[2]
-        entry[2] = at + 1
+        entry[2] = at + auctions
         return entry[1], at
 
     def give_back(self, rngs: Sequence[np.random.Generator], bidders: Iterable[int]) -> None:
@@ -338,6 +347,39 @@ def draw_exogenous(env: AuctionEnvironment, streams: Streams, n_auctions: int) -
     return ExogenousDraws(market.true_premium_bps, market.values_bps, phantoms)
 
 
+def draw_exogenous_each(
+    env: AuctionEnvironment, streams: Streams, n_auctions: int
+) -> ExogenousDraws:
+    """The draws of ``n_auctions`` calls of ``draw_exogenous(env, streams, 1)`` (the numbers
+    ``run_simulation`` draws auction by auction), in fewer calls: a market row does not
+    depend on the others (except through a Cholesky product, whose bits may depend on
+    the number of rows: then row by row), and each auction's phantom count and uniforms
+    are drawn in turn, then mapped to bids at once."""
+    model, rng = env.value_model, streams.market
+    if model.rows_independent:
+        market = model.draw(rng, n_auctions)
+        premium, values = market.true_premium_bps, market.values_bps
+    else:
+        rows = [model.draw(rng, 1) for _ in range(n_auctions)]
+        premium = np.concatenate([row.true_premium_bps for row in rows])
+        values = np.concatenate([row.values_bps for row in rows])
+    phantoms = env.phantom_model
+    count = np.zeros(n_auctions, dtype=np.int64)
+    u: list[FloatArray] = []
+    if phantoms.max_phantom_bidders:
+        for a in range(n_auctions):
+            count[a : a + 1] = phantom_counts(phantoms, streams.phantom, 1)
+            u.append(_phantom_uniforms(phantoms, streams.phantom, count[a : a + 1]))
+    arrays = phantom_arrays(
+        phantoms,
+        count,
+        np.concatenate(u) if u else np.zeros((0, 3)),
+        env.baseline_price,
+        env.baseline_quantity,
+    )
+    return ExogenousDraws(premium, values, arrays)
+
+
 def draw_phantoms(
     model: PhantomModel,
     rng: np.random.Generator,
@@ -385,9 +427,24 @@ def phantom_block(
     """The phantom bids of auctions holding ``count`` bids each (see :func:`draw_phantoms`);
     without ``improvements``, ``improvement_bps`` is left empty (0 columns: the fast path
     reads the prices, as the engine does)."""
+    u = _phantom_uniforms(model, rng, count)
+    return phantom_arrays(
+        model, count, u, baseline_price, baseline_amount, improvements=improvements
+    )
+
+
+def phantom_arrays(
+    model: PhantomModel,
+    count: IntArray,
+    u: FloatArray,
+    baseline_price: float,
+    baseline_amount: float,
+    *,
+    improvements: bool = True,
+) -> PhantomArrays:
+    """:func:`phantom_block`'s bids from its uniforms ``u`` (:func:`_phantom_uniforms`)."""
     m = model.max_phantom_bidders
     present = np.less(np.arange(m), count[:, None])
-    u = _phantom_uniforms(model, rng, count)
     bid_bps = _phantom_bps(model, _phantom_quantiles(model, u[:, 0]))
     bid_volume, bid_fee = _phantom_volume_fee(model, baseline_amount, u)
     # The bids' places found once (flat indices), not once per array by the mask.

@@ -419,6 +419,13 @@ class ValueModel:
             return self.distribution
         return NormalValues(self.center_bps, math.hypot(self.premium_sd_bps, self.noise_sd_bps))
 
+    @property
+    def rows_independent(self) -> bool:
+        """Whether :meth:`draw` of ``k`` auctions gives the bits of ``k`` draws of one (each
+        row's values are computed element by element; a Cholesky product's bits may
+        depend on the number of rows)."""
+        return self._cholesky is None
+
     def draw(self, rng: np.random.Generator, n_auctions: int) -> MarketDraws:
         """Draw ``n_auctions`` auctions from the market stream ``rng``."""
         n = self.num_bidders

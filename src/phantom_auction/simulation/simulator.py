@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from itertools import pairwise
 from operator import is_
 from typing import Any, NamedTuple, cast
 
@@ -38,11 +39,12 @@ from ..mechanisms.rules import (
     fee_bps,
     improvement_bps,
     price_of,
+    reveal_accepted,
     reveal_verdicts,
     score,
 )
 from ..mechanisms.vcg import VCGAllocation, VCGResult
-from .bidding import auction_bids
+from .bidding import auction_bids, bidding_groups, bids_ahead
 from .environment import (
     WINNER_NONE,
     WINNER_PHANTOM,
@@ -50,7 +52,7 @@ from .environment import (
     ExogenousDraws,
     Streams,
     build_environment,
-    draw_exogenous,
+    draw_exogenous_each,
 )
 from .market import MarketConditions
 from .results import (
@@ -65,6 +67,9 @@ from .strategies.base import AuctionFeedback
 from .strategies.registry import SEED_STRATEGIES, create_strategy
 
 __all__ = ["PhantomSimulator", "run_simulation", "simulate_auction"]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
 
 
 class PhantomSimulator:
@@ -97,6 +102,7 @@ class PhantomSimulator:
         self._streams: Streams | None = None
         self._env_key: tuple[Any, ...] | None = None
         self._env: AuctionEnvironment | None = None
+        self._ahead = _AuctionsAhead()
 
     def _default_strategy(self, i: int) -> Any:
         chosen = self.config.real_strategy
@@ -160,9 +166,104 @@ def run_simulation(
     or quantity that is not finite and positive.
     """
     env = simulator.environment(baseline_price, baseline_quantity)
-    streams = simulator.streams()
-    draws = draw_exogenous(env, streams, 1)
-    return simulate_auction(env, simulator.strategies, streams, draws, 0)
+    return simulator._ahead.next_result(env, simulator.strategies, simulator.streams())
+
+
+#: The most auctions ``run_simulation`` works out ahead, up to the engine, in one go.
+AHEAD = 64
+
+
+class _AuctionsAhead:
+    """``run_simulation``'s next auctions, worked out up to the engine several at a time
+    (:func:`_standing`: numpy pays per call, and 200 bidders make many small calls),
+    each then cleared by the engine when its call comes. The numbers are those of one
+    auction a call: the market and phantom draws are drawn as auction-by-auction calls
+    draw them (:func:`~.environment.draw_exogenous_each`), each bidder takes one block
+    of uniforms an auction, and what a change of environment or strategies leaves
+    unused is given back (the generators set back) before anything else draws. How many
+    at a time doubles, up to :data:`AHEAD`, while each lot is used up, and starts again
+    from one after a change (a caller who changes the baseline every call pays for no
+    auction it does not run)."""
+
+    __slots__ = (
+        "_draws",
+        "_env",
+        "_marks",
+        "_size",
+        "_standing",
+        "_states",
+        "_strategies",
+        "_used",
+    )
+
+    def __init__(self) -> None:
+        self._standing: _Standing | None = None
+        self._used = 0
+        self._size = 1
+
+    def next_result(
+        self, env: AuctionEnvironment, strategies: list[Any], streams: Streams
+    ) -> SimulationResult:
+        started = time.perf_counter()
+        if self._standing is not None and not self._serves(env, strategies):
+            self.give_back(streams)
+        standing = self._standing
+        if standing is None or self._used == len(standing.value_lists):
+            standing = self._work_out(env, strategies, streams)
+        j = self._used
+        self._used += 1
+        return _cleared(env, strategies, self._draws, standing, j, started)
+
+    def _serves(self, env: AuctionEnvironment, strategies: list[Any]) -> bool:
+        """Whether the auctions worked out are still this run's: the same environment,
+        the same strategy objects, in the same state."""
+        return (
+            env is self._env
+            and len(strategies) == len(self._strategies)
+            and all(map(is_, strategies, self._strategies))
+            and self._states == _batch_states(env, strategies)
+        )
+
+    def _work_out(
+        self, env: AuctionEnvironment, strategies: list[Any], streams: Streams
+    ) -> _Standing:
+        if self._standing is not None:  # the last lot was used up
+            self._size = min(2 * self._size, AHEAD)
+        k = self._size if bids_ahead(env, strategies) else 1
+        self._env, self._strategies = env, list(strategies)
+        self._states = _batch_states(env, strategies)
+        if k > 1:  # where the market and phantom streams stood, to give back the unused
+            self._marks = (streams.market.bit_generator.state, streams.phantom.bit_generator.state)
+        self._draws = draw_exogenous_each(env, streams, k)
+        self._standing = _standing(env, strategies, streams, self._draws, 0, k)
+        self._used = 0
+        return self._standing
+
+    def give_back(self, streams: Streams) -> None:
+        """Set every stream back to where the auctions handed out so far left it."""
+        standing, used = self._standing, self._used
+        self._standing = None
+        if standing is None or used == len(standing.value_lists):
+            return
+        unused = len(standing.value_lists) - used
+        self._size = 1
+        streams.market.bit_generator.state, streams.phantom.bit_generator.state = self._marks
+        draw_exogenous_each(self._env, streams, used)  # the used auctions' draws again
+        groups = bidding_groups(self._env, self._strategies)
+        bidders = [i for members in groups.together for i in members]
+        streams.ahead.give_back(streams.bidders, bidders)  # the buffers past these auctions
+        for members in groups.together:
+            draws = self._strategies[members[0]].batch_draws(self._env.view)
+            for i in members:
+                streams.bidders[i].bit_generator.advance(-unused * draws)  # type: ignore[attr-defined]
+
+
+def _batch_states(env: AuctionEnvironment, strategies: Sequence[Any]) -> list[Any]:
+    """Each bidding group's :meth:`~.strategies.base.BidderStrategy.batch_state`."""
+    return [
+        strategies[members[0]].batch_state(env.view, env.market)
+        for members in bidding_groups(env, strategies).together
+    ]
 
 
 #: The synthetic clock's epoch: every simulated auction opens at this instant.
@@ -279,6 +380,8 @@ class _EnvironmentArrays(NamedTuple):
     (immutable) and deadline on the synthetic clock."""
 
     time_grid_ms: NDArray[np.float64]
+    #: The grid between -inf and +inf: ``padded[i + 1]`` is ``grid[i]``.
+    padded_grid_ms: NDArray[np.float64]
     label_of: NDArray[np.intp]
     request: SettlementRequest
     deadline: datetime
@@ -300,8 +403,25 @@ def _arrays_of(env: AuctionEnvironment) -> _EnvironmentArrays:
         _arrays_seen.clear()
     request = SettlementRequest(*_PAIR, env.baseline_quantity)
     deadline = SIMULATED_OPEN + timedelta(milliseconds=env.duration_ms)
-    arrays = _arrays_seen[id(env)] = (env, _EnvironmentArrays(grid, label_of, request, deadline))
+    padded = np.concatenate([[-np.inf], grid, [np.inf]])
+    arrays = _arrays_seen[id(env)] = (
+        env,
+        _EnvironmentArrays(grid, padded, label_of, request, deadline),
+    )
     return arrays[1]
+
+
+def _first_point_at_or_after(arrays: _EnvironmentArrays, times_ms: FloatArray) -> IntArray:
+    """``np.searchsorted(grid, times_ms)`` for times in the window (>= 0), by arithmetic
+    on the evenly spaced grid then one check each way (a third of its cost on 20,000
+    unsorted times): the first grid index whose time is at or after each time."""
+    grid, padded = arrays.time_grid_ms, arrays.padded_grid_ms
+    guess = np.ceil(times_ms * (1.0 / grid[1]) if grid.size > 1 else times_ms)
+    np.clip(guess, 0.0, grid.size, out=guess)
+    at = guess.astype(np.intp)
+    at += padded.take(at + 1) < times_ms  # grid[at] < t: one further
+    at -= padded.take(at) >= times_ms  # grid[at - 1] >= t: one back
+    return at
 
 
 def _entropy_share(amounts: Sequence[float], bidders: int) -> float:
@@ -311,6 +431,197 @@ def _entropy_share(amounts: Sequence[float], bidders: int) -> float:
         return 0.0
     h = -sum(a / total * math.log(a / total) for a in amounts if a > 0.0)
     return h / math.log(bidders)
+
+
+class _Standing(NamedTuple):
+    """What the object path works out for ``k`` consecutive auctions before the engine
+    runs (:func:`_standing`), and what of their metrics does not depend on the engine.
+    Per auction ``j``: its committed bids are entries ``starts[j]:starts[j + 1]`` of the
+    flat lists, in commit order (arrival order, ties by bidder index)."""
+
+    first: int  # the first auction's index in the draws
+    values: FloatArray  # (k, bidders) bps
+    value_lists: list[list[float]]
+    starts: list[int]
+    real_order: list[int]  # the committed bidders
+    prices: list[float]
+    improvements: list[float]
+    quantities: list[float]
+    fees: list[float]
+    times: list[float]
+    arrivals_us: list[int]
+    #: Per auction: its phantoms' slots, prices, volumes and fees.
+    phantoms: list[tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]]
+    has: NDArray[np.bool_]  # (k, bidders): a bidder has a standing bid
+    standing_bps: FloatArray  # (k, bidders): its improvement (bps)
+    submitted: list[int]
+    refused: list[list[int]]  # per auction, counts by REASON_CODES
+    best_value: list[float]
+    competitive: list[float]
+    shaded: FloatArray  # (k, bidders) bps
+    shaded_sum: list[float]
+    valued_sum: list[float]
+    shaded_by_label: list[list[float]]
+    valued_by_label: list[list[float]]
+    convergence: list[float]
+    paths: FloatArray  # (k, grid points)
+
+
+def _standing(
+    env: AuctionEnvironment,
+    strategies: Sequence[Any],
+    streams: Streams,
+    draws: ExogenousDraws,
+    first: int,
+    k: int,
+) -> _Standing:
+    """Auctions ``first .. first + k - 1`` of ``draws`` up to the engine: every bid, judged
+    by the rule book (arrival before the deadline, then the reveal), and each bidder's
+    standing bid (the one it commits: its best accepted score, earliest on ties). ``k`` >
+    1 only when :func:`~.bidding.bids_ahead` (one call for all: numpy pays per call)."""
+    bq, rules = env.baseline_quantity, env.rules
+    values = draws.values_bps[first : first + k]
+    n = values.shape[1]
+    reasons = len(REASON_CODES)
+    # Per auction and bidder: its standing bid (improvement, time, price, volume, fee).
+    standing = np.zeros((5, k, n))
+    has = np.zeros((k, n), dtype=bool)
+    submitted = np.zeros(k, dtype=np.intp)
+    refused_flat = np.zeros(k * reasons, dtype=np.intp)
+    # The accepted bids' auctions, times and improvements (for the convergence paths).
+    kept_in: list[IntArray] = [np.zeros(0, dtype=np.intp)]
+    kept_time: list[FloatArray] = [np.zeros(0)]
+    kept_imp: list[FloatArray] = [np.zeros(0)]
+    # Group by group (each padded to its own widest, rows bidder by bidder then auction):
+    # every bid judged by the rule book where it is, then each bidder's standing bid.
+    for group in auction_bids(env, strategies, streams, values):
+        imp, times, fees, present = (
+            group.improvement_bps,
+            group.timestamp_ms,
+            group.priority_fee,
+            group.present,
+        )
+        qty = np.broadcast_to(bq, imp.shape) if env.textbook else group.quantity
+        slots = present.shape[1]
+        sent = np.flatnonzero(present)
+        judged = (imp.take(sent), qty.take(sent), fees.take(sent), times.take(sent))
+        accepted = reveal_accepted(env.limits, *judged, env.deadline_us)
+        kept = sent[accepted]
+        sent_in = sent // slots % k  # row b * k + j: auction j
+        submitted += np.bincount(sent_in, minlength=k)
+        # The reasons of the refused (a tenth of the bids at 200 bidders) alone.
+        out = np.flatnonzero(~accepted)
+        imp_out, qty_out, fee_out, time_out = (x.take(out) for x in judged)
+        _, codes = reveal_verdicts(env.limits, imp_out, qty_out, fee_out, time_out, env.deadline_us)
+        refused_flat += np.bincount(sent_in.take(out) * reasons + codes, minlength=k * reasons)
+        valid = np.zeros(present.shape, dtype=bool)
+        valid.reshape(-1)[kept] = True
+        kept_in.append(kept // slots % k)
+        kept_time.append(times.take(kept))
+        kept_imp.append(imp.take(kept))
+        # Its best accepted score, earliest on ties.
+        if rules.price_weight == 1.0 and rules.fee_weight == 0.0:
+            scores = np.where(valid, imp, -np.inf)  # the score is the improvement, to the bit
+        else:
+            with np.errstate(invalid="ignore"):
+                scores = np.where(valid, score(rules, imp, fee_bps(fees, bq)), -np.inf)
+        if bool((times[:, 1:] >= times[:, :-1]).all()):
+            # Slots in time order (as strategies send them; padding last): the first best
+            # is the earliest.
+            pick = np.argmax(scores, axis=1)
+        else:
+            best = scores.max(axis=1)
+            pick = np.argmin(np.where(valid & (scores == best[:, None]), times, np.inf), axis=1)
+        flat = pick + np.arange(0, pick.shape[0] * slots, slots)
+        m = group.bidders.shape[0]
+        for whole, part in zip(standing, (imp, times, group.price, qty, fees), strict=True):
+            whole[:, group.bidders] = part.take(flat).reshape(m, k).T
+        has[:, group.bidders] = valid.any(axis=1).reshape(m, k).T
+    s_imp, s_time, s_price, s_qty, s_fee = standing
+    refused = refused_flat.reshape(k, reasons)
+
+    # Commit order = arrival order (ties: bidder index), auction after auction: a stable
+    # sort of each auction's standing times, those with none last.
+    counts = has.sum(axis=1)
+    by_time = np.argsort(np.where(has, s_time, np.inf), axis=1, kind="stable")
+    bidder = by_time[np.arange(has.shape[1]) < counts[:, None]]
+    in_auction = np.repeat(np.arange(k), counts)
+    starts = [0, *np.cumsum(counts).tolist()]
+    s_times = s_time[in_auction, bidder]
+    ph = draws.phantoms
+    phantom_at, phantom_slot = np.nonzero(ph.present[first : first + k])
+    phantom_at += first
+    phantom_starts = np.searchsorted(phantom_at, np.arange(first, first + k + 1)).tolist()
+    slot = phantom_slot.tolist()
+    price = ph.price[phantom_at, phantom_slot].tolist()
+    volume = ph.volume[phantom_at, phantom_slot].tolist()
+    fee = ph.priority_fee[phantom_at, phantom_slot].tolist()
+    phantoms = [
+        (tuple(slot[lo:hi]), tuple(price[lo:hi]), tuple(volume[lo:hi]), tuple(fee[lo:hi]))
+        for lo, hi in pairwise(phantom_starts)
+    ]
+
+    # The metrics that do not depend on the engine, against the modelled values.
+    if n >= 2:  # competitive price = 2nd-highest value (as kernels.py)
+        second = np.partition(values, n - 2, axis=1)[:, n - 2].tolist()
+        competitive = [max(c, 0.0) for c in second]
+    else:
+        competitive = [0.0] * k
+    shading = has & (values > 0.0)
+    shaded = np.where(shading, values - s_imp, 0.0)
+    valued = np.where(shading, values, 0.0)
+    arrays = _arrays_of(env)
+    labels = len(env.label_groups)
+    label_in = (arrays.label_of + (np.arange(k) * labels)[:, None]).reshape(-1)
+    by_label = [
+        np.bincount(label_in, weights=w.reshape(-1), minlength=k * labels)
+        .reshape(k, labels)
+        .astype(np.float64, copy=False)  # (weighted: floats already; for the type checker)
+        for w in (shaded, valued)
+    ]
+    standing_imp = np.where(has, s_imp, -np.inf)
+    top = standing_imp.max(axis=1, initial=-np.inf)
+    first_top = np.where(has & (standing_imp == top[:, None]), s_time, np.inf).min(
+        axis=1, initial=np.inf
+    )
+    convergence = np.where(counts > 0, first_top, np.nan)
+    # Best standing real improvement at each grid time (0 = the baseline before any bid).
+    # A bid counts from the first grid time at or after its arrival.
+    grid = arrays.time_grid_ms
+    points = grid.size + 1  # the last: after the grid
+    best_from = np.zeros((k, points))
+    times_kept = np.concatenate(kept_time)
+    at_point = _first_point_at_or_after(arrays, times_kept)
+    at_point += np.concatenate(kept_in) * points
+    np.maximum.at(best_from.reshape(-1), at_point, np.concatenate(kept_imp))
+    paths = np.maximum.accumulate(best_from[:, :-1], axis=1)
+    return _Standing(
+        first=first,
+        values=values,
+        value_lists=values.tolist(),
+        starts=starts,
+        real_order=bidder.tolist(),
+        prices=s_price[in_auction, bidder].tolist(),
+        improvements=s_imp[in_auction, bidder].tolist(),
+        quantities=s_qty[in_auction, bidder].tolist(),
+        fees=s_fee[in_auction, bidder].tolist(),
+        times=s_times.tolist(),
+        arrivals_us=np.rint(s_times * 1000.0).astype(np.int64).tolist(),  # to_us()
+        phantoms=phantoms,
+        has=has,
+        standing_bps=s_imp,
+        submitted=submitted.tolist(),
+        refused=refused.tolist(),
+        best_value=values.max(axis=1, initial=-np.inf).tolist(),
+        competitive=competitive,
+        shaded=shaded,
+        shaded_sum=shaded.sum(axis=1).tolist(),
+        valued_sum=valued.sum(axis=1).tolist(),
+        shaded_by_label=by_label[0].tolist(),
+        valued_by_label=by_label[1].tolist(),
+        convergence=convergence.tolist(),
+        paths=paths,
+    )
 
 
 def simulate_auction(
@@ -325,91 +636,44 @@ def simulate_auction(
     Learning strategies are told the outcome when ``env.learning``.
     """
     started = time.perf_counter()
-    bp, bq, rules = env.baseline_price, env.baseline_quantity, env.rules
-    values_bps = draws.values_bps[a]
-    values = values_bps.tolist()
-    n = len(strategies)
+    standing = _standing(env, strategies, streams, draws, a, 1)
+    return _cleared(env, strategies, draws, standing, 0, started)
 
-    # Every bid, judged by the rule book: arrival before the deadline, then the reveal.
-    bids = auction_bids(env, strategies, streams, values_bps)
-    imp, times, fees, present = (
-        bids.improvement_bps,
-        bids.timestamp_ms,
-        bids.priority_fee,
-        bids.present,
-    )
-    qty = np.full(imp.shape, bq) if env.textbook else bids.quantity
-    # Judged where a bid is (a third of the padded slots at 200 bidders), as flat indices.
-    sent = np.flatnonzero(present)
-    accepted, codes = reveal_verdicts(
-        env.limits, imp.take(sent), qty.take(sent), fees.take(sent), times.take(sent),
-        env.deadline_us,
-    )  # fmt: skip
-    kept = sent[accepted]  # the valid bids' flat indices
-    valid = np.zeros(present.shape, dtype=bool)
-    valid.reshape(-1)[kept] = True
-    submitted = sent.size
-    refused = np.bincount(codes, minlength=len(REASON_CODES)).tolist()
-    rejected = {
-        reason.value: count
-        for reason, count in zip(REASON_CODES, refused, strict=True)
-        if reason is not None and count
-    }
 
-    # Each bidder's standing bid (the one it commits): its best accepted score, earliest
-    # on ties; per bidder, in bidder order.
-    if rules.price_weight == 1.0 and rules.fee_weight == 0.0:
-        scores = np.where(valid, imp, -np.inf)  # the score is the improvement, to the bit
-    else:
-        with np.errstate(invalid="ignore"):
-            scores = np.where(valid, score(rules, imp, fee_bps(fees, bq)), -np.inf)
-    if bool((times[:, 1:] >= times[:, :-1]).all()):
-        # Slots in time order (as strategies send them; padding last): the first best
-        # is the earliest.
-        pick = np.argmax(scores, axis=1)
-    else:
-        best = scores.max(axis=1)
-        pick = np.argmin(np.where(valid & (scores == best[:, None]), times, np.inf), axis=1)
-    row_of = bids.row_of
-    # Each bidder's standing slot as a flat index into the (row, slot) arrays: one take
-    # per array instead of a two-index gather.
-    flat = row_of * imp.shape[1]
-    flat += pick[row_of]
-    has = np.asarray(valid.any(axis=1))[row_of]
-    s_imp, s_time = imp.take(flat), times.take(flat)
-
-    # Commit order = arrival order (ties: bidder index); phantoms rank after real bids.
-    bidding = np.flatnonzero(has)
-    order = bidding[np.argsort(s_time[bidding], kind="stable")]
-    committed = flat[order]
-    real_order = order.tolist()
-    all_ids = _bidder_ids(n)
-    ids = list(map(all_ids.__getitem__, real_order))
-    ph = draws.phantoms
-    slots = np.flatnonzero(ph.present[a])
-    columns = (
-        tuple(slots.tolist()),
-        tuple(ph.price[a, slots].tolist()),
-        tuple(ph.volume[a, slots].tolist()),
-        tuple(ph.priority_fee[a, slots].tolist()),
-    )
-    arrivals_us = np.rint(s_time[order] * 1000.0).astype(np.int64).tolist()  # to_us()
-    price_list, imp_list = bids.price.take(committed).tolist(), s_imp[order].tolist()
-    qty_list, fee_list = qty.take(committed).tolist(), fees.take(committed).tolist()
+def _cleared(
+    env: AuctionEnvironment,
+    strategies: Sequence[Any],
+    draws: ExogenousDraws,
+    standing: _Standing,
+    j: int,
+    started: float,
+) -> SimulationResult:
+    """Auction ``j`` of ``standing`` through the engine, and its result (learning
+    strategies are told the outcome when ``env.learning``); ``started``: when its work
+    began (``perf_counter``), for ``execution_time_ms``."""
+    a = standing.first + j
+    bp, bq = env.baseline_price, env.baseline_quantity
+    values = standing.value_lists[j]
+    n = len(values)
+    lo, hi = standing.starts[j], standing.starts[j + 1]
+    real_order = standing.real_order[lo:hi]
+    ids = list(map(_bidder_ids(n).__getitem__, real_order))
+    price_list, imp_list = standing.prices[lo:hi], standing.improvements[lo:hi]
+    qty_list, fee_list = standing.quantities[lo:hi], standing.fees[lo:hi]
+    times_list = standing.times[lo:hi]
+    columns = standing.phantoms[j]
     arrays = _arrays_of(env)
     result = _run_engine(
-        env, arrays, a, ids, (price_list, qty_list, fee_list, arrivals_us), columns
+        env, arrays, a, ids, (price_list, qty_list, fee_list, standing.arrivals_us[lo:hi]), columns
     )
-
     labels = env.labels
-    times_list = s_time[order].tolist()
 
-    def real_bid(j: int) -> SimulatedBid:
-        """The ``j``-th real bid in arrival order as a record."""
-        i = real_order[j]
+    def real_bid(i: int) -> SimulatedBid:
+        """The ``i``-th real bid in arrival order as a record."""
+        bidder = real_order[i]
         return SimulatedBid(
-            ids[j], labels[i], price_list[j], imp_list[j], qty_list[j], times_list[j],
-            fee_list[j], False, values[i],
+            ids[i], labels[bidder], price_list[i], imp_list[i], qty_list[i], times_list[i],
+            fee_list[i], False, values[bidder],
         )  # fmt: skip
 
     def every_bid() -> tuple[SimulatedBid, ...]:
@@ -430,29 +694,29 @@ def simulate_auction(
     table = ranking.columns if isinstance(ranking, Ranking) else None
     if table is not None and table.allocated is not None:
         alloc = list(table.allocated)
-        for j in table.order:
-            if alloc[j] > 0.0:
-                winner = real_order[j] if j < n_real else WINNER_PHANTOM
+        for i in table.order:
+            if alloc[i] > 0.0:
+                winner = real_order[i] if i < n_real else WINNER_PHANTOM
                 break
     else:
         alloc = [0.0] * len(all_bids)
-        position = {b: j for j, b in enumerate(ids)}
-        position.update((f"phantom-{k}", n_real + j) for j, k in enumerate(columns[0]))
+        position = {b: i for i, b in enumerate(ids)}
+        position.update((f"phantom-{k}", n_real + i) for i, k in enumerate(columns[0]))
         for ranked in ranking:
             if ranked.allocated > 0.0:
-                j = position[ranked.bidder_id]
-                alloc[j] = ranked.allocated
+                i = position[ranked.bidder_id]
+                alloc[i] = ranked.allocated
                 if winner == WINNER_NONE:
-                    winner = real_order[j] if j < n_real else WINNER_PHANTOM
+                    winner = real_order[i] if i < n_real else WINNER_PHANTOM
     # What each real winner got (token A) and paid (bps x units), in bidder order.
     won: dict[int, tuple[float, float]] = {}
     winning_bid: SimulatedBid | None = None
     for fill in result.fills:
         if fill.bidder_id is not None:
-            j = ids.index(fill.bidder_id)  # a few fills: no table of all bidders
-            won[real_order[j]] = (fill.volume, fill.volume * improvement_bps(fill.price, bp))
+            i = ids.index(fill.bidder_id)  # a few fills: no table of all bidders
+            won[real_order[i]] = (fill.volume, fill.volume * improvement_bps(fill.price, bp))
             if winning_bid is None:
-                winning_bid = real_bid(j)
+                winning_bid = real_bid(i)
     winners = sorted(won)
     x_won = [won[i][0] for i in winners]
     p_won = [won[i][1] for i in winners]
@@ -467,21 +731,12 @@ def simulate_auction(
     clearing_price = price_of(improvement, bp)
     premium = float(draws.true_premium_bps[a])
     true_price = price_of(premium, bp)
-    best_value = max(values) if n else -math.inf
-    # Same definitions as the fast path (kernels.py): competitive price = 2nd-highest value.
-    competitive = max(float(np.partition(values_bps, n - 2)[n - 2]), 0.0) if n >= 2 else 0.0
+    best_value = standing.best_value[j]
+    competitive = standing.competitive[j]
     available = max(best_value, 0.0)
     welfare_bps = sum(values[i] * x for i, x in zip(winners, x_won, strict=True)) / bq
-    shading = has & (values_bps > 0.0)
-    shaded = np.where(shading, values_bps - s_imp, 0.0)
-    valued = np.where(shading, values_bps, 0.0)
-    shaded_sum, valued_sum = float(shaded.sum()), float(valued.sum())
-    if n_real:
-        standing_imp = np.where(has, s_imp, -np.inf)
-        top = standing_imp.max()
-        convergence = float(s_time[has & (standing_imp == top)].min())
-    else:
-        convergence = math.nan
+    shaded_sum, valued_sum = standing.shaded_sum[j], standing.valued_sum[j]
+    convergence = standing.convergence[j]
     row: dict[str, Any] = {
         "improvement_bps": improvement,
         "mev_capture_rate": improvement / available if available > 0.0 else math.nan,
@@ -508,18 +763,20 @@ def simulate_auction(
     p_real = np.zeros(n)
     x_real[winners] = x_won
     p_real[winners] = p_won
-    profit = (values_bps * x_real - p_real) / bq
-    by_label = [
-        np.bincount(arrays.label_of, weights=w, minlength=len(env.label_groups)).tolist()
-        for w in (shaded, valued, profit)
-    ]
+    profit = (standing.values[j] * x_real - p_real) / bq
+    profits = np.bincount(arrays.label_of, weights=profit, minlength=len(env.label_groups))
     for (label, _), mine_shaded, mine_valued, mine_profit in zip(
-        env.label_groups, *by_label, strict=True
+        env.label_groups,
+        standing.shaded_by_label[j],
+        standing.valued_by_label[j],
+        profits.tolist(),
+        strict=True,
     ):
         row[f"bid_shading:{label}"] = mine_shaded / mine_valued if mine_valued > 0.0 else math.nan
         row[f"profit_bps:{label}"] = mine_profit
 
     if env.learning:
+        has = standing.has[j]
         for i, strategy in enumerate(strategies):
             if env.learner_flags[i]:
                 x, paid = won.get(i, (0.0, 0.0))
@@ -534,12 +791,7 @@ def simulate_auction(
                 if callable(observe):
                     observe(feedback)
 
-    # Best standing real improvement at each grid time (0 = the baseline before any bid).
-    # A bid counts from the first grid time at or after its arrival.
-    grid = arrays.time_grid_ms
-    best_from = np.zeros(grid.size + 1)  # the baseline; the last slot: after the grid
-    np.maximum.at(best_from, np.searchsorted(grid, times.take(kept)), imp.take(kept))
-    path = np.maximum.accumulate(best_from[:-1])
+    refused = standing.refused[j]
     elapsed_ms = (time.perf_counter() - started) * 1e3
     metrics = SimulationMetrics(
         avg_price_improvement=improvement,
@@ -558,9 +810,13 @@ def simulate_auction(
         "mechanism": env.mechanism,
         "true_premium_bps": premium,
         "values_bps": values,
-        "submitted_bids": submitted,
-        "rejected_bids": rejected,
-        "time_grid_ms": grid,
+        "submitted_bids": standing.submitted[j],
+        "rejected_bids": {
+            reason.value: count
+            for reason, count in zip(REASON_CODES, refused, strict=True)
+            if reason is not None and count
+        },
+        "time_grid_ms": arrays.time_grid_ms,
         "textbook": env.textbook,
     }
     return SimulationResult(
@@ -570,7 +826,7 @@ def simulate_auction(
         metrics=metrics,
         all_bids=all_bids,
         vcg_result=vcg_result,
-        convergence_path=path,
+        convergence_path=standing.paths[j],
         execution_trace=trace,
         row=row,
     )
