@@ -3,6 +3,8 @@ at the total, and the results do not change (the chunks and their seeds are the 
 
 from __future__ import annotations
 
+import pytest
+
 from phantom_auction import MarketConditions, PhantomSimulator, SimulationConfig
 from phantom_auction.simulation import parallel, run_monte_carlo
 from phantom_auction.simulation.kernels import BLOCK_ROWS
@@ -52,16 +54,23 @@ def test_the_object_path_reports_within_its_chunk() -> None:
     assert len(calls) >= 2 and calls[0][0] <= parallel.PROGRESS_ROWS
 
 
-def test_worker_processes_report_through_their_shared_count() -> None:
-    # Two chunks of unequal size on the object path (each well over a second of work
-    # per PROGRESS_INTERVAL_S), on two processes: the parent hears of them in between.
+def test_worker_processes_report_through_their_shared_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two chunks of unequal size on the object path (each many PROGRESS_INTERVAL_S of
+    # work: 60 bidders, ~0.1 ms an auction, and the interval made 10 ms; the forked
+    # workers inherit it), on two processes: the parent hears of them in between.
+    monkeypatch.setattr(parallel, "PROGRESS_INTERVAL_S", 0.01)
     n, chunk = parallel.PROGRESS_ROWS + 500, parallel.PROGRESS_ROWS + 100
-    sim = _simulator(n, chunk_size=chunk)
+    sim = _simulator(n, chunk_size=chunk, num_real_bidders=60)
     results, calls = _run(sim, engine="object", workers=2)
     _check_counts(calls, n)
     assert len(calls) > 2, calls
     alone = run_monte_carlo(
-        _simulator(n, chunk_size=chunk), BASELINE_PRICE, BASELINE_QUANTITY, engine="object"
+        _simulator(n, chunk_size=chunk, num_real_bidders=60),
+        BASELINE_PRICE,
+        BASELINE_QUANTITY,
+        engine="object",
     )
     assert_columns_equal(alone.columns, results.columns, exact=True)  # type: ignore[attr-defined]
 

@@ -42,7 +42,7 @@ from .kernels import ChunkColumns, PathSample, simulate_chunk_arrays
 from .market import MarketConditions
 from .results import MonteCarloResults, SimulationResult, columns_from_rows
 from .settings import SimulationConfig
-from .simulator import PhantomSimulator, simulate_auction
+from .simulator import PhantomSimulator, simulate_auctions
 from .strategies.base import learns, strategy_label
 from .streaming import StreamingSummary
 
@@ -215,13 +215,12 @@ class ReplayState:
         self.streams = Streams.from_seed(task.seed_seq, len(self.strategies))
         self.draws = draw_exogenous(self.env, self.streams, task.n_auctions)
         self.next_index = 0
+        self._results = simulate_auctions(self.env, self.strategies, self.streams, self.draws)
 
     def next_result(self) -> SimulationResult:
         if self.next_index >= self.task.n_auctions:
             raise IndexError("the chunk has no more auctions")
-        result = simulate_auction(
-            self.env, self.strategies, self.streams, self.draws, self.next_index
-        )
+        result = next(self._results)
         self.next_index += 1
         return result
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import pairwise
@@ -66,7 +66,7 @@ from .settings import SimulationConfig
 from .strategies.base import AuctionFeedback
 from .strategies.registry import SEED_STRATEGIES, create_strategy
 
-__all__ = ["PhantomSimulator", "run_simulation", "simulate_auction"]
+__all__ = ["PhantomSimulator", "run_simulation", "simulate_auction", "simulate_auctions"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -638,6 +638,31 @@ def simulate_auction(
     started = time.perf_counter()
     standing = _standing(env, strategies, streams, draws, a, 1)
     return _cleared(env, strategies, draws, standing, 0, started)
+
+
+def simulate_auctions(
+    env: AuctionEnvironment,
+    strategies: Sequence[Any],
+    streams: Streams,
+    draws: ExogenousDraws,
+    first: int = 0,
+    count: int | None = None,
+) -> Iterator[SimulationResult]:
+    """Auctions ``first``, ``first + 1`` .. of ``draws`` (``count`` of them, by default
+    the rest), in order: :func:`simulate_auction` of each, the same numbers, with the
+    work before the engine done for up to :data:`AHEAD` auctions at once when every
+    bidder bids in a group (:func:`~.bidding.bids_ahead`; a learner is told each outcome
+    before its next auction's bids are made, as the results are taken)."""
+    end = len(draws) if count is None else first + count
+    a = first
+    while a < end:
+        started = time.perf_counter()
+        k = min(AHEAD, end - a) if bids_ahead(env, strategies) else 1
+        standing = _standing(env, strategies, streams, draws, a, k)
+        for j in range(k):
+            yield _cleared(env, strategies, draws, standing, j, started)
+            started = time.perf_counter()
+        a += k
 
 
 def _cleared(
