@@ -76,6 +76,19 @@ def test_a_live_auctions_bids(mechanism: str) -> None:
         _same(values, quantities, supply=1000.0, reserve=100.0, mechanism=mechanism)
 
 
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_a_simulated_auctions_bids(mechanism: str) -> None:
+    # A few hundred bids of which the supply fills a few (the list path reads only as
+    # far as its prices do): the bits of the array path, which walks every bid.
+    rng = np.random.default_rng(6)
+    for n in (200, 2 * SMALL_CLEARING + 1):
+        values = rng.uniform(0.0, 50.0, n).tolist()
+        for quantities in ([1000.0] * n, rng.uniform(1.0, 600.0, n).tolist()):
+            for supply in (1000.0, 2500.0, sum(quantities)):
+                for reserve in (0.0, 25.0):
+                    _same(values, quantities, supply=supply, reserve=reserve, mechanism=mechanism)
+
+
 def test_long_lists_and_other_inputs_take_the_array_path() -> None:
     values = np.random.default_rng(5).uniform(0, 10, SMALL_CLEARING + 1).tolist()
     quantities = [1.0] * len(values)

@@ -124,6 +124,9 @@ TRANSITIONS: Final[Mapping[tuple[Phase, Command], Phase]] = MappingProxyType(
 )
 
 _MS = timedelta(milliseconds=1)
+#: A log entry ``(_RUN, make, n)`` stands for the events ``make(0) .. make(n - 1)``
+#: (a batch's commits or reveals: one entry, not one tuple per bid).
+_RUN: Final = object()
 
 
 class AuctionPhaseError(PhantomAuctionError, RuntimeError):
@@ -264,6 +267,7 @@ class Auction:
         "_phantoms",
         "_phase",
         "_prefixes",
+        "_read",
         "_request",
         "_result",
         "_reveal_deadline",
@@ -383,6 +387,7 @@ class Auction:
         # never read while the auction runs, building a frozen dataclass costs ~0.5 us,
         # and one small tuple per event is all the garbage collector has to look at.
         self._events: list[AuditEvent] = []
+        self._read = 0  # how many log entries _events holds the events of
         self._log: list[tuple[Any, ...]] = [
             (
                 AuctionOpened,
@@ -522,8 +527,13 @@ class Auction:
 
     def _built_events(self) -> list[AuditEvent]:
         events, log = self._events, self._log
-        for entry in log[len(events) :]:
-            events.append(entry[0](*entry[1:]))
+        if self._read < len(log):
+            for entry in log[self._read :]:
+                if entry[0] is _RUN:
+                    events.extend(map(entry[1], range(entry[2])))
+                else:
+                    events.append(entry[0](*entry[1:]))
+            self._read = len(log)
         return events
 
     @property
@@ -999,8 +1009,6 @@ class Auction:
         are made when first read, and clearing reads the columns), else the commands run
         one by one. The auction must have no commitment yet.
         """
-        from itertools import repeat
-
         from .batch import LazyRecords, accepted_batch  # this method's helpers
         from .bids import make_bid
 
@@ -1037,11 +1045,11 @@ class Auction:
         ids, n, log = batch.bidder_ids, len(batch.bidder_ids), self._log
         self._nonces._last.update(dict.fromkeys(ids, nonce))
         self._commitments = LazyRecords(batch.sealed, batch.index)
-        log.extend(zip(repeat(batch.commit_event), range(n)))
+        log.append((_RUN, batch.commit_event, n))
         self._advance(batch.committed_at(n - 1), Command.COMMIT)
         self._advance(self._commit_deadline, Command.REVEAL)
         self._reveals = LazyRecords(batch.bid, batch.index)
-        log.extend(zip(repeat(batch.reveal_event), range(n)))
+        log.append((_RUN, batch.reveal_event, n))
         # finalize()'s own steps, with clearing reading the columns.
         at = self._advance(self._reveal_deadline, Command.FINALIZE)
         self._allow(Command.FINALIZE)

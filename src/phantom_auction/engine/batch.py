@@ -11,6 +11,7 @@ event), and clearing reads :class:`RevealedRow` rows, the four fields settlement
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -18,6 +19,7 @@ from itertools import accumulate, count
 from typing import Any, NamedTuple, TypeVar, cast, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import InvalidBidParameters
 from ..mechanisms.rules import RevealLimits, improvement_bps, reveal_accepted
@@ -28,6 +30,7 @@ from .commitment import MAX_NONCE, SALT_SIZE
 __all__ = ["BatchBids", "LazyRecords", "RevealedRow", "RevealedRows", "accepted_batch"]
 
 V = TypeVar("V")
+FloatArray = NDArray[np.float64]
 _US = timedelta(microseconds=1)
 
 
@@ -56,9 +59,11 @@ class BatchBids:
         "_sealed",
         "arrivals_us",
         "auction_id",
+        "baseline_price",
         "bidder_ids",
         "commit_us",
         "fees",
+        "improvements",
         "index",
         "nonce",
         "opened_at",
@@ -84,6 +89,8 @@ class BatchBids:
         commit_us: list[int],
         revealed_at: datetime,
         index: dict[str, int],
+        baseline_price: float = math.nan,
+        improvements: FloatArray | None = None,
     ) -> None:
         self.auction_id = auction_id
         self.pair = pair
@@ -98,6 +105,8 @@ class BatchBids:
         self.commit_us = commit_us
         self.revealed_at = revealed_at
         self.index = index
+        self.baseline_price = baseline_price
+        self.improvements = improvements
         self._bids: dict[int, ImprovementBid] = {}
         self._sealed: dict[int, SealedBid] = {}
 
@@ -153,6 +162,16 @@ class RevealedRows(Sequence[RevealedRow]):
     def __init__(self, batch: BatchBids) -> None:
         self._batch = batch
         self.columns = (batch.prices, batch.volumes, batch.fees)
+
+    def improvements(self, baseline: float) -> list[float] | None:
+        """The prices' improvements over ``baseline`` (bps) if the batch worked them out
+        over that baseline for its verdict (the same expression on float64s: the same
+        bits), else None."""
+        b = self._batch
+        if b.improvements is None or b.baseline_price != baseline:
+            return None
+        improvements: list[float] = b.improvements.tolist()
+        return improvements
 
     @overload
     def __getitem__(self, index: int) -> RevealedRow: ...
@@ -247,7 +266,7 @@ def accepted_batch(
         return None
     return BatchBids(
         auction_id, pair, opened_at, nonce, salt, ids, price, volume, fee, list(arrivals_us),
-        commit_us, commit_deadline, index,
+        commit_us, commit_deadline, index, baseline_price, improvement,
     )  # fmt: skip
 
 

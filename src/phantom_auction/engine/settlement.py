@@ -30,6 +30,7 @@ from ..mechanisms.rules import (
     price_of,
 )
 from .audit import Outcome
+from .batch import RevealedRows
 from .bids import ImprovementBid
 from .phantoms import _PHANTOM_IDS, PhantomColumns, phantom_id
 from .result import Fill, Ranking
@@ -164,9 +165,11 @@ def bid_table(
     """Revealed real bids (commit order), then phantoms (slot order: the tie order),
     each scored by the rule book, and their order from best to worst."""
     slots, phantom_prices, phantom_volumes, phantom_fees = phantoms
-    columns = getattr(reals, "columns", None)  # a batch's bids as columns (engine/batch.py)
-    if columns is not None:
-        prices, volumes, fees = (list(column) for column in columns)
+    known: list[float] | None = None  # the reals' improvements, if the batch has them
+    rows: object = reals
+    if type(rows) is RevealedRows:  # a batch's bids as columns (engine/batch.py)
+        prices, volumes, fees = (list(column) for column in rows.columns)
+        known = rows.improvements(baseline)
     else:
         prices = [b.improved_price for b in reals]
         volumes = [b.volume for b in reals]
@@ -177,7 +180,11 @@ def bid_table(
     # improvement_bps, fee_bps and score of the rule book written out (the same
     # operations in the same order, so the same bits): three calls per bid cost more
     # than the arithmetic, and this runs for every auction.
-    improvements = [(p - baseline) / baseline * BPS for p in prices]
+    if known is None:
+        improvements = [(p - baseline) / baseline * BPS for p in prices]
+    else:
+        improvements = known
+        improvements += [(p - baseline) / baseline * BPS for p in phantom_prices]
     price_weight, fee_weight = book.price_weight, book.fee_weight
     fees_bps: Sequence[float]
     if price_weight == 1.0 and fee_weight == 0.0 and _finite_bps(fees, amount):

@@ -420,6 +420,8 @@ def _clear_in_order(
                 order.append(i)
                 if len(order) == 2:
                     break
+    elif step_owners is None:
+        return _clear_head(name, multi_unit, v, q, ranked, supply, reserve)
     else:
         order = [i for i in ranked if v[i] >= reserve and q[i] > 0]  # eligible bids only
     if not order or supply <= 0:
@@ -436,6 +438,71 @@ def _clear_in_order(
         paid = vcg_step_payments_list(vs, qs, filled, [step_owners[i] for i in order], reserve)
     else:
         paid = pay_list(name, multi_unit, vs, qs, filled, reserve)
+    winners = 0
+    for i, units, amount in zip(order, filled, paid, strict=True):
+        if units <= 0.0:
+            break  # winners are a prefix of the value order; the rest stay 0
+        x[i] = units
+        pay[i] = amount
+        winners += 1
+    return name, x, pay, order[:winners]
+
+
+def _clear_head(
+    name: str,
+    multi_unit: bool,
+    v: list[float],
+    q: list[float],
+    ranked: Sequence[int],
+    supply: float,
+    reserve: float,
+) -> tuple[str, list[float], list[float], list[int]]:
+    """:func:`_clear_in_order` without step demand, reading the eligible bids only as far
+    as the rule's prices do: a live auction of a few hundred bids fills a few.
+
+    Filled in value order, the bids are a prefix filled in full, then at most one filled
+    in part, then bids filled with 0.0 (once ``supply - ahead`` is below a bid's units,
+    ``ahead`` plus those units rounds to at least the supply, and ``ahead`` only grows).
+    Pay-as-bid and uniform read that prefix and the first bid not filled in full; VCG
+    reads after it the tail's knots up to the first at or past the supply (no winner's
+    displaced units exceed it; ``bisect`` then stops at the same knot as on the whole
+    tail). What is left out would have been allocated 0.0 and priced by nobody: the
+    result is the whole walk's, bit for bit."""
+    n = len(v)
+    x = [0.0] * n
+    pay = [0.0] * n
+    if not supply > 0.0:
+        return name, x, pay, []
+    order: list[int] = []
+    vs: list[float] = []
+    qs: list[float] = []
+    filled: list[float] = []
+    ahead = 0.0  # the volume of the bids before this one (see clear)
+    covered = -1.0  # past the marginal bid: the tail's units so far (VCG's knots)
+    for i in ranked:
+        value, units = v[i], q[i]
+        if not (value >= reserve and units > 0):
+            continue  # eligible bids only
+        if covered < 0.0:
+            left = supply - ahead  # np.clip(supply - ahead, 0, q)
+            won = 0.0 if left < 0.0 else units if left > units else left
+            ahead += units
+        elif covered < supply:
+            covered += units  # accumulate()'s knots, added in the same order
+            won = 0.0
+        else:
+            break
+        order.append(i)
+        vs.append(value)
+        qs.append(units)
+        filled.append(won)
+        if won != units and covered < 0.0:  # the first bid not filled in full
+            if name != "vcg" or not multi_unit:
+                break
+            covered = 0.0
+    if not order:
+        return name, x, pay, []
+    paid = pay_list(name, multi_unit, vs, qs, filled, reserve)
     winners = 0
     for i, units, amount in zip(order, filled, paid, strict=True):
         if units <= 0.0:
