@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from phantom_auction.mechanisms.rules import (
     AuctionRules,
     reveal_accepted,
+    reveal_all_accepted,
     reveal_verdict,
     reveal_verdicts,
     to_us,
@@ -71,3 +72,33 @@ def test_accepted_mask_is_the_verdicts(
             )
             assert without_time[i, j] == (scalar is None)
             assert (codes[i, j] == 0) == bool(mask[i, j])
+    for i in range(shape[0]):
+        whole = reveal_all_accepted(limits, improvement[i], volume[i], priority_fee[i])
+        assert whole is bool(without_time[i].all())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    bad=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 2), numbers), max_size=2),
+    high=st.sampled_from([50.0, math.inf]),
+    broadcast=st.booleans(),
+)
+def test_a_whole_batch_is_accepted_when_every_bid_is(
+    n: int, bad: list[tuple[int, int, float]], high: float, broadcast: bool
+) -> None:
+    # Batches of valid bids with at most two fields replaced by edge values (NaN,
+    # infinities, the bounds and just past them): the reductions' verdict is the mask's.
+    rules = AuctionRules("vcg", min_bps=10.0, max_bps=high, volume_multiplier=1.0, fee_ratio=0.01)
+    limits = rules.limits(1000.0)
+    rng = np.random.default_rng(n)
+    columns = [rng.uniform(10.0, 50.0, n), rng.uniform(1.0, 1000.0, n), np.zeros(n)]
+    columns[2] = columns[1] * rng.uniform(0.0, 0.01, n)
+    for i, field, value in bad:
+        column = columns[field]
+        column[i % n] = value if field == 0 else value * (1000.0 if field == 1 else 0.2)
+    improvement, volume, priority_fee = columns
+    if broadcast:
+        volume = np.broadcast_to(volume[0], (n,))
+    mask = reveal_accepted(limits, improvement, volume, priority_fee)
+    assert reveal_all_accepted(limits, improvement, volume, priority_fee) is bool(mask.all())

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InvalidBidParameters
-from ..mechanisms.rules import RevealLimits, improvement_bps, reveal_accepted
+from ..mechanisms.rules import RevealLimits, improvement_bps, reveal_all_accepted
 from .audit import CommitAccepted, RevealAccepted
 from .bids import ImprovementBid, SealedBid, make_bid
 from .commitment import MAX_NONCE, SALT_SIZE
@@ -163,15 +163,15 @@ class RevealedRows(Sequence[RevealedRow]):
         self._batch = batch
         self.columns = (batch.prices, batch.volumes, batch.fees)
 
-    def improvements(self, baseline: float) -> list[float] | None:
+    def improvement_array(self, baseline: float) -> FloatArray | None:
         """The prices' improvements over ``baseline`` (bps) if the batch worked them out
         over that baseline for its verdict (the same expression on float64s: the same
-        bits), else None."""
+        bits), else None. Every one passed the rule book's verdict: finite, within the
+        limits (as the volumes, finite and > 0)."""
         b = self._batch
         if b.improvements is None or b.baseline_price != baseline:
             return None
-        improvements: list[float] = b.improvements.tolist()
-        return improvements
+        return b.improvements
 
     @overload
     def __getitem__(self, index: int) -> RevealedRow: ...
@@ -251,7 +251,7 @@ def accepted_batch(
         and len(salt) == SALT_SIZE
         and commit_us[-1] < (commit_deadline - opened_at) // _US
         and commit_deadline < reveal_deadline
-        and last_nonces.keys().isdisjoint(ids)
+        and (not last_nonces or last_nonces.keys().isdisjoint(ids))  # a fresh registry: none
     ):
         return None
     price, volume, fee = _floats(prices), _floats(volumes), _floats(fees)
@@ -260,9 +260,9 @@ def accepted_batch(
     # (np.fromiter: the same float64 values as np.array, in a third of its time.)
     improvement = improvement_bps(np.fromiter(price, np.float64, n), baseline_price)
     volume_array, fee_array = np.fromiter(volume, np.float64, n), np.fromiter(fee, np.float64, n)
-    # The rule book's verdict, the accepted mask alone (reasons only matter if one fails,
-    # and then the commands run one by one and give them).
-    if not reveal_accepted(limits, improvement, volume_array, fee_array).all():
+    # The rule book's verdict on the whole batch (reasons only matter if one fails, and
+    # then the commands run one by one and give them).
+    if not reveal_all_accepted(limits, improvement, volume_array, fee_array):
         return None
     return BatchBids(
         auction_id, pair, opened_at, nonce, salt, ids, price, volume, fee, list(arrivals_us),

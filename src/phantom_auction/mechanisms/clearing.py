@@ -378,16 +378,20 @@ def clear_ranked_winners(
     supply: float,
     reserve: float = 0.0,
     mechanism: str = "vcg",
+    checked: bool = False,
 ) -> tuple[str, list[float], list[float], list[int]]:
     """:func:`clear_ranked` and the winners: the indices with an allocation, in
-    ``order`` (a caller pricing its winners need not scan every bid for them)."""
+    ``order`` (a caller pricing its winners need not scan every bid for them).
+    ``checked``: the caller has found every value and quantity finite and >= 0 (the
+    engine's batch of bids, judged by the rule book), so they are not checked again."""
     if len(values) != len(quantities) or len(order) != len(values):
         raise InvalidBidParameters(
             "quantities", (len(quantities),), f"must have the shape of valuations {(len(values),)}"
         )
     supply, reserve = float(supply), float(reserve)
-    _check_floats("valuation", values)
-    _check_floats("quantity", quantities)
+    if not checked:
+        _check_floats("valuation", values)
+        _check_floats("quantity", quantities)
     # check_scalar's test written out (0 <= x < inf is False for NaN too): one live
     # auction runs this once, and the calls cost more than the comparisons.
     if not (0.0 <= supply < math.inf):
