@@ -244,7 +244,7 @@ def test_auctions_worked_out_ahead_equal_one_auction_a_call() -> None:
                 sim.strategies.append(create_strategy("random_walk"))
         a = run_simulation(ahead_sim, price, BASELINE_QUANTITY)
         b = run_simulation(plain_sim, price, BASELINE_QUANTITY)
-        plain_sim._ahead.give_back(plain_sim.streams())
+        plain_sim.give_back()
         sizes.add(ahead_sim._ahead._size)
         assert a.row == b.row, call
         assert list(a.all_bids) == list(b.all_bids), call
@@ -253,3 +253,12 @@ def test_auctions_worked_out_ahead_equal_one_auction_a_call() -> None:
         assert a.vcg_result == b.vcg_result
     assert max(sizes) == simulator.AHEAD  # it did work ahead, up to the most
     assert plain_sim._ahead._size == 1
+    # Given back mid-lot, every generator stands where one auction a call left it.
+    ahead_sim.give_back()
+    ahead, plain = ahead_sim.streams(), plain_sim.streams()
+    for mine, theirs in zip(
+        [ahead.market, ahead.phantom, *ahead.bidders],
+        [plain.market, plain.phantom, *plain.bidders],
+        strict=True,
+    ):
+        assert mine.bit_generator.state == theirs.bit_generator.state

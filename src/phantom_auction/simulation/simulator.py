@@ -142,13 +142,24 @@ class PhantomSimulator:
         return env
 
     def streams(self) -> Streams:
-        """The generators of ``run_simulation`` (created from ``config.seed`` on first use)."""
+        """The generators of ``run_simulation`` (created from ``config.seed`` on first use).
+
+        They may be ahead of the auctions handed out: ``run_simulation`` works out its
+        next auctions several at a time. Draw from them only after
+        ``simulator.give_back()``."""
         if self._streams is None:
             self._streams = Streams.from_seed(
                 np.random.SeedSequence(self.config.seed), len(self.strategies)
             )
         self._streams.ensure_bidders(len(self.strategies))
         return self._streams
+
+    def give_back(self) -> None:
+        """Set the streams back to where the auctions ``run_simulation`` handed out left
+        them (it works out its next auctions ahead; the next call works them out again,
+        the same numbers)."""
+        if self._streams is not None:
+            self._ahead.give_back(self._streams)
 
     def __repr__(self) -> str:
         return (
@@ -242,17 +253,14 @@ class _AuctionsAhead:
     def give_back(self, streams: Streams) -> None:
         """Set every stream back to where the auctions handed out so far left it."""
         standing, used = self._standing, self._used
-        self._standing = None
+        self._standing, self._size = None, 1
+        streams.ahead.give_back(streams.bidders, range(len(streams.bidders)))
         if standing is None or used == len(standing.value_lists):
             return
         unused = len(standing.value_lists) - used
-        self._size = 1
         streams.market.bit_generator.state, streams.phantom.bit_generator.state = self._marks
         draw_exogenous_each(self._env, streams, used)  # the used auctions' draws again
-        groups = bidding_groups(self._env, self._strategies)
-        bidders = [i for members in groups.together for i in members]
-        streams.ahead.give_back(streams.bidders, bidders)  # the buffers past these auctions
-        for members in groups.together:
+        for members in bidding_groups(self._env, self._strategies).together:
             draws = self._strategies[members[0]].batch_draws(self._env.view)
             for i in members:
                 streams.bidders[i].bit_generator.advance(-unused * draws)  # type: ignore[attr-defined]
