@@ -25,7 +25,7 @@ from phantom_auction.engine import (
 from phantom_auction.engine.auction import Auction, reveal_bid
 from phantom_auction.engine.phantoms import PhantomColumns
 from phantom_auction.engine.result import Fill
-from phantom_auction.engine.settlement import bid_table, settle
+from phantom_auction.engine.settlement import _batch_finite_bps, _finite_bps, bid_table, settle
 from phantom_auction.mechanisms.clearing import ValueOrder, clear_ranked, clear_ranked_winners
 from phantom_auction.mechanisms.rules import (
     AuctionRules,
@@ -238,3 +238,20 @@ def test_a_lazy_ranking_is_the_ranking_of_its_columns() -> None:
     assert tuple(lazy) == tuple(eager)
     assert [r.bidder_id for r in lazy] == ["a", "phantom-0", "b"]
     assert lazy == eager
+
+
+BIG = st.sampled_from([0.0, -0.0, 1.0, 1e300, 1.7e308, math.inf]) | st.floats(0.0, 1e308)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(BIG, min_size=1, max_size=6),
+    st.lists(st.sampled_from([-1e308, -math.inf, math.nan, 1e308]) | ANY_FLOAT, max_size=4),
+    st.sampled_from([1e-300, 1e-3, 1.0, 1000.0]),
+)
+def test_a_batchs_fees_in_bps_are_finite_as_the_whole_lists(
+    reals: list[float], phantoms: list[float], amount: float
+) -> None:
+    # A batch's fees are >= 0 (the verdict): its largest alone decides its bps' bounds.
+    fees = reals + phantoms
+    assert _batch_finite_bps(fees, max(reals), phantoms, amount) == _finite_bps(fees, amount)

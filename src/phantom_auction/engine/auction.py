@@ -62,7 +62,8 @@ from .audit import (
     RevealAccepted,
     RevealRejected,
 )
-from .bids import ImprovementBid, SealedBid, SettlementRequest
+from .batch import LazyRecords, accepted_batch
+from .bids import ImprovementBid, SealedBid, SettlementRequest, make_bid
 from .commitment import (
     auction_prefixes,
     commitment_version,
@@ -1015,9 +1016,6 @@ class Auction:
         are made when first read, and clearing reads the columns), else the commands run
         one by one. The auction must have no commitment yet.
         """
-        from .batch import LazyRecords, accepted_batch  # this method's helpers
-        from .bids import make_bid
-
         if self._commitments or self._phase is not _COLLECTING:
             raise AuctionPhaseError(
                 self._phase, Command.COMMIT, "commit_reveal_finalize needs no commitment yet"

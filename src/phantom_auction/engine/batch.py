@@ -25,7 +25,7 @@ from ..errors import InvalidBidParameters
 from ..mechanisms.rules import RevealLimits, improvement_bps, reveal_all_accepted
 from .audit import CommitAccepted, RevealAccepted
 from .bids import ImprovementBid, SealedBid, make_bid
-from .commitment import MAX_NONCE, SALT_SIZE
+from .commitment import MAX_NONCE, SALT_SIZE, auction_prefixes, fields_digest_v2
 
 __all__ = ["BatchBids", "LazyRecords", "RevealedRow", "RevealedRows", "accepted_batch"]
 
@@ -62,6 +62,7 @@ class BatchBids:
         "baseline_price",
         "bidder_ids",
         "commit_us",
+        "fee_array",
         "fees",
         "improvements",
         "index",
@@ -91,6 +92,7 @@ class BatchBids:
         index: dict[str, int],
         baseline_price: float = math.nan,
         improvements: FloatArray | None = None,
+        fee_array: FloatArray | None = None,
     ) -> None:
         self.auction_id = auction_id
         self.pair = pair
@@ -107,6 +109,7 @@ class BatchBids:
         self.index = index
         self.baseline_price = baseline_price
         self.improvements = improvements
+        self.fee_array = fee_array
         self._bids: dict[int, ImprovementBid] = {}
         self._sealed: dict[int, SealedBid] = {}
 
@@ -119,17 +122,26 @@ class BatchBids:
         the batch's salt and nonce, its timestamp its arrival."""
         bid = self._bids.get(i)
         if bid is None:
-            bid = self._bids[i] = make_bid(
-                self.auction_id,
-                self.bidder_ids[i],
-                self.pair,
-                self.prices[i],
-                self.volumes[i],
-                self.fees[i],
-                self.nonce,
-                salt=self.salt,
-                timestamp=self.opened_at + self.arrivals_us[i] * _US,
-            )
+            bidder, price, volume, fee = (
+                self.bidder_ids[i], self.prices[i], self.volumes[i], self.fees[i]
+            )  # fmt: skip
+            at = self.opened_at + self.arrivals_us[i] * _US
+            if fee - fee == 0.0:
+                # make_bid's record without its checks, which the batch passed (ids, pair,
+                # nonce, salt; prices and volumes finite by the verdict, as this fee is).
+                digest = fields_digest_v2(
+                    auction_prefixes(self.auction_id)[1], bidder, self.pair, price, volume,
+                    fee, self.nonce, self.salt,
+                )  # fmt: skip
+                bid = ImprovementBid(
+                    bidder, self.pair, price, volume, fee, digest, self.nonce, at, self.salt
+                )
+            else:  # a fee the verdict let through (an infinite ceiling): make_bid refuses it
+                bid = make_bid(
+                    self.auction_id, bidder, self.pair, price, volume, fee, self.nonce,
+                    salt=self.salt, timestamp=at,
+                )  # fmt: skip
+            self._bids[i] = bid
         return bid
 
     def sealed(self, i: int) -> SealedBid:
@@ -172,6 +184,12 @@ class RevealedRows(Sequence[RevealedRow]):
         if b.improvements is None or b.baseline_price != baseline:
             return None
         return b.improvements
+
+    def highest_fee(self) -> float | None:
+        """The largest fee of the batch (token units), if it kept them as float64s; every
+        fee is >= 0 (the rule book's verdict)."""
+        fees = self._batch.fee_array
+        return None if fees is None else float(fees.max())
 
     @overload
     def __getitem__(self, index: int) -> RevealedRow: ...
@@ -266,7 +284,7 @@ def accepted_batch(
         return None
     return BatchBids(
         auction_id, pair, opened_at, nonce, salt, ids, price, volume, fee, list(arrivals_us),
-        commit_us, commit_deadline, index, baseline_price, improvement,
+        commit_us, commit_deadline, index, baseline_price, improvement, fee_array,
     )  # fmt: skip
 
 

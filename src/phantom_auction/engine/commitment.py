@@ -294,28 +294,33 @@ def revealed_digest(prefix: bytes, bid: ImprovementBid) -> bytes:
 
 def revealed_digest_v2(prefix: bytes, bid: ImprovementBid) -> bytes:
     """:func:`revealed_digest` for v2 (``prefix`` = ``auction_prefix(auction_id, 2)``)."""
-    bidder_id = bid.bidder_id
+    return fields_digest_v2(
+        prefix, bid.bidder_id, bid.token_pair, bid.improved_price, bid.volume,
+        bid.priority_fee, bid.nonce, bid.salt,
+    )  # fmt: skip
+
+
+def fields_digest_v2(
+    prefix: bytes,
+    bidder_id: str,
+    token_pair: tuple[int, int],
+    improved_price: float,
+    volume: float,
+    priority_fee: float,
+    nonce: int,
+    salt: bytes,
+) -> bytes:
+    """:func:`make_commitment`'s v2 digest of fields already validated (an
+    :class:`ImprovementBid`'s, or a batch's judged ones; prices finite) after ``prefix``
+    = ``auction_prefix(auction_id, 2)``: no checks, the prefix not rebuilt."""
     head = _BIDDER_TEXT.get(bidder_id)
     if head is None:
         head = _bidder_text(bidder_id)
-    token_in, token_out = bid.token_pair
-    return _sha256(
-        b"".join(
-            (
-                prefix,
-                head,
-                _pack_v2(
-                    token_in,
-                    token_out,
-                    bid.improved_price + 0.0,
-                    bid.volume + 0.0,
-                    bid.priority_fee + 0.0,
-                    bid.nonce,
-                ),
-                bid.salt,
-            )
-        )
-    ).digest()
+    token_in, token_out = token_pair
+    fields = _pack_v2(
+        token_in, token_out, improved_price + 0.0, volume + 0.0, priority_fee + 0.0, nonce
+    )
+    return _sha256(b"".join((prefix, head, fields, salt))).digest()
 
 
 _V1_BIDDERS: set[str] = set()

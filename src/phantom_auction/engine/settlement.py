@@ -158,6 +158,17 @@ def _finite_bps(fees: Sequence[float], amount: float) -> bool:
     return total - total == 0.0 and high - high == 0.0 and low - low == 0.0
 
 
+def _batch_finite_bps(
+    fees: list[float], highest_real: float, phantom_fees: Sequence[float], amount: float
+) -> bool:
+    """:func:`_finite_bps` of a batch's fees (>= 0, the largest ``highest_real``) followed
+    by ``phantom_fees``: ``x / amount * BPS`` never decreases as ``x`` grows, so the
+    batch's bps lie in ``[0, highest_real's]`` and only that one needs working out."""
+    total = sum(fees)  # NaN or infinite if any fee is, or if they overflow
+    high = highest_real / amount * BPS
+    return total - total == 0.0 and high - high == 0.0 and _finite_bps(phantom_fees, amount)
+
+
 def bid_table(
     book: AuctionRules,
     reals: Sequence[ImprovementBid],
@@ -169,10 +180,12 @@ def bid_table(
     each scored by the rule book, and their order from best to worst."""
     slots, phantom_prices, phantom_volumes, phantom_fees = phantoms
     known: FloatArray | None = None  # the reals' improvements, if the batch has them
+    highest_real: float | None = None  # and its largest fee
     rows: object = reals
     if type(rows) is RevealedRows:  # a batch's bids as columns (engine/batch.py)
         prices, volumes, fees = (list(column) for column in rows.columns)
         known = rows.improvement_array(baseline)
+        highest_real = rows.highest_fee()
     else:
         prices = [b.improved_price for b in reals]
         volumes = [b.volume for b in reals]
@@ -191,7 +204,15 @@ def bid_table(
     price_weight, fee_weight = book.price_weight, book.fee_weight
     fees_bps: Sequence[float]
     real_scores = None
-    if price_weight == 1.0 and fee_weight == 0.0 and _finite_bps(fees, amount):
+    if (
+        price_weight == 1.0
+        and fee_weight == 0.0
+        and (
+            _finite_bps(fees, amount)
+            if highest_real is None
+            else _batch_finite_bps(fees, highest_real, phantom_fees, amount)
+        )
+    ):
         # 1.0 * i + 0.0 * f is i itself when every f is finite (0.0 * f is +-0.0, and i
         # is never -0.0: p - baseline is +0.0 when they are equal, and the baseline is
         # > 0): the same list serves for both (the rule book's default weights), and

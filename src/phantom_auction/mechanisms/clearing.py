@@ -116,7 +116,8 @@ def check_bids(values: FloatArray, quantities: FloatArray, supply: float, reserv
 
 def value_order(values: FloatArray) -> NDArray[np.intp]:
     """Indices by value, highest first; ties keep input (submission) order."""
-    return np.argsort(-values, kind="stable")
+    order: NDArray[np.intp] = (-values).argsort(kind="stable")  # the method: no wrapper
+    return order
 
 
 def clear(
