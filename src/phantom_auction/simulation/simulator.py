@@ -419,6 +419,15 @@ def _arrays_of(env: AuctionEnvironment) -> _EnvironmentArrays:
     return arrays[1]
 
 
+def _at(a: FloatArray, index: IntArray) -> FloatArray:
+    """``a.take(index)``, but a number broadcast over ``a`` (a strategy's one volume or
+    fee for every bid) stays one number broadcast: no copy of it to take from, and the
+    rule book judges it once (:func:`~phantom_auction.mechanisms.rules.reveal_accepted`)."""
+    if a.size and not any(a.strides):
+        return np.broadcast_to(a.reshape(-1)[0], index.shape)
+    return a.take(index)
+
+
 @lru_cache(maxsize=64)
 def _auction_of_slot(shape: tuple[int, int], k: int) -> IntArray:
     """The auction of each slot of a group's rows (row ``b * k + j``: auction ``j``), flat:
@@ -522,14 +531,14 @@ def _standing(
         qty = np.broadcast_to(bq, imp.shape) if env.textbook else group.quantity
         slots = present.shape[1]
         sent = np.flatnonzero(present)
-        judged = (imp.take(sent), qty.take(sent), fees.take(sent), times.take(sent))
+        judged = (imp.take(sent), _at(qty, sent), _at(fees, sent), times.take(sent))
         accepted = reveal_accepted(env.limits, *judged, env.deadline_us)
         kept = sent[accepted]
         sent_in = _auction_of_slot(present.shape, k).take(sent)
         submitted += np.bincount(sent_in, minlength=k)
         # The reasons of the refused (a tenth of the bids at 200 bidders) alone.
         out = np.flatnonzero(~accepted)
-        imp_out, qty_out, fee_out, time_out = (x.take(out) for x in judged)
+        imp_out, qty_out, fee_out, time_out = (_at(x, out) for x in judged)
         _, codes = reveal_verdicts(env.limits, imp_out, qty_out, fee_out, time_out, env.deadline_us)
         refused_flat += np.bincount(sent_in.take(out) * reasons + codes, minlength=k * reasons)
         valid = np.zeros(present.shape, dtype=bool)
@@ -553,7 +562,7 @@ def _standing(
         flat = pick + np.arange(0, pick.shape[0] * slots, slots)
         m = group.bidders.shape[0]
         for whole, part in zip(standing, (imp, times, group.price, qty, fees), strict=True):
-            whole[:, group.bidders] = part.take(flat).reshape(m, k).T
+            whole[:, group.bidders] = _at(part, flat).reshape(m, k).T
         has[:, group.bidders] = valid.any(axis=1).reshape(m, k).T
     s_imp, s_time, s_price, s_qty, s_fee = standing
     refused = refused_flat.reshape(k, reasons)
