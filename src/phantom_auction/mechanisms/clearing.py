@@ -443,14 +443,7 @@ def _clear_in_order(
         paid = vcg_step_payments_list(vs, qs, filled, [step_owners[i] for i in order], reserve)
     else:
         paid = pay_list(name, multi_unit, vs, qs, filled, reserve)
-    winners = 0
-    for i, units, amount in zip(order, filled, paid, strict=True):
-        if units <= 0.0:
-            break  # winners are a prefix of the value order; the rest stay 0
-        x[i] = units
-        pay[i] = amount
-        winners += 1
-    return name, x, pay, order[:winners]
+    return _placed(name, x, pay, order, filled, paid)
 
 
 def _clear_head(
@@ -508,6 +501,19 @@ def _clear_head(
     if not order:
         return name, x, pay, []
     paid = pay_list(name, multi_unit, vs, qs, filled, reserve)
+    return _placed(name, x, pay, order, filled, paid)
+
+
+def _placed(
+    name: str,
+    x: list[float],
+    pay: list[float],
+    order: list[int],
+    filled: list[float],
+    paid: list[float],
+) -> tuple[str, list[float], list[float], list[int]]:
+    """``order``'s units ``filled`` and payments ``paid`` written into the per-bid ``x``
+    and ``pay`` (zeros), and the winners: the bids filled, a prefix of the value order."""
     winners = 0
     for i, units, amount in zip(order, filled, paid, strict=True):
         if units <= 0.0:
