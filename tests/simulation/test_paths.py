@@ -24,6 +24,7 @@ from phantom_auction.simulation import (
     run_simulation,
     simulate_chunk,
     simulate_chunk_objects,
+    simulator,
     summarize_chunk,
 )
 
@@ -248,3 +249,24 @@ def test_invariants_and_path_agreement_for_any_setup(
             assert np.all(values >= -1e-7), name
     assert np.array_equal(cols["phantom_won"], cols["winner_index"] == -1)
     assert np.all(cols["num_phantom_bids"] <= phantoms)
+
+
+@pytest.mark.parametrize("window_ms", [100.0, 80.0, 7.3, 1e-3, 333.3])
+def test_a_bids_first_grid_point_is_searchsorteds(window_ms: float) -> None:
+    # The convergence paths place each bid at the first grid time at or after it by
+    # arithmetic on the even grid: the same index as a binary search, at the grid's
+    # times, one ulp either side of them and anywhere in the window.
+    env = PhantomSimulator(SimulationConfig(seed=1)).environment(100.0, 1000.0)
+    arrays = simulator._arrays_of(dataclasses.replace(env, window_ms=window_ms))
+    grid = arrays.time_grid_ms
+    times = np.concatenate(
+        [
+            np.random.default_rng(0).random(100_000) * window_ms,
+            grid,
+            np.nextafter(grid, np.inf),
+            np.nextafter(grid[1:], -np.inf),
+        ]
+    )
+    np.testing.assert_array_equal(
+        simulator._first_point_at_or_after(arrays, times), np.searchsorted(grid, times)
+    )

@@ -443,9 +443,12 @@ def _first_point_at_or_after(arrays: _EnvironmentArrays, times_ms: FloatArray) -
     on the evenly spaced grid then one check each way (a third of its cost on 20,000
     unsorted times): the first grid index whose time is at or after each time."""
     grid, padded = arrays.time_grid_ms, arrays.padded_grid_ms
-    guess = np.ceil(times_ms * (1.0 / grid[1]) if grid.size > 1 else times_ms)
+    if grid.size < 2 or not grid[1] > 0.0:  # (no steps to divide by)
+        found: IntArray = np.searchsorted(grid, times_ms)
+        return found
+    guess = np.ceil(times_ms * (1.0 / grid[1]))
     np.clip(guess, 0.0, grid.size, out=guess)
-    at = guess.astype(np.intp)
+    at: IntArray = guess.astype(np.intp)
     at += padded.take(at + 1) < times_ms  # grid[at] < t: one further
     at -= padded.take(at) >= times_ms  # grid[at - 1] >= t: one back
     return at
@@ -480,12 +483,10 @@ class _Standing(NamedTuple):
     #: Per auction: its phantoms' slots, prices, volumes and fees.
     phantoms: list[tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]]
     has: NDArray[np.bool_]  # (k, bidders): a bidder has a standing bid
-    standing_bps: FloatArray  # (k, bidders): its improvement (bps)
     submitted: list[int]
     refused: list[list[int]]  # per auction, counts by REASON_CODES
     best_value: list[float]
     competitive: list[float]
-    shaded: FloatArray  # (k, bidders) bps
     shaded_sum: list[float]
     valued_sum: list[float]
     shaded_by_label: list[list[float]]
@@ -636,12 +637,10 @@ def _standing(
         arrivals_us=np.rint(s_times * 1000.0).astype(np.int64).tolist(),  # to_us()
         phantoms=phantoms,
         has=has,
-        standing_bps=s_imp,
         submitted=submitted.tolist(),
         refused=refused.tolist(),
         best_value=values.max(axis=1, initial=-np.inf).tolist(),
         competitive=competitive,
-        shaded=shaded,
         shaded_sum=shaded.sum(axis=1).tolist(),
         valued_sum=valued.sum(axis=1).tolist(),
         shaded_by_label=by_label[0].tolist(),
