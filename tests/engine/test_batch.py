@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import pytest
@@ -123,6 +124,20 @@ def test_accepted_bids_stay_columns_until_read() -> None:
     again.replay(batch.audit)
     assert again.result == result
     assert pickle.loads(pickle.dumps(batch.reveals.copy())) == dict(single.reveals)
+
+
+def test_an_auction_run_by_the_batch_entry_pickles_and_copies_with_its_audit() -> None:
+    # Its log holds a batch's commits and reveals as one entry each, built when read:
+    # a pickled or copied auction (audit not read yet) still builds the same events.
+    cfg = config(mechanism="vcg")
+    columns = _columns([(i, 20.0 + i, 400.0, 0.0, 1000 * i) for i in range(5)])
+    batch = open_auction(cfg)
+    batch.commit_reveal_finalize(*columns, nonce=1, salt=SALT)
+    copies = [pickle.loads(pickle.dumps(batch)), copy.deepcopy(batch)]
+    single = open_auction(cfg)
+    _one_by_one(single, columns)
+    for other in (*copies, batch):
+        assert other.audit == single.audit
 
 
 def test_a_refused_bid_runs_the_commands_one_by_one() -> None:

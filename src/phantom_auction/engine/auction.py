@@ -125,9 +125,12 @@ TRANSITIONS: Final[Mapping[tuple[Phase, Command], Phase]] = MappingProxyType(
 )
 
 _MS = timedelta(milliseconds=1)
-#: A log entry ``(_RUN, make, n)`` stands for the events ``make(0) .. make(n - 1)``
-#: (a batch's commits or reveals: one entry, not one tuple per bid).
-_RUN: Final = object()
+
+
+class _Run:
+    """A log entry ``(_Run, make, n)`` stands for the events ``make(0) .. make(n - 1)``
+    (a batch's commits or reveals: one entry, not one tuple per bid). A class, so that
+    a pickled or copied auction's log still names it."""
 
 
 class AuctionPhaseError(PhantomAuctionError, RuntimeError):
@@ -536,7 +539,7 @@ class Auction:
         events, log = self._events, self._log
         if self._read < len(log):
             for entry in log[self._read :]:
-                if entry[0] is _RUN:
+                if entry[0] is _Run:
                     events.extend(map(entry[1], range(entry[2])))
                 else:
                     events.append(entry[0](*entry[1:]))
@@ -1050,11 +1053,11 @@ class Auction:
         # From the index, a dict: its size and hashes known, a fifth faster than the ids.
         self._nonces._last.update(dict.fromkeys(batch.index, nonce))
         self._commitments = LazyRecords(batch.sealed, batch.index)
-        log.append((_RUN, batch.commit_event, n))
+        log.append((_Run, batch.commit_event, n))
         self._advance(batch.committed_at(n - 1), Command.COMMIT)
         self._advance(self._commit_deadline, Command.REVEAL)
         self._reveals = LazyRecords(batch.bid, batch.index)
-        log.append((_RUN, batch.reveal_event, n))
+        log.append((_Run, batch.reveal_event, n))
         # finalize()'s own steps, with clearing reading the columns.
         at = self._advance(self._reveal_deadline, Command.FINALIZE)
         self._allow(Command.FINALIZE)
