@@ -279,7 +279,9 @@ class SimulationMetrics:
     The seed's names: ``avg_price_improvement`` is ``improvement_bps`` (bps),
     ``convergence_speed`` is ``best_bid_time_ms`` (ms: when the best real bid arrived),
     ``price_discovery_efficiency`` is in bps against the competitive price; ``welfare``
-    in token B, ``execution_time_ms`` wall time of the simulation. ``phantom_win_rate`` is
+    in token B, ``execution_time_ms`` wall time of the call that made it (ms; the call
+    that works out the next auctions ahead of the engine includes their share, so
+    average it over calls). ``phantom_win_rate`` is
     1.0 or 0.0 for one auction; ``winner_diversity`` is the normalised entropy of the real
     bidders' allocation shares within the auction (0: one winner takes all).
     """
