@@ -162,7 +162,8 @@ class Streams:
     """The generators of one chunk (or of a simulator's ``run_simulation`` calls), and
     the bidders' uniforms drawn ahead from them (:class:`UniformsAhead`: a bidder's
     generator may be ahead of what its bids used; anything other than the object path
-    drawing from it first calls ``ahead.give_back``)."""
+    drawing from it first calls ``ahead.give_back``, or, for a simulator's streams, whose
+    market and phantom generators may be ahead too, ``PhantomSimulator.give_back()``)."""
 
     root: np.random.SeedSequence
     market: np.random.Generator
