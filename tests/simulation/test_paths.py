@@ -24,7 +24,7 @@ from phantom_auction.simulation import (
     run_simulation,
     simulate_chunk,
     simulate_chunk_objects,
-    simulator,
+    standing,
     summarize_chunk,
 )
 
@@ -257,7 +257,7 @@ def test_a_bids_first_grid_point_is_searchsorteds(window_ms: float) -> None:
     # arithmetic on the even grid: the same index as a binary search, at the grid's
     # times, one ulp either side of them and anywhere in the window.
     env = PhantomSimulator(SimulationConfig(seed=1)).environment(100.0, 1000.0)
-    arrays = simulator._arrays_of(dataclasses.replace(env, window_ms=window_ms))
+    arrays = standing.arrays_of(dataclasses.replace(env, window_ms=window_ms))
     grid = arrays.time_grid_ms
     times = np.concatenate(
         [
@@ -268,5 +268,5 @@ def test_a_bids_first_grid_point_is_searchsorteds(window_ms: float) -> None:
         ]
     )
     np.testing.assert_array_equal(
-        simulator._first_point_at_or_after(arrays, times), np.searchsorted(grid, times)
+        standing.first_point_at_or_after(arrays, times), np.searchsorted(grid, times)
     )

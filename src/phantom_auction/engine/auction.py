@@ -20,6 +20,10 @@ Clearing (SPEC "Auction engine") follows the rule book,
 real fill pays the score it owes per unit under the mechanism (``docs/mechanisms.md``)
 less its own fee term, within ``[baseline, own price]``; phantoms act by
 ``phantom_policy``.
+
+One module for one concept, the :class:`Auction` state machine (h11 style): its
+commands, its phase table and its audit log share its state; what can live apart
+(bids, commitments, settlement, the batch entry's columns) already does.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ probability ``bid_probability``; its improvement is a normal of mean ``mean_bps`
 sd ``sd_bps`` truncated to ``[min_bps, max_bps]``; its volume is a uniform fraction of
 the order and its priority fee a uniform fraction of the largest allowed fee, so that
 phantoms look like real bids.
+
+One module for the phantom draw and its libm-free arithmetic: the spec's test vectors
+pin both together, and a verifier ports them together.
 """
 
 from __future__ import annotations

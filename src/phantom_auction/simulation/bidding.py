@@ -175,11 +175,6 @@ def _prepared(
             _prepared_seen.clear()
         # ``ahead`` is held so that its id is not reused meanwhile.
         _prepared_seen[key] = (ahead, entry)
-    if auctions == 1:
-        return tuple(
-            part[:, at] if flag else part
-            for part, flag in zip(entry.parts, entry.per_row, strict=True)
-        )
     rows = len(members) * auctions
     return tuple(
         part[:, at : at + auctions].reshape(rows, *part.shape[2:]) if flag else part

@@ -64,6 +64,9 @@ form (tests, ``method="ode"``) the ODE agrees within 1e-4 bps.
 
 Not modelled: correlated values (market mode: ``F`` is the marginal, an approximation
 ``utility_loss`` measures), ties at the bid cap, ``min_participants > 2`` (treated as 2).
+
+One module for the symmetric equilibrium: the utility of each mechanism and policy, its
+solution and the solved bid function share the same distributions and grids.
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ Same model, same random streams and same rules as the object path
 Learning bidders (``enable_learning``) make auctions depend on earlier ones; the chunk
 is then cleared in blocks over which every learner's policy stays fixed
 (``auctions_until_refresh``), feeding each block's outcomes back in auction order.
+
+One module for the fast path's four steps over one chunk: they share its arrays and
+block buffers, and a test pins the whole to the object path.
 """
 
 from __future__ import annotations

@@ -1,17 +1,20 @@
-"""``PhantomSimulator`` and the object path: one auction through the real engine.
+"""``PhantomSimulator`` and the object path: every auction through the real engine.
 
-:func:`simulate_auction` is the reference implementation of one simulated auction:
-each real bidder's strategy is called in its scalar form and each bid judged by the
-rule book (:mod:`phantom_auction.mechanisms.rules`: arrival before the collection
-deadline, then the reveal verdict). A bidder's standing bid (its best accepted score,
-earliest on ties: the offer a bidder who keeps revising would have sealed) is committed
-to a real :class:`~phantom_auction.engine.auction.Auction` on a synthetic clock at its
-arrival time (whole microseconds, as the engine keeps time), revealed when the reveal
-window opens, and the auction is finalized when it ends, with the simulation's phantom
-draw in place of one drawn from a seed. The engine clears it; the metrics are computed
-from its fills. (The engine holds one sealed bid per bidder, which is why the
-simulator, not the engine, picks the standing bid among a strategy's bids.) The fast
-path (:mod:`.kernels`) must give the same numbers on the same seed.
+:func:`simulate_auction` is the reference implementation of one simulated auction. Its
+bids, judged by the rule book, and each bidder's standing bid (the offer a bidder who
+keeps revising would have sealed: the engine holds one sealed bid per bidder) come from
+:mod:`.standing`, for one auction or a lot of consecutive ones. Here each standing bid
+is committed to a real :class:`~phantom_auction.engine.auction.Auction` on a synthetic
+clock at its arrival time (whole microseconds, as the engine keeps time), revealed when
+the reveal window opens, and the auction finalized when it ends, with the simulation's
+phantom draw in place of one drawn from a seed; the engine clears it and the result's
+records and metrics are made from its fills. ``run_simulation`` keeps its next auctions
+worked out ahead (:class:`_AuctionsAhead`). The fast path (:mod:`.kernels`) must give
+the same numbers on the same seed.
+
+One module for the simulator object and the calls that drive it through the engine
+(a result's records and its metrics need the engine's fills; the work before the engine
+is :mod:`.standing`'s).
 """
 
 from __future__ import annotations
@@ -20,31 +23,24 @@ import copy
 import math
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache, partial
-from itertools import pairwise
+from functools import partial
 from operator import is_
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..engine.auction import Auction
-from ..engine.bids import SettlementRequest
 from ..engine.nonces import NonceRegistry
 from ..engine.result import AuctionResult, Ranking
 from ..mechanisms.rules import (
     BPS,
     REASON_CODES,
-    fee_bps,
     improvement_bps,
     price_of,
-    reveal_accepted,
-    reveal_verdicts,
-    score,
 )
 from ..mechanisms.vcg import VCGAllocation, VCGResult
-from .bidding import auction_bids, bidding_groups, bids_ahead
+from .bidding import bidding_groups, bids_ahead
 from .environment import (
     WINNER_NONE,
     WINNER_PHANTOM,
@@ -63,6 +59,7 @@ from .results import (
     SimulationResult,
 )
 from .settings import SimulationConfig
+from .standing import SIMULATED_OPEN, EnvironmentArrays, Standing, arrays_of, standing_bids
 from .strategies.base import AuctionFeedback
 from .strategies.registry import SEED_STRATEGIES, create_strategy
 
@@ -186,7 +183,8 @@ AHEAD = 64
 
 class _AuctionsAhead:
     """``run_simulation``'s next auctions, worked out up to the engine several at a time
-    (:func:`_standing`: numpy pays per call, and 200 bidders make many small calls),
+    (:func:`~.standing.standing_bids`: numpy pays per call, and 200 bidders make many
+    small calls),
     each then cleared by the engine when its call comes. The numbers are those of one
     auction a call: the market and phantom draws are drawn as auction-by-auction calls
     draw them (:func:`~.environment.draw_exogenous_each`), each bidder takes one block
@@ -208,7 +206,7 @@ class _AuctionsAhead:
     )
 
     def __init__(self) -> None:
-        self._standing: _Standing | None = None
+        self._standing: Standing | None = None
         self._used = 0
         self._size = 1
 
@@ -237,7 +235,7 @@ class _AuctionsAhead:
 
     def _work_out(
         self, env: AuctionEnvironment, strategies: list[Any], streams: Streams
-    ) -> _Standing:
+    ) -> Standing:
         if self._standing is not None:  # the last lot was used up
             self._size = min(2 * self._size, AHEAD)
         k = self._size if bids_ahead(env, strategies) else 1
@@ -246,7 +244,7 @@ class _AuctionsAhead:
         if k > 1:  # where the market and phantom streams stood, to give back the unused
             self._marks = (streams.market.bit_generator.state, streams.phantom.bit_generator.state)
         self._draws = draw_exogenous_each(env, streams, k)
-        self._standing = _standing(env, strategies, streams, self._draws, 0, k)
+        self._standing = standing_bids(env, strategies, streams, self._draws, 0, k)
         self._used = 0
         return self._standing
 
@@ -274,10 +272,7 @@ def _batch_states(env: AuctionEnvironment, strategies: Sequence[Any]) -> list[An
     ]
 
 
-#: The synthetic clock's epoch: every simulated auction opens at this instant.
-SIMULATED_OPEN = datetime(2000, 1, 1, tzinfo=UTC)
 _SALT = bytes(32)  # commitments need a salt; a simulated bidder has nothing to hide
-_PAIR = (0, 1)
 _BIDDER_IDS: list[str] = []
 
 
@@ -290,7 +285,7 @@ def _bidder_ids(n: int) -> list[str]:
 
 def _run_engine(
     env: AuctionEnvironment,
-    arrays: _EnvironmentArrays,
+    arrays: EnvironmentArrays,
     a: int,
     ids: list[str],
     columns: tuple[list[float], list[float], list[float], list[int]],
@@ -382,78 +377,6 @@ def _vcg_view(
     )
 
 
-class _EnvironmentArrays(NamedTuple):
-    """What every auction of an environment reuses: the convergence path's time grid (ms,
-    read-only), each bidder's index in ``env.label_groups``, and the engine's order
-    (immutable) and deadline on the synthetic clock."""
-
-    time_grid_ms: NDArray[np.float64]
-    #: The grid between -inf and +inf: ``padded[i + 1]`` is ``grid[i]``.
-    padded_grid_ms: NDArray[np.float64]
-    label_of: NDArray[np.intp]
-    request: SettlementRequest
-    deadline: datetime
-
-
-_arrays_seen: dict[int, tuple[AuctionEnvironment, _EnvironmentArrays]] = {}
-
-
-def _arrays_of(env: AuctionEnvironment) -> _EnvironmentArrays:
-    seen = _arrays_seen.get(id(env))
-    if seen is not None and seen[0] is env:
-        return seen[1]
-    grid = env.time_grid_ms
-    grid.setflags(write=False)  # shared by every result's trace
-    label_of = np.zeros(env.num_bidders, dtype=np.intp)
-    for k, (_, members) in enumerate(env.label_groups):
-        label_of[list(members)] = k
-    if len(_arrays_seen) >= 16:
-        _arrays_seen.clear()
-    request = SettlementRequest(*_PAIR, env.baseline_quantity)
-    deadline = SIMULATED_OPEN + timedelta(milliseconds=env.duration_ms)
-    padded = np.concatenate([[-np.inf], grid, [np.inf]])
-    arrays = _arrays_seen[id(env)] = (
-        env,
-        _EnvironmentArrays(grid, padded, label_of, request, deadline),
-    )
-    return arrays[1]
-
-
-def _at(a: FloatArray, index: IntArray) -> FloatArray:
-    """``a.take(index)``, but a number broadcast over ``a`` (a strategy's one volume or
-    fee for every bid) stays one number broadcast: no copy of it to take from, and the
-    rule book judges it once (:func:`~phantom_auction.mechanisms.rules.reveal_accepted`)."""
-    if a.size and not any(a.strides):
-        return np.broadcast_to(a.reshape(-1)[0], index.shape)
-    return a.take(index)
-
-
-@lru_cache(maxsize=64)
-def _auction_of_slot(shape: tuple[int, int], k: int) -> IntArray:
-    """The auction of each slot of a group's rows (row ``b * k + j``: auction ``j``), flat:
-    one take instead of a division and a remainder for every bid."""
-    rows, slots = shape
-    auction: IntArray = np.repeat(np.tile(np.arange(k), rows // k), slots)
-    auction.flags.writeable = False  # shared by every call with this shape
-    return auction
-
-
-def _first_point_at_or_after(arrays: _EnvironmentArrays, times_ms: FloatArray) -> IntArray:
-    """``np.searchsorted(grid, times_ms)`` for times in the window (>= 0), by arithmetic
-    on the evenly spaced grid then one check each way (a third of its cost on 20,000
-    unsorted times): the first grid index whose time is at or after each time."""
-    grid, padded = arrays.time_grid_ms, arrays.padded_grid_ms
-    if grid.size < 2 or not grid[1] > 0.0:  # (no steps to divide by)
-        found: IntArray = np.searchsorted(grid, times_ms)
-        return found
-    guess = np.ceil(times_ms * (1.0 / grid[1]))
-    np.clip(guess, 0.0, grid.size, out=guess)
-    at: IntArray = guess.astype(np.intp)
-    at += padded.take(at + 1) < times_ms  # grid[at] < t: one further
-    at -= padded.take(at) >= times_ms  # grid[at - 1] >= t: one back
-    return at
-
-
 def _entropy_share(amounts: Sequence[float], bidders: int) -> float:
     """Normalised Shannon entropy of positive ``amounts`` over ``bidders`` (0 if <= 1)."""
     total = sum(amounts)
@@ -461,193 +384,6 @@ def _entropy_share(amounts: Sequence[float], bidders: int) -> float:
         return 0.0
     h = -sum(a / total * math.log(a / total) for a in amounts if a > 0.0)
     return h / math.log(bidders)
-
-
-class _Standing(NamedTuple):
-    """What the object path works out for ``k`` consecutive auctions before the engine
-    runs (:func:`_standing`), and what of their metrics does not depend on the engine.
-    Per auction ``j``: its committed bids are entries ``starts[j]:starts[j + 1]`` of the
-    flat lists, in commit order (arrival order, ties by bidder index)."""
-
-    first: int  # the first auction's index in the draws
-    values: FloatArray  # (k, bidders) bps
-    value_lists: list[list[float]]
-    starts: list[int]
-    real_order: list[int]  # the committed bidders
-    prices: list[float]
-    improvements: list[float]
-    quantities: list[float]
-    fees: list[float]
-    times: list[float]
-    arrivals_us: list[int]
-    #: Per auction: its phantoms' slots, prices, volumes and fees.
-    phantoms: list[tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]]
-    has: NDArray[np.bool_]  # (k, bidders): a bidder has a standing bid
-    submitted: list[int]
-    refused: list[list[int]]  # per auction, counts by REASON_CODES
-    best_value: list[float]
-    competitive: list[float]
-    shaded_sum: list[float]
-    valued_sum: list[float]
-    shaded_by_label: list[list[float]]
-    valued_by_label: list[list[float]]
-    convergence: list[float]
-    paths: FloatArray  # (k, grid points)
-
-
-def _standing(
-    env: AuctionEnvironment,
-    strategies: Sequence[Any],
-    streams: Streams,
-    draws: ExogenousDraws,
-    first: int,
-    k: int,
-) -> _Standing:
-    """Auctions ``first .. first + k - 1`` of ``draws`` up to the engine: every bid, judged
-    by the rule book (arrival before the deadline, then the reveal), and each bidder's
-    standing bid (the one it commits: its best accepted score, earliest on ties). ``k`` >
-    1 only when :func:`~.bidding.bids_ahead` (one call for all: numpy pays per call)."""
-    bq, rules = env.baseline_quantity, env.rules
-    values = draws.values_bps[first : first + k]
-    n = values.shape[1]
-    reasons = len(REASON_CODES)
-    # Per auction and bidder: its standing bid (improvement, time, price, volume, fee).
-    standing = np.zeros((5, k, n))
-    has = np.zeros((k, n), dtype=bool)
-    submitted = np.zeros(k, dtype=np.intp)
-    refused_flat = np.zeros(k * reasons, dtype=np.intp)
-    # The accepted bids' auctions, times and improvements (for the convergence paths).
-    kept_in: list[IntArray] = [np.zeros(0, dtype=np.intp)]
-    kept_time: list[FloatArray] = [np.zeros(0)]
-    kept_imp: list[FloatArray] = [np.zeros(0)]
-    # Group by group (each padded to its own widest, rows bidder by bidder then auction):
-    # every bid judged by the rule book where it is, then each bidder's standing bid.
-    for group in auction_bids(env, strategies, streams, values):
-        imp, times, fees, present = (
-            group.improvement_bps,
-            group.timestamp_ms,
-            group.priority_fee,
-            group.present,
-        )
-        qty = np.broadcast_to(bq, imp.shape) if env.textbook else group.quantity
-        slots = present.shape[1]
-        sent = np.flatnonzero(present)
-        judged = (imp.take(sent), _at(qty, sent), _at(fees, sent), times.take(sent))
-        accepted = reveal_accepted(env.limits, *judged, env.deadline_us)
-        kept = sent[accepted]
-        sent_in = _auction_of_slot(present.shape, k).take(sent)
-        submitted += np.bincount(sent_in, minlength=k)
-        # The reasons of the refused (a tenth of the bids at 200 bidders) alone.
-        out = np.flatnonzero(~accepted)
-        imp_out, qty_out, fee_out, time_out = (_at(x, out) for x in judged)
-        _, codes = reveal_verdicts(env.limits, imp_out, qty_out, fee_out, time_out, env.deadline_us)
-        refused_flat += np.bincount(sent_in.take(out) * reasons + codes, minlength=k * reasons)
-        valid = np.zeros(present.shape, dtype=bool)
-        valid.reshape(-1)[kept] = True
-        kept_in.append(sent_in[accepted])
-        kept_time.append(times.take(kept))
-        kept_imp.append(imp.take(kept))
-        # Its best accepted score, earliest on ties.
-        if rules.price_weight == 1.0 and rules.fee_weight == 0.0:
-            scores = np.where(valid, imp, -np.inf)  # the score is the improvement, to the bit
-        else:
-            with np.errstate(invalid="ignore"):
-                scores = np.where(valid, score(rules, imp, fee_bps(fees, bq)), -np.inf)
-        if bool((times[:, 1:] >= times[:, :-1]).all()):
-            # Slots in time order (as strategies send them; padding last): the first best
-            # is the earliest.
-            pick = np.argmax(scores, axis=1)
-        else:
-            best = scores.max(axis=1)
-            pick = np.argmin(np.where(valid & (scores == best[:, None]), times, np.inf), axis=1)
-        flat = pick + np.arange(0, pick.shape[0] * slots, slots)
-        m = group.bidders.shape[0]
-        for whole, part in zip(standing, (imp, times, group.price, qty, fees), strict=True):
-            whole[:, group.bidders] = _at(part, flat).reshape(m, k).T
-        has[:, group.bidders] = valid.any(axis=1).reshape(m, k).T
-    s_imp, s_time, s_price, s_qty, s_fee = standing
-    refused = refused_flat.reshape(k, reasons)
-
-    # Commit order = arrival order (ties: bidder index), auction after auction: a stable
-    # sort of each auction's standing times, those with none last.
-    counts = has.sum(axis=1)
-    by_time = np.argsort(np.where(has, s_time, np.inf), axis=1, kind="stable")
-    bidder = by_time[np.arange(has.shape[1]) < counts[:, None]]
-    committed = bidder + np.repeat(np.arange(k) * n, counts)  # flat [auction, bidder]
-    starts = [0, *np.cumsum(counts).tolist()]
-    s_times = s_time.take(committed)
-    ph = draws.phantoms
-    phantom_at, phantom_slot = np.nonzero(ph.present[first : first + k])
-    phantom_at += first
-    phantom_starts = np.searchsorted(phantom_at, np.arange(first, first + k + 1)).tolist()
-    slot = phantom_slot.tolist()
-    price = ph.price[phantom_at, phantom_slot].tolist()
-    volume = ph.volume[phantom_at, phantom_slot].tolist()
-    fee = ph.priority_fee[phantom_at, phantom_slot].tolist()
-    phantoms = [
-        (tuple(slot[lo:hi]), tuple(price[lo:hi]), tuple(volume[lo:hi]), tuple(fee[lo:hi]))
-        for lo, hi in pairwise(phantom_starts)
-    ]
-
-    # The metrics that do not depend on the engine, against the modelled values.
-    if n >= 2:  # competitive price = 2nd-highest value (as kernels.py)
-        second = np.partition(values, n - 2, axis=1)[:, n - 2].tolist()
-        competitive = [max(c, 0.0) for c in second]
-    else:
-        competitive = [0.0] * k
-    shading = has & (values > 0.0)
-    shaded = np.where(shading, values - s_imp, 0.0)
-    valued = np.where(shading, values, 0.0)
-    arrays = _arrays_of(env)
-    labels = len(env.label_groups)
-    label_in = (arrays.label_of + (np.arange(k) * labels)[:, None]).reshape(-1)
-    by_label = [
-        np.bincount(label_in, weights=w.reshape(-1), minlength=k * labels)
-        .reshape(k, labels)
-        .astype(np.float64, copy=False)  # (weighted: floats already; for the type checker)
-        for w in (shaded, valued)
-    ]
-    standing_imp = np.where(has, s_imp, -np.inf)
-    top = standing_imp.max(axis=1, initial=-np.inf)
-    first_top = np.where(has & (standing_imp == top[:, None]), s_time, np.inf).min(
-        axis=1, initial=np.inf
-    )
-    convergence = np.where(counts > 0, first_top, np.nan)
-    # Best standing real improvement at each grid time (0 = the baseline before any bid).
-    # A bid counts from the first grid time at or after its arrival.
-    grid = arrays.time_grid_ms
-    points = grid.size + 1  # the last: after the grid
-    best_from = np.zeros((k, points))
-    times_kept = np.concatenate(kept_time)
-    at_point = _first_point_at_or_after(arrays, times_kept)
-    at_point += np.concatenate(kept_in) * points
-    np.maximum.at(best_from.reshape(-1), at_point, np.concatenate(kept_imp))
-    paths = np.maximum.accumulate(best_from[:, :-1], axis=1)
-    return _Standing(
-        first=first,
-        values=values,
-        value_lists=values.tolist(),
-        starts=starts,
-        real_order=bidder.tolist(),
-        prices=s_price.take(committed).tolist(),
-        improvements=s_imp.take(committed).tolist(),
-        quantities=s_qty.take(committed).tolist(),
-        fees=s_fee.take(committed).tolist(),
-        times=s_times.tolist(),
-        arrivals_us=np.rint(s_times * 1000.0).astype(np.int64).tolist(),  # to_us()
-        phantoms=phantoms,
-        has=has,
-        submitted=submitted.tolist(),
-        refused=refused.tolist(),
-        best_value=values.max(axis=1, initial=-np.inf).tolist(),
-        competitive=competitive,
-        shaded_sum=shaded.sum(axis=1).tolist(),
-        valued_sum=valued.sum(axis=1).tolist(),
-        shaded_by_label=by_label[0].tolist(),
-        valued_by_label=by_label[1].tolist(),
-        convergence=convergence.tolist(),
-        paths=paths,
-    )
 
 
 def simulate_auction(
@@ -662,7 +398,7 @@ def simulate_auction(
     Learning strategies are told the outcome when ``env.learning``.
     """
     started = time.perf_counter()
-    standing = _standing(env, strategies, streams, draws, a, 1)
+    standing = standing_bids(env, strategies, streams, draws, a, 1)
     return _cleared(env, strategies, draws, standing, 0, started)
 
 
@@ -684,7 +420,7 @@ def simulate_auctions(
     while a < end:
         started = time.perf_counter()
         k = min(AHEAD, end - a) if bids_ahead(env, strategies) else 1
-        standing = _standing(env, strategies, streams, draws, a, k)
+        standing = standing_bids(env, strategies, streams, draws, a, k)
         for j in range(k):
             yield _cleared(env, strategies, draws, standing, j, started)
             started = time.perf_counter()
@@ -695,7 +431,7 @@ def _cleared(
     env: AuctionEnvironment,
     strategies: Sequence[Any],
     draws: ExogenousDraws,
-    standing: _Standing,
+    standing: Standing,
     j: int,
     started: float,
 ) -> SimulationResult:
@@ -713,7 +449,7 @@ def _cleared(
     qty_list, fee_list = standing.quantities[lo:hi], standing.fees[lo:hi]
     times_list = standing.times[lo:hi]
     columns = standing.phantoms[j]
-    arrays = _arrays_of(env)
+    arrays = arrays_of(env)
     result = _run_engine(
         env, arrays, a, ids, (price_list, qty_list, fee_list, standing.arrivals_us[lo:hi]), columns
     )

@@ -13,6 +13,9 @@ persistence (the group commit) and pushes to connected bidders.
 Commits and reveals go one path (:mod:`.bids`, mixed into the house); auctions a crash
 left open are ended on start (:mod:`.recovery`); the JSON documents live in
 :mod:`.documents`.
+
+One module for the house's own state (open auctions, their timers, who is connected);
+the pieces that need none of it are the modules beside it.
 """
 
 from __future__ import annotations

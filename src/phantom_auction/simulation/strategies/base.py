@@ -23,6 +23,9 @@ Built-in strategies draw one fixed-size block of uniforms per auction from their
 stream, so the batch and the scalar form produce the same bids from the same seed.
 A custom strategy written only in the scalar form works too: the fast path then calls
 it once per auction.
+
+One module for the strategy interface (scalar and batch forms, feedback, views) that
+every strategy module builds on.
 """
 
 from __future__ import annotations
