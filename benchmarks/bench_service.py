@@ -42,6 +42,14 @@ first, so both meet the same machine; the run prints both highest sustained rate
 their ratio. On a shared machine a step fails on any stall longer than the reveal window
 (20 ms by default): state the load (printed before and after the run) beside the figures.
 
+**The floor's ceiling** (issue 16's 3x): ``--floor-ceiling 160,240,320,400,480`` runs only
+the floor, at each rate's worth of bidder messages (``--floor-seconds`` each), and prints
+the highest rate it keeps up with: every message acked, >= 95 % of the rate sent, and
+99 % of acks within ``--floor-ack-ms`` (20 ms: the default reveal window, after which a
+reveal fails the service's step). The load sends pre-signed messages (no bidder
+signs), so this is generous to the floor: no server on this stack that does the floor's
+work per message sustains more on this machine.
+
 **Workers** (issue 16): ``--workers 1,2 --db postgresql+asyncpg://…`` runs one server per
 value (``serve --workers N``), each on a fresh schema of that database (dropped at the
 end), with the same steps, rotating, and prints each highest sustained rate and the
@@ -504,10 +512,22 @@ class FloorResult:
     achieved_rate: float
     cpu_s: float
     ack_p50_ms: float
+    ack_p99_ms: float
+    seconds: float
 
     @property
     def cpu_us_per_message(self) -> float:
         return 1e6 * self.cpu_s / max(1, self.acked)
+
+    def kept_up(self, ack_ms: float) -> bool:
+        """Every message acked, none refused, >= 95 % of the rate sent, and 99 % of acks
+        within ``ack_ms`` (a reveal acked after its window fails the service's step)."""
+        return (
+            self.acked == self.sent
+            and not self.rejected
+            and self.achieved_rate >= 0.95 * self.messages_per_s
+            and self.ack_p99_ms <= ack_ms
+        )
 
 
 def _ours_us_per_message(step: StepResult, bidders: int) -> float:
@@ -768,7 +788,51 @@ async def _floor_step(load: Any, pid: int, rate: float, args: argparse.Namespace
         achieved_rate=done.achieved_rate,
         cpu_s=used,
         ack_p50_ms=_pct(done.ack_ms, 50),
+        ack_p99_ms=_pct(done.ack_ms, 99),
+        seconds=args.floor_seconds,
     )
+
+
+async def _floor_ceiling(args: argparse.Namespace) -> float:
+    """The floor alone at each of ``args.floor_ceiling``'s rates (auctions/s worth of
+    bidder messages); prints each step and returns the highest it kept up with (0: none).
+
+    What any server on this stack could sustain on this machine, whatever it does per
+    auction: the load sends pre-signed messages (no bidder signs), so the figure is
+    generous to the floor."""
+    from service_floor import FloorLoad, message_pool
+
+    keys = {f"floor-bidder-{i}": os.urandom(32).hex() for i in range(args.bidders)}
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as folder_name:
+        floor, port = _start_floor(Path(folder_name), keys, args)
+        load = FloorLoad(f"ws://127.0.0.1:{port}/ws", message_pool(keys, 200))
+        try:
+            await load.connect()
+            rates = args.floor_ceiling
+            await load.step(rates[0] * 2 * args.bidders, args.warmup_seconds)
+            print(
+                f"{'floor':8} {'rate/s':>7} {'msg/s':>7} {'sent/s':>8} {'acked':>7} "
+                f"{'ack p50 ms':>10} {'ack p99 ms':>10} {'server CPU':>10} {'us/msg':>7}"
+            )
+            best, misses = 0.0, 0
+            for rate in rates:
+                step = await _floor_step(load, floor.pid, rate, args)
+                ok = step.kept_up(args.floor_ack_ms)
+                print(
+                    f"{'':8} {rate:7.0f} {step.messages_per_s:7.0f} {step.achieved_rate:8.0f} "
+                    f"{step.acked:7d} {step.ack_p50_ms:10.2f} {step.ack_p99_ms:10.2f} "
+                    f"{100 * step.cpu_s / step.seconds:9.0f}% {step.cpu_us_per_message:7.0f}"
+                    + ("" if ok else "  <- not kept up"),
+                    flush=True,
+                )
+                best, misses = (max(best, rate), 0) if ok else (best, misses + 1)
+                if misses >= 2:
+                    break
+            return best
+        finally:
+            await load.close()
+            floor.kill()
+            floor.wait(30)
 
 
 async def _run_bidders(url: str, keys_path: str) -> None:
@@ -866,6 +930,21 @@ def main() -> None:
         "--no-floor", dest="floor", action="store_false", help="skip the floor measurement"
     )
     parser.add_argument(
+        "--floor-ceiling",
+        type=lambda text: [float(x) for x in text.split(",")],
+        default=None,
+        help="run only the floor, at these auctions/s worth of bidder messages (comma-"
+        "separated), and print the highest it keeps up with: the ceiling of any server on "
+        "this stack and machine",
+    )
+    parser.add_argument(
+        "--floor-ack-ms",
+        type=float,
+        default=20.0,
+        help="--floor-ceiling: a step is kept up when 99 %% of acks take at most this (ms; "
+        "default: the default reveal window)",
+    )
+    parser.add_argument(
         "--baseline-src",
         type=Path,
         default=None,
@@ -899,6 +978,16 @@ def main() -> None:
 
     _quiet_gc()
     print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.floor_ceiling is not None:
+        ceiling = _run(_floor_ceiling(args))
+        print(
+            f"floor ceiling: highest rate kept up {ceiling:.0f} auctions/s "
+            f"({ceiling * 2 * args.bidders:.0f} bidder messages/s, {args.bidders} bidders, "
+            f"{args.floor_seconds:g} s steps, ack p99 <= {args.floor_ack_ms:g} ms)"
+        )
+        print(f"BENCH name=service.floor_ceiling_auctions_per_s value={ceiling:.0f} unit=1/s")
+        print(f"load average after the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return
     by_target, floors = _run(_load(args))
     names = list(by_target)
     first = by_target[names[0]]
