@@ -16,7 +16,11 @@ Cases (each in a fresh Python process, so memory figures do not leak between the
   run's chunks (``resources.simulation_chunk_size`` rows at a time, the workers' malloc
   tuned as the simulator's are, so that each chunk reuses the last one's pages): the
   floor without the page faults of 500,000-row arrays, which the simulator does not pay
-  either (``chunked_floor_*``; for information, the goal is against the first).
+  either (``chunked_floor_*``; for information, the goal is against the first). And, on
+  the run's own chunks once more with every draw timed (each call to the generators and
+  to ``ndtri``), the CPU seconds of the draws alone and their ratio to the floor's CPU
+  (``draws_*``): the part of the run no change to its own work removes while it draws
+  the same numbers.
 - ``mc10m``: 10,000,000 auctions streamed (summary only), 2 workers. Goal: memory flat
   and <= 1.5 GB (the peak after the first million auctions is printed beside the end's).
 - ``one200``: one ``run_simulation`` with 200 real bidders (the mean of many calls:
@@ -240,6 +244,75 @@ def floor_seconds(
     return wall, _cpu_seconds() - cpu
 
 
+def _timed(function: Any, spent: list[float]) -> Any:
+    """``function``, adding each call's CPU seconds to ``spent[0]``."""
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.process_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[0] += time.process_time() - started
+
+    return timed
+
+
+class _TimedDraws:
+    """A generator whose every method call is timed (:func:`_timed`)."""
+
+    def __init__(self, rng: Any, spent: list[float]) -> None:
+        self._rng, self._spent = rng, spent
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._rng, name)
+        return _timed(attr, self._spent) if callable(attr) else attr
+
+
+def _draws_part(task: Any) -> tuple[float, float]:
+    """CPU seconds of one chunk of the run on the fast path, and of its draws alone:
+    every call to its generators (uniforms, normals, binomials) and to ``ndtri`` (the
+    inverse normal CDF that maps uniforms to the random walk's steps, the market's and
+    the phantoms' normals) is timed where the chunk makes it."""
+    from phantom_auction.simulation import environment, kernels, market
+    from phantom_auction.simulation.environment import Streams
+    from phantom_auction.simulation.strategies import random_walk
+
+    spent = [0.0]
+    inverse = environment.ndtri
+    patched = (environment, market, random_walk)
+    for module in patched:
+        module.ndtri = _timed(inverse, spent)  # type: ignore[attr-defined]
+    try:
+        env = task.spec.environment()
+        strategies = task.spec.fresh_strategies()
+        streams = Streams.from_seed(task.seed_seq, len(strategies))
+        streams.market = _TimedDraws(streams.market, spent)
+        streams.phantom = _TimedDraws(streams.phantom, spent)
+        streams.bidders = [_TimedDraws(rng, spent) for rng in streams.bidders]
+        started = time.process_time()
+        kernels.simulate_chunk_arrays(env, strategies, streams, task.n_auctions)
+        return time.process_time() - started, spent[0]
+    finally:
+        for module in patched:
+            module.ndtri = inverse  # type: ignore[attr-defined]
+
+
+def draws_cpu_seconds(n: int, workers: int = 2) -> tuple[float, float]:
+    """The run's chunks of ``n`` default auctions on ``workers`` processes, each timed
+    whole and in its draws alone (:func:`_draws_part`): (CPU seconds, of which draws).
+    Measures how much of the run no change to the simulator's own work can remove while
+    it draws the same numbers."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from phantom_auction.simulation import MarketConditions, PhantomSimulator
+    from phantom_auction.simulation.parallel import plan_chunks
+
+    tasks = plan_chunks(PhantomSimulator(mc_config(n), MarketConditions()), 100.0, 1000.0)
+    with ProcessPoolExecutor(workers, initializer=_floor_worker, initargs=(True,)) as pool:
+        parts = list(pool.map(_draws_part, tasks))
+    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
 #: Rounds of the ratio cases: each round measures the floor (or the fast path) and the
 #: run under test back to back; the best of each side is compared (``--rounds``).
 ROUNDS = 3
@@ -282,6 +355,12 @@ def case_mc1m(scale: float) -> dict[str, Any]:
     figures["cpu_ratio_to_chunked_floor"] = (
         figures["cpu_seconds"] / figures["chunked_floor_cpu_seconds"]
     )
+    # The draws' share, measured on the run's own chunks (timing each draw: not the
+    # run above, whose figures stay untouched by the timers).
+    whole, draws = draws_cpu_seconds(n)
+    figures["draws_run_cpu_seconds"] = whole
+    figures["draws_cpu_seconds"] = draws
+    figures["draws_over_floor_cpu"] = draws / figures["floor_cpu_seconds"]
     figures["each_seconds"] = [round(r["seconds"], 3) for r in runs]
     figures["each_floor_seconds"] = [round(f[0], 3) for f in floors]
     figures["each_chunked_floor_seconds"] = [round(f[0], 3) for f in chunked]
@@ -454,7 +533,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['chunked_floor_seconds']:.2f} s -> {r['ratio_to_chunked_floor']:.2f}x; CPU "
             f"{r['chunked_floor_cpu_seconds']:.2f} s -> {r['cpu_ratio_to_chunked_floor']:.2f}x"
         )
+        goal_cpu = 1.5 * r["floor_cpu_seconds"]
+        print(
+            f"  of which the draws alone (every generator call and ndtri, timed inside the "
+            f"run's chunks, which took {r['draws_run_cpu_seconds']:.2f} s CPU so): "
+            f"{r['draws_cpu_seconds']:.2f} s CPU = {r['draws_over_floor_cpu']:.2f}x the "
+            f"floor's CPU; 1.5x the floor ({goal_cpu:.2f} s) would leave "
+            f"{goal_cpu - r['draws_cpu_seconds']:.2f} s for the rest, which takes "
+            f"{r['draws_run_cpu_seconds'] - r['draws_cpu_seconds']:.2f} s"
+        )
         print(f"BENCH name=simulator.mc_{r['auctions']}_s value={r['seconds']:.3f} unit=s")
+        print(
+            f"BENCH name=simulator.mc_{r['auctions']}_draws_over_floor "
+            f"value={r['draws_over_floor_cpu']:.2f} unit=x"
+        )
         print(
             f"BENCH name=simulator.mc_{r['auctions']}_over_floor "
             f"value={r['ratio_to_floor']:.2f} unit=x"
