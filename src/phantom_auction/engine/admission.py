@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import heapq
-import math
 import os
 import threading
 import time
@@ -360,8 +359,3 @@ def admission_for(loop: asyncio.AbstractEventLoop) -> Admission:
 def thread_cpu() -> float:
     """CPU seconds of the calling thread (the event loop's)."""
     return time.thread_time()
-
-
-def ceil_s(seconds: float) -> int:
-    """Whole seconds for a ``Retry-After`` header (at least 1)."""
-    return max(1, math.ceil(seconds))

@@ -63,23 +63,6 @@ class VCGBid:
         object.__setattr__(self, "metadata", dict(self.metadata or {}))
 
 
-def _trusted_bid(bidder_id: str, valuation: float, quantity: float, is_phantom: bool) -> VCGBid:
-    """A :class:`VCGBid` without ``__post_init__``'s checks, for internal callers only.
-
-    For values already known finite and >= 0 (the simulator's accepted bids); skips
-    the per-bid validation that costs more than the rest of building ~200 bids.
-    :func:`run_vcg_auction` still checks every value when it clears.
-    """
-    bid = object.__new__(VCGBid)
-    set_field = object.__setattr__  # the dataclass is frozen
-    set_field(bid, "bidder_id", bidder_id)
-    set_field(bid, "valuation", valuation)
-    set_field(bid, "quantity", quantity)
-    set_field(bid, "is_phantom", is_phantom)
-    set_field(bid, "metadata", {})
-    return bid
-
-
 @dataclass(slots=True)
 class VCGAuction:
     """``supply`` units for sale, the seller keeping each unsold unit at ``reserve_price``.
