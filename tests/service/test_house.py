@@ -206,7 +206,12 @@ async def test_the_competition_is_stored_without_the_events_and_published_whole(
     assert len(published["commitments"]) == BIDDERS
     assert len(published["reveals"]) == BIDDERS - 1
     assert "events" not in published
-    assert len(compact_json(stored)) < len(compact_json(published)) * 2 / 3
+    # Left out is the bulk (the events repeat it): at least the commitments and reveals,
+    # less the count of events covered. (A fixed share would depend on the auction's
+    # random number of phantom bids, which both documents hold.)
+    left_out = len(compact_json(published["commitments"])) + len(compact_json(published["reveals"]))
+    covers = len(compact_json({"events": len(events)}))
+    assert len(compact_json(stored)) <= len(compact_json(published)) - left_out + covers
     await house.close()
 
 
