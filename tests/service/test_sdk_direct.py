@@ -74,3 +74,27 @@ async def test_sdk_bidders_take_part_in_every_auction_over_the_short_path(
         assert report.unanswered == 0 and report.unsent == 0
     # Announcements, acks, reveal_open and auction_closed came by the short path.
     assert len(handed) >= len(names) * AUCTIONS * 4
+
+
+async def test_request_status_answers_with_the_bidders_own_record(server_factory: Any) -> None:
+    """``BidderClient.request_status`` over the open connection: the server's ``status``
+    answer (the bidder's penalty record), not the ``welcome`` it held before; ``None``
+    before connecting."""
+    server: ServerProcess = server_factory({})
+    key = await server.add_bidder("mm-0")
+    client = BidderClient(server.url, "mm-0", key, honour_timing=False)
+    assert await client.request_status(timeout=0.1) is None
+    stop = asyncio.Event()
+    run = asyncio.create_task(client.arun(create_strategy("truthful"), stop=stop))
+    try:
+        await asyncio.wait_for(client.connected.wait(), 30)
+        welcome = client.status
+        status = await client.request_status(timeout=10.0)
+        assert status is not None and status is not welcome
+        assert status["type"] == "status"
+        assert status["bidder_id"] == "mm-0"
+        assert status["blocked"] is False and status["block_count"] == 0
+        assert status["no_reveal_rate"] == 0.0
+    finally:
+        stop.set()
+        await asyncio.wait_for(run, 30)
