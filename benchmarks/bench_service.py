@@ -84,6 +84,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -115,7 +116,8 @@ class StepResult:
     requested: int
     achieved_rate: float
     ok: int
-    failed: int
+    #: Requests to open an auction that got no auction, by HTTP status or exception.
+    failures: dict[str, int]
     rejections: int
     reasons: dict[str, int]
     flushes: int
@@ -127,11 +129,26 @@ class StepResult:
     cpu_s: dict[str, float]
 
     @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    @property
     def errors(self) -> int:
         return self.failed + self.rejections + self.unrevealed + self.absent
 
     def sustained(self) -> bool:
         return self.errors == 0 and self.achieved_rate >= 0.95 * self.rate
+
+
+def _error_code(body: bytes) -> str:
+    """The service's ``reason`` in an error body (``detail`` from FastAPI's own errors)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return body[:80].decode(errors="replace")
+    if isinstance(document, dict):
+        return str(document.get("reason") or document.get("detail") or document)[:80]
+    return str(document)[:80]
 
 
 def _free_port() -> int:
@@ -222,11 +239,15 @@ class _Http:
     Handles what this server answers: ``Content-Length`` bodies, keep-alive or close.
     """
 
+    #: Idle connections are dropped after this (s), well inside uvicorn's 5 s keep-alive:
+    #: a request written just as the server closes one gets a reset, not an answer.
+    IDLE_S = 2.0
+
     def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
         self.host, self.port = host, port
         extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         self._head = f"Host: {host}:{port}\r\n{extra}"
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._idle: list[tuple[float, asyncio.StreamReader, asyncio.StreamWriter]] = []
         self._all: set[asyncio.StreamWriter] = set()
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
@@ -235,8 +256,13 @@ class _Http:
         A kept-alive connection the server has closed meanwhile (its idle timeout) is
         retried once on a new one: the server never saw that request.
         """
+        now = asyncio.get_running_loop().time()
         while self._idle:
-            reader, writer = self._idle.pop()
+            since, reader, writer = self._idle.pop()
+            if now - since > self.IDLE_S:
+                self._all.discard(writer)
+                writer.close()
+                continue
             try:
                 return await self._exchange(reader, writer, method, path, body)
             except _StaleConnection:
@@ -288,7 +314,7 @@ class _Http:
             self._all.discard(writer)
             writer.close()
         else:
-            self._idle.append((reader, writer))
+            self._idle.append((asyncio.get_running_loop().time(), reader, writer))
         return status, data
 
     async def close(self) -> None:
@@ -328,7 +354,8 @@ async def _step(
     latency: list[float] = []
     total: list[float] = []
     sent_at: list[float] = []
-    outcome = {"ok": 0, "failed": 0, "unrevealed": 0, "absent": 0}
+    outcome = {"ok": 0, "unrevealed": 0, "absent": 0}
+    failures: Counter[str] = Counter()
     fields: dict[str, Any] = {
         "token_in": 1,
         "token_out": 2,
@@ -343,12 +370,12 @@ async def _step(
         sent_at.append(loop.time())
         try:
             status, data = await http.request("POST", "/v1/auctions", body)
-        except (OSError, ValueError, asyncio.IncompleteReadError):
-            outcome["failed"] += 1
+        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+            failures[type(exc).__name__] += 1
             return
         received = time.time()
         if status != 200:
-            outcome["failed"] += 1
+            failures[f"HTTP {status}: {_error_code(data)}"] += 1
             return
         view = json.loads(data)
         outcome["ok"] += 1
@@ -383,7 +410,7 @@ async def _step(
         requested=count,
         achieved_rate=achieved,
         ok=outcome["ok"],
-        failed=outcome["failed"],
+        failures=dict(failures),
         rejections=rejected,
         reasons=reasons,
         flushes=flushes,
@@ -771,7 +798,7 @@ def _print_step(name: str, step: StepResult, versus: str, pids: dict[str, int]) 
         )
     if step.errors:
         print(
-            f"         failed={step.failed} rejected={step.rejections} "
+            f"         failed={step.failed} {step.failures or ''} rejected={step.rejections} "
             f"unrevealed={step.unrevealed} absent={step.absent} reasons={step.reasons}"
         )
 
