@@ -32,7 +32,10 @@ async def test_sigkill_mid_load_loses_no_acknowledged_message(server_factory: An
     keys = {name: await server.add_bidder(name) for name in names}
     late_key = await server.add_bidder("latecomer")
 
-    clients = [BidderClient(server.url, name, keys[name], reconnect=False) for name in names]
+    clients = [
+        BidderClient(server.url, name, keys[name], reconnect=False, keep_acks=None)
+        for name in names
+    ]
     stop = asyncio.Event()
     runs = [
         asyncio.create_task(client.arun(create_strategy(strategy), stop=stop))

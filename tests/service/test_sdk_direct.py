@@ -26,7 +26,12 @@ async def test_sdk_bidders_take_part_in_every_auction_over_the_short_path(
     token = await server.add_client("settlement")
     names = ["mm-0", "mm-1", "mm-2"]
     keys = {name: await server.add_bidder(name) for name in names}
-    clients = [BidderClient(server.url, name, keys[name], honour_timing=False) for name in names]
+    # Every ack listed, the default's latest 10,000, and only the latest 3.
+    keep: list[int | None] = [None, 10_000, 3]
+    clients = [
+        BidderClient(server.url, name, keys[name], honour_timing=False, keep_acks=k)
+        for name, k in zip(names, keep, strict=True)
+    ]
     handed: list[int] = []
     real = _Connection.process_event
 
@@ -59,11 +64,13 @@ async def test_sdk_bidders_take_part_in_every_auction_over_the_short_path(
         async with httpx.AsyncClient(
             base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
         ) as http:
+            opened = []
             for _ in range(AUCTIONS):
                 order = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
                 r = await http.post("/v1/auctions", json=order)
                 assert r.status_code == 200, r.text
                 assert r.json()["result"]["num_participants"] >= len(names)
+                opened.append(r.json()["auction_id"])
         reports = await asyncio.wait_for(asyncio.gather(*runs), 30)
     finally:
         _Connection.process_event = real  # type: ignore[method-assign]
@@ -72,6 +79,14 @@ async def test_sdk_bidders_take_part_in_every_auction_over_the_short_path(
         assert report.commits_sent == report.reveals_sent == AUCTIONS
         assert report.accepted == 2 * AUCTIONS and report.rejected == {}
         assert report.unanswered == 0 and report.unsent == 0
+    # The counts cover every ack; the list holds the latest keep_acks, in order.
+    every = reports[0].acks
+    assert [(a.auction_id, a.kind) for a in every] == [
+        (auction_id, kind) for auction_id in opened for kind in ("commit", "reveal")
+    ]
+    assert len(reports[1].acks) == 2 * AUCTIONS
+    latest = reports[2].acks
+    assert [(a.auction_id, a.kind) for a in latest] == [(a.auction_id, a.kind) for a in every[-3:]]
     # Announcements, acks, reveal_open and auction_closed came by the short path.
     assert len(handed) >= len(names) * AUCTIONS * 4
 
@@ -98,3 +113,10 @@ async def test_request_status_answers_with_the_bidders_own_record(server_factory
     finally:
         stop.set()
         await asyncio.wait_for(run, 30)
+
+
+def test_keep_acks_must_be_a_count_or_none() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    with pytest.raises(ValueError, match="keep_acks=-1"):
+        BidderClient("http://127.0.0.1:1", "mm-0", Ed25519PrivateKey.generate(), keep_acks=-1)
