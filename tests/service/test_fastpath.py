@@ -21,6 +21,7 @@ from phantom_auction.service.auth import (
     verify_signature,
 )
 from phantom_auction.service.store import SqlStore, compact_json
+from phantom_auction.service.store.sqlite import checkpoint
 from phantom_auction.service.ws_fastpath import text_frame
 
 from .service_harness import auction_record, commit_event
@@ -82,6 +83,59 @@ async def test_sqlite_wal_is_checkpointed_off_the_writer(tmp_path: Path) -> None
         with sqlite3.connect(copy) as db:
             assert db.execute("SELECT count(*) FROM bid_events").fetchone() == (2,)
     finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_sqlite_wal_starts_over_though_writes_arrive_during_each_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite starts its WAL over only at a write that begins after everything in it was
+    copied into the database. Under steady load, frames always arrive while the
+    checkpoint (on its own connection) copies, and the WAL grew without bound. The
+    writer copies that tail itself before its next batch, which starts the WAL over."""
+    import threading
+
+    from phantom_auction.service.store import sql
+
+    path = tmp_path / "svc.db"
+    copied, release = threading.Event(), threading.Event()
+
+    def checkpoint_then_hold(database: str) -> None:
+        checkpoint(database)
+        copied.set()
+        release.wait(10)  # the "copy" is still running while the writer goes on
+
+    monkeypatch.setattr(sql, "checkpoint", checkpoint_then_hold)
+    store = SqlStore(f"sqlite+aiosqlite:///{path}", checkpoint_every_records=2)
+    await store.start()
+
+    def wal_frames() -> int:
+        # (busy, frames in the WAL, frames copied); the pragma copies them too.
+        with sqlite3.connect(path) as db:
+            return int(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+
+    try:
+        client = await store.add_client("acme", "ab" * 32)
+        await store.add_bidder("mm-1", bytes(32))
+        await store.apply([auction_record("a1", client.client_id)])
+        await store.apply([commit_event("a1", "mm-1", 1)])  # the 2nd record: a checkpoint
+        assert await asyncio.to_thread(copied.wait, 10)
+        store.checkpoint_every_records = 10**9  # no other checkpoint from here on
+        await store.apply([commit_event("a1", "mm-1", 2)])  # written during the checkpoint
+        release.set()
+        for _ in range(500):
+            if not store._checkpoint_running:
+                break
+            await asyncio.sleep(0.01)
+        await store.apply([commit_event("a1", "mm-1", 3)])
+        after_one_batch = wal_frames()
+        await store.apply([commit_event("a1", "mm-1", 4)])
+        one_batch = wal_frames()  # the WAL was all copied: this batch started it over
+        # The WAL holds only the last batch: it started over at that batch too.
+        assert 0 < after_one_batch <= one_batch
+    finally:
+        release.set()
         await store.close()
 
 

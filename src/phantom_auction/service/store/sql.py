@@ -61,6 +61,7 @@ from .sqlite import (
     no_autocheckpoint,
     private_sqlite_file,
     sqlite_pragmas,
+    start_wal_over,
 )
 
 __all__ = ["SqlStore", "apply_rows", "core_statement"]
@@ -133,6 +134,9 @@ class SqlStore(Store):
         self._checkpointer: ThreadPoolExecutor | None = None
         self._checkpoint_path = ""
         self._checkpoint_running = False
+        # Set when a checkpoint has copied the WAL's bulk: the writer then copies the
+        # rest itself before its next batch, and that batch starts the WAL over.
+        self._start_wal_over = False
         self._written_since_checkpoint = 0
         #: SQLite: records written between two WAL checkpoints.
         self.checkpoint_every_records = checkpoint_every_records
@@ -310,8 +314,12 @@ class SqlStore(Store):
 
     def _checkpoint_done(self, done: asyncio.Future[None]) -> None:
         self._checkpoint_running = False
-        if not done.cancelled() and done.exception() is not None:
+        if done.cancelled():
+            return
+        if done.exception() is not None:
             _log.warning("SQLite checkpoint failed: %r", done.exception())
+        else:
+            self._start_wal_over = True
 
     def _apply_in_thread(self, batch: WriteBatch) -> None:
         # One connection kept by the writer thread (made by the engine's pool, so its
@@ -323,6 +331,12 @@ class SqlStore(Store):
             raw = self._writer_connection = self._sync_engine.raw_connection()
         driver = raw.driver_connection
         assert isinstance(driver, sqlite3.Connection)
+        if self._start_wal_over:
+            self._start_wal_over = False
+            try:
+                start_wal_over(driver)
+            except sqlite3.Error as exc:  # the batch is still written; next time, then
+                _log.warning("SQLite checkpoint on the writer failed: %r", exc)
         try:
             # sqlite3 begins the transaction before the first INSERT or UPDATE.
             apply_sqlite(driver, batch)

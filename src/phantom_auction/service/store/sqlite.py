@@ -25,10 +25,13 @@ __all__ = [
     "private_sqlite_file",
     "sqlite_pragmas",
     "sqlite_statement",
+    "start_wal_over",
 ]
 
 #: Records written between two checkpoints of the SQLite WAL (see ``SqlStore``).
 CHECKPOINT_EVERY_RECORDS = 2000
+#: The WAL file is cut back to this (bytes) when the writer starts it over.
+WAL_SIZE_LIMIT = 64 << 20
 
 
 def sqlite_statement(write: RowWrite) -> str:
@@ -89,10 +92,25 @@ def checkpoint(path: str) -> None:
         connection.close()
 
 
+def start_wal_over(connection: sqlite3.Connection) -> None:
+    """On the writer's ``connection``, between its transactions: copy what the WAL got
+    since the last checkpoint, so that its next transaction starts the WAL over.
+
+    SQLite starts the WAL over only when a write transaction begins after a checkpoint
+    has copied all of it. A checkpoint on another connection never gets there under
+    steady writes (frames arrive while it copies): the WAL then grew without bound,
+    7.6 GB in 200 s at 100 auctions/s. Here, after that checkpoint has copied the bulk,
+    only the last few frames are left (a copy and an fsync of a few ms).
+    """
+    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
 def no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
-    """Connect hook: this connection never checkpoints (a second one does)."""
+    """Connect hook: this connection never checkpoints (a second one does), and cuts the
+    WAL file back to :data:`WAL_SIZE_LIMIT` when it starts the WAL over."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cursor.close()
 
 
