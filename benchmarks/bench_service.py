@@ -803,7 +803,8 @@ def _print_step(name: str, step: StepResult, versus: str, pids: dict[str, int]) 
         )
     if step.errors:
         print(
-            f"         failed={step.failed} {step.failures or ''} rejected={step.rejections} "
+            f"         failed={step.failed}{f' {step.failures}' if step.failures else ''} "
+            f"rejected={step.rejections} "
             f"unrevealed={step.unrevealed} absent={step.absent} reasons={step.reasons}"
         )
 
