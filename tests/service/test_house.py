@@ -268,3 +268,30 @@ async def test_the_house_reads_the_time_from_its_injected_clock() -> None:
     assert record.result is not None
     finalized = datetime.fromisoformat(record.result["finalized_at"])
     assert 4.99 < (finalized - datetime.now(UTC)) / timedelta(days=365) < 5.01
+
+
+async def test_the_ended_auctions_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`closed` (ended auction id -> status, to answer a straggler without a store read)
+    keeps only the newest CLOSED_REMEMBERED: a long-running server's memory levels off."""
+    from phantom_auction.service.house import auction_house
+
+    monkeypatch.setattr(auction_house, "CLOSED_REMEMBERED", 2)
+    store = MemoryStore()
+    client = await store.add_client("settlement", "a" * 64)
+    house = AuctionHouse(CONFIG, store)
+    await house.start()
+    ended = []
+    try:
+        for _ in range(3):
+            opened = await house.open_auction(
+                client,
+                OpenAuctionBody(
+                    token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=20
+                ),
+            )
+            assert opened.done is not None
+            ended.append((await opened.done).auction_id)
+    finally:
+        await house.close()
+    assert list(house.closed) == ended[1:]
+    assert await store.auction(ended[0]) is not None  # forgotten by the house, not the store
