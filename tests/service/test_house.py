@@ -19,6 +19,7 @@ from phantom_auction.service.auth import (
 from phantom_auction.service.house import (
     AuctionHouse,
     accepted_events,
+    auction_house,
     competition_document,
     from_us,
     result_document,
@@ -273,8 +274,6 @@ async def test_the_house_reads_the_time_from_its_injected_clock() -> None:
 async def test_the_ended_auctions_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """`closed` (ended auction id -> status, to answer a straggler without a store read)
     keeps only the newest CLOSED_REMEMBERED: a long-running server's memory levels off."""
-    from phantom_auction.service.house import auction_house
-
     monkeypatch.setattr(auction_house, "CLOSED_REMEMBERED", 2)
     store = MemoryStore()
     client = await store.add_client("settlement", "a" * 64)
