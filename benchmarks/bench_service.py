@@ -799,7 +799,7 @@ def _print_step(name: str, step: StepResult, versus: str, pids: dict[str, int]) 
     if step.flushes:
         print(
             f"         {step.flushes} group commits ({step.flushes / max(1, step.requested):.1f}"
-            f" per auction), {step.slow_flushes} over 50 ms (disk)"
+            f" per auction), {step.slow_flushes} over 50 ms (disk or CPU stalls)"
         )
     if step.errors:
         print(
