@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -126,12 +127,38 @@ def test_sweep_yields_every_grid_point_equal_to_its_local_run(cluster_client: An
     assert analyze_results(by_index[2])["num_phantom_bids"]["mean"] > 1.0
 
 
+def _chunk_priorities(dask_scheduler: Any) -> dict[str, tuple[Any, ...]]:
+    """Every sweep chunk task's priority on the scheduler (the least runs first)."""
+    return {
+        key: task.priority
+        for key, task in dask_scheduler.tasks.items()
+        if str(key).startswith("phantom-auction-chunk-")
+    }
+
+
 def test_closing_a_sweep_early_cancels_its_remaining_chunks(cluster_client: Any) -> None:
     sims = [simulator(4_000, chunk_size=CHUNK, num_phantom_bidders=k) for k in (0, 5, 10, 15)]
     sweep = sweep_on_cluster(sims, BASELINE_PRICE, BASELINE_QUANTITY, cluster_client)
-    first, _ = next(sweep)
-    assert first == 0  # earlier grid points are queued first
-    sweep.close()
+    try:
+        # Every chunk is submitted before the sweep returns, earlier grid points queued
+        # first: each point's chunks rank above every chunk of the next. (Which point
+        # completes first is up to the workers: one slow chunk can hold a point back.)
+        chunks = 4 * 4_000 // CHUNK
+        deadline = time.monotonic() + 30.0
+        priorities = cluster_client.run_on_scheduler(_chunk_priorities)
+        while len(priorities) < chunks and time.monotonic() < deadline:
+            time.sleep(0.01)  # the submissions travel apart from this call
+            priorities = cluster_client.run_on_scheduler(_chunk_priorities)
+        by_point: dict[int, list[tuple[Any, ...]]] = {}
+        for key, priority in priorities.items():
+            by_point.setdefault(int(str(key).split("-")[4]), []).append(priority)
+        assert sorted(by_point) == [0, 1, 2, 3]
+        for earlier, later in zip(range(3), range(1, 4), strict=True):
+            assert max(by_point[earlier]) < min(by_point[later])
+        first, _ = next(sweep)
+        assert first in range(4)
+    finally:
+        sweep.close()  # also when an assertion failed: no chunk left for the next test
     ours = [k for k in cluster_client.futures if str(k).startswith("phantom-auction-chunk-")]
     assert ours == []
 
