@@ -153,8 +153,8 @@ def test_closing_a_sweep_early_cancels_its_remaining_chunks(cluster_client: Any)
         for key, priority in priorities.items():
             by_point.setdefault(int(str(key).split("-")[4]), []).append(priority)
         assert sorted(by_point) == [0, 1, 2, 3]
-        for earlier, later in zip(range(3), range(1, 4), strict=True):
-            assert max(by_point[earlier]) < min(by_point[later])
+        for point in range(3):
+            assert max(by_point[point]) < min(by_point[point + 1])
         first, _ = next(sweep)
         assert first in range(4)
     finally:
