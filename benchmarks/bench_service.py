@@ -15,8 +15,9 @@ every bidder (none absent, none unrevealed), the server rejected no bidder messa
 ``phantom_auction_rejections_total`` did not move), and the client kept up with the
 schedule (>= 95 % of the rate).
 Prints one table row per step (with the CPU milliseconds per auction used by the server,
-the bidders' process and this load process, and the rejection reasons of a failed
-step), then the highest sustained rate and, for that step,
+the bidders' process and this load process, the server's group commits and how often
+its event loop was late by over 5 and 20 ms (``phantom_auction_event_loop_lag_seconds``),
+and the rejection reasons of a failed step), then the highest sustained rate and, for that step,
 p50 / p99 of (result time - end of the reveal window): negative when the auction
 finished early because every commitment was revealed (``service.finish_early``; pass
 ``--finish-at-window-end`` to make every auction run its full reveal window).
@@ -110,6 +111,12 @@ _REJECTIONS = re.compile(r'^phantom_auction_rejections_total\{reason="([^"]+)"\}
 _FLUSH = re.compile(
     r'^phantom_auction_store_flush_seconds_(count|bucket\{le="0\.05"\}) ([0-9.e+]+)$'
 )
+#: The server's event-loop lag ticks (every 10 ms), and those within 5 and 20 ms: a
+#: message waits as long for the loop, and 20 ms is the reveal window of 100 ms auctions.
+_LOOP_LAG = re.compile(
+    r'^phantom_auction_event_loop_lag_seconds_(count|bucket\{le="0\.005"\}|bucket\{le="0\.02"\})'
+    r" ([0-9.e+]+)$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +133,10 @@ class StepResult:
     reasons: dict[str, int]
     flushes: int
     slow_flushes: int
+    #: Event-loop lag ticks, and those late by over 5 and 20 ms (none: an older server).
+    lag_ticks: int
+    lag_over_5ms: int
+    lag_over_20ms: int
     unrevealed: int
     absent: int
     latency_ms: list[float]
@@ -329,7 +340,8 @@ class _Http:
 
 
 async def _rejections(http: _Http) -> dict[str, float]:
-    """Rejections by reason, plus ``flush:count`` and ``flush:le=0.05`` (group commits)."""
+    """Rejections by reason, plus ``flush:count`` and ``flush:le=0.05`` (group commits)
+    and ``lag:count``, ``lag:le=0.005``, ``lag:le=0.02`` (event-loop lag ticks)."""
     text = (await http.request("GET", "/metrics"))[1].decode()
     found: dict[str, float] = {}
     for line in text.splitlines():
@@ -340,6 +352,10 @@ async def _rejections(http: _Http) -> dict[str, float]:
         if flush:
             key = "count" if flush.group(1) == "count" else "le=0.05"
             found[f"flush:{key}"] = float(flush.group(2))
+        lag = _LOOP_LAG.match(line)
+        if lag:
+            key = lag.group(1).removeprefix("bucket{").removesuffix("}").replace('"', "")
+            found[f"lag:{key}"] = float(lag.group(2))
     return found
 
 
@@ -407,6 +423,9 @@ async def _step(
     delta = {k: round(v - before.get(k, 0.0)) for k, v in after.items()}
     flushes = delta.pop("flush:count", 0)
     slow_flushes = flushes - delta.pop("flush:le=0.05", 0)
+    lag_ticks = delta.pop("lag:count", 0)
+    lag_over_5ms = lag_ticks - delta.pop("lag:le=0.005", 0)
+    lag_over_20ms = lag_ticks - delta.pop("lag:le=0.02", 0)
     reasons = {k: v for k, v in delta.items() if v}
     rejected = sum(reasons.values())
     return StepResult(
@@ -419,6 +438,9 @@ async def _step(
         reasons=reasons,
         flushes=flushes,
         slow_flushes=slow_flushes,
+        lag_ticks=lag_ticks,
+        lag_over_5ms=lag_over_5ms,
+        lag_over_20ms=lag_over_20ms,
         unrevealed=outcome["unrevealed"],
         absent=outcome["absent"],
         latency_ms=latency,
@@ -800,6 +822,11 @@ def _print_step(name: str, step: StepResult, versus: str, pids: dict[str, int]) 
         print(
             f"         {step.flushes} group commits ({step.flushes / max(1, step.requested):.1f}"
             f" per auction), {step.slow_flushes} over 50 ms (disk or CPU stalls)"
+        )
+    if step.lag_ticks:
+        print(
+            f"         event loop late by over 5 / 20 ms in {step.lag_over_5ms} /"
+            f" {step.lag_over_20ms} of {step.lag_ticks} ticks"
         )
     if step.errors:
         print(

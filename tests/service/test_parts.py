@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from phantom_auction.service.auth import (
 from phantom_auction.service.commands import register
 from phantom_auction.service.group_commit import GroupCommit
 from phantom_auction.service.house import TokenBucket, from_us, to_us
+from phantom_auction.service.metrics import LoopLag, ServiceMetrics
 from phantom_auction.service.penalties import PenaltyState, is_blocked, record_reveal_outcome
 from phantom_auction.service.store import BidEvent, MemoryStore, SqlStore
 
@@ -226,6 +228,27 @@ async def test_an_idle_group_commit_gathers_a_wave_into_one_transaction() -> Non
     await asyncio.gather(one, two)
     await eager.close()
     assert batches == [[3], [4]]
+
+
+@pytest.mark.anyio
+async def test_the_loop_lag_probe_sees_a_turn_that_holds_the_loop() -> None:
+    """A turn that holds the event loop for 50 ms shows as a tick at least 40 ms late
+    (every message arriving in it waited so); a stopped probe observes nothing more."""
+    metrics = ServiceMetrics()
+    value = metrics.registry.get_sample_value
+    name = "phantom_auction_event_loop_lag_seconds"
+    probe = LoopLag(metrics.loop_lag, interval_s=0.005)
+    probe.start()
+    await asyncio.sleep(0.03)
+    time.sleep(0.05)  # the turn: a tick falls due within its first 5 ms
+    await asyncio.sleep(0.03)
+    probe.stop()
+    count = value(f"{name}_count")
+    assert count is not None and count >= 5
+    assert count - value(f"{name}_bucket", {"le": "0.02"}) >= 1  # over 20 ms: the turn
+    assert value(f"{name}_sum") >= 0.04
+    await asyncio.sleep(0.03)
+    assert value(f"{name}_count") == count
 
 
 def test_commands_register_clients_and_bidders(tmp_path: Path) -> None:

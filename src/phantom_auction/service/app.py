@@ -36,7 +36,7 @@ from ..wire import AUCTION_ID_PATTERN, BIDDER_WS_PATH
 from .bidder_socket import BidderSocket, ack_document, malformed
 from .explorer import router as explorer_router
 from .house import AuctionHouse, BidderState, Rejected, Verdict, auction_document
-from .metrics import ServiceMetrics
+from .metrics import LoopLag, ServiceMetrics
 from .schemas import (
     AckBody,
     Announcement,
@@ -288,9 +288,12 @@ def create_app(
         # per 1,000 auctions, single passes up to 50 ms, with the default thresholds).
         previous_thresholds = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLDS)
+        loop_lag = LoopLag(metrics.loop_lag)
+        loop_lag.start()
         try:
             yield
         finally:
+            loop_lag.stop()
             gc.set_threshold(*previous_thresholds)
             await house.close()
             if announce is not None:
