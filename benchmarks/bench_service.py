@@ -17,10 +17,10 @@ schedule (>= 95 % of the rate).
 Prints one table row per step (with the CPU milliseconds per auction used by the server,
 the bidders' process and this load process, the server's group commits and how often
 its event loop was late by over 5 and 20 ms (``phantom_auction_event_loop_lag_seconds``),
-and the rejection reasons of a failed step), then the highest sustained rate and, for that step,
-p50 / p99 of (result time - end of the reveal window): negative when the auction
-finished early because every commitment was revealed (``service.finish_early``; pass
-``--finish-at-window-end`` to make every auction run its full reveal window).
+and the rejection reasons of a failed step), then the highest sustained rate and, for
+that step, p50 / p99 of (result time - end of the reveal window): negative when the
+auction finished early because every commitment was revealed (``service.finish_early``;
+pass ``--finish-at-window-end`` to make every auction run its full reveal window).
 Goal on a 2-core machine: >= 300 auctions/s with p99 <= 10 ms.
 
 **The floor** (issue 16, ``benchmarks/service_floor.py``): in the same run, a bare

@@ -181,10 +181,11 @@ class ServiceMetrics:
 class LoopLag:
     """Observes into ``histogram`` how late a timer due every ``interval_s`` runs.
 
-    A bidder's message waits while the event loop finishes its current turn; in 100 ms
-    auctions a reveal has 20 ms, so a turn of 10-20 ms (a wave of bidder messages read
-    together, a collection pass) is what turns into ``outside_reveal_window``. The
-    timer sees the loop as a message arriving at a random moment would.
+    A bidder's message waits while the event loop finishes its current turn (a wave of
+    bidder messages read together, an auction opened or finished), and a reveal waits
+    so twice within its window (20 ms in 100 ms auctions): for the timer that opens the
+    window, then for its own read. The timer sees the loop as a message arriving at a
+    random moment would: the metric to watch when ``outside_reveal_window`` appears.
     """
 
     __slots__ = ("_due", "_handle", "_loop", "histogram", "interval_s")
