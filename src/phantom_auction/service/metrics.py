@@ -40,7 +40,8 @@ _LATENCY_BUCKETS_S = (
 )
 
 #: How often :class:`LoopLag` looks at the event loop (s): 100 timers a second cost
-#: ~0.1 % of a core, and every turn longer than this delays at least one of them.
+#: ~0.02 % of a core (~2.2 us each under uvloop), and every turn longer than this
+#: delays at least one of them.
 LOOP_LAG_INTERVAL_S = 0.01
 
 
