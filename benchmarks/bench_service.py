@@ -114,8 +114,7 @@ _FLUSH = re.compile(
 #: The server's event-loop lag ticks (every 10 ms), and those within 5 and 20 ms: a
 #: message waits as long for the loop, and 20 ms is the reveal window of 100 ms auctions.
 _LOOP_LAG = re.compile(
-    r'^phantom_auction_event_loop_lag_seconds_(count|bucket\{le="0\.005"\}|bucket\{le="0\.02"\})'
-    r" ([0-9.e+]+)$"
+    r'^phantom_auction_event_loop_lag_seconds_(count|bucket\{le="(0\.005|0\.02)"\}) ([0-9.e+]+)$'
 )
 
 
@@ -354,8 +353,8 @@ async def _rejections(http: _Http) -> dict[str, float]:
             found[f"flush:{key}"] = float(flush.group(2))
         lag = _LOOP_LAG.match(line)
         if lag:
-            key = lag.group(1).removeprefix("bucket{").removesuffix("}").replace('"', "")
-            found[f"lag:{key}"] = float(lag.group(2))
+            key = "count" if lag.group(2) is None else f"le={lag.group(2)}"
+            found[f"lag:{key}"] = float(lag.group(3))
     return found
 
 

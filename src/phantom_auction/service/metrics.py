@@ -189,32 +189,28 @@ class LoopLag:
     random moment would: the metric to watch when ``outside_reveal_window`` appears.
     """
 
-    __slots__ = ("_due", "_handle", "_loop", "histogram", "interval_s")
+    __slots__ = ("_handle", "histogram", "interval_s")
 
     def __init__(self, histogram: Histogram, interval_s: float = LOOP_LAG_INTERVAL_S) -> None:
         self.histogram = histogram
         self.interval_s = interval_s
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._handle: asyncio.TimerHandle | None = None
-        self._due = 0.0
 
     def start(self) -> None:
         """Start on the running loop."""
-        self._loop = asyncio.get_running_loop()
-        self._schedule(self._loop.time())
+        loop = asyncio.get_running_loop()
+        self._schedule(loop, loop.time())
 
     def stop(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
 
-    def _schedule(self, now: float) -> None:
-        assert self._loop is not None
-        self._due = now + self.interval_s
-        self._handle = self._loop.call_at(self._due, self._tick)
+    def _schedule(self, loop: asyncio.AbstractEventLoop, now: float) -> None:
+        due = now + self.interval_s
+        self._handle = loop.call_at(due, self._tick, loop, due)
 
-    def _tick(self) -> None:
-        assert self._loop is not None
-        now = self._loop.time()
-        self.histogram.observe(max(0.0, now - self._due))
-        self._schedule(now)
+    def _tick(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
+        now = loop.time()
+        self.histogram.observe(max(0.0, now - due))
+        self._schedule(loop, now)
