@@ -12,9 +12,9 @@ records and metrics are made from its fills. ``run_simulation`` keeps its next a
 worked out ahead (:class:`_AuctionsAhead`). The fast path (:mod:`.kernels`) must give
 the same numbers on the same seed.
 
-One module for the simulator object and the calls that drive it through the engine
-(a result's records and its metrics need the engine's fills; the work before the engine
-is :mod:`.standing`'s).
+One concept past 600 lines: the simulator object and the calls that drive it through
+the engine (a result's records and its metrics need the engine's fills; the work before
+the engine is :mod:`.standing`'s, already a module of its own).
 """
 
 from __future__ import annotations
