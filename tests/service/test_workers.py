@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from phantom_auction.service import workers
 
 from . import test_crash
 from .service_harness import RawBidder, ServerProcess, reason
@@ -168,3 +171,68 @@ def test_workers_must_be_a_positive_integer(workers: str) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip().startswith(f"Error: --workers: {workers!r}"), done.stderr
+
+
+# The supervisor alone, its workers idle processes that die with it (no PostgreSQL).
+_SUPERVISOR = """
+import sys
+from phantom_auction.service.workers import supervise
+
+idle = [sys.executable, "-c",
+        "from phantom_auction.service.workers import die_with_parent; die_with_parent(); "
+        "import time; time.sleep(120)"]
+sys.exit(supervise(1, "127.0.0.1", 0, lambda fd, port: idle, lambda line: print(line, flush=True)))
+"""
+
+
+@contextlib.contextmanager
+def _supervisor(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A supervisor whose temporary directory is ``tmp_path``, once it has announced
+    itself; stopped by SIGTERM at the end unless already gone."""
+    with subprocess.Popen(
+        [sys.executable, "-c", _SUPERVISOR],
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().startswith("supervisor: 1 workers on http://127.0.0.1:")
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def _metrics_folders(tmp_path: Path) -> set[Path]:
+    return set(tmp_path.glob(f"{workers.METRICS_PREFIX}*"))
+
+
+def _age(folder: Path) -> None:
+    """Make ``folder``'s lock older than ``STALE_AFTER_S``, as if made long ago."""
+    lock = folder / workers.OWNER_LOCK
+    then = lock.stat().st_mtime - workers.STALE_AFTER_S - 1
+    os.utime(lock, (then, then))
+
+
+def test_a_killed_supervisors_metrics_folder_is_removed_by_the_next(tmp_path: Path) -> None:
+    with _supervisor(tmp_path) as killed:
+        (dead,) = _metrics_folders(tmp_path)
+        killed.kill()  # SIGKILL: no clean-up of its own
+        killed.wait(10)
+    assert (dead / workers.OWNER_LOCK).exists()
+    handmade = tmp_path / f"{workers.METRICS_PREFIX}by-hand"  # no lock file: not judged
+    handmade.mkdir()
+    with _supervisor(tmp_path):  # the dead one's lock is too young to be judged
+        (live,) = _metrics_folders(tmp_path) - {dead, handmade}
+        assert dead.is_dir()
+        _age(dead)
+        _age(live)
+        with _supervisor(tmp_path) as third:  # removes the dead one's, not the live one's
+            (mine,) = _metrics_folders(tmp_path) - {live, handmade}
+            assert not dead.exists()
+            assert live.is_dir() and mine.is_dir() and handmade.is_dir()
+            third.terminate()
+            assert third.wait(30) == 0
+        assert not mine.exists()  # stopped by SIGTERM, a supervisor removes its own
+    assert _metrics_folders(tmp_path) == {handmade}

@@ -14,7 +14,10 @@ crash). SIGTERM or SIGINT stop every worker gracefully.
 
 Metrics: the workers share a directory for prometheus-client's multiprocess mode
 (:mod:`.metrics`), made here (unless ``PROMETHEUS_MULTIPROC_DIR`` is already set) and
-removed at the end; a dead worker's live gauges are dropped from it.
+removed at the end; a dead worker's live gauges are dropped from it. A killed supervisor
+cannot remove its directory: the next supervisor to start does. The directory holds a
+lock file that its supervisor holds (``flock``) while it lives, and the kernel lets go
+of the lock when the process dies, however it dies.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import fcntl
+import glob
 import os
 import shutil
 import signal
@@ -35,13 +40,26 @@ from typing import Final
 
 from .metrics import MULTIPROCESS_ENV
 
-__all__ = ["EARLY_EXIT_S", "die_with_parent", "inherited_socket", "supervise", "worker_argv"]
+__all__ = [
+    "EARLY_EXIT_S",
+    "die_with_parent",
+    "inherited_socket",
+    "remove_dead_metrics_folders",
+    "supervise",
+    "worker_argv",
+]
 
 #: A worker exiting sooner than this after its start stops the whole server.
 EARLY_EXIT_S: Final = 10.0
 _PR_SET_PDEATHSIG: Final = 1
 #: The supervisor's pid, as its workers see it (they die with it).
 SUPERVISOR_ENV: Final = "PHANTOM_AUCTION_SUPERVISOR_PID"
+#: The metrics directories made here (in the temporary directory) and their owner's lock.
+METRICS_PREFIX: Final = "phantom-auction-metrics-"
+OWNER_LOCK: Final = "supervisor.lock"
+#: A metrics directory whose lock is younger than this (seconds) is never taken for a
+#: dead supervisor's: its owner may not have locked it yet.
+STALE_AFTER_S: Final = 60.0
 
 
 def die_with_parent() -> None:
@@ -84,9 +102,12 @@ def supervise(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     metrics_folder = os.environ.get(MULTIPROCESS_ENV)
-    own_folder = None
+    own_folder = owner = None
     if not metrics_folder:
-        metrics_folder = own_folder = tempfile.mkdtemp(prefix="phantom-auction-metrics-")
+        remove_dead_metrics_folders()
+        metrics_folder = own_folder = tempfile.mkdtemp(prefix=METRICS_PREFIX)
+        owner = os.open(os.path.join(own_folder, OWNER_LOCK), os.O_WRONLY | os.O_CREAT, 0o600)
+        fcntl.flock(owner, fcntl.LOCK_EX)  # held until this process ends (not inherited)
 
     def start() -> tuple[subprocess.Popen[bytes], float]:
         env = {**os.environ, SUPERVISOR_ENV: str(os.getpid()), MULTIPROCESS_ENV: metrics_folder}
@@ -129,7 +150,33 @@ def supervise(
         listener.close()
         if own_folder is not None:
             shutil.rmtree(own_folder, ignore_errors=True)
+        if owner is not None:
+            os.close(owner)
     return status
+
+
+def remove_dead_metrics_folders() -> list[str]:
+    """Remove the metrics directories of supervisors that were killed (their lock is free
+    and older than :data:`STALE_AFTER_S`); the directories removed. Directories without
+    the lock file (made by hand, or by an older version) are left alone."""
+    removed = []
+    for folder in glob.glob(os.path.join(tempfile.gettempdir(), METRICS_PREFIX + "*")):
+        try:
+            fd = os.open(os.path.join(folder, OWNER_LOCK), os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if time.time() - os.fstat(fd).st_mtime < STALE_AFTER_S:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its supervisor is alive
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def worker_argv(base: list[str], fd: int) -> list[str]:
