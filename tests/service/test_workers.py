@@ -186,9 +186,9 @@ sys.exit(supervise(1, "127.0.0.1", 0, lambda fd, port: idle, lambda line: print(
 
 
 @contextlib.contextmanager
-def _supervisor(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+def _supervisor(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
     """A supervisor whose temporary directory is ``tmp_path``, once it has announced
-    itself; stopped by SIGTERM at the end unless already gone."""
+    itself, and the lines it printed before; stopped by SIGTERM at the end unless gone."""
     with subprocess.Popen(
         [sys.executable, "-c", _SUPERVISOR],
         env={**os.environ, "TMPDIR": str(tmp_path)},
@@ -197,8 +197,11 @@ def _supervisor(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     ) as proc:
         try:
             assert proc.stdout is not None
-            assert proc.stdout.readline().startswith("supervisor: 1 workers on http://127.0.0.1:")
-            yield proc
+            before = []
+            while not (line := proc.stdout.readline()).startswith("supervisor: 1 workers on"):
+                assert line, f"the supervisor ended after printing {before}"
+                before.append(line.strip())
+            yield proc, before
         finally:
             proc.terminate()
             proc.wait(30)
@@ -216,19 +219,21 @@ def _age(folder: Path) -> None:
 
 
 def test_a_killed_supervisors_metrics_folder_is_removed_by_the_next(tmp_path: Path) -> None:
-    with _supervisor(tmp_path) as killed:
+    with _supervisor(tmp_path) as (killed, _):
         (dead,) = _metrics_folders(tmp_path)
         killed.kill()  # SIGKILL: no clean-up of its own
         killed.wait(10)
     assert (dead / workers.OWNER_LOCK).exists()
     handmade = tmp_path / f"{workers.METRICS_PREFIX}by-hand"  # no lock file: not judged
     handmade.mkdir()
-    with _supervisor(tmp_path):  # the dead one's lock is too young to be judged
+    with _supervisor(tmp_path) as (_, said):  # the dead one's lock is too young to judge
+        assert said == []
         (live,) = _metrics_folders(tmp_path) - {dead, handmade}
         assert dead.is_dir()
         _age(dead)
         _age(live)
-        with _supervisor(tmp_path) as third:  # removes the dead one's, not the live one's
+        with _supervisor(tmp_path) as (third, said):  # removes the dead one's, not the live's
+            assert said == [f"supervisor: removed {dead} (the metrics of a killed supervisor)"]
             (mine,) = _metrics_folders(tmp_path) - {live, handmade}
             assert not dead.exists()
             assert live.is_dir() and mine.is_dir() and handmade.is_dir()

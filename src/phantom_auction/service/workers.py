@@ -104,7 +104,8 @@ def supervise(
     metrics_folder = os.environ.get(MULTIPROCESS_ENV)
     own_folder = owner = None
     if not metrics_folder:
-        remove_dead_metrics_folders()
+        for dead in remove_dead_metrics_folders():
+            announce(f"supervisor: removed {dead} (the metrics of a killed supervisor)")
         metrics_folder = own_folder = tempfile.mkdtemp(prefix=METRICS_PREFIX)
         owner = os.open(os.path.join(own_folder, OWNER_LOCK), os.O_WRONLY | os.O_CREAT, 0o600)
         fcntl.flock(owner, fcntl.LOCK_EX)  # held until this process ends (not inherited)
