@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from phantom_auction.service import workers
+from phantom_auction.service.workers import METRICS_PREFIX, OWNER_LOCK, STALE_AFTER_S
 
 from . import test_crash
 from .service_harness import RawBidder, ServerProcess, reason
@@ -208,13 +208,13 @@ def _supervisor(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[st
 
 
 def _metrics_folders(tmp_path: Path) -> set[Path]:
-    return set(tmp_path.glob(f"{workers.METRICS_PREFIX}*"))
+    return set(tmp_path.glob(f"{METRICS_PREFIX}*"))
 
 
 def _age(folder: Path) -> None:
     """Make ``folder``'s lock older than ``STALE_AFTER_S``, as if made long ago."""
-    lock = folder / workers.OWNER_LOCK
-    then = lock.stat().st_mtime - workers.STALE_AFTER_S - 1
+    lock = folder / OWNER_LOCK
+    then = lock.stat().st_mtime - STALE_AFTER_S - 1
     os.utime(lock, (then, then))
 
 
@@ -223,8 +223,8 @@ def test_a_killed_supervisors_metrics_folder_is_removed_by_the_next(tmp_path: Pa
         (dead,) = _metrics_folders(tmp_path)
         killed.kill()  # SIGKILL: no clean-up of its own
         killed.wait(10)
-    assert (dead / workers.OWNER_LOCK).exists()
-    handmade = tmp_path / f"{workers.METRICS_PREFIX}by-hand"  # no lock file: not judged
+    assert (dead / OWNER_LOCK).exists()
+    handmade = tmp_path / f"{METRICS_PREFIX}by-hand"  # no lock file: not judged
     handmade.mkdir()
     with _supervisor(tmp_path) as (_, said):  # the dead one's lock is too young to judge
         assert said == []
