@@ -18,9 +18,6 @@ server found early is sent again on the push). Every ack is recorded.
 
 :func:`signed_headers` signs plain HTTP requests for bidders that do not use the
 WebSocket. Needs the ``service`` extra (``websockets``, ``cryptography``).
-
-One module for the bidder's side of the wire (session, signing, sealing, the push
-loop): each piece reads the same connection state.
 """
 
 from __future__ import annotations
