@@ -90,7 +90,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -141,6 +141,9 @@ class StepResult:
     latency_ms: list[float]
     total_ms: list[float]
     cpu_s: dict[str, float]
+    #: Reveals the bidders' process sent over half the reveal window late, and after it
+    #: closed, by its own clock (None: an SDK that does not count them).
+    late_reveals: tuple[int, int] | None = None
 
     @property
     def failed(self) -> int:
@@ -365,9 +368,11 @@ async def _step(
     duration_ms: int | None,
     bidders: int,
     pids: dict[str, int],
+    late_reveals: Callable[[], Awaitable[tuple[int, int] | None]] | None = None,
 ) -> StepResult:
     count = max(1, round(rate * seconds))
     before = await _rejections(http)
+    late_before = None if late_reveals is None else await late_reveals()
     cpu_before = _cpu_seconds(pids)
     loop = asyncio.get_running_loop()
     latency: list[float] = []
@@ -427,6 +432,10 @@ async def _step(
     lag_over_20ms = lag_ticks - delta.pop("lag:le=0.02", 0)
     reasons = {k: v for k, v in delta.items() if v}
     rejected = sum(reasons.values())
+    late_after = None if late_reveals is None else await late_reveals()
+    late = None
+    if late_before is not None and late_after is not None:
+        late = (late_after[0] - late_before[0], late_after[1] - late_before[1])
     return StepResult(
         rate=rate,
         requested=count,
@@ -445,6 +454,7 @@ async def _step(
         latency_ms=latency,
         total_ms=total,
         cpu_s={k: cpu_after[k] - cpu_before[k] for k in pids},
+        late_reveals=late,
     )
 
 
@@ -681,6 +691,15 @@ async def _connect_bidders(target: _Target, folder: Path, bidders: int) -> dict[
     return keys
 
 
+async def _late_reveals(target: _Target) -> tuple[int, int] | None:
+    """The bidders' process's counts so far of reveals sent over half the reveal window
+    late and after it closed, by its own clock (SIGUSR1: it prints them on a line)."""
+    assert target.bidders is not None and target.bidders.stdout is not None
+    target.bidders.send_signal(signal.SIGUSR1)
+    counts = json.loads(await asyncio.to_thread(target.bidders.stdout.readline))
+    return None if counts is None else (counts[0], counts[1])
+
+
 def _stop_target(target: _Target) -> None:
     if target.bidders is not None:
         target.bidders.send_signal(signal.SIGTERM)
@@ -742,6 +761,7 @@ async def _load(args: argparse.Namespace) -> tuple[dict[str, list[StepResult]], 
                         args.duration_ms,
                         args.bidders,
                         target.pids,
+                        lambda: _late_reveals(target),  # noqa: B023 - awaited in this turn
                     )
                     print(
                         f"warm-up {target.name}: {warm.requested} auctions at "
@@ -770,6 +790,7 @@ async def _load(args: argparse.Namespace) -> tuple[dict[str, list[StepResult]], 
                         args.duration_ms,
                         args.bidders,
                         target.pids,
+                        lambda: _late_reveals(target),  # noqa: B023 - awaited in this turn
                     )
                     target.results.append(step)
                     ours = _ours_us_per_message(step, args.bidders)
@@ -826,6 +847,12 @@ def _print_step(name: str, step: StepResult, versus: str, pids: dict[str, int]) 
         print(
             f"         event loop late by over 5 / 20 ms in {step.lag_over_5ms} /"
             f" {step.lag_over_20ms} of {step.lag_ticks} ticks"
+        )
+    if step.late_reveals is not None and (step.errors or any(step.late_reveals)):
+        late, after = step.late_reveals
+        print(
+            f"         bidders' own clock: {late} reveals sent over half the window late,"
+            f" {after} after it closed"
         )
     if step.errors:
         print(
@@ -913,6 +940,15 @@ async def _run_bidders(url: str, keys_path: str) -> None:
         BidderClient(url, name, key, honour_timing=False, **keep) for name, key in keys.items()
     ]
     runs = [asyncio.create_task(c.arun(create_strategy("truthful"), stop=stop)) for c in clients]
+
+    def late_reveals() -> None:
+        """Print the reveals sent late so far (None: an SDK that does not count them)."""
+        late: list[int] = [getattr(c, "_reveals_late", -1) for c in clients]
+        after: list[int] = [getattr(c, "_reveals_after_window", -1) for c in clients]
+        counts = None if -1 in late else [sum(late), sum(after)]
+        print(json.dumps(counts), flush=True)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, late_reveals)
     await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in clients)), 60)
     print("READY", flush=True)
     reports = await asyncio.gather(*runs)

@@ -110,7 +110,10 @@ class BidderReport:
     ``accepted`` and ``rejected`` count every ack; ``acks`` holds the client's
     ``keep_acks`` latest (every one with ``keep_acks=None``). ``unanswered``: messages
     sent without an ack (the connection dropped first); ``unsent``: messages the
-    connection was gone for.
+    connection was gone for. ``reveals_late`` and ``reveals_after_window``: reveals
+    that left this client more than half the reveal window after it
+    opened, and after it had closed, by the client's own clock: a process too busy to
+    reveal in time (the server refuses the second kind as ``outside_reveal_window``).
     """
 
     bidder_id: str
@@ -125,6 +128,8 @@ class BidderReport:
     filled_volume: float
     acks: tuple[Ack, ...]
     status: dict[str, Any] | None
+    reveals_late: int = 0
+    reveals_after_window: int = 0
 
 
 @dataclass(slots=True)
@@ -325,6 +330,8 @@ class BidderClient:
         self._seen = 0
         self._commits = 0
         self._reveals = 0
+        self._reveals_late = 0
+        self._reveals_after_window = 0
         self._won = 0
         self._filled = 0.0
         self._closed_auctions = 0
@@ -442,6 +449,8 @@ class BidderClient:
             filled_volume=self._filled,
             acks=tuple(Ack(*a) for a in self._acks),
             status=self.status,
+            reveals_late=self._reveals_late,
+            reveals_after_window=self._reveals_after_window,
         )
 
     async def _login(self, ws: ClientConnection) -> None:
@@ -635,6 +644,13 @@ class BidderClient:
         )
         await self._send(ws, ref, "reveal", round_.announcement.auction_id, message)
         self._reveals += 1
+        announcement = round_.announcement
+        window = announcement.reveal_deadline - announcement.commit_deadline
+        delay = datetime.now(UTC) - announcement.commit_deadline
+        if delay >= window:
+            self._reveals_after_window += 1
+        if 2 * delay > window:
+            self._reveals_late += 1
 
     async def _send(
         self, ws: ClientConnection, ref: int, kind: str, auction_id: str, message: dict[str, Any]

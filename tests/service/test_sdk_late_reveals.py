@@ -1,0 +1,83 @@
+"""The bidder SDK counts the reveals it sent late by its own clock (issue 16: at 100
+auctions/s the reveals refused as ``outside_reveal_window`` had left the bidders' process
+10-20 ms after the 20 ms window opened; the server's part was the smaller one)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from phantom_auction.client import BidderClient
+from phantom_auction.simulation.live import StrategyBidder
+from phantom_auction.simulation.strategies import create_strategy
+
+from .service_harness import ServerProcess
+
+pytestmark = pytest.mark.anyio
+
+AUCTIONS = 2
+DURATION_MS = 1000  # a 200 ms reveal window: wide enough that only the held reveals are late
+#: How long each bidder's reveal is held after the window opens (s).
+HOLD_S = {"mm-on-time": 0.0, "mm-late": 0.13, "mm-after": 0.26}
+
+
+async def test_reveals_sent_late_by_the_bidders_clock_are_counted(
+    server_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server: ServerProcess = server_factory({})
+    token = await server.add_client("settlement")
+    keys = {name: await server.add_bidder(name) for name in HOLD_S}
+    real_reveal = StrategyBidder.reveal
+
+    async def held_reveal(self: StrategyBidder, announcement: Any) -> Any:
+        await asyncio.sleep(HOLD_S[self.bidder_id])
+        return await real_reveal(self, announcement)
+
+    monkeypatch.setattr(StrategyBidder, "reveal", held_reveal)
+    clients = {
+        name: BidderClient(server.url, name, key, honour_timing=False) for name, key in keys.items()
+    }
+    stop = asyncio.Event()
+    runs = [
+        asyncio.create_task(c.arun(create_strategy("truthful"), stop=stop, private_value=2100.0))
+        for c in clients.values()
+    ]
+    await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in clients.values())), 30)
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+    ) as http:
+        order = {
+            "token_in": 1,
+            "token_out": 2,
+            "amount": 10.0,
+            "baseline_price": 2000.0,
+            "duration_ms": DURATION_MS,
+        }
+        results = []
+        for _ in range(AUCTIONS):
+            r = await http.post("/v1/auctions", json=order)
+            assert r.status_code == 200, r.text
+            results.append(r.json()["result"])
+    # The last auction's held reveal leaves after its end: wait for it before stopping.
+    for _ in range(100):
+        if clients["mm-after"].report().reveals_sent == AUCTIONS:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    reports = {r.bidder_id: r for r in await asyncio.wait_for(asyncio.gather(*runs), 30)}
+
+    on_time, late, after = reports["mm-on-time"], reports["mm-late"], reports["mm-after"]
+    assert (on_time.reveals_late, on_time.reveals_after_window) == (0, 0)
+    # Over half the window late, still taken.
+    assert (late.reveals_late, late.reveals_after_window) == (AUCTIONS, 0)
+    assert late.accepted == 2 * AUCTIONS and late.rejected == {}
+    # After the window closed: the server refused each one.
+    assert (after.reveals_late, after.reveals_after_window) == (AUCTIONS, AUCTIONS)
+    assert after.reveals_sent >= AUCTIONS
+    assert sum(after.rejected.values()) >= AUCTIONS
+    assert set(after.rejected) <= {"outside_reveal_window", "auction_closed"}
+    for result in results:
+        assert result["unrevealed"] == ["mm-after"]
