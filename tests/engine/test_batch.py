@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import pickle
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -103,6 +104,43 @@ def test_accepted_bids_take_the_columns_path_with_the_same_outcome(
     batch = open_auction(cfg)
     assert batch.commit_reveal_finalize(*columns, nonce=1, salt=SALT) == expected
     assert isinstance(batch._reveals, LazyRecords)  # the columns path
+    _assert_same(batch, single)
+
+
+def _as_arrays(columns, dtype=np.float64):  # type: ignore[no-untyped-def]
+    ids, prices, volumes, fees, arrivals = columns
+    return ids, *(np.array(c, dtype=dtype) for c in (prices, volumes, fees)), arrivals
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bids, st.sampled_from(["vickrey", "uniform", "vcg", "discriminatory"]))
+def test_float64_array_columns_are_the_same_as_lists(
+    rows: list[tuple[int, float, float, float, int]], mechanism: str
+) -> None:
+    # Accepted and refused bids alike (refused ones run the commands one by one).
+    cfg = config(mechanism=mechanism, fee_weight=0.5)
+    columns = _columns(rows)
+    single = open_auction(cfg)
+    expected = _one_by_one(single, columns)
+    arrays = _as_arrays(columns)
+    batch = open_auction(cfg)
+    assert batch.commit_reveal_finalize(*arrays, nonce=1, salt=SALT) == expected
+    _assert_same(batch, single)
+    for bid in batch.reveals.values():
+        assert type(bid.improved_price) is type(bid.volume) is type(bid.priority_fee) is float
+
+
+def test_other_arrays_run_the_commands_one_by_one_on_their_values() -> None:
+    columns = _columns([(i, 20.0 + i, 400.0 + i, 0.5, 1000 * i) for i in range(4)])
+    narrow = _as_arrays(columns, np.float32)
+    single = open_auction(config(mechanism="vcg"))
+    ids, prices, volumes, fees, arrivals = narrow
+    expected = _one_by_one(
+        single, (ids, prices.tolist(), volumes.tolist(), fees.tolist(), arrivals)
+    )
+    batch = open_auction(config(mechanism="vcg"))
+    assert batch.commit_reveal_finalize(*narrow, nonce=1, salt=SALT) == expected
+    assert not isinstance(batch._reveals, LazyRecords)  # not the columns path
     _assert_same(batch, single)
 
 

@@ -66,7 +66,7 @@ from .audit import (
     RevealAccepted,
     RevealRejected,
 )
-from .batch import LazyRecords, accepted_batch
+from .batch import FloatColumn, LazyRecords, accepted_batch, float_list
 from .bids import ImprovementBid, SealedBid, SettlementRequest, make_bid
 from .commitment import (
     auction_prefixes,
@@ -999,9 +999,9 @@ class Auction:
     def commit_reveal_finalize(
         self,
         bidder_ids: list[str],
-        prices: list[float],
-        volumes: list[float],
-        fees: list[float],
+        prices: FloatColumn,
+        volumes: FloatColumn,
+        fees: FloatColumn,
         arrivals_us: list[int],
         *,
         nonce: int,
@@ -1021,7 +1021,8 @@ class Auction:
         (the simulator): when every bid passes every check, the auction keeps them as
         columns (:class:`~.batch.BatchBids`; their records, commitments and audit events
         are made when first read, and clearing reads the columns), else the commands run
-        one by one. The auction must have no commitment yet.
+        one by one. The auction must have no commitment yet. ``prices``, ``volumes`` and
+        ``fees`` may be lists of floats or 1-D float64 arrays.
         """
         if self._commitments or self._phase is not _COLLECTING:
             raise AuctionPhaseError(
@@ -1041,6 +1042,7 @@ class Auction:
             salt,
         )
         if batch is None:  # something is refused: the commands, one by one
+            prices, volumes, fees = map(float_list, (prices, volumes, fees))
             accepted = []
             for i, bidder in enumerate(bidder_ids):
                 at = self._opened_at + timedelta(microseconds=arrivals_us[i])

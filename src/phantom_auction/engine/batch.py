@@ -27,10 +27,20 @@ from .audit import CommitAccepted, RevealAccepted
 from .bids import ImprovementBid, SealedBid, make_bid
 from .commitment import MAX_NONCE, SALT_SIZE, auction_prefixes, fields_digest_v2
 
-__all__ = ["BatchBids", "LazyRecords", "RevealedRow", "RevealedRows", "accepted_batch"]
+__all__ = [
+    "BatchBids",
+    "FloatColumn",
+    "LazyRecords",
+    "RevealedRow",
+    "RevealedRows",
+    "accepted_batch",
+    "float_list",
+]
 
 V = TypeVar("V")
 FloatArray = NDArray[np.float64]
+#: A column of floats: a sequence, or a 1-D float64 array.
+FloatColumn = Sequence[float] | FloatArray
 _US = timedelta(microseconds=1)
 
 
@@ -62,8 +72,8 @@ class BatchBids:
         "baseline_price",
         "bidder_ids",
         "commit_us",
-        "fee_array",
         "fees",
+        "highest_fee",
         "improvements",
         "index",
         "nonce",
@@ -92,7 +102,7 @@ class BatchBids:
         index: dict[str, int],
         baseline_price: float = math.nan,
         improvements: FloatArray | None = None,
-        fee_array: FloatArray | None = None,
+        highest_fee: float | None = None,
     ) -> None:
         self.auction_id = auction_id
         self.pair = pair
@@ -109,7 +119,7 @@ class BatchBids:
         self.index = index
         self.baseline_price = baseline_price
         self.improvements = improvements
-        self.fee_array = fee_array
+        self.highest_fee = highest_fee
         self._bids: dict[int, ImprovementBid] = {}
         self._sealed: dict[int, SealedBid] = {}
 
@@ -186,10 +196,9 @@ class RevealedRows(Sequence[RevealedRow]):
         return b.improvements
 
     def highest_fee(self) -> float | None:
-        """The largest fee of the batch (token units), if it kept them as float64s; every
-        fee is >= 0 (the rule book's verdict)."""
-        fees = self._batch.fee_array
-        return None if fees is None else float(fees.max())
+        """The largest fee of the batch (token units), if it worked it out for its verdict;
+        every fee is >= 0 (the rule book's verdict)."""
+        return self._batch.highest_fee
 
     @overload
     def __getitem__(self, index: int) -> RevealedRow: ...
@@ -211,10 +220,23 @@ class RevealedRows(Sequence[RevealedRow]):
         return map(_row, zip(b.bidder_ids, b.prices, b.volumes, b.fees, strict=True))
 
 
-def _floats(column: Sequence[float]) -> list[float] | None:
-    """``column`` as a list if every entry is a float, else None."""
+def float_list(column: FloatColumn) -> list[float]:
+    """``column``'s entries as a list (an array's as Python floats)."""
+    return column.tolist() if isinstance(column, np.ndarray) else list(column)
+
+
+def _float_column(column: FloatColumn) -> tuple[list[float], FloatArray] | None:
+    """``column`` as a list and a float64 array of the same values, if every entry is a
+    float (a 1-D float64 array's are: no check per entry), else None."""
+    if isinstance(column, np.ndarray):
+        if column.dtype != np.float64 or column.ndim != 1:
+            return None
+        return column.tolist(), column
     values = list(column)
-    return values if set(map(type, values)) <= {float} else None
+    if not set(map(type, values)) <= {float}:
+        return None
+    # (np.fromiter: the same float64 values as np.array, in a third of its time.)
+    return values, np.fromiter(values, np.float64, len(values))
 
 
 def accepted_batch(
@@ -226,7 +248,7 @@ def accepted_batch(
     limits: RevealLimits,
     baseline_price: float,
     last_nonces: MutableMapping[str, int],
-    columns: tuple[list[str], list[float], list[float], list[float], list[int]],
+    columns: tuple[list[str], FloatColumn, FloatColumn, FloatColumn, list[int]],
     nonce: int,
     salt: bytes,
 ) -> BatchBids | None:
@@ -272,19 +294,18 @@ def accepted_batch(
         and (not last_nonces or last_nonces.keys().isdisjoint(ids))  # a fresh registry: none
     ):
         return None
-    price, volume, fee = _floats(prices), _floats(volumes), _floats(fees)
+    price, volume, fee = _float_column(prices), _float_column(volumes), _float_column(fees)
     if price is None or volume is None or fee is None:
         return None
-    # (np.fromiter: the same float64 values as np.array, in a third of its time.)
-    improvement = improvement_bps(np.fromiter(price, np.float64, n), baseline_price)
-    volume_array, fee_array = np.fromiter(volume, np.float64, n), np.fromiter(fee, np.float64, n)
+    improvement = improvement_bps(price[1], baseline_price)
     # The rule book's verdict on the whole batch (reasons only matter if one fails, and
     # then the commands run one by one and give them).
-    if not reveal_all_accepted(limits, improvement, volume_array, fee_array):
+    if not reveal_all_accepted(limits, improvement, volume[1], fee[1]):
         return None
     return BatchBids(
-        auction_id, pair, opened_at, nonce, salt, ids, price, volume, fee, list(arrivals_us),
-        commit_us, commit_deadline, index, baseline_price, improvement, fee_array,
+        auction_id, pair, opened_at, nonce, salt, ids, price[0], volume[0], fee[0],
+        list(arrivals_us), commit_us, commit_deadline, index, baseline_price, improvement,
+        float(fee[1].max()),
     )  # fmt: skip
 
 

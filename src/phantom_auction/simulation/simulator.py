@@ -288,7 +288,7 @@ def _run_engine(
     arrays: EnvironmentArrays,
     a: int,
     ids: list[str],
-    columns: tuple[list[float], list[float], list[float], list[int]],
+    columns: tuple[FloatArray, FloatArray, FloatArray, list[int]],
     phantoms: tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]],
 ) -> AuctionResult:
     """Auction ``a`` through the engine on the synthetic clock: the standing bids of
@@ -325,7 +325,7 @@ _allocation = partial(tuple.__new__, VCGAllocation)  # VCGAllocation(*fields), w
 
 def _vcg_view(
     ids: list[str],
-    prices: list[float],
+    prices: FloatArray,
     phantom_slots: Sequence[int],
     phantom_prices: Sequence[float],
     alloc: Sequence[float],
@@ -344,7 +344,7 @@ def _vcg_view(
     for j, units in enumerate(alloc):
         if units > 0.0:
             if j < n_real:
-                values.append(prices[j] * units)
+                values.append(float(prices[j]) * units)
                 payments.append(units * fill_price.get(ids[j], baseline))
             else:
                 values.append(phantom_prices[j - n_real] * units)
@@ -360,7 +360,7 @@ def _vcg_view(
                 unit_price[ids.index(fill.bidder_id)] = fill.price
         units = np.asarray(alloc, dtype=np.float64)
         payment = units * unit_price
-        value = np.asarray([*prices, *phantom_prices], dtype=np.float64) * units
+        value = np.concatenate((prices, np.asarray(phantom_prices, dtype=np.float64))) * units
         return tuple(
             map(
                 _allocation,
@@ -445,22 +445,22 @@ def _cleared(
     lo, hi = standing.starts[j], standing.starts[j + 1]
     real_order = standing.real_order[lo:hi]
     ids = list(map(_bidder_ids(n).__getitem__, real_order))
-    price_list, imp_list = standing.prices[lo:hi], standing.improvements[lo:hi]
-    qty_list, fee_list = standing.quantities[lo:hi], standing.fees[lo:hi]
-    times_list = standing.times[lo:hi]
+    prices, improvements = standing.prices[lo:hi], standing.improvements[lo:hi]
+    quantities, fees = standing.quantities[lo:hi], standing.fees[lo:hi]
     columns = standing.phantoms[j]
     arrays = arrays_of(env)
     result = _run_engine(
-        env, arrays, a, ids, (price_list, qty_list, fee_list, standing.arrivals_us[lo:hi]), columns
+        env, arrays, a, ids, (prices, quantities, fees, standing.arrivals_us[lo:hi]), columns
     )
     labels = env.labels
 
     def real_bid(i: int) -> SimulatedBid:
         """The ``i``-th real bid in arrival order as a record."""
-        bidder = real_order[i]
+        bidder, at = real_order[i], lo + i
         return SimulatedBid(
-            ids[i], labels[bidder], price_list[i], imp_list[i], qty_list[i], times_list[i],
-            fee_list[i], False, values[bidder],
+            ids[i], labels[bidder], float(prices[i]), float(improvements[i]),
+            float(quantities[i]), float(standing.times[at]), float(fees[i]), False,
+            values[bidder],
         )  # fmt: skip
 
     def every_bid() -> tuple[SimulatedBid, ...]:
@@ -508,7 +508,7 @@ def _cleared(
     x_won = [won[i][0] for i in winners]
     p_won = [won[i][1] for i in winners]
     vcg_result = (
-        _vcg_view(ids, price_list, columns[0], columns[1], alloc, result)
+        _vcg_view(ids, prices, columns[0], columns[1], alloc, result)
         if env.mechanism == "vcg"
         else None
     )

@@ -127,11 +127,13 @@ class Standing(NamedTuple):
     value_lists: list[list[float]]
     starts: list[int]
     real_order: list[int]  # the committed bidders
-    prices: list[float]
-    improvements: list[float]
-    quantities: list[float]
-    fees: list[float]
-    times: list[float]
+    # The committed bids' columns as arrays: the engine takes each auction's slice as it
+    # is (no list to check and copy back into an array), the records read a few entries.
+    prices: FloatArray
+    improvements: FloatArray
+    quantities: FloatArray
+    fees: FloatArray
+    times: FloatArray
     arrivals_us: list[int]
     #: Per auction: its phantoms' slots, prices, volumes and fees.
     phantoms: list[tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]]
@@ -282,11 +284,11 @@ def standing_bids(
         value_lists=values.tolist(),
         starts=starts,
         real_order=bidder.tolist(),
-        prices=s_price.take(committed).tolist(),
-        improvements=s_imp.take(committed).tolist(),
-        quantities=s_qty.take(committed).tolist(),
-        fees=s_fee.take(committed).tolist(),
-        times=s_times.tolist(),
+        prices=s_price.take(committed),
+        improvements=s_imp.take(committed),
+        quantities=s_qty.take(committed),
+        fees=s_fee.take(committed),
+        times=s_times,
         arrivals_us=np.rint(s_times * 1000.0).astype(np.int64).tolist(),  # to_us()
         phantoms=phantoms,
         has=has,
