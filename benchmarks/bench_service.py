@@ -68,7 +68,8 @@ to the trip and the server. From ~100 auctions/s in 100 ms auctions one process'
 (~5 ms of CPU an auction, in bursts: 20 commits to seal and sign at each opening) is the
 first part to miss the 20 ms window. ``--bidder-processes N`` shares the bidders out over
 N processes (each its own loop), for ours and the baseline alike; the default, 1, is the
-run every earlier figure used.
+run every earlier figure used (on 2 cores two processes cost more CPU than they saved:
+docs/service.md).
 
 Bidders are never blocked for missing reveals (``security.no_reveal_threshold = 1``, on
 both servers): a stall fails the step it hits, not every later one too.

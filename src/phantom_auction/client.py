@@ -110,10 +110,10 @@ class BidderReport:
     ``accepted`` and ``rejected`` count every ack; ``acks`` holds the client's
     ``keep_acks`` latest (every one with ``keep_acks=None``). ``unanswered``: messages
     sent without an ack (the connection dropped first); ``unsent``: messages the
-    connection was gone for. ``reveals_late`` and ``reveals_after_window``: reveals
-    that left this client more than half the reveal window after it
-    opened, and after it had closed, by the client's own clock: a process too busy to
-    reveal in time (the server refuses the second kind as ``outside_reveal_window``).
+    connection was gone for. ``reveals_late`` and ``reveals_after_window``: reveals that
+    left this client more than half the reveal window after it opened, and after it had
+    closed, by the client's own clock: a process too busy to reveal in time (the server
+    refuses the second kind as ``outside_reveal_window``).
     """
 
     bidder_id: str

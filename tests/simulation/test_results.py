@@ -97,6 +97,9 @@ def test_one_result_in_detail() -> None:
         assert list(r.all_bids) == real + phantoms
         assert [b.timestamp_ms for b in real] == sorted(b.timestamp_ms for b in real)
         assert all(b.private_value_bps is None for b in phantoms)
+        # Python floats, not numpy scalars, though the object path keeps arrays.
+        numbers = ("price", "improvement_bps", "quantity", "timestamp_ms", "priority_fee")
+        assert {type(getattr(b, name)) for b in real for name in numbers} <= {float}
         assert r.metrics.avg_price_improvement == pytest.approx(
             (r.clearing_price / BASELINE_PRICE - 1) * 1e4, abs=1e-9
         )

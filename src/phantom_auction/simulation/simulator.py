@@ -447,6 +447,7 @@ def _cleared(
     ids = list(map(_bidder_ids(n).__getitem__, real_order))
     prices, improvements = standing.prices[lo:hi], standing.improvements[lo:hi]
     quantities, fees = standing.quantities[lo:hi], standing.fees[lo:hi]
+    times = standing.times[lo:hi]
     columns = standing.phantoms[j]
     arrays = arrays_of(env)
     result = _run_engine(
@@ -456,11 +457,10 @@ def _cleared(
 
     def real_bid(i: int) -> SimulatedBid:
         """The ``i``-th real bid in arrival order as a record."""
-        bidder, at = real_order[i], lo + i
+        bidder = real_order[i]
         return SimulatedBid(
             ids[i], labels[bidder], float(prices[i]), float(improvements[i]),
-            float(quantities[i]), float(standing.times[at]), float(fees[i]), False,
-            values[bidder],
+            float(quantities[i]), float(times[i]), float(fees[i]), False, values[bidder],
         )  # fmt: skip
 
     def every_bid() -> tuple[SimulatedBid, ...]:
