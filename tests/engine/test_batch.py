@@ -65,19 +65,29 @@ def _assert_same(batch: Auction, single: Auction) -> None:
     assert batch.nonces._last == single.nonces._last
 
 
+def _as_arrays(columns, dtype=np.float64):  # type: ignore[no-untyped-def]
+    ids, prices, volumes, fees, arrivals = columns
+    return ids, *(np.array(c, dtype=dtype) for c in (prices, volumes, fees)), arrivals
+
+
+@pytest.mark.parametrize("arrays", [False, True], ids=["lists", "float64 arrays"])
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bids, st.sampled_from(["vickrey", "uniform", "vcg", "discriminatory"]))
 def test_the_batch_equals_the_commands_one_by_one(
-    rows: list[tuple[int, float, float, float, int]], mechanism: str
+    arrays: bool, rows: list[tuple[int, float, float, float, int]], mechanism: str
 ) -> None:
     cfg = config(mechanism=mechanism, fee_weight=0.5)
     columns = _columns(rows)
     single = open_auction(cfg)
     expected = _one_by_one(single, columns)
     batch = open_auction(cfg)
-    got = batch.commit_reveal_finalize(*columns, nonce=1, salt=SALT)
+    got = batch.commit_reveal_finalize(
+        *(_as_arrays(columns) if arrays else columns), nonce=1, salt=SALT
+    )
     assert got == expected
     _assert_same(batch, single)
+    for bid in batch.reveals.values():  # Python floats, from arrays too
+        assert type(bid.improved_price) is type(bid.volume) is type(bid.priority_fee) is float
 
 
 accepted_bids = st.lists(
@@ -105,29 +115,6 @@ def test_accepted_bids_take_the_columns_path_with_the_same_outcome(
     assert batch.commit_reveal_finalize(*columns, nonce=1, salt=SALT) == expected
     assert isinstance(batch._reveals, LazyRecords)  # the columns path
     _assert_same(batch, single)
-
-
-def _as_arrays(columns, dtype=np.float64):  # type: ignore[no-untyped-def]
-    ids, prices, volumes, fees, arrivals = columns
-    return ids, *(np.array(c, dtype=dtype) for c in (prices, volumes, fees)), arrivals
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(bids, st.sampled_from(["vickrey", "uniform", "vcg", "discriminatory"]))
-def test_float64_array_columns_are_the_same_as_lists(
-    rows: list[tuple[int, float, float, float, int]], mechanism: str
-) -> None:
-    # Accepted and refused bids alike (refused ones run the commands one by one).
-    cfg = config(mechanism=mechanism, fee_weight=0.5)
-    columns = _columns(rows)
-    single = open_auction(cfg)
-    expected = _one_by_one(single, columns)
-    arrays = _as_arrays(columns)
-    batch = open_auction(cfg)
-    assert batch.commit_reveal_finalize(*arrays, nonce=1, salt=SALT) == expected
-    _assert_same(batch, single)
-    for bid in batch.reveals.values():
-        assert type(bid.improved_price) is type(bid.volume) is type(bid.priority_fee) is float
 
 
 def test_other_arrays_run_the_commands_one_by_one_on_their_values() -> None:
