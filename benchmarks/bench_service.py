@@ -378,11 +378,11 @@ async def _step(
     duration_ms: int | None,
     bidders: int,
     pids: dict[str, tuple[int, ...]],
-    late_reveals: Callable[[], Awaitable[tuple[int, int] | None]] | None = None,
+    late_reveals: Callable[[], Awaitable[tuple[int, int] | None]],
 ) -> StepResult:
     count = max(1, round(rate * seconds))
     before = await _rejections(http)
-    late_before = None if late_reveals is None else await late_reveals()
+    late_before = await late_reveals()
     cpu_before = _cpu_seconds(pids)
     loop = asyncio.get_running_loop()
     latency: list[float] = []
@@ -442,7 +442,7 @@ async def _step(
     lag_over_20ms = lag_ticks - delta.pop("lag:le=0.02", 0)
     reasons = {k: v for k, v in delta.items() if v}
     rejected = sum(reasons.values())
-    late_after = None if late_reveals is None else await late_reveals()
+    late_after = await late_reveals()
     late = None
     if late_before is not None and late_after is not None:
         late = (late_after[0] - late_before[0], late_after[1] - late_before[1])
