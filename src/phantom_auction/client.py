@@ -134,7 +134,9 @@ class BidderReport:
 
 @dataclass(slots=True)
 class _Round:
-    """This bidder's part in one auction."""
+    """This bidder's part in one auction (``reveal``: the reveal's message, made with the
+    commit so that the window's opening only sends it; ``timer``: the commit or reveal
+    due next)."""
 
     announcement: AuctionAnnouncement
     bid: ImprovementBid | None = None
@@ -142,6 +144,13 @@ class _Round:
     reveal_sent: bool = False
     reveal_open: bool = False
     reveal_retried: bool = False
+    reveal: tuple[int, bytes] | None = None
+    timer: asyncio.TimerHandle | None = None
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 #: Unsent bytes above which a message waits (``ws.send``'s flow control) instead of
@@ -163,7 +172,11 @@ class _Connection(ClientConnection):
     Everything else (handshake, pings, close) is ``websockets``' own.
     """
 
-    on_text: Any = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_text: Any = None
+        #: Messages waiting for ``send`` (with their refs), in order: see ``BidderClient._send``.
+        self.outbox: deque[tuple[int, bytes]] = deque()
 
     def process_event(self, event: Any) -> None:
         on_text = self.on_text
@@ -336,7 +349,7 @@ class BidderClient:
         self._filled = 0.0
         self._closed_auctions = 0
         self._unsent = 0
-        self._ws: ClientConnection | None = None
+        self._ws: _Connection | None = None
         self._max_auctions: int | None = None
         self._stop = asyncio.Event()
 
@@ -407,6 +420,7 @@ class BidderClient:
                         ping_interval=20,
                         compression=None,  # small messages: deflate costs more than it saves
                     ) as ws:
+                        assert isinstance(ws, _Connection)
                         self._ws = ws
                         await self._login(ws)
                         backoff = 0.05
@@ -423,6 +437,8 @@ class BidderClient:
                 await asyncio.sleep(backoff)
                 backoff = min(2.0, backoff * 2)
         finally:
+            for round_ in self._rounds.values():
+                round_.cancel_timer()
             for task in list(self._tasks):
                 task.cancel()
             for task in list(self._tasks):
@@ -453,7 +469,7 @@ class BidderClient:
             reveals_after_window=self._reveals_after_window,
         )
 
-    async def _login(self, ws: ClientConnection) -> None:
+    async def _login(self, ws: _Connection) -> None:
         challenge = json.loads(await ws.recv())
         if challenge.get("type") != "challenge":
             raise BidderLoginError("protocol", f"expected a challenge, got {challenge!r}")
@@ -470,7 +486,7 @@ class BidderClient:
 
     async def _serve(
         self,
-        ws: ClientConnection,
+        ws: _Connection,
         bidder: StrategyBidder,
         stop: asyncio.Event,
         deadline: float | None,
@@ -489,8 +505,7 @@ class BidderClient:
                 failure.append(exc)
                 ws.transport.abort()
 
-        if isinstance(ws, _Connection):
-            ws.on_text = on_text
+        ws.on_text = on_text
         try:
             # Messages the direct path does not take (queued earlier, fragmented).
             async for raw in ws:
@@ -501,15 +516,14 @@ class BidderClient:
             if not failure:
                 raise
         finally:
-            if isinstance(ws, _Connection):
-                ws.on_text = None
+            ws.on_text = None
             watcher.cancel()
         if failure:
             raise failure[0]
 
     @staticmethod
     async def _close_when_done(
-        ws: ClientConnection, stop: asyncio.Event, deadline: float | None
+        ws: _Connection, stop: asyncio.Event, deadline: float | None
     ) -> None:
         timeout = None if deadline is None else deadline - asyncio.get_running_loop().time()
         with contextlib.suppress(TimeoutError):
@@ -522,7 +536,7 @@ class BidderClient:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _dispatch(self, ws: ClientConnection, bidder: StrategyBidder, msg: dict[str, Any]) -> None:
+    def _dispatch(self, ws: _Connection, bidder: StrategyBidder, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
         if kind == "auction_opened":
             if self._max_auctions is not None and self._seen >= self._max_auctions:
@@ -530,18 +544,20 @@ class BidderClient:
             self._seen += 1
             announcement = _announcement(msg)
             if len(self._rounds) >= _MAX_ROUNDS:  # rounds whose end was never pushed
-                del self._rounds[next(iter(self._rounds))]
-            self._rounds[announcement.auction_id] = _Round(announcement)
-            self._spawn(self._commit(ws, bidder, announcement))
+                self._rounds.pop(next(iter(self._rounds))).cancel_timer()
+            round_ = self._rounds[announcement.auction_id] = _Round(announcement)
+            self._propose(ws, bidder, round_)
         elif kind == "reveal_open":
-            round_ = self._rounds.get(str(msg.get("auction_id")))
-            if round_ is not None:
-                round_.reveal_open = True
-                self._spawn(self._reveal(ws, bidder, round_))
+            revealing = self._rounds.get(str(msg.get("auction_id")))
+            if revealing is not None:
+                revealing.reveal_open = True
+                self._reveal(ws, revealing)
         elif kind == "ack":
-            self._on_ack(ws, bidder, msg)
+            self._on_ack(ws, msg)
         elif kind == "auction_closed":
-            self._rounds.pop(str(msg.get("auction_id")), None)
+            closed = self._rounds.pop(str(msg.get("auction_id")), None)
+            if closed is not None:
+                closed.cancel_timer()
             self._closed_auctions += 1
             if msg.get("filled"):
                 self._won += 1
@@ -551,7 +567,7 @@ class BidderClient:
         elif kind in ("status", "blocked", "welcome"):
             self.status = msg
 
-    def _on_ack(self, ws: ClientConnection, bidder: StrategyBidder, msg: dict[str, Any]) -> None:
+    def _on_ack(self, ws: _Connection, msg: dict[str, Any]) -> None:
         ref = msg.get("ref")
         if ref is not None:
             self._pending.pop(ref, None)
@@ -561,7 +577,9 @@ class BidderClient:
             self._accepted += 1
         else:
             self._rejected[reason or "unknown"] += 1
-        self._acks.append((ref, kind, auction_id, status, reason, msg.get("detail"), time.time()))
+        if self._acks.maxlen != 0:
+            row = (ref, kind, auction_id, status, reason, msg.get("detail"), time.time())
+            self._acks.append(row)
         round_ = self._rounds.get(str(auction_id))
         if round_ is None:
             return
@@ -573,68 +591,70 @@ class BidderClient:
             # would flood an overloaded server with reveals until the auction closed.
             round_.reveal_retried = True
             round_.reveal_sent = False
+            round_.reveal = None  # a new ref
             if round_.reveal_open:
-                self._spawn(self._reveal(ws, bidder, round_))
+                self._reveal(ws, round_)
 
     def _next_ref(self) -> int:
         self._ref += 1
         return self._ref
 
-    async def _commit(
-        self, ws: ClientConnection, bidder: StrategyBidder, announcement: AuctionAnnouncement
-    ) -> None:
-        try:
-            sealed = await bidder.commit(announcement)
-        except PhantomAuctionError as exc:  # the strategy proposed something unsendable
-            _log.warning("%s: no commit for %s: %s", self.bidder_id, announcement.auction_id, exc)
-            sealed = None
-        round_ = self._rounds.get(announcement.auction_id)
-        if sealed is None or round_ is None:
-            self._rounds.pop(announcement.auction_id, None)
-            if self._max_auctions is not None:
-                self._closed_auctions += 1  # nothing to wait for in this auction
-                if self._closed_auctions >= self._max_auctions:
-                    self._stop.set()
-            return
-        commitment = sealed.commitment_hash.hex()
-        ref = self._next_ref()
-        signed = commit_signing_bytes(
-            announcement.auction_id, self.bidder_id, commitment, sealed.nonce
-        )
-        message = commit_message(
-            ref,
-            announcement.auction_id,
-            sealed.token_pair,
-            commitment,
-            sealed.nonce,
-            self._signer.sign(signed),
-        )
-        round_.commit = "sent"
-        await self._send(ws, ref, "commit", announcement.auction_id, message)
-        self._commits += 1
-        # Event loops round timers (uvloop to the millisecond) and may wake a little
-        # early: sleep again until the wall clock is past the window's end.
-        while True:
-            delay = (announcement.commit_deadline - datetime.now(UTC)).total_seconds()
-            if delay + REVEAL_MARGIN_S <= 0.0:
-                break
-            await asyncio.sleep(delay + REVEAL_MARGIN_S)
-        await self._reveal(ws, bidder, round_)
+    # The commit and the reveal run in the frame's callback and on timers, not in a task
+    # each: with 20 bidders on one loop the tasks and their sleeps were a tenth of its CPU.
 
-    async def _reveal(self, ws: ClientConnection, bidder: StrategyBidder, round_: _Round) -> None:
-        """Reveal this round's bid once (again only after an ``outside_reveal_window``)."""
-        if round_.reveal_sent or round_.commit in ("none", "rejected"):
+    def _propose(self, ws: _Connection, bidder: StrategyBidder, round_: _Round) -> None:
+        """Ask the strategy for this auction's bid; commit it now or at its time."""
+        announcement = round_.announcement
+        try:
+            proposal = bidder.propose(announcement)
+            delay = 0.0 if proposal is None else bidder.send_delay(announcement, proposal)
+        except Exception:  # the strategy's fault: this auction only, as for a refused bid
+            _log.exception("%s: no bid for %s", self.bidder_id, announcement.auction_id)
+            proposal = None
+        if proposal is None:
+            self._abstain(announcement.auction_id)
+        elif delay > 0:
+            loop = asyncio.get_running_loop()
+            round_.timer = loop.call_later(delay, self._commit, ws, bidder, round_, proposal)
+        else:
+            self._commit(ws, bidder, round_, proposal)
+
+    def _abstain(self, auction_id: str) -> None:
+        self._rounds.pop(auction_id, None)
+        if self._max_auctions is not None:
+            self._closed_auctions += 1  # nothing to wait for in this auction
+            if self._closed_auctions >= self._max_auctions:
+                self._stop.set()
+
+    def _commit(
+        self, ws: _Connection, bidder: StrategyBidder, round_: _Round, proposal: Any
+    ) -> None:
+        """Seal, sign and send the commit; make the reveal and set its timer."""
+        announcement = round_.announcement
+        auction_id = announcement.auction_id
+        round_.timer = None
+        try:
+            bid = round_.bid = bidder.make(announcement, proposal)
+        except PhantomAuctionError as exc:  # the strategy proposed something unsendable
+            _log.warning("%s: no commit for %s: %s", self.bidder_id, auction_id, exc)
+            self._abstain(auction_id)
             return
-        round_.reveal_sent = True
-        if round_.bid is None:
-            round_.bid = await bidder.reveal(round_.announcement)
-        bid = round_.bid
-        if bid is None:
-            return
+        commitment = bid.commitment_hash.hex()
+        ref = self._next_ref()
+        signed = commit_signing_bytes(auction_id, self.bidder_id, commitment, bid.nonce)
+        signature = self._signer.sign(signed)
+        message = commit_message(ref, auction_id, bid.token_pair, commitment, bid.nonce, signature)
+        round_.commit = "sent"
+        self._send(ws, ref, "commit", auction_id, orjson.dumps(message))
+        self._commits += 1
+        round_.reveal = self._reveal_data(auction_id, bid)
+        self._reveal_due(ws, round_)
+
+    def _reveal_data(self, auction_id: str, bid: ImprovementBid) -> tuple[int, bytes]:
         ref = self._next_ref()
         message = reveal_message(
             ref,
-            round_.announcement.auction_id,
+            auction_id,
             bid.token_pair,
             bid.improved_price,
             bid.volume,
@@ -642,9 +662,31 @@ class BidderClient:
             bid.nonce,
             bid.salt,
         )
-        await self._send(ws, ref, "reveal", round_.announcement.auction_id, message)
-        self._reveals += 1
+        return ref, orjson.dumps(message)
+
+    def _reveal_due(self, ws: _Connection, round_: _Round) -> None:
+        """Reveal once the collection window is over by this client's clock (unless the
+        server's ``reveal_open`` push came first)."""
+        # Event loops round timers (uvloop to the millisecond) and may wake a little
+        # early: wait again until the wall clock is past the window's end.
+        delay = round_.announcement.commit_deadline.timestamp() - time.time() + REVEAL_MARGIN_S
+        if delay > 0.0:
+            loop = asyncio.get_running_loop()
+            round_.timer = loop.call_later(delay, self._reveal_due, ws, round_)
+        else:
+            round_.timer = None
+            self._reveal(ws, round_)
+
+    def _reveal(self, ws: _Connection, round_: _Round) -> None:
+        """Reveal this round's bid once (again only after an ``outside_reveal_window``)."""
+        if round_.reveal_sent or round_.commit in ("none", "rejected") or round_.bid is None:
+            return
+        round_.reveal_sent = True
+        round_.cancel_timer()
         announcement = round_.announcement
+        ref, data = round_.reveal or self._reveal_data(announcement.auction_id, round_.bid)
+        self._send(ws, ref, "reveal", announcement.auction_id, data)
+        self._reveals += 1
         window = announcement.reveal_deadline - announcement.commit_deadline
         delay = datetime.now(UTC) - announcement.commit_deadline
         if delay >= window:
@@ -652,18 +694,30 @@ class BidderClient:
         if 2 * delay > window:
             self._reveals_late += 1
 
-    async def _send(
-        self, ws: ClientConnection, ref: int, kind: str, auction_id: str, message: dict[str, Any]
-    ) -> None:
-        """Send and remember ``message`` until its ack; a lost connection loses it (counted)."""
+    def _send(self, ws: _Connection, ref: int, kind: str, auction_id: str, data: bytes) -> None:
+        """Send ``data`` (a JSON message) and remember it until its ack: at once when the
+        connection takes it, else behind the messages already waiting (in order: commits
+        leave in nonce order). A lost connection loses it (counted)."""
         self._pending[ref] = (kind, auction_id)
-        data = orjson.dumps(message)
-        try:
-            if not (isinstance(ws, _Connection) and ws.send_now(data)):
-                await ws.send(data.decode())
-        except ConnectionClosed:
-            del self._pending[ref]
-            self._unsent += 1
+        outbox = ws.outbox
+        if outbox or not ws.send_now(data):
+            outbox.append((ref, data))
+            if len(outbox) == 1:
+                self._spawn(self._drain(ws))
+
+    async def _drain(self, ws: _Connection) -> None:
+        """Send ``ws``'s waiting messages in order, with ``websockets``' flow control."""
+        outbox = ws.outbox
+        while outbox:
+            try:
+                await ws.send(outbox[0][1].decode())
+            except ConnectionClosed:
+                for ref, _ in outbox:
+                    self._pending.pop(ref, None)
+                    self._unsent += 1
+                outbox.clear()
+                return
+            outbox.popleft()
 
     async def request_status(self, timeout: float = 5.0) -> dict[str, Any] | None:
         """Ask the server for this bidder's status over the open connection."""

@@ -4,10 +4,12 @@ they are parsed and sent without ``send``'s coroutine, against a real server."""
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from phantom_auction.client import BidderClient, _Connection
 from phantom_auction.simulation.strategies import create_strategy
@@ -120,3 +122,92 @@ def test_keep_acks_must_be_a_count_or_none() -> None:
 
     with pytest.raises(ValueError, match="keep_acks=-1"):
         BidderClient("http://127.0.0.1:1", "mm-0", Ed25519PrivateKey.generate(), keep_acks=-1)
+
+
+class _Refusing:
+    """A connection that takes no message at once (``send_now`` refuses) until told to."""
+
+    def __init__(self, closed: bool = False) -> None:
+        self.outbox: deque[tuple[int, bytes]] = deque()
+        self.sent: list[bytes] = []
+        self.take_now = False
+        self.closed = closed
+
+    def send_now(self, data: bytes) -> bool:
+        if self.take_now:
+            self.sent.append(data)
+        return self.take_now
+
+    async def send(self, text: str) -> None:
+        await asyncio.sleep(0.01)
+        if self.closed:
+            raise ConnectionClosed(None, None)
+        self.sent.append(text.encode())
+
+
+async def test_a_message_the_connection_cannot_take_at_once_keeps_its_place() -> None:
+    """Messages behind one that waits for ``send`` wait too (commits leave in nonce
+    order), even once the connection would take them at once; a lost connection counts
+    the waiting ones as unsent."""
+    client = BidderClient("http://127.0.0.1:1", "mm", "11" * 32)
+    ws = _Refusing()
+    client._send(ws, 1, "commit", "a1", b"first")  # type: ignore[arg-type]
+    ws.take_now = True
+    client._send(ws, 2, "commit", "a2", b"second")  # type: ignore[arg-type]
+    client._send(ws, 3, "reveal", "a1", b"third")  # type: ignore[arg-type]
+    assert ws.sent == []
+    await asyncio.wait_for(asyncio.gather(*client._tasks), 5)
+    assert ws.sent == [b"first", b"second", b"third"] and not ws.outbox
+    assert set(client._pending) == {1, 2, 3}  # waiting for their acks
+
+    gone = _Refusing(closed=True)
+    client._send(gone, 4, "commit", "a3", b"lost")  # type: ignore[arg-type]
+    client._send(gone, 5, "reveal", "a3", b"lost too")  # type: ignore[arg-type]
+    await asyncio.wait_for(asyncio.gather(*client._tasks), 5)
+    assert client.report().unsent == 2 and set(client._pending) == {1, 2, 3}
+
+
+async def test_a_strategy_that_fails_loses_its_auction_not_the_run(
+    server_factory: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A strategy raising in one auction: logged, that auction skipped, the next ones bid
+    as usual; half the messages go by ``send`` (refused by the short path) and keep their
+    order, so that no commit is refused for its nonce."""
+    server: ServerProcess = server_factory({})
+    token = await server.add_client("settlement")
+    key = await server.add_bidder("mm-0")
+    truthful = create_strategy("truthful")
+    calls = 0
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ZeroDivisionError("the strategy's own bug")
+        return truthful.generate_bid(*args, **kwargs)
+
+    real_send_now = _Connection.send_now
+    turns = iter(range(1_000_000))
+    monkeypatch.setattr(
+        _Connection,
+        "send_now",
+        lambda self, data: next(turns) % 2 == 1 and real_send_now(self, data),
+    )
+    client = BidderClient(server.url, "mm-0", key, honour_timing=False)
+    run = asyncio.create_task(client.arun(flaky, max_auctions=AUCTIONS, private_value=2100.0))
+    await asyncio.wait_for(client.connected.wait(), 30)
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+    ) as http:
+        order = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
+        # Opened together: the commits of consecutive auctions leave back to back.
+        replies = await asyncio.gather(
+            *(http.post("/v1/auctions", json=order) for _ in range(AUCTIONS))
+        )
+    assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
+    report = await asyncio.wait_for(run, 30)
+    assert report.auctions_seen == AUCTIONS
+    assert report.commits_sent == report.reveals_sent == AUCTIONS - 1
+    assert report.accepted == 2 * (AUCTIONS - 1) and report.rejected == {}
+    assert report.unanswered == 0 and report.unsent == 0
+    assert "the strategy's own bug" in caplog.text

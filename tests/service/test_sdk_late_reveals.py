@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from phantom_auction.client import BidderClient
-from phantom_auction.simulation.live import StrategyBidder
 from phantom_auction.simulation.strategies import create_strategy
 
 from .service_harness import ServerProcess
@@ -30,13 +29,13 @@ async def test_reveals_sent_late_by_the_bidders_clock_are_counted(
     server: ServerProcess = server_factory({})
     token = await server.add_client("settlement")
     keys = {name: await server.add_bidder(name) for name in HOLD_S}
-    real_reveal = StrategyBidder.reveal
+    real_reveal = BidderClient._reveal
 
-    async def held_reveal(self: StrategyBidder, announcement: Any) -> Any:
-        await asyncio.sleep(HOLD_S[self.bidder_id])
-        return await real_reveal(self, announcement)
+    def held_reveal(self: BidderClient, ws: Any, round_: Any) -> None:
+        hold = HOLD_S[self.bidder_id]
+        asyncio.get_running_loop().call_later(hold, real_reveal, self, ws, round_)
 
-    monkeypatch.setattr(StrategyBidder, "reveal", held_reveal)
+    monkeypatch.setattr(BidderClient, "_reveal", held_reveal)
     clients = {
         name: BidderClient(server.url, name, key, honour_timing=False) for name, key in keys.items()
     }

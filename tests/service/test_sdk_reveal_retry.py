@@ -11,13 +11,12 @@ from phantom_auction.client import BidderClient, _Round
 
 def test_a_refused_reveal_is_sent_again_once_not_at_every_refusal() -> None:
     client = BidderClient("http://127.0.0.1:1", "mm", "11" * 32)
-    spawned: list[Any] = []
+    resent: list[Any] = []
 
-    def spawn(coro: Any) -> None:
-        spawned.append(coro)
-        coro.close()
+    def reveal(ws: Any, round_: Any) -> None:
+        resent.append(round_)
 
-    client._spawn = spawn  # type: ignore[method-assign]
+    client._reveal = reveal  # type: ignore[method-assign]
     round_ = _Round(None, commit="accepted", reveal_sent=True, reveal_open=True)  # type: ignore[arg-type]
     client._rounds["a1"] = round_
     ack = {
@@ -30,10 +29,10 @@ def test_a_refused_reveal_is_sent_again_once_not_at_every_refusal() -> None:
         "detail": "arrived before the reveal window",
     }
     # Sent before the server's window opened (clocks differ): sent again on the push.
-    client._on_ack(None, None, ack)  # type: ignore[arg-type]
-    assert len(spawned) == 1 and not round_.reveal_sent
+    client._on_ack(None, ack)  # type: ignore[arg-type]
+    assert len(resent) == 1 and not round_.reveal_sent
     round_.reveal_sent = True
     # Refused again: the window has passed, nothing more is sent.
     for ref in (8, 9, 10):
-        client._on_ack(None, None, {**ack, "ref": ref})  # type: ignore[arg-type]
-    assert len(spawned) == 1 and round_.reveal_sent
+        client._on_ack(None, {**ack, "ref": ref})  # type: ignore[arg-type]
+    assert len(resent) == 1 and round_.reveal_sent

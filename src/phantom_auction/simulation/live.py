@@ -27,6 +27,7 @@ from .strategies.base import AuctionView
 
 __all__ = ["StrategyBidder"]
 
+_DEFAULT_VIEW: Final = AuctionView()
 #: Bids kept for a reveal that may never be asked for (commit refused, ...).
 _MAX_PENDING: Final = 4096
 
@@ -91,6 +92,7 @@ class StrategyBidder:
         self._pending: dict[str, ImprovementBid] = {}
         self.private_value = private_value
         self._takes_value = _accepts_keyword(strategy.generate_bid, "private_value")
+        self._takes_view = _accepts_keyword(strategy.generate_bid, "view")
         # Solve a bid function now (the equilibrium's takes ~1 s, once), not on the event
         # loop inside the first auction's collection window, where it blocks every bidder.
         solve = getattr(strategy, "bid_function", None)
@@ -102,24 +104,44 @@ class StrategyBidder:
 
     async def commit(self, announcement: AuctionAnnouncement) -> SealedBid | None:
         """Generate, time, seal and send a bid for ``announcement`` (None: stays out)."""
+        proposal = self.propose(announcement)
+        if proposal is None:
+            return None
+        delay = self.send_delay(announcement, proposal)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        bid = self.make(announcement, proposal)
+        self._pending[announcement.auction_id] = bid
+        if len(self._pending) > _MAX_PENDING:  # bids never asked for (commit refused, ...)
+            del self._pending[next(iter(self._pending))]
+        return bid.sealed()
+
+    def propose(self, announcement: AuctionAnnouncement) -> Any | None:
+        """The strategy's bid for ``announcement``, not yet sealed (None: stays out)."""
         value = self.private_value
         if callable(value):
             value = value(announcement, self.rng)
         args = (announcement.baseline_price, announcement.amount, self.market, self.rng)
+        # The default view made once: a strategy makes its own on every call otherwise.
+        view = {"view": _DEFAULT_VIEW} if self._takes_view else {}
         if value is not None and self._takes_value:
-            proposal = self.strategy.generate_bid(*args, private_value=float(value))
-        else:
-            proposal = self.strategy.generate_bid(*args)
-        if proposal is None:
-            return None
-        if self.honour_timing:
-            send_at = announcement.opened_at + timedelta(milliseconds=float(proposal.timestamp))
-            delay = (send_at - datetime.now(UTC)).total_seconds()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        nonce = self._nonce  # taken at send time: commits leave in nonce order
+            return self.strategy.generate_bid(*args, private_value=float(value), **view)
+        return self.strategy.generate_bid(*args, **view)
+
+    def send_delay(self, announcement: AuctionAnnouncement, proposal: Any) -> float:
+        """Seconds until ``proposal`` is due to be sent: its ``timestamp`` after the auction
+        opened with ``honour_timing``, else 0 (at once); <= 0 when the time has come."""
+        if not self.honour_timing:
+            return 0.0
+        send_at = announcement.opened_at + timedelta(milliseconds=float(proposal.timestamp))
+        return (send_at - datetime.now(UTC)).total_seconds()
+
+    def make(self, announcement: AuctionAnnouncement, proposal: Any) -> ImprovementBid:
+        """``proposal`` as a bid with a fresh salt and the next nonce (call it at send
+        time: commits leave in nonce order)."""
+        nonce = self._nonce
         self._nonce += 1
-        bid = make_bid(
+        return make_bid(
             announcement.auction_id,
             self.bidder_id,
             announcement.token_pair,
@@ -128,10 +150,6 @@ class StrategyBidder:
             float(proposal.priority_fee),
             nonce,
         )
-        self._pending[announcement.auction_id] = bid
-        if len(self._pending) > _MAX_PENDING:  # bids never asked for (commit refused, ...)
-            del self._pending[next(iter(self._pending))]
-        return bid.sealed()
 
     async def reveal(self, announcement: AuctionAnnouncement) -> ImprovementBid | None:
         """The bid committed to in ``announcement``'s auction (None if there was none)."""
