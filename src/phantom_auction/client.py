@@ -14,7 +14,8 @@ a bid (sent at the strategy's ``timestamp``, ms after the auction opened), seals
 with a fresh salt and the next nonce, signs the commit with the bidder's Ed25519 key,
 and reveals it as soon as the collection window is over: at the window's end by its
 own clock, or on the server's ``reveal_open`` push if that comes first (a reveal the
-server found early is sent again on the push). Every ack is recorded.
+server found early is sent again on the push). Every ack is recorded. A strategy that
+raises loses that auction only (logged), not the run.
 
 :func:`signed_headers` signs plain HTTP requests for bidders that do not use the
 WebSocket. Needs the ``service`` extra (``websockets``, ``cryptography``).

@@ -52,7 +52,9 @@ class StrategyBidder:
     is sealed with a fresh salt and the next nonce (``first_nonce``, by default the
     current time in microseconds, so that nonces keep increasing across restarts and stay
     below ``MAX_NONCE`` = 2**53 - 1 until the year 2255), kept, and
-    revealed when asked.
+    revealed when asked. :meth:`commit`'s steps are public (:meth:`propose`,
+    :meth:`send_delay`, :meth:`make`) for a caller that times the send itself (the SDK,
+    without a task per auction).
 
     ``market`` defaults to ``MarketConditions()``; ``rng`` to a fresh
     ``numpy.random.default_rng()``. ``private_value`` (token B per token A) is the
