@@ -294,6 +294,28 @@ def test_abstaining_strategy_sends_nothing() -> None:
     assert result.outcome is Outcome.NO_BIDS and result.ranking == ()
 
 
+def test_a_strategy_taking_a_view_is_given_the_default_one_made_once() -> None:
+    """A simulator strategy sees the packaged configuration's rules, the same object every
+    auction (not one made per bid); a strategy without the keyword never gets it."""
+    from phantom_auction.simulation.strategies.base import AuctionView
+
+    seen: list[Any] = []
+
+    class Viewing:
+        def generate_bid(self, *args: Any, view: Any = None) -> Proposal:
+            seen.append(view)
+            return Proposal(100.2, 1000.0, 0.0, 0.0)
+
+    bidders = [
+        StrategyBidder(Viewing(), "viewer", first_nonce=1),
+        StrategyBidder(FixedStrategy(30), "plain", first_nonce=1),  # no view keyword
+    ]
+    for _ in range(2):
+        result = run_auction(REQUEST, 100.0, 1000.0, _deadline(100), config=QUIET, bidders=bidders)
+        assert {r.bidder_id for r in result.ranking} == {"viewer", "plain"}
+    assert len(seen) == 2 and seen[0] is seen[1] and seen[0] == AuctionView()
+
+
 def test_strict_run_raises_insufficient_participants() -> None:
     from phantom_auction import InsufficientParticipants
 

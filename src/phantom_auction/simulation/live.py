@@ -27,6 +27,7 @@ from .strategies.base import AuctionView
 
 __all__ = ["StrategyBidder"]
 
+#: The rules a strategy is told (the packaged configuration's), made once.
 _DEFAULT_VIEW: Final = AuctionView()
 #: Bids kept for a reveal that may never be asked for (commit refused, ...).
 _MAX_PENDING: Final = 4096
@@ -60,7 +61,9 @@ class StrategyBidder:
     ``numpy.random.default_rng()``. ``private_value`` (token B per token A) is the
     bidder's value of the order, a number or a callable ``(announcement, rng) -> value``;
     it reaches strategies whose ``generate_bid`` takes a ``private_value`` keyword (the
-    simulator's do), others never see it.
+    simulator's do), others never see it. Those taking a ``view`` keyword are given the
+    packaged configuration's :class:`AuctionView` (the rules a simulator strategy would
+    assume anyway), made once.
     """
 
     def __init__(
@@ -94,7 +97,10 @@ class StrategyBidder:
         self._pending: dict[str, ImprovementBid] = {}
         self.private_value = private_value
         self._takes_value = _accepts_keyword(strategy.generate_bid, "private_value")
-        self._takes_view = _accepts_keyword(strategy.generate_bid, "view")
+        # The default view made once: a strategy makes its own on every call otherwise.
+        self._view: dict[str, AuctionView] = (
+            {"view": _DEFAULT_VIEW} if _accepts_keyword(strategy.generate_bid, "view") else {}
+        )
         # Solve a bid function now (the equilibrium's takes ~1 s, once), not on the event
         # loop inside the first auction's collection window, where it blocks every bidder.
         solve = getattr(strategy, "bid_function", None)
@@ -124,11 +130,9 @@ class StrategyBidder:
         if callable(value):
             value = value(announcement, self.rng)
         args = (announcement.baseline_price, announcement.amount, self.market, self.rng)
-        # The default view made once: a strategy makes its own on every call otherwise.
-        view = {"view": _DEFAULT_VIEW} if self._takes_view else {}
         if value is not None and self._takes_value:
-            return self.strategy.generate_bid(*args, private_value=float(value), **view)
-        return self.strategy.generate_bid(*args, **view)
+            return self.strategy.generate_bid(*args, private_value=float(value), **self._view)
+        return self.strategy.generate_bid(*args, **self._view)
 
     def send_delay(self, announcement: AuctionAnnouncement, proposal: Any) -> float:
         """Seconds until ``proposal`` is due to be sent: its ``timestamp`` after the auction
