@@ -230,9 +230,10 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/v1/bidders/ws"
 
-    def start(self, timeout_s: float = 30.0) -> None:
+    def start(self, timeout_s: float = 30.0, port: int | None = None) -> None:
+        """Start on ``port`` (a restart where bidders reconnect), else on a free one."""
         for _attempt in range(3):
-            self.port = free_port()
+            self.port = port or free_port()
             out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
             self.proc = subprocess.Popen(
                 [

@@ -211,3 +211,51 @@ async def test_a_strategy_that_fails_loses_its_auction_not_the_run(
     assert report.accepted == 2 * (AUCTIONS - 1) and report.rejected == {}
     assert report.unanswered == 0 and report.unsent == 0
     assert "the strategy's own bug" in caplog.text
+
+
+async def test_a_bidder_reconnects_after_a_server_restart_and_bids_on(
+    server_factory: Any,
+) -> None:
+    """The server killed between two auctions and started again on the same port and
+    data: the SDK reconnects by itself and commits and reveals in the next auction, with
+    nothing unsent and no nonce refused."""
+    server: ServerProcess = server_factory({})
+    token = await server.add_client("settlement")
+    key = await server.add_bidder("mm-0")
+    client = BidderClient(server.url, "mm-0", key, honour_timing=False)
+    stop = asyncio.Event()
+    run = asyncio.create_task(client.arun(create_strategy("truthful"), stop=stop))
+
+    async def one_auction() -> dict[str, Any]:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+        ) as http:
+            order = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
+            r = await http.post("/v1/auctions", json=order)
+            assert r.status_code == 200, r.text
+            result: dict[str, Any] = r.json()["result"]
+            return result
+
+    try:
+        await asyncio.wait_for(client.connected.wait(), 30)
+        first = await one_auction()
+        port = server.port
+        server.kill()
+        for _ in range(200):  # the client notices the dropped connection
+            if not client.connected.is_set():
+                break
+            await asyncio.sleep(0.05)
+        assert not client.connected.is_set()
+        await asyncio.to_thread(server.start, 30.0, port)
+        await asyncio.wait_for(client.connected.wait(), 30)
+        second = await one_auction()
+    finally:
+        stop.set()
+        report = await asyncio.wait_for(run, 30)
+    for result in (first, second):  # the bidder's revealed bid counted in each
+        assert result["num_participants"] - result["num_phantom_bids"] == 1
+        assert result["unrevealed"] == []
+    assert report.auctions_seen == 2
+    assert report.commits_sent == report.reveals_sent == 2
+    assert report.accepted == 4 and report.rejected == {}
+    assert report.unanswered == 0 and report.unsent == 0
