@@ -39,6 +39,7 @@ from ._extras import require
 from .engine import AuctionAnnouncement, ImprovementBid
 from .errors import PhantomAuctionError
 from .simulation.live import StrategyBidder
+from .simulation.strategies.base import AuctionView
 
 require("websockets", "service")
 require("cryptography", "service")
@@ -299,7 +300,10 @@ class BidderClient:
     at the strategy's ``timestamp``; with ``reconnect`` a dropped connection is retried
     with back-off until the run ends. ``keep_acks``: how many of the latest acks the
     report lists (``None``: every one; a bidder that runs for days at 100 auctions/s
-    would otherwise keep ~17 million a day); its counts always cover every ack.
+    would otherwise keep ~17 million a day); its counts always cover every ack. A
+    simulator strategy is told each auction's announced rules over ``view`` (what the
+    announcement does not say: rivals, value distribution, phantom model; see
+    :class:`~phantom_auction.simulation.live.StrategyBidder`).
     """
 
     def __init__(
@@ -314,6 +318,7 @@ class BidderClient:
         reconnect: bool = True,
         first_nonce: int | None = None,
         keep_acks: int | None = 10_000,
+        view: AuctionView | None = None,
     ) -> None:
         if keep_acks is not None and keep_acks < 0:
             raise ValueError(f"keep_acks={keep_acks!r}: a count of acks (>= 0) or None")
@@ -326,6 +331,7 @@ class BidderClient:
         self.honour_timing = honour_timing
         self.reconnect = reconnect
         self.first_nonce = first_nonce
+        self.view = view
         self.status: dict[str, Any] | None = None
         self.connected = asyncio.Event()
         # The latest acks, as plain tuples (turned into Ack objects by report()): tuples
@@ -404,6 +410,7 @@ class BidderClient:
             first_nonce=self.first_nonce,
             honour_timing=self.honour_timing,
             private_value=private_value,
+            view=self.view,
         )
         stop = stop or asyncio.Event()
         self._max_auctions = max_auctions

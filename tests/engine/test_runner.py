@@ -294,9 +294,10 @@ def test_abstaining_strategy_sends_nothing() -> None:
     assert result.outcome is Outcome.NO_BIDS and result.ranking == ()
 
 
-def test_a_strategy_taking_a_view_is_given_the_default_one_made_once() -> None:
-    """A simulator strategy sees the packaged configuration's rules, the same object every
-    auction (not one made per bid); a strategy without the keyword never gets it."""
+def test_a_strategy_taking_a_view_is_told_the_auctions_rules() -> None:
+    """A simulator strategy sees each auction's announced rules (mechanism, accepted
+    improvements, windows) over the rest of its bidder's own view, one object per set of
+    rules; a strategy without the keyword never gets one."""
     from phantom_auction.simulation.strategies.base import AuctionView
 
     seen: list[Any] = []
@@ -306,14 +307,75 @@ def test_a_strategy_taking_a_view_is_given_the_default_one_made_once() -> None:
             seen.append(view)
             return Proposal(100.2, 1000.0, 0.0, 0.0)
 
+    rules = config(
+        max_phantom_bidders=0,
+        min_participants=1,
+        mechanism="discriminatory",
+        min_improvement_bps=5.0,
+        max_improvement_bps=100.0,
+        duration_ms=300,
+        reveal_delay_ms=50,
+    )
     bidders = [
-        StrategyBidder(Viewing(), "viewer", first_nonce=1),
+        StrategyBidder(Viewing(), "viewer", first_nonce=1, view=AuctionView(num_bidders=7)),
         StrategyBidder(FixedStrategy(30), "plain", first_nonce=1),  # no view keyword
     ]
     for _ in range(2):
-        result = run_auction(REQUEST, 100.0, 1000.0, _deadline(100), config=QUIET, bidders=bidders)
+        result = run_auction(REQUEST, 100.0, 1000.0, _deadline(2000), config=rules, bidders=bidders)
         assert {r.bidder_id for r in result.ranking} == {"viewer", "plain"}
-    assert len(seen) == 2 and seen[0] is seen[1] and seen[0] == AuctionView()
+    assert len(seen) == 2 and seen[0] is seen[1]
+    view = seen[0]
+    assert (view.mechanism, view.min_improvement_bps, view.max_improvement_bps) == (
+        "discriminatory",
+        5.0,
+        100.0,
+    )
+    assert (view.window_ms, view.duration_ms) == (250.0, 300.0)
+    assert view.num_bidders == 7  # not announced: the bidder's own view
+
+
+@pytest.mark.parametrize(("mechanism", "bid_bps"), [("discriminatory", 34.0), ("vcg", 40.0)])
+def test_a_live_equilibrium_bidder_bids_the_announced_mechanisms_equilibrium(
+    mechanism: str, bid_bps: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Value 40 bps, values uniform on [10, 50], 5 bidders, no phantoms: pay-as-bid's
+    equilibrium bid is v - (v - r) / n = 40 - 30 / 5 = 34 bps, VCG's is the value. The
+    bid function is solved once, for the bidder's view, and the announced auction (1 s,
+    its own windows) shares it; the bid is timed inside its 800 ms window."""
+    from phantom_auction.simulation.strategies import create_strategy, equilibrium
+    from phantom_auction.simulation.strategies.base import AuctionView
+
+    solves: list[Any] = []
+    real_solve = equilibrium.solve_equilibrium
+    monkeypatch.setattr(
+        equilibrium, "solve_equilibrium", lambda game: solves.append(game) or real_solve(game)
+    )
+    bidder = StrategyBidder(
+        create_strategy("equilibrium"),
+        "eq",
+        view=AuctionView(mechanism=mechanism),
+        private_value=100.0 * (1 + 40.0 / 10_000),
+    )
+    opened = datetime.now(UTC)
+    announcement = AuctionAnnouncement(
+        auction_id="a1",
+        token_pair=(1, 2),
+        baseline_price=100.0,
+        amount=1000.0,
+        opened_at=opened,
+        commit_deadline=opened + timedelta(milliseconds=800),
+        reveal_deadline=opened + timedelta(milliseconds=1000),
+        phantom_commitment=bytes(32),
+        mechanism=mechanism,
+        min_improvement_bps=10.0,
+        max_improvement_bps=50.0,
+        max_volume=1000.0,
+        priority_fee_max_ratio=0.01,
+    )
+    proposal = bidder.propose(announcement)
+    assert (proposal.price / 100.0 - 1) * 10_000 == pytest.approx(bid_bps, abs=1e-6)
+    assert 0.75 * 800 <= proposal.timestamp <= 0.95 * 800
+    assert len(solves) == 1
 
 
 def test_strict_run_raises_insufficient_participants() -> None:

@@ -14,23 +14,51 @@ import asyncio
 import inspect
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, Final
 
 import numpy as np
 
+from ..config import load_config
 from ..engine.bids import ImprovementBid, SealedBid, make_bid
 from ..engine.result import AuctionAnnouncement
 from ..errors import InvalidBidParameters
 from .market import MarketConditions
 from .strategies.base import AuctionView
 
-__all__ = ["StrategyBidder"]
+__all__ = ["StrategyBidder", "announced_view", "served_view"]
 
-#: The rules a strategy is told (the packaged configuration's), made once.
-_DEFAULT_VIEW: Final = AuctionView()
+_MAX_VIEWS: Final = 256
+_MS: Final = timedelta(milliseconds=1)
 #: Bids kept for a reveal that may never be asked for (commit refused, ...).
 _MAX_PENDING: Final = 4096
+
+
+@cache
+def served_view() -> AuctionView:
+    """The default :class:`AuctionView` with the mechanism a server runs on the packaged
+    configuration (the simulator's default is VCG, the service's Vickrey): the view a
+    live bidder starts from, so that a default server's auctions need no new solve."""
+    return AuctionView(mechanism=load_config(env={}).phantom_auction.mechanism)
+
+
+def announced_view(announcement: AuctionAnnouncement, base: AuctionView) -> AuctionView:
+    """``base`` with the rules ``announcement`` states: its mechanism, the accepted
+    improvements (bps), the collection window and the whole auction (ms, from the
+    opening), the volume cap as a share of the order and the priority fee cap."""
+    opened = announcement.opened_at
+    return replace(
+        base,
+        mechanism=announcement.mechanism,
+        min_improvement_bps=announcement.min_improvement_bps,
+        max_improvement_bps=announcement.max_improvement_bps,
+        window_ms=(announcement.commit_deadline - opened) / _MS,
+        duration_ms=(announcement.reveal_deadline - opened) / _MS,
+        max_volume_fraction=announcement.max_volume / announcement.amount,
+        priority_fee_max_ratio=announcement.priority_fee_max_ratio,
+    )
 
 
 def _accepts_keyword(func: Callable[..., Any], name: str) -> bool:
@@ -61,9 +89,12 @@ class StrategyBidder:
     ``numpy.random.default_rng()``. ``private_value`` (token B per token A) is the
     bidder's value of the order, a number or a callable ``(announcement, rng) -> value``;
     it reaches strategies whose ``generate_bid`` takes a ``private_value`` keyword (the
-    simulator's do), others never see it. Those taking a ``view`` keyword are given the
-    packaged configuration's :class:`AuctionView` (the rules a simulator strategy would
-    assume anyway), made once.
+    simulator's do), others never see it. Those taking a ``view`` keyword (the
+    simulator's do) are told each auction's rules as announced: :func:`announced_view`
+    of ``view`` (default: :func:`served_view`), which also gives what an announcement
+    does not say (rivals, value distribution, phantom model).
+    A strategy with a ``bid_function`` (the equilibrium's, ~1 s to solve) solves it for
+    ``view`` here: pass the rules your server runs, or its first auction solves again.
     """
 
     def __init__(
@@ -78,6 +109,7 @@ class StrategyBidder:
         private_value: float
         | Callable[[AuctionAnnouncement, np.random.Generator], float | None]
         | None = None,
+        view: AuctionView | None = None,
     ) -> None:
         if not callable(getattr(strategy, "generate_bid", None)):
             raise InvalidBidParameters(
@@ -97,15 +129,15 @@ class StrategyBidder:
         self._pending: dict[str, ImprovementBid] = {}
         self.private_value = private_value
         self._takes_value = _accepts_keyword(strategy.generate_bid, "private_value")
-        # The default view made once: a strategy makes its own on every call otherwise.
-        self._view: dict[str, AuctionView] = (
-            {"view": _DEFAULT_VIEW} if _accepts_keyword(strategy.generate_bid, "view") else {}
-        )
+        self.view = served_view() if view is None else view
+        self._takes_view = _accepts_keyword(strategy.generate_bid, "view")
+        # Made once per set of rules (a strategy would make its own on every call).
+        self._views: dict[tuple[Any, ...], AuctionView] = {}
         # Solve a bid function now (the equilibrium's takes ~1 s, once), not on the event
         # loop inside the first auction's collection window, where it blocks every bidder.
         solve = getattr(strategy, "bid_function", None)
         if callable(solve):
-            solve(AuctionView())
+            solve(self.view)
 
     def __repr__(self) -> str:
         return f"StrategyBidder({self.bidder_id!r}, {type(self.strategy).__name__})"
@@ -130,9 +162,29 @@ class StrategyBidder:
         if callable(value):
             value = value(announcement, self.rng)
         args = (announcement.baseline_price, announcement.amount, self.market, self.rng)
+        kwargs: dict[str, Any] = {"view": self.view_of(announcement)} if self._takes_view else {}
         if value is not None and self._takes_value:
-            return self.strategy.generate_bid(*args, private_value=float(value), **self._view)
-        return self.strategy.generate_bid(*args, **self._view)
+            kwargs["private_value"] = float(value)
+        return self.strategy.generate_bid(*args, **kwargs)
+
+    def view_of(self, announcement: AuctionAnnouncement) -> AuctionView:
+        """:func:`announced_view` of :attr:`view`, made once per set of rules."""
+        a = announcement
+        key = (
+            a.mechanism,
+            a.min_improvement_bps,
+            a.max_improvement_bps,
+            a.commit_deadline - a.opened_at,
+            a.reveal_deadline - a.opened_at,
+            a.max_volume / a.amount,
+            a.priority_fee_max_ratio,
+        )
+        view = self._views.get(key)
+        if view is None:
+            if len(self._views) >= _MAX_VIEWS:
+                self._views.clear()
+            view = self._views[key] = announced_view(announcement, self.view)
+        return view
 
     def send_delay(self, announcement: AuctionAnnouncement, proposal: Any) -> float:
         """Seconds until ``proposal`` is due to be sent: its ``timestamp`` after the auction

@@ -69,6 +69,20 @@ def game_of_view(view: AuctionView) -> BiddingGame:
     )
 
 
+def _game_fields(view: AuctionView) -> tuple[Any, ...]:
+    """The fields of ``view`` that :func:`game_of_view` reads."""
+    return (
+        view.value_distribution,
+        view.num_bidders,
+        view.mechanism,
+        view.min_improvement_bps,
+        view.max_improvement_bps,
+        view.phantom_model,
+        view.phantom_policy,
+        view.min_participants,
+    )
+
+
 class CompetitiveEquilibriumStrategy(BidderStrategy):
     """Bids the symmetric Bayes-Nash equilibrium for the values, rivals, reserve and phantoms.
 
@@ -95,14 +109,16 @@ class CompetitiveEquilibriumStrategy(BidderStrategy):
     }
 
     def __init__(self) -> None:
-        self._view: AuctionView | None = None
+        self._game: tuple[Any, ...] | None = None
         self._bids: BidFunction | None = None
 
     def bid_function(self, view: AuctionView) -> BidFunction:
-        """The equilibrium bid function of ``view`` (solved once per view)."""
-        if self._bids is None or (self._view is not view and self._view != view):
+        """The equilibrium bid function of ``view``'s game (solved once per game: views
+        that differ only in timing or volume, as live auctions' do, share it)."""
+        game = _game_fields(view)
+        if self._bids is None or self._game != game:
             self._bids = solve_equilibrium(game_of_view(view))
-            self._view = view
+            self._game = game
         return self._bids
 
     def equilibrium_bid(self, values_bps: NDArray[np.float64] | float, view: AuctionView) -> Any:
