@@ -30,6 +30,7 @@ from .strategies.base import AuctionView
 
 __all__ = ["StrategyBidder", "announced_view", "served_view"]
 
+#: Views a bidder keeps, one per set of announced rules (auction lengths vary by order).
 _MAX_VIEWS: Final = 256
 _MS: Final = timedelta(milliseconds=1)
 #: Bids kept for a reveal that may never be asked for (commit refused, ...).
