@@ -436,6 +436,10 @@ async def test_a_bidder_that_does_not_reveal_is_blocked_with_doubling_backoff(
         assert r.status_code == 200
         return dict(r.json())
 
+    # A 2.5 s collection window: in a 1.2 s auction (0.7 s window) a loaded CI machine once
+    # stalled the server past the auction's end and the commit was refused auction_closed.
+    long = order(duration_ms=3000)
+
     async with (
         await settlement(strict) as http,
         RawBidder(strict.ws_url, flaky_id, flaky_key) as flaky,
@@ -443,9 +447,7 @@ async def test_a_bidder_that_does_not_reveal_is_blocked_with_doubling_backoff(
     ):
 
         async def round_without_reveal() -> dict[str, Any]:
-            r = await http.post(
-                "/v1/auctions", params={"wait": "false"}, json=order(duration_ms=1200)
-            )
+            r = await http.post("/v1/auctions", params={"wait": "false"}, json=long)
             aid = r.json()["auction_id"]
             op = await flaky.opened(aid)
             assert reason(await flaky.commit(aid, flaky.bid(op))) == "accepted"
@@ -467,7 +469,7 @@ async def test_a_bidder_that_does_not_reveal_is_blocked_with_doubling_backoff(
         assert (await flaky.push("blocked"))["block_count"] == 1
 
         # While blocked: no pushes, and a commit is refused with the reason.
-        r = await http.post("/v1/auctions", params={"wait": "false"}, json=order(duration_ms=1200))
+        r = await http.post("/v1/auctions", params={"wait": "false"}, json=long)
         aid = r.json()["auction_id"]
         op = await honest.opened(aid)
         refused = await flaky.commit(aid, flaky.bid(op))
