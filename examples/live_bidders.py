@@ -21,7 +21,8 @@ market model (``MarketConditions()``: the marginal distribution of a filler's va
 bps over the baseline; each bidder draws independently, whereas the simulator's market
 mode also shares a common shock between them). Strategies bid against the rules the
 server publishes in its configuration (``--config``, default the packaged one): the
-mechanism, the accepted range, the phantom model and the phantom policy, so that the
+phantom model, the phantom policy and the number of bidders (the clients' ``view``),
+with each auction's mechanism, accepted range and windows as announced, so that the
 ``equilibrium`` bidder bids its equilibrium for them.
 """
 
@@ -44,33 +45,9 @@ from phantom_auction.service.auth import generate_keypair
 from phantom_auction.service.store import StoreConflict, open_store
 from phantom_auction.simulation.market import MarketConditions, ValueModel
 from phantom_auction.simulation.strategies import create_strategy, strategy_names
-from phantom_auction.simulation.strategies.base import AuctionView, Bid, call_generate_bids
+from phantom_auction.simulation.strategies.base import AuctionView
 
 BPS = 10_000.0
-
-
-class ViewedStrategy:
-    """A simulator strategy told the auction's rules (its ``AuctionView``) when it bids
-    live; the best bid it sends inside the collection window is the one that counts."""
-
-    def __init__(self, strategy: Any, view: AuctionView) -> None:
-        self.strategy = strategy
-        self.view = view
-
-    def generate_bid(
-        self,
-        baseline_price: float,
-        baseline_quantity: float,
-        market: Any,
-        rng: np.random.Generator,
-        *,
-        private_value: float | None = None,
-    ) -> Bid | None:
-        bids = call_generate_bids(
-            self.strategy, baseline_price, baseline_quantity, market, rng, private_value, self.view
-        )
-        inside = [b for b in bids if b.timestamp < self.view.window_ms]
-        return max(inside, key=lambda b: b.price, default=None)
 
 
 def auction_view(config: AuctionConfig, n_bidders: int, market: MarketConditions) -> AuctionView:
@@ -140,12 +117,12 @@ async def run(args: argparse.Namespace) -> list[BidderReport]:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    clients = [BidderClient(args.url, name, keys[name]) for name in names]
     view = auction_view(load_config(args.config), len(names), MarketConditions())
+    clients = [BidderClient(args.url, name, keys[name], view=view) for name in names]
     private_value = value_sampler(view) if args.private_value else None
     runs = [
         client.arun(
-            ViewedStrategy(create_strategy(strategies[i % len(strategies)]), view),
+            create_strategy(strategies[i % len(strategies)]),
             duration_s=args.duration,
             max_auctions=args.auctions,
             stop=stop,
