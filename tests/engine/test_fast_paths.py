@@ -40,7 +40,6 @@ from phantom_auction.mechanisms.rules import (
 
 from .engine_support import PAIR, T0, config, ms
 
-FINITE = st.floats(allow_nan=False, allow_infinity=False)
 ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True)
 # Few distinct values, so that ties are common.
 SCORES = st.sampled_from([0.0, 1.0, 2.0, 2.5, 5.0, 100.0]) | st.floats(0, 200)

@@ -204,11 +204,6 @@ class AuctionEnvironment:
     mechanism: str
     window_ms: float
     duration_ms: float
-    min_bps: float
-    max_bps: float
-    max_volume: float
-    fee_max_ratio: float
-    min_participants: int
     textbook: bool
     learning: bool
     phantom_model: PhantomModel
@@ -233,17 +228,9 @@ class AuctionEnvironment:
         return len(self.labels)
 
     @property
-    def num_phantoms(self) -> int:
-        return self.phantom_model.max_phantom_bidders
-
-    @property
     def time_grid_ms(self) -> FloatArray:
         """Times (ms) at which convergence paths are sampled."""
         return np.linspace(0.0, self.window_ms, PATH_POINTS)
-
-    def distinct_labels(self) -> list[str]:
-        """Strategy labels in order of first appearance."""
-        return [label for label, _ in self.label_groups]
 
 
 def build_environment(
@@ -307,11 +294,6 @@ def build_environment(
         mechanism=config.clearing_mechanism,
         window_ms=window_ms,
         duration_ms=duration,
-        min_bps=min_bps,
-        max_bps=max_bps,
-        max_volume=quantity * config.max_bid_value_multiplier,
-        fee_max_ratio=config.priority_fee_max_ratio,
-        min_participants=config.resolved_min_participants,
         textbook=textbook,
         learning=config.enable_learning,
         phantom_model=config.resolved_phantom_model,

@@ -99,8 +99,6 @@ FloatArray = NDArray[np.float64]
 
 #: What a phantom does (SPEC, "Phantom bids"): ranks and takes volume, or sets a floor.
 PHANTOM_POLICIES: Final = ("reserve", "floor")
-#: Mechanisms where a whole-order winner pays what the others bid (second price family).
-SECOND_PRICE: Final = frozenset({"vickrey", "vcg", "uniform"})
 
 _TAIL = 1e-9
 _VALUE_POINTS = 1025
