@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import json
 import logging
 import time
@@ -345,6 +347,10 @@ class BidderClient:
         self._rejected: Counter[str] = Counter()
         self._pending: dict[str | int, tuple[str, str]] = {}
         self._rounds: dict[str, _Round] = {}
+        #: Reveals waiting for their time, as ``(due, n, ws, round)`` (a heap; ``due`` in
+        #: unix seconds): see :meth:`_send_due_reveals`.
+        self._due: list[tuple[float, int, _Connection, _Round]] = []
+        self._due_order = itertools.count()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ref = 0
         self._seen = 0
@@ -545,6 +551,8 @@ class BidderClient:
         task.add_done_callback(self._tasks.discard)
 
     def _dispatch(self, ws: _Connection, bidder: StrategyBidder, msg: dict[str, Any]) -> None:
+        if self._due and self._due[0][0] <= time.time():
+            self._send_due_reveals()
         kind = msg.get("type")
         if kind == "auction_opened":
             if self._max_auctions is not None and self._seen >= self._max_auctions:
@@ -677,13 +685,29 @@ class BidderClient:
         server's ``reveal_open`` push came first)."""
         # Event loops round timers (uvloop to the millisecond) and may wake a little
         # early: wait again until the wall clock is past the window's end.
-        delay = round_.announcement.commit_deadline.timestamp() - time.time() + REVEAL_MARGIN_S
+        due = round_.announcement.commit_deadline.timestamp() + REVEAL_MARGIN_S
+        delay = due - time.time()
         if delay > 0.0:
             loop = asyncio.get_running_loop()
             round_.timer = loop.call_later(delay, self._reveal_due, ws, round_)
+            heapq.heappush(self._due, (due, next(self._due_order), ws, round_))
         else:
             round_.timer = None
             self._reveal(ws, round_)
+
+    def _send_due_reveals(self) -> None:
+        """Send the reveals whose time has come, before the message being read.
+
+        A timer runs only once the loop's turn is over, and a turn that reads many
+        messages (each announcement brings a commit to seal and sign) can outlast a
+        20 ms reveal window: each message read sends the reveals due first."""
+        due = self._due
+        now = time.time()
+        while due and due[0][0] <= now:
+            _, _, ws, round_ = heapq.heappop(due)
+            if round_.timer is not None and not round_.reveal_sent:  # still waiting
+                round_.cancel_timer()
+                self._reveal(ws, round_)
 
     def _reveal(self, ws: _Connection, round_: _Round) -> None:
         """Reveal this round's bid once (again only after an ``outside_reveal_window``)."""

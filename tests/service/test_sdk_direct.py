@@ -4,14 +4,17 @@ they are parsed and sent without ``send``'s coroutine, against a real server."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from phantom_auction.client import BidderClient, _Connection
+from phantom_auction.client import BidderClient, _Connection, _Round
+from phantom_auction.engine import AuctionAnnouncement
 from phantom_auction.simulation.strategies import create_strategy
 
 from .service_harness import ServerProcess
@@ -165,6 +168,40 @@ async def test_a_message_the_connection_cannot_take_at_once_keeps_its_place() ->
     client._send(gone, 5, "reveal", "a3", b"lost too")  # type: ignore[arg-type]
     await asyncio.wait_for(asyncio.gather(*client._tasks), 5)
     assert client.report().unsent == 2 and set(client._pending) == {1, 2, 3}
+
+
+async def test_a_reveal_due_goes_out_with_the_next_message_read_not_after_the_turn() -> None:
+    """A loop turn that outlasts the reveal's time (here a blocking sleep, as a burst of
+    messages to read): the next message read sends the due reveal first, once; its timer
+    then finds nothing to send."""
+    client = BidderClient("http://127.0.0.1:1", "mm", "11" * 32)
+    ws = _Refusing()
+    ws.take_now = True
+    now = datetime.now(UTC)
+    announcement = AuctionAnnouncement(
+        auction_id="a1",
+        token_pair=(1, 2),
+        baseline_price=2000.0,
+        amount=10.0,
+        opened_at=now,
+        commit_deadline=now + timedelta(milliseconds=30),
+        reveal_deadline=now + timedelta(milliseconds=50),
+        phantom_commitment=bytes(32),
+        mechanism="vickrey",
+        min_improvement_bps=10.0,
+        max_improvement_bps=50.0,
+        max_volume=10.0,
+        priority_fee_max_ratio=0.01,
+    )
+    round_ = _Round(announcement, bid=object(), commit="sent", reveal=(7, b"the reveal"))  # type: ignore[arg-type]
+    client._reveal_due(ws, round_)  # type: ignore[arg-type]
+    assert ws.sent == [] and round_.timer is not None  # armed, not yet due
+    time.sleep(0.05)  # the turn goes on past the window's opening: no timer can run
+    client._dispatch(ws, None, {"type": "welcome"})  # type: ignore[arg-type]
+    assert ws.sent == [b"the reveal"] and round_.timer is None
+    await asyncio.sleep(0.01)  # the loop turns: the cancelled timer sends nothing more
+    assert ws.sent == [b"the reveal"] and client.report().reveals_sent == 1
+    assert not client._due
 
 
 async def test_a_strategy_that_fails_loses_its_auction_not_the_run(
