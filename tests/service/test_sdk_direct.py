@@ -184,8 +184,9 @@ async def test_a_reveal_due_goes_out_with_the_next_message_read_not_after_the_tu
         baseline_price=2000.0,
         amount=10.0,
         opened_at=now,
-        commit_deadline=now + timedelta(milliseconds=30),
-        reveal_deadline=now + timedelta(milliseconds=50),
+        # Far enough ahead that a loaded machine still arms the timer below.
+        commit_deadline=now + timedelta(milliseconds=200),
+        reveal_deadline=now + timedelta(milliseconds=400),
         phantom_commitment=bytes(32),
         mechanism="vickrey",
         min_improvement_bps=10.0,
@@ -196,7 +197,7 @@ async def test_a_reveal_due_goes_out_with_the_next_message_read_not_after_the_tu
     round_ = _Round(announcement, bid=object(), commit="sent", reveal=(7, b"the reveal"))  # type: ignore[arg-type]
     client._reveal_due(ws, round_)  # type: ignore[arg-type]
     assert ws.sent == [] and round_.timer is not None  # armed, not yet due
-    time.sleep(0.05)  # the turn goes on past the window's opening: no timer can run
+    time.sleep(0.25)  # the turn goes on past the window's opening: no timer can run
     client._dispatch(ws, None, {"type": "welcome"})  # type: ignore[arg-type]
     assert ws.sent == [b"the reveal"] and round_.timer is None
     await asyncio.sleep(0.01)  # the loop turns: the cancelled timer sends nothing more
