@@ -13,6 +13,7 @@ from phantom_auction.config import (
 )
 from phantom_auction.engine import (
     Auction,
+    AuctionAnnouncement,
     AuctionResult,
     ImprovementBid,
     NonceRegistry,
@@ -29,6 +30,30 @@ SEED = bytes(range(32))
 
 def ms(value: float) -> timedelta:
     return timedelta(milliseconds=value)
+
+
+def announcement(
+    opened: datetime, commit_ms: float, reveal_ms: float, **fields: Any
+) -> AuctionAnnouncement:
+    """An ``auction_opened`` announcement made by hand: the commit and reveal deadlines
+    ``commit_ms`` and ``reveal_ms`` after ``opened``; other fields as given, else a
+    Vickrey auction of 1,000 A at 100 B/A accepting 10-50 bps."""
+    values: dict[str, Any] = {
+        "auction_id": "a1",
+        "token_pair": PAIR,
+        "baseline_price": 100.0,
+        "amount": 1000.0,
+        "opened_at": opened,
+        "commit_deadline": opened + ms(commit_ms),
+        "reveal_deadline": opened + ms(reveal_ms),
+        "phantom_commitment": bytes(32),
+        "mechanism": "vickrey",
+        "min_improvement_bps": 10.0,
+        "max_improvement_bps": 50.0,
+        "max_volume": 1000.0,
+        "priority_fee_max_ratio": 0.01,
+    }
+    return AuctionAnnouncement(**(values | fields))
 
 
 def _toml(value: Any) -> str:

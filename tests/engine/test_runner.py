@@ -30,7 +30,7 @@ from phantom_auction import (
 )
 from phantom_auction.engine import AuctionAnnouncement
 
-from .engine_support import config
+from .engine_support import announcement, config
 
 CFG = config()
 QUIET = config(max_phantom_bidders=0, min_participants=1)
@@ -356,23 +356,8 @@ def test_a_live_equilibrium_bidder_bids_the_announced_mechanisms_equilibrium(
         view=AuctionView(mechanism=mechanism),
         private_value=100.0 * (1 + 40.0 / 10_000),
     )
-    opened = datetime.now(UTC)
-    announcement = AuctionAnnouncement(
-        auction_id="a1",
-        token_pair=(1, 2),
-        baseline_price=100.0,
-        amount=1000.0,
-        opened_at=opened,
-        commit_deadline=opened + timedelta(milliseconds=800),
-        reveal_deadline=opened + timedelta(milliseconds=1000),
-        phantom_commitment=bytes(32),
-        mechanism=mechanism,
-        min_improvement_bps=10.0,
-        max_improvement_bps=50.0,
-        max_volume=1000.0,
-        priority_fee_max_ratio=0.01,
-    )
-    proposal = bidder.propose(announcement)
+    opened = announcement(datetime.now(UTC), 800, 1000, mechanism=mechanism)
+    proposal = bidder.propose(opened)
     assert (proposal.price / 100.0 - 1) * 10_000 == pytest.approx(bid_bps, abs=1e-6)
     assert 0.75 * 800 <= proposal.timestamp <= 0.95 * 800
     assert len(solves) == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -14,9 +14,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from phantom_auction.client import BidderClient, _Connection, _Round
-from phantom_auction.engine import AuctionAnnouncement
 from phantom_auction.simulation.strategies import create_strategy
 
+from ..engine.engine_support import announcement
 from .service_harness import ServerProcess
 
 pytestmark = pytest.mark.anyio
@@ -177,24 +177,9 @@ async def test_a_reveal_due_goes_out_with_the_next_message_read_not_after_the_tu
     client = BidderClient("http://127.0.0.1:1", "mm", "11" * 32)
     ws = _Refusing()
     ws.take_now = True
-    now = datetime.now(UTC)
-    announcement = AuctionAnnouncement(
-        auction_id="a1",
-        token_pair=(1, 2),
-        baseline_price=2000.0,
-        amount=10.0,
-        opened_at=now,
-        # Far enough ahead that a loaded machine still arms the timer below.
-        commit_deadline=now + timedelta(milliseconds=200),
-        reveal_deadline=now + timedelta(milliseconds=400),
-        phantom_commitment=bytes(32),
-        mechanism="vickrey",
-        min_improvement_bps=10.0,
-        max_improvement_bps=50.0,
-        max_volume=10.0,
-        priority_fee_max_ratio=0.01,
-    )
-    round_ = _Round(announcement, bid=object(), commit="sent", reveal=(7, b"the reveal"))  # type: ignore[arg-type]
+    # Far enough ahead that a loaded machine still arms the timer below.
+    opened = announcement(datetime.now(UTC), 200, 400, amount=10.0, max_volume=10.0)
+    round_ = _Round(opened, bid=object(), commit="sent", reveal=(7, b"the reveal"))  # type: ignore[arg-type]
     client._reveal_due(ws, round_)  # type: ignore[arg-type]
     assert ws.sent == [] and round_.timer is not None  # armed, not yet due
     time.sleep(0.25)  # the turn goes on past the window's opening: no timer can run
