@@ -216,11 +216,12 @@ def test_engine_object_path_and_fast_path_agree(
         assert row["winner_index"] in (WINNER_NONE, WINNER_PHANTOM)
     if policy == "floor":
         assert not row["phantom_won"]
-    # The user's improvement and each bidder's profit: 1e-12 relative. A profit near 0
-    # also gets an absolute 1e-11 bps: the object path pays at a price (B per A, near
-    # BP), one ulp of which is ~1.4e-12 bps, the fast path in bps (hypothesis found the
-    # two 1.04e-12 bps apart on a -0.5 bps profit, VCG with fee weight 0.5).
-    assert fast["improvement_bps"][0] == pytest.approx(row["improvement_bps"], rel=1e-12, abs=1e-12)
+    # The user's improvement and each bidder's profit: 1e-12 relative. One near 0 also
+    # gets an absolute 1e-11 bps: the object path pays at a price (B per A, near BP), one
+    # ulp of which is ~1.4e-12 bps, the fast path in bps (hypothesis found the two
+    # 1.04e-12 bps apart on a -0.5 bps profit, VCG with fee weight 0.5, and 1.26e-12
+    # bps apart on a 0.7 bps improvement, one ulp of the price).
+    assert fast["improvement_bps"][0] == pytest.approx(row["improvement_bps"], rel=1e-12, abs=1e-11)
     assert row["improvement_bps"] == pytest.approx(result.improvement_bps, rel=1e-12, abs=1e-9)
     for i in range(n):
         key = f"profit_bps:b{i}"
