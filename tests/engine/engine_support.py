@@ -1,4 +1,5 @@
-"""Shared helpers for the engine tests: configs, a fixed clock, bids by price."""
+"""Shared helpers for the engine tests (the SDK's tests take `announcement` too): configs, a
+fixed clock, bids by price, announcements made by hand."""
 
 from __future__ import annotations
 
