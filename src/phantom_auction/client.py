@@ -453,6 +453,7 @@ class BidderClient:
         finally:
             for round_ in self._rounds.values():
                 round_.cancel_timer()
+            self._due.clear()
             for task in list(self._tasks):
                 task.cancel()
             for task in list(self._tasks):
@@ -688,9 +689,10 @@ class BidderClient:
         due = round_.announcement.commit_deadline.timestamp() + REVEAL_MARGIN_S
         delay = due - time.time()
         if delay > 0.0:
+            if round_.timer is None:  # armed for the first time (a re-arm is in the heap)
+                heapq.heappush(self._due, (due, next(self._due_order), ws, round_))
             loop = asyncio.get_running_loop()
             round_.timer = loop.call_later(delay, self._reveal_due, ws, round_)
-            heapq.heappush(self._due, (due, next(self._due_order), ws, round_))
         else:
             round_.timer = None
             self._reveal(ws, round_)

@@ -182,6 +182,9 @@ async def test_a_reveal_due_goes_out_with_the_next_message_read_not_after_the_tu
     round_ = _Round(opened, bid=object(), commit="sent", reveal=(7, b"the reveal"))  # type: ignore[arg-type]
     client._reveal_due(ws, round_)  # type: ignore[arg-type]
     assert ws.sent == [] and round_.timer is not None  # armed, not yet due
+    round_.timer.cancel()  # as a timer that woke early, and re-arms: still one entry
+    client._reveal_due(ws, round_)  # type: ignore[arg-type]
+    assert round_.timer is not None and len(client._due) == 1
     time.sleep(0.25)  # the turn goes on past the window's opening: no timer can run
     client._dispatch(ws, None, {"type": "welcome"})  # type: ignore[arg-type]
     assert ws.sent == [b"the reveal"] and round_.timer is None

@@ -45,21 +45,25 @@ def served_view() -> AuctionView:
     return AuctionView(mechanism=load_config(env={}).phantom_auction.mechanism)
 
 
-def announced_view(announcement: AuctionAnnouncement, base: AuctionView) -> AuctionView:
-    """``base`` with the rules ``announcement`` states: its mechanism, the accepted
+def _announced_rules(announcement: AuctionAnnouncement) -> dict[str, Any]:
+    """The :class:`AuctionView` fields ``announcement`` states: its mechanism, the accepted
     improvements (bps), the collection window and the whole auction (ms, from the
     opening), the volume cap as a share of the order and the priority fee cap."""
-    opened = announcement.opened_at
-    return replace(
-        base,
-        mechanism=announcement.mechanism,
-        min_improvement_bps=announcement.min_improvement_bps,
-        max_improvement_bps=announcement.max_improvement_bps,
-        window_ms=(announcement.commit_deadline - opened) / _MS,
-        duration_ms=(announcement.reveal_deadline - opened) / _MS,
-        max_volume_fraction=announcement.max_volume / announcement.amount,
-        priority_fee_max_ratio=announcement.priority_fee_max_ratio,
-    )
+    a = announcement
+    return {
+        "mechanism": a.mechanism,
+        "min_improvement_bps": a.min_improvement_bps,
+        "max_improvement_bps": a.max_improvement_bps,
+        "window_ms": (a.commit_deadline - a.opened_at) / _MS,
+        "duration_ms": (a.reveal_deadline - a.opened_at) / _MS,
+        "max_volume_fraction": a.max_volume / a.amount,
+        "priority_fee_max_ratio": a.priority_fee_max_ratio,
+    }
+
+
+def announced_view(announcement: AuctionAnnouncement, base: AuctionView) -> AuctionView:
+    """``base`` with the rules ``announcement`` states (see :func:`_announced_rules`)."""
+    return replace(base, **_announced_rules(announcement))
 
 
 def _accepts_keyword(func: Callable[..., Any], name: str) -> bool:
@@ -170,21 +174,13 @@ class StrategyBidder:
 
     def view_of(self, announcement: AuctionAnnouncement) -> AuctionView:
         """:func:`announced_view` of :attr:`view`, made once per set of rules."""
-        a = announcement
-        key = (
-            a.mechanism,
-            a.min_improvement_bps,
-            a.max_improvement_bps,
-            a.commit_deadline - a.opened_at,
-            a.reveal_deadline - a.opened_at,
-            a.max_volume / a.amount,
-            a.priority_fee_max_ratio,
-        )
+        rules = _announced_rules(announcement)
+        key = tuple(rules.values())
         view = self._views.get(key)
         if view is None:
             if len(self._views) >= _MAX_VIEWS:
                 self._views.clear()
-            view = self._views[key] = announced_view(announcement, self.view)
+            view = self._views[key] = replace(self.view, **rules)
         return view
 
     def send_delay(self, announcement: AuctionAnnouncement, proposal: Any) -> float:

@@ -70,7 +70,8 @@ def game_of_view(view: AuctionView) -> BiddingGame:
 
 
 def _game_fields(view: AuctionView) -> tuple[Any, ...]:
-    """The fields of ``view`` that :func:`game_of_view` reads."""
+    """The fields of ``view`` that :func:`game_of_view` reads (compared instead of the
+    games: a view without a value distribution makes a new scipy one each time)."""
     return (
         view.value_distribution,
         view.num_bidders,
