@@ -160,8 +160,13 @@ def test_chunks_are_planned_with_fixed_sizes_and_spawned_seeds() -> None:
     merged = MonteCarloResults.from_chunks(
         tasks, [simulate_chunk(t.spec, t.chunk_index, t.n_auctions, t.seed_seq) for t in tasks]
     )
+    # In this process, the chunks write their rows into the run's columns: the same rows
+    # and dtypes as the chunks' own columns joined.
     direct = run_monte_carlo(sim, BASELINE_PRICE, BASELINE_QUANTITY)
     assert_columns_equal(merged.columns, direct.columns, exact=True)
+    assert {k: v.dtype for k, v in merged.columns.items()} == {
+        k: v.dtype for k, v in direct.columns.items()
+    }
     summaries = [summarize_chunk(t.spec, t.chunk_index, t.n_auctions, t.seed_seq) for t in tasks]
     assert (
         MonteCarloResults.from_chunks(tasks, summaries).summary

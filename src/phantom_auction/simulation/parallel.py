@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import ctypes
+import itertools
 import mmap
 import multiprocessing
 import time
@@ -226,13 +227,18 @@ class ReplayState:
 
 
 def _run_task(
-    task: ChunkTask, summarize: bool, engine: Engine, on_rows: RowSink | None = None
+    task: ChunkTask,
+    summarize: bool,
+    engine: Engine,
+    on_rows: RowSink | None = None,
+    into: ChunkColumns | None = None,
 ) -> ChunkColumns | StreamingSummary:
+    """One chunk's columns or summary; ``into``: the fast path's rows written there."""
     args = (task.spec, task.chunk_index, task.n_auctions, task.seed_seq, on_rows)
     if engine == "object":
         columns = simulate_chunk_objects(*args)
         return StreamingSummary.from_columns(columns, task.spec.labels) if summarize else columns
-    return summarize_chunk(*args) if summarize else simulate_chunk(*args)
+    return summarize_chunk(*args) if summarize else simulate_chunk(*args, into)
 
 
 class _Batched:
@@ -317,20 +323,23 @@ def _start_worker(counter: Any, shared: ChunkColumns | None = None) -> None:
     _reuse_freed_memory()
 
 
-def _shared_columns(tasks: Sequence[ChunkTask]) -> ChunkColumns | None:
-    """The run's columns in one anonymous shared mapping, for forked workers to fill.
+def _run_columns(tasks: Sequence[ChunkTask], *, shared: bool) -> ChunkColumns | None:
+    """The run's columns, allocated once for every chunk to write its rows into.
 
-    Sending each chunk's columns back through a pipe costs the parent a pickle, a copy
-    and a final concatenation of every row (a third of a second per million auctions,
-    after the last chunk); written in place, the columns are ready when the last chunk
-    ends. Names and dtypes are those of a one-auction chunk simulated here. None when
-    the workers are not forked (the mapping would not be shared) or there is no row.
+    Keeping each chunk's columns and concatenating them at the end holds every row
+    twice at the peak and copies them all once more (a third of a second per million
+    auctions). ``shared``: in one anonymous shared mapping, for forked workers to fill
+    (None when the workers are not forked: the mapping would not be shared); else in
+    this process's memory. Names and dtypes are those of a one-auction chunk simulated
+    here. None when there is no row.
     """
     total = sum(t.n_auctions for t in tasks)
-    if total == 0 or multiprocessing.get_context().get_start_method() != "fork":
+    if total == 0 or (shared and multiprocessing.get_context().get_start_method() != "fork"):
         return None
     first = tasks[0]
     schema = simulate_chunk(first.spec, first.chunk_index, 1, first.seed_seq)
+    if not shared:
+        return {name: np.empty(total, dtype=column.dtype) for name, column in schema.items()}
     layout, size = [], 0
     for name, column in schema.items():
         layout.append((name, column.dtype, size))
@@ -340,6 +349,12 @@ def _shared_columns(tasks: Sequence[ChunkTask]) -> ChunkColumns | None:
         name: np.frombuffer(memory, dtype=dtype, count=total, offset=offset)
         for name, dtype, offset in layout
     }
+
+
+def _rows_of(columns: ChunkColumns, first_row: int, task: ChunkTask) -> ChunkColumns:
+    """``task``'s rows of the run's ``columns`` (views), for it to write into."""
+    rows = slice(first_row, first_row + task.n_auctions)
+    return {name: column[rows] for name, column in columns.items()}
 
 
 def _add_done(n: int) -> None:
@@ -356,9 +371,7 @@ def _run_counted(
     counted = None if _WORKER_DONE is None else _Batched(_add_done)
     out: ChunkColumns | StreamingSummary | None
     if first_row is not None and _SHARED_COLUMNS is not None:
-        rows = slice(first_row, first_row + task.n_auctions)
-        into = {name: column[rows] for name, column in _SHARED_COLUMNS.items()}
-        simulate_chunk(task.spec, task.chunk_index, task.n_auctions, task.seed_seq, counted, into)
+        _run_task(task, summarize, engine, counted, _rows_of(_SHARED_COLUMNS, first_row, task))
         out = None
     else:
         out = _run_task(task, summarize, engine, counted)
@@ -456,19 +469,24 @@ def run_monte_carlo(
         parts: list[ChunkColumns | StreamingSummary] = []
         summary: StreamingSummary | None = None
         counted = None if progress is None else _Batched(_Done(progress, total))
-        for task in tasks:
-            out = _run_task(task, summarize and row_sink is None, engine, counted)
+        in_place = not summarize and engine == "fast" and len(tasks) > 1
+        columns = _run_columns(tasks, shared=False) if in_place else None
+        for task, first_row in zip(tasks, _first_rows(tasks), strict=True):
+            into = None if columns is None else _rows_of(columns, first_row, task)
+            out = _run_task(task, summarize and row_sink is None, engine, counted, into)
             if row_sink is not None:
                 out = _sink(out, row_sink, task)
             if isinstance(out, StreamingSummary):
                 summary = out if summary is None else summary.merge(out)
-            else:
+            elif into is None:
                 parts.append(out)
             if counted is not None:
                 counted.flush()
         elapsed = time.perf_counter() - started
         if summary is not None:
             return MonteCarloResults(tasks, None, summary, elapsed_s=elapsed)
+        if columns is not None:
+            return MonteCarloResults(tasks, columns, None, elapsed_s=elapsed)
         return MonteCarloResults.from_chunks(tasks, parts, elapsed_s=elapsed)
     return _run_pool(tasks, summarize, engine, n_workers, progress, started, row_sink)
 
@@ -526,6 +544,11 @@ def _run_learning(
     return MonteCarloResults.from_chunks(tasks, parts, elapsed_s=elapsed)
 
 
+def _first_rows(tasks: Sequence[ChunkTask]) -> list[int]:
+    """Each chunk's first row in the run's columns."""
+    return list(itertools.accumulate((t.n_auctions for t in tasks), initial=0))[:-1]
+
+
 def _run_pool(
     tasks: Sequence[ChunkTask],
     summarize: bool,
@@ -539,8 +562,8 @@ def _run_pool(
     results: dict[int, ChunkColumns | StreamingSummary | None] = {}
     summary: StreamingSummary | None = None
     in_place = not summarize and row_sink is None and engine == "fast"
-    shared = _shared_columns(tasks) if in_place else None
-    first_rows = np.cumsum([0, *(t.n_auctions for t in tasks)]).tolist()
+    shared = _run_columns(tasks, shared=True) if in_place else None
+    first_rows = _first_rows(tasks)
     merged = 0  # summaries merged so far, in chunk order
     done = reported = 0  # auctions in finished chunks; the count last reported
     # The workers' finished auctions, chunks part done included (see _run_counted).

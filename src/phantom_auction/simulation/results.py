@@ -415,6 +415,8 @@ class MonteCarloResults(Sequence[SimulationResult]):
         parts = [c for c in chunks if isinstance(c, dict)]
         if len(parts) != len(chunks):
             raise ValueError("chunk results mix columns and summaries")
+        if len(parts) == 1:  # nothing to join: no copy
+            return cls(tasks, dict(parts[0]), None, elapsed_s=elapsed_s)
         columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return cls(tasks, columns, None, elapsed_s=elapsed_s)
 
