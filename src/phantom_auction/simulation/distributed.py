@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .._extras import require
 from ..errors import InvalidBidParameters
 from .kernels import ChunkColumns
@@ -216,7 +218,10 @@ class _PointRun:
     summarize: bool
     futures: dict[int, Future[Any]] = field(default_factory=dict)
     finished: set[int] = field(default_factory=set)
-    parts: dict[int, ChunkColumns] = field(default_factory=dict)
+    #: The run's rows, each chunk's written in as it arrives (allocated with the first
+    #: one's names and dtypes): the client holds the rows once, not the chunks and
+    #: their join as well.
+    columns: ChunkColumns | None = None
     summary: StreamingSummary | None = None
     merged: int = 0  # summaries folded in so far, in chunk order
     started: float = 0.0
@@ -229,7 +234,7 @@ class _PointRun:
         """Record chunk ``chunk`` as finished and fetch what can be merged in order."""
         self.finished.add(chunk)
         if not self.summarize:
-            self.parts[chunk] = self.futures.pop(chunk).result()
+            self._place(chunk, self.futures.pop(chunk).result())
             return
         # Summaries are folded left to right, as a local run does, so the float moments
         # are bit-identical; later chunks wait on their workers, not on the client.
@@ -238,12 +243,19 @@ class _PointRun:
             self.summary = part if self.summary is None else self.summary.merge(part)
             self.merged += 1
 
+    def _place(self, chunk: int, part: ChunkColumns) -> None:
+        if self.columns is None:
+            total = sum(t.n_auctions for t in self.tasks)
+            self.columns = {name: np.empty(total, dtype=c.dtype) for name, c in part.items()}
+        first = sum(t.n_auctions for t in self.tasks[:chunk])
+        for name, column in self.columns.items():
+            column[first : first + self.tasks[chunk].n_auctions] = part[name]
+
     def results(self) -> MonteCarloResults:
         elapsed = time.perf_counter() - self.started
         if self.summarize:
             return MonteCarloResults(self.tasks, None, self.summary, elapsed_s=elapsed)
-        ordered = [self.parts.pop(i) for i in range(len(self.tasks))]
-        return MonteCarloResults.from_chunks(self.tasks, ordered, elapsed_s=elapsed)
+        return MonteCarloResults(self.tasks, self.columns, None, elapsed_s=elapsed)
 
 
 def _telling_progress(
