@@ -21,6 +21,9 @@ Cases (each in a fresh Python process, so memory figures do not leak between the
   to ``ndtri``), the CPU seconds of the draws alone and their ratio to the floor's CPU
   (``draws_*``): the part of the run no change to its own work removes while it draws
   the same numbers.
+- ``mc1m-local``: the same 1,000,000 auctions in this one process (``workers=1``, the
+  default of ``run_monte_carlo``), rows kept: seconds, CPU seconds and peak memory (each
+  chunk writes its rows into the run's columns, so they are held once).
 - ``mc10m``: 10,000,000 auctions streamed (summary only), 2 workers. Goal: memory flat
   and <= 1.5 GB (the peak after the first million auctions is printed beside the end's).
 - ``one200``: one ``run_simulation`` with 200 real bidders (the mean of many calls:
@@ -66,7 +69,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-CASES = ("mc1m", "mc10m", "one200", "ratio")
+CASES = ("mc1m", "mc1m-local", "mc10m", "one200", "ratio")
 GIB = 1024**3
 
 
@@ -150,7 +153,7 @@ def floor_width(config: Any) -> int:
     return int(config.num_real_bidders + config.num_phantom_bidders)
 
 
-def _monte_carlo(n: int, keep_rows: bool) -> dict[str, Any]:
+def _monte_carlo(n: int, keep_rows: bool, workers: int = 2) -> dict[str, Any]:
     from phantom_auction.simulation import (
         MarketConditions,
         PhantomSimulator,
@@ -177,7 +180,7 @@ def _monte_carlo(n: int, keep_rows: bool) -> dict[str, Any]:
         cpu = _cpu_seconds()
         started = time.perf_counter()
         results = run_monte_carlo(
-            sim, 100.0, 1000.0, workers=2, keep_rows=keep_rows, progress=progress
+            sim, 100.0, 1000.0, workers=workers, keep_rows=keep_rows, progress=progress
         )
         seconds = time.perf_counter() - started
         cpu = _cpu_seconds() - cpu
@@ -371,6 +374,12 @@ def case_mc1m(scale: float) -> dict[str, Any]:
     return figures
 
 
+def case_mc1m_local(scale: float) -> dict[str, Any]:
+    figures = _monte_carlo(int(1_000_000 * scale), keep_rows=True, workers=1)
+    figures["load_average_1m"] = os.getloadavg()[0]
+    return figures
+
+
 def case_mc10m(scale: float) -> dict[str, Any]:
     return _monte_carlo(int(10_000_000 * scale), keep_rows=False)
 
@@ -464,6 +473,7 @@ def case_ratio(scale: float) -> dict[str, Any]:
 
 RUNNERS: dict[str, Callable[[float], dict[str, Any]]] = {
     "mc1m": case_mc1m,
+    "mc1m-local": case_mc1m_local,
     "mc10m": case_mc10m,
     "one200": case_one200,
     "ratio": case_ratio,
@@ -553,6 +563,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"BENCH name=simulator.mc_{r['auctions']}_peak value={r['peak_rss_gib']:.3f} unit=GiB"
+        )
+    if "mc1m-local" in results:
+        r = results["mc1m-local"]
+        print(
+            f"  {r['auctions']:,} auctions in one process: {r['seconds']:.2f} s, CPU "
+            f"{r['cpu_seconds']:.2f} s, peak {r['peak_rss_gib']:.2f} GiB; "
+            f"load {r['load_average_1m']:.2f}"
+        )
+        print(f"BENCH name=simulator.mc_local_{r['auctions']}_s value={r['seconds']:.3f} unit=s")
+        print(
+            f"BENCH name=simulator.mc_local_{r['auctions']}_peak "
+            f"value={r['peak_rss_gib']:.3f} unit=GiB"
         )
     if "mc10m" in results:
         r = results["mc10m"]
