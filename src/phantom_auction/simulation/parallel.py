@@ -326,12 +326,12 @@ def _start_worker(counter: Any, shared: ChunkColumns | None = None) -> None:
 def _run_columns(tasks: Sequence[ChunkTask], *, shared: bool) -> ChunkColumns | None:
     """The run's columns, allocated once for every chunk to write its rows into.
 
-    Keeping each chunk's columns and concatenating them at the end holds every row
-    twice at the peak and copies them all once more (a third of a second per million
-    auctions). ``shared``: in one anonymous shared mapping, for forked workers to fill
-    (None when the workers are not forked: the mapping would not be shared); else in
-    this process's memory. Names and dtypes are those of a one-auction chunk simulated
-    here. None when there is no row.
+    Keeping each chunk's columns (from a worker: pickled through a pipe) and joining
+    them at the end holds every row twice at the peak and copies them all once more (a
+    third of a second per million auctions). ``shared``: in one anonymous shared
+    mapping, for forked workers to fill (None when the workers are not forked: the
+    mapping would not be shared); else in this process's memory. Names and dtypes are
+    those of a one-auction chunk simulated here. None when there is no row.
     """
     total = sum(t.n_auctions for t in tasks)
     if total == 0 or (shared and multiprocessing.get_context().get_start_method() != "fork"):
