@@ -29,12 +29,14 @@ CI_BATCHES = 20
 
 
 def t_quantile_975(df: float) -> float:
-    """The 97.5 % quantile of Student's t with ``df`` degrees of freedom (two-sided 95 %)."""
+    """The 97.5 % quantile of Student's t with ``df`` degrees of freedom (two-sided 95 %):
+    ``scipy.stats.t.ppf(0.975, df)``, computed as that computes it (``stdtrit``) without
+    importing ``scipy.stats`` (~0.5 s), which nothing else in an analysis needs."""
     if not df >= 1:
         return math.nan
-    from scipy import stats
+    from scipy.special import stdtrit
 
-    return float(stats.t.ppf(0.975, df))
+    return float(stdtrit(df, 0.975))
 
 
 def mean_ci(mean: float, std: float, count: float) -> tuple[float, float, float]:
