@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from phantom_auction import VCGResult, individual_rationality_check
@@ -71,6 +72,13 @@ def test_frame_has_the_promised_columns(results) -> None:  # type: ignore[no-unt
     assert (
         frame["mev_capture_rate"].dropna() <= frame["welfare_improvement"].dropna() + 1e-9
     ).all()
+    # copy=False: the same frame over the results' own arrays (what the CLI writes);
+    # the default is a copy that the caller may edit.
+    shared = results.to_frame(copy=False)
+    pd.testing.assert_frame_equal(shared, frame)
+    name = "improvement_bps"
+    assert np.shares_memory(shared[name].to_numpy(), results.columns[name])
+    assert not np.shares_memory(frame[name].to_numpy(), results.columns[name])
 
 
 def test_indexing_replays_the_same_auction(results) -> None:  # type: ignore[no-untyped-def]

@@ -153,7 +153,7 @@ class RowStream:
     def __call__(self, columns: Mapping[str, Any]) -> None:
         from ..simulation.results import frame_from_columns
 
-        frame = frame_from_columns(dict(columns), self.labels)
+        frame = frame_from_columns(dict(columns), self.labels, copy=False)  # written, dropped
         if self.fmt is OutputFormat.parquet:
             import pyarrow as pa
             import pyarrow.parquet as pq

@@ -497,13 +497,16 @@ class MonteCarloResults(Sequence[SimulationResult]):
 
     # -- tables -----------------------------------------------------------------------
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self, *, copy: bool = True) -> pd.DataFrame:
         """One row per auction (pandas; the ``reports`` extra).
 
         Columns: see :data:`FRAME_COLUMNS` and the module docstring; ``winner_strategy``
         is the winning real bidder's strategy label, ``"phantom"`` or ``"none"``.
+        ``copy=False`` shares these results' arrays instead of copying them (half a
+        second and ~220 MB per million auctions): for a frame only read, e.g. written to
+        a file; editing it in place would edit the results.
         """
-        return frame_from_columns(self.columns, self.labels)
+        return frame_from_columns(self.columns, self.labels, copy=copy)
 
     def convergence_paths(self, n: int = 20) -> tuple[FloatArray, FloatArray]:
         """``(time_ms, paths)``: best standing real improvement (bps) over the collection
@@ -528,8 +531,11 @@ class MonteCarloResults(Sequence[SimulationResult]):
         )
 
 
-def frame_from_columns(cols: ChunkColumns, labels: Sequence[str]) -> pd.DataFrame:
-    """The rows of ``MonteCarloResults.to_frame()`` for columns (a run's, or one chunk's)."""
+def frame_from_columns(
+    cols: ChunkColumns, labels: Sequence[str], *, copy: bool = True
+) -> pd.DataFrame:
+    """The rows of ``MonteCarloResults.to_frame()`` for columns (a run's, or one chunk's);
+    ``copy=False``: the frame shares the arrays of ``cols``."""
     pd_mod = require("pandas", "reports")
     names = [*labels, "phantom", "none"]
     n = len(labels)
@@ -547,5 +553,5 @@ def frame_from_columns(cols: ChunkColumns, labels: Sequence[str]) -> pd.DataFram
     for name, values in cols.items():
         if name not in data:
             data[name] = values
-    frame: pd.DataFrame = pd_mod.DataFrame(data)
+    frame: pd.DataFrame = pd_mod.DataFrame(data, copy=copy)
     return frame

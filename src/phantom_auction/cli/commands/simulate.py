@@ -152,7 +152,9 @@ def simulate(
         strategies = strategy_table(analysis)
         if strategies is not None:
             console.print(strategies)
-    frame = results.to_frame() if results.rows_kept and (out is not None or report) else None
+    # Only written and plotted: the frame shares the results' arrays (no copy of every row).
+    keep = results.rows_kept and (out is not None or report)
+    frame = results.to_frame(copy=False) if keep else None
     if out is not None:
         if frame is not None:
             written = write_outputs(out, frame, analysis, fmt)
