@@ -54,6 +54,8 @@ from .parallel import (
     Engine,
     ProgressCallback,
     _Batched,
+    _first_rows,
+    _rows_of,
     plan_chunks,
     simulate_chunk,
     simulate_chunk_objects,
@@ -247,9 +249,9 @@ class _PointRun:
         if self.columns is None:
             total = sum(t.n_auctions for t in self.tasks)
             self.columns = {name: np.empty(total, dtype=c.dtype) for name, c in part.items()}
-        first = sum(t.n_auctions for t in self.tasks[:chunk])
-        for name, column in self.columns.items():
-            column[first : first + self.tasks[chunk].n_auctions] = part[name]
+        task = self.tasks[chunk]
+        for name, rows in _rows_of(self.columns, _first_rows(self.tasks)[chunk], task).items():
+            rows[:] = part[name]
 
     def results(self) -> MonteCarloResults:
         elapsed = time.perf_counter() - self.started

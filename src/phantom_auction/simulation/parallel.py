@@ -15,6 +15,10 @@ the object path), which is passed on every :data:`PROGRESS_ROWS` auctions or
 :data:`PROGRESS_INTERVAL_S` seconds, whichever comes first: to the progress callback
 in this process, or into a count shared by worker processes, which the parent reads as
 often. The chunks and their seeds are the same with or without progress.
+
+One concept past 600 lines: running a planned run's chunks, here or in a pool, with
+their progress and their rows written in place; the chunk functions and the pool's
+worker set-up are the pieces of that one loop.
 """
 
 from __future__ import annotations
