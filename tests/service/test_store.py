@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import func, insert, inspect, select, update
 
 from phantom_auction.service.penalties import PenaltyState
 from phantom_auction.service.store import (
@@ -15,6 +15,7 @@ from phantom_auction.service.store import (
     AuctionFinished,
     MemoryStore,
     PenaltyUpdate,
+    Pruned,
     SqlStore,
     Store,
     StoreConflict,
@@ -261,3 +262,94 @@ def test_the_sqlite_writer_and_core_write_the_same_rows(tmp_path: Path) -> None:
         )
         assert bidder_from_row(bidder_row) == replace(bidder, penalty=penalty)
     assert tables[0] == tables[1]
+
+
+async def test_prune_removes_ended_auctions_and_keeps_every_nonce(store: Store) -> None:
+    client = await store.add_client("settlement", "a" * 64)
+    await store.add_bidder("mm-1", bytes(32))
+    await store.add_bidder("mm-2", bytes(range(32)))
+    ids = ["old-1", "old-2", "old-3", "recent", "open"]
+    await store.apply([auction_record(a, client.client_id, key=a) for a in ids])
+    await store.apply(
+        [
+            commit_event("open", "mm-1", 2),
+            commit_event("open", "mm-2", 8),
+            commit_event("old-1", "mm-1", 9),  # mm-1's highest: only in a pruned auction
+            commit_event("old-1", "mm-2", 11, accepted=False),  # refused: not a used nonce
+            commit_event("old-2", "mm-2", 4),
+            commit_event("old-3", "mm-1", 7),
+            commit_event("recent", "mm-1", 5),
+        ]
+    )
+    ended = [("old-1", 100), ("old-2", 300), ("old-3", 200), ("recent", 5_000)]
+    await store.apply([AuctionFinished(a, "finalized", "filled", {}, {}, t) for a, t in ended])
+    before = await store.last_nonces()
+    assert before == {"mm-1": 9, "mm-2": 8}
+
+    # One auction a transaction: the loop goes on until a batch comes back short.
+    pruned = await store.prune(1_000, batch_auctions=1)
+    assert pruned == Pruned(auctions=3, events=4)
+    assert sorted(await store.auction_ids()) == ["open", "recent"]
+    for gone in ("old-1", "old-2", "old-3"):
+        assert await store.auction(gone) is None
+        assert await store.events(gone) == []
+    assert await store.auction_by_key(client.client_id, "old-1") is None
+    assert [e.nonce for e in await store.events("open")] == [2, 8]
+    assert [e.nonce for e in await store.events("recent")] == [5]
+    # mm-1's 9 is kept as its nonce mark; mm-2's refused 11 never counted.
+    assert await store.last_nonces() == before
+
+    # Open auctions stay whatever their age; a later prune takes what has ended since.
+    assert await store.prune(10**15) == Pruned(auctions=1, events=1)
+    assert await store.auction_ids() == ["open"]
+    assert await store.last_nonces() == before
+    assert await store.prune(10**15) == Pruned()
+    # New commits above a mark count as before.
+    await store.apply([commit_event("open", "mm-1", 12)])
+    assert await store.last_nonces() == {"mm-1": 12, "mm-2": 8}
+    with pytest.raises(ValueError, match="batch_auctions=0"):
+        await store.prune(10**15, batch_auctions=0)
+
+
+async def test_nonce_marks_only_rise(store: Store) -> None:
+    client = await store.add_client("settlement", "a" * 64)
+    await store.add_bidder("mm-1", bytes(32))
+    for auction_id, nonce in (("first", 30), ("second", 20)):
+        await store.apply(
+            [auction_record(auction_id, client.client_id), commit_event(auction_id, "mm-1", nonce)]
+        )
+        await store.apply([AuctionFinished(auction_id, "aborted", "aborted", None, None, 10)])
+        await store.prune(100)
+        # The second prune's 20 does not lower the 30 the first one kept.
+        assert await store.last_nonces() == {"mm-1": 30}
+
+
+async def test_a_version_1_database_is_migrated(store_factory: object) -> None:
+    first: Store = store_factory()  # type: ignore[operator]
+    if not isinstance(first, SqlStore):
+        pytest.skip("the in-memory store has no schema")
+    await first.start()
+    client = await first.add_client("settlement", "a" * 64)
+    await first.add_bidder("mm-1", bytes(32))
+    await first.apply([auction_record("a1", client.client_id), commit_event("a1", "mm-1", 3)])
+    await first.apply([AuctionFinished("a1", "finalized", "filled", {}, {}, 10)])
+    # What a version 1 program left: no nonce marks, no index on the end time.
+    async with first.engine.begin() as conn:
+        await conn.exec_driver_sql("DROP TABLE nonce_marks")
+        await conn.exec_driver_sql("DROP INDEX ix_auctions_finished")
+        await conn.execute(update(schema_version).values(version=1))
+    await first.close()
+
+    second: Store = store_factory()  # type: ignore[operator]
+    await second.start()
+    try:
+        assert isinstance(second, SqlStore)
+        async with second.engine.connect() as conn:
+            found = (await conn.execute(select(func.max(schema_version.c.version)))).scalar()
+            indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("auctions"))
+        assert found == SCHEMA_VERSION == 2
+        assert "ix_auctions_finished" in {i["name"] for i in indexes}
+        assert await second.prune(100) == Pruned(auctions=1, events=1)
+        assert await second.last_nonces() == {"mm-1": 3}
+    finally:
+        await second.close()

@@ -1,4 +1,5 @@
-"""``python -m phantom_auction.service serve|clients|bidders``: the service commands alone."""
+"""``python -m phantom_auction.service serve|clients|bidders|auctions``: the service's
+commands alone."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""``phantom-auction serve``, ``clients add|list|revoke`` and ``bidders
-add|list|remove|keygen`` (a typer sub-app).
+"""``phantom-auction serve``, ``clients add|list|revoke``, ``bidders
+add|list|remove|keygen`` and ``auctions prune`` (a typer sub-app).
 
 The CLI mounts these with :func:`register`. Only typer and the config are imported
 here: the service's own dependencies (the ``service`` extra) load when a command runs,
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -354,8 +355,55 @@ def bidders_keygen() -> None:
     typer.echo(f"{private} {public}")
 
 
+_AGE_UNITS_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
+
+
+def _age_us(text: str) -> int:
+    """``30d``, ``12h``, ``90m``, ``3600s`` as microseconds."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if found is None:
+        raise typer.BadParameter(
+            f"{text!r}: a number and a unit, s, m, h or d (e.g. 30d, 12h)",
+            param_hint="--older-than",
+        )
+    return round(float(found[1]) * _AGE_UNITS_S[found[2]] * 1_000_000)
+
+
+def auctions_prune(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            help="Remove the auctions that ended longer ago than this: a number and a "
+            "unit, s, m, h or d (e.g. 30d).",
+        ),
+    ],
+    batch: Annotated[
+        int | None,
+        typer.Option("--batch", min=1, help="Auctions removed per transaction (default 25)."),
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Remove ended auctions and their bid events, oldest first; open auctions stay, and
+    each bidder's highest used nonce is kept, so an old signed commit is still refused.
+    Safe while servers run on the same database. A pruned auction is gone from the API,
+    the explorer and idempotent retries (a retry with its key opens a new auction): keep
+    auctions longer than any settlement client retries."""
+    _require_service()
+    from .store import now_us
+
+    cutoff = now_us() - _age_us(older_than)
+    options = {} if batch is None else {"batch_auctions": batch}
+    pruned = _run_on_store(db, config, lambda store: store.prune(cutoff, **options))
+    typer.echo(
+        f"pruned {pruned.auctions:,} auction(s) and their {pruned.events:,} bid event(s): "
+        f"every auction that ended before {_when(cutoff)}"
+    )
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``serve`` and the ``clients`` and ``bidders`` groups to ``app``."""
+    """Add ``serve`` and the ``clients``, ``bidders`` and ``auctions`` groups to ``app``."""
     app.command("serve")(serve)
     clients = typer.Typer(help="Settlement clients: they open auctions with a bearer token.")
     clients.command("add")(clients_add)
@@ -368,3 +416,6 @@ def register(app: typer.Typer) -> None:
     bidders.command("remove")(bidders_remove)
     bidders.command("keygen")(bidders_keygen)
     app.add_typer(bidders, name="bidders")
+    auctions = typer.Typer(help="Stored auctions: retention.")
+    auctions.command("prune")(auctions_prune)
+    app.add_typer(auctions, name="auctions")

@@ -1,4 +1,5 @@
-"""``serve``, ``clients`` and ``bidders``: the service's commands, mounted lazily.
+"""``serve``, ``clients``, ``bidders`` and ``auctions``: the service's commands, mounted
+lazily.
 
 They live in ``phantom_auction.service.commands`` (the ``service`` extra). They are
 listed when that module exists and imported only when one of them runs, so the rest of
@@ -24,6 +25,7 @@ SERVICE_COMMANDS = {
     "serve": "Run the live auction service (HTTP + WebSocket) until interrupted.",
     "clients": "Settlement clients: they open auctions with a bearer token.",
     "bidders": "Bidders: they commit and reveal, signing with Ed25519 keys.",
+    "auctions": "Stored auctions: retention.",
 }
 _SERVICE_MODULE = "phantom_auction.service.commands"
 

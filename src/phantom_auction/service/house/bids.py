@@ -30,7 +30,7 @@ from ...engine import (
 from ...engine.clock import Clock, to_us
 from ...errors import PhantomAuctionError
 from ..auth import commit_signing_bytes
-from ..group_commit import GroupCommit
+from ..group_commit import GroupCommit, GroupCommitClosed
 from ..metrics import ServiceMetrics
 from ..penalties import is_blocked
 from ..schemas import CommitBody, RevealBody
@@ -199,7 +199,14 @@ class BidPath:
             to_us(self.clock.now()),
         )
         self.metrics.count_rejection("auction_closed")
-        await self.group_commit.write(event)
+        try:
+            await self.group_commit.write(event)
+        except GroupCommitClosed:
+            raise
+        except Exception:
+            if await self.store.auction(auction_id) is not None:
+                raise
+            # Pruned since it ended (``auctions prune``): no row left to keep this with.
         return verdict
 
     async def _elsewhere(

@@ -5,9 +5,22 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
-from .records import AuctionRecord, AuctionStatus, BidderRecord, BidEvent, ClientRecord, Write
+from .records import (
+    AuctionRecord,
+    AuctionStatus,
+    BidderRecord,
+    BidEvent,
+    ClientRecord,
+    Pruned,
+    Write,
+)
 
-__all__ = ["Store"]
+__all__ = ["PRUNE_BATCH_AUCTIONS", "Store"]
+
+#: Auctions a prune removes per transaction: at 20 bidders (40 bid events an auction)
+#: ~10 ms a transaction on SQLite (``benchmarks/bench_prune.py``), which a server's own
+#: writes wait behind (SQLite has one writer).
+PRUNE_BATCH_AUCTIONS = 25
 
 
 class Store(abc.ABC):
@@ -82,8 +95,22 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def last_nonces(self) -> dict[str, int]:
-        """Each bidder's highest nonce in an accepted commit (replay protection)."""
+        """Each bidder's highest nonce in an accepted commit (replay protection), pruned
+        commits included (their nonce marks)."""
 
     @abc.abstractmethod
     async def auction_ids(self, status: AuctionStatus | None = None) -> list[str]:
         """Ids of every auction, or of those with ``status``."""
+
+    @abc.abstractmethod
+    async def prune(
+        self, ended_before_us: int, *, batch_auctions: int = PRUNE_BATCH_AUCTIONS
+    ) -> Pruned:
+        """Remove every auction that ended (finalized or aborted) before
+        ``ended_before_us`` (unix us), with its bid events, ``batch_auctions`` auctions
+        a transaction, oldest first, pausing after each as long as it took (so that a
+        server's writes find the database free); open auctions are never touched.
+
+        Each bidder's highest accepted nonce among the removed events is kept (its nonce
+        mark), so :meth:`last_nonces`, and with it replay protection, does not change.
+        Safe while a server writes to the same store."""

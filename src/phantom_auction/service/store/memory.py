@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .interface import Store
+from .interface import PRUNE_BATCH_AUCTIONS, Store
 from .records import (
     REVOKED_PREFIX,
     AuctionRecord,
@@ -14,6 +14,7 @@ from .records import (
     BidderRecord,
     BidEvent,
     ClientRecord,
+    Pruned,
     StoreConflict,
     Write,
     now_us,
@@ -33,6 +34,8 @@ class MemoryStore(Store):
         self._bidders: dict[str, BidderRecord] = {}
         self._auctions: dict[str, AuctionRecord] = {}
         self._events: list[BidEvent] = []
+        self._last_event_id = 0
+        self._nonce_marks: dict[str, int] = {}
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -109,7 +112,8 @@ class MemoryStore(Store):
             for a in opened:
                 self._auctions[a.auction_id] = a
             for e in events:
-                self._events.append(replace(e, event_id=len(self._events) + 1))
+                self._last_event_id += 1
+                self._events.append(replace(e, event_id=self._last_event_id))
             for f in finished:
                 self._auctions[f.auction_id] = replace(
                     self._auctions[f.auction_id],
@@ -142,11 +146,37 @@ class MemoryStore(Store):
         return [e for e in self._events if e.auction_id == auction_id]
 
     async def last_nonces(self) -> dict[str, int]:
-        out: dict[str, int] = {}
+        out = dict(self._nonce_marks)
         for e in self._events:
             if e.kind == "commit" and e.accepted and e.nonce is not None:
                 out[e.bidder_id] = max(out.get(e.bidder_id, e.nonce), e.nonce)
         return out
+
+    async def prune(
+        self, ended_before_us: int, *, batch_auctions: int = PRUNE_BATCH_AUCTIONS
+    ) -> Pruned:
+        if batch_auctions < 1:
+            raise ValueError(f"batch_auctions={batch_auctions!r}: must be at least 1")
+        async with self._lock:
+            ended = {
+                a.auction_id
+                for a in self._auctions.values()
+                if a.status != "open"
+                and a.finished_at_us is not None
+                and a.finished_at_us < ended_before_us
+            }
+            kept: list[BidEvent] = []
+            for e in self._events:
+                if e.auction_id not in ended:
+                    kept.append(e)
+                elif e.kind == "commit" and e.accepted and e.nonce is not None:
+                    mark = self._nonce_marks.get(e.bidder_id, e.nonce)
+                    self._nonce_marks[e.bidder_id] = max(mark, e.nonce)
+            pruned = Pruned(len(ended), len(self._events) - len(kept))
+            self._events = kept
+            for auction_id in ended:
+                del self._auctions[auction_id]
+            return pruned
 
     async def auction_ids(self, status: AuctionStatus | None = None) -> list[str]:
         return [a.auction_id for a in self._auctions.values() if status in (None, a.status)]

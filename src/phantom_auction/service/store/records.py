@@ -26,6 +26,7 @@ __all__ = [
     "ClientRecord",
     "EventKind",
     "PenaltyUpdate",
+    "Pruned",
     "StoreConflict",
     "Write",
     "WriteBatch",
@@ -51,6 +52,18 @@ def compact_json(document: object) -> str:
         return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY).decode()
     except TypeError:
         return json.dumps(document, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What :meth:`Store.prune <.interface.Store.prune>` removed: ended auctions and
+    their bid events."""
+
+    auctions: int = 0
+    events: int = 0
+
+    def __add__(self, other: Pruned) -> Pruned:
+        return Pruned(self.auctions + other.auctions, self.events + other.events)
 
 
 class StoreConflict(ValueError):

@@ -7,6 +7,11 @@ columns. The Core statements (:mod:`.sql`) and the raw SQLite writer (:mod:`.sql
 both take their column lists and values from :class:`RowWrite`, so adding a column is
 one line in a ``Table`` (and one field in its record).
 
+Version 2 adds ``nonce_marks`` (each bidder's highest accepted nonce among the bid
+events a prune removed: :meth:`~.interface.Store.prune`) and an index on the auctions'
+end time (what a prune looks for). A version 1 program must not open a pruned
+database: it would rebuild the nonce registry from the events alone.
+
 Two columns keep their first names because renaming them would need a migration of
 every existing database: ``collect_ends_at_us`` holds the commit deadline
 (``AuctionRecord.commit_deadline_us``), ``reveal_ends_at_us`` the reveal deadline
@@ -57,13 +62,17 @@ __all__ = [
     "clients",
     "event_from_row",
     "metadata",
+    "nonce_marks",
     "schema_version",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-#: Migrations from version ``v`` to ``v + 1`` (SQL statements), applied in order on start.
-MIGRATIONS: dict[int, list[str]] = {}
+#: Migrations from version ``v`` to ``v + 1`` (SQL statements), applied in order on start,
+#: after ``create_all`` has made any new table (with its indexes) that was missing.
+MIGRATIONS: dict[int, list[str]] = {
+    1: ["CREATE INDEX IF NOT EXISTS ix_auctions_finished ON auctions (finished_at_us)"],
+}
 
 metadata = MetaData()
 
@@ -140,6 +149,7 @@ auctions = Table(
     Column("finished_at_us", BigInteger, nullable=True),
     UniqueConstraint("client_id", "idempotency_key", name="uq_auctions_client_key"),
     Index("ix_auctions_status", "status"),
+    Index("ix_auctions_finished", "finished_at_us"),
 )
 
 bid_events = Table(
@@ -156,6 +166,16 @@ bid_events = Table(
     Column("received_at_us", BigInteger, nullable=False),
     Index("ix_bid_events_auction", "auction_id", "event_id"),
     Index("ix_bid_events_bidder_nonce", "bidder_id", "kind", "accepted", "nonce"),
+)
+
+#: Each bidder's highest nonce in an accepted commit whose event a prune removed: with
+#: the stored commits, what the nonce registry is rebuilt from (a replay stays refused).
+#: Not tied to ``bidders``: a removed bidder's marks stay, as its events do.
+nonce_marks = Table(
+    "nonce_marks",
+    metadata,
+    Column("bidder_id", String(200), primary_key=True),
+    Column("nonce", BigInteger, nullable=False),
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import Executable
 
-from .interface import Store
+from .interface import PRUNE_BATCH_AUCTIONS, Store
 from .records import (
     REVOKED_PREFIX,
     AuctionRecord,
@@ -29,6 +30,7 @@ from .records import (
     BidderRecord,
     BidEvent,
     ClientRecord,
+    Pruned,
     StoreConflict,
     Write,
     WriteBatch,
@@ -52,6 +54,7 @@ from .schema import (
     clients,
     event_from_row,
     metadata,
+    nonce_marks,
     schema_version,
 )
 from .sqlite import (
@@ -401,7 +404,73 @@ class SqlStore(Store):
                 .where(bid_events.c.kind == "commit", bid_events.c.accepted.is_(True))
                 .group_by(bid_events.c.bidder_id)
             )
-            return {bidder: int(nonce) for bidder, nonce in rows if nonce is not None}
+            last = {bidder: int(nonce) for bidder, nonce in rows if nonce is not None}
+            for bidder, nonce in await conn.execute(select(nonce_marks)):
+                last[bidder] = max(last.get(bidder, nonce), nonce)
+            return last
+
+    async def prune(
+        self, ended_before_us: int, *, batch_auctions: int = PRUNE_BATCH_AUCTIONS
+    ) -> Pruned:
+        if batch_auctions < 1:
+            raise ValueError(f"batch_auctions={batch_auctions!r}: must be at least 1")
+        total = Pruned()
+        while True:
+            # One short transaction a batch, behind this process's own writes (the lock)
+            # and, on SQLite, any other process's (busy_timeout).
+            started = time.perf_counter()
+            done: Pruned = await self._write(
+                lambda conn: self._prune_batch(conn, ended_before_us, batch_auctions)
+            )
+            total += done
+            if done.auctions < batch_auctions:
+                return total
+            # Then as long again for everyone else: a server's writes on SQLite wait in
+            # its busy handler, which retries after 1, 2, 5, 10 ms..., and would seldom
+            # find the database free between batches sent back to back.
+            await asyncio.sleep(time.perf_counter() - started)
+
+    async def _prune_batch(self, conn: AsyncConnection, before_us: int, limit: int) -> Pruned:
+        ended = await conn.execute(
+            select(auctions.c.auction_id)
+            .where(auctions.c.finished_at_us < before_us, auctions.c.status != "open")
+            .order_by(auctions.c.finished_at_us)
+            .limit(limit)
+        )
+        ids = [row[0] for row in ended]
+        if not ids:
+            return Pruned()
+        marks = await conn.execute(
+            select(bid_events.c.bidder_id, func.max(bid_events.c.nonce))
+            .where(
+                bid_events.c.auction_id.in_(ids),
+                bid_events.c.kind == "commit",
+                bid_events.c.accepted.is_(True),
+                bid_events.c.nonce.is_not(None),
+            )
+            .group_by(bid_events.c.bidder_id)
+        )
+        raised = [{"bidder_id": bidder, "nonce": int(nonce)} for bidder, nonce in marks]
+        if raised:
+            await conn.execute(self._raise_nonce_marks(), raised)
+        events = await conn.execute(delete(bid_events).where(bid_events.c.auction_id.in_(ids)))
+        gone = await conn.execute(delete(auctions).where(auctions.c.auction_id.in_(ids)))
+        return Pruned(gone.rowcount, events.rowcount)
+
+    def _raise_nonce_marks(self) -> Executable:
+        """Insert a bidder's nonce mark, or raise it to the new nonce if that is higher
+        (an upsert: two prunes at once cannot both insert one bidder)."""
+        if self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as upsert  # type: ignore[assignment]
+        statement = upsert(nonce_marks)
+        old, new = nonce_marks.c.nonce, statement.excluded.nonce
+        # SQLite's max() of two arguments is a scalar function, PostgreSQL's greatest().
+        higher = func.max(old, new) if self.dialect == "sqlite" else func.greatest(old, new)
+        return statement.on_conflict_do_update(
+            index_elements=[nonce_marks.c.bidder_id], set_={"nonce": higher}
+        )
 
     async def auction_ids(self, status: AuctionStatus | None = None) -> list[str]:
         query = select(auctions.c.auction_id).order_by(auctions.c.opened_at_us)

@@ -1,0 +1,107 @@
+"""``auctions prune`` against a running server: what it removes, and what it must not
+(open auctions, the nonces that keep old signed commits refused, answers to stragglers)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+import pytest
+
+from .service_harness import RawBidder, ServerProcess, reason
+
+pytestmark = pytest.mark.anyio
+
+ENV = {
+    "AUCTION_PHANTOM_AUCTION_DURATION_MS": "1000",
+    "AUCTION_PHANTOM_AUCTION_REVEAL_DELAY_MS": "500",
+}
+
+
+def order(duration_ms: int) -> dict[str, Any]:
+    return {
+        "token_in": 1,
+        "token_out": 2,
+        "amount": 10.0,
+        "baseline_price": 2000.0,
+        "duration_ms": duration_ms,
+    }
+
+
+def prune(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "phantom_auction.service", "auctions", "prune"]
+    return subprocess.run(
+        [*command, *args, "--db", server.db_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_prune_while_serving_keeps_open_auctions_and_used_nonces(
+    server_factory: Any,
+) -> None:
+    server: ServerProcess = server_factory(ENV)
+    token = await server.add_client("settlement")
+    key = await server.add_bidder("mm-1")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
+
+        async def open_auction(duration_ms: int) -> str:
+            body = order(duration_ms)
+            made = await http.post("/v1/auctions", params={"wait": "false"}, json=body)
+            assert made.status_code == 202, made.text
+            return str(made.json()["auction_id"])
+
+        async with RawBidder(server.ws_url, "mm-1", key) as bidder:
+            running = await open_auction(60_000)  # still open when the prune runs
+            low = bidder.bid(await bidder.opened(running))
+            assert reason(await bidder.commit(running, low)) == "accepted"
+            ended = await open_auction(1000)
+            high = bidder.bid(await bidder.opened(ended))  # the bidder's highest nonce
+            assert reason(await bidder.commit(ended, high)) == "accepted"
+            await bidder.push("reveal_open", ended)
+            assert reason(await bidder.reveal(ended, high)) == "accepted"
+            await bidder.push("auction_closed", ended)
+
+            done = prune(server, "--older-than", "0s")
+            assert done.returncode == 0, done.stderr
+            assert "pruned 1 auction(s) and their 2 bid event(s)" in done.stdout
+            assert (await http.get(f"/v1/auctions/{ended}")).status_code == 404
+            assert (await http.get(f"/v1/auctions/{running}")).json()["status"] == "open"
+            # A straggler for the pruned auction: refused as ever, though no row is left
+            # to store its refusal with.
+            assert reason(await bidder.reveal(ended, high)) == "auction_closed"
+
+        store = await server.connect_store()
+        try:
+            assert [e.kind for e in await store.events(running)] == ["commit"]
+            assert await store.events(ended) == []
+        finally:
+            await store.close()
+
+        # A restart rebuilds the nonce registry from the store: the pruned commit's
+        # nonce, the highest, still counts.
+        port = server.port
+        server.stop()
+        server.start(port=port)
+        async with RawBidder(server.ws_url, "mm-1", key) as bidder:
+            later = await open_auction(60_000)
+            opened = await bidder.opened(later)
+            replayed = await bidder.commit(later, bidder.bid(opened, nonce=high.nonce))
+            assert reason(replayed) == "replayed_nonce"
+            fresh = await bidder.commit(later, bidder.bid(opened, nonce=high.nonce + 1))
+            assert reason(fresh) == "accepted"
+            assert reason(await bidder.reveal(ended, high)) == "unknown_auction"
+
+
+def test_prune_refuses_a_bad_age(server_factory: Any) -> None:
+    server: ServerProcess = server_factory(start=False)
+    for bad in ("30", "3w", "-1d", "soon"):
+        done = prune(server, "--older-than", bad)
+        assert done.returncode == 2, (bad, done.stdout)
+        assert "--older-than" in done.stderr and repr(bad) in done.stderr, done.stderr
+    done = prune(server, "--older-than", "1d", "--batch", "0")
+    assert done.returncode == 2 and "--batch" in done.stderr
