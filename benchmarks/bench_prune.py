@@ -94,12 +94,12 @@ def _records(client_id: int, first: int, count: int) -> tuple[list[object], list
     return opened, finished
 
 
-async def _run(auctions: int, batch: int) -> dict[str, float]:
+async def _run(auctions: int, batch: int, synchronous: str) -> dict[str, float]:
     from phantom_auction.service.store import SqlStore
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "prune.db"
-        store = SqlStore(f"sqlite+aiosqlite:///{path}")
+        store = SqlStore(f"sqlite+aiosqlite:///{path}", sqlite_synchronous=synchronous)
         await store.start()
         try:
             client = await store.add_client("settlement", "a" * 64)
@@ -114,12 +114,14 @@ async def _run(auctions: int, batch: int) -> dict[str, float]:
             half = auctions // 2 - auctions // 2 % batch
             each: list[float] = []
             removed = events = 0
+            cpu = time.process_time()
             for end in range(batch, half + 1, batch):
                 t0 = time.perf_counter()
                 done = await store.prune(end, batch_auctions=batch + 1)
                 each.append(time.perf_counter() - t0)
                 removed += done.auctions
                 events += done.events
+            cpu_per_auction = (time.process_time() - cpu) / max(1, removed)
             # The rest as the command prunes: one call, pausing between its batches.
             started = time.perf_counter()
             done = await store.prune(auctions, batch_auctions=batch)
@@ -139,6 +141,7 @@ async def _run(auctions: int, batch: int) -> dict[str, float]:
         "seconds": seconds,
         "auctions_per_s": done.auctions / seconds,
         "events_per_s": done.events / seconds,
+        "cpu_ms_per_auction": cpu_per_auction * 1e3,
         "batch_p50_ms": statistics.median(each) * 1e3,
         "batch_max_ms": max(each) * 1e3,
     }
@@ -148,8 +151,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--auctions", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=25)
+    parser.add_argument("--sqlite-synchronous", default="full", choices=["full", "normal"])
     args = parser.parse_args()
-    figures = asyncio.run(_run(args.auctions, args.batch))
+    figures = asyncio.run(_run(args.auctions, args.batch, args.sqlite_synchronous))
     for name, value in figures.items():
         print(f"  {name:<20} {value:,.2f}")
     print(

@@ -103,5 +103,6 @@ def test_prune_refuses_a_bad_age(server_factory: Any) -> None:
         done = prune(server, "--older-than", bad)
         assert done.returncode == 2, (bad, done.stdout)
         assert "--older-than" in done.stderr and repr(bad) in done.stderr, done.stderr
-    done = prune(server, "--older-than", "1d", "--batch", "0")
-    assert done.returncode == 2 and "--batch" in done.stderr
+    for option, bad in (("--batch", "0"), ("--pause-ratio", "-1")):
+        done = prune(server, "--older-than", "1d", option, bad)
+        assert done.returncode == 2 and option in done.stderr, done.stderr

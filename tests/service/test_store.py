@@ -309,6 +309,9 @@ async def test_prune_removes_ended_auctions_and_keeps_every_nonce(store: Store) 
     assert await store.last_nonces() == {"mm-1": 12, "mm-2": 8}
     with pytest.raises(ValueError, match="batch_auctions=0"):
         await store.prune(10**15, batch_auctions=0)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="pause_ratio="):
+            await store.prune(10**15, pause_ratio=bad)
 
 
 async def test_nonce_marks_only_rise(store: Store) -> None:
@@ -353,3 +356,32 @@ async def test_a_version_1_database_is_migrated(store_factory: object) -> None:
         assert await second.last_nonces() == {"mm-1": 3}
     finally:
         await second.close()
+
+
+async def test_prune_pauses_between_its_transactions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After each full batch, ``pause_ratio`` times the batch's own time (read from a
+    stand-in clock: 10 ms a batch), so that a server's writes find SQLite free."""
+    from phantom_auction.service.store import sql
+
+    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    await store.start()
+    try:
+        client = await store.add_client("settlement", "a" * 64)
+        ids = [f"a{i}" for i in range(5)]
+        await store.apply([auction_record(a, client.client_id) for a in ids])
+        await store.apply([AuctionFinished(a, "aborted", "aborted", None, None, 1) for a in ids])
+        ticks = iter(range(0, 10_000, 10))
+        monkeypatch.setattr(sql.time, "perf_counter", lambda: next(ticks) / 1000)
+        slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+
+        monkeypatch.setattr(sql.asyncio, "sleep", sleep)
+        assert await store.prune(10, batch_auctions=2, pause_ratio=3.0) == Pruned(5, 0)
+        # Batches of 2, 2 and 1: a pause after each full one, none after the last.
+        assert slept == pytest.approx([0.03, 0.03])
+    finally:
+        await store.close()

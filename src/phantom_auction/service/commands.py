@@ -382,6 +382,16 @@ def auctions_prune(
         int | None,
         typer.Option("--batch", min=1, help="Auctions removed per transaction (default 25)."),
     ] = None,
+    pause_ratio: Annotated[
+        float | None,
+        typer.Option(
+            "--pause-ratio",
+            min=0.0,
+            max=1000.0,
+            help="After each transaction, wait this many times as long as it took "
+            "(default 3: a quarter of the database's and a CPU's time at most).",
+        ),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -394,7 +404,8 @@ def auctions_prune(
     from .store import now_us
 
     cutoff = now_us() - _age_us(older_than)
-    options = {} if batch is None else {"batch_auctions": batch}
+    options: dict[str, Any] = {"batch_auctions": batch, "pause_ratio": pause_ratio}
+    options = {k: v for k, v in options.items() if v is not None}  # else the store's
     pruned = _run_on_store(db, config, lambda store: store.prune(cutoff, **options))
     typer.echo(
         f"pruned {pruned.auctions:,} auction(s) and their {pruned.events:,} bid event(s): "

@@ -15,12 +15,24 @@ from .records import (
     Write,
 )
 
-__all__ = ["PRUNE_BATCH_AUCTIONS", "Store"]
+__all__ = ["PRUNE_BATCH_AUCTIONS", "PRUNE_PAUSE_RATIO", "Store", "check_prune_pace"]
 
 #: Auctions a prune removes per transaction: at 20 bidders (40 bid events an auction)
 #: ~10 ms a transaction on SQLite (``benchmarks/bench_prune.py``), which a server's own
 #: writes wait behind (SQLite has one writer).
 PRUNE_BATCH_AUCTIONS = 25
+#: After each of its transactions a prune waits this many times as long as it took: it
+#: holds the database (and a CPU) a quarter of the time at most, and a server beside it
+#: keeps its pace (``docs/service.md``, "Retention").
+PRUNE_PAUSE_RATIO = 3.0
+
+
+def check_prune_pace(batch_auctions: int, pause_ratio: float) -> None:
+    """A clear error for a pace :meth:`Store.prune` cannot keep."""
+    if batch_auctions < 1:
+        raise ValueError(f"batch_auctions={batch_auctions!r}: must be at least 1")
+    if not 0.0 <= pause_ratio < float("inf"):
+        raise ValueError(f"pause_ratio={pause_ratio!r}: must be a finite number >= 0")
 
 
 class Store(abc.ABC):
@@ -104,12 +116,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def prune(
-        self, ended_before_us: int, *, batch_auctions: int = PRUNE_BATCH_AUCTIONS
+        self,
+        ended_before_us: int,
+        *,
+        batch_auctions: int = PRUNE_BATCH_AUCTIONS,
+        pause_ratio: float = PRUNE_PAUSE_RATIO,
     ) -> Pruned:
         """Remove every auction that ended (finalized or aborted) before
         ``ended_before_us`` (unix us), with its bid events, ``batch_auctions`` auctions
-        a transaction, oldest first, pausing after each as long as it took (so that a
-        server's writes find the database free); open auctions are never touched.
+        a transaction, oldest first, pausing after each ``pause_ratio`` times as long
+        as it took (so that a server's writes find the database free and its CPU is
+        not taken); open auctions are never touched.
 
         Each bidder's highest accepted nonce among the removed events is kept (its nonce
         mark), so :meth:`last_nonces`, and with it replay protection, does not change.

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .interface import PRUNE_BATCH_AUCTIONS, Store
+from .interface import PRUNE_BATCH_AUCTIONS, PRUNE_PAUSE_RATIO, Store, check_prune_pace
 from .records import (
     REVOKED_PREFIX,
     AuctionRecord,
@@ -153,10 +153,13 @@ class MemoryStore(Store):
         return out
 
     async def prune(
-        self, ended_before_us: int, *, batch_auctions: int = PRUNE_BATCH_AUCTIONS
+        self,
+        ended_before_us: int,
+        *,
+        batch_auctions: int = PRUNE_BATCH_AUCTIONS,
+        pause_ratio: float = PRUNE_PAUSE_RATIO,
     ) -> Pruned:
-        if batch_auctions < 1:
-            raise ValueError(f"batch_auctions={batch_auctions!r}: must be at least 1")
+        check_prune_pace(batch_auctions, pause_ratio)
         async with self._lock:
             ended = {
                 a.auction_id
