@@ -18,6 +18,7 @@ from phantom_auction.service.auth import (
 )
 from phantom_auction.service.house import (
     AuctionHouse,
+    Rejected,
     accepted_events,
     auction_house,
     competition_document,
@@ -213,6 +214,12 @@ async def test_the_competition_is_stored_without_the_events_and_published_whole(
     left_out = len(compact_json(published["commitments"])) + len(compact_json(published["reveals"]))
     covers = len(compact_json({"events": len(events)}))
     assert len(compact_json(stored)) <= len(compact_json(published)) - left_out + covers
+    # Pruned after its record was read (``auctions prune`` beside the server): gone, not
+    # published without its bids.
+    assert (await store.prune(2**62)).auctions == 1
+    with pytest.raises(Rejected) as gone:
+        await house.competition(finished)
+    assert (gone.value.status_code, gone.value.reason) == (404, "unknown_auction")
     await house.close()
 
 

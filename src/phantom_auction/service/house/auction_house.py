@@ -66,6 +66,7 @@ from .documents import (
     competition_document,
     competition_stored,
     competition_view,
+    events_covered,
     is_competition_view,
     result_document,
     reveal_open_document,
@@ -596,13 +597,20 @@ class AuctionHouse(BidPath):
     # ------------------------------------------------------------------ reading
 
     async def competition(self, record: AuctionRecord) -> dict[str, Any] | None:
-        """The published competition document of ``record`` (None while it runs)."""
+        """The published competition document of ``record`` (None while it runs); raises
+        :class:`Rejected` 404 if the auction was pruned after ``record`` was read."""
         stored = record.competition
         if stored is None:
             return None
         if not is_competition_view(stored):
             return stored
-        return competition_view(stored, await self.store.events(record.auction_id))
+        events = await self.store.events(record.auction_id)
+        if len(events) < events_covered(stored):
+            # Pruned between reading the auction and its events: gone, as after the prune.
+            raise Rejected(
+                404, "unknown_auction", f"auction_id={record.auction_id!r}: no such auction"
+            )
+        return competition_view(stored, events)
 
     async def auction_record(self, auction_id: str) -> AuctionRecord | None:
         """The auction as stored (live ones from memory)."""

@@ -194,6 +194,12 @@ def is_competition_view(stored: Mapping[str, Any]) -> bool:
     return _COVERS in stored and "commitments" not in stored
 
 
+def events_covered(stored: Mapping[str, Any]) -> int:
+    """How many of the auction's bid events :func:`competition_stored`'s form covers (0
+    for a whole document)."""
+    return int(stored[_COVERS]) if is_competition_view(stored) else 0
+
+
 def competition_view(stored: Mapping[str, Any], events: Iterable[BidEvent]) -> dict[str, Any]:
     """The published competition document from its stored form and the auction's bid
     events in store order (only the first ``stored["events"]`` count; later ones, e.g.
