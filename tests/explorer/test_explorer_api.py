@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from ..service.service_harness import order
 from .explorer_harness import RawBidder, ServerProcess, reason
 
 pytestmark = pytest.mark.anyio
@@ -33,16 +33,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         made.stop()
 
 
-def _order(duration_ms: int) -> dict[str, Any]:
-    return {
-        "token_in": 1,
-        "token_out": 2,
-        "amount": 10.0,
-        "baseline_price": 2000.0,
-        "duration_ms": duration_ms,
-    }
-
-
 async def test_an_open_auction_shows_its_commits_but_no_phantom(server: ServerProcess) -> None:
     token = await server.add_client("api-tests")
     key = await server.add_bidder("api-bidder")
@@ -54,7 +44,9 @@ async def test_an_open_auction_shows_its_commits_but_no_phantom(server: ServerPr
         RawBidder(server.ws_url, "api-bidder", key) as bidder,
     ):
         before = (await public.get("/explorer/api/feed")).json()
-        opened = await client.post("/v1/auctions", params={"wait": "false"}, json=_order(1500))
+        opened = await client.post(
+            "/v1/auctions", params={"wait": "false"}, json=order(duration_ms=1500)
+        )
         assert opened.status_code == 202
         auction_id = opened.json()["auction_id"]
         announced = await bidder.opened(auction_id)

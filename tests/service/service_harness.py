@@ -188,6 +188,11 @@ class RawBidder:
         return await self.send(self.reveal_message(auction_id, bid, **changes))
 
 
+def order(**changes: Any) -> dict[str, Any]:
+    """A settlement client's order (``POST /v1/auctions`` body), with ``changes``."""
+    return {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0, **changes}
+
+
 def reason(ack: dict[str, Any]) -> str:
     """``accepted`` or the rejection reason of an ack (for compact assertions)."""
     return "accepted" if ack["status"] == "accepted" else str(ack["reason"])

@@ -15,7 +15,7 @@ from phantom_auction.client import BidderClient
 from phantom_auction.service.auth import hash_token
 from phantom_auction.simulation.strategies import create_strategy
 
-from .service_harness import RawBidder, ServerProcess, reason
+from .service_harness import RawBidder, ServerProcess, order, reason
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +51,7 @@ async def test_sigkill_mid_load_loses_no_acknowledged_message(server_factory: An
         long = await http.post(
             "/v1/auctions",
             params={"wait": "false"},
-            json=_order(duration_ms=60_000, idempotency_key="long"),
+            json=order(duration_ms=60_000, idempotency_key="long"),
         )
         assert long.status_code == 202
         answered["long"] = long.json()
@@ -61,7 +61,7 @@ async def test_sigkill_mid_load_loses_no_acknowledged_message(server_factory: An
                 key = f"order-{worker}-{n}"
                 in_flight.add(key)
                 try:
-                    r = await http.post("/v1/auctions", json=_order(idempotency_key=key))
+                    r = await http.post("/v1/auctions", json=order(idempotency_key=key))
                 except httpx.TransportError:
                     return  # the server died under this request
                 in_flight.discard(key)
@@ -120,9 +120,9 @@ async def test_sigkill_mid_load_loses_no_acknowledged_message(server_factory: An
         for key in list(itertools.islice(answered, 5)) + sorted(in_flight):
             retry = await http.post(
                 "/v1/auctions",
-                json=_order(idempotency_key=key)
+                json=order(idempotency_key=key)
                 if key != "long"
-                else _order(duration_ms=60_000, idempotency_key=key),
+                else order(duration_ms=60_000, idempotency_key=key),
             )
             assert retry.status_code == 200, retry.text
             if key in answered:
@@ -147,7 +147,3 @@ async def test_sigkill_mid_load_loses_no_acknowledged_message(server_factory: An
             assert reason(await late.send(message)) == "auction_closed"
     with contextlib.suppress(Exception):
         server.stop()
-
-
-def _order(**changes: Any) -> dict[str, Any]:
-    return {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0, **changes}

@@ -22,7 +22,14 @@ from phantom_auction.engine import MAX_NONCE, MAX_TOKEN_ID
 from phantom_auction.service.auth import commit_signing_bytes, verify_signature
 from phantom_auction.service.store import SqlStore
 
-from .service_harness import RawBidder, ServerProcess, pg_unavailable_reason, pg_url, reason
+from .service_harness import (
+    RawBidder,
+    ServerProcess,
+    order,
+    pg_unavailable_reason,
+    pg_url,
+    reason,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -35,10 +42,6 @@ ENV = {
 
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
-
-
-def order(**changes: Any) -> dict[str, Any]:
-    return {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0, **changes}
 
 
 @pytest.fixture(scope="module")

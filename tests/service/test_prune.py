@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .service_harness import RawBidder, ServerProcess, reason
+from .service_harness import RawBidder, ServerProcess, order, reason
 
 pytestmark = pytest.mark.anyio
 
@@ -18,16 +18,6 @@ ENV = {
     "AUCTION_PHANTOM_AUCTION_DURATION_MS": "1000",
     "AUCTION_PHANTOM_AUCTION_REVEAL_DELAY_MS": "500",
 }
-
-
-def order(duration_ms: int) -> dict[str, Any]:
-    return {
-        "token_in": 1,
-        "token_out": 2,
-        "amount": 10.0,
-        "baseline_price": 2000.0,
-        "duration_ms": duration_ms,
-    }
 
 
 def prune(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
@@ -50,7 +40,7 @@ async def test_prune_while_serving_keeps_open_auctions_and_used_nonces(
     async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
 
         async def open_auction(duration_ms: int) -> str:
-            body = order(duration_ms)
+            body = order(duration_ms=duration_ms)
             made = await http.post("/v1/auctions", params={"wait": "false"}, json=body)
             assert made.status_code == 202, made.text
             return str(made.json()["auction_id"])

@@ -25,7 +25,7 @@ from phantom_auction.service.auth import (
     verify_signature,
 )
 
-from .service_harness import RawBidder, ServerProcess, reason
+from .service_harness import RawBidder, ServerProcess, order, reason
 
 pytestmark = pytest.mark.anyio
 
@@ -39,10 +39,6 @@ ENV = {
 
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
-
-
-def order(**changes: Any) -> dict[str, Any]:
-    return {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0, **changes}
 
 
 @pytest.fixture(scope="module")
