@@ -163,6 +163,7 @@ def test_wrong_type_in_file(tmp_path: Path) -> None:
             -1,
         ),
         ("AUCTION_SERVICE_PORT", "70000", "service.port", 70000),
+        ("AUCTION_SERVICE_RETENTION_DAYS", "-1.0", "service.retention_days", -1.0),
         ("AUCTION_RESOURCES_WORKERS", "0", "resources.workers", 0),
         ("AUCTION_SECURITY_NO_REVEAL_THRESHOLD", "0", "security.no_reveal_threshold", 0),
     ],

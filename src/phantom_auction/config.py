@@ -143,6 +143,8 @@ class ServiceConfig(_Section):
     sqlite_synchronous: Literal["full", "normal"]
     read_timeout_s: float = Field(gt=0.0)
     public_metrics: bool
+    #: Days an ended auction is kept before the server prunes it (0: kept for ever).
+    retention_days: float = Field(ge=0.0, le=36_500.0)
 
 
 class AuctionConfig(BaseModel):

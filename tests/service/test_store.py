@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -312,6 +313,33 @@ async def test_prune_removes_ended_auctions_and_keeps_every_nonce(store: Store) 
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="pause_ratio="):
             await store.prune(10**15, pause_ratio=bad)
+
+
+async def test_concurrent_prunes_share_the_work(store_factory: object) -> None:
+    """Two prunes at once on one database (every ``serve --workers`` process prunes
+    under ``service.retention_days``): each auction removed once, no error, no nonce
+    lost. On PostgreSQL one batch runs at a time (an advisory lock)."""
+    first: Store = store_factory()  # type: ignore[operator]
+    second: Store = store_factory()  # type: ignore[operator]
+    await first.start()
+    await second.start()
+    try:
+        client = await first.add_client("settlement", "a" * 64)
+        await first.add_bidder("mm-1", bytes(32))
+        ids = [f"a{i:02d}" for i in range(40)]
+        await first.apply([auction_record(a, client.client_id) for a in ids])
+        await first.apply([commit_event(a, "mm-1", n) for n, a in enumerate(ids)])
+        await first.apply([AuctionFinished(a, "aborted", "aborted", None, None, 1) for a in ids])
+        done = await asyncio.gather(
+            *(s.prune(10, batch_auctions=3, pause_ratio=0.0) for s in (first, second))
+        )
+        assert sum(p.auctions for p in done) == 40 and sum(p.events for p in done) == 40
+        assert await second.auction_ids() == []
+        assert await second.last_nonces() == {"mm-1": 39}
+    finally:
+        await second.close()
+        if second is not first:
+            await first.close()
 
 
 async def test_nonce_marks_only_rise(store: Store) -> None:

@@ -37,6 +37,7 @@ from .bidder_socket import BidderSocket, ack_document, malformed
 from .explorer import router as explorer_router
 from .house import AuctionHouse, BidderState, Rejected, Verdict, auction_document
 from .metrics import LoopLag, ServiceMetrics
+from .retention import Retention
 from .schemas import (
     AckBody,
     Announcement,
@@ -263,6 +264,9 @@ def create_app(
         from .house.peers import HousePeers
 
         house.peers = HousePeers(house, database_url or config.service.database_url)
+    retention = None
+    if config.service.retention_days > 0:
+        retention = Retention(store, config.service.retention_days, house.clock, metrics)
     security = config.security
     max_bytes = security.max_message_bytes
     bidder_socket = BidderSocket(house, metrics, security.challenge_ttl_s, max_bytes)
@@ -290,9 +294,13 @@ def create_app(
         gc.set_threshold(*GC_THRESHOLDS)
         loop_lag = LoopLag(metrics.loop_lag)
         loop_lag.start()
+        if retention is not None:
+            retention.start()
         try:
             yield
         finally:
+            if retention is not None:
+                await retention.stop()
             loop_lag.stop()
             gc.set_threshold(*previous_thresholds)
             await house.close()

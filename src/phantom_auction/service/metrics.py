@@ -60,6 +60,7 @@ class ServiceMetrics:
     store_flush: Histogram = field(init=False)
     store_batch_size: Histogram = field(init=False)
     loop_lag: Histogram = field(init=False)
+    pruned_auctions: Counter = field(init=False)
     connected_bidders: Gauge = field(init=False)
     open_auctions: Gauge = field(init=False)
     _children: dict[tuple[int, tuple[str, ...]], Counter] = field(init=False, default_factory=dict)
@@ -113,6 +114,11 @@ class ServiceMetrics:
             "How late a timer due every 10 ms ran: the wait a message arriving then had "
             "before the event loop could read it (s; ~1 ms is the timers' resolution)",
             buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.pruned_auctions = Counter(
+            "phantom_auction_pruned_auctions",
+            "Ended auctions removed with their bid events by retention (service.retention_days)",
             registry=r,
         )
         # Summed over the live worker processes (ignored by a single process).

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import bindparam, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine, create_engine, make_url
@@ -100,6 +100,11 @@ def apply_rows(conn: Connection, batch: WriteBatch) -> None:
             conn.execute(
                 statement, [dict(zip(names, write.values(r), strict=True)) for r in records]
             )
+
+
+#: The PostgreSQL advisory lock a prune batch holds for its transaction (any int64; see
+#: ``notify.RECOVERY_LOCK`` for the other).
+PRUNE_LOCK: Final = 0x70A5_0000_0000_0002
 
 
 class SqlStore(Store):
@@ -435,6 +440,12 @@ class SqlStore(Store):
             await asyncio.sleep(pause_ratio * (time.perf_counter() - started))
 
     async def _prune_batch(self, conn: AsyncConnection, before_us: int, limit: int) -> Pruned:
+        if self.dialect != "sqlite":
+            # One batch at a time across processes and hosts (every ``serve --workers``
+            # process prunes under ``service.retention_days``, a cron job may too):
+            # two batches picking the same auctions would wait on each other's row
+            # locks, or deadlock. SQLite's single writer does this already.
+            await conn.execute(select(func.pg_advisory_xact_lock(PRUNE_LOCK)))
         ended = await conn.execute(
             select(auctions.c.auction_id)
             .where(auctions.c.finished_at_us < before_us, auctions.c.status != "open")
