@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 
-from ..engine.clock import Clock, to_us
+from ..engine.clock import Clock, from_us, to_us
 from .metrics import ServiceMetrics
 from .store import Store
 
@@ -64,10 +64,10 @@ class Retention:
         if pruned.auctions:
             self.metrics.pruned_auctions.inc(pruned.auctions)
             _log.info(
-                "retention: pruned %d auction(s) and %d bid event(s) ended before %d us",
+                "retention: pruned %d auction(s) and %d bid event(s) ended before %s",
                 pruned.auctions,
                 pruned.events,
-                cutoff,
+                from_us(cutoff).isoformat(timespec="seconds"),
             )
         return pruned.auctions
 
