@@ -241,3 +241,42 @@ def test_a_killed_supervisors_metrics_folder_is_removed_by_the_next(tmp_path: Pa
             assert third.wait(30) == 0
         assert not mine.exists()  # stopped by SIGTERM, a supervisor removes its own
     assert _metrics_folders(tmp_path) == {handmade}
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_both_processes_prune_under_retention_each_auction_once(
+    workers_factory: Any,
+) -> None:
+    """``service.retention_days`` under ``--workers 2``: both processes prune (one batch
+    at a time, an advisory lock), every ended auction goes, whichever process owned it,
+    and the summed counter says each was removed once."""
+    server: ServerProcess = workers_factory(
+        {
+            "AUCTION_SERVICE_RETENTION_DAYS": str(1 / 86_400),
+            "AUCTION_SERVICE_PUBLIC_METRICS": "true",
+        }
+    )
+    token = await server.add_client("settlement")
+    headers = {"Authorization": f"Bearer {token}"}
+    opened: list[str] = []
+    for _ in range(40):  # each on a new connection: the kernel picks the process
+        async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+            answer = await http.post(
+                "/v1/auctions", params={"wait": "false"}, json={**ORDER, "duration_ms": 300}
+            )
+        assert answer.status_code == 202, answer.text
+        opened.append(answer.json()["auction_id"])
+        if len(opened) >= 4 and len(await _owners(server, opened)) == 2:
+            break
+    assert len(await _owners(server, opened)) == 2
+    deadline = asyncio.get_running_loop().time() + 20
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
+        for auction_id in opened:
+            while (await http.get(f"/v1/auctions/{auction_id}")).status_code != 404:
+                assert asyncio.get_running_loop().time() < deadline, auction_id
+                await asyncio.sleep(0.2)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        text = (await http.get("/metrics")).text
+    assert f"phantom_auction_pruned_auctions_total {float(len(opened))}" in text, text
+    assert "the prune failed" not in server.log.read_text()
