@@ -193,6 +193,35 @@ def order(**changes: Any) -> dict[str, Any]:
     return {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0, **changes}
 
 
+async def open_auction(http: httpx.AsyncClient, duration_ms: int) -> str:
+    """Open an auction of ``duration_ms`` without waiting for its result; its id."""
+    made = await http.post(
+        "/v1/auctions", params={"wait": "false"}, json=order(duration_ms=duration_ms)
+    )
+    assert made.status_code == 202, made.text
+    return str(made.json()["auction_id"])
+
+
+async def running_and_ended(
+    http: httpx.AsyncClient, bidder: RawBidder
+) -> tuple[str, str, ImprovementBid]:
+    """What a prune must keep and what it must take: an auction open for a minute with
+    ``bidder``'s commit, then one of 1 s that ``bidder`` commits to and reveals in and
+    that has ended on return; their ids and the ended one's bid (``bidder``'s highest
+    nonce)."""
+    running = await open_auction(http, 60_000)
+    assert (
+        reason(await bidder.commit(running, bidder.bid(await bidder.opened(running)))) == "accepted"
+    )
+    ended = await open_auction(http, 1000)
+    bid = bidder.bid(await bidder.opened(ended))
+    assert reason(await bidder.commit(ended, bid)) == "accepted"
+    await bidder.push("reveal_open", ended)
+    assert reason(await bidder.reveal(ended, bid)) == "accepted"
+    await bidder.push("auction_closed", ended)
+    return running, ended, bid
+
+
 def reason(ack: dict[str, Any]) -> str:
     """``accepted`` or the rejection reason of an ack (for compact assertions)."""
     return "accepted" if ack["status"] == "accepted" else str(ack["reason"])

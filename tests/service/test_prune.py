@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .service_harness import RawBidder, ServerProcess, order, reason
+from .service_harness import RawBidder, ServerProcess, open_auction, reason, running_and_ended
 
 pytestmark = pytest.mark.anyio
 
@@ -38,23 +38,8 @@ async def test_prune_while_serving_keeps_open_auctions_and_used_nonces(
     key = await server.add_bidder("mm-1")
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
-
-        async def open_auction(duration_ms: int) -> str:
-            body = order(duration_ms=duration_ms)
-            made = await http.post("/v1/auctions", params={"wait": "false"}, json=body)
-            assert made.status_code == 202, made.text
-            return str(made.json()["auction_id"])
-
         async with RawBidder(server.ws_url, "mm-1", key) as bidder:
-            running = await open_auction(60_000)  # still open when the prune runs
-            low = bidder.bid(await bidder.opened(running))
-            assert reason(await bidder.commit(running, low)) == "accepted"
-            ended = await open_auction(1000)
-            high = bidder.bid(await bidder.opened(ended))  # the bidder's highest nonce
-            assert reason(await bidder.commit(ended, high)) == "accepted"
-            await bidder.push("reveal_open", ended)
-            assert reason(await bidder.reveal(ended, high)) == "accepted"
-            await bidder.push("auction_closed", ended)
+            running, ended, high = await running_and_ended(http, bidder)
 
             done = prune(server, "--older-than", "0s")
             assert done.returncode == 0, done.stderr
@@ -78,7 +63,7 @@ async def test_prune_while_serving_keeps_open_auctions_and_used_nonces(
         server.stop()
         server.start(port=port)
         async with RawBidder(server.ws_url, "mm-1", key) as bidder:
-            later = await open_auction(60_000)
+            later = await open_auction(http, 60_000)
             opened = await bidder.opened(later)
             replayed = await bidder.commit(later, bidder.bid(opened, nonce=high.nonce))
             assert reason(replayed) == "replayed_nonce"

@@ -15,7 +15,13 @@ from phantom_auction.service.metrics import ServiceMetrics
 from phantom_auction.service.retention import Retention, check_every_s
 from phantom_auction.service.store import AuctionFinished, MemoryStore, Store
 
-from .service_harness import RawBidder, ServerProcess, auction_record, commit_event, order, reason
+from .service_harness import (
+    RawBidder,
+    ServerProcess,
+    auction_record,
+    commit_event,
+    running_and_ended,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -103,23 +109,8 @@ async def test_a_server_prunes_ended_auctions_while_it_serves(server_factory: An
     key = await server.add_bidder("mm-1")
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
-
-        async def open_auction(duration_ms: int) -> str:
-            body = order(duration_ms=duration_ms)
-            made = await http.post("/v1/auctions", params={"wait": "false"}, json=body)
-            assert made.status_code == 202, made.text
-            return str(made.json()["auction_id"])
-
         async with RawBidder(server.ws_url, "mm-1", key) as bidder:
-            running = await open_auction(60_000)  # open throughout: never pruned
-            low = bidder.bid(await bidder.opened(running))
-            assert reason(await bidder.commit(running, low)) == "accepted"
-            ended = await open_auction(1000)
-            bid = bidder.bid(await bidder.opened(ended))
-            assert reason(await bidder.commit(ended, bid)) == "accepted"
-            await bidder.push("reveal_open", ended)
-            assert reason(await bidder.reveal(ended, bid)) == "accepted"
-            await bidder.push("auction_closed", ended)
+            running, ended, _ = await running_and_ended(http, bidder)
             # Gone once a second has passed since its end, at the next check (1 s apart).
             deadline = time.monotonic() + 15
             while (await http.get(f"/v1/auctions/{ended}")).status_code != 404:
