@@ -80,10 +80,15 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]
     """Start servers on fresh SQLite files; every one is stopped after the module."""
     started: list[ServerProcess] = []
 
-    def make(env: dict[str, str] | None = None, start: bool = True) -> ServerProcess:
+    def make(
+        env: dict[str, str] | None = None, start: bool = True, args: list[str] | None = None
+    ) -> ServerProcess:
         folder = tmp_path_factory.mktemp("server")
         server = ServerProcess(
-            f"sqlite+aiosqlite:///{folder / 'service.db'}", env, log=folder / "server.log"
+            f"sqlite+aiosqlite:///{folder / 'service.db'}",
+            env,
+            log=folder / "server.log",
+            args=args,
         )
         started.append(server)
         if start:

@@ -103,7 +103,8 @@ async def test_a_server_prunes_ended_auctions_while_it_serves(server_factory: An
             "AUCTION_SERVICE_PUBLIC_METRICS": "true",
             "AUCTION_PHANTOM_AUCTION_DURATION_MS": "1000",
             "AUCTION_PHANTOM_AUCTION_REVEAL_DELAY_MS": "500",
-        }
+        },
+        args=["--log-level", "info"],
     )
     token = await server.add_client("settlement")
     key = await server.add_bidder("mm-1")
@@ -119,3 +120,6 @@ async def test_a_server_prunes_ended_auctions_while_it_serves(server_factory: An
             assert (await http.get(f"/v1/auctions/{running}")).json()["status"] == "open"
         metrics = (await http.get("/metrics")).text
         assert "phantom_auction_pruned_auctions_total 1.0" in metrics
+    # The service's own log lines go where uvicorn's go, at ``--log-level``.
+    assert server.log is not None
+    assert "INFO:     retention: pruned 1 auction(s) and 2 bid event(s)" in server.log.read_text()

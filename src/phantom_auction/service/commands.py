@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import re
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -157,6 +158,20 @@ def serve(
     uvicorn.run(app, host=bind_host, port=bind_port, **_uvicorn_options(cfg, log_level.lower()))
 
 
+def _log_config(log_level: str) -> dict[str, Any]:
+    """uvicorn's logging, with the service's own loggers (``phantom_auction.*``: retention,
+    recovery, the store) on the same stderr handler, format and ``--log-level``."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["phantom_auction"] = {
+        "handlers": ["default"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
 def _uvicorn_options(cfg: AuctionConfig, log_level: str) -> dict[str, Any]:
     """How ``serve`` runs uvicorn (one process or each worker)."""
     from .connections import with_read_timeout
@@ -164,6 +179,7 @@ def _uvicorn_options(cfg: AuctionConfig, log_level: str) -> dict[str, Any]:
 
     return {
         "log_level": log_level,
+        "log_config": _log_config(log_level),
         # Each request must arrive within service.read_timeout_s (slowloris).
         "http": with_read_timeout(cfg.service.read_timeout_s),
         # uvicorn's websockets (sans-I/O) protocol, plus direct delivery and coalesced
