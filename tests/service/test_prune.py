@@ -41,6 +41,11 @@ async def test_prune_while_serving_keeps_open_auctions_and_used_nonces(
         async with RawBidder(server.ws_url, "mm-1", key) as bidder:
             running, ended, high = await running_and_ended(http, bidder)
 
+            counted = prune(server, "--older-than", "0s", "--dry-run")
+            assert counted.returncode == 0, counted.stderr
+            assert "would prune 1 auction(s) and their 2 bid event(s)" in counted.stdout
+            assert (await http.get(f"/v1/auctions/{ended}")).status_code == 200
+
             done = prune(server, "--older-than", "0s")
             assert done.returncode == 0, done.stderr
             assert "pruned 1 auction(s) and their 2 bid event(s)" in done.stdout

@@ -287,7 +287,10 @@ async def test_prune_removes_ended_auctions_and_keeps_every_nonce(store: Store) 
     before = await store.last_nonces()
     assert before == {"mm-1": 9, "mm-2": 8}
 
-    # One auction a transaction: the loop goes on until a batch comes back short.
+    # Counted first, nothing removed; then pruned one auction a transaction: the loop
+    # goes on until a batch comes back short.
+    assert await store.count_ended(1_000) == Pruned(auctions=3, events=4)
+    assert len(await store.auction_ids()) == 5
     pruned = await store.prune(1_000, batch_auctions=1)
     assert pruned == Pruned(auctions=3, events=4)
     assert sorted(await store.auction_ids()) == ["open", "recent"]
@@ -301,8 +304,10 @@ async def test_prune_removes_ended_auctions_and_keeps_every_nonce(store: Store) 
     assert await store.last_nonces() == before
 
     # Open auctions stay whatever their age; a later prune takes what has ended since.
+    assert await store.count_ended(10**15) == Pruned(auctions=1, events=1)
     assert await store.prune(10**15) == Pruned(auctions=1, events=1)
     assert await store.auction_ids() == ["open"]
+    assert await store.count_ended(10**15) == Pruned()
     assert await store.last_nonces() == before
     assert await store.prune(10**15) == Pruned()
     # New commits above a mark count as before.

@@ -408,6 +408,10 @@ def auctions_prune(
             "(default 3: a quarter of the database's and a CPU's time at most).",
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Count what would be removed; remove nothing."),
+    ] = False,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -422,10 +426,13 @@ def auctions_prune(
     cutoff = now_us() - _age_us(older_than)
     options: dict[str, Any] = {"batch_auctions": batch, "pause_ratio": pause_ratio}
     options = {k: v for k, v in options.items() if v is not None}  # else the store's
-    pruned = _run_on_store(db, config, lambda store: store.prune(cutoff, **options))
+    if dry_run:
+        pruned = _run_on_store(db, config, lambda store: store.count_ended(cutoff))
+    else:
+        pruned = _run_on_store(db, config, lambda store: store.prune(cutoff, **options))
     typer.echo(
-        f"pruned {pruned.auctions:,} auction(s) and their {pruned.events:,} bid event(s): "
-        f"every auction that ended before {_when(cutoff)}"
+        f"{'would prune' if dry_run else 'pruned'} {pruned.auctions:,} auction(s) and their "
+        f"{pruned.events:,} bid event(s): every auction that ended before {_when(cutoff)}"
     )
 
 

@@ -131,3 +131,8 @@ class Store(abc.ABC):
         Each bidder's highest accepted nonce among the removed events is kept (its nonce
         mark), so :meth:`last_nonces`, and with it replay protection, does not change.
         Safe while a server writes to the same store."""
+
+    @abc.abstractmethod
+    async def count_ended(self, ended_before_us: int) -> Pruned:
+        """What :meth:`prune` would remove now, removing nothing: the auctions that
+        ended before ``ended_before_us`` (unix us) and their bid events."""

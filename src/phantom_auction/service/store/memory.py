@@ -161,13 +161,7 @@ class MemoryStore(Store):
     ) -> Pruned:
         check_prune_pace(batch_auctions, pause_ratio)
         async with self._lock:
-            ended = {
-                a.auction_id
-                for a in self._auctions.values()
-                if a.status != "open"
-                and a.finished_at_us is not None
-                and a.finished_at_us < ended_before_us
-            }
+            ended = self._ended(ended_before_us)
             kept: list[BidEvent] = []
             for e in self._events:
                 if e.auction_id not in ended:
@@ -180,6 +174,17 @@ class MemoryStore(Store):
             for auction_id in ended:
                 del self._auctions[auction_id]
             return pruned
+
+    async def count_ended(self, ended_before_us: int) -> Pruned:
+        ended = self._ended(ended_before_us)
+        return Pruned(len(ended), sum(e.auction_id in ended for e in self._events))
+
+    def _ended(self, before_us: int) -> set[str]:
+        return {
+            a.auction_id
+            for a in self._auctions.values()
+            if a.status != "open" and a.finished_at_us is not None and a.finished_at_us < before_us
+        }
 
     async def auction_ids(self, status: AuctionStatus | None = None) -> list[str]:
         return [a.auction_id for a in self._auctions.values() if status in (None, a.status)]

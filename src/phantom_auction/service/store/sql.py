@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Executable, Select
 
 from .interface import PRUNE_BATCH_AUCTIONS, PRUNE_PAUSE_RATIO, Store, check_prune_pace
 from .records import (
@@ -105,6 +105,13 @@ def apply_rows(conn: Connection, batch: WriteBatch) -> None:
 #: The PostgreSQL advisory lock a prune batch holds for its transaction (any int64; see
 #: ``notify.RECOVERY_LOCK`` for the other).
 PRUNE_LOCK: Final = 0x70A5_0000_0000_0002
+
+
+def _ended_before(before_us: int) -> Select[tuple[str]]:
+    """The ids of the auctions a prune at ``before_us`` removes (open ones never)."""
+    return select(auctions.c.auction_id).where(
+        auctions.c.finished_at_us < before_us, auctions.c.status != "open"
+    )
 
 
 class SqlStore(Store):
@@ -447,10 +454,7 @@ class SqlStore(Store):
             # locks, or deadlock. SQLite's single writer does this already.
             await conn.execute(select(func.pg_advisory_xact_lock(PRUNE_LOCK)))
         ended = await conn.execute(
-            select(auctions.c.auction_id)
-            .where(auctions.c.finished_at_us < before_us, auctions.c.status != "open")
-            .order_by(auctions.c.finished_at_us)
-            .limit(limit)
+            _ended_before(before_us).order_by(auctions.c.finished_at_us).limit(limit)
         )
         ids = [row[0] for row in ended]
         if not ids:
@@ -471,6 +475,15 @@ class SqlStore(Store):
         events = await conn.execute(delete(bid_events).where(bid_events.c.auction_id.in_(ids)))
         gone = await conn.execute(delete(auctions).where(auctions.c.auction_id.in_(ids)))
         return Pruned(gone.rowcount, events.rowcount)
+
+    async def count_ended(self, ended_before_us: int) -> Pruned:
+        ended = _ended_before(ended_before_us)
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(select(func.count()).select_from(ended.subquery()))
+            events = await conn.scalar(
+                select(func.count()).where(bid_events.c.auction_id.in_(ended))
+            )
+        return Pruned(int(found or 0), int(events or 0))
 
     def _raise_nonce_marks(self) -> Executable:
         """Insert a bidder's nonce mark, or raise it to the new nonce if that is higher
