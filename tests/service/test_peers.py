@@ -24,11 +24,11 @@ from phantom_auction.service.schemas import CommitBody, OpenAuctionBody
 from phantom_auction.service.store import ClientRecord
 
 from .conftest import make_pg_store
+from .service_harness import order
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 CONFIG = load_config(env={"AUCTION_SERVICE_FINISH_EARLY": "false"})
-ORDER = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
 
 
 async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
@@ -70,7 +70,7 @@ def _commit(auction_id: str, private: str, nonce: int) -> CommitBody:
 
 
 async def _open(house: AuctionHouse, client: ClientRecord, **fields: Any) -> str:
-    handle = await house.open_auction(client, OpenAuctionBody(**ORDER, **fields))
+    handle = await house.open_auction(client, OpenAuctionBody(**order(**fields)))
     assert handle.stored is not None
     await handle.stored
     return handle.record.auction_id

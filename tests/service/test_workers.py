@@ -23,11 +23,9 @@ import pytest
 from phantom_auction.service.workers import METRICS_PREFIX, OWNER_LOCK, STALE_AFTER_S
 
 from . import test_crash
-from .service_harness import RawBidder, ServerProcess, reason
+from .service_harness import RawBidder, ServerProcess, order, reason
 
 pytestmark = pytest.mark.anyio
-
-ORDER = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
 
 
 @pytest.fixture
@@ -92,7 +90,7 @@ async def test_bidders_on_either_process_take_part_in_every_auction(workers_fact
         for _ in range(40):  # each on a new connection: the kernel picks the process
             async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
                 answer = await http.post(
-                    "/v1/auctions", params={"wait": "false"}, json={**ORDER, "duration_ms": 3000}
+                    "/v1/auctions", params={"wait": "false"}, json=order(duration_ms=3000)
                 )
             assert answer.status_code == 202, answer.text
             auction_id = answer.json()["auction_id"]
@@ -263,7 +261,7 @@ async def test_both_processes_prune_under_retention_each_auction_once(
     for _ in range(40):  # each on a new connection: the kernel picks the process
         async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
             answer = await http.post(
-                "/v1/auctions", params={"wait": "false"}, json={**ORDER, "duration_ms": 300}
+                "/v1/auctions", params={"wait": "false"}, json=order(duration_ms=300)
             )
         assert answer.status_code == 202, answer.text
         opened.append(answer.json()["auction_id"])

@@ -424,7 +424,7 @@ def create_app(
         """One of the client's auctions, with its result once it has ended."""
         record = await house.auction_record(auction_id)
         if record is None or record.client_id != client.client_id:
-            raise Rejected(404, "unknown_auction", f"auction_id={auction_id!r}: no such auction")
+            raise Rejected.unknown_auction(auction_id)
         return _JSON(auction_document(record))
 
     @app.get(
@@ -438,7 +438,7 @@ def create_app(
         and rejection of an auction that has ended."""
         record = await house.auction_record(auction_id)
         if record is None:
-            raise Rejected(404, "unknown_auction", f"auction_id={auction_id!r}: no such auction")
+            raise Rejected.unknown_auction(auction_id)
         competition = await house.competition(record)
         if competition is None:
             raise Rejected(

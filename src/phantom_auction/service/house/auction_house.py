@@ -607,9 +607,7 @@ class AuctionHouse(BidPath):
         events = await self.store.events(record.auction_id)
         if len(events) < events_covered(stored):
             # Pruned between reading the auction and its events: gone, as after the prune.
-            raise Rejected(
-                404, "unknown_auction", f"auction_id={record.auction_id!r}: no such auction"
-            )
+            raise Rejected.unknown_auction(record.auction_id)
         return competition_view(stored, events)
 
     async def auction_record(self, auction_id: str) -> AuctionRecord | None:

@@ -69,6 +69,11 @@ class Rejected(Exception):
         self.field = field
         self.headers = headers or {}
 
+    @classmethod
+    def unknown_auction(cls, auction_id: str) -> Rejected:
+        """404: the store holds no such auction (never opened, or pruned)."""
+        return cls(404, "unknown_auction", f"auction_id={auction_id!r}: no such auction")
+
 
 class SeenRequests:
     """Signatures of signed HTTP requests seen within their freshness window: each
