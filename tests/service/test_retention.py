@@ -96,6 +96,11 @@ async def test_a_failed_prune_is_tried_again_and_stop_ends_the_loop(
     assert "retention: the prune failed" in caplog.text
 
 
+async def _feed_ids(http: httpx.AsyncClient) -> set[str]:
+    feed = await http.get("/explorer/api/feed")
+    return {entry["auction_id"] for entry in feed.json()["auctions"]}
+
+
 async def test_a_server_prunes_ended_auctions_while_it_serves(server_factory: Any) -> None:
     server: ServerProcess = server_factory(
         {
@@ -112,12 +117,17 @@ async def test_a_server_prunes_ended_auctions_while_it_serves(server_factory: An
     async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
         async with RawBidder(server.ws_url, "mm-1", key) as bidder:
             running, ended, _ = await running_and_ended(http, bidder)
+            # The explorer lists it (a second before the prune can take it).
+            assert {running, ended} <= await _feed_ids(http)
             # Gone once a second has passed since its end, at the next check (1 s apart).
             deadline = time.monotonic() + 15
             while (await http.get(f"/v1/auctions/{ended}")).status_code != 404:
                 assert time.monotonic() < deadline, "the ended auction was not pruned"
                 await asyncio.sleep(0.2)
             assert (await http.get(f"/v1/auctions/{running}")).json()["status"] == "open"
+            # ... and the explorer no longer links to it.
+            assert running in (listed := await _feed_ids(http)) and ended not in listed
+            assert (await http.get(f"/explorer/api/auctions/{ended}")).status_code == 404
         metrics = (await http.get("/metrics")).text
         assert "phantom_auction_pruned_auctions_total 1.0" in metrics
     # The service's own log lines go where uvicorn's go, at ``--log-level``.

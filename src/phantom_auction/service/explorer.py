@@ -198,6 +198,22 @@ class Feed:
                 if entry["status"] == "open" and gone:  # ended without a stored result
                     self.entries.pop(auction_id)
                     self._watched.discard(auction_id)
+            await self._drop_pruned()
+
+    async def _drop_pruned(self) -> None:
+        """Forget the finished auctions a prune removed (``service.retention_days``, in
+        this process or another, or ``auctions prune``), so no page links to them.
+
+        A prune takes the auctions that ended first, and the finished entries are kept
+        in the order they finished: the check reads from the oldest and stops at the first
+        still stored (one read a sync while nothing is pruned)."""
+        for auction_id, entry in list(self.entries.items()):
+            if entry["status"] == "open":
+                continue
+            if await self.house.store.auction(auction_id) is not None:
+                return
+            del self.entries[auction_id]
+            self.tallies.pop(auction_id, None)
 
     def page(self, since: int) -> dict[str, Any]:
         changed = [e for e in self.entries.values() if e["seq"] > since or e["status"] == "open"]
@@ -211,11 +227,7 @@ class Feed:
         """Per bidder seen in the recent finished auctions: counts and penalty state."""
         counts: dict[str, dict[str, int]] = {}
         for tally in self.tallies.values():
-            for key, field in (
-                ("entered", "auctions"),
-                ("won", "wins"),
-                ("unrevealed", "no_reveals"),
-            ):
+            for key, field in _TALLIES:
                 for bidder_id in tally[key]:
                     counts.setdefault(bidder_id, {"auctions": 0, "wins": 0, "no_reveals": 0})
                     counts[bidder_id][field] += 1
