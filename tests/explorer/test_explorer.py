@@ -10,6 +10,7 @@ import hashlib
 import json
 import random
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +317,45 @@ def test_an_unknown_auction_says_so(browser: Any, market: Market) -> None:
         assert "no such auction" in page.inner_text("main")
     finally:
         page.close()
+
+
+def test_a_feed_left_open_keeps_only_the_rows_it_shows(page: Any, market: Market) -> None:
+    """A page left open on a busy venue (the feed's answers stubbed in the browser, 150
+    new finished auctions a poll) keeps the newest 200, newest first, not all it saw."""
+    served = 0
+
+    def summary(n: int) -> dict[str, Any]:
+        opened = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(milliseconds=10 * n)
+        return {
+            "auction_id": f"a{n:06d}", "token_pair": [1, 2], "amount": 10.0,
+            "baseline_price": 2000.0, "status": "finalized", "outcome": "phantom_won",
+            "commits": 0, "real_bids": 0, "phantom_bids": 1, "winner": None,
+            "price": 2001.0, "improvement_bps": 5.0, "mechanism": "vcg",
+            "opened_at": opened.isoformat(), "finished_at": opened.isoformat(),
+            "commit_deadline": opened.isoformat(), "reveal_deadline": opened.isoformat(),
+            "phantom_commitment": "00" * 32, "seq": n + 1,
+        }  # fmt: skip
+
+    def feed(route: Any) -> None:
+        nonlocal served
+        batch = [summary(n) for n in range(served, served + 150)]
+        served += 150
+        answer = {"seq": served, "server_time": datetime.now(UTC).isoformat(), "auctions": batch}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(answer))
+
+    page.route("**/explorer/api/feed*", feed)
+    page.goto(market.server.url + "/")
+    # Ten polls (1,500 auctions), shown once the newest row is one of the tenth's.
+    page.wait_for_function(
+        "first => document.querySelector('[data-testid=feed-row]')?.dataset.auctionId >= first",
+        arg=f"a{1350:06d}",
+        timeout=20_000,
+    )
+    ids = page.eval_on_selector_all(
+        "[data-testid=feed-row]", "rows => rows.map(r => r.dataset.auctionId)"
+    )
+    assert len(ids) == 200 and ids == sorted(ids, reverse=True)
+    assert page.inner_text("[data-testid=feed-status]").startswith("Live · 200 auctions")
 
 
 # ---------------------------------------------------------------- the JavaScript verifier
