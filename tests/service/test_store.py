@@ -320,6 +320,25 @@ async def test_prune_removes_ended_auctions_and_keeps_every_nonce(store: Store) 
             await store.prune(10**15, pause_ratio=bad)
 
 
+async def test_latest_ended_are_the_last_to_end_earliest_first(store: Store) -> None:
+    client = await store.add_client("settlement", "a" * 64)
+    ids = ["a", "b", "c", "d", "open"]
+    await store.apply([auction_record(a, client.client_id, key=a) for a in ids])
+    ends = [("c", 300), ("a", 100), ("d", 400), ("b", 200)]
+    await store.apply(
+        [
+            AuctionFinished(a, "finalized" if t != 200 else "aborted", "x", {}, {}, t)
+            for a, t in ends
+        ]
+    )
+    assert [r.auction_id for r in await store.latest_ended(2)] == ["c", "d"]
+    everything = await store.latest_ended(100)
+    assert [r.auction_id for r in everything] == ["a", "b", "c", "d"]  # never the open one
+    assert [r.finished_at_us for r in everything] == [100, 200, 300, 400]
+    assert everything[1].status == "aborted"
+    assert await store.latest_ended(0) == []
+
+
 async def test_concurrent_prunes_share_the_work(store_factory: object) -> None:
     """Two prunes at once on one database (every ``serve --workers`` process prunes
     under ``service.retention_days``): each auction removed once, no error, no nonce

@@ -162,13 +162,9 @@ class Feed:
             house = self.house
             if not self._loaded:
                 self._loaded = True
-                ids = await house.store.auction_ids()
-                for auction_id in ids[-RECENT:]:
-                    if auction_id in house.live:
-                        continue
-                    record = await house.store.auction(auction_id)
-                    if record is not None and record.status != "open":
-                        self._put(*await self._summary(record))
+                for stored in await house.store.latest_ended(RECENT):
+                    if stored.auction_id not in house.live:
+                        self._put(*await self._summary(stored))
             for auction_id, live in list(house.live.items()):
                 if auction_id not in self._watched:
                     self._watched.add(auction_id)

@@ -188,3 +188,8 @@ class MemoryStore(Store):
 
     async def auction_ids(self, status: AuctionStatus | None = None) -> list[str]:
         return [a.auction_id for a in self._auctions.values() if status in (None, a.status)]
+
+    async def latest_ended(self, limit: int) -> list[AuctionRecord]:
+        ended = [a for a in self._auctions.values() if a.status != "open"]
+        ended.sort(key=lambda a: a.finished_at_us or 0)
+        return ended[-limit:] if limit > 0 else []

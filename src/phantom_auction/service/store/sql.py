@@ -506,3 +506,16 @@ class SqlStore(Store):
             query = query.where(auctions.c.status == status)
         async with self.engine.connect() as conn:
             return [r[0] for r in await conn.execute(query)]
+
+    async def latest_ended(self, limit: int) -> list[AuctionRecord]:
+        # Newest first down ix_auctions_finished (an open auction has no end time), then
+        # turned round.
+        query = (
+            select(auctions)
+            .where(auctions.c.finished_at_us.is_not(None), auctions.c.status != "open")
+            .order_by(auctions.c.finished_at_us.desc())
+            .limit(max(limit, 0))
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [auction_from_row(row) for row in reversed(rows)]
