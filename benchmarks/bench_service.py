@@ -71,6 +71,11 @@ N processes (each its own loop), for ours and the baseline alike; the default, 1
 run every earlier figure used (on 2 cores two processes cost more CPU than they saved:
 docs/service.md).
 
+**Explorer pages** (``--explorer-watchers N``): N pages of the explorer open during every
+step, each asking ``/explorer/api/feed`` what changed every 300 ms as the page does, on
+its own connection from this process: what a public page watching the venue costs the
+server (its CPU per auction, beside a run without).
+
 Bidders are never blocked for missing reveals (``security.no_reveal_threshold = 1``, on
 both servers): a stall fails the step it hits, not every later one too.
 
@@ -371,6 +376,22 @@ async def _rejections(http: _Http) -> dict[str, float]:
     return found
 
 
+async def _watch_explorer(host: str, port: int) -> None:
+    """What an open explorer page does (``explorer_static/app.js``): ask the feed what
+    changed every 300 ms; a failed request is tried again at the next poll."""
+    http = _Http(host, port, {})
+    since = 0
+    try:
+        while True:
+            with contextlib.suppress(OSError, ValueError, asyncio.IncompleteReadError):
+                status, data = await http.request("GET", f"/explorer/api/feed?since={since}")
+                if status == 200:
+                    since = json.loads(data)["seq"]
+            await asyncio.sleep(0.3)
+    finally:
+        await http.close()
+
+
 async def _step(
     http: _Http,
     rate: float,
@@ -379,6 +400,7 @@ async def _step(
     bidders: int,
     pids: dict[str, tuple[int, ...]],
     late_reveals: Callable[[], Awaitable[tuple[int, int] | None]],
+    watchers: int = 0,
 ) -> StepResult:
     count = max(1, round(rate * seconds))
     before = await _rejections(http)
@@ -422,6 +444,7 @@ async def _step(
         )
         total.append((received - datetime.fromisoformat(view["opened_at"]).timestamp()) * 1e3)
 
+    watching = [asyncio.create_task(_watch_explorer(http.host, http.port)) for _ in range(watchers)]
     start = loop.time() + 0.05
     tasks = []
     for i in range(count):
@@ -430,6 +453,9 @@ async def _step(
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one()))
     await asyncio.gather(*tasks)
+    for task in watching:
+        task.cancel()
+    await asyncio.gather(*watching, return_exceptions=True)
     span = (max(sent_at) - min(sent_at)) if len(sent_at) > 1 else 0.0
     achieved = (len(sent_at) - 1) / span if span > 0 else float(rate)
     cpu_after = _cpu_seconds(pids)
@@ -790,6 +816,7 @@ async def _load(args: argparse.Namespace) -> tuple[dict[str, list[StepResult]], 
                         args.bidders,
                         target.pids,
                         lambda: _late_reveals(target),  # noqa: B023 - awaited in this turn
+                        args.explorer_watchers,
                     )
                     print(
                         f"warm-up {target.name}: {warm.requested} auctions at "
@@ -819,6 +846,7 @@ async def _load(args: argparse.Namespace) -> tuple[dict[str, list[StepResult]], 
                         args.bidders,
                         target.pids,
                         lambda: _late_reveals(target),  # noqa: B023 - awaited in this turn
+                        args.explorer_watchers,
                     )
                     target.results.append(step)
                     ours = _ours_us_per_message(step, args.bidders)
@@ -1097,6 +1125,13 @@ def main() -> None:
         "the sustained rates are compared (SQLite only)",
     )
     parser.add_argument(
+        "--explorer-watchers",
+        type=int,
+        default=0,
+        help="explorer pages open during every step: each polls /explorer/api/feed every "
+        "300 ms, as the page does (their cost is the server's, not the load's to count)",
+    )
+    parser.add_argument(
         "--log-dir", type=Path, default=None, help="copy the servers' logs here at the end"
     )
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -1104,6 +1139,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.tries < 1:
         parser.error(f"--tries={args.tries}: at least 1")
+    if args.explorer_watchers < 0:
+        parser.error(f"--explorer-watchers={args.explorer_watchers}: 0 or more")
     if args.baseline_src is not None and args.db is not None:
         parser.error("--baseline-src compares single-process SQLite servers: drop --db")
     if args.baseline_src is not None and not (args.baseline_src / "src").is_dir():
@@ -1140,6 +1177,8 @@ def main() -> None:
     names = list(by_target)
     first = by_target[names[0]]
     mode = "window end" if args.finish_at_window_end else "finish early"
+    if args.explorer_watchers:
+        mode += f", {args.explorer_watchers} explorer page(s) polling"
     if args.db is None:
         mode += f", sqlite synchronous={args.sqlite_synchronous}"
     else:

@@ -1,16 +1,21 @@
 """The explorer's feed in-process, over a house on a memory store: where a new server's
-feed starts from (the store's latest ended auctions, not every id it holds) and what a
-prune takes away."""
+feed starts from (the store's latest ended auctions, not every id it holds), the
+summaries of the auctions it sees end (made from memory, equal to the store's), and
+what a prune takes away."""
 
 from __future__ import annotations
 
 import pytest
 
 from phantom_auction.config import load_config
-from phantom_auction.service.explorer import Feed
+from phantom_auction.service import explorer
+from phantom_auction.service.auth import generate_keypair
+from phantom_auction.service.explorer import Feed, _finished_summary
 from phantom_auction.service.house import AuctionHouse
 from phantom_auction.service.schemas import OpenAuctionBody
 from phantom_auction.service.store import MemoryStore
+
+from ..service import test_house
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +61,9 @@ async def test_a_new_servers_feed_starts_from_the_latest_ended_and_drops_the_pru
             raise AssertionError("the feed read every auction id in the store")
 
         monkeypatch.setattr(store, "auction_ids", every_id)
+        monkeypatch.setattr(explorer, "LOAD_CHUNK", 2)  # read back two at a time
         feed = Feed(house)
+        feed.prune_check_s = 0.0  # at every sync (a server checks every 5 s)
         await feed.sync()
         assert list(feed.entries) == ended  # in the order they ended
         assert all(e["status"] != "open" for e in feed.entries.values())
@@ -67,5 +74,47 @@ async def test_a_new_servers_feed_starts_from_the_latest_ended_and_drops_the_pru
         assert pruned.auctions == 2
         await feed.sync()
         assert list(feed.entries) == ended[2:] and set(feed.tallies) == {ended[2]}
+    finally:
+        await house.close()
+
+
+async def test_an_auction_that_ends_is_summarized_from_memory_as_the_store_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = MemoryStore()
+    client = await store.add_client("settlement", "a" * 64)
+    keys = {}
+    for i in range(test_house.BIDDERS):
+        private, public = generate_keypair()
+        await store.add_bidder(f"mm-{i}", bytes.fromhex(public))
+        keys[f"mm-{i}"] = private
+    house = AuctionHouse(test_house.CONFIG, store)
+    await house.start()
+    try:
+        feed = Feed(house)
+        await feed.sync()  # a page is open before the auction
+        order = OpenAuctionBody(
+            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=300
+        )
+        handle = await house.open_auction(client, order)
+        aid = handle.record.auction_id
+        await test_house._bid(house, aid, keys)  # 4 commits, 3 reveals
+        assert handle.done is not None
+        await handle.done
+        events = store.events
+
+        async def no_read(*_: object) -> None:
+            raise AssertionError("the feed read an auction's events back from the store")
+
+        monkeypatch.setattr(store, "events", no_read)
+        await feed.sync()
+        monkeypatch.setattr(store, "events", events)
+        record = await store.auction(aid)
+        assert record is not None
+        summary, tally = _finished_summary(record, await house.competition(record))
+        assert {k: v for k, v in feed.entries[aid].items() if k != "seq"} == summary
+        assert feed.tallies[aid] == tally
+        assert len(tally["entered"]) == 4 and tally["unrevealed"] == ["mm-3"]
+        assert summary["real_bids"] == 3 and summary["commits"] == 4
     finally:
         await house.close()

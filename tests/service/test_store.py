@@ -337,6 +337,10 @@ async def test_latest_ended_are_the_last_to_end_earliest_first(store: Store) -> 
     assert [r.finished_at_us for r in everything] == [100, 200, 300, 400]
     assert everything[1].status == "aborted"
     assert await store.latest_ended(0) == []
+    # At or before an end time: the explorer reads back from the latest a page at a time.
+    assert [r.auction_id for r in await store.latest_ended(2, 300)] == ["b", "c"]
+    assert [r.auction_id for r in await store.latest_ended(9, 299)] == ["a", "b"]
+    assert await store.latest_ended(9, 99) == []
 
 
 async def test_concurrent_prunes_share_the_work(store_factory: object) -> None:

@@ -28,6 +28,7 @@ import logging
 import math
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -52,6 +53,7 @@ from ..schemas import OpenAuctionBody
 from ..store import (
     AuctionFinished,
     AuctionRecord,
+    BidEvent,
     ClientRecord,
     PenaltyUpdate,
     Store,
@@ -122,6 +124,9 @@ class AuctionHouse(BidPath):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self.recovered: dict[str, str] = {}
+        #: Called with each auction this process finishes, once its end is durable: its
+        #: record and bid events (what the explorer's feed summarizes without a read).
+        self.finish_listeners: list[Callable[[AuctionRecord, list[BidEvent]], None]] = []
         #: The other server processes (``serve --workers N``); None when this one is alone.
         self.peers: HousePeers | None = None
 
@@ -560,6 +565,8 @@ class AuctionHouse(BidPath):
             self.closed.popitem(last=False)
         if not live.done.done():
             live.done.set_result(live.record)
+        for listener in self.finish_listeners:
+            listener(live.record, live.events)
         self.metrics.count_auction(str(result.outcome))
         bidding_ended = min(triggered, auction.reveal_deadline.timestamp())
         self.metrics.result_latency.observe(max(0.0, done_at - bidding_ended))

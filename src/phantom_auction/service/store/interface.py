@@ -115,10 +115,11 @@ class Store(abc.ABC):
         """Ids of every auction, or of those with ``status``."""
 
     @abc.abstractmethod
-    async def latest_ended(self, limit: int) -> list[AuctionRecord]:
-        """The ``limit`` auctions that ended (finalized or aborted) last, the earliest end
-        first: what the explorer's feed starts from, read through the end-time index
-        rather than every id of a store that may hold months of auctions."""
+    async def latest_ended(self, limit: int, ended_by_us: int | None = None) -> list[AuctionRecord]:
+        """The ``limit`` auctions that ended (finalized or aborted) last, at or before
+        ``ended_by_us`` (unix us) if given, the earliest end first: what the explorer's
+        feed starts from, read through the end-time index rather than every id of a
+        store that may hold months of auctions."""
 
     @abc.abstractmethod
     async def prune(

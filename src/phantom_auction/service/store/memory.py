@@ -189,7 +189,12 @@ class MemoryStore(Store):
     async def auction_ids(self, status: AuctionStatus | None = None) -> list[str]:
         return [a.auction_id for a in self._auctions.values() if status in (None, a.status)]
 
-    async def latest_ended(self, limit: int) -> list[AuctionRecord]:
-        ended = [a for a in self._auctions.values() if a.status != "open"]
+    async def latest_ended(self, limit: int, ended_by_us: int | None = None) -> list[AuctionRecord]:
+        by = ended_by_us
+        ended = [
+            a
+            for a in self._auctions.values()
+            if a.status != "open" and (by is None or (a.finished_at_us or 0) <= by)
+        ]
         ended.sort(key=lambda a: a.finished_at_us or 0)
         return ended[-limit:] if limit > 0 else []

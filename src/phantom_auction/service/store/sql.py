@@ -507,7 +507,7 @@ class SqlStore(Store):
         async with self.engine.connect() as conn:
             return [r[0] for r in await conn.execute(query)]
 
-    async def latest_ended(self, limit: int) -> list[AuctionRecord]:
+    async def latest_ended(self, limit: int, ended_by_us: int | None = None) -> list[AuctionRecord]:
         # Newest first down ix_auctions_finished (an open auction has no end time), then
         # turned round.
         query = (
@@ -516,6 +516,8 @@ class SqlStore(Store):
             .order_by(auctions.c.finished_at_us.desc())
             .limit(max(limit, 0))
         )
+        if ended_by_us is not None:
+            query = query.where(auctions.c.finished_at_us <= ended_by_us)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [auction_from_row(row) for row in reversed(rows)]
