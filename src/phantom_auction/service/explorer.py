@@ -222,7 +222,7 @@ class Feed:
 
         A prune takes the auctions that ended first, and the finished entries are kept
         in the order they finished: the check reads from the oldest and stops at the first
-        still stored (one read a sync while nothing is pruned)."""
+        still stored (one read a check while nothing is pruned)."""
         for auction_id, entry in list(self.entries.items()):
             if entry["status"] == "open":
                 continue
