@@ -17,9 +17,10 @@ finishes (``house.finish_listeners``) with its bid events, so its summary is mad
 memory: reading each one's events back from the store cost ~2 ms of the event loop an
 auction, a fifth of a core at 100 auctions/s while a page was open. It keeps no task of
 its own: the work is done when a page asks, so a server nobody watches pays nothing
-(until the first page, nothing at all; then a bounded list of the latest ends). Nothing
-secret is published: while an auction is open the summary gives its commitment count,
-never its phantoms (the seed stays sealed until the competition is published).
+(until the first page, nothing at all; then, of the latest ends, each bid event's
+bidder, kind and verdict). Nothing secret is published: while an auction is open the
+summary gives its commitment count, never its phantoms (the seed stays sealed until the
+competition is published).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from .house.documents import competition_view
+from .house.documents import events_covered, is_competition_view
 
 if TYPE_CHECKING:
     from .house import AuctionHouse, LiveAuction
@@ -130,6 +131,30 @@ def _finished_summary(
 
 _TALLIES: Final = (("entered", "auctions"), ("won", "wins"), ("unrevealed", "no_reveals"))
 
+#: What the feed keeps of an ended auction's bid event: bidder, kind, accepted (its
+#: summary counts commitments; whole events, ~60 KB an auction, would sit in memory).
+_Mark = tuple[str, str, bool]
+
+
+def _marks(events: list[BidEvent]) -> list[_Mark]:
+    return [(e.bidder_id, e.kind, e.accepted) for e in events]
+
+
+def _ended_summary(
+    record: AuctionRecord, marks: list[_Mark]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`_finished_summary` of an auction this process finished, from its stored
+    competition and its bid events' marks (the commitments the published document
+    lists: the commits among the events it covers)."""
+    stored = record.competition or {}
+    if is_competition_view(stored):
+        covered = marks[: events_covered(stored)]
+        commitments = [
+            {"bidder_id": b, "accepted": ok} for b, kind, ok in covered if kind == "commit"
+        ]
+        stored = {**stored, "commitments": commitments}
+    return _finished_summary(record, stored)
+
 
 class Feed:
     """Summaries of the house's open and recent auctions, each stamped with the ``seq``
@@ -146,8 +171,10 @@ class Feed:
         self.prune_check_s = PRUNE_CHECK_S
         self._prune_checked = -math.inf
         # Auctions finished since the last sync (only the latest matter), summarized then.
-        self._ended: deque[tuple[AuctionRecord, list[BidEvent]]] = deque(maxlen=RECENT)
-        house.finish_listeners.append(lambda record, events: self._ended.append((record, events)))
+        self._ended: deque[tuple[AuctionRecord, list[_Mark]]] = deque(maxlen=RECENT)
+        house.finish_listeners.append(
+            lambda record, events: self._ended.append((record, _marks(events)))
+        )
 
     def _put(self, summary: dict[str, Any], tally: dict[str, Any] | None = None) -> None:
         self.seq += 1
@@ -175,12 +202,9 @@ class Feed:
                     if stored.auction_id not in house.live and stored.auction_id not in ended:
                         self._put(*await self._summary(stored))
             while self._ended:  # in the order they ended, those before the load included
-                record, events = self._ended.popleft()
+                record, marks = self._ended.popleft()
                 self._watched.discard(record.auction_id)
-                if record.competition is not None:
-                    self._put(
-                        *_finished_summary(record, competition_view(record.competition, events))
-                    )
+                self._put(*_ended_summary(record, marks))
             for auction_id, live in house.live.items():
                 if auction_id not in self._watched:
                     self._watched.add(auction_id)
