@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -328,6 +329,14 @@ class ServerProcess:
         finally:
             await store.close()
         return token
+
+    @contextlib.asynccontextmanager
+    async def settlement(self, name: str = "settlement") -> AsyncIterator[httpx.AsyncClient]:
+        """An HTTP client of the server holding a new settlement client's bearer token."""
+        token = await self.add_client(name)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30) as http:
+            yield http
 
     async def add_bidder(self, name: str) -> str:
         """Register a bidder in the server's database; its private key (hex)."""

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from typing import Any
 
-import httpx
 import pytest
 
 from .service_harness import RawBidder, ServerProcess, open_auction, reason, running_and_ended
@@ -34,10 +33,8 @@ async def test_prune_while_serving_keeps_open_auctions_and_used_nonces(
     server_factory: Any,
 ) -> None:
     server: ServerProcess = server_factory(ENV)
-    token = await server.add_client("settlement")
     key = await server.add_bidder("mm-1")
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
+    async with server.settlement() as http:
         async with RawBidder(server.ws_url, "mm-1", key) as bidder:
             running, ended, high = await running_and_ended(http, bidder)
 

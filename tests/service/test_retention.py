@@ -111,10 +111,8 @@ async def test_a_server_prunes_ended_auctions_while_it_serves(server_factory: An
         },
         args=["--log-level", "info"],
     )
-    token = await server.add_client("settlement")
     key = await server.add_bidder("mm-1")
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
+    async with server.settlement() as http:
         async with RawBidder(server.ws_url, "mm-1", key) as bidder:
             running, ended, _ = await running_and_ended(http, bidder)
             # The explorer lists it (a second before the prune can take it).
