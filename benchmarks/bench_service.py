@@ -380,13 +380,15 @@ async def _watch_explorer(host: str, port: int) -> None:
     """What an open explorer page does (``explorer_static/app.js``): ask the feed what
     changed every 300 ms; a failed request is tried again at the next poll."""
     http = _Http(host, port, {})
-    since = 0
+    since, epoch = 0, ""
     try:
         while True:
             with contextlib.suppress(OSError, ValueError, asyncio.IncompleteReadError):
-                status, data = await http.request("GET", f"/explorer/api/feed?since={since}")
+                asked = f"/explorer/api/feed?since={since}&epoch={epoch}"
+                status, data = await http.request("GET", asked)
                 if status == 200:
-                    since = json.loads(data)["seq"]
+                    page = json.loads(data)
+                    since, epoch = page["seq"], page.get("epoch", "")  # (no epoch before)
             await asyncio.sleep(0.3)
     finally:
         await http.close()

@@ -319,29 +319,44 @@ def test_an_unknown_auction_says_so(browser: Any, market: Market) -> None:
         page.close()
 
 
+def _stub_summary(n: int, status: str = "finalized") -> dict[str, Any]:
+    """A feed summary of auction ``a{n:06d}``, opened ``10 n`` ms after 2026-01-01."""
+    opened = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(milliseconds=10 * n)
+    return {
+        "auction_id": f"a{n:06d}", "token_pair": [1, 2], "amount": 10.0,
+        "baseline_price": 2000.0, "status": status, "outcome": "phantom_won",
+        "commits": 0, "real_bids": 0, "phantom_bids": 1, "winner": None,
+        "price": 2001.0, "improvement_bps": 5.0, "mechanism": "vcg",
+        "opened_at": opened.isoformat(), "finished_at": opened.isoformat(),
+        "commit_deadline": opened.isoformat(), "reveal_deadline": opened.isoformat(),
+        "phantom_commitment": "00" * 32, "seq": n + 1,
+    }  # fmt: skip
+
+
+def _stub_answer(route: Any, epoch: str, seq: int, auctions: list[Any], **more: Any) -> None:
+    answer = {
+        "epoch": epoch, "seq": seq, "server_time": datetime.now(UTC).isoformat(),
+        "reset": False, "auctions": auctions, "removed": [], **more,
+    }  # fmt: skip
+    route.fulfill(status=200, content_type="application/json", body=json.dumps(answer))
+
+
+def _feed_ids(page: Any) -> list[str]:
+    return page.eval_on_selector_all(  # type: ignore[no-any-return]
+        "[data-testid=feed-row]", "rows => rows.map(r => r.dataset.auctionId)"
+    )
+
+
 def test_a_feed_left_open_keeps_only_the_rows_it_shows(page: Any, market: Market) -> None:
     """A page left open on a busy venue (the feed's answers stubbed in the browser, 150
     new finished auctions a poll) keeps the newest 200, newest first, not all it saw."""
     served = 0
 
-    def summary(n: int) -> dict[str, Any]:
-        opened = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(milliseconds=10 * n)
-        return {
-            "auction_id": f"a{n:06d}", "token_pair": [1, 2], "amount": 10.0,
-            "baseline_price": 2000.0, "status": "finalized", "outcome": "phantom_won",
-            "commits": 0, "real_bids": 0, "phantom_bids": 1, "winner": None,
-            "price": 2001.0, "improvement_bps": 5.0, "mechanism": "vcg",
-            "opened_at": opened.isoformat(), "finished_at": opened.isoformat(),
-            "commit_deadline": opened.isoformat(), "reveal_deadline": opened.isoformat(),
-            "phantom_commitment": "00" * 32, "seq": n + 1,
-        }  # fmt: skip
-
     def feed(route: Any) -> None:
         nonlocal served
-        batch = [summary(n) for n in range(served, served + 150)]
+        batch = [_stub_summary(n) for n in range(served, served + 150)]
         served += 150
-        answer = {"seq": served, "server_time": datetime.now(UTC).isoformat(), "auctions": batch}
-        route.fulfill(status=200, content_type="application/json", body=json.dumps(answer))
+        _stub_answer(route, "e", served, batch)
 
     page.route("**/explorer/api/feed*", feed)
     page.goto(market.server.url + "/")
@@ -351,11 +366,54 @@ def test_a_feed_left_open_keeps_only_the_rows_it_shows(page: Any, market: Market
         arg=f"a{1350:06d}",
         timeout=20_000,
     )
-    ids = page.eval_on_selector_all(
-        "[data-testid=feed-row]", "rows => rows.map(r => r.dataset.auctionId)"
-    )
+    ids = _feed_ids(page)
     assert len(ids) == 200 and ids == sorted(ids, reverse=True)
     assert page.inner_text("[data-testid=feed-status]").startswith("Live · 200 auctions")
+
+
+def test_a_feed_page_applies_removals_and_starts_over_on_a_reset(page: Any, market: Market) -> None:
+    """The page asks for what changed since its last answer (``since``, ``epoch``), drops
+    the auctions an answer removes (an open one that ended without a result), and starts
+    over from an answer that resets (a restarted server: another epoch)."""
+    asked: list[str] = []
+    restarted = False
+    shown = [_stub_summary(2, "open"), _stub_summary(1)]
+    first = [
+        lambda r: _stub_answer(r, "e1", 2, shown, reset=True),
+        lambda r: _stub_answer(r, "e1", 3, [], removed=["a000002"]),
+    ]
+    after = [lambda r: _stub_answer(r, "e2", 1, [_stub_summary(5)], reset=True)]
+
+    def feed(route: Any) -> None:
+        asked.append(route.request.url.split("?", 1)[1])
+        if first:
+            first.pop(0)(route)
+        elif not restarted:
+            _stub_answer(route, "e1", 3, [])  # nothing new
+        elif after:
+            after.pop(0)(route)
+        else:
+            _stub_answer(route, "e2", 1, [])
+
+    def rows_are(ids: str) -> None:
+        page.wait_for_function(
+            "ids => [...document.querySelectorAll('[data-testid=feed-row]')]"
+            ".map(r => r.dataset.auctionId).join() === ids",
+            arg=ids,
+            timeout=10_000,
+        )
+
+    page.route("**/explorer/api/feed*", feed)
+    page.goto(market.server.url + "/")
+    rows_are("a000002,a000001")
+    rows_are("a000001")  # the open one, removed
+    while len(asked) < 3:  # polls every 300 ms
+        page.wait_for_timeout(100)
+    assert asked[:3] == ["since=0&epoch=", "since=2&epoch=e1", "since=3&epoch=e1"]
+    restarted = True
+    rows_are("a000005")  # another epoch, a reset: only what it lists
+    while asked[-1] != "since=1&epoch=e2":  # the poll after the reset
+        page.wait_for_timeout(100)
 
 
 # ---------------------------------------------------------------- the JavaScript verifier

@@ -1,9 +1,14 @@
 """The explorer's feed in-process, over a house on a memory store: where a new server's
 feed starts from (the store's latest ended auctions, not every id it holds), the
-summaries of the auctions it sees end (made from memory, equal to the store's), and
-what a prune takes away."""
+summaries of the auctions it sees end (made from memory, equal to the store's), what a
+prune takes away, and what a page polling it is sent (the changes and the removals)."""
 
 from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +16,7 @@ from phantom_auction.config import load_config
 from phantom_auction.service import explorer
 from phantom_auction.service.auth import generate_keypair
 from phantom_auction.service.explorer import Feed, _finished_summary
-from phantom_auction.service.house import AuctionHouse
+from phantom_auction.service.house import AuctionHouse, Rejected
 from phantom_auction.service.schemas import OpenAuctionBody
 from phantom_auction.service.store import MemoryStore
 
@@ -118,3 +123,93 @@ async def test_an_auction_that_ends_is_summarized_from_memory_as_the_store_would
         assert summary["real_bids"] == 3 and summary["commits"] == 4
     finally:
         await house.close()
+
+
+async def test_a_page_is_sent_what_changed_and_what_was_removed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = MemoryStore()
+    ended = await _ended_auctions(store, 3)
+    client = await store.add_client("another", "b" * 64)
+    house = AuctionHouse(CONFIG, store)
+    await house.start()
+    try:
+        monkeypatch.setattr(explorer, "REMOVALS_KEPT", 2)
+        feed = Feed(house)
+        feed.prune_check_s = 0.0
+        await feed.sync()
+        first = feed.page(0)
+        assert first["reset"] and first["removed"] == []
+        assert [a["auction_id"] for a in first["auctions"]] == ended[::-1]  # latest first
+        epoch, since = first["epoch"], first["seq"]
+
+        order = OpenAuctionBody(
+            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=60_000
+        )
+        opened = (await house.open_auction(client, order)).record.auction_id
+        await feed.sync()
+        page = feed.page(since, epoch)
+        assert not page["reset"] and [a["auction_id"] for a in page["auctions"]] == [opened]
+        # Nothing changed: nothing sent, the open auction included.
+        await feed.sync()
+        quiet = feed.page(page["seq"], epoch)
+        assert quiet["auctions"] == [] and quiet["removed"] == [] and not quiet["reset"]
+
+        last_end = (await store.auction(ended[1])).finished_at_us  # type: ignore[union-attr]
+        await store.prune(last_end + 1)
+        await feed.sync()
+        page = feed.page(quiet["seq"], epoch)
+        assert not page["reset"] and page["auctions"] == []
+        assert sorted(page["removed"]) == sorted(ended[:2])
+        # Another epoch (a restart, another worker) or a page ahead of this feed: the
+        # whole feed again.
+        for behind, asked in ((page["seq"], "another"), (page["seq"] + 1, None)):
+            again = feed.page(behind, asked)
+            assert again["reset"] and again["removed"] == []
+            assert {a["auction_id"] for a in again["auctions"]} == {opened, ended[2]}
+        assert not feed.page(quiet["seq"], None)["reset"]  # no epoch: since is trusted
+        # A third removal: the first is forgotten (2 kept), so a page from before it is
+        # sent the whole feed; one from after the first two, the third's removal.
+        await store.prune((await store.auction(ended[2])).finished_at_us + 1)  # type: ignore[union-attr]
+        await feed.sync()
+        assert feed.page(quiet["seq"], epoch)["reset"]
+        assert feed.page(page["seq"], epoch)["removed"] == [ended[2]]
+        # An auction that ends without a stored result (the store failed) is removed.
+        short = order.model_copy(update={"duration_ms": 200})
+        failing = await house.open_auction(client, short)
+        await feed.sync()
+        seen = feed.seq
+
+        async def store_away(*_: object) -> None:
+            raise OSError("database away")
+
+        write = house.group_commit.write
+        monkeypatch.setattr(house.group_commit, "write", store_away)
+        with pytest.raises(Rejected, match="could not be stored"):
+            await failing.done  # type: ignore[misc]
+        monkeypatch.setattr(house.group_commit, "write", write)
+        await feed.sync()
+        assert feed.page(seen, epoch)["removed"] == [failing.record.auction_id]
+        # More changes than a page holds: the whole feed (its newest PAGE) again.
+        before = feed.seq
+        newer = [(await house.open_auction(client, order)).record.auction_id for _ in "ab"]
+        await feed.sync()
+        assert [a["auction_id"] for a in feed.page(before, epoch)["auctions"]] == newer[::-1]
+        monkeypatch.setattr(explorer, "PAGE", 1)
+        page = feed.page(before, epoch)
+        assert page["reset"] and [a["auction_id"] for a in page["auctions"]] == newer[1:]
+    finally:
+        await house.close()
+
+
+def test_the_explorer_benchmark_measures_a_poll_that_finds_nothing_new() -> None:
+    """``benchmarks/bench_explorer.py`` runs (small) and its quiet poll is the small answer."""
+    script = Path(__file__).parents[2] / "benchmarks" / "bench_explorer.py"
+    run = subprocess.run(
+        [sys.executable, str(script), "--open", "5", "--ended", "3", "--polls", "5"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    figures = dict(re.findall(r"BENCH name=(\S+) value=(\S+)", run.stdout))
+    assert set(figures) == {"explorer.poll", "explorer.poll_size", "explorer.whole_feed"}
+    assert float(figures["explorer.poll_size"]) < 0.2  # an empty change list, not 8 auctions
+    assert "the whole feed" in run.stdout

@@ -116,19 +116,24 @@ async def test_a_server_prunes_ended_auctions_while_it_serves(server_factory: An
         async with RawBidder(server.ws_url, "mm-1", key) as bidder:
             running, ended, _ = await running_and_ended(http, bidder)
             # The explorer lists it (a second before the prune can take it).
-            assert {running, ended} <= await _feed_ids(http)
+            first = (await http.get("/explorer/api/feed")).json()
+            assert {running, ended} <= {entry["auction_id"] for entry in first["auctions"]}
             # Gone once a second has passed since its end, at the next check (1 s apart).
             deadline = time.monotonic() + 15
             while (await http.get(f"/v1/auctions/{ended}")).status_code != 404:
                 assert time.monotonic() < deadline, "the ended auction was not pruned"
                 await asyncio.sleep(0.2)
             assert (await http.get(f"/v1/auctions/{running}")).json()["status"] == "open"
-            # ... and the explorer no longer links to it (it checks every 5 s).
+            # ... and the explorer no longer links to it (it checks every 5 s), and tells a
+            # page polling what changed since its first answer to remove it.
             deadline = time.monotonic() + 15
             while ended in (listed := await _feed_ids(http)):
                 assert time.monotonic() < deadline, "the explorer still lists a pruned auction"
                 await asyncio.sleep(0.3)
             assert running in listed
+            asked = {"since": first["seq"], "epoch": first["epoch"]}
+            changes = (await http.get("/explorer/api/feed", params=asked)).json()
+            assert ended in changes["removed"] and not changes["reset"]
             assert (await http.get(f"/explorer/api/auctions/{ended}")).status_code == 404
         metrics = (await http.get("/metrics")).text
         assert "phantom_auction_pruned_auctions_total 1.0" in metrics

@@ -4,8 +4,10 @@
 the bidders' record; one HTML shell and its scripts (``explorer_static/``, shipped in
 the package: no build step, no CDN) render them from public JSON only:
 
-- ``GET /explorer/api/feed?since=<seq>``: open auctions and the latest finished ones as
-  summaries; ``seq`` grows with every change, so a page polls for what changed.
+- ``GET /explorer/api/feed?since=<seq>&epoch=<id>``: open auctions and the latest
+  finished ones as summaries; ``seq`` grows with every change, so a page polls for what
+  changed: the summaries changed and the auctions removed since (or, when it is too far
+  behind or the server is not the one it asked before, the whole feed again).
 - ``GET /explorer/api/auctions/{id}``: one summary (open auctions too, before their
   competition exists).
 - ``GET /explorer/api/bidders``: per bidder seen in the recent auctions, auctions
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import secrets
 from collections import OrderedDict, deque
 from datetime import UTC, datetime
 from importlib import resources
@@ -54,6 +57,9 @@ LOAD_CHUNK: Final = 25
 #: How often (s) a sync checks for auctions a prune removed: a read of ~1.8 ms, where a
 #: sync is otherwise ~0.1 ms and pages poll every 300 ms; prunes run once a minute.
 PRUNE_CHECK_S: Final = 5.0
+#: Removals (pruned, ended without a result, or past :data:`RECENT`) the feed remembers
+#: for pages asking what changed; a page further behind is sent the whole feed again.
+REMOVALS_KEPT: Final = 1000
 
 _STATIC: Final = resources.files("phantom_auction.service") / "explorer_static"
 _MEDIA: Final = {
@@ -158,12 +164,17 @@ def _ended_summary(
 
 class Feed:
     """Summaries of the house's open and recent auctions, each stamped with the ``seq``
-    of its last change."""
+    of its last change (``entries`` is kept in that order), and the removals."""
 
     def __init__(self, house: AuctionHouse) -> None:
         self.house = house
+        #: Names this feed's ``seq``s: another process's, or this one's before a restart,
+        #: count from another start.
+        self.epoch = secrets.token_hex(8)
         self.seq = 0
         self.entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._removed: deque[tuple[int, str]] = deque()
+        self._forgotten = 0  # removals up to this seq are no longer in _removed
         self.tallies: dict[str, dict[str, Any]] = {}
         self._watched: set[str] = set()
         self._loaded = False
@@ -184,9 +195,16 @@ class Feed:
         if tally is not None:
             self.tallies[auction_id] = tally
         while len(self.entries) > RECENT + len(self.house.live):
-            old, _ = self.entries.popitem(last=False)
-            self.tallies.pop(old, None)
-            self._watched.discard(old)
+            self._remove(next(iter(self.entries)))
+
+    def _remove(self, auction_id: str) -> None:
+        del self.entries[auction_id]
+        self.tallies.pop(auction_id, None)
+        self._watched.discard(auction_id)
+        self.seq += 1
+        self._removed.append((self.seq, auction_id))
+        if len(self._removed) > REMOVALS_KEPT:
+            self._forgotten = self._removed.popleft()[0]
 
     async def _summary(self, record: AuctionRecord) -> tuple[dict[str, Any], dict[str, Any]]:
         return _finished_summary(record, await self.house.competition(record))
@@ -214,10 +232,10 @@ class Feed:
                     commits = len(live.auction.commitments)
                     if entry is not None and entry["commits"] != commits:
                         self._put({**entry, "commits": commits})
-            for auction_id, entry in list(self.entries.items()):
-                gone = auction_id not in house.live and auction_id not in house.closed
-                if entry["status"] == "open" and gone:  # ended without a stored result
-                    self.entries.pop(auction_id)
+            for auction_id in [a for a in self._watched if a not in house.live]:
+                if auction_id not in house.closed:  # ended without a stored result
+                    if auction_id in self.entries:
+                        self._remove(auction_id)
                     self._watched.discard(auction_id)
             now = house.clock.monotonic()
             if now - self._prune_checked >= self.prune_check_s:
@@ -252,15 +270,34 @@ class Feed:
                 continue
             if await self.house.store.auction(auction_id) is not None:
                 return
-            del self.entries[auction_id]
-            self.tallies.pop(auction_id, None)
+            self._remove(auction_id)
 
-    def page(self, since: int) -> dict[str, Any]:
-        changed = [e for e in self.entries.values() if e["seq"] > since or e["status"] == "open"]
+    def page(self, since: int, epoch: str | None = None) -> dict[str, Any]:
+        """What changed after ``since``: the summaries (newest change first) and the ids
+        removed. The whole feed instead (``reset``: the page starts over) at ``since=0``,
+        for another ``epoch``, or when more than :data:`PAGE` changed or the removals are
+        no longer known (without an ``epoch``, ``since`` is trusted if not ahead)."""
+        reset = since == 0 or since > self.seq or since < self._forgotten
+        reset = reset or (epoch is not None and epoch != self.epoch)
+        changed = []
+        for entry in reversed(self.entries.values()):  # latest change first
+            if (entry["seq"] <= since and not reset) or len(changed) > PAGE:
+                break
+            changed.append(entry)
+        reset = reset or len(changed) > PAGE
+        removed = []
+        if not reset:
+            for seq, auction_id in reversed(self._removed):
+                if seq <= since:
+                    break
+                removed.append(auction_id)
         return {
+            "epoch": self.epoch,
             "seq": self.seq,
             "server_time": datetime.now(UTC).isoformat(),
-            "auctions": changed[-PAGE:][::-1],
+            "reset": reset,
+            "auctions": changed[:PAGE],
+            "removed": removed,
         }
 
     async def bidders(self) -> list[dict[str, Any]]:
@@ -350,12 +387,16 @@ async def explorer_static(name: str) -> Response:
 @router.get("/explorer/api/feed")
 async def explorer_feed(
     request: Request,
-    since: Annotated[int, Query(ge=0, description="Only entries changed after this seq")] = 0,
+    since: Annotated[int, Query(ge=0, description="Only what changed after this seq")] = 0,
+    epoch: Annotated[
+        str | None, Query(max_length=64, description="The epoch of the answer `since` is from")
+    ] = None,
 ) -> JSONResponse:
-    """Open auctions and the latest finished ones (public summaries, newest first)."""
+    """Open auctions and the latest finished ones (public summaries, newest change
+    first): what changed after ``since``, or all of them."""
     feed = _feed(request)
     await feed.sync()
-    return JSONResponse(feed.page(since))
+    return JSONResponse(feed.page(since, epoch))
 
 
 @router.get("/explorer/api/auctions/{auction_id}")

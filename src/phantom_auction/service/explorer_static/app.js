@@ -172,6 +172,7 @@ async function feedPage() {
     ),
   );
   let since = 0;
+  let epoch = "";
   const render = () => {
     // Newest first; only the rows shown are kept, so a page left open stays as small and
     // as quick as a fresh one (at 100 auctions/s it would gather 360,000 in an hour).
@@ -182,16 +183,16 @@ async function feedPage() {
   };
   const poll = async () => {
     try {
-      const { status: code, body: page } = await getJSON(`/explorer/api/feed?since=${since}`);
+      // Only what changed since the last answer: summaries, and auctions removed (pruned,
+      // or ended without a result); or, after a restart or a long pause, the whole feed.
+      const { status: code, body: page } = await getJSON(`/explorer/api/feed?since=${since}&epoch=${epoch}`);
       if (code !== 200) throw new Error(page.detail || `HTTP ${code}`);
       noteServerTime(page.server_time);
-      const open = new Set(page.auctions.filter((a) => a.status === "open").map((a) => a.auction_id));
-      for (const [id, summary] of summaries) {
-        // An auction we showed as open that is neither open nor updated: ask again from 0.
-        if (summary.status === "open" && !open.has(id) && !page.auctions.some((a) => a.auction_id === id)) since = 0;
-      }
+      if (page.reset) summaries.clear();
+      for (const id of page.removed || []) summaries.delete(id);
       for (const summary of page.auctions) summaries.set(summary.auction_id, { ...summary, openedMs: Date.parse(summary.opened_at) });
-      since = since === 0 && page.seq ? page.seq : Math.max(since, page.seq);
+      since = page.seq;
+      epoch = page.epoch;
       render();
       status.textContent = `Live · ${summaries.size} auctions · updated ${time(page.server_time)}`;
     } catch (error) {
