@@ -83,7 +83,7 @@ async def test_a_new_servers_feed_starts_from_the_latest_ended_and_drops_the_pru
         await house.close()
 
 
-async def test_an_auction_that_ends_is_summarized_from_memory_as_the_store_would(
+async def test_an_ended_auction_is_summarized_from_its_marks_as_from_its_events(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store = MemoryStore()
@@ -113,12 +113,16 @@ async def test_an_auction_that_ends_is_summarized_from_memory_as_the_store_would
 
         monkeypatch.setattr(store, "events", no_read)
         await feed.sync()
+        # A new process's feed reads it back from the store: its marks, not its events.
+        fresh = Feed(house)
+        await fresh.sync()
         monkeypatch.setattr(store, "events", events)
         record = await store.auction(aid)
         assert record is not None
         summary, tally = _finished_summary(record, await house.competition(record))
-        assert {k: v for k, v in feed.entries[aid].items() if k != "seq"} == summary
-        assert feed.tallies[aid] == tally
+        for made in (feed, fresh):
+            assert {k: v for k, v in made.entries[aid].items() if k != "seq"} == summary
+            assert made.tallies[aid] == tally
         assert len(tally["entered"]) == 4 and tally["unrevealed"] == ["mm-3"]
         assert summary["real_bids"] == 3 and summary["commits"] == 4
     finally:

@@ -320,6 +320,28 @@ async def test_prune_removes_ended_auctions_and_keeps_every_nonce(store: Store) 
             await store.prune(10**15, pause_ratio=bad)
 
 
+async def test_event_marks_are_each_events_bidder_kind_and_verdict_in_order(
+    store: Store,
+) -> None:
+    client = await store.add_client("settlement", "a" * 64)
+    await store.apply([auction_record(a, client.client_id, key=a) for a in ("a", "b", "c")])
+    reveal = replace(commit_event("a", "mm-1", 1), kind="reveal", payload={"salt": "ef" * 32})
+    await store.apply(
+        [
+            commit_event("a", "mm-2", 7),
+            commit_event("b", "mm-1", 3),
+            commit_event("a", "mm-1", 1, accepted=False),
+            reveal,
+        ]
+    )
+    assert await store.event_marks(["a", "b", "c", "nope"]) == {
+        "a": [("mm-2", "commit", True), ("mm-1", "commit", False), ("mm-1", "reveal", True)],
+        "b": [("mm-1", "commit", True)],
+    }
+    assert await store.event_marks(["b"]) == {"b": [("mm-1", "commit", True)]}
+    assert await store.event_marks([]) == {}
+
+
 async def test_latest_ended_are_the_last_to_end_earliest_first(store: Store) -> None:
     client = await store.add_client("settlement", "a" * 64)
     ids = ["a", "b", "c", "d", "open"]

@@ -43,7 +43,7 @@ from .house.documents import events_covered, is_competition_view
 
 if TYPE_CHECKING:
     from .house import AuctionHouse, LiveAuction
-    from .store import AuctionRecord, BidEvent
+    from .store import AuctionRecord, BidEvent, EventMark
 
 __all__ = ["Feed", "router"]
 
@@ -137,21 +137,19 @@ def _finished_summary(
 
 _TALLIES: Final = (("entered", "auctions"), ("won", "wins"), ("unrevealed", "no_reveals"))
 
-#: What the feed keeps of an ended auction's bid event: bidder, kind, accepted (its
-#: summary counts commitments; whole events, ~60 KB an auction, would sit in memory).
-_Mark = tuple[str, str, bool]
 
-
-def _marks(events: list[BidEvent]) -> list[_Mark]:
+def _marks(events: list[BidEvent]) -> list[EventMark]:
+    # What the feed keeps of an ended auction's bid events (its summary counts the
+    # commitments; whole events, ~60 KB an auction, would sit in memory).
     return [(e.bidder_id, e.kind, e.accepted) for e in events]
 
 
 def _ended_summary(
-    record: AuctionRecord, marks: list[_Mark]
+    record: AuctionRecord, marks: list[EventMark]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """:func:`_finished_summary` of an auction this process finished, from its stored
-    competition and its bid events' marks (the commitments the published document
-    lists: the commits among the events it covers)."""
+    """:func:`_finished_summary` of an ended auction from its stored competition and its
+    bid events' marks (the commitments the published document lists: the commits among
+    the events it covers)."""
     stored = record.competition or {}
     if is_competition_view(stored):
         covered = marks[: events_covered(stored)]
@@ -182,7 +180,7 @@ class Feed:
         self.prune_check_s = PRUNE_CHECK_S
         self._prune_checked = -math.inf
         # Auctions finished since the last sync (only the latest matter), summarized then.
-        self._ended: deque[tuple[AuctionRecord, list[_Mark]]] = deque(maxlen=RECENT)
+        self._ended: deque[tuple[AuctionRecord, list[EventMark]]] = deque(maxlen=RECENT)
         house.finish_listeners.append(
             lambda record, events: self._ended.append((record, _marks(events)))
         )
@@ -215,10 +213,7 @@ class Feed:
             house = self.house
             if not self._loaded:
                 self._loaded = True
-                ended = {record.auction_id for record, _ in self._ended}
-                for stored in await self._latest_stored():
-                    if stored.auction_id not in house.live and stored.auction_id not in ended:
-                        self._put(*await self._summary(stored))
+                await self._load()
             while self._ended:  # in the order they ended, those before the load included
                 record, marks = self._ended.popleft()
                 self._watched.discard(record.auction_id)
@@ -241,6 +236,26 @@ class Feed:
             if now - self._prune_checked >= self.prune_check_s:
                 self._prune_checked = now
                 await self._drop_pruned()
+
+    async def _load(self) -> None:
+        """Summarize the store's latest ended auctions (those this process has just
+        finished excepted: they are summarized from memory), from their bid events'
+        marks, read :data:`LOAD_CHUNK` auctions a query."""
+        ended = {record.auction_id for record, _ in self._ended}
+        latest = [
+            stored
+            for stored in await self._latest_stored()
+            if stored.auction_id not in self.house.live and stored.auction_id not in ended
+        ]
+        for start in range(0, len(latest), LOAD_CHUNK):
+            chunk = latest[start : start + LOAD_CHUNK]
+            marks = await self.house.store.event_marks([r.auction_id for r in chunk])
+            for record in chunk:
+                stored = record.competition or {}
+                got = marks.get(record.auction_id, [])
+                if is_competition_view(stored) and len(got) < events_covered(stored):
+                    continue  # pruned since it was read
+                self._put(*_ended_summary(record, got))
 
     async def _latest_stored(self) -> list[AuctionRecord]:
         """The store's :data:`RECENT` latest ended auctions, earliest end first, read
@@ -279,13 +294,13 @@ class Feed:
         no longer known (without an ``epoch``, ``since`` is trusted if not ahead)."""
         reset = since == 0 or since > self.seq or since < self._forgotten
         reset = reset or (epoch is not None and epoch != self.epoch)
-        changed = []
+        changed: list[dict[str, Any]] = []
         for entry in reversed(self.entries.values()):  # latest change first
             if (entry["seq"] <= since and not reset) or len(changed) > PAGE:
                 break
             changed.append(entry)
         reset = reset or len(changed) > PAGE
-        removed = []
+        removed: list[str] = []
         if not reset:
             for seq, auction_id in reversed(self._removed):
                 if seq <= since:

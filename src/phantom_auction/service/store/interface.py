@@ -11,6 +11,7 @@ from .records import (
     BidderRecord,
     BidEvent,
     ClientRecord,
+    EventMark,
     Pruned,
     Write,
 )
@@ -104,6 +105,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def events(self, auction_id: str) -> list[BidEvent]:
         """The auction's commits and reveals in the order the engine saw them."""
+
+    @abc.abstractmethod
+    async def event_marks(self, auction_ids: Sequence[str]) -> dict[str, list[EventMark]]:
+        """Per auction of ``auction_ids`` that has bid events, each event's ``(bidder_id,
+        kind, accepted)`` in the order the engine saw them: what the explorer counts,
+        without reading and decoding the events' payloads."""
 
     @abc.abstractmethod
     async def last_nonces(self) -> dict[str, int]:

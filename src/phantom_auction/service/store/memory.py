@@ -14,6 +14,7 @@ from .records import (
     BidderRecord,
     BidEvent,
     ClientRecord,
+    EventMark,
     Pruned,
     StoreConflict,
     Write,
@@ -144,6 +145,14 @@ class MemoryStore(Store):
 
     async def events(self, auction_id: str) -> list[BidEvent]:
         return [e for e in self._events if e.auction_id == auction_id]
+
+    async def event_marks(self, auction_ids: Sequence[str]) -> dict[str, list[EventMark]]:
+        wanted = set(auction_ids)
+        marks: dict[str, list[EventMark]] = {}
+        for e in self._events:
+            if e.auction_id in wanted:
+                marks.setdefault(e.auction_id, []).append((e.bidder_id, e.kind, e.accepted))
+        return marks
 
     async def last_nonces(self) -> dict[str, int]:
         out = dict(self._nonce_marks)

@@ -25,6 +25,7 @@ __all__ = [
     "BidderRecord",
     "ClientRecord",
     "EventKind",
+    "EventMark",
     "PenaltyUpdate",
     "Pruned",
     "StoreConflict",
@@ -37,6 +38,8 @@ __all__ = [
 
 AuctionStatus = Literal["open", "finalized", "aborted"]
 EventKind = Literal["commit", "reveal"]
+#: A bid event as the explorer counts it: ``(bidder_id, kind, accepted)``.
+EventMark: TypeAlias = tuple[str, str, bool]
 
 
 def now_us() -> int:

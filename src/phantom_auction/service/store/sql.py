@@ -30,6 +30,7 @@ from .records import (
     BidderRecord,
     BidEvent,
     ClientRecord,
+    EventMark,
     Pruned,
     StoreConflict,
     Write,
@@ -408,6 +409,21 @@ class SqlStore(Store):
                 .order_by(bid_events.c.event_id)
             )
             return [event_from_row(r) for r in rows]
+
+    async def event_marks(self, auction_ids: Sequence[str]) -> dict[str, list[EventMark]]:
+        columns = bid_events.c
+        marks: dict[str, list[EventMark]] = {}
+        if not auction_ids:
+            return marks
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(columns.auction_id, columns.bidder_id, columns.kind, columns.accepted)
+                .where(columns.auction_id.in_(list(auction_ids)))
+                .order_by(columns.auction_id, columns.event_id)
+            )
+            for auction_id, bidder_id, kind, accepted in rows:
+                marks.setdefault(auction_id, []).append((bidder_id, kind, bool(accepted)))
+        return marks
 
     async def last_nonces(self) -> dict[str, int]:
         async with self.engine.connect() as conn:
