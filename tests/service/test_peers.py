@@ -17,6 +17,7 @@ from phantom_auction.service.auth import (
     load_private_key,
     sign,
 )
+from phantom_auction.service.explorer import Feed
 from phantom_auction.service.house import AuctionHouse, BidderSession
 from phantom_auction.service.house.peers import HousePeers
 from phantom_auction.service.notify import OWNER_GONE_DETAIL
@@ -166,3 +167,51 @@ async def test_a_newer_login_on_another_process_closes_the_older_session(houses:
     # One session per bidder in the whole server, as in one process (one rate limit).
     await _until(lambda: older.closed, "the older session was closed")
     assert not newer.closed
+
+
+def _public(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "seq"}
+
+
+async def test_the_explorer_feed_shows_the_other_processes_auctions(houses: Any) -> None:
+    """A page on either process sees every auction: open ones from their announcement,
+    with their commits counted from the store, ended ones summarized from it as the
+    owner's own feed summarizes them, and a stopped owner's auction as recovered."""
+    here, owner, client, private = houses
+    feed, theirs = Feed(here), Feed(owner)
+    feed.remote_count_s = 0.0  # recount at every sync (a server does it every second)
+    await feed.sync()
+    remote = await _open(owner, client, duration_ms=1500)
+    await _until(lambda: remote in here.peers.remote, "the opening was heard")
+    await feed.sync()
+    await theirs.sync()
+    assert _public(feed.entries[remote]) == _public(theirs.entries[remote])
+    assert feed.entries[remote]["status"] == "open" and feed.entries[remote]["commits"] == 0
+    state = await here.bidder_state("mm")
+    assert (await here.commit(state, _commit(remote, private, 5), remote, "ws")).accepted
+    await feed.sync()
+    assert feed.entries[remote]["commits"] == 1
+    changed = feed.page(feed.seq - 1, feed.epoch)["auctions"]
+    assert [a["auction_id"] for a in changed] == [remote]
+
+    await _until(lambda: remote in here.closed, "the end was heard")  # no reveal: aborted
+    await feed.sync()
+    await theirs.sync()
+    assert feed.entries[remote]["status"] != "open"
+    assert _public(feed.entries[remote]) == _public(theirs.entries[remote])
+    assert feed.tallies[remote] == theirs.tallies[remote] != {}
+
+    # An auction of an owner that stops: ended here, and shown so.
+    stranded = await _open(owner, client, duration_ms=60_000)
+    await _until(lambda: stranded in here.peers.remote, "the opening was heard")
+    await feed.sync()
+    link = owner.peers.link
+    link._closed = True
+    for connection in (link._listener, link._publisher):
+        connection.terminate()
+    here.peers.link.owner_gone(owner.peers.me)
+    await _until(lambda: stranded in here.closed, "the stopped owner's auction ended")
+    await feed.sync()
+    assert feed.entries[stranded]["status"] == "aborted"
+    owner.peers = None
+    owner.live.clear()

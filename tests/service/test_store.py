@@ -320,7 +320,7 @@ async def test_prune_removes_ended_auctions_and_keeps_every_nonce(store: Store) 
             await store.prune(10**15, pause_ratio=bad)
 
 
-async def test_event_marks_are_each_events_bidder_kind_and_verdict_in_order(
+async def test_auctions_and_event_marks_are_read_for_many_auctions_at_once(
     store: Store,
 ) -> None:
     client = await store.add_client("settlement", "a" * 64)
@@ -340,6 +340,11 @@ async def test_event_marks_are_each_events_bidder_kind_and_verdict_in_order(
     }
     assert await store.event_marks(["b"]) == {"b": [("mm-1", "commit", True)]}
     assert await store.event_marks([]) == {}
+    # The auctions themselves, in one read: those that exist, each once.
+    found = await store.auctions(["c", "nope", "a", "a"])
+    assert sorted(r.auction_id for r in found) == ["a", "c"]
+    assert next(r for r in found if r.auction_id == "a") == await store.auction("a")
+    assert await store.auctions([]) == []
 
 
 async def test_latest_ended_are_the_last_to_end_earliest_first(store: Store) -> None:

@@ -85,6 +85,9 @@ async def test_bidders_on_either_process_take_part_in_every_auction(workers_fact
             assert reason(await b.reveal(auction_id, sealed)) == "accepted"
             return await b.push("auction_closed", auction_id, timeout=30)
 
+        for _ in range(6):  # explorer pages on both processes (likely), watching
+            async with httpx.AsyncClient(base_url=server.url) as http:
+                assert (await http.get("/explorer/api/feed")).status_code == 200
         opened: list[str] = []
         bids: list[asyncio.Task[Any]] = []
         for _ in range(40):  # each on a new connection: the kernel picks the process
@@ -115,6 +118,15 @@ async def test_bidders_on_either_process_take_part_in_every_auction(workers_fact
                 assert push["revealed"] is True and push["filled"] == pytest.approx(fill)
             competition = (await http.get(f"/v1/auctions/{auction_id}/competition")).json()
             assert sorted(c["bidder_id"] for c in competition["commitments"]) == sorted(names)
+    # The explorer shows every auction, whichever process answers, as it ended.
+    for _ in range(4):
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            feed = (await http.get("/explorer/api/feed")).json()
+        listed = {a["auction_id"]: a for a in feed["auctions"]}
+        assert set(opened) <= set(listed), (opened, list(listed))
+        for auction_id in opened:
+            assert listed[auction_id]["status"] == "finalized"
+            assert listed[auction_id]["real_bids"] == len(names)
     # /metrics counts for both processes, whichever answers (each scrape a new connection).
     sent = 2 * len(names) * len(opened)
     for _ in range(4):

@@ -28,6 +28,7 @@ competition is published).
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 import secrets
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from ..engine.clock import to_us
 from .house.documents import events_covered, is_competition_view
 
 if TYPE_CHECKING:
@@ -57,6 +59,9 @@ LOAD_CHUNK: Final = 25
 #: How often (s) a sync checks for auctions a prune removed: a read of ~1.8 ms, where a
 #: sync is otherwise ~0.1 ms and pages poll every 300 ms; prunes run once a minute.
 PRUNE_CHECK_S: Final = 5.0
+#: How often (s) a sync recounts the commits of other processes' open auctions (``serve
+#: --workers``), one store read for all of them.
+REMOTE_COUNT_S: Final = 1.0
 #: Removals (pruned, ended without a result, or past :data:`RECENT`) the feed remembers
 #: for pages asking what changed; a page further behind is sent the whole feed again.
 REMOVALS_KEPT: Final = 1000
@@ -87,6 +92,35 @@ def _open_summary(live: LiveAuction) -> dict[str, Any]:
         "price": None,
         "improvement_bps": None,
         "mechanism": live.auction.announcement.mechanism,
+    }
+
+
+def _announced_summary(text: str) -> dict[str, Any]:
+    """The summary of another process's open auction, from its ``auction_opened`` push
+    (its commits are counted from the store)."""
+    announced = json.loads(text)
+
+    def at(field: str) -> str | None:  # as _iso writes the stored time of this process
+        return _iso(to_us(datetime.fromisoformat(announced[field])))
+
+    return {
+        "auction_id": announced["auction_id"],
+        "token_pair": announced["token_pair"],
+        "amount": announced["amount"],
+        "baseline_price": announced["baseline_price"],
+        "opened_at": at("opened_at"),
+        "commit_deadline": at("commit_deadline"),
+        "reveal_deadline": at("reveal_deadline"),
+        "phantom_commitment": announced["phantom_commitment"],
+        "status": "open",
+        "outcome": None,
+        "commits": 0,
+        "real_bids": None,
+        "phantom_bids": None,
+        "winner": None,
+        "price": None,
+        "improvement_bps": None,
+        "mechanism": announced["mechanism"],
     }
 
 
@@ -184,6 +218,12 @@ class Feed:
         house.finish_listeners.append(
             lambda record, events: self._ended.append((record, _marks(events)))
         )
+        # Auctions other processes ended (``serve --workers``): read from the store then.
+        self._ended_elsewhere: deque[str] = deque(maxlen=RECENT)
+        self.remote_count_s = REMOTE_COUNT_S
+        self._remote_counted = -math.inf
+        if house.peers is not None:
+            house.peers.end_listeners.append(self._ended_elsewhere.append)
 
     def _put(self, summary: dict[str, Any], tally: dict[str, Any] | None = None) -> None:
         self.seq += 1
@@ -218,6 +258,8 @@ class Feed:
                 record, marks = self._ended.popleft()
                 self._watched.discard(record.auction_id)
                 self._put(*_ended_summary(record, marks))
+            if self._ended_elsewhere:
+                await self._read_ended_elsewhere()
             for auction_id, live in house.live.items():
                 if auction_id not in self._watched:
                     self._watched.add(auction_id)
@@ -227,12 +269,21 @@ class Feed:
                     commits = len(live.auction.commitments)
                     if entry is not None and entry["commits"] != commits:
                         self._put({**entry, "commits": commits})
-            for auction_id in [a for a in self._watched if a not in house.live]:
+            now = house.clock.monotonic()
+            remote = {} if house.peers is None else house.peers.remote
+            for auction_id, (_owner, text) in list(remote.items()):
+                if auction_id not in self._watched:
+                    self._watched.add(auction_id)
+                    self._put(_announced_summary(text))
+            if remote and now - self._remote_counted >= self.remote_count_s:
+                self._remote_counted = now
+                await self._count_remote_commits(list(remote))
+            running = house.live.keys() | remote.keys()
+            for auction_id in [a for a in self._watched if a not in running]:
                 if auction_id not in house.closed:  # ended without a stored result
                     if auction_id in self.entries:
                         self._remove(auction_id)
                     self._watched.discard(auction_id)
-            now = house.clock.monotonic()
             if now - self._prune_checked >= self.prune_check_s:
                 self._prune_checked = now
                 await self._drop_pruned()
@@ -256,6 +307,43 @@ class Feed:
                 if is_competition_view(stored) and len(got) < events_covered(stored):
                     continue  # pruned since it was read
                 self._put(*_ended_summary(record, got))
+
+    async def _read_ended_elsewhere(self) -> None:
+        """Summarize the auctions other processes ended since the last sync, from the
+        store (their records and marks, :data:`LOAD_CHUNK` auctions a read)."""
+        ended = list(dict.fromkeys(self._ended_elsewhere))
+        self._ended_elsewhere.clear()
+        for start in range(0, len(ended), LOAD_CHUNK):
+            chunk = ended[start : start + LOAD_CHUNK]
+            store = self.house.store
+            records = {r.auction_id: r for r in await store.auctions(chunk)}
+            marks = await store.event_marks(list(records))
+            for auction_id in chunk:
+                self._watched.discard(auction_id)
+                record = records.get(auction_id)
+                stored = {} if record is None else record.competition or {}
+                got = marks.get(auction_id, [])
+                if (
+                    record is None
+                    or record.status == "open"
+                    or (is_competition_view(stored) and len(got) < events_covered(stored))
+                ):
+                    if auction_id in self.entries:  # pruned already
+                        self._remove(auction_id)
+                    continue
+                self._put(*_ended_summary(record, got))
+
+    async def _count_remote_commits(self, auction_ids: list[str]) -> None:
+        """Recount the commits of other processes' open auctions (accepted ones: one a
+        bidder, as an auction keeps them) from the store."""
+        marks = await self.house.store.event_marks(auction_ids)
+        for auction_id in auction_ids:
+            entry = self.entries.get(auction_id)
+            if entry is None or entry["status"] != "open":
+                continue
+            committed = {b for b, kind, ok in marks.get(auction_id, []) if kind == "commit" and ok}
+            if entry["commits"] != len(committed):
+                self._put({**entry, "commits": len(committed)})
 
     async def _latest_stored(self) -> list[AuctionRecord]:
         """The store's :data:`RECENT` latest ended auctions, earliest end first, read

@@ -166,8 +166,7 @@ class AuctionHouse(BidPath):
             _log.exception("could not end the auctions of a stopped process")
             return
         self.recovered.update(ended)
-        for auction_id, status in ended.items():
-            self.closed[auction_id] = status
+        self.peers.ended(ended)
         self.peers.recovered(ended)
 
     async def close(self) -> None:

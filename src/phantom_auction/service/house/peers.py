@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...engine import AuctionResult, SealedBid
@@ -65,6 +65,9 @@ class HousePeers:
         #: registration is being read from the store), in the order heard.
         self._backlog: deque[tuple[str, dict[str, Any]]] = deque()
         self._draining = False
+        #: Called with each auction another process ended, once its end is durable (or
+        #: this one ended for a stopped process): the explorer's feed reads it then.
+        self.end_listeners: list[Callable[[str], None]] = []
 
     @property
     def me(self) -> int:
@@ -211,7 +214,7 @@ class HousePeers:
             if session is not None and session.started_ns < message["t"]:
                 session.close()  # a newer login elsewhere replaces it, as one here would
         elif kind == "recovered":
-            self._ended(message["e"])
+            self.ended(message["e"])
         elif kind == "reveal_open":
             nonces: dict[str, int] = message["n"]
             self._in_order("nonces", nonces)
@@ -226,8 +229,9 @@ class HousePeers:
         else:
             _log.warning("unknown notification %r from process %s", kind, message.get("w"))
 
-    def _ended(self, statuses: Mapping[str, str]) -> None:
-        """Another process's auctions have ended (status by id)."""
+    def ended(self, statuses: Mapping[str, str]) -> None:
+        """Another process's auctions have ended, or this one ended a stopped process's
+        (status by id)."""
         ended = self.house.closed
         for auction_id, status in statuses.items():
             self.remote.pop(auction_id, None)
@@ -237,6 +241,8 @@ class HousePeers:
             end = self._ends.pop(auction_id, None)
             if end is not None and not end.done():
                 end.set_result(None)
+            for listener in self.end_listeners:
+                listener(auction_id)
 
     def _gone(self, owner: int) -> None:
         """``owner``'s process has stopped: forget its auctions, end them from the store."""
@@ -251,7 +257,7 @@ class HousePeers:
 
     def _closed(self, message: dict[str, Any]) -> None:
         auction_id = message["a"]
-        self._ended({auction_id: message["s"]})
+        self.ended({auction_id: message["s"]})
         fills: dict[str, list[float]] = message["f"]
         unrevealed = set(message["u"])
         for bidder_id in message["c"]:

@@ -95,6 +95,10 @@ class Store(abc.ABC):
         """The auction ``auction_id``."""
 
     @abc.abstractmethod
+    async def auctions(self, auction_ids: Sequence[str]) -> list[AuctionRecord]:
+        """The auctions of ``auction_ids`` that exist, in one read (in no given order)."""
+
+    @abc.abstractmethod
     async def auction_by_key(self, client_id: int, idempotency_key: str) -> AuctionRecord | None:
         """The auction a client opened with ``idempotency_key``."""
 

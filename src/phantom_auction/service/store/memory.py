@@ -130,6 +130,10 @@ class MemoryStore(Store):
     async def auction(self, auction_id: str) -> AuctionRecord | None:
         return self._auctions.get(auction_id)
 
+    async def auctions(self, auction_ids: Sequence[str]) -> list[AuctionRecord]:
+        found = (self._auctions.get(auction_id) for auction_id in dict.fromkeys(auction_ids))
+        return [record for record in found if record is not None]
+
     async def auction_by_key(self, client_id: int, idempotency_key: str) -> AuctionRecord | None:
         return next(
             (

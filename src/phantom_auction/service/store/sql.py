@@ -380,6 +380,15 @@ class SqlStore(Store):
             ).first()
         return None if row is None else auction_from_row(row)
 
+    async def auctions(self, auction_ids: Sequence[str]) -> list[AuctionRecord]:
+        if not auction_ids:
+            return []
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(auctions).where(auctions.c.auction_id.in_(list(auction_ids)))
+            )
+            return [auction_from_row(row) for row in rows]
+
     async def auction_by_key(self, client_id: int, idempotency_key: str) -> AuctionRecord | None:
         async with self.engine.connect() as conn:
             row = (
