@@ -17,7 +17,10 @@ the package: no build step, no CDN) render them from public JSON only:
 The feed watches ``house.live`` for open auctions and hears each auction the house
 finishes (``house.finish_listeners``) with its bid events, so its summary is made from
 memory: reading each one's events back from the store cost ~2 ms of the event loop an
-auction, a fifth of a core at 100 auctions/s while a page was open. It keeps no task of
+auction, a fifth of a core at 100 auctions/s while a page was open. With ``serve
+--workers``, it lists the other processes' auctions too: open ones from their
+announcement (``house.peers.remote``), ended ones read from the store when their end is
+heard (``house.peers.end_listeners``). It keeps no task of
 its own: the work is done when a page asks, so a server nobody watches pays nothing
 (until the first page, nothing at all; then, of the latest ends, each bid event's
 bidder, kind and verdict). Nothing secret is published: while an auction is open the
