@@ -128,8 +128,13 @@ async def test_unknown_things_are_404_with_a_reason(server: ServerProcess, path:
     assert body["status"] == "rejected" and body["reason"] in {"not_found", "unknown_auction"}
 
 
-async def test_a_bad_since_is_malformed(server: ServerProcess) -> None:
+@pytest.mark.parametrize(
+    ("params", "field"), [({"since": "-1"}, "since"), ({"epoch": "e" * 65}, "epoch")]
+)
+async def test_a_bad_since_or_epoch_is_malformed(
+    server: ServerProcess, params: dict[str, str], field: str
+) -> None:
     async with httpx.AsyncClient(base_url=server.url) as http:
-        response = await http.get("/explorer/api/feed", params={"since": "-1"})
+        response = await http.get("/explorer/api/feed", params=params)
     assert response.status_code == 422
-    assert response.json()["reason"] == "malformed"
+    assert response.json()["reason"] == "malformed" and field in response.json()["detail"]
