@@ -215,3 +215,27 @@ async def test_the_explorer_feed_shows_the_other_processes_auctions(houses: Any)
     assert feed.entries[stranded]["status"] == "aborted"
     owner.peers = None
     owner.live.clear()
+
+
+async def test_a_process_started_later_lists_the_auctions_already_running(
+    houses: Any, pg_schema: tuple[str, str]
+) -> None:
+    """A worker (re)started while another runs an auction knows it at once: the same
+    announcement its owner pushed, in ``GET /v1/auctions/open`` and the explorer."""
+    first, second, client, _private = houses
+    running = await _open(first, client, duration_ms=60_000)
+    await _until(lambda: running in second.peers.remote, "the opening was heard")
+    url, schema = pg_schema
+    late = AuctionHouse(CONFIG, make_pg_store(url, schema))
+    late.peers = HousePeers(late, f"{url}?search_path={schema}")
+    await late.start()
+    try:
+        assert late.peers.remote[running] == second.peers.remote[running]
+        assert running in {doc["auction_id"] for doc in late.open_announcements()}
+        feed = Feed(late)
+        await feed.sync()
+        assert feed.entries[running]["status"] == "open"
+        assert running not in late.recovered  # its owner runs it: not ended here
+    finally:
+        await late.close()
+    assert (await first.store.auction(running)).status == "open"  # type: ignore[union-attr]

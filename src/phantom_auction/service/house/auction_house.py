@@ -148,6 +148,7 @@ class AuctionHouse(BidPath):
                     self.store, self.config, self.clock, self.metrics, self.peers.orphaned
                 )
             self.peers.recovered(self.recovered)
+            await self.peers.learn_running(self.config)
         # Into the registry, not a new one: nonces other processes published meanwhile stay.
         for bidder_id, nonce in (await self.store.last_nonces()).items():
             self.nonces.restore(bidder_id, nonce)

@@ -26,21 +26,26 @@ processes (see docs/service.md, "Several processes").
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...engine import AuctionResult, SealedBid
+from ...errors import PhantomAuctionError
 from ..notify import OWNER_GONE_DETAIL, ForwardedVerdict, PeerLink
 from ..penalties import PenaltyState
 from ..schemas import CommitBody, RevealBody
 from ..store import AuctionRecord, PenaltyUpdate, Store, compact_json
 from ..ws_fastpath import text_frame
 from .auction_house import CLOSED_REMEMBERED
+from .documents import announcement_document
 from .live import Verdict
+from .recovery import config_from_sections, rebuild_auction
 
 if TYPE_CHECKING:
+    from ...config import AuctionConfig
     from .auction_house import AuctionHouse
     from .sessions import BidderState
 
@@ -82,6 +87,32 @@ class HousePeers:
         for end in self._ends.values():
             if not end.done():
                 end.set_result(None)
+
+    async def learn_running(self, config: AuctionConfig) -> None:
+        """Take in the other processes' auctions that were already running when this one
+        started listening (a restarted worker): from the store, each announcement rebuilt
+        as its owner made it, so that ``GET /v1/auctions/open`` and the explorer list
+        them. Called after recovery, so the owners of those still open are running."""
+        configs: dict[str, AuctionConfig] = {}
+        running = []
+        for record in await self.house.store.open_auctions():
+            owner = record.engine_params.get("owner")
+            if not isinstance(owner, int) or owner == self.me:
+                continue
+            sections = record.engine_params["config"]
+            key = json.dumps(sections, sort_keys=True)
+            if key not in configs:
+                configs[key] = config_from_sections(config, sections)
+            try:
+                auction = rebuild_auction(record, configs[key])
+            except PhantomAuctionError as exc:  # its owner runs it; only the listing lacks it
+                _log.error("auction %s of process %x: %s", record.auction_id, owner, exc)
+                continue
+            running.append((record.auction_id, owner, announcement_document(auction)))
+        for auction_id, owner, announcement in running:
+            # Not one whose end was heard while the store was read.
+            if auction_id not in self.house.closed:
+                self.remote.setdefault(auction_id, (owner, compact_json(announcement)))
 
     async def orphaned(self, record: AuctionRecord) -> bool:
         """Whether ``record`` (open in the store) belongs to no running process."""
