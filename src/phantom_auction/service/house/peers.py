@@ -26,7 +26,6 @@ processes (see docs/service.md, "Several processes").
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -42,7 +41,7 @@ from ..ws_fastpath import text_frame
 from .auction_house import CLOSED_REMEMBERED
 from .documents import announcement_document
 from .live import Verdict
-from .recovery import config_from_sections, rebuild_auction
+from .recovery import rebuild_auction, stored_rules
 
 if TYPE_CHECKING:
     from ...config import AuctionConfig
@@ -99,12 +98,8 @@ class HousePeers:
             owner = record.engine_params.get("owner")
             if not isinstance(owner, int) or owner == self.me:
                 continue
-            sections = record.engine_params["config"]
-            key = json.dumps(sections, sort_keys=True)
-            if key not in configs:
-                configs[key] = config_from_sections(config, sections)
             try:
-                auction = rebuild_auction(record, configs[key])
+                auction = rebuild_auction(record, stored_rules(config, record, configs))
             except PhantomAuctionError as exc:  # its owner runs it; only the listing lacks it
                 _log.error("auction %s of process %x: %s", record.auction_id, owner, exc)
                 continue

@@ -78,6 +78,18 @@ def config_from_sections(base: AuctionConfig, sections: dict[str, Any]) -> Aucti
     )
 
 
+def stored_rules(
+    base: AuctionConfig, record: AuctionRecord, seen: dict[str, AuctionConfig]
+) -> AuctionConfig:
+    """:func:`config_from_sections` of ``record``'s stored rules, made once per distinct
+    rule set (``seen`` keeps them)."""
+    sections = record.engine_params["config"]
+    key = json.dumps(sections, sort_keys=True)
+    if key not in seen:
+        seen[key] = config_from_sections(base, sections)
+    return seen[key]
+
+
 def rebuild_auction(record: AuctionRecord, config: AuctionConfig) -> Auction:
     """The engine's auction as ``record`` opened it (same windows, same phantom seed)."""
     params = record.engine_params
@@ -130,12 +142,9 @@ async def recover_open_auctions(
             continue
         events = await store.events(record.auction_id)
         now = clock.now()
-        sections = record.engine_params["config"]
-        key = json.dumps(sections, sort_keys=True)
-        if key not in configs:
-            configs[key] = config_from_sections(config, sections)
+        rules = stored_rules(config, record, configs)
         try:
-            auction = rebuild_auction(record, configs[key])
+            auction = rebuild_auction(record, rules)
             auction.replay(accepted_events(events))
             if now >= auction.reveal_deadline:
                 result = finalize_auction(auction, now=max(auction.clock, auction.reveal_deadline))
@@ -147,7 +156,7 @@ async def recover_open_auctions(
                 status = "aborted"
         except PhantomAuctionError as exc:
             _log.error("auction %s cannot be replayed: %s", record.auction_id, exc)
-            auction = rebuild_auction(record, configs[key])
+            auction = rebuild_auction(record, rules)
             result = abort_auction(auction, f"replay failed: {exc}", now=max(now, auction.clock))
             status = "aborted"
         keys = await _stored_keys(store, events)
