@@ -139,6 +139,8 @@ async def test_a_stopped_owner_is_found_and_its_auction_ended(houses: Any) -> No
     first, second, client, private = houses
     auction_id = await _open(first, client, duration_ms=60_000)
     await _until(lambda: auction_id in second.peers.remote, "the other process heard the opening")
+    # An idempotent retry of its opening, landed on the other process, waits for its end.
+    retry = asyncio.create_task(second.peers.wait_for_end(auction_id, 60.0, second.store))
     # The owner stops without a word: its connections (and its liveness lock) go.
     link = first.peers.link
     link._closed = True
@@ -150,6 +152,7 @@ async def test_a_stopped_owner_is_found_and_its_auction_ended(houses: Any) -> No
     assert verdict.reason == "store_unavailable" and verdict.detail == OWNER_GONE_DETAIL
     await _until(lambda: auction_id in second.closed, "the stopped owner's auction ended")
     assert second.closed[auction_id] == "aborted"
+    await asyncio.wait_for(retry, 5.0)  # told at the end it made, not after its 60 s
     record = await second.store.auction(auction_id)
     assert record is not None and record.status == "aborted"
     again = await second.commit(state, _commit(auction_id, private, 2), auction_id, "ws")
