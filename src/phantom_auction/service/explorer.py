@@ -293,8 +293,8 @@ class Feed:
 
     async def _load(self) -> None:
         """Summarize the store's latest ended auctions (those this process has just
-        finished excepted: they are summarized from memory), from their bid events'
-        marks, read :data:`LOAD_CHUNK` auctions a query."""
+        finished excepted: they are summarized from memory), :data:`LOAD_CHUNK` at a
+        time."""
         ended = {record.auction_id for record, _ in self._ended}
         latest = [
             stored
@@ -302,39 +302,38 @@ class Feed:
             if stored.auction_id not in self.house.live and stored.auction_id not in ended
         ]
         for start in range(0, len(latest), LOAD_CHUNK):
-            chunk = latest[start : start + LOAD_CHUNK]
-            marks = await self.house.store.event_marks([r.auction_id for r in chunk])
-            for record in chunk:
-                stored = record.competition or {}
-                got = marks.get(record.auction_id, [])
-                if is_competition_view(stored) and len(got) < events_covered(stored):
-                    continue  # pruned since it was read
-                self._put(*_ended_summary(record, got))
+            await self._put_stored(latest[start : start + LOAD_CHUNK])
 
     async def _read_ended_elsewhere(self) -> None:
-        """Summarize the auctions other processes ended since the last sync, from the
-        store (their records and marks, :data:`LOAD_CHUNK` auctions a read)."""
+        """Summarize the auctions other processes ended since the last sync, read from
+        the store :data:`LOAD_CHUNK` at a time (one gone from it already is dropped)."""
         ended = list(dict.fromkeys(self._ended_elsewhere))
         self._ended_elsewhere.clear()
         for start in range(0, len(ended), LOAD_CHUNK):
             chunk = ended[start : start + LOAD_CHUNK]
-            store = self.house.store
-            records = {r.auction_id: r for r in await store.auctions(chunk)}
-            marks = await store.event_marks(list(records))
-            for auction_id in chunk:
+            found = {r.auction_id: r for r in await self.house.store.auctions(chunk)}
+            stored = []
+            for auction_id in chunk:  # in the order their ends were heard
                 self._watched.discard(auction_id)
-                record = records.get(auction_id)
-                stored = {} if record is None else record.competition or {}
-                got = marks.get(auction_id, [])
-                if (
-                    record is None
-                    or record.status == "open"
-                    or (is_competition_view(stored) and len(got) < events_covered(stored))
-                ):
-                    if auction_id in self.entries:  # pruned already
-                        self._remove(auction_id)
-                    continue
-                self._put(*_ended_summary(record, got))
+                record = found.get(auction_id)
+                if record is not None and record.status != "open":
+                    stored.append(record)
+                elif auction_id in self.entries:
+                    self._remove(auction_id)
+            await self._put_stored(stored)
+
+    async def _put_stored(self, records: list[AuctionRecord]) -> None:
+        """Summarize ended ``records`` from their bid events' marks (one read); one whose
+        events a prune took since it was read is dropped."""
+        marks = await self.house.store.event_marks([r.auction_id for r in records])
+        for record in records:
+            stored = record.competition or {}
+            got = marks.get(record.auction_id, [])
+            if is_competition_view(stored) and len(got) < events_covered(stored):
+                if record.auction_id in self.entries:
+                    self._remove(record.auction_id)
+                continue
+            self._put(*_ended_summary(record, got))
 
     async def _count_remote_commits(self, auction_ids: list[str]) -> None:
         """Recount the commits of other processes' open auctions (accepted ones: one a
