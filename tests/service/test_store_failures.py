@@ -271,3 +271,84 @@ async def test_a_deadline_the_loop_cannot_keep_is_refused_with_503() -> None:
     )
     assert plain.created
     await house.close()
+
+
+class HeldStore(MemoryStore):
+    """Holds every batch with one nonce's commit until ``release`` is set, then fails it
+    (a database locked past its busy timeout, say); ``fail_reveal`` fails its reveal too."""
+
+    def __init__(self, nonce: int, fail_reveal: bool) -> None:
+        super().__init__()
+        self.nonce, self.fail_reveal = nonce, fail_reveal
+        self.release = asyncio.Event()
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        for write in writes:
+            if isinstance(write, BidEvent) and write.nonce == self.nonce:
+                if write.kind == "commit":
+                    await self.release.wait()
+                    raise OSError("database is locked")
+                if self.fail_reveal:
+                    raise OSError("database is locked")
+        await super().apply(writes)
+
+
+@pytest.mark.parametrize("fail_reveal", [True, False], ids=["reveal-lost", "reveal-stored"])
+async def test_a_reveal_taken_with_its_lost_commit_is_still_answered(fail_reveal: bool) -> None:
+    """The audit's finding: a commit whose write failed after its reveal was taken
+    withdrew the reveal with it, and the reveal's own callback then raised, so the reveal
+    was never answered (its HTTP request hung). Both messages are answered
+    ``store_unavailable``, the auction finishes without the bid and no one is penalized."""
+    store = HeldStore(nonce=5, fail_reveal=fail_reveal)
+    client = await store.add_client("settlement", "a" * 64)
+    private, public = generate_keypair()
+    await store.add_bidder("mm-0", bytes.fromhex(public))
+    house = AuctionHouse(CONFIG, store)
+    await house.start()
+    handle = await house.open_auction(
+        client,
+        OpenAuctionBody(
+            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=600
+        ),
+    )
+    aid = handle.record.auction_id
+    assert handle.stored is not None
+    await handle.stored
+    state = await house.bidder_state("mm-0")
+    assert state is not None
+    bid = make_bid(aid, "mm-0", (1, 2), 2000.0 * 1.003, 5.0, 0.0, 5)
+    commitment = bid.commitment_hash.hex()
+    signature = sign(load_private_key(private), commit_signing_bytes(aid, "mm-0", commitment, 5))
+    committed = house.commit(
+        state,
+        CommitBody(token_pair=[1, 2], commitment=commitment, nonce=5, signature=signature),
+        aid,
+        "test",
+    )
+    live = house.live[aid]
+    delay = (live.auction.commit_deadline - datetime.now(UTC)).total_seconds()
+    await asyncio.sleep(max(0.0, delay) + 0.02)
+    reveal_body = RevealBody(
+        token_pair=[1, 2],
+        improved_price=bid.improved_price,
+        volume=bid.volume,
+        priority_fee=0.0,
+        nonce=5,
+        salt=bid.salt.hex(),
+    )
+    revealed = house.reveal(state, reveal_body, aid, "test")
+    await asyncio.sleep(0.02)
+    assert "mm-0" in live.auction.reveals  # taken, waiting for its commit's write
+    store.release.set()
+    commit_verdict = await asyncio.wait_for(committed, 5)
+    reveal_verdict = await asyncio.wait_for(revealed, 5)
+    assert (commit_verdict.accepted, commit_verdict.reason) == (False, "store_unavailable")
+    assert (reveal_verdict.accepted, reveal_verdict.reason) == (False, "store_unavailable")
+    record = await asyncio.wait_for(handle.done, 5)
+    assert record.status == "finalized" and record.outcome != "filled"
+    assert record.competition is not None
+    assert [c["accepted"] for c in record.competition["commitments"]] == [False]
+    assert record.result is not None and record.result["unrevealed"] == []
+    bidder = await store.bidder("mm-0")
+    assert bidder is not None and bidder.penalty.no_reveal_rate == 0.0
+    await house.close()

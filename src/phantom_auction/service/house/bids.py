@@ -136,22 +136,36 @@ class BidPath:
                 )
                 detail = "the message could not be stored and was not taken: send it again"
                 live.lost += 1
-                if event.accepted:
+                if event.accepted and not self._withdrawn_with_commit(live, event):
                     self._withdraw(live, event, detail, previous_nonce)
-                live.events[index] = replace(
-                    event,
-                    accepted=False,
-                    reason="store_unavailable",
-                    payload={**event.payload, "detail": detail},
-                )
-                self.metrics.count_rejection("store_unavailable")
-                reply(replace(verdict, accepted=False, reason="store_unavailable", detail=detail))
+            elif event.accepted and self._withdrawn_with_commit(live, event):
+                # Stored, but its commit's write failed first and took this reveal with it.
+                detail = "its commit could not be stored, so this reveal was withdrawn with it"
+            else:
+                self.metrics.ack_latency.observe(self.clock.monotonic() - received)
+                reply(verdict)
                 return
-            self.metrics.ack_latency.observe(self.clock.monotonic() - received)
-            reply(verdict)
+            live.events[index] = replace(
+                event,
+                accepted=False,
+                reason="store_unavailable",
+                payload={**event.payload, "detail": detail},
+            )
+            self.metrics.count_rejection("store_unavailable")
+            reply(replace(verdict, accepted=False, reason="store_unavailable", detail=detail))
 
         live.unsettled += 1
         self.group_commit.submit_then(event, durable)
+
+    @staticmethod
+    def _withdrawn_with_commit(live: LiveAuction, event: BidEvent) -> bool:
+        """Whether ``event``, an accepted reveal, is no longer in the auction because
+        its commit's write failed (withdrawing a commit takes its reveal with it)."""
+        return (
+            event.kind == "reveal"
+            and not live.cleared
+            and event.bidder_id not in live.auction.reveals
+        )
 
     def _withdraw(
         self, live: LiveAuction, event: BidEvent, detail: str, previous_nonce: int | None
