@@ -185,13 +185,15 @@ def test_workers_must_be_a_positive_integer(workers: str) -> None:
 
 # The supervisor alone, its workers idle processes that die with it (no PostgreSQL).
 _SUPERVISOR = """
-import sys
+import socket, sys
 from phantom_auction.service.workers import supervise
 
 idle = [sys.executable, "-c",
         "from phantom_auction.service.workers import die_with_parent; die_with_parent(); "
         "import time; time.sleep(120)"]
-sys.exit(supervise(1, "127.0.0.1", 0, lambda fd, port: idle, lambda line: print(line, flush=True)))
+listener = socket.create_server(("127.0.0.1", 0))
+listener.set_inheritable(True)
+sys.exit(supervise(1, listener, lambda fd, port: idle, lambda line: print(line, flush=True)))
 """
 
 

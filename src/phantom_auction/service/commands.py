@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import fcntl
 import re
+import socket
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import IO, Annotated, Any, NoReturn
 
 import typer
 
@@ -137,6 +139,11 @@ def serve(
         _serve_worker(cfg, url, bind_host, bind_port, log_level.lower(), worker_fd)
         return
     _check_store(url, cfg.service.sqlite_synchronous)
+    # Before anything reads the store (recovery ends the auctions a crash left open): a
+    # second server on the same port or SQLite file would end the running server's.
+    lock = _own_sqlite_file(url)
+    listener = _listen(bind_host, bind_port)
+    bound = int(listener.getsockname()[1])
     if processes > 1:
         from .workers import supervise, worker_argv
 
@@ -147,15 +154,64 @@ def serve(
                 base += ["--config", str(config)]
             return worker_argv(base, fd)
 
-        raise typer.Exit(supervise(processes, bind_host, bind_port, command, _announce))
-    import uvicorn
-
+        raise typer.Exit(supervise(processes, listener, command, _announce))
     from .app import create_app
 
     app = create_app(
-        cfg, database_url=url, announce=_announce, address=f"http://{bind_host}:{bind_port}"
+        cfg, database_url=url, announce=_announce, address=f"http://{bind_host}:{bound}"
     )
-    uvicorn.run(app, host=bind_host, port=bind_port, **_uvicorn_options(cfg, log_level.lower()))
+    _run(app, listener, host=bind_host, port=bound, **_uvicorn_options(cfg, log_level.lower()))
+    if lock is not None:
+        lock.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the service starts (a clear error if taken)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        listener = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        _refuse("--port", f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    listener.set_inheritable(True)
+    return listener
+
+
+def _own_sqlite_file(url: str) -> IO[bytes] | None:
+    """For a SQLite store, an exclusive lock on its file for as long as this server runs
+    (the file handle to keep; ``None`` for other stores). SQLite stores are served by
+    one process; ``auctions prune`` and ``clients add`` beside it take no such lock.
+    (``flock`` does not touch SQLite's own POSIX locks on the same file.)"""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database)
+    handle = open(path, "rb")  # noqa: SIM115 (held until the server stops)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        _refuse("--db", f"{path} is served by another running server (one process per file)")
+    return handle
+
+
+def _run(app: Any, listener: socket.socket, **options: Any) -> None:
+    """uvicorn on ``listener``, ending the running auctions as soon as it is asked to stop.
+
+    uvicorn's own stop closes every WebSocket, then waits up to 5 s for the open HTTP
+    requests (settlement requests waiting for their auction) while those auctions run on
+    to their deadlines with no bidder able to reveal, and only then runs the app's
+    shutdown: every commit would count as a missed reveal. Ending them first tells the
+    bidders (aborted: no one is penalized) and answers the waiting requests."""
+    import uvicorn
+
+    class ServiceServer(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await app.state.house.end_auctions()
+            await super().shutdown(sockets)
+
+    ServiceServer(uvicorn.Config(app, **options)).run(sockets=[listener])
 
 
 def _log_config(log_level: str) -> dict[str, Any]:
@@ -204,8 +260,6 @@ def _serve_worker(
     """One of ``serve --workers N``'s processes, on the supervisor's socket ``fd``."""
     import os
 
-    import uvicorn
-
     from .app import create_app
     from .workers import die_with_parent, inherited_socket
 
@@ -219,8 +273,7 @@ def _serve_worker(
         peers=True,
     )
     options = _uvicorn_options(cfg, log_level)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options))
-    server.run(sockets=[inherited_socket(fd)])
+    _run(app, inherited_socket(fd), host=host, port=port, **options)
 
 
 def clients_add(

@@ -81,18 +81,14 @@ def inherited_socket(fd: int) -> socket.socket:
 
 def supervise(
     workers: int,
-    host: str,
-    port: int,
+    listener: socket.socket,
     worker_command: Callable[[int, int], list[str]],
     announce: Callable[[str], None],
 ) -> int:
-    """Bind ``host:port``, run ``workers`` processes of ``worker_command(fd, port)`` on
-    it until SIGTERM/SIGINT; the exit status."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.create_server((host, port), family=family, backlog=2048)
-    listener.set_inheritable(True)
+    """Run ``workers`` processes of ``worker_command(fd, port)`` on the inheritable
+    listening socket ``listener`` until SIGTERM/SIGINT; the exit status."""
     fd = listener.fileno()
-    bound = int(listener.getsockname()[1])
+    host, bound = listener.getsockname()[:2]
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:

@@ -143,6 +143,12 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         # as soon as it makes it, so these frames are the only data waiting.
         self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
+    def shutdown(self) -> None:
+        # The server is stopping: the pushes of this turn (the auctions it just ended)
+        # leave before the close frame that uvicorn writes straight to the transport.
+        self._flush()
+        super().shutdown()
+
     async def send(self, message: Any) -> None:
         # Frames pushed earlier must leave before anything sent through ASGI (a close).
         if self._pending:

@@ -172,6 +172,23 @@ class AuctionHouse(BidPath):
 
     async def close(self) -> None:
         """Graceful stop: end every live auction (finalize or abort), flush, close."""
+        await self.end_auctions()
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
+        for state in self.bidders.values():
+            if state.session is not None:
+                state.session.close()
+        await self.group_commit.close()
+        if self.peers is not None:
+            await self.peers.close()
+        await self.store.close()
+
+    async def end_auctions(self) -> None:
+        """The first step of a graceful stop: open no more auctions and end the running
+        ones now (finalized if their reveal window is over or every bid is revealed,
+        else aborted, which penalizes no one), while bidders are still connected to be
+        told; ``serve`` calls it as soon as it is asked to stop."""
         self._closing = True
         for live in list(self.live.values()):
             for timer in live.timers:
@@ -185,16 +202,6 @@ class AuctionHouse(BidPath):
                     await self._finish(live, now)
                 else:
                     await self._finish(live, now, abort_reason="server shutting down")
-        for task in list(self._tasks):
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await task
-        for state in self.bidders.values():
-            if state.session is not None:
-                state.session.close()
-        await self.group_commit.close()
-        if self.peers is not None:
-            await self.peers.close()
-        await self.store.close()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
