@@ -87,7 +87,12 @@ def test_rows_default_to_parquet(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = runner.invoke(app, ["simulate", "-n", "300", "--seed", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["auctions.parquet", "summary.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "auctions.parquet",
+        "run.json",
+        "scenario.toml",
+        "summary.parquet",
+    ]
     assert len(pd.read_parquet(out / "auctions.parquet")) == 300
 
 

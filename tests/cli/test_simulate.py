@@ -127,6 +127,13 @@ def test_report(runner: CliRunner, tmp_path: Path) -> None:
         (["--cluster", "remote"], "'--cluster': 'remote'"),
         (["--cluster", "local:1", "--scheduler", "tcp://h:1"], "not both"),
         (["--cluster", "local:1", "--workers", "2"], "'--workers': 2"),
+        # Bounds on one auction's work (were an 18 GB run, or numpy memory tracebacks).
+        (["--duration-ms", "100000000"], "'--duration-ms': 100000000: auction_duration_ms"),
+        (["--duration-ms", "1000000"], "must be at most 60,000 ms"),
+        (["--duration-ms", "13000"], "'--duration-ms': 13000: auction_duration_ms: 5 real"),
+        (["--phantoms", "100000000"], "'--phantoms': 100000000: num_phantom_bidders"),
+        (["--real", "600"], "'--real': 600: num_real_bidders: 600 real bidders"),
+        (["--spread", "1e300"], "'--spread': 1e+300: spread: must be in [0, 10000) bps"),
     ],
 )
 def test_bad_values_exit_2_on_one_line(runner: CliRunner, args: list[str], needle: str) -> None:
@@ -144,6 +151,14 @@ def test_bad_values_exit_2_on_one_line(runner: CliRunner, args: list[str], needl
         ("[auction]\nx = 1\n", "unknown table [auction]"),
         ("[market]\nvolatility = 7.0\n", "volatility: must be in [0, 1]"),
         ("not toml at all", "invalid TOML"),
+        # A boolean is not a number (it was taken as 1).
+        ("[market]\ntrend = true\n", "True: trend: must be a number in [-1, 1]"),
+        ("[market]\nspread = '1'\n", "'1': spread: must be a number"),
+        # [run] is checked as the file is read, naming the key.
+        ("[run]\nworkers = 'two'\n", "run.workers='two': must be an integer >= 1"),
+        ("[run]\nworkers = 0\n", "run.workers=0: must be an integer >= 1"),
+        ("[run]\nbaseline_quantity = true\n", "run.baseline_quantity=True: must be a number"),
+        ("[run]\nbaseline_price = -1.0\n", "run.baseline_price=-1.0: must be > 0"),
     ],
 )
 def test_bad_config_file_exits_2(
@@ -155,6 +170,9 @@ def test_bad_config_file_exits_2(
     assert result.exit_code == 2
     (line,) = result.stderr.strip().splitlines()
     assert "'--config'" in line and needle in line
+    # The file is named, and nothing (not even the seed) is printed before the error.
+    assert str(file) in line
+    assert result.stdout == ""
 
 
 def test_out_must_be_a_directory(runner: CliRunner, tmp_path: Path) -> None:
@@ -186,3 +204,56 @@ def test_ctrl_c_exits_130_and_writes_nothing(
     assert result.exit_code == 130
     assert "Interrupted after 2,000 of 5,000 auctions" in result.stderr
     assert not list(out.glob("auctions.*"))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_summary_files_keep_text_and_the_runs_parameters(
+    runner: CliRunner, tmp_path: Path, fmt: str
+) -> None:
+    """ci_method and strategy_details were NaN in summary.csv/.parquet; the seed nowhere."""
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["simulate", *SMALL, "--out", str(out), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    read = pd.read_parquet if fmt == "parquet" else pd.read_csv
+    summary = read(out / f"summary.{fmt}")
+    assert list(summary.columns) == ["metric", "statistic", "value", "text"]
+
+    def row(metric: str, statistic: str) -> Any:
+        found = summary[(summary.metric == metric) & (summary.statistic == statistic)]
+        assert len(found) == 1, (metric, statistic)
+        return found.iloc[0]
+
+    assert "Student t" in row("ci_method", "value")["text"]
+    shading = row("strategy_details", "aggressive.bid_shading")["value"]
+    assert 0.0 < shading < 1.0
+    assert row("parameters", "simulation.seed")["value"] == 11
+    assert row("parameters", "simulation.clearing_mechanism")["text"] == "vcg"
+    assert row("num_auctions", "value")["value"] == 400
+    # Every row has a number or a text.
+    assert (summary["value"].notna() | summary["text"].notna()).all()
+
+
+def test_out_records_a_drawn_seed_and_reruns_from_it(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["simulate", "-n", "300", "--workers", "1", "--volatility", "0.6", "--phantoms", "7"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "auctions.json",
+        "run.json",
+        "scenario.toml",
+        "summary.json",
+    ]
+    record = json.loads((out / "run.json").read_text())
+    seed = int(result.stdout.split()[1])  # "seed N (drawn; ...)"
+    assert record["seed"] == seed and record["seed_drawn"] is True
+    assert record["config"]["simulation"]["num_phantom_bidders"] == 7
+    assert record["config"]["market"] == {"volatility": 0.6}
+    assert record["parameters"]["simulation.seed"] == seed
+    assert record["rerun"] == f"phantom-auction simulate --config {out / 'scenario.toml'}"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["parameters"]["simulation.seed"] == seed
+    # The recorded scenario reruns the same auctions.
+    again = runner.invoke(app, ["simulate", "--config", str(out / "scenario.toml"), "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout) == summary

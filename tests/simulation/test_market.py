@@ -224,3 +224,76 @@ def test_a_matrix_market_runs_alike_on_both_paths() -> None:
             100.0,
             1000.0,
         )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("volatility", "high", "must be a number in [0, 1]"),
+        ("spread", "1", "must be a number in [0, 10000) bps"),
+        ("liquidity", None, "must be a number in (0, 1]"),
+        ("volume", [1.0], "must be a number finite and > 0"),
+        ("amm_fee_bps", "30", "must be a number in [0, 10000) bps"),
+        ("correlation", "x", "must be a number"),
+        # A bool is not a number here (it was taken as 1 or 0).
+        ("volatility", True, "must be a number"),
+        ("trend", True, "must be a number"),
+        ("correlation", False, "must be a number"),
+        ("volatility", np.bool_(True), "must be a number"),
+        # Finite but beyond the model: a spread of the whole price (1e300 overflowed).
+        ("spread", 1e300, "must be in [0, 10000) bps"),
+        ("spread", 10_000.0, "must be in [0, 10000) bps"),
+    ],
+)
+def test_market_conditions_check_types_before_ranges(
+    field: str, value: object, needle: str
+) -> None:
+    with pytest.raises(InvalidBidParameters, match=field) as info:
+        MarketConditions(**{field: value})  # type: ignore[arg-type]
+    assert info.value.field == field and needle in info.value.reason
+    assert info.value.value is value
+
+
+def test_market_conditions_take_numpy_numbers_and_the_widest_spread() -> None:
+    market = MarketConditions(volatility=np.float32(0.5), trend=np.float64(-1.0), spread=9_999.0)
+    model = ValueModel.build(market, 3, 1000.0)
+    draws = model.draw(np.random.default_rng(0), 100)
+    assert np.isfinite(draws.values_bps).all()
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "needle"),
+    [
+        ({"auction_duration_ms": 100_000_000}, "auction_duration_ms", "at most 60,000 ms"),
+        ({"auction_duration_ms": 60_001}, "auction_duration_ms", "at most 60,000 ms"),
+        ({"num_phantom_bidders": 100_000_000}, "num_phantom_bidders", "at most 10,000"),
+        ({"num_real_bidders": 10_001}, "num_real_bidders", "at most 10,000"),
+        # 5 real bidders x one bid per 5 ms of a 10.4 s window: the duration is blamed.
+        ({"auction_duration_ms": 13_000}, "auction_duration_ms", "is 10,405 bids per auction"),
+        # 600 x 17 bids in the packaged 100 ms auction: the bidders are.
+        ({"num_real_bidders": 600}, "num_real_bidders", "is 10,200 bids per auction"),
+        ({"auction_config": 1}, "auction_config", "must be an AuctionConfig"),
+    ],
+)
+def test_simulation_config_bounds_one_auctions_work(
+    changes: dict[str, object], field: str, needle: str
+) -> None:
+    with pytest.raises(InvalidBidParameters) as info:
+        SimulationConfig(**changes)  # type: ignore[arg-type]
+    assert info.value.field == field and needle in info.value.reason
+    assert info.value.value == changes.get(field, info.value.value)
+
+
+def test_simulation_config_accepts_the_bounds_themselves() -> None:
+    from phantom_auction.simulation.settings import (
+        MAX_AUCTION_DURATION_MS,
+        MAX_BIDDERS,
+        MAX_REAL_BIDS_PER_AUCTION,
+    )
+
+    SimulationConfig(num_phantom_bidders=MAX_BIDDERS, num_real_bidders=0)
+    SimulationConfig(num_real_bidders=1, auction_duration_ms=MAX_AUCTION_DURATION_MS)
+    # 588 x 17 = 9,996 real bids in the packaged 100 ms auction; 5 x 2,000 in 12,499 ms.
+    SimulationConfig(num_real_bidders=588)
+    config = SimulationConfig(auction_duration_ms=12_499)
+    assert 5 * (int(config.collection_window_ms // 5) + 1) <= MAX_REAL_BIDS_PER_AUCTION

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from phantom_auction import MarketConditions, PhantomSimulator, SimulationConfig
+from phantom_auction import (
+    InvalidBidParameters,
+    MarketConditions,
+    PhantomSimulator,
+    SimulationConfig,
+)
 from phantom_auction.simulation import parallel, run_monte_carlo
 from phantom_auction.simulation.kernels import BLOCK_ROWS
 
@@ -105,3 +110,11 @@ def test_worker_processes_write_the_fast_paths_rows_in_place() -> None:
         row_sink=lambda part: seen.append(len(part["improvement_bps"])),
     )
     assert seen == [chunk, chunk, n - 2 * chunk]
+
+
+@pytest.mark.parametrize("workers", ["two", 2.5, True, 0, -1])
+def test_workers_must_be_a_positive_integer(workers: object) -> None:
+    """'two' was a ValueError from int(), 2.5 silently ran with 2 processes."""
+    with pytest.raises(InvalidBidParameters) as info:
+        run_monte_carlo(_simulator(100), BASELINE_PRICE, BASELINE_QUANTITY, workers=workers)  # type: ignore[arg-type]
+    assert info.value.field == "workers" and info.value.value is workers

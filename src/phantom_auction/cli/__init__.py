@@ -20,8 +20,12 @@ Conventions every command follows:
 - A bad flag or value exits with code 2 and one line on stderr naming the option and
   the value (``Error: Invalid value for '--supply': 'abc' is not a valid float.``).
 - A missing optional extra exits with code 1 and the ``pip install`` line that fixes it.
-- Ctrl-C exits with code 130 after keeping what was finished (a sweep keeps its
-  completed grid points; ``bench`` prints the scripts that finished).
+- Ctrl-C exits with code 130 after keeping what was finished and saying where (a sweep
+  keeps its completed grid points and names the plots it did not draw; ``learn`` its
+  finished runs; ``calibrate`` the candidates evaluated so far, marked partial;
+  ``bench`` prints the scripts that finished).
+- ``--json`` (``simulate``, ``sweep``, ``calibrate``, ``learn``, ``clear``, ``config
+  show``, ``bench``) prints the result on stdout as JSON; everything else goes to stderr.
 - Heavy imports (numpy, pandas, matplotlib, the simulator) happen inside commands.
 """
 

@@ -89,15 +89,49 @@ class OutputFormat(StrEnum):
     parquet = "parquet"
 
 
-def summary_long(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The summary as ``(metric, statistic, value)`` rows, for CSV and Parquet."""
+def _long_row(metric: str, statistic: str, value: Any) -> dict[str, Any]:
+    """One summary row: a number in ``value`` (a bool as 0/1), anything else as text."""
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()  # a numpy scalar
+    if isinstance(value, int | float):
+        # An integer a float cannot hold exactly (a large seed) is kept as text too.
+        exact = isinstance(value, bool) or not isinstance(value, int) or abs(value) <= 2**53
+        text = None if exact else str(value)
+        return {"metric": metric, "statistic": statistic, "value": float(value), "text": text}
+    if value is None or isinstance(value, str):
+        text = value
+    elif isinstance(value, list | tuple):
+        text = json.dumps(clean_floats(value), default=jsonable, allow_nan=False)
+    else:
+        text = str(value)
+    return {"metric": metric, "statistic": statistic, "value": math.nan, "text": text}
+
+
+def summary_long(
+    analysis: Mapping[str, Any], parameters: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The summary as ``(metric, statistic, value, text)`` rows, for CSV and Parquet.
+
+    ``value`` holds every number (float; a bool as 0/1) and ``text`` every value that
+    is not one (``ci_method``, a strategy name; a list as JSON), the other left empty.
+    A statistic nested deeper takes a dotted name (``strategy_details`` ->
+    ``aggressive.profit_bps``); a value that is not a table of statistics (``num_auctions``)
+    has the statistic ``value``. ``parameters`` (the run's effective settings, the seed
+    among them) come first, as rows of the metric ``parameters``.
+    """
     rows: list[dict[str, Any]] = []
+
+    def add(metric: str, prefix: str, stats: Any) -> None:
+        if isinstance(stats, Mapping):
+            for statistic, value in stats.items():
+                add(metric, f"{prefix}{statistic}.", value)
+        else:
+            rows.append(_long_row(metric, prefix.removesuffix(".") or "value", stats))
+
+    if parameters is not None:
+        add("parameters", "", parameters)
     for metric, stats in analysis.items():
-        if not isinstance(stats, Mapping):
-            rows.append({"metric": metric, "statistic": "value", "value": stats})
-            continue
-        for statistic, value in stats.items():
-            rows.append({"metric": metric, "statistic": str(statistic), "value": value})
+        add(str(metric), "", stats)
     return rows
 
 
@@ -127,12 +161,16 @@ def write_frame(frame: pd.DataFrame, path: Path, fmt: OutputFormat) -> None:
 
 
 def write_outputs(
-    out: Path, frame: pd.DataFrame, analysis: Mapping[str, Any], fmt: OutputFormat
+    out: Path,
+    frame: pd.DataFrame,
+    analysis: Mapping[str, Any],
+    fmt: OutputFormat,
+    parameters: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     auctions = out / f"auctions.{fmt.value}"
     write_frame(frame, auctions, fmt)
-    return [auctions, write_summary(out, analysis, fmt)]
+    return [auctions, write_summary(out, analysis, fmt, parameters)]
 
 
 class RowStream:
@@ -175,18 +213,77 @@ class RowStream:
         self.partial.unlink(missing_ok=True)
 
 
-def write_summary(out: Path, analysis: Mapping[str, Any], fmt: OutputFormat) -> Path:
-    """The ``analyze_results`` summary as ``summary.<fmt>`` in ``out``."""
+def write_summary(
+    out: Path,
+    analysis: Mapping[str, Any],
+    fmt: OutputFormat,
+    parameters: Mapping[str, Any] | None = None,
+) -> Path:
+    """The ``analyze_results`` summary as ``summary.<fmt>`` in ``out``: JSON as
+    ``--json`` prints it (``parameters`` first), CSV and Parquet as :func:`summary_long`."""
     summary = out / f"summary.{fmt.value}"
     if fmt is OutputFormat.json:
+        nested = dict(analysis) if parameters is None else {"parameters": parameters, **analysis}
         with atomic(summary) as partial:
-            partial.write_text(dumps(clean_floats(dict(analysis))) + "\n", encoding="utf-8")
+            partial.write_text(dumps(clean_floats(nested)) + "\n", encoding="utf-8")
     else:
         pd = pandas_module()
-        long = pd.DataFrame(summary_long(analysis))
-        long["value"] = pd.to_numeric(long["value"], errors="coerce")
+        long = pd.DataFrame(
+            summary_long(analysis, parameters), columns=["metric", "statistic", "value", "text"]
+        )
+        long["value"] = long["value"].astype("float64")
+        long["text"] = long["text"].astype("string")
         write_frame(long, summary, fmt)
     return summary
+
+
+def toml_value(value: Any) -> str:
+    """``value`` as a TOML value (numbers, booleans, strings, arrays, inline tables)."""
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, Mapping):
+        items = ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items())
+        return "{" + items + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    # A basic string: JSON's escapes (\", \\, \n, \uXXXX) are TOML's.
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def scenario_toml(tables: Mapping[str, Mapping[str, Any]], header: str = "") -> str:
+    """``tables`` (``[simulation]``, ``[market]``, ``[run]``) as a ``--config`` file;
+    keys whose value is None (the default) are left out."""
+    lines = [f"# {line}" for line in header.splitlines()]
+    for name, table in tables.items():
+        keys = {k: v for k, v in table.items() if v is not None}
+        if not keys:
+            continue
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in keys.items())
+    return "\n".join(lines) + "\n"
+
+
+def write_run_files(out: Path, record: Mapping[str, Any]) -> list[Path]:
+    """``run.json`` (``record``: seed, scenario, parameters, the command that reruns the
+    run) and ``scenario.toml`` (the scenario as a ``--config`` file) in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    run_json, toml = out / "run.json", out / "scenario.toml"
+    with atomic(run_json) as partial:
+        partial.write_text(dumps(clean_floats(dict(record))) + "\n", encoding="utf-8")
+    header = f"phantom-auction {record.get('command', '')}: rerun with\n{record.get('rerun', '')}"
+    with atomic(toml) as partial:
+        partial.write_text(scenario_toml(record["config"], header), encoding="utf-8")
+    return [run_json, toml]
 
 
 def pandas_module() -> Any:

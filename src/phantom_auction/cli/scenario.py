@@ -34,6 +34,8 @@ class Scenario:
     #: Field name -> the option that set it (``--phantoms``, ``--config``, ``--grid``), so
     #: that a value the simulator refuses is blamed on what the user typed.
     origins: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The ``--config`` file read, named when one of its values is refused.
+    config_file: Path | None = None
 
     def set(self, name: str, value: Any, origin: str) -> None:
         """Set a SimulationConfig or MarketConditions field, remembering who set it."""
@@ -133,6 +135,22 @@ def parse_field_value(name: str, text: str) -> Any:
 RUN_KEYS = {"baseline_price", "baseline_quantity", "workers"}
 
 
+def run_value_problem(key: str, value: Any) -> str | None:
+    """Why ``value`` is not a valid ``[run]`` ``key`` (None if it is)."""
+    if key == "workers":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return "must be an integer >= 1"
+        return None
+    # baseline_price, baseline_quantity
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "must be a number > 0"
+    if not math.isfinite(value):
+        return "must be a finite number > 0"
+    if not value > 0:
+        return "must be > 0"
+    return None
+
+
 def load_scenario_file(path: Path) -> Scenario:
     """Read ``[simulation]``, ``[market]`` and ``[run]`` tables from a TOML file."""
     option = "--config"
@@ -142,7 +160,7 @@ def load_scenario_file(path: Path) -> Scenario:
         bad_value(option, str(path), f"cannot read: {exc.strerror or exc}")
     except tomllib.TOMLDecodeError as exc:
         bad_value(option, str(path), f"invalid TOML: {exc}")
-    scenario = Scenario()
+    scenario = Scenario(config_file=path)
     sim_cls, market_cls = simulation_classes()
     known = {
         "simulation": set(field_defaults(sim_cls)),
@@ -160,6 +178,10 @@ def load_scenario_file(path: Path) -> Scenario:
                     f"unknown key {section}.{key}; known: {sorted(known[section])}",
                 )
             if section == "run":
+                # Checked here, naming the file and the key, before anything is printed.
+                problem = run_value_problem(key, value)
+                if problem is not None:
+                    bad_value(option, str(path), f"run.{key}={value!r}: {problem}")
                 setattr(scenario, key, value)
             else:
                 scenario.set(f"{section}.{key}", value, option)
@@ -176,7 +198,8 @@ def build_simulator(scenario: Scenario) -> Any:
         return PhantomSimulator(config, market)
     except InvalidBidParameters as exc:
         option = scenario.origins.get(exc.field.partition(".")[0], exc.field)
-        bad_value(option, exc.value, f"{exc.field}: {exc.reason}")
+        where = f" (in {scenario.config_file})" if option == "--config" else ""
+        bad_value(option, exc.value, f"{exc.field}: {exc.reason}{where}")
 
 
 def run_scenario(
@@ -256,6 +279,41 @@ def scenario_parameters(scenario: Scenario) -> dict[str, Any]:
     out["baseline_price"] = scenario.baseline_price
     out["baseline_quantity"] = scenario.baseline_quantity
     return out
+
+
+def scenario_tables(scenario: Scenario) -> dict[str, dict[str, Any]]:
+    """The scenario as the ``[simulation]``, ``[market]`` and ``[run]`` tables of a
+    ``--config`` file (what was given, the seed included, drawn or not)."""
+    run: dict[str, Any] = {
+        "baseline_price": scenario.baseline_price,
+        "baseline_quantity": scenario.baseline_quantity,
+    }
+    if scenario.workers is not None:
+        run["workers"] = scenario.workers
+    return {"simulation": dict(scenario.simulation), "market": dict(scenario.market), "run": run}
+
+
+def run_record(scenario: Scenario, command: str, rerun: list[str]) -> dict[str, Any]:
+    """What ``run.json`` records of a run: the command, the version, the seed (and
+    whether it was drawn), the scenario as ``--config`` tables, the effective parameters,
+    the ``AUCTION_*`` variables the simulator reads (its engine settings) and the command
+    line that reruns it (``rerun``, from ``scenario.toml``)."""
+    import os
+    import shlex
+
+    from .._version import __version__
+
+    read = ("AUCTION_PHANTOM_AUCTION_", "AUCTION_AUCTION_MECHANICS_", "AUCTION_RESOURCES_")
+    return {
+        "command": command,
+        "version": __version__,
+        "seed": scenario.simulation.get("seed"),
+        "seed_drawn": "seed" not in scenario.origins,
+        "config": scenario_tables(scenario),
+        "parameters": scenario_parameters(scenario),
+        "environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith(read)},
+        "rerun": shlex.join(["phantom-auction", command, *rerun]),
+    }
 
 
 # -- options shared by simulate, sweep and demo ----------------------------------

@@ -21,6 +21,7 @@ it for the user's price, given how bidders respond.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -267,6 +268,54 @@ def _refined(grid: tuple[float, ...], best: float, geometric: bool) -> list[floa
     return [x for x in out if x not in ordered]
 
 
+def _finite_grid(name: str, values: Sequence[float]) -> tuple[float, ...]:
+    """``values`` as a non-empty tuple of finite floats (bps), or the error naming ``name``."""
+    if isinstance(values, str):
+        raise InvalidBidParameters(name, values, "must be a sequence of numbers (bps)")
+    out: list[float] = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InvalidBidParameters(name, value, "must be a number (bps)")
+        if not math.isfinite(value):
+            raise InvalidBidParameters(name, value, "must be a finite number (bps)")
+        out.append(float(value))
+    if not out:
+        raise InvalidBidParameters(name, tuple(values), "must not be empty")
+    return tuple(out)
+
+
+def _checked_presence(presence: Sequence[tuple[int, float]]) -> tuple[tuple[int, float], ...]:
+    """``presence`` as ``(slots, bid_probability)`` pairs: slots an integer in
+    [1, MAX_BIDDERS], the probability in (0, 1]; or the error naming ``presence``."""
+    from .settings import MAX_BIDDERS
+
+    pairs = tuple(presence)
+    if not pairs:
+        raise InvalidBidParameters("presence", pairs, "must not be empty")
+    for pair in pairs:
+        try:
+            slots, probability = pair
+        except (TypeError, ValueError):
+            raise InvalidBidParameters(
+                "presence", pair, "each item must be (slots, bid_probability)"
+            ) from None
+        if (
+            isinstance(slots, bool)
+            or not isinstance(slots, numbers.Integral)
+            or not 1 <= slots <= MAX_BIDDERS
+        ):
+            raise InvalidBidParameters(
+                "presence", pair, f"slots must be an integer in [1, {MAX_BIDDERS:,}]"
+            )
+        if (
+            isinstance(probability, bool)
+            or not isinstance(probability, numbers.Real)
+            or not 0.0 < probability <= 1.0
+        ):
+            raise InvalidBidParameters("presence", pair, "bid_probability must be in (0, 1]")
+    return pairs
+
+
 def optimize_phantoms(
     config: SimulationConfig,
     market: MarketConditions | None = None,
@@ -283,6 +332,7 @@ def optimize_phantoms(
     baseline_quantity: float = 1000.0,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_candidate: Callable[[CandidateResult, int], None] | None = None,
 ) -> PhantomCalibration:
     """The phantom model and policy with the largest expected user improvement.
 
@@ -301,24 +351,28 @@ def optimize_phantoms(
 
     Then the winners and the references are re-run with ``seed + 1`` (fresh auctions,
     so the figures carry no winner's curse). The phantom bounds are the configuration's
-    (``min_bps``/``max_bps``).
+    (``min_bps``/``max_bps``). ``on_candidate(result, seed)`` is told each candidate run
+    as it finishes (a caller interrupted mid-search keeps those).
     """
     if objective != "user_improvement":
         raise InvalidBidParameters("objective", objective, "only 'user_improvement' is offered")
     policies = (policy,) if isinstance(policy, str) else tuple(policy)
+    if not policies:
+        raise InvalidBidParameters(
+            "policy", policy, f"give at least one of {', '.join(PHANTOM_POLICIES)}"
+        )
     for p in policies:
         if p not in PHANTOM_POLICIES:
             raise InvalidBidParameters("policy", p, f"must be one of {', '.join(PHANTOM_POLICIES)}")
+    if len(set(policies)) != len(policies):
+        raise InvalidBidParameters("policy", policy, "lists a policy twice")
     if config.seed is None:
         raise InvalidBidParameters("seed", None, "give a seed: candidates share their auctions")
-    mean_grid = tuple(float(m) for m in means)
-    sd_grid = tuple(float(s) for s in sds)
-    if not mean_grid or not sd_grid or not presence:
-        raise InvalidBidParameters(
-            "means/sds/presence", (means, sds, presence), "must not be empty"
-        )
+    mean_grid = _finite_grid("means", means)
+    sd_grid = _finite_grid("sds", sds)
     if any(s <= 0.0 for s in sd_grid):
         raise InvalidBidParameters("sds", sd_grid, "must all be > 0 bps")
+    presence = _checked_presence(presence)
     if isinstance(finalists, bool) or not isinstance(finalists, int) or finalists < 1:
         raise InvalidBidParameters("finalists", finalists, "must be an integer >= 1")
     search_n = (
@@ -357,6 +411,8 @@ def optimize_phantoms(
         result = _evaluate(
             label, run_config, market, model, p, reserve_bps, run_seed, baseline, workers
         )
+        if on_candidate is not None:
+            on_candidate(result, run_seed)
         tick()
         return result
 

@@ -33,7 +33,8 @@ pay on average.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import numbers
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
@@ -45,6 +46,7 @@ from ..errors import InvalidBidParameters
 
 __all__ = [
     "MAX_IMPACT_BPS",
+    "MAX_SPREAD_BPS",
     "TREND_BPS",
     "VOLATILITY_BPS",
     "MarketConditions",
@@ -63,10 +65,20 @@ TREND_BPS: Final = 20.0
 VOLATILITY_BPS: Final = 40.0
 #: Cap on the price impact term (bps), so that a near-zero liquidity stays finite.
 MAX_IMPACT_BPS: Final = 1_000.0
+#: Upper bound on ``spread`` (bps, exclusive): a spread of 10,000 bps is 100 % of the
+#: price, so the fair bid (half the spread below the mid) would be half the price or
+#: less and the value noise (``max(1, spread) * (0.5 + volatility)`` bps) as large as the
+#: price itself; beyond it the model has no meaning (and 1e300 overflows).
+MAX_SPREAD_BPS: Final = 10_000.0
 #: Off-diagonal correlation of fillers' values per unit of liquidity when not given:
 #: in liquid markets fillers hedge on the same venues, so their values move together.
 LIQUIDITY_CORRELATION: Final = 0.5
 _DEFAULT_NUM_BIDDERS: Final = 20
+
+
+def _is_number(value: Any) -> bool:
+    """A real number (numpy's too), not a bool and not a string."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
 def equicorrelation(n: int, rho: float) -> FloatArray:
@@ -93,8 +105,11 @@ class MarketConditions:
     """Market environment of the simulated auctions (the seed's fields plus ``correlation``).
 
     ``volatility`` and ``liquidity`` are scores in [0, 1] (liquidity > 0), ``trend`` in
-    [-1, 1], ``spread`` the bid-ask spread in bps, ``volume`` the recent traded volume in
-    token A, ``num_bidders`` the size of :attr:`values_correlation`. The real bidders'
+    [-1, 1], ``spread`` the bid-ask spread in bps, in [0, 10,000) (:data:`MAX_SPREAD_BPS`:
+    a spread of the whole price leaves no market to model), ``volume`` the recent traded
+    volume in token A (finite, > 0), ``num_bidders`` the size of
+    :attr:`values_correlation`. Each must be a number (an ``int`` or a ``float``, not a
+    ``bool`` or a string). The real bidders'
     values correlate through either
 
     - ``correlation``, a constant off-diagonal correlation; ``None`` derives it from
@@ -133,27 +148,31 @@ class MarketConditions:
                 )
             object.__setattr__(self, "num_bidders", n)
             object.__setattr__(self, "correlation_matrix", tuple(map(tuple, matrix.tolist())))
-        checks = (
-            ("volatility", self.volatility, 0.0 <= self.volatility <= 1.0, "must be in [0, 1]"),
-            ("liquidity", self.liquidity, 0.0 < self.liquidity <= 1.0, "must be in (0, 1]"),
-            ("trend", self.trend, -1.0 <= self.trend <= 1.0, "must be in [-1, 1]"),
-            ("spread", self.spread, 0.0 <= self.spread < math.inf, "must be finite bps >= 0"),
-            ("volume", self.volume, 0.0 < self.volume < math.inf, "must be finite and > 0"),
-            (
-                "amm_fee_bps",
-                self.amm_fee_bps,
-                0.0 <= self.amm_fee_bps < 10_000.0,
-                "must be in [0, 10000) bps",
-            ),
+        # The type first (a number, not a bool), then the range: "high" or True is not
+        # compared with a bound.
+        checks: tuple[tuple[str, Callable[[float], bool], str], ...] = (
+            ("volatility", lambda x: 0.0 <= x <= 1.0, "in [0, 1]"),
+            ("liquidity", lambda x: 0.0 < x <= 1.0, "in (0, 1]"),
+            ("trend", lambda x: -1.0 <= x <= 1.0, "in [-1, 1]"),
+            ("spread", lambda x: 0.0 <= x < MAX_SPREAD_BPS, "in [0, 10000) bps"),
+            ("volume", lambda x: 0.0 < x < math.inf, "finite and > 0"),
+            ("amm_fee_bps", lambda x: 0.0 <= x < 10_000.0, "in [0, 10000) bps"),
         )
-        for name, value, ok, reason in checks:
-            if not (isinstance(value, int | float) and ok):
-                raise InvalidBidParameters(name, value, reason)
+        for name, ok, bounds in checks:
+            value = getattr(self, name)
+            if not _is_number(value):
+                raise InvalidBidParameters(name, value, f"must be a number {bounds}")
+            if not ok(float(value)):
+                raise InvalidBidParameters(name, value, f"must be {bounds}")
         if isinstance(self.num_bidders, bool) or not (
             isinstance(self.num_bidders, int) and self.num_bidders >= 1
         ):
             raise InvalidBidParameters("num_bidders", self.num_bidders, "must be an integer >= 1")
         if self.correlation is not None:
+            if not _is_number(self.correlation):
+                raise InvalidBidParameters(
+                    "correlation", self.correlation, "must be a number in (-1/(n-1), 1) or None"
+                )
             _check_correlation(float(self.correlation), self.num_bidders)
 
     @property

@@ -28,6 +28,7 @@ import ctypes
 import itertools
 import mmap
 import multiprocessing
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -421,6 +422,12 @@ def run_monte_carlo(
     (``workers`` and ``client`` are not used), each starting from the learners' state at
     the end of the one before, and the simulator's strategies keep what they learnt.
     """
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1
+    ):
+        from ..errors import InvalidBidParameters
+
+        raise InvalidBidParameters("workers", workers, "must be an integer >= 1 or None")
     if row_sink is not None and client is not None:
         from ..errors import InvalidBidParameters
 

@@ -3,13 +3,33 @@
 Fields left ``None`` take their value from the package configuration
 (:func:`phantom_auction.config.load_config`, i.e. ``default.toml`` and ``AUCTION_*``
 variables), read once when the config is built so that a run is a pure function of it.
+
+**Bounds on one auction's work.** The fast path simulates 8,192 auctions at once
+(``kernels.BLOCK_ROWS``), and what one auction allocates grows with its bids: a real
+bidder that bids on a schedule (``aggressive`` every 10 ms, ``conservative`` every 30 ms,
+``random_walk`` every 5 ms) makes one bid per interval of the collection window, and
+each phantom slot holds a bid. The measured peaks are ~16 bytes per real bid and ~12
+bytes per phantom slot per auction, so at the bounds below a block of auctions holds at
+most ~1.3 GB of real bids and ~1 GB of phantom slots in each worker process (an
+unbounded ``auction_duration_ms=1_000_000`` took 18 GB for 2,000 auctions). Live
+auctions last ~100 ms; the bounds are far above any auction the engine runs:
+
+- :data:`MAX_BIDDERS`: at most 10,000 real bidders and 10,000 phantom slots;
+- :data:`MAX_AUCTION_DURATION_MS`: an auction lasts at most 60,000 ms (one minute);
+- :data:`MAX_REAL_BIDS_PER_AUCTION`: at most 10,000 real bids per auction, counting
+  every real bidder as bidding every :data:`FINEST_BID_INTERVAL_MS` (5 ms) of the
+  collection window: 588 real bidders in the packaged 100 ms auction, or an auction
+  shorter than 12.5 s with its 5 real bidders.
+
+A value beyond a bound raises :class:`~phantom_auction.errors.InvalidBidParameters`
+naming the field and the value.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from ..config import AuctionConfig, load_config
 from ..engine.phantoms import PhantomModel
@@ -17,12 +37,40 @@ from ..errors import InvalidBidParameters
 from ..mechanisms.clearing import canonical_mechanism
 from .market import value_distribution as parse_value_distribution
 
-__all__ = ["SimulationConfig"]
+__all__ = [
+    "FINEST_BID_INTERVAL_MS",
+    "MAX_AUCTION_DURATION_MS",
+    "MAX_BIDDERS",
+    "MAX_REAL_BIDS_PER_AUCTION",
+    "SimulationConfig",
+]
+
+#: Most real bidders and most phantom slots per auction (``num_real_bidders``,
+#: ``num_phantom_bidders``); the configuration's ``max_phantom_bidders`` has the same.
+MAX_BIDDERS: Final = 10_000
+#: Longest auction (ms): one minute, 600 times the packaged 100 ms.
+MAX_AUCTION_DURATION_MS: Final = 60_000
+#: The finest bid schedule of the built-in strategies (``random_walk``'s step, ms).
+FINEST_BID_INTERVAL_MS: Final = 5.0
+#: Most real bids one auction may hold, counting every real bidder as bidding every
+#: :data:`FINEST_BID_INTERVAL_MS` of the collection window (and once more at its start):
+#: ``num_real_bidders * (collection_window_ms // 5 + 1)``.
+MAX_REAL_BIDS_PER_AUCTION: Final = 10_000
+#: The class default of ``auction_duration_ms`` (for which field a bound blames).
+_DEFAULT_DURATION_MS: Final = 100
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise InvalidBidParameters(name, value, f"must be an integer >= {low}")
+    if high is not None and value > high:
+        raise InvalidBidParameters(name, value, f"must be at most {high:,}")
+
+
+def _real_bids_per_auction(real_bidders: int, window_ms: float) -> tuple[int, int]:
+    """(bids per real bidder, real bids per auction) at the finest bid schedule."""
+    per_bidder = int(window_ms // FINEST_BID_INTERVAL_MS) + 1
+    return per_bidder, real_bidders * per_bidder
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +79,16 @@ class SimulationConfig:
 
     - ``num_real_bidders``: real bidders the simulator creates (users may append more to
       ``PhantomSimulator.strategies``); ``num_phantom_bidders``: phantom slots per auction,
-      each holding a bid with the configured ``bid_probability``.
-    - ``auction_duration_ms``: the whole auction; bids are collected for
-      ``auction_duration_ms - reveal_delay_ms`` and later bids are dropped.
+      each holding a bid with the configured ``bid_probability``. Each is at most
+      :data:`MAX_BIDDERS` (10,000).
+    - ``auction_duration_ms``: the whole auction (ms, at most
+      :data:`MAX_AUCTION_DURATION_MS` = 60,000); bids are collected for
+      ``auction_duration_ms - reveal_delay_ms`` and later bids are dropped. The real
+      bids one auction may hold are bounded too: ``num_real_bidders`` times one bid per
+      5 ms of that window (plus one) is at most :data:`MAX_REAL_BIDS_PER_AUCTION`
+      (10,000), the most a block of simulated auctions keeps in memory (see the bounds
+      above the class). Bidders appended to ``PhantomSimulator.strategies`` are not
+      counted.
     - ``num_simulations``: auctions per Monte Carlo run; ``seed``: root of every random
       stream (``None``: fresh entropy, recorded on the results).
     - ``mechanism``: ``vcg``, ``vickrey`` (alias ``second_price``), ``discriminatory``
@@ -102,8 +157,8 @@ class SimulationConfig:
     )
 
     def __post_init__(self) -> None:
-        _check_int("num_real_bidders", self.num_real_bidders, 0)
-        _check_int("num_phantom_bidders", self.num_phantom_bidders, 0)
+        _check_int("num_real_bidders", self.num_real_bidders, 0, MAX_BIDDERS)
+        _check_int("num_phantom_bidders", self.num_phantom_bidders, 0, MAX_BIDDERS)
         _check_int("num_simulations", self.num_simulations, 1)
         if self.seed is not None:
             _check_int("seed", self.seed, 0)
@@ -112,9 +167,21 @@ class SimulationConfig:
             isinstance(duration, int | float) and 0 < duration < math.inf
         ):
             raise InvalidBidParameters("auction_duration_ms", duration, "must be finite ms > 0")
+        if duration > MAX_AUCTION_DURATION_MS:
+            raise InvalidBidParameters(
+                "auction_duration_ms",
+                duration,
+                f"must be at most {MAX_AUCTION_DURATION_MS:,} ms (live auctions last ~100 ms)",
+            )
         for name in ("enable_vcg", "enable_learning"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidBidParameters(name, getattr(self, name), "must be True or False")
+        if self.auction_config is not None and not isinstance(self.auction_config, AuctionConfig):
+            raise InvalidBidParameters(
+                "auction_config",
+                self.auction_config,
+                "must be an AuctionConfig (phantom_auction.load_config()) or None",
+            )
         cfg = self.auction_config if self.auction_config is not None else load_config()
         pa = cfg.phantom_auction
         if self.mechanism is not None:
@@ -135,6 +202,25 @@ class SimulationConfig:
         ):
             raise InvalidBidParameters(
                 "reveal_delay_ms", reveal, f"must be in [0, auction_duration_ms={duration})"
+            )
+        per_bidder, real_bids = _real_bids_per_auction(
+            self.num_real_bidders, float(duration) - float(reveal)
+        )
+        if real_bids > MAX_REAL_BIDS_PER_AUCTION:
+            # Blame the duration unless the bidders alone are too many at the default one.
+            default_window = _DEFAULT_DURATION_MS * (1.0 - pa.reveal_delay_ms / pa.duration_ms)
+            crowded = (
+                _real_bids_per_auction(self.num_real_bidders, default_window)[1]
+                > MAX_REAL_BIDS_PER_AUCTION
+            )
+            name = "num_real_bidders" if crowded else "auction_duration_ms"
+            raise InvalidBidParameters(
+                name,
+                getattr(self, name),
+                f"{self.num_real_bidders:,} real bidders x up to {per_bidder:,} bids each (one "
+                f"per {FINEST_BID_INTERVAL_MS:g} ms of a {float(duration) - float(reveal):g} ms "
+                f"collection window) is {real_bids:,} bids per auction; at most "
+                f"{MAX_REAL_BIDS_PER_AUCTION:,} (fewer real bidders or a shorter auction)",
             )
         textbook = self.value_distribution is not None and self.num_phantom_bidders == 0
         if self.min_participants is not None:

@@ -8,20 +8,22 @@ import base64
 import html
 import io
 import json
+import math
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.table import Table
 
 from ..._extras import require
-from ..app import app, bad_value, out_console
-from ..output import check_writable_dir
+from ...errors import PhantomAuctionError
+from ..app import app, bad_value, err_console, interrupted, out_console
+from ..output import atomic, check_writable_dir, clean_floats, dumps
 
 if TYPE_CHECKING:
-    from ...simulation.calibration import PhantomCalibration
+    from ...simulation.calibration import CandidateResult, PhantomCalibration
 
 
 def _floats(option: str, text: str) -> tuple[float, ...]:
@@ -31,7 +33,61 @@ def _floats(option: str, text: str) -> tuple[float, ...]:
         bad_value(option, text, "expected comma-separated numbers")
     if not values:
         bad_value(option, text, "expected at least one number")
+    for value in values:
+        if not math.isfinite(value):
+            bad_value(option, text, f"{value} is not a finite number")
     return values
+
+
+#: The option that carries each field ``optimize_phantoms`` and ``SimulationConfig`` may
+#: refuse (a phantom model's fields come from --means, --sds and --presence).
+FIELD_OPTIONS = {
+    "policy": "--policy",
+    "means": "--means",
+    "mean_bps": "--means",
+    "sds": "--sds",
+    "sd_bps": "--sds",
+    "presence": "--presence",
+    "max_phantom_bidders": "--presence",
+    "num_phantom_bidders": "--presence",
+    "bid_probability": "--presence",
+    "search_simulations": "--search-simulations",
+    "num_simulations": "--simulations",
+    "seed": "--seed",
+    "workers": "--workers",
+    "mechanism": "--mechanism",
+}
+
+
+def _blame(exc: PhantomAuctionError, given: dict[str, object]) -> NoReturn:
+    """Report ``exc`` as a bad value of the option that carries its field (with what
+    was typed there); an error of no option's field passes through (exit 2 as well)."""
+    option = FIELD_OPTIONS.get(str(getattr(exc, "field", "")))
+    if option is None:
+        raise exc
+    bad_value(option, given.get(option), str(exc))
+
+
+class _Recorder:
+    """Keeps each candidate run of ``optimize_phantoms`` as it finishes (its
+    ``on_candidate``), so that Ctrl-C keeps the ones evaluated so far."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def __call__(self, result: CandidateResult, seed: int) -> None:
+        self.rows.append({"seed": seed, **result.as_row()})
+
+    def write(self, path: Path, parameters: dict[str, Any], *, partial: bool, planned: int) -> None:
+        record = {
+            "partial": partial,
+            "evaluated": len(self.rows),
+            "planned": planned,
+            "parameters": parameters,
+            "candidates": self.rows,
+        }
+        with atomic(path) as temporary:
+            temporary.write_text(dumps(clean_floats(record)) + "\n", encoding="utf-8")
 
 
 def _presence(text: str) -> tuple[tuple[int, float], ...]:
@@ -219,8 +275,14 @@ def calibrate(
     ] = "1x0.5,1x1,3x0.5,20x0.3",
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Processes.")] = None,
     out: Annotated[
-        Path, typer.Option("--out", help="Directory for calibration.toml and report.html.")
+        Path,
+        typer.Option(
+            "--out", help="Directory for calibration.toml, report.html and candidates.json."
+        ),
     ] = Path("reports/calibrate"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the comparison and the winner as JSON.")
+    ] = False,
 ) -> None:
     """Search the phantom model (and policy) for the user's best price on the default market."""
     check_writable_dir("--out", out)
@@ -231,18 +293,41 @@ def calibrate(
         _floats("--sds", sds),
         (_presence(presence)),
     )
-    from ...errors import PhantomAuctionError
     from ...simulation import MarketConditions, SimulationConfig
     from ...simulation.calibration import optimize_phantoms, phantom_toml
     from ..progress import MonteCarloProgress
 
-    console = out_console()
+    # What was typed for each option, for the one line that blames it.
+    given: dict[str, object] = {
+        "--policy": policy,
+        "--means": means,
+        "--sds": sds,
+        "--presence": presence,
+        "--search-simulations": search_simulations,
+        "--simulations": simulations,
+        "--seed": seed,
+        "--workers": workers,
+        "--mechanism": mechanism,
+    }
+    console = err_console() if as_json else out_console()
     started = time.monotonic()
     try:
         config = SimulationConfig(num_simulations=simulations, seed=seed, mechanism=mechanism)
     except PhantomAuctionError as exc:
-        bad_value("--mechanism", mechanism, str(exc))
+        _blame(exc, given)
+    parameters: dict[str, Any] = {
+        "simulations": simulations,
+        "search_simulations": search_simulations,
+        "seed": seed,
+        "mechanism": config.clearing_mechanism,
+        "policies": list(policies),
+        "means": list(mean_grid),
+        "sds": list(sd_grid),
+        "presence": [list(p) for p in presence_grid],
+    }
     progress = MonteCarloProgress(console, "Candidates", delay_s=0.0)
+    recorder = _Recorder()
+    candidates = out / "candidates.json"
     try:
         with progress.running():
             cal = optimize_phantoms(
@@ -255,9 +340,18 @@ def calibrate(
                 search_simulations=search_simulations,
                 workers=workers,
                 progress=progress,
+                on_candidate=recorder,
             )
     except PhantomAuctionError as exc:
-        bad_value("--policy", policy, str(exc))
+        _blame(exc, given)
+    except KeyboardInterrupt:
+        out.mkdir(parents=True, exist_ok=True)
+        recorder.write(candidates, parameters, partial=True, planned=progress.total)
+        interrupted(
+            f"Interrupted after {len(recorder.rows)} of {progress.total} candidate runs: "
+            f"kept them in {candidates} (marked partial); calibration.toml, "
+            "comparison.json and report.html were not written."
+        )
     table = Table(title=f"User's mean improvement (bps), {simulations:,} fresh auctions each")
     for column in ("model", "mean", "95% CI", "vs no phantoms (paired 95% CI)", "phantom wins"):
         table.add_column(column, justify="left" if column == "model" else "right")
@@ -270,7 +364,8 @@ def calibrate(
             f"[{row['vs_reference_ci95_low']:+.2f}, {row['vs_reference_ci95_high']:+.2f}]",
             f"{row['phantom_win_rate']:.1%}",
         )
-    console.print(table)
+    if not as_json:
+        console.print(table)
     chosen = cal.recommended
     toml = phantom_toml(chosen.model, chosen.policy)
     if chosen.model is None:
@@ -278,22 +373,22 @@ def calibrate(
             "No phantom model on the grid beat no phantoms on fresh auctions: "
             "the recommended table turns phantoms off."
         )
-    parameters = {
-        "simulations": simulations,
-        "search_simulations": cal.search_simulations,
-        "seed": seed,
-        "mechanism": config.clearing_mechanism,
-        "policies": list(policies),
-        "means": list(mean_grid),
-        "sds": list(sd_grid),
-        "presence": [list(p) for p in presence_grid],
-        "myerson_reserve_bps": cal.myerson_reserve_bps,
-    }
+    parameters["search_simulations"] = cal.search_simulations
+    parameters["myerson_reserve_bps"] = cal.myerson_reserve_bps
     out.mkdir(parents=True, exist_ok=True)
     (out / "calibration.toml").write_text(toml)
     (out / "report.html").write_text(_report(cal, toml, parameters))
     (out / "comparison.json").write_text(json.dumps(cal.table(), indent=2))
-    console.print(toml, markup=False)
+    recorder.write(candidates, parameters, partial=False, planned=len(recorder.rows))
+    if as_json:
+        result = {
+            "parameters": parameters,
+            "comparison": cal.table(),
+            "recommended": {"label": chosen.label, "policy": chosen.policy, "toml": toml},
+        }
+        typer.echo(dumps(clean_floats(result)))
+    else:
+        console.print(toml, markup=False)
     console.print(f"Report: {(out / 'report.html').resolve()}", soft_wrap=True)
     console.print(
         f"done in {time.monotonic() - started:.1f} s "

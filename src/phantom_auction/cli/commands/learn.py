@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from ..._extras import require
-from ..app import app, bad_value, out_console
-from ..output import check_writable_dir
+from ...errors import PhantomAuctionError
+from ..app import app, bad_value, err_console, interrupted, out_console
+from ..output import atomic, check_writable_dir, clean_floats, dumps
+
+#: ``--beta`` must stay below this: the learners' per-auction decay of exploration,
+#: ``exp(-beta)``, is a float > 0 only up to about 745.
+MAX_BETA = 745.0
+
+#: The option behind each field the learners or the experiment may refuse.
+FIELD_OPTIONS = {
+    "epsilon_decay": "--beta",
+    "learning_rate": "--alpha",
+    "discount": "--gamma",
+    "windows": "--windows",
+    "steps": "--steps",
+    "auctions": "--auctions",
+    "bids_bps": "--steps",
+}
 
 
 @app.command()
@@ -35,6 +52,9 @@ def learn(
     out: Annotated[
         Path, typer.Option("--out", help="Directory for learning.png and learning.json.")
     ] = Path("reports/learn"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the table (and each arm's path) as JSON.")
+    ] = False,
 ) -> None:
     """Banchio & Skrzypacz (2022): first vs second price, with and without phantoms.
 
@@ -44,25 +64,66 @@ def learn(
     """
     if windows > auctions:
         bad_value("--windows", windows, f"must be at most --auctions={auctions}")
+    for option, value in (("--alpha", alpha), ("--gamma", gamma), ("--beta", beta)):
+        if not math.isfinite(value):
+            bad_value(option, value, "not a finite number")
+    if not alpha > 0.0:
+        bad_value("--alpha", alpha, "must be > 0 (a learner that never learns)")
+    if not beta < MAX_BETA:
+        # The learners' per-auction decay exp(-beta) would underflow to 0.
+        bad_value("--beta", beta, f"must be below {MAX_BETA:g}: exp(-beta) underflows to 0")
     check_writable_dir("--out", out)
     require("matplotlib", "reports")
-    from ...simulation.learning import banchio_skrzypacz, learning_figure
+    from ...simulation.learning import LearningRun, banchio_skrzypacz, learning_figure
     from ..progress import MonteCarloProgress
 
-    console = out_console()
+    given: dict[str, float | int] = {
+        "--auctions": auctions,
+        "--seeds": seeds,
+        "--windows": windows,
+        "--steps": steps,
+        "--alpha": alpha,
+        "--gamma": gamma,
+        "--beta": beta,
+    }
+    parameters = {option.removeprefix("--"): value for option, value in given.items()}
+    console = err_console() if as_json else out_console()
     started = time.monotonic()
     progress = MonteCarloProgress(console, "Learning runs", delay_s=0.0)
-    with progress.running():
-        runs = banchio_skrzypacz(
-            seeds=tuple(range(1, seeds + 1)),
-            auctions=auctions,
-            windows=windows,
-            steps=steps,
-            alpha=alpha,
-            gamma=gamma,
-            beta=beta,
-            progress=progress,
-        )
+    arms = [(m, p) for m in ("first_price", "second_price") for p in (False, True)]
+    seed_list = tuple(range(1, seeds + 1))
+    total = len(arms) * len(seed_list)
+    # One (arm, seed) at a time, so that Ctrl-C keeps every finished one.
+    finished: list[list[LearningRun]] = []
+    stopped = False
+    try:
+        with progress.running():
+            progress(0, total)
+            for mechanism, phantoms in arms:
+                finished.append([])
+                for seed in seed_list:
+                    (run,) = banchio_skrzypacz(
+                        seeds=(seed,),
+                        auctions=auctions,
+                        windows=windows,
+                        steps=steps,
+                        alpha=alpha,
+                        gamma=gamma,
+                        beta=beta,
+                        mechanisms=(mechanism,),
+                        with_phantoms=(phantoms,),
+                    )
+                    finished[-1].append(run)
+                    progress(sum(map(len, finished)), total)
+    except PhantomAuctionError as exc:
+        # The learners' own names (epsilon_decay, ...) are the options' here.
+        blamed = FIELD_OPTIONS.get(str(getattr(exc, "field", "")))
+        if blamed is None:
+            raise
+        bad_value(blamed, given[blamed], str(exc))
+    except KeyboardInterrupt:
+        stopped = True
+    runs = [_merged(LearningRun, parts) for parts in finished if parts]
     table = Table(title=f"Bid / value over the last 10% of {auctions:,} auctions, {seeds} seeds")
     for column in ("arm", "bid / value", "sd over seeds", "greedy bid / value", "price / value"):
         table.add_column(column, justify="left" if column == "arm" else "right")
@@ -72,10 +133,14 @@ def learn(
         tail = max(1, round(0.1 * windows))
         greedy = float(run.greedy[:, -tail:].mean())
         price = float(run.improvement_bps[:, -tail:].mean()) / 100.0
-        table.add_row(run.label, f"{mean:.3f}", f"{sd:.3f}", f"{greedy:.3f}", f"{price:.3f}")
+        complete = len(run.seeds) == seeds
+        label = run.label if complete else f"{run.label} ({len(run.seeds)} of {seeds} seeds)"
+        table.add_row(label, f"{mean:.3f}", f"{sd:.3f}", f"{greedy:.3f}", f"{price:.3f}")
         record.append(
             {
                 "arm": run.label,
+                "seeds": list(run.seeds),
+                "complete": complete,
                 "bid_over_value": mean,
                 "sd_over_seeds": sd,
                 "greedy_bid_over_value": greedy,
@@ -84,9 +149,43 @@ def learn(
                 "played_by_seed": run.played.tolist(),
             }
         )
-    console.print(table)
+    if as_json:
+        typer.echo(dumps(clean_floats({"parameters": parameters, "arms": record})))
+    elif runs:
+        console.print(table)
     out.mkdir(parents=True, exist_ok=True)
+    data = out / "learning.json"
+    if runs or not stopped:
+        with atomic(data) as partial:
+            partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    if stopped:
+        done = sum(len(r.seeds) for r in runs)
+        interrupted(
+            f"Interrupted after {done} of {total} learning runs (arm x seed): "
+            + (
+                f'kept them in {data} (an arm short of seeds has "complete": false); '
+                if runs
+                else "nothing to keep; "
+            )
+            + "the figure was not drawn."
+        )
     learning_figure(runs, out / "learning.png")
-    (out / "learning.json").write_text(json.dumps(record, indent=2))
+    console.print(f"Data: {data.resolve()}", soft_wrap=True)
     console.print(f"Figure: {(out / 'learning.png').resolve()}", soft_wrap=True)
     console.print(f"done in {time.monotonic() - started:.1f} s")
+
+
+def _merged(cls: Any, parts: list[Any]) -> Any:
+    """One arm's :class:`LearningRun` from its runs of one seed each (seeds stacked)."""
+    import numpy as np
+
+    first = parts[0]
+    return cls(
+        first.mechanism,
+        first.phantoms,
+        tuple(s for p in parts for s in p.seeds),
+        first.auctions,
+        np.vstack([p.played for p in parts]),
+        np.vstack([p.greedy for p in parts]),
+        np.vstack([p.improvement_bps for p in parts]),
+    )

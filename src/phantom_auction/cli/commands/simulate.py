@@ -17,6 +17,7 @@ from ..output import (
     dumps,
     pandas_module,
     write_outputs,
+    write_run_files,
     write_run_report,
     write_summary,
 )
@@ -42,6 +43,7 @@ from ..scenario import (
     analyze,
     build_simulator,
     cluster_client,
+    run_record,
     run_scenario,
     scenario_from_options,
     scenario_parameters,
@@ -145,8 +147,9 @@ def simulate(
             stream.close(keep=False)
         raise
     analysis = analyze(results)
+    parameters = scenario_parameters(scenario)
     if as_json:
-        typer.echo(dumps(clean_floats({"parameters": scenario_parameters(scenario), **analysis})))
+        typer.echo(dumps(clean_floats({"parameters": parameters, **analysis})))
     else:
         console.print(summary_table(analysis, f"{len(results):,} auctions", console.width))
         strategies = strategy_table(analysis)
@@ -157,9 +160,9 @@ def simulate(
     frame = results.to_frame(copy=False) if keep else None
     if out is not None:
         if frame is not None:
-            written = write_outputs(out, frame, analysis, fmt)
+            written = write_outputs(out, frame, analysis, fmt, parameters)
         else:
-            written = [write_summary(out, analysis, fmt)]
+            written = [write_summary(out, analysis, fmt, parameters)]
             if stream is not None:
                 stream.close(keep=True)
                 written.insert(0, stream.path)
@@ -170,6 +173,9 @@ def simulate(
                     "parquet or csv in a local run",
                     soft_wrap=True,
                 )
+        # The seed (drawn or given) and the scenario, so that the run can be redone.
+        record = run_record(scenario, "simulate", ["--config", str(out / "scenario.toml")])
+        written += write_run_files(out, record)
         for path in written:
             console.print(f"wrote {path}", soft_wrap=True)
     if report:
@@ -187,6 +193,6 @@ def simulate(
                 analysis,
                 results,
                 title="Phantom auction Monte Carlo report",
-                parameters=scenario_parameters(scenario),
+                parameters=parameters,
             )
             console.print(f"report: {page}", soft_wrap=True)

@@ -1,0 +1,55 @@
+"""Argument checks of the Python API that the command line relies on: each bad value is
+an :class:`InvalidBidParameters` naming its field, raised before any auction runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from phantom_auction import InvalidBidParameters, MarketConditions, SimulationConfig
+from phantom_auction.simulation import calibration, sweep
+from phantom_auction.simulation.calibration import optimize_phantoms
+
+
+def _config() -> SimulationConfig:
+    return SimulationConfig(num_simulations=200, seed=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"policy": ()}, "policy"),  # was "max() arg is an empty sequence"
+        ({"policy": []}, "policy"),
+        ({"policy": ("reserve", "reserve")}, "policy"),
+        ({"means": ()}, "means"),
+        ({"means": (10.0, float("nan"))}, "means"),
+        ({"means": (10.0, "x")}, "means"),
+        ({"means": "10"}, "means"),
+        ({"sds": (float("inf"),)}, "sds"),
+        ({"sds": ()}, "sds"),
+        ({"presence": ()}, "presence"),
+        ({"presence": ((0, 0.5),)}, "presence"),
+        ({"presence": ((100_000, 0.5),)}, "presence"),
+        ({"presence": ((1, 1.5),)}, "presence"),
+        ({"presence": ((1,),)}, "presence"),
+    ],
+)
+def test_optimize_phantoms_names_a_bad_argument_before_running(
+    monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], field: str
+) -> None:
+    def must_not_run(*_: Any, **__: Any) -> Any:
+        raise AssertionError("checked before any candidate runs")
+
+    monkeypatch.setattr(calibration, "_evaluate", must_not_run)
+    with pytest.raises(InvalidBidParameters) as info:
+        optimize_phantoms(_config(), **kwargs)
+    assert info.value.field == field
+
+
+def test_sweeping_a_field_that_is_not_a_value_is_named() -> None:
+    """Was AttributeError: 'int' object has no attribute 'phantom_auction'."""
+    pytest.importorskip("pandas")
+    with pytest.raises(InvalidBidParameters) as info:
+        sweep(_config(), MarketConditions(), grid={"auction_config": [1]})
+    assert info.value.field == "auction_config"
