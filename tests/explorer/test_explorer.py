@@ -123,8 +123,11 @@ def test_auction_page_shows_the_published_competition_and_verifies_it(
         "spans => spans.map(s => s.textContent)",
     )
     assert sum("SHA-256 (v2) = " in text for text in opened_in) == accepted_reveals > 0, opened_in
-    assert items.count(["phantoms", "true"]) == 2 + 2 * len(competition["phantom_bids"]) + 1
-    assert all(ok == "true" for _, ok in items)
+    # The seed's commitment is compared with the one kept at open only where this
+    # browser saw the auction open (this one did not: not checked, never a tick).
+    assert items.count(["phantoms", "true"]) == 1 + 2 * len(competition["phantom_bids"]) + 1
+    assert items.count(["phantoms", "unchecked"]) == 1
+    assert all(ok in {"true", "unchecked"} for _, ok in items)
     # The chart: one marker per bid, the clearing price marked.
     markers = page.eval_on_selector_all(
         "[data-testid=chart] circle, [data-testid=chart] path", "m => m.length"
@@ -149,6 +152,8 @@ def test_an_open_auction_page_keeps_the_seed_sealed_then_verifies_itself(
     competition = market.competition(opened["auction_id"])
     assert page.inner_text("[data-testid=phantom-seed]") == competition["phantom_seed"]
     assert page.get_attribute("[data-testid=verify-result]", "data-ok") == "true"
+    # It saw the open: the seed is checked against the commitment it kept then.
+    assert _at_open_item(page) == ("true", "✓")
 
 
 def _tamper_phantom_price(doc: dict[str, Any]) -> str:
@@ -173,12 +178,12 @@ def _tamper_reveal_nonce(doc: dict[str, Any]) -> str:
 
 
 def _tamper_seed(doc: dict[str, Any]) -> str:
-    # A new seed with its own (matching) commitment still cannot explain the phantoms,
-    # and it is not the commitment published at open.
+    # A new seed with its own (matching) commitment cannot explain the phantoms (and it
+    # is not the commitment published at open: _swap_seed_and_phantoms).
     seed = hashlib.sha256(b"another seed").digest()
     doc["phantom_seed"] = seed.hex()
     doc["phantom_commitment"] = hashlib.sha256(seed).hexdigest()
-    return "commitment is the one published at open"
+    return f"{doc['phantom_bids'][0]['bidder_id']} redrawn from the seed"
 
 
 def _tamper_removed_phantom(doc: dict[str, Any]) -> str:
@@ -544,3 +549,420 @@ def test_javascript_verifier_agrees_with_python_bit_for_bit(page: Any, market: M
         [cases, ln_cases, hashes, decimals, commitment_cases],
     )
     assert mismatches == []
+
+
+# ---------------------------------------------------------------- the commitment kept at open
+
+AT_OPEN = "commitment is the one published at open"
+
+
+def _at_open_item(page: Any) -> tuple[str, str]:
+    """The check of the seed against the commitment kept at open: (data-ok, its mark)."""
+    item = page.locator("[data-testid=verify-item]", has_text=AT_OPEN)
+    return item.get_attribute("data-ok"), item.locator(".mark").text_content()
+
+
+def _failed_items(page: Any) -> list[str]:
+    return page.eval_on_selector_all(  # type: ignore[no-any-return]
+        "[data-testid=verify-item][data-ok=false] strong", "items => items.map(i => i.innerText)"
+    )
+
+
+def _swap_seed_and_phantoms(doc: dict[str, Any]) -> None:
+    """What a server could publish after the end, consistently: another seed, its own
+    commitment, the phantoms drawn from it and a ranking with them (the audit's forge)."""
+    seed = hashlib.sha256(b"forged after the end " + doc["auction_id"].encode()).digest()
+    doc["phantom_seed"] = seed.hex()
+    doc["phantom_commitment"] = hashlib.sha256(seed).hexdigest()
+    fields = dict(doc["phantom_model"])
+    for name in ("volume_fraction", "fee_fraction"):
+        fields[name] = tuple(fields[name])
+    drawn = draw_phantom_bids(PhantomModel(**fields), seed, doc["baseline_price"], doc["amount"])
+    doc["phantom_bids"] = [
+        {"slot": b.slot, "bidder_id": f"phantom-{b.slot}", "improved_price": b.improved_price,
+         "volume": b.volume, "priority_fee": b.priority_fee}
+        for b in drawn
+    ]  # fmt: skip
+    ranking = [r for r in doc["ranking"] if not r["is_phantom"]]
+    for b in doc["phantom_bids"]:
+        bps = (b["improved_price"] / doc["baseline_price"] - 1) * 1e4
+        ranking.append(
+            {**b, "is_phantom": True, "improvement_bps": bps, "fee_bps": 0.0, "score": bps,
+             "allocated": 0.0, "filled": 0.0, "fill_price": None}
+        )  # fmt: skip
+        del ranking[-1]["slot"]
+    ranking.sort(key=lambda r: -r["score"])
+    for rank, entry in enumerate(ranking, 1):
+        entry["rank"] = rank
+    doc["ranking"] = ranking
+
+
+def _forging_context(browser: Any, auction_id: str) -> Any:
+    """A browser context whose server swaps the seed, its commitment and the phantoms of
+    ``auction_id`` once it has ended (in the competition and in the summary)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+
+    def competition(route: Any) -> None:
+        response = route.fetch()
+        if response.status != 200:
+            route.fulfill(response=response)
+            return
+        doc = json.loads(response.text())
+        _swap_seed_and_phantoms(doc)
+        route.fulfill(response=response, body=json.dumps(doc))
+
+    def summary(route: Any) -> None:
+        response = route.fetch()
+        body = json.loads(response.text())
+        if body.get("status") not in (None, "open"):
+            seed = hashlib.sha256(b"forged after the end " + auction_id.encode()).digest()
+            body["phantom_commitment"] = hashlib.sha256(seed).hexdigest()
+        route.fulfill(response=response, body=json.dumps(body))
+
+    context.route(f"**/v1/auctions/{auction_id}/competition", competition)
+    context.route(f"**/explorer/api/auctions/{auction_id}", summary)
+    return context
+
+
+def test_a_seed_swapped_after_the_end_fails_where_the_browser_saw_the_open(
+    browser: Any, market: Market
+) -> None:
+    """The commitment is compared with the one this browser kept while the auction was
+    open (its auction page or the feed), not with what the server says after the end: a
+    seed, commitment and phantoms swapped consistently after the end show ✗ there, and
+    "–" (not checked, never ✓) in a browser that never saw the auction open."""
+    opened = market.open_auction(4000)
+    aid = opened["auction_id"]
+    logs, contexts = [], []
+
+    def new_page() -> Any:
+        contexts.append(_forging_context(browser, aid))
+        made = contexts[-1].new_page()
+        logs.append(ConsoleLog())
+        logs[-1].attach(made)
+        return made
+
+    try:
+        on_auction = new_page()
+        on_auction.goto(f"{market.server.url}/auctions/{aid}")
+        on_auction.wait_for_selector("[data-testid=auction-outcome][data-status=open]")
+        on_feed = new_page()
+        on_feed.goto(market.server.url + "/")
+        on_feed.wait_for_selector(FEED_ROW.format(aid) + "[data-status=open]")
+        # The auction page turns into the competition when the auction ends.
+        on_auction.wait_for_selector("[data-testid=verify-result]", timeout=15_000)
+        on_feed.wait_for_selector(FEED_ROW.format(aid) + "[data-status=finalized]", timeout=15_000)
+        on_feed.click(FEED_ROW.format(aid) + " a")
+        on_feed.wait_for_selector("[data-testid=verify-result]", timeout=15_000)
+        for seen in (on_auction, on_feed):
+            assert seen.get_attribute("[data-testid=verify-result]", "data-ok") == "false"
+            assert _failed_items(seen) == [AT_OPEN]  # the rest is consistent
+            assert _at_open_item(seen) == ("false", "✗")
+            assert opened["phantom_commitment"][:16] in seen.inner_text(
+                "[data-testid=verify-items]"
+            )
+        fresh = new_page()
+        _open_auction_page(fresh, market, aid)
+        assert _at_open_item(fresh) == ("unchecked", "–")
+        assert _failed_items(fresh) == []
+        text = fresh.inner_text("main")
+        assert "did not see this auction open" in text
+        assert opened["phantom_commitment"] not in text  # only the forged one is known
+    finally:
+        for context in contexts:
+            context.close()
+    assert all(log.errors == [] for log in logs), [log.errors for log in logs]
+
+
+# ---------------------------------------------------------------- polling, focus, live regions
+
+
+def _select(page: Any, selector: str) -> str:
+    return page.evaluate(  # type: ignore[no-any-return]
+        """selector => {
+          const range = document.createRange();
+          range.selectNodeContents(document.querySelector(selector));
+          getSelection().removeAllRanges();
+          getSelection().addRange(range);
+          return getSelection().toString();
+        }""",
+        selector,
+    )
+
+
+def test_polling_keeps_keyboard_focus_and_the_selection(page: Any, market: Market) -> None:
+    opened = market.open_auction(9000)
+    aid = opened["auction_id"]
+    page.goto(market.server.url + "/")
+    page.wait_for_selector(FEED_ROW.format(aid))
+    page.focus(FEED_ROW.format(aid) + " a")
+    market.run_auction(300)  # the feed changes meanwhile: a row added, then finished
+    page.wait_for_timeout(1200)  # four polls
+    focused = "document.activeElement.closest('[data-testid=feed-row]')?.dataset.auctionId"
+    assert page.evaluate(focused) == aid
+    page.keyboard.press("Shift+Tab")  # and Tab goes on from there, not from the top
+    assert page.evaluate(focused) not in (None, aid)  # the newer row's link, above
+
+    page.goto(f"{market.server.url}/auctions/{aid}")
+    page.wait_for_selector("[data-testid=auction-outcome][data-status=open]")
+    commitment = _select(page, "[data-testid=phantom-commitment]")
+    assert commitment == opened["phantom_commitment"]
+    page.wait_for_timeout(1200)
+    assert page.evaluate("getSelection().toString()") == commitment
+    page.focus(".crumbs a")
+    page.wait_for_timeout(1000)
+    assert page.evaluate("document.activeElement.closest('.crumbs') !== null")
+
+
+_WATCH_LIVE = """() => {
+  window.__announced = [];
+  const live = '[role=status], [role=alert], [aria-live=polite], [aria-live=assertive]';
+  new MutationObserver((records) => {
+    for (const r of records) {
+      const at = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+      if (at.closest(live)) window.__announced.push(at.textContent);
+      for (const n of r.addedNodes) {
+        if (n.nodeType === 1 && (n.matches(live) || n.querySelector(live))) {
+          window.__announced.push('inserted: ' + n.textContent);
+        }
+      }
+    }
+  }).observe(document.body, { subtree: true, childList: true, characterData: true });
+}"""
+
+
+def test_live_regions_announce_changes_not_every_poll(page: Any, market: Market) -> None:
+    opened = market.open_auction(6000)
+    page.goto(market.server.url + "/")
+    page.wait_for_selector(FEED_ROW.format(opened["auction_id"]))
+    page.wait_for_timeout(400)
+    page.evaluate(_WATCH_LIVE)
+    page.wait_for_timeout(1500)  # five polls, no auction added or removed
+    assert page.evaluate("window.__announced") == []
+    assert "updated" not in page.inner_text("[data-testid=feed-status]")
+    page.goto(f"{market.server.url}/auctions/{opened['auction_id']}")
+    page.wait_for_selector("[data-testid=auction-outcome][data-status=open]")
+    page.wait_for_timeout(400)
+    page.evaluate(_WATCH_LIVE)
+    page.wait_for_timeout(1500)
+    assert page.evaluate("window.__announced") == []
+
+
+# ---------------------------------------------------------------- layout
+
+LONG_ID = "b" * 64  # the longest bidder id the service accepts
+
+_OVERFLOWS = """() => {
+  const out = [];
+  const width = document.documentElement.clientWidth;
+  for (const el of document.querySelectorAll('main td, main dd, main .table-wrap')) {
+    if (el.scrollWidth > el.clientWidth + 1) {
+      const name = el.dataset.label || el.className || el.tagName;
+      out.push(`${name}: ${el.scrollWidth} > ${el.clientWidth}`);
+    }
+  }
+  for (const el of document.querySelectorAll('main *')) {
+    if (el.closest('thead, .sr-only')) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width && r.right > width + 1) out.push(`${el.tagName}.${el.className}: ${r.right}`);
+  }
+  return out;
+}"""
+
+
+def _feed_with_a_long_winner(route: Any) -> None:
+    long = {**_stub_summary(3), "winner": LONG_ID, "outcome": "filled"}
+    _stub_answer(route, "e", 4, [long, _stub_summary(2), _stub_summary(1)], reset=True)
+
+
+def test_a_long_winner_id_keeps_the_feed_on_screen(page: Any, market: Market) -> None:
+    page.route("**/explorer/api/feed*", _feed_with_a_long_winner)
+    page.goto(market.server.url + "/")
+    page.wait_for_selector("[data-testid=feed-row][data-auction-id=a000003]")
+    assert page.evaluate(_OVERFLOWS) == []
+    time_left = page.eval_on_selector("th:last-child", "th => th.getBoundingClientRect().right")
+    assert time_left <= 1280
+    winner = page.locator("[data-testid=feed-row][data-auction-id=a000003] td[data-label=Winner]")
+    assert winner.inner_text() == LONG_ID  # all of it, for copying and screen readers
+    assert winner.locator("[title]").get_attribute("title") == LONG_ID
+
+
+@pytest.mark.parametrize("path", ["/", "/auctions/{id}", "/bidders"])
+def test_phone_width_keeps_every_value_inside_its_card(
+    browser: Any, market: Market, contested: dict[str, Any], path: str
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    log = ConsoleLog()
+    log.attach(page)
+    try:
+        if path == "/":
+            page.route("**/explorer/api/feed*", _feed_with_a_long_winner)
+        page.goto(market.server.url + path.format(id=contested["auction_id"]))
+        page.wait_for_selector("table tbody tr td")
+        if "{id}" in path:
+            page.wait_for_selector("[data-testid=verify-result]")
+        assert page.evaluate(_OVERFLOWS) == []
+    finally:
+        context.close()
+    assert log.errors == []
+
+
+@pytest.fixture(scope="module")
+def contested(market: Market) -> dict[str, Any]:
+    """A competition with a refused reveal and a duplicate commit (rejection hashes)."""
+    return market.run_contested_auction()
+
+
+def test_the_chart_is_legible_on_a_phone_and_its_label_clear_of_the_bids(
+    browser: Any, market: Market, honest: dict[str, Any]
+) -> None:
+    doc = copy.deepcopy(honest)
+    # A bid at the clearing price with the largest volume: where the label used to sit.
+    top = max(doc["ranking"], key=lambda r: r["volume"])
+    top["improvement_bps"] = (doc["price"] - doc["baseline_price"]) / doc["baseline_price"] * 1e4
+    body = json.dumps(doc)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    try:
+        page.route(
+            f"**/v1/auctions/{doc['auction_id']}/competition",
+            lambda route: route.fulfill(status=200, content_type="application/json", body=body),
+        )
+        _open_auction_page(page, market, doc["auction_id"])
+        sizes = page.evaluate(
+            """() => {
+              const svg = document.querySelector('[data-testid=chart]');
+              const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+              return [...svg.querySelectorAll('text')].map(
+                t => parseFloat(getComputedStyle(t).fontSize) * scale);
+            }"""
+        )
+        assert min(sizes) >= 10, sizes  # px on the screen
+        clear = page.evaluate(
+            """() => {
+              const svg = document.querySelector('[data-testid=chart]');
+              const label = svg.querySelector('.clearing-label').getBoundingClientRect();
+              const hit = (r) => !(r.right < label.left || r.left > label.right
+                || r.bottom < label.top || r.top > label.bottom);
+              return [...svg.querySelectorAll('circle, path')].filter(
+                m => hit(m.getBoundingClientRect())).length;
+            }"""
+        )
+        assert clear == 0
+    finally:
+        context.close()
+
+
+# ---------------------------------------------------------------- what the pages say
+
+
+def test_an_open_auction_says_its_phase_its_bids_so_far_and_its_dates(
+    page: Any, market: Market
+) -> None:
+    """Time left counts to the end of the phase it names; the commits so far are shown;
+    a time on another day than the auction's opening shows its date."""
+    now = datetime.now(UTC)
+    opened = now - timedelta(days=1)
+    summary = {
+        **_stub_summary(7, "open"), "auction_id": "stub-open", "outcome": None, "commits": 3,
+        "real_bids": None, "phantom_bids": None, "price": None, "improvement_bps": None,
+        "opened_at": opened.isoformat(),
+        "commit_deadline": (now + timedelta(seconds=5)).isoformat(),
+        "reveal_deadline": (now + timedelta(seconds=30)).isoformat(),
+        "server_time": now.isoformat(),
+    }  # fmt: skip
+    body = json.dumps(summary)
+    page.route(
+        "**/explorer/api/auctions/stub-open",
+        lambda route: route.fulfill(status=200, content_type="application/json", body=body),
+    )
+    page.goto(market.server.url + "/auctions/stub-open")
+    page.wait_for_selector("[data-testid=auction-outcome][data-status=open]")
+    facts = dict(
+        page.eval_on_selector_all(
+            ".facts dt", "dts => dts.map(dt => [dt.innerText, dt.nextElementSibling.innerText])"
+        )
+    )
+    left = re.fullmatch(r"(\d+) (ms|s) \(collecting\)", facts["Time left"])
+    assert left, facts["Time left"]
+    assert int(left[1]) / (1000 if left[2] == "ms" else 1) <= 5, left[0]  # to the commit deadline
+    assert facts["Sealed bids"].startswith("3")
+    assert facts["Opened"].startswith(opened.date().isoformat())
+    sealed_until = (now + timedelta(seconds=5)).date().isoformat()
+    assert sealed_until in facts["Bids sealed until"]  # not the day it opened: its date
+    title = page.get_attribute("dd time", "title")
+    assert title == opened.isoformat()
+
+
+def _competition_route(page: Any, auction_id: str, doc: dict[str, Any]) -> None:
+    body = json.dumps(doc)
+    page.route(
+        f"**/v1/auctions/{auction_id}/competition",
+        lambda route: route.fulfill(status=200, content_type="application/json", body=body),
+    )
+
+
+def test_an_auction_without_bids_says_none(
+    page: Any, market: Market, honest: dict[str, Any]
+) -> None:
+    doc = copy.deepcopy(honest)
+    for key in ("commitments", "reveals", "ranking", "fills", "rejections", "phantom_bids"):
+        doc[key] = []
+    doc["unrevealed"] = []
+    _competition_route(page, doc["auction_id"], doc)
+    _open_auction_page(page, market, doc["auction_id"])
+    for caption in ("Ranking", "Fills", "Commitments and their reveals", "Rejections"):
+        table = page.locator("table", has=page.locator("caption", has_text=caption))
+        assert table.locator("tbody").inner_text().strip() == "None.", caption
+
+
+def test_a_bidder_whose_auction_was_aborted_before_the_reveal_window_did_not_fail_to_reveal(
+    page: Any, market: Market, honest: dict[str, Any]
+) -> None:
+    doc = copy.deepcopy(honest)
+    late = next(c for c in doc["commitments"] if c["accepted"])["bidder_id"]
+    doc.update(status="aborted", outcome="aborted", unrevealed=[late])
+    doc["reveals"] = [r for r in doc["reveals"] if r["bidder_id"] != late]
+    _competition_route(page, doc["auction_id"], doc)
+
+    def summary(route: Any) -> None:
+        response = route.fetch()
+        body = json.loads(response.text())
+        body.update(status="aborted", outcome="aborted", reveal_window_opened=False)
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page.route(f"**/explorer/api/auctions/{doc['auction_id']}", summary)
+    _open_auction_page(page, market, doc["auction_id"])
+    row = page.locator(f"[data-testid=commitment-row][data-bidder-id='{late}']").first
+    reveal = row.locator("td[data-label=Reveal]")
+    assert "aborted before the reveal window" in reveal.inner_text()
+    assert "warn" not in (reveal.get_attribute("class") or "")
+
+
+def _contrast(page: Any, selector: str) -> float:
+    """The contrast ratio of ``selector``'s text on white (WCAG 2)."""
+    rgb = page.eval_on_selector(selector, "e => getComputedStyle(e).color")
+    channels = [int(x) / 255 for x in re.findall(r"\d+", rgb)[:3]]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return 1.05 / (luminance + 0.05)
+
+
+def test_units_legend_contrast_and_marks_for_screen_readers(
+    page: Any, market: Market, honest: dict[str, Any]
+) -> None:
+    _open_auction_page(page, market, honest["auction_id"])
+    headers = page.eval_on_selector_all(
+        "[data-testid=ranking] th", "ths => ths.map(th => th.innerText)"
+    )
+    assert "Score (bps)" in headers
+    for key in page.eval_on_selector_all(
+        ".chart figcaption .key", "ks => ks.map(k => k.className)"
+    ):
+        selector = ".chart figcaption ." + key.split()[-1]
+        assert _contrast(page, selector) >= 4.5, key
+    marks = page.eval_on_selector_all(
+        ".mark", "ms => ms.map(m => [m.getAttribute('role'), m.getAttribute('aria-label')])"
+    )
+    assert marks and all(role == "img" and label for role, label in marks), marks

@@ -76,7 +76,7 @@ async def test_an_open_auction_shows_its_commits_but_no_phantom(server: ServerPr
         await bidder.push("auction_closed", auction_id)
         competition = (await public.get(f"/v1/auctions/{auction_id}/competition")).json()
         done = (await public.get(f"/explorer/api/auctions/{auction_id}")).json()
-        assert done["status"] == "finalized"
+        assert done["status"] == "finalized" and done["reveal_window_opened"] is True
         assert done["outcome"] == competition["outcome"]
         assert done["commits"] == 1 and done["real_bids"] == 1
         assert done["phantom_bids"] == len(competition["phantom_bids"])
@@ -138,3 +138,44 @@ async def test_a_bad_since_or_epoch_is_malformed(
         response = await http.get("/explorer/api/feed", params=params)
     assert response.status_code == 422
     assert response.json()["reason"] == "malformed" and field in response.json()["detail"]
+
+
+async def test_a_no_reveal_counts_only_where_the_reveal_window_opened(
+    tmp_path: Path,
+) -> None:
+    """A bidder that committed in an auction the server aborted before its reveal window
+    opened (here: the server stopped) could not reveal: the bidders page does not count
+    a no-reveal against it, and the summary says the window never opened."""
+    made = ServerProcess(f"sqlite+aiosqlite:///{tmp_path / 'service.db'}", log=tmp_path / "log")
+    made.start()
+    try:
+        token = await made.add_client("abort-tests")
+        key = await made.add_bidder("early-bidder")
+        async with (
+            httpx.AsyncClient(
+                base_url=made.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            ) as client,
+            RawBidder(made.ws_url, "early-bidder", key) as bidder,
+        ):
+            opened = await client.post(
+                "/v1/auctions", params={"wait": "false"}, json=order(duration_ms=60_000)
+            )
+            auction_id = opened.json()["auction_id"]
+            announced = await bidder.opened(auction_id)
+            assert (
+                reason(await bidder.commit(auction_id, bidder.bid(announced, 30.0))) == "accepted"
+            )
+            made.stop()  # a graceful stop aborts the auction, long before its commit deadline
+        made.start()
+        async with httpx.AsyncClient(base_url=made.url, timeout=30) as public:
+            competition = (await public.get(f"/v1/auctions/{auction_id}/competition")).json()
+            assert competition["status"] == "aborted"
+            assert competition["unrevealed"] == ["early-bidder"]  # as the engine says
+            summary = (await public.get(f"/explorer/api/auctions/{auction_id}")).json()
+            assert summary["status"] == "aborted" and summary["reveal_window_opened"] is False
+            bidders = (await public.get("/explorer/api/bidders")).json()["bidders"]
+            row = next(b for b in bidders if b["bidder_id"] == "early-bidder")
+            assert row["auctions"] == 1 and row["no_reveals"] == 0
+            assert row["no_reveal_share"] == 0.0
+    finally:
+        made.stop()

@@ -11,7 +11,8 @@ the package: no build step, no CDN) render them from public JSON only:
 - ``GET /explorer/api/auctions/{id}``: one summary (open auctions too, before their
   competition exists).
 - ``GET /explorer/api/bidders``: per bidder seen in the recent auctions, auctions
-  entered, wins, no-reveals, and its penalty state.
+  entered, wins, no-reveals (as penalties count them: not in an aborted auction), and
+  its penalty state.
 - ``GET /v1/auctions/{id}/competition`` (the service's own) is what the page verifies.
 
 The feed watches ``house.live`` for open auctions and hears each auction the house
@@ -148,6 +149,7 @@ def _finished_summary(
     competition = competition or {}
     result = record.result or {}
     winner = result.get("winning_bid") or {}
+    window_opened = _reveal_window_opened(record)
     ranking = competition.get("ranking", [])
     accepted = {c["bidder_id"] for c in competition.get("commitments", []) if c.get("accepted")}
     filled = {f["bidder_id"] for f in competition.get("fills", []) if f.get("bidder_id")}
@@ -163,13 +165,29 @@ def _finished_summary(
         "improvement_bps": competition.get("improvement_bps", result.get("improvement_bps")),
         "mechanism": competition.get("mechanism", result.get("mechanism")),
         "finished_at": _iso(record.finished_at_us),
+        "reveal_window_opened": window_opened,
     }
     tally = {
         "entered": sorted(accepted),
         "won": sorted(filled),
-        "unrevealed": sorted(competition.get("unrevealed", [])),
+        # Counted as the penalties count them: not in an aborted auction (the venue
+        # ended it, before its reveal window or during it).
+        "unrevealed": sorted(competition.get("unrevealed", []))
+        if record.status != "aborted"
+        else [],
     }
     return summary, tally
+
+
+def _reveal_window_opened(record: AuctionRecord) -> bool:
+    """Whether ``record`` (ended) reached its reveal window: a finalized auction did; an
+    aborted one, if the engine ended it after its commit deadline (the stored end
+    time, a little later, where its result has none)."""
+    if record.status != "aborted":
+        return True
+    ended = (record.result or {}).get("finalized_at")
+    ended_us = to_us(datetime.fromisoformat(ended)) if ended else record.finished_at_us
+    return ended_us is not None and ended_us > record.commit_deadline_us
 
 
 _TALLIES: Final = (("entered", "auctions"), ("won", "wins"), ("unrevealed", "no_reveals"))

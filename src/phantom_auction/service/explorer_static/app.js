@@ -52,6 +52,11 @@ function bps(x) {
 function percent(x) {
   return x === null || x === undefined ? "—" : `${(100 * x).toFixed(1)} %`;
 }
+// An id in full (copyable, read whole by screen readers), cut short on screen by the
+// style sheet where it is too long, the whole of it in its title.
+function idText(id) {
+  return h("span", { class: "id", title: id }, id);
+}
 function shortId(id) {
   return id.length > 12 ? `${id.slice(0, 8)}…` : id;
 }
@@ -61,10 +66,18 @@ function shortHex(hex) {
 function pair(tokens) {
   return `${tokens[0]} → ${tokens[1]}`;
 }
-function time(iso) {
+function today() {
+  return new Date(Date.now() + clockSkew).toISOString().slice(0, 10);
+}
+// A time as HH:MM:SS.mmm UTC, with its date when it is not on the day of `ref` (an ISO
+// time; by default today): `ref` null always shows the date. The full ISO time is its
+// title and datetime.
+function time(iso, ref) {
   if (!iso) return "—";
-  const d = new Date(iso);
-  return `${d.toISOString().slice(11, 23)} UTC`;
+  const text = new Date(iso).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
+  const day = ref === undefined ? today() : ref && new Date(ref).toISOString().slice(0, 10);
+  const shown = text.slice(0, 10) === day ? `${text.slice(11, 23)} UTC` : `${text.slice(0, 10)} ${text.slice(11, 23)} UTC`;
+  return h("time", { datetime: iso, title: iso }, shown);
 }
 function winnerLabel(summary) {
   if (summary.winner) return summary.winner;
@@ -80,13 +93,73 @@ let clockSkew = 0;
 function noteServerTime(iso) {
   if (iso) clockSkew = Date.parse(iso) - Date.now();
 }
+// The time left in the auction's phase, and that phase: bids are collected until the
+// commit deadline, then revealed until the reveal deadline.
 function timeLeft(summary) {
   if (summary.status !== "open") return "ended";
-  const left = Date.parse(summary.reveal_deadline) - (Date.now() + clockSkew);
+  const now = Date.now() + clockSkew;
+  const commitLeft = Date.parse(summary.commit_deadline) - now;
+  const revealLeft = Date.parse(summary.reveal_deadline) - now;
+  const [left, phase] = commitLeft > 0 ? [commitLeft, "collecting"] : [revealLeft, "revealing"];
   if (left <= 0) return "clearing…";
-  const commitLeft = Date.parse(summary.commit_deadline) - (Date.now() + clockSkew);
-  const phase = commitLeft > 0 ? "collecting" : "revealing";
   return left >= 10000 ? `${Math.ceil(left / 1000)} s (${phase})` : `${Math.ceil(left)} ms (${phase})`;
+}
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+// Make `el` look like `fresh` (built the same way), replacing only the children that
+// differ, so that focus and a text selection elsewhere in it stay. A child holding the
+// time left ([data-left]) only has its text updated (a ticker keeps it current).
+function patch(el, fresh) {
+  for (const { name, value } of fresh.attributes) if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+  const now = [...fresh.children];
+  if (el.children.length !== now.length) {
+    el.replaceChildren(...now);
+    return;
+  }
+  const left = (x) => (x.matches("[data-left]") ? x : x.querySelector("[data-left]"));
+  now.forEach((child, i) => {
+    const old = el.children[i];
+    const [was, is] = [left(old), left(child)];
+    if (was && is) setText(was, is.textContent);
+    else if (!old.isEqualNode(child)) old.replaceWith(child);
+  });
+}
+
+// The phantom commitment of each auction this browser saw open (the feed or its page),
+// the first one seen, kept in localStorage for the auction page to check the revealed
+// seed against after the end: a server cannot swap both afterwards. The latest
+// SEEN_KEPT auctions are kept.
+const SEEN_KEY = "phantom-auction-explorer/commitments-seen-open";
+const SEEN_KEPT = 2000;
+const seenHere = new Set();
+function readSeen() {
+  try {
+    const kept = JSON.parse(localStorage.getItem(SEEN_KEY) || "[]");
+    return new Map(Array.isArray(kept) ? kept : []);
+  } catch {
+    return new Map();
+  }
+}
+function rememberOpenCommitments(summaries) {
+  const fresh = summaries.filter((s) => s.status === "open" && typeof s.phantom_commitment === "string" && !seenHere.has(s.auction_id));
+  if (fresh.length === 0) return;
+  try {
+    const seen = readSeen(); // again: another tab may have added some
+    for (const s of fresh) {
+      seenHere.add(s.auction_id);
+      if (!seen.has(s.auction_id)) seen.set(s.auction_id, s.phantom_commitment);
+    }
+    localStorage.setItem(SEEN_KEY, JSON.stringify([...seen].slice(-SEEN_KEPT)));
+  } catch {
+    // No storage (disabled, full): the auction page says the open was not seen.
+  }
+  if (seenHere.size > 4 * SEEN_KEPT) seenHere.clear();
+}
+function commitmentSeenOpen(auctionId) {
+  return readSeen().get(auctionId);
 }
 
 function setTitle(text) {
@@ -101,6 +174,7 @@ function setTitle(text) {
 // A table whose cells are labelled with their column's header (with its unit): the
 // phone layout shows one card per row, each value beside that label.
 function table(caption, headers, rows, attrs = {}) {
+  if (rows.length === 0) rows = [h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, "None."))];
   for (const row of rows) {
     [...row.children].forEach((td, i) => {
       if (td.hasAttribute("data-label") && headers[i]) td.setAttribute("data-label", headers[i]);
@@ -139,7 +213,7 @@ function feedRow(summary) {
     cell("Amount", num(summary.amount, "A"), { class: "n" }),
     cell("Baseline", num(summary.baseline_price), { class: "n" }),
     cell("Outcome", h("span", { class: `badge ${summary.status === "open" ? "open" : summary.outcome || ""}` }, outcomeLabel(summary)), { "data-testid": "feed-outcome" }),
-    cell("Winner", winnerLabel(summary), { class: "nowrap" }),
+    cell("Winner", summary.winner ? idText(summary.winner) : winnerLabel(summary)),
     cell("Price", num(summary.price), { class: "n" }),
     cell("Improvement", bps(summary.improvement_bps), { class: "n" }),
     cell("Real bids", summary.real_bids === null ? `${summary.commits} sealed` : String(summary.real_bids), { class: "n" }),
@@ -152,13 +226,20 @@ function feedRow(summary) {
 
 async function feedPage() {
   setTitle("Auctions");
-  const summaries = new Map();
+  // Per auction shown: its summary, that summary as text without its seq (to tell a
+  // change), and its row. Rows are updated where their summary changed and added or
+  // removed as auctions are; the rest stay as they are (focus, selection, a screen
+  // reader's place), and the time left is ticked in place.
+  let shown = new Map();
   const body = h("tbody", { "aria-live": "off" });
-  const status = h("p", { class: "muted", role: "status", "data-testid": "feed-status" }, "Connecting…");
+  const empty = h("tr", {}, h("td", { colspan: FEED_HEADERS.length, class: "muted" }, "No auctions yet."));
+  // Announced (role=status) only when it changes: the count, or a connection problem.
+  const status = h("span", { role: "status", "data-testid": "feed-status" }, "Connecting…");
+  const updated = h("span", { "data-testid": "feed-updated" });
   main.replaceChildren(
     h("h1", {}, "Auctions"),
     h("p", { class: "lede" }, "Live: auctions appear as they open and update as they finish. Open one to see its competition and verify it in your browser."),
-    status,
+    h("p", { class: "muted" }, status, " ", updated),
     h(
       "div",
       { class: "table-wrap" },
@@ -176,35 +257,57 @@ async function feedPage() {
   const render = () => {
     // Newest first; only the rows shown are kept, so a page left open stays as small and
     // as quick as a fresh one (at 100 auctions/s it would gather 360,000 in an hour).
-    const ordered = [...summaries.values()].sort((a, b) => b.openedMs - a.openedMs);
-    for (const old of ordered.splice(FEED_ROWS)) summaries.delete(old.auction_id);
-    body.replaceChildren(...ordered.map(feedRow));
-    if (ordered.length === 0) body.append(h("tr", {}, h("td", { colspan: FEED_HEADERS.length, class: "muted" }, "No auctions yet.")));
+    const ordered = [...shown.values()].sort((a, b) => b.openedMs - a.openedMs || (a.summary.auction_id < b.summary.auction_id ? 1 : -1));
+    for (const old of ordered.splice(FEED_ROWS)) shown.delete(old.summary.auction_id);
+    for (const entry of ordered) {
+      if (!entry.row) entry.row = feedRow(entry.summary);
+      else if (entry.changed) patch(entry.row, feedRow(entry.summary));
+      entry.changed = false;
+    }
+    const wanted = new Set(ordered.map((entry) => entry.row));
+    for (const row of [...body.children]) if (!wanted.has(row)) row.remove();
+    ordered.forEach((entry, i) => {
+      if (body.children[i] !== entry.row) body.insertBefore(entry.row, body.children[i] || null);
+    });
+    if (ordered.length === 0) body.append(empty);
   };
   const poll = async () => {
     try {
       // Only what changed since the last answer: summaries, and auctions removed (pruned,
-      // or ended without a result); or, after a restart or a long pause, the whole feed.
+      // or ended without a result); or, after a restart or a long pause, the whole feed
+      // (the rows of the auctions it lists unchanged are kept).
       const { status: code, body: page } = await getJSON(`/explorer/api/feed?since=${since}&epoch=${epoch}`);
       if (code !== 200) throw new Error(page.detail || `HTTP ${code}`);
       noteServerTime(page.server_time);
-      if (page.reset) summaries.clear();
-      for (const id of page.removed || []) summaries.delete(id);
-      for (const summary of page.auctions) summaries.set(summary.auction_id, { ...summary, openedMs: Date.parse(summary.opened_at) });
+      const before = shown;
+      if (page.reset) shown = new Map();
+      for (const id of page.removed || []) shown.delete(id);
+      rememberOpenCommitments(page.auctions);
+      for (const summary of page.auctions) {
+        const { seq, ...rest } = summary;
+        const key = JSON.stringify(rest);
+        const old = before.get(summary.auction_id);
+        if (old && old.key === key) {
+          shown.set(summary.auction_id, old);
+          continue;
+        }
+        const entry = { summary, key, openedMs: Date.parse(summary.opened_at), row: old ? old.row : null, changed: true };
+        shown.set(summary.auction_id, entry);
+      }
       since = page.seq;
       epoch = page.epoch;
       render();
-      status.textContent = `Live · ${summaries.size} auctions · updated ${time(page.server_time)}`;
+      setText(status, `Live · ${shown.size} auctions`);
+      setText(updated, `· updated ${new Date(Date.parse(page.server_time)).toISOString().slice(11, 23)} UTC`);
     } catch (error) {
-      status.textContent = `Cannot reach the server (${error.message}); retrying…`;
+      setText(status, `Cannot reach the server (${error.message}); retrying…`);
     }
   };
   await poll();
   const timer = setInterval(poll, POLL_MS);
   const ticker = setInterval(() => {
-    for (const row of body.querySelectorAll("tr[data-status='open']")) {
-      const summary = summaries.get(row.dataset.auctionId);
-      if (summary) row.querySelector("[data-left]").textContent = timeLeft(summary);
+    for (const entry of shown.values()) {
+      if (entry.summary.status === "open" && entry.row) setText(entry.row.querySelector("[data-left]"), timeLeft(entry.summary));
     }
   }, 100);
   return () => {
@@ -226,9 +329,12 @@ function niceTicks(lo, hi, count) {
 }
 
 function chart(doc) {
-  const width = 720;
+  // As wide as the page has room for (at most 720): on a phone the chart is drawn at
+  // about its screen size, so its text keeps its size (11-12 px) instead of shrinking.
+  const width = Math.round(Math.max(300, Math.min(720, main.clientWidth - 24)));
   const height = 260;
-  const pad = { left: 56, right: 16, top: 24, bottom: 44 };
+  // The clearing price's label sits in the top margin, above every bid.
+  const pad = { left: 56, right: 16, top: 34, bottom: 44 };
   const ranking = doc.ranking || [];
   const clearing = doc.price ? ((doc.price - doc.baseline_price) / doc.baseline_price) * 10000 : 0;
   const xs = ranking.map((r) => r.improvement_bps).concat([0, clearing, doc.phantom_model ? doc.phantom_model.max_bps : 0]);
@@ -245,7 +351,7 @@ function chart(doc) {
     return el;
   };
   const parts = [];
-  for (const v of niceTicks(xMin, xMax, 6)) {
+  for (const v of niceTicks(xMin, xMax, Math.max(3, Math.floor(width / 120)))) {
     parts.push(svg("line", { x1: x(v), x2: x(v), y1: pad.top, y2: height - pad.bottom, class: "grid" }));
     parts.push(svg("text", { x: x(v), y: height - pad.bottom + 16, "text-anchor": "middle", class: "tick" }, numberFormat.format(v)));
   }
@@ -258,7 +364,8 @@ function chart(doc) {
   parts.push(svg("line", { x1: x(0), x2: x(0), y1: pad.top, y2: height - pad.bottom, class: "baseline" }));
   if (doc.price) {
     parts.push(svg("line", { x1: x(clearing), x2: x(clearing), y1: pad.top, y2: height - pad.bottom, class: "clearing", "data-testid": "chart-clearing" }));
-    parts.push(svg("text", { x: x(clearing) + 4, y: pad.top + 10, class: "clearing-label" }, `price ${clearing.toFixed(2)} bps`));
+    const right = x(clearing) > width - 140; // near the right edge: the label to its left
+    parts.push(svg("text", { x: x(clearing) + (right ? -4 : 4), y: pad.top - 10, "text-anchor": right ? "end" : "start", class: "clearing-label" }, `price ${clearing.toFixed(2)} bps`));
   }
   for (const r of ranking) {
     const title = svg("title", {}, `${r.bidder_id}: ${r.improvement_bps.toFixed(2)} bps, ${numberFormat.format(r.volume)} A, rank ${r.rank}`);
@@ -289,55 +396,74 @@ function chart(doc) {
 
 // ------------------------------------------------------------------ one auction
 
+// ✓, ✗ or – (not checked), named for screen readers (role="img" with its label).
 function mark(item) {
-  if (!item) return h("span", { class: "mark none" }, "–");
-  return h("span", { class: `mark ${item.ok ? "ok" : "bad"}`, title: item.detail, "aria-label": item.ok ? `verified: ${item.label}` : `failed: ${item.label}` }, item.ok ? "✓" : "✗");
+  if (!item || item.ok === null) {
+    const label = item ? `not checked: ${item.label}` : "not checked";
+    return h("span", { class: "mark none", role: "img", title: item ? item.detail : null, "aria-label": label }, "–");
+  }
+  return h("span", { class: `mark ${item.ok ? "ok" : "bad"}`, role: "img", title: item.detail, "aria-label": item.ok ? `verified: ${item.label}` : `failed: ${item.label}` }, item.ok ? "✓" : "✗");
 }
 
 function marks(items, ref) {
   const mine = items.filter((i) => i.ref === ref);
   if (mine.length === 0) return mark(null);
-  const bad = mine.find((i) => !i.ok);
-  return mark(bad || mine[0]);
+  return mark(mine.find((i) => i.ok === false) || mine.find((i) => i.ok) || mine[0]);
 }
 
-function summaryList(summary, doc) {
+// The facts of an auction; `doc` once it has ended (its competition), with `seen`, the
+// phantom commitment this browser kept while the auction was open (if it saw it open).
+function summaryList(summary, doc, seen) {
+  const open = summary.status === "open";
   const rows = [
-    ["Status", h("span", { "data-testid": "auction-outcome", "data-status": summary.status, class: `badge ${summary.status === "open" ? "open" : summary.outcome || ""}` }, outcomeLabel(summary))],
+    ["Status", h("span", { "data-testid": "auction-outcome", "data-status": summary.status, class: `badge ${open ? "open" : summary.outcome || ""}` }, outcomeLabel(summary))],
     ["Pair (in → out)", pair(summary.token_pair)],
     ["Amount", num(summary.amount, "token A")],
     ["Baseline price", num(summary.baseline_price, "B per A")],
     ["Mechanism", summary.mechanism || "—"],
-    ["Winner", winnerLabel(summary)],
+    ["Winner", summary.winner ? h("span", { class: "id" }, summary.winner) : winnerLabel(summary)],
     ["Price to the user", num(summary.price, "B per A")],
     ["Improvement", bps(summary.improvement_bps)],
-    ["Opened", time(summary.opened_at)],
-    ["Bids sealed until", time(summary.commit_deadline)],
-    ["Reveals until", time(summary.reveal_deadline)],
+    ["Sealed bids", summary.commits === undefined ? "—" : open ? `${summary.commits} so far` : String(summary.commits)],
+    ["Opened", time(summary.opened_at, null)],
+    ["Bids sealed until", time(summary.commit_deadline, summary.opened_at)],
+    ["Reveals until", time(summary.reveal_deadline, summary.opened_at)],
     ["Time left", h("span", { "data-left": "" }, timeLeft(summary))],
-    ["Phantom commitment", h("code", { class: "hex" }, summary.phantom_commitment)],
+    ["Phantom commitment", h("code", { class: "hex", "data-testid": "phantom-commitment" }, doc ? doc.phantom_commitment : summary.phantom_commitment)],
   ];
-  if (doc) rows.push(["Phantom seed", h("code", { class: "hex", "data-testid": "phantom-seed" }, doc.phantom_seed)]);
-  else rows.push(["Phantom seed", h("span", { class: "muted" }, "sealed until the auction ends")]);
+  if (doc) {
+    rows.push([
+      "Commitment seen at open",
+      seen
+        ? h("code", { class: `hex${seen === doc.phantom_commitment ? "" : " bad"}`, "data-testid": "commitment-seen-open" }, seen)
+        : h("span", { class: "muted", "data-testid": "commitment-seen-open" }, "not seen: this browser did not see this auction open"),
+    ]);
+    rows.push(["Phantom seed", h("code", { class: "hex", "data-testid": "phantom-seed" }, doc.phantom_seed)]);
+  } else {
+    rows.push(["Phantom seed", h("span", { class: "muted" }, "sealed until the auction ends")]);
+  }
   return h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
-function competitionSections(doc, items) {
+function competitionSections(doc, items, summary) {
   const reveals = doc.reveals || [];
   const revealOf = new Map();
   reveals.forEach((r, index) => {
     if (!revealOf.has(r.bidder_id) || r.accepted) revealOf.set(r.bidder_id, { reveal: r, index });
   });
   const unrevealed = new Set(doc.unrevealed || []);
+  // An auction aborted before its reveal window opened: no one could reveal.
+  const noWindow = summary.reveal_window_opened === false;
+  const opened = doc.opened_at;
   const ranking = table(
     "Ranking: every real and phantom bid, best score first",
-    ["Rank", "Bidder", "Kind", "Price (B per A)", "Improvement", "Fee (token)", "Score", "Allocated (A)", "Filled (A)", "Fill price (B per A)", "Check"],
+    ["Rank", "Bidder", "Kind", "Price (B per A)", "Improvement", "Fee (token)", "Score (bps)", "Allocated (A)", "Filled (A)", "Fill price (B per A)", "Check"],
     (doc.ranking || []).map((r) =>
       h(
         "tr",
         { "data-testid": "ranking-row", "data-bidder-id": r.bidder_id, "data-rank": r.rank, "data-price": String(r.improved_price), "data-volume": String(r.volume), "data-filled": String(r.filled), class: r.is_phantom ? "phantom-row" : "" },
         cell("Rank", String(r.rank), { class: "n" }),
-        cell("Bidder", r.bidder_id),
+        cell("Bidder", idText(r.bidder_id)),
         cell("Kind", r.is_phantom ? h("span", { class: "badge phantom" }, "phantom") : "real"),
         cell("Price", num(r.improved_price), { class: "n" }),
         cell("Improvement", bps(r.improvement_bps), { class: "n" }),
@@ -354,7 +480,7 @@ function competitionSections(doc, items) {
   const fills = table(
     "Fills (the CFMM takes what no bid fills, at the baseline)",
     ["Filled by", "Volume (token A)", "Price (B per A)"],
-    (doc.fills || []).map((f) => h("tr", { "data-testid": "fill-row" }, cell("Filled by", f.bidder_id || "CFMM (baseline)"), cell("Volume", num(f.volume), { class: "n" }), cell("Price", num(f.price), { class: "n" }))),
+    (doc.fills || []).map((f) => h("tr", { "data-testid": "fill-row" }, cell("Filled by", f.bidder_id ? idText(f.bidder_id) : "CFMM (baseline)"), cell("Volume", num(f.volume), { class: "n" }), cell("Price", num(f.price), { class: "n" }))),
   );
   const commitments = table(
     "Commitments and their reveals",
@@ -363,14 +489,16 @@ function competitionSections(doc, items) {
       const found = c.accepted ? revealOf.get(c.bidder_id) : undefined;
       const reveal = found ? found.reveal : undefined;
       let revealText = "—";
-      if (c.accepted) revealText = reveal ? (reveal.accepted ? "revealed" : `refused: ${reveal.reason}`) : unrevealed.has(c.bidder_id) ? "no reveal" : "—";
+      let warn = false;
+      if (c.accepted && reveal) [revealText, warn] = reveal.accepted ? ["revealed", false] : [`refused: ${reveal.reason}`, true];
+      else if (c.accepted && unrevealed.has(c.bidder_id)) [revealText, warn] = noWindow ? ["not revealed: aborted before the reveal window", false] : ["no reveal", true];
       return h(
         "tr",
         { "data-testid": "commitment-row", "data-bidder-id": c.bidder_id },
-        cell("Bidder", c.bidder_id),
-        cell("Commit", h("span", {}, c.accepted ? "accepted" : h("span", { class: "warn" }, `refused: ${c.reason}`), h("br"), h("span", { class: "muted" }, time(c.received_at)))),
+        cell("Bidder", idText(c.bidder_id)),
+        cell("Commit", h("span", {}, c.accepted ? "accepted" : h("span", { class: "warn" }, `refused: ${c.reason}`), h("br"), h("span", { class: "muted" }, time(c.received_at, opened)))),
         cell("Commitment · nonce", h("span", {}, h("code", { class: "hex", title: c.commitment }, shortHex(c.commitment)), h("br"), h("span", { class: "muted" }, `nonce ${String(c.nonce)}`))),
-        cell("Reveal", revealText, { class: revealText === "revealed" || revealText === "—" ? "" : "warn" }),
+        cell("Reveal", revealText, { class: warn ? "warn" : revealText === "—" || revealText === "revealed" ? "" : "muted" }),
         cell("Revealed", reveal ? `${num(reveal.improved_price)} · ${num(reveal.volume)} · ${num(reveal.priority_fee)}` : "—", { class: "n" }),
         cell("Check", found ? marks(items, `reveal-${found.index}`) : mark(null)),
       );
@@ -379,9 +507,7 @@ function competitionSections(doc, items) {
   const rejections = table(
     "Rejections, with their reason codes",
     ["Kind", "Bidder", "At", "Reason", "Detail"],
-    (doc.rejections || []).length
-      ? doc.rejections.map((r) => h("tr", { "data-testid": "rejection-row" }, cell("Kind", r.kind), cell("Bidder", r.bidder_id), cell("At", time(r.received_at)), cell("Reason", h("code", {}, r.reason)), cell("Detail", r.detail || "—")))
-      : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "None."))],
+    (doc.rejections || []).map((r) => h("tr", { "data-testid": "rejection-row" }, cell("Kind", r.kind), cell("Bidder", idText(r.bidder_id)), cell("At", time(r.received_at, opened)), cell("Reason", h("code", {}, r.reason)), cell("Detail", r.detail || "—", { class: "detail" }))),
   );
   const phantoms = table(
     "Phantom bids, redrawn here from the revealed seed",
@@ -416,25 +542,44 @@ function competitionSections(doc, items) {
 }
 
 function verifyPanel(items) {
-  const failed = items.filter((i) => !i.ok);
+  const failed = items.filter((i) => i.ok === false);
+  const unchecked = items.filter((i) => i.ok === null);
+  const checked = items.length - unchecked.length;
+  let verdict = failed.length ? `✗ ${failed.length} of ${checked} checks failed` : `✓ all ${checked} checks passed`;
+  if (unchecked.length) verdict += `; ${unchecked.length} not checked`;
   const result = h(
     "p",
     { class: `verdict ${failed.length ? "bad" : "ok"}`, "data-testid": "verify-result", "data-ok": failed.length ? "false" : "true", role: "status" },
-    failed.length ? `✗ ${failed.length} of ${items.length} checks failed` : `✓ all ${items.length} checks passed`,
+    verdict,
   );
+  const notes = unchecked.map((i) => h("p", { class: "unchecked", "data-testid": "verify-unchecked" }, mark(i), " ", h("strong", {}, i.label), ` — ${i.detail}`));
   const list = h(
     "ul",
     { class: "checks", "data-testid": "verify-items" },
-    items.map((i) => h("li", { "data-testid": "verify-item", "data-ok": i.ok ? "true" : "false", "data-group": i.group }, mark(i), " ", h("strong", {}, i.label), h("span", { class: "muted" }, ` — ${i.detail}`))),
+    items.map((i) => h("li", { "data-testid": "verify-item", "data-ok": i.ok === null ? "unchecked" : i.ok ? "true" : "false", "data-group": i.group }, mark(i), " ", h("strong", {}, i.label), h("span", { class: "muted" }, ` — ${i.detail}`))),
   );
-  return [result, h("details", { open: failed.length > 0 }, h("summary", {}, "Every check"), list)];
+  return [result, ...notes, h("details", { open: failed.length > 0 }, h("summary", {}, "Every check"), list)];
 }
 
 async function auctionPage(auctionId) {
   setTitle(`Auction ${shortId(auctionId)}`);
   main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   let stopped = false;
-  let ticker = null;
+  let current = null; // the summary shown
+  let facts = null; // while open: its facts, updated in place as the summary changes
+  let shownKey = null;
+  // Announced only when something goes wrong (and when it is over).
+  const problem = h("p", { class: "warn problem", role: "status", "data-testid": "auction-problem" });
+  const ticker = setInterval(() => {
+    if (current && current.status === "open") {
+      const left = main.querySelector("[data-left]");
+      if (left) setText(left, timeLeft(current));
+    }
+  }, 100);
+  const header = () => [
+    h("p", { class: "crumbs" }, h("a", { href: "/" }, "Auctions"), " / ", h("span", {}, shortId(auctionId))),
+    h("h1", {}, "Auction ", h("code", { class: "hex" }, auctionId)),
+  ];
   const render = async () => {
     const { status, body: summary } = await getJSON(`/explorer/api/auctions/${encodeURIComponent(auctionId)}`);
     if (status !== 200) {
@@ -442,33 +587,40 @@ async function auctionPage(auctionId) {
       return true;
     }
     noteServerTime(summary.server_time);
-    const header = [
-      h("p", { class: "crumbs" }, h("a", { href: "/" }, "Auctions"), " / ", h("span", {}, shortId(auctionId))),
-      h("h1", {}, "Auction ", h("code", { class: "hex" }, auctionId)),
-    ];
+    setText(problem, "");
+    current = summary;
     if (summary.status === "open") {
-      main.replaceChildren(...header, summaryList(summary, null), h("p", { class: "muted", role: "status" }, "Bidding is sealed: the competition, the seed and the phantom bids are published when the auction ends. This page updates by itself."));
-      clearInterval(ticker);
-      ticker = setInterval(() => {
-        const left = main.querySelector("[data-left]");
-        if (left) left.textContent = timeLeft(summary);
-      }, 100);
+      rememberOpenCommitments([summary]);
+      const { server_time: _, ...rest } = summary;
+      const key = JSON.stringify(rest);
+      if (facts && facts.isConnected) {
+        // The same page: only what changed (the commits so far) is redrawn.
+        if (key !== shownKey) patch(facts, summaryList(summary, null));
+      } else {
+        facts = summaryList(summary, null);
+        main.replaceChildren(...header(), problem, facts, h("p", { class: "muted" }, "Bidding is sealed: the competition, the seed and the phantom bids are published when the auction ends. This page updates by itself."));
+      }
+      shownKey = key;
       return false;
     }
-    clearInterval(ticker);
+    facts = null;
     const { status: code, body: doc } = await getJSON(`/v1/auctions/${encodeURIComponent(auctionId)}/competition`);
     if (code !== 200) {
-      main.replaceChildren(...header, summaryList(summary, null), h("p", { class: "warn" }, `The competition is not available: ${doc.detail || code}`));
+      main.replaceChildren(...header(), summaryList(summary, null), h("p", { class: "warn" }, `The competition is not available: ${doc.detail || code}`));
       return false;
     }
+    // The commitment this browser kept while the auction was open, never the one sent
+    // now with the seed (a server could swap both).
+    const seen = commitmentSeenOpen(auctionId);
     const panel = h("section", { class: "verify", "aria-labelledby": "h-verify" });
     const button = h("button", { type: "button", "data-testid": "verify-button" }, "Verify again");
     const verify = async () => {
+      const focused = document.activeElement === button; // kept on it when it is back
       button.disabled = true;
       panel.replaceChildren(h("h2", { id: "h-verify" }, "Verification"), h("p", { class: "muted", role: "status" }, "Checking…"));
       let items;
       try {
-        items = await verifyCompetition(doc, { phantomCommitmentAtOpen: summary.phantom_commitment });
+        items = await verifyCompetition(doc, { phantomCommitmentAtOpen: seen });
       } catch (error) {
         items = [{ group: "document", label: "the document can be checked", ok: false, detail: error.message, ref: "document" }];
       }
@@ -477,20 +629,21 @@ async function auctionPage(auctionId) {
       if (!exactIntegersSupported) notes.push("This browser reads integers above 2^53 as rounded numbers: nonces may not verify.");
       panel.replaceChildren(
         h("h2", { id: "h-verify" }, "Verification"),
-        h("p", { class: "muted" }, "Recomputed in this browser from the public documents: each reveal's SHA-256 commitment (docs/commitment.md) and each phantom bid from the revealed seed (docs/phantoms.md)."),
+        h("p", { class: "muted" }, "Recomputed in this browser from the public documents: each reveal's SHA-256 commitment (docs/commitment.md) and each phantom bid from the revealed seed (docs/phantoms.md), against the phantom commitment this browser kept while the auction was open."),
         ...verifyPanel(items),
         ...notes.map((n) => h("p", { class: "warn" }, n)),
         button,
       );
       button.disabled = false;
+      if (focused) button.focus();
       for (const section of main.querySelectorAll("section.data")) section.remove();
-      for (const section of competitionSections(doc, items)) {
+      for (const section of competitionSections(doc, items, summary)) {
         section.classList.add("data");
         main.append(section);
       }
     };
     button.addEventListener("click", verify);
-    main.replaceChildren(...header, summaryList(summary, doc), panel);
+    main.replaceChildren(...header(), summaryList(summary, doc, seen), panel);
     await verify();
     return true;
   };
@@ -500,13 +653,16 @@ async function auctionPage(auctionId) {
       try {
         done = await render();
       } catch (error) {
-        main.replaceChildren(h("p", { class: "warn" }, `Cannot load the auction (${error.message}); retrying…`));
+        const text = `Cannot load the auction (${error.message}); retrying…`;
+        if (problem.isConnected) setText(problem, text);
+        else main.replaceChildren(h("p", { class: "warn", role: "status" }, text));
       }
       if (done) return;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
   };
   await loop();
+  clearInterval(ticker);
   return () => {
     stopped = true;
     clearInterval(ticker);
@@ -526,19 +682,20 @@ async function biddersPage() {
     h(
       "tr",
       { "data-testid": "bidder-row", "data-bidder-id": b.bidder_id },
-      cell("Bidder", b.bidder_id),
+      cell("Bidder", idText(b.bidder_id)),
       cell("Auctions entered", String(b.auctions), { class: "n" }),
       cell("Wins", String(b.wins), { class: "n" }),
       cell("Win share", percent(b.win_share), { class: "n" }),
       cell("No-reveals", `${b.no_reveals} (${percent(b.no_reveal_share)})`, { class: "n" }),
       cell("No-reveal rate (penalty EWMA)", b.no_reveal_rate === null ? "—" : `${percent(b.no_reveal_rate)} of ${percent(b.no_reveal_threshold)} limit`, { class: "n" }),
-      cell("Penalty state", b.blocked ? h("span", { class: "badge bad" }, `blocked until ${time(b.blocked_until)}`) : h("span", { class: "badge ok" }, b.block_count ? `active (${b.block_count} past blocks)` : "active")),
+      cell("Penalty state", b.blocked ? h("span", { class: "badge bad" }, "blocked until ", time(b.blocked_until)) : h("span", { class: "badge ok" }, b.block_count ? `active (${b.block_count} past blocks)` : "active")),
     ),
   );
   main.replaceChildren(
     h("h1", {}, "Bidders"),
     h("p", { class: "lede" }, `Every bidder that committed in the last ${body.recent_auctions} finished auctions: how often it entered, won and failed to reveal, and its penalty state now.`),
     table("Bidders", ["Bidder", "Auctions entered", "Wins", "Win share", "No-reveals", "No-reveal rate (penalty EWMA)", "Penalty state"], rows.length ? rows : [h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No bidder yet."))], { "data-testid": "bidders" }),
+    h("p", { class: "muted" }, "A no-reveal is counted where the bidder could have revealed: not in an auction aborted before its reveal window opened."),
   );
 }
 

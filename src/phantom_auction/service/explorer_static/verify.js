@@ -415,7 +415,10 @@ function same(a, b) {
 }
 
 // Every check of docs/phantoms.md ("Verifying an auction") on a competition document:
-// [{group, label, ok, detail, ref}], ref naming the row it belongs to.
+// [{group, label, ok, detail, ref}], ref naming the row it belongs to; ok is null for a
+// check that could not be made: the seed against the commitment published at open,
+// without phantomCommitmentAtOpen (kept by the caller from the open: never taken from
+// a document sent after the end, which could have been swapped with the seed).
 export async function verifyCompetition(doc, { phantomCommitmentAtOpen } = {}) {
   const items = [];
   const add = (group, label, ok, detail, ref) => items.push({ group, label, ok, detail, ref });
@@ -485,8 +488,27 @@ export async function verifyCompetition(doc, { phantomCommitmentAtOpen } = {}) {
   }
   const seedHash = seed && seed.length === 32 ? bytesToHex(await sha256(seed)) : null;
   add("phantoms", "seed hashes to the phantom commitment", seedHash !== null && seedHash === doc.phantom_commitment, seedHash ? `SHA-256(seed) = ${seedHash.slice(0, 16)}…` : "no 32-byte seed", "seed");
+  const atOpen = "commitment is the one published at open";
   if (phantomCommitmentAtOpen) {
-    add("phantoms", "commitment is the one published at open", phantomCommitmentAtOpen === doc.phantom_commitment, `published ${phantomCommitmentAtOpen.slice(0, 16)}…`, "seed");
+    const kept = String(phantomCommitmentAtOpen);
+    const ok = seedHash === kept && doc.phantom_commitment === kept;
+    add(
+      "phantoms",
+      atOpen,
+      ok,
+      ok
+        ? `SHA-256(seed) = ${kept.slice(0, 16)}…, the commitment this browser kept while the auction was open`
+        : `this browser kept ${kept.slice(0, 16)}… while the auction was open; the document's commitment is ${String(doc.phantom_commitment).slice(0, 16)}…${seedHash ? `, SHA-256(seed) ${seedHash.slice(0, 16)}…` : ""}`,
+      "seed",
+    );
+  } else {
+    add(
+      "phantoms",
+      atOpen,
+      null,
+      `not checked: this browser did not see this auction open. Compare by hand the phantom_commitment published at open (the auction_opened push, GET /v1/auctions/open, or the feed while it was open) with ${doc.phantom_commitment}`,
+      "seed",
+    );
   }
   if (seed && seed.length === 32) {
     const drawn = phantomBids(seed, doc.phantom_model, doc.baseline_price, doc.amount);
