@@ -33,7 +33,8 @@ from typing import Annotated, Any, Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
-from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, TypeAdapter
+from pydantic_core import PydanticCustomError
 
 from .engine.commitment import MAX_NONCE, MAX_TOKEN_ID
 
@@ -46,6 +47,7 @@ __all__ = [
     "BIDDER_WS_PATH",
     "HEX32",
     "HEX64",
+    "MAX_REF_CHARS",
     "BidderMessage",
     "CommitBody",
     "RevealBody",
@@ -58,6 +60,7 @@ __all__ = [
     "WsStatus",
     "bidder_message_adapter",
     "check_bidder_id",
+    "check_ref",
     "commit_message",
     "commit_signing_bytes",
     "generate_keypair",
@@ -224,7 +227,39 @@ Nonce = Annotated[
 #: and other characters no store column takes out of every lookup.
 AUCTION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 AuctionId = Annotated[str, Field(pattern=AUCTION_ID_PATTERN)]
-Ref = Annotated[str | int | None, Field(default=None, description="echoed in the ack")]
+#: The longest string ``ref`` (an integer ``ref`` is within ``±(2**53 - 1)``).
+MAX_REF_CHARS = 128
+
+
+def check_ref(value: object) -> str | int | None:
+    """``value`` if it is a valid ``ref``: None, a string of at most :data:`MAX_REF_CHARS`
+    characters, or an integer (not a boolean) within ``±(2**53 - 1)``; else raises.
+
+    Strict on purpose: ``true`` is not taken for 1, ``7.0`` not for 7, and an integer
+    the service would echo beyond JSON's safe range is refused, never published.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) <= MAX_REF_CHARS:
+        return value
+    if type(value) is int and -MAX_NONCE <= value <= MAX_NONCE:  # MAX_NONCE = 2**53 - 1
+        return value
+    raise PydanticCustomError(
+        "ref_type",
+        "must be a string of at most {max_chars} characters or an integer within ±(2^53 - 1)",
+        {"max_chars": MAX_REF_CHARS},
+    )
+
+
+Ref = Annotated[
+    str | int | None,
+    PlainValidator(check_ref, json_schema_input_type=str | int | None),
+    Field(
+        default=None,
+        description="echoed in the ack: a string of at most 128 characters or an integer "
+        "within ±(2^53 - 1)",
+    ),
+]
 
 
 class StrictBody(BaseModel):

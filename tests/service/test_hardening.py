@@ -457,7 +457,9 @@ async def test_clients_and_bidders_can_be_listed_and_revoked(server: ServerProce
     listed = _cli("clients", "list", db=db)
     assert any(line.endswith("revoked") for line in listed.stdout.splitlines() if name in line)
     assert bidder_id not in _cli("bidders", "list", db=db).stdout
-    # A fresh server (no cached identities) refuses both at once.
+    # A fresh server (no cached identities) refuses both at once. It takes this one's
+    # place (a SQLite file is served by one process), which comes back after it.
+    server.stop()
     fresh = ServerProcess(db, ENV, log=server.log)
     fresh.start()
     try:
@@ -470,3 +472,4 @@ async def test_clients_and_bidders_can_be_listed_and_revoked(server: ServerProce
             assert (await http.get("/v1/bidders/me", headers=headers)).status_code == 401
     finally:
         fresh.stop()
+        server.start(port=server.port)

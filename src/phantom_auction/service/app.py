@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .._version import __version__
 from ..config import AuctionConfig, load_config
 from ..wire import AUCTION_ID_PATTERN, BIDDER_WS_PATH
-from .bidder_socket import BidderSocket, ack_document, malformed
+from .bidder_socket import BidderSocket, ack_document, invalid_json_errors, malformed
 from .explorer import router as explorer_router
 from .house import AuctionHouse, BidderState, Rejected, Verdict, auction_document
 from .metrics import LoopLag, ServiceMetrics
@@ -332,6 +332,14 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def onmalformed(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
+        first = errors[0] if errors else {}
+        if first.get("type") == "json_invalid" and isinstance(exc.body, str | bytes):
+            # FastAPI's loc is ("body", <character offset>): say it as the WebSocket
+            # does, with line, column and an excerpt, naming the body.
+            loc = tuple(first.get("loc", ()))
+            position = loc[-1] if loc and isinstance(loc[-1], int) else 0
+            error = str((first.get("ctx") or {}).get("error", "JSON decode error"))
+            errors = invalid_json_errors(exc.body, error, position)
         field, detail = malformed(errors)
         summary = [
             {

@@ -15,17 +15,24 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..wire import WsCommit, WsReveal, WsStatus, bidder_message_adapter, login_adapter
+from ..wire import (
+    WsCommit,
+    WsReveal,
+    WsStatus,
+    bidder_message_adapter,
+    check_ref,
+    login_adapter,
+)
 from .auth import NO_ONE_KEY, login_signing_bytes, new_challenge, verify_signature
 from .house import AuctionHouse, BidderSession, BidderState, Verdict
 from .metrics import ServiceMetrics
 from .store import compact_json
 from .ws_fastpath import DIRECT_EXTENSION, DirectWebSocketProtocol
 
-__all__ = ["BidderSocket", "ack_document", "malformed"]
+__all__ = ["BidderSocket", "ack_document", "invalid_json_errors", "malformed"]
 
 _log = logging.getLogger(__name__)
 
@@ -51,6 +58,25 @@ def malformed(errors: list[Any]) -> tuple[str, str]:
         shown = repr(first["input"])
         detail += f" (got {shown[:80]}{'...' if len(shown) > 80 else ''})"
     return field, detail
+
+
+_any_json: TypeAdapter[Any] = TypeAdapter(Any)
+
+
+def invalid_json_errors(body: str | bytes, error: str, position: int) -> list[Any]:
+    """The validation errors of a ``body`` that is not JSON, as a WebSocket message's are
+    (:func:`malformed` then names ``body``, the line and column and a short excerpt):
+    an HTTP body refused by :func:`json.loads` (its ``error`` at character ``position``)."""
+    try:
+        _any_json.validate_json(body)
+    except ValidationError as exc:
+        return [{**e, "loc": ("body",)} for e in exc.errors()]
+    # Parsed here though not by json.loads: say what json.loads said, and where.
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    message = f"Invalid JSON: {error} at line {line} column {column}"
+    return [{"type": "json_invalid", "loc": ("body",), "msg": message, "input": text}]
 
 
 def ack_document(verdict: Verdict, ref: str | int | None = None) -> dict[str, Any]:
@@ -115,7 +141,7 @@ class BidderSocket:
         try:
             while not session.closed:
                 text = await _receive_text(ws)
-                if text is None:
+                if text is None or session.closed:  # closed meanwhile: take nothing more
                     break
                 self._handle(state, session, text)
         except WebSocketDisconnect:
@@ -149,7 +175,7 @@ class BidderSocket:
             self.house.detach(state, session)
             if not gone.done() or gone.cancelled():
                 with contextlib.suppress(Exception):
-                    await ws.close(1000)
+                    await ws.close(session.close_code, session.close_reason)
 
     async def _login(self, ws: WebSocket, text: str, challenge: str) -> BidderState | None:
         async def refuse(reason: str, detail: str) -> None:
@@ -228,8 +254,9 @@ def _salvage(text: str) -> tuple[str | int | None, str]:
         return None, "unknown"
     if not isinstance(raw, dict):
         return None, "unknown"
-    ref = raw.get("ref")
-    if not (isinstance(ref, int | str) and not isinstance(ref, bool)) or len(str(ref)) > 64:
+    try:
+        ref = check_ref(raw.get("ref"))
+    except ValueError:  # not echoed: never a boolean for an integer, nor beyond 2**53 - 1
         ref = None
     kind = raw.get("type")
     return ref, kind if kind in ("commit", "reveal", "status") else "unknown"
@@ -264,4 +291,4 @@ async def _write(ws: WebSocket, session: BidderSession) -> None:
     except Exception:  # the peer went away: the reader notices too
         session.close()
     with contextlib.suppress(Exception):
-        await ws.close(1000)
+        await ws.close(session.close_code, session.close_reason)

@@ -179,6 +179,7 @@ class AuctionHouse(BidPath):
         for state in self.bidders.values():
             if state.session is not None:
                 state.session.close()
+        await self.identities.close()
         await self.group_commit.close()
         if self.peers is not None:
             await self.peers.close()
@@ -371,7 +372,21 @@ class AuctionHouse(BidPath):
                 reserve_ms=reserve_ms,
             )
         except AuctionTimeout as exc:
-            raise Rejected(422, "deadline_too_close", str(exc), field="deadline") from None
+            # Named as the request gave it: its deadline, its duration_ms, or neither.
+            minimum = f"the minimum window of {exc.required_ms:g} ms"
+            if body.deadline is not None:
+                field: str | None = "deadline"
+                why = (
+                    f"deadline={body.deadline.isoformat()!r} leaves "
+                    f"{exc.available_ms:.3f} ms: below {minimum}"
+                )
+            elif body.duration_ms is not None:
+                field, why = "duration_ms", f"duration_ms={body.duration_ms}: below {minimum}"
+            else:
+                pa = self.config.phantom_auction
+                field, why = None, f"phantom_auction.duration_ms={pa.duration_ms}: below {minimum}"
+            why += " (auction_mechanics.min_window_ms)"
+            raise Rejected(422, "deadline_too_close", why, field=field) from None
         except InvalidBidParameters as exc:
             raise Rejected(422, "malformed", str(exc), field=exc.field) from None
         admission = -1

@@ -4,11 +4,16 @@ sessions and per-bidder state (penalty, rate limit), cached from the store.
 :class:`Identities` answers "which client holds this token?" and "is this request really
 from that bidder?"; registrations are read again from the store after
 :data:`IDENTITY_TTL_S`, so ``clients revoke`` and ``bidders remove`` take effect within it.
+While bidders are connected to this process, their registrations are also read again
+every :data:`SESSION_RECHECK_S` (one read for all of them), and the WebSocket of a
+removed bidder, or of one logged in with a key its registration no longer has, is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -27,14 +32,17 @@ from ..auth import (
 )
 from ..metrics import ServiceMetrics
 from ..penalties import PenaltyState, is_blocked
-from ..store import BidderRecord, ClientRecord, Store
+from ..store import BidderRecord, ClientRecord, Store, compact_json
 from ..ws_fastpath import text_frame
 from .documents import iso_us
 from .rate_limit import TokenBucket
 
 __all__ = [
+    "CLOSE_KEY_CHANGED",
+    "CLOSE_REMOVED",
     "IDENTITY_TTL_S",
     "OUTBOX_LIMIT",
+    "SESSION_RECHECK_S",
     "BidderSession",
     "BidderState",
     "Identities",
@@ -45,8 +53,19 @@ __all__ = [
 #: Seconds a client's token or a bidder's registration is trusted before it is read
 #: again from the store (revocations made with the CLI take effect within this).
 IDENTITY_TTL_S: Final = 30.0
+#: Seconds between two reads of the registrations of the bidders connected to this
+#: process (one store read for all of them, only while one is connected): a removed
+#: bidder's WebSocket is closed within this plus the read, inside IDENTITY_TTL_S.
+SESSION_RECHECK_S: Final = 15.0
 #: Pushes queued for one WebSocket before the bidder is deemed too slow and dropped.
 OUTBOX_LIMIT: Final = 10_000
+#: The WebSocket close code (policy violation, as a refused login) and reasons when a
+#: bidder's registration ends its session: removed, or registered with another key.
+CLOSE_POLICY: Final = 1008
+CLOSE_REMOVED: Final = "bidder_removed"
+CLOSE_KEY_CHANGED: Final = "bidder_key_changed"
+
+_log = logging.getLogger(__name__)
 
 
 class Rejected(Exception):
@@ -107,7 +126,16 @@ class BidderSession:
     offers ``push`` (:class:`~..ws_fastpath.DirectWebSocketProtocol`), else through
     ``outbox`` to a writer task."""
 
-    __slots__ = ("_push", "bidder_id", "closed", "ended", "outbox", "started_ns")
+    __slots__ = (
+        "_push",
+        "bidder_id",
+        "close_code",
+        "close_reason",
+        "closed",
+        "ended",
+        "outbox",
+        "started_ns",
+    )
 
     def __init__(self, bidder_id: str, push: Callable[[bytes], bool] | None = None) -> None:
         self.bidder_id = bidder_id
@@ -117,6 +145,9 @@ class BidderSession:
         self.closed = False
         #: Set once the session is closed (by the house or the connection).
         self.ended = asyncio.Event()
+        #: The WebSocket close code and reason the connection closes with.
+        self.close_code = 1000
+        self.close_reason = ""
         self._push = push
 
     def send(self, text: str, frame: bytes | None = None) -> None:
@@ -134,9 +165,11 @@ class BidderSession:
             return
         self.outbox.put_nowait(text)
 
-    def close(self) -> None:
-        """Ask the connection to close (its writer stops at the ``None`` marker)."""
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Ask the connection to close with ``code`` and ``reason`` (its writer stops at
+        the ``None`` marker)."""
         if not self.closed:
+            self.close_code, self.close_reason = code, reason
             self.closed = True
             self.ended.set()
             self.outbox.put_nowait(None)
@@ -152,6 +185,9 @@ class BidderState:
     #: When the registration was last read from the store (monotonic s).
     checked_at: float
     session: BidderSession | None = None
+    #: :attr:`Identities.reads` when the registration was last read alone (a re-read
+    #: of all of them that began before leaves it be).
+    read_seq: int = 0
 
     @property
     def bidder_id(self) -> str:
@@ -172,6 +208,15 @@ class Identities:
         self.bidders: dict[str, BidderState] = {}
         self._clients: dict[str, tuple[ClientRecord, float]] = {}
         self._requests = SeenRequests()
+        #: Seconds between re-reads of the connected bidders' registrations.
+        self.recheck_s = SESSION_RECHECK_S
+        #: Reads of one bidder's registration so far (orders them against a re-read).
+        self.reads = 0
+        #: Sessions attached and not yet detached (the sweep runs while there are any).
+        self.attached = 0
+        self._sweeper: asyncio.Task[None] | None = None
+        #: Set to end the sweep early (made with the sweep, in its event loop).
+        self._wake: asyncio.Event | None = None
 
     async def client_for_token(self, token: str) -> ClientRecord | None:
         """The settlement client holding bearer ``token`` (cached for
@@ -204,15 +249,14 @@ class Identities:
         """
         state = self.bidders.get(bidder_id)
         if state is not None and self.clock.monotonic() - state.checked_at >= IDENTITY_TTL_S:
+            self.reads += 1
+            seq = self.reads
             record = await self.store.bidder(bidder_id)
-            state.checked_at = self.clock.monotonic()
-            if record is None:
-                self.bidders.pop(bidder_id, None)
-                if state.session is not None:
-                    state.session.close()
-                return None
-            state.record = replace(record, penalty=state.penalty)
+            state.read_seq = max(state.read_seq, seq)
+            return self._apply(state, record, self.clock.monotonic())
         if state is None:
+            self.reads += 1
+            seq = self.reads
             record = await self.store.bidder(bidder_id)
             if record is None:
                 return None
@@ -224,9 +268,87 @@ class Identities:
                     record.penalty,
                     TokenBucket(self.config.resources.max_messages_per_second, now=now),
                     checked_at=now,
+                    read_seq=seq,
                 )
                 self.bidders[bidder_id] = state
         return state
+
+    def _apply(
+        self, state: BidderState, record: BidderRecord | None, now: float
+    ) -> BidderState | None:
+        """Take ``record`` (None: removed), just read, as ``state``'s registration: a
+        removed bidder is forgotten and its session closed; so is the session of one
+        whose key changed (it logged in with the old key), which then needs a new login."""
+        state.checked_at = now
+        bidder_id = state.bidder_id
+        if record is None:
+            if self.bidders.get(bidder_id) is state:
+                del self.bidders[bidder_id]
+            self._end_session(
+                state,
+                CLOSE_REMOVED,
+                f"bidder_id={bidder_id!r} is no longer registered (bidders remove)",
+            )
+            return None
+        if record.public_key != state.record.public_key:
+            self._end_session(
+                state,
+                CLOSE_KEY_CHANGED,
+                f"bidder_id={bidder_id!r} is registered with another public key now: "
+                "log in again with it",
+            )
+        state.record = replace(record, penalty=state.penalty)
+        return state
+
+    @staticmethod
+    def _end_session(state: BidderState, reason: str, detail: str) -> None:
+        """Tell ``state``'s connected session why (an ``error`` message) and close it
+        (:data:`CLOSE_POLICY`, ``reason``)."""
+        session = state.session
+        if session is None or session.closed:
+            return
+        _log.info("closing %s's WebSocket: %s", state.bidder_id, detail)
+        session.send(compact_json({"type": "error", "reason": reason, "detail": detail}))
+        session.close(CLOSE_POLICY, reason)
+
+    async def recheck(self) -> None:
+        """Read every registration once and apply it to the loaded bidders (those read
+        alone since this read began keep what that newer read found)."""
+        seq = self.reads
+        records = {record.bidder_id: record for record in await self.store.bidders()}
+        now = self.clock.monotonic()
+        for bidder_id, state in list(self.bidders.items()):
+            if state.read_seq <= seq:
+                self._apply(state, records.get(bidder_id), now)
+
+    @property
+    def sweeping(self) -> bool:
+        """True while the periodic re-read runs (some bidder is connected here)."""
+        return self._sweeper is not None and not self._sweeper.done()
+
+    async def _sweep(self, wake: asyncio.Event) -> None:
+        """Every :attr:`recheck_s` while a bidder is connected to this process: read the
+        registrations again (:meth:`recheck`). Ends once no one is connected (``wake``
+        is set by the last :meth:`detach`; :meth:`close` cancels it)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.recheck_s)
+            wake.clear()
+            if not self.attached:
+                return
+            try:
+                await self.recheck()
+            except Exception:
+                if self.attached:  # (else the store may be closing with the server)
+                    _log.warning("could not read the bidders' registrations", exc_info=True)
+
+    async def close(self) -> None:
+        """Stop the periodic re-read (the server is stopping)."""
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None and not sweeper.done():
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
 
     def verify(self, state: BidderState, signature: str, message: bytes) -> bool:
         """True iff ``signature`` is ``state``'s bidder's Ed25519 signature of ``message``."""
@@ -295,6 +417,10 @@ class Identities:
             previous.close()
         else:
             self.metrics.connected_bidders.inc()
+            self.attached += 1
+        if not self.sweeping:
+            self._wake = asyncio.Event()
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep(self._wake))
 
     def detach(self, state: BidderState, session: BidderSession) -> None:
         """Forget ``session`` if it is still the bidder's push channel."""
@@ -302,6 +428,9 @@ class Identities:
         if state.session is session:
             state.session = None
             self.metrics.connected_bidders.dec()
+            self.attached -= 1
+            if not self.attached and self._wake is not None:
+                self._wake.set()  # no one left to re-read for: the sweep ends now
 
     def status(self, state: BidderState) -> dict[str, Any]:
         """The bidder's penalty record and block (``BidderStatus``)."""
