@@ -237,40 +237,29 @@ def write_summary(
     return summary
 
 
-def toml_value(value: Any) -> str:
-    """``value`` as a TOML value (numbers, booleans, strings, arrays, inline tables)."""
+def _toml_plain(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers, mappings as dicts, sequences as
+    lists and anything else TOML has no type for as its text."""
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
+        value = value.item()  # a numpy scalar
     if isinstance(value, Mapping):
-        items = ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items())
-        return "{" + items + "}"
+        return {str(k): _toml_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    # A basic string: JSON's escapes (\", \\, \n, \uXXXX) are TOML's.
-    return json.dumps(str(value), ensure_ascii=False)
+        return [_toml_plain(v) for v in value]
+    return value if isinstance(value, bool | int | float | str) else str(value)
 
 
 def scenario_toml(tables: Mapping[str, Mapping[str, Any]], header: str = "") -> str:
     """``tables`` (``[simulation]``, ``[market]``, ``[run]``) as a ``--config`` file;
     keys whose value is None (the default) are left out."""
-    lines = [f"# {line}" for line in header.splitlines()]
-    for name, table in tables.items():
-        keys = {k: v for k, v in table.items() if v is not None}
-        if not keys:
-            continue
-        lines.append(f"[{name}]")
-        lines.extend(f"{key} = {toml_value(value)}" for key, value in keys.items())
-    return "\n".join(lines) + "\n"
+    import tomli_w
+
+    document = {
+        name: {key: _toml_plain(value) for key, value in table.items() if value is not None}
+        for name, table in tables.items()
+    }
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    return comment + tomli_w.dumps({name: keys for name, keys in document.items() if keys})
 
 
 def write_run_files(out: Path, record: Mapping[str, Any]) -> list[Path]:
