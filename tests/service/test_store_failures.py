@@ -147,6 +147,24 @@ CONFIG = load_config(
 )
 
 
+async def _house_running_one_auction(
+    store: MemoryStore, client: Any, duration_ms: int
+) -> tuple[AuctionHouse, Any, str]:
+    """A started house on ``store`` with one auction of ``duration_ms`` open and stored:
+    the house, the auction's handle and its id."""
+    house = AuctionHouse(CONFIG, store)
+    await house.start()
+    handle = await house.open_auction(
+        client,
+        OpenAuctionBody(
+            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=duration_ms
+        ),
+    )
+    assert handle.stored is not None
+    await handle.stored
+    return house, handle, handle.record.auction_id
+
+
 async def test_a_lost_write_withdraws_only_its_own_message() -> None:
     store = FlakyStore(poisoned_nonce=666)
     client = await store.add_client("settlement", "a" * 64)
@@ -155,17 +173,7 @@ async def test_a_lost_write_withdraws_only_its_own_message() -> None:
         private, public = generate_keypair()
         await store.add_bidder(name, bytes.fromhex(public))
         keys[name] = private
-    house = AuctionHouse(CONFIG, store)
-    await house.start()
-    handle = await house.open_auction(
-        client,
-        OpenAuctionBody(
-            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=800
-        ),
-    )
-    aid = handle.record.auction_id
-    assert handle.stored is not None
-    await handle.stored
+    house, handle, aid = await _house_running_one_auction(store, client, 800)
 
     async def commit(name: str, improvement_bps: float, nonce: int) -> tuple[Any, Any]:
         state = await house.bidder_state(name)
@@ -303,17 +311,7 @@ async def test_a_reveal_taken_with_its_lost_commit_is_still_answered(fail_reveal
     client = await store.add_client("settlement", "a" * 64)
     private, public = generate_keypair()
     await store.add_bidder("mm-0", bytes.fromhex(public))
-    house = AuctionHouse(CONFIG, store)
-    await house.start()
-    handle = await house.open_auction(
-        client,
-        OpenAuctionBody(
-            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=600
-        ),
-    )
-    aid = handle.record.auction_id
-    assert handle.stored is not None
-    await handle.stored
+    house, handle, aid = await _house_running_one_auction(store, client, 600)
     state = await house.bidder_state("mm-0")
     assert state is not None
     bid = make_bid(aid, "mm-0", (1, 2), 2000.0 * 1.003, 5.0, 0.0, 5)
