@@ -350,3 +350,80 @@ async def test_a_reveal_taken_with_its_lost_commit_is_still_answered(fail_reveal
     bidder = await store.bidder("mm-0")
     assert bidder is not None and bidder.penalty.no_reveal_rate == 0.0
     await house.close()
+
+
+class FailsOneReveal(MemoryStore):
+    """Fails the first reveal event it is given (a transient store failure)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        for write in writes:
+            if isinstance(write, BidEvent) and write.kind == "reveal" and not self.failed:
+                self.failed = True
+                raise OSError("database is locked")
+        await super().apply(writes)
+
+
+@pytest.mark.parametrize("send_again", [True, False], ids=["sent-again", "not-sent-again"])
+async def test_an_early_finish_undone_by_a_lost_reveal_still_ends_the_auction(
+    send_again: bool,
+) -> None:
+    """The audit's finding: the last reveal, whose write then failed, started the early
+    finish (every bid revealed); the withdrawn reveal left the auction unrevealed, so
+    finalizing raised and the auction never ended (its result request waited forever).
+    Now it runs on: a reveal sent again finishes it, else its reveal deadline does."""
+    store = FailsOneReveal()
+    client = await store.add_client("settlement", "a" * 64)
+    private, public = generate_keypair()
+    await store.add_bidder("mm-0", bytes.fromhex(public))
+    early = load_config(
+        env={"AUCTION_SERVICE_FINISH_EARLY": "true", "AUCTION_PHANTOM_AUCTION_MECHANISM": "uniform"}
+    )
+    house = AuctionHouse(early, store)
+    await house.start()
+    handle = await house.open_auction(
+        client,
+        OpenAuctionBody(
+            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=1500
+        ),
+    )
+    aid = handle.record.auction_id
+    assert handle.stored is not None
+    await handle.stored
+    state = await house.bidder_state("mm-0")
+    assert state is not None
+    bid = make_bid(aid, "mm-0", (1, 2), 2000.0 * 1.003, 5.0, 0.0, 5)
+    commitment = bid.commitment_hash.hex()
+    signature = sign(load_private_key(private), commit_signing_bytes(aid, "mm-0", commitment, 5))
+    body = CommitBody(token_pair=[1, 2], commitment=commitment, nonce=5, signature=signature)
+    assert (await house.commit(state, body, aid, "test")).accepted
+    live = house.live[aid]
+    delay = (live.auction.commit_deadline - datetime.now(UTC)).total_seconds()
+    await asyncio.sleep(max(0.0, delay) + 0.02)
+    reveal = RevealBody(
+        token_pair=[1, 2],
+        improved_price=bid.improved_price,
+        volume=bid.volume,
+        priority_fee=0.0,
+        nonce=5,
+        salt=bid.salt.hex(),
+    )
+    lost = await house.reveal(state, reveal, aid, "test")
+    assert (lost.accepted, lost.reason) == (False, "store_unavailable")
+    await asyncio.sleep(0.05)
+    assert not handle.done.done() and aid in house.live  # runs on, not stuck finishing
+    if send_again:
+        assert (await house.reveal(state, reveal, aid, "test")).accepted
+    record = await asyncio.wait_for(handle.done, 5)
+    assert record.status == "finalized"
+    assert record.result is not None
+    if send_again:
+        assert record.outcome == "filled" and record.result["unrevealed"] == []
+    else:
+        assert record.result["unrevealed"] == ["mm-0"]
+        finalized = datetime.fromisoformat(record.result["finalized_at"])
+        assert finalized >= live.auction.reveal_deadline
+    await house.close()

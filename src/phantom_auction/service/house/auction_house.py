@@ -505,12 +505,27 @@ class AuctionHouse(BidPath):
         if live.finishing:
             return
         live.finishing = True
-        for timer in live.timers:
-            timer.cancel()
         auction = live.auction
         triggered = self.clock.now().timestamp()
         # A message whose write fails is withdrawn: settle that before clearing.
         await live.wait_settled()
+        if abort_reason is None and auction.phase is Phase.REVEALING and auction.unrevealed:
+            if self._closing:
+                abort_reason = "server shutting down"  # end_auctions has passed it by
+            elif self.clock.now() < auction.reveal_deadline:
+                # Finishing early, once every bid was revealed, but a reveal's write
+                # failed and it was withdrawn: the auction runs on (the bidder may send
+                # it again) to its reveal deadline, on a timer armed anew (the first
+                # may have fired while this waited).
+                live.finishing = False
+                deadline = self.clock.loop_time(auction.reveal_deadline)
+                loop = asyncio.get_running_loop()
+                live.timers.append(loop.call_at(deadline, self._reveal_over, live))
+                return
+            else:
+                now = max(now, auction.reveal_deadline)
+        for timer in live.timers:
+            timer.cancel()
         live.cleared = True
         if live.store_failed and abort_reason is None:
             abort_reason = "the auction could not be stored"
