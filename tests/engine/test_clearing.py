@@ -57,23 +57,42 @@ def test_uniform_highest_rejected_unit_price() -> None:
     assert result.price == pytest.approx(100.2)
 
 
-def test_uniform_without_rejected_bid_is_baseline() -> None:
+def test_uniform_without_rejected_bid_pays_the_reserve() -> None:
+    # Nothing rejected: every fill at the reserve, min_improvement_bps = 10 (100.10);
+    # with a reserve of 0 bps, at the baseline.
     auction = open_auction(no_phantoms(mechanism="uniform"))
+    result = clear_bids(
+        auction, [offer(auction, "A", 100.3, 600.0), offer(auction, "B", 100.2, 300.0)]
+    )
+    assert [(b, v) for b, v, _ in _fills(result)] == [("A", 600.0), ("B", 300.0), (None, 100.0)]
+    assert [p for _, _, p in _fills(result)] == pytest.approx([100.1, 100.1, 100.0])
+    auction = open_auction(no_phantoms(mechanism="uniform", min_improvement_bps=0.0))
     result = clear_bids(
         auction, [offer(auction, "A", 100.3, 600.0), offer(auction, "B", 100.2, 300.0)]
     )
     assert _fills(result) == [("A", 600.0, 100.0), ("B", 300.0, 100.0), (None, 100.0, 100.0)]
 
 
+@pytest.mark.parametrize("mechanism", ["vickrey", "vcg", "uniform"])
+def test_a_lone_winner_pays_the_reserve(mechanism: str) -> None:
+    """No rival above the reserve (min_improvement_bps = 10): the winner pays the
+    reserve, as in auction theory, not the baseline; pay-as-bid pays its own price."""
+    auction = open_auction(no_phantoms(mechanism=mechanism, min_participants=1))
+    result = clear_bids(auction, [offer(auction, "A", 100.3, 1000.0)])
+    assert _fills(result) == [("A", 1000.0, pytest.approx(100.1))]
+    assert result.improvement_bps == pytest.approx(10.0)
+
+
 def test_vcg_displaced_values() -> None:
-    # A displaces 100 of B (100.2), 300 of C (100.1) and 200 kept by the seller (100):
-    # 10020 + 30030 + 20000 = 60050, per unit 100.083333...
-    # B displaces 300 of C and 100 of the seller: 30030 + 10000 = 40030, per unit 100.075.
+    # The seller values a unit it keeps at the reserve, min_improvement_bps = 10 (100.1).
+    # A displaces 100 of B (100.2), 300 of C (100.1) and 200 kept by the seller (100.1):
+    # 10020 + 30030 + 20020 = 60070, per unit 100.116666...
+    # B displaces 300 of C and 100 of the seller: 30030 + 10010 = 40040, per unit 100.1.
     result = _three_bids("vcg")
     assert [f.bidder_id for f in result.fills] == ["A", "B"]
-    assert result.fills[0].price == pytest.approx(60050 / 600)
-    assert result.fills[1].price == pytest.approx(40030 / 400)
-    assert result.price == pytest.approx((60050 + 40030) / 1000)
+    assert result.fills[0].price == pytest.approx(60070 / 600)
+    assert result.fills[1].price == pytest.approx(40040 / 400)
+    assert result.price == pytest.approx((60070 + 40040) / 1000)
 
 
 def test_ranking_and_scores() -> None:
@@ -155,13 +174,14 @@ def test_uniform_with_fee_weight() -> None:
 
 def test_vcg_with_fee_weight() -> None:
     # Scores as prices: A 100.32, B 100.30, C 100.25. Without A, B would take 600, C 300
-    # and the seller keep 100; with A, B takes 400. So A displaces 200 of B, 300 of C and
-    # 100 of the seller: (20060 + 30075 + 10000) / 600 = 100.225, less its fee term 0.12.
-    # B displaces 300 of C and 100 of the seller: (30075 + 10000) / 400 = 100.1875.
+    # and the seller keep 100 (valued at the reserve, 100.1); with A, B takes 400. So A
+    # displaces 200 of B, 300 of C and 100 of the seller: (20060 + 30075 + 10010) / 600,
+    # less its fee term 0.12. B displaces 300 of C and 100 of the seller:
+    # (30075 + 10010) / 400 = 100.2125.
     result = _fee_bids("vcg")
     assert result.fills[0].bidder_id == "A"
-    assert result.fills[0].price == pytest.approx(60135 / 600 - 0.12)
-    assert result.fills[1].price == pytest.approx(40075 / 400)
+    assert result.fills[0].price == pytest.approx(60145 / 600 - 0.12)
+    assert result.fills[1].price == pytest.approx(40085 / 400)
 
 
 # -- phantoms: rank and set prices, never fill --

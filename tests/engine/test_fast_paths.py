@@ -34,6 +34,7 @@ from phantom_auction.mechanisms.rules import (
     improvement_bps,
     phantom_floor,
     price_of,
+    reserve_score,
     reveal_check,
     reveal_verdict,
 )
@@ -133,7 +134,12 @@ def _reference_settle(
     else:
         cleared, volumes, ranked = scores, table.volumes, order
     _, allocated, payment, winners = clear_ranked_winners(
-        cleared, volumes, ranked, supply=amount, reserve=0.0, mechanism=book.mechanism
+        cleared,
+        volumes,
+        ranked,
+        supply=amount,
+        reserve=reserve_score(book),
+        mechanism=book.mechanism,
     )
     allocated += [0.0] * (n - len(allocated))
     fill_prices: list[float | None] = [None] * n

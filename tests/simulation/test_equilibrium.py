@@ -250,12 +250,26 @@ def test_bad_games_name_the_field() -> None:
         (("uniform", 0.0, 100.0), 2, None),
         (("normal", 10.0, 10.0), 3, None),
         (("normal", 10.0, 10.0), 3, 0.0),  # the baseline as reserve: 10.20 bps in theory
+        (("uniform", 0.0, 100.0), 4, 30.0),  # a reserve that is not the optimal one
+    ],
+)
+@pytest.mark.parametrize(
+    ("mechanism", "strategy"),
+    [
+        ("first_price", "equilibrium"),
+        # Truthful is dominant: a lone winner above the reserve pays the reserve (the
+        # audit's finding: it paid the baseline, 16.7 bps against Myerson's 41.7 for
+        # U[0, 100], n = 2, r = 50).
+        ("second_price", "truthful"),
+        ("vcg", "truthful"),
+        ("uniform", "truthful"),
     ],
 )
 def test_the_simulator_with_a_reserve_gives_myersons_revenue(
-    spec: tuple, n: int, reserve: float | None
+    spec: tuple, n: int, reserve: float | None, mechanism: str, strategy: str
 ) -> None:
-    """``SimulationConfig(reserve_bps=r)``, first price, equilibrium bidders (textbook)."""
+    """``SimulationConfig(reserve_bps=r)`` (textbook): first price with equilibrium
+    bidders, and the second-price rules with truthful bidders (SPEC, "Simulator")."""
     from phantom_auction.simulation import (
         MarketConditions,
         PhantomSimulator,
@@ -270,8 +284,8 @@ def test_the_simulator_with_a_reserve_gives_myersons_revenue(
         num_real_bidders=n,
         num_phantom_bidders=0,
         value_distribution=spec,
-        mechanism="first_price",
-        real_strategy="equilibrium",
+        mechanism=mechanism,
+        real_strategy=strategy,
         num_simulations=40_000,
         seed=5,
         reserve_bps=r,
@@ -282,7 +296,7 @@ def test_the_simulator_with_a_reserve_gives_myersons_revenue(
     mean, se = float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size))
     expected = _myerson_revenue(dist, n, r)
     print(
-        f"\nsimulator, first price, {spec} n={n} r={r:.2f}: {mean:.3f} ± {se:.3f} vs {expected:.3f}"
+        f"\nsimulator, {mechanism}, {spec} n={n} r={r:.2f}: {mean:.3f} ± {se:.3f} vs {expected:.3f}"
     )
     assert abs(mean - expected) < 4 * se
     # Trade happens exactly when the best value clears the reserve (efficient given r).

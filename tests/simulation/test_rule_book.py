@@ -288,6 +288,8 @@ def test_a_bid_exactly_at_the_deadline_is_late_on_both_paths() -> None:
         env, [early, at_deadline], Streams.from_seed(np.random.SeedSequence(0), 2), draws, 0
     )
     assert obj.execution_trace["rejected_bids"] == {"late": 1}
-    assert obj.row["winner_index"] == 0 and obj.row["improvement_bps"] == 0.0  # no runner-up
+    # No runner-up: the winner pays the reserve (min_improvement_bps).
+    assert obj.row["winner_index"] == 0
+    assert obj.row["improvement_bps"] == pytest.approx(env.rules.min_bps, abs=1e-9)
     _, result = _engine(env, [early.bids[0], at_deadline.bids[0]], draws)
     assert [f.bidder_id for f in result.fills if f.bidder_id] == ["real_0"]

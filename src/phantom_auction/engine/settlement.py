@@ -28,6 +28,7 @@ from ..mechanisms.rules import (
     fill_improvement,
     phantom_floor,
     price_of,
+    reserve_score,
 )
 from .audit import Outcome
 from .batch import FloatArray, RevealedRows
@@ -301,7 +302,8 @@ def settle(
         checked = False
     # clear() itself on plain lists (same bits), in the order the table already sorted.
     _, allocated, payment, winners = clear_ranked_winners(
-        cleared, volumes, ranked, supply=amount, reserve=0.0, mechanism=book.mechanism,
+        cleared, volumes, ranked, supply=amount, reserve=reserve_score(book),
+        mechanism=book.mechanism,
         checked=checked,
     )  # fmt: skip
     allocated += [0.0] * (n - len(allocated))

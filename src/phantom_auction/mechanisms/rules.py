@@ -19,8 +19,9 @@ What lives here:
   its twin :func:`reveal_verdicts` (an accepted mask and reason codes,
   :data:`REASON_CODES`), and :func:`reveal_accepted`, the mask alone in fewer passes;
 - scoring, ``score = price_weight * improvement_bps + fee_weight * fee_bps``
-  (:func:`score`); bids are cleared on their scores with the reserve at the baseline
-  (score 0) by :func:`~phantom_auction.mechanisms.clearing.clear_lists` or
+  (:func:`score`); bids are cleared on their scores against the reserve
+  (:func:`reserve_score`: the least accepted improvement, at least the baseline's score
+  0) by :func:`~phantom_auction.mechanisms.clearing.clear_lists` or
   :func:`~phantom_auction.mechanisms.batch.clear_batch`, which price with
   :mod:`~phantom_auction.mechanisms.pricing` (each mechanism's price, written once);
 - fill pricing, :func:`fill_improvement` and its twin :func:`fill_improvements`: what a
@@ -63,6 +64,7 @@ __all__ = [
     "in_window",
     "phantom_floor",
     "price_of",
+    "reserve_score",
     "reveal_accepted",
     "reveal_all_accepted",
     "reveal_check",
@@ -222,6 +224,17 @@ def score(rules: AuctionRules, improvement: Num, fee_in_bps: Num) -> Num:
     return rules.price_weight * improvement + rules.fee_weight * fee_in_bps
 
 
+def reserve_score(rules: AuctionRules, tolerance: float = IMPROVEMENT_TOLERANCE_BPS) -> float:
+    """The reserve as a score: the least accepted improvement (``min_bps``, less
+    ``tolerance``) with no fee, never below the baseline (score 0). Bids are cleared
+    against it with the tolerance a bid at the reserve may carry (so every accepted bid
+    can clear), and a fill pays at least it without (:func:`fill_improvement`): under
+    second price, VCG and uniform a winner with no rival above the reserve pays the
+    reserve, as in auction theory (Myerson's revenue with truthful bidders), not the
+    baseline."""
+    return max(0.0, rules.price_weight * (rules.min_bps - tolerance))
+
+
 # -- the reveal verdict --
 
 
@@ -367,15 +380,17 @@ def fill_improvement(
     floor_score: float = 0.0,
 ) -> float:
     """What a real winner of ``units`` pays, bps over the baseline, given its clearing
-    ``payment`` (score x units): the score it pays per unit (at least ``floor_score``)
-    less its own fee term, per unit of ``price_weight``; within ``[0, own improvement]``.
-    ``discriminatory`` winners pay their own improvement."""
+    ``payment`` (score x units): the score it pays per unit (at least ``floor_score``
+    and the reserve, :func:`reserve_score`) less its own fee term, per unit of
+    ``price_weight``; within ``[0, own improvement]``. ``discriminatory`` winners pay
+    their own improvement."""
     top = own_improvement if own_improvement > 0.0 else 0.0
     if rules.mechanism == "discriminatory":
         return top
     paid_score = payment / units
-    if paid_score < floor_score:
-        paid_score = floor_score
+    reserve = reserve_score(rules, 0.0)
+    if paid_score < floor_score or paid_score < reserve:
+        paid_score = floor_score if floor_score > reserve else reserve
     paid = (paid_score - rules.fee_weight * own_fee_bps) / rules.price_weight
     return top if paid > top else paid if paid > 0.0 else 0.0
 
@@ -398,6 +413,9 @@ def fill_improvements(
         with np.errstate(divide="ignore", invalid="ignore"):
             paid = np.divide(payment, units)
             np.maximum(paid, floor_score, out=paid)
+            reserve = reserve_score(rules, 0.0)
+            if reserve > 0.0:
+                np.maximum(paid, reserve, out=paid)
             if not (no_fee and rules.fee_weight == 0.0 and rules.price_weight == 1.0):
                 paid -= rules.fee_weight * own_fee_bps  # (x - 0 * 0.0) / 1 is x: skipped
                 paid /= rules.price_weight

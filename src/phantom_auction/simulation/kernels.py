@@ -16,8 +16,9 @@ Same model, same random streams and same rules as the object path
    accepted score (earliest on ties);
 3. clearing as the engine clears (:mod:`phantom_auction.mechanisms.rules`): real
    standing bids in arrival order, then phantoms in slot order (the engine's tie order),
-   cleared on their scores by :func:`~phantom_auction.mechanisms.batch.clear_batch` with
-   the reserve at the baseline (score 0), each real fill priced by
+   cleared on their scores by :func:`~phantom_auction.mechanisms.batch.clear_batch`
+   against the reserve (:func:`~phantom_auction.mechanisms.rules.reserve_score`), each
+   real fill priced by
    :func:`~phantom_auction.mechanisms.rules.fill_improvements`; under the ``floor``
    policy phantoms are left out and the best phantom score floors every fill; an
    auction with fewer than ``min_participants`` bids is not cleared (the CFMM fills it);
@@ -49,6 +50,7 @@ from ..mechanisms.rules import (
     fill_improvements,
     improvement_bps,
     price_of,
+    reserve_score,
     reveal_accepted,
     score,
 )
@@ -266,7 +268,9 @@ def clear_arrays(
         if not cleared.all():
             qty[~cleared] = 0.0
     if values.shape[1]:
-        cleared_batch = clear_batch(values, qty, supply=bq, reserve=0.0, mechanism=rules.mechanism)
+        cleared_batch = clear_batch(
+            values, qty, supply=bq, reserve=reserve_score(rules), mechanism=rules.mechanism
+        )
         alloc, pay = cleared_batch.allocation, cleared_batch.payment
     else:
         alloc = pay = np.zeros(values.shape)
