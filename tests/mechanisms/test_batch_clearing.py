@@ -287,3 +287,14 @@ def test_single_item_fast_path_names_bad_entries() -> None:
     quantities[1, 3] = np.inf
     with pytest.raises(InvalidBidParameters, match=r"quantity\[1, 3\]"):
         clear_batch(np.ones((3, 4)), quantities, supply=1.0, multi_unit=False)
+
+
+@pytest.mark.parametrize("quantity", [-1.0, math.nan, math.inf])
+def test_a_bad_scalar_quantity_is_refused_under_unit_demand(quantity: float) -> None:
+    """One quantity for every bid, one unit for sale (the single-item path): refused as
+    an array of it is (the audit: NaN and -1 cleared with no winner, inf as a unit)."""
+    values = np.array([[3.0, 5.0, 4.0]])
+    with pytest.raises(InvalidBidParameters, match="quantity"):
+        clear_batch(values, np.full((1, 3), quantity), supply=1.0, multi_unit=False)
+    with pytest.raises(InvalidBidParameters, match="quantity"):
+        clear_batch(values, quantity, supply=1.0, multi_unit=False)

@@ -237,6 +237,8 @@ def _clear_single_item(
     c, n = v.shape
     offsets = np.arange(0, c * n, n)  # flat index of each row's first column
     one_quantity = all(stride == 0 for stride in q.strides)  # a broadcast scalar
+    if one_quantity and not 0.0 <= q.flat[0] < np.inf:  # (checked once: NaN fails too)
+        raise InvalidBidParameters("quantity", float(q.flat[0]), "must be finite and >= 0")
     if present is None and not reserve.any() and one_quantity and q.flat[0] > 0.0:
         # Every bid eligible (the common research call): validation rides on the
         # selection, whose row maxima see NaN and +inf; only the minimum is extra.
