@@ -210,25 +210,29 @@ def run_scenario(
     row_sink: Callable[[Any], None] | None = None,
 ) -> Any:
     """The ``MonteCarloResults`` of ``simulator`` (built from ``scenario``), on ``client``'s
-    Dask cluster when one is given, else in local processes."""
-    if client is not None:
-        from ..simulation.distributed import run_monte_carlo_on_cluster
+    Dask cluster when one is given, else in local processes.
 
-        return run_monte_carlo_on_cluster(
-            simulator,
-            float(scenario.baseline_price),
-            float(scenario.baseline_quantity),
-            client,
-            progress=progress,
-        )
+    A learning run (``--learning`` with a learning strategy) runs in this process
+    whatever was asked, as :func:`~phantom_auction.simulation.run_monte_carlo` runs it:
+    its chunks carry the learners from one to the next, so they cannot be split over
+    workers. Asked for a cluster, it says so on stderr (one line).
+    """
     from ..simulation import run_monte_carlo
+    from ..simulation.parallel import LEARNING_RUNS_LOCALLY, carries_learners
 
+    if client is not None and carries_learners(simulator):
+        from .app import err_console
+
+        err_console().print(f"note: {LEARNING_RUNS_LOCALLY}", style="yellow")
+        client = None
     return run_monte_carlo(
         simulator,
         float(scenario.baseline_price),
         float(scenario.baseline_quantity),
-        workers=scenario.workers,
+        # A cluster takes its workers from the cluster (a [run] workers is for local runs).
+        workers=scenario.workers if client is None else None,
         progress=progress,
+        client=client,
         row_sink=row_sink,
     )
 

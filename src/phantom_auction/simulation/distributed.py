@@ -24,6 +24,14 @@ auctions are done, every :data:`~.parallel.PROGRESS_INTERVAL_S` seconds or
 finishes, so the callback is also called once per finished chunk, and a chunk rerun
 after a worker's loss is not counted twice.
 
+A run that :func:`~.parallel.carries_learners` (``enable_learning`` and a learning
+strategy) is the exception: its bidders carry what they learn from one auction to the
+next, so its chunks depend on one another and cannot be split over workers without
+changing the numbers. :func:`run_monte_carlo_on_cluster` and :func:`sweep_on_cluster`
+run such a run (grid point) in this process, with :func:`~.parallel.run_monte_carlo`,
+as a local run does, and log :data:`~.parallel.LEARNING_RUNS_LOCALLY` as a warning: the
+numbers are still a local run's.
+
 Dask is the optional ``distributed`` extra (``pip install 'phantom-auction[distributed]'``);
 it is imported only when a function here is called.
 """
@@ -31,6 +39,7 @@ it is imported only when a function here is called.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import threading
@@ -48,6 +57,7 @@ from .._extras import require
 from ..errors import InvalidBidParameters
 from .kernels import ChunkColumns
 from .parallel import (
+    LEARNING_RUNS_LOCALLY,
     PROGRESS_INTERVAL_S,
     STREAMING_THRESHOLD,
     ChunkTask,
@@ -56,7 +66,9 @@ from .parallel import (
     _Batched,
     _first_rows,
     _rows_of,
+    carries_learners,
     plan_chunks,
+    run_monte_carlo,
     simulate_chunk,
     simulate_chunk_objects,
     summarize_chunk,
@@ -76,6 +88,8 @@ __all__ = [
     "run_monte_carlo_on_cluster",
     "sweep_on_cluster",
 ]
+
+_log = logging.getLogger(__name__)
 
 #: ``tcp://HOST:PORT``: the address ``dask scheduler`` prints at start-up.
 SCHEDULER_PATTERN = re.compile(r"tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>\d+)")
@@ -453,9 +467,24 @@ def run_monte_carlo_on_cluster(
     ``engine`` mean what they mean locally. The result equals a local run's on the same
     seed to the last bit (rows, and summaries, which are merged in chunk order). The
     workers need ``phantom-auction`` installed (the same version as the client).
+
+    A learning run (:func:`~.parallel.carries_learners`) runs in this process instead,
+    its chunks one after another as :func:`~.parallel.run_monte_carlo` runs them (the
+    simulator's strategies keep what they learnt), and
+    :data:`~.parallel.LEARNING_RUNS_LOCALLY` is logged as a warning.
     """
     _check_engine(engine)
     _distributed()
+    if carries_learners(simulator):
+        _log.warning(LEARNING_RUNS_LOCALLY)
+        return run_monte_carlo(
+            simulator,
+            baseline_price,
+            baseline_quantity,
+            progress=progress,
+            keep_rows=keep_rows,
+            engine=engine,
+        )
     run = _plan(simulator, baseline_price, baseline_quantity, keep_rows)
     topic = _progress_topic(progress)
     owner = _submit(client, [run], engine, topic)
@@ -484,12 +513,97 @@ def sweep_on_cluster(
     ``run_monte_carlo(simulators[i], ...)`` run locally. ``progress(done, total)``
     counts auctions over the whole sweep. Closing the iterator early (``break``,
     Ctrl-C) cancels the chunks not yet finished.
+
+    Learning grid points (:func:`~.parallel.carries_learners`) run in this process
+    instead, one after another with :func:`~.parallel.run_monte_carlo` as in a local
+    sweep, while the cluster runs the other points' chunks; they are yielded first, and
+    :data:`~.parallel.LEARNING_RUNS_LOCALLY` is logged as a warning.
     """
     _check_engine(engine)
     _distributed()
     if not simulators:
         raise InvalidBidParameters("simulators", list(simulators), "give at least one")
     runs = [_plan(s, baseline_price, baseline_quantity, keep_rows) for s in simulators]
-    topic = _progress_topic(progress)
-    owner = _submit(client, runs, engine, topic)
-    return _collect(client, runs, owner, progress, topic)
+    here = [p for p, s in enumerate(simulators) if carries_learners(s)]
+    if not here:
+        topic = _progress_topic(progress)
+        owner = _submit(client, runs, engine, topic)
+        return _collect(client, runs, owner, progress, topic)
+    _log.warning("%d of %d grid points: %s", len(here), len(simulators), LEARNING_RUNS_LOCALLY)
+    return _sweep_with_learners(
+        simulators,
+        runs,
+        here,
+        baseline_price,
+        baseline_quantity,
+        client,
+        progress,
+        keep_rows,
+        engine,
+    )
+
+
+def _sweep_with_learners(
+    simulators: Sequence[PhantomSimulator],
+    runs: Sequence[_PointRun],
+    here: Sequence[int],
+    baseline_price: float,
+    baseline_quantity: float,
+    client: Client,
+    progress: ProgressCallback | None,
+    keep_rows: bool | None,
+    engine: Engine,
+) -> Iterator[tuple[int, MonteCarloResults]]:
+    """:func:`sweep_on_cluster` with the grid points ``here`` run in this process.
+
+    The other points' chunks are submitted first, so the cluster works on them while
+    this process runs the learning points, which are yielded first. ``progress`` counts
+    auctions over the whole sweep (this process's, then the cluster's).
+    """
+    there = [p for p in range(len(runs)) if p not in here]
+    cluster_runs = [runs[p] for p in there]
+    size = [sum(t.n_auctions for t in run.tasks) for run in runs]
+    total = sum(size)
+    topic = _progress_topic(progress) if cluster_runs else None
+    owner = _submit(client, cluster_runs, engine, topic) if cluster_runs else {}
+
+    def offset(before: int) -> ProgressCallback | None:
+        if progress is None:
+            return None
+        report = progress
+        return lambda done, _: report(before + done, total)
+
+    def points() -> Iterator[tuple[int, MonteCarloResults]]:
+        before = 0
+        completed: Iterator[tuple[int, MonteCarloResults]] | None = None
+        try:
+            for p in here:
+                yield (
+                    p,
+                    run_monte_carlo(
+                        simulators[p],
+                        baseline_price,
+                        baseline_quantity,
+                        progress=offset(before),
+                        keep_rows=keep_rows,
+                        engine=engine,
+                    ),
+                )
+                before += size[p]
+            if cluster_runs:
+                completed = _collect(client, cluster_runs, owner, offset(before), topic)
+                for q, results in completed:
+                    yield there[q], results
+        finally:
+            # Closed early or an error: cancel what is queued (_collect's own clean-up,
+            # or, before it started, here).
+            close = getattr(completed, "close", None)
+            if callable(close):
+                close()
+            leftover = [f for run in cluster_runs for f in run.futures.values()]
+            if leftover:
+                client.cancel(leftover)  # type: ignore[no-untyped-call]
+            for run in cluster_runs:
+                run.futures.clear()
+
+    return points()

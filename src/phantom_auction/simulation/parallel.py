@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import itertools
+import logging
 import mmap
 import multiprocessing
 import numbers
@@ -53,12 +54,14 @@ from .strategies.base import learns, strategy_label
 from .streaming import StreamingSummary
 
 __all__ = [
+    "LEARNING_RUNS_LOCALLY",
     "PROGRESS_INTERVAL_S",
     "PROGRESS_ROWS",
     "STREAMING_THRESHOLD",
     "ChunkTask",
     "ReplayState",
     "SimulationSpec",
+    "carries_learners",
     "chunk_paths",
     "plan_chunks",
     "run_monte_carlo",
@@ -66,6 +69,8 @@ __all__ = [
     "simulate_chunk_objects",
     "summarize_chunk",
 ]
+
+_log = logging.getLogger(__name__)
 
 #: Runs above this many auctions keep only a summary unless ``keep_rows=True``.
 STREAMING_THRESHOLD = 10_000_000
@@ -88,8 +93,10 @@ RowSink = Callable[[int], None]
 class SimulationSpec:
     """A picklable snapshot of a simulator and a baseline: everything a chunk needs.
 
-    ``strategies`` are copies taken when the run was planned (each chunk starts its
-    learners from that state).
+    ``strategies`` are copies taken when the run was planned: each chunk starts from
+    that state, except in a run that :func:`carries_learners`, where only the first
+    chunk does and each later one continues from the learners' state after the one
+    before.
     """
 
     config: SimulationConfig
@@ -120,6 +127,25 @@ class ChunkTask:
     chunk_index: int
     n_auctions: int
     seed_seq: np.random.SeedSequence
+
+
+def carries_learners(simulator: PhantomSimulator) -> bool:
+    """Whether a run of ``simulator`` carries learners from auction to auction
+    (``enable_learning`` and at least one learning strategy).
+
+    Such a run's chunks depend on one another, so they run one after another in this
+    process (:func:`run_monte_carlo`), whatever ``workers`` or ``client`` asked for:
+    split over workers or a cluster, they would give other numbers.
+    """
+    return simulator.config.enable_learning and any(learns(s) for s in simulator.strategies)
+
+
+#: What is logged (and the CLI prints) when a learning run asked for a cluster runs here.
+LEARNING_RUNS_LOCALLY = (
+    "learning run: its bidders carry what they learn from one auction to the next, so "
+    "its chunks run one after another in this process, not on the Dask cluster "
+    "(the same numbers as a local run)"
+)
 
 
 def plan_chunks(
@@ -412,15 +438,19 @@ def run_monte_carlo(
     gives bit-identical results for any ``workers``.
 
     ``client``: a ``distributed.Client``; each chunk is then a task on its Dask cluster,
-    with the same results (:mod:`.distributed`; ``workers`` must be None).
+    with the same results (:mod:`.distributed`; ``workers`` must be None), except in a
+    learning run (below).
 
     ``row_sink(columns)``: called with each chunk's per-auction columns, in chunk order,
     as the run goes; the run then keeps only its summary (constant memory whatever the
     size: the sink writes the rows, e.g. to Parquet). Not with ``client``.
 
-    With ``enable_learning`` and a learning strategy, chunks run one after another here
-    (``workers`` and ``client`` are not used), each starting from the learners' state at
-    the end of the one before, and the simulator's strategies keep what they learnt.
+    With ``enable_learning`` and a learning strategy (:func:`carries_learners`), chunks
+    run one after another here (``workers`` is not used, nor ``client``: with one,
+    :data:`LEARNING_RUNS_LOCALLY` is logged as a warning), each starting from the
+    learners' state at the end of the one before, and the simulator's strategies keep
+    what they learnt. So a learning run gives the same numbers for any ``workers`` and
+    with or without ``client``.
     """
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1
@@ -447,14 +477,16 @@ def run_monte_carlo(
                 client=client,
                 row_sink=row_sink,
             )
-    learning = simulator.config.enable_learning and any(learns(s) for s in simulator.strategies)
+    if client is not None and workers is not None:
+        from ..errors import InvalidBidParameters
+
+        raise InvalidBidParameters("workers", workers, "give workers or client, not both")
+    learning = carries_learners(simulator)
+    if client is not None and learning:
+        _log.warning(LEARNING_RUNS_LOCALLY)
     if client is not None and not learning:
         from .distributed import run_monte_carlo_on_cluster
 
-        if workers is not None:
-            from ..errors import InvalidBidParameters
-
-            raise InvalidBidParameters("workers", workers, "give workers or client, not both")
         return run_monte_carlo_on_cluster(
             simulator,
             baseline_price,
