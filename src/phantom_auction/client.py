@@ -14,8 +14,11 @@ a bid (sent at the strategy's ``timestamp``, ms after the auction opened), seals
 with a fresh salt and the next nonce, signs the commit with the bidder's Ed25519 key,
 and reveals it as soon as the collection window is over: at the window's end by its
 own clock, or on the server's ``reveal_open`` push if that comes first (a reveal the
-server found early is sent again on the push). Every ack is recorded. A strategy that
-raises loses that auction only (logged), not the run.
+server found early is sent again on the push). A reveal waits for its commit's ack (a
+refused commit is not revealed); a lost connection's unacknowledged commits (while
+collecting) and reveals are sent again on the next one, as are messages answered
+``store_unavailable``. Every ack is recorded. A strategy that raises loses that auction
+only (logged), not the run. A removed bidder's run ends with :class:`BidderRemovedError`.
 
 :func:`signed_headers` signs plain HTTP requests for bidders that do not use the
 WebSocket. Needs the ``service`` extra (``websockets``, ``cryptography``).
@@ -72,17 +75,41 @@ from .wire import (  # noqa: E402
     status_message,
 )
 
-__all__ = ["Ack", "BidderClient", "BidderLoginError", "BidderReport", "signed_headers"]
+__all__ = [
+    "Ack",
+    "BidderClient",
+    "BidderLoginError",
+    "BidderRemovedError",
+    "BidderReport",
+    "signed_headers",
+]
 
 _log = logging.getLogger(__name__)
 #: Sent this long after the collection window ends (own clock), unless the server's
 #: ``reveal_open`` push comes first: the reveal does not wait for a round trip.
 REVEAL_MARGIN_S = 0.0005
 _MAX_ROUNDS = 4096
+#: How many times a commit or a reveal answered ``store_unavailable`` is sent again.
+_STORE_RETRIES = 3
+#: Close reasons (code 1008, after an ``error`` push) that end the session for good: the
+#: same key would only be refused at the next login.
+_FATAL_REASONS = frozenset({"bidder_removed", "bidder_key_changed"})
 
 
 #: An ack as kept during a run: the fields of :class:`Ack`, in order.
 _AckRow = tuple[str | int | None, str, str | None, str, str | None, str | None, float]
+
+
+class BidderRemovedError(PhantomAuctionError):
+    """The server ended the session for good (``reason``: ``bidder_removed`` or
+    ``bidder_key_changed``): the client does not reconnect. ``report``: the run's report
+    up to then."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        self.report: BidderReport | None = None
+        super().__init__(f"session ended by the server: {reason}: {detail}")
 
 
 class BidderLoginError(PhantomAuctionError):
@@ -144,12 +171,25 @@ class _Round:
 
     announcement: AuctionAnnouncement
     bid: ImprovementBid | None = None
-    commit: str = "none"  # none | sent | accepted | rejected
+    #: none | sent (waiting for its ack) | accepted | rejected | unknown (written, but the
+    #: connection was lost before its ack) | unsent (no connection took it)
+    commit: str = "none"
     reveal_sent: bool = False
     reveal_open: bool = False
     reveal_retried: bool = False
     reveal: tuple[int, bytes] | None = None
     timer: asyncio.TimerHandle | None = None
+    #: The signed commit as sent (``(ref, message)``), sent again after a reconnect.
+    commit_sent: tuple[int, bytes] | None = None
+    #: The strategy's proposal, sealed again (fresh nonce) after ``store_unavailable``.
+    proposal: Any = None
+    #: The commit was sent again after a reconnect: a refusal as already known
+    #: (``duplicate_commit``, ``replayed_nonce``) may mean the first one was taken.
+    commit_resent: bool = False
+    reveal_answered: bool = False
+    #: Sends again after ``store_unavailable`` (bounded by ``_STORE_RETRIES``).
+    commit_retries: int = 0
+    reveal_retries: int = 0
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
@@ -219,6 +259,12 @@ class _Connection(ClientConnection):
         except Exception:  # the socket is gone: as send() does, end the connection
             self.transport.abort()
         return True
+
+
+def _closed(ws: Any) -> bool:
+    """The connection is closing or closed (a stand-in without ``protocol``: open)."""
+    protocol = getattr(ws, "protocol", None)
+    return protocol is not None and protocol.state is not State.OPEN
 
 
 class _FunctionStrategy:
@@ -347,9 +393,9 @@ class BidderClient:
         self._rejected: Counter[str] = Counter()
         self._pending: dict[str | int, tuple[str, str]] = {}
         self._rounds: dict[str, _Round] = {}
-        #: Reveals waiting for their time, as ``(due, n, ws, round)`` (a heap; ``due`` in
-        #: unix seconds): see :meth:`_send_due_reveals`.
-        self._due: list[tuple[float, int, _Connection, _Round]] = []
+        #: Reveals waiting for their time, as ``(due, n, round)`` (a heap; ``due`` in unix
+        #: seconds): see :meth:`_send_due_reveals`.
+        self._due: list[tuple[float, int, _Round]] = []
         self._due_order = itertools.count()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ref = 0
@@ -363,6 +409,7 @@ class BidderClient:
         self._closed_auctions = 0
         self._unsent = 0
         self._ws: _Connection | None = None
+        self._bidder: StrategyBidder | None = None
         self._max_auctions: int | None = None
         self._stop = asyncio.Event()
 
@@ -419,10 +466,12 @@ class BidderClient:
             view=self.view,
         )
         stop = stop or asyncio.Event()
+        self._bidder = bidder
         self._max_auctions = max_auctions
         self._stop = stop
         deadline = None if duration_s is None else asyncio.get_running_loop().time() + duration_s
         backoff = 0.05
+        ended: BidderRemovedError | None = None
         try:
             while not stop.is_set():
                 try:
@@ -438,14 +487,22 @@ class BidderClient:
                         self._ws = ws
                         await self._login(ws)
                         backoff = 0.05
+                        self._resume()
                         await self._serve(ws, bidder, stop, deadline)
                 except BidderLoginError:
                     raise
+                except BidderRemovedError as exc:
+                    _log.warning("%s: %s", self.bidder_id, exc)
+                    ended = exc
                 except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
                     _log.info("%s: connection lost (%r)", self.bidder_id, exc)
+                    ended = self._fatal_close(exc)
                 finally:
                     self._ws = None
                     self.connected.clear()
+                    self._connection_lost()
+                if ended is not None:
+                    break
                 if stop.is_set() or not self.reconnect or self._out_of_time(deadline):
                     break
                 await asyncio.sleep(backoff)
@@ -459,7 +516,53 @@ class BidderClient:
             for task in list(self._tasks):
                 with contextlib.suppress(BaseException):
                     await task
+        if ended is not None:
+            ended.report = self.report()
+            raise ended
         return self.report()
+
+    @staticmethod
+    def _fatal_close(exc: BaseException) -> BidderRemovedError | None:
+        """The session's end for good when the socket closed with 1008 and a reason that
+        logging in again cannot mend (its ``error`` push not read first)."""
+        rcvd = exc.rcvd if isinstance(exc, ConnectionClosed) else None
+        if rcvd is not None and rcvd.code == 1008 and rcvd.reason in _FATAL_REASONS:
+            return BidderRemovedError(rcvd.reason, "the server closed the socket")
+        return None
+
+    def _connection_lost(self) -> None:
+        """What the lost connection took along: a commit without its ack may or may not
+        have reached the server, a reveal without its ack is sent again (a duplicate is
+        refused as ``duplicate_reveal``, harmlessly)."""
+        for round_ in self._rounds.values():
+            if round_.commit == "sent":
+                round_.commit = "unknown"
+            if round_.reveal_sent and not round_.reveal_answered:
+                round_.reveal_sent = False
+
+    def _resume(self) -> None:
+        """On a new connection: send again the commits the last one lost while their
+        collection window is open (in nonce order, the same signed message: a commit the
+        server did take is refused as already known and stands), then the reveals due."""
+        now = time.time()
+        rounds = sorted(
+            (r for r in self._rounds.values() if r.bid is not None),
+            key=lambda r: r.bid.nonce if r.bid is not None else 0,
+        )
+        for round_ in rounds:
+            if round_.commit not in ("unknown", "unsent") or round_.commit_sent is None:
+                continue
+            auction_id = round_.announcement.auction_id
+            if now < round_.announcement.commit_deadline.timestamp():
+                ref, data = round_.commit_sent
+                round_.commit_resent = round_.commit == "unknown"
+                if self._send(self._ws, ref, "commit", auction_id, data):
+                    round_.commit = "sent"
+            elif round_.commit == "unsent":  # never left this client: nothing to reveal
+                round_.commit = "rejected"
+        for round_ in rounds:
+            if self._reveal_is_due(round_, now):
+                self._reveal(round_)
 
     @staticmethod
     def _out_of_time(deadline: float | None) -> bool:
@@ -515,7 +618,7 @@ class BidderClient:
             if failure or stop.is_set():
                 return
             try:
-                self._dispatch(ws, bidder, orjson.loads(data))
+                self._dispatch(bidder, orjson.loads(data))
             except Exception as exc:  # raised by _serve, as if read by the loop below
                 failure.append(exc)
                 ws.transport.abort()
@@ -524,7 +627,7 @@ class BidderClient:
         try:
             # Messages the direct path does not take (queued earlier, fragmented).
             async for raw in ws:
-                self._dispatch(ws, bidder, orjson.loads(raw))
+                self._dispatch(bidder, orjson.loads(raw))
                 if stop.is_set():
                     break
         except ConnectionClosed:
@@ -551,7 +654,7 @@ class BidderClient:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _dispatch(self, ws: _Connection, bidder: StrategyBidder, msg: dict[str, Any]) -> None:
+    def _dispatch(self, bidder: StrategyBidder, msg: dict[str, Any]) -> None:
         if self._due and self._due[0][0] <= time.time():
             self._send_due_reveals()
         kind = msg.get("type")
@@ -563,14 +666,14 @@ class BidderClient:
             if len(self._rounds) >= _MAX_ROUNDS:  # rounds whose end was never pushed
                 self._rounds.pop(next(iter(self._rounds))).cancel_timer()
             round_ = self._rounds[announcement.auction_id] = _Round(announcement)
-            self._propose(ws, bidder, round_)
+            self._propose(bidder, round_)
         elif kind == "reveal_open":
             revealing = self._rounds.get(str(msg.get("auction_id")))
             if revealing is not None:
                 revealing.reveal_open = True
-                self._reveal(ws, revealing)
+                self._reveal(revealing)
         elif kind == "ack":
-            self._on_ack(ws, msg)
+            self._on_ack(msg)
         elif kind == "auction_closed":
             closed = self._rounds.pop(str(msg.get("auction_id")), None)
             if closed is not None:
@@ -583,8 +686,10 @@ class BidderClient:
                 self._stop.set()
         elif kind in ("status", "blocked", "welcome"):
             self.status = msg
+        elif kind == "error" and msg.get("reason") in _FATAL_REASONS:
+            raise BidderRemovedError(str(msg["reason"]), str(msg.get("detail")))
 
-    def _on_ack(self, ws: _Connection, msg: dict[str, Any]) -> None:
+    def _on_ack(self, msg: dict[str, Any]) -> None:
         ref = msg.get("ref")
         if ref is not None:
             self._pending.pop(ref, None)
@@ -601,8 +706,10 @@ class BidderClient:
         if round_ is None:
             return
         if kind == "commit":
-            round_.commit = "accepted" if status == "accepted" else "rejected"
-        elif kind == "reveal" and reason == "outside_reveal_window" and not round_.reveal_retried:
+            self._on_commit_ack(round_, status, reason)
+        elif kind != "reveal":
+            return
+        elif reason == "outside_reveal_window" and not round_.reveal_retried:
             # Sent before the server's window opened (clocks differ): try again on the push,
             # once. A second refusal means the window has passed: retrying at every ack
             # would flood an overloaded server with reveals until the auction closed.
@@ -610,7 +717,48 @@ class BidderClient:
             round_.reveal_sent = False
             round_.reveal = None  # a new ref
             if round_.reveal_open:
-                self._reveal(ws, round_)
+                self._reveal(round_)
+        elif reason == "store_unavailable" and round_.reveal_retries < _STORE_RETRIES:
+            # Not taken (withdrawn): send it again while the window is open.
+            round_.reveal_retries += 1
+            round_.reveal_sent = False
+            round_.reveal = None
+            if time.time() < round_.announcement.reveal_deadline.timestamp():
+                self._reveal(round_)
+        else:
+            round_.reveal_answered = True
+
+    def _on_commit_ack(self, round_: _Round, status: str, reason: str | None) -> None:
+        if status == "accepted":
+            round_.commit = "accepted"
+        elif round_.commit_resent and reason in ("duplicate_commit", "replayed_nonce"):
+            # Sent again after a reconnect: the first one may be the one that stands.
+            round_.commit = "unknown"
+        elif reason == "store_unavailable" and round_.commit_retries < _STORE_RETRIES:
+            # Not taken, its nonce given back: seal it again (fresh salt and nonce) while
+            # the collection window is open.
+            round_.commit = "rejected"
+            bidder = self._bidder
+            open_ = time.time() < round_.announcement.commit_deadline.timestamp()
+            if bidder is not None and round_.proposal is not None and open_:
+                round_.commit_retries += 1
+                self._commit(bidder, round_, round_.proposal)
+            return
+        else:
+            round_.commit = "rejected"
+            return
+        if self._reveal_is_due(round_, time.time()):  # its ack came after the reveal's time
+            self._reveal(round_)
+
+    @staticmethod
+    def _reveal_is_due(round_: _Round, now: float) -> bool:
+        """The reveal's window is open (pushed, or by this client's clock) and not over."""
+        announcement = round_.announcement
+        if round_.reveal_sent or now >= announcement.reveal_deadline.timestamp():
+            return False
+        return round_.reveal_open or now >= announcement.commit_deadline.timestamp() + (
+            REVEAL_MARGIN_S
+        )
 
     def _next_ref(self) -> int:
         self._ref += 1
@@ -619,7 +767,7 @@ class BidderClient:
     # The commit and the reveal run in the frame's callback and on timers, not in a task
     # each: with 20 bidders on one loop the tasks and their sleeps were a tenth of its CPU.
 
-    def _propose(self, ws: _Connection, bidder: StrategyBidder, round_: _Round) -> None:
+    def _propose(self, bidder: StrategyBidder, round_: _Round) -> None:
         """Ask the strategy for this auction's bid; commit it now or at its time."""
         announcement = round_.announcement
         try:
@@ -632,9 +780,9 @@ class BidderClient:
             self._abstain(announcement.auction_id)
         elif delay > 0:
             loop = asyncio.get_running_loop()
-            round_.timer = loop.call_later(delay, self._commit, ws, bidder, round_, proposal)
+            round_.timer = loop.call_later(delay, self._commit, bidder, round_, proposal)
         else:
-            self._commit(ws, bidder, round_, proposal)
+            self._commit(bidder, round_, proposal)
 
     def _abstain(self, auction_id: str) -> None:
         self._rounds.pop(auction_id, None)
@@ -643,13 +791,11 @@ class BidderClient:
             if self._closed_auctions >= self._max_auctions:
                 self._stop.set()
 
-    def _commit(
-        self, ws: _Connection, bidder: StrategyBidder, round_: _Round, proposal: Any
-    ) -> None:
+    def _commit(self, bidder: StrategyBidder, round_: _Round, proposal: Any) -> None:
         """Seal, sign and send the commit; make the reveal and set its timer."""
         announcement = round_.announcement
         auction_id = announcement.auction_id
-        round_.timer = None
+        round_.cancel_timer()
         try:
             bid = round_.bid = bidder.make(announcement, proposal)
         except PhantomAuctionError as exc:  # the strategy proposed something unsendable
@@ -661,11 +807,16 @@ class BidderClient:
         signed = commit_signing_bytes(auction_id, self.bidder_id, commitment, bid.nonce)
         signature = self._signer.sign(signed)
         message = commit_message(ref, auction_id, bid.token_pair, commitment, bid.nonce, signature)
-        round_.commit = "sent"
-        self._send(ws, ref, "commit", auction_id, orjson.dumps(message))
-        self._commits += 1
+        data = orjson.dumps(message)
+        round_.proposal = proposal
+        round_.commit_sent = ref, data
+        round_.commit_resent = False
+        round_.reveal_sent = round_.reveal_answered = False
         round_.reveal = self._reveal_data(auction_id, bid)
-        self._reveal_due(ws, round_)
+        # Taken by an open connection, else sent on the next one (while collecting).
+        sent = self._send(self._ws, ref, "commit", auction_id, data)
+        round_.commit = "sent" if sent else "unsent"
+        self._reveal_due(round_)
 
     def _reveal_data(self, auction_id: str, bid: ImprovementBid) -> tuple[int, bytes]:
         ref = self._next_ref()
@@ -681,7 +832,7 @@ class BidderClient:
         )
         return ref, orjson.dumps(message)
 
-    def _reveal_due(self, ws: _Connection, round_: _Round) -> None:
+    def _reveal_due(self, round_: _Round) -> None:
         """Reveal once the collection window is over by this client's clock (unless the
         server's ``reveal_open`` push came first)."""
         # Event loops round timers (uvloop to the millisecond) and may wake a little
@@ -690,12 +841,12 @@ class BidderClient:
         delay = due - time.time()
         if delay > 0.0:
             if round_.timer is None:  # armed for the first time (a re-arm is in the heap)
-                heapq.heappush(self._due, (due, next(self._due_order), ws, round_))
+                heapq.heappush(self._due, (due, next(self._due_order), round_))
             loop = asyncio.get_running_loop()
-            round_.timer = loop.call_later(delay, self._reveal_due, ws, round_)
+            round_.timer = loop.call_later(delay, self._reveal_due, round_)
         else:
             round_.timer = None
-            self._reveal(ws, round_)
+            self._reveal(round_)
 
     def _send_due_reveals(self) -> None:
         """Send the reveals whose time has come, before the message being read.
@@ -706,20 +857,25 @@ class BidderClient:
         due = self._due
         now = time.time()
         while due and due[0][0] <= now:
-            _, _, ws, round_ = heapq.heappop(due)
+            _, _, round_ = heapq.heappop(due)
             if round_.timer is not None and not round_.reveal_sent:  # still waiting
                 round_.cancel_timer()
-                self._reveal(ws, round_)
+                self._reveal(round_)
 
-    def _reveal(self, ws: _Connection, round_: _Round) -> None:
-        """Reveal this round's bid once (again only after an ``outside_reveal_window``)."""
-        if round_.reveal_sent or round_.commit in ("none", "rejected") or round_.bid is None:
+    def _reveal(self, round_: _Round) -> None:
+        """Reveal this round's bid on the open connection, once (again after an
+        ``outside_reveal_window`` or a ``store_unavailable``, or when the connection it
+        went on was lost before its ack). Not before the commit's ack (a refused commit
+        is not revealed), except for a commit whose ack a lost connection took along."""
+        if round_.reveal_sent or round_.commit not in ("accepted", "unknown") or round_.bid is None:
             return
-        round_.reveal_sent = True
         round_.cancel_timer()
         announcement = round_.announcement
         ref, data = round_.reveal or self._reveal_data(announcement.auction_id, round_.bid)
-        self._send(ws, ref, "reveal", announcement.auction_id, data)
+        round_.reveal = ref, data
+        if not self._send(self._ws, ref, "reveal", announcement.auction_id, data):
+            return  # no connection: sent on the next one (``_resume``)
+        round_.reveal_sent = True
         self._reveals += 1
         window = announcement.reveal_deadline - announcement.commit_deadline
         delay = datetime.now(UTC) - announcement.commit_deadline
@@ -728,16 +884,25 @@ class BidderClient:
         if 2 * delay > window:
             self._reveals_late += 1
 
-    def _send(self, ws: _Connection, ref: int, kind: str, auction_id: str, data: bytes) -> None:
+    def _send(
+        self, ws: _Connection | None, ref: int, kind: str, auction_id: str, data: bytes
+    ) -> bool:
         """Send ``data`` (a JSON message) and remember it until its ack: at once when the
         connection takes it, else behind the messages already waiting (in order: commits
-        leave in nonce order). A lost connection loses it (counted)."""
+        leave in nonce order). False, and nothing sent, when there is no open connection
+        (counted as unsent); a connection lost with the message waiting loses it (counted)."""
+        if ws is None or _closed(ws):
+            self._unsent += 1
+            return False
+        if kind == "commit":
+            self._commits += 1
         self._pending[ref] = (kind, auction_id)
         outbox = ws.outbox
         if outbox or not ws.send_now(data):
             outbox.append((ref, data))
             if len(outbox) == 1:
                 self._spawn(self._drain(ws))
+        return True
 
     async def _drain(self, ws: _Connection) -> None:
         """Send ``ws``'s waiting messages in order, with ``websockets``' flow control."""

@@ -179,14 +179,15 @@ async def test_a_reveal_due_goes_out_with_the_next_message_read_not_after_the_tu
     ws.take_now = True
     # Far enough ahead that a loaded machine still arms the timer below.
     opened = announcement(datetime.now(UTC), 200, 400, amount=10.0, max_volume=10.0)
-    round_ = _Round(opened, bid=object(), commit="sent", reveal=(7, b"the reveal"))  # type: ignore[arg-type]
-    client._reveal_due(ws, round_)  # type: ignore[arg-type]
+    client._ws = ws  # type: ignore[assignment]
+    round_ = _Round(opened, bid=object(), commit="accepted", reveal=(7, b"the reveal"))  # type: ignore[arg-type]
+    client._reveal_due(round_)
     assert ws.sent == [] and round_.timer is not None  # armed, not yet due
     round_.timer.cancel()  # as a timer that woke early, and re-arms: still one entry
-    client._reveal_due(ws, round_)  # type: ignore[arg-type]
+    client._reveal_due(round_)
     assert round_.timer is not None and len(client._due) == 1
     time.sleep(0.25)  # the turn goes on past the window's opening: no timer can run
-    client._dispatch(ws, None, {"type": "welcome"})  # type: ignore[arg-type]
+    client._dispatch(None, {"type": "welcome"})  # type: ignore[arg-type]
     assert ws.sent == [b"the reveal"] and round_.timer is None
     await asyncio.sleep(0.01)  # the loop turns: the cancelled timer sends nothing more
     assert ws.sent == [b"the reveal"] and client.report().reveals_sent == 1

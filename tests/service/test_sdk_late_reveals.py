@@ -31,9 +31,9 @@ async def test_reveals_sent_late_by_the_bidders_clock_are_counted(
     keys = {name: await server.add_bidder(name) for name in HOLD_S}
     real_reveal = BidderClient._reveal
 
-    def held_reveal(self: BidderClient, ws: Any, round_: Any) -> None:
+    def held_reveal(self: BidderClient, round_: Any) -> None:
         hold = HOLD_S[self.bidder_id]
-        asyncio.get_running_loop().call_later(hold, real_reveal, self, ws, round_)
+        asyncio.get_running_loop().call_later(hold, real_reveal, self, round_)
 
     monkeypatch.setattr(BidderClient, "_reveal", held_reveal)
     clients = {

@@ -13,7 +13,7 @@ def test_a_refused_reveal_is_sent_again_once_not_at_every_refusal() -> None:
     client = BidderClient("http://127.0.0.1:1", "mm", "11" * 32)
     resent: list[Any] = []
 
-    def reveal(ws: Any, round_: Any) -> None:
+    def reveal(round_: Any) -> None:
         resent.append(round_)
 
     client._reveal = reveal  # type: ignore[method-assign]
@@ -29,10 +29,10 @@ def test_a_refused_reveal_is_sent_again_once_not_at_every_refusal() -> None:
         "detail": "arrived before the reveal window",
     }
     # Sent before the server's window opened (clocks differ): sent again on the push.
-    client._on_ack(None, ack)  # type: ignore[arg-type]
+    client._on_ack(ack)
     assert len(resent) == 1 and not round_.reveal_sent
     round_.reveal_sent = True
     # Refused again: the window has passed, nothing more is sent.
     for ref in (8, 9, 10):
-        client._on_ack(None, {**ack, "ref": ref})  # type: ignore[arg-type]
+        client._on_ack({**ack, "ref": ref})
     assert len(resent) == 1 and round_.reveal_sent
