@@ -473,3 +473,19 @@ async def test_clients_and_bidders_can_be_listed_and_revoked(server: ServerProce
     finally:
         fresh.stop()
         server.start(port=server.port)
+
+
+@pytest.mark.parametrize(
+    "command", [("clients", "add", "ops"), ("bidders", "add", "mm", "ab" * 32), ("clients", "list")]
+)
+def test_admin_commands_name_a_store_they_cannot_open(tmp_path: Path, command: tuple) -> None:
+    """One ``Error: --db: …`` line and exit status 2, as ``serve`` says it (the audit: a
+    171-line traceback for a PostgreSQL schema that does not exist)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for db in ("mysql://user@host/db", f"sqlite+aiosqlite:///{blocker}/service.db"):
+        run = _cli(*command, db=db)
+        assert run.returncode == 2, run.stderr
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: --db: "), run.stderr
+        assert "cannot open the store" in lines[0]

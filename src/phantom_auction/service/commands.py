@@ -65,22 +65,32 @@ def _announce(line: str) -> None:
     typer.echo(line, err=True)
 
 
-def _check_store(url: str, synchronous: str) -> None:
-    """Open and migrate the store once before serving: a bad URL or an unreachable
-    database is one line, not a traceback from inside the server's startup."""
+class _CannotOpen(Exception):
+    """The store at a URL could not be opened (the cause is chained)."""
+
+
+def _on_store(url: str, work: Any, synchronous: str = "full") -> Any:
+    """``await work(store)`` on the store at ``url``, opened and closed around it. A
+    store that cannot be opened (a bad URL, an unreachable database, a missing schema) is
+    one ``Error: --db: …`` line and exit status 2, not a driver's traceback."""
     from .store import open_store
 
-    async def check() -> None:
-        store = open_store(url, sqlite_synchronous=synchronous)
+    async def run() -> Any:
         try:
+            store = open_store(url, sqlite_synchronous=synchronous)
             await store.start()
+        except Exception as exc:  # every driver's errors: say which URL and why
+            raise _CannotOpen() from exc
+        try:
+            return await work(store)
         finally:
             await store.close()
 
     try:
-        asyncio.run(check())
-    except Exception as exc:  # every driver's errors: say which URL and why
-        text = " ".join(str(exc).split()) or type(exc).__name__
+        return asyncio.run(run())
+    except _CannotOpen as failed:
+        cause = failed.__cause__
+        text = " ".join(str(cause).split()) or type(cause).__name__
         shown = url
         with contextlib.suppress(Exception):  # never print a password
             from sqlalchemy.engine import make_url
@@ -88,6 +98,16 @@ def _check_store(url: str, synchronous: str) -> None:
             shown = make_url(url).render_as_string(hide_password=True)
             text = text.replace(url, shown)
         _refuse("--db", f"{shown!r}: cannot open the store: {text[:300]}")
+
+
+async def _nothing(_store: Any) -> None:
+    return None
+
+
+def _check_store(url: str, synchronous: str) -> None:
+    """Open and migrate the store once before serving: a bad URL or an unreachable
+    database is one line, not a traceback from inside the server's startup."""
+    _on_store(url, _nothing, synchronous)
 
 
 def serve(
@@ -284,25 +304,15 @@ def clients_add(
     """Register a settlement client and print its bearer token (shown once, stored hashed)."""
     _require_service()
     from .auth import check_bidder_id, hash_token, new_token
-    from .store import StoreConflict, open_store
+    from .store import StoreConflict
 
     try:
         check_bidder_id(name, "name")
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="NAME") from None
-    cfg = _config(config)
     token = new_token()
-
-    async def add() -> None:
-        store = open_store(db or cfg.service.database_url)
-        await store.start()
-        try:
-            await store.add_client(name, hash_token(token))
-        finally:
-            await store.close()
-
     try:
-        asyncio.run(add())
+        _run_on_store(db, config, lambda store: store.add_client(name, hash_token(token)))
     except StoreConflict as exc:
         raise typer.BadParameter(str(exc), param_hint="NAME") from None
     typer.echo(token)
@@ -319,7 +329,7 @@ def bidders_add(
     """Register a bidder with its Ed25519 public key."""
     _require_service()
     from .auth import check_bidder_id, parse_public_key
-    from .store import StoreConflict, open_store
+    from .store import StoreConflict
 
     key_text = pubkey
     if Path(pubkey).is_file():
@@ -329,37 +339,16 @@ def bidders_add(
         public_key = parse_public_key(key_text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    cfg = _config(config)
-
-    async def add() -> None:
-        store = open_store(db or cfg.service.database_url)
-        await store.start()
-        try:
-            await store.add_bidder(name, public_key)
-        finally:
-            await store.close()
-
     try:
-        asyncio.run(add())
+        _run_on_store(db, config, lambda store: store.add_bidder(name, public_key))
     except StoreConflict as exc:
         raise typer.BadParameter(str(exc), param_hint="NAME") from None
     typer.echo(f"bidder {name} added (public key {public_key.hex()})")
 
 
 def _run_on_store(db: str | None, config: Path | None, work: Any) -> Any:
-    from .store import open_store
-
-    cfg = _config(config)
-
-    async def run() -> Any:
-        store = open_store(db or cfg.service.database_url)
-        await store.start()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+    """:func:`_on_store` on ``--db``, else the configuration's ``database_url``."""
+    return _on_store(db or _config(config).service.database_url, work)
 
 
 def _when(us: int) -> str:
