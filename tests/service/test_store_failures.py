@@ -148,11 +148,11 @@ CONFIG = load_config(
 
 
 async def _house_running_one_auction(
-    store: MemoryStore, client: Any, duration_ms: int
+    store: MemoryStore, client: Any, duration_ms: int, config: Any = CONFIG
 ) -> tuple[AuctionHouse, Any, str]:
-    """A started house on ``store`` with one auction of ``duration_ms`` open and stored:
-    the house, the auction's handle and its id."""
-    house = AuctionHouse(CONFIG, store)
+    """A started house (``config``) on ``store`` with one auction of ``duration_ms`` open
+    and stored: the house, the auction's handle and its id."""
+    house = AuctionHouse(config, store)
     await house.start()
     handle = await house.open_auction(
         client,
@@ -301,6 +301,29 @@ class HeldStore(MemoryStore):
         await super().apply(writes)
 
 
+def _one_bid(aid: str, private: str, nonce: int = 5) -> tuple[CommitBody, RevealBody]:
+    """mm-0's signed commit of a 30 bps bid in ``aid`` and its reveal."""
+    bid = make_bid(aid, "mm-0", (1, 2), 2000.0 * 1.003, 5.0, 0.0, nonce)
+    commitment = bid.commitment_hash.hex()
+    signed = commit_signing_bytes(aid, "mm-0", commitment, nonce)
+    signature = sign(load_private_key(private), signed)
+    commit = CommitBody(token_pair=[1, 2], commitment=commitment, nonce=nonce, signature=signature)
+    reveal = RevealBody(
+        token_pair=[1, 2],
+        improved_price=bid.improved_price,
+        volume=bid.volume,
+        priority_fee=0.0,
+        nonce=nonce,
+        salt=bid.salt.hex(),
+    )
+    return commit, reveal
+
+
+async def _until_reveal_window(live: Any) -> None:
+    delay = (live.auction.commit_deadline - datetime.now(UTC)).total_seconds()
+    await asyncio.sleep(max(0.0, delay) + 0.02)
+
+
 @pytest.mark.parametrize("fail_reveal", [True, False], ids=["reveal-lost", "reveal-stored"])
 async def test_a_reveal_taken_with_its_lost_commit_is_still_answered(fail_reveal: bool) -> None:
     """The audit's finding: a commit whose write failed after its reveal was taken
@@ -314,27 +337,11 @@ async def test_a_reveal_taken_with_its_lost_commit_is_still_answered(fail_reveal
     house, handle, aid = await _house_running_one_auction(store, client, 600)
     state = await house.bidder_state("mm-0")
     assert state is not None
-    bid = make_bid(aid, "mm-0", (1, 2), 2000.0 * 1.003, 5.0, 0.0, 5)
-    commitment = bid.commitment_hash.hex()
-    signature = sign(load_private_key(private), commit_signing_bytes(aid, "mm-0", commitment, 5))
-    committed = house.commit(
-        state,
-        CommitBody(token_pair=[1, 2], commitment=commitment, nonce=5, signature=signature),
-        aid,
-        "test",
-    )
+    commit, reveal = _one_bid(aid, private)
+    committed = house.commit(state, commit, aid, "test")
     live = house.live[aid]
-    delay = (live.auction.commit_deadline - datetime.now(UTC)).total_seconds()
-    await asyncio.sleep(max(0.0, delay) + 0.02)
-    reveal_body = RevealBody(
-        token_pair=[1, 2],
-        improved_price=bid.improved_price,
-        volume=bid.volume,
-        priority_fee=0.0,
-        nonce=5,
-        salt=bid.salt.hex(),
-    )
-    revealed = house.reveal(state, reveal_body, aid, "test")
+    await _until_reveal_window(live)
+    revealed = house.reveal(state, reveal, aid, "test")
     await asyncio.sleep(0.02)
     assert "mm-0" in live.auction.reveals  # taken, waiting for its commit's write
     store.release.set()
@@ -382,35 +389,13 @@ async def test_an_early_finish_undone_by_a_lost_reveal_still_ends_the_auction(
     early = load_config(
         env={"AUCTION_SERVICE_FINISH_EARLY": "true", "AUCTION_PHANTOM_AUCTION_MECHANISM": "uniform"}
     )
-    house = AuctionHouse(early, store)
-    await house.start()
-    handle = await house.open_auction(
-        client,
-        OpenAuctionBody(
-            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=1500
-        ),
-    )
-    aid = handle.record.auction_id
-    assert handle.stored is not None
-    await handle.stored
+    house, handle, aid = await _house_running_one_auction(store, client, 1500, early)
     state = await house.bidder_state("mm-0")
     assert state is not None
-    bid = make_bid(aid, "mm-0", (1, 2), 2000.0 * 1.003, 5.0, 0.0, 5)
-    commitment = bid.commitment_hash.hex()
-    signature = sign(load_private_key(private), commit_signing_bytes(aid, "mm-0", commitment, 5))
-    body = CommitBody(token_pair=[1, 2], commitment=commitment, nonce=5, signature=signature)
-    assert (await house.commit(state, body, aid, "test")).accepted
+    commit, reveal = _one_bid(aid, private)
+    assert (await house.commit(state, commit, aid, "test")).accepted
     live = house.live[aid]
-    delay = (live.auction.commit_deadline - datetime.now(UTC)).total_seconds()
-    await asyncio.sleep(max(0.0, delay) + 0.02)
-    reveal = RevealBody(
-        token_pair=[1, 2],
-        improved_price=bid.improved_price,
-        volume=bid.volume,
-        priority_fee=0.0,
-        nonce=5,
-        salt=bid.salt.hex(),
-    )
+    await _until_reveal_window(live)
     lost = await house.reveal(state, reveal, aid, "test")
     assert (lost.accepted, lost.reason) == (False, "store_unavailable")
     await asyncio.sleep(0.05)
