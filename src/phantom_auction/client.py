@@ -14,8 +14,9 @@ a bid (sent at the strategy's ``timestamp``, ms after the auction opened), seals
 with a fresh salt and the next nonce, signs the commit with the bidder's Ed25519 key,
 and reveals it as soon as the collection window is over: at the window's end by its
 own clock, or on the server's ``reveal_open`` push if that comes first (a reveal the
-server found early is sent again on the push). A reveal waits for its commit's ack (a
-refused commit is not revealed); a lost connection's unacknowledged commits (while
+server found early is sent again on the push). A reveal does not wait for its
+commit's ack (in a 20 ms window one slow durable write would cost every reveal behind
+it), but a commit already refused is not revealed; a lost connection's unacknowledged commits (while
 collecting) and reveals are sent again on the next one, as are messages answered
 ``store_unavailable``. Every ack is recorded. A strategy that raises loses that auction
 only (logged), not the run. A removed bidder's run ends with :class:`BidderRemovedError`.
@@ -865,9 +866,10 @@ class BidderClient:
     def _reveal(self, round_: _Round) -> None:
         """Reveal this round's bid on the open connection, once (again after an
         ``outside_reveal_window`` or a ``store_unavailable``, or when the connection it
-        went on was lost before its ack). Not before the commit's ack (a refused commit
-        is not revealed), except for a commit whose ack a lost connection took along."""
-        if round_.reveal_sent or round_.commit not in ("accepted", "unknown") or round_.bid is None:
+        went on was lost before its ack). Not for a commit refused or never sent; one
+        still waiting for its ack is revealed (the ack is the server's durable write,
+        which may come after the window has opened)."""
+        if round_.reveal_sent or round_.commit in ("rejected", "unsent") or round_.bid is None:
             return
         round_.cancel_timer()
         announcement = round_.announcement

@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..errors import InvalidBidParameters
 from .environment import (
     AuctionEnvironment,
     Streams,
@@ -455,12 +456,8 @@ def run_monte_carlo(
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1
     ):
-        from ..errors import InvalidBidParameters
-
         raise InvalidBidParameters("workers", workers, "must be an integer >= 1 or None")
     if row_sink is not None and client is not None:
-        from ..errors import InvalidBidParameters
-
         raise InvalidBidParameters("row_sink", row_sink, "is for local runs, not with client")
     if progress is not None and not (callable(progress) and not isinstance(progress, bool)):
         from .progress import progress_callback
@@ -478,8 +475,6 @@ def run_monte_carlo(
                 row_sink=row_sink,
             )
     if client is not None and workers is not None:
-        from ..errors import InvalidBidParameters
-
         raise InvalidBidParameters("workers", workers, "give workers or client, not both")
     learning = carries_learners(simulator)
     if client is not None and learning:
@@ -502,8 +497,6 @@ def run_monte_carlo(
     summarize = summarize or row_sink is not None
     n_workers = simulator.config.resolved_workers if workers is None else int(workers)
     if n_workers < 1:
-        from ..errors import InvalidBidParameters
-
         raise InvalidBidParameters("workers", workers, "must be >= 1")
     started = time.perf_counter()
     if learning:
