@@ -55,7 +55,12 @@ require("orjson", "service")
 import orjson  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
+from websockets.exceptions import (  # noqa: E402
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+)
 from websockets.frames import Frame, Opcode  # noqa: E402
 from websockets.protocol import State  # noqa: E402
 
@@ -266,6 +271,22 @@ def _closed(ws: Any) -> bool:
     """The connection is closing or closed (a stand-in without ``protocol``: open)."""
     protocol = getattr(ws, "protocol", None)
     return protocol is not None and protocol.state is not State.OPEN
+
+
+def _refused_for_good(url: str, exc: InvalidStatus | InvalidURI) -> BidderLoginError | None:
+    """The error to stop on when the WebSocket can never open at ``url``: a bad URL, or
+    an HTTP 4xx answer to the upgrade (a wrong path, say) other than 408 and 429, which
+    retrying cannot mend; None for what may pass (5xx: the server restarting)."""
+    if isinstance(exc, InvalidURI):
+        return BidderLoginError("bad_url", f"url={url!r}: {exc}")
+    status = exc.response.status_code
+    if 400 <= status < 500 and status not in (408, 429):
+        return BidderLoginError(
+            "handshake_refused",
+            f"url={url!r}: the server answered HTTP {status} to the WebSocket upgrade "
+            "(the service's bidder endpoint is /v1/bidders/ws)",
+        )
+    return None
 
 
 class _FunctionStrategy:
@@ -492,6 +513,11 @@ class BidderClient:
                         await self._serve(ws, bidder, stop, deadline)
                 except BidderLoginError:
                     raise
+                except (InvalidStatus, InvalidURI) as exc:
+                    refused = _refused_for_good(self.url, exc)
+                    if refused is not None:
+                        raise refused from exc
+                    _log.info("%s: connection lost (%r)", self.bidder_id, exc)
                 except BidderRemovedError as exc:
                     _log.warning("%s: %s", self.bidder_id, exc)
                     ended = exc

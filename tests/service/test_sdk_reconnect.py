@@ -7,13 +7,14 @@ is not revealed."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from phantom_auction.client import BidderClient, BidderRemovedError, _Round
+from phantom_auction.client import BidderClient, BidderLoginError, BidderRemovedError, _Round
 from phantom_auction.service.store import BidEvent, MemoryStore
 from phantom_auction.simulation.strategies import create_strategy
 
@@ -185,3 +186,16 @@ async def test_a_reveal_does_not_wait_for_its_commits_ack_and_a_refused_commit_i
         assert ws.sent == [] and round_.commit == "rejected"
     else:
         assert ws.sent == [b"the reveal"] and round_.reveal_sent
+
+
+async def test_a_url_the_websocket_can_never_open_at_is_an_error_not_a_retry_forever() -> None:
+    """The audit: a wrong path (the service refuses the upgrade) was retried forever,
+    logged at INFO only. A 4xx answer other than 408/429 now ends the run with
+    BidderLoginError."""
+    async with serving(MemoryStore()) as server:
+        client = BidderClient(server.url + "/v1/wrong/path", "mm", "11" * 32)
+        started = time.monotonic()
+        with pytest.raises(BidderLoginError) as refused:
+            await client.arun(lambda *args: None, duration_s=10)
+        assert refused.value.reason == "handshake_refused", refused.value
+        assert time.monotonic() - started < 5
