@@ -11,8 +11,8 @@ the package: no build step, no CDN) render them from public JSON only:
 - ``GET /explorer/api/auctions/{id}``: one summary (open auctions too, before their
   competition exists).
 - ``GET /explorer/api/bidders``: per bidder seen in the recent auctions, auctions
-  entered, wins, no-reveals (as penalties count them: not in an aborted auction), and
-  its penalty state.
+  entered, wins, no-reveals (not in an aborted auction; an auction finalized by crash
+  recovery counts them, though penalties leave it out), and its penalty state.
 - ``GET /v1/auctions/{id}/competition`` (the service's own) is what the page verifies.
 
 The feed watches ``house.live`` for open auctions and hears each auction the house
@@ -170,8 +170,8 @@ def _finished_summary(
     tally = {
         "entered": sorted(accepted),
         "won": sorted(filled),
-        # Counted as the penalties count them: not in an aborted auction (the venue
-        # ended it, before its reveal window or during it).
+        # Not in an aborted auction (the venue ended it, before its reveal window or
+        # during it), where no bidder is penalized either.
         "unrevealed": sorted(competition.get("unrevealed", []))
         if record.status != "aborted"
         else [],
