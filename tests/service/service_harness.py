@@ -235,7 +235,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class ServerProcess:
+class OnLoopback:
+    """A server on 127.0.0.1:``port``: its HTTP and bidder WebSocket addresses."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/bidders/ws"
+
+
+class ServerProcess(OnLoopback):
     """``python -m phantom_auction.service serve`` on 127.0.0.1 in a subprocess.
 
     ``env`` adds ``AUCTION_*`` overrides, ``args`` options (``--workers 2``); the
@@ -256,14 +270,6 @@ class ServerProcess:
         self.args = args or []
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/bidders/ws"
 
     def start(self, timeout_s: float = 30.0, port: int | None = None) -> None:
         """Start on ``port`` (a restart where bidders reconnect), else on a free one."""

@@ -32,7 +32,7 @@ from phantom_auction.service.house.sessions import Identities
 from phantom_auction.service.metrics import ServiceMetrics
 from phantom_auction.service.store import BidderRecord, MemoryStore, SqlStore, Store
 
-from .service_harness import RawBidder, free_port, order, reason
+from .service_harness import OnLoopback, RawBidder, free_port, order, reason
 
 pytestmark = pytest.mark.anyio
 
@@ -41,7 +41,7 @@ RECHECK_S = 0.2
 MAX_SAFE = 2**53 - 1
 
 
-class Server:
+class Server(OnLoopback):
     """The service app under uvicorn in this process (so that the test can shorten the
     registration re-read period), on a free port of 127.0.0.1."""
 
@@ -49,14 +49,6 @@ class Server:
         self.app = app
         self.port = port
         self.token = token
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/bidders/ws"
 
     def http(self) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self.token}"}

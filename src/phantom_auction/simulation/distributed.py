@@ -1,5 +1,9 @@
 """Monte Carlo runs and sweeps on a Dask cluster, bit-identical to local runs.
 
+One concept past 600 lines: the cluster's side of a run (plan, submit, collect in
+chunk order, cancel, the cluster's address and start-up); splitting submission from
+collection would spread one task life cycle over two modules.
+
 A cluster runs exactly the chunks a local run plans (:func:`~.parallel.plan_chunks`):
 each :class:`~.parallel.ChunkTask` becomes one Dask task calling the module-level
 :func:`~.parallel.simulate_chunk` (columns) or :func:`~.parallel.summarize_chunk` (a

@@ -477,20 +477,21 @@ def run_monte_carlo(
     if client is not None and workers is not None:
         raise InvalidBidParameters("workers", workers, "give workers or client, not both")
     learning = carries_learners(simulator)
-    if client is not None and learning:
-        _log.warning(LEARNING_RUNS_LOCALLY)
-    if client is not None and not learning:
-        from .distributed import run_monte_carlo_on_cluster
+    if client is not None:
+        if learning:
+            _log.warning(LEARNING_RUNS_LOCALLY)
+        else:
+            from .distributed import run_monte_carlo_on_cluster
 
-        return run_monte_carlo_on_cluster(
-            simulator,
-            baseline_price,
-            baseline_quantity,
-            client,
-            progress=progress,
-            keep_rows=keep_rows,
-            engine=engine,
-        )
+            return run_monte_carlo_on_cluster(
+                simulator,
+                baseline_price,
+                baseline_quantity,
+                client,
+                progress=progress,
+                keep_rows=keep_rows,
+                engine=engine,
+            )
     tasks = plan_chunks(simulator, baseline_price, baseline_quantity)
     total = sum(t.n_auctions for t in tasks)
     summarize = (total > STREAMING_THRESHOLD) if keep_rows is None else not keep_rows
