@@ -177,3 +177,23 @@ def test_simulate_with_learning_on_cluster_local_2_prints_the_local_numbers(
     # It said what it did, on stderr (stdout is the JSON).
     assert LEARNING_RUNS_LOCALLY in on_cluster.stderr
     assert LEARNING_RUNS_LOCALLY not in local.stderr
+
+
+def test_simulate_with_learning_on_a_cluster_does_not_start_it(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run will not use the cluster, so starting one (or joining a scheduler) is
+    # only cost: a dead scheduler address must not even be tried.
+    import phantom_auction.simulation.distributed as distributed
+
+    def no_cluster(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"a cluster was opened: {args} {kwargs}")
+
+    monkeypatch.setattr(distributed, "open_client", no_cluster)
+    args = ["simulate", "-n", "500", "--seed", "3", "--json", "--learning"]
+    for where in (["--cluster", "local:2"], ["--scheduler", "tcp://127.0.0.1:9"]):
+        result = runner.invoke(app, [*args, *where])
+        assert result.exit_code == 0, result.output
+        assert LEARNING_RUNS_LOCALLY in result.stderr
+    plain = runner.invoke(app, [*args[:-1], "--cluster", "local:2"])
+    assert plain.exit_code != 0 and "a cluster was opened" in repr(plain.exception)

@@ -212,19 +212,10 @@ def run_scenario(
     """The ``MonteCarloResults`` of ``simulator`` (built from ``scenario``), on ``client``'s
     Dask cluster when one is given, else in local processes.
 
-    A learning run (``--learning`` with a learning strategy) runs in this process
-    whatever was asked, as :func:`~phantom_auction.simulation.run_monte_carlo` runs it:
-    its chunks carry the learners from one to the next, so they cannot be split over
-    workers. Asked for a cluster, it says so on stderr (one line).
+    A learning run gets no client from :func:`cluster_client` (it runs here).
     """
     from ..simulation import run_monte_carlo
-    from ..simulation.parallel import LEARNING_RUNS_LOCALLY, carries_learners
 
-    if client is not None and carries_learners(simulator):
-        from .app import err_console
-
-        err_console().print(f"note: {LEARNING_RUNS_LOCALLY}", style="yellow")
-        client = None
     return run_monte_carlo(
         simulator,
         float(scenario.baseline_price),
@@ -238,9 +229,24 @@ def run_scenario(
 
 
 @contextmanager
-def cluster_client(scenario: Scenario) -> Iterator[Any]:
-    """A Dask client for ``--scheduler``/``--cluster``, or None to run locally."""
+def cluster_client(scenario: Scenario, simulator: Any = None) -> Iterator[Any]:
+    """A Dask client for ``--scheduler``/``--cluster``, or None to run locally.
+
+    None also for a ``simulator`` that carries learners (``--learning`` with a learning
+    strategy), without starting or joining the cluster: its chunks carry the learners
+    from one to the next, so it runs in this process, as
+    :func:`~phantom_auction.simulation.run_monte_carlo` would run it. It says so on
+    stderr (one line).
+    """
     if scenario.scheduler is None and scenario.cluster is None:
+        yield None
+        return
+    from ..simulation.parallel import LEARNING_RUNS_LOCALLY, carries_learners
+
+    if simulator is not None and carries_learners(simulator):
+        from .app import err_console
+
+        err_console().print(f"note: {LEARNING_RUNS_LOCALLY}", style="yellow")
         yield None
         return
     from ..simulation.distributed import open_client

@@ -133,7 +133,7 @@ def simulate(
         stream = RowStream(out / f"auctions.{fmt.value}", fmt, labels)
     progress = MonteCarloProgress(err_console(), "Monte Carlo", total=total)
     try:
-        with cluster_client(scenario) as client, progress.running():
+        with cluster_client(scenario, simulator) as client, progress.running():
             results = run_scenario(simulator, scenario, progress, client, row_sink=stream)
     except KeyboardInterrupt:
         if stream is not None:
