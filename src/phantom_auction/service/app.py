@@ -49,7 +49,14 @@ from .schemas import (
     OpenAuctionBody,
     RevealBody,
 )
-from .store import ClientRecord, Store, compact_json, describe_store, open_store
+from .store import (
+    ClientRecord,
+    Store,
+    compact_json,
+    describe_store,
+    normalize_database_url,
+    open_store,
+)
 
 #: The collector's thresholds while a server runs (young generation, middle, old); see
 #: ``lifespan``.
@@ -253,17 +260,21 @@ def create_app(
     --workers``, :mod:`.house.peers`).
     """
     config = load_config() if config is None else config
+    url = database_url or config.service.database_url
+    claim = None
     if store is None:
-        store = open_store(
-            database_url or config.service.database_url,
-            sqlite_synchronous=config.service.sqlite_synchronous,
-        )
+        store = open_store(url, sqlite_synchronous=config.service.sqlite_synchronous)
+        if normalize_database_url(url).startswith("postgresql"):
+            from .claim import SchemaClaim
+
+            claim = SchemaClaim(url, shared=peers)
     metrics = ServiceMetrics()
     house = AuctionHouse(config, store, metrics)
+    house.claim = claim
     if peers:
         from .house.peers import HousePeers
 
-        house.peers = HousePeers(house, database_url or config.service.database_url)
+        house.peers = HousePeers(house, url)
     retention = None
     if config.service.retention_days > 0:
         retention = Retention(store, config.service.retention_days, house.clock, metrics)

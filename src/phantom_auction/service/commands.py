@@ -162,6 +162,8 @@ def serve(
     # Before anything reads the store (recovery ends the auctions a crash left open): a
     # second server on the same port or SQLite file would end the running server's.
     lock = _own_sqlite_file(url)
+    if postgres:
+        _check_schema_free(url, shared=processes > 1)
     listener = _listen(bind_host, bind_port)
     bound = int(listener.getsockname()[1])
     if processes > 1:
@@ -214,6 +216,23 @@ def _own_sqlite_file(url: str) -> IO[bytes] | None:
         handle.close()
         _refuse("--db", f"{path} is served by another running server (one process per file)")
     return handle
+
+
+def _check_schema_free(url: str, *, shared: bool) -> None:
+    """Refuse now, in one line, to serve a PostgreSQL schema that another server holds in
+    the other mode (:mod:`.claim`). Each server process takes the claim again when it
+    starts and holds it while it runs."""
+    from .claim import SchemaClaim, SchemaInUse
+
+    async def probe() -> None:
+        claim = SchemaClaim(url, shared=shared)
+        await claim.take()
+        await claim.release()
+
+    try:
+        asyncio.run(probe())
+    except SchemaInUse as exc:
+        _refuse("--db", str(exc))
 
 
 def _run(app: Any, listener: socket.socket, **options: Any) -> None:

@@ -78,6 +78,7 @@ from .recovery import recover_open_auctions
 from .sessions import BidderSession, BidderState, Identities, Rejected
 
 if TYPE_CHECKING:
+    from ..claim import SchemaClaim
     from .peers import HousePeers
 
 __all__ = ["AuctionHouse"]
@@ -129,11 +130,17 @@ class AuctionHouse(BidPath):
         self.finish_listeners: list[Callable[[AuctionRecord, list[BidEvent]], None]] = []
         #: The other server processes (``serve --workers N``); None when this one is alone.
         self.peers: HousePeers | None = None
+        #: The lock held on a PostgreSQL store's schema while this server runs (taken
+        #: before recovery: :mod:`~phantom_auction.service.claim`); None for other stores.
+        self.claim: SchemaClaim | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Create or migrate the schema, recover auctions a crash left open, load nonces."""
+        """Claim the store, create or migrate its schema, recover auctions a crash left
+        open, load nonces."""
+        if self.claim is not None:
+            await self.claim.take()
         await self.store.start()
         self.group_commit.start()
         if self.peers is None:
@@ -184,6 +191,8 @@ class AuctionHouse(BidPath):
         if self.peers is not None:
             await self.peers.close()
         await self.store.close()
+        if self.claim is not None:
+            await self.claim.release()
 
     async def end_auctions(self) -> None:
         """The first step of a graceful stop: open no more auctions and end the running

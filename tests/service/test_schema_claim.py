@@ -1,0 +1,121 @@
+"""One deployment per PostgreSQL schema (:mod:`phantom_auction.service.claim`).
+
+A server ends the auctions its store holds open when it starts (crash recovery), so a
+second single-process ``serve`` on a running server's schema used to end that server's
+auctions. Every server now holds an advisory lock on its schema: a single process
+exclusively, the processes of ``serve --workers`` shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from phantom_auction.service.claim import SchemaClaim, SchemaInUse, claim_key
+
+from .service_harness import ServerProcess, free_port, open_auction
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+
+def test_claim_keys_differ_by_schema() -> None:
+    assert claim_key("public") != claim_key("t_1")
+    assert claim_key("public") == claim_key("public")
+
+
+async def test_exclusive_and_shared_claims_exclude_each_other(
+    pg_schema: tuple[str, str],
+) -> None:
+    url, schema = pg_schema
+    here = f"{url}?search_path={schema}"
+    single = SchemaClaim(here, shared=False)
+    await single.take()
+    try:
+        with pytest.raises(SchemaInUse, match=schema):
+            await SchemaClaim(here, shared=False).take(wait_s=0.2)
+        with pytest.raises(SchemaInUse, match="single-process serve"):
+            await SchemaClaim(here, shared=True).take(wait_s=0.2)
+        # Another schema of the same database is another deployment.
+        elsewhere = SchemaClaim(url, shared=False)
+        await elsewhere.take(wait_s=0.2)
+        await elsewhere.release()
+    finally:
+        await single.release()
+    workers = [SchemaClaim(here, shared=True) for _ in range(2)]
+    for claim in workers:
+        await claim.take(wait_s=0.2)
+    try:
+        with pytest.raises(SchemaInUse):
+            await SchemaClaim(here, shared=False).take(wait_s=0.2)
+    finally:
+        for claim in workers:
+            await claim.release()
+
+
+async def test_a_starting_server_waits_for_a_claim_let_go_meanwhile(
+    pg_schema: tuple[str, str],
+) -> None:
+    # What a restart right after a crash sees: the dead server's lock, freed shortly.
+    url, schema = pg_schema
+    here = f"{url}?search_path={schema}"
+    old = SchemaClaim(here, shared=False)
+    await old.take()
+
+    async def let_go() -> None:
+        await asyncio.sleep(0.5)
+        await old.release()
+
+    releasing = asyncio.create_task(let_go())
+    new = SchemaClaim(here, shared=False)
+    started = time.monotonic()
+    await new.take(wait_s=5.0)
+    assert time.monotonic() - started >= 0.4
+    await releasing
+    await new.release()
+
+
+def _serve(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    serve = ["serve", "--host", "127.0.0.1", "--port", str(free_port()), "--db", db_url]
+    return subprocess.run(
+        [sys.executable, "-m", "phantom_auction.service", *serve, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("running_args", [[], ["--workers", "2"]], ids=["single", "workers"])
+async def test_serve_refuses_a_schema_another_server_holds_and_leaves_its_auctions(
+    pg_schema: tuple[str, str], tmp_path: Path, running_args: list[str]
+) -> None:
+    url, schema = pg_schema
+    here = f"{url}?search_path={schema}"
+    running = ServerProcess(here, log=tmp_path / "running.log", args=running_args)
+    running.start()
+    try:
+        async with running.settlement() as http:
+            aid = await open_auction(http, 60_000)
+            attempts: list[tuple[list[str], Any]] = [([], _serve(here))]
+            if not running_args:  # workers beside a single process
+                attempts.append((["--workers", "2"], _serve(here, "--workers", "2")))
+            for args, run in attempts:
+                assert run.returncode == 2, (args, run.stderr)
+                lines = run.stderr.strip().splitlines()
+                assert len(lines) == 1 and lines[0].startswith("Error: --db: "), run.stderr
+                assert schema in lines[0]
+                assert "listening" not in run.stderr and "recovered" not in run.stderr
+            still = await http.get(f"/v1/auctions/{aid}")
+            assert still.json()["status"] == "open", still.text
+    finally:
+        running.stop()
+    # Stopped, it lets go: the next server starts (and ends the auction it left).
+    after = ServerProcess(here, log=tmp_path / "after.log")
+    after.start()
+    after.stop()
