@@ -16,6 +16,7 @@ from phantom_auction.service.auth import (
     load_private_key,
     sign,
 )
+from phantom_auction.service.explorer import _finished_summary
 from phantom_auction.service.house import (
     AuctionHouse,
     Rejected,
@@ -25,7 +26,7 @@ from phantom_auction.service.house import (
     from_us,
     result_document,
 )
-from phantom_auction.service.house.documents import is_competition_view
+from phantom_auction.service.house.documents import RECOVERED, is_competition_view
 from phantom_auction.service.schemas import CommitBody, OpenAuctionBody, RevealBody
 from phantom_auction.service.store import MemoryStore, compact_json
 
@@ -123,9 +124,14 @@ async def test_a_restart_replays_stored_events_to_the_same_clearing(
         for field in ("price", "fills", "outcome", "winning_bid", "unrevealed", "phantom_seed"):
             assert rebuilt[field] == wanted[field], field
         assert rebuilt["unrevealed"] == [f"mm-{BIDDERS - 1}"]
-        # A restart never penalizes: the lost reveals may be the server's fault.
+        # A restart never penalizes: the lost reveals may be the server's fault. The
+        # result says it was recovered, and the explorer's /bidders counts no no-reveal.
         bidder = await store.bidder(f"mm-{BIDDERS - 1}")
         assert bidder is not None and bidder.penalty.no_reveal_rate == 0.0
+        assert rebuilt[RECOVERED] is True
+        assert record.competition is not None
+        _summary, tally = _finished_summary(record, record.competition)
+        assert tally["unrevealed"] == [] and len(tally["entered"]) == BIDDERS
     else:
         assert (record.status, record.outcome) == ("aborted", "aborted")
         assert record.result["price"] == 2000.0

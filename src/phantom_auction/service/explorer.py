@@ -11,8 +11,8 @@ the package: no build step, no CDN) render them from public JSON only:
 - ``GET /explorer/api/auctions/{id}``: one summary (open auctions too, before their
   competition exists).
 - ``GET /explorer/api/bidders``: per bidder seen in the recent auctions, auctions
-  entered, wins, no-reveals (not in an aborted auction; an auction finalized by crash
-  recovery counts them, though penalties leave it out), and its penalty state.
+  entered, wins, no-reveals (not in an aborted auction or one ended by crash recovery,
+  as penalties count them), and its penalty state.
 - ``GET /v1/auctions/{id}/competition`` (the service's own) is what the page verifies.
 
 The feed watches ``house.live`` for open auctions and hears each auction the house
@@ -45,7 +45,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..engine.clock import to_us
-from .house.documents import events_covered, is_competition_view
+from .house.documents import RECOVERED, events_covered, is_competition_view
 
 if TYPE_CHECKING:
     from .house import AuctionHouse, LiveAuction
@@ -171,10 +171,10 @@ def _finished_summary(
         "entered": sorted(accepted),
         "won": sorted(filled),
         # Not in an aborted auction (the venue ended it, before its reveal window or
-        # during it), where no bidder is penalized either.
-        "unrevealed": sorted(competition.get("unrevealed", []))
-        if record.status != "aborted"
-        else [],
+        # during it) or one ended by crash recovery, where no bidder is penalized either.
+        "unrevealed": []
+        if record.status == "aborted" or result.get(RECOVERED)
+        else sorted(competition.get("unrevealed", [])),
     }
     return summary, tally
 

@@ -133,9 +133,16 @@ class ResultBody(BaseModel):
     phantom_won: bool
     phantom_seed: str
     phantom_commitment: str
-    unrevealed: list[str]
+    unrevealed: list[str] = Field(
+        description="bidders that committed and never revealed (penalized, unless recovered)"
+    )
     baseline_price: float
     finalized_at: datetime
+    recovered: bool = Field(
+        False,
+        description="ended by crash recovery after a server restart (present only then): "
+        "its no-reveals are not penalized",
+    )
 
 
 class AuctionDocument(BaseModel):

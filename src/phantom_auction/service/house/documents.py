@@ -23,6 +23,7 @@ from ...engine.clock import from_us
 from ..store import AuctionRecord, BidEvent
 
 __all__ = [
+    "RECOVERED",
     "announcement_document",
     "auction_closed_documents",
     "auction_document",
@@ -55,6 +56,11 @@ def _phantom_model_doc(model: Any) -> dict[str, Any]:
         doc = {k: v for k, v in to_jsonable(model).items() if k != "type"}
         _PHANTOM_MODEL_DOCS[model] = doc
     return doc
+
+
+#: The result document's key (true) of an auction ended by crash recovery, whose
+#: bidders are not penalized: their reveals may have been lost with the server.
+RECOVERED: Final = "recovered"
 
 
 def result_document(result: AuctionResult) -> dict[str, Any]:

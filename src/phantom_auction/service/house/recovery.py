@@ -29,7 +29,7 @@ from ...engine.clock import Clock, from_us, to_us
 from ...errors import InvalidBidParameters, PhantomAuctionError
 from ..metrics import ServiceMetrics
 from ..store import AuctionFinished, AuctionRecord, BidEvent, Store
-from .documents import competition_document, iso_us, result_document
+from .documents import RECOVERED, competition_document, iso_us, result_document
 
 __all__ = ["accepted_events", "rebuild_auction", "recover_open_auctions"]
 
@@ -160,13 +160,16 @@ async def recover_open_auctions(
             result = abort_auction(auction, f"replay failed: {exc}", now=max(now, auction.clock))
             status = "aborted"
         keys = await _stored_keys(store, events)
+        # Marked, so that readers (the explorer's /bidders) leave its no-reveals out, as
+        # the penalties do: its bidders' reveals may have been lost with the server.
+        document = {**result_document(result), RECOVERED: True}
         await store.apply(
             [
                 AuctionFinished(
                     record.auction_id,
                     status,  # type: ignore[arg-type]
                     str(result.outcome),
-                    result_document(result),
+                    document,
                     competition_document(record, events, result, status, keys),
                     to_us(clock.now()),
                 )
