@@ -19,7 +19,9 @@ commit's ack (in a 20 ms window one slow durable write would cost every reveal b
 it), but a commit already refused is not revealed; a lost connection's unacknowledged commits (while
 collecting) and reveals are sent again on the next one, as are messages answered
 ``store_unavailable``. Every ack is recorded. A strategy that raises loses that auction
-only (logged), not the run. A removed bidder's run ends with :class:`BidderRemovedError`.
+only (logged), not the run. A removed bidder's run ends with :class:`BidderRemovedError`;
+one that cannot reach the server is warned about, and with ``give_up_after_s`` ends
+with :class:`ServerUnreachableError`.
 
 :func:`signed_headers` signs plain HTTP requests for bidders that do not use the
 WebSocket. Needs the ``service`` extra (``websockets``, ``cryptography``).
@@ -87,6 +89,7 @@ __all__ = [
     "BidderLoginError",
     "BidderRemovedError",
     "BidderReport",
+    "ServerUnreachableError",
     "signed_headers",
 ]
 
@@ -100,6 +103,11 @@ _STORE_RETRIES = 3
 #: Close reasons (code 1008, after an ``error`` push) that end the session for good: the
 #: same key would only be refused at the next login.
 _FATAL_REASONS = frozenset({"bidder_removed", "bidder_key_changed"})
+#: Without a logged-in session this long (s), the client says so at WARNING (it retries
+#: at INFO before: a server restarting looks the same), then again every
+#: :data:`UNREACHABLE_REPEAT_S` while it lasts.
+UNREACHABLE_WARN_S = 10.0
+UNREACHABLE_REPEAT_S = 60.0
 
 
 #: An ack as kept during a run: the fields of :class:`Ack`, in order.
@@ -116,6 +124,18 @@ class BidderRemovedError(PhantomAuctionError):
         self.detail = detail
         self.report: BidderReport | None = None
         super().__init__(f"session ended by the server: {reason}: {detail}")
+
+
+class ServerUnreachableError(PhantomAuctionError):
+    """No session could be opened for ``give_up_after_s`` seconds (``down_s``: how long;
+    ``last_error``: the last attempt's failure). ``report``: the run's report up to then."""
+
+    def __init__(self, url: str, down_s: float, last_error: str) -> None:
+        self.url = url
+        self.down_s = down_s
+        self.last_error = last_error
+        self.report: BidderReport | None = None
+        super().__init__(f"no session with {url} for {down_s:.1f} s: {last_error}")
 
 
 class BidderLoginError(PhantomAuctionError):
@@ -368,7 +388,9 @@ class BidderClient:
     are passed to the strategy (defaults: the simulator's ``MarketConditions()`` and
     ``numpy.random.default_rng()``). With ``honour_timing`` (default) a commit is sent
     at the strategy's ``timestamp``; with ``reconnect`` a dropped connection is retried
-    with back-off until the run ends. ``keep_acks``: how many of the latest acks the
+    with back-off until the run ends, or, with ``give_up_after_s``, until no session
+    could be opened for that many seconds (:class:`ServerUnreachableError`); after
+    :data:`UNREACHABLE_WARN_S` without one it warns. ``keep_acks``: how many of the latest acks the
     report lists (``None``: every one; a bidder that runs for days at 100 auctions/s
     would otherwise keep ~17 million a day); its counts always cover every ack. A
     simulator strategy is told each auction's announced rules over ``view`` (what the
@@ -386,12 +408,15 @@ class BidderClient:
         rng: np.random.Generator | None = None,
         honour_timing: bool = True,
         reconnect: bool = True,
+        give_up_after_s: float | None = None,
         first_nonce: int | None = None,
         keep_acks: int | None = 10_000,
         view: AuctionView | None = None,
     ) -> None:
         if keep_acks is not None and keep_acks < 0:
             raise ValueError(f"keep_acks={keep_acks!r}: a count of acks (>= 0) or None")
+        if give_up_after_s is not None and not give_up_after_s > 0:
+            raise ValueError(f"give_up_after_s={give_up_after_s!r}: seconds (> 0) or None")
         self.url = _ws_url(url)
         self.bidder_id = bidder_id
         self.key = load_private_key(private_key)
@@ -400,6 +425,7 @@ class BidderClient:
         self.rng = rng
         self.honour_timing = honour_timing
         self.reconnect = reconnect
+        self.give_up_after_s = give_up_after_s
         self.first_nonce = first_nonce
         self.view = view
         self.status: dict[str, Any] | None = None
@@ -491,9 +517,14 @@ class BidderClient:
         self._bidder = bidder
         self._max_auctions = max_auctions
         self._stop = stop
-        deadline = None if duration_s is None else asyncio.get_running_loop().time() + duration_s
+        loop = asyncio.get_running_loop()
+        deadline = None if duration_s is None else loop.time() + duration_s
         backoff = 0.05
-        ended: BidderRemovedError | None = None
+        ended: BidderRemovedError | ServerUnreachableError | None = None
+        # Since when no session has been open (None while one is), the last failure.
+        down_since: float | None = loop.time()
+        warn_at = UNREACHABLE_WARN_S
+        last_error = "no attempt yet"
         try:
             while not stop.is_set():
                 try:
@@ -509,6 +540,7 @@ class BidderClient:
                         self._ws = ws
                         await self._login(ws)
                         backoff = 0.05
+                        down_since, warn_at = None, UNREACHABLE_WARN_S
                         self._resume()
                         await self._serve(ws, bidder, stop, deadline)
                 except BidderLoginError:
@@ -518,11 +550,13 @@ class BidderClient:
                     if refused is not None:
                         raise refused from exc
                     _log.info("%s: connection lost (%r)", self.bidder_id, exc)
+                    last_error = repr(exc)
                 except BidderRemovedError as exc:
                     _log.warning("%s: %s", self.bidder_id, exc)
                     ended = exc
                 except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
                     _log.info("%s: connection lost (%r)", self.bidder_id, exc)
+                    last_error = repr(exc)
                     ended = self._fatal_close(exc)
                 finally:
                     self._ws = None
@@ -532,6 +566,21 @@ class BidderClient:
                     break
                 if stop.is_set() or not self.reconnect or self._out_of_time(deadline):
                     break
+                down_since = loop.time() if down_since is None else down_since
+                down_s = loop.time() - down_since
+                if self.give_up_after_s is not None and down_s >= self.give_up_after_s:
+                    ended = ServerUnreachableError(self.url, down_s, last_error)
+                    _log.warning("%s: %s", self.bidder_id, ended)
+                    break
+                if down_s >= warn_at:
+                    _log.warning(
+                        "%s: no session with %s for %.1f s (%s); still trying",
+                        self.bidder_id,
+                        self.url,
+                        down_s,
+                        last_error,
+                    )
+                    warn_at = down_s + UNREACHABLE_REPEAT_S
                 await asyncio.sleep(backoff)
                 backoff = min(2.0, backoff * 2)
         finally:

@@ -14,12 +14,18 @@ from typing import Any
 
 import pytest
 
-from phantom_auction.client import BidderClient, BidderLoginError, BidderRemovedError, _Round
+from phantom_auction.client import (
+    BidderClient,
+    BidderLoginError,
+    BidderRemovedError,
+    ServerUnreachableError,
+    _Round,
+)
 from phantom_auction.service.store import BidEvent, MemoryStore
 from phantom_auction.simulation.strategies import create_strategy
 
 from ..engine.engine_support import announcement
-from .service_harness import order
+from .service_harness import free_port, order
 from .test_audit_fixes import add_bidder, serving
 
 pytestmark = pytest.mark.anyio
@@ -199,3 +205,34 @@ async def test_a_url_the_websocket_can_never_open_at_is_an_error_not_a_retry_for
             await client.arun(lambda *args: None, duration_s=10)
         assert refused.value.reason == "handshake_refused", refused.value
         assert time.monotonic() - started < 5
+
+
+async def test_a_server_that_stays_unreachable_is_warned_about_and_can_end_the_run(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing listening (connection refused) looks like a server restarting, so it is
+    retried; but after UNREACHABLE_WARN_S without a session the client warns, and with
+    give_up_after_s the run ends with ServerUnreachableError and its report."""
+    import phantom_auction.client as sdk
+
+    monkeypatch.setattr(sdk, "UNREACHABLE_WARN_S", 0.3)
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    caplog.set_level("INFO", logger="phantom_auction.client")
+    client = BidderClient(url, "mm", "11" * 32, give_up_after_s=1.5)
+    started = time.monotonic()
+    with pytest.raises(ServerUnreachableError) as gone:
+        await client.arun(lambda *args: None, duration_s=30)
+    took = time.monotonic() - started
+    assert 1.5 <= took < 5, took
+    assert gone.value.down_s >= 1.5 and "ConnectionRefused" in gone.value.last_error
+    assert gone.value.report is not None and gone.value.report.acks == ()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("still trying" in m and url.replace("http", "ws") in m for m in warned), warned
+    # Without give_up_after_s the same run lasts its duration, warning on the way.
+    caplog.clear()
+    patient = BidderClient(url, "mm", "11" * 32)
+    report = await patient.arun(lambda *args: None, duration_s=1.0)
+    assert report.acks == ()
+    assert any("still trying" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ValueError, match="give_up_after_s=0"):
+        BidderClient(url, "mm", "11" * 32, give_up_after_s=0)
