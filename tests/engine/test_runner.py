@@ -363,6 +363,31 @@ def test_a_live_equilibrium_bidder_bids_the_announced_mechanisms_equilibrium(
     assert len(solves) == 1
 
 
+def test_a_default_live_equilibrium_bidder_knows_the_packaged_servers_phantoms() -> None:
+    """A default server (Vickrey, 20 phantom slots, policy ``floor``, 2 bids to clear)
+    is what a bidder without a view assumes; before, its default view had no phantoms
+    and policy ``reserve``, so it bid its value where a phantom above its bid makes it
+    pay its own bid, and the equilibrium shades."""
+    from phantom_auction.config import load_config
+    from phantom_auction.engine.phantoms import PhantomModel
+    from phantom_auction.simulation.strategies import create_strategy
+
+    packaged = load_config(env={})
+    bidder = StrategyBidder(
+        create_strategy("equilibrium"), "eq", private_value=100.0 * (1 + 30.0 / 10_000)
+    )
+    view = bidder.view
+    assert view.phantom_model == PhantomModel.from_config(packaged)
+    assert (view.mechanism, view.phantom_policy, view.min_participants) == (
+        "vickrey",
+        packaged.phantom_auction.phantom_policy,
+        packaged.phantom_auction.min_participants,
+    )
+    opened = announcement(datetime.now(UTC), 80, 100, mechanism="vickrey")
+    bid_bps = (bidder.propose(opened).price / 100.0 - 1) * 10_000
+    assert 20.0 < bid_bps < 30.0 - 2.0, bid_bps  # measured: 26.0 bps at a value of 30
+
+
 def test_strict_run_raises_insufficient_participants() -> None:
     from phantom_auction import InsufficientParticipants
 

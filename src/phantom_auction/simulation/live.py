@@ -23,6 +23,7 @@ import numpy as np
 
 from ..config import load_config
 from ..engine.bids import ImprovementBid, SealedBid, make_bid
+from ..engine.phantoms import PhantomModel
 from ..engine.result import AuctionAnnouncement
 from ..errors import InvalidBidParameters
 from .market import MarketConditions
@@ -39,10 +40,18 @@ _MAX_PENDING: Final = 4096
 
 @cache
 def served_view() -> AuctionView:
-    """The default :class:`AuctionView` with the mechanism a server runs on the packaged
-    configuration (the simulator's default is VCG, the service's Vickrey): the view a
-    live bidder starts from, so that a default server's auctions need no new solve."""
-    return AuctionView(mechanism=load_config(env={}).phantom_auction.mechanism)
+    """The :class:`AuctionView` of a server on the packaged configuration: its mechanism
+    (the simulator's default is VCG, the service's Vickrey), its phantom model, phantom
+    policy and ``min_participants``, what an announcement does not state. The view a live
+    bidder starts from, so that a default server's auctions need no new solve."""
+    config = load_config(env={})
+    pa = config.phantom_auction
+    return AuctionView(
+        mechanism=pa.mechanism,
+        phantom_model=PhantomModel.from_config(config) if pa.max_phantom_bidders else None,
+        phantom_policy=pa.phantom_policy,
+        min_participants=pa.min_participants,
+    )
 
 
 def _announced_rules(announcement: AuctionAnnouncement) -> dict[str, Any]:

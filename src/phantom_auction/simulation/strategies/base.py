@@ -107,7 +107,12 @@ def price_to_bps(baseline_price: float, price: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class AuctionView:
-    """What a bidder knows of the auction's rules (defaults: the packaged configuration).
+    """What a bidder knows of the auction's rules.
+
+    The defaults are a 100 ms VCG auction among 5 bidders with no phantoms (policy
+    ``reserve``, one bid clears), not the packaged configuration: the simulator builds
+    its views from its config, and :func:`~phantom_auction.simulation.live.served_view`
+    gives a server's on the packaged one (Vickrey, 20 phantom slots, ``floor``, 2).
 
     ``window_ms``: collection window (later bids are dropped); ``duration_ms``: whole
     auction; improvements must lie in ``[min_improvement_bps, max_improvement_bps]``;
