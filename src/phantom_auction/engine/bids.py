@@ -167,6 +167,10 @@ def make_bid(
     in commitment ``version`` 2 (the default) or 1 (``docs/commitment.md``; the engine
     checks both).
 
+    ``improved_price``: token B per token A offered for the user's token A (above the
+    baseline); ``volume``: token A; ``priority_fee``: token units; ``nonce``: strictly
+    increasing per bidder.
+
     Send ``bid.sealed()`` to commit, then ``bid`` itself to reveal.
     """
     salt = new_salt() if salt is None else salt

@@ -98,7 +98,15 @@ class VCGAllocation(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class VCGResult:
-    """The outcome of :func:`run_vcg_auction`; ``allocations`` in submission order."""
+    """The outcome of :func:`run_vcg_auction`; ``allocations`` in submission order.
+
+    ``social_welfare``: ``Σ valuation * allocated quantity`` over all bids, phantoms
+    included (the valuation's unit, e.g. token B per A, times the quantity's, token A);
+    ``total_revenue``: the payments' total (same unit); ``efficiency``: that welfare over
+    the efficient allocation's among bids at or above the reserve, in [0, 1];
+    ``phantom_participation_rate``: the share of bids that are phantom (0.75 for 15
+    phantoms among 20 bids).
+    """
 
     allocations: tuple[VCGAllocation, ...]
     social_welfare: float

@@ -422,7 +422,8 @@ def backtest_strategy(
     num_simulations: int | None = None,
     workers: int | None = None,
 ) -> dict[str, dict[str, float]]:
-    """How ``strategy`` fares as one more real bidder in each market scenario.
+    """How ``strategy`` fares as one more real bidder in each market scenario, at
+    ``baseline_price`` (token B per token A) and ``baseline_quantity`` (token A).
 
     ``scenarios``: a mapping ``name -> MarketConditions`` (or a mapping of field
     overrides of the simulator's market), or a sequence of those (named

@@ -156,7 +156,8 @@ def plan_chunks(
     *,
     num_simulations: int | None = None,
 ) -> list[ChunkTask]:
-    """The chunks of a run of ``num_simulations`` (default ``config.num_simulations``).
+    """The chunks of a run of ``num_simulations`` (default ``config.num_simulations``)
+    at ``baseline_price`` (token B per token A) and ``baseline_quantity`` (token A).
 
     Raises :class:`~phantom_auction.errors.InvalidBidParameters` for a bad baseline.
     """

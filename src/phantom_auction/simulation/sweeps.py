@@ -145,7 +145,8 @@ def sweep(
     on_point: Callable[[int, dict[str, Any]], None] | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
-    """One Monte Carlo of ``config.num_simulations`` auctions per point of ``grid``.
+    """One Monte Carlo of ``config.num_simulations`` auctions per point of ``grid``, at
+    ``baseline_price`` (token B per token A) and ``baseline_quantity`` (token A).
 
     ``grid`` maps :class:`SimulationConfig` or :class:`MarketConditions` field names
     (optionally prefixed ``simulation.`` / ``market.``) to the values to try; several

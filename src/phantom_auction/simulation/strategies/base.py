@@ -656,6 +656,12 @@ def generate_bid(
     The bid ``strategy`` stands on for one auction: its best bid inside the collection
     window, or ``None``. Works for a :class:`BidderStrategy` and for any object with
     the seed's ``generate_bid`` method (keywords it does not declare are not passed).
+
+    Units: ``baseline_price`` and ``private_value`` are prices in token B per token A
+    (a value of ``v`` bps is ``baseline_price * (1 + v / 10_000)``, not ``v``);
+    ``baseline_quantity`` is the order in token A. The bid's ``price`` is in B per A,
+    its ``quantity`` in token A, its ``timestamp`` in ms after the auction opened and
+    its ``priority_fee`` in token units.
     """
     if isinstance(strategy, BidderStrategy):
         return strategy.generate_bid(
