@@ -1,6 +1,7 @@
 """Statistics of a run's per-auction metrics: the summary of one column and its 95 %
-confidence interval, for independent auctions (Student's t) or dependent ones (batch
-means, e.g. learning bidders)."""
+confidence interval, for independent auctions (Student's t; Wilson's score interval
+for a 0/1 column such as ``phantom_won``) or dependent ones (batch means, e.g. learning
+bidders)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ __all__ = [
     "batch_means_ci",
     "finite_stats",
     "mean_ci",
+    "proportion_ci",
     "t_quantile_975",
 ]
 
@@ -49,6 +51,33 @@ def mean_ci(mean: float, std: float, count: float) -> tuple[float, float, float]
     return sem, mean - half, mean + half
 
 
+#: The two-sided 95 % normal quantile (Wilson's interval).
+_Z_975 = 1.959963984540054
+
+
+def proportion_ci(share: float, count: float) -> tuple[float, float]:
+    """Wilson's 95 % score interval of a proportion ``share`` of ``count`` independent 0/1
+    values. The t interval of :func:`mean_ci` on such a column under-covers when the
+    events are rare (81 % measured for a 0.15 % phantom win rate in 1,000 auctions) and
+    collapses to [0, 0] when none happened; Wilson's stays within [0, 1] and near 95 %."""
+    if not count >= 1 or not math.isfinite(share):
+        return math.nan, math.nan
+    z2n = _Z_975 * _Z_975 / count
+    centre = (share + z2n / 2.0) / (1.0 + z2n)
+    half = _Z_975 * math.sqrt(share * (1.0 - share) / count + z2n / (4.0 * count)) / (1.0 + z2n)
+    # It contains ``share`` (exactly so when rounding would put 0 or 1 just outside).
+    return max(0.0, min(centre - half, share)), min(1.0, max(centre + half, share))
+
+
+def is_binary(count: float, share: float, m2: float, low: float, high: float) -> bool:
+    """Whether finite values with this ``count``, mean ``share``, sum of squared
+    deviations ``m2`` and range ``[low, high]`` are all 0 or 1: in [0, 1], ``m2`` reaches
+    ``count * share * (1 - share)`` only then."""
+    if not (count >= 1 and low >= 0.0 and high <= 1.0):
+        return False
+    return math.isclose(m2, count * share * (1.0 - share), rel_tol=1e-9, abs_tol=1e-9)
+
+
 def batch_means_ci(x: FloatArray, batches: int = CI_BATCHES) -> tuple[float, float, float]:
     """``(sem, low, high)`` of the mean of a dependent series by batch means.
 
@@ -77,9 +106,11 @@ def finite_stats(values: NDArray[Any], *, batches: int | None = None) -> dict[st
     ``ci95_low``/``ci95_high`` and standard error ``sem``, ``median, std (ddof=1), min,
     max, p05, p95, count``.
 
-    The interval assumes independent values (Student's t), or, with ``batches``, is
-    computed by batch means over the values in order (for dependent auctions, e.g.
-    learning bidders; see :func:`batch_means_ci`).
+    The interval assumes independent values (Student's t; Wilson's for 0/1 values,
+    :func:`proportion_ci`), or, with ``batches``, is computed by batch means over the
+    values in order (for dependent auctions, e.g. learning bidders; see
+    :func:`batch_means_ci`). ``sem`` is always ``std / sqrt(n)`` (by batches with
+    ``batches``).
     """
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
@@ -90,6 +121,8 @@ def finite_stats(values: NDArray[Any], *, batches: int | None = None) -> dict[st
     p05, median, p95 = np.quantile(x, [0.05, 0.5, 0.95])
     mean, std = float(x.mean()), _std(x)
     sem, low, high = batch_means_ci(x, batches) if batches else mean_ci(mean, std, x.size)
+    if not batches and np.all((x == 0.0) | (x == 1.0)):
+        low, high = proportion_ci(mean, x.size)
     return {
         "mean": mean,
         "ci95_low": low,

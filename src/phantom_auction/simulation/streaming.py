@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .intervals import mean_ci
+from .intervals import is_binary, mean_ci, proportion_ci
 
 __all__ = ["MetricSummary", "QuantileSketch", "StreamingSummary"]
 
@@ -210,21 +210,30 @@ class MetricSummary:
         return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else math.nan
 
     def stats(self) -> dict[str, float]:
-        """``mean``, its 95 % interval (independent values) and standard error, ``median,
-        std, min, max, p05, p95, count`` (quantiles from the sketch)."""
+        """``mean``, its 95 % interval (independent values; Wilson's for 0/1 values) and
+        standard error, ``median, std, min, max, p05, p95, count`` (quantiles from the
+        sketch, within its relative error, and within ``[min, max]``)."""
         empty = self.count == 0
         sem, low, high = mean_ci(self.mean, self.std, self.count)
+        if is_binary(self.count, self.mean, self.m2, self.minimum, self.maximum):
+            low, high = proportion_ci(self.mean, self.count)
+
+        def quantile(q: float) -> float:
+            # The sketch's bucket value may lie past the extremes, which are exact.
+            value = self.sketch.quantile(q)
+            return value if empty else min(max(value, self.minimum), self.maximum)
+
         return {
             "mean": math.nan if empty else self.mean,
             "ci95_low": low,
             "ci95_high": high,
             "sem": sem,
-            "median": self.sketch.quantile(0.5),
+            "median": quantile(0.5),
             "std": self.std,
             "min": math.nan if empty else self.minimum,
             "max": math.nan if empty else self.maximum,
-            "p05": self.sketch.quantile(0.05),
-            "p95": self.sketch.quantile(0.95),
+            "p05": quantile(0.05),
+            "p95": quantile(0.95),
             "count": float(self.count),
         }
 
