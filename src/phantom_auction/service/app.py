@@ -18,6 +18,7 @@ docs/service.md describes every message, the signed bytes and the rules.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -333,9 +334,17 @@ def create_app(
         return _rejection(exc.status_code, exc.reason, exc.detail, exc.field, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400:  # a body that is not even text (bad UTF-8, broken framing)
-            return _rejection(422, "malformed", f"body: {exc.detail}", "body")
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # A body json.loads could not take for a reason other than a decode error
+            # (bad UTF-8, a 5,000-digit number, nesting past the recursion limit): where,
+            # with an excerpt, as the WebSocket says it, when the body can be read back.
+            field, detail = "body", f"body: {exc.detail}"
+            with contextlib.suppress(Exception):
+                body = await request.body()
+                if body:
+                    field, detail = malformed(invalid_json_errors(body, str(exc.detail), 0))
+            return _rejection(422, "malformed", detail, field)
         reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = dict(exc.headers) if exc.headers else None
         return _rejection(exc.status_code, reason, str(exc.detail), headers=headers)
@@ -495,10 +504,14 @@ def create_app(
         "/v1/bidders/me",
         tags=["bidders"],
         response_model=BidderStatus,
-        responses=_errors(401, 422),
+        responses=_errors(401, 422, 429),
     )
     async def bidder_me(bidder: BidderDep) -> JSONResponse:
         """The bidder's no-reveal rate and, if blocked, why and until when."""
+        # Counted in the bidder's rate limit, as every message of its WebSocket is.
+        if not bidder.bucket.allow(house.clock.monotonic()):
+            house.metrics.count_rejection("rate_limited")
+            raise Rejected(429, "rate_limited", bidder_socket.over_limit)
         return JSONResponse(house.status(bidder))
 
     @app.websocket(BIDDER_WS_PATH)

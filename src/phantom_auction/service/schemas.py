@@ -14,7 +14,7 @@ within JSON's safe range, magnitude at most 2**53 - 1, so that every parser, Jav
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -87,6 +87,18 @@ class OpenAuctionBody(StrictBody):
     idempotency_key: (
         Annotated[str, Field(min_length=1, max_length=200, pattern=IDEMPOTENCY_KEY_PATTERN)] | None
     ) = None
+
+    @field_validator("deadline")
+    @classmethod
+    def _in_utc(cls, deadline: datetime | None) -> datetime | None:
+        # In UTC here: at the ends of the calendar (year 1 at +01:00, year 9999 at -14:00)
+        # the conversion overflows, which must be this field's error, not a 500.
+        if deadline is None:
+            return None
+        try:
+            return deadline.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range once converted to UTC") from None
 
     @field_validator("token_out")
     @classmethod

@@ -38,6 +38,7 @@ from ..store import BidEvent, Store
 from ..store.records import EventKind
 from .documents import iso_us
 from .live import LiveAuction, Verdict
+from .rate_limit import over_limit_detail
 from .sessions import BidderState, Identities
 
 if TYPE_CHECKING:
@@ -353,8 +354,7 @@ class BidPath:
         if not forwarded:
             self.metrics.count_message(kind, transport)
             if not state.bucket.allow(self.clock.monotonic()):
-                rate = self.config.resources.max_messages_per_second
-                limit = f"more than resources.max_messages_per_second={rate:g} messages per second"
+                limit = over_limit_detail(self.config.resources.max_messages_per_second)
                 self._immediate(Verdict(kind, auction_id, False, "rate_limited", limit), reply)
                 return
         payload = message_payload(body, transport)

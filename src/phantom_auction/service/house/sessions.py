@@ -35,7 +35,7 @@ from ..penalties import PenaltyState, is_blocked
 from ..store import BidderRecord, ClientRecord, Store, compact_json
 from ..ws_fastpath import text_frame
 from .documents import iso_us
-from .rate_limit import TokenBucket
+from .rate_limit import FloodGauge, TokenBucket
 
 __all__ = [
     "CLOSE_KEY_CHANGED",
@@ -133,6 +133,7 @@ class BidderSession:
         "close_reason",
         "closed",
         "ended",
+        "flood",
         "outbox",
         "started_ns",
     )
@@ -148,6 +149,9 @@ class BidderSession:
         #: The WebSocket close code and reason the connection closes with.
         self.close_code = 1000
         self.close_reason = ""
+        #: Its refusals for the rate limit, from the first one on (``bidder_socket``
+        #: closes a flooding socket).
+        self.flood: FloodGauge | None = None
         self._push = push
 
     def send(self, text: str, frame: bytes | None = None) -> None:
@@ -272,6 +276,18 @@ class Identities:
                 )
                 self.bidders[bidder_id] = state
         return state
+
+    async def refused(self, state: BidderState) -> None:
+        """After a known bidder's signature failed: read its registration again (and take
+        it), the store read an unknown id's lookup costs, so that a failed signature takes
+        as long for a known id as for an unknown one (timing would otherwise tell which
+        bidder ids exist: ~0.9 ms against ~1.5 ms, measured). Honest bidders rarely pay
+        it; a key changed meanwhile is known at once."""
+        self.reads += 1
+        seq = self.reads
+        record = await self.store.bidder(state.bidder_id)
+        state.read_seq = max(state.read_seq, seq)
+        self._apply(state, record, self.clock.monotonic())
 
     def _apply(
         self, state: BidderState, record: BidderRecord | None, now: float
@@ -398,9 +414,14 @@ class Identities:
             verify_signature(NO_ONE_KEY, signature, message, self.keys)
             raise refused
         if not self.verify(state, signature, message):
+            await self.refused(state)
             raise refused
+        # Remembered for as long as the timestamp passes the freshness check above (until
+        # the server's clock is ttl past it): a request stamped ahead would otherwise be
+        # taken again once a memory of ttl from its receipt had gone.
         now = self.clock.monotonic()
-        if not self._requests.first_use(signature, now, now + ttl_ms / 1000.0):
+        fresh_ms = max(ttl_ms, stamp + ttl_ms - to_us(self.clock.now()) / 1000.0)
+        if not self._requests.first_use(signature, now, now + fresh_ms / 1000.0):
             raise Rejected(
                 401,
                 "replayed_request",
