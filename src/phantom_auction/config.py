@@ -128,6 +128,9 @@ class ResourcesConfig(_Section):
     """Capacity limits and Monte Carlo chunking."""
 
     max_concurrent_auctions: int = Field(gt=0)
+    #: One settlement client's share of ``max_concurrent_auctions``: without it one
+    #: client's long auctions could keep every other client out.
+    max_auctions_per_client: int = Field(gt=0)
     max_messages_per_second: float = Field(gt=0.0)
     simulation_chunk_size: int = Field(gt=0)
     workers: int = Field(ge=1)

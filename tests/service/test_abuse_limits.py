@@ -191,3 +191,71 @@ async def test_an_overflowing_deadline_and_unparsable_bodies_name_the_field() ->
             assert statuses.count(200) >= limit and 429 in statuses, statuses.count(429)
             refused = next(r for r in answers if r.status_code == 429).json()
             assert refused["reason"] == "rate_limited"
+
+
+async def test_an_auction_stores_at_most_max_stored_refusals_of_one_bidder() -> None:
+    """The audit: 2,380 bad signatures in 12 s of one auction were all kept in memory,
+    stored and published (a 2.1 MB competition document; an hour at the rate limit,
+    ~650 MB). Past MAX_STORED_REFUSALS, a bidder's messages for that auction are refused
+    ``too_many_rejections`` and not stored; other bidders are not affected."""
+    from phantom_auction.service.house import AuctionHouse
+    from phantom_auction.service.house.bids import MAX_STORED_REFUSALS
+    from phantom_auction.service.schemas import CommitBody, OpenAuctionBody
+
+    store = MemoryStore()
+    client = await store.add_client("settlement", "a" * 64)
+    await add_bidder(store, "noisy")
+    await add_bidder(store, "quiet")
+    house = AuctionHouse(load_config(env={}), store)
+    await house.start()
+    try:
+        handle = await house.open_auction(
+            client,
+            OpenAuctionBody(
+                token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=60_000
+            ),
+        )
+        aid = handle.record.auction_id
+        noisy, quiet = await house.bidder_state("noisy"), await house.bidder_state("quiet")
+        assert noisy is not None and quiet is not None
+        noisy.bucket.rate = noisy.bucket.capacity = 1e9  # the cap, not the rate limit
+        forged = CommitBody(token_pair=[1, 2], commitment="ab" * 32, nonce=1, signature="00" * 64)
+        reasons = [
+            (await house.commit(noisy, forged, aid, "test")).reason
+            for _ in range(MAX_STORED_REFUSALS + 20)
+        ]
+        assert reasons[:MAX_STORED_REFUSALS] == ["bad_signature"] * MAX_STORED_REFUSALS
+        assert set(reasons[MAX_STORED_REFUSALS:]) == {"too_many_rejections"}
+        assert (await house.commit(quiet, forged, aid, "test")).reason == "bad_signature"
+        stored = [e for e in await store.events(aid) if e.bidder_id == "noisy"]
+        assert len(stored) == MAX_STORED_REFUSALS
+    finally:
+        await house.close()
+
+
+async def test_one_client_cannot_keep_the_others_out_of_new_auctions() -> None:
+    """The audit: one client's long auctions filled max_concurrent_auctions and every
+    other client got 503 until they ended. A client now has a share of its own."""
+    from phantom_auction.service.house import AuctionHouse
+    from phantom_auction.service.schemas import OpenAuctionBody
+
+    config = load_config(env={"AUCTION_RESOURCES_MAX_AUCTIONS_PER_CLIENT": "2"})
+    store = MemoryStore()
+    greedy = await store.add_client("greedy", "a" * 64)
+    other = await store.add_client("other", "b" * 64)
+    house = AuctionHouse(config, store)
+    await house.start()
+    long = OpenAuctionBody(
+        token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=3_600_000
+    )
+    try:
+        for _ in range(2):
+            await house.open_auction(greedy, long)
+        with pytest.raises(Rejected) as busy:
+            await house.open_auction(greedy, long)
+        assert (busy.value.status_code, busy.value.reason) == (503, "too_many_auctions")
+        assert "max_auctions_per_client=2" in str(busy.value.detail)
+        assert busy.value.headers is not None and "Retry-After" in busy.value.headers
+        await house.open_auction(other, long)  # the other client is not shut out
+    finally:
+        await house.close()

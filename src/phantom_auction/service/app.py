@@ -88,6 +88,7 @@ REASON_STATUS: dict[str, int] = {
     "unknown_auction": 404,
     "message_too_large": 413,
     "rate_limited": 429,
+    "too_many_rejections": 409,
     "store_unavailable": 503,
     "shutting_down": 503,
     "overloaded": 503,

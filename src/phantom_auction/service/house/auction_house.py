@@ -341,12 +341,20 @@ class AuctionHouse(BidPath):
         return await self.store.auction(record.auction_id) or record
 
     def _open(self, client: ClientRecord, body: OpenAuctionBody, digest: str) -> AuctionHandle:
-        limit = self.config.resources.max_concurrent_auctions
+        resources = self.config.resources
+        limit, share = resources.max_concurrent_auctions, resources.max_auctions_per_client
+        busy = None
         if len(self.live) >= limit:
+            busy = f"resources.max_concurrent_auctions={limit} auctions are running"
+        elif len(self.live) >= share:  # only then can this client be at its share
+            own = sum(live.record.client_id == client.client_id for live in self.live.values())
+            if own >= share:
+                busy = f"resources.max_auctions_per_client={share} of this client's are running"
+        if busy is not None:
             raise Rejected(
                 503,
                 "too_many_auctions",
-                f"resources.max_concurrent_auctions={limit} auctions are running",
+                busy,
                 headers={"Retry-After": str(self.retry_after_s())},
             )
         now = self.clock.now()

@@ -47,6 +47,8 @@ class LiveAuction:
     reveal_open_us: int | None = None
     #: Its admission token (engine/admission.py) when it was opened with a deadline.
     admission: int = -1
+    #: Refused messages stored, by bidder (see ``bids.MAX_STORED_REFUSALS``).
+    refusals: dict[str, int] = field(default_factory=dict)
 
     def settled_one(self) -> None:
         """One submitted bid event is durable (or failed)."""
