@@ -165,3 +165,32 @@ def test_the_plain_asgi_websocket_path_still_serves_bidders() -> None:
         ws.send_json({"type": "reveal", "ref": 6, "auction_id": "nope"})
         ack = ws.receive_json()
         assert (ack["status"], ack["reason"], ack["ref"]) == ("rejected", "malformed", 6)
+
+
+def test_a_peer_that_does_not_read_is_aborted_and_its_buffer_freed() -> None:
+    """The audit: a session dropped for a full buffer started a graceful close, which
+    waited behind the unread buffer (~16 MB a connection) until the ping timeout."""
+    from phantom_auction.service.ws_fastpath import MAX_BUFFERED_BYTES, DirectWebSocketProtocol
+
+    class Transport:
+        aborted = False
+        size = 0
+
+        def is_closing(self) -> bool:
+            return self.aborted
+
+        def get_write_buffer_size(self) -> int:
+            return self.size
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    proto = object.__new__(DirectWebSocketProtocol)  # only push's state, no uvicorn
+    proto.close_sent, proto.disconnected = False, False
+    proto.transport = transport = Transport()  # type: ignore[assignment]
+    proto._pending, proto._flush_scheduled = [b"queued"], True
+    transport.size = MAX_BUFFERED_BYTES  # at the limit: still queued
+    assert proto.push(b"frame") is True and not transport.aborted
+    transport.size = MAX_BUFFERED_BYTES + 1
+    assert proto.push(b"frame") is False
+    assert transport.aborted and proto._pending == []

@@ -119,11 +119,15 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         """Queue ``frame`` (see :func:`text_frame`) for this loop iteration's write.
 
         False when the connection is gone or its peer has let :data:`MAX_BUFFERED_BYTES`
-        pile up (the caller drops it).
+        pile up (the caller drops the session). Such a connection is aborted: a close
+        frame would wait behind the buffer of a peer that does not read, holding it
+        (~16 MB a connection, measured) until the ping timeout.
         """
         if self.close_sent or self.disconnected or self.transport.is_closing():
             return False
         if self.transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:
+            self._pending.clear()
+            self.transport.abort()
             return False
         self._pending.append(frame)
         if not self._flush_scheduled:
