@@ -28,6 +28,11 @@ class InvalidBidParameters(PhantomAuctionError, ValueError):
         self.reason = reason
         super().__init__(f"{field}={value!r}: {reason}")
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled with its own arguments (Exception's default passes the message alone,
+        # which __init__ cannot take): raised in a worker process, it reaches the caller.
+        return (type(self), (self.field, self.value, self.reason))
+
 
 class InsufficientParticipants(PhantomAuctionError):
     """Fewer participants than ``min_participants`` where the caller asked for strictness."""
@@ -36,6 +41,9 @@ class InsufficientParticipants(PhantomAuctionError):
         self.participants = participants
         self.required = required
         super().__init__(f"num_participants={participants}: below min_participants={required}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.participants, self.required))
 
 
 class AuctionTimeout(PhantomAuctionError, TimeoutError):
@@ -49,6 +57,9 @@ class AuctionTimeout(PhantomAuctionError, TimeoutError):
             f"{required_ms:.3f} ms (auction_mechanics.min_window_ms)"
         )
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.available_ms, self.required_ms))
+
 
 class ConfigError(PhantomAuctionError, ValueError):
     """A configuration key is unknown, mistyped or out of range (names key, value, source)."""
@@ -59,3 +70,6 @@ class ConfigError(PhantomAuctionError, ValueError):
         self.source = source
         self.reason = reason
         super().__init__(f"{key}={value!r} (from {source}): {reason}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.key, self.value, self.source, self.reason))

@@ -26,6 +26,7 @@ def test_narrow_reductions_match_numpy(cols: int) -> None:
     mask = rng.random((500, cols)) < 0.4
     np.testing.assert_allclose(kernels._sum_cols(finite), finite.sum(axis=1), rtol=1e-15)
     assert np.array_equal(kernels._count_cols(mask), np.count_nonzero(mask, axis=1))
+    assert np.array_equal(kernels._count_rows(mask), np.count_nonzero(mask, axis=1))
     assert np.array_equal(kernels._max_cols(a), a.max(axis=1))
     assert np.array_equal(kernels._max_cols(a, 0.0), a.max(axis=1, initial=0.0))
     assert np.array_equal(kernels._argmax_cols(a), np.argmax(a, axis=1))
@@ -37,6 +38,13 @@ def test_narrow_reductions_match_numpy(cols: int) -> None:
         rest[np.arange(500), np.argmax(a, axis=1)] = -np.inf
         assert np.array_equal(top, a.max(axis=1))
         assert np.array_equal(second, rest.max(axis=1))
+
+
+def test_count_rows_counts_wide_masks_past_a_byte() -> None:
+    mask = np.ones((3, 300), dtype=bool)
+    mask[1, ::2] = False
+    assert kernels._count_rows(mask).tolist() == [300, 150, 300]
+    assert kernels._count_rows(mask[:, :255]).tolist() == [255, 127, 255]
 
 
 def test_narrow_sums_add_left_to_right() -> None:

@@ -32,7 +32,13 @@ from numpy.typing import NDArray
 
 from ..mechanisms.rules import improvement_bps, price_of
 from .environment import AuctionEnvironment, Streams, UniformsAhead
-from .strategies.base import Bid, call_generate_bids
+from .strategies.base import (
+    Bid,
+    InvalidStrategyBid,
+    call_generate_bids,
+    invalid_bid,
+    invalid_in_batch,
+)
 from .strategies.registry import STRATEGIES
 
 __all__ = ["BidRows", "BidderStreams", "auction_bids", "bidding_groups", "bids_ahead"]
@@ -219,7 +225,10 @@ def auction_bids(
     """Every bid of ``k`` consecutive auctions whose real bidders value the order at
     ``values_bps`` (``(k, bidders)``; ``k`` > 1 only when :func:`bids_ahead`), group by
     group (the scalar bidders last, as one group). Each bidder's bids are the ones ``k``
-    calls, one auction each, would have made."""
+    calls, one auction each, would have made. The one place of the object path where
+    strategies' bids come in: a bid with a field no strategy may send
+    (:func:`~.strategies.base.invalid_bid`: NaN, infinite, a negative quantity) raises
+    :class:`~phantom_auction.errors.InvalidBidParameters` here (as on the fast path)."""
     groups = bidding_groups(env, strategies)
     bp, bq = env.baseline_price, env.baseline_quantity
     rngs, ahead = streams.bidders, streams.ahead
@@ -240,6 +249,11 @@ def auction_bids(
             batch = strategy.finish_batch(
                 env.view, env.market, bp, bq, values.T.reshape(-1), prepared
             )
+        bad = invalid_in_batch(batch)
+        if bad is not None:  # row b * k + j: bidder members[b]
+            field, value, slot = bad
+            bidder = members[slot // batch.present.shape[1] // k]
+            raise InvalidStrategyBid(env.labels[bidder], bidder, field, value)
         # The improvements sent as prices and read back, as the engine reads them (and as
         # a scalar form's bids are), where there are bids.
         imp = np.array(batch.improvement_bps, dtype=np.float64)
@@ -255,9 +269,12 @@ def auction_bids(
         scalar: list[list[Bid]] = []
         for i in groups.alone:
             value = price_of(float(values_bps[0, i]), bp)
-            scalar.append(
-                call_generate_bids(strategies[i], bp, bq, env.market, rngs[i], value, env.view)
-            )
+            bids = call_generate_bids(strategies[i], bp, bq, env.market, rngs[i], value, env.view)
+            for bid in bids:
+                bad_bid = invalid_bid(bid)
+                if bad_bid is not None:
+                    raise InvalidStrategyBid(env.labels[i], i, *bad_bid)
+            scalar.append(bids)
         shape = (len(scalar), max(1, max(map(len, scalar))))
         one = BidRows(
             np.array(groups.alone, dtype=np.intp),

@@ -15,8 +15,8 @@ chunk, and also when a worker dies and Dask reruns its chunks elsewhere.
 
 What crosses the network, per chunk: in, the pickled :class:`~.parallel.SimulationSpec`
 (about 2.5 kB for the default config), the chunk index, its auction count and its
-``SeedSequence``; out, the chunk's columns (about 190 bytes per auction for the default
-config, 12 MB for a 65,536-auction chunk) or, for a summary-only run, its partial
+``SeedSequence``; out, the chunk's columns (225 bytes per auction for the default
+config, 15 MB for a 65,536-auction chunk) or, for a summary-only run, its partial
 aggregates (about 0.7 MB per chunk whatever its size). Summaries stay on the workers
 until the client folds them in, in chunk order, so the client holds at most the running
 summary plus one chunk's; rows are fetched as chunks finish, since they are the result.

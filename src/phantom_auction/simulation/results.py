@@ -36,6 +36,10 @@ Per-auction metrics, all measured against the modelled private values (SPEC,
   in :class:`SimulationMetrics` and as an ``analyze_results`` name, is this value);
 - ``num_real_bids`` (bidders with a standing bid), ``num_phantom_bids``,
   ``real_fill_fraction`` = ``Σ x_i / Q``, ``best_real_value_bps``;
+- ``refused_bids``: the real bids the rule book refused (late, or out of its bounds),
+  re-bids included: a strategy's legitimate refusals, counted rather than vanished (a
+  bid with a NaN, an infinite value or a negative quantity is a bug in its strategy
+  and raises :class:`~phantom_auction.errors.InvalidBidParameters` instead);
 - per strategy label L: ``bid_shading:L`` and ``profit_bps:L`` (the fillers' utility
   ``Σ (v_i x_i - p_i) / Q`` over bidders labelled L).
 """
@@ -95,7 +99,11 @@ METRIC_COLUMNS = (
     "real_fill_fraction",
     "num_real_bids",
     "num_phantom_bids",
+    "refused_bids",
 )
+
+#: The columns of counts (int32); ``phantom_won`` is bool, every other column float64.
+INT_COLUMNS = ("winner_index", "num_real_bids", "num_phantom_bids", "refused_bids")
 
 #: The seed's names of ``analyze_results`` entries -> the column each one summarises.
 #: ``analyze_results`` serves both names (the same statistics); the per-auction
@@ -135,6 +143,7 @@ METRICS: dict[str, MetricInfo] = {
     "clearing_price": MetricInfo("Clearing price", "token B per token A", "B/A"),
     "num_real_bids": MetricInfo("Real bids", "bids per auction", "bids"),
     "num_phantom_bids": MetricInfo("Phantom bids", "bids per auction", "bids"),
+    "refused_bids": MetricInfo("Real bids refused", "bids per auction", "bids"),
 }
 
 #: Metrics a sweep summarises per grid point (mean, 95 % CI, std, p05, p95) and plots.
@@ -167,6 +176,7 @@ FRAME_COLUMNS = (
     "best_bid_time_ms",
     "num_real_bids",
     "num_phantom_bids",
+    "refused_bids",
     "real_fill_fraction",
     "best_real_value_bps",
     "competitive_bps",
@@ -351,7 +361,7 @@ def columns_from_rows(rows: Sequence[Mapping[str, Any]]) -> ChunkColumns:
         values = [r[key] for r in rows]
         if key == "phantom_won":
             out[key] = np.array(values, dtype=bool)
-        elif key in ("winner_index", "num_real_bids", "num_phantom_bids"):
+        elif key in INT_COLUMNS:
             out[key] = np.array(values, dtype=np.int32)
         else:
             out[key] = np.array(values, dtype=np.float64)

@@ -539,6 +539,7 @@ def _cleared(
         "best_bid_time_ms": convergence,
         "num_real_bids": n_real,
         "num_phantom_bids": len(columns[0]),
+        "refused_bids": sum(standing.refused[j]),
         "real_fill_fraction": sum(x_won) / bq,
         "best_real_value_bps": best_value,
         "competitive_bps": competitive,

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from ...errors import InvalidBidParameters
 from ...mechanisms.rules import (
     BPS,
     IMPROVEMENT_TOLERANCE_BPS,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from ..market import MarketConditions
 
 __all__ = [
+    "BATCH_FIELDS",
     "BOUND_SLACK_BPS",
     "BPS",
     "AuctionFeedback",
@@ -61,10 +63,13 @@ __all__ = [
     "BidBatch",
     "BidderStrategy",
     "FeedbackBatch",
+    "InvalidStrategyBid",
     "LabelledStrategy",
     "call_generate_bids",
     "cumsum_rows",
     "generate_bid",
+    "invalid_bid",
+    "invalid_in_batch",
     "learns",
     "new_bid",
     "order_volume",
@@ -280,6 +285,109 @@ def single_bid_batch(
     )
 
 
+#: The fields of a strategy's batch form (:class:`BidBatch`), in :class:`Bid`'s order
+#: (price as an improvement, quantity, timestamp, priority fee).
+BATCH_FIELDS = ("improvement_bps", "quantity", "timestamp_ms", "priority_fee")
+
+
+def invalid_bid(bid: Bid) -> tuple[str, float] | None:
+    """The first field of ``bid`` that no strategy may send in a simulation, and its
+    value: a price, timestamp or priority fee that is not finite, or a quantity that is
+    not finite and at least 0 (``None`` when there is none).
+
+    The rule book refuses such a bid like any other out of bounds (NaN fails every
+    check), which is right for a live auction; in the simulator it is a bug in the
+    strategy, and a bid that vanished would bias the results without a word. A finite
+    bid out of bounds is a legitimate refusal (the simulator counts it in
+    ``refused_bids``)."""
+    price, quantity, timestamp, fee = bid
+    if (
+        math.isfinite(price)
+        and math.isfinite(timestamp)
+        and math.isfinite(fee)
+        and 0.0 <= quantity < math.inf
+    ):
+        return None
+    for name, value in zip(Bid._fields, bid, strict=True):
+        if not (0.0 <= value < math.inf if name == "quantity" else math.isfinite(value)):
+            return name, value
+    return None  # pragma: no cover - one of the tests above failed
+
+
+def _distinct(a: NDArray[Any]) -> NDArray[Any]:
+    """``a`` without its broadcast axes (those of stride 0: one value spread)."""
+    if a.ndim and 0 in a.strides:
+        return a[tuple(slice(None) if s else slice(0, 1) for s in a.strides)]
+    return a
+
+
+#: Entries up to which a column is checked in Python (:func:`_sendable`): numpy's calls
+#: cost ~1 us each whatever the size, and the object path checks small batches (its
+#: groups of bidders, one auction at a time in a learning run).
+SMALL_COLUMN = 64
+
+
+def _sendable(column: NDArray[Any], quantity: bool) -> bool:
+    """Whether every entry of ``column``, the padding's too, is one a strategy may send
+    (see :func:`invalid_bid`): a sum is finite only when every term is (one that
+    overflows sends the caller to the exact test). A quantity must also be >= 0."""
+    if column.size <= SMALL_COLUMN:
+        values = column.ravel().tolist()  # Python floats: inf - inf is NaN, no warning
+        return math.isfinite(sum(values)) and (not quantity or min(values, default=0.0) >= 0.0)
+    if quantity:
+        return bool(column.min() >= 0.0 and column.max() < np.inf)  # NaN fails both
+    with np.errstate(all="ignore"):  # inf - inf, or an overflow: not finite, no warning
+        return math.isfinite(np.add.reduce(column, axis=None))
+
+
+def invalid_in_batch(batch: BidBatch) -> tuple[str, float, int] | None:
+    """:func:`invalid_bid` for a strategy's batch form: the first field (in
+    :data:`BATCH_FIELDS` order) that holds an entry no strategy may send in a slot that
+    holds a bid (``present``), its value, and the slot (a flat index into ``present``);
+    ``None`` when there is none. The padding's entries are not bids (the equilibrium
+    bidder leaves NaN where it does not bid): a column is looked at slot by slot only
+    when one of its entries, the padding's included, is not sendable."""
+    present: NDArray[np.bool_] | None = None
+    for k, column in enumerate(
+        (batch.improvement_bps, batch.quantity, batch.timestamp_ms, batch.priority_fee)
+    ):
+        column = np.asarray(column)
+        if _sendable(_distinct(column), k == 1):
+            continue  # the common case
+        if present is None:
+            present = np.asarray(batch.present, dtype=bool)
+        sent = np.broadcast_to(column, present.shape)[present]
+        with np.errstate(invalid="ignore"):
+            ok = (sent >= 0.0) & (sent < np.inf) if k == 1 else np.isfinite(sent)
+        if not ok.all():
+            first = int(np.argmin(ok))
+            return BATCH_FIELDS[k], float(sent[first]), int(np.flatnonzero(present)[first])
+    return None
+
+
+class InvalidStrategyBid(InvalidBidParameters):
+    """A bid that strategy ``strategy`` (its label; real bidder ``bidder``) sent with
+    ``field`` at ``value``, which no strategy may send in a simulation (see
+    :func:`invalid_bid`): an :class:`~phantom_auction.errors.InvalidBidParameters` that
+    names the strategy too, and that a worker process or a Dask worker can send back to
+    the caller whole (it pickles with its arguments)."""
+
+    def __init__(self, strategy: str, bidder: int, field: str, value: float) -> None:
+        self.strategy = strategy
+        self.bidder = bidder
+        what = "negative or not finite" if field == "quantity" else "not finite"
+        super().__init__(
+            field,
+            value,
+            f"strategy {strategy!r} (bidder real_{bidder}) sent a bid whose {field} is "
+            f"{what}: a bug in the strategy (the rule book would refuse the bid, and the "
+            "results would not show it)",
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.strategy, self.bidder, self.field, self.value))
+
+
 def _best_in_window(bids: Sequence[Bid], view: AuctionView | None) -> Bid | None:
     """The highest-priced bid that arrived inside the collection window."""
     deadline_us = to_us((view or AuctionView()).window_ms)
@@ -349,8 +457,6 @@ def _as_bid(raw: Any, where: str) -> Bid:
         return Bid(*(float(raw[f]) for f in Bid._fields))
     if isinstance(raw, Sequence) and len(raw) == 4:
         return Bid(*(float(x) for x in raw))
-    from ...errors import InvalidBidParameters
-
     raise InvalidBidParameters(
         where, raw, "must return None or (price, quantity, timestamp, priority_fee)"
     )
@@ -710,8 +816,6 @@ def call_generate_bids(
         return [_as_bid(raw, where) for raw in raw_list]
     method = getattr(strategy, "generate_bid", None)
     if not callable(method):
-        from ...errors import InvalidBidParameters
-
         raise InvalidBidParameters(
             "strategy", strategy, "must be a BidderStrategy or have a generate_bid method"
         )
