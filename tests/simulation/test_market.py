@@ -14,12 +14,13 @@ from scipy import stats
 from phantom_auction import InvalidBidParameters
 from phantom_auction.config import load_config
 from phantom_auction.engine.phantoms import PhantomModel
-from phantom_auction.simulation import MarketConditions, SimulationConfig
+from phantom_auction.simulation import MarketConditions, PhantomSimulator, SimulationConfig
 from phantom_auction.simulation.market import (
     VOLATILITY_BPS,
     ValueModel,
     value_distribution,
 )
+from phantom_auction.simulation.strategies import create_strategy
 
 
 @settings(max_examples=50, deadline=None)
@@ -268,10 +269,6 @@ def test_market_conditions_take_numpy_numbers_and_the_widest_spread() -> None:
         ({"auction_duration_ms": 60_001}, "auction_duration_ms", "at most 60,000 ms"),
         ({"num_phantom_bidders": 100_000_000}, "num_phantom_bidders", "at most 10,000"),
         ({"num_real_bidders": 10_001}, "num_real_bidders", "at most 10,000"),
-        # 5 real bidders x one bid per 5 ms of a 10.4 s window: the duration is blamed.
-        ({"auction_duration_ms": 13_000}, "auction_duration_ms", "is 10,405 bids per auction"),
-        # 600 x 17 bids in the packaged 100 ms auction: the bidders are.
-        ({"num_real_bidders": 600}, "num_real_bidders", "is 10,200 bids per auction"),
         ({"auction_config": 1}, "auction_config", "must be an AuctionConfig"),
     ],
 )
@@ -285,15 +282,42 @@ def test_simulation_config_bounds_one_auctions_work(
 
 
 def test_simulation_config_accepts_the_bounds_themselves() -> None:
-    from phantom_auction.simulation.settings import (
-        MAX_AUCTION_DURATION_MS,
-        MAX_BIDDERS,
-        MAX_REAL_BIDS_PER_AUCTION,
-    )
+    from phantom_auction.simulation.settings import MAX_AUCTION_DURATION_MS, MAX_BIDDERS
 
     SimulationConfig(num_phantom_bidders=MAX_BIDDERS, num_real_bidders=0)
     SimulationConfig(num_real_bidders=1, auction_duration_ms=MAX_AUCTION_DURATION_MS)
-    # 588 x 17 = 9,996 real bids in the packaged 100 ms auction; 5 x 2,000 in 12,499 ms.
-    SimulationConfig(num_real_bidders=588)
-    config = SimulationConfig(auction_duration_ms=12_499)
-    assert 5 * (int(config.collection_window_ms // 5) + 1) <= MAX_REAL_BIDS_PER_AUCTION
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "needle"),
+    [
+        # random_walk bids every 5 ms: 17 bids in the packaged 80 ms window.
+        ({"num_real_bidders": 600, "real_strategy": "random_walk"}, "num_real_bidders", "10,200"),
+        # The default mix of 5 in a 32 s window (10,671 bids): the duration is blamed.
+        ({"auction_duration_ms": 40_000}, "auction_duration_ms", "10,671 bids"),
+    ],
+)
+def test_the_real_bids_bound_counts_each_strategys_own_schedule(
+    changes: dict[str, object], field: str, needle: str
+) -> None:
+    """Real bids per auction are counted by each bidder's re-bid schedule when the run's
+    rules are resolved: a bidder that bids once counts once. Before, every bidder was
+    counted at the finest schedule (one bid per 5 ms), so 600 equilibrium bidders were
+    refused in the packaged 100 ms auction."""
+    from phantom_auction.simulation.settings import MAX_BIDDERS, MAX_REAL_BIDS_PER_AUCTION
+    from phantom_auction.simulation.strategies.base import bid_slots
+
+    simulator = PhantomSimulator(SimulationConfig(num_simulations=1, **changes))  # type: ignore[arg-type]
+    with pytest.raises(InvalidBidParameters) as info:
+        simulator.environment(100.0, 1000.0)
+    assert info.value.field == field and needle in info.value.reason
+    many = PhantomSimulator(
+        SimulationConfig(
+            num_simulations=1, num_real_bidders=MAX_BIDDERS, real_strategy="equilibrium"
+        )
+    )
+    many.environment(100.0, 1000.0)  # 10,000 bidders of one bid each: at the bound
+    window = many.config.collection_window_ms
+    assert sum(bid_slots(s, window) for s in many.strategies) == MAX_REAL_BIDS_PER_AUCTION
+    walker = create_strategy("random_walk")
+    assert bid_slots(walker, window) == int(window // 5) + 1

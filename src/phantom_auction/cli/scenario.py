@@ -195,7 +195,11 @@ def build_simulator(scenario: Scenario) -> Any:
     try:
         config = sim_cls(**scenario.simulation)
         market = market_cls(**scenario.market)
-        return PhantomSimulator(config, market)
+        simulator = PhantomSimulator(config, market)
+        # The run's rules, resolved now: a bound that needs the strategies (the real
+        # bids per auction) names its option here, before anything runs.
+        simulator.environment(float(scenario.baseline_price), float(scenario.baseline_quantity))
+        return simulator
     except InvalidBidParameters as exc:
         option = scenario.origins.get(exc.field.partition(".")[0], exc.field)
         where = f" (in {scenario.config_file})" if option == "--config" else ""

@@ -27,8 +27,8 @@ from ..engine.phantoms import PhantomArrays, PhantomModel
 from ..errors import InvalidBidParameters
 from ..mechanisms.rules import AuctionRules, RevealLimits, improvement_bps, to_us
 from .market import MarketConditions, ValueModel
-from .settings import SimulationConfig
-from .strategies.base import AuctionView, learns, strategy_label
+from .settings import SimulationConfig, check_real_bids
+from .strategies.base import AuctionView, bid_slots, learns, strategy_label
 
 __all__ = [
     "AHEAD_AUCTIONS",
@@ -240,8 +240,9 @@ def build_environment(
     baseline_price: float,
     baseline_quantity: float,
 ) -> AuctionEnvironment:
-    """Resolve the rules of a run (validates the baseline)."""
+    """Resolve the rules of a run (validates the baseline and the real bids' bound)."""
     price, quantity = check_baseline(baseline_price, baseline_quantity)
+    check_real_bids(config, lambda window_ms: [bid_slots(s, window_ms) for s in strategies])
     n = len(strategies)
     textbook = config.textbook
     # The reserve: textbook mode starts at the baseline unless reserve_bps is given.

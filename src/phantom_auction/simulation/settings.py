@@ -17,9 +17,11 @@ auctions last ~100 ms; the bounds are far above any auction the engine runs:
 - :data:`MAX_BIDDERS`: at most 10,000 real bidders and 10,000 phantom slots;
 - :data:`MAX_AUCTION_DURATION_MS`: an auction lasts at most 60,000 ms (one minute);
 - :data:`MAX_REAL_BIDS_PER_AUCTION`: at most 10,000 real bids per auction, counting
-  every real bidder as bidding every :data:`FINEST_BID_INTERVAL_MS` (5 ms) of the
-  collection window: 588 real bidders in the packaged 100 ms auction, or an auction
-  shorter than 12.5 s with its 5 real bidders.
+  each real bidder's bids by its own schedule over the collection window (one for a
+  bidder that bids once; 17 for ``random_walk`` in the packaged 100 ms auction): 10,000
+  equilibrium bidders there, ~1,600 of the default mix, or its 5 for an auction of
+  ~10 s. Checked when a run's rules are resolved (:func:`check_real_bids`), where the
+  strategies are known.
 
 A value beyond a bound raises :class:`~phantom_auction.errors.InvalidBidParameters`
 naming the field and the value.
@@ -28,6 +30,7 @@ naming the field and the value.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -38,11 +41,11 @@ from ..mechanisms.clearing import canonical_mechanism
 from .market import value_distribution as parse_value_distribution
 
 __all__ = [
-    "FINEST_BID_INTERVAL_MS",
     "MAX_AUCTION_DURATION_MS",
     "MAX_BIDDERS",
     "MAX_REAL_BIDS_PER_AUCTION",
     "SimulationConfig",
+    "check_real_bids",
 ]
 
 #: Most real bidders and most phantom slots per auction (``num_real_bidders``,
@@ -50,11 +53,8 @@ __all__ = [
 MAX_BIDDERS: Final = 10_000
 #: Longest auction (ms): one minute, 600 times the packaged 100 ms.
 MAX_AUCTION_DURATION_MS: Final = 60_000
-#: The finest bid schedule of the built-in strategies (``random_walk``'s step, ms).
-FINEST_BID_INTERVAL_MS: Final = 5.0
-#: Most real bids one auction may hold, counting every real bidder as bidding every
-#: :data:`FINEST_BID_INTERVAL_MS` of the collection window (and once more at its start):
-#: ``num_real_bidders * (collection_window_ms // 5 + 1)``.
+#: Most real bids one auction may hold: each real bidder's bids by its schedule over the
+#: collection window, summed (:func:`check_real_bids`).
 MAX_REAL_BIDS_PER_AUCTION: Final = 10_000
 #: The class default of ``auction_duration_ms`` (for which field a bound blames).
 _DEFAULT_DURATION_MS: Final = 100
@@ -67,10 +67,28 @@ def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None
         raise InvalidBidParameters(name, value, f"must be at most {high:,}")
 
 
-def _real_bids_per_auction(real_bidders: int, window_ms: float) -> tuple[int, int]:
-    """(bids per real bidder, real bids per auction) at the finest bid schedule."""
-    per_bidder = int(window_ms // FINEST_BID_INTERVAL_MS) + 1
-    return per_bidder, real_bidders * per_bidder
+def check_real_bids(config: SimulationConfig, slots: Callable[[float], list[int]]) -> None:
+    """Refuse a run whose auctions would hold more than :data:`MAX_REAL_BIDS_PER_AUCTION`
+    real bids. ``slots(window_ms)``: each real bidder's bids per auction over a
+    collection window of ``window_ms`` (its re-bid schedule's slots; 1 for one bid).
+    Blames ``num_real_bidders`` if they are too many even in the packaged auction's
+    window, else ``auction_duration_ms``."""
+    slots_here = slots(config.collection_window_ms)
+    real_bids = sum(slots_here)
+    if real_bids <= MAX_REAL_BIDS_PER_AUCTION:
+        return
+    pa = (config.resolved_auction_config or load_config()).phantom_auction
+    packaged_window = _DEFAULT_DURATION_MS * (1.0 - pa.reveal_delay_ms / pa.duration_ms)
+    crowded = sum(slots(packaged_window)) > MAX_REAL_BIDS_PER_AUCTION
+    name = "num_real_bidders" if crowded else "auction_duration_ms"
+    raise InvalidBidParameters(
+        name,
+        getattr(config, name),
+        f"{len(slots_here):,} real bidders with up to {max(slots_here):,} bids each (their re-bid "
+        f"schedules over a {config.collection_window_ms:g} ms collection window) make "
+        f"{real_bids:,} bids per auction; at most {MAX_REAL_BIDS_PER_AUCTION:,} (fewer "
+        "real bidders or a shorter auction)",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +102,11 @@ class SimulationConfig:
     - ``auction_duration_ms``: the whole auction (ms, at most
       :data:`MAX_AUCTION_DURATION_MS` = 60,000); bids are collected for
       ``auction_duration_ms - reveal_delay_ms`` and later bids are dropped. The real
-      bids one auction may hold are bounded too: ``num_real_bidders`` times one bid per
-      5 ms of that window (plus one) is at most :data:`MAX_REAL_BIDS_PER_AUCTION`
-      (10,000), the most a block of simulated auctions keeps in memory (see the bounds
-      above the class). Bidders appended to ``PhantomSimulator.strategies`` are not
-      counted.
+      bids one auction may hold are bounded too, when a run starts: every bidder's bids
+      over that window by its schedule (bidders appended to
+      ``PhantomSimulator.strategies`` included) sum to at most
+      :data:`MAX_REAL_BIDS_PER_AUCTION` (10,000), the most a block of simulated
+      auctions keeps in memory (see the bounds above the class).
     - ``num_simulations``: auctions per Monte Carlo run; ``seed``: root of every random
       stream (``None``: fresh entropy, recorded on the results).
     - ``mechanism``: ``vcg``, ``vickrey`` (alias ``second_price``), ``discriminatory``
@@ -202,25 +220,6 @@ class SimulationConfig:
         ):
             raise InvalidBidParameters(
                 "reveal_delay_ms", reveal, f"must be in [0, auction_duration_ms={duration})"
-            )
-        per_bidder, real_bids = _real_bids_per_auction(
-            self.num_real_bidders, float(duration) - float(reveal)
-        )
-        if real_bids > MAX_REAL_BIDS_PER_AUCTION:
-            # Blame the duration unless the bidders alone are too many at the default one.
-            default_window = _DEFAULT_DURATION_MS * (1.0 - pa.reveal_delay_ms / pa.duration_ms)
-            crowded = (
-                _real_bids_per_auction(self.num_real_bidders, default_window)[1]
-                > MAX_REAL_BIDS_PER_AUCTION
-            )
-            name = "num_real_bidders" if crowded else "auction_duration_ms"
-            raise InvalidBidParameters(
-                name,
-                getattr(self, name),
-                f"{self.num_real_bidders:,} real bidders x up to {per_bidder:,} bids each (one "
-                f"per {FINEST_BID_INTERVAL_MS:g} ms of a {float(duration) - float(reveal):g} ms "
-                f"collection window) is {real_bids:,} bids per auction; at most "
-                f"{MAX_REAL_BIDS_PER_AUCTION:,} (fewer real bidders or a shorter auction)",
             )
         textbook = self.value_distribution is not None and self.num_phantom_bidders == 0
         if self.min_participants is not None:

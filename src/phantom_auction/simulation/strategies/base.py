@@ -65,6 +65,7 @@ __all__ = [
     "FeedbackBatch",
     "InvalidStrategyBid",
     "LabelledStrategy",
+    "bid_slots",
     "call_generate_bids",
     "cumsum_rows",
     "generate_bid",
@@ -103,6 +104,13 @@ class Bid(NamedTuple):
 #: ``new_bid((price, quantity, timestamp, priority_fee))``: a :class:`Bid` without the
 #: Python-level ``Bid.__new__`` frame (the object path builds ~1,000 per auction).
 new_bid: Callable[[tuple[float, float, float, float]], Bid] = partial(tuple.__new__, Bid)
+
+
+def bid_slots(strategy: Any, window_ms: float) -> int:
+    """Bids per auction ``strategy`` makes over a collection window of ``window_ms`` ms:
+    its re-bid schedule's ``slots(view)``, else 1 (one bid)."""
+    slots = getattr(strategy, "slots", None)
+    return int(slots(AuctionView(window_ms=window_ms))) if callable(slots) else 1
 
 
 def price_to_bps(baseline_price: float, price: float) -> float:
