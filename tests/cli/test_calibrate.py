@@ -124,3 +124,29 @@ def test_json_prints_the_comparison_and_the_winner(runner: CliRunner, tmp_path: 
     assert printed["parameters"]["seed"] == 1
     kept = json.loads((out / "candidates.json").read_text())
     assert kept["partial"] is False and kept["evaluated"] == kept["planned"] == 7
+
+
+def test_the_recommended_tables_simulate_line_runs_the_same_phantoms(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit: calibrate recommended one phantom slot, but the simulator keeps its own
+    num_phantom_bidders (15), so those keys in simulate ran 15 phantoms bidding always.
+    The table now says, in a comment, the simulate command that runs its phantoms."""
+    import shlex
+
+    from phantom_auction.engine.phantoms import PhantomModel
+
+    model = PhantomModel(max_phantom_bidders=1, bid_probability=1.0, mean_bps=32.5, sd_bps=2.0)
+    text = calibration.phantom_toml(model, "floor")
+    assert tomllib.loads(text)["phantom_auction"]["max_phantom_bidders"] == 1
+    line = text.strip().splitlines()[-1].removeprefix("# ")
+    words = shlex.split(line)
+    start = words.index("phantom-auction")
+    assignments, (command, *args) = words[:start], words[start + 1 :]
+    assert command == "simulate"
+    for assignment in assignments:
+        monkeypatch.setenv(*assignment.split("=", 1))
+    result = runner.invoke(app, [command, *args, "-n", "500", "--seed", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    bids = json.loads(result.stdout)["num_phantom_bids"]
+    assert bids["min"] == bids["max"] == 1.0  # one slot, always bidding

@@ -257,3 +257,28 @@ def test_out_records_a_drawn_seed_and_reruns_from_it(runner: CliRunner, tmp_path
     again = runner.invoke(app, ["simulate", "--config", str(out / "scenario.toml"), "--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout) == summary
+
+
+def test_the_record_names_the_phantoms_and_the_variables_that_chose_them(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit: with AUCTION_* variables choosing the phantom policy and model, the
+    report's parameters did not name them and run.json's rerun line (without them) gave
+    another run (39.15 bps and no phantom wins instead of 32.89 and 26%)."""
+    monkeypatch.setenv("AUCTION_PHANTOM_AUCTION_PHANTOM_POLICY", "reserve")
+    monkeypatch.setenv("AUCTION_PHANTOM_AUCTION_PHANTOM_IMPROVEMENT_MEAN_BPS", "25")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["simulate", "-n", "300", "--seed", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "run.json").read_text())
+    assert record["parameters"]["simulation.phantom_policy"] == "reserve"
+    assert record["parameters"]["phantom_model.mean_bps"] == 25.0
+    assert record["rerun"].startswith(
+        "AUCTION_PHANTOM_AUCTION_PHANTOM_IMPROVEMENT_MEAN_BPS=25 "
+        "AUCTION_PHANTOM_AUCTION_PHANTOM_POLICY=reserve phantom-auction simulate --config "
+    )
+    import pandas as pd
+
+    summary = pd.read_parquet(out / "summary.parquet")
+    policy = summary[summary["statistic"] == "simulation.phantom_policy"]
+    assert policy["text"].tolist() == ["reserve"]

@@ -283,6 +283,13 @@ def scenario_parameters(scenario: Scenario) -> dict[str, Any]:
     out.pop("simulation.mechanism", None)
     out.pop("simulation.enable_vcg", None)
     out["simulation.clearing_mechanism"] = config.clearing_mechanism
+    # What the engine's configuration (default.toml, --config's engine keys, AUCTION_*
+    # variables) decides for the phantoms: a report must say which ones made its numbers.
+    out["simulation.phantom_policy"] = config.phantom_policy
+    if config.num_phantom_bidders:
+        model = config.resolved_phantom_model
+        for name in ("bid_probability", "mean_bps", "sd_bps", "min_bps", "max_bps"):
+            out[f"phantom_model.{name}"] = getattr(model, name)
     for f in dataclasses.fields(market):
         out[f"market.{f.name}"] = getattr(market, f.name)
     # None means "the default, derived elsewhere": show what is set, not empty rows.
@@ -318,6 +325,9 @@ def run_record(scenario: Scenario, command: str, rerun: list[str]) -> dict[str, 
     from .._version import __version__
 
     read = ("AUCTION_PHANTOM_AUCTION_", "AUCTION_AUCTION_MECHANICS_", "AUCTION_RESOURCES_")
+    environment = {k: v for k, v in sorted(os.environ.items()) if k.startswith(read)}
+    # The variables go on the command line too: without them it reruns another scenario.
+    assignments = [f"{k}={v}" for k, v in environment.items()]
     return {
         "command": command,
         "version": __version__,
@@ -325,8 +335,8 @@ def run_record(scenario: Scenario, command: str, rerun: list[str]) -> dict[str, 
         "seed_drawn": "seed" not in scenario.origins,
         "config": scenario_tables(scenario),
         "parameters": scenario_parameters(scenario),
-        "environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith(read)},
-        "rerun": shlex.join(["phantom-auction", command, *rerun]),
+        "environment": environment,
+        "rerun": shlex.join([*assignments, "phantom-auction", command, *rerun]),
     }
 
 

@@ -522,15 +522,33 @@ def optimize_phantoms(
 
 
 def phantom_toml(model: PhantomModel | None, policy: str) -> str:
-    """The ``[phantom_auction]`` keys that select ``model`` and ``policy`` (TOML);
-    ``None``: no phantoms."""
+    """The ``[phantom_auction]`` keys that select ``model`` and ``policy`` (TOML), for
+    the live engine, and in a comment the ``simulate`` command that runs the same
+    phantoms: the simulator draws them from its own ``num_phantom_bidders`` slots (15
+    by default), not from ``max_phantom_bidders``. ``None``: no phantoms."""
     if model is None:
-        return "[phantom_auction]\nmax_phantom_bidders = 0\n"
+        return (
+            "[phantom_auction]\nmax_phantom_bidders = 0\n"
+            "# In the simulator: phantom-auction simulate --phantoms 0\n"
+        )
+    keys = {
+        "phantom_policy": policy,
+        "max_phantom_bidders": model.max_phantom_bidders,
+        "bid_probability": model.bid_probability,
+        "phantom_improvement_mean_bps": model.mean_bps,
+        "phantom_improvement_sd_bps": model.sd_bps,
+    }
+    table = "".join(
+        f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {v!r}\n" for k, v in keys.items()
+    )
+    variables = " ".join(
+        f"AUCTION_PHANTOM_AUCTION_{k.upper()}={v}"
+        for k, v in keys.items()
+        if k != "max_phantom_bidders"
+    )
     return (
         "[phantom_auction]\n"
-        f'phantom_policy = "{policy}"\n'
-        f"max_phantom_bidders = {model.max_phantom_bidders}\n"
-        f"bid_probability = {model.bid_probability!r}\n"
-        f"phantom_improvement_mean_bps = {model.mean_bps!r}\n"
-        f"phantom_improvement_sd_bps = {model.sd_bps!r}\n"
+        + table
+        + "# In the simulator, whose phantom slots are its own num_phantom_bidders:\n"
+        + f"# {variables} phantom-auction simulate --phantoms {model.max_phantom_bidders}\n"
     )
