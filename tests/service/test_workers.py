@@ -292,3 +292,76 @@ async def test_both_processes_prune_under_retention_each_auction_once(
         text = (await http.get("/metrics")).text
     assert f"phantom_auction_pruned_auctions_total {float(len(opened))}" in text, text
     assert "the prune failed" not in server.log.read_text()
+
+
+_SUPERVISED = """
+import os, socket, sys, time
+from pathlib import Path
+import phantom_auction.service.workers as workers
+
+workers.EARLY_EXIT_S = 1.0  # the test's first workers are past it after 1 s
+folder = Path(sys.argv[1])
+listener = socket.create_server(("127.0.0.1", 0))
+listener.set_inheritable(True)
+worker = '''
+import os, sys, time
+from pathlib import Path
+folder = Path(sys.argv[1])
+with open(folder / "starts", "a") as f:
+    f.write(f"{os.getpid()} {' '.join(sys.argv)} {os.environ['AUCTION_SERVICE_DATABASE_URL']}\\\\n")
+starts = len((folder / "starts").read_text().splitlines())
+if starts in (3, 4):
+    sys.exit(3)  # a restarted worker that cannot start yet (the database is down, say)
+time.sleep(60)
+'''
+def command(fd, port):
+    return [sys.executable, "-c", worker, str(folder)]
+
+def announce(line):
+    print(line, flush=True)
+
+env = {"AUCTION_SERVICE_DATABASE_URL": "secret-url"}
+sys.exit(workers.supervise(2, listener, command, announce, env))
+"""
+
+
+def test_a_restarted_worker_that_exits_early_is_started_again_after_a_backoff(
+    tmp_path: Path,
+) -> None:
+    """The audit: a worker killed while PostgreSQL was down was restarted, failed at
+    start, and the supervisor stopped the whole service (the early-exit rule is for the
+    first workers: a configuration problem). A restarted worker is now started again
+    after a back-off; the other worker serves on. The database URL reaches the workers
+    in their environment, never on their command lines (which every user can read)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SUPERVISED, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        starts = tmp_path / "starts"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (
+            not starts.exists() or len(starts.read_text().splitlines()) < 2
+        ):
+            time.sleep(0.05)
+        first = [line.split()[0] for line in starts.read_text().splitlines()]
+        time.sleep(1.5)  # past the first workers' EARLY_EXIT_S (1 s here)
+        os.kill(int(first[0]), signal.SIGKILL)  # a crash: restarted, fails twice, then runs
+        while time.monotonic() < deadline and len(starts.read_text().splitlines()) < 5:
+            time.sleep(0.05)
+        lines = starts.read_text().splitlines()
+        assert len(lines) == 5, lines
+        assert proc.poll() is None  # still supervising
+        assert all(line.endswith(" secret-url") for line in lines)
+        assert not any("secret-url" in line.rsplit(" ", 1)[0] for line in lines)
+        os.kill(int(first[1]), 0)  # the other first worker is still running
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert "starting another in 1 s" in output and "starting another in 2 s" in output, output
+    assert "stopping" not in output, output

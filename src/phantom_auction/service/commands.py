@@ -170,13 +170,15 @@ def serve(
         from .workers import supervise, worker_argv
 
         def command(fd: int, bound_port: int) -> list[str]:
-            base = ["serve", "--host", bind_host, "--port", str(bound_port), "--db", url]
+            base = ["serve", "--host", bind_host, "--port", str(bound_port)]
             base += ["--log-level", log_level, "--workers", str(processes)]
             if config is not None:
                 base += ["--config", str(config)]
             return worker_argv(base, fd)
 
-        raise typer.Exit(supervise(processes, listener, command, _announce))
+        # The URL (its password) in the workers' environment, not on their command lines.
+        env = {"AUCTION_SERVICE_DATABASE_URL": url}
+        raise typer.Exit(supervise(processes, listener, command, _announce, env))
     from .app import create_app
 
     app = create_app(

@@ -8,9 +8,13 @@ store, plus LISTEN/NOTIFY: :mod:`phantom_auction.service.notify`).
 
 Workers die with the supervisor (``PR_SET_PDEATHSIG``: a killed ``serve`` leaves no
 server behind). A worker that dies is started again (the new one ends the dead one's
-auctions, as a restarted single server does); one that dies within
+auctions, as a restarted single server does). One of the first workers that dies within
 :data:`EARLY_EXIT_S` of its start stops everything (a configuration problem, not a
-crash). SIGTERM or SIGINT stop every worker gracefully.
+crash); a restarted one that does (the database is down, say) is started again after a
+back-off that doubles up to :data:`RESTART_BACKOFF_MAX_S`, while the others serve on.
+SIGTERM or SIGINT stop every worker gracefully. The database URL reaches the workers in
+their environment (``AUCTION_SERVICE_DATABASE_URL``), not on their command lines, which
+every local user can read.
 
 Metrics: the workers share a directory for prometheus-client's multiprocess mode
 (:mod:`.metrics`), made here (unless ``PROMETHEUS_MULTIPROC_DIR`` is already set) and
@@ -49,8 +53,10 @@ __all__ = [
     "worker_argv",
 ]
 
-#: A worker exiting sooner than this after its start stops the whole server.
+#: One of the first workers exiting sooner than this after its start stops the server.
 EARLY_EXIT_S: Final = 10.0
+#: The longest wait before starting a restarted worker again that exited early (s).
+RESTART_BACKOFF_MAX_S: Final = 30.0
 _PR_SET_PDEATHSIG: Final = 1
 #: The supervisor's pid, as its workers see it (they die with it).
 SUPERVISOR_ENV: Final = "PHANTOM_AUCTION_SUPERVISOR_PID"
@@ -84,9 +90,11 @@ def supervise(
     listener: socket.socket,
     worker_command: Callable[[int, int], list[str]],
     announce: Callable[[str], None],
+    worker_env: dict[str, str] | None = None,
 ) -> int:
-    """Run ``workers`` processes of ``worker_command(fd, port)`` on the inheritable
-    listening socket ``listener`` until SIGTERM/SIGINT; the exit status."""
+    """Run ``workers`` processes of ``worker_command(fd, port)`` (with ``worker_env``
+    added to their environment) on the inheritable listening socket ``listener`` until
+    SIGTERM/SIGINT; the exit status."""
     fd = listener.fileno()
     host, bound = listener.getsockname()[:2]
     stopping = False
@@ -107,7 +115,8 @@ def supervise(
         fcntl.flock(owner, fcntl.LOCK_EX)  # held until this process ends (not inherited)
 
     def start() -> tuple[subprocess.Popen[bytes], float]:
-        env = {**os.environ, SUPERVISOR_ENV: str(os.getpid()), MULTIPROCESS_ENV: metrics_folder}
+        env = {**os.environ, **(worker_env or {})}
+        env.update({SUPERVISOR_ENV: str(os.getpid()), MULTIPROCESS_ENV: metrics_folder})
         command = worker_command(fd, bound)
         return subprocess.Popen(command, pass_fds=(fd,), env=env), time.monotonic()
 
@@ -117,28 +126,50 @@ def supervise(
         with contextlib.suppress(OSError):
             mark_process_dead(pid, metrics_folder)  # type: ignore[no-untyped-call]
 
-    running = [start() for _ in range(workers)]
+    running: list[tuple[subprocess.Popen[bytes] | None, float]] = [start() for _ in range(workers)]
+    restarted = [False] * workers
+    #: Per slot: how long to wait before its next start after an early exit (s).
+    backoff = [1.0] * workers
     announce(f"supervisor: {workers} workers on http://{host}:{bound} (pid {os.getpid()})")
     status = 0
     try:
         while not stopping:
             time.sleep(0.2)
-            for index, (proc, started) in enumerate(running):
-                code = proc.poll()
-                if code is None or stopping:
+            for index, (proc, since) in enumerate(running):
+                if stopping:
+                    break
+                if proc is None:  # waiting out a back-off until ``since``
+                    if time.monotonic() >= since:
+                        running[index] = start()
                     continue
-                if time.monotonic() - started < EARLY_EXIT_S:
+                code = proc.poll()
+                if code is None:
+                    continue
+                forget(proc.pid)
+                early = time.monotonic() - since < EARLY_EXIT_S
+                if early and not restarted[index]:
                     announce(f"Error: worker {proc.pid} exited at start ({code}): stopping")
                     stopping, status = True, 1
                     break
+                restarted[index] = True
+                if early:
+                    wait = backoff[index]
+                    backoff[index] = min(RESTART_BACKOFF_MAX_S, 2 * wait)
+                    announce(
+                        f"worker {proc.pid} exited ({code}) soon after its start: "
+                        f"starting another in {wait:g} s"
+                    )
+                    running[index] = (None, time.monotonic() + wait)
+                    continue
+                backoff[index] = 1.0
                 announce(f"worker {proc.pid} exited ({code}): starting another")
-                forget(proc.pid)
                 running[index] = start()
     finally:
-        for proc, _ in running:
+        alive = [proc for proc, _ in running if proc is not None]
+        for proc in alive:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc, _ in running:
+        for proc in alive:
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
