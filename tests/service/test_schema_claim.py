@@ -119,3 +119,74 @@ async def test_serve_refuses_a_schema_another_server_holds_and_leaves_its_auctio
     after = ServerProcess(here, log=tmp_path / "after.log")
     after.start()
     after.stop()
+
+
+async def _terminate_holders_of(key: int) -> int:
+    """Close, from PostgreSQL's side, the connections holding advisory lock ``key``
+    (what a database restart does to them); how many."""
+    import asyncpg
+
+    from .service_harness import pg_url
+
+    dsn = pg_url().replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        pids = await conn.fetch(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = $1 AND objid = $2",
+            (key >> 32) & 0xFFFFFFFF,
+            key & 0xFFFFFFFF,
+        )
+        for row in pids:
+            await conn.fetchval("SELECT pg_terminate_backend($1)", row["pid"])
+        return len(pids)
+    finally:
+        await conn.close()
+
+
+async def test_a_link_whose_connection_is_lost_says_so(pg_schema: tuple[str, str]) -> None:
+    """The audit: after a PostgreSQL restart the workers' links were dead for good, their
+    liveness locks gone, and they served on, so another server ended their auctions. A
+    lost connection is now reported (and serve stops: the supervisor restarts it)."""
+    from phantom_auction.service.notify import PeerLink
+
+    url, schema = pg_schema
+    lost: list[str] = []
+    link = PeerLink(f"{url}?search_path={schema}", lambda kind, message: None, None, lost.append)
+    await link.start()
+    try:
+        assert await _terminate_holders_of(link.me) == 1
+        for _ in range(100):
+            if lost:
+                break
+            await asyncio.sleep(0.05)
+        assert lost and "PostgreSQL connection" in lost[0]
+    finally:
+        await link.close()
+    quiet: list[str] = []
+    link = PeerLink(f"{url}?search_path={schema}", lambda kind, message: None, None, quiet.append)
+    await link.start()
+    await link.close()
+    await asyncio.sleep(0.2)
+    assert quiet == []  # its own close is not a loss
+
+
+@pytest.mark.slow
+async def test_serve_stops_when_its_schema_claim_is_lost(
+    pg_schema: tuple[str, str], tmp_path: Path
+) -> None:
+    url, schema = pg_schema
+    here = f"{url}?search_path={schema}"
+    server = ServerProcess(here, log=tmp_path / "server.log")
+    server.start()
+    try:
+        assert await _terminate_holders_of(claim_key(schema)) == 1
+        assert server.proc is not None
+        assert server.proc.wait(30) == 1
+    finally:
+        server.stop()
+    log = (tmp_path / "server.log").read_text()
+    assert "Error: lost the PostgreSQL connection that holds this server's schema claim" in log
+    # Started again, it takes its claim and serves.
+    server.start()
+    server.stop()

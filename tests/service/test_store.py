@@ -104,6 +104,12 @@ async def test_a_batch_opens_logs_and_finishes_auctions(store: Store) -> None:
     assert await store.open_auctions() == []
     assert await store.auction_ids("aborted") == ["a2"]
     assert await store.auction("a3") is None
+    # An auction ends once: a second end (another server's, cut off from the database
+    # meanwhile) does not overwrite the first (the operator audit saw aborted, then
+    # finalized/no_bids 20 s later).
+    await store.apply([AuctionFinished("a2", "finalized", "no_bids", {}, {}, 3_000_000)])
+    a2 = await store.auction("a2")
+    assert a2 is not None and (a2.status, a2.finished_at_us) == ("aborted", 2_000_001)
 
 
 async def test_a_failing_batch_writes_nothing(store: Store) -> None:

@@ -272,6 +272,8 @@ def create_app(
             claim = SchemaClaim(url, shared=peers)
     metrics = ServiceMetrics()
     house = AuctionHouse(config, store, metrics)
+    if claim is not None:
+        claim.on_lost = house.lost_database
     house.claim = claim
     if peers:
         from .house.peers import HousePeers

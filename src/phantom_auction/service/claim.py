@@ -11,8 +11,11 @@ So every server holds a session advisory lock on its schema for its whole life:
 
 Either kind is refused while the other is held. The lock goes with the connection, so a
 killed server lets go as soon as PostgreSQL sees its socket close. A server starting
-right after a crash waits up to :data:`CLAIM_WAIT_S` for that. SQLite stores are claimed
-with ``flock`` on their file instead (``serve``).
+right after a crash waits up to :data:`CLAIM_WAIT_S` for that. A running server whose
+connection is lost (the database restarted) has lost its claim: ``on_lost`` is told, and
+``serve`` stops (its supervisor or service manager starts it again), rather than serve
+on while another server may take the schema. SQLite stores are claimed with ``flock`` on
+their file instead (``serve``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from .notify import asyncpg_connect_args
@@ -53,9 +57,17 @@ def claim_key(schema: str) -> int:
 class SchemaClaim:
     """The lock this server holds on its PostgreSQL schema (``shared`` for ``--workers``)."""
 
-    def __init__(self, database_url: str, *, shared: bool) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        shared: bool,
+        on_lost: Callable[[str], None] | None = None,
+    ) -> None:
         self.dsn, self.server_settings = asyncpg_connect_args(database_url)
         self.shared = shared
+        #: Called (with what was lost) if the lock's connection closes while held.
+        self.on_lost = on_lost
         self._connection: Any = None
 
     async def take(self, wait_s: float = CLAIM_WAIT_S) -> None:
@@ -78,9 +90,14 @@ class SchemaClaim:
             await connection.close()
             raise
         self._connection = connection
+        connection.add_termination_listener(self._closed)
+
+    def _closed(self, connection: Any) -> None:
+        if connection is self._connection and self.on_lost is not None:
+            self.on_lost("the PostgreSQL connection that holds this server's schema claim")
 
     async def release(self) -> None:
         """Let go of the lock (closing its connection)."""
-        connection, self._connection = self._connection, None
+        connection, self._connection = self._connection, None  # a close we asked for
         if connection is not None:
             await connection.close()

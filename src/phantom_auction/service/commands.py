@@ -252,7 +252,15 @@ def _run(app: Any, listener: socket.socket, **options: Any) -> None:
             await app.state.house.end_auctions()
             await super().shutdown(sockets)
 
-    ServiceServer(uvicorn.Config(app, **options)).run(sockets=[listener])
+    server = ServiceServer(uvicorn.Config(app, **options))
+    house = app.state.house
+    # A lost lock (house.lost_database) ends the server as SIGTERM would, with status 1:
+    # a supervisor or service manager starts it again, and it recovers as after a crash.
+    house.stop = lambda: setattr(server, "should_exit", True)
+    server.run(sockets=[listener])
+    if house.fatal is not None:
+        typer.echo(f"Error: {house.fatal}", err=True)
+        raise typer.Exit(1)
 
 
 def _log_config(log_level: str) -> dict[str, Any]:

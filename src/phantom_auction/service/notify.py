@@ -103,11 +103,16 @@ class PeerLink:
         database_url: str,
         on_message: Handler,
         on_gone: Callable[[int], None] | None = None,
+        on_lost: Callable[[str], None] | None = None,
     ) -> None:
         self.dsn, self.server_settings = asyncpg_connect_args(database_url)
         self.on_message = on_message
         #: Called with an owner id found dead (its lock free) while messages waited on it.
         self.on_gone = on_gone
+        #: Called if one of the link's connections closes while it runs: the liveness
+        #: lock (or the channel) is gone with it, and other processes may now end this
+        #: one's auctions, so it must stop (``serve`` does; its supervisor restarts it).
+        self.on_lost = on_lost
         #: This process's owner id: a random positive int63, also its advisory lock key.
         self.me = secrets.randbits(62) + 1
         self._listener: Any = None
@@ -141,7 +146,13 @@ class PeerLink:
         await self._listener.fetchval("SELECT pg_advisory_lock($1)", self.me)
         await self._listener.add_listener(self._channel(None), self._heard)
         await self._listener.add_listener(self._channel(self.me), self._heard)
+        for connection in (self._listener, self._publisher):
+            connection.add_termination_listener(self._connection_closed)
         self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+
+    def _connection_closed(self, _connection: Any) -> None:
+        if not self._closed and self.on_lost is not None:
+            self.on_lost("a PostgreSQL connection between the server processes")
 
     async def close(self) -> None:
         """Send what is queued, stop listening, answer every waiting forward."""

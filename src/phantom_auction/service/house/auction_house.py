@@ -133,6 +133,11 @@ class AuctionHouse(BidPath):
         #: The lock held on a PostgreSQL store's schema while this server runs (taken
         #: before recovery: :mod:`~phantom_auction.service.claim`); None for other stores.
         self.claim: SchemaClaim | None = None
+        #: What this server lost that it cannot serve without (set by
+        #: :meth:`lost_database`); ``stop`` is then called, which ``serve`` sets to end
+        #: its server (by default nothing more happens than the log line).
+        self.fatal: str | None = None
+        self.stop: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -159,6 +164,16 @@ class AuctionHouse(BidPath):
         # Into the registry, not a new one: nonces other processes published meanwhile stay.
         for bidder_id, nonce in (await self.store.last_nonces()).items():
             self.nonces.restore(bidder_id, nonce)
+
+    def lost_database(self, what: str) -> None:
+        """``what`` closed: a connection that held a lock other servers rely on (the
+        schema claim, the liveness lock). Serving on would let another server end this
+        one's auctions, so it stops; started again, it recovers as after a crash."""
+        if self.fatal is not None or self._closing:
+            return
+        self.fatal = f"lost {what}: stopping"
+        _log.critical("%s", self.fatal)
+        self.stop()
 
     async def recover_stopped(self) -> None:
         """End the open auctions of server processes that have stopped (``serve

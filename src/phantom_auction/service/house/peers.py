@@ -58,7 +58,7 @@ class HousePeers:
 
     def __init__(self, house: AuctionHouse, database_url: str) -> None:
         self.house = house
-        self.link = PeerLink(database_url, self._heard, self._gone)
+        self.link = PeerLink(database_url, self._heard, self._gone, house.lost_database)
         #: Other processes' running auctions: id -> (owner, ``auction_opened`` text).
         self.remote: dict[str, tuple[int, str]] = {}
         #: Owners found stopped: messages for their auctions are answered at once.

@@ -116,6 +116,8 @@ class MemoryStore(Store):
                 self._last_event_id += 1
                 self._events.append(replace(e, event_id=self._last_event_id))
             for f in finished:
+                if self._auctions[f.auction_id].status != "open":
+                    continue  # the first end stored stands (FINISH_UPDATE's guard)
                 self._auctions[f.auction_id] = replace(
                     self._auctions[f.auction_id],
                     status=f.status,

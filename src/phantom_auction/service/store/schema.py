@@ -191,12 +191,14 @@ def _is_json(column: Column[Any]) -> bool:
 @dataclass(frozen=True, eq=False)
 class RowWrite:
     """One kind of write: an ``INSERT`` of ``columns``, or an ``UPDATE`` of ``columns``
-    of the row whose ``key`` matches. :meth:`values` reads them from a record, in
-    order (the key last), JSON columns as text."""
+    of the row whose ``key`` matches (and, with ``while_open``, whose ``status`` is still
+    ``open``). :meth:`values` reads them from a record, in order (the key last), JSON
+    columns as text."""
 
     table: Table
     columns: tuple[Column[Any], ...]
     key: Column[Any] | None = None
+    while_open: bool = False
 
     def __post_init__(self) -> None:
         wanted = (*self.columns, self.key) if self.key is not None else self.columns
@@ -244,11 +246,15 @@ OPEN_INSERT = RowWrite(auctions, _inserted(auctions))
 EVENT_INSERT = RowWrite(bid_events, _inserted(bid_events))
 #: A newly registered bidder.
 BIDDER_INSERT = RowWrite(bidders, _inserted(bidders))
-#: An auction's end: the columns of :class:`AuctionFinished` but its id.
+#: An auction's end: the columns of :class:`AuctionFinished` but its id. Only an open
+#: auction's: the first end stored stands (two servers that both ended an auction, one
+#: of them cut off from the database meanwhile, stored two outcomes, the later over the
+#: earlier).
 FINISH_UPDATE = RowWrite(
     auctions,
     tuple(c for c in _fields_of(AuctionFinished, auctions) if c is not auctions.c.auction_id),
     key=auctions.c.auction_id,
+    while_open=True,
 )
 #: A bidder's penalty state: the columns of :class:`PenaltyState`.
 PENALTY_UPDATE = RowWrite(

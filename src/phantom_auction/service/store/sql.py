@@ -83,6 +83,8 @@ def core_statement(write: RowWrite) -> tuple[Executable, list[str]]:
         .where(write.key == bindparam(names[-1]))
         .values({c.name: bindparam(n) for c, n in zip(write.columns, names, strict=False)})
     )
+    if write.while_open:
+        statement = statement.where(write.table.c.status == "open")
     return statement, names
 
 

@@ -41,7 +41,8 @@ def sqlite_statement(write: RowWrite) -> str:
         names = write.names()
         return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
     assignments = ", ".join(f"{c.name} = ?" for c in write.columns)
-    return f"UPDATE {table} SET {assignments} WHERE {write.key.name} = ?"
+    guard = " AND status = 'open'" if write.while_open else ""
+    return f"UPDATE {table} SET {assignments} WHERE {write.key.name} = ?{guard}"
 
 
 #: Each kind of write with its statement, in the order of a :data:`~.records.WriteBatch`.
