@@ -29,7 +29,7 @@ from phantom_auction.service.auth import (
 )
 from phantom_auction.service.house import AuctionHouse
 from phantom_auction.service.schemas import CommitBody, OpenAuctionBody, RevealBody
-from phantom_auction.service.store import BidEvent, MemoryStore, Write
+from phantom_auction.service.store import AuctionFinished, BidEvent, MemoryStore, Write
 
 from .service_harness import RawBidder, ServerProcess, pg_unavailable_reason, pg_url, reason
 
@@ -412,3 +412,43 @@ async def test_an_early_finish_undone_by_a_lost_reveal_still_ends_the_auction(
         finalized = datetime.fromisoformat(record.result["finalized_at"])
         assert finalized >= live.auction.reveal_deadline
     await house.close()
+
+
+class EndsFailFirst(MemoryStore):
+    """A store down for an auction's first ``failures`` end writes (an outage)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        if self.failures and any(isinstance(w, AuctionFinished) for w in writes):
+            self.failures -= 1
+            raise OSError("connection refused")
+        await super().apply(writes)
+
+
+async def test_an_end_the_store_refuses_is_written_when_it_is_back() -> None:
+    """The operator audit: an auction whose result could not be stored (PostgreSQL down
+    for 7 s) stayed open for good: GET said open, the competition 409, the bidders never
+    told. The end is now tried again until the store takes it; the waiting settlement
+    request is answered store_unavailable at the first failure."""
+    from phantom_auction.service.house import Rejected
+
+    store = EndsFailFirst(failures=2)
+    client = await store.add_client("settlement", "a" * 64)
+    house, handle, aid = await _house_running_one_auction(store, client, 300)
+    try:
+        with pytest.raises(Rejected) as first:
+            await handle.done
+        assert first.value.reason == "store_unavailable"
+        for _ in range(100):  # retried after 0.5 s, then 1 s
+            record = await store.auction(aid)
+            if record is not None and record.status != "open":
+                break
+            await asyncio.sleep(0.05)
+        assert record is not None and record.status in ("finalized", "aborted")
+        assert store.failures == 0 and aid not in house.live
+        assert house.closed[aid] == record.status
+    finally:
+        await house.close()

@@ -46,7 +46,7 @@ from ...engine.admission import Overloaded, admission_for
 from ...engine.clock import Clock, SystemClock, to_us
 from ...engine.runner import DEFAULT_FINALIZE_MARGIN_MS
 from ...errors import AuctionTimeout, InvalidBidParameters
-from ..group_commit import GroupCommit
+from ..group_commit import GroupCommit, GroupCommitClosed
 from ..metrics import ServiceMetrics
 from ..penalties import record_reveal_outcome
 from ..schemas import OpenAuctionBody
@@ -608,16 +608,7 @@ class AuctionHouse(BidPath):
             ),
             to_us(self.clock.now()),
         )
-        try:
-            await self.group_commit.write(finished, *penalties)
-        except Exception as exc:
-            _log.error("auction %s result could not be stored: %r", auction.auction_id, exc)
-            self._forget(live)
-            if not live.done.done():
-                live.done.set_exception(
-                    Rejected(503, "store_unavailable", f"the result could not be stored: {exc}")
-                )
-                live.done.exception()  # retrieved: waiters may have gone
+        if not await self._store_end(live, finished, penalties):
             return
         done_at = self.clock.now().timestamp()
         live.record = replace(
@@ -657,6 +648,41 @@ class AuctionHouse(BidPath):
         opened_us = max(to_us(auction.commit_deadline), live.reveal_open_us or 0)
         window_ms = (to_us(auction.reveal_deadline) - opened_us) / 1000.0
         return window_ms >= self.config.security.min_penalized_reveal_ms
+
+    async def _store_end(
+        self, live: LiveAuction, finished: AuctionFinished, penalties: list[Write]
+    ) -> bool:
+        """Write an auction's end, trying again (every 0.5 s, doubling to 5 s) while the
+        store refuses it: given up, the auction stayed open for good, its bidders never
+        told (the operator audit's PostgreSQL outage). The first failure answers the
+        waiting settlement requests ``store_unavailable``. False if the server stopped
+        first (a restart's recovery ends the auction)."""
+        delay, failed_at = 0.5, None
+        while True:
+            try:
+                await self.group_commit.write(finished, *penalties)
+            except Exception as exc:
+                if failed_at is None:
+                    failed_at = self.clock.monotonic()
+                    _log.error(
+                        "auction %s: its result could not be stored (trying again): %r",
+                        finished.auction_id,
+                        exc,
+                    )
+                    if not live.done.done():
+                        detail = f"the result could not be stored: {exc}"
+                        live.done.set_exception(Rejected(503, "store_unavailable", detail))
+                        live.done.exception()  # retrieved: waiters may have gone
+                if self._closing or isinstance(exc, GroupCommitClosed):
+                    self._forget(live)
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(5.0, 2 * delay)
+                continue
+            if failed_at is not None:
+                waited = self.clock.monotonic() - failed_at
+                _log.warning("auction %s: result stored after %.1f s", finished.auction_id, waited)
+            return True
 
     def _forget(self, live: LiveAuction) -> None:
         if live.admission >= 0:
