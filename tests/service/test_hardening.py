@@ -489,3 +489,29 @@ def test_admin_commands_name_a_store_they_cannot_open(tmp_path: Path, command: t
         lines = run.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: --db: "), run.stderr
         assert "cannot open the store" in lines[0]
+
+
+async def test_bidders_list_shows_only_blocks_that_have_not_ended(tmp_path: Path) -> None:
+    """The operator audit: ``bidders list`` said "blocked until 20:19:54" at 20:20:26 (it
+    looked at the count of blocks, not at their end)."""
+    import time
+
+    from phantom_auction.service.penalties import PenaltyState
+    from phantom_auction.service.store import PenaltyUpdate, open_store
+
+    db = f"sqlite+aiosqlite:///{tmp_path / 'list.db'}"
+    store = open_store(db)
+    await store.start()
+    now_us = time.time_ns() // 1000
+    try:
+        for bidder_id, until_us in (("ended", now_us - 60_000_000), ("blocked", now_us + 3.6e9)):
+            await store.add_bidder(bidder_id, bytes(32))
+            penalty = PenaltyState(0.6, int(until_us), 2, "no-reveals")
+            await store.apply([PenaltyUpdate(bidder_id, penalty)])
+    finally:
+        await store.close()
+    listed = _cli("bidders", "list", db=db)
+    assert listed.returncode == 0, listed.stderr
+    lines = {line.split("\t")[0]: line for line in listed.stdout.splitlines()}
+    assert lines["ended"].endswith("\t-")
+    assert "\tblocked until " in lines["blocked"]

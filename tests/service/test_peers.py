@@ -242,3 +242,17 @@ async def test_a_process_started_later_lists_the_auctions_already_running(
     finally:
         await late.close()
     assert (await first.store.auction(running)).status == "open"  # type: ignore[union-attr]
+
+
+async def test_a_forwarded_refusal_is_counted_once_across_the_processes(houses: Any) -> None:
+    """The operator audit: 10 bad signatures sent to the auctions of both processes put
+    rejections_total{bad_signature} up by 18 (the 8 forwarded ones were counted by their
+    owner and again by the process that forwarded them)."""
+    here, owner, client, private = houses
+    remote = await _open(owner, client, duration_ms=60_000)
+    await _until(lambda: remote in here.peers.remote, "the opening was heard")
+    state = await here.bidder_state("mm")
+    forged = _commit(remote, private, 9).model_copy(update={"signature": "00" * 64})
+    verdict = await here.commit(state, forged, remote, "ws")
+    assert verdict.reason == "bad_signature"
+    assert (here.metrics.tally["rejected"], owner.metrics.tally["rejected"]) == (0, 1)

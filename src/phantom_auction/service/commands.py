@@ -410,9 +410,15 @@ def clients_revoke(
 def bidders_list(db: DbOption = None, config: ConfigOption = None) -> None:
     """List bidders: id, public key, created, no-reveal rate and any block."""
     _require_service()
+    import time
+
+    from .penalties import is_blocked
+
+    now_us = time.time_ns() // 1000
     for b in _run_on_store(db, config, lambda store: store.bidders()):
         p = b.penalty
-        block = f"blocked until {_when(p.blocked_until_us)}" if p.block_count else "-"
+        # A block that has ended is not shown (block_count stays: it sets the next one).
+        block = f"blocked until {_when(p.blocked_until_us)}" if is_blocked(p, now_us) else "-"
         typer.echo(
             f"{b.bidder_id}\t{b.public_key.hex()}\t{_when(b.created_at_us)}\t"
             f"no_reveal_rate={p.no_reveal_rate:.3f}\t{block}"

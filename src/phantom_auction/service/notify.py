@@ -78,11 +78,14 @@ def asyncpg_connect_args(database_url: str) -> tuple[str, dict[str, str]]:
 
 @dataclass(frozen=True, slots=True)
 class ForwardedVerdict:
-    """The owner's answer to a forwarded message (the fields of the house's Verdict)."""
+    """The owner's answer to a forwarded message (the fields of the house's Verdict).
+    ``from_owner``: it came from the owner, which counted it in its metrics (else this
+    link made it: a timeout, an owner gone, a stop)."""
 
     accepted: bool
     reason: str | None
     detail: str | None
+    from_owner: bool = False
 
 
 #: What the link asks of the house when another process speaks (see
@@ -334,7 +337,8 @@ class PeerLink:
                 return  # our own broadcast
             if kind == "verdict":
                 accepted, reason, detail = message["v"]
-                self._settle(message["id"], ForwardedVerdict(bool(accepted), reason, detail))
+                verdict = ForwardedVerdict(bool(accepted), reason, detail, from_owner=True)
+                self._settle(message["id"], verdict)
                 return
             self.on_message(kind, message)
         except Exception:  # one bad notice must not stop the listener

@@ -200,7 +200,7 @@ class HousePeers:
         if isinstance(body, CommitBody):
             request["ln"] = last_nonce
         answer = await self.link.forward(owner, request)
-        if answer.reason is not None:
+        if answer.reason is not None and not answer.from_owner:  # the owner counted its own
             self.house.metrics.count_rejection(answer.reason)
         elif isinstance(body, CommitBody) and answer.accepted:
             nonces.restore(bidder_id, body.nonce)
@@ -353,7 +353,7 @@ class HousePeers:
                     _log.exception("%s from process %s failed", kind, message.get("w"))
                     if kind == "forward":
                         verdict = ForwardedVerdict(False, "store_unavailable", f"not taken: {exc}")
-                        self.link.answer(message, verdict)
+                        self._refuse(message, verdict)
                 finally:
                     self._backlog.popleft()
         finally:
@@ -365,7 +365,7 @@ class HousePeers:
         house = self.house
         kind, auction_id = request["kind"], request["a"]
         if state is None:
-            self.link.answer(request, ForwardedVerdict(False, "bad_signature", "unknown bidder"))
+            self._refuse(request, ForwardedVerdict(False, "bad_signature", "unknown bidder"))
             return
         try:
             body = _model(kind).model_validate(request["body"])
@@ -376,21 +376,25 @@ class HousePeers:
             taken = house.take_forwarded(kind, state, body, auction_id, transport)
         except Exception as exc:
             _log.exception("forwarded %s for %s failed", kind, auction_id)
-            self.link.answer(
-                request, ForwardedVerdict(False, "store_unavailable", f"not taken: {exc}")
-            )
+            self._refuse(request, ForwardedVerdict(False, "store_unavailable", f"not taken: {exc}"))
             return
 
         def answer(done: asyncio.Future[Verdict]) -> None:
             if done.cancelled() or done.exception() is not None:
                 _log.error("forwarded %s for %s failed: %r", kind, auction_id, done)
-                verdict = ForwardedVerdict(False, "store_unavailable", "not taken")
-            else:
-                taken = done.result()
-                verdict = ForwardedVerdict(taken.accepted, taken.reason, taken.detail)
-            self.link.answer(request, verdict)
+                self._refuse(request, ForwardedVerdict(False, "store_unavailable", "not taken"))
+                return
+            taken = done.result()  # counted by the bid path
+            self.link.answer(request, ForwardedVerdict(taken.accepted, taken.reason, taken.detail))
 
         taken.add_done_callback(answer)
+
+    def _refuse(self, request: dict[str, Any], verdict: ForwardedVerdict) -> None:
+        """Answer a forwarded message with a refusal made here, counted here (the sender
+        counts only what its link made itself)."""
+        if verdict.reason is not None:
+            self.house.metrics.count_rejection(verdict.reason)
+        self.link.answer(request, verdict)
 
 
 def _model(kind: str) -> type[CommitBody] | type[RevealBody]:
