@@ -259,3 +259,31 @@ async def test_one_client_cannot_keep_the_others_out_of_new_auctions() -> None:
         await house.open_auction(other, long)  # the other client is not shut out
     finally:
         await house.close()
+
+
+class Unreachable(MemoryStore):
+    """A store whose database has gone away for reads (an outage)."""
+
+    down = False
+
+    async def auction_by_key(self, client_id: int, key: str) -> Any:
+        if self.down:
+            from sqlalchemy.exc import OperationalError
+
+            raise OperationalError("SELECT …", {}, ConnectionRefusedError("connection refused"))
+        return await super().auction_by_key(client_id, key)
+
+
+async def test_an_unreachable_store_is_a_503_not_a_500(caplog: pytest.LogCaptureFixture) -> None:
+    """The operator audit: with PostgreSQL down, POST /v1/auctions answered a plain-text
+    500 and logged a traceback per request (7,755 log lines in 10 s)."""
+    store = Unreachable()
+    async with serving(store) as server:
+        store.down = True
+        async with server.http() as http:
+            r = await http.post("/v1/auctions", json=order(idempotency_key="k-1"))
+        assert r.status_code == 503, r.text
+        body = r.json()
+        assert body["reason"] == "store_unavailable" and "connection refused" in body["detail"]
+        assert r.headers["Retry-After"] == "1"
+    assert not any(record.exc_info for record in caplog.records)

@@ -15,6 +15,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -105,6 +106,9 @@ async def test_a_second_server_on_the_same_port_or_file_refuses_before_reading_t
             assert "listening" not in run.stderr and "recovered" not in run.stderr
         assert "another running server" in same_file.stderr
         assert f"127.0.0.1:{first.port}" in same_port.stderr
+        # Refused for its port, it made no database (the check of the store came first,
+        # and would have migrated a running server's with a newer version).
+        assert not Path(elsewhere.db_url.split("///", 1)[1]).exists()
         # The running server's auction was not touched.
         running = await http.get(f"/v1/auctions/{aid}")
         assert running.json()["status"] == "open", running.text

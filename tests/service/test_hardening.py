@@ -515,3 +515,14 @@ async def test_bidders_list_shows_only_blocks_that_have_not_ended(tmp_path: Path
     lines = {line.split("\t")[0]: line for line in listed.stdout.splitlines()}
     assert lines["ended"].endswith("\t-")
     assert "\tblocked until " in lines["blocked"]
+
+
+@pytest.mark.parametrize("age", ["1000000d", "99999999999999999999d"])
+def test_prune_refuses_an_age_past_any_date_in_one_line(age: str, tmp_path: Path) -> None:
+    """The operator audit: such ages pruned, then crashed on printing the date (year -711)
+    or overflowed, with a traceback."""
+    db = f"sqlite+aiosqlite:///{tmp_path / 'prune.db'}"
+    done = _cli("auctions", "prune", "--older-than", age, db=db)
+    assert done.returncode == 2, done.stderr
+    assert "--older-than" in done.stderr and "Traceback" not in done.stderr
+    assert _cli("auctions", "prune", "--older-than", "36500d", db=db).returncode == 0

@@ -29,6 +29,7 @@ from fastapi import Depends, FastAPI, Header, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
@@ -351,6 +352,17 @@ def create_app(
         reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = dict(exc.headers) if exc.headers else None
         return _rejection(exc.status_code, reason, str(exc.detail), headers=headers)
+
+    async def on_store_down(_request: Request, exc: Exception) -> JSONResponse:
+        # The database cannot be reached (an outage, a restart): 503, as the documented
+        # store_unavailable, in one log line; not a 500 and a traceback per request.
+        text = " ".join(str(exc).split())[:200] or type(exc).__name__
+        _log.warning("request refused, the store cannot be reached: %s", text)
+        detail = f"the store cannot be reached: {text}"
+        return _rejection(503, "store_unavailable", detail, headers={"Retry-After": "1"})
+
+    for failure in (SQLAlchemyError, OSError):
+        app.add_exception_handler(failure, on_store_down)
 
     @app.exception_handler(RequestValidationError)
     async def onmalformed(_request: Request, exc: RequestValidationError) -> JSONResponse:

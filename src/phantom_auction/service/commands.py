@@ -158,14 +158,17 @@ def serve(
     if worker_fd is not None:
         _serve_worker(cfg, url, bind_host, bind_port, log_level.lower(), worker_fd)
         return
-    _check_store(url, cfg.service.sqlite_synchronous)
-    # Before anything reads the store (recovery ends the auctions a crash left open): a
-    # second server on the same port or SQLite file would end the running server's.
+    # Port, file and schema first, before anything opens, migrates or reads the store
+    # (recovery ends the auctions a crash left open): a second server on the same port,
+    # SQLite file or schema would end the running server's.
+    listener = _listen(bind_host, bind_port)
+    bound = int(listener.getsockname()[1])
     lock = _own_sqlite_file(url)
     if postgres:
         _check_schema_free(url, shared=processes > 1)
-    listener = _listen(bind_host, bind_port)
-    bound = int(listener.getsockname()[1])
+    _check_store(url, cfg.service.sqlite_synchronous)
+    if lock is None:
+        lock = _own_sqlite_file(url)  # a SQLite file the check has just made
     if processes > 1:
         from .workers import supervise, worker_argv
 
@@ -211,6 +214,8 @@ def _own_sqlite_file(url: str) -> IO[bytes] | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     path = Path(parsed.database)
+    if not path.exists():
+        return None  # nobody serves it yet: taken once the store check has made it
     handle = open(path, "rb")  # noqa: SIM115 (held until the server stops)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -451,6 +456,10 @@ def bidders_keygen() -> None:
 _AGE_UNITS_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 
 
+#: The longest ``--older-than`` (s): 100 years.
+_MAX_AGE_S = 100 * 365 * 86_400
+
+
 def _age_us(text: str) -> int:
     """``30d``, ``12h``, ``90m``, ``3600s`` as microseconds."""
     found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
@@ -459,7 +468,12 @@ def _age_us(text: str) -> int:
             f"{text!r}: a number and a unit, s, m, h or d (e.g. 30d, 12h)",
             param_hint="--older-than",
         )
-    return round(float(found[1]) * _AGE_UNITS_S[found[2]] * 1_000_000)
+    age_s = float(found[1]) * _AGE_UNITS_S[found[2]]
+    if age_s > _MAX_AGE_S:  # before 1970 there is nothing to prune; dates end in year 1
+        raise typer.BadParameter(
+            f"{text!r}: at most {_MAX_AGE_S // 86_400:,.0f}d", param_hint="--older-than"
+        )
+    return round(age_s * 1_000_000)
 
 
 def auctions_prune(
@@ -500,7 +514,7 @@ def auctions_prune(
     _require_service()
     from .store import now_us
 
-    cutoff = now_us() - _age_us(older_than)
+    cutoff = max(0, now_us() - _age_us(older_than))
     options: dict[str, Any] = {"batch_auctions": batch, "pause_ratio": pause_ratio}
     options = {k: v for k, v in options.items() if v is not None}  # else the store's
     if dry_run:
