@@ -526,3 +526,17 @@ def test_prune_refuses_an_age_past_any_date_in_one_line(age: str, tmp_path: Path
     assert done.returncode == 2, done.stderr
     assert "--older-than" in done.stderr and "Traceback" not in done.stderr
     assert _cli("auctions", "prune", "--older-than", "36500d", db=db).returncode == 0
+
+
+def test_a_bad_variable_is_named_not_config(tmp_path: Path) -> None:
+    """The operator audit: a bad AUCTION_* value was reported as ``Error: --config: …``
+    with no --config given."""
+    done = subprocess.run(
+        [sys.executable, "-m", "phantom_auction.service", "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "AUCTION_SERVICE_PORT": "eighty"},
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("Error: AUCTION_SERVICE_PORT: "), done.stderr

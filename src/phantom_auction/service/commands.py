@@ -39,11 +39,18 @@ DbOption = Annotated[
 ]
 
 
+def _blamed(exc: ConfigError) -> str:
+    """What to name for a bad configuration value: its ``AUCTION_*`` variable when it
+    came from one (no ``--config`` was at fault), else ``--config``."""
+    variable = exc.source.removeprefix("environment variable ")
+    return variable if variable != exc.source else "--config"
+
+
 def _config(path: Path | None) -> AuctionConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--config") from None
+        raise typer.BadParameter(str(exc), param_hint=_blamed(exc)) from None
 
 
 def _require_service() -> None:
@@ -135,7 +142,7 @@ def serve(
     try:
         cfg = load_config(config)
     except ConfigError as exc:
-        _refuse("--config", str(exc))
+        _refuse(_blamed(exc), str(exc))
     bind_port = cfg.service.port
     if port is not None:
         if not port.isdigit() or not 0 <= int(port) <= 65535:
