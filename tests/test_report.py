@@ -200,10 +200,12 @@ def test_sweep_interval_is_the_tables_own_and_the_grid_scrolls(tmp_path: Path) -
             "improvement_bps_std": [99.0, 99.0, 99.0],
         }
     )
-    # The half-width comes from the interval columns, not from 1.96 std / sqrt(n).
-    from phantom_auction.report.sweep import _ci95
+    # The interval comes from the interval columns, not from 1.96 std / sqrt(n).
+    from phantom_auction.report.sweep import _ci95_bounds
 
-    np.testing.assert_allclose(_ci95(table, "improvement_bps"), [1.0, 2.0, 0.5])
+    low, high = _ci95_bounds(table, "improvement_bps")
+    np.testing.assert_allclose(low, [29.0, 27.0, 32.5])
+    np.testing.assert_allclose(high, [31.0, 31.0, 33.5])
     written = report.write_sweep_report(tmp_path, table, ["mechanism"])
     page = written.html.read_text("utf-8")
     assert "<div class='wide'><table>" in page

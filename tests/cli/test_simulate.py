@@ -282,3 +282,23 @@ def test_the_record_names_the_phantoms_and_the_variables_that_chose_them(
     summary = pd.read_parquet(out / "summary.parquet")
     policy = summary[summary["statistic"] == "simulation.phantom_policy"]
     assert policy["text"].tolist() == ["reserve"]
+
+
+def test_a_report_says_how_to_rerun_it(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reports audit: no HTML report gave the command that reproduces it. The page
+    shows the rerun line; without --out the report directory gets its own scenario.toml,
+    and that line reproduces the run."""
+    import html as html_module
+
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["simulate", *SMALL, "--report", "--json"])
+    assert result.exit_code == 0, result.output
+    target = tmp_path / "reports" / "simulate"
+    page = html_module.unescape((target / "index.html").read_text())
+    rerun = json.loads((target / "run.json").read_text())["rerun"]
+    assert f"Rerun: {rerun}" in page
+    again = runner.invoke(app, [*rerun.split()[1:], "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout) == json.loads(result.stdout.split("report:")[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ FloatArray = NDArray[np.float64]
 
 _BLUE = "#2f6db5"
 _ORANGE = "#e07b25"
+_LIGHT_ORANGE = "#f0b27a"
 _GREEN = "#3a9a5b"
 _GREY = "#8a8a8a"
 _RED = "#c0392b"
@@ -51,6 +53,28 @@ def metric_label(metric: str) -> str:
     return f"{info.title} ({info.unit})"
 
 
+def wrapped(label: str, width: int = 42) -> str:
+    """``label`` broken into lines of at most ``width`` characters, so that a long axis
+    or colour-bar label stays inside the figure instead of running past its edge."""
+    return textwrap.fill(label, width=width, break_long_words=False, break_on_hyphens=False)
+
+
+def percent(share: float) -> str:
+    """A share as a person reads it: one decimal, never "0%" for a share that is not 0
+    nor "100%" for one that is not 1 (``<0.1%``, ``>99.9%``)."""
+    if not math.isfinite(share):
+        return "–"
+    if share <= 0.0:
+        return "0%"
+    if share >= 1.0:
+        return "100%"
+    if share < 0.0005:
+        return "<0.1%"
+    if share > 0.9995:
+        return ">99.9%"
+    return f"{share:.1%}"
+
+
 # -- matplotlib plumbing -------------------------------------------------------------
 
 
@@ -70,15 +94,18 @@ def _style() -> Iterator[None]:
         yield
 
 
-def _figure(width: float, height: float, *, ncols: int = 1) -> tuple[Figure, list[Axes]]:
-    """A figure on its own Agg canvas: no pyplot, so nothing global and no display needed."""
+def _figure(
+    width: float, height: float, *, ncols: int = 1, nrows: int = 1
+) -> tuple[Figure, list[Axes]]:
+    """A figure on its own Agg canvas: no pyplot, so nothing global and no display needed.
+    Its axes in reading order; panels stacked in rows share the x axis."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    return fig, list(axes)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex="col" if nrows > 1 else False)
+    return fig, list(axes.ravel())
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -119,14 +146,18 @@ def _histogram(
     if ordered[0] <= top:
         return
     ax.set_ylim(0.0, top)
+    span = float(edges[-1] - edges[0]) or 1.0
     for count, left, right in zip(counts, edges[:-1], edges[1:], strict=True):
         if count > top:
+            # Beside the cut bar, on the side with room: a label right of a bar near the
+            # right edge ran past the axes.
+            inward = (left + right) / 2 - edges[0] > 0.7 * span
             ax.annotate(
                 f"{int(count):,} ↑",
                 ((left + right) / 2, top),
-                xytext=(3, -4),
+                xytext=(-3, -4) if inward else (3, -4),
                 textcoords="offset points",
-                ha="left",
+                ha="right" if inward else "left",
                 va="top",
                 fontsize=9,
                 fontweight="bold",
@@ -162,7 +193,8 @@ def plot_improvement(frame: pd.DataFrame, path: Path, *, cap_bps: float | None =
         _no_data(ax, "auctions")
     else:
         zero_share = float(np.mean(values == 0.0))
-        _histogram(ax, values, color=_BLUE, label=f"{zero_share:.0%} of auctions at 0 bps (CFMM)")
+        zero_label = f"{percent(zero_share)} of auctions at 0 bps (CFMM)"
+        _histogram(ax, values, color=_BLUE, label=zero_label)
         _mean_median_lines(ax, values, "bps")
         if cap_bps is not None and math.isfinite(cap_bps):
             at_cap = float(np.mean(np.isclose(values, cap_bps, rtol=0.0, atol=1e-6)))
@@ -172,7 +204,7 @@ def plot_improvement(frame: pd.DataFrame, path: Path, *, cap_bps: float | None =
                     color=_ORANGE,
                     lw=1.5,
                     ls=":",
-                    label=f"{at_cap:.0%} at the {cap_bps:g} bps cap (max_improvement_bps)",
+                    label=f"{percent(at_cap)} at the {cap_bps:g} bps cap (max_improvement_bps)",
                 )
         _legend_below(ax)
     ax.set_title(f"User price improvement over the CFMM baseline ({values.size:,} auctions)")
@@ -214,7 +246,7 @@ def plot_clearing_price(frame: pd.DataFrame, path: Path) -> Path:
     clearing = _finite(frame["clearing_price"])
     true_price = _finite(frame["true_price"]) if "true_price" in frame else np.empty(0)
     baselines = _finite(frame["baseline_price"]) if "baseline_price" in frame else np.empty(0)
-    fig, (ax,) = _figure(7.5, 4.2)
+    fig, (ax,) = _figure(7.5, 4.6)
     if clearing.size == 0:
         _no_data(ax, "clearing prices")
     else:
@@ -252,7 +284,8 @@ def plot_clearing_price(frame: pd.DataFrame, path: Path) -> Path:
                 lw=1.2,
                 label=f"CFMM baseline {baselines[0]:g}",
             )
-        ax.legend(loc="upper right")
+        # Under the axes: in the upper corner it covered the count of a cut bar.
+        _legend_below(ax, ncol=3)
     ax.set_title("Clearing price distribution")
     ax.set_xlabel("Price (token B per token A)")
     ax.set_ylabel("Auctions")
@@ -290,9 +323,58 @@ def _winner_shares(frame: pd.DataFrame) -> pd.Series[float]:
     return shares.sort_values()
 
 
+#: The kinds of auction of the "Phantom vs real fills" panel, in the order drawn.
+FILL_KINDS: tuple[tuple[str, str], ...] = (
+    ("filled by real bidders, no phantom first", _BLUE),
+    ("phantom first, real bidders filled part", _LIGHT_ORANGE),
+    ("phantom first, all to the CFMM at baseline", _ORANGE),
+    ("no fill (CFMM at baseline)", _GREY),
+)
+#: The hatch of order volume sent to the CFMM at the baseline.
+CFMM_HATCH = "///"
+
+
+def fill_breakdown(frame: pd.DataFrame) -> list[tuple[str, str, float, float, float]]:
+    """``(kind, colour, share of auctions, share of volume to real bidders, share of
+    volume to the CFMM)`` per kind of :data:`FILL_KINDS`; each share is of the whole
+    run, so the auction shares sum to 1 and so do the two volume shares over the kinds.
+
+    A phantom ranked first sends its share to the CFMM; real bids below it may still
+    fill the rest, so "phantom first" splits into partly filled and all to the CFMM.
+    The unfilled rest of an auction without a phantom first goes to the CFMM too: the
+    volume bar tells these causes apart instead of colouring all of it as the phantoms'.
+    """
+    n = len(frame)
+    phantom = np.asarray(frame["phantom_won"], dtype=bool)
+    fill = np.clip(np.nan_to_num(np.asarray(frame["real_fill_fraction"], dtype=np.float64)), 0, 1)
+    masks = (
+        ~phantom & (fill > 0),
+        phantom & (fill > 0),
+        phantom & (fill == 0),
+        ~phantom & (fill == 0),
+    )
+    out = []
+    for (kind, color), mask in zip(FILL_KINDS, masks, strict=True):
+        if n == 0:
+            out.append((kind, color, 0.0, 0.0, 0.0))
+            continue
+        out.append(
+            (
+                kind,
+                color,
+                float(np.sum(mask)) / n,
+                float(np.sum(fill[mask])) / n,
+                float(np.sum(1.0 - fill[mask])) / n,
+            )
+        )
+    return out
+
+
 def plot_winners(frame: pd.DataFrame, path: Path) -> Path:
     """Win share by strategy, and how auctions and order volume split real vs phantom."""
-    fig, (left, right) = _figure(11.0, 4.4, ncols=2)
+    from matplotlib.patches import Patch
+
+    fig, (left, right) = _figure(11.0, 4.8, ncols=2)
 
     shares = _winner_shares(frame)
     colors = [
@@ -302,42 +384,63 @@ def plot_winners(frame: pd.DataFrame, path: Path) -> Path:
     names = ["phantom ranked first" if name == "phantom" else name for name in shares.index]
     left.barh(names, shares.to_numpy(), color=colors)
     for y, share in enumerate(shares.to_numpy(dtype=np.float64).tolist()):
-        left.text(share, y, f" {share:.1%}", va="center", fontsize=9)
+        left.text(share, y, f" {percent(share)}", va="center", fontsize=9)
     left.set_xlim(0.0, min(1.0, float(shares.max()) * 1.25 + 0.02) if shares.size else 1.0)
     left.set_title("Win share by winner strategy")
     left.set_xlabel("Share of auctions won")
     left.grid(axis="y", visible=False)
 
-    n = len(frame)
-    phantom = np.asarray(frame["phantom_won"], dtype=bool)
-    fill = np.clip(np.nan_to_num(np.asarray(frame["real_fill_fraction"], dtype=np.float64)), 0, 1)
-    # A phantom ranked first sends its share to the CFMM; real bids below it may still
-    # fill the rest, so "phantom won" splits into partly filled and all to the CFMM.
-    segments = [
-        ("filled by real bidders, no phantom first", _BLUE, ~phantom & (fill > 0)),
-        ("phantom first, real bidders filled part", "#f0b27a", phantom & (fill > 0)),
-        ("phantom first, all to the CFMM at baseline", _ORANGE, phantom & (fill == 0)),
-        ("no fill (CFMM at baseline)", _GREY, ~phantom & (fill == 0)),
-    ]
-    real_volume = float(np.mean(fill)) if n else 0.0
-    rows = ["Auctions", "Order volume"]
-    left_edge = np.zeros(2)
-    for label, color, mask in segments:
-        share = float(np.mean(mask)) if n else 0.0
-        widths = np.array([share, 0.0])
-        # The legend carries every share, so a band too thin to see is still read.
-        right.barh(rows, widths, left=left_edge, color=color, label=f"{label}: {share:.1%}")
-        if share > 0.08:
-            right.text(left_edge[0] + share / 2, 0, f"{share:.0%}", ha="center", va="center")
-        left_edge = left_edge + widths
-    volume = np.array([0.0, real_volume])
-    right.barh(rows, volume, color=_BLUE)
-    right.barh(rows, np.array([0.0, 1.0 - real_volume]), left=volume, color=_ORANGE)
-    right.text(real_volume / 2, 1, f"real {real_volume:.1%}", ha="center", va="center")
-    right.text(real_volume + (1.0 - real_volume) / 2, 1, f"CFMM {1 - real_volume:.1%}", ha="center")
+    breakdown = fill_breakdown(frame)
+    auctions_row, volume_row = 0, 1
+    handles = []
+    edge = 0.0
+    for kind, color, share, _, to_cfmm in breakdown:
+        right.barh(auctions_row, share, left=edge, color=color)
+        # Inside the bar only where it fits; the legend carries every share, so a band
+        # too thin to see is still read.
+        if share >= 0.1:
+            right.text(edge + share / 2, auctions_row, percent(share), ha="center", va="center")
+        edge += share
+        volume = f"; volume to the CFMM {percent(to_cfmm)}" if to_cfmm > 0 else ""
+        handles.append(Patch(color=color, label=f"{kind}: {percent(share)} of auctions{volume}"))
+    # The order's volume: first the parts real bidders filled, then the parts sent to the
+    # CFMM (hatched), each in the colour of the kind of auction it comes from.
+    edge = 0.0
+    for _, color, _, to_real, _ in breakdown:
+        if to_real > 0:
+            right.barh(volume_row, to_real, left=edge, color=color)
+            edge += to_real
+    for _, color, _, _, to_cfmm in breakdown:
+        if to_cfmm > 0:
+            right.barh(
+                volume_row,
+                to_cfmm,
+                left=edge,
+                color=color,
+                hatch=CFMM_HATCH,
+                edgecolor="white",
+                linewidth=0.0,
+            )
+            edge += to_cfmm
+    real_volume = sum(item[3] for item in breakdown)
+    cfmm_volume = sum(item[4] for item in breakdown)
+    handles.append(
+        Patch(
+            facecolor="white",
+            edgecolor=_GREY,
+            hatch=CFMM_HATCH,
+            label="hatched: order volume sent to the CFMM at the baseline",
+        )
+    )
+    right.set_yticks(
+        [auctions_row, volume_row],
+        ["Auctions", f"Order volume\nreal {percent(real_volume)}\nCFMM {percent(cfmm_volume)}"],
+    )
     right.set_xlim(0.0, 1.0)
     right.set_title("Phantom vs real fills")
     right.set_xlabel("Share")
     right.grid(axis="y", visible=False)
-    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1, fontsize=8)
+    right.legend(
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1, fontsize=8
+    )
     return _save(fig, path)

@@ -42,12 +42,14 @@ def write_report(
     title: str = "Phantom auction Monte Carlo report",
     parameters: Mapping[str, Any] | None = None,
     improvement_cap_bps: float | None = None,
+    rerun: str | None = None,
 ) -> Report:
     """Write ``index.html`` and its PNGs for one Monte Carlo run into ``out_dir``.
 
     ``frame`` is ``MonteCarloResults.to_frame()``, ``analysis`` is ``analyze_results``'s
     dict, ``convergence`` is ``results.convergence_paths(n)`` (time in ms, one path per
-    row). Returns the page and the figure paths.
+    row). ``rerun``: the command line that reproduces the run, shown on the page beside
+    the parameters. Returns the page and the figure paths.
     """
     _pandas()
     out = Path(out_dir)
@@ -104,10 +106,12 @@ def write_report(
             _Section(
                 "Winners and fills",
                 "Left: which strategy won (a phantom ranked first sends its share to the "
-                "CFMM at the baseline). Right: auctions split by whether a phantom ranked "
-                "first and whether real bidders still filled part of the order; the "
-                "legend gives every share. Below: the share of order volume filled by "
-                "real bidders and left to the CFMM.",
+                "CFMM at the baseline). Right, the Auctions bar: auctions split by whether "
+                "a phantom ranked first and whether real bidders still filled part of the "
+                "order. The Order volume bar splits the order's volume in the same colours: "
+                "solid, the part real bidders filled; hatched, the part sent to the CFMM at "
+                "the baseline, by the kind of auction it came from. The legend gives every "
+                "share.",
                 "winners.png",
             )
         )
@@ -118,5 +122,5 @@ def write_report(
         _strategy_table(analysis),
     ]
     page = out / "index.html"
-    page.write_text(_page(title, parameters or {}, blocks, sections), encoding="utf-8")
+    page.write_text(_page(title, parameters or {}, blocks, sections, rerun=rerun), encoding="utf-8")
     return Report(page, figures)

@@ -29,7 +29,7 @@ from ..config import load_config
 from ..engine.phantoms import PhantomModel
 from ..errors import InvalidBidParameters
 
-__all__ = ["LearningRun", "banchio_skrzypacz", "learning_figure"]
+__all__ = ["LearningRun", "banchio_skrzypacz"]
 
 FloatArray = NDArray[np.float64]
 
@@ -208,29 +208,3 @@ def banchio_skrzypacz(
             )
         )
     return runs
-
-
-def learning_figure(runs: Sequence[LearningRun], path: Any) -> None:
-    """Bid / value over time per arm: the mean over seeds and a band of ± one sd (PNG)."""
-    from .._extras import require
-
-    require("matplotlib", "reports")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 5.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    for run in runs:
-        mean = run.played.mean(axis=0)
-        sd = run.played.std(axis=0, ddof=1) if run.played.shape[0] > 1 else 0 * mean
-        style = "-" if not run.phantoms else "--"
-        (line,) = ax.plot(run.auctions, mean, style, label=run.label)
-        ax.fill_between(run.auctions, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
-    ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("auctions played")
-    ax.set_ylabel("bid / value (mean over seeds, band ± 1 sd)")
-    ax.set_ylim(0.0, 1.05)
-    ax.set_title("Two Q-learners, common value, discrete bids (Banchio & Skrzypacz 2022)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
-    fig.savefig(path, dpi=120)

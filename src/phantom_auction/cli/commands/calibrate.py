@@ -167,29 +167,11 @@ def _surface_figure(cal: PhantomCalibration) -> Any:
     return fig
 
 
-def _comparison_figure(cal: PhantomCalibration) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    rows = cal.comparison
-    fig = Figure(figsize=(8.0, 0.45 * len(rows) + 1.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    y = list(range(len(rows)))[::-1]
-    ax.errorbar(
-        [r.mean_bps for r in rows],
-        y,
-        xerr=[1.96 * r.se_bps for r in rows],
-        fmt="o",
-        capsize=4,
-    )
-    ax.set_yticks(y, [r.label for r in rows], fontsize=8)
-    ax.set_xlabel("user's mean improvement over the baseline (bps, 95% CI)")
-    ax.grid(axis="x", alpha=0.3)
-    return fig
-
-
 def _report(cal: PhantomCalibration, toml: str, parameters: dict[str, Any]) -> str:
+    from ...report.calibrate import calibration_comparison_figure
+
+    comparison = _png(calibration_comparison_figure(cal.table()))
+
     rows = "".join(
         "<tr>"
         + "".join(
@@ -227,7 +209,7 @@ of the mean. With no phantoms the two policies clear alike.</p>
 <table><tr><th>model</th><th>policy</th><th>mean improvement (bps)</th><th>95% CI</th>
 <th>vs no phantoms, same auctions (bps, paired 95% CI)</th>
 <th>phantom win rate</th><th>auctions</th></tr>{rows}</table>
-<img alt="comparison" src="data:image/png;base64,{_png(_comparison_figure(cal))}">
+<img alt="comparison" src="data:image/png;base64,{comparison}">
 <h2>Improvement surface</h2>
 <p>Per policy, at its winner's presence (slots x bid probability); each cell: the
 user's gain over no phantoms on the same {cal.search_simulations:,} auctions (bps; no

@@ -11,8 +11,15 @@ import typer
 
 from ..._extras import require
 from ..app import app, out_console
-from ..output import check_writable_dir, pandas_module, write_run_report
-from ..scenario import Scenario, analyze, build_simulator, run_scenario, scenario_parameters
+from ..output import check_writable_dir, pandas_module, write_run_files, write_run_report
+from ..scenario import (
+    Scenario,
+    analyze,
+    build_simulator,
+    run_record,
+    run_scenario,
+    scenario_parameters,
+)
 from ..tables import strategy_table, summary_table
 
 #: The demo's default seed (fixed, so that two runs print the same numbers).
@@ -62,6 +69,9 @@ def demo(
     if strategies is not None:
         console.print(strategies)
     console.rule("3. Report")
+    # Its Monte Carlo is a simulate run: scenario.toml beside the report reruns it.
+    record = run_record(scenario, "simulate", ["--config", str(out / "scenario.toml")])
+    write_run_files(out, record)
     page = write_run_report(
         out,
         results.to_frame(),
@@ -69,6 +79,7 @@ def demo(
         results,
         title="phantom-auction demo: default configuration",
         parameters=scenario_parameters(scenario),
+        rerun=record["rerun"],
     )
     console.print(f"Report written to {page.resolve()}", soft_wrap=True)
     console.print(f"done in {time.monotonic() - started:.1f} s")

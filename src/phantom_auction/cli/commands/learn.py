@@ -74,7 +74,8 @@ def learn(
         bad_value("--beta", beta, f"must be below {MAX_BETA:g}: exp(-beta) underflows to 0")
     check_writable_dir("--out", out)
     require("matplotlib", "reports")
-    from ...simulation.learning import LearningRun, banchio_skrzypacz, learning_figure
+    from ...report.learning import plot_learning
+    from ...simulation.learning import LearningRun, banchio_skrzypacz
     from ..progress import MonteCarloProgress
 
     given: dict[str, float | int] = {
@@ -169,7 +170,7 @@ def learn(
             )
             + "the figure was not drawn."
         )
-    learning_figure(runs, out / "learning.png")
+    plot_learning(runs, out / "learning.png")
     console.print(f"Data: {data.resolve()}", soft_wrap=True)
     console.print(f"Figure: {(out / 'learning.png').resolve()}", soft_wrap=True)
     console.print(f"done in {time.monotonic() - started:.1f} s")

@@ -187,6 +187,11 @@ def simulate(
             )
         else:
             target = (out / "report") if out is not None else Path("reports/simulate")
+            if out is None:  # the report's own scenario.toml, for its rerun line
+                record = run_record(
+                    scenario, "simulate", ["--config", str(target / "scenario.toml")]
+                )
+                write_run_files(target, record)
             page = write_run_report(
                 target,
                 frame,
@@ -194,5 +199,6 @@ def simulate(
                 results,
                 title="Phantom auction Monte Carlo report",
                 parameters=parameters,
+                rerun=record["rerun"],
             )
             console.print(f"report: {page}", soft_wrap=True)

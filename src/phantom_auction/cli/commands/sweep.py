@@ -300,6 +300,7 @@ def sweep(
                     table,
                     names,
                     parameters={**scenario_parameters(base), "grid": json.dumps(grid)},
+                    rerun=record["rerun"],
                 ).html
             except KeyboardInterrupt:
                 drawn, missing = _plots_after_interrupt(out, before)
