@@ -301,7 +301,7 @@ class Feed:
                 await self._count_remote_commits(list(remote))
             running = house.live.keys() | remote.keys()
             for auction_id in [a for a in self._watched if a not in running]:
-                if auction_id not in house.closed:  # ended without a stored result
+                if auction_id not in house.closed:  # stopped before its end was stored
                     if auction_id in self.entries:
                         self._remove(auction_id)
                     self._watched.discard(auction_id)
