@@ -388,7 +388,8 @@ def create_app(
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, Any]:
-        """Liveness: the number of open auctions and connected bidders."""
+        """Liveness: this process's open auctions and connected bidders (under ``serve
+        --workers``, one worker's: ``/metrics`` sums them over the workers)."""
         return {
             "status": "ok",
             "open_auctions": len(house.live),
