@@ -540,3 +540,21 @@ def test_a_bad_variable_is_named_not_config(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("Error: AUCTION_SERVICE_PORT: "), done.stderr
+
+
+def test_serve_on_an_unreachable_postgresql_is_one_line() -> None:
+    # The schema claim is checked before the store: a database that cannot be reached is
+    # still the store check's one line, not the claim's connection traceback.
+    from .service_harness import free_port
+
+    url = f"postgresql+asyncpg://nobody:secret@127.0.0.1:{free_port()}/nothing"
+    done = subprocess.run(
+        [sys.executable, "-m", "phantom_auction.service", "serve", "--port", "0", "--db", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: --db: "), done.stderr
+    assert "secret" not in done.stderr

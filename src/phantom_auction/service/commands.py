@@ -247,6 +247,8 @@ def _check_schema_free(url: str, *, shared: bool) -> None:
         asyncio.run(probe())
     except SchemaInUse as exc:
         _refuse("--db", str(exc))
+    except Exception:  # cannot connect: the store check next says so, in one line
+        return
 
 
 def _run(app: Any, listener: socket.socket, **options: Any) -> None:
