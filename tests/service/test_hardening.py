@@ -558,3 +558,18 @@ def test_serve_on_an_unreachable_postgresql_is_one_line() -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: --db: "), done.stderr
     assert "secret" not in done.stderr
+
+
+@pytest.mark.parametrize("host", ["256.1.1.1", "no-such-host.invalid"])
+def test_an_address_serve_cannot_listen_on_blames_host(host: str) -> None:
+    """The operator audit: a bad AUCTION_SERVICE_HOST (or --host) was reported as
+    ``Error: --port``; a port in use still is."""
+    serve = ["serve", "--host", host, "--port", "0", "--db", "memory://"]
+    done = subprocess.run(
+        [sys.executable, "-m", "phantom_auction.service", *serve],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"Error: --host: cannot listen on {host}:0"), done.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import errno
 import fcntl
 import re
 import socket
@@ -205,7 +206,10 @@ def _listen(host: str, port: int) -> socket.socket:
     try:
         listener = socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
-        _refuse("--port", f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        # A port in use (or not ours to take) is --port's fault; anything else (a name
+        # that does not resolve, an address this machine does not have) is --host's.
+        option = "--port" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else "--host"
+        _refuse(option, f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     listener.set_inheritable(True)
     return listener
 
