@@ -318,6 +318,6 @@ def test_the_real_bids_bound_counts_each_strategys_own_schedule(
     )
     many.environment(100.0, 1000.0)  # 10,000 bidders of one bid each: at the bound
     window = many.config.collection_window_ms
-    assert sum(bid_slots(s, window) for s in many.strategies) == MAX_REAL_BIDS_PER_AUCTION
+    assert sum(bid_slots(many.strategies, window)) == MAX_REAL_BIDS_PER_AUCTION
     walker = create_strategy("random_walk")
-    assert bid_slots(walker, window) == int(window // 5) + 1
+    assert bid_slots([walker], window) == [int(window // 5) + 1]

@@ -32,13 +32,7 @@ from numpy.typing import NDArray
 
 from ..mechanisms.rules import improvement_bps, price_of
 from .environment import AuctionEnvironment, Streams, UniformsAhead
-from .strategies.base import (
-    Bid,
-    InvalidStrategyBid,
-    call_generate_bids,
-    invalid_bid,
-    invalid_in_batch,
-)
+from .strategies.base import Bid, call_generate_bids, check_batch, check_bids
 from .strategies.registry import STRATEGIES
 
 __all__ = ["BidRows", "BidderStreams", "auction_bids", "bidding_groups", "bids_ahead"]
@@ -249,11 +243,7 @@ def auction_bids(
             batch = strategy.finish_batch(
                 env.view, env.market, bp, bq, values.T.reshape(-1), prepared
             )
-        bad = invalid_in_batch(batch)
-        if bad is not None:  # row b * k + j: bidder members[b]
-            field, value, slot = bad
-            bidder = members[slot // batch.present.shape[1] // k]
-            raise InvalidStrategyBid(env.labels[bidder], bidder, field, value)
+        check_batch(batch, env.labels, members, k)  # row b * k + j: bidder members[b]
         # The improvements sent as prices and read back, as the engine reads them (and as
         # a scalar form's bids are), where there are bids.
         imp = np.array(batch.improvement_bps, dtype=np.float64)
@@ -270,10 +260,7 @@ def auction_bids(
         for i in groups.alone:
             value = price_of(float(values_bps[0, i]), bp)
             bids = call_generate_bids(strategies[i], bp, bq, env.market, rngs[i], value, env.view)
-            for bid in bids:
-                bad_bid = invalid_bid(bid)
-                if bad_bid is not None:
-                    raise InvalidStrategyBid(env.labels[i], i, *bad_bid)
+            check_bids(bids, env.labels, i)
             scalar.append(bids)
         shape = (len(scalar), max(1, max(map(len, scalar))))
         one = BidRows(

@@ -242,7 +242,7 @@ def build_environment(
 ) -> AuctionEnvironment:
     """Resolve the rules of a run (validates the baseline and the real bids' bound)."""
     price, quantity = check_baseline(baseline_price, baseline_quantity)
-    check_real_bids(config, lambda window_ms: [bid_slots(s, window_ms) for s in strategies])
+    check_real_bids(config, lambda window_ms: bid_slots(strategies, window_ms))
     n = len(strategies)
     textbook = config.textbook
     # The reserve: textbook mode starts at the baseline unless reserve_bps is given.

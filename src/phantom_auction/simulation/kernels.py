@@ -71,10 +71,9 @@ from .strategies.base import (
     BidBatch,
     BidderStrategy,
     FeedbackBatch,
-    InvalidStrategyBid,
     call_generate_bids,
-    invalid_bid,
-    invalid_in_batch,
+    check_batch,
+    check_bids,
 )
 
 __all__ = ["ChunkColumns", "PathSample", "clear_arrays", "simulate_chunk_arrays", "valid_bids"]
@@ -349,10 +348,7 @@ def _padded_scalar_bids(
             price_of(v, bp),
             env.view,
         )
-        for bid in bids:
-            bad = invalid_bid(bid)
-            if bad is not None:
-                raise InvalidStrategyBid(env.labels[bidder], bidder, *bad)
+        check_bids(bids, env.labels, bidder)
         rows.append(bids)
     width = max((len(b) for b in rows), default=0) or 1
     n = len(rows)
@@ -393,9 +389,7 @@ def _bids(
             rng,
         )
         if batch is not None:
-            bad = invalid_in_batch(batch)
-            if bad is not None:
-                raise InvalidStrategyBid(env.labels[bidder], bidder, *bad[:2])
+            check_batch(batch, env.labels, (bidder,), batch.present.shape[0])
             return batch
     return _padded_scalar_bids(strategy, env, values_bps, rng, bidder)
 

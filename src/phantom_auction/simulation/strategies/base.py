@@ -67,6 +67,8 @@ __all__ = [
     "LabelledStrategy",
     "bid_slots",
     "call_generate_bids",
+    "check_batch",
+    "check_bids",
     "cumsum_rows",
     "generate_bid",
     "invalid_bid",
@@ -106,11 +108,12 @@ class Bid(NamedTuple):
 new_bid: Callable[[tuple[float, float, float, float]], Bid] = partial(tuple.__new__, Bid)
 
 
-def bid_slots(strategy: Any, window_ms: float) -> int:
-    """Bids per auction ``strategy`` makes over a collection window of ``window_ms`` ms:
-    its re-bid schedule's ``slots(view)``, else 1 (one bid)."""
-    slots = getattr(strategy, "slots", None)
-    return int(slots(AuctionView(window_ms=window_ms))) if callable(slots) else 1
+def bid_slots(strategies: Sequence[Any], window_ms: float) -> list[int]:
+    """Bids per auction each of ``strategies`` makes over a collection window of
+    ``window_ms`` ms: its re-bid schedule's ``slots(view)``, else 1 (one bid)."""
+    view = AuctionView(window_ms=window_ms)
+    slots = [getattr(s, "slots", None) for s in strategies]
+    return [int(count(view)) if callable(count) else 1 for count in slots]
 
 
 def price_to_bps(baseline_price: float, price: float) -> float:
@@ -394,6 +397,27 @@ class InvalidStrategyBid(InvalidBidParameters):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.strategy, self.bidder, self.field, self.value))
+
+
+def check_bids(bids: Sequence[Bid], labels: Sequence[str], bidder: int) -> None:
+    """Raise :class:`InvalidStrategyBid` for the first of real bidder ``bidder``'s
+    ``bids`` that no strategy may send (:func:`invalid_bid`); ``labels``: the bidders'."""
+    for bid in bids:
+        bad = invalid_bid(bid)
+        if bad is not None:
+            raise InvalidStrategyBid(labels[bidder], bidder, *bad)
+
+
+def check_batch(
+    batch: BidBatch, labels: Sequence[str], members: Sequence[int], rows_each: int
+) -> None:
+    """:func:`check_bids` for a batch form (:func:`invalid_in_batch`) whose row ``r``
+    holds real bidder ``members[r // rows_each]``'s bids."""
+    bad = invalid_in_batch(batch)
+    if bad is not None:
+        field, value, slot = bad
+        bidder = members[slot // batch.present.shape[1] // rows_each]
+        raise InvalidStrategyBid(labels[bidder], bidder, field, value)
 
 
 def _best_in_window(bids: Sequence[Bid], view: AuctionView | None) -> Bid | None:
