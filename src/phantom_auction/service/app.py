@@ -191,10 +191,6 @@ def _ack_response(verdict: Verdict) -> JSONResponse:
     return JSONResponse({**body, "field": None}, status_code=status_code, headers=headers)
 
 
-def _dumps(message: dict[str, Any]) -> str:
-    return compact_json(message)
-
-
 class _JSON(JSONResponse):
     """A JSON response rendered with :func:`~.store.compact_json` (orjson)."""
 
