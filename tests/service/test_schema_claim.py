@@ -9,6 +9,7 @@ exclusively, the processes of ``serve --workers`` shared.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
@@ -108,6 +109,7 @@ async def test_serve_refuses_a_schema_another_server_holds_and_leaves_its_auctio
             for args, run in attempts:
                 assert run.returncode == 2, (args, run.stderr)
                 lines = run.stderr.strip().splitlines()
+                # Refused at once: the holder answers (no "waiting" line).
                 assert len(lines) == 1 and lines[0].startswith("Error: --db: "), run.stderr
                 assert schema in lines[0]
                 assert "listening" not in run.stderr and "recovered" not in run.stderr
@@ -190,3 +192,162 @@ async def test_serve_stops_when_its_schema_claim_is_lost(
     # Started again, it takes its claim and serves.
     server.start()
     server.stop()
+
+
+class FreezableProxy:
+    """A TCP relay in front of PostgreSQL that can go silent without closing anything:
+    what a server sees when its machine's network drops (no FIN, no RST)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.frozen = False
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                while self.frozen:  # hold the bytes: nothing passes, nothing closes
+                    await asyncio.sleep(3600)
+                dst.write(data)
+                await dst.drain()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def close(self) -> None:
+        for writer in self._writers:
+            writer.transport.abort()
+        if self._server is not None:
+            self._server.close()
+
+
+def test_a_lock_holder_gives_up_well_before_postgresql_frees_its_lock() -> None:
+    from phantom_auction.service import locks
+
+    gives_up_within = locks.HEARTBEAT_S + locks.HEARTBEAT_TIMEOUT_S
+    assert gives_up_within + 5 <= locks.FREED_AFTER_S <= locks.FREED_WITHIN_S
+    from phantom_auction.service.claim import CLAIM_WAIT_S
+
+    assert CLAIM_WAIT_S > locks.FREED_WITHIN_S
+
+
+async def test_lock_holding_connections_ask_postgresql_to_drop_them_when_silent(
+    pg_schema: tuple[str, str],
+) -> None:
+    """Before, a server whose machine vanished kept its schema claim (and its auctions)
+    for Linux's TCP defaults: over two hours."""
+    url, schema = pg_schema
+    claim = SchemaClaim(f"{url}?search_path={schema}", shared=False)
+    await claim.take()
+    try:
+        connection = claim._connection
+        settings = {
+            name: await connection.fetchval("SELECT current_setting($1)", name)
+            for name in ("tcp_keepalives_idle", "tcp_keepalives_count", "tcp_user_timeout")
+        }
+    finally:
+        await claim.release()
+    assert settings == {
+        "tcp_keepalives_idle": "10",
+        "tcp_keepalives_count": "3",
+        "tcp_user_timeout": "15000",
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("holder", ["claim", "link"])
+async def test_a_lock_holder_whose_connection_goes_silent_says_it_lost_it(
+    pg_schema: tuple[str, str], holder: str
+) -> None:
+    """No close reaches a server cut off from PostgreSQL: its heartbeat finds out, within
+    HEARTBEAT_S + HEARTBEAT_TIMEOUT_S, before PostgreSQL may give the lock to another."""
+    from sqlalchemy.engine import make_url
+
+    from phantom_auction.service import locks
+    from phantom_auction.service.notify import PeerLink
+
+    url, schema = pg_schema
+    real = make_url(url)
+    proxy = FreezableProxy(int(real.port or 5432))
+    port = await proxy.start()
+    here = real.set(port=port).render_as_string(hide_password=False) + f"?search_path={schema}"
+    lost: list[str] = []
+    closer: Any
+    if holder == "claim":
+        claim = SchemaClaim(here, shared=False, on_lost=lost.append)
+        await claim.take()
+        closer = claim.release
+    else:
+        link = PeerLink(here, lambda kind, message: None, None, lost.append)
+        await link.start()
+        closer = link.close
+    try:
+        await asyncio.sleep(2 * locks.HEARTBEAT_S)
+        assert lost == []  # answering heartbeats: held
+        proxy.frozen = True
+        started = time.monotonic()
+        while not lost and time.monotonic() - started < 3 * locks.HEARTBEAT_TIMEOUT_S:
+            await asyncio.sleep(0.1)
+        waited = time.monotonic() - started
+        assert lost and "PostgreSQL connection" in lost[0], lost
+        assert waited <= locks.HEARTBEAT_S + locks.HEARTBEAT_TIMEOUT_S + 1.0
+        assert len(lost) == 1
+    finally:
+        await proxy.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(closer(), 5)
+
+
+async def test_a_holder_that_answers_is_refused_at_once_a_silent_one_is_waited_for(
+    pg_schema: tuple[str, str],
+) -> None:
+    """A starting server waits for PostgreSQL to drop a silent holder (its machine died),
+    but not for one whose heartbeat still runs (another server really serves there)."""
+    from sqlalchemy.engine import make_url
+
+    from phantom_auction.service import locks
+
+    url, schema = pg_schema
+    here = f"{url}?search_path={schema}"
+    alive = SchemaClaim(here, shared=False)
+    await alive.take()
+    try:
+        started = time.monotonic()
+        with pytest.raises(SchemaInUse):
+            await SchemaClaim(here, shared=False).take()  # the default wait: 18 s
+        assert time.monotonic() - started < 3.0
+    finally:
+        await alive.release()
+
+    real = make_url(url)
+    proxy = FreezableProxy(int(real.port or 5432))
+    port = await proxy.start()
+    cut_off = SchemaClaim(
+        real.set(port=port).render_as_string(hide_password=False) + f"?search_path={schema}",
+        shared=False,
+        on_lost=lambda what: None,
+    )
+    await cut_off.take()
+    proxy.frozen = True
+    await asyncio.sleep(locks.HOLDER_SILENT_S + 0.5)
+
+    async def postgresql_drops_it() -> None:  # what its keepalives do, sooner
+        await asyncio.sleep(2.0)
+        await proxy.close()
+
+    dropping = asyncio.create_task(postgresql_drops_it())
+    new = SchemaClaim(here, shared=False)
+    started = time.monotonic()
+    await new.take()
+    assert time.monotonic() - started >= 1.5
+    await dropping
+    await new.release()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(cut_off.release(), 5)

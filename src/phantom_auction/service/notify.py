@@ -20,8 +20,10 @@ Notifications are batched: whatever a process publishes in one event-loop turn g
 to PostgreSQL in one statement (``pg_notify`` over ``unnest``), in order.
 
 Liveness and recovery: each process holds a session advisory lock on its owner id for
-its whole life. On start, a process ends (as a single server does after a crash) only
-the open auctions whose owner's lock is free, i.e. whose process is gone; starts are
+its whole life (a lease: :mod:`.locks`; a process whose machine died lets go within
+:data:`~.locks.FREED_WITHIN_S`, having stopped itself sooner). On start, a process
+ends (as a single server does after a crash) only the open auctions whose owner's lock
+is free, i.e. whose process is gone; starts are
 serialized by a second advisory lock, so an auction is recovered once. A forwarded
 message unanswered for :data:`LIVENESS_PROBE_S` makes the sender check its owner's
 lock: if the owner is gone, every message waiting on it is answered
@@ -44,7 +46,9 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["PeerLink", "asyncpg_connect_args"]
+from .locks import Heartbeat, connect_lock_holder
+
+__all__ = ["PeerLink"]
 
 _log = logging.getLogger(__name__)
 
@@ -63,17 +67,6 @@ OWNER_GONE_DETAIL: Final = (
     "the process running this auction has stopped (the auction is ended without it): "
     "send it again for another auction"
 )
-
-
-def asyncpg_connect_args(database_url: str) -> tuple[str, dict[str, str]]:
-    """The asyncpg DSN of a ``postgresql+asyncpg://`` URL, and its server settings
-    (``?search_path=`` as the store reads it)."""
-    from sqlalchemy.engine import make_url
-
-    url = make_url(database_url)
-    settings = {k: str(v) for k, v in url.query.items() if k == "search_path"}
-    bare = url.set(drivername="postgresql", query={})
-    return bare.render_as_string(hide_password=False), settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +101,12 @@ class PeerLink:
         on_gone: Callable[[int], None] | None = None,
         on_lost: Callable[[str], None] | None = None,
     ) -> None:
-        self.dsn, self.server_settings = asyncpg_connect_args(database_url)
+        self.database_url = database_url
         self.on_message = on_message
         #: Called with an owner id found dead (its lock free) while messages waited on it.
         self.on_gone = on_gone
-        #: Called if one of the link's connections closes while it runs: the liveness
+        #: Called if one of the link's connections closes while it runs, or the one
+        #: holding the liveness lock stops answering (:mod:`.locks`): the liveness
         #: lock (or the channel) is gone with it, and other processes may now end this
         #: one's auctions, so it must stop (``serve`` does; its supervisor restarts it).
         self.on_lost = on_lost
@@ -128,20 +122,17 @@ class PeerLink:
         self._next_request = 0
         self._closed = False
         self._watchdog: asyncio.Task[None] | None = None
+        self._heartbeat: Heartbeat | None = None
         #: One query at a time on the publisher connection (notices, locks, probes).
         self._publisher_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def _connect(self) -> Any:
-        import asyncpg  # type: ignore[import-untyped]
-
-        return await asyncpg.connect(self.dsn, server_settings=self.server_settings or None)
-
     async def start(self) -> None:
         """Connect, take this process's liveness lock, listen on its channels."""
-        self._listener = await self._connect()
-        self._publisher = await self._connect()
+        # Both hold locks (the liveness lock; the recovery lock while recovering).
+        self._listener = await connect_lock_holder(self.database_url)
+        self._publisher = await connect_lock_holder(self.database_url)
         schema = await self._listener.fetchval("SELECT current_schema()")
         # Channel names are identifiers (at most 63 bytes): keep the schema's safe part.
         safe = "".join(c for c in str(schema).lower() if c.isalnum() or c == "_")[:32]
@@ -149,13 +140,14 @@ class PeerLink:
         await self._listener.fetchval("SELECT pg_advisory_lock($1)", self.me)
         await self._listener.add_listener(self._channel(None), self._heard)
         await self._listener.add_listener(self._channel(self.me), self._heard)
-        for connection in (self._listener, self._publisher):
-            connection.add_termination_listener(self._connection_closed)
+        what = "a PostgreSQL connection between the server processes"
+        self._heartbeat = Heartbeat(self._listener, what, self._lost)
+        self._publisher.add_termination_listener(lambda _connection: self._lost(what))
         self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 
-    def _connection_closed(self, _connection: Any) -> None:
+    def _lost(self, what: str) -> None:
         if not self._closed and self.on_lost is not None:
-            self.on_lost("a PostgreSQL connection between the server processes")
+            self.on_lost(what)
 
     async def close(self) -> None:
         """Send what is queued, stop listening, answer every waiting forward."""
@@ -166,6 +158,8 @@ class PeerLink:
             self._watchdog.cancel()
             with contextlib.suppress(BaseException):
                 await self._watchdog
+        if self._heartbeat is not None:
+            await self._heartbeat.stop()
         with contextlib.suppress(Exception):
             await self._flush_now()
         for waiter, _owner, _sent in self._waiting.values():
