@@ -293,3 +293,43 @@ def test_a_bid_exactly_at_the_deadline_is_late_on_both_paths() -> None:
     assert obj.row["improvement_bps"] == pytest.approx(env.rules.min_bps, abs=1e-9)
     _, result = _engine(env, [early.bids[0], at_deadline.bids[0]], draws)
     assert [f.bidder_id for f in result.fills if f.bidder_id] == ["real_0"]
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_no_bid_below_the_baseline_is_taken_when_the_reserve_is_the_baseline(
+    mechanism: str,
+) -> None:
+    """The theory audit: with ``min_improvement_bps = 0`` the reveal tolerance let in a
+    price a hair under the baseline (-5e-10 bps), whose negative score made clearing
+    raise on all three paths: one client could make an auction unsettleable."""
+    cfg = load_config(
+        env={
+            "AUCTION_PHANTOM_AUCTION_MIN_IMPROVEMENT_BPS": "0.0",
+            "AUCTION_PHANTOM_AUCTION_ENABLE_DISCRIMINATORY": "true",
+        }
+    )
+    config = SimulationConfig(
+        num_real_bidders=0, num_phantom_bidders=0, mechanism=mechanism,
+        min_participants=1, auction_config=cfg, seed=0,
+    )  # fmt: skip
+    offers = [_bid(20.0, 1000.0, 0.0, 10.0), _bid(-5e-10, 500.0, 0.0, 10.0)]
+    assert offers[1].price < BP
+    strategies = [FixedBids(f"b{i}", [offer]) for i, offer in enumerate(offers)]
+    env = build_environment(config, MarketConditions(), strategies, BP, BQ)
+    draws = _draws(2, [])
+    auction, result = _engine(env, offers, draws)
+    assert set(auction.reveals) == {"real_0"}
+    obj = simulate_auction(
+        env, strategies, Streams.from_seed(np.random.SeedSequence(0), 2), draws, 0
+    )
+    fast, _ = simulate_chunk_arrays(
+        env, strategies, Streams.from_seed(np.random.SeedSequence(0), 2), 1, draws=draws
+    )
+    assert obj.row["refused_bids"] == fast["refused_bids"][0] == 1
+    assert obj.row["winner_index"] == fast["winner_index"][0] == 0
+    assert fast["improvement_bps"][0] == pytest.approx(result.improvement_bps, abs=1e-9)
+    # A bid exactly at the baseline is still taken (the reserve itself).
+    at_baseline = _bid(0.0, 500.0, 0.0, 10.0)
+    assert at_baseline.price == BP
+    auction, _ = _engine(env, [offers[0], at_baseline], draws)
+    assert set(auction.reveals) == {"real_0", "real_1"}

@@ -170,9 +170,12 @@ class AuctionRules:
         return run_ms - reveal_ms, run_ms
 
     def limits(self, amount: float) -> RevealLimits:
-        """The reveal limits of an auction selling ``amount`` token A units."""
+        """The reveal limits of an auction selling ``amount`` token A units. The
+        improvement's tolerance never reaches below the baseline (0 bps): a price worse
+        than the AMM's is never taken, and no accepted bid scores below 0 (the least
+        value clearing takes)."""
         return RevealLimits(
-            self.min_bps - IMPROVEMENT_TOLERANCE_BPS,
+            max(0.0, self.min_bps - IMPROVEMENT_TOLERANCE_BPS),
             self.max_bps + IMPROVEMENT_TOLERANCE_BPS,
             amount * self.volume_multiplier * (1.0 + LIMIT_TOLERANCE),
             self.fee_ratio * (1.0 + LIMIT_TOLERANCE),
