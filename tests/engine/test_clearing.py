@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from phantom_auction import AuctionResult, Outcome
@@ -288,6 +288,49 @@ def test_clearing_invariants(
     )
     assert isinstance(result.fills[0], Fill)
     assert result.finalized_at == T0 + ms(100)
+
+
+@settings(max_examples=150)
+@given(
+    st.sampled_from(MECHANISMS),
+    st.sampled_from(["floor", "reserve"]),
+    st.floats(1e-6, 1e9),
+    st.floats(10.0, 50.0),
+    st.lists(
+        st.tuples(st.integers(0, 6), st.sampled_from([300.0, 500.0, 1000.0])),
+        min_size=2,
+        max_size=5,
+    ),
+    st.sampled_from([0, 15]),
+)
+@example("uniform", "floor", 25.0, 50.0, [(5, 1000.0), (5, 1000.0), (0, 500.0), (0, 300.0)], 0)
+def test_no_winner_pays_above_its_own_price_to_the_last_bit(
+    mechanism: str,
+    policy: str,
+    baseline: float,
+    bps: float,
+    bids: list[tuple[int, float]],
+    phantoms: int,
+) -> None:
+    """The fuzzing audit: with prices a few ulps apart, a payment just under a winner's
+    own improvement was turned back into a price one ulp above its own (uniform, VCG)."""
+    cfg = config(
+        mechanism=mechanism, phantom_policy=policy, min_participants=1,
+        max_phantom_bidders=phantoms,
+    )  # fmt: skip
+    auction = open_auction(cfg, baseline=baseline)
+    top = baseline * (1 + bps / 10_000)
+    full = []
+    for i, (ulps, volume) in enumerate(bids):
+        price = top
+        for _ in range(ulps):
+            price = math.nextafter(price, 0.0)
+        full.append(offer(auction, f"b{i}", price, volume))
+    result = clear_bids(auction, full)
+    by_id = {b.bidder_id: b for b in full}
+    for fill in result.fills:
+        if fill.bidder_id is not None:
+            assert baseline <= fill.price <= by_id[fill.bidder_id].improved_price, fill
 
 
 # -- phantom policy "floor": phantoms never take volume, the best one floors every fill --

@@ -467,3 +467,24 @@ def test_v2_is_what_bidders_write_unless_asked_for_v1() -> None:
     assert make_bid(*args[:7], salt=args[7], version=1).commitment_hash == make_commitment(
         *args, version=1
     )
+
+
+def test_an_id_utf8_cannot_encode_is_refused_where_it_enters() -> None:
+    """The fuzzing audit: a lone surrogate (what JSON's ``"\\ud800"`` decodes to) passed
+    the id checks, was committed, and raised UnicodeEncodeError at the reveal."""
+    from datetime import UTC, datetime, timedelta
+
+    from phantom_auction.engine import Auction, SealedBid, SettlementRequest, make_bid
+
+    with pytest.raises(InvalidBidParameters, match="bidder_id") as info:
+        make_bid("a-1", "\ud800", (0, 1), 100.2, 10.0, 0.0, 1)
+    assert "surrogate" in str(info.value)
+    with pytest.raises(InvalidBidParameters, match="bidder_id"):
+        SealedBid("\ud800", (0, 1), bytes(32), 1, datetime.now(UTC))
+    with pytest.raises(InvalidBidParameters, match="auction_id"):
+        Auction(
+            SettlementRequest(0, 1, 10.0), 100.0, 10.0, datetime.now(UTC) + timedelta(seconds=1),
+            auction_id="\udfff",
+        )  # fmt: skip
+    # Any other text is fine, as before.
+    assert make_bid("a-1", "bidder-é-\U0001f600", (0, 1), 100.2, 10.0, 0.0, 1).bidder_id

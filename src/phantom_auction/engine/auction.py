@@ -70,6 +70,7 @@ from .batch import FloatColumn, LazyRecords, accepted_batch, float_list
 from .bids import ImprovementBid, SealedBid, SettlementRequest, make_bid
 from .commitment import (
     auction_prefixes,
+    check_text,
     commitment_version,
     prefix_hasher,
     revealed_digest,
@@ -342,8 +343,8 @@ class Auction:
         book = rules.book
         if auction_id is None:
             auction_id = uuid.uuid4().hex
-        elif not isinstance(auction_id, str) or not auction_id:
-            raise InvalidBidParameters("auction_id", auction_id, "must be a non-empty string")
+        else:
+            check_text("auction_id", auction_id)
         if nonces is None:
             nonces = NonceRegistry()
         elif not isinstance(nonces, NonceRegistry):
@@ -826,7 +827,8 @@ class Auction:
         Legal once the reveal window is over, or earlier in ``REVEALING`` when every
         committed bid has been revealed. Below ``min_participants`` the user gets the
         baseline (``outcome`` says why); with ``strict=True`` that raises
-        :class:`InsufficientParticipants` instead.
+        :class:`InsufficientParticipants` instead, the auction finalized all the same
+        (its result stands: later calls return or raise alike).
         """
         at = self._advance(now, Command.FINALIZE)
         result = self._result

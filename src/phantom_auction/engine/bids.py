@@ -16,6 +16,7 @@ from .commitment import (
     SALT_SIZE,
     _check_nonce,
     _check_pair,
+    check_text,
     make_commitment,
     new_salt,
 )
@@ -30,8 +31,7 @@ def _check_aware(field: str, value: object) -> datetime:
 
 
 def _check_bidder(bidder_id: object) -> None:
-    if not isinstance(bidder_id, str) or not bidder_id:
-        raise InvalidBidParameters("bidder_id", bidder_id, "must be a non-empty string")
+    check_text("bidder_id", bidder_id)
 
 
 def _check_digest(value: object) -> None:

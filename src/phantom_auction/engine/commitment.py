@@ -150,9 +150,18 @@ def _check_float(field: str, value: object) -> float:
     return x + 0.0  # -0.0 + 0.0 is +0.0: equal numbers, equal bytes
 
 
-def _check_text(field: str, value: object) -> str:
+def check_text(field: str, value: object) -> str:
+    """``value`` if it is a non-empty string that UTF-8 can encode (ids are hashed as
+    UTF-8: a lone surrogate, which a JSON ``\\ud800`` decodes to, cannot be)."""
     if not isinstance(value, str) or not value:
         raise InvalidBidParameters(field, value, "must be a non-empty string")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidBidParameters(
+                field, value, "must be valid Unicode text (a lone surrogate is not)"
+            ) from None
     return value
 
 
@@ -187,7 +196,7 @@ def _check_salt(salt: object) -> bytes:
 def auction_prefix(auction_id: str, version: int = 1) -> bytes:
     """The preimage's first two fields: domain tag and auction id (shared by every bid)."""
     domain = _DOMAIN_TEXT if _check_version(version) == 1 else _DOMAIN_TEXT_V2
-    return domain + _text(_check_text("auction_id", auction_id))
+    return domain + _text(check_text("auction_id", auction_id))
 
 
 def bid_suffix(
@@ -205,7 +214,7 @@ def bid_suffix(
     if _check_version(version) == 2:
         return b"".join(
             (
-                _text(_check_text("bidder_id", bidder_id)),
+                _text(check_text("bidder_id", bidder_id)),
                 _pack_v2(
                     token_in,
                     token_out,
@@ -219,7 +228,7 @@ def bid_suffix(
         )
     return b"".join(
         (
-            _text(_check_text("bidder_id", bidder_id)),
+            _text(check_text("bidder_id", bidder_id)),
             _pack_pair(token_in, token_out),
             _text(canonical_decimal(improved_price, "improved_price")),
             _text(canonical_decimal(volume, "volume")),
@@ -339,7 +348,7 @@ def prefix_hasher(prefix: bytes) -> Any:
 
 def auction_prefixes(auction_id: str) -> tuple[bytes, bytes]:
     """:func:`auction_prefix` of versions 1 and 2 (what :func:`commitment_version` takes)."""
-    text = _text(_check_text("auction_id", auction_id))  # auction_prefix's, shared
+    text = _text(check_text("auction_id", auction_id))  # auction_prefix's, shared
     return _DOMAIN_TEXT + text, _DOMAIN_TEXT_V2 + text
 
 

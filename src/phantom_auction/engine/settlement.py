@@ -315,8 +315,9 @@ def settle(
         units = allocated[i]
         own = table.improvements[i]
         paid = fill_improvement(book, payment[i], units, own, table.fees_bps[i], floor)
-        # Paying its own improvement is paying its own price, to the bit.
-        price = prices[i] if paid == own else price_of(paid, baseline)
+        # Paying its own improvement is paying its own price, to the bit; a payment
+        # just under it is never priced above it by the rounding of price_of.
+        price = prices[i] if paid == own else min(price_of(paid, baseline), prices[i])
         fill_prices[i] = price
         fills.append(Fill(reals[i].bidder_id, units, price))
     # Under "floor" phantoms take nothing, so an auction without a real fill had no
