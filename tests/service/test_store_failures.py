@@ -452,3 +452,31 @@ async def test_an_end_the_store_refuses_is_written_when_it_is_back() -> None:
         assert house.closed[aid] == record.status
     finally:
         await house.close()
+
+
+async def test_an_auction_clearing_cannot_finish_is_aborted_not_left_open(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fuzzing audit: a finalize that raised (a bid the rule book accepted and
+    clearing refused) left the auction in the house for good: never stored as ended, the
+    settlement request never answered. It is now aborted: the user gets the baseline."""
+    from phantom_auction.service.house import auction_house
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("valuation[1]=-1.4e-12: must be finite and >= 0")
+
+    monkeypatch.setattr(auction_house, "finalize_auction", broken)
+    store = MemoryStore()
+    client = await store.add_client("settlement", "a" * 64)
+    house, handle, aid = await _house_running_one_auction(store, client, 300)
+    try:
+        record = await asyncio.wait_for(handle.done, 5)
+        assert (record.status, record.outcome) == ("aborted", "aborted")
+        assert record.result is not None and record.result["fills"][0]["bidder_id"] is None
+        assert f"auction {aid} could not be cleared" in caplog.text
+        assert "valuation[1]" in caplog.text  # the traceback, for the operator
+        stored = await store.auction(aid)
+        assert stored is not None and stored.status == "aborted"
+        assert aid not in house.live
+    finally:
+        await house.close()

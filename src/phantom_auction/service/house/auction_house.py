@@ -561,12 +561,20 @@ class AuctionHouse(BidPath):
         live.cleared = True
         if live.store_failed and abort_reason is None:
             abort_reason = "the auction could not be stored"
-        if abort_reason is not None:
+        result = None
+        if abort_reason is None:
+            try:
+                result = finalize_auction(auction, now=max(now, auction.clock))
+                status = "finalized"
+            except Exception as exc:
+                # A clearing bug must not leave the auction open for good, its bidders
+                # and settlement request never answered: the user gets the baseline.
+                _log.exception("auction %s could not be cleared", auction.auction_id)
+                abort_reason = f"the auction could not be cleared: {exc}"
+        if result is None:
+            assert abort_reason is not None
             result = abort_auction(auction, abort_reason, now=max(now, auction.clock))
             status = "aborted"
-        else:
-            result = finalize_auction(auction, now=max(now, auction.clock))
-            status = "finalized"
         unrevealed = set(result.unrevealed)
         # Blocks start at the engine's finalization time, which the result publishes.
         penalized_at = to_us(result.finalized_at)
