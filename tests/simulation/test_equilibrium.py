@@ -171,6 +171,10 @@ def test_phantom_fill_matches_the_batch_clearing(mechanism: str) -> None:
         ("second_price", "reserve", "truthful"),
         ("second_price", "floor", "ode"),
         ("vcg", "floor", "ode"),
+        ("vcg", "reserve", "truthful"),
+        # A phantom above takes volume, and the winner's own unfilled units set its price.
+        ("uniform", "reserve", "ode"),
+        ("uniform", "floor", "ode"),
     ],
 )
 def test_equilibrium_against_phantoms_is_a_best_response(
@@ -185,8 +189,36 @@ def test_equilibrium_against_phantoms_is_a_best_response(
     assert np.isnan(b[0])
     assert np.all(np.diff(b[1:]) > 0) and np.all(b[1:] <= v[1:]) and np.all(b[1:] >= 10.0)
     if method == "ode" and mechanism != "first_price":
-        # Under the floor a phantom above the bid makes the winner pay its own bid: shade.
+        # Under the floor a phantom above the bid makes the winner pay its own bid, and
+        # so does one taking part of a uniform winner's order: shade.
         assert np.all(b[1:] < v[1:] - 0.5)
+
+
+def test_uniform_under_reserve_is_not_truthful_and_its_equilibrium_is() -> None:
+    """The theory audit: uniform price with phantoms under ``reserve`` was solved as
+    truthful, yet a bidder gained 0.0121 +- 0.0007 bps by bidding 1 bps under its value
+    (a phantom above takes part of the order, and the winner's own unfilled units are
+    the highest rejected: it pays its own bid). The solved profile leaves no such gain."""
+    from phantom_auction import load_config
+    from phantom_auction.simulation import MarketConditions, SimulationConfig, utility_loss
+
+    game = BiddingGame(stats.norm(25.0, 8.0), 3, "uniform", 10.0, 50.0, PhantomModel(), "reserve")
+    assert not game.truthful
+    env = {
+        "AUCTION_PHANTOM_AUCTION_PHANTOM_POLICY": '"reserve"',
+        "AUCTION_PHANTOM_AUCTION_PHANTOM_IMPROVEMENT_MEAN_BPS": "25",
+        "AUCTION_PHANTOM_AUCTION_PHANTOM_IMPROVEMENT_SD_BPS": "10",
+    }
+    config = SimulationConfig(
+        num_real_bidders=3, num_phantom_bidders=15, value_distribution=("normal", 25, 8),
+        mechanism="uniform", num_simulations=20_000, seed=21, auction_config=load_config(env=env),
+    )  # fmt: skip
+    grid = {"scales": (0.95, 1.0, 1.05), "shifts": (-2.0, -1.0, 0.0, 1.0)}
+    truthful = utility_loss(config, MarketConditions(), "truthful", **grid)
+    assert truthful.gain_bps > 4 * truthful.gain_se_bps > 0.0
+    assert (truthful.best_scale, truthful.best_shift) != (1.0, 0.0)
+    solved = utility_loss(config, MarketConditions(), "equilibrium", **grid)
+    assert solved.gain_bps <= max(2 * solved.gain_se_bps, 1e-3)
 
 
 @pytest.mark.parametrize(
