@@ -42,14 +42,15 @@ BIDDERS = 4
 
 
 async def _bid(house: AuctionHouse, aid: str, keys: dict[str, str]) -> None:
-    """Every bidder commits; all but the last reveal (after the collection window)."""
+    """Every bidder commits (the even ones in commitment version 1); all but the last
+    reveal (after the collection window)."""
     live = house.live[aid]
     bids = {}
     for i, (name, private) in enumerate(keys.items()):
         state = await house.bidder_state(name)
         assert state is not None
         bid = make_bid(aid, name, (1, 2), 2000.0 * (1 + (20 + 5 * i) / 1e4), 3.0 + i, 0.0, 100 + i)
-        commitment = bid.commitment_hash.hex()
+        commitment = bid.commitment_for(aid, version=1 if i % 2 == 0 else 2).hex()
         signature = sign(
             load_private_key(private), commit_signing_bytes(aid, name, commitment, bid.nonce)
         )
@@ -214,6 +215,11 @@ async def test_the_competition_is_stored_without_the_events_and_published_whole(
     assert len(published["commitments"]) == BIDDERS
     assert len(published["reveals"]) == BIDDERS - 1
     assert "events" not in published
+    # Each accepted reveal shows the hash its fields give in its commit's version: the
+    # commit's own (the JS bidder's audit: version 1 reveals showed their v2 hash).
+    committed = {c["bidder_id"]: c["commitment"] for c in published["commitments"]}
+    for reveal in published["reveals"]:
+        assert reveal["accepted"] and reveal["commitment"] == committed[reveal["bidder_id"]]
     # Left out is the bulk (the events repeat it): at least the commitments and reveals,
     # less the count of events covered. (A fixed share would depend on the auction's
     # random number of phantom bids, which both documents hold.)

@@ -32,7 +32,7 @@ import math
 import os
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final
@@ -753,6 +753,10 @@ class Auction:
         if verdict is not None:
             improvement = improvement_bps(bid.improved_price, self._baseline_price)
             return self._reject_reveal(at, bid, verdict, self._why(bid, verdict, improvement))
+        if bid.commitment_hash != sealed.commitment_hash:
+            # Revealed in version 1 (make_bid's hash is version 2's): the bid is recorded
+            # under the hash it was committed with, the one a verifier compares.
+            bid = replace(bid, commitment_hash=sealed.commitment_hash)
         self._reveals[bidder] = bid
         self._log.append((RevealAccepted, at, bid))
         return True

@@ -431,7 +431,12 @@ class BidPath:
             reason, detail = audit.reason.value, audit.detail
             payload["detail"] = detail
         if bid is not None:
-            payload["commitment"] = bid.commitment_hash.hex()
+            # An accepted reveal hashes to its commit in that commit's version (1 or 2):
+            # publish that hash, the one a verifier compares (the JS bidder's audit: a
+            # version 1 bid's reveal showed its version 2 hash).
+            sealed = auction.commitments.get(state.bidder_id) if accepted else None
+            digest = bid.commitment_hash if sealed is None else sealed.commitment_hash
+            payload["commitment"] = digest.hex()
         payload["at_us"] = to_us(audit.at)
         event = BidEvent(
             auction_id, state.bidder_id, kind, accepted, reason, body.nonce, payload, received_us
