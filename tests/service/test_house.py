@@ -209,12 +209,22 @@ async def test_the_competition_is_stored_without_the_events_and_published_whole(
     assert published is not None
     result = live.auction.result
     assert result is not None
-    whole = competition_document(finished, events, result, finished.status, publics)
+    whole = competition_document(
+        finished, events, result, finished.status, publics, live.auction.rule_book
+    )
     assert published == whole
     assert list(published) == list(whole)  # same keys, same order
     assert len(published["commitments"]) == BIDDERS
     assert len(published["reveals"]) == BIDDERS - 1
     assert "events" not in published
+    # The rules it cleared by, for a verifier clearing it again (the JS bidder's audit:
+    # the weights and min_participants were nowhere in the document).
+    assert published["rules"] == {
+        "min_improvement_bps": 10.0, "max_improvement_bps": 50.0, "price_weight": 1.0,
+        "fee_weight": 0.0, "min_participants": CONFIG.phantom_auction.min_participants,
+        "max_bid_value_multiplier": CONFIG.auction_mechanics.max_bid_value_multiplier,
+        "priority_fee_max_ratio": CONFIG.auction_mechanics.priority_fee_max_ratio,
+    }  # fmt: skip
     # Each accepted reveal shows the hash its fields give in its commit's version: the
     # commit's own (the JS bidder's audit: version 1 reveals showed their v2 hash).
     committed = {c["bidder_id"]: c["commitment"] for c in published["commitments"]}

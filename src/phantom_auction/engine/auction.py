@@ -526,6 +526,11 @@ class Auction:
         return announcement
 
     @property
+    def rule_book(self) -> AuctionRules:
+        """The rules this auction clears by (the configuration's, with any override)."""
+        return self._book
+
+    @property
     def commitments(self) -> Mapping[str, SealedBid]:
         """Accepted sealed bids by bidder id, in commit order."""
         return MappingProxyType(self._commitments)

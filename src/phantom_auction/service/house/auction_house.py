@@ -613,6 +613,7 @@ class AuctionHouse(BidPath):
                 result,
                 status,
                 self.identities.public_keys(dict.fromkeys(e.bidder_id for e in live.events)),
+                auction.rule_book,
             ),
             to_us(self.clock.now()),
         )

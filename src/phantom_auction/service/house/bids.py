@@ -434,8 +434,8 @@ class BidPath:
             # An accepted reveal hashes to its commit in that commit's version (1 or 2):
             # publish that hash, the one a verifier compares (the JS bidder's audit: a
             # version 1 bid's reveal showed its version 2 hash).
-            sealed = auction.commitments.get(state.bidder_id) if accepted else None
-            digest = bid.commitment_hash if sealed is None else sealed.commitment_hash
+            committed = auction.commitments.get(state.bidder_id) if accepted else None
+            digest = bid.commitment_hash if committed is None else committed.commitment_hash
             payload["commitment"] = digest.hex()
         payload["at_us"] = to_us(audit.at)
         event = BidEvent(

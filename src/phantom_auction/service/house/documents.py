@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from ...engine import Auction, AuctionResult, RankedBid, to_jsonable
 from ...engine.clock import from_us
+from ...mechanisms.rules import AuctionRules
 from ..store import AuctionRecord, BidEvent
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "iso_us",
     "result_document",
     "reveal_open_document",
+    "rules_document",
 ]
 
 
@@ -104,14 +106,33 @@ def competition_document(
     result: AuctionResult,
     status: str,
     bidder_keys: Mapping[str, str] | None = None,
+    rules: AuctionRules | None = None,
 ) -> dict[str, Any]:
     """Everything about a finished auction, for publication (``/competition``).
 
     ``bidder_keys``: the Ed25519 public key (hex) of each bidder that sent a message, so
-    that anyone can check every commit signature from this document alone.
+    that anyone can check every commit signature from this document alone; ``rules``:
+    the auction's rule book, so that anyone can clear it again (:func:`rules_document`).
     """
     events = list(events)
-    return competition_view(competition_stored(record, events, result, status, bidder_keys), events)
+    stored = competition_stored(record, events, result, status, bidder_keys, rules)
+    return competition_view(stored, events)
+
+
+def rules_document(rules: AuctionRules | None) -> dict[str, Any] | None:
+    """What the clearing of an auction read from its rule book besides the mechanism,
+    the phantom policy and model, under their configuration keys' names."""
+    if rules is None:
+        return None
+    return {
+        "min_improvement_bps": rules.min_bps,
+        "max_improvement_bps": rules.max_bps,
+        "price_weight": rules.price_weight,
+        "fee_weight": rules.fee_weight,
+        "min_participants": rules.min_participants,
+        "max_bid_value_multiplier": rules.volume_multiplier,
+        "priority_fee_max_ratio": rules.fee_ratio,
+    }
 
 
 #: The stored form's count of the auction's bid events it covers (not published).
@@ -123,6 +144,7 @@ _COMPETITION_KEYS: Final = (
     "outcome",
     "mechanism",
     "phantom_policy",
+    "rules",
     "token_pair",
     "amount",
     "baseline_price",
@@ -151,6 +173,7 @@ def competition_stored(
     result: AuctionResult,
     status: str,
     bidder_keys: Mapping[str, str] | None = None,
+    rules: AuctionRules | None = None,
 ) -> dict[str, Any]:
     """What the store keeps of the competition document: everything but the parts that
     repeat ``events`` (the auction's first ``len(events)`` stored bid events), which
@@ -162,6 +185,7 @@ def competition_stored(
         "outcome": str(result.outcome),
         "mechanism": result.mechanism,
         "phantom_policy": result.phantom_policy,
+        "rules": rules_document(rules),
         "token_pair": list(result.token_pair),
         "amount": result.amount,
         "baseline_price": result.baseline_price,
@@ -238,7 +262,8 @@ def competition_view(stored: Mapping[str, Any], events: Iterable[BidEvent]) -> d
                 }
             )
     parts = {"commitments": commitments, "reveals": reveals, "rejections": rejections}
-    return {key: parts[key] if key in parts else stored[key] for key in _COMPETITION_KEYS}
+    # .get: documents stored before "rules" was published have none (null).
+    return {key: parts[key] if key in parts else stored.get(key) for key in _COMPETITION_KEYS}
 
 
 def auction_document(record: AuctionRecord) -> dict[str, Any]:

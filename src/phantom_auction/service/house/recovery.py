@@ -154,8 +154,14 @@ async def recover_open_auctions(
                     auction, "server restarted during the auction", now=max(now, auction.clock)
                 )
                 status = "aborted"
-        except PhantomAuctionError as exc:
-            _log.error("auction %s cannot be replayed: %s", record.auction_id, exc)
+        except Exception as exc:  # a bug here must not stop every restart
+            _log.log(
+                logging.ERROR,
+                "auction %s cannot be replayed: %s",
+                record.auction_id,
+                exc,
+                exc_info=not isinstance(exc, PhantomAuctionError),
+            )
             auction = rebuild_auction(record, rules)
             result = abort_auction(auction, f"replay failed: {exc}", now=max(now, auction.clock))
             status = "aborted"
@@ -170,7 +176,7 @@ async def recover_open_auctions(
                     status,  # type: ignore[arg-type]
                     str(result.outcome),
                     document,
-                    competition_document(record, events, result, status, keys),
+                    competition_document(record, events, result, status, keys, auction.rule_book),
                     to_us(clock.now()),
                 )
             ]
