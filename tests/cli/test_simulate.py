@@ -302,3 +302,33 @@ def test_a_report_says_how_to_rerun_it(
     again = runner.invoke(app, [*rerun.split()[1:], "--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout) == json.loads(result.stdout.split("report:")[0])
+
+
+def test_a_run_too_large_to_plan_is_refused_in_one_line(runner: CliRunner) -> None:
+    """The CLI audit: 10^13 auctions planned 150 million chunk tasks before the first ran,
+    and the process was killed at 24 GB."""
+    from phantom_auction.errors import InvalidBidParameters
+    from phantom_auction.simulation import SimulationConfig
+    from phantom_auction.simulation.settings import MAX_CHUNKS
+
+    with pytest.raises(InvalidBidParameters, match="num_simulations"):
+        SimulationConfig(num_simulations=MAX_CHUNKS * 100 + 1, chunk_size=100)
+    assert SimulationConfig(num_simulations=MAX_CHUNKS * 100, chunk_size=100)
+    result = runner.invoke(app, ["simulate", "--simulations", "10000000000000", "--seed", "1"])
+    assert result.exit_code == 2
+    assert "'--simulations'" in result.output and "152,587,891 chunks" in result.output
+
+
+def test_engine_variables_a_simulation_overrides_are_named(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI audit: AUCTION_PHANTOM_AUCTION_MECHANISM=uniform was recorded in run.json
+    and the rerun line, yet the run cleared by vcg (the simulation's own mechanism)."""
+    monkeypatch.setenv("AUCTION_PHANTOM_AUCTION_MECHANISM", '"uniform"')
+    result = runner.invoke(app, ["simulate", *SMALL])
+    assert result.exit_code == 0, result.output
+    assert "note: AUCTION_PHANTOM_AUCTION_MECHANISM" in result.output
+    assert "--mechanism decides" in result.output
+    monkeypatch.delenv("AUCTION_PHANTOM_AUCTION_MECHANISM")
+    quiet = runner.invoke(app, ["simulate", *SMALL])
+    assert "note:" not in quiet.output

@@ -11,7 +11,7 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 
@@ -186,6 +186,33 @@ def load_scenario_file(path: Path) -> Scenario:
             else:
                 scenario.set(f"{section}.{key}", value, option)
     return scenario
+
+
+#: Engine settings a simulation decides with its own fields: an ``AUCTION_*`` variable
+#: setting one does not make the run clear by it (the CLI audit: it was recorded in
+#: run.json and the rerun line as if it did).
+SIMULATION_DECIDES: Final = {
+    "AUCTION_PHANTOM_AUCTION_MECHANISM": "the simulation's --mechanism decides (vcg unless given)",
+    "AUCTION_PHANTOM_AUCTION_ENABLE_VCG": "the simulation's --mechanism decides (vcg unless given)",
+    "AUCTION_PHANTOM_AUCTION_MAX_PHANTOM_BIDDERS": "the simulation's --phantoms decides (15 "
+    "unless given)",
+    "AUCTION_PHANTOM_AUCTION_DURATION_MS": "the simulation's --duration-ms decides (100 unless "
+    "given); this only scales the reveal window (reveal_delay_ms x duration / this)",
+}
+
+
+def note_overridden_environment() -> None:
+    """One stderr note per set ``AUCTION_*`` variable a simulation overrides."""
+    import os
+
+    from .app import err_console
+
+    for name, why in SIMULATION_DECIDES.items():
+        if name in os.environ:
+            err_console().print(
+                f"note: {name}={os.environ[name]} is not what simulations clear by: {why}",
+                style="yellow",
+            )
 
 
 def build_simulator(scenario: Scenario) -> Any:

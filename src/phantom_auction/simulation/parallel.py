@@ -49,7 +49,7 @@ from .environment import (
 from .kernels import ChunkColumns, PathSample, simulate_chunk_arrays
 from .market import MarketConditions
 from .results import MonteCarloResults, SimulationResult, columns_from_rows
-from .settings import SimulationConfig
+from .settings import SimulationConfig, check_chunk_count
 from .simulator import PhantomSimulator, simulate_auctions
 from .strategies.base import learns, strategy_label
 from .streaming import StreamingSummary
@@ -165,6 +165,8 @@ def plan_chunks(
     config = simulator.config
     total = config.num_simulations if num_simulations is None else int(num_simulations)
     size = config.resolved_chunk_size
+    if num_simulations is not None:
+        check_chunk_count(total, size)
     spec = SimulationSpec(
         config, simulator.market, tuple(copy.deepcopy(simulator.strategies)), price, quantity
     )

@@ -56,8 +56,25 @@ MAX_AUCTION_DURATION_MS: Final = 60_000
 #: Most real bids one auction may hold: each real bidder's bids by its schedule over the
 #: collection window, summed (:func:`check_real_bids`).
 MAX_REAL_BIDS_PER_AUCTION: Final = 10_000
+#: Most chunks one run is planned in (its tasks and seeds are made before it starts:
+#: ~1 GB at this bound). ``num_simulations`` is at most this many ``chunk_size``\ s.
+MAX_CHUNKS: Final = 1_000_000
 #: The class default of ``auction_duration_ms`` (for which field a bound blames).
 _DEFAULT_DURATION_MS: Final = 100
+
+
+def check_chunk_count(num_simulations: int, chunk_size: int) -> None:
+    """Refuse a run of more than :data:`MAX_CHUNKS` chunks (the CLI audit: 10^13 auctions
+    planned 150 million tasks and ran out of 24 GB before the first one ran)."""
+    chunks = -(-num_simulations // chunk_size)
+    if chunks > MAX_CHUNKS:
+        raise InvalidBidParameters(
+            "num_simulations",
+            num_simulations,
+            f"is {chunks:,} chunks of chunk_size={chunk_size:,}: at most {MAX_CHUNKS:,} a "
+            f"run (at most {MAX_CHUNKS * chunk_size:,} auctions; raise chunk_size, or split "
+            "the run into runs of other seeds)",
+        )
 
 
 def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
@@ -210,6 +227,7 @@ class SimulationConfig:
             mechanism = pa.mechanism if pa.mechanism != "vcg" else "vickrey"
         chunk = cfg.resources.simulation_chunk_size if self.chunk_size is None else self.chunk_size
         _check_int("chunk_size", chunk, 1)
+        check_chunk_count(self.num_simulations, int(chunk))
         reveal = (
             pa.reveal_delay_ms * float(duration) / pa.duration_ms
             if self.reveal_delay_ms is None

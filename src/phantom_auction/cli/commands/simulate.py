@@ -43,6 +43,7 @@ from ..scenario import (
     analyze,
     build_simulator,
     cluster_client,
+    note_overridden_environment,
     run_record,
     run_scenario,
     scenario_from_options,
@@ -118,6 +119,7 @@ def simulate(
     )
     console = err_console() if as_json else out_console()
     simulator = build_simulator(scenario)
+    note_overridden_environment()
     drawn = "" if "seed" in scenario.origins else " (drawn; pass --seed to reproduce)"
     console.print(f"seed {scenario.simulation['seed']}{drawn}")
     from ...simulation.parallel import STREAMING_THRESHOLD

@@ -36,6 +36,7 @@ from ..scenario import (
     build_simulator,
     cluster_client,
     field_section,
+    note_overridden_environment,
     parse_field_value,
     run_record,
     scenario_from_options,
@@ -204,6 +205,7 @@ def sweep(
         # Every grid point is checked before the first one runs.
         build_simulator(scenario)
     base_simulator = build_simulator(base)
+    note_overridden_environment()
     console = err_console() if as_json else out_console()
     fields = list(grid)
 
