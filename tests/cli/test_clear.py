@@ -119,6 +119,14 @@ def test_json_bids_file(runner: CliRunner, tmp_path: Path) -> None:
         ("{not json", ".json", "invalid JSON"),
         ('{"bids": 3}', ".json", "expected a list"),
         ('[{"bidder_id": "a", "quantity": 1}]', ".json", "missing valuation"),
+        # A typo or an extra value is refused, not dropped (every bid had become real).
+        ("bidder_id,valuation,quantity,is_phantm\na,1,1,true\n", ".csv", "'is_phantm'"),
+        ("bidder_id,valuation,quantity\na,55,100,junk\n", ".csv", "line 2: 1 value(s) past"),
+        (
+            '[{"bidder_id": "a", "valuation": 1, "quantity": 1, "phantom": true}]',
+            ".json",
+            "bid 0: unknown key 'phantom'",
+        ),
     ],
 )
 def test_bad_bids_file_exits_2_naming_the_value(

@@ -22,6 +22,9 @@ __all__ = ["BIDS_FILE_FIELD", "read_bids"]
 #: ``InvalidBidParameters.field`` of every error raised here (``value`` is the path).
 BIDS_FILE_FIELD = "bids file"
 
+#: The keys (CSV columns) a bid has; any other is refused, not silently dropped (a typo
+#: in ``is_phantom`` made every bid real: the CLI audit).
+_KEYS = ("bidder_id", "valuation", "quantity", "is_phantom")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
@@ -31,6 +34,9 @@ def _bad(file: str, reason: str) -> NoReturn:
 
 
 def _bid_from_record(record: Mapping[str, Any], where: str, file: str) -> VCGBid:
+    unknown = [k for k in record if k not in _KEYS]
+    if unknown:
+        _bad(file, f"{where}: unknown key {unknown[0]!r} (a bid has {', '.join(_KEYS)})")
     missing = [k for k in ("bidder_id", "valuation", "quantity") if record.get(k) in (None, "")]
     if missing:
         _bad(file, f"{where}: missing {', '.join(missing)}")
@@ -87,14 +93,17 @@ def read_bids(path: Path | str) -> list[VCGBid]:
         reader = csv.DictReader(text.splitlines())
         header = [h.strip() for h in reader.fieldnames or []]
         needed = {"bidder_id", "valuation", "quantity"}
+        expected = "(expected bidder_id,valuation,quantity[,is_phantom])"
         if not needed <= set(header):
-            _bad(
-                file,
-                f"CSV header {header} lacks {sorted(needed - set(header))} "
-                "(expected bidder_id,valuation,quantity[,is_phantom])",
-            )
+            _bad(file, f"CSV header {header} lacks {sorted(needed - set(header))} {expected}")
+        unknown = [h for h in header if h not in _KEYS]
+        if unknown:
+            _bad(file, f"CSV header has an unknown column {unknown[0]!r} {expected}")
         for line, row in enumerate(reader, start=2):
-            records.append((f"line {line}", {k.strip(): v for k, v in row.items() if k}))
+            extra = row.pop(None, None)  # DictReader's key for values past the header
+            if extra:
+                _bad(file, f"line {line}: {len(extra)} value(s) past the header's columns")
+            records.append((f"line {line}", {k.strip(): v for k, v in row.items()}))
     bids = [_bid_from_record(r, where, file) for where, r in records]
     if not bids:
         _bad(file, "contains no bids")
