@@ -332,3 +332,27 @@ def test_engine_variables_a_simulation_overrides_are_named(
     monkeypatch.delenv("AUCTION_PHANTOM_AUCTION_MECHANISM")
     quiet = runner.invoke(app, ["simulate", *SMALL])
     assert "note:" not in quiet.output
+
+
+def test_an_earlier_run_in_out_is_replaced_only_when_asked(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """The CLI audit: --out silently replaced an earlier run, and a seed-1
+    auctions.parquet stayed beside a seed-9 run.json written as CSV."""
+    out = tmp_path / "run"
+    first = runner.invoke(app, ["simulate", *SMALL, "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    assert (out / "auctions.parquet").is_file()
+    again = runner.invoke(app, ["simulate", *SMALL, "--out", str(out), "--format", "csv"])
+    assert again.exit_code == 2
+    assert "'--out'" in again.output and "--overwrite" in again.output
+    assert (out / "auctions.parquet").is_file() and not (out / "auctions.csv").exists()
+    (out / "notes.txt").write_text("mine")
+    replaced = runner.invoke(
+        app, ["simulate", *SMALL, "--out", str(out), "--format", "csv", "--overwrite"]
+    )
+    assert replaced.exit_code == 0, replaced.output
+    assert "earlier run's 4 files were removed" in replaced.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "auctions.csv", "notes.txt", "run.json", "scenario.toml", "summary.csv",
+    ]  # fmt: skip

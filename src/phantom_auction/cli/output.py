@@ -14,10 +14,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, Final, cast
+
+import typer
 
 from .._extras import require
-from .app import bad_value
+from .app import bad_value, err_console
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -280,6 +282,78 @@ def pandas_module() -> Any:
     import pandas
 
     return pandas
+
+
+#: What the commands write in an ``--out`` directory (and simulate's ``report/`` in it).
+#: An earlier run there is replaced only with ``--overwrite``, its files removed first,
+#: so that none is left beside the new run's (the CLI audit: a seed-1 auctions.parquet
+#: stayed beside a seed-9 run.json, and an old sweep's plots beside a new grid).
+RUN_FILES: Final = (
+    "run.json",
+    "scenario.toml",
+    "auctions.*",
+    "summary.*",
+    "sweep.parquet",
+    "sweep_*.png",
+    "index.html",
+    "report.html",
+    "candidates.json",
+    "calibration.toml",
+    "comparison.json",
+    "learning.json",
+    "learning.png",
+    "improvement_bps.png",
+    "mev_capture_rate.png",
+    "clearing_price.png",
+    "convergence.png",
+    "winners.png",
+)
+
+
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Replace an earlier run in --out (its files are removed first). A command's "
+        "own default directory (reports/...) is always replaced.",
+    ),
+]
+
+
+def prepare_out_dir(
+    option: str, path: Path, *, overwrite: bool, default: Path | None = None
+) -> None:
+    """:func:`check_writable_dir`, then refuse (exit 2) a directory that holds an earlier
+    run's files (:data:`RUN_FILES`) unless ``overwrite`` or it is the command's own
+    ``default`` directory: then they are removed first (one note on stderr)."""
+    check_writable_dir(option, path)
+    overwrite = overwrite or (default is not None and path == default)
+    earlier = sorted(
+        {
+            p
+            for where in (path, path / "report")
+            for pattern in RUN_FILES
+            for p in where.glob(pattern)
+        }
+    )
+    earlier = [p for p in earlier if p.is_file()]
+    if not earlier:
+        return
+    if not overwrite:
+        names = ", ".join(str(p.relative_to(path)) for p in earlier[:3])
+        more = f" and {len(earlier) - 3} more" if len(earlier) > 3 else ""
+        bad_value(
+            option,
+            str(path),
+            f"holds an earlier run ({names}{more}): pass --overwrite to replace it, or "
+            "choose another directory",
+        )
+    for p in earlier:
+        p.unlink()
+    err_console().print(
+        f"note: {option} {path}: the earlier run's {len(earlier)} files were removed",
+        style="yellow",
+    )
 
 
 def check_writable_dir(option: str, path: Path) -> None:

@@ -12,7 +12,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
 import typer
 from rich.table import Table
@@ -20,10 +20,13 @@ from rich.table import Table
 from ..._extras import require
 from ...errors import PhantomAuctionError
 from ..app import app, bad_value, err_console, interrupted, out_console
-from ..output import atomic, check_writable_dir, clean_floats, dumps
+from ..output import OverwriteOpt, atomic, clean_floats, dumps, prepare_out_dir
 
 if TYPE_CHECKING:
     from ...simulation.calibration import CandidateResult, PhantomCalibration
+
+#: Where this command writes when not given --out (replaced by each run).
+DEFAULT_OUT: Final = Path("reports/calibrate")
 
 
 def _floats(option: str, text: str) -> tuple[float, ...]:
@@ -261,13 +264,14 @@ def calibrate(
         typer.Option(
             "--out", help="Directory for calibration.toml, report.html and candidates.json."
         ),
-    ] = Path("reports/calibrate"),
+    ] = DEFAULT_OUT,
+    overwrite: OverwriteOpt = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the comparison and the winner as JSON.")
     ] = False,
 ) -> None:
     """Search the phantom model (and policy) for the user's best price on the default market."""
-    check_writable_dir("--out", out)
+    prepare_out_dir("--out", out, overwrite=overwrite, default=DEFAULT_OUT)
     require("matplotlib", "reports")
     policies = tuple(p.strip() for p in policy.split(",") if p.strip())
     mean_grid, sd_grid, presence_grid = (

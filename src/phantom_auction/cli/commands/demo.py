@@ -5,13 +5,19 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 
 from ..._extras import require
 from ..app import app, out_console
-from ..output import check_writable_dir, pandas_module, write_run_files, write_run_report
+from ..output import (
+    OverwriteOpt,
+    pandas_module,
+    prepare_out_dir,
+    write_run_files,
+    write_run_report,
+)
 from ..scenario import (
     Scenario,
     analyze,
@@ -25,6 +31,9 @@ from ..tables import strategy_table, summary_table
 #: The demo's default seed (fixed, so that two runs print the same numbers).
 DEMO_SEED = 1
 
+#: Where this command writes when not given --out (replaced by each run).
+DEFAULT_OUT: Final = Path("reports/demo")
+
 
 @app.command()
 def demo(
@@ -35,16 +44,15 @@ def demo(
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Worker processes (default: all cores).")
     ] = None,
-    out: Annotated[Path, typer.Option("--out", help="Directory of the HTML report.")] = Path(
-        "reports/demo"
-    ),
+    overwrite: OverwriteOpt = False,
+    out: Annotated[Path, typer.Option("--out", help="Directory of the HTML report.")] = DEFAULT_OUT,
 ) -> None:
     """One live phantom auction, then a Monte Carlo of the default config with its report."""
     from ...demo import live_auction_timeline
 
     pandas_module()
     require("matplotlib", "reports")
-    check_writable_dir("--out", out)
+    prepare_out_dir("--out", out, overwrite=overwrite, default=DEFAULT_OUT)
     console = out_console()
     started = time.monotonic()
     console.rule("1. One live phantom auction")

@@ -6,7 +6,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 from rich.table import Table
@@ -14,7 +14,7 @@ from rich.table import Table
 from ..._extras import require
 from ...errors import PhantomAuctionError
 from ..app import app, bad_value, err_console, interrupted, out_console
-from ..output import atomic, check_writable_dir, clean_floats, dumps
+from ..output import OverwriteOpt, atomic, clean_floats, dumps, prepare_out_dir
 
 #: ``--beta`` must stay below this: the learners' per-auction decay of exploration,
 #: ``exp(-beta)``, is a float > 0 only up to about 745.
@@ -30,6 +30,9 @@ FIELD_OPTIONS = {
     "auctions": "--auctions",
     "bids_bps": "--steps",
 }
+
+#: Where this command writes when not given --out (replaced by each run).
+DEFAULT_OUT: Final = Path("reports/learn")
 
 
 @app.command()
@@ -51,7 +54,8 @@ def learn(
     ] = 1e-4,
     out: Annotated[
         Path, typer.Option("--out", help="Directory for learning.png and learning.json.")
-    ] = Path("reports/learn"),
+    ] = DEFAULT_OUT,
+    overwrite: OverwriteOpt = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the table (and each arm's path) as JSON.")
     ] = False,
@@ -72,7 +76,7 @@ def learn(
     if not beta < MAX_BETA:
         # The learners' per-auction decay exp(-beta) would underflow to 0.
         bad_value("--beta", beta, f"must be below {MAX_BETA:g}: exp(-beta) underflows to 0")
-    check_writable_dir("--out", out)
+    prepare_out_dir("--out", out, overwrite=overwrite, default=DEFAULT_OUT)
     require("matplotlib", "reports")
     from ...report.learning import plot_learning
     from ...simulation.learning import LearningRun, banchio_skrzypacz

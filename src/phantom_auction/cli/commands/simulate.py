@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 
@@ -11,11 +11,12 @@ from ..._extras import require
 from ..app import app, err_console, interrupted, out_console
 from ..output import (
     OutputFormat,
+    OverwriteOpt,
     RowStream,
-    check_writable_dir,
     clean_floats,
     dumps,
     pandas_module,
+    prepare_out_dir,
     write_outputs,
     write_run_files,
     write_run_report,
@@ -50,6 +51,9 @@ from ..scenario import (
     scenario_parameters,
 )
 from ..tables import strategy_table, summary_table
+
+#: Where ``--report`` writes without ``--out`` (replaced by each run).
+REPORT_DIR: Final = Path("reports/simulate")
 
 
 @app.command()
@@ -87,6 +91,7 @@ def simulate(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Run a Monte Carlo simulation of phantom auctions and summarise it."""
     if out is not None or report:
@@ -96,7 +101,9 @@ def simulate(
     if report:
         require("matplotlib", "reports")
     if out is not None:
-        check_writable_dir("--out", out)
+        prepare_out_dir("--out", out, overwrite=overwrite)
+    elif report:
+        prepare_out_dir("--report", REPORT_DIR, overwrite=True)
     scenario = scenario_from_options(
         config_file,
         simulations=simulations,
@@ -188,7 +195,7 @@ def simulate(
                 soft_wrap=True,
             )
         else:
-            target = (out / "report") if out is not None else Path("reports/simulate")
+            target = (out / "report") if out is not None else REPORT_DIR
             if out is None:  # the report's own scenario.toml, for its rerun line
                 record = run_record(
                     scenario, "simulate", ["--config", str(target / "scenario.toml")]

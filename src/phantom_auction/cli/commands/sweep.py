@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 from rich import box
@@ -15,10 +15,11 @@ from ..._extras import require
 from ..app import app, bad_value, err_console, interrupted, out_console
 from ..output import (
     OutputFormat,
-    check_writable_dir,
+    OverwriteOpt,
     clean_floats,
     dumps,
     pandas_module,
+    prepare_out_dir,
     write_frame,
     write_run_files,
 )
@@ -56,6 +57,9 @@ NOT_SWEEPABLE = {
     ("simulation", "value_distribution"): "a (family, a, b) triple (set it in --config)",
     ("market", "correlation_matrix"): "a matrix (set it in --config, or sweep correlation)",
 }
+
+#: Where this command writes when not given --out (replaced by each run).
+DEFAULT_OUT: Final = Path("reports/sweep")
 
 
 def _parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
@@ -159,13 +163,14 @@ def sweep(
     cluster: ClusterOpt = None,
     out: Annotated[
         Path, typer.Option("--out", help="Directory for sweep.parquet, plots and index.html.")
-    ] = Path("reports/sweep"),
+    ] = DEFAULT_OUT,
     plots: Annotated[
         bool, typer.Option("--plots/--no-plots", help="Plot each metric against the grid.")
     ] = True,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the table (every column) as JSON.")
     ] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Run one Monte Carlo per grid point and plot each metric against the swept fields.
 
@@ -192,7 +197,7 @@ def sweep(
     require("pyarrow", "reports")
     if plots:
         require("matplotlib", "reports")
-    check_writable_dir("--out", out)
+    prepare_out_dir("--out", out, overwrite=overwrite, default=DEFAULT_OUT)
     from ...simulation.sweeps import grid_points
     from ...simulation.sweeps import sweep as run_sweep
     from ..progress import MonteCarloProgress  # rich.progress: only when running
