@@ -150,3 +150,14 @@ def test_the_recommended_tables_simulate_line_runs_the_same_phantoms(
     assert result.exit_code == 0, result.output
     bids = json.loads(result.stdout)["num_phantom_bids"]
     assert bids["min"] == bids["max"] == 1.0  # one slot, always bidding
+
+
+def test_policy_both_is_reserve_and_floor(runner: CliRunner, tmp_path: Path) -> None:
+    """The CLI audit: the help offered "both", and the command refused it."""
+    args = [a for a in TINY if a not in ("--policy", "reserve")]
+    result = runner.invoke(
+        app, ["calibrate", *args, "--policy", "both", "--out", str(tmp_path / "c"), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "c" / "comparison.json").read_text())
+    assert {"reserve", "floor"} <= {r.get("policy") for r in rows}

@@ -488,7 +488,24 @@ def test_admin_commands_name_a_store_they_cannot_open(tmp_path: Path, command: t
         assert run.returncode == 2, run.stderr
         lines = run.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: --db: "), run.stderr
-        assert "cannot open the store" in lines[0]
+        # A command that only reads a SQLite file does not make one (the CLI audit).
+        reads = command[1] == "list" and db.startswith("sqlite")
+        assert ("no such database" if reads else "cannot open the store") in lines[0]
+
+
+def test_a_command_that_reads_a_store_never_makes_one(tmp_path: Path) -> None:
+    """The CLI audit: ``clients list --db <typo>`` made an empty database (and its
+    directories) and listed nobody; ``clients add`` says when it makes a new one."""
+    missing = tmp_path / "nope" / "x.db"
+    for command in (("clients", "list"), ("bidders", "list"), ("clients", "revoke", "a")):
+        run = _cli(*command, db=f"sqlite+aiosqlite:///{missing}")
+        assert run.returncode == 2 and "no such database" in run.stderr, run.stderr
+        assert not missing.parent.exists()
+    run = _cli("clients", "add", "ops", db=f"sqlite+aiosqlite:///{missing}")
+    assert run.returncode == 0, run.stderr
+    assert f"created a new database at {missing}" in run.stderr
+    run = _cli("clients", "list", db=f"sqlite+aiosqlite:///{missing}")
+    assert run.returncode == 0 and "ops" in run.stdout, run.stderr
 
 
 async def test_bidders_list_shows_only_blocks_that_have_not_ended(tmp_path: Path) -> None:
@@ -522,6 +539,7 @@ def test_prune_refuses_an_age_past_any_date_in_one_line(age: str, tmp_path: Path
     """The operator audit: such ages pruned, then crashed on printing the date (year -711)
     or overflowed, with a traceback."""
     db = f"sqlite+aiosqlite:///{tmp_path / 'prune.db'}"
+    assert _cli("clients", "add", "ops", db=db).returncode == 0  # makes the database
     done = _cli("auctions", "prune", "--older-than", age, db=db)
     assert done.returncode == 2, done.stderr
     assert "--older-than" in done.stderr and "Traceback" not in done.stderr

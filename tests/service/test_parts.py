@@ -258,7 +258,7 @@ def test_commands_register_clients_and_bidders(tmp_path: Path) -> None:
     db = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
     added = runner.invoke(app, ["clients", "add", "acme", "--db", db])
     assert added.exit_code == 0, added.output
-    token = added.output.strip()
+    token = added.stdout.strip()  # stderr: "note: created a new database at …"
     assert token.startswith("pa_")
     again = runner.invoke(app, ["clients", "add", "acme", "--db", db])
     assert again.exit_code != 0 and "already exists" in again.output

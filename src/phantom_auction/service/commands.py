@@ -214,17 +214,24 @@ def _listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-def _own_sqlite_file(url: str) -> IO[bytes] | None:
-    """For a SQLite store, an exclusive lock on its file for as long as this server runs
-    (the file handle to keep; ``None`` for other stores). SQLite stores are served by
-    one process; ``auctions prune`` and ``clients add`` beside it take no such lock.
-    (``flock`` does not touch SQLite's own POSIX locks on the same file.)"""
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite store URL; ``None`` for other stores and in-memory SQLite."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
-    path = Path(parsed.database)
+    return Path(parsed.database)
+
+
+def _own_sqlite_file(url: str) -> IO[bytes] | None:
+    """For a SQLite store, an exclusive lock on its file for as long as this server runs
+    (the file handle to keep; ``None`` for other stores). SQLite stores are served by
+    one process; ``auctions prune`` and ``clients add`` beside it take no such lock.
+    (``flock`` does not touch SQLite's own POSIX locks on the same file.)"""
+    path = _sqlite_file(url)
+    if path is None:
+        return None
     if not path.exists():
         return None  # nobody serves it yet: taken once the store check has made it
     handle = open(path, "rb")  # noqa: SIM115 (held until the server stops)
@@ -359,7 +366,9 @@ def clients_add(
         raise typer.BadParameter(str(exc), param_hint="NAME") from None
     token = new_token()
     try:
-        _run_on_store(db, config, lambda store: store.add_client(name, hash_token(token)))
+        _run_on_store(
+            db, config, lambda store: store.add_client(name, hash_token(token)), creates=True
+        )
     except StoreConflict as exc:
         raise typer.BadParameter(str(exc), param_hint="NAME") from None
     typer.echo(token)
@@ -387,15 +396,28 @@ def bidders_add(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     try:
-        _run_on_store(db, config, lambda store: store.add_bidder(name, public_key))
+        _run_on_store(db, config, lambda store: store.add_bidder(name, public_key), creates=True)
     except StoreConflict as exc:
         raise typer.BadParameter(str(exc), param_hint="NAME") from None
     typer.echo(f"bidder {name} added (public key {public_key.hex()})")
 
 
-def _run_on_store(db: str | None, config: Path | None, work: Any) -> Any:
-    """:func:`_on_store` on ``--db``, else the configuration's ``database_url``."""
-    return _on_store(db or _config(config).service.database_url, work)
+def _run_on_store(db: str | None, config: Path | None, work: Any, *, creates: bool = False) -> Any:
+    """:func:`_on_store` on ``--db``, else the configuration's ``database_url``. A
+    SQLite file that does not exist is refused, unless the command ``creates`` (adds a
+    client or a bidder), which says it made a new one: a mistyped ``--db`` made an empty
+    database and listed nothing (the CLI audit)."""
+    url = db or _config(config).service.database_url
+    path = _sqlite_file(url)
+    new = path is not None and not path.exists()
+    if new and not creates:
+        _refuse(
+            "--db", f"{str(path)!r}: no such database (serve, clients add and bidders add make one)"
+        )
+    done = _on_store(url, work)
+    if new:
+        _announce(f"note: created a new database at {path}")
+    return done
 
 
 def _when(us: int) -> str:
