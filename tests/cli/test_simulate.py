@@ -356,3 +356,15 @@ def test_an_earlier_run_in_out_is_replaced_only_when_asked(
     assert sorted(p.name for p in out.iterdir()) == [
         "auctions.csv", "notes.txt", "run.json", "scenario.toml", "summary.csv",
     ]  # fmt: skip
+
+
+def test_a_ratio_of_sums_is_marked_in_the_table(runner: CliRunner) -> None:
+    """The CLI audit: the "mean" column showed mev_capture_rate's ratio of sums (0.8204)
+    beside a per-auction column whose mean is 0.8315, with nothing to say so."""
+    result = runner.invoke(app, ["simulate", *SMALL], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "mev_capture_rate" in line)
+    assert "*" in row
+    assert "the mean is the ratio of sums" in result.stdout
+    improvement = next(line for line in result.stdout.splitlines() if "improvement_bps" in line)
+    assert "*" not in improvement

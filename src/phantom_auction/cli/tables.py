@@ -54,15 +54,24 @@ def summary_table(analysis: Mapping[str, Any], title: str, width: int) -> Table:
     table.add_column("unit", style="dim", no_wrap=True)
     for column in columns:
         table.add_column(column, justify="right", no_wrap=True)
+    pooled = []
     for metric, _, stats in summary_rows(analysis):
         info = METRICS.get(metric)
         # Prices sit near the baseline: a bps move needs 7 digits to show.
         digits = (7 if metric == "clearing_price" else 5) - (1 if width < 96 else 0)
-        table.add_row(
-            metric,
-            info.short if info else "",
-            *(significant(stats.get(c, math.nan), digits) for c in columns),
+        cells = [significant(stats.get(c, math.nan), digits) for c in columns]
+        if "per_auction_mean" in stats:
+            # A ratio's headline is its ratio of sums, not the mean of the column (the
+            # CLI audit: 0.8204 shown beside a column whose mean is 0.8315).
+            cells[columns.index("mean")] += "*"
+            pooled.append(metric)
+        table.add_row(metric, info.short if info else "", *cells)
+    if pooled:
+        table.caption = (
+            f"* {', '.join(pooled)}: the mean is the ratio of sums over all auctions; "
+            "the mean of the per-auction column is per_auction_mean (--json, summary files)"
         )
+        table.caption_justify = "left"
     return table
 
 
