@@ -368,3 +368,28 @@ def test_a_ratio_of_sums_is_marked_in_the_table(runner: CliRunner) -> None:
     assert "the mean is the ratio of sums" in result.stdout
     improvement = next(line for line in result.stdout.splitlines() if "improvement_bps" in line)
     assert "*" not in improvement
+
+
+def test_help_gives_the_defaults_the_run_uses(runner: CliRunner) -> None:
+    """The CLI audit: --help gave no default for -n, --real, --phantoms, --mechanism..."""
+    import dataclasses
+
+    from phantom_auction.simulation import MarketConditions, SimulationConfig
+
+    text = " ".join(
+        runner.invoke(app, ["simulate", "--help"], env={"COLUMNS": "300"}).stdout.split()
+    )
+    sim = {f.name: f.default for f in dataclasses.fields(SimulationConfig)}
+    market = {f.name: f.default for f in dataclasses.fields(MarketConditions)}
+    assert f"(default: {sim['num_simulations']:,};" in text
+    assert f"Real bidders per auction (default: {sim['num_real_bidders']})" in text
+    assert f"slots per auction (default: {sim['num_phantom_bidders']})" in text
+    assert f"(ms; default: {sim['auction_duration_ms']})" in text
+    assert SimulationConfig().clearing_mechanism == "vcg" and "default: vcg" in text
+    for name in ("volatility", "liquidity", "trend", "spread"):
+        assert f"default: {market[name]:g})" in text, name
+
+
+def test_format_without_out_is_refused(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["simulate", *SMALL, "--format", "csv"])
+    assert result.exit_code == 2 and "'--format'" in result.output and "--out" in result.output

@@ -382,20 +382,30 @@ ConfigFileOpt = Annotated[
     ),
 ]
 SimulationsOpt = Annotated[
-    int | None, typer.Option("--simulations", "-n", min=1, help="Monte Carlo auctions.")
+    int | None,
+    typer.Option(
+        "--simulations",
+        "-n",
+        min=1,
+        help="Monte Carlo auctions (default: 1,000; sweep: 2,000 a point).",
+    ),
 ]
-RealOpt = Annotated[int | None, typer.Option("--real", min=0, help="Real bidders per auction.")]
+RealOpt = Annotated[
+    int | None, typer.Option("--real", min=0, help="Real bidders per auction (default: 5).")
+]
 PhantomsOpt = Annotated[
-    int | None, typer.Option("--phantoms", min=0, help="Phantom bidder slots per auction.")
+    int | None,
+    typer.Option("--phantoms", min=0, help="Phantom bidder slots per auction (default: 15)."),
 ]
 MechanismOpt = Annotated[
     str | None,
     typer.Option(
-        "--mechanism", help="Clearing rule: vickrey, uniform, discriminatory or vcg (aliases ok)."
+        "--mechanism",
+        help="Clearing rule: vickrey, uniform, discriminatory or vcg (aliases ok; default: vcg).",
     ),
 ]
 DurationOpt = Annotated[
-    int | None, typer.Option("--duration-ms", min=1, help="Auction window (ms).")
+    int | None, typer.Option("--duration-ms", min=1, help="Auction window (ms; default: 100).")
 ]
 StrategyOpt = Annotated[
     str | None, typer.Option("--strategy", help="Strategy of every real bidder (default: mixed).")
@@ -405,19 +415,29 @@ LearningOpt = Annotated[
     typer.Option("--learning/--no-learning", help="Let adaptive bidders learn across auctions."),
 ]
 VolatilityOpt = Annotated[
-    float | None, typer.Option("--volatility", min=0.0, max=1.0, help="Market volatility (0–1).")
+    float | None,
+    typer.Option("--volatility", min=0.0, max=1.0, help="Market volatility (0–1; default: 0.3)."),
 ]
 LiquidityOpt = Annotated[
-    float | None, typer.Option("--liquidity", min=0.0, max=1.0, help="Liquidity score (0–1).")
+    float | None,
+    typer.Option("--liquidity", min=0.0, max=1.0, help="Liquidity score (0–1; default: 0.7)."),
 ]
 TrendOpt = Annotated[
-    float | None, typer.Option("--trend", min=-1.0, max=1.0, help="Market trend (−1 to 1).")
+    float | None,
+    typer.Option("--trend", min=-1.0, max=1.0, help="Market trend (−1 to 1; default: 0)."),
 ]
-SpreadOpt = Annotated[float | None, typer.Option("--spread", min=0.0, help="Bid-ask spread (bps).")]
+SpreadOpt = Annotated[
+    float | None, typer.Option("--spread", min=0.0, help="Bid-ask spread (bps; default: 10).")
+]
 SeedOpt = Annotated[
     int | None, typer.Option("--seed", min=0, help="Random seed (default: drawn and printed).")
 ]
-WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Local worker processes.")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers", min=1, help="Local worker processes (default: resources.workers, 1)."
+    ),
+]
 SchedulerOpt = Annotated[
     str | None,
     typer.Option(
@@ -431,11 +451,11 @@ ClusterOpt = Annotated[
 ]
 BaselinePriceOpt = Annotated[
     float | None,
-    typer.Option("--baseline-price", help="CFMM price (B per A), > 0."),
+    typer.Option("--baseline-price", help="CFMM price (B per A), > 0 (default: 100)."),
 ]
 BaselineQuantityOpt = Annotated[
     float | None,
-    typer.Option("--baseline-quantity", help="Order size (token A), > 0."),
+    typer.Option("--baseline-quantity", help="Order size (token A), > 0 (default: 1,000)."),
 ]
 
 

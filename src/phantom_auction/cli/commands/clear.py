@@ -43,7 +43,12 @@ def clear(
         float, typer.Option("--supply", min=0.0, help="Units for sale (token units).")
     ],
     reserve: Annotated[
-        float, typer.Option("--reserve", min=0.0, help="Reserve price per unit.")
+        float,
+        typer.Option(
+            "--reserve",
+            min=0.0,
+            help="Reserve per unit, in the bids' valuation unit (bids below it lose).",
+        ),
     ] = 0.0,
     mechanism: Annotated[
         str,

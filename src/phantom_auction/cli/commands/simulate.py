@@ -8,7 +8,7 @@ from typing import Annotated, Final
 import typer
 
 from ..._extras import require
-from ..app import app, err_console, interrupted, out_console
+from ..app import app, bad_value, err_console, interrupted, out_console
 from ..output import (
     OutputFormat,
     OverwriteOpt,
@@ -82,7 +82,9 @@ def simulate(
     ] = None,
     fmt: Annotated[
         OutputFormat,
-        typer.Option("--format", help="Format of the files written to --out (csv on request)."),
+        typer.Option(
+            "--format", help="Format of the files written to --out: parquet, csv or json."
+        ),
     ] = OutputFormat.parquet,
     report: Annotated[
         bool,
@@ -100,6 +102,8 @@ def simulate(
         require("pyarrow", "reports")
     if report:
         require("matplotlib", "reports")
+    if out is None and fmt is not OutputFormat.parquet:
+        bad_value("--format", fmt.value, "applies to the files written to --out: give --out")
     if out is not None:
         prepare_out_dir("--out", out, overwrite=overwrite)
     elif report:
