@@ -393,3 +393,20 @@ def test_help_gives_the_defaults_the_run_uses(runner: CliRunner) -> None:
 def test_format_without_out_is_refused(runner: CliRunner) -> None:
     result = runner.invoke(app, ["simulate", *SMALL, "--format", "csv"])
     assert result.exit_code == 2 and "'--format'" in result.output and "--out" in result.output
+
+
+def test_json_rows_are_the_parquet_rows_to_the_bit(runner: CliRunner, tmp_path: Path) -> None:
+    """The CLI audit: auctions.json rounded to 10 decimals (only 0.6% of welfare values
+    equal to the Parquet's)."""
+    for fmt in ("json", "parquet"):
+        result = runner.invoke(
+            app, ["simulate", *SMALL, "--out", str(tmp_path / fmt), "--format", fmt]
+        )
+        assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "json" / "auctions.json").read_text())
+    frame = pd.read_parquet(tmp_path / "parquet" / "auctions.parquet")
+    assert len(rows) == len(frame) == 400
+    for column in ("welfare", "improvement_bps", "clearing_price", "mev_capture_rate"):
+        got = [row[column] for row in rows]
+        want = [None if pd.isna(x) else float(x) for x in frame[column]]
+        assert got == want, column
