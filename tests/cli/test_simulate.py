@@ -149,6 +149,9 @@ def test_bad_values_exit_2_on_one_line(runner: CliRunner, args: list[str], needl
         ("[simulation]\nnum_real_bidders = 'five'\n", "'five': num_real_bidders"),
         ("[simulation]\nbidders = 3\n", "unknown key simulation.bidders"),
         ("[auction]\nx = 1\n", "unknown table [auction]"),
+        # The CLI audit: a bare key was called a table, an engine table just unknown.
+        ("num_simulations = 100\n", "key 'num_simulations' is outside a table"),
+        ("[phantom_auction]\nphantom_policy = 'floor'\n", "AUCTION_PHANTOM_AUCTION_<KEY>"),
         ("[market]\nvolatility = 7.0\n", "volatility: must be in [0, 1]"),
         ("not toml at all", "invalid TOML"),
         # A boolean is not a number (it was taken as 1).

@@ -292,3 +292,12 @@ def test_ctrl_c_while_plotting_says_the_table_is_complete_and_which_plots_are_mi
         "sweep_improvement_bps.png",
         "sweep_mev_capture_rate.png",
     ]
+
+
+def test_a_flag_for_a_field_the_grid_varies_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    """The CLI audit: --phantoms 5 beside --grid num_phantom_bidders=1,2 ran (the grid
+    won) and run.json recorded 5 as the base."""
+    args = ["sweep", "--grid", "num_phantom_bidders=1,2", "--phantoms", "5", "-n", "100"]
+    result = runner.invoke(app, [*args, "--seed", "1", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2
+    assert "'--phantoms'" in result.output and "--grid varies num_phantom_bidders" in result.output

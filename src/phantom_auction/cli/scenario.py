@@ -167,8 +167,23 @@ def load_scenario_file(path: Path) -> Scenario:
         "market": set(field_defaults(market_cls)),
         "run": RUN_KEYS,
     }
+    engine = ("phantom_auction", "auction_mechanics", "resources", "service", "security")
     for section, keys in table.items():
-        if section not in known or not isinstance(keys, dict):
+        if not isinstance(keys, dict):
+            bad_value(
+                option,
+                str(path),
+                f"key {section!r} is outside a table: put it under one of "
+                f"{', '.join(f'[{k}]' for k in known)}",
+            )
+        if section in engine:
+            bad_value(
+                option,
+                str(path),
+                f"[{section}] is the engine's configuration (serve -c, config show --file); a "
+                f"simulation takes it from AUCTION_{section.upper()}_<KEY> variables",
+            )
+        if section not in known:
             bad_value(option, str(path), f"unknown table [{section}]; use {sorted(known)}")
         for key, value in keys.items():
             if key not in known[section]:

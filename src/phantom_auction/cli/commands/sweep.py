@@ -202,6 +202,17 @@ def sweep(
     from ...simulation.sweeps import sweep as run_sweep
     from ..progress import MonteCarloProgress  # rich.progress: only when running
 
+    for name in grid:
+        _, key = field_section(name)
+        flag = base.origins.get(key)
+        if flag not in (None, "--config", "--grid"):  # a file's value is a base to vary
+            # The grid would win, and run.json record the flag's value as the base
+            # (the CLI audit).
+            bad_value(
+                flag,
+                base.simulation.get(key, base.market.get(key)),
+                f"--grid varies {key}: give one or the other",
+            )
     points = grid_points(grid)
     for point in points:
         scenario = base
