@@ -167,3 +167,10 @@ def test_a_mistyped_command_is_matched_against_every_command() -> None:
     )
     assert out.returncode == 2
     assert out.stderr.strip() == "Error: No such command 'calibrat'. Did you mean 'calibrate'?"
+
+
+def test_dash_h_is_help(runner: CliRunner) -> None:
+    """The CLI audit: -h was an unknown option."""
+    for args in (["-h"], ["simulate", "-h"], ["config", "show", "-h"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0 and "Usage:" in result.output, args

@@ -453,7 +453,9 @@ async def test_clients_and_bidders_can_be_listed_and_revoked(server: ServerProce
         ).status_code == 202
         assert _cli("clients", "revoke", name, db=db).returncode == 0
         assert _cli("bidders", "remove", bidder_id, db=db).returncode == 0
-        assert _cli("bidders", "remove", bidder_id, db=db).returncode == 1
+        assert (
+            _cli("bidders", "remove", bidder_id, db=db).returncode == 2
+        )  # no such NAME: a bad value
     listed = _cli("clients", "list", db=db)
     assert any(line.endswith("revoked") for line in listed.stdout.splitlines() if name in line)
     assert bidder_id not in _cli("bidders", "list", db=db).stdout
@@ -591,3 +593,15 @@ def test_an_address_serve_cannot_listen_on_blames_host(host: str) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"Error: --host: cannot listen on {host}:0"), done.stderr
+
+
+def test_admin_refusals_are_bad_values_and_say_what_is_missing(tmp_path: Path) -> None:
+    """The CLI audit: an unknown NAME exited 1 (every other bad value exits 2), and a
+    missing key file was reported as a malformed key."""
+    db = f"sqlite+aiosqlite:///{tmp_path / 'admin.db'}"
+    assert _cli("clients", "add", "ops", db=db).returncode == 0
+    for command in (("clients", "revoke", "nobody"), ("bidders", "remove", "nobody")):
+        run = _cli(*command, db=db)
+        assert run.returncode == 2 and "'nobody'" in run.stderr, run.stderr
+    run = _cli("bidders", "add", "b4", str(tmp_path / "missing.pem"), db=db)
+    assert run.returncode == 2 and "no such file" in run.stderr, run.stderr

@@ -228,7 +228,7 @@ app = typer.Typer(
     help="Phantom auctions: simulate, sweep, clear bids, show the configuration, benchmark.",
     no_args_is_help=True,
     # The root's plain help uses the terminal's width (click's default stops at 80).
-    context_settings={"max_content_width": 120},
+    context_settings={"max_content_width": 120, "help_option_names": ["-h", "--help"]},
     add_completion=False,
     pretty_exceptions_enable=False,
 )

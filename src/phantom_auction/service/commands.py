@@ -394,6 +394,10 @@ def bidders_add(
         check_bidder_id(name, "name")
         public_key = parse_public_key(key_text)
     except ValueError as exc:
+        # (A base64 key is 44 characters and may hold a "/".)
+        if Path(pubkey).suffix in (".pem", ".pub", ".key") or ("/" in pubkey and len(pubkey) != 44):
+            # Meant as a file (the CLI audit: a missing one was reported as a bad key).
+            raise typer.BadParameter(f"no such file: {pubkey}", param_hint="PUBKEY") from None
         raise typer.BadParameter(str(exc)) from None
     try:
         _run_on_store(db, config, lambda store: store.add_bidder(name, public_key), creates=True)
@@ -443,7 +447,7 @@ def clients_revoke(
     _require_service()
     if not _run_on_store(db, config, lambda store: store.revoke_client(name)):
         typer.echo(f"Error: NAME: no settlement client named {name!r}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(2)  # a bad NAME, as every bad value
     typer.echo(f"client {name} revoked (its auctions stay)")
 
 
@@ -475,7 +479,7 @@ def bidders_remove(
     _require_service()
     if not _run_on_store(db, config, lambda store: store.remove_bidder(name)):
         typer.echo(f"Error: NAME: no bidder named {name!r}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(2)
     typer.echo(f"bidder {name} removed")
 
 

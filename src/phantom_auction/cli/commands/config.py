@@ -33,7 +33,7 @@ def config_show(
     from ...config import load_config
 
     if file is not None and not file.is_file():
-        bad_value("--file", str(file), "no such file")
+        bad_value("--file", str(file), "is a directory" if file.is_dir() else "no such file")
     try:
         config = load_config(file)
     except PhantomAuctionError as exc:
