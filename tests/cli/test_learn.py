@@ -26,7 +26,12 @@ def test_learn_prints_a_table_and_writes_the_figure(runner: CliRunner, tmp_path:
     for arm in ("first price, no phantoms", "second price, with phantoms"):
         assert arm in result.stdout
     assert (out / "learning.png").stat().st_size > 10_000
-    record = json.loads((out / "learning.json").read_text())
+    written = json.loads((out / "learning.json").read_text())
+    assert written["parameters"] == {
+        "auctions": 1000, "seeds": 2, "windows": 4, "steps": written["parameters"]["steps"],
+        "alpha": written["parameters"]["alpha"], "gamma": 0.95, "beta": 1e-4,
+    }  # fmt: skip
+    record = written["arms"]
     assert len(record) == 4
     assert all(len(arm["played_by_seed"]) == 2 for arm in record)
     assert all(0.0 < arm["bid_over_value"] <= 1.0 for arm in record)
@@ -74,7 +79,7 @@ def test_ctrl_c_keeps_the_finished_runs(
     line = result.stderr.strip().splitlines()[-1]
     assert "Interrupted after 2 of 8 learning runs" in line
     assert str(out / "learning.json") in line and "figure was not drawn" in line
-    (arm,) = json.loads((out / "learning.json").read_text())
+    (arm,) = json.loads((out / "learning.json").read_text())["arms"]
     assert arm["arm"] == "first price, no phantoms" and arm["complete"] is True
     assert arm["seeds"] == [1, 2] and len(arm["played_by_seed"]) == 2
     assert "first price, no phantoms" in result.stdout  # its row of the table
@@ -87,7 +92,7 @@ def test_json_prints_every_arm(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)  # only JSON on stdout
     assert printed["parameters"]["seeds"] == 2 and printed["parameters"]["beta"] == 1e-4
-    assert printed["arms"] == json.loads((out / "learning.json").read_text())
+    assert printed == json.loads((out / "learning.json").read_text())
     assert [a["complete"] for a in printed["arms"]] == [True] * 4
     # One (arm, seed) at a time gives what the experiment gives at once.
     runs = learning.banchio_skrzypacz(seeds=(1, 2), auctions=200, windows=2)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -154,15 +153,18 @@ def learn(
                 "played_by_seed": run.played.tolist(),
             }
         )
+    # The settings with the arms, in the file as on stdout: a result file names the run
+    # that made it (the CLI audit: learning.json had no alpha, gamma, beta, steps...).
+    document = clean_floats({"parameters": parameters, "arms": record})
     if as_json:
-        typer.echo(dumps(clean_floats({"parameters": parameters, "arms": record})))
+        typer.echo(dumps(document))
     elif runs:
         console.print(table)
     out.mkdir(parents=True, exist_ok=True)
     data = out / "learning.json"
     if runs or not stopped:
         with atomic(data) as partial:
-            partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            partial.write_text(dumps(document) + "\n", encoding="utf-8")
     if stopped:
         done = sum(len(r.seeds) for r in runs)
         interrupted(
