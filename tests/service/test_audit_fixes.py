@@ -56,16 +56,19 @@ class Server(OnLoopback):
 
 
 @contextlib.asynccontextmanager
-async def serving(store: Store, ws: str = "direct") -> AsyncIterator[Server]:
+async def serving(
+    store: Store, ws: str = "direct", env: dict[str, str] | None = None
+) -> AsyncIterator[Server]:
     """Serve ``store`` with ``ws`` = ``direct`` (what ``serve`` runs: the fast path) or
-    ``sansio`` (uvicorn's own protocol: the plain ASGI receive / send path)."""
+    ``sansio`` (uvicorn's own protocol: the plain ASGI receive / send path), configured
+    by the defaults and ``env`` (``AUCTION_*`` variables)."""
     import uvicorn
 
     from phantom_auction.service.app import create_app
     from phantom_auction.service.ws_fastpath import DirectWebSocketProtocol
 
     token = new_token()
-    app = create_app(load_config(env={}), store=store)
+    app = create_app(load_config(env=env or {}), store=store)
     app.state.house.identities.recheck_s = RECHECK_S
     protocol: Any = DirectWebSocketProtocol if ws == "direct" else "websockets-sansio"
     port = free_port()

@@ -44,8 +44,8 @@ def demo(
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Worker processes (default: all cores).")
     ] = None,
-    overwrite: OverwriteOpt = False,
     out: Annotated[Path, typer.Option("--out", help="Directory of the HTML report.")] = DEFAULT_OUT,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """One live phantom auction, then a Monte Carlo of the default config with its report."""
     from ...demo import live_auction_timeline
