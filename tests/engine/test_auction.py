@@ -723,3 +723,20 @@ def test_windows_and_limits_are_the_rule_books_in_any_order_of_openings(
         limits = book.limits(amount)
         assert auction.announcement.max_volume == amount * book.volume_multiplier
         assert auction._limits == limits
+
+
+def test_an_order_whose_fills_would_overflow_is_refused_at_open() -> None:
+    """The fuzzing audit: amount 1.797e308 at baseline 1 opened, then finalize raised
+    OverflowError summing the fills, and the auction stayed in REVEALING for good."""
+    from datetime import UTC, datetime, timedelta
+
+    from phantom_auction import InvalidBidParameters
+    from phantom_auction.engine import Auction, SettlementRequest
+
+    now = datetime.now(UTC)
+    with pytest.raises(InvalidBidParameters, match="amount") as info:
+        Auction(
+            SettlementRequest(0, 1, 1.797e308), 1.0, 1.797e308, now + timedelta(seconds=1), now=now
+        )
+    assert "overflow" in str(info.value)
+    assert Auction(SettlementRequest(0, 1, 1e18), 1e15, 1e18, now + timedelta(seconds=1), now=now)

@@ -103,6 +103,11 @@ __all__ = [
     "submit_bid",
 ]
 
+#: The largest order notional (amount x baseline price, token B) an auction takes: its
+#: fills (volume x price, the bids' volume up to a multiple of the amount, at a bounded
+#: improvement) must sum without overflowing a binary64.
+_MAX_NOTIONAL: Final = 1e300
+
 _COLLECTING, _REVEALING = Phase.COLLECTING, Phase.REVEALING
 _FINALIZED, _ABORTED = Phase.FINALIZED, Phase.ABORTED
 
@@ -318,6 +323,15 @@ class Auction:
         if type(baseline_amount) is not float or not 0.0 < baseline_amount < math.inf:
             baseline_amount = _positive("baseline_amount", baseline_amount)
         amount = request.amount
+        if not amount * baseline_price < _MAX_NOTIONAL:
+            # Fills are summed as volume x price: past this the sum overflows (the
+            # fuzzing audit: OverflowError in finalize, the auction stuck).
+            raise InvalidBidParameters(
+                "amount",
+                amount,
+                f"x baseline_price={baseline_price} must be below {_MAX_NOTIONAL:.0e} "
+                "(token B): the fills' sum would overflow",
+            )
         if baseline_amount != amount and not math.isclose(baseline_amount, amount, rel_tol=1e-12):
             raise InvalidBidParameters(
                 "baseline_amount",
