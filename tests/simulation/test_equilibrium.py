@@ -363,3 +363,46 @@ def test_many_bidders_against_tight_phantoms(n: int, mechanism: str, policy: str
     assert np.all(np.diff(b) >= 0) and np.all(b <= v) and np.all(b >= 10.0)
     # 199 rivals leave little room to shade: within a bps of the value above 15 bps.
     assert np.all(v[v > 15.0] - b[v > 15.0] < 1.0)
+
+
+@pytest.mark.parametrize(
+    ("mean", "sd", "low", "high"),
+    [
+        (5.0, 0.5, 10.0, 50.0),  # 10 sds above the mean: ndtr(10) rounds to 1
+        (55.0, 0.5, 10.0, 50.0),  # 10 sds below
+        (2.0, 0.15, 10.0, 50.0),  # 53 sds above: the CDF range underflows
+        (25.0, 1e-300, 10.0, 20.0),  # 1.5e301 sds: low * low overflows (the engine)
+    ],
+)
+def test_far_truncations_draw_near_the_bound_nearest_the_mean_on_both_paths(
+    mean: float, sd: float, low: float, high: float
+) -> None:
+    """The theory audit: a model far from its interval drew every phantom at the far
+    bound (the engine after 1000 rejected attempts fell back to min_bps; the simulator's
+    inverse CDF hit ndtri(1) = inf). Both now follow the truncated normal."""
+    from scipy import stats
+
+    from phantom_auction.engine.phantoms import draw_phantom_bids
+    from phantom_auction.mechanisms.rules import improvement_bps
+
+    model = PhantomModel(
+        max_phantom_bidders=20, bid_probability=1.0, mean_bps=mean, sd_bps=sd,
+        min_bps=low, max_bps=high,
+    )  # fmt: skip
+    a, b = (low - mean) / sd, (high - mean) / sd
+    near = low if a > 0 else high
+    expected = float(stats.truncnorm(a, b, loc=mean, scale=sd).mean()) if sd > 1e-9 else near
+    if not math.isfinite(expected):  # scipy's own limit far out: the bound itself
+        expected = near
+    simulated = draw_phantom_arrays(model, np.random.default_rng(3), 2_000, 100.0, 1.0)
+    drawn = simulated.improvement_bps[simulated.present]
+    engine = np.array(
+        [
+            improvement_bps(bid.improved_price, 100.0)
+            for seed in range(50)
+            for bid in draw_phantom_bids(model, seed.to_bytes(32, "big"), 100.0, 1.0)
+        ]
+    )
+    for sample in (drawn, engine):
+        assert np.all(np.abs(sample - near) <= 6 * sd + 1e-9), (sample.min(), sample.max())
+        assert abs(float(sample.mean()) - expected) <= 0.05 * sd + 1e-9

@@ -56,6 +56,7 @@ __all__ = [
     "draw_phantom_columns",
     "phantom_commitment",
     "phantom_uniforms",
+    "truncated_normal_bps",
     "verify_phantoms",
 ]
 
@@ -122,6 +123,30 @@ class PhantomArrays:
     priority_fee: FloatArray
 
 
+def truncated_normal_bps(model: PhantomModel, u: FloatArray) -> FloatArray:
+    """The improvements (bps) of uniforms ``u`` in [0, 1): the model's truncated normal's
+    inverse CDF, clipped to its bounds (the simulator's draw; a live auction's is the
+    libm-free sampler below).
+
+    An interval above the mean (``a > 0`` sds) is drawn through the upper tail's CDF,
+    ``ndtr(-x)``: its lower CDF rounds to 1 from ``a`` ~ 8.3 on, where every draw fell on
+    ``max_bps``, the far bound (the theory audit). An interval whose CDF range
+    underflows to nothing (~38 sds away) is a point at the bound nearest the mean."""
+    a = (model.min_bps - model.mean_bps) / model.sd_bps
+    b = (model.max_bps - model.mean_bps) / model.sd_bps
+    z: FloatArray
+    if a > 0.0:
+        upper, lower = ndtr(-a), ndtr(-b)
+        z = -ndtri(upper - (upper - lower) * u) if upper > lower else np.full(u.shape, a)
+    else:
+        lo, hi = ndtr(a), ndtr(b)
+        z = ndtri(lo + (hi - lo) * u) if hi > lo else np.full(u.shape, math.inf)
+    # np.clip's bits (max then min), without its Python-level overhead.
+    bps: FloatArray = np.maximum(model.mean_bps + model.sd_bps * z, model.min_bps)
+    np.minimum(bps, model.max_bps, out=bps)
+    return bps
+
+
 def draw_phantom_arrays(
     model: PhantomModel,
     rng: np.random.Generator,
@@ -132,10 +157,7 @@ def draw_phantom_arrays(
     """Draw phantom bids for ``n_auctions`` auctions (prices in B per A, volumes in token A)."""
     shape = (n_auctions, model.max_phantom_bidders)
     present = rng.random(shape) < model.bid_probability
-    lo = ndtr((model.min_bps - model.mean_bps) / model.sd_bps)
-    hi = ndtr((model.max_bps - model.mean_bps) / model.sd_bps)
-    u = lo + (hi - lo) * rng.random(shape)
-    improvement = np.clip(model.mean_bps + model.sd_bps * ndtri(u), model.min_bps, model.max_bps)
+    improvement = truncated_normal_bps(model, rng.random(shape))
     baseline = np.asarray(baseline_price, dtype=np.float64).reshape(-1, 1)
     amount = np.asarray(baseline_amount, dtype=np.float64).reshape(-1, 1)
     volume = amount * rng.uniform(*model.volume_fraction, size=shape)
@@ -383,8 +405,9 @@ class _SeedSampler:
             self._alpha,
         )
         mean, sd, min_bps, max_bps = self._mean, self._sd, self._min_bps, self._max_bps
-        if proposal == _POINT:
-            return [min_bps] * count, words
+        if proposal == _POINT:  # no attempt, no uniform used
+            bps = mean + sd * (sign * low)
+            return [min_bps if bps < min_bps else max_bps if bps > max_bps else bps] * count, words
         if proposal in (_UNIFORM_CENTRE, _UNIFORM_TAIL):
             return self._uniform_improvements(seed, words, cursor, count)
         span = high - low
@@ -486,12 +509,16 @@ _ATTEMPTS: Final = range(MAX_ATTEMPTS)
 def _proposal(a: float, b: float) -> tuple[int, float, float, float]:
     """``(proposal, sign, low, high)`` for a standard normal truncated to ``[a, b]``:
     the draw is ``sign * z`` with ``z`` in ``[low, high]``."""
-    if a == b:
-        return _POINT, 1.0, a, b
     if a < 0.0 < b:
         return (_NORMAL if b - a >= _UNIFORM_WIDTH else _UNIFORM_CENTRE), 1.0, a, b
     sign, low, high = (1.0, a, b) if a >= 0.0 else (-1.0, -b, -a)
     alpha = 0.5 * (low + math.sqrt(low * low + 4.0))
+    if a == b or not alpha < math.inf:
+        # All the mass at the bound nearest the mean, ``low``: an interval of one point,
+        # or one so many sds away that ``low * low`` overflows (the theory audit: there
+        # every exponential attempt was rejected, and the slot fell back to min_bps, the
+        # far bound when the mean is above the interval).
+        return _POINT, sign, low, low
     return (_UNIFORM_TAIL if alpha * (high - low) < 1.0 else _EXPONENTIAL), sign, low, high
 
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtr
 
 from ..config import AuctionConfig
-from ..engine.phantoms import PhantomArrays, PhantomModel
+from ..engine.phantoms import PhantomArrays, PhantomModel, truncated_normal_bps
 from ..errors import InvalidBidParameters
 from ..mechanisms.rules import AuctionRules, RevealLimits, improvement_bps, to_us
 from .market import MarketConditions, ValueModel
@@ -429,7 +429,7 @@ def phantom_arrays(
     """:func:`phantom_block`'s bids from its uniforms ``u`` (:func:`_phantom_uniforms`)."""
     m = model.max_phantom_bidders
     present = np.less(np.arange(m), count[:, None])
-    bid_bps = _phantom_bps(model, _phantom_quantiles(model, u[:, 0]))
+    bid_bps = truncated_normal_bps(model, u[:, 0])
     bid_volume, bid_fee = _phantom_volume_fee(model, baseline_amount, u)
     # The bids' places found once (flat indices), not once per array by the mask.
     where = np.flatnonzero(present)
@@ -484,7 +484,8 @@ def phantom_best(
     bidding = np.flatnonzero(count)
     sizes = count[bidding]
     starts = np.cumsum(sizes) - sizes  # each bidding auction's first bid (row order)
-    q = _phantom_quantiles(model, u[:, 0])
+    improvement_u = u[:, 0]
+    q = _phantom_quantiles(model, improvement_u)
     if monotone:
         top = np.maximum.reduceat(q, starts)
         pick = np.flatnonzero(q >= np.repeat(top, sizes) - QUANTILE_GAP)
@@ -493,11 +494,11 @@ def phantom_best(
             starts = np.arange(pick.shape[0])
         else:
             starts = np.searchsorted(pick, starts)
-        q = q[pick]
+        improvement_u = improvement_u[pick]
         fee: FloatArray = np.zeros(pick.shape[0])
     else:
         _, fee = _phantom_volume_fee(model, baseline_amount, u)
-    price = baseline_price * (1.0 + _phantom_bps(model, q) / 10_000.0)
+    price = baseline_price * (1.0 + truncated_normal_bps(model, improvement_u) / 10_000.0)
     scores = score(improvement_bps(price, baseline_price), fee)
     best[bidding] = np.maximum(np.maximum.reduceat(scores, starts), 0.0)
     return best
@@ -511,19 +512,12 @@ def _phantom_uniforms(model: PhantomModel, rng: np.random.Generator, count: IntA
 
 
 def _phantom_quantiles(model: PhantomModel, u: FloatArray) -> FloatArray:
-    """Uniforms mapped onto the truncated normal's CDF range."""
+    """Uniforms mapped onto the truncated normal's CDF range (rising with ``u``; they rank
+    the bids, :func:`_phantom_bps` prices them)."""
     lo = ndtr((model.min_bps - model.mean_bps) / model.sd_bps)
     hi = ndtr((model.max_bps - model.mean_bps) / model.sd_bps)
     q: FloatArray = lo + (hi - lo) * u
     return q
-
-
-def _phantom_bps(model: PhantomModel, q: FloatArray) -> FloatArray:
-    """The improvements (bps) at CDF quantiles ``q``: inverse CDF, clipped to the bounds."""
-    # np.clip's bits (max then min), without its Python-level overhead.
-    bid_bps: FloatArray = np.maximum(model.mean_bps + model.sd_bps * ndtri(q), model.min_bps)
-    np.minimum(bid_bps, model.max_bps, out=bid_bps)
-    return bid_bps
 
 
 def _phantom_volume_fee(
