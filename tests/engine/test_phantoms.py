@@ -131,15 +131,16 @@ def _independent_phantoms(
     mean, sd, lo_bps, hi_bps = model.mean_bps, model.sd_bps, model.min_bps, model.max_bps
     a, b = (lo_bps - mean) / sd, (hi_bps - mean) / sd
     sign, low, high = 1.0, a, b
-    if a == b:
-        kind = "point"
-    elif a < 0.0 < b:
+    if a < 0.0 < b:
         kind = "normal" if b - a >= 5.0 else "uniform0"
     else:
         if a < 0.0:
             sign, low, high = -1.0, -b, -a
         alpha = 0.5 * (low + math.sqrt(low * low + 4.0))
-        kind = "uniform-low" if alpha * (high - low) < 1.0 else "exponential"
+        if a == b or math.isinf(alpha):
+            kind = "point"
+        else:
+            kind = "uniform-low" if alpha * (high - low) < 1.0 else "exponential"
     alpha = 0.5 * (low + math.sqrt(low * low + 4.0))
 
     def accepts(v: float, h: float) -> bool:
@@ -169,7 +170,9 @@ def _independent_phantoms(
         if u[3 * s] >= model.bid_probability:
             continue
         bps = lo_bps
-        if kind != "point":
+        if kind == "point":  # the bound nearest the mean
+            bps = min(max(mean + sd * (sign * low), lo_bps), hi_bps)
+        else:
             for _attempt in range(1000):
                 z = candidate(u[cursor], u[cursor + 1])
                 cursor += 2
@@ -265,7 +268,7 @@ def test_phantom_uniforms_are_the_streams_words() -> None:
     st.binary(min_size=32, max_size=32),
     st.floats(0.0, 1.0),
     st.floats(-1000.0, 1000.0),
-    st.sampled_from([0.001, 0.1, 1.0, 10.0, 60.0, 500.0]),
+    st.sampled_from([1e-300, 1e-160, 0.001, 0.1, 1.0, 10.0, 60.0, 500.0]),
     st.floats(0.0, 80.0),
     st.sampled_from([0.0, 1e-9, 0.01, 0.5, 3.0, 40.0, 900.0]),
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import random
 import re
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ import pytest
 
 from phantom_auction.engine import PhantomModel, draw_phantom_bids, make_bid
 
-from .explorer_harness import ConsoleLog, Market
+from .explorer_harness import ConsoleLog, Market, settle_document
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 FEED_ROW = "[data-testid=feed-row][data-auction-id='{}']"
@@ -152,8 +153,10 @@ def test_an_open_auction_page_keeps_the_seed_sealed_then_verifies_itself(
     competition = market.competition(opened["auction_id"])
     assert page.inner_text("[data-testid=phantom-seed]") == competition["phantom_seed"]
     assert page.get_attribute("[data-testid=verify-result]", "data-ok") == "true"
-    # It saw the open: the seed is checked against the commitment it kept then.
+    # It saw the open: the seed is checked against the commitment it kept then, the
+    # terms against those announced then.
     assert _at_open_item(page) == ("true", "✓")
+    assert _at_open_item(page, TERMS_AT_OPEN) == ("true", "✓")
 
 
 def _tamper_phantom_price(doc: dict[str, Any]) -> str:
@@ -240,6 +243,76 @@ def test_the_honest_document_shows_ticks(page: Any, market: Market, honest: dict
     result = page.locator("[data-testid=verify-result]")
     assert result.get_attribute("data-ok") == "true"
     assert result.inner_text().startswith("✓")
+
+
+#: The re-clearing checks (verify.js's reclearChecks), in order.
+RECLEAR_CHECKS = [
+    "ranking order and scores re-cleared",
+    "allocations re-cleared",
+    "fill prices re-cleared",
+    "CFMM remainder re-cleared",
+    "user's price and improvement re-cleared",
+    "outcome re-cleared",
+]
+
+
+def _clearing_items(page: Any) -> list[list[str]]:
+    """The re-clearing items shown: [data-ok, label, detail] (textContent: the list is
+    folded away when every check passes)."""
+    items = page.eval_on_selector_all(
+        "[data-testid=verify-item][data-group=clearing]",
+        "items => items.map(i => [i.dataset.ok, i.querySelector('strong').textContent,"
+        " i.querySelector('.muted').textContent])",
+    )
+    return [[ok, label, detail.removeprefix(" — ")] for ok, label, detail in items]
+
+
+def test_the_page_clears_the_auction_again_and_agrees_with_the_server(
+    page: Any, market: Market, honest: dict[str, Any]
+) -> None:
+    _open_auction_page(page, market, honest["auction_id"])
+    assert page.get_attribute("[data-testid=verify-result]", "data-ok") == "true"
+    items = _clearing_items(page)
+    assert [(ok, label) for ok, label, _ in items] == [("true", c) for c in RECLEAR_CHECKS]
+    for ranking_allocations_or_price in (0, 1, 4):
+        assert items[ranking_allocations_or_price][2].endswith("bit for bit")
+    assert items[-1][2].startswith(f"{honest['outcome']} under {honest['mechanism']}")
+
+
+def test_a_fill_price_one_ulp_off_fails_the_clearing_in_the_page(
+    page: Any, market: Market, honest: dict[str, Any]
+) -> None:
+    doc = copy.deepcopy(honest)
+    fill = next((f for f in doc["fills"] if f["bidder_id"] is not None), None)
+    if fill is None:
+        pytest.skip("the honest auction has no real fill")
+    entry = next(r for r in doc["ranking"] if r["bidder_id"] == fill["bidder_id"])
+    fill["price"] = entry["fill_price"] = math.nextafter(fill["price"], 0.0)
+    _competition_route(page, doc["auction_id"], doc)
+    _open_auction_page(page, market, doc["auction_id"])
+    assert page.get_attribute("[data-testid=verify-result]", "data-ok") == "false"
+    assert _failed_items(page) == ["fill prices re-cleared"]
+
+
+@pytest.mark.parametrize("ended", ["before the rules were published", "aborted"])
+def test_a_document_that_cannot_be_cleared_again_says_why(
+    page: Any, market: Market, honest: dict[str, Any], ended: str
+) -> None:
+    doc = copy.deepcopy(honest)
+    if ended == "aborted":
+        doc.update(status="aborted", outcome="aborted")
+        why = "not re-cleared: the auction was aborted"
+    else:
+        doc["rules"] = None
+        why = "not possible: this document predates the published rules"
+    _competition_route(page, doc["auction_id"], doc)
+    _open_auction_page(page, market, doc["auction_id"])
+    # Not checked (–), never a failure.
+    assert page.get_attribute("[data-testid=verify-result]", "data-ok") == "true"
+    ((ok, label, detail),) = _clearing_items(page)
+    assert (ok, label) == ("unchecked", "auction re-cleared")
+    assert detail.startswith(why)
+    assert why in page.inner_text("[data-testid=verify-unchecked]:has-text('auction re-cleared')")
 
 
 def test_keyboard_alone_opens_an_auction_and_verifies_it(
@@ -426,7 +499,8 @@ def test_javascript_verifier_agrees_with_python_bit_for_bit(page: Any, market: M
             max_phantom_bidders=rng.randint(0, 25),
             bid_probability=rng.random(),
             mean_bps=rng.uniform(-200.0, 200.0),
-            sd_bps=rng.choice([0.01, 1.0, 10.0, 80.0]),
+            # 1e-300: a point at the bound nearest the mean (low * low overflows).
+            sd_bps=rng.choice([1e-300, 0.01, 1.0, 10.0, 80.0]),
             min_bps=lo,
             max_bps=lo + rng.choice([0.0, 0.3, 4.0, 60.0, 500.0]),
         )
@@ -531,11 +605,13 @@ def test_javascript_verifier_agrees_with_python_bit_for_bit(page: Any, market: M
 # ---------------------------------------------------------------- the commitment kept at open
 
 AT_OPEN = "commitment is the one published at open"
+TERMS_AT_OPEN = "terms are the ones announced at open"
 
 
-def _at_open_item(page: Any) -> tuple[str, str]:
-    """The check of the seed against the commitment kept at open: (data-ok, its mark)."""
-    item = page.locator("[data-testid=verify-item]", has_text=AT_OPEN)
+def _at_open_item(page: Any, label: str = AT_OPEN) -> tuple[str, str]:
+    """A check against what this browser kept at open (by default the seed's against the
+    phantom commitment): (data-ok, its mark)."""
+    item = page.locator("[data-testid=verify-item]", has_text=label)
     return item.get_attribute("data-ok"), item.locator(".mark").text_content()
 
 
@@ -560,18 +636,9 @@ def _swap_seed_and_phantoms(doc: dict[str, Any]) -> None:
          "volume": b.volume, "priority_fee": b.priority_fee}
         for b in drawn
     ]  # fmt: skip
-    ranking = [r for r in doc["ranking"] if not r["is_phantom"]]
-    for b in doc["phantom_bids"]:
-        bps = (b["improved_price"] / doc["baseline_price"] - 1) * 1e4
-        ranking.append(
-            {**b, "is_phantom": True, "improvement_bps": bps, "fee_bps": 0.0, "score": bps,
-             "allocated": 0.0, "filled": 0.0, "fill_price": None}
-        )  # fmt: skip
-        del ranking[-1]["slot"]
-    ranking.sort(key=lambda r: -r["score"])
-    for rank, entry in enumerate(ranking, 1):
-        entry["rank"] = rank
-    doc["ranking"] = ranking
+    # The ranking, fills and price those phantoms give, cleared as the engine clears (the
+    # explorer clears the auction again: a forger must publish a consistent clearing).
+    settle_document(doc)
 
 
 def _forging_context(browser: Any, auction_id: str) -> Any:
@@ -649,6 +716,48 @@ def test_a_seed_swapped_after_the_end_fails_where_the_browser_saw_the_open(
         for context in contexts:
             context.close()
     assert all(log.errors == [] for log in logs), [log.errors for log in logs]
+
+
+def test_rules_changed_after_the_end_fail_where_the_browser_saw_the_open(
+    browser: Any, market: Market
+) -> None:
+    """The explorer audit: the rules a document clears by were taken from the document
+    itself, so a server could publish other terms after the end. They are announced at
+    open now (auction_opened, the feed) and kept like the phantom commitment."""
+    opened = market.open_auction(2500)
+    aid = opened["auction_id"]
+    # What the feed and the auction page say while it is open (the auction_opened push
+    # carries the same: tests/service/test_house.py).
+    summary = market.http.get(f"/explorer/api/auctions/{aid}").json()
+    assert summary["status"] == "open"
+    announced = summary["terms"]
+    assert set(announced) == {"phantom_policy", "rules", "phantom_model"}
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+
+    def competition(route: Any) -> None:
+        response = route.fetch()
+        if response.status != 200:
+            route.fulfill(response=response)
+            return
+        doc = json.loads(response.text())
+        assert doc["rules"] == announced["rules"]  # the honest server's
+        doc["rules"]["priority_fee_max_ratio"] *= 2  # read by no check but this one
+        route.fulfill(response=response, body=json.dumps(doc))
+
+    context.route(f"**/v1/auctions/{aid}/competition", competition)
+    try:
+        seen = context.new_page()
+        seen.goto(f"{market.server.url}/auctions/{aid}")
+        seen.wait_for_selector("[data-testid=verify-result]", timeout=15_000)
+        assert _failed_items(seen) == [TERMS_AT_OPEN]
+        fresh = browser.new_page()  # another browser: never saw it open
+        fresh.route(f"**/v1/auctions/{aid}/competition", competition)
+        _open_auction_page(fresh, market, aid)
+        assert _at_open_item(fresh, TERMS_AT_OPEN) == ("unchecked", "–")
+        assert _failed_items(fresh) == []
+        fresh.close()
+    finally:
+        context.close()
 
 
 # ---------------------------------------------------------------- polling, focus, live regions

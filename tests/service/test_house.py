@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -217,6 +218,10 @@ async def test_the_competition_is_stored_without_the_events_and_published_whole(
     assert len(published["commitments"]) == BIDDERS
     assert len(published["reveals"]) == BIDDERS - 1
     assert "events" not in published
+    # Announced at open as published after the end: a verifier keeps them from the open.
+    opened = json.loads(live.announcement)
+    for key in ("mechanism", "phantom_policy", "rules", "phantom_model"):
+        assert opened[key] == published[key], key
     # The rules it cleared by, for a verifier clearing it again (the JS bidder's audit:
     # the weights and min_participants were nowhere in the document).
     assert published["rules"] == {

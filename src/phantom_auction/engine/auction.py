@@ -545,6 +545,11 @@ class Auction:
         return self._book
 
     @property
+    def phantom_model(self) -> PhantomModel:
+        """The model its phantom bids are drawn from (with its committed seed)."""
+        return self._rules.phantom_model
+
+    @property
     def commitments(self) -> Mapping[str, SealedBid]:
         """Accepted sealed bids by bidder id, in commit order."""
         return MappingProxyType(self._commitments)

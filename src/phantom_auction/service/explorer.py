@@ -45,7 +45,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..engine.clock import to_us
-from .house.documents import RECOVERED, events_covered, is_competition_view
+from .house.documents import RECOVERED, events_covered, is_competition_view, terms_document
 
 if TYPE_CHECKING:
     from .house import AuctionHouse, LiveAuction
@@ -96,6 +96,7 @@ def _open_summary(live: LiveAuction) -> dict[str, Any]:
         "price": None,
         "improvement_bps": None,
         "mechanism": live.auction.announcement.mechanism,
+        "terms": terms_document(live.auction),
     }
 
 
@@ -125,6 +126,7 @@ def _announced_summary(text: str) -> dict[str, Any]:
         "price": None,
         "improvement_bps": None,
         "mechanism": announced["mechanism"],
+        "terms": {k: announced.get(k) for k in ("phantom_policy", "rules", "phantom_model")},
     }
 
 

@@ -1,7 +1,7 @@
 // The explorer's pages: the live feed (/), one auction (/auctions/{id}), the bidders (/bidders).
 // Rendered from public JSON only; every auction page verifies itself (verify.js).
 
-import { parseExact, verifyCompetition, webCrypto, exactIntegersSupported } from "./verify.js";
+import { canonicalJSON, parseExact, verifyCompetition, webCrypto, exactIntegersSupported } from "./verify.js";
 
 const main = document.getElementById("main");
 const POLL_MS = 300;
@@ -143,16 +143,30 @@ function readSeen() {
     return new Map();
   }
 }
+// The terms announced at open (phantom policy, rules, phantom model), kept the same way:
+// a server cannot clear, or draw the phantoms, by other terms than it announced.
+const TERMS_KEY = "phantom-auction-explorer/terms-seen-open";
+function readTerms() {
+  try {
+    const kept = JSON.parse(localStorage.getItem(TERMS_KEY) || "[]");
+    return new Map(Array.isArray(kept) ? kept : []);
+  } catch {
+    return new Map();
+  }
+}
 function rememberOpenCommitments(summaries) {
   const fresh = summaries.filter((s) => s.status === "open" && typeof s.phantom_commitment === "string" && !seenHere.has(s.auction_id));
   if (fresh.length === 0) return;
   try {
     const seen = readSeen(); // again: another tab may have added some
+    const terms = readTerms();
     for (const s of fresh) {
       seenHere.add(s.auction_id);
       if (!seen.has(s.auction_id)) seen.set(s.auction_id, s.phantom_commitment);
+      if (s.terms && !terms.has(s.auction_id)) terms.set(s.auction_id, canonicalJSON(s.terms));
     }
     localStorage.setItem(SEEN_KEY, JSON.stringify([...seen].slice(-SEEN_KEPT)));
+    localStorage.setItem(TERMS_KEY, JSON.stringify([...terms].slice(-SEEN_KEPT)));
   } catch {
     // No storage (disabled, full): the auction page says the open was not seen.
   }
@@ -160,6 +174,9 @@ function rememberOpenCommitments(summaries) {
 }
 function commitmentSeenOpen(auctionId) {
   return readSeen().get(auctionId);
+}
+function termsSeenOpen(auctionId) {
+  return readTerms().get(auctionId);
 }
 
 function setTitle(text) {
@@ -612,6 +629,7 @@ async function auctionPage(auctionId) {
     // The commitment this browser kept while the auction was open, never the one sent
     // now with the seed (a server could swap both).
     const seen = commitmentSeenOpen(auctionId);
+    const termsAtOpen = termsSeenOpen(auctionId);
     const panel = h("section", { class: "verify", "aria-labelledby": "h-verify" });
     const button = h("button", { type: "button", "data-testid": "verify-button" }, "Verify again");
     const verify = async () => {
@@ -620,7 +638,7 @@ async function auctionPage(auctionId) {
       panel.replaceChildren(h("h2", { id: "h-verify" }, "Verification"), h("p", { class: "muted", role: "status" }, "Checking…"));
       let items;
       try {
-        items = await verifyCompetition(doc, { phantomCommitmentAtOpen: seen });
+        items = await verifyCompetition(doc, { phantomCommitmentAtOpen: seen, termsAtOpen });
       } catch (error) {
         items = [{ group: "document", label: "the document can be checked", ok: false, detail: error.message, ref: "document" }];
       }
@@ -629,7 +647,7 @@ async function auctionPage(auctionId) {
       if (!exactIntegersSupported) notes.push("This browser reads integers above 2^53 as rounded numbers: nonces may not verify.");
       panel.replaceChildren(
         h("h2", { id: "h-verify" }, "Verification"),
-        h("p", { class: "muted" }, "Recomputed in this browser from the public documents: each reveal's SHA-256 commitment (docs/commitment.md) and each phantom bid from the revealed seed (docs/phantoms.md), against the phantom commitment this browser kept while the auction was open."),
+        h("p", { class: "muted" }, "Recomputed in this browser from the public documents: each reveal's SHA-256 commitment (docs/commitment.md), each phantom bid from the revealed seed (docs/phantoms.md), against the phantom commitment this browser kept while the auction was open, the terms (phantom policy, rules, phantom model) it kept then, and the clearing: the ranking, allocations, fill prices, CFMM remainder, price and outcome the published rules give those bids (docs/rule-book.md), bit for bit."),
         ...verifyPanel(items),
         ...notes.map((n) => h("p", { class: "warn" }, n)),
         button,

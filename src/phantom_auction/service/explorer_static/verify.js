@@ -1,9 +1,10 @@
 // Verification of an auction from its public documents, in the browser.
 //
-// Written from docs/commitment.md (the sealed-bid commitment) and docs/phantoms.md (the
-// phantom draw) alone: SHA-256 (WebCrypto, or the fallback below where WebCrypto is not
-// offered: pages served over plain http to another host), SHAKE-256 (written here:
-// WebCrypto has none) and IEEE-754 double arithmetic in the documented order.
+// Written from docs/commitment.md (the sealed-bid commitment), docs/phantoms.md (the
+// phantom draw), docs/rule-book.md and docs/mechanisms.md (the clearing) alone: SHA-256
+// (WebCrypto, or the fallback below where WebCrypto is not offered: pages served over
+// plain http to another host), SHAKE-256 (written here: WebCrypto has none) and IEEE-754
+// double arithmetic in the documented order.
 
 // ------------------------------------------------------------------ bytes
 
@@ -331,10 +332,12 @@ export function ln(x) {
 }
 
 export function proposal(a, b) {
-  if (a === b) return { kind: "point", sign: 1, low: a, high: b };
   if (a < 0 && 0 < b) return { kind: b - a >= 5 ? "normal" : "uniform", sign: 1, low: a, high: b, peak: 0 };
   const [sign, low, high] = a >= 0 ? [1, a, b] : [-1, -b, -a];
   const alpha = 0.5 * (low + Math.sqrt(low * low + 4));
+  // All the mass at the bound nearest the mean: a one-point interval, or one so many
+  // sds away that low * low overflows (no exponential attempt could be accepted).
+  if (a === b || !(alpha < Infinity)) return { kind: "point", sign, low, high: low, peak: low };
   return { kind: alpha * (high - low) < 1 ? "uniform" : "exponential", sign, low, high, peak: low };
 }
 
@@ -372,7 +375,8 @@ export function phantomBids(seed, model, baselinePrice, amount) {
   let cursor = 3 * n;
   for (let s = 0; s < n; s++) {
     if (!(u.at(3 * s) < model.bid_probability)) continue;
-    let improvement = minBps;
+    // A point: no attempt, no uniform used; otherwise min_bps after MAX_ATTEMPTS rejections.
+    let improvement = p.kind === "point" ? Math.min(Math.max(mean + sd * (p.sign * p.low), minBps), maxBps) : minBps;
     for (let attempt = 0; p.kind !== "point" && attempt < MAX_ATTEMPTS; attempt++) {
       const u1 = u.at(cursor);
       const v = 1 - u.at(cursor + 1);
@@ -414,15 +418,37 @@ function same(a, b) {
   return a === b || (typeof a === "bigint" && BigInt(b) === a) || (typeof b === "bigint" && BigInt(a) === b);
 }
 
+// JSON with every object's keys sorted: two documents of the same terms give the same text.
+export function canonicalJSON(value) {
+  if (Array.isArray(value)) return `[${value.map(canonicalJSON).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJSON(value[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+// The terms an auction clears by beyond its mechanism, as announced at open.
+const TERMS = ["phantom_policy", "rules", "phantom_model"];
+
 // Every check of docs/phantoms.md ("Verifying an auction") on a competition document:
 // [{group, label, ok, detail, ref}], ref naming the row it belongs to; ok is null for a
 // check that could not be made: the seed against the commitment published at open,
 // without phantomCommitmentAtOpen (kept by the caller from the open: never taken from
 // a document sent after the end, which could have been swapped with the seed).
-export async function verifyCompetition(doc, { phantomCommitmentAtOpen } = {}) {
+export async function verifyCompetition(doc, { phantomCommitmentAtOpen, termsAtOpen } = {}) {
   const items = [];
   const add = (group, label, ok, detail, ref) => items.push({ group, label, ok, detail, ref });
   const auctionId = doc.auction_id;
+
+  // Terms: the phantom policy, rules and phantom model the document clears and draws by
+  // are the ones announced at open (kept by the caller, as the phantom commitment).
+  const terms = canonicalJSON(Object.fromEntries(TERMS.map((k) => [k, doc[k] ?? null])));
+  if (termsAtOpen) {
+    const ok = terms === String(termsAtOpen);
+    add("document", "terms are the ones announced at open", ok, ok ? "phantom policy, rules and phantom model as this browser kept them while the auction was open" : `announced at open ${termsAtOpen}; the document says ${terms}`, "terms");
+  } else {
+    add("document", "terms are the ones announced at open", null, `not checked: this browser did not see this auction open. Compare by hand the auction_opened push's phantom_policy, rules and phantom_model with ${terms}`, "terms");
+  }
 
   // Commitments: every reveal's fields hash to the commitment the bidder committed.
   const committed = new Map();
@@ -533,5 +559,387 @@ export async function verifyCompetition(doc, { phantomCommitmentAtOpen } = {}) {
     const countOk = missing.length === 0 && listed.length === drawn.length && rankedPhantoms === drawn.length;
     add("phantoms", "every drawn phantom listed, no other", countOk, countOk ? `${drawn.length} phantom bids` : `drawn ${drawn.length}, listed ${listed.length}, ranked ${rankedPhantoms}${missing.length ? `; missing ${missing.join(", ")}` : ""}`, "phantoms");
   }
+
+  // Clearing: the auction cleared again from the reveals and phantoms checked above.
+  items.push(...reclearChecks(doc));
+  return items;
+}
+
+// ------------------------------------------------------------------ re-clearing (docs/rule-book.md, docs/mechanisms.md)
+
+// The auction cleared again from the document alone: the accepted reveals (commit order)
+// and the phantom bids (slot order) scored, ranked and cleared under the document's
+// `mechanism`, `phantom_policy` and `rules`, then each real winner priced and the CFMM
+// given the rest. Every step is the reference's (engine/settlement.py,
+// mechanisms/rules.py, clearing.py, pricing.py) operation by operation in binary64, which
+// JavaScript numbers are: the results are compared with the published ones bit for bit.
+
+const BPS = 10000;
+// The slack a bid at the least accepted improvement may carry below it (rules.py).
+const IMPROVEMENT_TOLERANCE_BPS = 1e-9;
+const MECHANISM_ALIASES = { second_price: "vickrey", second_score: "vickrey", first_price: "discriminatory", pay_as_bid: "discriminatory" };
+
+export function canonicalMechanism(name) {
+  const key = String(name).trim().toLowerCase().replace(/-/g, "_");
+  const canonical = MECHANISM_ALIASES[key] || key;
+  if (!["vcg", "vickrey", "uniform", "discriminatory"].includes(canonical)) throw new Error(`unknown mechanism: ${name}`);
+  return canonical;
+}
+
+// The correctly rounded sum of doubles: Python's math.fsum (Shewchuk's exact partials,
+// then CPython's final rounding, half to even across partials). The CFMM remainder and the
+// user's mean price are fsums in the engine; a plain running sum differs in the last bits.
+export function fsum(values) {
+  const partials = [];
+  for (let x of values) {
+    let i = 0;
+    for (let j = 0; j < partials.length; j++) {
+      let y = partials[j];
+      if (Math.abs(x) < Math.abs(y)) [x, y] = [y, x];
+      const hi = x + y;
+      const lo = y - (hi - x);
+      if (lo !== 0) partials[i++] = lo;
+      x = hi;
+    }
+    partials.length = i;
+    partials.push(x);
+  }
+  let n = partials.length;
+  if (n === 0) return 0;
+  let hi = partials[--n];
+  let lo = 0;
+  while (n > 0) {
+    const x = hi;
+    const y = partials[--n];
+    hi = x + y;
+    lo = y - (hi - x);
+    if (lo !== 0) break;
+  }
+  // A half-way case between two doubles is settled by the sign of the partials below.
+  if (n > 0 && ((lo < 0 && partials[n - 1] < 0) || (lo > 0 && partials[n - 1] > 0))) {
+    const y = lo * 2;
+    const x = hi + y;
+    if (y === x - hi) hi = x;
+  }
+  return hi;
+}
+
+// Indices of `values` from the highest down, ties by index (Python's stable
+// sorted(..., reverse=True); Array.prototype.sort is stable too).
+export function valueOrder(values) {
+  return values.map((_, i) => i).sort((a, b) => (values[a] > values[b] ? -1 : values[a] < values[b] ? 1 : 0));
+}
+
+// One clearing (docs/mechanisms.md): `values` per unit (scores), `quantities`, `ranked`
+// their value order; {allocated, payment} per index (payment: value x units, a total) and
+// the winners in value order. The whole eligible book is walked, as mechanisms.md states
+// the rules; the engine stops reading it where no price depends on the rest
+// (clearing._clear_head), which it documents as the same bits.
+export function clearScores(mechanism, values, quantities, ranked, supply, reserve) {
+  const n = values.length;
+  const allocated = new Array(n).fill(0);
+  const payment = new Array(n).fill(0);
+  // Eligible: at or above the reserve, with units. Second price reads its winner and
+  // runner-up only.
+  let order = ranked.filter((i) => values[i] >= reserve && quantities[i] > 0);
+  if (mechanism === "vickrey") order = order.slice(0, 2);
+  if (order.length === 0 || !(supply > 0)) return { allocated, payment, winners: [] };
+  const vs = order.map((i) => values[i]);
+  const qs = order.map((i) => quantities[i]);
+  // x = clip(S - ahead, 0, q), `ahead` the running sum of the bids before (not cum - q).
+  const filled = [];
+  let ahead = 0;
+  for (const units of qs) {
+    const left = supply - ahead;
+    filled.push(left < 0 ? 0 : units < left ? units : left);
+    ahead += units;
+  }
+  const m = vs.length;
+  // f: the first bid not filled in full (winners filled in full are a prefix).
+  let f = 0;
+  for (let k = 0; k < m; k++) if (filled[k] === qs[k]) f++;
+  let paid;
+  if (mechanism === "discriminatory") {
+    paid = filled.map((x, k) => x * vs[k]);
+  } else if (mechanism === "vickrey") {
+    // One winner: min(q, S) at the runner-up's value, at least the reserve.
+    for (let k = 1; k < m; k++) filled[k] = 0;
+    const runnerUp = m > 1 ? vs[1] : reserve;
+    const price = runnerUp > reserve ? runnerUp : reserve;
+    paid = filled.map((x, k) => (k === 0 ? x * price : 0));
+  } else if (mechanism === "uniform") {
+    // The highest rejected unit: the first bid not filled in full; the reserve if none.
+    const price = f < m ? vs[f] : reserve;
+    paid = filled.map((x) => x * price);
+  } else {
+    paid = vcgPayments(vs, qs, filled, f, reserve);
+  }
+  const winners = [];
+  for (let k = 0; k < m; k++) {
+    if (filled[k] <= 0) break; // winners are a prefix of the value order
+    allocated[order[k]] = filled[k];
+    payment[order[k]] = paid[k];
+    winners.push(order[k]);
+  }
+  return { allocated, payment, winners };
+}
+
+// VCG (pricing._vcg_list): a winner filled in full pays v_f min(q_i, rest) + U(max(q_i -
+// rest, 0)), the marginal winner f pays U(x_f); U(s) = W[j] + u[j] (s - g[j]) over the
+// tail after f, then the seller at the reserve, j the number of knots g_1, g_2, ... below s.
+function vcgPayments(vs, qs, filled, f, reserve) {
+  const m = vs.length;
+  let valueF = reserve;
+  let xF = 0;
+  let rest = 0;
+  if (f < m) {
+    valueF = vs[f];
+    xF = filled[f];
+    rest = qs[f] - xF;
+  }
+  const knots = [0];
+  const welfare = [0];
+  for (let k = f + 1; k < m; k++) {
+    // itertools.accumulate: the first term as it is, then running sums
+    knots.push(knots.length === 1 ? qs[k] : knots[knots.length - 1] + qs[k]);
+    welfare.push(welfare.length === 1 ? vs[k] * qs[k] : welfare[welfare.length - 1] + vs[k] * qs[k]);
+  }
+  const values = [...vs.slice(f + 1), reserve];
+  const payments = new Array(m).fill(0);
+  for (let i = 0; i < m; i++) {
+    const won = filled[i];
+    if (won <= 0) break;
+    let head;
+    let units;
+    if (i === f) {
+      head = 0;
+      units = xF;
+    } else {
+      head = (won < rest ? won : rest) * valueF;
+      units = won > rest ? won - rest : 0;
+    }
+    let j = 0; // bisect_left(knots, units, 1) - 1
+    while (j + 1 < knots.length && knots[j + 1] < units) j++;
+    let area = units - knots[j]; // pricing._area: (s - g) * u + W, in that order
+    area *= values[j];
+    area += welfare[j];
+    payments[i] = head + area;
+  }
+  return payments;
+}
+
+// What a real winner pays, bps over the baseline (rules.fill_improvement).
+function fillImprovement(mechanism, rules, payment, units, own, ownFeeBps, floorScore) {
+  const top = own > 0 ? own : 0;
+  if (mechanism === "discriminatory") return top;
+  let paidScore = payment / units;
+  const reserveAtBid = rules.price_weight * (rules.min_improvement_bps - 0);
+  const reserve = reserveAtBid > 0 ? reserveAtBid : 0; // reserve_score(rules, 0.0)
+  if (paidScore < floorScore || paidScore < reserve) paidScore = floorScore > reserve ? floorScore : reserve;
+  const paid = (paidScore - rules.fee_weight * ownFeeBps) / rules.price_weight;
+  return paid > top ? top : paid > 0 ? paid : 0;
+}
+
+// The clearing of a competition document from its inputs, in the document's shapes:
+// {outcome, ranking, fills, price, improvement_bps}. Needs `rules` (throws without).
+export function reclearCompetition(doc) {
+  const rules = doc.rules;
+  if (!rules) throw new Error("the document has no rules");
+  const mechanism = canonicalMechanism(doc.mechanism);
+  const baseline = doc.baseline_price;
+  const amount = doc.amount;
+  // The table: real bids (accepted reveals in commit order: the tie order), then phantoms
+  // in slot order (settlement.bid_table).
+  const revealed = new Map();
+  for (const r of doc.reveals || []) if (r.accepted && !revealed.has(r.bidder_id)) revealed.set(r.bidder_id, r);
+  const bids = [];
+  for (const c of doc.commitments || []) {
+    const r = c.accepted ? revealed.get(c.bidder_id) : undefined;
+    if (r === undefined) continue;
+    revealed.delete(c.bidder_id); // one bid per bidder
+    bids.push({ bidder_id: r.bidder_id, is_phantom: false, price: r.improved_price, volume: r.volume, fee: r.priority_fee });
+  }
+  const nReal = bids.length;
+  const phantoms = [...(doc.phantom_bids || [])].sort((a, b) => a.slot - b.slot);
+  for (const p of phantoms) bids.push({ bidder_id: p.bidder_id, is_phantom: true, price: p.improved_price, volume: p.volume, fee: p.priority_fee });
+  const n = bids.length;
+  const improvements = bids.map((b) => ((b.price - baseline) / baseline) * BPS);
+  const feesBps = bids.map((b) => (b.fee / amount) * BPS);
+  const pw = rules.price_weight;
+  const fw = rules.fee_weight;
+  // With the default weights the engine takes the improvements as the scores (1 * i +
+  // 0 * f is i for finite f): the same bits, and the same list where a fee's bps overflow.
+  const scores =
+    pw === 1 && fw === 0 && feesBps.every(Number.isFinite) ? improvements.slice() : improvements.map((imp, i) => pw * imp + fw * feesBps[i]);
+  const order = valueOrder(scores);
+
+  let outcome;
+  let allocated = new Array(n).fill(0);
+  const fillPrices = new Array(n).fill(null);
+  const fills = [];
+  if (n === 0) outcome = "no_bids";
+  else if (n < rules.min_participants) outcome = "insufficient_participants";
+  else {
+    const volumes = bids.map((b) => b.volume);
+    let floor = 0;
+    let phantomWon = false;
+    let cleared;
+    if (doc.phantom_policy === "floor") {
+      // Phantoms take no volume: the reals clear alone, the best phantom score a floor.
+      if (n > nReal) {
+        const best = Math.max(...scores.slice(nReal));
+        floor = best > 0 ? best : 0;
+      }
+      const real = scores.slice(0, nReal);
+      cleared = clearScores(mechanism, real, volumes.slice(0, nReal), valueOrder(real), amount, reserveScore(rules));
+    } else {
+      phantomWon = order[0] >= nReal;
+      cleared = clearScores(mechanism, scores, volumes, order, amount, reserveScore(rules));
+    }
+    allocated = cleared.allocated.concat(new Array(n - cleared.allocated.length).fill(0));
+    for (const i of cleared.winners) {
+      if (i >= nReal) continue; // a phantom's share goes to the CFMM
+      const units = allocated[i];
+      const own = improvements[i];
+      const paid = fillImprovement(mechanism, rules, cleared.payment[i], units, own, feesBps[i], floor);
+      // Its own improvement is its own price, to the bit; never above its own price.
+      const atPaid = baseline * (1 + paid / BPS);
+      const price = paid === own ? bids[i].price : bids[i].price < atPaid ? bids[i].price : atPaid;
+      fillPrices[i] = price;
+      fills.push({ bidder_id: bids[i].bidder_id, volume: units, price });
+    }
+    outcome = fills.length ? "filled" : phantomWon ? "phantom_won" : "no_bids";
+  }
+  const ranking =
+    n === 0
+      ? []
+      : order.map((i, k) => ({
+          rank: k + 1,
+          bidder_id: bids[i].bidder_id,
+          is_phantom: bids[i].is_phantom,
+          improvement_bps: improvements[i],
+          fee_bps: feesBps[i],
+          score: scores[i],
+          allocated: allocated[i],
+          filled: fillPrices[i] === null ? 0 : allocated[i],
+          fill_price: fillPrices[i],
+        }));
+  // The CFMM takes what the bids leave, at the baseline (settlement.cfmm_remainder).
+  const volumes = fills.map((f) => f.volume);
+  const paid = fills.map((f) => f.price);
+  const remainder = amount - fsum(volumes);
+  if (remainder > 0) {
+    fills.push({ bidder_id: null, volume: remainder, price: baseline });
+    volumes.push(remainder);
+    paid.push(baseline);
+  }
+  // A weighted mean lies between its extremes: the division's rounding clamped away.
+  const mean = fsum(volumes.map((v, k) => v * paid[k])) / amount;
+  const low = paid.reduce((a, b) => (b < a ? b : a));
+  const high = paid.reduce((a, b) => (b > a ? b : a));
+  const above = low > mean ? low : mean;
+  const price = high < above ? high : above;
+  return { outcome, ranking, fills, price, improvement_bps: ((price - baseline) / baseline) * BPS };
+}
+
+// The reserve as a score: the least accepted improvement less its tolerance, at least 0.
+function reserveScore(rules) {
+  const r = rules.price_weight * (rules.min_improvement_bps - IMPROVEMENT_TOLERANCE_BPS);
+  return r > 0 ? r : 0;
+}
+
+// A number as it reads back exactly (null as "none").
+const exact = (x) => (x === null || x === undefined ? "none" : String(x));
+
+// The re-clearing checks of a competition document: [{group, label, ok, detail, ref}],
+// each comparing doubles exactly (===: the same bits, but for the sign of a zero).
+export function reclearChecks(doc) {
+  const items = [];
+  const add = (label, ok, detail, ref) => items.push({ group: "clearing", label, ok, detail, ref });
+  if (doc.status === "aborted" || doc.outcome === "aborted") {
+    add("auction re-cleared", null, "not re-cleared: the auction was aborted, so nothing was cleared (the user gets the baseline from the CFMM)", "clearing");
+    return items;
+  }
+  if (doc.rules === null || doc.rules === undefined) {
+    add("auction re-cleared", null, "not possible: this document predates the published rules", "clearing");
+    return items;
+  }
+  let want;
+  try {
+    want = reclearCompetition(doc);
+  } catch (error) {
+    add("auction re-cleared", false, `cannot clear it again: ${error.message}`, "clearing");
+    return items;
+  }
+  const got = doc.ranking || [];
+  // The first few differences, or what agreed.
+  const show = (wrong, agreed) => (wrong.length ? `${wrong.slice(0, 3).join("; ")}${wrong.length > 3 ? `; ${wrong.length - 3} more` : ""}` : agreed);
+  const count = (k, one, many) => `${k} ${k === 1 ? one : many}`;
+
+  // Ranking: the order, and every score with its parts.
+  const wrongOrder = [];
+  for (let k = 0; k < Math.max(got.length, want.ranking.length); k++) {
+    const g = got[k];
+    const w = want.ranking[k];
+    if (!g || !w) {
+      wrongOrder.push(`rank ${k + 1}: published ${g ? g.bidder_id : "nothing"}, re-cleared ${w ? w.bidder_id : "nothing"}`);
+      continue;
+    }
+    if (g.bidder_id !== w.bidder_id || g.is_phantom !== w.is_phantom || g.rank !== w.rank) {
+      wrongOrder.push(`rank ${k + 1}: published ${g.bidder_id}, re-cleared ${w.bidder_id}`);
+    } else if (g.score !== w.score || g.improvement_bps !== w.improvement_bps || g.fee_bps !== w.fee_bps) {
+      wrongOrder.push(`${w.bidder_id}: published score ${exact(g.score)} (${exact(g.improvement_bps)} bps, fee ${exact(g.fee_bps)} bps), re-cleared ${exact(w.score)} (${exact(w.improvement_bps)} bps, fee ${exact(w.fee_bps)} bps)`);
+    }
+  }
+  add("ranking order and scores re-cleared", wrongOrder.length === 0, show(wrongOrder, `${count(want.ranking.length, "bid", "bids")} in the same order with the same scores, bit for bit`), "ranking");
+
+  // Allocation and fill price of each bid, found by bidder (whatever its published rank).
+  const byBidder = new Map(got.map((r) => [r.bidder_id, r]));
+  const wrongAllocation = [];
+  const wrongPrice = [];
+  for (const w of want.ranking) {
+    const g = byBidder.get(w.bidder_id);
+    if (!g) continue; // reported with the order
+    if (g.allocated !== w.allocated || g.filled !== w.filled) {
+      wrongAllocation.push(`${w.bidder_id}: published ${exact(g.allocated)} allocated / ${exact(g.filled)} filled, re-cleared ${exact(w.allocated)} / ${exact(w.filled)}`);
+    }
+    if ((g.fill_price ?? null) !== w.fill_price) wrongPrice.push(`${w.bidder_id}: published ${exact(g.fill_price)}, re-cleared ${exact(w.fill_price)}`);
+  }
+  add("allocations re-cleared", wrongAllocation.length === 0, show(wrongAllocation, `${count(want.ranking.length, "allocation", "allocations")} (token A), bit for bit`), "ranking");
+
+  // The fills: the real winners, best first, then the CFMM's remainder.
+  const gotFills = doc.fills || [];
+  const realWant = want.fills.filter((f) => f.bidder_id !== null);
+  const realGot = gotFills.filter((f) => f.bidder_id !== null);
+  for (let k = 0; k < Math.max(realWant.length, realGot.length); k++) {
+    const g = realGot[k];
+    const w = realWant[k];
+    if (!g || !w || g.bidder_id !== w.bidder_id || g.volume !== w.volume || g.price !== w.price) {
+      wrongPrice.push(`fill ${k + 1}: published ${g ? `${g.bidder_id} ${exact(g.volume)} @ ${exact(g.price)}` : "nothing"}, re-cleared ${w ? `${w.bidder_id} ${exact(w.volume)} @ ${exact(w.price)}` : "nothing"}`);
+    }
+  }
+  add("fill prices re-cleared", wrongPrice.length === 0, show(wrongPrice, realWant.length ? `${count(realWant.length, "real fill", "real fills")} at the same price (B per A), bit for bit` : "no real fill, as published"), "fills");
+  const cfmmWant = want.fills.find((f) => f.bidder_id === null);
+  const cfmmGot = gotFills.filter((f) => f.bidder_id === null);
+  const cfmmOk =
+    gotFills.length === want.fills.length &&
+    (cfmmWant === undefined ? cfmmGot.length === 0 : cfmmGot.length === 1 && gotFills[gotFills.length - 1] === cfmmGot[0] && cfmmGot[0].volume === cfmmWant.volume && cfmmGot[0].price === cfmmWant.price);
+  const cfmmText = (f) => (f ? `${exact(f.volume)} @ ${exact(f.price)}` : "nothing");
+  add(
+    "CFMM remainder re-cleared",
+    cfmmOk,
+    cfmmOk ? (cfmmWant ? `the CFMM fills ${cfmmText(cfmmWant)} (B per A, the baseline), bit for bit` : "none: the bids fill the whole amount, as published") : `published ${cfmmGot.map(cfmmText).join(", ") || "nothing"} (${gotFills.length} fills), re-cleared ${cfmmText(cfmmWant)} (${want.fills.length} fills)`,
+    "fills",
+  );
+
+  const priceOk = doc.price === want.price && doc.improvement_bps === want.improvement_bps;
+  add(
+    "user's price and improvement re-cleared",
+    priceOk,
+    priceOk ? `${exact(want.price)} B per A, ${exact(want.improvement_bps)} bps, bit for bit` : `published ${exact(doc.price)} (${exact(doc.improvement_bps)} bps), re-cleared ${exact(want.price)} (${exact(want.improvement_bps)} bps)`,
+    "price",
+  );
+  const outcomeOk = doc.outcome === want.outcome;
+  add("outcome re-cleared", outcomeOk, outcomeOk ? `${want.outcome} under ${doc.mechanism}, policy ${doc.phantom_policy}` : `published ${doc.outcome}, re-cleared ${want.outcome}`, "outcome");
   return items;
 }

@@ -36,6 +36,7 @@ __all__ = [
     "result_document",
     "reveal_open_document",
     "rules_document",
+    "terms_document",
 ]
 
 
@@ -285,6 +286,18 @@ def auction_document(record: AuctionRecord) -> dict[str, Any]:
     }
 
 
+def terms_document(auction: Auction) -> dict[str, Any]:
+    """What an auction clears by beyond its mechanism, announced at open and published
+    again in its competition: ``phantom_policy``, ``rules`` (:func:`rules_document`) and
+    ``phantom_model``. Kept from the open, they let a verifier catch a server that
+    clears (or draws the phantoms) by other terms than it announced."""
+    return {
+        "phantom_policy": auction.rule_book.phantom_policy,
+        "rules": rules_document(auction.rule_book),
+        "phantom_model": _phantom_model_doc(auction.phantom_model),
+    }
+
+
 def announcement_document(auction: Auction) -> dict[str, Any]:
     """The ``auction_opened`` push (also listed by ``GET /v1/auctions/open``)."""
     a = auction.announcement
@@ -303,6 +316,7 @@ def announcement_document(auction: Auction) -> dict[str, Any]:
         "max_improvement_bps": a.max_improvement_bps,
         "max_volume": a.max_volume,
         "priority_fee_max_ratio": a.priority_fee_max_ratio,
+        **terms_document(auction),
     }
 
 
