@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -102,3 +103,52 @@ def test_streamed_quantiles_stay_within_the_exact_extremes(values: np.ndarray) -
     stats = MetricSummary.of(values).stats()
     for q in ("p05", "median", "p95"):
         assert stats["min"] <= stats[q] <= stats["max"], (q, stats)
+
+
+def _analysed(keep_rows: bool, workers: int = 1, **fields: Any) -> dict[str, Any]:
+    from phantom_auction.simulation import (
+        MarketConditions,
+        PhantomSimulator,
+        SimulationConfig,
+        analyze_results,
+        run_monte_carlo,
+    )
+
+    config = SimulationConfig(seed=5, num_real_bidders=3, **fields)
+    simulator = PhantomSimulator(config, MarketConditions())
+    run = run_monte_carlo(simulator, 100.0, 1000.0, keep_rows=keep_rows, workers=workers)
+    return analyze_results(run)
+
+
+def test_a_learning_run_without_rows_gets_batch_means_over_its_chunks() -> None:
+    """The API audit: a learning run that kept no rows (every run over 10 M auctions)
+    reported the independent-auctions interval, ~7x too narrow, and said so."""
+    fields = {"num_simulations": 20_000, "chunk_size": 1_000, "enable_learning": True,
+              "real_strategy": "adaptive"}  # fmt: skip
+    kept, summarised = _analysed(True, **fields), _analysed(False, **fields)
+    assert summarised["ci_method"] == "batch means (20 batches of whole chunks, Student t)"
+    for metric in ("improvement_bps", "real_fill_fraction", "welfare"):
+        # 20 chunks of 1,000 auctions: the rows' 20 batches, so the same interval.
+        for key in ("mean", "ci95_low", "ci95_high"):
+            assert summarised[metric][key] == pytest.approx(kept[metric][key], rel=1e-9), metric
+    # One chunk: no batches to be had, and it says so (not an independent interval).
+    alone = _analysed(False, **{**fields, "chunk_size": 65_536})
+    assert alone["ci_method"].startswith("not available: the auctions depend on each other")
+    assert math.isnan(alone["improvement_bps"]["ci95_low"])
+
+
+def test_a_ratio_of_sums_without_rows_gets_an_interval() -> None:
+    """The API audit: without rows, mev_capture_rate and bid_shading had no interval."""
+    fields = {"num_simulations": 20_000, "chunk_size": 1_000}
+    summarised = _analysed(False, **fields)
+    assert summarised["ci_method"] == "independent auctions (Student t)"
+    kept = _analysed(True, **fields)
+    for metric in ("mev_capture_rate", "bid_shading"):
+        got, want = summarised[metric], kept[metric]
+        assert got["mean"] == pytest.approx(want["mean"], rel=1e-12)
+        assert got["ci95_low"] < got["mean"] < got["ci95_high"]
+        # Batch means over 20 chunks against the rows' own interval: the same width
+        # within the batch estimate's own error (~1/sqrt(2 x 19)).
+        ratio = (got["ci95_high"] - got["ci95_low"]) / (want["ci95_high"] - want["ci95_low"])
+        assert 0.5 < ratio < 2.0, (metric, ratio)
+    assert summarised == _analysed(False, workers=2, **fields)  # whatever the workers

@@ -26,7 +26,7 @@ from .results import (
 )
 from .simulator import PhantomSimulator
 from .strategies.base import LabelledStrategy, learns, strategy_label
-from .streaming import StreamingSummary
+from .streaming import MIN_BATCHES, StreamingSummary, block_means_ci
 
 __all__ = ["analyze_results", "backtest_strategy", "calibrate_parameters"]
 
@@ -195,8 +195,8 @@ def analyze_results(
             return _analysis(
                 stats_of, labels, summary.wins.tolist(), len(results), _ci_method(batches)
             )
-        # A summary keeps no order: its interval treats the auctions as independent.
-        return _summary_analysis(results.summary)
+        # No rows: batch means over the summary's blocks of chunks where they are needed.
+        return _summary_analysis(results.summary, dependent=batches is not None)
     rows = list(results)
     if not rows:
         raise InvalidBidParameters("results", rows, "must hold at least one auction")
@@ -258,20 +258,37 @@ def _column_stats(columns: Mapping[str, Any], batches: int | None) -> dict[str, 
     return _with_headlines(stats_of, headlines)
 
 
-def _summary_analysis(summary: StreamingSummary) -> dict[str, Any]:
+def _summary_analysis(summary: StreamingSummary, *, dependent: bool) -> dict[str, Any]:
+    """The analysis of a run that kept no rows. Its intervals treat the auctions as
+    independent, unless they are ``dependent`` (learners): then every mean's interval is
+    by batch means over the summary's blocks of chunks (the API audit: a learning run
+    without rows reported the independent interval, ~7x too narrow). A ratio of sums'
+    interval is always by those batch means (a summary keeps no cross-moment)."""
     stats_of = {k: m.stats() for k, m in summary.metrics.items()}
+    nan = math.nan
+    used = 0
+    if dependent:
+        for name, stats in stats_of.items():
+            sem, low, high, used = block_means_ci(summary.blocks, name)
+            stats.update(sem=sem, ci95_low=low, ci95_high=high)
     headlines: dict[str, dict[str, float]] = {}
     for name, (num, den) in RATIO_HEADLINES.items():
         if num in summary.metrics and den in summary.metrics:
             total = summary.metrics[den].total
-            ratio = summary.metrics[num].total / total if total > 0 else math.nan
-            # A summary keeps no cross-moment of the two columns: no interval.
-            nan = math.nan
-            headlines[name] = {"mean": ratio, "ci95_low": nan, "ci95_high": nan, "sem": nan}
+            ratio = summary.metrics[num].total / total if total > 0 else nan
+            sem, low, high, _ = block_means_ci(summary.blocks, num, den)
+            headlines[name] = {"mean": ratio, "ci95_low": low, "ci95_high": high, "sem": sem}
     stats_of = _with_headlines(stats_of, headlines)
-    return _analysis(
-        stats_of, summary.labels, summary.wins.tolist(), summary.num_auctions, _ci_method(None)
-    )
+    if not dependent:
+        method = _ci_method(None)
+    elif used:
+        method = f"batch means ({used} batches of whole chunks, Student t)"
+    else:
+        method = (
+            f"not available: the auctions depend on each other (learning) and the run kept "
+            f"no rows, in fewer than {MIN_BATCHES} chunks (keep_rows=True gives batch means)"
+        )
+    return _analysis(stats_of, summary.labels, summary.wins.tolist(), summary.num_auctions, method)
 
 
 # -- calibration --------------------------------------------------------------------
@@ -448,7 +465,7 @@ def backtest_strategy(
         summary = run_monte_carlo(
             sim, baseline_price, baseline_quantity, workers=workers, keep_rows=False
         ).summary
-        analysis = _summary_analysis(summary)
+        analysis = _summary_analysis(summary, dependent=False)  # only its win shares are read
         out[name] = {
             "win_share": analysis["strategy_performance"].get(label, 0.0),
             "profit_bps": summary.metrics[f"profit_bps:{label}"].stats()["mean"],

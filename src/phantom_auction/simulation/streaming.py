@@ -14,6 +14,13 @@ mirrored for negatives, plus one bucket for ``|x| < min_value``. **Error bound:*
 ``quantile(..., method="lower")``), with ``alpha = 0.001`` by default; values below
 ``min_value = 1e-12`` in magnitude are reported as 0 (absolute error < 1e-12). Bucket
 counts merge by addition, exactly.
+
+**Blocks.** A summary also keeps its auctions as contiguous blocks (the chunks, merged
+pairwise past :data:`MAX_BLOCKS`): each block's auction count and each metric's count
+and sum there. A run that kept no rows still gets batch means from them
+(:func:`block_means_ci`): a learning run's auctions depend on each other, so its
+interval cannot treat them as independent, and a ratio of sums needs the two sums
+batch by batch.
 """
 
 from __future__ import annotations
@@ -26,15 +33,22 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .intervals import is_binary, mean_ci, proportion_ci
+from .intervals import CI_BATCHES, is_binary, mean_ci, proportion_ci, t_quantile_975
 
-__all__ = ["MetricSummary", "QuantileSketch", "StreamingSummary"]
+__all__ = ["MetricSummary", "QuantileSketch", "StreamingSummary", "block_means_ci"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 DEFAULT_ALPHA = 0.001
 MIN_VALUE = 1e-12
+#: Most blocks a summary keeps; past it, neighbouring blocks are merged pairwise.
+MAX_BLOCKS = 512
+#: Fewest batches :func:`block_means_ci` makes an interval of.
+MIN_BATCHES = 5
+
+#: One block: its auctions, and per metric the count and sum of its finite values.
+Block = tuple[int, dict[str, tuple[int, float]]]
 
 
 @dataclass(slots=True, eq=False)
@@ -250,6 +264,8 @@ class StreamingSummary:
     num_auctions: int = 0
     metrics: dict[str, MetricSummary] = field(default_factory=dict)
     wins: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: The auctions in contiguous blocks, in the order merged (see the module docstring).
+    blocks: list[Block] = field(default_factory=list)
 
     @classmethod
     def from_columns(
@@ -268,11 +284,13 @@ class StreamingSummary:
             for name, values in columns.items()
             if name != "winner_index"
         }
+        sums = {name: (m.count, m.total) for name, m in metrics.items()}
         return cls(
             tuple(labels),
             int(winner.size),
             metrics,
             np.bincount(codes, minlength=n + 2).astype(np.int64),
+            [(int(winner.size), sums)],
         )
 
     def merge(self, other: StreamingSummary) -> StreamingSummary:
@@ -290,6 +308,7 @@ class StreamingSummary:
             self.num_auctions + other.num_auctions,
             {k: self.metrics.get(k, empty).merge(other.metrics.get(k, empty)) for k in names},
             self.wins + other.wins,
+            _compact(self.blocks + other.blocks),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -321,6 +340,64 @@ class StreamingSummary:
             {name: m.stats() for name, m in self.metrics.items() if ":" not in name},
             f"{self.num_auctions:,} auctions",
         )
+
+
+def _join(first: Block, second: Block) -> Block:
+    names = dict.fromkeys([*first[1], *second[1]])
+    sums = {
+        k: (
+            first[1].get(k, (0, 0.0))[0] + second[1].get(k, (0, 0.0))[0],
+            first[1].get(k, (0, 0.0))[1] + second[1].get(k, (0, 0.0))[1],
+        )
+        for k in names
+    }
+    return first[0] + second[0], sums
+
+
+def _compact(blocks: list[Block]) -> list[Block]:
+    """``blocks`` with neighbours merged pairwise until at most :data:`MAX_BLOCKS`."""
+    while len(blocks) > MAX_BLOCKS:
+        pairs = [_join(blocks[i], blocks[i + 1]) for i in range(0, len(blocks) - 1, 2)]
+        blocks = pairs + ([blocks[-1]] if len(blocks) % 2 else [])
+    return blocks
+
+
+def block_means_ci(
+    blocks: Sequence[Block], metric: str, denominator: str | None = None
+) -> tuple[float, float, float, int]:
+    """``(sem, low, high, batches)`` of a metric's mean (or, with ``denominator``, of the
+    ratio of the two metrics' sums) by batch means over ``blocks``: up to
+    :data:`~.intervals.CI_BATCHES` contiguous batches of about equal auctions, each
+    batch's mean (ratio) one observation, Student's t at ``batches - 1`` degrees of
+    freedom, around the whole run's mean (ratio). NaN, and 0 batches, below
+    :data:`MIN_BATCHES` blocks."""
+    nan = math.nan
+    if len(blocks) < MIN_BATCHES:
+        return nan, nan, nan, 0
+    k = min(CI_BATCHES, len(blocks))
+    total = sum(n for n, _ in blocks)
+    # Batch j takes the blocks whose first auction falls in its share of the run.
+    num = np.zeros(k)
+    den = np.zeros(k)
+    seen = 0
+    for n, sums in blocks:
+        j = min(k - 1, seen * k // total) if total else 0
+        seen += n
+        count, value = sums.get(metric, (0, 0.0))
+        num[j] += value
+        if denominator is None:
+            den[j] += count
+        else:
+            den[j] += sums.get(denominator, (0, 0.0))[1]
+    used = den != 0
+    if int(used.sum()) < MIN_BATCHES:
+        return nan, nan, nan, 0
+    means = num[used] / den[used]
+    centre = float(num.sum() / den.sum())
+    batches = int(used.sum())
+    sem = float(means.std(ddof=1)) / math.sqrt(batches)
+    half = t_quantile_975(batches - 1) * sem
+    return sem, centre - half, centre + half, batches
 
 
 def summary_html(stats_of: Mapping[str, Mapping[str, float]], caption: str) -> str:
