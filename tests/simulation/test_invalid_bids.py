@@ -46,6 +46,10 @@ BAD_FIELDS = [
     ("timestamp", math.inf),
     ("priority_fee", math.nan),
     ("priority_fee", -math.inf),
+    # Not numbers at all (the API audit: a bare TypeError that named nothing).
+    ("price", "100.2"),
+    ("quantity", None),
+    ("price", complex(100.2, 0.0)),
 ]
 
 
@@ -263,3 +267,34 @@ class SendsLater:
     ) -> Bid:
         self.calls += 1
         return GOOD if self.calls <= 100 else GOOD._replace(timestamp=math.nan)
+
+
+def test_a_bid_mapping_with_a_wrong_key_names_it() -> None:
+    """The API audit: a dict bid with a misspelt key raised a bare KeyError."""
+
+    class Typo:
+        name = "typo"
+
+        def generate_bid(self, bp: float, bq: float, market: Any, rng: Any) -> Any:
+            return {"prise": bp * 1.002, "quantity": bq, "timestamp": 10.0, "priority_fee": 0.0}
+
+    with pytest.raises(InvalidBidParameters, match="'price'") as error:
+        run_monte_carlo(_simulator(Typo()), BP, BQ)
+    assert "generate_bid" in error.value.field
+
+
+def test_a_mistyped_engine_is_refused() -> None:
+    """The API audit: engine="Object" quietly ran the fast path."""
+    with pytest.raises(InvalidBidParameters, match="engine"):
+        run_monte_carlo(_simulator(Sends("fine", GOOD)), BP, BQ, engine="Object")  # type: ignore[arg-type]
+    with pytest.raises(InvalidBidParameters, match="baseline_price"):
+        run_monte_carlo(_simulator(Sends("fine", GOOD)), "100", BQ)  # type: ignore[arg-type]
+
+
+def test_numpy_integers_are_integers() -> None:
+    """The API audit: np.int64(3) was refused as "must be an integer >= 0"."""
+    config = SimulationConfig(
+        num_real_bidders=np.int64(3), seed=np.uint32(7), num_simulations=np.int64(50)
+    )  # type: ignore[arg-type]
+    assert (config.num_real_bidders, config.seed, config.num_simulations) == (3, 7, 50)
+    assert type(config.num_real_bidders) is int

@@ -71,6 +71,7 @@ from .parallel import (
     _first_rows,
     _rows_of,
     carries_learners,
+    check_engine,
     plan_chunks,
     run_monte_carlo,
     simulate_chunk,
@@ -448,11 +449,6 @@ def _plan(
     return _PointRun(tasks, summarize)
 
 
-def _check_engine(engine: str) -> None:
-    if engine not in ("fast", "object"):
-        raise InvalidBidParameters("engine", engine, "must be 'fast' or 'object'")
-
-
 def run_monte_carlo_on_cluster(
     simulator: PhantomSimulator,
     baseline_price: float,
@@ -477,7 +473,7 @@ def run_monte_carlo_on_cluster(
     simulator's strategies keep what they learnt), and
     :data:`~.parallel.LEARNING_RUNS_LOCALLY` is logged as a warning.
     """
-    _check_engine(engine)
+    check_engine(engine)
     _distributed()
     if carries_learners(simulator):
         _log.warning(LEARNING_RUNS_LOCALLY)
@@ -523,7 +519,7 @@ def sweep_on_cluster(
     sweep, while the cluster runs the other points' chunks; they are yielded first, and
     :data:`~.parallel.LEARNING_RUNS_LOCALLY` is logged as a warning.
     """
-    _check_engine(engine)
+    check_engine(engine)
     _distributed()
     if not simulators:
         raise InvalidBidParameters("simulators", list(simulators), "give at least one")

@@ -67,6 +67,8 @@ def check_baseline(baseline_price: Any, baseline_quantity: Any) -> tuple[float, 
         ("baseline_quantity", baseline_quantity, "token A"),
     ):
         try:
+            if isinstance(value, str | bytes | bool):  # float("100") would take a string
+                raise TypeError
             number = float(value)
         except (TypeError, ValueError):
             raise InvalidBidParameters(name, value, f"must be a number ({unit})") from None

@@ -149,6 +149,12 @@ LEARNING_RUNS_LOCALLY = (
 )
 
 
+def check_engine(engine: object) -> None:
+    """Refuse an ``engine`` other than ``"fast"`` and ``"object"``."""
+    if engine not in ("fast", "object"):
+        raise InvalidBidParameters("engine", engine, "must be 'fast' or 'object'")
+
+
 def plan_chunks(
     simulator: PhantomSimulator,
     baseline_price: float,
@@ -460,6 +466,7 @@ def run_monte_carlo(
         isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1
     ):
         raise InvalidBidParameters("workers", workers, "must be an integer >= 1 or None")
+    check_engine(engine)  # a typo ran the fast path (the API audit)
     if row_sink is not None and client is not None:
         raise InvalidBidParameters("row_sink", row_sink, "is for local runs, not with client")
     if progress is not None and not (callable(progress) and not isinstance(progress, bool)):

@@ -34,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import numpy as np
+
 from ..config import AuctionConfig, load_config
 from ..engine.phantoms import PhantomModel
 from ..errors import InvalidBidParameters
@@ -75,6 +77,19 @@ def check_chunk_count(num_simulations: int, chunk_size: int) -> None:
             f"run (at most {MAX_CHUNKS * chunk_size:,} auctions; raise chunk_size, or split "
             "the run into runs of other seeds)",
         )
+
+
+#: The integer fields, which also take numpy integers (the API audit: a grid of
+#: ``np.arange`` was refused as "must be an integer").
+_INTEGER_FIELDS: Final = (
+    "num_real_bidders",
+    "num_phantom_bidders",
+    "num_simulations",
+    "seed",
+    "chunk_size",
+    "min_participants",
+    "workers",
+)
 
 
 def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
@@ -192,6 +207,10 @@ class SimulationConfig:
     )
 
     def __post_init__(self) -> None:
+        for name in _INTEGER_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, np.integer):  # numpy's own (np.arange, rng.integers)
+                object.__setattr__(self, name, int(value))
         _check_int("num_real_bidders", self.num_real_bidders, 0, MAX_BIDDERS)
         _check_int("num_phantom_bidders", self.num_phantom_bidders, 0, MAX_BIDDERS)
         _check_int("num_simulations", self.num_simulations, 1)

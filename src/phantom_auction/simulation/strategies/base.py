@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import numbers
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -312,14 +313,19 @@ def invalid_bid(bid: Bid) -> tuple[str, float] | None:
     bid out of bounds is a legitimate refusal (the simulator counts it in
     ``refused_bids``)."""
     price, quantity, timestamp, fee = bid
-    if (
-        math.isfinite(price)
-        and math.isfinite(timestamp)
-        and math.isfinite(fee)
-        and 0.0 <= quantity < math.inf
-    ):
-        return None
+    try:
+        if (
+            math.isfinite(price)
+            and math.isfinite(timestamp)
+            and math.isfinite(fee)
+            and 0.0 <= quantity < math.inf
+        ):
+            return None
+    except TypeError:
+        pass  # a field that is not a number: named below
     for name, value in zip(Bid._fields, bid, strict=True):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return name, value
         if not (0.0 <= value < math.inf if name == "quantity" else math.isfinite(value)):
             return name, value
     return None  # pragma: no cover - one of the tests above failed
@@ -386,7 +392,10 @@ class InvalidStrategyBid(InvalidBidParameters):
     def __init__(self, strategy: str, bidder: int, field: str, value: float) -> None:
         self.strategy = strategy
         self.bidder = bidder
-        what = "negative or not finite" if field == "quantity" else "not finite"
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            what = f"not a number (a {type(value).__name__})"
+        else:
+            what = "negative or not finite" if field == "quantity" else "not finite"
         super().__init__(
             field,
             value,
@@ -486,6 +495,13 @@ def _as_bid(raw: Any, where: str) -> Bid:
     if all(hasattr(raw, f) for f in Bid._fields):
         return Bid(*(float(getattr(raw, f)) for f in Bid._fields))
     if isinstance(raw, Mapping):
+        # Every key, and no other: a misspelt one is named, not a bare KeyError (the API
+        # audit) nor silently dropped.
+        if set(raw) != set(Bid._fields):
+            wrong = sorted(set(raw) ^ set(Bid._fields), key=str)
+            raise InvalidBidParameters(
+                where, raw, f"has or lacks key {wrong[0]!r}: a bid has {', '.join(Bid._fields)}"
+            )
         return Bid(*(float(raw[f]) for f in Bid._fields))
     if isinstance(raw, Sequence) and len(raw) == 4:
         return Bid(*(float(x) for x in raw))
