@@ -298,3 +298,27 @@ def test_numpy_integers_are_integers() -> None:
     )  # type: ignore[arg-type]
     assert (config.num_real_bidders, config.seed, config.num_simulations) == (3, 7, 50)
     assert type(config.num_real_bidders) is int
+
+
+def test_a_learning_run_updates_the_callers_learners_and_refuses_a_shared_one() -> None:
+    """The API audit: run_monte_carlo replaced the simulator's learners by copies (a
+    learner the caller kept showed nothing of the run), and one learner given to two
+    bidders became one Q-table counting both bidders' auctions."""
+    from phantom_auction.simulation import MarketConditions
+    from phantom_auction.simulation.strategies import AdaptiveStrategy
+
+    mine = AdaptiveStrategy()
+    config = SimulationConfig(num_simulations=300, seed=4, enable_learning=True,
+                              num_real_bidders=2, real_strategy="truthful")  # fmt: skip
+    simulator = PhantomSimulator(config, MarketConditions())
+    simulator.strategies.append(mine)
+    run_simulation(simulator, BP, BQ)
+    assert mine.auctions_learnt == 1
+    run_monte_carlo(simulator, BP, BQ)
+    assert simulator.strategies[-1] is mine and mine.auctions_learnt == 301
+    shared = AdaptiveStrategy()
+    twice = PhantomSimulator(
+        replace(config, num_real_bidders=0), MarketConditions(), [shared, shared]
+    )
+    with pytest.raises(InvalidBidParameters, match="the same learner is bidder 0 and bidder 1"):
+        run_monte_carlo(twice, BP, BQ)

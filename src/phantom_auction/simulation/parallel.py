@@ -562,6 +562,17 @@ def _run_learning(
     the next and handed back to ``simulator`` at the end (so they keep what they learnt,
     and a later run continues from there). Results still do not depend on ``workers``:
     a run with learners always takes this path."""
+    seen: dict[int, int] = {}
+    for i, strategy in enumerate(simulator.strategies):
+        if learns(strategy) and seen.setdefault(id(strategy), i) != i:
+            # Deep copies keep the aliasing: two bidders would learn into one Q-table
+            # and each count the other's auctions (the API audit).
+            raise InvalidBidParameters(
+                "strategies",
+                strategy_label(strategy),
+                f"the same learner is bidder {seen[id(strategy)]} and bidder {i}: give "
+                "each bidder its own (copy.deepcopy)",
+            )
     strategies = tasks[0].spec.fresh_strategies()
     parts: list[ChunkColumns] = []
     summary: StreamingSummary | None = None
@@ -584,7 +595,13 @@ def _run_learning(
             parts.append(columns)
         if counted is not None:
             counted.flush()
-    simulator.strategies[:] = strategies
+    for i, (mine, learnt) in enumerate(zip(simulator.strategies, strategies, strict=True)):
+        if type(mine) is type(learnt) and hasattr(mine, "__dict__"):
+            # Into the caller's own objects, which it may hold (the API audit: they were
+            # replaced, and a kept reference showed none of what this run learnt).
+            mine.__dict__.update(learnt.__dict__)
+        else:
+            simulator.strategies[i] = learnt
     elapsed = time.perf_counter() - started
     if summary is not None:
         return MonteCarloResults(tasks, None, summary, elapsed_s=elapsed)
