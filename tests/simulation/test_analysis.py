@@ -315,3 +315,22 @@ def test_ratio_of_sums_interval_covers_the_true_ratio() -> None:
         s = _ratio_of_sums(x, y, None)
         hits += s["ci95_low"] <= 0.4 <= s["ci95_high"]
     assert 0.91 < hits / reps < 0.99
+
+
+def test_batches_below_two_are_refused() -> None:
+    """The API audit: batches=1 gave NaN intervals and numpy warnings."""
+    from phantom_auction.errors import InvalidBidParameters
+    from phantom_auction.simulation import (
+        PhantomSimulator,
+        SimulationConfig,
+        analyze_results,
+        run_monte_carlo,
+    )
+
+    run = run_monte_carlo(
+        PhantomSimulator(SimulationConfig(num_simulations=100, seed=1)), 100.0, 1000.0
+    )
+    for bad in (1, 0, True, 2.5):
+        with pytest.raises(InvalidBidParameters, match="batches"):
+            analyze_results(run, batches=bad)  # type: ignore[arg-type]
+    assert analyze_results(run, batches=2)["ci_method"].startswith("batch means (2 batches")

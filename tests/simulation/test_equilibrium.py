@@ -406,3 +406,15 @@ def test_far_truncations_draw_near_the_bound_nearest_the_mean_on_both_paths(
     for sample in (drawn, engine):
         assert np.all(np.abs(sample - near) <= 6 * sd + 1e-9), (sample.min(), sample.max())
         assert abs(float(sample.mean()) - expected) <= 0.05 * sd + 1e-9
+
+
+def test_a_game_takes_the_simulators_distribution_tuples() -> None:
+    """The API audit: BiddingGame took only frozen scipy distributions, where
+    SimulationConfig also takes ("normal", mean, sd)."""
+    from_tuple = solve_equilibrium(
+        BiddingGame(("normal", 30.0, 10.0), 3, "first_price", 10.0, 50.0)
+    )
+    frozen = solve_equilibrium(BiddingGame(stats.norm(30.0, 10.0), 3, "first_price", 10.0, 50.0))
+    np.testing.assert_array_equal(from_tuple.bids, frozen.bids)
+    with pytest.raises(InvalidBidParameters, match="value_distribution"):
+        BiddingGame("normal", 3)

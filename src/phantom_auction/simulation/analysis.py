@@ -184,6 +184,10 @@ def analyze_results(
     Quantiles are exact when rows were kept; for a summary-only run they come from the
     sketch (relative error 0.1 %, see :mod:`.streaming`).
     """
+    if batches is not None and (
+        isinstance(batches, bool) or not isinstance(batches, int) or batches < 2
+    ):
+        raise InvalidBidParameters("batches", batches, "must be an integer >= 2 (or None)")
     if isinstance(results, MonteCarloResults):
         labels = results.labels
         if batches is None and _dependent(results):

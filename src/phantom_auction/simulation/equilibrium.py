@@ -201,7 +201,8 @@ def phantom_fill(model: PhantomModel, mechanism: str, x: FloatArray | float) -> 
 class BiddingGame:
     """What a bidder needs to know to compute its equilibrium bid (bps over baseline).
 
-    ``value_distribution``: a frozen scipy distribution of each real bidder's value;
+    ``value_distribution``: a frozen scipy distribution of each real bidder's value (bps),
+    or the ``("normal", mean, sd)`` form :class:`~.settings.SimulationConfig` takes;
     ``num_bidders``: real bidders including itself; ``reserve_bps``: the least a bid
     must offer; ``max_bid_bps``: the most it may offer; ``phantoms``: the phantom model
     (``None`` or no slots: none); ``policy``: ``reserve`` or ``floor``;
@@ -223,9 +224,18 @@ class BiddingGame:
         n = self.num_bidders
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise InvalidBidParameters("num_bidders", n, "must be an integer >= 1")
+        if isinstance(self.value_distribution, tuple | list):
+            # ("normal", mean, sd) as SimulationConfig takes it (the API audit).
+            from .market import value_distribution
+
+            object.__setattr__(
+                self, "value_distribution", value_distribution(self.value_distribution)
+            )
         if not all(hasattr(self.value_distribution, a) for a in ("cdf", "ppf")):
             raise InvalidBidParameters(
-                "value_distribution", self.value_distribution, "must be a frozen scipy distribution"
+                "value_distribution",
+                self.value_distribution,
+                'must be a frozen scipy distribution or ("uniform" | "normal" | "lognormal", a, b)',
             )
         if not math.isfinite(self.reserve_bps):
             raise InvalidBidParameters("reserve_bps", self.reserve_bps, "must be finite bps")
