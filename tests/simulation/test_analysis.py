@@ -330,7 +330,7 @@ def test_batches_below_two_are_refused() -> None:
     run = run_monte_carlo(
         PhantomSimulator(SimulationConfig(num_simulations=100, seed=1)), 100.0, 1000.0
     )
-    for bad in (1, 0, True, 2.5):
+    for bad in (1, -3, True, 2.5):
         with pytest.raises(InvalidBidParameters, match="batches"):
             analyze_results(run, batches=bad)  # type: ignore[arg-type]
     assert analyze_results(run, batches=2)["ci_method"].startswith("batch means (2 batches")

@@ -174,7 +174,8 @@ def analyze_results(
     The interval is Student's t over independent auctions; when the auctions are not
     independent (bidders that learn across auctions) it is computed by batch means over
     the auctions in order (``batches``, default :data:`~.intervals.CI_BATCHES`; pass
-    ``batches`` to force it). ``ci_method`` says which was used. Also:
+    ``batches`` >= 2 to force it, 0 to force independence). A run that kept no rows
+    takes its batches from whole chunks. ``ci_method`` says which was used. Also:
     ``clearing_price`` (same statistics, token B per A), ``strategy_performance``
     (share of auctions won per strategy label, plus ``phantom`` and ``none``; sums to
     1), ``winner_diversity`` (normalised Shannon entropy of wins over real bidders: 0
@@ -185,9 +186,11 @@ def analyze_results(
     sketch (relative error 0.1 %, see :mod:`.streaming`).
     """
     if batches is not None and (
-        isinstance(batches, bool) or not isinstance(batches, int) or batches < 2
+        isinstance(batches, bool) or not isinstance(batches, int) or batches == 1 or batches < 0
     ):
-        raise InvalidBidParameters("batches", batches, "must be an integer >= 2 (or None)")
+        raise InvalidBidParameters(
+            "batches", batches, "must be None, 0 (independent auctions) or an integer >= 2"
+        )
     if isinstance(results, MonteCarloResults):
         labels = results.labels
         if batches is None and _dependent(results):
@@ -200,7 +203,7 @@ def analyze_results(
                 stats_of, labels, summary.wins.tolist(), len(results), _ci_method(batches)
             )
         # No rows: batch means over the summary's blocks of chunks where they are needed.
-        return _summary_analysis(results.summary, dependent=batches is not None)
+        return _summary_analysis(results.summary, dependent=bool(batches))
     rows = list(results)
     if not rows:
         raise InvalidBidParameters("results", rows, "must hold at least one auction")
