@@ -208,3 +208,14 @@ def settle_document(doc: dict[str, Any]) -> None:
     doc["price"] = price
     doc["improvement_bps"] = improvement_bps(price, baseline)
     doc["outcome"] = str(settled.outcome)
+
+
+#: The re-clearing items, in the order verify.js's reclearChecks adds them.
+RECLEAR_CHECKS = [
+    "ranking order and scores re-cleared",
+    "allocations re-cleared",
+    "fill prices re-cleared",
+    "CFMM remainder re-cleared",
+    "user's price and improvement re-cleared",
+    "outcome re-cleared",
+]

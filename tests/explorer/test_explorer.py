@@ -19,7 +19,7 @@ import pytest
 
 from phantom_auction.engine import PhantomModel, draw_phantom_bids, make_bid
 
-from .explorer_harness import ConsoleLog, Market, settle_document
+from .explorer_harness import RECLEAR_CHECKS, ConsoleLog, Market, settle_document
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 FEED_ROW = "[data-testid=feed-row][data-auction-id='{}']"
@@ -243,17 +243,6 @@ def test_the_honest_document_shows_ticks(page: Any, market: Market, honest: dict
     result = page.locator("[data-testid=verify-result]")
     assert result.get_attribute("data-ok") == "true"
     assert result.inner_text().startswith("✓")
-
-
-#: The re-clearing checks (verify.js's reclearChecks), in order.
-RECLEAR_CHECKS = [
-    "ranking order and scores re-cleared",
-    "allocations re-cleared",
-    "fill prices re-cleared",
-    "CFMM remainder re-cleared",
-    "user's price and improvement re-cleared",
-    "outcome re-cleared",
-]
 
 
 def _clearing_items(page: Any) -> list[list[str]]:

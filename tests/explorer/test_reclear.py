@@ -28,22 +28,14 @@ from phantom_auction.mechanisms.rules import AuctionRules
 from phantom_auction.service.house.documents import competition_document
 from phantom_auction.service.store import AuctionRecord, BidEvent
 
+from .explorer_harness import RECLEAR_CHECKS as CHECKS
+
 HERE = Path(__file__).resolve().parent
 VERIFY_JS = HERE.parents[1] / "src/phantom_auction/service/explorer_static/verify.js"
 RUNNER = HERE / "reclear_runner.mjs"
 N_AUCTIONS = 480
 PAIR = (1, 2)
 START = datetime(2026, 1, 1, tzinfo=UTC)
-
-#: The re-clearing items, in the order reclearChecks adds them.
-CHECKS = [
-    "ranking order and scores re-cleared",
-    "allocations re-cleared",
-    "fill prices re-cleared",
-    "CFMM remainder re-cleared",
-    "user's price and improvement re-cleared",
-    "outcome re-cleared",
-]
 
 
 def _node() -> str:
