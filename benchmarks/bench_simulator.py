@@ -276,13 +276,15 @@ def _draws_part(task: Any) -> tuple[float, float]:
     every call to its generators (uniforms, normals, binomials) and to ``ndtri`` (the
     inverse normal CDF that maps uniforms to the random walk's steps, the market's and
     the phantoms' normals) is timed where the chunk makes it."""
-    from phantom_auction.simulation import environment, kernels, market
+    from phantom_auction.engine import phantoms
+    from phantom_auction.simulation import kernels, market
     from phantom_auction.simulation.environment import Streams
     from phantom_auction.simulation.strategies import random_walk
 
     spent = [0.0]
-    inverse = environment.ndtri
-    patched = (environment, market, random_walk)
+    inverse = market.ndtri
+    # The phantoms' inverse CDF is engine.phantoms.truncated_normal_bps's.
+    patched = (phantoms, market, random_walk)
     for module in patched:
         module.ndtri = _timed(inverse, spent)  # type: ignore[attr-defined]
     try:
