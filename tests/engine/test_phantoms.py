@@ -171,7 +171,7 @@ def _independent_phantoms(
             continue
         bps = lo_bps
         if kind == "point":  # the bound nearest the mean
-            bps = min(max(mean + sd * (sign * low), lo_bps), hi_bps)
+            bps = lo_bps if sign > 0 else hi_bps
         else:
             for _attempt in range(1000):
                 z = candidate(u[cursor], u[cursor + 1])

@@ -372,6 +372,7 @@ def test_many_bidders_against_tight_phantoms(n: int, mechanism: str, policy: str
         (55.0, 0.5, 10.0, 50.0),  # 10 sds below
         (2.0, 0.15, 10.0, 50.0),  # 53 sds above: the CDF range underflows
         (25.0, 1e-300, 10.0, 20.0),  # 1.5e301 sds: low * low overflows (the engine)
+        (0.0, 1e-310, 10.0, 50.0),  # the review: the sds themselves overflow to inf
     ],
 )
 def test_far_truncations_draw_near_the_bound_nearest_the_mean_on_both_paths(

@@ -322,3 +322,23 @@ def test_a_learning_run_updates_the_callers_learners_and_refuses_a_shared_one() 
     )
     with pytest.raises(InvalidBidParameters, match="the same learner is bidder 0 and bidder 1"):
         run_monte_carlo(twice, BP, BQ)
+
+
+def test_learners_inside_labelled_strategies_are_written_back_and_not_shared() -> None:
+    """The review: a learner given as LabelledStrategy (the documented way to tell two
+    learners apart) was written back as its wrapper, so the caller's learner learnt
+    nothing; and one learner under two labels was not refused."""
+    from phantom_auction.simulation import MarketConditions
+    from phantom_auction.simulation.strategies import AdaptiveStrategy
+    from phantom_auction.simulation.strategies.base import LabelledStrategy
+
+    config = SimulationConfig(num_simulations=300, seed=4, enable_learning=True,
+                              num_real_bidders=0)  # fmt: skip
+    inner = AdaptiveStrategy()
+    labelled = PhantomSimulator(config, MarketConditions(), [LabelledStrategy(inner, "A")])
+    run_monte_carlo(labelled, BP, BQ)
+    assert inner.auctions_learnt == 300 and labelled.strategies[0].inner is inner
+    shared = AdaptiveStrategy()
+    both = [LabelledStrategy(shared, "A"), LabelledStrategy(shared, "B")]
+    with pytest.raises(InvalidBidParameters, match="the same learner is bidder 0 and bidder 1"):
+        run_monte_carlo(PhantomSimulator(config, MarketConditions(), both), BP, BQ)

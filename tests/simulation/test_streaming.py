@@ -152,3 +152,25 @@ def test_a_ratio_of_sums_without_rows_gets_an_interval() -> None:
         ratio = (got["ci95_high"] - got["ci95_low"]) / (want["ci95_high"] - want["ci95_low"])
         assert 0.5 < ratio < 2.0, (metric, ratio)
     assert summarised == _analysed(False, workers=2, **fields)  # whatever the workers
+
+
+def test_batches_asked_of_a_run_without_rows_are_used() -> None:
+    """The review: a summary-only run reduced ``batches`` to yes or no, always 20."""
+    from phantom_auction.simulation import (
+        MarketConditions,
+        PhantomSimulator,
+        SimulationConfig,
+        analyze_results,
+        run_monte_carlo,
+    )
+
+    config = SimulationConfig(seed=5, num_simulations=10_000, chunk_size=1_000)
+    run = run_monte_carlo(
+        PhantomSimulator(config, MarketConditions()), 100.0, 1000.0, keep_rows=False
+    )
+    assert analyze_results(run, batches=4)["ci_method"] == (
+        "batch means (4 batches of whole chunks, Student t)"
+    )
+    assert analyze_results(run)["ci_method"] == "independent auctions (Student t)"
+    # 20 asked of 10 chunks: one batch a chunk.
+    assert analyze_results(run, batches=20)["ci_method"].startswith("batch means (10 batches")

@@ -137,10 +137,14 @@ def truncated_normal_bps(model: PhantomModel, u: FloatArray) -> FloatArray:
     z: FloatArray
     if a > 0.0:
         upper, lower = ndtr(-a), ndtr(-b)
-        z = -ndtri(upper - (upper - lower) * u) if upper > lower else np.full(u.shape, a)
+        if not upper > lower:
+            return np.full(u.shape, model.min_bps)  # the bound nearest the mean
+        z = -ndtri(upper - (upper - lower) * u)
     else:
         lo, hi = ndtr(a), ndtr(b)
-        z = ndtri(lo + (hi - lo) * u) if hi > lo else np.full(u.shape, math.inf)
+        if not hi > lo:
+            return np.full(u.shape, model.max_bps)
+        z = ndtri(lo + (hi - lo) * u)
     # np.clip's bits (max then min), without its Python-level overhead.
     bps: FloatArray = np.maximum(model.mean_bps + model.sd_bps * z, model.min_bps)
     np.minimum(bps, model.max_bps, out=bps)
@@ -405,9 +409,8 @@ class _SeedSampler:
             self._alpha,
         )
         mean, sd, min_bps, max_bps = self._mean, self._sd, self._min_bps, self._max_bps
-        if proposal == _POINT:  # no attempt, no uniform used
-            bps = mean + sd * (sign * low)
-            return [min_bps if bps < min_bps else max_bps if bps > max_bps else bps] * count, words
+        if proposal == _POINT:  # the bound nearest the mean: no attempt, no uniform used
+            return [min_bps if sign > 0.0 else max_bps] * count, words
         if proposal in (_UNIFORM_CENTRE, _UNIFORM_TAIL):
             return self._uniform_improvements(seed, words, cursor, count)
         span = high - low

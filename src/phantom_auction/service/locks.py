@@ -100,13 +100,20 @@ def asyncpg_connect_args(database_url: str) -> tuple[str, dict[str, str]]:
 
 async def connect_lock_holder(database_url: str) -> Any:
     """An asyncpg connection to ``database_url`` that PostgreSQL drops after
-    :data:`FREED_WITHIN_S` of silence, for holding session advisory locks."""
+    :data:`FREED_WITHIN_S` of silence, for holding session advisory locks. The settings
+    are SET after connecting, not sent at startup (PostgreSQL before 12 has no
+    ``tcp_user_timeout``, and a pooler may refuse unknown startup parameters): one that
+    is refused is logged, and the lock is held without it."""
     import asyncpg  # type: ignore[import-untyped]
 
     dsn, settings = asyncpg_connect_args(database_url)
-    return await asyncpg.connect(
-        dsn, server_settings={**settings, **LOCK_HOLDER_SETTINGS}, timeout=10
-    )
+    connection = await asyncpg.connect(dsn, server_settings=settings or None, timeout=10)
+    for name, value in LOCK_HOLDER_SETTINGS.items():
+        try:
+            await connection.execute(f"SET {name} = {value}")
+        except Exception as exc:  # an older server, a pooler: serve on, say so
+            _log.warning("lock connection: SET %s = %s refused: %s", name, value, exc)
+    return connection
 
 
 class Heartbeat:

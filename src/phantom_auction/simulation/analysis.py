@@ -203,7 +203,7 @@ def analyze_results(
                 stats_of, labels, summary.wins.tolist(), len(results), _ci_method(batches)
             )
         # No rows: batch means over the summary's blocks of chunks where they are needed.
-        return _summary_analysis(results.summary, dependent=bool(batches))
+        return _summary_analysis(results.summary, batches=batches)
     rows = list(results)
     if not rows:
         raise InvalidBidParameters("results", rows, "must hold at least one auction")
@@ -265,25 +265,28 @@ def _column_stats(columns: Mapping[str, Any], batches: int | None) -> dict[str, 
     return _with_headlines(stats_of, headlines)
 
 
-def _summary_analysis(summary: StreamingSummary, *, dependent: bool) -> dict[str, Any]:
+def _summary_analysis(summary: StreamingSummary, *, batches: int | None) -> dict[str, Any]:
     """The analysis of a run that kept no rows. Its intervals treat the auctions as
     independent, unless they are ``dependent`` (learners): then every mean's interval is
     by batch means over the summary's blocks of chunks (the API audit: a learning run
     without rows reported the independent interval, ~7x too narrow). A ratio of sums'
-    interval is always by those batch means (a summary keeps no cross-moment)."""
+    interval is always by those batch means (a summary keeps no cross-moment).
+    ``batches``: as :func:`analyze_results` takes it (None or 0: independent)."""
+    dependent = bool(batches)
+    count = batches or CI_BATCHES
     stats_of = {k: m.stats() for k, m in summary.metrics.items()}
     nan = math.nan
     used = 0
     if dependent:
         for name, stats in stats_of.items():
-            sem, low, high, used = block_means_ci(summary.blocks, name)
+            sem, low, high, used = block_means_ci(summary.blocks, name, batches=count)
             stats.update(sem=sem, ci95_low=low, ci95_high=high)
     headlines: dict[str, dict[str, float]] = {}
     for name, (num, den) in RATIO_HEADLINES.items():
         if num in summary.metrics and den in summary.metrics:
             total = summary.metrics[den].total
             ratio = summary.metrics[num].total / total if total > 0 else nan
-            sem, low, high, _ = block_means_ci(summary.blocks, num, den)
+            sem, low, high, _ = block_means_ci(summary.blocks, num, den, batches=count)
             headlines[name] = {"mean": ratio, "ci95_low": low, "ci95_high": high, "sem": sem}
     stats_of = _with_headlines(stats_of, headlines)
     if not dependent:
@@ -293,7 +296,8 @@ def _summary_analysis(summary: StreamingSummary, *, dependent: bool) -> dict[str
     else:
         method = (
             f"not available: the auctions depend on each other (learning) and the run kept "
-            f"no rows, in fewer than {MIN_BATCHES} chunks (keep_rows=True gives batch means)"
+            f"no rows, in fewer than {min(MIN_BATCHES, count)} chunks (keep_rows=True gives "
+            "batch means)"
         )
     return _analysis(stats_of, summary.labels, summary.wins.tolist(), summary.num_auctions, method)
 
@@ -472,7 +476,7 @@ def backtest_strategy(
         summary = run_monte_carlo(
             sim, baseline_price, baseline_quantity, workers=workers, keep_rows=False
         ).summary
-        analysis = _summary_analysis(summary, dependent=False)  # only its win shares are read
+        analysis = _summary_analysis(summary, batches=None)  # only its win shares are read
         out[name] = {
             "win_share": analysis["strategy_performance"].get(label, 0.0),
             "profit_bps": summary.metrics[f"profit_bps:{label}"].stats()["mean"],

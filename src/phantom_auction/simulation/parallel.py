@@ -51,7 +51,7 @@ from .market import MarketConditions
 from .results import MonteCarloResults, SimulationResult, columns_from_rows
 from .settings import SimulationConfig, check_chunk_count
 from .simulator import PhantomSimulator, simulate_auctions
-from .strategies.base import learns, strategy_label
+from .strategies.base import LabelledStrategy, learns, strategy_label
 from .streaming import StreamingSummary
 
 __all__ = [
@@ -564,13 +564,14 @@ def _run_learning(
     a run with learners always takes this path."""
     seen: dict[int, int] = {}
     for i, strategy in enumerate(simulator.strategies):
-        if learns(strategy) and seen.setdefault(id(strategy), i) != i:
+        key = id(_unwrapped(strategy))
+        if learns(strategy) and seen.setdefault(key, i) != i:
             # Deep copies keep the aliasing: two bidders would learn into one Q-table
             # and each count the other's auctions (the API audit).
             raise InvalidBidParameters(
                 "strategies",
                 strategy_label(strategy),
-                f"the same learner is bidder {seen[id(strategy)]} and bidder {i}: give "
+                f"the same learner is bidder {seen[key]} and bidder {i}: give "
                 "each bidder its own (copy.deepcopy)",
             )
     strategies = tasks[0].spec.fresh_strategies()
@@ -595,17 +596,25 @@ def _run_learning(
             parts.append(columns)
         if counted is not None:
             counted.flush()
-    for i, (mine, learnt) in enumerate(zip(simulator.strategies, strategies, strict=True)):
+    for i, (outer, learnt_outer) in enumerate(zip(simulator.strategies, strategies, strict=True)):
+        mine, learnt = _unwrapped(outer), _unwrapped(learnt_outer)
         if type(mine) is type(learnt) and hasattr(mine, "__dict__"):
             # Into the caller's own objects, which it may hold (the API audit: they were
             # replaced, and a kept reference showed none of what this run learnt).
             mine.__dict__.update(learnt.__dict__)
         else:
-            simulator.strategies[i] = learnt
+            simulator.strategies[i] = learnt_outer
     elapsed = time.perf_counter() - started
     if summary is not None:
         return MonteCarloResults(tasks, None, summary, elapsed_s=elapsed)
     return MonteCarloResults.from_chunks(tasks, parts, elapsed_s=elapsed)
+
+
+def _unwrapped(strategy: Any) -> Any:
+    """The strategy inside any :class:`~.strategies.base.LabelledStrategy` wrappers."""
+    while isinstance(strategy, LabelledStrategy):
+        strategy = strategy.inner
+    return strategy
 
 
 def _first_rows(tasks: Sequence[ChunkTask]) -> list[int]:

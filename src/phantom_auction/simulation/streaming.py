@@ -363,18 +363,22 @@ def _compact(blocks: list[Block]) -> list[Block]:
 
 
 def block_means_ci(
-    blocks: Sequence[Block], metric: str, denominator: str | None = None
+    blocks: Sequence[Block],
+    metric: str,
+    denominator: str | None = None,
+    batches: int = CI_BATCHES,
 ) -> tuple[float, float, float, int]:
     """``(sem, low, high, batches)`` of a metric's mean (or, with ``denominator``, of the
-    ratio of the two metrics' sums) by batch means over ``blocks``: up to
-    :data:`~.intervals.CI_BATCHES` contiguous batches of about equal auctions, each
-    batch's mean (ratio) one observation, Student's t at ``batches - 1`` degrees of
-    freedom, around the whole run's mean (ratio). NaN, and 0 batches, below
-    :data:`MIN_BATCHES` blocks."""
+    ratio of the two metrics' sums) by batch means over ``blocks``: up to ``batches``
+    contiguous batches of about equal auctions, each batch's mean (ratio) one
+    observation, Student's t at ``batches - 1`` degrees of freedom, around the whole
+    run's mean (ratio). NaN, and 0 batches, with fewer blocks than ``batches`` or
+    :data:`MIN_BATCHES`, whichever is fewer."""
     nan = math.nan
-    if len(blocks) < MIN_BATCHES:
+    least = min(MIN_BATCHES, batches)
+    if len(blocks) < least:
         return nan, nan, nan, 0
-    k = min(CI_BATCHES, len(blocks))
+    k = min(batches, len(blocks))
     total = sum(n for n, _ in blocks)
     # Batch j takes the blocks whose first auction falls in its share of the run.
     num = np.zeros(k)
@@ -390,7 +394,7 @@ def block_means_ci(
         else:
             den[j] += sums.get(denominator, (0, 0.0))[1]
     used = den != 0
-    if int(used.sum()) < MIN_BATCHES:
+    if int(used.sum()) < least:
         return nan, nan, nan, 0
     means = num[used] / den[used]
     centre = float(num.sum() / den.sum())

@@ -376,7 +376,7 @@ export function phantomBids(seed, model, baselinePrice, amount) {
   for (let s = 0; s < n; s++) {
     if (!(u.at(3 * s) < model.bid_probability)) continue;
     // A point: no attempt, no uniform used; otherwise min_bps after MAX_ATTEMPTS rejections.
-    let improvement = p.kind === "point" ? Math.min(Math.max(mean + sd * (p.sign * p.low), minBps), maxBps) : minBps;
+    let improvement = p.kind === "point" ? (p.sign > 0 ? minBps : maxBps) : minBps;
     for (let attempt = 0; p.kind !== "point" && attempt < MAX_ATTEMPTS; attempt++) {
       const u1 = u.at(cursor);
       const v = 1 - u.at(cursor + 1);
