@@ -413,3 +413,27 @@ def test_json_rows_are_the_parquet_rows_to_the_bit(runner: CliRunner, tmp_path: 
         got = [row[column] for row in rows]
         want = [None if pd.isna(x) else float(x) for x in frame[column]]
         assert got == want, column
+
+
+def test_an_earlier_run_survives_a_refused_option_and_strangers_files_are_not_a_run(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """The review: --overwrite removed the earlier run before the new options were
+    checked (a typo left the directory empty), and any index.html or summary.* counted
+    as an earlier run's."""
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["simulate", *SMALL, "--out", str(out)]).exit_code == 0
+    before = sorted(p.name for p in out.iterdir())
+    bad = runner.invoke(
+        app, ["simulate", *SMALL, "--out", str(out), "--overwrite", "--mechanism", "bogus"]
+    )
+    assert bad.exit_code == 2 and "'--mechanism'" in bad.output
+    assert sorted(p.name for p in out.iterdir()) == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "index.html").write_text("<p>mine</p>")
+    (mine / "summary.csv").write_text("mine")
+    result = runner.invoke(app, ["simulate", *SMALL, "--out", str(mine), "--format", "parquet"])
+    assert result.exit_code == 0, result.output  # no run.json: not an earlier run
+    assert (mine / "index.html").read_text() == "<p>mine</p>"
+    assert (mine / "summary.csv").read_text() == "mine"

@@ -311,6 +311,9 @@ RUN_FILES: Final = (
     "convergence.png",
     "winners.png",
 )
+#: The files only a run writes: a directory holding none holds no earlier run (its
+#: other files, an index.html of the user's, are never removed).
+_RUN_MARKERS: Final = ("run.json", "learning.json", "candidates.json", "sweep.parquet")
 
 
 OverwriteOpt = Annotated[
@@ -323,26 +326,41 @@ OverwriteOpt = Annotated[
 ]
 
 
+@dataclasses.dataclass(frozen=True)
+class EarlierRun:
+    """An earlier run's files in an output directory, removed by :meth:`remove` once the
+    new run's options have all been checked (a refused option leaves them as they were)."""
+
+    option: str
+    path: Path
+    files: tuple[Path, ...]
+
+    def remove(self) -> None:
+        for file in self.files:
+            file.unlink(missing_ok=True)
+        if self.files:
+            err_console().print(
+                f"note: {self.option} {self.path}: the earlier run's {len(self.files)} files "
+                "were removed",
+                style="yellow",
+            )
+
+
 def prepare_out_dir(
     option: str, path: Path, *, overwrite: bool, default: Path | None = None
-) -> None:
+) -> EarlierRun:
     """:func:`check_writable_dir`, then refuse (exit 2) a directory that holds an earlier
-    run's files (:data:`RUN_FILES`) unless ``overwrite`` or it is the command's own
-    ``default`` directory: then they are removed first (one note on stderr)."""
+    run (:data:`RUN_FILES`, where one of its markers is) unless ``overwrite`` or it is
+    the command's own ``default`` directory: the earlier run, to remove once the new
+    run's options are checked."""
     check_writable_dir(option, path)
     overwrite = overwrite or (default is not None and path == default)
-    earlier = sorted(
-        {
-            p
-            for where in (path, path / "report")
-            for pattern in RUN_FILES
-            for p in where.glob(pattern)
-        }
-    )
-    earlier = [p for p in earlier if p.is_file()]
-    if not earlier:
-        return
-    if not overwrite:
+    earlier: list[Path] = []
+    for where in (path, path / "report"):
+        if any((where / marker).is_file() for marker in _RUN_MARKERS):
+            found = {p for pattern in RUN_FILES for p in where.glob(pattern) if p.is_file()}
+            earlier += sorted(found)
+    if earlier and not overwrite:
         names = ", ".join(str(p.relative_to(path)) for p in earlier[:3])
         more = f" and {len(earlier) - 3} more" if len(earlier) > 3 else ""
         bad_value(
@@ -351,12 +369,7 @@ def prepare_out_dir(
             f"holds an earlier run ({names}{more}): pass --overwrite to replace it, or "
             "choose another directory",
         )
-    for p in earlier:
-        p.unlink()
-    err_console().print(
-        f"note: {option} {path}: the earlier run's {len(earlier)} files were removed",
-        style="yellow",
-    )
+    return EarlierRun(option, path, tuple(earlier))
 
 
 def check_writable_dir(option: str, path: Path) -> None:

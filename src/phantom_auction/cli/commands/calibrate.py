@@ -271,7 +271,7 @@ def calibrate(
     ] = False,
 ) -> None:
     """Search the phantom model (and policy) for the user's best price on the default market."""
-    prepare_out_dir("--out", out, overwrite=overwrite, default=DEFAULT_OUT)
+    earlier = prepare_out_dir("--out", out, overwrite=overwrite, default=DEFAULT_OUT)
     require("matplotlib", "reports")
     # "both" is what the help offers for reserve,floor (the CLI audit: it was refused).
     spelled = "reserve,floor" if policy.strip() == "both" else policy
@@ -313,6 +313,7 @@ def calibrate(
         "sds": list(sd_grid),
         "presence": [list(p) for p in presence_grid],
     }
+    earlier.remove()  # every option checked: the new search replaces it
     progress = MonteCarloProgress(console, "Candidates", delay_s=0.0)
     recorder = _Recorder()
     candidates = out / "candidates.json"

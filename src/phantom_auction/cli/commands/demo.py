@@ -52,7 +52,7 @@ def demo(
 
     pandas_module()
     require("matplotlib", "reports")
-    prepare_out_dir("--out", out, overwrite=overwrite, default=DEFAULT_OUT)
+    earlier = prepare_out_dir("--out", out, overwrite=overwrite, default=DEFAULT_OUT)
     console = out_console()
     started = time.monotonic()
     console.rule("1. One live phantom auction")
@@ -69,8 +69,10 @@ def demo(
     from ..progress import MonteCarloProgress  # rich.progress: only when running
 
     progress = MonteCarloProgress(console, "Monte Carlo", delay_s=0.0)
+    simulator = build_simulator(scenario)
+    earlier.remove()
     with progress.running():
-        results = run_scenario(build_simulator(scenario), scenario, progress)
+        results = run_scenario(simulator, scenario, progress)
     analysis = analyze(results)
     console.print(summary_table(analysis, f"{len(results):,} auctions", console.width))
     strategies = strategy_table(analysis)

@@ -75,7 +75,7 @@ def learn(
     if not beta < MAX_BETA:
         # The learners' per-auction decay exp(-beta) would underflow to 0.
         bad_value("--beta", beta, f"must be below {MAX_BETA:g}: exp(-beta) underflows to 0")
-    prepare_out_dir("--out", out, overwrite=overwrite, default=DEFAULT_OUT)
+    earlier = prepare_out_dir("--out", out, overwrite=overwrite, default=DEFAULT_OUT)
     require("matplotlib", "reports")
     from ...report.learning import plot_learning
     from ...simulation.learning import LearningRun, banchio_skrzypacz
@@ -160,6 +160,7 @@ def learn(
         typer.echo(dumps(document))
     elif runs:
         console.print(table)
+    earlier.remove()  # the runs made (an option they refused has exited before)
     out.mkdir(parents=True, exist_ok=True)
     data = out / "learning.json"
     if runs or not stopped:

@@ -105,9 +105,9 @@ def simulate(
     if out is None and fmt is not OutputFormat.parquet:
         bad_value("--format", fmt.value, "applies to the files written to --out: give --out")
     if out is not None:
-        prepare_out_dir("--out", out, overwrite=overwrite)
+        earlier = prepare_out_dir("--out", out, overwrite=overwrite)
     elif report:
-        prepare_out_dir("--report", REPORT_DIR, overwrite=True)
+        earlier = prepare_out_dir("--report", REPORT_DIR, overwrite=True)
     scenario = scenario_from_options(
         config_file,
         simulations=simulations,
@@ -131,6 +131,8 @@ def simulate(
     console = err_console() if as_json else out_console()
     simulator = build_simulator(scenario)
     note_overridden_environment()
+    if out is not None or report:
+        earlier.remove()  # every option checked: the new run replaces it
     drawn = "" if "seed" in scenario.origins else " (drawn; pass --seed to reproduce)"
     console.print(f"seed {scenario.simulation['seed']}{drawn}")
     from ...simulation.parallel import STREAMING_THRESHOLD

@@ -197,7 +197,7 @@ def sweep(
     require("pyarrow", "reports")
     if plots:
         require("matplotlib", "reports")
-    prepare_out_dir("--out", out, overwrite=overwrite, default=DEFAULT_OUT)
+    earlier = prepare_out_dir("--out", out, overwrite=overwrite, default=DEFAULT_OUT)
     from ...simulation.sweeps import grid_points
     from ...simulation.sweeps import sweep as run_sweep
     from ..progress import MonteCarloProgress  # rich.progress: only when running
@@ -222,6 +222,7 @@ def sweep(
         build_simulator(scenario)
     base_simulator = build_simulator(base)
     note_overridden_environment()
+    earlier.remove()  # every grid point checked: the new run replaces it
     console = err_console() if as_json else out_console()
     fields = list(grid)
 
