@@ -630,10 +630,9 @@ def _swap_seed_and_phantoms(doc: dict[str, Any]) -> None:
     settle_document(doc)
 
 
-def _forging_context(browser: Any, auction_id: str) -> Any:
-    """A browser context whose server swaps the seed, its commitment and the phantoms of
-    ``auction_id`` once it has ended (in the competition and in the summary)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def _rewritten(change: Any) -> Any:
+    """A route handler serving the competition document as ``change(doc)`` leaves it
+    (what a dishonest server publishes after the end; other answers pass as they are)."""
 
     def competition(route: Any) -> None:
         response = route.fetch()
@@ -641,8 +640,17 @@ def _forging_context(browser: Any, auction_id: str) -> Any:
             route.fulfill(response=response)
             return
         doc = json.loads(response.text())
-        _swap_seed_and_phantoms(doc)
+        change(doc)
         route.fulfill(response=response, body=json.dumps(doc))
+
+    return competition
+
+
+def _forging_context(browser: Any, auction_id: str) -> Any:
+    """A browser context whose server swaps the seed, its commitment and the phantoms of
+    ``auction_id`` once it has ended (in the competition and in the summary)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    competition = _rewritten(_swap_seed_and_phantoms)
 
     def summary(route: Any) -> None:
         response = route.fetch()
@@ -723,15 +731,11 @@ def test_rules_changed_after_the_end_fail_where_the_browser_saw_the_open(
     assert set(announced) == {"phantom_policy", "rules", "phantom_model"}
     context = browser.new_context(viewport={"width": 1280, "height": 900})
 
-    def competition(route: Any) -> None:
-        response = route.fetch()
-        if response.status != 200:
-            route.fulfill(response=response)
-            return
-        doc = json.loads(response.text())
+    def change_rules(doc: dict[str, Any]) -> None:
         assert doc["rules"] == announced["rules"]  # the honest server's
         doc["rules"]["priority_fee_max_ratio"] *= 2  # read by no check but this one
-        route.fulfill(response=response, body=json.dumps(doc))
+
+    competition = _rewritten(change_rules)
 
     context.route(f"**/v1/auctions/{aid}/competition", competition)
     try:
