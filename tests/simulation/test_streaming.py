@@ -174,3 +174,18 @@ def test_batches_asked_of_a_run_without_rows_are_used() -> None:
     assert analyze_results(run)["ci_method"] == "independent auctions (Student t)"
     # 20 asked of 10 chunks: one batch a chunk.
     assert analyze_results(run, batches=20)["ci_method"].startswith("batch means (10 batches")
+
+
+def test_blocks_past_the_most_kept_merge_neighbours_and_keep_every_sum() -> None:
+    from phantom_auction.simulation.streaming import MAX_BLOCKS
+
+    summary = StreamingSummary(("a",))
+    for i in range(2 * MAX_BLOCKS + 3):
+        columns = {"winner_index": np.array([0]), "x": np.array([float(i)])}
+        summary = summary.merge(StreamingSummary.from_columns(columns, ["a"]))
+    assert MAX_BLOCKS // 2 <= len(summary.blocks) <= MAX_BLOCKS
+    assert sum(n for n, _ in summary.blocks) == 2 * MAX_BLOCKS + 3
+    # In order: each block's values come after the one before's.
+    means = [sums["x"][1] / sums["x"][0] for _, sums in summary.blocks]
+    assert means == sorted(means)
+    assert sum(sums["x"][1] for _, sums in summary.blocks) == sum(range(2 * MAX_BLOCKS + 3))

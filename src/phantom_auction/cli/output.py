@@ -178,7 +178,7 @@ def _json_values(column: pd.Series) -> list[str]:
         return ["true" if x else "false" for x in values]
     if kind in "iu":
         return [str(x) for x in values]
-    return [json.dumps(clean_floats(jsonable(x) if hasattr(x, "item") else x)) for x in values]
+    return [json.dumps(clean_floats(x), default=jsonable) for x in values]
 
 
 def _write_json_rows(frame: pd.DataFrame, path: Path) -> None:

@@ -119,20 +119,12 @@ async def connect_lock_holder(database_url: str) -> Any:
 class Heartbeat:
     """Checks a lock-holding ``connection`` every :data:`HEARTBEAT_S`; calls
     ``on_lost(what)`` once if it closes or a check goes unanswered for
-    :data:`HEARTBEAT_TIMEOUT_S`. ``query`` runs the check (default: on the connection
-    itself; pass one that takes the connection's own lock if others share it)."""
+    :data:`HEARTBEAT_TIMEOUT_S` (no other query may run on it meanwhile)."""
 
-    def __init__(
-        self,
-        connection: Any,
-        what: str,
-        on_lost: Callable[[str], None] | None,
-        query: Callable[[str], Any] | None = None,
-    ) -> None:
+    def __init__(self, connection: Any, what: str, on_lost: Callable[[str], None] | None) -> None:
         self.connection = connection
         self.what = what
         self.on_lost = on_lost
-        self._query = query or connection.fetchval
         self._stopped = False
         connection.add_termination_listener(self._closed)
         self._task = asyncio.get_running_loop().create_task(self._beat())
@@ -150,7 +142,7 @@ class Heartbeat:
         while not self._stopped:
             await asyncio.sleep(HEARTBEAT_S)
             try:
-                await asyncio.wait_for(self._query("SELECT 1"), HEARTBEAT_TIMEOUT_S)
+                await asyncio.wait_for(self.connection.fetchval("SELECT 1"), HEARTBEAT_TIMEOUT_S)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a timeout, or the connection failed

@@ -480,8 +480,7 @@ def _deviation_gain(game: BiddingGame, values: FloatArray, bids: FloatArray) -> 
     if game.first_price:
         current = (values - played) * (rb * ex - p0)
     else:
-        kept = np.interp(played, bid_grid, np.broadcast_to(_kept(game, bid_grid), bid_grid.shape))
-        current = (values - played) * rb * kept + ex - p0 * (values - r)
+        current = (values - played) * rb * _kept(game, played) + ex - p0 * (values - r)
     current = np.where(np.isfinite(bids), current, 0.0)
     return float(np.max(np.maximum(best, 0.0) - current, initial=0.0))
 

@@ -343,14 +343,11 @@ class StreamingSummary:
 
 
 def _join(first: Block, second: Block) -> Block:
-    names = dict.fromkeys([*first[1], *second[1]])
-    sums = {
-        k: (
-            first[1].get(k, (0, 0.0))[0] + second[1].get(k, (0, 0.0))[0],
-            first[1].get(k, (0, 0.0))[1] + second[1].get(k, (0, 0.0))[1],
-        )
-        for k in names
-    }
+    """Two neighbouring blocks as one."""
+    sums = dict(first[1])
+    for name, (count, total) in second[1].items():
+        had_count, had_total = sums.get(name, (0, 0.0))
+        sums[name] = (had_count + count, had_total + total)
     return first[0] + second[0], sums
 
 

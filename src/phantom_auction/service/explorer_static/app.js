@@ -135,20 +135,13 @@ function patch(el, fresh) {
 const SEEN_KEY = "phantom-auction-explorer/commitments-seen-open";
 const SEEN_KEPT = 2000;
 const seenHere = new Set();
-function readSeen() {
-  try {
-    const kept = JSON.parse(localStorage.getItem(SEEN_KEY) || "[]");
-    return new Map(Array.isArray(kept) ? kept : []);
-  } catch {
-    return new Map();
-  }
-}
 // The terms announced at open (phantom policy, rules, phantom model), kept the same way:
 // a server cannot clear, or draw the phantoms, by other terms than it announced.
 const TERMS_KEY = "phantom-auction-explorer/terms-seen-open";
-function readTerms() {
+// A kept map (auction id -> value) from localStorage; empty if none or unreadable.
+function readKept(key) {
   try {
-    const kept = JSON.parse(localStorage.getItem(TERMS_KEY) || "[]");
+    const kept = JSON.parse(localStorage.getItem(key) || "[]");
     return new Map(Array.isArray(kept) ? kept : []);
   } catch {
     return new Map();
@@ -158,8 +151,8 @@ function rememberOpenCommitments(summaries) {
   const fresh = summaries.filter((s) => s.status === "open" && typeof s.phantom_commitment === "string" && !seenHere.has(s.auction_id));
   if (fresh.length === 0) return;
   try {
-    const seen = readSeen(); // again: another tab may have added some
-    const terms = readTerms();
+    const seen = readKept(SEEN_KEY); // again: another tab may have added some
+    const terms = readKept(TERMS_KEY);
     for (const s of fresh) {
       seenHere.add(s.auction_id);
       if (!seen.has(s.auction_id)) seen.set(s.auction_id, s.phantom_commitment);
@@ -173,10 +166,10 @@ function rememberOpenCommitments(summaries) {
   if (seenHere.size > 4 * SEEN_KEPT) seenHere.clear();
 }
 function commitmentSeenOpen(auctionId) {
-  return readSeen().get(auctionId);
+  return readKept(SEEN_KEY).get(auctionId);
 }
 function termsSeenOpen(auctionId) {
-  return readTerms().get(auctionId);
+  return readKept(TERMS_KEY).get(auctionId);
 }
 
 function setTitle(text) {

@@ -733,8 +733,7 @@ function fillImprovement(mechanism, rules, payment, units, own, ownFeeBps, floor
   const top = own > 0 ? own : 0;
   if (mechanism === "discriminatory") return top;
   let paidScore = payment / units;
-  const reserveAtBid = rules.price_weight * (rules.min_improvement_bps - 0);
-  const reserve = reserveAtBid > 0 ? reserveAtBid : 0; // reserve_score(rules, 0.0)
+  const reserve = reserveScore(rules, 0); // paid without the tolerance a bid may carry
   if (paidScore < floorScore || paidScore < reserve) paidScore = floorScore > reserve ? floorScore : reserve;
   const paid = (paidScore - rules.fee_weight * ownFeeBps) / rules.price_weight;
   return paid > top ? top : paid > 0 ? paid : 0;
@@ -842,9 +841,10 @@ export function reclearCompetition(doc) {
   return { outcome, ranking, fills, price, improvement_bps: ((price - baseline) / baseline) * BPS };
 }
 
-// The reserve as a score: the least accepted improvement less its tolerance, at least 0.
-function reserveScore(rules) {
-  const r = rules.price_weight * (rules.min_improvement_bps - IMPROVEMENT_TOLERANCE_BPS);
+// The reserve as a score (rules.reserve_score): the least accepted improvement less the
+// tolerance a bid at it may carry, at least 0.
+function reserveScore(rules, tolerance = IMPROVEMENT_TOLERANCE_BPS) {
+  const r = rules.price_weight * (rules.min_improvement_bps - tolerance);
   return r > 0 ? r : 0;
 }
 
