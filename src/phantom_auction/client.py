@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from ._extras import require
-from .engine import AuctionAnnouncement, ImprovementBid
+from .engine import AuctionAnnouncement, ImprovementBid, PhantomModel
 from .errors import PhantomAuctionError
 from .simulation.live import StrategyBidder
 from .simulation.strategies.base import AuctionView
@@ -331,7 +331,27 @@ def _ws_url(url: str) -> str:
     return f"{scheme}://{host}{'/' + path if path else BIDDER_WS_PATH}"
 
 
+#: Phantom models as announced, parsed once (a server announces few).
+_MODELS: dict[tuple[Any, ...], PhantomModel] = {}
+
+
+def _phantom_model(doc: Any) -> PhantomModel | None:
+    if doc is None:  # a server that does not state its terms
+        return None
+    key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in doc.items())
+    model = _MODELS.get(key)
+    if model is None:
+        if len(_MODELS) >= 256:
+            _MODELS.clear()
+        model = _MODELS[key] = PhantomModel.from_document(doc)
+    return model
+
+
 def _announcement(message: dict[str, Any]) -> AuctionAnnouncement:
+    """An ``auction_opened`` push as the engine's announcement, with the auction's terms
+    where the server states them (``phantom_policy``, ``rules``, ``phantom_model``)."""
+    rules = message.get("rules") or {}
+    min_participants = rules.get("min_participants")
     return AuctionAnnouncement(
         auction_id=str(message["auction_id"]),
         token_pair=(int(message["token_pair"][0]), int(message["token_pair"][1])),
@@ -346,6 +366,9 @@ def _announcement(message: dict[str, Any]) -> AuctionAnnouncement:
         max_improvement_bps=float(message["max_improvement_bps"]),
         max_volume=float(message["max_volume"]),
         priority_fee_max_ratio=float(message["priority_fee_max_ratio"]),
+        phantom_policy=message.get("phantom_policy"),
+        min_participants=None if min_participants is None else int(min_participants),
+        phantom_model=_phantom_model(message.get("phantom_model")),
     )
 
 

@@ -334,6 +334,40 @@ def test_a_strategy_taking_a_view_is_told_the_auctions_rules() -> None:
     assert view.num_bidders == 7  # not announced: the bidder's own view
 
 
+def test_a_strategys_view_takes_the_announced_phantom_terms() -> None:
+    """The phantom policy, ``min_participants`` and phantom model a strategy is told are
+    the auction's, not its bidder's own view's (which named other ones); an auction
+    without phantom slots is the view's ``None``. Before, only the bidder's view gave
+    them, so a bidder solved its bids for phantoms the server did not run."""
+    from phantom_auction.engine.phantoms import PhantomModel
+    from phantom_auction.simulation.strategies.base import AuctionView
+
+    seen: list[Any] = []
+
+    class Viewing:
+        def generate_bid(self, *args: Any, view: Any = None) -> Proposal:
+            seen.append(view)
+            return Proposal(100.2, 1000.0, 0.0, 0.0)
+
+    mine = AuctionView(
+        phantom_model=PhantomModel(mean_bps=40.0), phantom_policy="reserve", min_participants=1
+    )
+    for rules, model in (
+        (config(phantom_policy="floor", min_participants=3, phantom_improvement_mean_bps=20.0),
+         True),
+        (config(max_phantom_bidders=0, min_participants=1), False),
+    ):  # fmt: skip
+        bidder = StrategyBidder(Viewing(), "viewer", first_nonce=1, view=mine)
+        run_auction(REQUEST, 100.0, 1000.0, _deadline(2000), config=rules, bidders=[bidder])
+        view = seen.pop()
+        pa = rules.phantom_auction
+        assert (view.phantom_policy, view.min_participants) == (
+            pa.phantom_policy,
+            pa.min_participants,
+        )
+        assert view.phantom_model == (PhantomModel.from_config(rules) if model else None)
+
+
 @pytest.mark.parametrize(("mechanism", "bid_bps"), [("discriminatory", 34.0), ("vcg", 40.0)])
 def test_a_live_equilibrium_bidder_bids_the_announced_mechanisms_equilibrium(
     mechanism: str, bid_bps: float, monkeypatch: pytest.MonkeyPatch
@@ -613,10 +647,21 @@ def test_a_strategy_bidder_solves_its_bid_function_before_its_first_auction(
 ) -> None:
     # Solving on the event loop during the first auction blocked every bidder's commit
     # (the demo's live auction ended phantom_won with its fillers past the window).
+    # Its view is the rules the server runs (the announced terms: no phantoms, one bid).
+    from dataclasses import replace
+
     from phantom_auction.simulation import create_strategy
+    from phantom_auction.simulation.live import served_view
     from phantom_auction.simulation.strategies import equilibrium
 
-    bidder = StrategyBidder(create_strategy("equilibrium"), "eq", first_nonce=1)
+    quiet = QUIET.phantom_auction
+    view = replace(
+        served_view(),
+        phantom_model=None,
+        phantom_policy=quiet.phantom_policy,
+        min_participants=quiet.min_participants,
+    )
+    bidder = StrategyBidder(create_strategy("equilibrium"), "eq", first_nonce=1, view=view)
     solved: list[object] = []
     monkeypatch.setattr(equilibrium, "solve_equilibrium", solved.append)
     bidder.honour_timing = False

@@ -616,10 +616,8 @@ def _swap_seed_and_phantoms(doc: dict[str, Any]) -> None:
     seed = hashlib.sha256(b"forged after the end " + doc["auction_id"].encode()).digest()
     doc["phantom_seed"] = seed.hex()
     doc["phantom_commitment"] = hashlib.sha256(seed).hexdigest()
-    fields = dict(doc["phantom_model"])
-    for name in ("volume_fraction", "fee_fraction"):
-        fields[name] = tuple(fields[name])
-    drawn = draw_phantom_bids(PhantomModel(**fields), seed, doc["baseline_price"], doc["amount"])
+    model = PhantomModel.from_document(doc["phantom_model"])
+    drawn = draw_phantom_bids(model, seed, doc["baseline_price"], doc["amount"])
     doc["phantom_bids"] = [
         {"slot": b.slot, "bidder_id": f"phantom-{b.slot}", "improved_price": b.improved_price,
          "volume": b.volume, "priority_fee": b.priority_fee}

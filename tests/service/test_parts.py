@@ -339,3 +339,51 @@ def test_the_sdks_messages_are_what_the_service_validates() -> None:
     assert isinstance(bidder_message_adapter.validate_python(status_message(5)), WsStatus)
     login = login_adapter.validate_python(login_message("mm-1", "ef" * 64))
     assert (login.bidder_id, login.signature) == ("mm-1", "ef" * 64)
+
+
+@pytest.mark.parametrize("max_phantoms", [20, 0])
+def test_the_sdk_reads_auction_opened_as_the_engines_announcement(max_phantoms: int) -> None:
+    """The bidder SDK's announcement, parsed from the ``auction_opened`` push as sent, is
+    the engine's own, terms included (policy, ``min_participants``, phantom model); a
+    push without the terms (an older server) leaves them unknown."""
+    import orjson
+
+    from phantom_auction.client import _announcement
+    from phantom_auction.service.house.documents import announcement_document
+
+    from ..engine.engine_support import config, open_auction
+
+    cfg = config(
+        max_phantom_bidders=max_phantoms,
+        phantom_policy="reserve",
+        min_participants=3,
+        phantom_improvement_mean_bps=33.0,
+    )
+    auction = open_auction(cfg)
+    pushed = orjson.loads(orjson.dumps(announcement_document(auction)))
+    parsed = _announcement(pushed)
+    assert parsed == auction.announcement
+    assert (parsed.phantom_policy, parsed.min_participants) == ("reserve", 3)
+    assert parsed.phantom_model is not None and parsed.phantom_model.mean_bps == 33.0
+    for key in ("phantom_policy", "rules", "phantom_model"):
+        del pushed[key]
+    older = _announcement(pushed)
+    assert (older.phantom_policy, older.min_participants, older.phantom_model) == (None,) * 3
+
+
+def test_a_published_phantom_model_with_a_wrong_key_is_refused_by_name() -> None:
+    from phantom_auction.engine.codec import to_jsonable
+    from phantom_auction.engine.phantoms import PhantomModel
+    from phantom_auction.errors import InvalidBidParameters
+
+    doc = {k: v for k, v in to_jsonable(PhantomModel()).items() if k != "type"}
+    assert PhantomModel.from_document(doc) == PhantomModel()
+    for bad, says in (
+        (doc | {"mean": 1.0}, r"\['mean'\]: unknown keys"),
+        ({k: v for k, v in doc.items() if k != "sd_bps"}, r"\['sd_bps'\]: missing keys"),
+        (doc | {"volume_fraction": [0.5]}, "volume_fraction"),
+        (doc | {"sd_bps": -1.0}, "sd_bps"),
+        ([], "must be a JSON object"),
+    ):
+        with pytest.raises(InvalidBidParameters, match=says):
+            PhantomModel.from_document(bad)

@@ -162,10 +162,8 @@ async def test_every_reason_code_over_the_wire(server: ServerProcess) -> None:
         # The phantoms are the ones committed to at open.
         seed = bytes.fromhex(competition["phantom_seed"])
         assert hashlib.sha256(seed).hexdigest() == competition["phantom_commitment"]
-        model_fields = dict(competition["phantom_model"])
-        model_fields["volume_fraction"] = tuple(model_fields["volume_fraction"])
-        model_fields["fee_fraction"] = tuple(model_fields["fee_fraction"])
-        redrawn = draw_phantom_bids(PhantomModel(**model_fields), seed, 2000.0, 10.0)
+        model = PhantomModel.from_document(competition["phantom_model"])
+        redrawn = draw_phantom_bids(model, seed, 2000.0, 10.0)
         assert [p["improved_price"] for p in competition["phantom_bids"]] == [
             p.improved_price for p in redrawn
         ]

@@ -536,6 +536,9 @@ class Auction:
                 max_improvement_bps=rules.max_bps,
                 max_volume=self._amount * rules.volume_multiplier,
                 priority_fee_max_ratio=rules.fee_ratio,
+                phantom_policy=rules.phantom_policy,
+                min_participants=rules.min_participants,
+                phantom_model=self._rules.phantom_model,
             )
         return announcement
 

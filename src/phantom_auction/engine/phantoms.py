@@ -26,6 +26,7 @@ pin both together, and a verifier ports them together.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import struct
@@ -110,6 +111,22 @@ class PhantomModel:
             volume_fraction=(0.5, min(1.0, config.auction_mechanics.max_bid_value_multiplier)),
             priority_fee_max_ratio=config.auction_mechanics.priority_fee_max_ratio,
         )
+
+    @classmethod
+    def from_document(cls, doc: Any) -> PhantomModel:
+        """The model a published ``phantom_model`` object states (``auction_opened`` and
+        the competition document): its fields by name, pairs as two-element lists."""
+        if not isinstance(doc, dict):
+            raise InvalidBidParameters("phantom_model", doc, "must be a JSON object")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        for keys, problem in ((doc.keys() - fields, "unknown"), (fields - doc.keys(), "missing")):
+            if keys:
+                raise InvalidBidParameters("phantom_model", sorted(keys), f"{problem} keys")
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()}
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:  # a string for a number, a short pair
+            raise InvalidBidParameters("phantom_model", doc, str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,11 @@ class AuctionAnnouncement:
     improvement limits in bps over the baseline; a priority fee may be at most
     ``priority_fee_max_ratio * volume``. ``phantom_commitment`` is SHA-256 of the seed
     the phantom bids are drawn from (revealed in the result).
+
+    The terms the phantoms clear by: ``phantom_policy`` (``reserve`` or ``floor``),
+    ``min_participants`` (bids, real and phantom, needed to clear) and ``phantom_model``
+    (the distribution the phantom bids are drawn from). ``None`` where unknown: an
+    announcement from a server that does not state them.
     """
 
     auction_id: str
@@ -38,6 +43,9 @@ class AuctionAnnouncement:
     max_improvement_bps: float
     max_volume: float
     priority_fee_max_ratio: float
+    phantom_policy: str | None = None
+    min_participants: int | None = None
+    phantom_model: PhantomModel | None = None
 
 
 @dataclass(frozen=True, slots=True)

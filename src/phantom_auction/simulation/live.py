@@ -57,9 +57,11 @@ def served_view() -> AuctionView:
 def _announced_rules(announcement: AuctionAnnouncement) -> dict[str, Any]:
     """The :class:`AuctionView` fields ``announcement`` states: its mechanism, the accepted
     improvements (bps), the collection window and the whole auction (ms, from the
-    opening), the volume cap as a share of the order and the priority fee cap."""
+    opening), the volume cap as a share of the order, the priority fee cap and, where it
+    states them, the phantoms' terms (policy, ``min_participants`` and model; a model of
+    no slots is the view's None, as in :func:`served_view`)."""
     a = announcement
-    return {
+    rules = {
         "mechanism": a.mechanism,
         "min_improvement_bps": a.min_improvement_bps,
         "max_improvement_bps": a.max_improvement_bps,
@@ -68,6 +70,13 @@ def _announced_rules(announcement: AuctionAnnouncement) -> dict[str, Any]:
         "max_volume_fraction": a.max_volume / a.amount,
         "priority_fee_max_ratio": a.priority_fee_max_ratio,
     }
+    if a.phantom_policy is not None:
+        rules["phantom_policy"] = a.phantom_policy
+    if a.min_participants is not None:
+        rules["min_participants"] = a.min_participants
+    if a.phantom_model is not None:
+        rules["phantom_model"] = a.phantom_model if a.phantom_model.max_phantom_bidders else None
+    return rules
 
 
 def announced_view(announcement: AuctionAnnouncement, base: AuctionView) -> AuctionView:
@@ -106,7 +115,8 @@ class StrategyBidder:
     simulator's do), others never see it. Those taking a ``view`` keyword (the
     simulator's do) are told each auction's rules as announced: :func:`announced_view`
     of ``view`` (default: :func:`served_view`), which also gives what an announcement
-    does not say (rivals, value distribution, phantom model).
+    does not say (rivals, value distribution; the phantoms' terms where a server does
+    not announce them).
     A strategy with a ``bid_function`` (the equilibrium's, ~1 s to solve) solves it for
     ``view`` here: pass the rules your server runs, or its first auction solves again.
     """
@@ -184,7 +194,7 @@ class StrategyBidder:
     def view_of(self, announcement: AuctionAnnouncement) -> AuctionView:
         """:func:`announced_view` of :attr:`view`, made once per set of rules."""
         rules = _announced_rules(announcement)
-        key = tuple(rules.values())
+        key = tuple(rules.items())
         view = self._views.get(key)
         if view is None:
             if len(self._views) >= _MAX_VIEWS:
