@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -470,6 +471,29 @@ def test_outcome_aborted() -> None:
     assert finalize_auction(auction, strict=True) is result
     assert not reveal_bid(auction, bid, now=T0 + ms(85))
     _rejected(auction, RejectReason.OUTSIDE_REVEAL_WINDOW, "ABORTED")
+
+
+def test_an_abort_ends_the_auction_when_its_bids_cannot_be_ranked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What makes clearing raise may be in the bid table, which the abort ranked too: the
+    abort raised in turn and the auction stayed open (the final review). It now ends
+    with no ranking: the user gets the baseline from the CFMM."""
+    from phantom_auction.engine import auction as engine_auction
+
+    auction = open_auction(CFG)
+    bid = offer(auction, "alice", 100.3, 1000.0)
+    assert submit_bid(auction, bid.sealed(), now=T0)
+    assert reveal_bid(auction, bid, now=T0 + ms(85))
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("valuation[0]=-1e-12: must be finite and >= 0")
+
+    monkeypatch.setattr(engine_auction, "bid_table", broken)
+    result = abort_auction(auction, "the auction could not be cleared", now=T0 + ms(99))
+    assert (result.outcome, auction.phase) == (Outcome.ABORTED, Phase.ABORTED)
+    assert result.ranking == () and result.price == 100.0
+    assert [(f.bidder_id, f.volume) for f in result.fills] == [(None, 1000.0)]
 
 
 def test_outcomes_are_all_covered() -> None:

@@ -454,18 +454,23 @@ async def test_an_end_the_store_refuses_is_written_when_it_is_back() -> None:
         await house.close()
 
 
+@pytest.mark.parametrize("ranking_too", [False, True])
 async def test_an_auction_clearing_cannot_finish_is_aborted_not_left_open(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ranking_too: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The fuzzing audit: a finalize that raised (a bid the rule book accepted and
     clearing refused) left the auction in the house for good: never stored as ended, the
-    settlement request never answered. It is now aborted: the user gets the baseline."""
+    settlement request never answered. It is now aborted: the user gets the baseline;
+    also when the fault is in the bid table, which the abort ranks too."""
+    from phantom_auction.engine import auction as engine_auction
     from phantom_auction.service.house import auction_house
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("valuation[1]=-1.4e-12: must be finite and >= 0")
 
     monkeypatch.setattr(auction_house, "finalize_auction", broken)
+    if ranking_too:
+        monkeypatch.setattr(engine_auction, "bid_table", broken)
     store = MemoryStore()
     client = await store.add_client("settlement", "a" * 64)
     house, handle, aid = await _house_running_one_auction(store, client, 300)

@@ -897,14 +897,20 @@ class Auction:
         at = self._advance(now, Command.ABORT)
         self._allow(Command.ABORT, "the auction has already been finalized")
         if self._result is None:
-            table = bid_table(
-                self._book,
-                self._revealed(),
-                self._phantom_columns,
-                self._baseline_price,
-                self._amount,
-            )
-            ranking = ranking_of(table)
+            try:
+                ranking = ranking_of(
+                    bid_table(
+                        self._book,
+                        self._revealed(),
+                        self._phantom_columns,
+                        self._baseline_price,
+                        self._amount,
+                    )
+                )
+            except Exception:
+                # An abort must end the auction: when the bids cannot be ranked (what
+                # made clearing fail may be in the bid table), it publishes no ranking.
+                ranking = Ranking()
             self._result = self._finish(at, Outcome.ABORTED, [], ranking, phantom_won=False)
             self._move(Command.ABORT, at, f"aborted: {reason}")
             self._log.append((AuctionAborted, at, str(reason)))
