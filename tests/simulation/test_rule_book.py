@@ -333,3 +333,20 @@ def test_no_bid_below_the_baseline_is_taken_when_the_reserve_is_the_baseline(
     assert at_baseline.price == BP
     auction, _ = _engine(env, [offers[0], at_baseline], draws)
     assert set(auction.reveals) == {"real_0", "real_1"}
+
+
+def test_a_configs_repr_shows_the_phantom_policy_and_reserve_it_clears_by() -> None:
+    """Two runs whose configurations differ only in the phantom policy or the reserve
+    (both from the engine configuration) printed the same: the researcher audit."""
+    from phantom_auction.simulation import SimulationConfig
+
+    floor = load_config(env={"AUCTION_PHANTOM_AUCTION_PHANTOM_POLICY": '"floor"'})
+    reserve = load_config(env={"AUCTION_PHANTOM_AUCTION_PHANTOM_POLICY": '"reserve"'})
+    texts = {
+        repr(SimulationConfig(auction_config=floor)),
+        repr(SimulationConfig(auction_config=reserve)),
+        repr(SimulationConfig(auction_config=reserve, reserve_bps=12.5)),
+    }
+    assert len(texts) == 3
+    assert any("phantom_policy='floor'" in t for t in texts)
+    assert any("min_improvement_bps=12.5" in t for t in texts)

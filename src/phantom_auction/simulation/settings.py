@@ -193,14 +193,15 @@ class SimulationConfig:
         init=False, default_factory=PhantomModel, repr=False
     )
     resolved_workers: int = field(init=False, default=1, repr=False)
-    min_improvement_bps: float = field(init=False, default=10.0, repr=False)
+    # In the repr with the mechanism: what the configuration chose decides the clearing.
+    min_improvement_bps: float = field(init=False, default=10.0)
     max_improvement_bps: float = field(init=False, default=50.0, repr=False)
     max_bid_value_multiplier: float = field(init=False, default=1.0, repr=False)
     priority_fee_max_ratio: float = field(init=False, default=0.01, repr=False)
     # Scoring and the phantom policy: the engine's, from the rule book's config keys.
     price_weight: float = field(init=False, default=1.0, repr=False)
     fee_weight: float = field(init=False, default=0.0, repr=False)
-    phantom_policy: str = field(init=False, default="reserve", repr=False)
+    phantom_policy: str = field(init=False, default="reserve")
     min_window_ms: float = field(init=False, default=1.0, repr=False)
     resolved_auction_config: AuctionConfig | None = field(
         init=False, default=None, repr=False, compare=False
