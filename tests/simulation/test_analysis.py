@@ -299,10 +299,36 @@ def test_headlines_are_ratios_of_sums_with_the_distribution_beside() -> None:
     )
     assert (cols["competitive_bps"] <= np.maximum(cols["best_real_value_bps"], 0) + 1e-12).all()
     assert "best_bid_time_ms" in cols and "convergence_speed_ms" not in cols
-    # Summary-only runs give the same headline (no interval: no cross-moments kept).
+    # Summary-only runs give the same headline and interval, from their co-moments (the
+    # statistics audit: in fewer than 5 chunks they had none, and did not say why).
     summary = analyze_results(run_monte_carlo(sim, 100.0, 1000.0, keep_rows=False))
-    assert summary["mev_capture_rate"]["mean"] == pytest.approx(capture["mean"])
-    assert summary["bid_shading"]["mean"] == pytest.approx(shading["mean"])
+    assert sim.config.num_simulations < 5 * sim.config.resolved_chunk_size
+    for name, rows in (("mev_capture_rate", capture), ("bid_shading", shading)):
+        for stat in ("mean", "ci95_low", "ci95_high", "sem"):
+            assert summary[name][stat] == pytest.approx(rows[stat], rel=1e-9), (name, stat)
+
+
+def test_intervals_of_runs_too_small_for_them_are_absent_and_say_why() -> None:
+    """The statistics audit: a run where nothing filled gave ratio headlines symmetric
+    Wilson intervals below 0 ([-0.00026, 0.00026]), one auction a finite MEV capture
+    interval, and a learning run of 30 auctions the independent interval labelled
+    batch means."""
+    sim = PhantomSimulator(SimulationConfig(seed=1, num_simulations=300, min_participants=1000))
+    none_filled = analyze_results(run_monte_carlo(sim, 100.0, 1000.0))
+    for name in ("mev_capture_rate", "improvement_bps", "real_fill_fraction"):
+        stats = none_filled[name]
+        assert (stats["mean"], stats["ci95_low"], stats["ci95_high"]) == (0.0, 0.0, 0.0), name
+    won = none_filled["phantom_won"]  # an event: Wilson's, above 0 though none happened
+    assert won["ci95_low"] == 0.0 < won["ci95_high"] < 0.02
+    one = analyze_results(
+        run_monte_carlo(PhantomSimulator(SimulationConfig(seed=1, num_simulations=1)), 100.0, 1e3)
+    )
+    assert math.isnan(one["mev_capture_rate"]["ci95_low"])
+    assert math.isnan(one["improvement_bps"]["ci95_low"])
+    learning = SimulationConfig(seed=2, num_simulations=30, enable_learning=True)
+    short = analyze_results(run_monte_carlo(PhantomSimulator(learning), 100.0, 1000.0))
+    assert short["ci_method"].startswith("not available: the auctions depend on each other")
+    assert math.isnan(short["improvement_bps"]["ci95_low"])
 
 
 def test_ratio_of_sums_interval_covers_the_true_ratio() -> None:

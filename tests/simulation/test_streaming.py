@@ -77,7 +77,7 @@ def test_a_rare_event_rate_gets_wilsons_interval_with_near_nominal_coverage() ->
     rng = np.random.default_rng(5)
     covered = 0
     for _ in range(runs):
-        column = (rng.random(n) < rate).astype(np.float64)
+        column = rng.random(n) < rate  # an event: a bool column, as phantom_won is
         stats = finite_stats(column)
         assert stats["ci95_low"] <= stats["mean"] <= stats["ci95_high"]
         assert stats["ci95_low"] >= 0.0 and stats["ci95_high"] <= 1.0
@@ -87,12 +87,34 @@ def test_a_rare_event_rate_gets_wilsons_interval_with_near_nominal_coverage() ->
         assert streamed["ci95_low"] == pytest.approx(stats["ci95_low"], abs=1e-12)
         assert streamed["ci95_high"] == pytest.approx(stats["ci95_high"], abs=1e-12)
     assert 0.92 <= covered / runs <= 0.99, covered / runs
-    none = finite_stats(np.zeros(n))
+    none = finite_stats(np.zeros(n, dtype=bool))
     assert none["ci95_low"] == 0.0
     assert none["ci95_high"] == pytest.approx(1.959964**2 / (n + 1.959964**2), rel=1e-6)
-    # Not a 0/1 column: Student's t as before (symmetric about the mean).
+    # Not an event: Student's t as before (symmetric about the mean).
     other = finite_stats(np.array([0.0, 0.5, 1.0, 1.0]))
     assert other["mean"] - other["ci95_low"] == pytest.approx(other["ci95_high"] - other["mean"])
+
+
+def test_wilsons_interval_is_for_events_not_for_numbers_that_happen_to_be_0_or_1() -> None:
+    """The statistics audit: any column whose values were all 0 or 1 got Wilson's
+    interval, whatever its unit: 0 bps of improvement in every auction had [0, 0.0126]
+    bps, and {0 x 199, 1} a Wilson interval where {0 x 199, 1.5} had a t one. Only a
+    bool column (an event) gets Wilson's now, on both paths."""
+    from phantom_auction.simulation.intervals import finite_stats
+
+    zeros = np.zeros(300)
+    for column in (zeros, np.append(np.zeros(199), 1.0), np.ones(40)):
+        exact, streamed = finite_stats(column), MetricSummary.of(column).stats()
+        for stats in (exact, streamed):
+            centre = stats["mean"]
+            assert stats["ci95_high"] - centre == pytest.approx(centre - stats["ci95_low"])
+    assert (finite_stats(zeros)["ci95_low"], finite_stats(zeros)["ci95_high"]) == (0.0, 0.0)
+    event = np.append(np.zeros(199, dtype=bool), True)
+    exact, streamed = finite_stats(event), MetricSummary.of(event).stats()
+    merged = MetricSummary().merge(MetricSummary.of(event)).stats()
+    for stats in (exact, streamed, merged):
+        assert 0.0 < stats["ci95_low"] < stats["mean"] - 0.001  # Wilson's, asymmetric
+        assert stats["ci95_low"] == pytest.approx(exact["ci95_low"], abs=1e-12)
 
 
 @given(hnp.arrays(np.float64, st.integers(1, 300), elements=st.floats(-1e6, 1e6)))
@@ -189,3 +211,23 @@ def test_blocks_past_the_most_kept_merge_neighbours_and_keep_every_sum() -> None
     means = [sums["x"][1] / sums["x"][0] for _, sums in summary.blocks]
     assert means == sorted(means)
     assert sum(sums["x"][1] for _, sums in summary.blocks) == sum(range(2 * MAX_BLOCKS + 3))
+
+
+@given(
+    hnp.arrays(np.float64, st.integers(1, 60), elements=st.floats(-1e3, 1e3)),
+    st.integers(0, 60),
+)
+@settings(max_examples=60, deadline=None)
+def test_pair_co_moments_merge_exactly_in_any_split(values: np.ndarray, cut: int) -> None:
+    """A ratio headline's co-moments merged over two chunks equal those of the whole."""
+    from phantom_auction.simulation.streaming import PairSummary
+
+    x = values
+    y = np.abs(values[::-1]) + 1.0
+    x = np.where(np.arange(x.size) % 7 == 3, np.nan, x)  # undefined in some auctions
+    cut = min(cut, x.size)
+    whole = PairSummary.of(x, y)
+    merged = PairSummary.of(x[:cut], y[:cut]).merge(PairSummary.of(x[cut:], y[cut:]))
+    assert merged.count == whole.count
+    for name in ("mean_x", "mean_y", "cxx", "cyy", "cxy"):
+        assert getattr(merged, name) == pytest.approx(getattr(whole, name), rel=1e-9, abs=1e-6)

@@ -26,7 +26,7 @@ from .results import (
 )
 from .simulator import PhantomSimulator
 from .strategies.base import LabelledStrategy, learns, strategy_label
-from .streaming import MIN_BATCHES, StreamingSummary, block_means_ci
+from .streaming import MIN_BATCHES, RATIO_HEADLINES, StreamingSummary, block_means_ci
 
 __all__ = ["analyze_results", "backtest_strategy", "calibrate_parameters"]
 
@@ -69,14 +69,6 @@ def _strategy_details(
             "profit_bps": metric_stats.get(f"profit_bps:{label}", {}).get("mean", math.nan),
         }
     return out
-
-
-#: Headlines that are ratios of sums over all auctions: metric -> (numerator, denominator)
-#: columns. Their per-auction ratios' distribution stays beside them.
-RATIO_HEADLINES: dict[str, tuple[str, str]] = {
-    "mev_capture_rate": ("improvement_bps", "available_surplus_bps"),
-    "bid_shading": ("shaded_bps", "valued_bps"),
-}
 
 
 def _ratio_of_sums(
@@ -145,7 +137,12 @@ def _dependent(results: MonteCarloResults) -> bool:
     return bool(spec.config.enable_learning) and any(learns(s) for s in spec.strategies)
 
 
-def _ci_method(batches: int | None) -> str:
+def _ci_method(batches: int | None, num_auctions: int) -> str:
+    if batches and num_auctions < 2 * batches:
+        return (
+            f"not available: the auctions depend on each other, and {num_auctions} auctions "
+            f"make fewer than 2 a batch in {batches} batches"
+        )
     if batches:
         return f"batch means ({batches} batches, Student t)"
     return "independent auctions (Student t)"
@@ -200,7 +197,11 @@ def analyze_results(
             stats_of = _column_stats(columns, batches)
             summary = results.summary
             return _analysis(
-                stats_of, labels, summary.wins.tolist(), len(results), _ci_method(batches)
+                stats_of,
+                labels,
+                summary.wins.tolist(),
+                len(results),
+                _ci_method(batches, len(results)),
             )
         # No rows: batch means over the summary's blocks of chunks where they are needed.
         return _summary_analysis(results.summary, batches=batches)
@@ -225,7 +226,11 @@ def analyze_results(
     stats_of = _column_stats(columns, batches)
     summary = StreamingSummary.from_columns(columns, labels_by_index)
     return _analysis(
-        stats_of, labels_by_index, summary.wins.tolist(), len(rows), _ci_method(batches)
+        stats_of,
+        labels_by_index,
+        summary.wins.tolist(),
+        len(rows),
+        _ci_method(batches, len(rows)),
     )
 
 
@@ -270,7 +275,8 @@ def _summary_analysis(summary: StreamingSummary, *, batches: int | None) -> dict
     independent, unless they are ``dependent`` (learners): then every mean's interval is
     by batch means over the summary's blocks of chunks (the API audit: a learning run
     without rows reported the independent interval, ~7x too narrow). A ratio of sums'
-    interval is always by those batch means (a summary keeps no cross-moment).
+    interval is the delta method's from the summary's co-moments for independent
+    auctions (as the kept rows give it), by those batch means for dependent ones.
     ``batches``: as :func:`analyze_results` takes it (None or 0: independent)."""
     dependent = bool(batches)
     count = batches or CI_BATCHES
@@ -283,14 +289,16 @@ def _summary_analysis(summary: StreamingSummary, *, batches: int | None) -> dict
             stats.update(sem=sem, ci95_low=low, ci95_high=high)
     headlines: dict[str, dict[str, float]] = {}
     for name, (num, den) in RATIO_HEADLINES.items():
-        if num in summary.metrics and den in summary.metrics:
+        if not dependent and name in summary.pairs:
+            headlines[name] = summary.pairs[name].ratio_stats()
+        elif num in summary.metrics and den in summary.metrics:
             total = summary.metrics[den].total
             ratio = summary.metrics[num].total / total if total > 0 else nan
             sem, low, high, _ = block_means_ci(summary.blocks, num, den, batches=count)
             headlines[name] = {"mean": ratio, "ci95_low": low, "ci95_high": high, "sem": sem}
     stats_of = _with_headlines(stats_of, headlines)
     if not dependent:
-        method = _ci_method(None)
+        method = _ci_method(None, summary.num_auctions)
     elif used:
         method = f"batch means ({used} batches of whole chunks, Student t)"
     else:

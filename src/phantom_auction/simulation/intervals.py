@@ -1,7 +1,7 @@
 """Statistics of a run's per-auction metrics: the summary of one column and its 95 %
 confidence interval, for independent auctions (Student's t; Wilson's score interval
-for a 0/1 column such as ``phantom_won``) or dependent ones (batch means, e.g. learning
-bidders)."""
+for an event's bool column, ``phantom_won``) or dependent ones (batch means, e.g.
+learning bidders)."""
 
 from __future__ import annotations
 
@@ -69,15 +69,6 @@ def proportion_ci(share: float, count: float) -> tuple[float, float]:
     return max(0.0, min(centre - half, share)), min(1.0, max(centre + half, share))
 
 
-def is_binary(count: float, share: float, m2: float, low: float, high: float) -> bool:
-    """Whether finite values with this ``count``, mean ``share``, sum of squared
-    deviations ``m2`` and range ``[low, high]`` are all 0 or 1: in [0, 1], ``m2`` reaches
-    ``count * share * (1 - share)`` only then."""
-    if not (count >= 1 and low >= 0.0 and high <= 1.0):
-        return False
-    return math.isclose(m2, count * share * (1.0 - share), rel_tol=1e-9, abs_tol=1e-9)
-
-
 def batch_means_ci(x: FloatArray, batches: int = CI_BATCHES) -> tuple[float, float, float]:
     """``(sem, low, high)`` of the mean of a dependent series by batch means.
 
@@ -88,8 +79,8 @@ def batch_means_ci(x: FloatArray, batches: int = CI_BATCHES) -> tuple[float, flo
     ``batches - 1`` degrees of freedom.
     """
     size = x.size // batches
-    if size < 2:
-        return mean_ci(float(x.mean()) if x.size else math.nan, _std(x), x.size)
+    if size < 2:  # too short for batches: no interval (the values are not independent)
+        return math.nan, math.nan, math.nan
     means = x[: size * batches].reshape(batches, size).mean(axis=1)
     sem = float(means.std(ddof=1)) / math.sqrt(batches)
     half = t_quantile_975(batches - 1) * sem
@@ -106,12 +97,14 @@ def finite_stats(values: NDArray[Any], *, batches: int | None = None) -> dict[st
     ``ci95_low``/``ci95_high`` and standard error ``sem``, ``median, std (ddof=1), min,
     max, p05, p95, count``.
 
-    The interval assumes independent values (Student's t; Wilson's for 0/1 values,
-    :func:`proportion_ci`), or, with ``batches``, is computed by batch means over the
-    values in order (for dependent auctions, e.g. learning bidders; see
-    :func:`batch_means_ci`). ``sem`` is always ``std / sqrt(n)`` (by batches with
-    ``batches``).
+    The interval assumes independent values (Student's t; Wilson's for a bool column,
+    an event such as ``phantom_won``: :func:`proportion_ci`; chosen by the column's type,
+    never by values that happen to be 0 or 1), or, with ``batches``, is computed by batch
+    means over the values in order (for dependent auctions, e.g. learning bidders; see
+    :func:`batch_means_ci`; none below 2 values a batch). ``sem`` is ``std / sqrt(n)``
+    (by batches with ``batches``).
     """
+    event = np.asarray(values).dtype == np.bool_
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
     if x.size == 0:
@@ -121,7 +114,7 @@ def finite_stats(values: NDArray[Any], *, batches: int | None = None) -> dict[st
     p05, median, p95 = np.quantile(x, [0.05, 0.5, 0.95])
     mean, std = float(x.mean()), _std(x)
     sem, low, high = batch_means_ci(x, batches) if batches else mean_ci(mean, std, x.size)
-    if not batches and np.all((x == 0.0) | (x == 1.0)):
+    if event and not batches:
         low, high = proportion_ci(mean, x.size)
     return {
         "mean": mean,

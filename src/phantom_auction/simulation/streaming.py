@@ -21,6 +21,11 @@ and sum there. A run that kept no rows still gets batch means from them
 (:func:`block_means_ci`): a learning run's auctions depend on each other, so its
 interval cannot treat them as independent, and a ratio of sums needs the two sums
 batch by batch.
+
+**Pairs.** For each ratio headline (:data:`RATIO_HEADLINES`) a summary keeps the two
+columns' co-moments over the auctions where both are finite (:class:`PairSummary`,
+merged as the moments are): the delta method's interval of the ratio of sums for
+independent auctions, the same as the kept rows give, in any number of chunks.
 """
 
 from __future__ import annotations
@@ -33,9 +38,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .intervals import CI_BATCHES, is_binary, mean_ci, proportion_ci, t_quantile_975
+from .intervals import CI_BATCHES, mean_ci, proportion_ci, t_quantile_975
 
-__all__ = ["MetricSummary", "QuantileSketch", "StreamingSummary", "block_means_ci"]
+__all__ = [
+    "RATIO_HEADLINES",
+    "MetricSummary",
+    "PairSummary",
+    "QuantileSketch",
+    "StreamingSummary",
+    "block_means_ci",
+]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -46,6 +58,13 @@ MIN_VALUE = 1e-12
 MAX_BLOCKS = 512
 #: Fewest batches :func:`block_means_ci` makes an interval of.
 MIN_BATCHES = 5
+
+#: Headlines that are ratios of sums over all auctions: metric -> (numerator, denominator)
+#: columns. Their per-auction ratios' distribution stays beside them.
+RATIO_HEADLINES: dict[str, tuple[str, str]] = {
+    "mev_capture_rate": ("improvement_bps", "available_surplus_bps"),
+    "bid_shading": ("shaded_bps", "valued_bps"),
+}
 
 #: One block: its auctions, and per metric the count and sum of its finite values.
 Block = tuple[int, dict[str, tuple[int, float]]]
@@ -167,7 +186,8 @@ class QuantileSketch:
 
 @dataclass(slots=True)
 class MetricSummary:
-    """Moments, extremes and a sketch of one metric's finite values."""
+    """Moments, extremes and a sketch of one metric's finite values (``event``: of a
+    bool column, whose mean is a rate: Wilson's interval)."""
 
     count: int = 0
     nan_count: int = 0
@@ -176,12 +196,14 @@ class MetricSummary:
     minimum: float = math.inf
     maximum: float = -math.inf
     sketch: QuantileSketch = field(default_factory=QuantileSketch)
+    event: bool = False
 
     @classmethod
     def of(cls, values: NDArray[Any], alpha: float = DEFAULT_ALPHA) -> MetricSummary:
+        event = np.asarray(values).dtype == np.bool_
         x = np.asarray(values, dtype=np.float64)
         finite = x[np.isfinite(x)]
-        out = cls(nan_count=int(x.size - finite.size), sketch=QuantileSketch(alpha))
+        out = cls(nan_count=int(x.size - finite.size), sketch=QuantileSketch(alpha), event=event)
         if finite.size:
             mean = float(finite.mean())
             out.count = int(finite.size)
@@ -211,6 +233,7 @@ class MetricSummary:
             min(self.minimum, other.minimum),
             max(self.maximum, other.maximum),
             self.sketch.merge(other.sketch),
+            self.event or other.event,
         )
 
     @property
@@ -224,12 +247,12 @@ class MetricSummary:
         return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else math.nan
 
     def stats(self) -> dict[str, float]:
-        """``mean``, its 95 % interval (independent values; Wilson's for 0/1 values) and
+        """``mean``, its 95 % interval (independent values; Wilson's for an event) and
         standard error, ``median, std, min, max, p05, p95, count`` (quantiles from the
         sketch, within its relative error, and within ``[min, max]``)."""
         empty = self.count == 0
         sem, low, high = mean_ci(self.mean, self.std, self.count)
-        if is_binary(self.count, self.mean, self.m2, self.minimum, self.maximum):
+        if self.event:
             low, high = proportion_ci(self.mean, self.count)
 
         def quantile(q: float) -> float:
@@ -252,6 +275,68 @@ class MetricSummary:
         }
 
 
+@dataclass(slots=True)
+class PairSummary:
+    """Means and co-moments (sums of products of deviations) of two columns ``x``, ``y``
+    over the auctions where both are finite: the ratio of their sums and its 95 %
+    interval by the delta method (:meth:`ratio_stats`)."""
+
+    count: int = 0
+    mean_x: float = 0.0
+    mean_y: float = 0.0
+    cxx: float = 0.0
+    cyy: float = 0.0
+    cxy: float = 0.0
+
+    @classmethod
+    def of(cls, x: NDArray[Any], y: NDArray[Any]) -> PairSummary:
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        keep = np.isfinite(x) & np.isfinite(y)
+        x, y = x[keep], y[keep]
+        if x.size == 0:
+            return cls()
+        mx, my = float(x.mean()), float(y.mean())
+        dx, dy = x - mx, y - my
+        return cls(int(x.size), mx, my, float(dx @ dx), float(dy @ dy), float(dx @ dy))
+
+    def merge(self, other: PairSummary) -> PairSummary:
+        """Chan et al.'s pairwise update of the co-moments."""
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            return other
+        n = self.count + other.count
+        dx, dy = other.mean_x - self.mean_x, other.mean_y - self.mean_y
+        w = self.count * other.count / n
+        return PairSummary(
+            n,
+            self.mean_x + dx * other.count / n,
+            self.mean_y + dy * other.count / n,
+            self.cxx + other.cxx + dx * dx * w,
+            self.cyy + other.cyy + dy * dy * w,
+            self.cxy + other.cxy + dx * dy * w,
+        )
+
+    def ratio_stats(self) -> dict[str, float]:
+        """``Σx / Σy`` (``mean``) and, for independent auctions, its ``sem`` and 95 %
+        interval: the t interval of ``mean(x − R y) / mean(y)`` (the delta method), whose
+        residuals' variance is ``(cxx − 2 R cxy + R² cyy) / (n − 1)``."""
+        nan = math.nan
+        if self.count == 0 or not self.mean_y > 0.0:
+            return {"mean": nan, "ci95_low": nan, "ci95_high": nan, "sem": nan}
+        ratio = self.mean_x / self.mean_y
+        spread = max(self.cxx - 2.0 * ratio * self.cxy + ratio * ratio * self.cyy, 0.0)
+        std = math.sqrt(spread / (self.count - 1)) if self.count > 1 else nan
+        sem, low, high = mean_ci(0.0, std, self.count)
+        scale = self.mean_y
+        return {
+            "mean": ratio,
+            "ci95_low": ratio + low / scale,
+            "ci95_high": ratio + high / scale,
+            "sem": sem / scale,
+        }
+
+
 @dataclass(slots=True, eq=False)
 class StreamingSummary:
     """Summary of a run's columns: per-metric aggregates and wins per bidder.
@@ -266,6 +351,8 @@ class StreamingSummary:
     wins: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     #: The auctions in contiguous blocks, in the order merged (see the module docstring).
     blocks: list[Block] = field(default_factory=list)
+    #: Per ratio headline, its two columns' co-moments (see the module docstring).
+    pairs: dict[str, PairSummary] = field(default_factory=dict)
 
     @classmethod
     def from_columns(
@@ -285,12 +372,18 @@ class StreamingSummary:
             if name != "winner_index"
         }
         sums = {name: (m.count, m.total) for name, m in metrics.items()}
+        pairs = {
+            name: PairSummary.of(columns[num], columns[den])
+            for name, (num, den) in RATIO_HEADLINES.items()
+            if num in columns and den in columns
+        }
         return cls(
             tuple(labels),
             int(winner.size),
             metrics,
             np.bincount(codes, minlength=n + 2).astype(np.int64),
             [(int(winner.size), sums)],
+            pairs,
         )
 
     def merge(self, other: StreamingSummary) -> StreamingSummary:
@@ -303,12 +396,17 @@ class StreamingSummary:
             return self
         names = list(dict.fromkeys([*self.metrics, *other.metrics]))
         empty = MetricSummary()
+        no_pair = PairSummary()
         return StreamingSummary(
             self.labels,
             self.num_auctions + other.num_auctions,
             {k: self.metrics.get(k, empty).merge(other.metrics.get(k, empty)) for k in names},
             self.wins + other.wins,
             _compact(self.blocks + other.blocks),
+            {
+                k: self.pairs.get(k, no_pair).merge(other.pairs.get(k, no_pair))
+                for k in dict.fromkeys([*self.pairs, *other.pairs])
+            },
         )
 
     def __eq__(self, other: object) -> bool:
