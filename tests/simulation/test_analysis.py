@@ -107,6 +107,14 @@ def test_winner_diversity_extremes() -> None:
     )
     b = analyze_results(run_monte_carlo(fair, BASELINE_PRICE, BASELINE_QUANTITY))
     assert b["winner_diversity"] > 0.999  # symmetric bidders win equally often
+    # One auction, one winner among five: 0, not -0.0 (the statistics audit).
+    once = run_monte_carlo(
+        PhantomSimulator(SimulationConfig(seed=1, num_simulations=1, num_phantom_bidders=0)),
+        BASELINE_PRICE,
+        BASELINE_QUANTITY,
+    )
+    diversity = analyze_results(once)["winner_diversity"]
+    assert diversity == 0.0 and math.copysign(1.0, diversity) == 1.0
 
 
 def test_calibration_recovers_the_generating_parameters() -> None:

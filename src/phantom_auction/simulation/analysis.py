@@ -52,7 +52,7 @@ def _win_tables(
         diversity = 0.0
     else:
         p = real[real > 0] / real.sum()
-        diversity = float(-(p * np.log(p)).sum() / math.log(n))
+        diversity = float(-(p * np.log(p)).sum() / math.log(n)) + 0.0  # not -0.0: one winner
     return performance, diversity
 
 
@@ -176,7 +176,8 @@ def analyze_results(
     ``clearing_price`` (same statistics, token B per A), ``strategy_performance``
     (share of auctions won per strategy label, plus ``phantom`` and ``none``; sums to
     1), ``winner_diversity`` (normalised Shannon entropy of wins over real bidders: 0
-    when one bidder wins everything, 1 when all win equally), ``strategy_details``
+    when one bidder wins everything, 1 when all win equally; NaN when no real bidder
+    won), ``strategy_details``
     (win share, mean shading and mean profit per label) and ``num_auctions``.
 
     Quantiles are exact when rows were kept; for a summary-only run they come from the
