@@ -226,7 +226,10 @@ async def test_a_strategy_that_fails_loses_its_auction_not_the_run(
     async with httpx.AsyncClient(
         base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
     ) as http:
+        # 1 s auctions: what is tested is the order of the sends, not a loaded machine's
+        # speed (in 100 ms ones a commit could miss its window when the cores were full).
         order = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
+        order["duration_ms"] = 1000
         # Opened together: the commits of consecutive auctions leave back to back.
         replies = await asyncio.gather(
             *(http.post("/v1/auctions", json=order) for _ in range(AUCTIONS))
