@@ -273,7 +273,9 @@ class Unreachable(MemoryStore):
         if self.down:
             from sqlalchemy.exc import OperationalError
 
-            raise OperationalError("SELECT …", {}, ConnectionRefusedError("connection refused"))
+            raise OperationalError(
+                "SELECT auctions.auction_id FROM auctions", {}, ConnectionRefusedError("refused")
+            )
         return await super().auction_by_key(client_id, key)
 
 
@@ -287,6 +289,7 @@ async def test_an_unreachable_store_is_a_503_not_a_500(caplog: pytest.LogCapture
             r = await http.post("/v1/auctions", json=order(idempotency_key="k-1"))
         assert r.status_code == 503, r.text
         body = r.json()
-        assert body["reason"] == "store_unavailable" and "connection refused" in body["detail"]
+        assert body["reason"] == "store_unavailable" and "refused" in body["detail"]
+        assert "SELECT" not in body["detail"]  # the fault audit: the SQL was in the reply
         assert r.headers["Retry-After"] == "1"
     assert not any(record.exc_info for record in caplog.records)

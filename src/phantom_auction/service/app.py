@@ -352,7 +352,10 @@ def create_app(
     async def on_store_down(_request: Request, exc: Exception) -> JSONResponse:
         # The database cannot be reached (an outage, a restart): 503, as the documented
         # store_unavailable, in one log line; not a 500 and a traceback per request.
-        text = " ".join(str(exc).split())[:200] or type(exc).__name__
+        # A driver's error (``orig``) says what failed without SQLAlchemy's copy of the
+        # statement and its parameters, which are not the client's business.
+        orig = getattr(exc, "orig", None)
+        text = " ".join(str(exc if orig is None else orig).split())[:200] or type(exc).__name__
         _log.warning("request refused, the store cannot be reached: %s", text)
         detail = f"the store cannot be reached: {text}"
         return _rejection(503, "store_unavailable", detail, headers={"Retry-After": "1"})

@@ -127,6 +127,11 @@ class SchemaClaim:
         if self._connection is not None and self.on_lost is not None:
             self.on_lost(what)
 
+    async def holds(self) -> bool:
+        """Whether this server still holds its claim (:meth:`.locks.Heartbeat.holds`)."""
+        heartbeat = self._heartbeat
+        return heartbeat is not None and await heartbeat.holds()
+
     async def release(self) -> None:
         """Let go of the lock (closing its connection)."""
         connection, self._connection = self._connection, None  # a close we asked for

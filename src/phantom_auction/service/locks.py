@@ -13,7 +13,10 @@ PostgreSQL would hold its lock for over two hours. So each lock-holding connecti
 
 The holder gives up (within ``HEARTBEAT_S + HEARTBEAT_TIMEOUT_S``) well before
 PostgreSQL can give its lock to another server (no sooner than ``FREED_AFTER_S``), so
-two servers never both think they hold it.
+two servers never both think they hold it. A holder that was not running meanwhile (a
+VM paused, the process stopped) cannot give up in time: before it acts on the lock, it
+asks :meth:`Heartbeat.holds`, which checks again when the last answer is older than
+:data:`FRESH_S`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any, Final
 __all__ = [
     "FREED_AFTER_S",
     "FREED_WITHIN_S",
+    "FRESH_S",
     "HEARTBEAT_S",
     "HEARTBEAT_TIMEOUT_S",
     "HOLDER_SILENT_S",
@@ -42,6 +46,9 @@ _log = logging.getLogger(__name__)
 HEARTBEAT_S: Final = 1.0
 #: A check unanswered this long (s) means the connection is gone: the holder stops.
 HEARTBEAT_TIMEOUT_S: Final = 5.0
+#: An answer at most this old (s) shows the lock is held: older, the holder was not
+#: running (a VM pause, SIGSTOP) and checks again before it relies on the lock.
+FRESH_S: Final = HEARTBEAT_S + 2.0
 
 # PostgreSQL's side: keepalive probes after 10 s idle, every 2 s, 3 unanswered close the
 # connection; data it sent that stays unacknowledged for 15 s closes it too.
@@ -126,8 +133,31 @@ class Heartbeat:
         self.what = what
         self.on_lost = on_lost
         self._stopped = False
+        loop = asyncio.get_running_loop()
+        #: When a check last answered (the loop's monotonic clock, which runs on while
+        #: the process is stopped).
+        self.answered_at = loop.time()
+        self._waiters: list[asyncio.Future[None]] = []
         connection.add_termination_listener(self._closed)
-        self._task = asyncio.get_running_loop().create_task(self._beat())
+        self._task = loop.create_task(self._beat())
+
+    async def holds(self) -> bool:
+        """Whether the lock is still held: at once if a check answered within
+        :data:`FRESH_S`, else once the next check answers (True) or fails (False)."""
+        loop = asyncio.get_running_loop()
+        while not self._stopped:
+            if loop.time() - self.answered_at <= FRESH_S:
+                return True
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            await waiter
+        return False
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _closed(self, _connection: Any) -> None:
         self._lost()
@@ -135,6 +165,7 @@ class Heartbeat:
     def _lost(self) -> None:
         if not self._stopped:
             self._stopped = True
+            self._wake()
             if self.on_lost is not None:
                 self.on_lost(self.what)
 
@@ -149,10 +180,14 @@ class Heartbeat:
                 if not self._stopped:
                     _log.error("%s did not answer: %r", self.what, exc)
                 self._lost()
+            else:
+                self.answered_at = asyncio.get_running_loop().time()
+                self._wake()
 
     async def stop(self) -> None:
         """Stop checking (before the holder closes the connection itself)."""
         self._stopped = True
+        self._wake()
         self._task.cancel()
         with contextlib.suppress(BaseException):
             await self._task

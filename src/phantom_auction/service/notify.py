@@ -149,6 +149,12 @@ class PeerLink:
         if not self._closed and self.on_lost is not None:
             self.on_lost(what)
 
+    async def holds(self) -> bool:
+        """Whether this process still holds its liveness lock, so that no other has
+        recovered its auctions (:meth:`.locks.Heartbeat.holds`)."""
+        heartbeat = self._heartbeat
+        return heartbeat is not None and not self._closed and await heartbeat.holds()
+
     async def close(self) -> None:
         """Send what is queued, stop listening, answer every waiting forward."""
         if self._closed:

@@ -87,6 +87,10 @@ _log = logging.getLogger(__name__)
 
 #: Ended auctions remembered by id (no store read to answer a straggler's message).
 CLOSED_REMEMBERED: Final = 100_000
+#: An auction finished this late (s) after its reveal deadline found this process
+#: standing still through it: its no-reveals are not penalized (reveals sent in time may
+#: have waited unread). Well above the event loop's lag under load (~20 ms).
+STALL_S: Final = 0.25
 
 
 def _request_digest(body: OpenAuctionBody) -> str:
@@ -128,6 +132,9 @@ class AuctionHouse(BidPath):
         #: Called with each auction this process finishes, once its end is durable: its
         #: record and bid events (what the explorer's feed summarizes without a read).
         self.finish_listeners: list[Callable[[AuctionRecord, list[BidEvent]], None]] = []
+        #: Called with each auction this process opens, and with None once a graceful
+        #: stop begins (no more will open): the explorer's feed answers waiting pages then.
+        self.open_listeners: list[Callable[[str | None], None]] = []
         #: The other server processes (``serve --workers N``); None when this one is alone.
         self.peers: HousePeers | None = None
         #: The lock held on a PostgreSQL store's schema while this server runs (taken
@@ -215,6 +222,8 @@ class AuctionHouse(BidPath):
         else aborted, which penalizes no one), while bidders are still connected to be
         told; ``serve`` calls it as soon as it is asked to stop."""
         self._closing = True
+        for listener in self.open_listeners:
+            listener(None)
         for live in list(self.live.values()):
             for timer in live.timers:
                 timer.cancel()
@@ -493,12 +502,24 @@ class AuctionHouse(BidPath):
         self.identities.broadcast(live.announcement, live.announcement_frame)
         if self.peers is not None:
             self.peers.opened(auction_id, announcement)
+        for listener in self.open_listeners:
+            listener(auction_id)
         return AuctionHandle(record, live.done, created=True, stored=opened)
 
     def _opened_durably(self, live: LiveAuction, opened: asyncio.Future[None]) -> None:
         if opened.cancelled() or opened.exception() is not None:
             _log.error("auction %s could not be stored: %r", live.record.auction_id, opened)
             live.store_failed = True
+            # Its client was answered store_unavailable: a retry under the same key opens
+            # a new auction (this one never existed for the store), and its bidders are
+            # told at once that it is over, instead of sending bids it cannot keep.
+            record = live.record
+            if record.idempotency_key is not None:
+                key = (record.client_id, record.idempotency_key)
+                if self._by_key.get(key) is live:
+                    del self._by_key[key]
+            if not live.finishing:
+                self._spawn(self._finish(live, self.clock.now()))
 
     def open_announcements(self) -> list[dict[str, Any]]:
         """``auction_opened`` documents of every auction still collecting or revealing."""
@@ -580,10 +601,13 @@ class AuctionHouse(BidPath):
         penalized_at = to_us(result.finalized_at)
         penalties: list[Write] = []
         newly_blocked: list[BidderState] = []
-        if status == "finalized" and self._reveal_was_possible(live):
+        # This process stood still past the reveal deadline (a VM pause, SIGSTOP, a
+        # loop blocked): reveals sent in time may have been read after it.
+        stalled = triggered - auction.reveal_deadline.timestamp() > STALL_S
+        if status == "finalized" and self._reveal_was_possible(live) and not stalled:
             for bidder_id in auction.commitments:
                 state = self.bidders.get(bidder_id)
-                if state is None:
+                if state is None or bidder_id in live.lost_by:  # the store lost its message
                     continue
                 before = state.penalty
                 after = record_reveal_outcome(
@@ -617,7 +641,10 @@ class AuctionHouse(BidPath):
             ),
             to_us(self.clock.now()),
         )
-        if not await self._store_end(live, finished, penalties):
+        if not await self._holds_auctions(live):
+            return
+        # An auction whose opening was never stored has no row to end: it is only told.
+        if not live.store_failed and not await self._store_end(live, finished, penalties):
             return
         done_at = self.clock.now().timestamp()
         live.record = replace(
@@ -634,8 +661,9 @@ class AuctionHouse(BidPath):
             self.closed.popitem(last=False)
         if not live.done.done():
             live.done.set_result(live.record)
-        for listener in self.finish_listeners:
-            listener(live.record, live.events)
+        if not live.store_failed:  # one the store never had is no one's to list
+            for listener in self.finish_listeners:
+                listener(live.record, live.events)
         self.metrics.count_auction(str(result.outcome))
         bidding_ended = min(triggered, auction.reveal_deadline.timestamp())
         self.metrics.result_latency.observe(max(0.0, done_at - bidding_ended))
@@ -647,6 +675,27 @@ class AuctionHouse(BidPath):
         if self.peers is not None:
             changed = [p for p in penalties if isinstance(p, PenaltyUpdate)]
             self.peers.closed(result, status, auction.commitments, changed)
+
+    async def _holds_auctions(self, live: LiveAuction) -> bool:
+        """Whether this process still holds the locks that keep other servers off its
+        auctions (a PostgreSQL store's claim; under ``--workers`` its liveness lock).
+        After a pause longer than the lease another server may have ended ``live`` by
+        recovery: this one must then not tell anyone its own end (the fault audit's VM
+        pause: clients and bidders were told one outcome while another was stored)."""
+        for lease in (self.claim, None if self.peers is None else self.peers.link):
+            if lease is not None and not await lease.holds():
+                _log.error(
+                    "auction %s: not ended here: this server lost its lock on the store "
+                    "(another server ends its auctions)",
+                    live.record.auction_id,
+                )
+                if not live.done.done():
+                    detail = "this server lost its lock on the store: ask again"
+                    live.done.set_exception(Rejected(503, "store_unavailable", detail))
+                    live.done.exception()  # retrieved: waiters may have gone
+                self._forget(live)
+                return False
+        return True
 
     def _reveal_was_possible(self, live: LiveAuction) -> bool:
         """Whether a no-reveal in ``live`` may be penalized: the reveal window, counted

@@ -37,6 +37,8 @@ class LiveAuction:
     store_failed: bool = False
     #: Bid events whose write failed (kept here as store_unavailable, absent from the store).
     lost: int = 0
+    #: The bidders whose accepted message the store lost: not penalized for a no-reveal.
+    lost_by: set[str] = field(default_factory=set)
     #: Bid events submitted and not yet durable (the result waits for them).
     unsettled: int = 0
     #: Resolved when ``unsettled`` drops to 0 (made by whoever waits for that).

@@ -2,10 +2,10 @@
 
 On start, each auction whose status is still ``open`` is rebuilt under the rules it was
 opened with (``engine_params``) and fed its stored accepted commits and reveals with
-:meth:`Auction.replay`; one past its reveal window is finalized from them, the others
-are aborted (their bidders may have lost reveals with the server, so no one is
-penalized). Stored events are read back through :mod:`phantom_auction.engine.codec`,
-the engine's one JSON form of its audit events.
+:meth:`Auction.replay`; one past its reveal window with every commitment revealed is
+finalized from them, the others are aborted (their bidders may have lost reveals with
+the server, so no one is penalized). Stored events are read back through
+:mod:`phantom_auction.engine.codec`, the engine's one JSON form of its audit events.
 """
 
 from __future__ import annotations
@@ -132,7 +132,8 @@ async def recover_open_auctions(
     metrics: ServiceMetrics,
     orphaned: Callable[[AuctionRecord], Awaitable[bool]] | None = None,
 ) -> dict[str, str]:
-    """End every auction a crash left open (finalize past its reveal window, else abort);
+    """End every auction a crash left open (finalize past its reveal window with every
+    commitment revealed, else abort);
     the status given to each, by auction id. With ``orphaned`` (``serve --workers``),
     only the open auctions it says no running process owns."""
     recovered: dict[str, str] = {}
@@ -146,13 +147,19 @@ async def recover_open_auctions(
         try:
             auction = rebuild_auction(record, rules)
             auction.replay(accepted_events(events))
-            if now >= auction.reveal_deadline:
+            # Cleared only with every reveal in: one the server had not stored when it
+            # stopped (during the window, or while it was stopping) is not the bidder's
+            # doing, and clearing on the others would give another result.
+            if now >= auction.reveal_deadline and not auction.unrevealed:
                 result = finalize_auction(auction, now=max(auction.clock, auction.reveal_deadline))
                 status = "finalized"
             else:
-                result = abort_auction(
-                    auction, "server restarted during the auction", now=max(now, auction.clock)
+                why = (
+                    "server restarted during the auction"
+                    if now < auction.reveal_deadline
+                    else "server stopped before every reveal was stored"
                 )
+                result = abort_auction(auction, why, now=max(now, auction.clock))
                 status = "aborted"
         except Exception as exc:  # a bug here must not stop every restart
             _log.log(
