@@ -21,8 +21,9 @@ from phantom_auction.simulation import (
     run_monte_carlo,
     run_simulation,
 )
-from phantom_auction.simulation.analysis import RATIO_HEADLINES, _ratio_of_sums
+from phantom_auction.simulation.analysis import _ratio_of_sums
 from phantom_auction.simulation.results import METRIC_COLUMNS
+from phantom_auction.simulation.streaming import RATIO_HEADLINES
 
 from .conftest import BASELINE_PRICE, BASELINE_QUANTITY
 

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..simulation.analysis import RATIO_HEADLINES
 from ..simulation.results import METRICS, SEED_METRIC_NAMES
+from ..simulation.streaming import RATIO_HEADLINES
 
 FloatArray = NDArray[np.float64]
 
