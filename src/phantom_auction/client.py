@@ -36,7 +36,7 @@ import itertools
 import json
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -471,6 +471,8 @@ class BidderClient:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ref = 0
         self._seen = 0
+        #: The latest auctions announced (a login repeats those still taking commits).
+        self._announced: OrderedDict[str, None] = OrderedDict()
         self._commits = 0
         self._reveals = 0
         self._reveals_late = 0
@@ -760,8 +762,16 @@ class BidderClient:
         if kind == "auction_opened":
             if self._max_auctions is not None and self._seen >= self._max_auctions:
                 return
-            self._seen += 1
+            # Once per auction: a login after a reconnect announces again the auctions
+            # still taking commits, whose round (a commit to resend, its reveal) is kept.
+            auction_id = str(msg.get("auction_id"))
+            if auction_id in self._announced:
+                return
             announcement = _announcement(msg)
+            self._announced[auction_id] = None
+            if len(self._announced) > 2 * _MAX_ROUNDS:
+                self._announced.popitem(last=False)
+            self._seen += 1
             if len(self._rounds) >= _MAX_ROUNDS:  # rounds whose end was never pushed
                 self._rounds.pop(next(iter(self._rounds))).cancel_timer()
             round_ = self._rounds[announcement.auction_id] = _Round(announcement)

@@ -295,3 +295,52 @@ async def test_a_lease_unconfirmed_since_a_pause_is_checked_before_it_is_relied_
         assert lost == (["the test's lock"] if dropped else [])
     finally:
         await heartbeat.stop()
+
+
+async def test_a_bidder_logging_in_mid_auction_is_told_the_auctions_still_collecting(
+    server_factory: Any,
+) -> None:
+    """The fault audit: after a restart, auctions opened before the bidders reconnected
+    ended ``no_bids``: a login was sent only ``welcome``. It is now also sent the
+    auctions still taking commits, and can bid in them."""
+    import httpx
+
+    from .service_harness import RawBidder, open_auction, reason
+
+    server = server_factory({})
+    token = await server.add_client("settlement")
+    name = f"late-{time.time_ns()}"
+    key = await server.add_bidder(name)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
+        aid = await open_auction(http, 3000)
+        async with RawBidder(server.ws_url, name, key) as late:
+            pushed = await late.push("auction_opened", aid)
+            assert pushed["phantom_model"] is not None  # the whole announcement
+            opened = await late.opened(aid)
+            assert reason(await late.commit(aid, late.bid(opened, 30))) == "accepted"
+
+
+def test_the_sdk_takes_an_auction_announced_twice_once() -> None:
+    """A reconnecting SDK bidder is announced again the auctions it already bids in: its
+    round (the commit to resend, the reveal) is kept, the strategy not asked again."""
+    import orjson
+
+    from phantom_auction.client import BidderClient
+    from phantom_auction.service.house.documents import announcement_document
+    from phantom_auction.simulation.live import StrategyBidder
+
+    from ..engine.engine_support import config, open_auction
+
+    asked: list[Any] = []
+
+    class Abstains:
+        def generate_bid(self, *args: Any) -> None:
+            asked.append(args)
+
+    client = BidderClient("http://127.0.0.1:1", "mm-0", generate_keypair()[0])
+    bidder = StrategyBidder(Abstains(), "mm-0")
+    pushed = orjson.loads(orjson.dumps(announcement_document(open_auction(config()))))
+    client._dispatch(bidder, pushed)
+    client._dispatch(bidder, pushed)
+    assert len(asked) == 1 and client.report().auctions_seen == 1

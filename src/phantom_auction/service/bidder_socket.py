@@ -138,7 +138,7 @@ class BidderSocket:
             return
         session = BidderSession(state.bidder_id)
         self.house.attach(state, session)
-        session.send(compact_json({"type": "welcome", **self.house.status(state)}))
+        self._welcome(state, session)
         writer = asyncio.get_running_loop().create_task(_write(ws, session))
         try:
             while not session.closed:
@@ -152,6 +152,14 @@ class BidderSocket:
             self.house.detach(state, session)
             await writer
 
+    def _welcome(self, state: BidderState, session: BidderSession) -> None:
+        """``welcome``, then (unless blocked) the auctions still taking commits."""
+        status = self.house.status(state)
+        session.send(compact_json({"type": "welcome", **status}))
+        if not status["blocked"]:
+            for text, frame in self.house.still_collecting():
+                session.send(text, frame)
+
     async def _serve_direct(
         self, ws: WebSocket, direct: DirectWebSocketProtocol, state: BidderState
     ) -> None:
@@ -160,7 +168,7 @@ class BidderSocket:
         this coroutine only waits for the end (the peer leaves, or the house closes it)."""
         session = BidderSession(state.bidder_id, push=direct.push)
         self.house.attach(state, session)
-        session.send(compact_json({"type": "welcome", **self.house.status(state)}))
+        self._welcome(state, session)
 
         def on_text(text: str) -> None:
             if not session.closed:

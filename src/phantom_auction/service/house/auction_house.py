@@ -521,6 +521,26 @@ class AuctionHouse(BidPath):
             if not live.finishing:
                 self._spawn(self._finish(live, self.clock.now()))
 
+    def still_collecting(self) -> list[tuple[str, bytes]]:
+        """The ``auction_opened`` pushes (text, frame) of every auction still taking
+        commits, this process's and under ``--workers`` the others': sent to a bidder as
+        it logs in, so that one reconnecting mid-auction (after a restart, say) can
+        still bid in it (the fault audit: a quarter of the auctions right after a
+        restart ended ``no_bids``)."""
+        now = self.clock.now()
+        pushes = [
+            (live.announcement, live.announcement_frame)
+            for live in self.live.values()
+            if not live.finishing
+            and live.auction.phase is Phase.COLLECTING
+            and live.auction.commit_deadline > now
+        ]
+        if self.peers is not None:
+            for text in self.peers.open_announcements():
+                if datetime.fromisoformat(json.loads(text)["commit_deadline"]) > now:
+                    pushes.append((text, text_frame(text)))
+        return pushes
+
     def open_announcements(self) -> list[dict[str, Any]]:
         """``auction_opened`` documents of every auction still collecting or revealing."""
         texts = [
