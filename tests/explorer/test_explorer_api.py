@@ -4,6 +4,7 @@ is open (the phantom seed, hence the phantoms, stays sealed until the competitio
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,5 +178,45 @@ async def test_a_no_reveal_counts_only_where_the_reveal_window_opened(
             row = next(b for b in bidders if b["bidder_id"] == "early-bidder")
             assert row["auctions"] == 1 and row["no_reveals"] == 0
             assert row["no_reveal_share"] == 0.0
+    finally:
+        made.stop()
+
+
+@pytest.mark.parametrize("wait", ["-1", "10.5", "nan", "soon"])
+async def test_a_wait_out_of_bounds_is_malformed(server: ServerProcess, wait: str) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.get("/explorer/api/feed", params={"since": "1", "wait": wait})
+    assert response.status_code == 422, response.text
+    assert response.json()["reason"] == "malformed" and "wait" in response.json()["detail"]
+
+
+async def test_a_server_stops_at_once_with_pages_waiting_on_the_feed(tmp_path: Path) -> None:
+    """A long poll (``wait=10``) does not hold a stopping server: it is answered, and the
+    server is gone well before the 10 s."""
+    made = ServerProcess(f"sqlite+aiosqlite:///{tmp_path / 'service.db'}", log=tmp_path / "log")
+    made.start()
+    try:
+        token = await made.add_client("stop-tests")
+        async with httpx.AsyncClient(base_url=made.url, timeout=30) as public:
+            ended = await public.post(
+                "/v1/auctions",
+                json=order(duration_ms=200),
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert ended.status_code == 200, ended.text
+            first = (await public.get("/explorer/api/feed")).json()
+            params = {"since": first["seq"], "epoch": first["epoch"], "wait": 10}
+            waiting = [
+                asyncio.ensure_future(public.get("/explorer/api/feed", params=params))
+                for _ in range(3)
+            ]
+            await asyncio.sleep(0.5)
+            assert not any(w.done() for w in waiting)  # nothing new: they wait
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await asyncio.to_thread(made.stop)
+            assert loop.time() - started < 4.0
+            for answer in await asyncio.gather(*waiting, return_exceptions=True):
+                assert not isinstance(answer, httpx.ReadTimeout), answer
     finally:
         made.stop()

@@ -104,7 +104,7 @@ async def test_an_ended_auction_is_summarized_from_its_marks_as_from_its_events(
         )
         handle = await house.open_auction(client, order)
         aid = handle.record.auction_id
-        await test_house._bid(house, aid, keys)  # 4 commits, 3 reveals
+        await test_house._bid(house, aid, keys, test_house.BIDDERS - 1)  # 4 commits, 3 reveals
         assert handle.done is not None
         await handle.done
         events = store.events
@@ -225,3 +225,58 @@ def test_the_explorer_benchmark_measures_a_poll_that_finds_nothing_new() -> None
     assert set(figures) == {"explorer.poll", "explorer.poll_size", "explorer.whole_feed"}
     assert float(figures["explorer.poll_size"]) < 0.2  # an empty change list, not 8 auctions
     assert "the whole feed" in run.stdout
+
+
+async def test_a_waiting_page_is_answered_when_an_auction_opens_or_ends_or_the_house_stops() -> (
+    None
+):
+    """The long poll (``wait``): a page with nothing new waits, and is answered as soon as
+    an auction opens (it sees it open, however short) or ends, or after ``wait``; one
+    behind is answered at once; a graceful stop answers every waiting page."""
+    store = MemoryStore()
+    await _ended_auctions(store, 1)  # something in the feed: seq 1
+    client = await store.add_client("another", "b" * 64)
+    house = AuctionHouse(CONFIG, store)
+    await house.start()
+    try:
+        feed = Feed(house)
+        await feed.sync()
+        epoch, since = feed.epoch, feed.seq
+        loop = asyncio.get_running_loop()
+
+        async def answer(since: int, seconds: float) -> tuple[float, dict[str, object]]:
+            started = loop.time()
+            await feed.wait(since, epoch, seconds)
+            return loop.time() - started, feed.page(since, epoch)
+
+        took, page = await answer(since, 0.3)  # nothing happens: after `wait`
+        assert 0.25 < took < 1.0 and page["auctions"] == []
+        order = OpenAuctionBody(
+            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=200
+        )
+        waiting = asyncio.ensure_future(answer(since, 10.0))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        handle = await house.open_auction(client, order)
+        took, page = await asyncio.wait_for(waiting, 1.0)
+        assert took < 0.5
+        assert [(a["auction_id"], a["status"]) for a in page["auctions"]] == [  # type: ignore[index]
+            (handle.record.auction_id, "open")
+        ]
+        since = int(page["seq"])  # type: ignore[arg-type]
+        took, page = await answer(since, 10.0)  # the end wakes it (200 ms auction)
+        assert took < 2.0 and page["auctions"][0]["status"] != "open"  # type: ignore[index]
+        took, page = await answer(since, 10.0)  # behind: answered at once
+        assert took < 0.1 and page["auctions"]
+        for behind in (0, feed.seq + 5):  # the whole feed: at once
+            took, page = await answer(behind, 10.0)
+            assert took < 0.1 and page["reset"]
+        waiting = asyncio.ensure_future(answer(feed.seq, 10.0))
+        await asyncio.sleep(0.05)
+        await house.end_auctions()  # what `serve` does first when asked to stop
+        took, _ = await asyncio.wait_for(waiting, 1.0)
+        assert took < 0.5
+        took, _ = await answer(feed.seq, 10.0)  # stopping: no page waits any more
+        assert took < 0.1
+    finally:
+        await house.close()

@@ -4,10 +4,14 @@
 the bidders' record; one HTML shell and its scripts (``explorer_static/``, shipped in
 the package: no build step, no CDN) render them from public JSON only:
 
-- ``GET /explorer/api/feed?since=<seq>&epoch=<id>``: open auctions and the latest
-  finished ones as summaries; ``seq`` grows with every change, so a page polls for what
-  changed: the summaries changed and the auctions removed since (or, when it is too far
-  behind or the server is not the one it asked before, the whole feed again).
+- ``GET /explorer/api/feed?since=<seq>&epoch=<id>&wait=<s>``: open auctions and the
+  latest finished ones as summaries; ``seq`` grows with every change, so a page asks for
+  what changed: the summaries changed and the auctions removed since (or, when it is too
+  far behind or the server is not the one it asked before, the whole feed again). With
+  ``wait``, a long poll: when nothing changed since, the answer waits (up to
+  :data:`WAIT_MAX_S`) for an auction to open or end, so that a page sees each auction
+  while it is open (a 100 ms auction fell between most 300 ms polls) without asking
+  more often.
 - ``GET /explorer/api/auctions/{id}``: one summary (open auctions too, before their
   competition exists).
 - ``GET /explorer/api/bidders``: per bidder seen in the recent auctions, auctions
@@ -22,7 +26,8 @@ auction, a fifth of a core at 100 auctions/s while a page was open. With ``serve
 --workers``, it lists the other processes' auctions too: open ones from their
 announcement (``house.peers.remote``), ended ones read from the store when their end is
 heard (``house.peers.end_listeners``). It keeps no task of
-its own: the work is done when a page asks, so a server nobody watches pays nothing
+its own (a waiting page is its request, woken by the house's ``open_listeners`` and
+``finish_listeners``): the work is done when a page asks, so a server nobody watches pays nothing
 (until the first page, nothing at all; then, of the latest ends, each bid event's
 bidder, kind and verdict). Nothing secret is published: while an auction is open the
 summary gives its commitment count, never its phantoms (the seed stays sealed until the
@@ -32,6 +37,7 @@ competition is published).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import re
@@ -61,7 +67,7 @@ PAGE: Final = 200
 #: rows on the event loop (500 at once held it ~150 ms, past a 20 ms reveal window).
 LOAD_CHUNK: Final = 25
 #: How often (s) a sync checks for auctions a prune removed: a read of ~1.8 ms, where a
-#: sync is otherwise ~0.1 ms and pages poll every 300 ms; prunes run once a minute.
+#: sync is otherwise ~0.1 ms and a page asks several times a second; prunes run once a minute.
 PRUNE_CHECK_S: Final = 5.0
 #: How often (s) a sync recounts the commits of other processes' open auctions (``serve
 #: --workers``), one store read for all of them.
@@ -69,6 +75,9 @@ REMOTE_COUNT_S: Final = 1.0
 #: Removals (pruned, ended without a result, or past :data:`RECENT`) the feed remembers
 #: for pages asking what changed; a page further behind is sent the whole feed again.
 REMOVALS_KEPT: Final = 1000
+#: The longest (s) a feed request may wait for a change: under common proxies' idle
+#: timeouts, and a page still hears of its commit counts that often.
+WAIT_MAX_S: Final = 10.0
 
 _STATIC: Final = resources.files("phantom_auction.service") / "explorer_static"
 _MEDIA: Final = {
@@ -238,15 +247,49 @@ class Feed:
         self._prune_checked = -math.inf
         # Auctions finished since the last sync (only the latest matter), summarized then.
         self._ended: deque[tuple[AuctionRecord, list[EventMark]]] = deque(maxlen=RECENT)
-        house.finish_listeners.append(
-            lambda record, events: self._ended.append((record, _marks(events)))
-        )
+        house.finish_listeners.append(self._finished)
+        # Set (and replaced) when an auction opens or ends here or elsewhere: the pages
+        # waiting for a change answer then, each on the event of when it asked.
+        self._wake = asyncio.Event()
+        self._stopping = False  # a graceful stop began: no page waits any more
+        house.open_listeners.append(self._opened)
         # Auctions other processes ended (``serve --workers``): read from the store then.
         self._ended_elsewhere: deque[str] = deque(maxlen=RECENT)
         self.remote_count_s = REMOTE_COUNT_S
         self._remote_counted = -math.inf
         if house.peers is not None:
-            house.peers.end_listeners.append(self._ended_elsewhere.append)
+            house.peers.end_listeners.append(self._ended_there)
+            house.peers.open_listeners.append(lambda _auction_id: self._wake_pages())
+
+    def _finished(self, record: AuctionRecord, events: list[BidEvent]) -> None:
+        self._ended.append((record, _marks(events)))
+        self._wake_pages()
+
+    def _ended_there(self, auction_id: str) -> None:
+        self._ended_elsewhere.append(auction_id)
+        self._wake_pages()
+
+    def _opened(self, auction_id: str | None) -> None:
+        if auction_id is None:
+            self._stopping = True
+        self._wake_pages()
+
+    def _wake_pages(self) -> None:
+        self._wake.set()
+        self._wake = asyncio.Event()
+
+    async def wait(self, since: int, epoch: str | None, seconds: float) -> None:
+        """Sync; then, if nothing changed after ``since`` (the page would be sent nothing),
+        wait up to ``seconds`` for an auction to open or end and sync again."""
+        wake = self._wake  # taken first: an auction opening during the sync wakes it
+        await self.sync()
+        quiet = since != 0 and since == self.seq and epoch in (None, self.epoch)
+        if not quiet or seconds <= 0 or self._stopping:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await wake.wait()
+        await self.sync()
 
     def _put(self, summary: dict[str, Any], tally: dict[str, Any] | None = None) -> None:
         self.seq += 1
@@ -516,11 +559,16 @@ async def explorer_feed(
     epoch: Annotated[
         str | None, Query(max_length=64, description="The epoch of the answer `since` is from")
     ] = None,
+    wait: Annotated[
+        float,
+        Query(ge=0, le=WAIT_MAX_S, description="Seconds to wait for a change when none"),
+    ] = 0.0,
 ) -> JSONResponse:
     """Open auctions and the latest finished ones (public summaries, newest change
-    first): what changed after ``since``, or all of them."""
+    first): what changed after ``since``, or all of them; with ``wait``, once something
+    has changed (or an auction opened or ended, or ``wait`` seconds passed)."""
     feed = _feed(request)
-    await feed.sync()
+    await feed.wait(since, epoch, wait)
     return JSONResponse(feed.page(since, epoch))
 
 

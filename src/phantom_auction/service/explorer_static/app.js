@@ -1,10 +1,38 @@
 // The explorer's pages: the live feed (/), one auction (/auctions/{id}), the bidders (/bidders).
 // Rendered from public JSON only; every auction page verifies itself (verify.js).
 
-import { canonicalJSON, parseExact, verifyCompetition, webCrypto, exactIntegersSupported } from "./verify.js";
+import { canonicalJSON, documentFacts, documentProblems, parseExact, verifyCompetition, webCrypto, exactIntegersSupported } from "./verify.js";
 
 const main = document.getElementById("main");
 const POLL_MS = 300;
+// The feed is a long poll: the server answers when an auction opens or ends (or after
+// FEED_WAIT_S), so a page sees each auction while it is open, even a 100 ms one; the
+// page asks again at once, but never more often than every FEED_FLOOR_MS. An open
+// auction's commit count is at most FEED_WAIT_S old (commits do not wake the feed).
+const FEED_WAIT_S = 2;
+const FEED_FLOOR_MS = 50;
+// The rows are redrawn at most every FEED_DRAW_MS: an answer a change (at 5 auctions/s,
+// ~11 a second) each laying out the 200 rows took half a core of the browser.
+const FEED_DRAW_MS = 250;
+// While the server does not answer, ask again after 0.5, 1, 2, 4, then every 5 s.
+const BACKOFF_MS = [500, 1000, 2000, 4000, 5000];
+function backoff(failures) {
+  return BACKOFF_MS[Math.min(failures, BACKOFF_MS.length) - 1];
+}
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+// What to say of a failed request: the server's reason if it sent one (JSON `detail`),
+// else its status and what it could not send (never an HTML error page's source).
+function failure(status, body, what) {
+  return typeof body.detail === "string" && body.detail ? body.detail : `HTTP ${status} (the server could not send ${what})`;
+}
+// A request the server answered with an error (not: did not answer).
+class Refused extends Error {}
+function notAnswering(error, delay) {
+  const again = `retrying in ${Math.round(delay / 100) / 10} s`;
+  return error instanceof Refused ? `${error.message}; ${again}` : `The server is not answering; ${again}`;
+}
 // Rows the feed shows (the server's feed answers at most as many).
 const FEED_ROWS = 200;
 
@@ -32,7 +60,7 @@ async function getJSON(url) {
   try {
     body = parseExact(text);
   } catch {
-    body = { detail: text };
+    body = {}; // not JSON (a proxy's error page): callers say the status
   }
   return { status: response.status, body };
 }
@@ -246,24 +274,22 @@ async function feedPage() {
   // Announced (role=status) only when it changes: the count, or a connection problem.
   const status = h("span", { role: "status", "data-testid": "feed-status" }, "Connecting…");
   const updated = h("span", { "data-testid": "feed-updated" });
+  const feed = h(
+    "table",
+    { class: "feed", "data-testid": "feed" },
+    h("caption", { class: "sr-only" }, "Open and recent auctions, newest first"),
+    h("thead", {}, h("tr", {}, FEED_HEADERS.map((x) => h("th", { scope: "col" }, x)))),
+    body,
+  );
   main.replaceChildren(
     h("h1", {}, "Auctions"),
-    h("p", { class: "lede" }, "Live: auctions appear as they open and update as they finish. Open one to see its competition and verify it in your browser."),
+    h("p", { class: "lede" }, "Live: auctions appear as they open and update as they finish. The rows are the server's summaries, not checked here: open an auction to see its competition and verify it in your browser."),
     h("p", { class: "muted" }, status, " ", updated),
-    h(
-      "div",
-      { class: "table-wrap" },
-      h(
-        "table",
-        { class: "feed", "data-testid": "feed" },
-        h("caption", { class: "sr-only" }, "Open and recent auctions, newest first"),
-        h("thead", {}, h("tr", {}, FEED_HEADERS.map((x) => h("th", { scope: "col" }, x)))),
-        body,
-      ),
-    ),
+    h("div", { class: "table-wrap" }, feed),
   );
   let since = 0;
   let epoch = "";
+  let down = false; // the last request failed: rows dimmed, countdowns stopped
   const render = () => {
     // Newest first; only the rows shown are kept, so a page left open stays as small and
     // as quick as a fresh one (at 100 auctions/s it would gather 360,000 in an hour).
@@ -282,46 +308,83 @@ async function feedPage() {
     if (ordered.length === 0) body.append(empty);
   };
   const poll = async () => {
-    try {
-      // Only what changed since the last answer: summaries, and auctions removed (pruned,
-      // or ended without a result); or, after a restart or a long pause, the whole feed
-      // (the rows of the auctions it lists unchanged are kept).
-      const { status: code, body: page } = await getJSON(`/explorer/api/feed?since=${since}&epoch=${epoch}`);
-      if (code !== 200) throw new Error(page.detail || `HTTP ${code}`);
-      noteServerTime(page.server_time);
-      const before = shown;
-      if (page.reset) shown = new Map();
-      for (const id of page.removed || []) shown.delete(id);
-      rememberOpenCommitments(page.auctions);
-      for (const summary of page.auctions) {
-        const { seq, ...rest } = summary;
-        const key = JSON.stringify(rest);
-        const old = before.get(summary.auction_id);
-        if (old && old.key === key) {
-          shown.set(summary.auction_id, old);
-          continue;
-        }
-        const entry = { summary, key, openedMs: Date.parse(summary.opened_at), row: old ? old.row : null, changed: true };
-        shown.set(summary.auction_id, entry);
+    // Only what changed since the last answer: summaries, and auctions removed (pruned,
+    // or ended without a result); or, after a restart or a long pause, the whole feed
+    // (the rows of the auctions it lists unchanged are kept).
+    const { status: code, body: page } = await getJSON(`/explorer/api/feed?since=${since}&epoch=${epoch}&wait=${FEED_WAIT_S}`);
+    if (code !== 200) throw new Refused(failure(code, page, "the feed"));
+    noteServerTime(page.server_time);
+    const before = shown;
+    if (page.reset) shown = new Map();
+    for (const id of page.removed || []) shown.delete(id);
+    rememberOpenCommitments(page.auctions);
+    for (const summary of page.auctions) {
+      const { seq, ...rest } = summary;
+      const key = JSON.stringify(rest);
+      const old = before.get(summary.auction_id);
+      if (old && old.key === key) {
+        shown.set(summary.auction_id, old);
+        continue;
       }
-      since = page.seq;
-      epoch = page.epoch;
-      render();
-      setText(status, `Live · ${shown.size} auctions`);
-      setText(updated, `· updated ${new Date(Date.parse(page.server_time)).toISOString().slice(11, 23)} UTC`);
-    } catch (error) {
-      setText(status, `Cannot reach the server (${error.message}); retrying…`);
+      const entry = { summary, key, openedMs: Date.parse(summary.opened_at), row: old ? old.row : null, changed: true };
+      shown.set(summary.auction_id, entry);
+    }
+    since = page.seq;
+    epoch = page.epoch;
+    lastAnswer = page.server_time;
+    if (drawing === null) drawing = setTimeout(draw, Math.max(0, drawn + FEED_DRAW_MS - Date.now()));
+  };
+  // The rows and the status line as of the latest answer (its commitments are kept as it
+  // comes: rememberOpenCommitments).
+  let drawing = null;
+  let drawn = -Infinity;
+  let lastAnswer = null;
+  const draw = () => {
+    drawing = null;
+    drawn = Date.now();
+    render();
+    if (down) return; // the status says so until an answer comes
+    setText(status, `Live · ${shown.size} auctions`);
+    setText(updated, `· updated ${new Date(Date.parse(lastAnswer)).toISOString().slice(11, 23)} UTC`);
+  };
+  // While the server does not answer, the rows are dimmed and their countdowns stop: what
+  // they say may be out of date. They come back as they were with its next answer.
+  const setDown = (now) => {
+    down = now;
+    feed.classList.toggle("stale", now);
+    if (now) {
+      for (const entry of shown.values()) if (entry.summary.status === "open" && entry.row) setText(entry.row.querySelector("[data-left]"), "—");
     }
   };
-  await poll();
-  const timer = setInterval(poll, POLL_MS);
+  let stopped = false;
   const ticker = setInterval(() => {
+    if (down) return;
     for (const entry of shown.values()) {
       if (entry.summary.status === "open" && entry.row) setText(entry.row.querySelector("[data-left]"), timeLeft(entry.summary));
     }
   }, 100);
+  (async () => {
+    let failures = 0;
+    while (!stopped) {
+      const started = Date.now();
+      let delay;
+      try {
+        await poll();
+        failures = 0;
+        if (down) setDown(false);
+        delay = FEED_FLOOR_MS - (Date.now() - started);
+      } catch (error) {
+        failures += 1;
+        delay = backoff(failures);
+        setDown(true);
+        setText(status, notAnswering(error, delay));
+        setText(updated, "");
+      }
+      if (delay > 0) await sleep(delay);
+    }
+  })();
   return () => {
-    clearInterval(timer);
+    stopped = true;
     clearInterval(ticker);
   };
 }
@@ -421,36 +484,69 @@ function marks(items, ref) {
   return mark(mine.find((i) => i.ok === false) || mine.find((i) => i.ok) || mine[0]);
 }
 
+// The checks a fact of an ended auction rests on: its clearing's items by `ref`, the
+// summary's fields compared with it (the summary check, ref "summary"), and the inputs
+// of the clearing (a failed reveal, phantom or terms check fails every fact).
+const CLEARING_INPUTS = new Set(["commitments", "ranking", "phantoms"]);
+const FACT_CHECKS = {
+  outcome: { name: "the outcome", refs: ["outcome"], fields: ["status", "outcome"] },
+  winner: { name: "the winner", refs: ["fills", "ranking"], fields: ["winner"] },
+  price: { name: "the price to the user", refs: ["price", "fills"], fields: ["price"] },
+  improvement: { name: "the improvement", refs: ["price"], fields: ["improvement_bps"] },
+};
+// ✓ beside a fact whose checks passed, ✗ if one failed (naming it), – if not all made.
+function factMark(items, fact) {
+  if (!items) return null;
+  const { name, refs, fields } = FACT_CHECKS[fact];
+  const mine = items.filter((i) => refs.includes(i.ref) || (i.ref === "summary" && (i.ok || i.fields.some((f) => fields.includes(f)))));
+  if (mine.length === 0) return null;
+  const inputs = items.filter((i) => i.ok === false && (CLEARING_INPUTS.has(i.group) || i.ref === "terms"));
+  const failed = [...mine.filter((i) => i.ok === false), ...inputs];
+  const ok = failed.length ? false : mine.every((i) => i.ok) ? true : null;
+  const detail = (failed.length ? failed : mine).map((i) => i.label).join("; ");
+  return [" ", h("span", { "data-testid": "fact-check", "data-fact": fact, "data-ok": ok === null ? "unchecked" : String(ok) }, mark({ ok, label: name, detail }))];
+}
+
 // The facts of an auction; `doc` once it has ended (its competition), with `seen`, the
-// phantom commitment this browser kept while the auction was open (if it saw it open).
-function summaryList(summary, doc, seen) {
+// phantom commitment this browser kept while the auction was open (if it saw it open),
+// and `items`, its checks. Once ended, the outcome, winner and price are the document's
+// (what the checks verify), not the server's summary's.
+function summaryList(summary, doc, seen, items) {
   const open = summary.status === "open";
+  const facts = doc ? { ...summary, ...documentFacts(doc) } : summary;
+  const commitments = doc ? doc.commitments || [] : [];
+  const accepted = commitments.filter((c) => c.accepted).length;
   const rows = [
-    ["Status", h("span", { "data-testid": "auction-outcome", "data-status": summary.status, class: `badge ${open ? "open" : summary.outcome || ""}` }, outcomeLabel(summary))],
+    ["Status", [h("span", { "data-testid": "auction-outcome", "data-status": facts.status, class: `badge ${open ? "open" : facts.outcome || ""}` }, outcomeLabel(facts)), factMark(items, "outcome")]],
     ["Pair (in → out)", pair(summary.token_pair)],
     ["Amount", num(summary.amount, "token A")],
     ["Baseline price", num(summary.baseline_price, "B per A")],
     ["Mechanism", summary.mechanism || "—"],
-    ["Winner", summary.winner ? h("span", { class: "id" }, summary.winner) : winnerLabel(summary)],
-    ["Price to the user", num(summary.price, "B per A")],
-    ["Improvement", bps(summary.improvement_bps)],
-    ["Sealed bids", summary.commits === undefined ? "—" : open ? `${summary.commits} so far` : String(summary.commits)],
+    ["Winner", [facts.winner ? h("span", { class: "id" }, facts.winner) : winnerLabel(facts), factMark(items, "winner")]],
+    ["Price to the user", [num(facts.price, "B per A"), factMark(items, "price")]],
+    ["Improvement", [bps(facts.improvement_bps), factMark(items, "improvement")]],
+    // As the feed counts: real bids are the revealed bids ranked; a commit may have been
+    // refused (a duplicate, a late one) or never revealed.
+    open
+      ? ["Sealed bids", summary.commits === undefined ? "—" : `${summary.commits} so far`]
+      : ["Commits", doc ? `${commitments.length} (${accepted} accepted, ${commitments.length - accepted} refused)` : num(summary.commits)],
+    open ? null : ["Real bids (ranked)", doc ? String((doc.ranking || []).filter((r) => !r.is_phantom).length) : num(summary.real_bids)],
     ["Opened", time(summary.opened_at, null)],
     ["Bids sealed until", time(summary.commit_deadline, summary.opened_at)],
     ["Reveals until", time(summary.reveal_deadline, summary.opened_at)],
     ["Time left", h("span", { "data-left": "" }, timeLeft(summary))],
     ["Phantom commitment", h("code", { class: "hex", "data-testid": "phantom-commitment" }, doc ? doc.phantom_commitment : summary.phantom_commitment)],
-  ];
+  ].filter(Boolean);
   if (doc) {
     rows.push([
       "Commitment seen at open",
       seen
         ? h("code", { class: `hex${seen === doc.phantom_commitment ? "" : " bad"}`, "data-testid": "commitment-seen-open" }, seen)
-        : h("span", { class: "muted", "data-testid": "commitment-seen-open" }, "not seen: this browser did not see this auction open"),
+        : h("span", { class: "muted", "data-testid": "commitment-seen-open" }, "not seen: this browser did not see this auction while it was open"),
     ]);
-    rows.push(["Phantom seed", h("code", { class: "hex", "data-testid": "phantom-seed" }, doc.phantom_seed)]);
+    rows.push(["Phantom seed", doc.phantom_seed ? h("code", { class: "hex", "data-testid": "phantom-seed" }, doc.phantom_seed) : h("span", { class: "warn", "data-testid": "phantom-seed" }, "not published")]);
   } else {
-    rows.push(["Phantom seed", h("span", { class: "muted" }, "sealed until the auction ends")]);
+    rows.push(["Phantom seed", h("span", { class: "muted" }, open ? "sealed until the auction ends" : "published with the competition")]);
   }
   return h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
@@ -555,33 +651,48 @@ function verifyPanel(items) {
   const failed = items.filter((i) => i.ok === false);
   const unchecked = items.filter((i) => i.ok === null);
   const checked = items.length - unchecked.length;
-  let verdict = failed.length ? `✗ ${failed.length} of ${checked} checks failed` : `✓ all ${checked} checks passed`;
-  if (unchecked.length) verdict += `; ${unchecked.length} not checked`;
+  // Green only when every check was made and passed; some not made: partly verified.
+  let verdict = `✓ all ${checked} checks passed`;
+  let kind = "verified";
+  if (failed.length) {
+    [verdict, kind] = [`✗ ${failed.length} of ${checked} checks failed`, "failed"];
+    if (unchecked.length) verdict += `; ${unchecked.length} not checked`;
+  } else if (unchecked.length) {
+    [verdict, kind] = [`◐ Partly verified: ${checked} checks passed, ${unchecked.length} not checked`, "partial"];
+  }
   const result = h(
     "p",
-    { class: `verdict ${failed.length ? "bad" : "ok"}`, "data-testid": "verify-result", "data-ok": failed.length ? "false" : "true", role: "status" },
+    { class: `verdict ${kind}`, "data-testid": "verify-result", "data-ok": failed.length ? "false" : "true", "data-verdict": kind, role: "status" },
     verdict,
   );
   const notes = unchecked.map((i) => h("p", { class: "unchecked", "data-testid": "verify-unchecked" }, mark(i), " ", h("strong", {}, i.label), ` — ${i.detail}`));
+  const byHand = unchecked.filter((i) => i.byHand);
+  const hand = byHand.length
+    ? h("details", { class: "by-hand" }, h("summary", {}, "How to check these by hand"), byHand.map((i) => h("p", {}, h("strong", {}, i.label), `: ${i.byHand}`)))
+    : null;
+  // Failed checks first, then those not made, each group in its order.
+  const rank = (i) => (i.ok === false ? 0 : i.ok === null ? 1 : 2);
+  const sorted = items.map((item, k) => [item, k]).sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1]).map(([item]) => item);
   const list = h(
     "ul",
     { class: "checks", "data-testid": "verify-items" },
-    items.map((i) => h("li", { "data-testid": "verify-item", "data-ok": i.ok === null ? "unchecked" : i.ok ? "true" : "false", "data-group": i.group }, mark(i), " ", h("strong", {}, i.label), h("span", { class: "muted" }, ` — ${i.detail}`))),
+    sorted.map((i) => h("li", { "data-testid": "verify-item", "data-ok": i.ok === null ? "unchecked" : i.ok ? "true" : "false", "data-group": i.group }, mark(i), " ", h("strong", {}, i.label), h("span", { class: "muted" }, ` — ${i.detail}`))),
   );
-  return [result, ...notes, h("details", { open: failed.length > 0 }, h("summary", {}, "Every check"), list)];
+  return [result, ...notes, hand, h("details", { open: failed.length > 0 }, h("summary", {}, "Every check"), list)].filter(Boolean);
 }
 
 async function auctionPage(auctionId) {
   setTitle(`Auction ${shortId(auctionId)}`);
   main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   let stopped = false;
+  let down = false; // the last request failed: facts dimmed, the countdown stopped
   let current = null; // the summary shown
   let facts = null; // while open: its facts, updated in place as the summary changes
   let shownKey = null;
   // Announced only when something goes wrong (and when it is over).
   const problem = h("p", { class: "warn problem", role: "status", "data-testid": "auction-problem" });
   const ticker = setInterval(() => {
-    if (current && current.status === "open") {
+    if (current && current.status === "open" && !down) {
       const left = main.querySelector("[data-left]");
       if (left) setText(left, timeLeft(current));
     }
@@ -592,10 +703,11 @@ async function auctionPage(auctionId) {
   ];
   const render = async () => {
     const { status, body: summary } = await getJSON(`/explorer/api/auctions/${encodeURIComponent(auctionId)}`);
-    if (status !== 200) {
-      main.replaceChildren(h("h1", {}, "Auction not found"), h("p", {}, summary.detail || `HTTP ${status}`), h("p", {}, h("a", { href: "/" }, "Back to the auctions")));
+    if (status === 404) {
+      main.replaceChildren(h("h1", {}, "Auction not found"), h("p", {}, failure(status, summary, "the auction")), h("p", {}, h("a", { href: "/" }, "Back to the auctions")));
       return true;
     }
+    if (status !== 200) throw new Refused(failure(status, summary, "the auction"));
     noteServerTime(summary.server_time);
     setText(problem, "");
     current = summary;
@@ -613,11 +725,15 @@ async function auctionPage(auctionId) {
       shownKey = key;
       return false;
     }
-    facts = null;
     const { status: code, body: doc } = await getJSON(`/v1/auctions/${encodeURIComponent(auctionId)}/competition`);
     if (code !== 200) {
-      main.replaceChildren(...header(), summaryList(summary, null), h("p", { class: "warn" }, `The competition is not available: ${doc.detail || code}`));
-      return false;
+      // Ended, its competition not sent: the facts are the summary's until it is.
+      if (!facts || !facts.isConnected || facts.dataset.ended !== "true") {
+        facts = summaryList(summary, null);
+        facts.dataset.ended = "true";
+        main.replaceChildren(...header(), problem, facts);
+      }
+      throw new Refused(`The competition is not available: ${failure(code, doc, "the competition")}`);
     }
     // The commitment this browser kept while the auction was open, never the one sent
     // now with the seed (a server could swap both).
@@ -625,51 +741,97 @@ async function auctionPage(auctionId) {
     const termsAtOpen = termsSeenOpen(auctionId);
     const panel = h("section", { class: "verify", "aria-labelledby": "h-verify" });
     const button = h("button", { type: "button", "data-testid": "verify-button" }, "Verify again");
+    // A document the checks cannot read is a failure of its own, said field by field;
+    // it is not fetched again (the server sent what it publishes).
+    const malformed = documentProblems(doc);
+    if (malformed.length) {
+      const shown = malformed.slice(0, 8);
+      if (malformed.length > shown.length) shown.push(`${malformed.length - shown.length} more`);
+      main.replaceChildren(
+        ...header(),
+        summaryList(summary, null),
+        h(
+          "section",
+          { class: "verify", "aria-labelledby": "h-verify" },
+          h("h2", { id: "h-verify" }, "Verification"),
+          h("p", { class: "verdict failed", "data-testid": "verify-result", "data-ok": "false", "data-verdict": "failed", role: "status" }, "✗ The competition document is malformed: it cannot be checked"),
+          h("ul", { class: "checks", "data-testid": "malformed" }, shown.map((text) => h("li", {}, mark({ ok: false, label: "malformed", detail: text }), " ", text))),
+          h("p", { class: "muted" }, "The facts above are the server's summary, not verified."),
+        ),
+      );
+      return true;
+    }
+    let shownFacts = summaryList(summary, doc, seen);
     const verify = async () => {
       const focused = document.activeElement === button; // kept on it when it is back
       button.disabled = true;
       panel.replaceChildren(h("h2", { id: "h-verify" }, "Verification"), h("p", { class: "muted", role: "status" }, "Checking…"));
       let items;
       try {
-        items = await verifyCompetition(doc, { phantomCommitmentAtOpen: seen, termsAtOpen });
+        items = await verifyCompetition(doc, { phantomCommitmentAtOpen: seen, termsAtOpen, summary });
       } catch (error) {
         items = [{ group: "document", label: "the document can be checked", ok: false, detail: error.message, ref: "document" }];
+      }
+      let sections = [];
+      try {
+        sections = competitionSections(doc, items, summary);
+      } catch (error) {
+        items.push({ group: "document", label: "the document can be shown", ok: false, detail: error.message, ref: "document" });
       }
       const notes = [];
       if (!webCrypto) notes.push("WebCrypto is not available on this page (plain http to a remote host): SHA-256 computed in JavaScript.");
       if (!exactIntegersSupported) notes.push("This browser reads integers above 2^53 as rounded numbers: nonces may not verify.");
       panel.replaceChildren(
         h("h2", { id: "h-verify" }, "Verification"),
-        h("p", { class: "muted" }, "Recomputed in this browser from the public documents: each reveal's SHA-256 commitment (docs/commitment.md), each phantom bid from the revealed seed (docs/phantoms.md), against the phantom commitment this browser kept while the auction was open, the terms (phantom policy, rules, phantom model) it kept then, and the clearing: the ranking, allocations, fill prices, CFMM remainder, price and outcome the published rules give those bids (docs/rule-book.md), bit for bit."),
+        h("p", { class: "muted" }, "Recomputed in this browser from the public documents: each reveal's SHA-256 commitment (docs/commitment.md), each phantom bid from the revealed seed (docs/phantoms.md), against the phantom commitment this browser kept while the auction was open, the terms (phantom policy, rules, phantom model) it kept then, and the clearing: the ranking, allocations, fill prices, CFMM remainder, price and outcome the published rules give those bids (docs/rule-book.md), bit for bit; and the server's summary (what the feed lists) against the document."),
         ...verifyPanel(items),
         ...notes.map((n) => h("p", { class: "warn" }, n)),
         button,
       );
+      // The facts again, each marked with its checks.
+      const marked = summaryList(summary, doc, seen, items);
+      shownFacts.replaceWith(marked);
+      shownFacts = marked;
       button.disabled = false;
       if (focused) button.focus();
       for (const section of main.querySelectorAll("section.data")) section.remove();
-      for (const section of competitionSections(doc, items, summary)) {
+      for (const section of sections) {
         section.classList.add("data");
         main.append(section);
       }
     };
     button.addEventListener("click", verify);
-    main.replaceChildren(...header(), summaryList(summary, doc, seen), panel);
+    main.replaceChildren(...header(), shownFacts, panel);
     await verify();
     return true;
   };
+  // While the server does not answer (or answers an error), ask again after a growing
+  // delay, the facts dimmed and the countdown stopped.
+  const setDown = (now) => {
+    down = now;
+    if (facts) facts.classList.toggle("stale", now);
+    const left = main.querySelector("[data-left]");
+    if (now && left && current && current.status === "open") setText(left, "—");
+  };
   const loop = async () => {
+    let failures = 0;
     while (!stopped) {
       let done = false;
+      let delay = POLL_MS;
       try {
         done = await render();
+        failures = 0;
+        if (down) setDown(false);
       } catch (error) {
-        const text = `Cannot load the auction (${error.message}); retrying…`;
+        failures += 1;
+        delay = backoff(failures);
+        setDown(true);
+        const text = notAnswering(error, delay);
         if (problem.isConnected) setText(problem, text);
-        else main.replaceChildren(h("p", { class: "warn", role: "status" }, text));
+        else main.replaceChildren(h("p", { class: "warn", role: "status", "data-testid": "auction-problem" }, text));
       }
       if (done) return;
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      await sleep(delay);
     }
   };
   await loop();
@@ -686,7 +848,7 @@ async function biddersPage() {
   setTitle("Bidders");
   const { status, body } = await getJSON("/explorer/api/bidders");
   if (status !== 200) {
-    main.replaceChildren(h("h1", {}, "Bidders"), h("p", { class: "warn" }, body.detail || `HTTP ${status}`));
+    main.replaceChildren(h("h1", {}, "Bidders"), h("p", { class: "warn" }, failure(status, body, "the bidders")));
     return;
   }
   const rows = body.bidders.map((b) =>

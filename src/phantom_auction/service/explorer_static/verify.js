@@ -260,19 +260,30 @@ export function float64(x) {
 // Version 1 writes the prices as canonical decimals, version 2 as binary64.
 export function commitmentPreimage(auctionId, bid, version = 1) {
   if (version !== 1 && version !== 2) throw new Error(`unknown commitment version: ${version}`);
-  const salt = hexToBytes(bid.salt);
-  if (salt.length !== 32) throw new Error("the salt must be 32 bytes");
+  // A field that cannot be encoded is named in the error (what a reader needs to see).
+  const field = (name, encode) => {
+    try {
+      return encode(bid[name]);
+    } catch (error) {
+      throw new Error(`${name}: ${error.message}`);
+    }
+  };
+  const salt = field("salt", (x) => {
+    const bytes = hexToBytes(x);
+    if (bytes.length !== 32) throw new Error(`must be 32 bytes, got ${bytes.length}`);
+    return bytes;
+  });
   const price = version === 1 ? (x) => text(canonicalDecimal(x)) : float64;
+  const pair = field("token_pair", (x) => [integer(x[0], true), integer(x[1], true)]);
   return concat([
     text(version === 1 ? COMMITMENT_DOMAIN : COMMITMENT_DOMAIN_V2),
     text(auctionId),
     text(bid.bidder_id),
-    integer(bid.token_pair[0], true),
-    integer(bid.token_pair[1], true),
-    price(bid.improved_price),
-    price(bid.volume),
-    price(bid.priority_fee),
-    integer(bid.nonce, false),
+    ...pair,
+    field("improved_price", price),
+    field("volume", price),
+    field("priority_fee", price),
+    field("nonce", (x) => integer(x, false)),
     salt,
   ]);
 }
@@ -412,8 +423,6 @@ export function phantomBids(seed, model, baselinePrice, amount) {
   return bids;
 }
 
-// ------------------------------------------------------------------ one auction, every item
-
 function same(a, b) {
   return a === b || (typeof a === "bigint" && BigInt(b) === a) || (typeof b === "bigint" && BigInt(a) === b);
 }
@@ -427,6 +436,94 @@ export function canonicalJSON(value) {
   return JSON.stringify(value);
 }
 
+// ------------------------------------------------------------------ the document's shape
+
+// What a value is, for a reader: "a number (5)", "a list", "nothing".
+function kind(value) {
+  if (value === undefined) return "nothing";
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "an object";
+  const shown = JSON.stringify(typeof value === "bigint" ? String(value) : value).slice(0, 40);
+  return `${typeof value === "string" ? "a string" : `a ${typeof value}`} (${shown})`;
+}
+const isNumber = (x) => typeof x === "number" && Number.isFinite(x);
+const isText = (x) => typeof x === "string";
+const isObject = (x) => x !== null && typeof x === "object" && !Array.isArray(x);
+// The lists of a competition document (absent or null: empty), the fields each entry's
+// checks and tables read, and what they must be.
+const ENTRY_FIELDS = {
+  commitments: { bidder_id: [isText, "a string"] },
+  reveals: { bidder_id: [isText, "a string"] },
+  phantom_bids: { bidder_id: [isText, "a string"], slot: [Number.isInteger, "an integer"], improved_price: [isNumber, "a number"], volume: [isNumber, "a number"], priority_fee: [isNumber, "a number"] },
+  ranking: { bidder_id: [isText, "a string"], rank: [isNumber, "a number"], improvement_bps: [isNumber, "a number"], volume: [isNumber, "a number"] },
+  fills: { volume: [isNumber, "a number"] },
+  rejections: { bidder_id: [isText, "a string"] },
+};
+
+// What is malformed in a competition document, each "field: expected …, got …" (empty if
+// nothing): a document the checks and the page cannot read, shown as such.
+export function documentProblems(doc) {
+  if (!isObject(doc)) return [`the document: expected a JSON object, got ${kind(doc)}`];
+  const out = [];
+  const expect = (name, value, ok, what) => {
+    if (!ok(value)) out.push(`${name}: expected ${what}, got ${kind(value)}`);
+  };
+  expect("auction_id", doc.auction_id, isText, "a string");
+  expect("status", doc.status, isText, "a string");
+  expect("amount", doc.amount, isNumber, "a number");
+  expect("baseline_price", doc.baseline_price, (x) => isNumber(x) && x > 0, "a positive number");
+  expect("phantom_commitment", doc.phantom_commitment, isText, "a string");
+  expect("phantom_model", doc.phantom_model, isObject, "an object");
+  for (const name of ["price", "improvement_bps"]) expect(name, doc[name], (x) => x === null || x === undefined || isNumber(x), "a number or null");
+  for (const name of ["outcome", "phantom_seed"]) expect(name, doc[name], (x) => x === null || x === undefined || isText(x), "a string or null");
+  expect("unrevealed", doc.unrevealed, (x) => x === null || x === undefined || (Array.isArray(x) && x.every(isText)), "a list of bidder ids");
+  for (const [list, fields] of Object.entries(ENTRY_FIELDS)) {
+    const value = doc[list];
+    if (value === null || value === undefined) continue;
+    if (!Array.isArray(value)) {
+      out.push(`${list}: expected a list, got ${kind(value)}`);
+      continue;
+    }
+    value.forEach((entry, i) => {
+      if (!isObject(entry)) out.push(`${list}[${i}]: expected an object, got ${kind(entry)}`);
+      else for (const [name, [ok, what]] of Object.entries(fields)) expect(`${list}[${i}].${name}`, entry[name], ok, what);
+    });
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ the summary
+
+// The facts the server's summary (/explorer/api/auctions/{id}) states of an ended auction,
+// as its competition document gives them: the winner is the first fill's bidder (the
+// best-ranked real bid that fills; the CFMM's fill has none).
+export function documentFacts(doc) {
+  const first = (doc.fills || [])[0];
+  return {
+    status: doc.status,
+    outcome: doc.outcome ?? null,
+    winner: (first && first.bidder_id) || null,
+    price: doc.price ?? null,
+    improvement_bps: doc.improvement_bps ?? null,
+  };
+}
+
+// The check that the server's summary says what the document says: the summary is what
+// the feed lists (and what a page showed before this check), so a summary disagreeing
+// with the verified document fails. {group, label, ok, detail, ref, fields}.
+export function summaryCheck(summary, doc) {
+  const facts = documentFacts(doc);
+  const fields = Object.keys(facts).filter((k) => (summary[k] ?? null) !== facts[k]);
+  const label = "the server's summary agrees with the document";
+  const detail = fields.length
+    ? fields.map((k) => `${k}: summary ${exact(summary[k])}, document ${exact(facts[k])}`).join("; ")
+    : "status, outcome, winner, price and improvement as the document says (what the feed lists)";
+  return { group: "document", label, ok: fields.length === 0, detail, ref: "summary", fields };
+}
+
+// ------------------------------------------------------------------ one auction, every item
+
 // The terms an auction clears by beyond its mechanism, as announced at open.
 const TERMS = ["phantom_policy", "rules", "phantom_model"];
 
@@ -434,11 +531,15 @@ const TERMS = ["phantom_policy", "rules", "phantom_model"];
 // [{group, label, ok, detail, ref}], ref naming the row it belongs to; ok is null for a
 // check that could not be made: the seed against the commitment published at open,
 // without phantomCommitmentAtOpen (kept by the caller from the open: never taken from
-// a document sent after the end, which could have been swapped with the seed).
-export async function verifyCompetition(doc, { phantomCommitmentAtOpen, termsAtOpen } = {}) {
+// a document sent after the end, which could have been swapped with the seed); such an
+// item's `byHand` says how to check it by hand. With `summary` (the server's summary of
+// the auction), its agreement with the document is checked too.
+export async function verifyCompetition(doc, { phantomCommitmentAtOpen, termsAtOpen, summary } = {}) {
   const items = [];
-  const add = (group, label, ok, detail, ref) => items.push({ group, label, ok, detail, ref });
+  const add = (group, label, ok, detail, ref, byHand) => items.push({ group, label, ok, detail, ref, byHand });
   const auctionId = doc.auction_id;
+  const notSeen = "not checked: this browser did not see this auction while it was open";
+  if (summary) items.push(summaryCheck(summary, doc));
 
   // Terms: the phantom policy, rules and phantom model the document clears and draws by
   // are the ones announced at open (kept by the caller, as the phantom commitment).
@@ -447,7 +548,7 @@ export async function verifyCompetition(doc, { phantomCommitmentAtOpen, termsAtO
     const ok = terms === String(termsAtOpen);
     add("document", "terms are the ones announced at open", ok, ok ? "phantom policy, rules and phantom model as this browser kept them while the auction was open" : `announced at open ${termsAtOpen}; the document says ${terms}`, "terms");
   } else {
-    add("document", "terms are the ones announced at open", null, `not checked: this browser did not see this auction open. Compare by hand the auction_opened push's phantom_policy, rules and phantom_model with ${terms}`, "terms");
+    add("document", "terms are the ones announced at open", null, `${notSeen}, so it has no copy of the terms announced then to compare with`, "terms", `compare the phantom_policy, rules and phantom_model of the auction_opened push with ${terms}`);
   }
 
   // Commitments: every reveal's fields hash to the commitment the bidder committed.
@@ -460,7 +561,7 @@ export async function verifyCompetition(doc, { phantomCommitmentAtOpen, termsAtO
     try {
       hashes = await commitments(auctionId, reveal);
     } catch (error) {
-      add("commitments", `${reveal.bidder_id}: reveal`, false, `cannot encode: ${error.message}`, ref);
+      add("commitments", `${reveal.bidder_id}: reveal`, false, `cannot be hashed: ${error.message}`, ref);
       continue;
     }
     // The version the reveal opens its commitment in (v2 or v1), if any.
@@ -475,7 +576,11 @@ export async function verifyCompetition(doc, { phantomCommitmentAtOpen, termsAtO
         ok,
         ok
           ? `SHA-256 (v${version}) = ${hash.slice(0, 16)}…`
-          : `recomputed ${hashes[2].slice(0, 16)}… (v2) / ${hashes[1].slice(0, 16)}… (v1), committed ${commit ? commit.commitment.slice(0, 16) : "nothing"}…`,
+          : commit === undefined
+            ? "no accepted commitment of this bidder to open"
+            : version !== undefined
+              ? `nonce: revealed ${exact(reveal.nonce)}, committed ${exact(commit.nonce)}`
+              : `its price, volume, fee, nonce and salt hash to ${hashes[2].slice(0, 16)}… (v2) / ${hashes[1].slice(0, 16)}… (v1), not to its commitment ${String(commit.commitment).slice(0, 16)}…`,
         ref,
       );
     } else if (reveal.reason === "commitment_mismatch") {
@@ -494,12 +599,9 @@ export async function verifyCompetition(doc, { phantomCommitmentAtOpen, termsAtO
   const accepted = (doc.reveals || []).filter((r) => r.accepted);
   for (const reveal of accepted) {
     const entry = realRanked.find((r) => r.bidder_id === reveal.bidder_id);
-    const ok =
-      entry !== undefined &&
-      entry.improved_price === reveal.improved_price &&
-      entry.volume === reveal.volume &&
-      entry.priority_fee === reveal.priority_fee;
-    add("ranking", `${reveal.bidder_id}: ranked as revealed`, ok, ok ? "price, volume and fee as revealed" : "the ranking differs from the reveal", `rank-${reveal.bidder_id}`);
+    const wrong = entry === undefined ? ["not in the ranking"] : differences(entry, reveal, "ranked", "revealed");
+    const ok = wrong.length === 0;
+    add("ranking", `${reveal.bidder_id}: ranked as revealed`, ok, ok ? "price, volume and fee as revealed" : wrong.join("; "), `rank-${reveal.bidder_id}`);
   }
   if (realRanked.length !== accepted.length && doc.status === "finalized") {
     add("ranking", "real bids in the ranking", false, `${realRanked.length} ranked, ${accepted.length} accepted reveals`, "ranking");
@@ -513,27 +615,36 @@ export async function verifyCompetition(doc, { phantomCommitmentAtOpen, termsAtO
     seed = null;
   }
   const seedHash = seed && seed.length === 32 ? bytesToHex(await sha256(seed)) : null;
-  add("phantoms", "seed hashes to the phantom commitment", seedHash !== null && seedHash === doc.phantom_commitment, seedHash ? `SHA-256(seed) = ${seedHash.slice(0, 16)}…` : "no 32-byte seed", "seed");
+  const noSeed =
+    doc.phantom_seed === null || doc.phantom_seed === undefined
+      ? "the document publishes no phantom seed (phantom_seed is null)"
+      : `phantom_seed: expected 64 hex digits (32 bytes), got ${kind(doc.phantom_seed)}`;
+  const seedOk = seedHash !== null && seedHash === doc.phantom_commitment;
+  add(
+    "phantoms",
+    "seed hashes to the phantom commitment",
+    seedOk,
+    seedHash === null ? noSeed : seedOk ? `SHA-256(seed) = ${seedHash.slice(0, 16)}…` : `SHA-256(seed) = ${seedHash.slice(0, 16)}…, the document's commitment is ${String(doc.phantom_commitment).slice(0, 16)}…`,
+    "seed",
+  );
   const atOpen = "commitment is the one published at open";
   if (phantomCommitmentAtOpen) {
+    // Without a seed, only the document's commitment can be compared (the check above
+    // fails for the seed).
     const kept = String(phantomCommitmentAtOpen);
-    const ok = seedHash === kept && doc.phantom_commitment === kept;
-    add(
-      "phantoms",
-      atOpen,
-      ok,
-      ok
-        ? `SHA-256(seed) = ${kept.slice(0, 16)}…, the commitment this browser kept while the auction was open`
-        : `this browser kept ${kept.slice(0, 16)}… while the auction was open; the document's commitment is ${String(doc.phantom_commitment).slice(0, 16)}…${seedHash ? `, SHA-256(seed) ${seedHash.slice(0, 16)}…` : ""}`,
-      "seed",
-    );
+    const ok = doc.phantom_commitment === kept && (seedHash === null || seedHash === kept);
+    let detail = `SHA-256(seed) = ${kept.slice(0, 16)}…, the commitment this browser kept while the auction was open`;
+    if (!ok) detail = `this browser kept ${kept.slice(0, 16)}… while the auction was open; the document's commitment is ${String(doc.phantom_commitment).slice(0, 16)}…${seedHash ? `, SHA-256(seed) ${seedHash.slice(0, 16)}…` : ""}`;
+    else if (seedHash === null) detail = `the document's commitment is the one this browser kept while the auction was open (${kept.slice(0, 16)}…), but there is no seed to open it`;
+    add("phantoms", atOpen, ok, detail, "seed");
   } else {
     add(
       "phantoms",
       atOpen,
       null,
-      `not checked: this browser did not see this auction open. Compare by hand the phantom_commitment published at open (the auction_opened push, GET /v1/auctions/open, or the feed while it was open) with ${doc.phantom_commitment}`,
+      `${notSeen}, so it has no copy of the phantom commitment announced then to compare with`,
       "seed",
+      `compare the phantom_commitment published at open (the auction_opened push, GET /v1/auctions/open, or the feed while it was open) with ${doc.phantom_commitment}`,
     );
   }
   if (seed && seed.length === 32) {
@@ -542,22 +653,23 @@ export async function verifyCompetition(doc, { phantomCommitmentAtOpen, termsAtO
     const bySlot = new Map(drawn.map((b) => [b[0], b]));
     for (const bid of listed) {
       const expected = bySlot.get(bid.slot);
-      const ok =
-        expected !== undefined &&
-        bid.bidder_id === `phantom-${bid.slot}` &&
-        expected[1] === bid.improved_price &&
-        expected[2] === bid.volume &&
-        expected[3] === bid.priority_fee;
-      add("phantoms", `phantom-${bid.slot} redrawn from the seed`, ok, ok ? "price, volume and fee exact" : expected ? `drawn ${expected[1]} / ${expected[2]} / ${expected[3]}` : "no such slot in the draw", `phantom-${bid.slot}`);
+      const wrong = [];
+      if (expected === undefined) wrong.push(`slot ${bid.slot}: no phantom bid in that slot of the draw`);
+      else wrong.push(...differences(bid, { improved_price: expected[1], volume: expected[2], priority_fee: expected[3] }, "published", "redrawn"));
+      if (bid.bidder_id !== `phantom-${bid.slot}`) wrong.push(`bidder_id: published ${bid.bidder_id}, expected phantom-${bid.slot}`);
+      const ok = wrong.length === 0;
+      add("phantoms", `phantom-${bid.slot} redrawn from the seed`, ok, ok ? "price, volume and fee exact" : wrong.join("; "), `phantom-${bid.slot}`);
       const ranked = (doc.ranking || []).find((r) => r.is_phantom && r.bidder_id === bid.bidder_id);
-      const inRanking = ranked !== undefined && ranked.improved_price === bid.improved_price && ranked.volume === bid.volume && ranked.priority_fee === bid.priority_fee;
-      add("phantoms", `phantom-${bid.slot} ranked as drawn`, inRanking, inRanking ? "in the ranking unchanged" : "missing or changed in the ranking", `phantom-${bid.slot}`);
+      const moved = ranked === undefined ? ["not in the ranking"] : differences(ranked, bid, "ranked", "listed");
+      add("phantoms", `phantom-${bid.slot} ranked as drawn`, moved.length === 0, moved.length ? moved.join("; ") : "in the ranking unchanged", `phantom-${bid.slot}`);
     }
     const listedSlots = new Set(listed.map((b) => b.slot));
     const missing = drawn.filter((b) => !listedSlots.has(b[0])).map((b) => `phantom-${b[0]}`);
     const rankedPhantoms = (doc.ranking || []).filter((r) => r.is_phantom).length;
     const countOk = missing.length === 0 && listed.length === drawn.length && rankedPhantoms === drawn.length;
     add("phantoms", "every drawn phantom listed, no other", countOk, countOk ? `${drawn.length} phantom bids` : `drawn ${drawn.length}, listed ${listed.length}, ranked ${rankedPhantoms}${missing.length ? `; missing ${missing.join(", ")}` : ""}`, "phantoms");
+  } else {
+    add("phantoms", "every drawn phantom listed, no other", false, `without the seed no phantom can be redrawn: the ${(doc.phantom_bids || []).length} published are unchecked`, "phantoms");
   }
 
   // Clearing: the auction cleared again from the reveals and phantoms checked above.
@@ -850,6 +962,13 @@ function reserveScore(rules, tolerance = IMPROVEMENT_TOLERANCE_BPS) {
 
 // A number as it reads back exactly (null as "none").
 const exact = (x) => (x === null || x === undefined ? "none" : String(x));
+
+// The bid fields where `got` differs from `want`, each "field: <gotName> x, <wantName> y".
+function differences(got, want, gotName, wantName) {
+  return ["improved_price", "volume", "priority_fee"]
+    .filter((k) => got[k] !== want[k])
+    .map((k) => `${k}: ${gotName} ${exact(got[k])}, ${wantName} ${exact(want[k])}`);
+}
 
 // The re-clearing checks of a competition document: [{group, label, ok, detail, ref}],
 // each comparing doubles exactly (===: the same bits, but for the sign of a zero).

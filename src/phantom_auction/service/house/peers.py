@@ -72,6 +72,8 @@ class HousePeers:
         #: Called with each auction another process ended, once its end is durable (or
         #: this one ended for a stopped process): the explorer's feed reads it then.
         self.end_listeners: list[Callable[[str], None]] = []
+        #: Called with each auction another process opened, as its announcement is heard.
+        self.open_listeners: list[Callable[[str], None]] = []
 
     @property
     def me(self) -> int:
@@ -234,6 +236,8 @@ class HousePeers:
             text = message["t"]
             self.remote[message["a"]] = (message["w"], text)
             identities.broadcast(text, text_frame(text))
+            for listener in self.open_listeners:
+                listener(message["a"])
         elif kind == "login":
             state = house.bidders.get(message["b"])
             session = None if state is None else state.session
