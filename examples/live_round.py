@@ -68,9 +68,11 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], timeout_s: float = 
     raise SystemExit(f"the server at {url} did not answer /healthz in {timeout_s} s")
 
 
-def _stop(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+def _stop(
+    proc: subprocess.Popen[bytes] | subprocess.Popen[str], sig: int = signal.SIGINT
+) -> None:
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -133,7 +135,7 @@ def run_round(auctions: int, amount: float, config: str | None) -> list[dict[str
             if bidders is not None:
                 _stop(bidders)
                 print(bidders.stdout.read() if bidders.stdout else "", end="")
-            _stop(server)
+            _stop(server, signal.SIGTERM)  # a graceful stop, not an "Interrupted." one
 
 
 def summarize(results: list[dict[str, Any]]) -> str:

@@ -24,6 +24,7 @@ from phantom_auction.service.auth import (
     sign,
     verify_signature,
 )
+from phantom_auction.service.schemas import Announcement, CompetitionView
 
 from .service_harness import RawBidder, ServerProcess, order, reason
 
@@ -134,6 +135,10 @@ async def test_every_reason_code_over_the_wire(server: ServerProcess) -> None:
         assert sorted(result["unrevealed"]) == sorted(expected_unrevealed)
 
         competition = (await http.get(f"/v1/auctions/{aid}/competition")).json()
+        # The OpenAPI schema names every key the document has (the docs audit: the
+        # terms were missing from it).
+        assert set(competition) == set(CompetitionView.model_fields)
+        CompetitionView.model_validate(competition)
         stored_reasons = {r["reason"] for r in competition["rejections"]}
         assert stored_reasons == {
             "outside_reveal_window",
@@ -273,6 +278,8 @@ async def test_http_bidder_commits_and_reveals(server: ServerProcess) -> None:
         listed = await signed(http, "GET", "/v1/auctions/open")
         assert listed.status_code == 200
         announcement = next(a for a in listed.json() if a["auction_id"] == aid)
+        assert set(announcement) == set(Announcement.model_fields)
+        Announcement.model_validate(announcement)
         from phantom_auction.engine import make_bid
 
         bid = make_bid(

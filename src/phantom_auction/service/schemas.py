@@ -175,20 +175,39 @@ class AuctionDocument(BaseModel):
     result: ResultBody | None
 
 
+class RulesBody(BaseModel):
+    """What an auction clears by besides its mechanism and phantoms (bps; the weights of
+    ``score = price_weight * improvement_bps + fee_weight * fee_bps``; volume caps as a
+    multiple of the amount, fee caps per unit of volume)."""
+
+    min_improvement_bps: float
+    max_improvement_bps: float
+    price_weight: float
+    fee_weight: float
+    min_participants: int
+    max_bid_value_multiplier: float
+    priority_fee_max_ratio: float
+
+
 class CompetitionView(BaseModel):
     """Everything about a finished auction, published for audit (CoW-style).
 
     ``commitments``: every commit as received (with the bidder's signature over auction
     id, commitment and nonce) and its verdict; ``reveals``: every reveal and its verdict;
-    ``phantom_bids`` and ``phantom_seed``: recompute them with ``verify_phantoms``;
+    ``phantom_bids`` and ``phantom_seed``: redraw them from the seed with
+    ``phantom_auction.engine.draw_phantom_bids`` (docs/phantoms.md gives the procedure);
     ``ranking``: every real and phantom bid with score, rank and fill; ``rejections``:
-    every refused message with its reason.
+    every refused message with its reason. ``phantom_policy``, ``rules`` and
+    ``phantom_model`` are the terms announced at open (``rules`` is null in documents
+    stored before it was published).
     """
 
     auction_id: str
     status: Literal["finalized", "aborted"]
     outcome: str
     mechanism: str
+    phantom_policy: str | None
+    rules: RulesBody | None
     token_pair: list[int]
     amount: float
     baseline_price: float
@@ -264,6 +283,11 @@ class Announcement(BaseModel):
     max_improvement_bps: float
     max_volume: float
     priority_fee_max_ratio: float
+    phantom_policy: str = Field(description="reserve or floor: how phantom bids clear")
+    rules: RulesBody
+    phantom_model: dict[str, Any] = Field(
+        description="The distribution the phantom bids are drawn from (docs/phantoms.md)"
+    )
 
 
 # ---------------------------------------------------------------- bidders (WebSocket)
