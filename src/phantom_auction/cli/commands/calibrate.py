@@ -262,7 +262,9 @@ def calibrate(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", help="Directory for calibration.toml, report.html and candidates.json."
+            "--out",
+            help="Directory for calibration.toml, comparison.json, report.html and "
+            "candidates.json.",
         ),
     ] = DEFAULT_OUT,
     overwrite: OverwriteOpt = False,
