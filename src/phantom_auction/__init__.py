@@ -98,6 +98,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "simulate_chunk",
         "sweep",
     ),
+    "verification": (
+        "Check",
+        "CompetitionCheck",
+        "verify_competition",
+    ),
 }
 _SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -185,6 +190,11 @@ if typing.TYPE_CHECKING:
         simulate_chunk,
         sweep,
     )
+    from .verification import (
+        Check,
+        CompetitionCheck,
+        verify_competition,
+    )
 
 __all__ = [
     "AuctionConfig",
@@ -263,6 +273,10 @@ __all__ = [
     "run_simulation",
     "simulate_chunk",
     "sweep",
+    # -- verification --
+    "Check",
+    "CompetitionCheck",
+    "verify_competition",
 ]
 
 

@@ -1,8 +1,8 @@
 """The ``phantom-auction`` command line.
 
 Commands: ``demo``, ``simulate``, ``sweep``, ``clear``, ``config show``, ``bench``,
-``calibrate``, ``learn``, and, with the ``service`` extra, the service's own commands
-(``serve``, ``clients``, ``bidders``).
+``calibrate``, ``learn``, ``verify``, and, with the ``service`` extra, the service's own
+commands (``serve``, ``clients``, ``bidders``).
 
 Layout: :mod:`.app` is the root and its error handling, :mod:`.scenario` the simulation
 scenario (TOML file + flags), :mod:`.output` the file writers, :mod:`.tables` the
@@ -25,7 +25,8 @@ Conventions every command follows:
   finished runs; ``calibrate`` the candidates evaluated so far, marked partial;
   ``bench`` prints the scripts that finished).
 - ``--json`` (``simulate``, ``sweep``, ``calibrate``, ``learn``, ``clear``, ``config
-  show``, ``bench``) prints the result on stdout as JSON; everything else goes to stderr.
+  show``, ``bench``, ``verify``) prints the result on stdout as JSON; everything else goes
+  to stderr.
 - Heavy imports (numpy, pandas, matplotlib, the simulator) happen inside commands.
 """
 
@@ -64,6 +65,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "learn": (
         "learn",
         "Banchio & Skrzypacz (2022): first vs second price, with and without phantoms.",
+    ),
+    "verify": (
+        "verify",
+        "Verify a published competition document: commitments, signatures, phantoms, clearing.",
     ),
 }
 
