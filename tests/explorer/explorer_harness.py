@@ -10,17 +10,14 @@ import os
 import shutil
 import threading
 from collections.abc import Coroutine
-from dataclasses import asdict
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import httpx
 
 from phantom_auction.client import BidderClient
-from phantom_auction.engine.settlement import cfmm_remainder, settle
-from phantom_auction.mechanisms.rules import AuctionRules, improvement_bps
 from phantom_auction.simulation.strategies import create_strategy
+from phantom_auction.verification import reclear_competition
 
 from ..service.service_harness import RawBidder, ServerProcess, reason
 
@@ -167,47 +164,11 @@ class Market:
 
 
 def settle_document(doc: dict[str, Any]) -> None:
-    """Clear a competition document's bids again with the engine (settlement.settle, as
-    the server did) and write its ``ranking``, ``fills``, ``price``, ``improvement_bps``
-    and ``outcome``: what a server publishing other bids must also publish for the
-    explorer's re-clearing to agree."""
-    rules = doc["rules"]
-    book = AuctionRules(
-        mechanism=doc["mechanism"],
-        min_bps=rules["min_improvement_bps"],
-        max_bps=rules["max_improvement_bps"],
-        volume_multiplier=rules["max_bid_value_multiplier"],
-        fee_ratio=rules["priority_fee_max_ratio"],
-        price_weight=rules["price_weight"],
-        fee_weight=rules["fee_weight"],
-        min_participants=rules["min_participants"],
-        phantom_policy=doc["phantom_policy"],
-    )
-    revealed = {r["bidder_id"]: r for r in doc["reveals"] if r["accepted"]}
-    reals = [
-        SimpleNamespace(
-            bidder_id=c["bidder_id"],
-            improved_price=revealed[c["bidder_id"]]["improved_price"],
-            volume=revealed[c["bidder_id"]]["volume"],
-            priority_fee=revealed[c["bidder_id"]]["priority_fee"],
-        )
-        for c in doc["commitments"]
-        if c["accepted"] and c["bidder_id"] in revealed
-    ]  # commit order: the tie order
-    phantoms = sorted(doc["phantom_bids"], key=lambda p: p["slot"])
-    columns = tuple(
-        tuple(p[key] for p in phantoms)
-        for key in ("slot", "improved_price", "volume", "priority_fee")
-    )
-    baseline, amount = doc["baseline_price"], doc["amount"]
-    settled = settle(book, reals, columns, baseline, amount)  # type: ignore[arg-type]
-    fills = settled.fills
-    price = cfmm_remainder(fills, baseline, amount)
-    doc["ranking"] = [asdict(entry) for entry in settled.ranking]
-    doc["fills"] = [{"bidder_id": f.bidder_id, "volume": f.volume, "price": f.price} for f in fills]
-    doc["price"] = price
-    doc["improvement_bps"] = improvement_bps(price, baseline)
-    doc["outcome"] = str(settled.outcome)
+    """Clear a competition document's bids again with the engine, as the server did
+    (:func:`phantom_auction.verification.reclear_competition`), and write its
+    ``ranking``, ``fills``, ``price``, ``improvement_bps`` and ``outcome``: what a server
+    publishing other bids must also publish for the explorer's re-clearing to agree."""
+    doc.update(reclear_competition(doc))
 
 
 #: The re-clearing items, in the order verify.js's reclearChecks adds them.
