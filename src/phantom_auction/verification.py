@@ -283,6 +283,23 @@ def _differences(
     ]
 
 
+def _ranked_as(
+    item: tuple[str, str],
+    ranked: Mapping[str, Any] | None,
+    listed: Mapping[str, Any],
+    listed_name: str,
+    agreed: str,
+) -> Check:
+    """The ``(group, label)`` check that a bid is in the ranking with the price, volume
+    and fee it was ``listed_name`` with."""
+    wrong = (
+        ["not in the ranking"]
+        if ranked is None
+        else _differences(ranked, listed, "ranked", listed_name)
+    )
+    return Check(*item, not wrong, "; ".join(wrong) or agreed)
+
+
 def _show(wrong: list[str], agreed: str) -> str:
     if not wrong:
         return agreed
@@ -729,17 +746,13 @@ def _commitment_checks(doc: Mapping[str, Any]) -> list[Check]:
     accepted = [r for r in _entries(doc, "reveals") if r["accepted"]]
     for r in accepted:
         entry = next((e for e in real_ranked if e["bidder_id"] == r["bidder_id"]), None)
-        wrong = (
-            ["not in the ranking"]
-            if entry is None
-            else _differences(entry, r, "ranked", "revealed")
-        )
         items.append(
-            Check(
-                "ranking",
-                f"{r['bidder_id']}: ranked as revealed",
-                not wrong,
-                "; ".join(wrong) or "price, volume and fee as revealed",
+            _ranked_as(
+                ("ranking", f"{r['bidder_id']}: ranked as revealed"),
+                entry,
+                r,
+                "revealed",
+                "price, volume and fee as revealed",
             )
         )
     if len(real_ranked) != len(accepted) and doc["status"] == "finalized":
@@ -850,17 +863,13 @@ def _phantom_checks(
         ranked = next(
             (r for r in ranking if r["is_phantom"] and r["bidder_id"] == bid["bidder_id"]), None
         )
-        moved = (
-            ["not in the ranking"]
-            if ranked is None
-            else _differences(ranked, bid, "ranked", "listed")
-        )
         items.append(
-            Check(
-                "phantoms",
-                f"phantom-{slot} ranked as drawn",
-                not moved,
-                "; ".join(moved) or "in the ranking unchanged",
+            _ranked_as(
+                ("phantoms", f"phantom-{slot} ranked as drawn"),
+                ranked,
+                bid,
+                "listed",
+                "in the ranking unchanged",
             )
         )
     listed_slots = {b["slot"] for b in listed}

@@ -11,7 +11,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,14 @@ from phantom_auction.service.auth import (
     login_signing_bytes,
     sign,
 )
-from phantom_auction.service.store import AuctionRecord, BidEvent, Store, open_store
+from phantom_auction.service.store import (
+    AuctionRecord,
+    BidEvent,
+    MemoryStore,
+    Store,
+    Write,
+    open_store,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +195,11 @@ class RawBidder:
 
     async def reveal(self, auction_id: str, bid: ImprovementBid, **changes: Any) -> dict[str, Any]:
         return await self.send(self.reveal_message(auction_id, bid, **changes))
+
+
+def unique(name: str) -> str:
+    """``name`` with a random suffix: bidders and clients of one server never collide."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 def order(**changes: Any) -> dict[str, Any]:
@@ -439,3 +452,18 @@ def pg_unavailable_reason() -> str | None:
         # CI installs and starts PostgreSQL (.ci/run): there, a missing server is a failure.
         raise RuntimeError(f"PHANTOM_AUCTION_REQUIRE_POSTGRES is set but {_pg_probe}")
     return _pg_probe
+
+
+class FailsOneReveal(MemoryStore):
+    """Fails the first reveal event it is given (a transient store failure)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        for write in writes:
+            if isinstance(write, BidEvent) and write.kind == "reveal" and not self.failed:
+                self.failed = True
+                raise OSError("database is locked")
+        await super().apply(writes)

@@ -26,7 +26,9 @@ from phantom_auction.service.auth import (
 )
 from phantom_auction.service.house import AuctionHouse, Rejected
 from phantom_auction.service.schemas import CommitBody, OpenAuctionBody, RevealBody
-from phantom_auction.service.store import AuctionRecord, BidEvent, MemoryStore, Write
+from phantom_auction.service.store import AuctionRecord, MemoryStore, Write
+
+from .service_harness import FailsOneReveal
 
 pytestmark = pytest.mark.anyio
 
@@ -107,27 +109,11 @@ async def _rate(store: MemoryStore, name: str) -> float:
     return bidder.penalty.no_reveal_rate
 
 
-class LosesOneReveal(MemoryStore):
-    """Fails the first reveal event of ``bidder`` (a store down for a moment)."""
-
-    def __init__(self, bidder: str) -> None:
-        super().__init__()
-        self.victim, self.failed = bidder, False
-
-    async def apply(self, writes: Sequence[Write]) -> None:
-        for write in writes:
-            lost = isinstance(write, BidEvent) and write.kind == "reveal"
-            if lost and write.bidder_id == self.victim and not self.failed:
-                self.failed = True
-                raise OSError("database is locked")
-        await super().apply(writes)
-
-
 async def test_a_reveal_the_store_lost_is_not_charged_as_a_no_reveal() -> None:
     """The fault audit: a few seconds of store failure answered every reveal
     store_unavailable and then charged each bidder a no-reveal, blocking all of them.
     A bidder who simply does not reveal is still charged."""
-    store = LosesOneReveal("lost")
+    store = FailsOneReveal()  # the first reveal, lost's (silent never reveals)
     client = await store.add_client("settlement", "a" * 64)
     house, bidders = await _house(store, ["lost", "silent"])
     try:

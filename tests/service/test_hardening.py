@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from .service_harness import (
     pg_unavailable_reason,
     pg_url,
     reason,
+    unique,
 )
 
 pytestmark = pytest.mark.anyio
@@ -38,10 +38,6 @@ ENV = {
     "AUCTION_PHANTOM_AUCTION_REVEAL_DELAY_MS": "500",
     "AUCTION_SERVICE_READ_TIMEOUT_S": "1.0",
 }
-
-
-def unique(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ and PostgreSQL), and a write that fails for any other reason withdraws just that
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +30,15 @@ from phantom_auction.service.house import AuctionHouse
 from phantom_auction.service.schemas import CommitBody, OpenAuctionBody, RevealBody
 from phantom_auction.service.store import AuctionFinished, BidEvent, MemoryStore, Write
 
-from .service_harness import RawBidder, ServerProcess, pg_unavailable_reason, pg_url, reason
+from .service_harness import (
+    FailsOneReveal,
+    RawBidder,
+    ServerProcess,
+    pg_unavailable_reason,
+    pg_url,
+    reason,
+    unique,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -58,16 +65,12 @@ def live_server(request: pytest.FixtureRequest, server_factory: Any) -> Any:
     return server
 
 
-def _unique(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
-
-
 async def test_an_out_of_range_nonce_is_malformed_and_harms_no_one(
     live_server: ServerProcess,
 ) -> None:
     server = live_server
-    token = await server.add_client(_unique("settlement"))
-    names = [_unique("honest"), _unique("honest"), _unique("attacker")]
+    token = await server.add_client(unique("settlement"))
+    names = [unique("honest"), unique("honest"), unique("attacker")]
     keys = {name: await server.add_bidder(name) for name in names}
     attacker = names[2]
     headers = {"Authorization": f"Bearer {token}"}
@@ -357,21 +360,6 @@ async def test_a_reveal_taken_with_its_lost_commit_is_still_answered(fail_reveal
     bidder = await store.bidder("mm-0")
     assert bidder is not None and bidder.penalty.no_reveal_rate == 0.0
     await house.close()
-
-
-class FailsOneReveal(MemoryStore):
-    """Fails the first reveal event it is given (a transient store failure)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.failed = False
-
-    async def apply(self, writes: Sequence[Write]) -> None:
-        for write in writes:
-            if isinstance(write, BidEvent) and write.kind == "reveal" and not self.failed:
-                self.failed = True
-                raise OSError("database is locked")
-        await super().apply(writes)
 
 
 @pytest.mark.parametrize("send_again", [True, False], ids=["sent-again", "not-sent-again"])

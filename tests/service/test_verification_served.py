@@ -5,7 +5,6 @@ phantom commitment and the terms kept from the ``auction_opened`` push."""
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import httpx
@@ -15,7 +14,7 @@ from typer.testing import CliRunner
 from phantom_auction import verify_competition
 from phantom_auction.cli import app
 
-from .service_harness import RawBidder, ServerProcess, order, reason
+from .service_harness import RawBidder, ServerProcess, order, reason, unique
 
 pytestmark = pytest.mark.anyio
 
@@ -23,10 +22,6 @@ ENV = {
     "AUCTION_PHANTOM_AUCTION_DURATION_MS": "1000",
     "AUCTION_PHANTOM_AUCTION_REVEAL_DELAY_MS": "500",
 }
-
-
-def unique(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")

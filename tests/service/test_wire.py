@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import uuid
 from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
@@ -26,7 +25,7 @@ from phantom_auction.service.auth import (
 )
 from phantom_auction.service.schemas import Announcement, CompetitionView
 
-from .service_harness import RawBidder, ServerProcess, order, reason
+from .service_harness import RawBidder, ServerProcess, order, reason, unique
 
 pytestmark = pytest.mark.anyio
 
@@ -36,10 +35,6 @@ ENV = {
     "AUCTION_PHANTOM_AUCTION_REVEAL_DELAY_MS": "500",
     "AUCTION_SERVICE_PUBLIC_METRICS": "true",  # /metrics is opt-in
 }
-
-
-def unique(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
