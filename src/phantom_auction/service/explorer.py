@@ -25,13 +25,16 @@ memory: reading each one's events back from the store cost ~2 ms of the event lo
 auction, a fifth of a core at 100 auctions/s while a page was open. With ``serve
 --workers``, it lists the other processes' auctions too: open ones from their
 announcement (``house.peers.remote``), ended ones read from the store when their end is
-heard (``house.peers.end_listeners``). It keeps no task of
-its own (a waiting page is its request, woken by the house's ``open_listeners`` and
-``finish_listeners``): the work is done when a page asks, so a server nobody watches pays nothing
-(until the first page, nothing at all; then, of the latest ends, each bid event's
-bidder, kind and verdict). Nothing secret is published: while an auction is open the
-summary gives its commitment count, never its phantoms (the seed stays sealed until the
-competition is published).
+heard (``house.peers.end_listeners``). It keeps no task of its own (a waiting page is
+its request, woken by the house's ``open_listeners`` and ``finish_listeners``): the work
+is done when a page asks, so a server nobody watches pays nothing (until the first
+page, nothing at all; then, of the latest ends, each bid event's bidder, kind and
+verdict). Nothing secret is published: while an auction is open the summary gives its
+commitment count, never its phantoms (the seed stays sealed until the competition is
+published).
+
+One concept past 600 lines: the explorer's server side (its routes and the feed they
+read).
 """
 
 from __future__ import annotations
