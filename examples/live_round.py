@@ -68,9 +68,7 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], timeout_s: float = 
     raise SystemExit(f"the server at {url} did not answer /healthz in {timeout_s} s")
 
 
-def _stop(
-    proc: subprocess.Popen[bytes] | subprocess.Popen[str], sig: int = signal.SIGINT
-) -> None:
+def _stop(proc: subprocess.Popen[bytes] | subprocess.Popen[str], sig: int = signal.SIGINT) -> None:
     if proc.poll() is None:
         proc.send_signal(sig)
         try:
