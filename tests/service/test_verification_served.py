@@ -5,6 +5,7 @@ phantom commitment and the terms kept from the ``auction_opened`` push."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,7 +31,9 @@ def server(server_factory: Any) -> ServerProcess:
     return made
 
 
-async def test_a_served_competition_document_verifies(server: ServerProcess) -> None:
+async def test_a_served_competition_document_verifies(
+    server: ServerProcess, tmp_path: Path
+) -> None:
     names = [unique("verified"), unique("verified")]
     keys = [await server.add_bidder(name) for name in names]
     async with (
@@ -79,4 +82,17 @@ async def test_a_served_competition_document_verifies(server: ServerProcess) -> 
     assert done.exit_code == 0, done.output
     out = json.loads(done.stdout)
     assert out["ok"] is True and out["failed"] == 0
-    assert out["unchecked"] == 1  # the terms: the command keeps none
+    assert out["unchecked"] == 1  # the terms: a commitment alone does not give them
+    # With the push kept at open, the terms are checked too.
+    kept = tmp_path / "opened.json"
+    kept.write_text(json.dumps(pushed))
+    done = CliRunner().invoke(app, ["verify", url, "--opened", str(kept), "--json"])
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.stdout)
+    assert (out["ok"], out["failed"], out["unchecked"]) == (True, 0, 0)
+    kept.write_text(json.dumps({**pushed, "phantom_policy": "reserve"}))  # other terms
+    done = CliRunner().invoke(app, ["verify", url, "--opened", str(kept)])
+    assert done.exit_code == 1, done.output
+    kept.write_text(json.dumps({**pushed, "auction_id": "another"}))
+    done = CliRunner().invoke(app, ["verify", url, "--opened", str(kept)])
+    assert done.exit_code == 2 and "--opened" in done.output, done.output

@@ -18,27 +18,27 @@ from ..app import app, bad_value, err_console, out_console
 FETCH_TIMEOUT_S = 30.0
 
 
-def _read_source(source: str) -> Any:
-    """The parsed JSON of ``source``: an http(s) URL (GET) or a file path."""
+def _read_source(source: str, name: str = "SOURCE") -> Any:
+    """The parsed JSON of ``source`` (option ``name``): an http(s) URL (GET) or a file."""
     if re.match(r"^https?://", source, re.IGNORECASE):
         request = urllib.request.Request(source, headers={"Accept": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S) as response:
                 text = response.read().decode("utf-8")
         except urllib.error.HTTPError as exc:
-            bad_value("SOURCE", source, f"the server answered {exc.code} {exc.reason}")
+            bad_value(name, source, f"the server answered {exc.code} {exc.reason}")
         except (urllib.error.URLError, OSError, UnicodeDecodeError) as exc:
-            bad_value("SOURCE", source, f"cannot fetch it: {getattr(exc, 'reason', exc)}")
+            bad_value(name, source, f"cannot fetch it: {getattr(exc, 'reason', exc)}")
     else:
         path = Path(source)
         try:
             text = path.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            bad_value("SOURCE", source, f"cannot read it: {exc}")
+            bad_value(name, source, f"cannot read it: {exc}")
     try:
         return json.loads(text)
     except ValueError as exc:
-        bad_value("SOURCE", source, f"not JSON: {exc}")
+        bad_value(name, source, f"not JSON: {exc}")
 
 
 @app.command()
@@ -58,6 +58,15 @@ def verify(
             help="The phantom_commitment kept when the auction opened (64 hex digits).",
         ),
     ] = None,
+    opened: Annotated[
+        str | None,
+        typer.Option(
+            "--opened",
+            metavar="SOURCE",
+            help="The auction_opened push kept at open (a JSON file, or its entry of GET "
+            "/v1/auctions/open): its phantom_commitment and terms are checked.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print every item as JSON instead.")
     ] = False,
@@ -65,8 +74,9 @@ def verify(
     """Verify a published competition document: commitments, signatures, phantoms, clearing.
 
     Every item the explorer checks (docs/phantoms.md, "Verifying an auction"), with the
-    engine's own code. Exit status 0: every item verified (some may be not checked); 1:
-    an item failed; 2: bad input.
+    engine's own code; the phantom commitment and terms against those kept at open
+    with --opened (or the commitment alone with --commitment). Exit status 0: every item
+    verified (some may be not checked); 1: an item failed; 2: bad input.
     """
     from rich.markup import escape
 
@@ -75,8 +85,23 @@ def verify(
     if commitment is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", commitment):
         bad_value("--commitment", commitment, "expected 64 hex digits (a SHA-256)")
     doc = _read_source(source)
+    terms = None
+    if opened is not None:
+        if commitment is not None:
+            bad_value("--opened", opened, "give --opened or --commitment, not both")
+        terms = _read_source(opened, "--opened")
+        if not isinstance(terms, dict) or not isinstance(terms.get("phantom_commitment"), str):
+            bad_value("--opened", opened, "not an auction_opened push (no phantom_commitment)")
+        if isinstance(doc, dict) and terms.get("auction_id") != doc.get("auction_id"):
+            bad_value(
+                "--opened",
+                opened,
+                f"announces auction {terms.get('auction_id')!r}, the document is of "
+                f"{doc.get('auction_id')!r}",
+            )
+        commitment = terms["phantom_commitment"]
     try:
-        check = verify_competition(doc, phantom_commitment_at_open=commitment)
+        check = verify_competition(doc, phantom_commitment_at_open=commitment, terms_at_open=terms)
     except InvalidBidParameters as exc:
         err_console().print(f"Error: malformed competition document: {escape(str(exc))}")
         raise typer.Exit(2) from None
