@@ -38,7 +38,7 @@ from phantom_auction.service.house.documents import (
     competition_document,
     terms_document,
 )
-from phantom_auction.service.store import AuctionRecord, BidEvent
+from phantom_auction.service.store import AuctionRecord
 from phantom_auction.wire import (
     commit_signing_bytes,
     generate_keypair,
@@ -46,27 +46,18 @@ from phantom_auction.wire import (
     sign,
 )
 
+from .service.service_harness import bid_event
+
 PAIR = (1, 2)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 MODEL = PhantomModel(max_phantom_bidders=8, bid_probability=0.6, mean_bps=25.0, sd_bps=10.0)
 KEYS = {f"mm-{i}": generate_keypair() for i in range(6)}
 
 
-def _event(aid: str, bid: Any, kind: str, accepted: bool, auction: Auction, at: datetime) -> Any:
-    """The stored event of a commit or reveal (service/house/bids.py's payload)."""
-    if kind == "commit":
-        commitment = bid.commitment_hash.hex()
-        signed = commit_signing_bytes(aid, bid.bidder_id, commitment, bid.nonce)
-        payload = {"transport": "test", "token_pair": list(PAIR), "commitment": commitment,
-                   "nonce": bid.nonce,
-                   "signature": sign(load_private_key(KEYS[bid.bidder_id][0]), signed)}  # fmt: skip
-    else:
-        payload = {"transport": "test", "token_pair": list(PAIR),
-                   "improved_price": bid.improved_price, "volume": bid.volume,
-                   "priority_fee": bid.priority_fee, "nonce": bid.nonce,
-                   "salt": bid.salt.hex(), "commitment": bid.commitment_hash.hex()}  # fmt: skip
-    reason = None if accepted else str(auction.audit[-1].reason)  # type: ignore[union-attr]
-    return BidEvent(aid, bid.bidder_id, kind, accepted, reason, bid.nonce, payload, to_us(at))  # type: ignore[arg-type]
+def _signature(aid: str, bid: Any) -> str:
+    """``bid``'s bidder's Ed25519 signature of its commit (as the service checks it)."""
+    signed = commit_signing_bytes(aid, bid.bidder_id, bid.commitment_hash.hex(), bid.nonce)
+    return sign(load_private_key(KEYS[bid.bidder_id][0]), signed)
 
 
 def engine_document(
@@ -96,11 +87,12 @@ def engine_document(
     events = []
     at = opened + timedelta(milliseconds=1)
     for bid in made:
-        events.append(_event(aid, bid, "commit", auction.commit(bid, at), auction, at))
+        accepted = auction.commit(bid, at)
+        events.append(bid_event(auction, bid, "commit", accepted, at, _signature(aid, bid)))
         at += timedelta(microseconds=10)
     at = auction.commit_deadline
     for bid in made[:-1] if bids > 2 else made:  # the last one unrevealed
-        events.append(_event(aid, bid, "reveal", auction.reveal(bid, at), auction, at))
+        events.append(bid_event(auction, bid, "reveal", auction.reveal(bid, at), at))
         at += timedelta(microseconds=10)
     result = auction.finalize(auction.reveal_deadline)
     record = AuctionRecord(
@@ -297,7 +289,7 @@ def test_without_the_signature_extra_the_signatures_are_not_checked(
 ) -> None:
     from phantom_auction import verification
 
-    monkeypatch.setattr(verification, "_signature_checker", lambda: None)
+    monkeypatch.setattr(verification, "_signature_tools", lambda: None)
     doc, _ = documents[0]
     signatures = [c for c in verify_competition(doc).checks if c.group == "signatures"]
     assert signatures and all(c.ok is None for c in signatures)

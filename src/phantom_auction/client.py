@@ -331,7 +331,8 @@ def _ws_url(url: str) -> str:
     return f"{scheme}://{host}{'/' + path if path else BIDDER_WS_PATH}"
 
 
-#: Phantom models as announced, parsed once (a server announces few).
+#: Phantom models as announced, parsed once (a server announces few): 2.2 us a push instead
+#: of 7 us, in the bidders' process that bounds the service benchmark's rate.
 _MODELS: dict[tuple[Any, ...], PhantomModel] = {}
 
 

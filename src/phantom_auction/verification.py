@@ -587,40 +587,21 @@ def _reclear_checks(doc: Mapping[str, Any]) -> list[Check]:
 # ---------------------------------------------------------------- signatures
 
 
-def _signature_checker() -> Callable[[bytes, str, bytes], bool] | None:
-    """``(public key, signature hex, message) -> bool``, or None without the extra."""
+def _signature_tools() -> tuple[Callable[..., bool], Callable[..., bytes]] | None:
+    """The service's own Ed25519 check and commit signing bytes, or None without the
+    ``service`` extra (cryptography, PyNaCl)."""
     try:
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    except ImportError:
-        return None
-
-    def verify(public_key: bytes, signature: str, message: bytes) -> bool:
-        raw = _hex_bytes(signature, 64)
-        if raw is None:
-            return False
-        try:
-            Ed25519PublicKey.from_public_bytes(public_key).verify(raw, message)
-        except (InvalidSignature, ValueError):
-            return False
-        return True
-
-    return verify
-
-
-def _commit_signing_bytes() -> Callable[[str, str, str, int], bytes] | None:
-    try:
+        from .service.auth import verify_signature
         from .wire import commit_signing_bytes
     except ImportError:
         return None
-    return commit_signing_bytes
+    return verify_signature, commit_signing_bytes
 
 
 def _signature_checks(doc: Mapping[str, Any]) -> list[Check]:
     items = []
     keys: Mapping[str, str | None] = doc.get("bidder_keys") or {}
-    verify = _signature_checker()
-    signing_bytes = _commit_signing_bytes() if verify is not None else None
+    tools = _signature_tools()
     for c in _entries(doc, "commitments"):
         if not c["accepted"]:
             continue
@@ -628,7 +609,7 @@ def _signature_checks(doc: Mapping[str, Any]) -> list[Check]:
         label = f"{bidder}: commit signature verifies"
         key_hex = keys.get(bidder)
         signature = c.get("signature")
-        if verify is None or signing_bytes is None:
+        if tools is None:
             items.append(
                 Check(
                     "signatures",
@@ -654,6 +635,7 @@ def _signature_checks(doc: Mapping[str, Any]) -> list[Check]:
         if not isinstance(signature, str):
             items.append(Check("signatures", label, False, "the commit carries no signature"))
             continue
+        verify, signing_bytes = tools
         message = signing_bytes(doc["auction_id"], bidder, c["commitment"], c["nonce"])
         ok = verify(key, signature, message)
         items.append(

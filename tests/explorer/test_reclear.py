@@ -28,6 +28,7 @@ from phantom_auction.mechanisms.rules import AuctionRules
 from phantom_auction.service.house.documents import competition_document
 from phantom_auction.service.store import AuctionRecord, BidEvent
 
+from ..service.service_harness import bid_event
 from .explorer_harness import RECLEAR_CHECKS as CHECKS
 
 HERE = Path(__file__).resolve().parent
@@ -145,11 +146,11 @@ def _engine_document(rng: random.Random, k: int) -> dict[str, Any]:
     rng.shuffle(bids)  # commit order, the tie order, is not the bidders' numbering
     for bid in bids:
         accepted = auction.commit(bid, at)
-        events.append(_event(aid, bid, "commit", accepted, auction, at))
+        events.append(bid_event(auction, bid, "commit", accepted, at, "00" * 64))
         at += timedelta(microseconds=10)
     if bids and rng.random() < 0.1:  # a second commit: refused (duplicate_commit)
         again = bids[0]
-        events.append(_event(aid, again, "commit", auction.commit(again, at), auction, at))
+        events.append(bid_event(auction, again, "commit", auction.commit(again, at), at, "00" * 64))
     reveal_order = list(bids)
     rng.shuffle(reveal_order)  # reveals arrive in any order
     at = auction.commit_deadline
@@ -157,7 +158,7 @@ def _engine_document(rng: random.Random, k: int) -> dict[str, Any]:
     for bid in reveal_order:
         if aborted or rng.random() < 0.1:
             continue  # unrevealed
-        events.append(_event(aid, bid, "reveal", auction.reveal(bid, at), auction, at))
+        events.append(bid_event(auction, bid, "reveal", auction.reveal(bid, at), at))
         at += timedelta(microseconds=10)
     result = auction.abort("test", at) if aborted else auction.finalize(auction.reveal_deadline)
     record = AuctionRecord(
@@ -169,23 +170,6 @@ def _engine_document(rng: random.Random, k: int) -> dict[str, Any]:
     # A few documents as stored before the rules were published (rules: null).
     published = None if rng.random() < 0.02 else auction.rule_book
     return competition_document(record, events, result, status, None, published)
-
-
-def _event(
-    aid: str, bid: Any, kind: str, accepted: bool, auction: Auction, at: datetime
-) -> BidEvent:
-    """The stored event of a commit or reveal (service/house/bids.py's payload)."""
-    if kind == "commit":
-        payload = {"transport": "test", "token_pair": list(PAIR),
-                   "commitment": bid.commitment_hash.hex(), "nonce": bid.nonce,
-                   "signature": "00" * 64}  # fmt: skip
-    else:
-        payload = {"transport": "test", "token_pair": list(PAIR),
-                   "improved_price": bid.improved_price, "volume": bid.volume,
-                   "priority_fee": bid.priority_fee, "nonce": bid.nonce,
-                   "salt": bid.salt.hex(), "commitment": bid.commitment_hash.hex()}  # fmt: skip
-    reason = None if accepted else str(auction.audit[-1].reason)  # type: ignore[union-attr]
-    return BidEvent(aid, bid.bidder_id, kind, accepted, reason, bid.nonce, payload, to_us(at))  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from phantom_auction.engine import ImprovementBid, make_bid
+from phantom_auction.engine.clock import to_us
 from phantom_auction.service.auth import (
     commit_signing_bytes,
     load_private_key,
@@ -467,3 +468,24 @@ class FailsOneReveal(MemoryStore):
                 self.failed = True
                 raise OSError("database is locked")
         await super().apply(writes)
+
+
+def bid_event(
+    auction: Any, bid: ImprovementBid, kind: str, accepted: bool, at: Any, signature: str = ""
+) -> BidEvent:
+    """The stored event of ``bid``'s commit (with ``signature``) or reveal in ``auction``
+    (the engine's verdict ``accepted``, the house's payload in service/house/bids.py)."""
+    pair = list(bid.token_pair)
+    if kind == "commit":
+        payload = {"transport": "test", "token_pair": pair, "commitment": bid.commitment_hash.hex(),
+                   "nonce": bid.nonce, "signature": signature}  # fmt: skip
+    else:
+        payload = {"transport": "test", "token_pair": pair,
+                   "improved_price": bid.improved_price, "volume": bid.volume,
+                   "priority_fee": bid.priority_fee, "nonce": bid.nonce,
+                   "salt": bid.salt.hex(), "commitment": bid.commitment_hash.hex()}  # fmt: skip
+    reason = None if accepted else str(auction.audit[-1].reason)
+    return BidEvent(
+        auction.auction_id, bid.bidder_id, kind, accepted, reason, bid.nonce, payload,  # type: ignore[arg-type]
+        to_us(at),
+    )  # fmt: skip

@@ -26,7 +26,13 @@ from .results import (
 )
 from .simulator import PhantomSimulator
 from .strategies.base import LabelledStrategy, learns, strategy_label
-from .streaming import MIN_BATCHES, RATIO_HEADLINES, StreamingSummary, block_means_ci
+from .streaming import (
+    MIN_BATCHES,
+    RATIO_HEADLINES,
+    PairSummary,
+    StreamingSummary,
+    block_means_ci,
+)
 
 __all__ = ["analyze_results", "backtest_strategy", "calibrate_parameters"]
 
@@ -75,7 +81,11 @@ def _ratio_of_sums(
     numerator: FloatArray, denominator: FloatArray, batches: int | None
 ) -> dict[str, float]:
     """``Σ x / Σ y`` and its 95 % interval by the delta method: the standard error of
-    ``mean(x − R y) / mean(y)`` (by batch means when ``batches`` is given)."""
+    ``mean(x − R y) / mean(y)``, from the pair's co-moments for independent auctions (as
+    a run without rows gets it: :class:`~.streaming.PairSummary`), by batch means over
+    the residuals when ``batches`` is given."""
+    if not batches:
+        return PairSummary.of(numerator, denominator).ratio_stats()
     keep = np.isfinite(numerator) & np.isfinite(denominator)
     x, y = numerator[keep], denominator[keep]
     total = float(y.sum())

@@ -513,11 +513,7 @@ class AuctionHouse(BidPath):
             # Its client was answered store_unavailable: a retry under the same key opens
             # a new auction (this one never existed for the store), and its bidders are
             # told at once that it is over, instead of sending bids it cannot keep.
-            record = live.record
-            if record.idempotency_key is not None:
-                key = (record.client_id, record.idempotency_key)
-                if self._by_key.get(key) is live:
-                    del self._by_key[key]
+            self._drop_key(live)
             if not live.finishing:
                 self._spawn(self._finish(live, self.clock.now()))
 
@@ -528,21 +524,19 @@ class AuctionHouse(BidPath):
         still bid in it (the fault audit: a quarter of the auctions right after a
         restart ended ``no_bids``)."""
         now = self.clock.now()
-        pushes = [
-            (live.announcement, live.announcement_frame)
-            for live in self.live.values()
-            if not live.finishing
-            and live.auction.phase is Phase.COLLECTING
-            and live.auction.commit_deadline > now
+        return [
+            (text, text_frame(text))
+            for text in self._open_texts()
+            if datetime.fromisoformat(json.loads(text)["commit_deadline"]) > now
         ]
-        if self.peers is not None:
-            for text in self.peers.open_announcements():
-                if datetime.fromisoformat(json.loads(text)["commit_deadline"]) > now:
-                    pushes.append((text, text_frame(text)))
-        return pushes
 
     def open_announcements(self) -> list[dict[str, Any]]:
         """``auction_opened`` documents of every auction still collecting or revealing."""
+        return [json.loads(text) for text in self._open_texts()]
+
+    def _open_texts(self) -> list[str]:
+        """The ``auction_opened`` texts of every auction still collecting or revealing,
+        this process's and under ``--workers`` the others'."""
         texts = [
             live.announcement
             for live in self.live.values()
@@ -550,7 +544,7 @@ class AuctionHouse(BidPath):
         ]
         if self.peers is not None:
             texts += self.peers.open_announcements()
-        return [json.loads(text) for text in texts]
+        return texts
 
     # ------------------------------------------------------------------ windows and ends
 
@@ -651,7 +645,7 @@ class AuctionHouse(BidPath):
             result_document(result),
             # Stored without the parts that repeat the events (built again on read);
             # whole if an event was lost: the store lacks it, the document tells it.
-            (competition_document if live.lost else competition_stored)(
+            (competition_document if live.lost_by else competition_stored)(
                 live.record,
                 live.events,
                 result,
@@ -766,13 +760,17 @@ class AuctionHouse(BidPath):
         if live.admission >= 0:
             admission_for(asyncio.get_running_loop()).finished(live.admission)
             live.admission = -1
+        self.live.pop(live.record.auction_id, None)
+        self._drop_key(live)
+        self.metrics.open_auctions.set(len(self.live))
+
+    def _drop_key(self, live: LiveAuction) -> None:
+        """Forget ``live``'s idempotency key: a request under it opens a new auction."""
         record = live.record
-        self.live.pop(record.auction_id, None)
         if record.idempotency_key is not None:
             key = (record.client_id, record.idempotency_key)
             if self._by_key.get(key) is live:
                 del self._by_key[key]
-        self.metrics.open_auctions.set(len(self.live))
 
     # ------------------------------------------------------------------ reading
 

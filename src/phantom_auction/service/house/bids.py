@@ -143,7 +143,6 @@ class BidPath:
                     error,
                 )
                 detail = "the message could not be stored and was not taken: send it again"
-                live.lost += 1
                 live.lost_by.add(event.bidder_id)
                 if event.accepted and not self._withdrawn_with_commit(live, event):
                     self._withdraw(live, event, detail, previous_nonce)

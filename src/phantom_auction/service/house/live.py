@@ -35,9 +35,8 @@ class LiveAuction:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     finishing: bool = False
     store_failed: bool = False
-    #: Bid events whose write failed (kept here as store_unavailable, absent from the store).
-    lost: int = 0
-    #: The bidders whose accepted message the store lost: not penalized for a no-reveal.
+    #: The bidders of the bid events whose write failed (kept here as store_unavailable,
+    #: absent from the store): not penalized for a no-reveal in this auction.
     lost_by: set[str] = field(default_factory=set)
     #: Bid events submitted and not yet durable (the result waits for them).
     unsettled: int = 0
