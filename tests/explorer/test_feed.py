@@ -26,6 +26,8 @@ from ..service import test_house
 pytestmark = pytest.mark.anyio
 
 CONFIG = load_config(env={"AUCTION_SERVICE_FINISH_EARLY": "false"})
+#: Answered by what woke it, not after its 10 s wait (generous: a loaded CI machine).
+AT_ONCE_S = 3.0
 
 
 @pytest.fixture
@@ -250,7 +252,7 @@ async def test_a_waiting_page_is_answered_when_an_auction_opens_or_ends_or_the_h
             return loop.time() - started, feed.page(since, epoch)
 
         took, page = await answer(since, 0.3)  # nothing happens: after `wait`
-        assert 0.25 < took < 1.0 and page["auctions"] == []
+        assert 0.25 < took < AT_ONCE_S and page["auctions"] == []
         order = OpenAuctionBody(
             token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=200
         )
@@ -258,25 +260,23 @@ async def test_a_waiting_page_is_answered_when_an_auction_opens_or_ends_or_the_h
         await asyncio.sleep(0.05)
         assert not waiting.done()
         handle = await house.open_auction(client, order)
-        took, page = await asyncio.wait_for(waiting, 1.0)
-        assert took < 0.5
+        _took, page = await asyncio.wait_for(waiting, AT_ONCE_S)
         assert [(a["auction_id"], a["status"]) for a in page["auctions"]] == [  # type: ignore[index]
             (handle.record.auction_id, "open")
         ]
         since = int(page["seq"])  # type: ignore[arg-type]
         took, page = await answer(since, 10.0)  # the end wakes it (200 ms auction)
-        assert took < 2.0 and page["auctions"][0]["status"] != "open"  # type: ignore[index]
+        assert took < AT_ONCE_S and page["auctions"][0]["status"] != "open"  # type: ignore[index]
         took, page = await answer(since, 10.0)  # behind: answered at once
-        assert took < 0.1 and page["auctions"]
+        assert took < AT_ONCE_S and page["auctions"]
         for behind in (0, feed.seq + 5):  # the whole feed: at once
             took, page = await answer(behind, 10.0)
-            assert took < 0.1 and page["reset"]
+            assert took < AT_ONCE_S and page["reset"]
         waiting = asyncio.ensure_future(answer(feed.seq, 10.0))
         await asyncio.sleep(0.05)
         await house.end_auctions()  # what `serve` does first when asked to stop
-        took, _ = await asyncio.wait_for(waiting, 1.0)
-        assert took < 0.5
+        await asyncio.wait_for(waiting, AT_ONCE_S)
         took, _ = await answer(feed.seq, 10.0)  # stopping: no page waits any more
-        assert took < 0.1
+        assert took < AT_ONCE_S
     finally:
         await house.close()

@@ -1,4 +1,5 @@
-"""SIGKILL mid-load, restart: nothing acknowledged is lost and every auction ends exactly once."""
+"""SIGKILL mid-load, restart: nothing acknowledged is lost, every auction ends exactly once,
+and its bidders are told how."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from phantom_auction.client import BidderClient
 from phantom_auction.service.auth import hash_token
 from phantom_auction.simulation.strategies import create_strategy
 
-from .service_harness import RawBidder, ServerProcess, order, reason
+from .service_harness import RawBidder, ServerProcess, open_auction, order, reason
 
 pytestmark = pytest.mark.anyio
 
@@ -147,3 +148,27 @@ async def test_sigkill_mid_load_loses_no_acknowledged_message(server_factory: An
             assert reason(await late.send(message)) == "auction_closed"
     with contextlib.suppress(Exception):
         server.stop()
+
+
+async def test_a_bidder_is_told_at_its_next_login_how_a_restart_ended_its_auction(
+    server_factory: Any,
+) -> None:
+    """A commit acknowledged, the server killed, started again: the bidder's login gets
+    the auction's ``auction_closed`` (aborted by recovery, nothing filled, its reveal
+    not counted), once."""
+    server: ServerProcess = server_factory({})
+    key = await server.add_bidder("mm-0")
+    async with server.settlement() as http, RawBidder(server.ws_url, "mm-0", key) as bidder:
+        running = await open_auction(http, 60_000)
+        bid = bidder.bid(await bidder.opened(running))
+        assert reason(await bidder.commit(running, bid)) == "accepted"
+        port = server.port
+        server.kill()
+    await asyncio.to_thread(server.start, 30.0, port)
+    async with RawBidder(server.ws_url, "mm-0", key) as bidder:
+        closed = await bidder.push("auction_closed", running)
+    assert closed["status"] == "aborted" and closed["outcome"] == "aborted"
+    assert closed["filled"] == 0.0 and closed["revealed"] is False
+    async with RawBidder(server.ws_url, "mm-0", key) as again:
+        await asyncio.sleep(0.5)  # what a second login is sent comes at once
+        assert [p for p in again.pushes if p["type"] == "auction_closed"] == []

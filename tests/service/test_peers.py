@@ -4,6 +4,7 @@ runs in two processes): the nonce rule across them, and a process that stops."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -135,10 +136,24 @@ async def test_a_forward_heard_before_published_nonces_is_judged_before_them(
     assert answers[1][1].reason == "replayed_nonce", answers
 
 
+def _pushed(session: BidderSession, kind: str) -> list[dict[str, Any]]:
+    """The pushes of ``kind`` waiting in ``session``'s outbox (taken out)."""
+    texts = []
+    while not session.outbox.empty():
+        texts.append(session.outbox.get_nowait())
+    return [m for m in map(json.loads, filter(None, texts)) if m["type"] == kind]
+
+
 async def test_a_stopped_owner_is_found_and_its_auction_ended(houses: Any) -> None:
     first, second, client, private = houses
     auction_id = await _open(first, client, duration_ms=60_000)
     await _until(lambda: auction_id in second.peers.remote, "the other process heard the opening")
+    # A bidder on the other process commits to it (forwarded to its owner).
+    state = await second.bidder_state("mm")
+    session = BidderSession("mm")
+    second.attach(state, session)
+    committed = await second.commit(state, _commit(auction_id, private, 1), auction_id, "ws")
+    assert committed.accepted, committed
     # An idempotent retry of its opening, landed on the other process, waits for its end.
     retry = asyncio.create_task(second.peers.wait_for_end(auction_id, 60.0, second.store))
     # The owner stops without a word: its connections (and its liveness lock) go.
@@ -146,16 +161,19 @@ async def test_a_stopped_owner_is_found_and_its_auction_ended(houses: Any) -> No
     link._closed = True
     for connection in (link._listener, link._publisher):
         connection.terminate()
-    state = await second.bidder_state("mm")
-    verdict = await second.commit(state, _commit(auction_id, private, 1), auction_id, "ws")
+    verdict = await second.commit(state, _commit(auction_id, private, 2), auction_id, "ws")
     # Answered from the liveness check, not the forward timeout's "did not answer".
     assert verdict.reason == "store_unavailable" and verdict.detail == OWNER_GONE_DETAIL
     await _until(lambda: auction_id in second.closed, "the stopped owner's auction ended")
     assert second.closed[auction_id] == "aborted"
+    # Its bidder is told, as if its owner had ended it.
+    (closed,) = _pushed(session, "auction_closed")
+    assert closed["auction_id"] == auction_id and closed["status"] == "aborted"
+    assert closed["filled"] == 0.0 and closed["revealed"] is False
     await asyncio.wait_for(retry, 5.0)  # told at the end it made, not after its 60 s
     record = await second.store.auction(auction_id)
     assert record is not None and record.status == "aborted"
-    again = await second.commit(state, _commit(auction_id, private, 2), auction_id, "ws")
+    again = await second.commit(state, _commit(auction_id, private, 3), auction_id, "ws")
     assert again.reason == "auction_closed", again
     # The stopped house's own shutdown must not write over the recovered result.
     first.peers = None

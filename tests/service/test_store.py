@@ -462,13 +462,13 @@ async def test_prune_pauses_between_its_transactions(
         await store.apply([auction_record(a, client.client_id) for a in ids])
         await store.apply([AuctionFinished(a, "aborted", "aborted", None, None, 1) for a in ids])
         ticks = iter(range(0, 10_000, 10))
-        monkeypatch.setattr(sql.time, "perf_counter", lambda: next(ticks) / 1000)
+        monkeypatch.setattr(sql, "_clock", lambda: next(ticks) / 1000)
         slept: list[float] = []
 
         async def sleep(seconds: float) -> None:
             slept.append(seconds)
 
-        monkeypatch.setattr(sql.asyncio, "sleep", sleep)
+        monkeypatch.setattr(sql, "_pause", sleep)
         assert await store.prune(10, batch_auctions=2, pause_ratio=3.0) == Pruned(5, 0)
         # Batches of 2, 2 and 1: a pause after each full one, none after the last.
         assert slept == pytest.approx([0.03, 0.03])

@@ -153,9 +153,12 @@ class BidderSocket:
             await writer
 
     def _welcome(self, state: BidderState, session: BidderSession) -> None:
-        """``welcome``, then (unless blocked) the auctions still taking commits."""
+        """``welcome``; the ends of its auctions a restart ended (recovery) that it has
+        not been told; then (unless blocked) the auctions still taking commits."""
         status = self.house.status(state)
         session.send(compact_json({"type": "welcome", **status}))
+        for text in self.house.untold(state.bidder_id):
+            session.send(text)
         if not status["blocked"]:
             for text, frame in self.house.still_collecting():
                 session.send(text, frame)

@@ -28,7 +28,7 @@ import logging
 import math
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -36,8 +36,10 @@ from typing import TYPE_CHECKING, Any, Final
 from ...config import AuctionConfig
 from ...engine import (
     Auction,
+    AuctionResult,
     NonceRegistry,
     Phase,
+    SealedBid,
     SettlementRequest,
     abort_auction,
     finalize_auction,
@@ -87,6 +89,9 @@ _log = logging.getLogger(__name__)
 
 #: Ended auctions remembered by id (no store read to answer a straggler's message).
 CLOSED_REMEMBERED: Final = 100_000
+#: Bidders whose recovered auctions' ends are kept for their next login (the oldest
+#: forgotten first).
+UNTOLD_BIDDERS: Final = 10_000
 #: An auction finished this late (s) after its reveal deadline found this process
 #: standing still through it: its no-reveals are not penalized (reveals sent in time may
 #: have waited unread). Well above the event loop's lag under load (~20 ms).
@@ -129,6 +134,9 @@ class AuctionHouse(BidPath):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self.recovered: dict[str, str] = {}
+        # The ``auction_closed`` pushes of auctions recovery ended, by bidder, for those
+        # not connected to hear them (after a restart, none are): sent as each logs in.
+        self._untold: OrderedDict[str, list[str]] = OrderedDict()
         #: Called with each auction this process finishes, once its end is durable: its
         #: record and bid events (what the explorer's feed summarizes without a read).
         self.finish_listeners: list[Callable[[AuctionRecord, list[BidEvent]], None]] = []
@@ -157,16 +165,20 @@ class AuctionHouse(BidPath):
         self.group_commit.start()
         if self.peers is None:
             self.recovered = await recover_open_auctions(
-                self.store, self.config, self.clock, self.metrics
+                self.store, self.config, self.clock, self.metrics, ended=self._tell_recovered
             )
         else:
             # Only auctions whose process is gone, one starting process at a time.
             await self.peers.start()
             async with self.peers.link.recovery_turn():
                 self.recovered = await recover_open_auctions(
-                    self.store, self.config, self.clock, self.metrics, self.peers.orphaned
+                    self.store,
+                    self.config,
+                    self.clock,
+                    self.metrics,
+                    self.peers.orphaned,
+                    ended=self._tell_recovered,
                 )
-            self.peers.recovered(self.recovered)
             await self.peers.learn_running(self.config)
         # Into the registry, not a new one: nonces other processes published meanwhile stay.
         for bidder_id, nonce in (await self.store.last_nonces()).items():
@@ -190,14 +202,41 @@ class AuctionHouse(BidPath):
         try:
             async with self.peers.link.recovery_turn():
                 ended = await recover_open_auctions(
-                    self.store, self.config, self.clock, self.metrics, self.peers.orphaned
+                    self.store,
+                    self.config,
+                    self.clock,
+                    self.metrics,
+                    self.peers.orphaned,
+                    ended=self._tell_recovered,
                 )
         except Exception:
             _log.exception("could not end the auctions of a stopped process")
             return
         self.recovered.update(ended)
         self.peers.ended(ended)
-        self.peers.recovered(ended)
+
+    def _tell_recovered(
+        self, result: AuctionResult, status: str, committed: Mapping[str, SealedBid]
+    ) -> None:
+        """Tell the bidders who committed to an auction recovery ended how it ended (the
+        fault audit: they never heard). Under ``--workers`` every process pushes it to
+        its connected bidders; alone, a bidder not connected is sent it at its next
+        login here (one a process did not reach under ``--workers`` is not told)."""
+        if self.peers is not None:
+            self.peers.closed(result, status, committed, [])
+        for bidder_id, closed in auction_closed_documents(result, status, committed):
+            state = self.bidders.get(bidder_id)
+            if state is not None and state.session is not None:
+                state.session.send(compact_json(closed))
+            elif self.peers is None:
+                self._untold.setdefault(bidder_id, []).append(compact_json(closed))
+                if len(self._untold) > UNTOLD_BIDDERS:
+                    self._untold.popitem(last=False)
+
+    def untold(self, bidder_id: str) -> list[str]:
+        """The ``auction_closed`` pushes of recovered auctions ``bidder_id`` has not been
+        sent (once: they are forgotten here)."""
+        return self._untold.pop(bidder_id, [])
 
     async def close(self) -> None:
         """Graceful stop: end every live auction (finalize or abort), flush, close."""

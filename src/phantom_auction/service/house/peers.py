@@ -124,11 +124,6 @@ class HousePeers:
         """A bidder's WebSocket session started here: older ones elsewhere are closed."""
         self.link.publish("login", {"b": bidder_id, "t": started_ns})
 
-    def recovered(self, statuses: Mapping[str, str]) -> None:
-        """Auctions of a stopped process that this one ended (status by id)."""
-        if statuses:
-            self.link.publish_chunked("recovered", {}, "e", dict(statuses))
-
     def reveal_open(self, auction_id: str, text: str, commitments: Mapping[str, SealedBid]) -> None:
         # The accepted commits' nonces travel along: every process keeps the nonce rule.
         nonces = {bidder_id: sealed.nonce for bidder_id, sealed in commitments.items()}
@@ -243,8 +238,6 @@ class HousePeers:
             session = None if state is None else state.session
             if session is not None and session.started_ns < message["t"]:
                 session.close()  # a newer login elsewhere replaces it, as one here would
-        elif kind == "recovered":
-            self.ended(message["e"])
         elif kind == "reveal_open":
             nonces: dict[str, int] = message["n"]
             self._in_order("nonces", nonces)

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ...config import AuctionConfig, AuctionMechanicsConfig, PhantomAuctionConfig
 from ...engine import (
     Auction,
+    AuctionResult,
     CommitAccepted,
     RevealAccepted,
+    SealedBid,
     SettlementRequest,
     abort_auction,
     event_from_jsonable,
@@ -131,11 +133,14 @@ async def recover_open_auctions(
     clock: Clock,
     metrics: ServiceMetrics,
     orphaned: Callable[[AuctionRecord], Awaitable[bool]] | None = None,
+    *,
+    ended: Callable[[AuctionResult, str, Mapping[str, SealedBid]], None] | None = None,
 ) -> dict[str, str]:
     """End every auction a crash left open (finalize past its reveal window with every
     commitment revealed, else abort);
     the status given to each, by auction id. With ``orphaned`` (``serve --workers``),
-    only the open auctions it says no running process owns."""
+    only the open auctions it says no running process owns. ``ended`` is called with
+    each one's result, status and commitments once its end is stored."""
     recovered: dict[str, str] = {}
     configs: dict[str, AuctionConfig] = {}
     for record in await store.open_auctions():
@@ -190,6 +195,8 @@ async def recover_open_auctions(
         )
         recovered[record.auction_id] = status
         metrics.count_auction(str(result.outcome))
+        if ended is not None:
+            ended(result, status, auction.commitments)
     if recovered:
         _log.warning("recovered %d auctions left open by a crash", len(recovered))
     return recovered
