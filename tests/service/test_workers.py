@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
-from phantom_auction.service.workers import METRICS_PREFIX, OWNER_LOCK, STALE_AFTER_S
+from phantom_auction.service.workers import (
+    METRICS_PREFIX,
+    OWNER_LOCK,
+    STALE_AFTER_S,
+    worker_argv,
+)
 
 from . import test_crash
 from .service_harness import RawBidder, ServerProcess, order, reason
@@ -169,6 +175,33 @@ def test_more_workers_need_postgresql(db: str, tmp_path: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: --workers: "), done.stderr
     assert "PostgreSQL" in lines[0]
+
+
+def test_a_worker_started_while_the_database_is_down_says_so_in_one_line() -> None:
+    """The fault audit: a worker restarted while PostgreSQL was down printed uvicorn's
+    traceback of the app's startup. It now exits with one line naming itself and the
+    store (without the password), for the supervisor to start it again later."""
+    import socket
+
+    with socket.socket() as listener, socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # a port nothing listens on
+        down = f"postgresql+asyncpg://pa:hunter2@127.0.0.1:{closed.getsockname()[1]}/pa"
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        fd = listener.fileno()
+        done = subprocess.run(
+            worker_argv(["serve", "--workers", "2"], fd),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            pass_fds=(fd,),
+            env={**os.environ, "AUCTION_SERVICE_DATABASE_URL": down},
+        )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert re.match(r"Error: worker \d+: 'postgresql\+asyncpg://pa:\*\*\*@", lines[0]), lines[0]
+    assert "cannot open the store" in lines[0] and "hunter2" not in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("workers", ["0", "two", "-1"])

@@ -77,10 +77,10 @@ class _CannotOpen(Exception):
     """The store at a URL could not be opened (the cause is chained)."""
 
 
-def _on_store(url: str, work: Any, synchronous: str = "full") -> Any:
+def _on_store(url: str, work: Any, synchronous: str = "full", blame: str = "--db") -> Any:
     """``await work(store)`` on the store at ``url``, opened and closed around it. A
     store that cannot be opened (a bad URL, an unreachable database, a missing schema) is
-    one ``Error: --db: …`` line and exit status 2, not a driver's traceback."""
+    one ``Error: <blame>: …`` line and exit status 2, not a driver's traceback."""
     from .store import open_store
 
     async def run() -> Any:
@@ -105,17 +105,17 @@ def _on_store(url: str, work: Any, synchronous: str = "full") -> Any:
 
             shown = make_url(url).render_as_string(hide_password=True)
             text = text.replace(url, shown)
-        _refuse("--db", f"{shown!r}: cannot open the store: {text[:300]}")
+        _refuse(blame, f"{shown!r}: cannot open the store: {text[:300]}")
 
 
 async def _nothing(_store: Any) -> None:
     return None
 
 
-def _check_store(url: str, synchronous: str) -> None:
+def _check_store(url: str, synchronous: str, blame: str = "--db") -> None:
     """Open and migrate the store once before serving: a bad URL or an unreachable
     database is one line, not a traceback from inside the server's startup."""
-    _on_store(url, _nothing, synchronous)
+    _on_store(url, _nothing, synchronous, blame)
 
 
 def serve(
@@ -339,6 +339,10 @@ def _serve_worker(
 
     die_with_parent()
     pid = os.getpid()
+    # The supervisor checked the store before the first workers; one restarted while the
+    # database is down says so in one line (and is started again after a back-off), not
+    # in uvicorn's traceback of the app's startup.
+    _check_store(url, cfg.service.sqlite_synchronous, blame=f"worker {pid}")
     app = create_app(
         cfg,
         database_url=url,
