@@ -57,6 +57,12 @@ def test_calibrate_names_a_bad_option(runner: CliRunner, tmp_path: Path) -> None
         # Each error blames the option that carries the field (all blamed --policy).
         (["--means", "10,nan"], "'--means': '10,nan': nan is not a finite number"),
         (["--means", "10,inf"], "'--means': '10,inf'"),
+        # Past the phantoms' bounds every phantom sat at the bound (the CLI audit).
+        (
+            ["--means", "20,60"],
+            "'--means': '20,60': means=60.0: must lie within the phantoms' bounds [10, 50] bps",
+        ),
+        (["--means", "5"], "'--means': '5': means=5.0"),
         (["--sds", "0"], "'--sds': '0': sds=(0.0,): must all be > 0 bps"),
         (["--presence", "100000x0.5"], "'--presence': '100000x0.5'"),
         # An empty list crashed in max().

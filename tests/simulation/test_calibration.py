@@ -116,6 +116,8 @@ def test_optimize_phantoms_checks_its_arguments() -> None:
         optimize_phantoms(_config(), policy="sometimes")
     with pytest.raises(InvalidBidParameters, match="sds"):
         optimize_phantoms(_config(), sds=(0.0,))
+    with pytest.raises(InvalidBidParameters, match=r"means=50.5: must lie within .* \[10, 50\]"):
+        optimize_phantoms(_config(), means=(10.0, 50.5))
     with pytest.raises(InvalidBidParameters, match="finalists"):
         optimize_phantoms(_config(), finalists=0)
     with pytest.raises(InvalidBidParameters, match="search_simulations"):

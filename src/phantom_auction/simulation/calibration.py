@@ -383,6 +383,17 @@ def optimize_phantoms(
     market = market if market is not None else MarketConditions()
     baseline = (baseline_price, baseline_quantity)
     template = config.resolved_phantom_model
+    for mean in mean_grid:
+        # A mean past a bound piles every phantom at that bound: the candidate would not
+        # be the model its label names (and the search would try the same one twice).
+        if not template.min_bps <= mean <= template.max_bps:
+            raise InvalidBidParameters(
+                "means",
+                mean,
+                f"must lie within the phantoms' bounds [{template.min_bps:g}, "
+                f"{template.max_bps:g}] bps (phantom_auction.min_improvement_bps and "
+                "max_improvement_bps)",
+            )
     seed = int(config.seed)
     search_config = replace(config, num_simulations=search_n)
     refinements = 8 if refine and len(mean_grid) * len(sd_grid) > 1 else 0
