@@ -53,3 +53,37 @@ def test_sweeping_a_field_that_is_not_a_value_is_named() -> None:
     with pytest.raises(InvalidBidParameters) as info:
         sweep(_config(), MarketConditions(), grid={"auction_config": [1]})
     assert info.value.field == "auction_config"
+
+
+def _simulator_takers() -> list[tuple[str, Any]]:
+    from phantom_auction import (
+        backtest_strategy,
+        calibrate_parameters,
+        plan_chunks,
+        run_monte_carlo,
+        run_simulation,
+    )
+    from phantom_auction.simulation.distributed import run_monte_carlo_on_cluster
+
+    return [
+        ("run_simulation", lambda s: run_simulation(s, 100.0, 1000.0)),
+        ("run_monte_carlo", lambda s: run_monte_carlo(s, 100.0, 1000.0)),
+        ("plan_chunks", lambda s: plan_chunks(s, 100.0, 1000.0)),
+        ("calibrate_parameters", lambda s: calibrate_parameters(s, {})),
+        ("backtest_strategy", lambda s: backtest_strategy(s, "truthful", {})),
+        ("run_monte_carlo_on_cluster", lambda s: run_monte_carlo_on_cluster(s, 1.0, 1.0, None)),
+    ]
+
+
+@pytest.mark.parametrize(("function", "call"), _simulator_takers())
+def test_a_config_passed_for_the_simulator_is_named_with_the_fix(function: str, call: Any) -> None:
+    """The seed's functions take a PhantomSimulator; a config passed as is failed deep
+    inside (``'SimulationConfig' object has no attribute 'environment'``)."""
+    with pytest.raises(
+        TypeError,
+        match=rf"^{function}: simulator=SimulationConfig is not a "
+        r"PhantomSimulator: wrap it, PhantomSimulator\(config, market\)$",
+    ):
+        call(_config())
+    with pytest.raises(TypeError, match=rf"^{function}: simulator=MarketConditions is not a"):
+        call(MarketConditions())

@@ -24,7 +24,7 @@ from .results import (
     SimulationResult,
     columns_from_rows,
 )
-from .simulator import PhantomSimulator
+from .simulator import PhantomSimulator, check_simulator
 from .strategies.base import LabelledStrategy, learns, strategy_label
 from .streaming import (
     MIN_BATCHES,
@@ -370,6 +370,7 @@ def calibrate_parameters(simulator: PhantomSimulator, historical_data: Any) -> P
     Returns a new simulator (same config otherwise, copies of the strategies) whose
     ``calibration`` attribute records the fitted values and sample sizes.
     """
+    check_simulator(simulator, "calibrate_parameters")
     config, market = simulator.config, simulator.market
     record: dict[str, Any] = {}
     market_changes: dict[str, Any] = {}
@@ -481,6 +482,7 @@ def backtest_strategy(
     ``improvement_bps`` (the user's mean improvement), ``phantom_win_rate`` and
     ``num_auctions``.
     """
+    check_simulator(simulator, "backtest_strategy")
     label = strategy_label(strategy)
     others = {strategy_label(s) for s in simulator.strategies}
     if label in others:

@@ -79,7 +79,7 @@ from .parallel import (
     summarize_chunk,
 )
 from .results import MonteCarloResults
-from .simulator import PhantomSimulator
+from .simulator import PhantomSimulator, check_simulator
 from .streaming import StreamingSummary
 
 if TYPE_CHECKING:
@@ -473,6 +473,7 @@ def run_monte_carlo_on_cluster(
     simulator's strategies keep what they learnt), and
     :data:`~.parallel.LEARNING_RUNS_LOCALLY` is logged as a warning.
     """
+    check_simulator(simulator, "run_monte_carlo_on_cluster")
     check_engine(engine)
     _distributed()
     if carries_learners(simulator):

@@ -50,7 +50,7 @@ from .kernels import ChunkColumns, PathSample, simulate_chunk_arrays
 from .market import MarketConditions
 from .results import MonteCarloResults, SimulationResult, columns_from_rows
 from .settings import SimulationConfig, check_chunk_count
-from .simulator import PhantomSimulator, simulate_auctions
+from .simulator import PhantomSimulator, check_simulator, simulate_auctions
 from .strategies.base import LabelledStrategy, learns, strategy_label
 from .streaming import StreamingSummary
 
@@ -167,6 +167,7 @@ def plan_chunks(
 
     Raises :class:`~phantom_auction.errors.InvalidBidParameters` for a bad baseline.
     """
+    check_simulator(simulator, "plan_chunks")
     price, quantity = check_baseline(baseline_price, baseline_quantity)
     config = simulator.config
     total = config.num_simulations if num_simulations is None else int(num_simulations)
@@ -462,6 +463,7 @@ def run_monte_carlo(
     what they learnt. So a learning run gives the same numbers for any ``workers`` and
     with or without ``client``.
     """
+    check_simulator(simulator, "run_monte_carlo")
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1
     ):

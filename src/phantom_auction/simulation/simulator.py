@@ -165,14 +165,30 @@ class PhantomSimulator:
         )
 
 
+def check_simulator(simulator: object, function: str) -> None:
+    """A ``TypeError`` naming ``function`` for a ``simulator`` that is not a
+    :class:`PhantomSimulator` (a config passed as is failed deep inside, on a missing
+    attribute)."""
+    if isinstance(simulator, PhantomSimulator):
+        return
+    hint = ""
+    if isinstance(simulator, SimulationConfig | MarketConditions):
+        hint = ": wrap it, PhantomSimulator(config, market)"
+    raise TypeError(
+        f"{function}: simulator={type(simulator).__name__} is not a PhantomSimulator{hint}"
+    )
+
+
 def run_simulation(
     simulator: PhantomSimulator, baseline_price: float, baseline_quantity: float
 ) -> SimulationResult:
     """Simulate one auction with per-bid objects (token B per A, token A).
 
     Raises :class:`~phantom_auction.errors.InvalidBidParameters` for a baseline price
-    or quantity that is not finite and positive.
+    or quantity that is not finite and positive, ``TypeError`` for a ``simulator`` that
+    is not a :class:`PhantomSimulator`.
     """
+    check_simulator(simulator, "run_simulation")
     env = simulator.environment(baseline_price, baseline_quantity)
     return simulator._ahead.next_result(env, simulator.strategies, simulator.streams())
 
