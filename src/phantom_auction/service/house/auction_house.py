@@ -163,22 +163,10 @@ class AuctionHouse(BidPath):
             await self.claim.take()
         await self.store.start()
         self.group_commit.start()
-        if self.peers is None:
-            self.recovered = await recover_open_auctions(
-                self.store, self.config, self.clock, self.metrics, ended=self._tell_recovered
-            )
-        else:
-            # Only auctions whose process is gone, one starting process at a time.
+        if self.peers is not None:
             await self.peers.start()
-            async with self.peers.link.recovery_turn():
-                self.recovered = await recover_open_auctions(
-                    self.store,
-                    self.config,
-                    self.clock,
-                    self.metrics,
-                    self.peers.orphaned,
-                    ended=self._tell_recovered,
-                )
+        self.recovered = await self._recover()
+        if self.peers is not None:
             await self.peers.learn_running(self.config)
         # Into the registry, not a new one: nonces other processes published meanwhile stay.
         for bidder_id, nonce in (await self.store.last_nonces()).items():
@@ -200,20 +188,29 @@ class AuctionHouse(BidPath):
         one is found gone (the other processes are told)."""
         assert self.peers is not None
         try:
-            async with self.peers.link.recovery_turn():
-                ended = await recover_open_auctions(
-                    self.store,
-                    self.config,
-                    self.clock,
-                    self.metrics,
-                    self.peers.orphaned,
-                    ended=self._tell_recovered,
-                )
+            ended = await self._recover()
         except Exception:
             _log.exception("could not end the auctions of a stopped process")
             return
         self.recovered.update(ended)
         self.peers.ended(ended)
+
+    async def _recover(self) -> dict[str, str]:
+        """:func:`recover_open_auctions`: under ``--workers`` only the auctions whose
+        process is gone, one process at a time."""
+        if self.peers is None:
+            return await recover_open_auctions(
+                self.store, self.config, self.clock, self.metrics, ended=self._tell_recovered
+            )
+        async with self.peers.link.recovery_turn():
+            return await recover_open_auctions(
+                self.store,
+                self.config,
+                self.clock,
+                self.metrics,
+                self.peers.orphaned,
+                ended=self._tell_recovered,
+            )
 
     def _tell_recovered(
         self, result: AuctionResult, status: str, committed: Mapping[str, SealedBid]
