@@ -33,6 +33,19 @@ def test_json_summary_has_every_metric(runner: CliRunner) -> None:
     assert sum(out["strategy_performance"].values()) == pytest.approx(1.0)
 
 
+def test_the_strategy_table_gives_each_share_its_interval(runner: CliRunner) -> None:
+    from phantom_auction.simulation.intervals import proportion_ci
+
+    out = run_json(runner)
+    share = out["strategy_performance"]["aggressive"]
+    low, high = proportion_ci(share, 400)
+    assert out["strategy_performance_ci95"]["aggressive"] == {"ci95_low": low, "ci95_high": high}
+    shown = runner.invoke(app, ["simulate", *SMALL], env={"COLUMNS": "100"})
+    assert shown.exit_code == 0, shown.output
+    row = next(line for line in shown.stdout.splitlines() if line.strip().startswith("aggressive"))
+    assert f"{share:.1%}" in row and f"{100 * low:.1f}–{100 * high:.1f}%" in row, row
+
+
 def test_same_seed_same_numbers(runner: CliRunner) -> None:
     assert run_json(runner) == run_json(runner)
 

@@ -79,11 +79,14 @@ def strategy_table(analysis: Mapping[str, Any]) -> Table | None:
     shares = analysis.get("strategy_performance")
     if not isinstance(shares, Mapping) or not shares:
         return None
+    from ..report import share_interval
+
     details = analysis.get("strategy_details")
     details = details if isinstance(details, Mapping) else {}
     table = Table(title="Winners by strategy", title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("strategy")
     table.add_column("auctions won", justify="right")
+    table.add_column("95% CI", justify="right", no_wrap=True)
     table.add_column("mean bid shading", justify="right")
     table.add_column("mean profit (bps)", justify="right")
     for name, share in sorted(shares.items(), key=lambda kv: -float(kv[1])):
@@ -92,6 +95,7 @@ def strategy_table(analysis: Mapping[str, Any]) -> Table | None:
         table.add_row(
             str(label),
             f"{float(share):.1%}",
+            share_interval(analysis, str(name)),
             significant(extra.get("bid_shading", math.nan)) if extra else "",
             significant(extra.get("profit_bps", math.nan)) if extra else "",
         )

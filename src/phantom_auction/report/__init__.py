@@ -29,7 +29,7 @@ from .figures import (
     plot_mev_capture,
     plot_winners,
 )
-from .html import Report, summary_rows
+from .html import Report, share_interval, summary_rows
 from .learning import plot_learning
 from .run import write_report
 from .sweep import plot_sweep_heatmap, plot_sweep_line, write_sweep_report
@@ -48,6 +48,7 @@ __all__ = [
     "plot_sweep_heatmap",
     "plot_sweep_line",
     "plot_winners",
+    "share_interval",
     "summary_rows",
     "write_report",
     "write_sweep_report",

@@ -120,6 +120,19 @@ def _ci_text(low: Any, high: Any) -> str:
     return f"[{_fmt(lo)},\u00a0{_fmt(hi)}]"
 
 
+def share_interval(analysis: Mapping[str, Any], name: str) -> str:
+    """``low–high%``: ``name``'s win share's 95 % interval in percent
+    (``strategy_performance_ci95``), or an empty cell where there is none."""
+    intervals = analysis.get("strategy_performance_ci95")
+    found = intervals.get(name) if isinstance(intervals, Mapping) else None
+    if not isinstance(found, Mapping):
+        return ""
+    low, high = float(found.get("ci95_low", math.nan)), float(found.get("ci95_high", math.nan))
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    return f"{100 * low:.1f}–{100 * high:.1f}%"
+
+
 STAT_COLUMNS: tuple[str, ...] = ("mean", "median", "std", "min", "p05", "p95", "max")
 #: The column of the summary table holding the 95 % confidence interval of the mean.
 CI_COLUMN = "95% CI of the mean"
@@ -178,8 +191,8 @@ def _ci_note(analysis: Mapping[str, Any]) -> str:
         )
     else:
         text = (
-            f"{CI_COLUMN}: {method}; Wilson's score interval for a metric whose every "
-            "value is 0 or 1 (e.g. phantom_won)." + ratio_note
+            f"{CI_COLUMN}: {method}; Wilson's score interval for an event (phantom_won) "
+            "and for the shares of auctions won." + ratio_note
         )
     return f"<p class='muted'>{html.escape(text)} A dash ({DASH}): no interval.</p>"
 
@@ -215,11 +228,18 @@ def _strategy_table(analysis: Mapping[str, Any]) -> str:
             [
                 names.get(str(name), str(name)),
                 f"{float(share):.1%}",
+                share_interval(analysis, str(name)),
                 extra.get("bid_shading", "") if extra else "",
                 extra.get("profit_bps", "") if extra else "",
             ]
         )
-    header = ["strategy", "auctions won", "mean bid shading (share)", "mean profit (bps)"]
+    header = [
+        "strategy",
+        "auctions won",
+        "95% CI",
+        "mean bid shading (share)",
+        "mean profit (bps)",
+    ]
     return "<h2>Winners by strategy</h2>" + _table(header, rows)
 
 

@@ -428,8 +428,8 @@ def write_sweep_report(
         "<div class='wide'>" + _grid_table(table, names) + "</div>",
         "<p class='muted'>95% CI: the 95% confidence interval of the mean at each grid "
         "point, as analyze_results computes it (Student's t over independent auctions, "
-        "batch means where bidders learn across auctions; Wilson's score interval for a "
-        "0/1 metric such as phantom_won).</p>",
+        "batch means where bidders learn across auctions; Wilson's score interval for an "
+        "event, phantom_won).</p>",
     ]
     page = out / "index.html"
     page.write_text(_page(title, parameters or {}, blocks, sections, rerun=rerun), encoding="utf-8")

@@ -14,7 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InvalidBidParameters
-from .intervals import CI_BATCHES, finite_stats
+from .environment import WINNER_NONE, WINNER_PHANTOM
+from .intervals import CI_BATCHES, batch_means_ci, finite_stats, proportion_ci
 from .market import TREND_BPS, VOLATILITY_BPS, MarketConditions
 from .parallel import run_monte_carlo
 from .results import (
@@ -60,6 +61,37 @@ def _win_tables(
         p = real[real > 0] / real.sum()
         diversity = float(-(p * np.log(p)).sum() / math.log(n)) + 0.0  # not -0.0: one winner
     return performance, diversity
+
+
+def _win_share_intervals(
+    labels: Sequence[str],
+    wins: Sequence[int],
+    num_auctions: int,
+    batches: int | None,
+    winner_index: NDArray[Any] | None,
+) -> dict[str, dict[str, float]]:
+    """The 95 % interval of each share in ``strategy_performance``: Wilson's for
+    independent auctions (a share of auctions is a proportion); for dependent ones
+    (``batches``) batch means over the auctions in order of the rows' ``winner_index``,
+    none (NaN) for a run that kept no rows."""
+    members: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        members.setdefault(label, []).append(i)
+    members["phantom"], members["none"] = [WINNER_PHANTOM], [WINNER_NONE]
+    n = len(labels)
+    counts = {label: sum(wins[i] for i in idx) for label, idx in members.items()}
+    counts["phantom"], counts["none"] = wins[n], wins[n + 1]
+    out: dict[str, dict[str, float]] = {}
+    for label, idx in members.items():
+        if not batches:
+            low, high = proportion_ci(counts[label] / max(num_auctions, 1), num_auctions)
+        elif winner_index is not None:
+            won = np.isin(winner_index, idx).astype(np.float64)
+            _sem, low, high = batch_means_ci(won, batches)
+        else:
+            low = high = math.nan
+        out[label] = {"ci95_low": low, "ci95_high": high}
+    return out
 
 
 def _strategy_details(
@@ -124,6 +156,8 @@ def _analysis(
     wins: Sequence[int],
     num_auctions: int,
     ci_method: str,
+    batches: int | None,
+    winner_index: NDArray[Any] | None = None,
 ) -> dict[str, Any]:
     performance, diversity = _win_tables(wins, labels, num_auctions)
     out: dict[str, Any] = {
@@ -134,6 +168,9 @@ def _analysis(
         if column in out:
             out[seed_name] = out[column]
     out["strategy_performance"] = performance
+    out["strategy_performance_ci95"] = _win_share_intervals(
+        labels, wins, num_auctions, batches, winner_index
+    )
     out["winner_diversity"] = diversity
     out["strategy_details"] = _strategy_details(stats_of, labels, performance)
     out["num_auctions"] = num_auctions
@@ -185,10 +222,12 @@ def analyze_results(
     takes its batches from whole chunks. ``ci_method`` says which was used. Also:
     ``clearing_price`` (same statistics, token B per A), ``strategy_performance``
     (share of auctions won per strategy label, plus ``phantom`` and ``none``; sums to
-    1), ``winner_diversity`` (normalised Shannon entropy of wins over real bidders: 0
-    when one bidder wins everything, 1 when all win equally; NaN when no real bidder
-    won), ``strategy_details``
-    (win share, mean shading and mean profit per label) and ``num_auctions``.
+    1), ``strategy_performance_ci95`` (each share's 95 % interval, ``ci95_low`` and
+    ``ci95_high``: Wilson's, or batch means for dependent auctions), ``winner_diversity``
+    (normalised Shannon entropy of wins over real bidders: 0 when one bidder wins
+    everything, 1 when all win equally; NaN when no real bidder won),
+    ``strategy_details`` (win share, mean shading and mean profit per label) and
+    ``num_auctions``.
 
     Quantiles are exact when rows were kept; for a summary-only run they come from the
     sketch (relative error 0.1 %, see :mod:`.streaming`).
@@ -213,6 +252,8 @@ def analyze_results(
                 summary.wins.tolist(),
                 len(results),
                 _ci_method(batches, len(results)),
+                batches,
+                np.asarray(columns["winner_index"]),
             )
         # No rows: batch means over the summary's blocks of chunks where they are needed.
         return _summary_analysis(results.summary, batches=batches)
@@ -242,6 +283,8 @@ def analyze_results(
         summary.wins.tolist(),
         len(rows),
         _ci_method(batches, len(rows)),
+        batches,
+        np.asarray(columns["winner_index"]),
     )
 
 
@@ -318,7 +361,8 @@ def _summary_analysis(summary: StreamingSummary, *, batches: int | None) -> dict
             f"no rows, in fewer than {min(MIN_BATCHES, count)} chunks (keep_rows=True gives "
             "batch means)"
         )
-    return _analysis(stats_of, summary.labels, summary.wins.tolist(), summary.num_auctions, method)
+    wins = summary.wins.tolist()
+    return _analysis(stats_of, summary.labels, wins, summary.num_auctions, method, batches)
 
 
 # -- calibration --------------------------------------------------------------------
