@@ -175,13 +175,15 @@ def test_deadline_too_close_raises() -> None:
 
 
 def test_close_deadline_shrinks_the_windows() -> None:
-    deadline = _deadline(40)
+    # 80 ms, inside the 100 ms windows; not 40: a loaded machine that took the ~30 ms
+    # left before opening would refuse the auction (AuctionTimeout).
+    deadline = _deadline(80)
     result = run_auction(
         REQUEST, 100.0, 1000.0, deadline, config=CFG, finish_early=False, finalize_margin_ms=4
     )
     run = (result.reveal_deadline - result.opened_at) / timedelta(milliseconds=1)
     collect = (result.commit_deadline - result.opened_at) / timedelta(milliseconds=1)
-    assert run < 40 - 4 + 1e-6  # the reveal window ends before deadline - margin
+    assert run < 80 - 4 + 1e-6  # the reveal window ends before deadline - margin
     assert collect == pytest.approx(0.8 * run, abs=0.002)  # 80 / 20; datetimes hold whole us
     assert result.reveal_deadline <= deadline - timedelta(milliseconds=4)
     assert result.finalized_at >= result.reveal_deadline
@@ -632,7 +634,9 @@ def test_strategy_bidder_passes_its_private_value_only_to_strategies_that_take_i
             return None
 
     request = SettlementRequest(token_in=1, token_out=2, amount=10.0)
-    deadline = datetime.now(UTC) + timedelta(milliseconds=60)
+    # Far enough that a loaded machine opens the auction in time (the windows are the
+    # config's 100 ms either way).
+    deadline = datetime.now(UTC) + timedelta(milliseconds=2000)
     bidders = [
         StrategyBidder(Valued(), "fixed", private_value=100.4),
         StrategyBidder(Valued(), "drawn", private_value=lambda ann, rng: ann.baseline_price + 1),

@@ -131,10 +131,11 @@ class Market:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
-    def run_contested_auction(self, duration_ms: int = 600) -> dict[str, Any]:
+    def run_contested_auction(self, duration_ms: int = 1500) -> dict[str, Any]:
         """An auction where, beside the SDK bidders, ``mm-raw`` commits and sends a reveal
         that does not match (``commitment_mismatch``, then unrevealed), and commits a
-        second time (``duplicate_commit``)."""
+        second time (``duplicate_commit``). 1.5 s: a 300 ms reveal window, which a loaded
+        machine's reveals still reach (no other rejection may appear)."""
 
         async def contest() -> dict[str, Any]:
             async with RawBidder(self.server.ws_url, "mm-raw", self.keys["mm-raw"]) as raw:

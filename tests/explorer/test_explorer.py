@@ -142,7 +142,8 @@ def test_auction_page_shows_the_published_competition_and_verifies_it(
 def test_an_open_auction_page_keeps_the_seed_sealed_then_verifies_itself(
     page: Any, market: Market
 ) -> None:
-    opened = market.open_auction(2500)
+    # 5 s: a loaded machine's browser still loads the page while the auction is open.
+    opened = market.open_auction(5000)
     page.goto(f"{market.server.url}/auctions/{opened['auction_id']}")
     outcome = page.wait_for_selector("[data-testid=auction-outcome][data-status=open]")
     assert outcome.inner_text() == "open"
@@ -703,7 +704,8 @@ def test_a_seed_swapped_after_the_end_fails_where_the_browser_saw_the_open(
     open (its auction page or the feed), not with what the server says after the end: a
     seed, commitment and phantoms swapped consistently after the end show ✗ there, and
     "–" (not checked, never ✓) in a browser that never saw the auction open."""
-    opened = market.open_auction(4000)
+    # 6 s: a loaded machine's browser still loads both pages while the auction is open.
+    opened = market.open_auction(6000)
     aid = opened["auction_id"]
     logs, contexts = [], []
 
@@ -752,7 +754,8 @@ def test_rules_changed_after_the_end_fail_where_the_browser_saw_the_open(
     """The explorer audit: the rules a document clears by were taken from the document
     itself, so a server could publish other terms after the end. They are announced at
     open now (auction_opened, the feed) and kept like the phantom commitment."""
-    opened = market.open_auction(2500)
+    # 5 s: a loaded machine's browser still loads the page below while it is open.
+    opened = market.open_auction(5000)
     aid = opened["auction_id"]
     # What the feed and the auction page say while it is open (the auction_opened push
     # carries the same: tests/service/test_house.py).
@@ -842,7 +845,9 @@ _WATCH_LIVE = """() => {
 
 
 def test_live_regions_announce_changes_not_every_poll(page: Any, market: Market) -> None:
-    opened = market.open_auction(6000)
+    # Open through both watches (3.8 s of waits, two page loads) on a loaded machine too:
+    # its end would be announced.
+    opened = market.open_auction(12_000)
     page.goto(market.server.url + "/")
     page.wait_for_selector(FEED_ROW.format(opened["auction_id"]))
     page.wait_for_timeout(400)

@@ -45,8 +45,9 @@ async def test_an_open_auction_shows_its_commits_but_no_phantom(server: ServerPr
         RawBidder(server.ws_url, "api-bidder", key) as bidder,
     ):
         before = (await public.get("/explorer/api/feed")).json()
+        # 3 s: still open through the reads below on a loaded machine.
         opened = await client.post(
-            "/v1/auctions", params={"wait": "false"}, json=order(duration_ms=1500)
+            "/v1/auctions", params={"wait": "false"}, json=order(duration_ms=3000)
         )
         assert opened.status_code == 202
         auction_id = opened.json()["auction_id"]

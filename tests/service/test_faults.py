@@ -277,7 +277,9 @@ async def test_a_lease_unconfirmed_since_a_pause_is_checked_before_it_is_relied_
         connection.alive = not dropped
         started = time.monotonic()
         assert await asyncio.wait_for(heartbeat.holds(), 5) is not dropped
-        assert time.monotonic() - started <= locks.HEARTBEAT_S + 0.5  # the next check's
+        # The next check's answer (due within HEARTBEAT_S), not the one after it: the
+        # bound leaves a loaded machine the rest of the second.
+        assert time.monotonic() - started < 2 * locks.HEARTBEAT_S
         assert lost == (["the test's lock"] if dropped else [])
     finally:
         await heartbeat.stop()

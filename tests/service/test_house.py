@@ -99,10 +99,11 @@ async def test_a_restart_replays_stored_events_to_the_same_clearing(
 
     first = AuctionHouse(CONFIG, store)
     await first.start()
+    # 1.5 s: a 300 ms reveal window, in which a loaded machine still gets every reveal in.
     handle = await first.open_auction(
         client,
         OpenAuctionBody(
-            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=600
+            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=1500
         ),
     )
     aid = handle.record.auction_id
@@ -186,10 +187,12 @@ async def test_the_competition_is_stored_without_the_events_and_published_whole(
         keys[f"mm-{i}"], publics[f"mm-{i}"] = private, public
     house = AuctionHouse(CONFIG, store)
     await house.start()
+    # 1.5 s: a 300 ms reveal window (at 300 ms, 60 ms), in which a loaded machine still
+    # gets every reveal in.
     handle = await house.open_auction(
         client,
         OpenAuctionBody(
-            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=300
+            token_in=1, token_out=2, amount=10.0, baseline_price=2000.0, duration_ms=1500
         ),
     )
     aid = handle.record.auction_id

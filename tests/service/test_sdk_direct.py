@@ -72,6 +72,9 @@ async def test_sdk_bidders_take_part_in_every_auction_over_the_short_path(
             opened = []
             for _ in range(AUCTIONS):
                 order = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
+                # 1 s auctions: every commit and reveal must be accepted, and a loaded
+                # machine can miss the default 100 ms auction's 20 ms reveal window.
+                order["duration_ms"] = 1000
                 r = await http.post("/v1/auctions", json=order)
                 assert r.status_code == 200, r.text
                 assert r.json()["result"]["num_participants"] >= len(names)
@@ -261,6 +264,9 @@ async def test_a_bidder_reconnects_after_a_server_restart_and_bids_on(
             base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
         ) as http:
             order = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
+            # 1 s auctions: the bid must be taken in each (a loaded machine can miss the
+            # default 100 ms auction's 20 ms reveal window).
+            order["duration_ms"] = 1000
             r = await http.post("/v1/auctions", json=order)
             assert r.status_code == 200, r.text
             result: dict[str, Any] = r.json()["result"]

@@ -18,9 +18,11 @@ from .service_harness import ServerProcess
 pytestmark = pytest.mark.anyio
 
 AUCTIONS = 2
-DURATION_MS = 1000  # a 200 ms reveal window: wide enough that only the held reveals are late
-#: How long each bidder's reveal is held after the window opens (s).
-HOLD_S = {"mm-on-time": 0.0, "mm-late": 0.13, "mm-after": 0.26}
+DURATION_MS = 3000  # a 600 ms reveal window: wide enough that only the held reveals are late
+#: How long each bidder's reveal is held after the window opens (s): 0.65 and 1.3 windows.
+#: A loaded machine only delays a reveal: the on-time one has 300 ms to the window's half,
+#: the late one 210 ms to its end.
+HOLD_S = {"mm-on-time": 0.0, "mm-late": 0.39, "mm-after": 0.78}
 
 
 async def test_reveals_sent_late_by_the_bidders_clock_are_counted(

@@ -176,7 +176,8 @@ async def test_a_lost_write_withdraws_only_its_own_message() -> None:
         private, public = generate_keypair()
         await store.add_bidder(name, bytes.fromhex(public))
         keys[name] = private
-    house, handle, aid = await _house_running_one_auction(store, client, 800)
+    # 1.5 s: a 300 ms reveal window, in which a loaded machine still gets every reveal in.
+    house, handle, aid = await _house_running_one_auction(store, client, 1500)
 
     async def commit(name: str, improvement_bps: float, nonce: int) -> tuple[Any, Any]:
         state = await house.bidder_state(name)
