@@ -184,6 +184,34 @@ def test_calibration_recovers_the_generating_parameters() -> None:
         calibrate_parameters(sim, {"price": [100.0, -1.0, 3.0]})
 
 
+def test_a_fit_the_data_cannot_pin_down_stays_within_the_bounds_or_is_refused() -> None:
+    """The API audit: [10, 10, 10] gave a mean of -503.65 bps and an sd of 5e-152,
+    [10, 20, ..., 50] an sd of 1.5e17, [20, 20, 20] a ZeroDivisionError."""
+    sim = PhantomSimulator(SimulationConfig(seed=1))
+
+    def fit(values: list[float]) -> tuple[float, float]:
+        model = calibrate_parameters(sim, {"improvement_bps": values}).config
+        return model.resolved_phantom_model.mean_bps, model.resolved_phantom_model.sd_bps
+
+    for same in ([10.0, 10.0, 10.0], [20.0, 20.0, 20.0], [-50.0, -40.0, 60.0, 30.0]):
+        with pytest.raises(InvalidBidParameters, match=r"1 distinct': needs at least 2 distinct"):
+            fit(same)
+    # Evenly spread: the widest sd (10 widths), all but uniform on the bounds.
+    mean, sd = fit([10.0, 20.0, 30.0, 40.0, 50.0])
+    assert 10.0 <= mean <= 50.0 and sd == pytest.approx(400.0)
+    # Falling from the lower bound: the mean at that bound, a half-normal's sd.
+    mean, sd = fit([10.0, 20.0, 30.0])
+    assert mean == pytest.approx(10.0) and 5.0 < sd < 30.0
+    # And the fit is the likelihood's maximum over the allowed (mean, sd).
+    x = np.array([10.0, 20.0, 30.0])
+
+    def loglik(m: float, s: float) -> float:
+        return float(stats.truncnorm((10 - m) / s, (50 - m) / s, loc=m, scale=s).logpdf(x).sum())
+
+    grid = max(loglik(m, s) for m in np.linspace(10, 50, 41) for s in np.geomspace(0.04, 400, 60))
+    assert loglik(mean, sd) >= grid - 1e-6
+
+
 def test_calibration_accepts_a_data_frame() -> None:
     import pandas as pd
 

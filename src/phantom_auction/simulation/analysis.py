@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields, replace
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -379,21 +379,33 @@ def _column(data: Any, name: str) -> FloatArray | None:
     return values[np.isfinite(values)]
 
 
+#: The fitted phantom sd's range, in widths of the phantom bounds (max_bps - min_bps): a
+#: likelihood that keeps rising as the sd grows (data spread evenly over the bounds)
+#: stops at the widest, which is then all but uniform on them.
+FIT_SD_WIDTHS: Final = (1e-3, 10.0)
+
+
 def _fit_truncated_normal(x: FloatArray, low: float, high: float) -> tuple[float, float]:
-    """Maximum-likelihood (mean, sd) of a normal truncated to [low, high]."""
+    """Maximum-likelihood (mean, sd) in bps of a normal truncated to [low, high], with
+    the mean within the bounds and the sd within :data:`FIT_SD_WIDTHS` of their width.
+
+    Unconstrained, the likelihood of few or evenly spread values has no maximum: it
+    rose with a mean hundreds of bps outside the bounds and an sd of 1e-152 or 1e17 (the
+    API audit); a mean outside the bounds is also what ``optimize_phantoms`` refuses."""
     from scipy import optimize, stats
 
+    width = high - low
+    sd_low, sd_high = (math.log(width * k) for k in FIT_SD_WIDTHS)
+
     def nll(theta: FloatArray) -> float:
-        mu, log_sd = float(theta[0]), float(theta[1])
-        sd = math.exp(log_sd)
+        mu, sd = float(theta[0]), math.exp(float(theta[1]))
         dist = stats.truncnorm((low - mu) / sd, (high - mu) / sd, loc=mu, scale=sd)
         value = -float(np.sum(dist.logpdf(x)))
         return value if math.isfinite(value) else 1e300
 
-    start = np.array([float(x.mean()), math.log(max(float(x.std()), 1e-3))])
-    fit = optimize.minimize(
-        nll, start, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9}
-    )
+    start_sd = min(max(math.log(max(float(x.std()), 1e-12)), sd_low), sd_high)
+    start = np.array([min(max(float(x.mean()), low), high), start_sd])
+    fit = optimize.minimize(nll, start, method="L-BFGS-B", bounds=[(low, high), (sd_low, sd_high)])
     return float(fit.x[0]), float(math.exp(fit.x[1]))
 
 
@@ -404,7 +416,10 @@ def calibrate_parameters(simulator: PhantomSimulator, historical_data: Any) -> P
 
     - ``improvement_bps``: observed real bids' improvements over baseline (bps). The
       phantom model's mean and sd are fitted by maximum likelihood as a normal
-      truncated to the phantom bounds, so that phantoms look like real bids (SPEC).
+      truncated to the phantom bounds, so that phantoms look like real bids (SPEC): the
+      mean within the bounds, the sd within :data:`FIT_SD_WIDTHS` of their width (at
+      least 2 distinct values within the bounds are needed; values outside are left
+      out).
     - ``price``: a series of baseline prices, one per auction. With ``r`` the log
       returns in bps, ``volatility = std(r) / VOLATILITY_BPS`` and
       ``trend = mean(r) / TREND_BPS``, each clipped to its range: the inverse of the
@@ -423,11 +438,13 @@ def calibrate_parameters(simulator: PhantomSimulator, historical_data: Any) -> P
     if improvements is not None:
         low, high = phantom_model.min_bps, phantom_model.max_bps
         inside = improvements[(improvements >= low) & (improvements <= high)]
-        if inside.size < 2:
+        if np.unique(inside).size < 2:
             raise InvalidBidParameters(
                 "historical_data['improvement_bps']",
-                improvements.size,
-                f"needs at least 2 values within the phantom bounds [{low}, {high}] bps",
+                f"{inside.size} of {improvements.size} values within the bounds, "
+                f"{np.unique(inside).size} distinct",
+                f"needs at least 2 distinct values within the phantom bounds [{low:g}, "
+                f"{high:g}] bps to fit a mean and an sd",
             )
         mean, sd = _fit_truncated_normal(inside, low, high)
         phantom_model = replace(phantom_model, mean_bps=mean, sd_bps=sd)
