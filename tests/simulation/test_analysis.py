@@ -101,6 +101,25 @@ def test_each_win_share_has_a_wilson_interval_or_batch_means_for_learners() -> N
     assert all(math.isnan(v["ci95_low"]) for v in without_rows.values())
 
 
+def test_a_list_of_learning_auctions_gets_batch_means() -> None:
+    """The API audit: the list of a learning run's auctions was analysed as independent
+    (as a run's results are not)."""
+    config = SimulationConfig(
+        seed=1, enable_learning=True, real_strategy="adaptive", num_real_bidders=3
+    )
+    sim = PhantomSimulator(config)
+    rows = [run_simulation(sim, BASELINE_PRICE, BASELINE_QUANTITY) for _ in range(200)]
+    assert all(r.execution_trace["learning"] for r in rows)
+    analysis = analyze_results(rows)
+    assert analysis["ci_method"].startswith("batch means")
+    assert analysis["improvement_bps"] == analyze_results(rows, batches=20)["improvement_bps"]
+    assert analyze_results(rows, batches=0)["ci_method"].startswith("independent")
+    fixed = PhantomSimulator(SimulationConfig(seed=1, num_real_bidders=3))
+    rows = [run_simulation(fixed, BASELINE_PRICE, BASELINE_QUANTITY) for _ in range(50)]
+    assert not rows[0].execution_trace["learning"]
+    assert analyze_results(rows)["ci_method"].startswith("independent")
+
+
 def test_analysis_of_run_simulation_results() -> None:
     sim = PhantomSimulator(SimulationConfig(seed=8, num_real_bidders=3, real_strategy="truthful"))
     rows = [run_simulation(sim, BASELINE_PRICE, BASELINE_QUANTITY) for _ in range(100)]

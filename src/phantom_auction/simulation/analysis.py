@@ -260,6 +260,8 @@ def analyze_results(
     rows = list(results)
     if not rows:
         raise InvalidBidParameters("results", rows, "must hold at least one auction")
+    if batches is None and any(r.execution_trace.get("learning") for r in rows):
+        batches = CI_BATCHES  # as for a run's results (the API audit: it said independent)
     columns = columns_from_rows([r.row for r in rows])
     n = 1 + max(
         [

@@ -320,7 +320,9 @@ class SimulationResult:
     :class:`SimulatedBids`, built when first read);
     ``vcg_result``: the VCG mechanism's result when the auction used VCG;
     ``convergence_path``: best standing real improvement (bps, non-decreasing) at
-    ``execution_trace["time_grid_ms"]``; ``row``: this auction's Monte Carlo columns.
+    ``execution_trace["time_grid_ms"]`` (``execution_trace["learning"]``: learning
+    bidders were told this auction's outcome); ``row``: this auction's Monte Carlo
+    columns.
     """
 
     winning_bid: SimulatedBid | None

@@ -622,6 +622,8 @@ def _cleared(
         },
         "time_grid_ms": arrays.time_grid_ms,
         "textbook": env.textbook,
+        # Learners were told this outcome: the auctions after it depend on it.
+        "learning": bool(env.learning and any(env.learner_flags)),
     }
     return SimulationResult(
         winning_bid=winning_bid,
