@@ -218,6 +218,22 @@ def test_invalid_present_entries_name_row_and_column() -> None:
         clear_batch(np.ones((3, 4)), 1.0, supply=1.0, mechanism="dutch")
 
 
+def test_clear_refuses_many_auctions_and_clear_batch_takes_them() -> None:
+    # clear() used to flatten (A, N) arrays into one auction of A * N bids.
+    values = np.array([[1.0, 2.0], [3.0, 4.0]])
+    quantities = np.ones_like(values)
+    for args in ((values, quantities), (values.tolist(), quantities.tolist())):
+        with pytest.raises(
+            InvalidBidParameters, match=r"values=\(2, 2\): must be 1-D.*clear_batch"
+        ):
+            clear(*args, supply=1.0)
+    batch = clear_batch(values, quantities, supply=1.0)
+    for row in range(2):
+        one = clear(values[row], quantities[row], supply=1.0)
+        assert batch.allocation[row].tolist() == one.allocation.tolist() == [0.0, 1.0]
+        assert batch.payment[row].tolist() == one.payment.tolist()
+
+
 def test_payments_survive_values_many_orders_apart() -> None:
     # Supply 1.5: bid 0 takes 1 unit, bid 1 is marginal with 0.5. Bid 0 displaces bid
     # 1's other half and half a unit of bid 2: 0.5e10 + 0.5; bid 1 displaces 0.5 of

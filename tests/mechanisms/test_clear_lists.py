@@ -93,12 +93,39 @@ def test_long_lists_and_other_inputs_take_the_array_path() -> None:
     values = np.random.default_rng(5).uniform(0, 10, SMALL_CLEARING + 1).tolist()
     quantities = [1.0] * len(values)
     _same(values, quantities, supply=20.0, reserve=1.0, mechanism="vcg")
-    # Nested lists are flattened by numpy, as before.
-    nested = clear([[3.0, 1.0]], [[1.0, 1.0]], supply=1.0)
-    assert nested.allocation.tolist() == [1.0, 0.0]
+    # Nested lists are not flattened into one auction: see test_only_1d_bids_clear.
+    with pytest.raises(InvalidBidParameters, match="clear_batch"):
+        clear([[3.0, 1.0]], [[1.0, 1.0]], supply=1.0)
     # Integers, numpy scalars and tuples are numbers like any other.
     mixed = clear((3, np.float64(1.0)), [1, 1], supply=1.0, mechanism="vickrey")
     assert mixed.allocation.tolist() == [1.0, 0.0] and mixed.payment.tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("values", "quantities", "field", "shape"),
+    [
+        # Several auctions: flattened, they used to clear as one auction of 4 bids.
+        ([[1.0, 2.0], [3.0, 4.0]], [[1.0, 1.0], [1.0, 1.0]], "values", (2, 2)),
+        ([[3.0, 1.0]], [[1.0, 1.0]], "values", (1, 2)),
+        (5.0, 1.0, "values", ()),
+        ([[1.0, 2.0], [3.0, 4.0]], [1.0, 1.0, 1.0, 1.0], "values", (2, 2)),
+        # One auction, but quantities of another shape (they used to be flattened).
+        ([1.0, 2.0, 3.0, 4.0], [[1.0, 1.0], [1.0, 1.0]], "quantities", (2, 2)),
+        ([1.0, 2.0], 1.0, "quantities", ()),
+        ([1.0, 2.0], [1.0, 1.0, 1.0], "quantities", (3,)),
+    ],
+)
+def test_only_1d_bids_clear(
+    values: object, quantities: object, field: str, shape: tuple[int, ...]
+) -> None:
+    arrays = (np.asarray(values, dtype=np.float64), np.asarray(quantities, dtype=np.float64))
+    for owners in (None, ["a"] * arrays[0].size):
+        for args in ((values, quantities), arrays):
+            with pytest.raises(InvalidBidParameters) as info:
+                clear(*args, supply=1.0, owners=owners)  # type: ignore[arg-type]
+            assert (info.value.field, info.value.value) == (field, shape)
+            needle = "clear_batch" if field == "values" else "shape of values"
+            assert needle in str(info.value)
 
 
 @pytest.mark.parametrize(

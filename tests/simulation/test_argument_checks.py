@@ -87,3 +87,29 @@ def test_a_config_passed_for_the_simulator_is_named_with_the_fix(function: str, 
         call(_config())
     with pytest.raises(TypeError, match=rf"^{function}: simulator=MarketConditions is not a"):
         call(MarketConditions())
+
+
+def test_the_api_audits_small_findings_are_named() -> None:
+    """Each was accepted, or failed on an unnamed error, in the API audit."""
+    from phantom_auction import PhantomSimulator, analyze_results, run_monte_carlo
+    from phantom_auction.engine import SettlementRequest
+
+    with pytest.raises(TypeError, match=r"^PhantomSimulator: market=dict is not a Market"):
+        PhantomSimulator(_config(), {"volatility": 0.2})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^PhantomSimulator: config=dict is not a Simulation"):
+        PhantomSimulator({"num_simulations": 10})  # type: ignore[arg-type]
+    simulator = PhantomSimulator(_config())
+    with pytest.raises(InvalidBidParameters, match=r"^keep_rows='no': must be True, False"):
+        run_monte_carlo(simulator, 100.0, 1000.0, keep_rows="no")  # type: ignore[arg-type]
+    results = run_monte_carlo(simulator, 100.0, 1000.0)
+    with pytest.raises(TypeError, match=r"^auction index 'a': an integer or a slice"):
+        results["a"]  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match=r"^analyze_results: results=DataFrame is neither"):
+        analyze_results(results.to_frame())  # type: ignore[arg-type]
+    # The summary takes the seed's names, as analyze_results does.
+    seed_named = results.summary.stats("avg_price_improvement")
+    assert seed_named == results.summary.stats("improvement_bps")
+    with pytest.raises(KeyError, match=r"'improvement' is not a metric here"):
+        results.summary.stats("improvement")
+    with pytest.raises(InvalidBidParameters, match=r"^token_out=1: must differ from token_in"):
+        SettlementRequest(token_in=1, token_out=1, amount=10.0)

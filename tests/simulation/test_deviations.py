@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from phantom_auction.errors import InvalidBidParameters
-from phantom_auction.simulation import MarketConditions, SimulationConfig
+from phantom_auction.simulation import MarketConditions, PhantomSimulator, SimulationConfig
 from phantom_auction.simulation.deviations import DeviatingStrategy, utility_loss
 from phantom_auction.simulation.strategies import create_strategy
 
@@ -69,3 +71,46 @@ def test_utility_loss_checks_its_arguments() -> None:
         )
     with pytest.raises(InvalidBidParameters, match="strategy"):
         utility_loss(config, None, None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"scales": (-1.0, 1.0)}, "scales"),  # was accepted
+        ({"scales": (0.0, 1.0)}, "scales"),
+        ({"scales": (1.0, float("inf"))}, "scales"),
+        ({"scales": (1.0, float("nan"))}, "scales"),
+        ({"scales": "1"}, "scales"),
+        ({"scales": (0.9,)}, "scales"),
+        ({"shifts": (float("nan"), 0.0)}, "shifts"),  # was accepted
+        ({"shifts": (0.0, float("-inf"))}, "shifts"),
+        ({"shifts": (1.0,)}, "shifts"),
+    ],
+)
+def test_utility_loss_names_a_bad_grid_before_running(
+    monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], field: str
+) -> None:
+    from phantom_auction.simulation import deviations
+
+    def must_not_run(*_: Any, **__: Any) -> Any:
+        raise AssertionError("checked before any run")
+
+    monkeypatch.setattr(deviations, "_profit", must_not_run)
+    with pytest.raises(InvalidBidParameters) as info:
+        utility_loss(_config(0), None, "equilibrium", **kwargs)
+    assert info.value.field == field
+    assert info.value.value is kwargs[field]  # as passed
+
+
+def test_utility_loss_names_what_it_takes() -> None:
+    """The API audit: a simulator passed for its config failed on 'PhantomSimulator'
+    object has no attribute 'num_real_bidders'."""
+    config = _config(0)
+    with pytest.raises(
+        TypeError,
+        match=r"^utility_loss: config=PhantomSimulator is not a SimulationConfig: pass its "
+        r"parts, utility_loss\(simulator.config, simulator.market, ...\)$",
+    ):
+        utility_loss(PhantomSimulator(config, MarketConditions()), None, "equilibrium")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^utility_loss: market=str is not a MarketConditions"):
+        utility_loss(config, "equilibrium")  # type: ignore[arg-type]

@@ -268,8 +268,10 @@ def test_a_lone_bidder_best_responds_to_the_phantoms() -> None:
 
 
 def test_bad_games_name_the_field() -> None:
-    with pytest.raises(InvalidBidParameters, match="phantom_policy"):
+    # The argument is `policy` (it was reported as phantom_policy='sometimes').
+    with pytest.raises(InvalidBidParameters, match=r"^policy='sometimes': ") as info:
         BiddingGame(UNIFORM, 2, policy="sometimes")
+    assert (info.value.field, info.value.value) == ("policy", "sometimes")
     with pytest.raises(InvalidBidParameters, match="num_bidders"):
         BiddingGame(UNIFORM, 0)
     with pytest.raises(InvalidBidParameters, match="max_bid_bps"):
@@ -419,3 +421,50 @@ def test_a_game_takes_the_simulators_distribution_tuples() -> None:
     np.testing.assert_array_equal(from_tuple.bids, frozen.bids)
     with pytest.raises(InvalidBidParameters, match="value_distribution"):
         BiddingGame("normal", 3)
+
+
+@pytest.mark.parametrize("reserve", [-5, -1e-9, math.nan, math.inf, True])
+def test_a_game_refuses_a_reserve_the_simulator_refuses(reserve: float) -> None:
+    """The API audit: reserve_bps=-5 was accepted and gave negative bids."""
+    from phantom_auction.simulation import SimulationConfig
+
+    with pytest.raises(InvalidBidParameters, match=r"^reserve_bps=.*: must be finite bps >= 0$"):
+        BiddingGame(UNIFORM, 2, reserve_bps=reserve)
+    with pytest.raises(InvalidBidParameters, match="reserve_bps"):
+        SimulationConfig(
+            num_phantom_bidders=0, value_distribution=("uniform", 0, 1), reserve_bps=reserve
+        )
+    assert BiddingGame(UNIFORM, 2, reserve_bps=0).reserve_bps == 0
+
+
+def test_a_games_repr_names_its_distribution() -> None:
+    """The API audit: the repr showed <scipy...rv_continuous_frozen object at 0x7f...>."""
+    text = repr(BiddingGame(("normal", 10, 10), 2))
+    assert text.startswith(
+        "BiddingGame(value_distribution=norm(loc=10.0, scale=10.0), num_bidders=2, "
+    )
+    assert " at 0x" not in text and "key=" not in text
+    assert "value_distribution=norm(30.0, 10.0)," in repr(BiddingGame(stats.norm(30.0, 10.0), 3))
+    assert "value_distribution=powerlaw(a=2.5, scale=60.0)," in repr(BiddingGame(POWER, 3))
+
+
+def test_solve_equilibrium_names_what_it_takes() -> None:
+    """The API audit: a distribution passed as is failed on 'tuple' has no attribute 'key'."""
+    with pytest.raises(
+        TypeError, match=r"^solve_equilibrium: game=tuple is not a BiddingGame: .*BiddingGame\("
+    ):
+        solve_equilibrium(("normal", 10, 10))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="game=rv_continuous_frozen is not a BiddingGame"):
+        solve_equilibrium(NORMAL)
+
+
+def test_optimal_reserve_takes_the_simulators_distribution_tuples() -> None:
+    """The API audit: optimal_reserve(("normal", 10, 10)) failed on 'tuple' has no 'ppf'."""
+    from phantom_auction.simulation import optimal_reserve
+
+    assert optimal_reserve(("normal", 10, 10)) == optimal_reserve(NORMAL)
+    assert optimal_reserve(["uniform", 0.0, 100.0]) == pytest.approx(50.0, abs=1e-6)
+    for bad in ("normal", ("normal", 10), ("beta", 1.0, 2.0), 5):
+        with pytest.raises(InvalidBidParameters) as info:
+            optimal_reserve(bad)
+        assert (info.value.field, info.value.value) == ("value_distribution", bad)

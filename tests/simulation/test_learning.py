@@ -6,9 +6,13 @@ fraction of its value over the last 20 % of auctions.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import pytest
 
+from phantom_auction.errors import InvalidBidParameters
 from phantom_auction.simulation import AdaptiveStrategy, run_monte_carlo
 
 from .conftest import BASELINE_PRICE, BASELINE_QUANTITY, textbook
@@ -166,3 +170,55 @@ def test_banchio_skrzypacz() -> None:
     )
     assert f_mean < 0.7
     assert s_mean > f_mean + 0.1
+
+
+def _run(seeds: int) -> Any:
+    from phantom_auction.simulation.learning import LearningRun
+
+    played = np.linspace(0.2, 0.8, 4 * seeds).reshape(seeds, 4)
+    zeros = np.zeros_like(played)
+    return LearningRun(
+        "discriminatory", False, tuple(range(seeds)), np.arange(4.0), played, zeros, zeros
+    )
+
+
+def test_one_seed_gives_no_spread_over_seeds() -> None:
+    """The API audit: one seed reported sd 0 and se 0 (perfect precision); a one-sample
+    sd is undefined."""
+    mean, sd, se = _run(1).final(0.5)
+    assert mean == pytest.approx(0.7) and math.isnan(sd) and math.isnan(se)
+    mean, sd, se = _run(2).final(0.5)
+    assert math.isfinite(sd) and sd > 0.0 and se == pytest.approx(sd / math.sqrt(2))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"seeds": ()}, "seeds"),  # accepted; final() then raised IndexError
+        ({"seeds": 1}, "seeds"),  # TypeError: object of type 'int' has no len()
+        ({"seeds": (-1,)}, "seeds"),  # reported as seed=-100003
+        ({"seeds": (1, 2.5)}, "seeds"),
+        ({"seeds": "12"}, "seeds"),
+        ({"alpha": 0}, "alpha"),  # reported as learning_rate=0
+        ({"alpha": 1.5}, "alpha"),
+        ({"alpha": math.nan}, "alpha"),
+        ({"beta": -1}, "beta"),  # reported as epsilon_decay=2.718...
+        ({"beta": math.inf}, "beta"),  # epsilon_decay=0.0
+        ({"beta": 800.0}, "beta"),
+        ({"gamma": 1.0}, "gamma"),  # reported as discount=1.0
+        ({"value_bps": math.inf}, "value_bps"),  # reported as bids_bps=[inf, ...]
+    ],
+)
+def test_banchio_skrzypacz_names_the_argument_passed(
+    monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], field: str
+) -> None:
+    from phantom_auction.simulation import learning
+
+    def must_not_run(*_: Any, **__: Any) -> Any:
+        raise AssertionError("checked before any run")
+
+    monkeypatch.setattr(learning, "_run_arm", must_not_run)
+    with pytest.raises(InvalidBidParameters) as info:
+        learning.banchio_skrzypacz(auctions=100, windows=2, **kwargs)
+    assert info.value.field == field
+    assert info.value.value is kwargs[field]  # as passed, not transformed

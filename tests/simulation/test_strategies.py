@@ -19,6 +19,7 @@ from phantom_auction.simulation import (
     BidderStrategy,
     LabelledStrategy,
     MarketConditions,
+    SimulationConfig,
     create_strategy,
     filter_strategies,
     strategy_names,
@@ -227,8 +228,11 @@ def test_registry_and_classifiers() -> None:
     for cls in STRATEGIES.values():
         assert set(cls.classifier) == set(BidderStrategy.classifier)
         assert cls.__doc__
-    with pytest.raises(InvalidBidParameters, match="real_strategy"):
+    with pytest.raises(InvalidBidParameters, match=r"^name='telepathic': unknown strategy"):
         create_strategy("telepathic")
+    # A config names its own field, when it is made (it was accepted until the first run).
+    with pytest.raises(InvalidBidParameters, match=r"^real_strategy='truthfull': unknown"):
+        SimulationConfig(real_strategy="truthfull")
 
 
 def test_interface_edges() -> None:

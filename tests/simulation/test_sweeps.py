@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from phantom_auction import (
 )
 from phantom_auction.cli import app
 from phantom_auction.simulation.results import SWEEP_METRICS
+from phantom_auction.simulation.sweeps import grid_points
 
 
 def test_sweep_rows_carry_the_mean_and_its_ci_per_metric() -> None:
@@ -91,8 +93,74 @@ def test_python_sweep_equals_the_command_line_sweep(tmp_path: Path) -> None:
         ({"nope": [1]}, "unknown field"),
         ({"num_phantom_bidders": []}, "at least one value"),
         ({}, "at least one field"),
+        # A scalar used to fail inside list() ('int' object is not iterable), and a
+        # string to sweep its characters.
+        ({"num_phantom_bidders": 5}, r"grid\['num_phantom_bidders'\]=5: must be a list"),
+        ({"mechanism": "vcg"}, r"grid\['mechanism'\]='vcg': must be a list of values"),
     ],
 )
-def test_bad_grids_name_the_field(grid: dict[str, list[int]], needle: str) -> None:
+def test_bad_grids_name_the_field(grid: dict[str, Any], needle: str) -> None:
     with pytest.raises(InvalidBidParameters, match=needle):
         sweep(SimulationConfig(num_simulations=10, seed=1), grid=grid)
+
+
+@pytest.mark.parametrize(
+    ("grid", "first", "second", "field"),
+    [
+        # Used to give two rows both labelled volatility=0.5 (0.1 and 0.9 never ran).
+        (
+            {"volatility": [0.1, 0.9], "market.volatility": [0.5]},
+            "volatility",
+            "market.volatility",
+            "market.volatility",
+        ),
+        # Used to run 3 phantoms only.
+        (
+            {"num_phantom_bidders": [5], "simulation.num_phantom_bidders": [3]},
+            "num_phantom_bidders",
+            "simulation.num_phantom_bidders",
+            "simulation.num_phantom_bidders",
+        ),
+        (
+            {"market.trend": [0.0], "trend": [0.1]},
+            "market.trend",
+            "trend",
+            "market.trend",
+        ),
+    ],
+)
+def test_a_field_named_twice_is_refused(
+    grid: dict[str, list[float]], first: str, second: str, field: str
+) -> None:
+    with pytest.raises(InvalidBidParameters) as info:
+        sweep(SimulationConfig(num_simulations=10, seed=1), MarketConditions(), grid, workers=1)
+    assert (info.value.field, info.value.value) == ("grid", [first, second])
+    assert f"{first!r} and {second!r} are the same field, {field}" in str(info.value)
+
+
+def test_grid_values_may_be_any_iterable_but_a_string() -> None:
+    grid = {
+        "num_phantom_bidders": range(2),
+        "market.volatility": np.array([0.1]),
+        "seed": (s for s in (3,)),
+    }
+    assert grid_points(grid) == [
+        {"num_phantom_bidders": 0, "market.volatility": 0.1, "seed": 3},
+        {"num_phantom_bidders": 1, "market.volatility": 0.1, "seed": 3},
+    ]
+
+
+def test_a_simulator_is_not_a_config() -> None:
+    # Used to fail in dataclasses.replace: "replace() should be called on dataclass
+    # instances", naming neither the argument nor what it takes.
+    config = SimulationConfig(num_simulations=10, seed=1)
+    simulator = PhantomSimulator(config)
+    grid = {"num_phantom_bidders": [0]}
+    with pytest.raises(
+        TypeError, match=r"config=PhantomSimulator .*SimulationConfig.*simulator\.config"
+    ):
+        sweep(simulator, MarketConditions(), grid)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"market=PhantomSimulator .*simulator\.market"):
+        sweep(config, simulator, grid)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"market=dict is not a MarketConditions or None"):
+        sweep(config, {"volatility": 0.5}, grid)  # type: ignore[arg-type]

@@ -64,6 +64,12 @@ class SettlementRequest:
 
     def __post_init__(self) -> None:
         _check_pair((self.token_in, self.token_out))
+        if self.token_out == self.token_in:  # as the service's order schema refuses it
+            raise InvalidBidParameters(
+                "token_out",
+                self.token_out,
+                "must differ from token_in (a token is not sold for itself)",
+            )
         _finite(self, "amount", self.amount)
         if not self.amount > 0:
             raise InvalidBidParameters("amount", self.amount, "must be > 0 (token A units)")

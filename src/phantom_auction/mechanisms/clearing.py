@@ -133,17 +133,19 @@ def clear(
     """Clear one auction; O(n log n). See the module docstring for each rule.
 
     ``values`` (per unit) and ``quantities`` are 1-D, one entry per bid in submission
-    order; the result's ``allocation`` and ``payment`` (total, not per unit) follow
-    the same order. ``owners`` (one label per entry; None: each entry its own bidder)
-    makes an owner's entries the steps of one demand curve. Raises
-    :class:`InvalidBidParameters` naming the first bad input. Lists or tuples of up to
-    :data:`SMALL_CLEARING` numbers, and step demand under VCG, are cleared by
+    order (anything else, a scalar or a 2-D array, raises: :func:`~.batch.clear_batch`
+    clears many auctions, one per row); the result's ``allocation`` and ``payment``
+    (total, not per unit) follow the same order. ``owners`` (one label per entry; None:
+    each entry its own bidder) makes an owner's entries the steps of one demand curve.
+    Raises :class:`InvalidBidParameters` naming the first bad input. Lists or tuples of
+    up to :data:`SMALL_CLEARING` numbers, and step demand under VCG, are cleared by
     :func:`clear_lists` (same result, bit for bit).
     """
     small = _small_floats(values, quantities)
-    if owners is not None and small is None:
-        v = np.asarray(values, dtype=np.float64).reshape(-1)
-        small = (v.tolist(), np.asarray(quantities, dtype=np.float64).reshape(-1).tolist())
+    if small is None:
+        v, q = _bid_arrays(values, quantities)
+        if owners is not None:
+            small = (v.tolist(), q.tolist())
     if small is not None:
         labels = owner_labels(owners, len(small[0]))
         small_name, allocation, payment = clear_lists(
@@ -155,12 +157,6 @@ def clear(
             np.array(allocation, dtype=np.float64),
             np.array(payment, dtype=np.float64),
             labels,
-        )
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
-    q = np.asarray(quantities, dtype=np.float64).reshape(-1)
-    if v.shape != q.shape:
-        raise InvalidBidParameters(
-            "quantities", q.shape, f"must have the shape of valuations {v.shape}"
         )
     supply, reserve = float(supply), float(reserve)
     check_bids(v, q, supply, reserve)
@@ -191,6 +187,27 @@ def clear(
     return Clearing(name, x, pay)
 
 
+def _bid_arrays(
+    values: ArrayLike | Sequence[float], quantities: ArrayLike | Sequence[float]
+) -> tuple[FloatArray, FloatArray]:
+    """``values`` and ``quantities`` as float arrays, refused unless 1-D and of one
+    shape: flattened, a 2-D input cleared its rows as one auction."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1:
+        raise InvalidBidParameters(
+            "values",
+            v.shape,
+            "must be 1-D, the bids of one auction; clear_batch clears many auctions, "
+            "one per row of (auctions, bidders) arrays",
+        )
+    q = np.asarray(quantities, dtype=np.float64)
+    if q.shape != v.shape:
+        raise InvalidBidParameters(
+            "quantities", q.shape, f"must have the shape of values {v.shape}, one per bid"
+        )
+    return v, q
+
+
 # -- the same rules on Python floats, for a few bids --
 
 #: Up to this many bids (a list, tuple or float64 array), :func:`clear` runs :func:`clear_lists`.
@@ -201,14 +218,15 @@ def _small_floats(
     values: ArrayLike | Sequence[float], quantities: ArrayLike | Sequence[float]
 ) -> tuple[list[float], list[float]] | None:
     """``values`` and ``quantities`` as lists of floats if both are short flat lists or
-    tuples, or float arrays, of the same length; None sends everything else down the
-    array path."""
+    tuples, or 1-D float arrays, of the same length; None sends everything else down
+    the array path (which refuses what is not 1-D)."""
     if isinstance(values, np.ndarray) and isinstance(quantities, np.ndarray):
-        if values.size > SMALL_CLEARING or values.shape != quantities.shape:
+        # Not 1-D: the array path refuses it (flattened, rows would clear as one auction).
+        if values.ndim != 1 or values.size > SMALL_CLEARING or values.shape != quantities.shape:
             return None
         if values.dtype != np.float64 or quantities.dtype != np.float64:
             return None
-        return values.reshape(-1).tolist(), quantities.reshape(-1).tolist()
+        return values.tolist(), quantities.tolist()
     if not (isinstance(values, list | tuple) and isinstance(quantities, list | tuple)):
         return None
     if len(values) > SMALL_CLEARING or len(values) != len(quantities):

@@ -257,6 +257,13 @@ def analyze_results(
             )
         # No rows: batch means over the summary's blocks of chunks where they are needed.
         return _summary_analysis(results.summary, batches=batches)
+    if isinstance(results, str | bytes | Mapping) or hasattr(results, "columns"):
+        # A saved auctions table (a DataFrame) iterates over its column names.
+        raise TypeError(
+            f"analyze_results: results={type(results).__name__} is neither a run's "
+            "MonteCarloResults nor a list of SimulationResult (a saved run's statistics "
+            "are in its summary file, written beside its auctions)"
+        )
     rows = list(results)
     if not rows:
         raise InvalidBidParameters("results", rows, "must hold at least one auction")

@@ -56,10 +56,25 @@ Z95 = 1.959963984540054
 def optimal_reserve(value_distribution: Any) -> float:
     """Myerson's (1981) optimal reserve for i.i.d. values from ``value_distribution``:
     the root of the virtual value ``ψ(r) = r - (1 - F(r)) / f(r)`` (bps; unique for a
-    regular F). Any frozen scipy distribution with ``cdf``, ``sf``, ``pdf`` and ``ppf``."""
+    regular F). Any frozen scipy distribution with ``sf``, ``pdf`` and ``ppf``, or a
+    tuple as :class:`~.settings.SimulationConfig` takes it: ``("uniform", low, high)``,
+    ``("normal", mean, sd)`` or ``("lognormal", mu, sigma)`` (bps)."""
     from scipy.optimize import brentq
 
+    from .market import value_distribution as parse_value_distribution
+
     dist = value_distribution
+    needed = ("sf", "pdf", "ppf")
+    if not all(hasattr(dist, a) for a in needed):
+        # The one conversion SimulationConfig and BiddingGame use (a tuple had no .ppf).
+        dist = parse_value_distribution(value_distribution)
+    if not all(hasattr(dist, a) for a in needed):
+        raise InvalidBidParameters(
+            "value_distribution",
+            value_distribution,
+            "must have sf, pdf and ppf (a frozen scipy distribution) or be "
+            '("uniform" | "normal" | "lognormal", a, b)',
+        )
 
     def psi(v: float) -> float:
         return float(v - dist.sf(v) / max(float(dist.pdf(v)), 1e-300))
@@ -68,7 +83,9 @@ def optimal_reserve(value_distribution: Any) -> float:
     if psi(lo) >= 0.0:
         return lo
     if psi(hi) <= 0.0:
-        raise InvalidBidParameters("value_distribution", dist, "has no root of ψ in its support")
+        raise InvalidBidParameters(
+            "value_distribution", value_distribution, "has no root of ψ in its support"
+        )
     return float(brentq(psi, lo, hi, xtol=1e-9))
 
 

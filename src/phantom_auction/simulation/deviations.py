@@ -15,7 +15,8 @@ Standard errors are those of the paired per-auction differences.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -168,6 +169,25 @@ def _profit(
     return np.asarray(result.columns[f"profit_bps:{label}"], dtype=np.float64)
 
 
+def _grid(name: str, values: Sequence[float], *, positive: bool) -> tuple[float, ...]:
+    """``values`` as floats, each finite (and > 0 if ``positive``), or the error naming
+    ``name`` with the value passed."""
+    what = "finite numbers > 0" if positive else "finite numbers (bps)"
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InvalidBidParameters(name, values, f"must be a sequence of {what}")
+    out: list[float] = []
+    for value in values:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not math.isfinite(value)
+            or (positive and not value > 0.0)
+        ):
+            raise InvalidBidParameters(name, values, f"must be {what}; not {value!r}")
+        out.append(float(value))
+    return tuple(out)
+
+
 def utility_loss(
     config: SimulationConfig,
     market: MarketConditions | None = None,
@@ -181,13 +201,33 @@ def utility_loss(
 ) -> UtilityLoss:
     """The best gain (bps of the order) one bidder gets by deviating from ``strategy``.
 
-    ``config`` gives the auctions (``num_simulations`` of them, from ``seed``: give one
-    so that every deviation sees the same auctions), ``strategy`` the profile every real
-    bidder plays (a registered name or a strategy object; ``None``:
-    ``config.real_strategy``). Learning is off: a learner is judged on what it bids now.
+    ``config`` (a :class:`~.settings.SimulationConfig`, not a simulator) gives the
+    auctions (``num_simulations`` of them, from ``seed``: give one so that every
+    deviation sees the same auctions), ``market`` a
+    :class:`~.market.MarketConditions` (``None``: the default one), ``strategy`` the
+    profile every real bidder plays (a registered name or a strategy object; ``None``:
+    ``config.real_strategy``). ``scales``: finite multipliers > 0 of the bid, 1 among
+    them; ``shifts``: finite bps added to it, 0 among them. Learning is off: a learner is
+    judged on what it bids now.
     """
     from .market import MarketConditions
+    from .settings import SimulationConfig
+    from .simulator import PhantomSimulator
 
+    if not isinstance(config, SimulationConfig):
+        # A simulator passed for its config failed deep inside, on num_real_bidders.
+        hint = (
+            ": pass its parts, utility_loss(simulator.config, simulator.market, ...)"
+            if isinstance(config, PhantomSimulator)
+            else ""
+        )
+        raise TypeError(
+            f"utility_loss: config={type(config).__name__} is not a SimulationConfig{hint}"
+        )
+    if market is not None and not isinstance(market, MarketConditions):
+        raise TypeError(
+            f"utility_loss: market={type(market).__name__} is not a MarketConditions (or None)"
+        )
     market = market if market is not None else MarketConditions()
     chosen = config.real_strategy if strategy is None else strategy
     if chosen is None:
@@ -198,12 +238,13 @@ def utility_loss(
         raise InvalidBidParameters(
             "seed", None, "give a seed: every deviation must face the same auctions"
         )
-    scale_grid = tuple(float(s) for s in scales)
-    shift_grid = tuple(float(s) for s in shifts)
-    if 1.0 not in scale_grid or 0.0 not in shift_grid:
-        raise InvalidBidParameters(
-            "scales/shifts", (scale_grid, shift_grid), "must include scale 1 and shift 0"
-        )
+    scale_grid = _grid("scales", scales, positive=True)
+    shift_grid = _grid("shifts", shifts, positive=False)
+    # Not deviating is the reference every gain is measured against.
+    if 1.0 not in scale_grid:
+        raise InvalidBidParameters("scales", scales, "must include 1 (not deviating)")
+    if 0.0 not in shift_grid:
+        raise InvalidBidParameters("shifts", shifts, "must include 0 bps (not deviating)")
     config = replace(config, enable_learning=False)
     baseline = (baseline_price, baseline_quantity)
     base = _profit(config, market, chosen, (1.0, 0.0), baseline, workers)

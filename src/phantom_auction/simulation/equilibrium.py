@@ -81,7 +81,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+import numbers
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 import numpy as np
@@ -129,6 +130,24 @@ def distribution_key(dist: Any) -> tuple[Any, ...]:
         tuple(getattr(dist, "args", ())),
         tuple(sorted(kwds.items())) if isinstance(kwds, dict) else id(dist),
     )
+
+
+def _distribution_repr(dist: Any) -> str:
+    """A frozen scipy distribution as its family and arguments, ``norm(loc=10.0,
+    scale=10.0)`` (its own repr is ``<...rv_continuous_frozen object at 0x...>``)."""
+    inner = getattr(dist, "dist", None)
+    name = getattr(inner, "name", None)
+    kwds = getattr(dist, "kwds", None)
+    if not isinstance(name, str) or not isinstance(kwds, dict):
+        return repr(dist)
+
+    def plain(value: Any) -> str:
+        # np.float64(10.0) reads as 10.0, as the user typed it.
+        return repr(value.item() if isinstance(value, np.generic) else value)
+
+    parts = [plain(a) for a in getattr(dist, "args", ())]
+    parts += [f"{k}={plain(v)}" for k, v in kwds.items()]
+    return f"{name}({', '.join(parts)})"
 
 
 def phantom_improvement_cdf(model: PhantomModel, x: FloatArray | float) -> FloatArray:
@@ -204,7 +223,8 @@ class BiddingGame:
     ``value_distribution``: a frozen scipy distribution of each real bidder's value (bps),
     or the ``("normal", mean, sd)`` form :class:`~.settings.SimulationConfig` takes;
     ``num_bidders``: real bidders including itself; ``reserve_bps``: the least a bid
-    must offer; ``max_bid_bps``: the most it may offer; ``phantoms``: the phantom model
+    must offer (finite bps >= 0, as in ``SimulationConfig``); ``max_bid_bps``: the most
+    it may offer (bps); ``phantoms``: the phantom model
     (``None`` or no slots: none); ``policy``: ``reserve`` or ``floor``;
     ``min_participants``: bids (real + phantom) needed to clear (1 or 2; more is
     treated as 2).
@@ -237,15 +257,21 @@ class BiddingGame:
                 self.value_distribution,
                 'must be a frozen scipy distribution or ("uniform" | "normal" | "lognormal", a, b)',
             )
-        if not math.isfinite(self.reserve_bps):
-            raise InvalidBidParameters("reserve_bps", self.reserve_bps, "must be finite bps")
+        reserve = self.reserve_bps
+        # As SimulationConfig refuses it: a negative reserve made negative bids.
+        if (
+            isinstance(reserve, bool)
+            or not isinstance(reserve, numbers.Real)
+            or not 0.0 <= reserve < math.inf
+        ):
+            raise InvalidBidParameters("reserve_bps", reserve, "must be finite bps >= 0")
         if not self.max_bid_bps > self.reserve_bps:
             raise InvalidBidParameters(
                 "max_bid_bps", self.max_bid_bps, f"must be above reserve_bps={self.reserve_bps}"
             )
         if self.policy not in PHANTOM_POLICIES:
             raise InvalidBidParameters(
-                "phantom_policy", self.policy, f"must be one of {', '.join(PHANTOM_POLICIES)}"
+                "policy", self.policy, f"must be one of {', '.join(PHANTOM_POLICIES)}"
             )
         k = self.min_participants
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
@@ -275,6 +301,20 @@ class BiddingGame:
                 self.min_participants,
             ),
         )
+
+    def __repr__(self) -> str:
+        # The distribution by family and arguments: scipy's own repr is an address.
+        shown = ", ".join(
+            f"{f.name}="
+            + (
+                _distribution_repr(self.value_distribution)
+                if f.name == "value_distribution"
+                else repr(getattr(self, f.name))
+            )
+            for f in fields(self)
+            if f.repr
+        )
+        return f"BiddingGame({shown})"
 
     @property
     def first_price(self) -> bool:
@@ -635,6 +675,12 @@ def solve_equilibrium(game: BiddingGame, *, method: str | None = None) -> BidFun
     ``method``: ``None`` picks truthful / closed form / the ODE as the module docstring
     says; ``"ode"`` forces the ODE (to check it against the closed form).
     """
+    if not isinstance(game, BiddingGame):
+        # A distribution passed as is failed deep inside ('tuple' has no attribute 'key').
+        raise TypeError(
+            f"solve_equilibrium: game={type(game).__name__} is not a BiddingGame: build "
+            "one, e.g. BiddingGame(value_distribution, num_bidders, mechanism, reserve_bps)"
+        )
     if method not in (None, "ode"):
         raise InvalidBidParameters("method", method, "must be None or 'ode'")
     key = (*game.key, method)

@@ -18,7 +18,8 @@ each, the mean bid / value actually played in it and the greedy bid / value are 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import numbers
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,10 +60,11 @@ class LearningRun:
 
     def final(self, tail: float = 0.1) -> tuple[float, float, float]:
         """Mean played bid / value over the last ``tail`` of windows: mean, sd over seeds,
-        and the standard error of the mean over seeds."""
+        and the standard error of the mean over seeds (both NaN for one seed)."""
         k = max(1, round(tail * self.played.shape[1]))
         per_seed = self.played[:, -k:].mean(axis=1)
-        sd = float(per_seed.std(ddof=1)) if per_seed.size > 1 else 0.0
+        # One seed says nothing of the spread: NaN, not a claim of perfect precision.
+        sd = float(per_seed.std(ddof=1)) if per_seed.size > 1 else math.nan
         return float(per_seed.mean()), sd, sd / math.sqrt(per_seed.size)
 
 
@@ -135,6 +137,26 @@ def _run_arm(
     return np.array(played), np.array(greedy), np.array(improvement)
 
 
+def _is_real(value: object) -> bool:
+    """A real number (``bool`` excluded: a flag is not a rate)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _checked_seeds(seeds: object) -> tuple[int, ...]:
+    """``seeds`` as a tuple, or the error naming ``seeds`` with the value passed."""
+    reason = "must be a non-empty sequence of integers >= 0, e.g. (1, 2, 3)"
+    if isinstance(seeds, str | bytes) or not isinstance(seeds, Iterable):
+        raise InvalidBidParameters("seeds", seeds, reason)
+    out = tuple(seeds)
+    if not out:
+        # No run to report: final() would fail on the empty arrays (IndexError).
+        raise InvalidBidParameters("seeds", seeds, reason)
+    for seed in out:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise InvalidBidParameters("seeds", seeds, f"{reason}; not {seed!r}")
+    return out
+
+
 def banchio_skrzypacz(
     *,
     seeds: Sequence[int] = (1, 2, 3, 4, 5),
@@ -152,6 +174,9 @@ def banchio_skrzypacz(
 ) -> list[LearningRun]:
     """The experiment of the module docstring; one :class:`LearningRun` per arm.
 
+    ``seeds``: a non-empty sequence of integers >= 0, one run per seed and arm;
+    ``value_bps``: the common value (bps); ``alpha`` in (0, 1], ``gamma`` in [0, 1);
+    ``beta`` >= 0 (below 745, where ``exp(-beta)`` underflows to 0).
     ``phantom_model`` (used for the arms with phantoms): by default two slots, each
     bidding with probability 0.5 around 60 % of the value (sd 20 %), within [0, value].
     ``progress(done, total)`` is called after each seed of each arm.
@@ -160,8 +185,19 @@ def banchio_skrzypacz(
         raise InvalidBidParameters("windows", windows, f"must be in [1, auctions={auctions}]")
     if not (isinstance(steps, int) and steps >= 2):
         raise InvalidBidParameters("steps", steps, "must be an integer >= 2")
-    if not value_bps > 0.0:
-        raise InvalidBidParameters("value_bps", value_bps, "must be > 0")
+    if not _is_real(value_bps) or not 0.0 < value_bps < math.inf:
+        raise InvalidBidParameters("value_bps", value_bps, "must be finite bps > 0")
+    seed_list = _checked_seeds(seeds)
+    # Checked here, not by the learners: they would name their own fields and the
+    # transformed values (learning_rate, discount, epsilon_decay = exp(-beta)).
+    if not _is_real(alpha) or not 0.0 < alpha <= 1.0:
+        raise InvalidBidParameters("alpha", alpha, "must be in (0, 1]")
+    if not _is_real(gamma) or not 0.0 <= gamma < 1.0:
+        raise InvalidBidParameters("gamma", gamma, "must be in [0, 1)")
+    if not _is_real(beta) or not (beta >= 0.0 and math.exp(-beta) > 0.0):
+        raise InvalidBidParameters(
+            "beta", beta, "must be >= 0 and below about 745 (exp(-beta) underflows to 0)"
+        )
     model = phantom_model or PhantomModel(
         max_phantom_bidders=2,
         bid_probability=0.5,
@@ -173,11 +209,11 @@ def banchio_skrzypacz(
     from ..mechanisms.clearing import canonical_mechanism
 
     arms = [(canonical_mechanism(m), p) for m in mechanisms for p in with_phantoms]
-    total, done = len(arms) * len(seeds), 0
+    total, done = len(arms) * len(seed_list), 0
     runs = []
     for mechanism, phantoms in arms:
         rows = []
-        for seed in seeds:
+        for seed in seed_list:
             rows.append(
                 _run_arm(
                     mechanism,
@@ -200,7 +236,7 @@ def banchio_skrzypacz(
             LearningRun(
                 mechanism,
                 phantoms,
-                tuple(seeds),
+                seed_list,
                 per_window * np.arange(1, windows + 1, dtype=np.float64),
                 np.array([r[0] for r in rows]),
                 np.array([r[1] for r in rows]),

@@ -469,6 +469,8 @@ def run_monte_carlo(
     ):
         raise InvalidBidParameters("workers", workers, "must be an integer >= 1 or None")
     check_engine(engine)  # a typo ran the fast path (the API audit)
+    if keep_rows is not None and not isinstance(keep_rows, bool):  # "no" kept them
+        raise InvalidBidParameters("keep_rows", keep_rows, "must be True, False or None")
     if row_sink is not None and client is not None:
         raise InvalidBidParameters("row_sink", row_sink, "is for local runs, not with client")
     if progress is not None and not (callable(progress) and not isinstance(progress, bool)):

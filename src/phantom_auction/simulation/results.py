@@ -46,6 +46,7 @@ Per-auction metrics, all measured against the modelled private values (SPEC,
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -490,6 +491,11 @@ class MonteCarloResults(Sequence[SimulationResult]):
             return [self[i] for i in range(*index.indices(len(self)))]
         from .parallel import ReplayState
 
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(
+                f"auction index {index!r}: an integer or a slice (the columns are in "
+                ".columns, the table in .to_frame())"
+            )
         chunk, offset = self._locate(int(index))
         replay = self._replay
         if replay is None or replay.chunk != chunk:

@@ -237,6 +237,11 @@ class SimulationConfig:
                 self.auction_config,
                 "must be an AuctionConfig (phantom_auction.load_config()) or None",
             )
+        if isinstance(self.real_strategy, str):
+            # Here, not at the first run: a misspelt name was accepted (the API audit).
+            from .strategies.registry import strategy_class
+
+            strategy_class(self.real_strategy, "real_strategy")
         cfg = self.auction_config if self.auction_config is not None else load_config()
         pa = cfg.phantom_auction
         if self.mechanism is not None:

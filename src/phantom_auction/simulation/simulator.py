@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from operator import is_
 from typing import Any, cast
@@ -86,6 +86,17 @@ class PhantomSimulator:
         market: MarketConditions | None = None,
         strategies: Sequence[Any] | None = None,
     ) -> None:
+        # Checked here: a dict passed for either failed at the first run, far from here.
+        for name, value, kind in (
+            ("config", config, SimulationConfig),
+            ("market", market, MarketConditions),
+        ):
+            if value is not None and not isinstance(value, kind):
+                hint = f": {kind.__name__}(**fields)" if isinstance(value, Mapping) else ""
+                raise TypeError(
+                    f"PhantomSimulator: {name}={type(value).__name__} is not a "
+                    f"{kind.__name__}{hint}"
+                )
         self.config = config if config is not None else SimulationConfig()
         self.market = market if market is not None else MarketConditions()
         if strategies is not None:

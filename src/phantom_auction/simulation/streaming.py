@@ -422,8 +422,14 @@ class StreamingSummary:
     __hash__ = None  # type: ignore[assignment]
 
     def stats(self, metric: str) -> dict[str, float]:
-        """Statistics of ``metric`` (see :meth:`MetricSummary.stats`)."""
-        return self.metrics[metric].stats()
+        """Statistics of ``metric``, a column or the seed's name of one, as
+        ``analyze_results`` takes them (see :meth:`MetricSummary.stats`)."""
+        from .results import SEED_METRIC_NAMES  # (results imports this module)
+
+        found = self.metrics.get(SEED_METRIC_NAMES.get(metric, metric))
+        if found is None:
+            raise KeyError(f"{metric!r} is not a metric here; one of {sorted(self.metrics)}")
+        return found.stats()
 
     def __repr__(self) -> str:
         improvement = self.metrics.get("improvement_bps")

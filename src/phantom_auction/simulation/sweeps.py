@@ -8,7 +8,7 @@ seed (common random numbers: differences between points are not seed noise).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._extras import require
@@ -50,11 +50,30 @@ def sweep_field(name: str) -> tuple[str, str]:
     )
 
 
-def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
-    """Every combination of the grid's values, the last field varying fastest."""
+def grid_points(grid: Mapping[str, Iterable[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, the last field varying fastest.
+
+    Raises :class:`InvalidBidParameters` on an unknown field, a field named twice (bare
+    and prefixed), or values that are not a list (any iterable but a string)."""
+    seen: dict[tuple[str, str], str] = {}
+    for name in grid:
+        where = sweep_field(name)
+        first = seen.setdefault(where, name)
+        if first != name:
+            # Both would set it in every point, the last winning, and label its column.
+            raise InvalidBidParameters(
+                "grid",
+                [first, name],
+                f"{first!r} and {name!r} are the same field, {'.'.join(where)}: name it once",
+            )
     points: list[dict[str, Any]] = [{}]
-    for name, values in grid.items():
-        values = list(values)
+    for name, given in grid.items():
+        # A string would sweep its characters, a number fail inside list().
+        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+            raise InvalidBidParameters(
+                f"grid[{name!r}]", given, f"must be a list of values, e.g. [{given!r}]"
+            )
+        values = list(given)
         if not values:
             raise InvalidBidParameters(f"grid[{name!r}]", values, "give at least one value")
         points = [{**p, name: v} for p in points for v in values]
@@ -134,7 +153,7 @@ def _results_of(
 def sweep(
     config: SimulationConfig,
     market: MarketConditions | None = None,
-    grid: Mapping[str, Sequence[Any]] | None = None,
+    grid: Mapping[str, Iterable[Any]] | None = None,
     *,
     baseline_price: float = 100.0,
     baseline_quantity: float = 1000.0,
@@ -148,10 +167,12 @@ def sweep(
     """One Monte Carlo of ``config.num_simulations`` auctions per point of ``grid``, at
     ``baseline_price`` (token B per token A) and ``baseline_quantity`` (token A).
 
-    ``grid`` maps :class:`SimulationConfig` or :class:`MarketConditions` field names
-    (optionally prefixed ``simulation.`` / ``market.``) to the values to try; several
-    fields are crossed. Returns a pandas DataFrame (the ``reports`` extra) with one row
-    per point in grid order: the swept fields, ``num_auctions``, and for each metric of
+    ``config`` is a :class:`SimulationConfig` (of a simulator: ``simulator.config``),
+    ``market`` a :class:`MarketConditions`, or None for the defaults. ``grid`` maps
+    their field names (optionally prefixed ``simulation.`` / ``market.``; each field
+    named once) to a list of the values to try; several fields are crossed. Returns a
+    pandas DataFrame (the ``reports`` extra) with one row per point in grid order: the
+    swept fields, ``num_auctions``, and for each metric of
     :data:`~.results.SWEEP_METRICS` the columns ``<metric>_mean``, ``_ci95_low``,
     ``_ci95_high`` (95 % confidence interval of the mean, as :func:`analyze_results`),
     ``_std`` (ddof 1), ``_p05`` and ``_p95``.
@@ -163,6 +184,19 @@ def sweep(
     ``on_point(index, row)`` is called as each point finishes (the command line writes
     its file there), ``on_start(index)`` before a local point starts.
     """
+    # A simulator (or a swapped pair) failed inside dataclasses.replace, naming neither.
+    if not isinstance(config, SimulationConfig):
+        hint = (
+            ": pass simulator.config (and simulator.market as market)"
+            if isinstance(config, PhantomSimulator)
+            else ""
+        )
+        raise TypeError(f"sweep: config={type(config).__name__} is not a SimulationConfig{hint}")
+    if market is not None and not isinstance(market, MarketConditions):
+        hint = ": pass simulator.market" if isinstance(market, PhantomSimulator) else ""
+        raise TypeError(
+            f"sweep: market={type(market).__name__} is not a MarketConditions or None{hint}"
+        )
     pd_mod = require("pandas", "reports")
     if not grid:
         raise InvalidBidParameters("grid", grid, "give at least one field and its values")

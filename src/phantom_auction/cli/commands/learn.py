@@ -21,9 +21,9 @@ MAX_BETA = 745.0
 
 #: The option behind each field the learners or the experiment may refuse.
 FIELD_OPTIONS = {
-    "epsilon_decay": "--beta",
-    "learning_rate": "--alpha",
-    "discount": "--gamma",
+    "alpha": "--alpha",
+    "beta": "--beta",
+    "gamma": "--gamma",
     "windows": "--windows",
     "steps": "--steps",
     "auctions": "--auctions",
@@ -120,7 +120,7 @@ def learn(
                     finished[-1].append(run)
                     progress(sum(map(len, finished)), total)
     except PhantomAuctionError as exc:
-        # The learners' own names (epsilon_decay, ...) are the options' here.
+        # banchio_skrzypacz's argument names are the options' here.
         blamed = FIELD_OPTIONS.get(str(getattr(exc, "field", "")))
         if blamed is None:
             raise

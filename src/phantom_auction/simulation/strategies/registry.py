@@ -18,6 +18,7 @@ __all__ = [
     "STRATEGIES",
     "create_strategy",
     "filter_strategies",
+    "strategy_class",
     "strategy_names",
 ]
 
@@ -50,16 +51,21 @@ def strategy_names() -> list[str]:
     return list(STRATEGIES)
 
 
-def create_strategy(name: str, **params: Any) -> BidderStrategy:
-    """A new instance of the strategy registered as ``name`` (or an alias)."""
+def strategy_class(name: str, field: str = "name") -> type[BidderStrategy]:
+    """The strategy class registered as ``name`` (or an alias); an unknown name is an
+    :class:`InvalidBidParameters` naming ``field``, with the names to choose from."""
     key = str(name).strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    cls = STRATEGIES.get(key)
+    cls = STRATEGIES.get(_ALIASES.get(key, key))
     if cls is None:
         raise InvalidBidParameters(
-            "real_strategy", name, f"unknown strategy; choose one of {[*STRATEGIES, *_ALIASES]}"
+            field, name, f"unknown strategy; choose one of {[*STRATEGIES, *_ALIASES]}"
         )
-    return cls(**params)
+    return cls
+
+
+def create_strategy(name: str, **params: Any) -> BidderStrategy:
+    """A new instance of the strategy registered as ``name`` (or an alias)."""
+    return strategy_class(name)(**params)
 
 
 def filter_strategies(**flags: bool) -> list[str]:
