@@ -139,7 +139,8 @@ def learn(
         price = float(run.improvement_bps[:, -tail:].mean()) / 100.0
         complete = len(run.seeds) == seeds
         label = run.label if complete else f"{run.label} ({len(run.seeds)} of {seeds} seeds)"
-        table.add_row(label, f"{mean:.3f}", f"{sd:.3f}", f"{greedy:.3f}", f"{price:.3f}")
+        spread = f"{sd:.3f}" if math.isfinite(sd) else "–"  # one seed: no spread
+        table.add_row(label, f"{mean:.3f}", spread, f"{greedy:.3f}", f"{price:.3f}")
         record.append(
             {
                 "arm": run.label,
