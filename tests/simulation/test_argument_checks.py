@@ -111,5 +111,7 @@ def test_the_api_audits_small_findings_are_named() -> None:
     assert seed_named == results.summary.stats("improvement_bps")
     with pytest.raises(KeyError, match=r"'improvement' is not a metric here"):
         results.summary.stats("improvement")
+    with pytest.raises(InvalidBidParameters, match=r"^policy='flor': must be one of reserve"):
+        SimulationConfig(policy="flor")
     with pytest.raises(InvalidBidParameters, match=r"^token_out=1: must differ from token_in"):
         SettlementRequest(token_in=1, token_out=1, amount=10.0)

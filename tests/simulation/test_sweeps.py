@@ -164,3 +164,28 @@ def test_a_simulator_is_not_a_config() -> None:
         sweep(config, simulator, grid)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"market=dict is not a MarketConditions or None"):
         sweep(config, {"volatility": 0.5}, grid)  # type: ignore[arg-type]
+
+
+def test_the_phantom_policy_is_a_config_field_and_sweeps() -> None:
+    """``policy`` set on the config gives what the engine configuration's
+    phantom_auction.phantom_policy gives (it could be set only through auction_config),
+    and a sweep can cross it."""
+    from phantom_auction.config import load_config
+    from phantom_auction.simulation import PhantomSimulator, run_monte_carlo
+
+    base = SimulationConfig(num_simulations=400, seed=2)
+    for policy in ("reserve", "floor"):
+        env = {"AUCTION_PHANTOM_AUCTION_PHANTOM_POLICY": policy}
+        configured = SimulationConfig(
+            num_simulations=400, seed=2, auction_config=load_config(env=env)
+        )
+        direct = SimulationConfig(num_simulations=400, seed=2, policy=policy)
+        assert direct.phantom_policy == configured.phantom_policy == policy
+        runs = [run_monte_carlo(PhantomSimulator(c), 100.0, 1000.0) for c in (direct, configured)]
+        assert np.array_equal(
+            runs[0].columns["improvement_bps"], runs[1].columns["improvement_bps"]
+        )
+    table = sweep(base, MarketConditions(), grid={"policy": ["reserve", "floor"]})
+    assert list(table["policy"]) == ["reserve", "floor"]
+    # Floor phantoms never take volume (SPEC): no phantom wins there.
+    assert table["phantom_won_mean"].iloc[1] == 0.0 < table["phantom_won_mean"].iloc[0]

@@ -40,6 +40,7 @@ from ..config import AuctionConfig, load_config
 from ..engine.phantoms import PhantomModel
 from ..errors import InvalidBidParameters
 from ..mechanisms.clearing import canonical_mechanism
+from ..mechanisms.rules import PHANTOM_POLICIES
 from .market import value_distribution as parse_value_distribution
 
 __all__ = [
@@ -159,6 +160,10 @@ class SimulationConfig:
       offer to be accepted: the engine's ``phantom_auction.min_improvement_bps`` (the
       same key; ``None`` takes it from the configuration in market mode, and 0 bps — the
       baseline — in textbook mode).
+    - ``policy``: what the phantoms do, ``reserve`` (they compete for volume; one
+      ranked first sends its share to the CFMM) or ``floor`` (they only set the least
+      price a real bid must beat); ``None`` takes ``phantom_auction.phantom_policy``.
+      The resolved one is ``phantom_policy``.
     - ``min_participants``: ``None`` takes ``phantom_auction.min_participants`` (real and
       phantom bids needed to clear), except in textbook mode, where it is 1: there the
       reserve alone decides, and a lone bidder above it trades, as in auction theory.
@@ -182,6 +187,7 @@ class SimulationConfig:
     phantom_model: PhantomModel | None = None
     workers: int | None = None
     reserve_bps: float | None = None
+    policy: str | None = None
     auction_config: AuctionConfig | None = field(default=None, repr=False, compare=False)
     # Resolved once in __post_init__ (frozen: set through object.__setattr__).
     clearing_mechanism: str = field(init=False, default="vcg")
@@ -242,6 +248,10 @@ class SimulationConfig:
             from .strategies.registry import strategy_class
 
             strategy_class(self.real_strategy, "real_strategy")
+        if self.policy is not None and self.policy not in PHANTOM_POLICIES:
+            raise InvalidBidParameters(
+                "policy", self.policy, f"must be one of {', '.join(PHANTOM_POLICIES)} or None"
+            )
         cfg = self.auction_config if self.auction_config is not None else load_config()
         pa = cfg.phantom_auction
         if self.mechanism is not None:
@@ -334,7 +344,7 @@ class SimulationConfig:
         )
         setattr_(self, "price_weight", float(cfg.auction_mechanics.price_weight))
         setattr_(self, "fee_weight", float(cfg.auction_mechanics.fee_weight))
-        setattr_(self, "phantom_policy", pa.phantom_policy)
+        setattr_(self, "phantom_policy", pa.phantom_policy if self.policy is None else self.policy)
         setattr_(self, "min_window_ms", float(cfg.auction_mechanics.min_window_ms))
         setattr_(self, "resolved_auction_config", cfg)
 
