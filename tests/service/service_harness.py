@@ -28,6 +28,7 @@ from phantom_auction.service.auth import (
     login_signing_bytes,
     sign,
 )
+from phantom_auction.service.schemas import CommitBody, RevealBody
 from phantom_auction.service.store import (
     AuctionRecord,
     BidEvent,
@@ -196,6 +197,33 @@ class RawBidder:
 
     async def reveal(self, auction_id: str, bid: ImprovementBid, **changes: Any) -> dict[str, Any]:
         return await self.send(self.reveal_message(auction_id, bid, **changes))
+
+
+def commit_body(
+    auction_id: str, bid: ImprovementBid, private_key: str, commitment: str | None = None
+) -> CommitBody:
+    """``bid``'s commit to ``auction_id`` as the house takes it, signed with its bidder's
+    ``private_key`` (hex); ``commitment``: hex, by default the bid's own hash."""
+    commitment = bid.commitment_hash.hex() if commitment is None else commitment
+    signed = commit_signing_bytes(auction_id, bid.bidder_id, commitment, bid.nonce)
+    return CommitBody(
+        token_pair=list(bid.token_pair),
+        commitment=commitment,
+        nonce=bid.nonce,
+        signature=sign(load_private_key(private_key), signed),
+    )
+
+
+def reveal_body(bid: ImprovementBid) -> RevealBody:
+    """``bid``'s reveal as the house takes it."""
+    return RevealBody(
+        token_pair=list(bid.token_pair),
+        improved_price=bid.improved_price,
+        volume=bid.volume,
+        priority_fee=bid.priority_fee,
+        nonce=bid.nonce,
+        salt=bid.salt.hex(),
+    )
 
 
 def unique(name: str) -> str:

@@ -19,16 +19,13 @@ import pytest
 from phantom_auction.config import load_config
 from phantom_auction.engine import make_bid
 from phantom_auction.service.auth import (
-    commit_signing_bytes,
     generate_keypair,
-    load_private_key,
-    sign,
 )
 from phantom_auction.service.house import AuctionHouse, Rejected
-from phantom_auction.service.schemas import CommitBody, OpenAuctionBody, RevealBody
+from phantom_auction.service.schemas import OpenAuctionBody
 from phantom_auction.service.store import AuctionRecord, MemoryStore, Write
 
-from .service_harness import FailsOneReveal
+from .service_harness import FailsOneReveal, commit_body, reveal_body
 
 pytestmark = pytest.mark.anyio
 
@@ -53,32 +50,16 @@ class Bidders:
 
     async def commit(self, aid: str, name: str, nonce: int) -> None:
         bid = make_bid(aid, name, (1, 2), 2000.0 * 1.003, 5.0, 0.0, nonce)
-        commitment = bid.commitment_hash.hex()
-        signed = commit_signing_bytes(aid, name, commitment, nonce)
-        body = CommitBody(
-            token_pair=[1, 2],
-            commitment=commitment,
-            nonce=nonce,
-            signature=sign(load_private_key(self.keys[name]), signed),
-        )
+        body = commit_body(aid, bid, self.keys[name])
         state = await self.house.bidder_state(name)
         assert state is not None
         assert (await self.house.commit(state, body, aid, "test")).accepted
         self.bids[name] = bid
 
     async def reveal(self, aid: str, name: str) -> Any:
-        bid = self.bids[name]
-        body = RevealBody(
-            token_pair=[1, 2],
-            improved_price=bid.improved_price,
-            volume=bid.volume,
-            priority_fee=0.0,
-            nonce=bid.nonce,
-            salt=bid.salt.hex(),
-        )
         state = await self.house.bidder_state(name)
         assert state is not None
-        return await self.house.reveal(state, body, aid, "test")
+        return await self.house.reveal(state, reveal_body(self.bids[name]), aid, "test")
 
 
 async def _house(store: MemoryStore, names: Sequence[str]) -> tuple[AuctionHouse, Bidders]:

@@ -12,10 +12,7 @@ import pytest
 from phantom_auction.config import load_config
 from phantom_auction.engine import CommitAccepted, RevealAccepted, finalize_auction, make_bid
 from phantom_auction.service.auth import (
-    commit_signing_bytes,
     generate_keypair,
-    load_private_key,
-    sign,
 )
 from phantom_auction.service.explorer import _finished_summary
 from phantom_auction.service.house import (
@@ -28,8 +25,10 @@ from phantom_auction.service.house import (
     result_document,
 )
 from phantom_auction.service.house.documents import RECOVERED, is_competition_view
-from phantom_auction.service.schemas import CommitBody, OpenAuctionBody, RevealBody
+from phantom_auction.service.schemas import OpenAuctionBody, RevealBody
 from phantom_auction.service.store import MemoryStore, compact_json
+
+from .service_harness import commit_body, reveal_body
 
 pytestmark = pytest.mark.anyio
 
@@ -52,28 +51,14 @@ async def _bid(house: AuctionHouse, aid: str, keys: dict[str, str], reveals: int
         assert state is not None
         bid = make_bid(aid, name, (1, 2), 2000.0 * (1 + (20 + 5 * i) / 1e4), 3.0 + i, 0.0, 100 + i)
         commitment = bid.commitment_for(aid, version=1 if i % 2 == 0 else 2).hex()
-        signature = sign(
-            load_private_key(private), commit_signing_bytes(aid, name, commitment, bid.nonce)
-        )
-        body = CommitBody(
-            token_pair=[1, 2], commitment=commitment, nonce=bid.nonce, signature=signature
-        )
-        verdict = await house.commit(state, body, aid, "test")
+        verdict = await house.commit(state, commit_body(aid, bid, private, commitment), aid, "test")
         assert verdict.accepted, verdict
         bids[name] = (state, bid)
     delay = (live.auction.commit_deadline - datetime.now(UTC)).total_seconds()
     await asyncio.sleep(max(0.0, delay) + 0.01)
     for name in list(bids)[:reveals]:
         state, bid = bids[name]
-        reveal = RevealBody(
-            token_pair=[1, 2],
-            improved_price=bid.improved_price,
-            volume=bid.volume,
-            priority_fee=0.0,
-            nonce=bid.nonce,
-            salt=bid.salt.hex(),
-        )
-        assert (await house.reveal(state, reveal, aid, "test")).accepted
+        assert (await house.reveal(state, reveal_body(bid), aid, "test")).accepted
 
 
 @pytest.mark.parametrize(
@@ -296,10 +281,7 @@ async def test_the_house_reads_the_time_from_its_injected_clock() -> None:
     state = await house.bidder_state("mm-0")
     assert state is not None
     bid = make_bid(aid, "mm-0", (1, 2), 2001.0, 1.0, 0.0, 7)
-    commitment = bid.commitment_hash.hex()
-    signature = sign(load_private_key(private), commit_signing_bytes(aid, "mm-0", commitment, 7))
-    body = CommitBody(token_pair=[1, 2], commitment=commitment, nonce=7, signature=signature)
-    assert (await house.commit(state, body, aid, "test")).accepted
+    assert (await house.commit(state, commit_body(aid, bid, private), aid, "test")).accepted
     assert handle.done is not None
     record = await asyncio.wait_for(handle.done, 10.0)  # the timers follow the same clock
     await house.close()

@@ -13,10 +13,7 @@ import pytest
 from phantom_auction.config import load_config
 from phantom_auction.engine import make_bid
 from phantom_auction.service.auth import (
-    commit_signing_bytes,
     generate_keypair,
-    load_private_key,
-    sign,
 )
 from phantom_auction.service.explorer import Feed
 from phantom_auction.service.house import AuctionHouse, BidderSession
@@ -26,7 +23,7 @@ from phantom_auction.service.schemas import CommitBody, OpenAuctionBody
 from phantom_auction.service.store import ClientRecord
 
 from .conftest import make_pg_store
-from .service_harness import order
+from .service_harness import commit_body, order
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -63,12 +60,9 @@ async def houses(pg_schema: tuple[str, str]) -> AsyncIterator[tuple[Any, ...]]:
 
 
 def _commit(auction_id: str, private: str, nonce: int) -> CommitBody:
-    bid = make_bid(auction_id, "mm", (1, 2), 2001.0, 3.0, 0.0, nonce)
-    commitment = bid.commitment_hash.hex()
-    signature = sign(
-        load_private_key(private), commit_signing_bytes(auction_id, "mm", commitment, nonce)
+    return commit_body(
+        auction_id, make_bid(auction_id, "mm", (1, 2), 2001.0, 3.0, 0.0, nonce), private
     )
-    return CommitBody(token_pair=[1, 2], commitment=commitment, nonce=nonce, signature=signature)
 
 
 async def _open(house: AuctionHouse, client: ClientRecord, **fields: Any) -> str:

@@ -21,10 +21,7 @@ import pytest
 from phantom_auction.config import load_config
 from phantom_auction.engine import MAX_NONCE, make_bid
 from phantom_auction.service.auth import (
-    commit_signing_bytes,
     generate_keypair,
-    load_private_key,
-    sign,
 )
 from phantom_auction.service.house import AuctionHouse
 from phantom_auction.service.schemas import CommitBody, OpenAuctionBody, RevealBody
@@ -34,9 +31,11 @@ from .service_harness import (
     FailsOneReveal,
     RawBidder,
     ServerProcess,
+    commit_body,
     pg_unavailable_reason,
     pg_url,
     reason,
+    reveal_body,
     unique,
 )
 
@@ -183,14 +182,10 @@ async def test_a_lost_write_withdraws_only_its_own_message() -> None:
         state = await house.bidder_state(name)
         assert state is not None
         bid = make_bid(aid, name, (1, 2), 2000.0 * (1 + improvement_bps / 1e4), 5.0, 0.0, nonce)
-        commitment = bid.commitment_hash.hex()
-        signature = sign(
-            load_private_key(keys[name]), commit_signing_bytes(aid, name, commitment, nonce)
+        return await house.commit(state, commit_body(aid, bid, keys[name]), aid, "test"), (
+            state,
+            bid,
         )
-        body = CommitBody(
-            token_pair=[1, 2], commitment=commitment, nonce=nonce, signature=signature
-        )
-        return await house.commit(state, body, aid, "test"), (state, bid)
 
     # Three commits in one group-commit batch; the middle one cannot be stored.
     results = await asyncio.gather(
@@ -209,15 +204,7 @@ async def test_a_lost_write_withdraws_only_its_own_message() -> None:
     delay = (live.auction.commit_deadline - datetime.now(UTC)).total_seconds()
     await asyncio.sleep(max(0.0, delay) + 0.02)
     for state, bid in [results[0][1], results[2][1], (state_1, bid_1)]:
-        body = RevealBody(
-            token_pair=[1, 2],
-            improved_price=bid.improved_price,
-            volume=bid.volume,
-            priority_fee=0.0,
-            nonce=bid.nonce,
-            salt=bid.salt.hex(),
-        )
-        assert (await house.reveal(state, body, aid, "test")).accepted
+        assert (await house.reveal(state, reveal_body(bid), aid, "test")).accepted
     record = await handle.done
     assert (record.status, record.outcome) == ("finalized", "filled")
     assert record.competition is not None
@@ -308,19 +295,7 @@ class HeldStore(MemoryStore):
 def _one_bid(aid: str, private: str, nonce: int = 5) -> tuple[CommitBody, RevealBody]:
     """mm-0's signed commit of a 30 bps bid in ``aid`` and its reveal."""
     bid = make_bid(aid, "mm-0", (1, 2), 2000.0 * 1.003, 5.0, 0.0, nonce)
-    commitment = bid.commitment_hash.hex()
-    signed = commit_signing_bytes(aid, "mm-0", commitment, nonce)
-    signature = sign(load_private_key(private), signed)
-    commit = CommitBody(token_pair=[1, 2], commitment=commitment, nonce=nonce, signature=signature)
-    reveal = RevealBody(
-        token_pair=[1, 2],
-        improved_price=bid.improved_price,
-        volume=bid.volume,
-        priority_fee=0.0,
-        nonce=nonce,
-        salt=bid.salt.hex(),
-    )
-    return commit, reveal
+    return commit_body(aid, bid, private), reveal_body(bid)
 
 
 async def _until_reveal_window(live: Any) -> None:

@@ -243,18 +243,7 @@ def analyze_results(
         if batches is None and _dependent(results):
             batches = CI_BATCHES
         if results.rows_kept:
-            columns = results.columns
-            stats_of = _column_stats(columns, batches)
-            summary = results.summary
-            return _analysis(
-                stats_of,
-                labels,
-                summary.wins.tolist(),
-                len(results),
-                _ci_method(batches, len(results)),
-                batches,
-                np.asarray(columns["winner_index"]),
-            )
+            return _columns_analysis(results.columns, labels, results.summary.wins, batches)
         # No rows: batch means over the summary's blocks of chunks where they are needed.
         return _summary_analysis(results.summary, batches=batches)
     if isinstance(results, str | bytes | Mapping) or hasattr(results, "columns"):
@@ -284,16 +273,19 @@ def analyze_results(
         for b in r.all_bids:
             if not b.is_phantom:
                 labels_by_index[int(b.bidder_id.removeprefix("real_"))] = b.strategy
+    wins = StreamingSummary.from_columns(columns, labels_by_index).wins
+    return _columns_analysis(columns, labels_by_index, wins, batches)
+
+
+def _columns_analysis(
+    columns: Mapping[str, Any], labels: Sequence[str], wins: NDArray[Any], batches: int | None
+) -> dict[str, Any]:
+    """The analysis of kept rows (a run's columns, or those of a list of auctions)."""
+    winner_index = np.asarray(columns["winner_index"])
+    n = len(winner_index)
     stats_of = _column_stats(columns, batches)
-    summary = StreamingSummary.from_columns(columns, labels_by_index)
     return _analysis(
-        stats_of,
-        labels_by_index,
-        summary.wins.tolist(),
-        len(rows),
-        _ci_method(batches, len(rows)),
-        batches,
-        np.asarray(columns["winner_index"]),
+        stats_of, labels, wins.tolist(), n, _ci_method(batches, n), batches, winner_index
     )
 
 

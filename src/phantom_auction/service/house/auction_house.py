@@ -216,19 +216,32 @@ class AuctionHouse(BidPath):
         self, result: AuctionResult, status: str, committed: Mapping[str, SealedBid]
     ) -> None:
         """Tell the bidders who committed to an auction recovery ended how it ended (the
-        fault audit: they never heard). Under ``--workers`` every process pushes it to
-        its connected bidders; alone, a bidder not connected is sent it at its next
-        login here (one a process did not reach under ``--workers`` is not told)."""
-        if self.peers is not None:
-            self.peers.closed(result, status, committed, [])
+        fault audit: they never heard): as any end, and, alone, one not connected at its
+        next login here (under ``--workers`` one connected to no process is not told)."""
+        self._tell_closed(result, status, committed, [], keep_untold=self.peers is None)
+
+    def _tell_closed(
+        self,
+        result: AuctionResult,
+        status: str,
+        committed: Mapping[str, SealedBid],
+        penalties: list[PenaltyUpdate],
+        *,
+        keep_untold: bool = False,
+    ) -> None:
+        """Each committed bidder's ``auction_closed``: pushed to those connected here,
+        under ``--workers`` to the others' through them (with the penalty changes);
+        ``keep_untold``: kept for the next login of one not connected here."""
         for bidder_id, closed in auction_closed_documents(result, status, committed):
             state = self.bidders.get(bidder_id)
             if state is not None and state.session is not None:
                 state.session.send(compact_json(closed))
-            elif self.peers is None:
+            elif keep_untold:
                 self._untold.setdefault(bidder_id, []).append(compact_json(closed))
                 if len(self._untold) > UNTOLD_BIDDERS:
                     self._untold.popitem(last=False)
+        if self.peers is not None:
+            self.peers.closed(result, status, committed, penalties)
 
     def untold(self, bidder_id: str) -> list[str]:
         """The ``auction_closed`` pushes of recovered auctions ``bidder_id`` has not been
@@ -717,14 +730,11 @@ class AuctionHouse(BidPath):
         self.metrics.count_auction(str(result.outcome))
         bidding_ended = min(triggered, auction.reveal_deadline.timestamp())
         self.metrics.result_latency.observe(max(0.0, done_at - bidding_ended))
-        for bidder_id, closed in auction_closed_documents(result, status, auction.commitments):
-            self.identities.push((bidder_id,), compact_json(closed))
+        changed = [p for p in penalties if isinstance(p, PenaltyUpdate)]
+        self._tell_closed(result, status, auction.commitments, changed)
         for state in newly_blocked:
             if state.session is not None:
                 state.session.send(compact_json({"type": "blocked", **self.status(state)}))
-        if self.peers is not None:
-            changed = [p for p in penalties if isinstance(p, PenaltyUpdate)]
-            self.peers.closed(result, status, auction.commitments, changed)
 
     async def _holds_auctions(self, live: LiveAuction) -> bool:
         """Whether this process still holds the locks that keep other servers off its
