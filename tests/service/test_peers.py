@@ -72,6 +72,24 @@ async def _open(house: AuctionHouse, client: ClientRecord, **fields: Any) -> str
     return handle.record.auction_id
 
 
+async def _third_house(pg_schema: tuple[str, str]) -> AuctionHouse:
+    """Another started house on the same schema (a worker started later, or restarted)."""
+    url, schema = pg_schema
+    house = AuctionHouse(CONFIG, make_pg_store(url, schema))
+    house.peers = HousePeers(house, f"{url}?search_path={schema}")
+    await house.start()
+    return house
+
+
+def _stop_without_a_word(house: AuctionHouse) -> None:
+    """Its connections (and its liveness lock) go, as when its process is killed."""
+    assert house.peers is not None
+    link = house.peers.link
+    link._closed = True
+    for connection in (link._listener, link._publisher):
+        connection.terminate()
+
+
 async def test_the_nonce_rule_holds_across_processes_in_the_order_sent(houses: Any) -> None:
     here, owner, client, private = houses  # the bidder is connected to `here`
     local = await _open(here, client, duration_ms=60_000)
@@ -150,11 +168,7 @@ async def test_a_stopped_owner_is_found_and_its_auction_ended(houses: Any) -> No
     assert committed.accepted, committed
     # An idempotent retry of its opening, landed on the other process, waits for its end.
     retry = asyncio.create_task(second.peers.wait_for_end(auction_id, 60.0, second.store))
-    # The owner stops without a word: its connections (and its liveness lock) go.
-    link = first.peers.link
-    link._closed = True
-    for connection in (link._listener, link._publisher):
-        connection.terminate()
+    _stop_without_a_word(first)
     verdict = await second.commit(state, _commit(auction_id, private, 2), auction_id, "ws")
     # Answered from the liveness check, not the forward timeout's "did not answer".
     assert verdict.reason == "store_unavailable" and verdict.detail == OWNER_GONE_DETAIL
@@ -220,10 +234,7 @@ async def test_the_explorer_feed_shows_the_other_processes_auctions(houses: Any)
     stranded = await _open(owner, client, duration_ms=60_000)
     await _until(lambda: stranded in here.peers.remote, "the opening was heard")
     await feed.sync()
-    link = owner.peers.link
-    link._closed = True
-    for connection in (link._listener, link._publisher):
-        connection.terminate()
+    _stop_without_a_word(owner)
     here.peers.link.owner_gone(owner.peers.me)
     await _until(lambda: stranded in here.closed, "the stopped owner's auction ended")
     await feed.sync()
@@ -240,10 +251,7 @@ async def test_a_process_started_later_lists_the_auctions_already_running(
     first, second, client, _private = houses
     running = await _open(first, client, duration_ms=60_000)
     await _until(lambda: running in second.peers.remote, "the opening was heard")
-    url, schema = pg_schema
-    late = AuctionHouse(CONFIG, make_pg_store(url, schema))
-    late.peers = HousePeers(late, f"{url}?search_path={schema}")
-    await late.start()
+    late = await _third_house(pg_schema)
     try:
         assert late.peers.remote[running] == second.peers.remote[running]
         assert running in {doc["auction_id"] for doc in late.open_announcements()}
@@ -268,3 +276,68 @@ async def test_a_forwarded_refusal_is_counted_once_across_the_processes(houses: 
     verdict = await here.commit(state, forged, remote, "ws")
     assert verdict.reason == "bad_signature"
     assert (here.metrics.tally["rejected"], owner.metrics.tally["rejected"]) == (0, 1)
+
+
+async def test_a_recovered_end_is_told_at_the_next_login_on_any_process(
+    houses: Any, pg_schema: tuple[str, str]
+) -> None:
+    """A stopped owner's auction, ended by another process while its bidder was connected
+    nowhere: the bidder is told how it ended when it logs in again, at a process that did
+    not recover it (here the owner's restart), once."""
+    owner, recovering, client, private = houses
+    auction_id = await _open(owner, client, duration_ms=60_000)
+    await _until(lambda: auction_id in recovering.peers.remote, "the opening was heard")
+    state = await owner.bidder_state("mm")
+    session = BidderSession("mm")
+    owner.attach(state, session)
+    assert (await owner.commit(state, _commit(auction_id, private, 1), auction_id, "ws")).accepted
+    owner.detach(state, session)  # the bidder leaves, then its owner's process stops
+    _stop_without_a_word(owner)
+    recovering.peers.link.owner_gone(owner.peers.me)
+    await _until(lambda: auction_id in recovering.closed, "the stopped owner's auction ended")
+    restarted = await _third_house(pg_schema)
+    try:
+        back = BidderSession("mm")
+        restarted.attach(await restarted.bidder_state("mm"), back)
+        await _until(lambda: not back.outbox.empty(), "the recovered end was told")
+        (closed,) = _pushed(back, "auction_closed")
+        assert closed["auction_id"] == auction_id and closed["status"] == "aborted"
+        assert closed["filled"] == 0.0 and closed["revealed"] is False
+        # Once: the recovering process kept nothing more for it.
+        assert recovering.untold("mm") == {}
+    finally:
+        await restarted.close()
+    owner.peers = None
+    owner.live.clear()
+
+
+async def test_a_recovered_end_heard_at_another_process_is_not_told_again(
+    houses: Any, pg_schema: tuple[str, str]
+) -> None:
+    """A bidder connected to a third process while a stopped owner's auction is recovered
+    hears its end there; the recovering process, told so, does not send it again when
+    the bidder logs in to it later."""
+    owner, recovering, client, private = houses
+    third = await _third_house(pg_schema)
+    try:
+        auction_id = await _open(owner, client, duration_ms=60_000)
+        await _until(lambda: auction_id in third.peers.remote, "the opening was heard")
+        state = await third.bidder_state("mm")
+        session = BidderSession("mm")
+        third.attach(state, session)
+        commit = _commit(auction_id, private, 1)
+        assert (await third.commit(state, commit, auction_id, "ws")).accepted  # forwarded
+        _stop_without_a_word(owner)
+        recovering.peers.link.owner_gone(owner.peers.me)
+        await _until(lambda: auction_id in third.closed, "the recovered end was heard")
+        (closed,) = _pushed(session, "auction_closed")
+        assert closed["auction_id"] == auction_id and closed["status"] == "aborted"
+        await _until(lambda: "mm" not in recovering._untold, "the recovering process was told")
+        # A later login at the recovering process: welcome and nothing about that auction.
+        later = BidderSession("mm")
+        recovering.attach(await recovering.bidder_state("mm"), later)
+        assert recovering.untold("mm") == {}
+    finally:
+        await third.close()
+    owner.peers = None
+    owner.live.clear()

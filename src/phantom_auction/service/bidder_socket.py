@@ -157,7 +157,7 @@ class BidderSocket:
         not been told; then (unless blocked) the auctions still taking commits."""
         status = self.house.status(state)
         session.send(compact_json({"type": "welcome", **status}))
-        for text in self.house.untold(state.bidder_id):
+        for text in self.house.untold(state.bidder_id).values():
             session.send(text)
         if not status["blocked"]:
             for text, frame in self.house.still_collecting():

@@ -28,7 +28,7 @@ import logging
 import math
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -134,9 +134,10 @@ class AuctionHouse(BidPath):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self.recovered: dict[str, str] = {}
-        # The ``auction_closed`` pushes of auctions recovery ended, by bidder, for those
-        # not connected to hear them (after a restart, none are): sent as each logs in.
-        self._untold: OrderedDict[str, list[str]] = OrderedDict()
+        # The ``auction_closed`` pushes of auctions this process's recovery ended, by
+        # bidder and auction, for those not connected here to hear them (after a restart,
+        # none are): sent as each logs in, here or (``--workers``) at another process.
+        self._untold: OrderedDict[str, dict[str, str]] = OrderedDict()
         #: Called with each auction this process finishes, once its end is durable: its
         #: record and bid events (what the explorer's feed summarizes without a read).
         self.finish_listeners: list[Callable[[AuctionRecord, list[BidEvent]], None]] = []
@@ -216,9 +217,9 @@ class AuctionHouse(BidPath):
         self, result: AuctionResult, status: str, committed: Mapping[str, SealedBid]
     ) -> None:
         """Tell the bidders who committed to an auction recovery ended how it ended (the
-        fault audit: they never heard): as any end, and, alone, one not connected at its
-        next login here (under ``--workers`` one connected to no process is not told)."""
-        self._tell_closed(result, status, committed, [], keep_untold=self.peers is None)
+        fault audit: they never heard): as any end, and one connected nowhere at its
+        next login (:meth:`untold`)."""
+        self._tell_closed(result, status, committed, [], recovered=True)
 
     def _tell_closed(
         self,
@@ -227,26 +228,35 @@ class AuctionHouse(BidPath):
         committed: Mapping[str, SealedBid],
         penalties: list[PenaltyUpdate],
         *,
-        keep_untold: bool = False,
+        recovered: bool = False,
     ) -> None:
         """Each committed bidder's ``auction_closed``: pushed to those connected here,
         under ``--workers`` to the others' through them (with the penalty changes);
-        ``keep_untold``: kept for the next login of one not connected here."""
+        ``recovered``: kept for the next login of one not connected here (the process
+        it is connected to, if any, says it was told: :meth:`told`)."""
         for bidder_id, closed in auction_closed_documents(result, status, committed):
             state = self.bidders.get(bidder_id)
             if state is not None and state.session is not None:
                 state.session.send(compact_json(closed))
-            elif keep_untold:
-                self._untold.setdefault(bidder_id, []).append(compact_json(closed))
+            elif recovered:
+                untold = self._untold.setdefault(bidder_id, {})
+                untold[result.auction_id] = compact_json(closed)
                 if len(self._untold) > UNTOLD_BIDDERS:
                     self._untold.popitem(last=False)
         if self.peers is not None:
-            self.peers.closed(result, status, committed, penalties)
+            self.peers.closed(result, status, committed, penalties, recovered=recovered)
 
-    def untold(self, bidder_id: str) -> list[str]:
-        """The ``auction_closed`` pushes of recovered auctions ``bidder_id`` has not been
-        sent (once: they are forgotten here)."""
-        return self._untold.pop(bidder_id, [])
+    def untold(self, bidder_id: str) -> dict[str, str]:
+        """The ``auction_closed`` pushes (by auction id) of auctions this process's
+        recovery ended that ``bidder_id`` has not been sent (once: forgotten here)."""
+        return self._untold.pop(bidder_id, {})
+
+    def told(self, auction_id: str, bidder_ids: Iterable[str]) -> None:
+        """Another process pushed recovered ``auction_id``'s end to these bidders."""
+        for bidder_id in bidder_ids:
+            untold = self._untold.get(bidder_id)
+            if untold is not None and untold.pop(auction_id, None) and not untold:
+                del self._untold[bidder_id]
 
     async def close(self) -> None:
         """Graceful stop: end every live auction (finalize or abort), flush, close."""

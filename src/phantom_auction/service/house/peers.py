@@ -135,7 +135,11 @@ class HousePeers:
         status: str,
         committed: Mapping[str, SealedBid],
         penalties: list[PenaltyUpdate],
+        *,
+        recovered: bool = False,
     ) -> None:
+        """An auction this process ended; ``recovered``: a stopped process's, whose
+        bidders connected nowhere this process tells at their next login."""
         ended = {
             "a": result.auction_id,
             "s": status,
@@ -148,6 +152,7 @@ class HousePeers:
                 if fill.bidder_id is not None
             },
             "u": list(result.unrevealed),
+            "r": recovered,
         }
         self.link.publish_chunked("closed", ended, "c", dict.fromkeys(committed, 1))
         if penalties:
@@ -238,6 +243,16 @@ class HousePeers:
             session = None if state is None else state.session
             if session is not None and session.started_ns < message["t"]:
                 session.close()  # a newer login elsewhere replaces it, as one here would
+            untold = house.untold(message["b"])
+            if untold:  # ends this process recovered, for the process it logged in at
+                self.link.publish_chunked("untold", {"b": message["b"]}, "t", untold)
+        elif kind == "untold":
+            state = house.bidders.get(message["b"])
+            if state is not None and state.session is not None:
+                for text in message["t"].values():
+                    state.session.send(text)
+        elif kind == "told":
+            house.told(message["a"], message["b"])
         elif kind == "reveal_open":
             nonces: dict[str, int] = message["n"]
             self._in_order("nonces", nonces)
@@ -283,10 +298,12 @@ class HousePeers:
         self.ended({auction_id: message["s"]})
         fills: dict[str, list[float]] = message["f"]
         unrevealed = set(message["u"])
+        told = {}
         for bidder_id in message["c"]:
             state = self.house.bidders.get(bidder_id)
             if state is None or state.session is None:
                 continue
+            told[bidder_id] = 1
             volume, price = fills.get(bidder_id, (0.0, None))
             closed = {
                 "type": "auction_closed",
@@ -300,6 +317,8 @@ class HousePeers:
                 "revealed": bidder_id not in unrevealed,
             }
             state.session.send(compact_json(closed))
+        if message.get("r") and told:  # the recovering process need not keep them
+            self.link.publish_chunked("told", {"a": auction_id}, "b", told)
 
     def _penalties(self, states: dict[str, list[Any]]) -> None:
         house = self.house
