@@ -255,8 +255,10 @@ class AuctionHouse(BidPath):
         """Another process pushed recovered ``auction_id``'s end to these bidders."""
         for bidder_id in bidder_ids:
             untold = self._untold.get(bidder_id)
-            if untold is not None and untold.pop(auction_id, None) and not untold:
-                del self._untold[bidder_id]
+            if untold is not None:
+                untold.pop(auction_id, None)
+                if not untold:
+                    del self._untold[bidder_id]
 
     async def close(self) -> None:
         """Graceful stop: end every live auction (finalize or abort), flush, close."""
