@@ -1,6 +1,7 @@
 """Statistics of a run's per-auction metrics: the summary of one column and its 95 %
 confidence interval, for independent auctions (Student's t; Wilson's score interval
-for an event's bool column, ``phantom_won``) or dependent ones (batch means, e.g.
+for an event's bool column, ``phantom_won``, and a share that is nearly always 0 or 1,
+``real_fill_fraction``) or dependent ones (batch means, e.g.
 learning bidders)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from numpy.typing import NDArray
 
 __all__ = [
     "CI_BATCHES",
+    "SHARE_METRICS",
     "STATISTICS",
     "batch_means_ci",
     "finite_stats",
@@ -25,6 +27,13 @@ FloatArray = NDArray[np.float64]
 
 #: Statistics of each metric in ``analyze_results`` (and ``<metric>_<stat>`` in a sweep).
 STATISTICS = ("mean", "ci95_low", "ci95_high", "sem", "median", "std", "min", "max", "p05", "p95")
+
+#: Metrics that are shares in [0, 1] and in nearly every auction 0 or 1 (the order filled
+#: by real bids, or by none): Wilson's interval, as for an event. It holds for any values
+#: in [0, 1] (their variance is at most mean x (1 - mean)) and is tight at 0 or 1. Student's
+#: t collapsed to [1, 1] in the 61 % of 100-auction runs whose every fill was whole, and
+#: covered the mean in 35 % of them (400 runs of the defaults).
+SHARE_METRICS = frozenset({"real_fill_fraction"})
 
 #: Batches of the batch-means confidence interval (auctions that are not independent).
 CI_BATCHES = 20
@@ -92,19 +101,22 @@ def _std(x: FloatArray) -> float:
     return float(x.std(ddof=1)) if x.size > 1 else math.nan
 
 
-def finite_stats(values: NDArray[Any], *, batches: int | None = None) -> dict[str, float]:
+def finite_stats(
+    values: NDArray[Any], *, batches: int | None = None, share: bool = False
+) -> dict[str, float]:
     """Exact statistics of the finite values: ``mean``, its 95 % confidence interval
     ``ci95_low``/``ci95_high`` and standard error ``sem``, ``median, std (ddof=1), min,
     max, p05, p95, count``.
 
     The interval assumes independent values (Student's t; Wilson's for a bool column,
-    an event such as ``phantom_won``: :func:`proportion_ci`; chosen by the column's type,
-    never by values that happen to be 0 or 1), or, with ``batches``, is computed by batch
+    an event such as ``phantom_won``, or a ``share`` in [0, 1], :data:`SHARE_METRICS`:
+    :func:`proportion_ci`; chosen by the column's type or name, never by values that
+    happen to be 0 or 1), or, with ``batches``, is computed by batch
     means over the values in order (for dependent auctions, e.g. learning bidders; see
     :func:`batch_means_ci`; none below 2 values a batch). ``sem`` is ``std / sqrt(n)``
     (by batches with ``batches``).
     """
-    event = np.asarray(values).dtype == np.bool_
+    event = share or np.asarray(values).dtype == np.bool_
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
     if x.size == 0:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .intervals import CI_BATCHES, mean_ci, proportion_ci, t_quantile_975
+from .intervals import CI_BATCHES, SHARE_METRICS, mean_ci, proportion_ci, t_quantile_975
 
 __all__ = [
     "RATIO_HEADLINES",
@@ -187,7 +187,8 @@ class QuantileSketch:
 @dataclass(slots=True)
 class MetricSummary:
     """Moments, extremes and a sketch of one metric's finite values (``event``: of a
-    bool column, whose mean is a rate: Wilson's interval)."""
+    bool column, whose mean is a rate, or of a share in :data:`~.intervals.SHARE_METRICS`:
+    Wilson's interval)."""
 
     count: int = 0
     nan_count: int = 0
@@ -199,8 +200,10 @@ class MetricSummary:
     event: bool = False
 
     @classmethod
-    def of(cls, values: NDArray[Any], alpha: float = DEFAULT_ALPHA) -> MetricSummary:
-        event = np.asarray(values).dtype == np.bool_
+    def of(
+        cls, values: NDArray[Any], alpha: float = DEFAULT_ALPHA, *, share: bool = False
+    ) -> MetricSummary:
+        event = share or np.asarray(values).dtype == np.bool_
         x = np.asarray(values, dtype=np.float64)
         finite = x[np.isfinite(x)]
         out = cls(nan_count=int(x.size - finite.size), sketch=QuantileSketch(alpha), event=event)
@@ -367,7 +370,7 @@ class StreamingSummary:
         # Codes: bidder i -> i, phantom (-1) -> n, nobody (-2) -> n + 1.
         codes = np.where(winner >= 0, winner, np.where(winner == -1, n, n + 1))
         metrics = {
-            name: MetricSummary.of(values, alpha)
+            name: MetricSummary.of(values, alpha, share=name in SHARE_METRICS)
             for name, values in columns.items()
             if name != "winner_index"
         }
