@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -426,6 +428,42 @@ def test_json_rows_are_the_parquet_rows_to_the_bit(runner: CliRunner, tmp_path: 
         got = [row[column] for row in rows]
         want = [None if pd.isna(x) else float(x) for x in frame[column]]
         assert got == want, column
+
+
+def test_json_rows_keep_every_kind_of_column_exactly(tmp_path: Path) -> None:
+    """auctions.json is written a column at a time (orjson over each numpy column, one
+    template a row): every kind of column must come out as the frame holds it, exact
+    doubles, float32 values as their value, nulls for NaN, infinities and missing."""
+    from phantom_auction.cli.output import _write_json_rows
+
+    frame = pd.DataFrame(
+        {
+            "f": [0.1, 5e-324, 1e16, math.nan, -math.inf, -0.0],
+            "f32": np.array([0.1, 1.5, 3.0, 0.0, 2.5, -1.0], dtype=np.float32),
+            "i": np.array([1, -2, 3, 2**31 - 1, 0, 7], dtype=np.int32),
+            "big": np.array([2**62, 0, 1, 2, 3, 4], dtype=np.int64),
+            "b": [True, False, True, False, True, False],
+            "cat": pd.Categorical(["a", "b", None, "a", "%s", "b"]),
+            "nullable": pd.array([1, None, 3, 4, 5, 6], dtype="Int64"),
+            "o": ["x", None, 1.5, math.nan, 'q"uote', "é"],
+            "100%": [1, 2, 3, 4, 5, 6],
+        }
+    )
+    path = tmp_path / "rows.json"
+    _write_json_rows(frame, path)
+    rows = json.loads(path.read_text("utf-8"))
+    assert [list(row) for row in rows] == [list(frame.columns)] * len(frame)
+    assert [r["f"] for r in rows] == [0.1, 5e-324, 1e16, None, None, -0.0]
+    assert [r["f32"] for r in rows] == [float(x) for x in frame["f32"]]  # 0.10000000149...
+    assert [r["i"] for r in rows] == [1, -2, 3, 2**31 - 1, 0, 7]
+    assert rows[0]["big"] == 2**62
+    assert [r["b"] for r in rows] == [True, False, True, False, True, False]
+    assert [r["cat"] for r in rows] == ["a", "b", None, "a", "%s", "b"]
+    assert [r["nullable"] for r in rows] == [1, None, 3, 4, 5, 6]
+    assert [r["o"] for r in rows] == ["x", None, 1.5, None, 'q"uote', "é"]
+    assert [r["100%"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    _write_json_rows(frame.iloc[:0], path)
+    assert json.loads(path.read_text("utf-8")) == []
 
 
 def test_an_earlier_run_survives_a_refused_option_and_strangers_files_are_not_a_run(

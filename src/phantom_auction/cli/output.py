@@ -166,35 +166,41 @@ def write_frame(frame: pd.DataFrame, path: Path, fmt: OutputFormat) -> None:
 _JSON_ROWS_AT_ONCE = 10_000
 
 
-def _json_values(column: pd.Series) -> list[str]:
-    """A column's values as JSON text: floats as their shortest exact repr (what json
-    writes; pandas' to_json rounds to 10 decimals: the CLI audit found 5e-11 off the
-    Parquet), NaN and infinities as null."""
-    kind = column.dtype.kind
-    values = column.tolist()
-    if kind == "f":
-        return [repr(x) if math.isfinite(x) else "null" for x in values]
-    if kind == "b":
-        return ["true" if x else "false" for x in values]
-    if kind in "iu":
-        return [str(x) for x in values]
-    return [json.dumps(clean_floats(x), default=jsonable) for x in values]
+def _json_values(column: pd.Series) -> list[bytes]:
+    """A column's values as JSON text: floats as their shortest exact repr (pandas'
+    to_json rounds to 10 decimals: the CLI audit found 5e-11 off the Parquet), NaN and
+    infinities as null."""
+    import numpy as np
+    import orjson
+    import pandas as pd
+
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "fiub":
+        # One C pass over the column (numbers hold no comma to split on): 2.5x faster than
+        # repr() of each value. float64 first: a float32's shortest repr is not its value's.
+        values = column.to_numpy(dtype=np.float64 if dtype.kind == "f" else None)
+        return orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+    if isinstance(dtype, pd.CategoricalDtype):  # each category written once; -1 is null
+        names = [orjson.dumps(clean_floats(x), default=jsonable) for x in dtype.categories]
+        return [(names[code] if code >= 0 else b"null") for code in column.cat.codes.tolist()]
+    items = column.astype(object).where(column.notna(), None).tolist()  # pd.NA: null
+    return [orjson.dumps(clean_floats(x), default=jsonable) for x in items]
 
 
 def _write_json_rows(frame: pd.DataFrame, path: Path) -> None:
     """``frame`` as a JSON array of row objects, one a line, written a block at a time."""
-    keys = [json.dumps(str(c)) + ":" for c in frame.columns]
-    with path.open("w", encoding="utf-8") as file:
-        file.write("[")
+    require("orjson", "reports")
+    keys = [json.dumps(str(c)).encode() for c in frame.columns]
+    # One row is the template filled in (bytes % tuple: one C call a row).
+    row = b"{" + b",".join(key.replace(b"%", b"%%") + b":%s" for key in keys) + b"}"
+    with path.open("wb") as file:
+        file.write(b"[")
         for start in range(0, len(frame), _JSON_ROWS_AT_ONCE):
             block = frame.iloc[start : start + _JSON_ROWS_AT_ONCE]
             columns = [_json_values(block[c]) for c in frame.columns]
-            rows = (
-                "{" + ",".join(map(str.__add__, keys, row)) + "}"
-                for row in zip(*columns, strict=True)
-            )
-            file.write(("\n" if start == 0 else ",\n") + ",\n".join(rows))
-        file.write("\n]\n")
+            rows = [row % values for values in zip(*columns, strict=True)]
+            file.write((b"\n" if start == 0 else b",\n") + b",\n".join(rows))
+        file.write(b"\n]\n")
 
 
 def write_outputs(
