@@ -23,6 +23,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     # The bidder SDK shares the wire format with the service, never the server itself.
     "client": ("service", "cli", "report", "demo"),
     "wire": ("simulation", "service", "cli", "report", "demo", "client"),
+    # Checks a published document with the engine's own code (signatures via service.auth).
+    "verification": ("simulation", "cli", "report", "demo", "client"),
 }
 #: Layer -> the only modules of ours it may import (besides its own).
 ALLOWED_ONLY: dict[str, tuple[str, ...]] = {
