@@ -35,17 +35,20 @@ import heapq
 import itertools
 import json
 import logging
+import math
+import ssl
 import time
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from ._extras import require
 from .engine import AuctionAnnouncement, ImprovementBid, PhantomModel
-from .errors import PhantomAuctionError
+from .errors import InvalidBidParameters, PhantomAuctionError
 from .simulation.live import StrategyBidder
 from .simulation.strategies.base import AuctionView
 
@@ -108,6 +111,10 @@ _FATAL_REASONS = frozenset({"bidder_removed", "bidder_key_changed"})
 #: :data:`UNREACHABLE_REPEAT_S` while it lasts.
 UNREACHABLE_WARN_S = 10.0
 UNREACHABLE_REPEAT_S = 60.0
+#: With ``max_auctions``, an auction whose ``auction_closed`` has not come this long (s)
+#: after its reveal window counts as over (checked every ``_SWEEP_S``).
+CLOSE_GRACE_S = 30.0
+_SWEEP_S = 1.0
 
 
 #: An ack as kept during a run: the fields of :class:`Ack`, in order.
@@ -170,7 +177,10 @@ class BidderReport:
     connection was gone for. ``reveals_late`` and ``reveals_after_window``: reveals that
     left this client more than half the reveal window after it opened, and after it had
     closed, by the client's own clock: a process too busy to reveal in time (the server
-    refuses the second kind as ``outside_reveal_window``).
+    refuses the second kind as ``outside_reveal_window``). ``strategy_errors``: auctions
+    without a commit because the strategy raised or proposed no sendable bid (each logged
+    at WARNING or above, naming the field and value). Units: ``filled_volume`` in token A;
+    an ack's ``received_at`` in unix seconds.
     """
 
     bidder_id: str
@@ -187,6 +197,7 @@ class BidderReport:
     status: dict[str, Any] | None
     reveals_late: int = 0
     reveals_after_window: int = 0
+    strategy_errors: int = 0
 
 
 @dataclass(slots=True)
@@ -309,6 +320,44 @@ def _refused_for_good(url: str, exc: InvalidStatus | InvalidURI) -> BidderLoginE
     return None
 
 
+_NO_FIELD = object()
+
+
+def _check_proposal(proposal: Any, honour_timing: bool) -> None:
+    """Raise naming the field and value when the strategy's proposal is not a bid the
+    client can seal (a dict, a bare price, a price that is no number or not finite)."""
+    fields = ("price", "quantity", "priority_fee", "timestamp")
+    for field in fields if honour_timing else fields[:3]:  # without it, timestamp unused
+        value: Any = getattr(proposal, field, _NO_FIELD)
+        if value is _NO_FIELD:
+            raise InvalidBidParameters(
+                "bid",
+                proposal,
+                f"has no {field}: a strategy returns None (no bid) or an object with "
+                "price, quantity, timestamp and priority_fee, such as phantom_auction.Bid",
+            )
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InvalidBidParameters(f"bid.{field}", value, "must be a number") from None
+        if not math.isfinite(number):
+            raise InvalidBidParameters(f"bid.{field}", value, "must be finite")
+
+
+def _tls_refused(url: str, exc: OSError) -> BidderLoginError | None:
+    """The error to stop on when TLS can never work at ``url``: an untrusted certificate,
+    or a server that does not speak TLS (``https://`` given for an ``http://`` server);
+    retried, these were one INFO line each, forever. None for other failures."""
+    if isinstance(exc, ssl.SSLCertVerificationError) or (
+        isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER"
+    ):
+        return BidderLoginError(
+            "tls_failed",
+            f"url={url!r}: {exc} (a server without TLS is reached with http://, not https://)",
+        )
+    return None
+
+
 class _FunctionStrategy:
     """A plain ``generate_bid(...)`` function seen as a strategy object."""
 
@@ -319,16 +368,24 @@ class _FunctionStrategy:
         return f"_FunctionStrategy({getattr(self.generate_bid, '__name__', self.generate_bid)})"
 
 
+_WS_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
+
+
 def _ws_url(url: str) -> str:
-    if url.startswith("http://"):
-        url = "ws://" + url.removeprefix("http://")
-    elif url.startswith("https://"):
-        url = "wss://" + url.removeprefix("https://")
-    elif not url.startswith(("ws://", "wss://")):
-        raise ValueError(f"url={url!r}: expected http(s):// or ws(s)://")
-    scheme, rest = url.split("://", 1)
-    host, _, path = rest.partition("/")
-    return f"{scheme}://{host}{'/' + path if path else BIDDER_WS_PATH}"
+    """The WebSocket URL for ``url``: its path, else the service's bidder endpoint."""
+    if not isinstance(url, str):
+        raise TypeError(f"url={url!r}: expected a string such as 'http://127.0.0.1:8080'")
+    # Parsed, not cut at the first "/": a query string ("http://h:1?x=1") was taken as
+    # the host and the endpoint's path pasted after it; "HTTP://" was refused.
+    parts = urlsplit(url.strip())
+    scheme = _WS_SCHEMES.get(parts.scheme.lower())
+    if scheme is None or not parts.netloc:
+        raise ValueError(
+            f"url={url!r}: expected http(s):// or ws(s):// and host:port, "
+            "such as 'http://127.0.0.1:8080'"
+        )
+    path = parts.path if parts.path not in ("", "/") else BIDDER_WS_PATH
+    return f"{scheme}://{parts.netloc}{path}{'?' + parts.query if parts.query else ''}"
 
 
 #: Phantom models as announced, parsed once (a server announces few): 2.2 us a push instead
@@ -373,6 +430,26 @@ def _announcement(message: dict[str, Any]) -> AuctionAnnouncement:
     )
 
 
+def _load_key(private_key: Any) -> Ed25519PrivateKey:
+    """``load_private_key``, whose errors never show the key: a secret must not reach a
+    log or a traceback (a malformed one is mostly the key, 31 of its 32 bytes say)."""
+    if not isinstance(private_key, Ed25519PrivateKey | bytes | str):
+        raise TypeError(
+            f"private_key: {type(private_key).__name__}, expected an Ed25519 key object, "
+            "32 raw bytes, or hex, base64 or PEM text"
+        )
+    try:
+        return load_private_key(private_key)
+    except ValueError:
+        if not isinstance(private_key, str) or "BEGIN" in private_key:
+            raise  # these messages name sizes and types, not the key
+        # "from None": the original's message holds the key's text.
+        raise ValueError(
+            f"private_key: {len(private_key.strip())} characters (not shown): expected 32 "
+            "raw Ed25519 key bytes as 64 hex characters or base64, or a PEM block"
+        ) from None
+
+
 _last_stamp_ms = 0
 
 
@@ -381,22 +458,37 @@ def signed_headers(
     private_key: Ed25519PrivateKey | bytes | str,
     method: str,
     path: str,
-    body: bytes = b"",
+    body: bytes | str = b"",
     *,
     timestamp_ms: int | None = None,
 ) -> dict[str, str]:
     """The ``X-Bidder-*`` headers that authenticate an HTTP request by a bidder.
 
-    ``path`` without the query string; ``body`` exactly as sent. The server takes each
-    signed request once, so the timestamp (unix ms) is kept strictly increasing within
-    this process: two identical requests in the same millisecond still differ.
+    ``path``: the request's path (``/v1/bidders/me``); the server signs it without the
+    query string, so a query or a whole URL given here is cut to the path. ``body``:
+    exactly the bytes sent (text is taken as UTF-8, as ``httpx`` sends it). The server
+    takes each signed request once, so the timestamp (unix ms) is kept strictly
+    increasing within this process: two identical requests in the same millisecond
+    still differ.
     """
     global _last_stamp_ms
-    key = load_private_key(private_key)
+    if isinstance(body, str):
+        body = body.encode()
+    elif not isinstance(body, bytes | bytearray | memoryview):
+        raise TypeError(
+            f"body: a {type(body).__name__}, expected the bytes sent (json.dumps(...).encode())"
+        )
+    # Signed with its query or as a whole URL, the request was refused as bad_signature,
+    # which does not say why: the server checks the path alone.
+    if "?" in path or "://" in path:
+        path = urlsplit(path).path
+    if not path.startswith("/"):
+        raise ValueError(f"path={path!r}: the request's path from its '/', e.g. '/v1/bidders/me'")
+    key = _load_key(private_key)
     if timestamp_ms is None:
         timestamp_ms = _last_stamp_ms = max(int(time.time() * 1000), _last_stamp_ms + 1)
     stamp = timestamp_ms
-    signature = sign(key, request_signing_bytes(bidder_id, method, path, stamp, body))
+    signature = sign(key, request_signing_bytes(bidder_id, method, path, stamp, bytes(body)))
     return {
         BIDDER_ID_HEADER: bidder_id,
         BIDDER_TIMESTAMP_HEADER: str(stamp),
@@ -443,7 +535,7 @@ class BidderClient:
             raise ValueError(f"give_up_after_s={give_up_after_s!r}: seconds (> 0) or None")
         self.url = _ws_url(url)
         self.bidder_id = bidder_id
-        self.key = load_private_key(private_key)
+        self.key = _load_key(private_key)
         self._signer = Signer(self.key)
         self.market = market
         self.rng = rng
@@ -478,6 +570,7 @@ class BidderClient:
         self._reveals = 0
         self._reveals_late = 0
         self._reveals_after_window = 0
+        self._strategy_errors = 0
         self._won = 0
         self._filled = 0.0
         self._closed_auctions = 0
@@ -581,6 +674,9 @@ class BidderClient:
                     _log.warning("%s: %s", self.bidder_id, exc)
                     ended = exc
                 except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
+                    refused_tls = _tls_refused(self.url, exc) if isinstance(exc, OSError) else None
+                    if refused_tls is not None:
+                        raise refused_tls from exc
                     _log.info("%s: connection lost (%r)", self.bidder_id, exc)
                     last_error = repr(exc)
                     ended = self._fatal_close(exc)
@@ -662,6 +758,7 @@ class BidderClient:
                     round_.commit = "sent"
             elif round_.commit == "unsent":  # never left this client: nothing to reveal
                 round_.commit = "rejected"
+                self._abstain(auction_id)  # nor an auction_closed to wait for
         for round_ in rounds:
             if self._reveal_is_due(round_, now):
                 self._reveal(round_)
@@ -687,6 +784,7 @@ class BidderClient:
             status=self.status,
             reveals_late=self._reveals_late,
             reveals_after_window=self._reveals_after_window,
+            strategy_errors=self._strategy_errors,
         )
 
     async def _login(self, ws: _Connection) -> None:
@@ -700,7 +798,15 @@ class BidderClient:
         except ConnectionClosed:
             welcome = {"type": "error", "reason": "closed", "detail": "closed during login"}
         if welcome.get("type") != "welcome":
-            raise BidderLoginError(str(welcome.get("reason")), str(welcome.get("detail")))
+            reason, detail = str(welcome.get("reason")), str(welcome.get("detail"))
+            if reason == "bad_signature":
+                # The server answers an unknown bidder id alike (it tells no one which ids
+                # exist): a new user read this as a wrong key only.
+                detail += (
+                    f" (a wrong private key, or no bidder {self.bidder_id!r} registered on "
+                    "this server: phantom-auction bidders list)"
+                )
+            raise BidderLoginError(reason, detail)
         self.status = welcome
         self.connected.set()
 
@@ -741,15 +847,31 @@ class BidderClient:
         if failure:
             raise failure[0]
 
-    @staticmethod
     async def _close_when_done(
-        ws: _Connection, stop: asyncio.Event, deadline: float | None
+        self, ws: _Connection, stop: asyncio.Event, deadline: float | None
     ) -> None:
-        timeout = None if deadline is None else deadline - asyncio.get_running_loop().time()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout)
+        loop = asyncio.get_running_loop()
+        while not stop.is_set() and not self._out_of_time(deadline):
+            timeout = None if deadline is None else deadline - loop.time()
+            if self._max_auctions is not None:  # wake to give up on ends never pushed
+                timeout = _SWEEP_S if timeout is None else min(timeout, _SWEEP_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout)
+            self._expire_rounds()
         stop.set()
         await ws.close()
+
+    def _expire_rounds(self) -> None:
+        """Give up on rounds whose ``auction_closed`` has not come :data:`CLOSE_GRACE_S`
+        after their reveal window: a push lost with a connection is not sent again, and
+        with ``max_auctions`` the run waited for it forever."""
+        if self._max_auctions is None:
+            return
+        late = time.time() - CLOSE_GRACE_S
+        for auction_id, round_ in list(self._rounds.items()):
+            if round_.announcement.reveal_deadline.timestamp() < late:
+                _log.info("%s: no auction_closed for %s", self.bidder_id, auction_id)
+                self._abstain(auction_id)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -788,7 +910,9 @@ class BidderClient:
             closed = self._rounds.pop(str(msg.get("auction_id")), None)
             if closed is not None:
                 closed.cancel_timer()
-            self._closed_auctions += 1
+                # Counted once, for a round of this run (not one already given up on,
+                # nor an auction a restarted server ended for an earlier run).
+                self._closed_auctions += 1
             if msg.get("filled"):
                 self._won += 1
                 self._filled += float(msg["filled"])
@@ -853,9 +977,14 @@ class BidderClient:
             if bidder is not None and round_.proposal is not None and open_:
                 round_.commit_retries += 1
                 self._commit(bidder, round_, round_.proposal)
+            else:
+                self._abstain(round_.announcement.auction_id)
             return
         else:
             round_.commit = "rejected"
+            # No auction_closed comes for a bidder without a commit: with max_auctions
+            # the run waited for it forever (a strategy timed past the window, say).
+            self._abstain(round_.announcement.auction_id)
             return
         if self._reveal_is_due(round_, time.time()):  # its ack came after the reveal's time
             self._reveal(round_)
@@ -882,10 +1011,21 @@ class BidderClient:
         announcement = round_.announcement
         try:
             proposal = bidder.propose(announcement)
-            delay = 0.0 if proposal is None else bidder.send_delay(announcement, proposal)
         except Exception:  # the strategy's fault: this auction only, as for a refused bid
             _log.exception("%s: no bid for %s", self.bidder_id, announcement.auction_id)
+            self._strategy_errors += 1
             proposal = None
+        delay = 0.0
+        if proposal is not None:
+            # Checked here: a dict or a bare number raised in _commit, out of the run (or
+            # in a timer, leaving the round open forever: max_auctions never reached).
+            try:
+                _check_proposal(proposal, bidder.honour_timing)
+                delay = bidder.send_delay(announcement, proposal)
+            except (InvalidBidParameters, ArithmeticError) as exc:
+                _log.warning("%s: no bid for %s: %s", self.bidder_id, announcement.auction_id, exc)
+                self._strategy_errors += 1
+                proposal = None
         if proposal is None:
             self._abstain(announcement.auction_id)
         elif delay > 0:
@@ -895,7 +1035,12 @@ class BidderClient:
             self._commit(bidder, round_, proposal)
 
     def _abstain(self, auction_id: str) -> None:
-        self._rounds.pop(auction_id, None)
+        """This auction is over for this bidder (no bid, or none the server took): no
+        ``auction_closed`` will come for it."""
+        round_ = self._rounds.pop(auction_id, None)
+        if round_ is None:  # already over (counted once)
+            return
+        round_.cancel_timer()
         if self._max_auctions is not None:
             self._closed_auctions += 1  # nothing to wait for in this auction
             if self._closed_auctions >= self._max_auctions:
@@ -908,8 +1053,9 @@ class BidderClient:
         round_.cancel_timer()
         try:
             bid = round_.bid = bidder.make(announcement, proposal)
-        except PhantomAuctionError as exc:  # the strategy proposed something unsendable
+        except Exception as exc:  # the strategy proposed something unsendable
             _log.warning("%s: no commit for %s: %s", self.bidder_id, auction_id, exc)
+            self._strategy_errors += 1
             self._abstain(auction_id)
             return
         commitment = bid.commitment_hash.hex()

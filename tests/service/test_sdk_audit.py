@@ -1,0 +1,227 @@
+"""The bidder SDK as a new user meets it (the SDK audit's findings), against a real server
+(``serve`` on SQLite, 127.0.0.1, a free port):
+
+- A strategy proposing something that is not a bid (a dict, a bare price, a price that is
+  no number, a NaN timestamp) loses that auction only, named in the log and counted in
+  ``report.strategy_errors``; before, it ended the run with ``AttributeError`` (with
+  ``honour_timing=False``) or left the auction open forever (a timer's error).
+- ``max_auctions`` ends a run whose commit the server refused, or whose ``auction_closed``
+  never came: no such push comes for a bidder without a commit, and a lost one is not
+  sent again, so the run waited forever.
+- A malformed private key is refused without the key in the message or the traceback.
+- A URL with a query or an upper-case scheme is understood; ``https://`` given for a
+  server without TLS ends the run (``tls_failed``) instead of being retried forever.
+- An unregistered bidder id is refused ``bad_signature`` (the server answers it as a
+  wrong key); the SDK's error says it may be either.
+- ``signed_headers`` signs the path the server checks (a query or a whole URL given as
+  the path was refused ``bad_signature``) and takes a text body as UTF-8.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import traceback
+from typing import Any
+
+import httpx
+import pytest
+
+import phantom_auction.client as sdk
+from phantom_auction import Bid
+from phantom_auction.client import BidderClient, BidderLoginError, _ws_url, signed_headers
+
+from .service_harness import ServerProcess, unique
+
+pytestmark = pytest.mark.anyio
+
+#: Long auctions (400 ms reveal windows): a loaded machine still gets every bid in.
+DURATION_MS = 2000
+
+
+@pytest.fixture(scope="module")
+def server(server_factory: Any) -> ServerProcess:
+    made: ServerProcess = server_factory({})
+    return made
+
+
+async def _open(server: ServerProcess, count: int = 1) -> None:
+    """Open ``count`` auctions one after the other, each waited for to its result."""
+    async with server.settlement(unique("settlement")) as http:
+        for _ in range(count):
+            order = {"token_in": 1, "token_out": 2, "amount": 10.0, "baseline_price": 2000.0}
+            made = await http.post("/v1/auctions", json={**order, "duration_ms": DURATION_MS})
+            assert made.status_code == 200, made.text
+
+
+async def _runs(clients: list[BidderClient], runs: list[Any], server: ServerProcess) -> list[Any]:
+    """Start ``runs`` (the clients' ``arun`` coroutines), open one auction once every
+    client is logged in, and wait for every run to end by itself (max_auctions)."""
+    tasks = [asyncio.create_task(run) for run in runs]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in clients)), 30)
+        await _open(server)
+        return await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _bid(price: Any = 2006.0, timestamp: Any = 10.0) -> Bid:
+    return Bid(price=price, quantity=10.0, timestamp=timestamp, priority_fee=0.0)
+
+
+# What a first bot gets wrong, and the field the log must name.
+NOT_BIDS: list[tuple[str, Any, str]] = [
+    ("dict", {"price": 2006.0, "quantity": 10.0, "timestamp": 10.0, "priority_fee": 0.0}, "price"),
+    ("bare-price", 2006.0, "price"),
+    ("price-text", _bid(price="abc"), "bid.price='abc'"),
+    ("nan-timestamp", _bid(timestamp=math.nan), "bid.timestamp=nan"),
+]
+
+
+async def test_a_strategy_proposing_no_bid_loses_its_auction_not_the_run(
+    server: ServerProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="phantom_auction.client")
+    clients, runs, named = [], [], []
+    for honour_timing in (True, False):
+        for case, proposal, field in NOT_BIDS:
+            if case == "nan-timestamp" and not honour_timing:
+                continue  # the timestamp is not used then
+            name = unique(f"mm-{case}")
+            client = BidderClient(
+                server.url, name, await server.add_bidder(name), honour_timing=honour_timing
+            )
+
+            def strategy(price: float, qty: float, market: Any, rng: Any, p: Any = proposal) -> Any:
+                return p
+
+            clients.append(client)
+            runs.append(client.arun(strategy, max_auctions=1))
+            named.append((name, field))
+    reports = await _runs(clients, runs, server)
+    logged = [r.getMessage() for r in caplog.records]
+    for report, (name, field) in zip(reports, named, strict=True):
+        assert report.auctions_seen == 1 and report.strategy_errors == 1, report
+        assert report.commits_sent == 0 and report.acks == ()
+        assert any(name in m and field in m for m in logged), (name, field, logged)
+
+
+async def test_max_auctions_ends_a_run_whose_commit_the_server_refused(
+    server: ServerProcess,
+) -> None:
+    """A bid timed after the collection window: refused, and no auction_closed follows."""
+    name = unique("mm-late")
+    client = BidderClient(server.url, name, await server.add_bidder(name))
+    late = 0.9 * DURATION_MS  # in the reveal window (the last fifth)
+
+    def strategy(price: float, qty: float, market: Any, rng: Any) -> Bid:
+        return Bid(price=price * 1.003, quantity=qty, timestamp=late, priority_fee=0.0)
+
+    (report,) = await _runs([client], [client.arun(strategy, max_auctions=1)], server)
+    assert report.commits_sent == 1 and report.accepted == 0
+    assert sum(report.rejected.values()) >= 1, report.rejected
+    assert [a.status for a in report.acks if a.kind == "commit"] == ["rejected"]
+
+
+async def test_max_auctions_ends_a_run_whose_auction_closed_never_came(
+    server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The push lost (as with a connection dropped at the auction's end): the round is
+    given up CLOSE_GRACE_S after its reveal window."""
+    monkeypatch.setattr(sdk, "CLOSE_GRACE_S", 0.5, raising=False)
+    name = unique("mm-lost")
+    client = BidderClient(server.url, name, await server.add_bidder(name), honour_timing=False)
+    real = client._dispatch
+
+    def dispatch(bidder: Any, msg: dict[str, Any]) -> None:
+        if msg.get("type") != "auction_closed":
+            real(bidder, msg)
+
+    client._dispatch = dispatch  # type: ignore[method-assign]
+
+    def strategy(price: float, qty: float, market: Any, rng: Any) -> Bid:
+        return Bid(price=price * 1.003, quantity=qty, timestamp=0.0, priority_fee=0.0)
+
+    (report,) = await _runs([client], [client.arun(strategy, max_auctions=1)], server)
+    assert report.commits_sent == report.reveals_sent == 1
+    assert report.accepted == 2 and report.rejected == {}
+    assert report.auctions_won == 0  # its end was never heard of
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ab" * 31, "zz" * 32, "0x" + "ab" * 32, "ab" * 32 + "cd"],
+    ids=["short", "not-hex", "0x", "long"],
+)
+def test_a_malformed_private_key_is_refused_without_showing_it(text: str) -> None:
+    for make in (
+        lambda: BidderClient("http://127.0.0.1:1", "mm", text),
+        lambda: signed_headers("mm", text, "GET", "/v1/bidders/me"),
+    ):
+        with pytest.raises(ValueError, match="private_key") as refused:
+            make()
+        shown = "".join(traceback.format_exception(refused.value))
+        assert text[2:20] not in shown, shown  # nor in a chained exception
+    for wrong in (None, 12345):
+        with pytest.raises(TypeError, match=f"private_key: {type(wrong).__name__}"):
+            BidderClient("http://127.0.0.1:1", "mm", wrong)  # type: ignore[arg-type]
+
+
+def test_urls_as_users_write_them() -> None:
+    endpoint = "/v1/bidders/ws"
+    assert _ws_url("HTTP://127.0.0.1:8080") == "ws://127.0.0.1:8080" + endpoint
+    assert _ws_url("http://127.0.0.1:8080/") == "ws://127.0.0.1:8080" + endpoint
+    assert _ws_url("https://h.example") == "wss://h.example" + endpoint
+    assert _ws_url("http://127.0.0.1:8080?x=1") == f"ws://127.0.0.1:8080{endpoint}?x=1"
+    assert _ws_url("ws://h:1/elsewhere") == "ws://h:1/elsewhere"
+    for bad in ("127.0.0.1:8080", "localhost:8080", "ftp://h:1", "http://"):
+        with pytest.raises(ValueError, match="url="):
+            _ws_url(bad)
+    with pytest.raises(TypeError, match="url=None"):
+        _ws_url(None)  # type: ignore[arg-type]
+
+
+async def test_https_for_a_server_without_tls_ends_the_run(server: ServerProcess) -> None:
+    """Retried before, one INFO line a time, for ever (or give_up_after_s)."""
+    client = BidderClient(server.url.replace("http://", "https://"), "mm", "11" * 32)
+    with pytest.raises(BidderLoginError) as refused:
+        await asyncio.wait_for(client.arun(lambda *args: None, duration_s=120), 60)
+    assert refused.value.reason == "tls_failed" and "http://" in refused.value.detail
+
+
+async def test_an_unregistered_bidder_is_told_it_may_not_be_registered(
+    server: ServerProcess,
+) -> None:
+    name = unique("mm-nobody")
+    client = BidderClient(server.url, name, "11" * 32)
+    with pytest.raises(BidderLoginError) as refused:
+        await asyncio.wait_for(client.arun(lambda *args: None, duration_s=30), 30)
+    assert refused.value.reason == "bad_signature"
+    assert "registered" in refused.value.detail and name in refused.value.detail
+
+
+async def test_signed_headers_sign_the_path_the_server_checks(server: ServerProcess) -> None:
+    name = unique("mm-http")
+    key = await server.add_bidder(name)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        for path in ("/v1/bidders/me?verbose=1", server.url + "/v1/bidders/me"):
+            got = await http.get(
+                "/v1/bidders/me?verbose=1", headers=signed_headers(name, key, "GET", path)
+            )
+            assert got.status_code == 200, (path, got.text)
+            assert got.json()["bidder_id"] == name
+        # A text body is signed as the UTF-8 bytes httpx sends.
+        body = json.dumps({"token_pair": [1, 2]})
+        sent = await http.post(
+            "/v1/auctions/nope/reveal",
+            headers=signed_headers(name, key, "POST", "/v1/auctions/nope/reveal", body),
+            content=body,
+        )
+        assert sent.json().get("reason") != "bad_signature", sent.text
+    with pytest.raises(TypeError, match="body: a dict"):
+        signed_headers(name, key, "POST", "/v1/x", {"a": 1})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="path='v1/bidders/me'"):
+        signed_headers(name, key, "GET", "v1/bidders/me")
