@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import inspect
 import itertools
 import json
 import logging
@@ -590,12 +591,23 @@ class BidderClient:
         duration_s: float | None = None,
         private_value: Any = None,
     ) -> BidderReport:
-        """Bid with ``strategy`` until ``max_auctions`` auctions have closed or
-        ``duration_s`` seconds have passed (or forever); blocking.
+        """Bid with ``strategy`` until ``max_auctions`` auctions are over for this bidder
+        (closed; or without a bid of its own, or with its commit refused) or ``duration_s``
+        seconds have passed (or forever); blocking. Each run's report counts that run
+        only; interrupted (Ctrl-C), :meth:`report` still gives its counts so far.
 
         ``private_value`` (token B per token A, or a callable ``(announcement, rng) ->
         value``, e.g. your own fair-price estimate) is passed to strategies that use one.
         """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # none: the usual case
+            pass
+        else:  # asyncio.run's own message does not say what to do instead
+            raise RuntimeError(
+                "BidderClient.run() blocks, so it cannot be called inside a running event "
+                "loop (Jupyter, an async app): use `await client.arun(...)` there"
+            )
         return asyncio.run(
             self.arun(
                 strategy,
@@ -615,6 +627,22 @@ class BidderClient:
         private_value: Any = None,
     ) -> BidderReport:
         """:meth:`run` on the current event loop; also stops when ``stop`` is set."""
+        if max_auctions is not None and (
+            not isinstance(max_auctions, int | np.integer)
+            or isinstance(max_auctions, bool)
+            or max_auctions < 1
+        ):  # 0 took no auction and so never ended
+            raise ValueError(f"max_auctions={max_auctions!r}: a count of auctions (>= 1) or None")
+        if duration_s is not None and not (
+            isinstance(duration_s, int | float) and 0 <= duration_s < math.inf
+        ):  # NaN never ended
+            raise ValueError(f"duration_s={duration_s!r}: seconds (>= 0) or None")
+        if isinstance(strategy, type) and inspect.isfunction(  # a method: price as self
+            inspect.getattr_static(strategy, "generate_bid", None)
+        ):
+            raise TypeError(
+                f"strategy={strategy.__name__}: a class; pass an instance, {strategy.__name__}(...)"
+            )
         if not callable(getattr(strategy, "generate_bid", None)):
             if not callable(strategy):
                 raise TypeError(
@@ -622,6 +650,12 @@ class BidderClient:
                     "baseline_quantity, market, rng) or to be such a function"
                 )
             strategy = _FunctionStrategy(strategy)
+        if inspect.iscoroutinefunction(strategy.generate_bid):
+            raise TypeError(
+                f"strategy={strategy!r}: generate_bid is async; the client calls it on its "
+                "event loop, once per auction, and needs a plain function"
+            )
+        self._new_run()
         bidder = StrategyBidder(
             strategy,
             self.bidder_id,
@@ -718,6 +752,20 @@ class BidderClient:
             ended.report = self.report()
             raise ended
         return self.report()
+
+    def _new_run(self) -> None:
+        """Start counting afresh: a second run of the same client ignored every auction
+        once the first had seen ``max_auctions`` (and reported the first run's counts)."""
+        self._acks.clear()
+        self._accepted = self._commits = self._reveals = self._unsent = 0
+        self._reveals_late = self._reveals_after_window = self._strategy_errors = 0
+        self._seen = self._won = self._closed_auctions = 0
+        self._filled = 0.0
+        self._rejected.clear()
+        self._pending.clear()
+        self._rounds.clear()
+        self._due.clear()
+        self._announced.clear()
 
     @staticmethod
     def _fatal_close(exc: BaseException) -> BidderRemovedError | None:

@@ -225,3 +225,47 @@ async def test_signed_headers_sign_the_path_the_server_checks(server: ServerProc
         signed_headers(name, key, "POST", "/v1/x", {"a": 1})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="path='v1/bidders/me'"):
         signed_headers(name, key, "GET", "v1/bidders/me")
+
+
+async def test_a_client_runs_again_and_reports_its_second_run_alone(server: ServerProcess) -> None:
+    """The second run of the same client took no auction (it had seen max_auctions
+    already) and ran forever, reporting the first run's counts."""
+    name = unique("mm-again")
+    client = BidderClient(server.url, name, await server.add_bidder(name), honour_timing=False)
+
+    def strategy(price: float, qty: float, market: Any, rng: Any) -> Bid:
+        return Bid(price=price * 1.003, quantity=qty, timestamp=0.0, priority_fee=0.0)
+
+    for _ in range(2):
+        (report,) = await _runs([client], [client.arun(strategy, max_auctions=1)], server)
+        assert report.auctions_seen == report.commits_sent == report.reveals_sent == 1
+        assert report.accepted == 2 and len(report.acks) == 2
+        assert report.auctions_won == 1 and report.filled_volume == 10.0
+
+
+class _Shade:
+    def generate_bid(self, price: float, qty: float, market: Any, rng: Any) -> Bid:
+        return Bid(price=price * 1.003, quantity=qty, timestamp=0.0, priority_fee=0.0)
+
+
+async def test_run_arguments_a_new_user_gets_wrong_are_named() -> None:
+    client = BidderClient("http://127.0.0.1:1", "mm", "11" * 32)
+    # 0 took no auction and never ended; NaN never ended either.
+    for bad in (0, -1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match=f"max_auctions={bad!r}"):
+            await asyncio.wait_for(client.arun(_Shade(), max_auctions=bad), 10)
+    for bad in (math.nan, -1.0, "60"):
+        with pytest.raises(ValueError, match="duration_s="):
+            await asyncio.wait_for(client.arun(_Shade(), duration_s=bad), 10)  # type: ignore[arg-type]
+    # The class for an instance: generate_bid took the price as self, every auction.
+    with pytest.raises(TypeError, match=r"_Shade: a class; pass an instance, _Shade\(...\)"):
+        await asyncio.wait_for(client.arun(_Shade, duration_s=3), 10)
+
+    async def coroutine_strategy(price: float, qty: float, market: Any, rng: Any) -> None:
+        return None
+
+    with pytest.raises(TypeError, match="async"):
+        await asyncio.wait_for(client.arun(coroutine_strategy, duration_s=3), 10)
+    # run() where a loop runs (Jupyter): asyncio.run's message did not say what to use.
+    with pytest.raises(RuntimeError, match="arun"):
+        client.run(_Shade(), duration_s=1)
