@@ -19,7 +19,8 @@ commit's ack (in a 20 ms window one slow durable write would cost every reveal b
 it), but a commit already refused is not revealed; a lost connection's unacknowledged commits (while
 collecting) and reveals are sent again on the next one, as are messages answered
 ``store_unavailable``. Every ack is recorded. A strategy that raises loses that auction
-only (logged), not the run. A removed bidder's run ends with :class:`BidderRemovedError`;
+only (logged), not the run, as does one proposing what is not a bid (counted in
+``report.strategy_errors``). A removed bidder's run ends with :class:`BidderRemovedError`;
 one that cannot reach the server is warned about, and with ``give_up_after_s`` ends
 with :class:`ServerUnreachableError`.
 
@@ -147,11 +148,14 @@ class ServerUnreachableError(PhantomAuctionError):
 
 
 class BidderLoginError(PhantomAuctionError):
-    """The server refused the login (``reason``: ``unknown_bidder``, ``bad_signature``, ...)."""
+    """The server refused the login (``reason``: ``bad_signature``, ``malformed``, ...), or
+    the URL can never serve it (``bad_url``, ``handshake_refused``, ``tls_failed``).
+    ``report``: the run's report up to then (a refusal may come at a reconnect)."""
 
     def __init__(self, reason: str, detail: str) -> None:
         self.reason = reason
         self.detail = detail
+        self.report: BidderReport | None = None
         super().__init__(f"login refused: {reason}: {detail}")
 
 
@@ -513,6 +517,11 @@ class BidderClient:
     simulator strategy is told each auction's announced rules over ``view`` (what the
     announcement does not say: rivals, value distribution, phantom model; see
     :class:`~phantom_auction.simulation.live.StrategyBidder`).
+
+    The strategy's bid (``phantom_auction.Bid``, or None for no bid): ``price`` token B
+    per token A, ``quantity`` token A, ``timestamp`` ms after the auction opened,
+    ``priority_fee`` token units; the server takes an improvement of the announced
+    ``min_improvement_bps``-``max_improvement_bps`` over the baseline price (bps: 1/10,000).
     """
 
     def __init__(
@@ -530,9 +539,14 @@ class BidderClient:
         keep_acks: int | None = 10_000,
         view: AuctionView | None = None,
     ) -> None:
-        if keep_acks is not None and keep_acks < 0:
+        # Checked for their type too: "5" failed on a comparison that named neither.
+        if keep_acks is not None and (
+            not isinstance(keep_acks, int) or isinstance(keep_acks, bool) or keep_acks < 0
+        ):
             raise ValueError(f"keep_acks={keep_acks!r}: a count of acks (>= 0) or None")
-        if give_up_after_s is not None and not give_up_after_s > 0:
+        if give_up_after_s is not None and not (
+            isinstance(give_up_after_s, int | float) and give_up_after_s > 0
+        ):
             raise ValueError(f"give_up_after_s={give_up_after_s!r}: seconds (> 0) or None")
         self.url = _ws_url(url)
         self.bidder_id = bidder_id
@@ -739,6 +753,9 @@ class BidderClient:
                     warn_at = down_s + UNREACHABLE_REPEAT_S
                 await asyncio.sleep(backoff)
                 backoff = min(2.0, backoff * 2)
+        except BidderLoginError as exc:  # at a reconnect, hours into a run: its counts
+            exc.report = self.report()
+            raise
         finally:
             for round_ in self._rounds.values():
                 round_.cancel_timer()
@@ -843,8 +860,14 @@ class BidderClient:
         await ws.send(json.dumps(login_message(self.bidder_id, signature)))
         try:
             welcome = json.loads(await ws.recv())
-        except ConnectionClosed:
-            welcome = {"type": "error", "reason": "closed", "detail": "closed during login"}
+        except ConnectionClosed as exc:
+            # A refusal closes with 1008 (its error push lost): for good. Any other close
+            # (1012: the server restarting) is retried; it ended the run for good.
+            rcvd = exc.rcvd
+            if rcvd is None or rcvd.code != 1008 or rcvd.reason == "login timed out":
+                raise
+            reason = rcvd.reason or "closed"
+            welcome = {"type": "error", "reason": reason, "detail": "closed during login"}
         if welcome.get("type") != "welcome":
             reason, detail = str(welcome.get("reason")), str(welcome.get("detail"))
             if reason == "bad_signature":

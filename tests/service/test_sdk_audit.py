@@ -266,6 +266,42 @@ async def test_run_arguments_a_new_user_gets_wrong_are_named() -> None:
 
     with pytest.raises(TypeError, match="async"):
         await asyncio.wait_for(client.arun(coroutine_strategy, duration_s=3), 10)
+    # A number as text failed on a comparison naming neither.
+    with pytest.raises(ValueError, match="keep_acks='5'"):
+        BidderClient("http://127.0.0.1:1", "mm", "11" * 32, keep_acks="5")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="give_up_after_s='5'"):
+        BidderClient("http://127.0.0.1:1", "mm", "11" * 32, give_up_after_s="5")  # type: ignore[arg-type]
     # run() where a loop runs (Jupyter): asyncio.run's message did not say what to use.
     with pytest.raises(RuntimeError, match="arun"):
         client.run(_Shade(), duration_s=1)
+
+
+async def test_a_server_closing_during_login_is_retried_and_a_refusal_carries_the_report() -> None:
+    """A server stopping (close 1012) between the challenge and the welcome ended the run
+    for good (BidderLoginError ``closed``), like a refusal. Only a 1008 close is one."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from .service_harness import free_port
+
+    logins: list[str] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(json.dumps({"type": "challenge", "challenge": "cd" * 32}))
+        logins.append(json.loads(await ws.recv())["bidder_id"])
+        if len(logins) == 1:
+            await ws.close(1012, "restarting")  # the first attempt: the server stops
+        elif len(logins) == 2:
+            await ws.send(json.dumps({"type": "welcome", "bidder_id": logins[-1]}))
+            await ws.wait_closed()
+        else:  # a refusal whose error push did not come first
+            await ws.close(1008, "bad_signature")
+
+    port = free_port()
+    async with serve(handler, "127.0.0.1", port):
+        client = BidderClient(f"http://127.0.0.1:{port}", "mm", "11" * 32)
+        report = await asyncio.wait_for(client.arun(lambda *args: None, duration_s=2), 30)
+        assert len(logins) == 2 and report.status is not None
+        with pytest.raises(BidderLoginError) as refused:
+            await asyncio.wait_for(client.arun(lambda *args: None, duration_s=30), 30)
+    assert refused.value.reason == "bad_signature"
+    assert refused.value.report is not None and refused.value.report.bidder_id == "mm"
