@@ -372,3 +372,40 @@ def test_textbook_revenue_with_a_reserve_for_more_distributions(
         assert expected == 0.0 and improvement["max"] == 0.0  # never enough bids
     else:
         assert improvement["ci95_low"] <= expected <= improvement["ci95_high"], (improvement, r)
+
+
+@pytest.mark.parametrize("reserve", [0.0, 5.0])
+def test_a_lone_bidder_above_the_support_bids_the_reserve(reserve: float) -> None:
+    """The audit's finding: values U[10, 50] and a reserve below 10 bps: a lone
+    pay-as-bid bidder (no rival, pays its bid) bids the reserve. The closed form
+    integrated ``H = 1`` from the support's bottom, not the reserve, so it bid 10 bps and
+    the simulator reported 10 bps of improvement where theory gives ``r``."""
+    dist, v = stats.uniform(10.0, 40.0), np.array([10.0, 10.01, 30.0, 50.0])
+    solved = solve_equilibrium(BiddingGame(dist, 1, "first_price", reserve))
+    np.testing.assert_allclose(solved(v), reserve, atol=1e-9)
+    # With phantoms as a floor and two bids needed: H = 1 - P0, the same bid.
+    floor = BiddingGame(dist, 1, "first_price", reserve, 60.0, PhantomModel(5, 0.5), "floor", 2)
+    np.testing.assert_allclose(solve_equilibrium(floor)(v), reserve, atol=1e-9)
+    config = SimulationConfig(
+        num_real_bidders=1, num_phantom_bidders=0, value_distribution=("uniform", 10.0, 50.0),
+        mechanism="first_price", real_strategy="equilibrium", num_simulations=2_000, seed=1,
+        reserve_bps=reserve,
+    )  # fmt: skip
+    improvement = _run(config)["improvement_bps"]
+    assert improvement["min"] == pytest.approx(reserve, abs=1e-6)
+    assert improvement["max"] == pytest.approx(reserve, abs=1e-6)
+
+
+@pytest.mark.parametrize("n", [2, 3, 8])
+@pytest.mark.parametrize("reserve", [0.0, 5.0])
+@pytest.mark.parametrize("method", [None, "ode"])
+def test_the_bottom_of_a_support_above_the_reserve_bids_its_value(
+    n: int, reserve: float, method: str | None
+) -> None:
+    """U[10, 50], reserve below 10: ``b(v) = 10 + (n-1)/n (v - 10)``. The closed form left
+    value 10 without a bid (NaN); the ODE started from the reserve and bid 10 - (10 -
+    r)/n there, 5 bps for n = 2, r = 0, interpolated up to the next value on the grid."""
+    dist = stats.uniform(10.0, 40.0)
+    solved = solve_equilibrium(BiddingGame(dist, n, "first_price", reserve), method=method)
+    v = np.array([10.0, 10.005, 10.02, 10.5, 30.0, 50.0])
+    np.testing.assert_allclose(solved(v), 10.0 + (n - 1) / n * (v - 10.0), atol=5e-5)

@@ -424,9 +424,14 @@ def _closed_form(game: BiddingGame) -> BidFunction:
     half = (x[positive] - start) / 2.0
     nodes = start + half[:, None] * (_NODES[None, :] + 1.0)
     integral = half * (np.clip(h(nodes), 0.0, None) @ _WEIGHTS)
+    # The integral starts at the reserve: below the support's bottom (start > r) F = 0,
+    # so H is 1 - P0 there for a lone bidder (it bid the bottom of the support, not r).
+    integral += (start - r) * max(float(h(np.array(r))), 0.0)
     bids[positive] = np.minimum(x[positive] - integral / top[positive], x[positive])
     bids[positive] = np.clip(bids[positive], r, game.max_bid_bps)
-    bids[x == r] = r  # the reserve's own value bids the reserve (utility 0 either way)
+    # The reserve's own value bids the reserve, and the support's bottom above it its
+    # value (the limit of v - ∫ H / H(v)): utility 0 either way (it was NaN: no bid).
+    bids[(x == start) & ~positive] = start
     return BidFunction(x, bids, "closed_form")
 
 
@@ -646,7 +651,9 @@ def _ode(game: BiddingGame) -> BidFunction:
         )
     )
     grid = grid[np.isfinite(grid) & (grid >= v0) & (grid <= hi)].tolist()
-    shading = [(v0 - r) / n]
+    # From the start, the support's bottom where it is above the reserve: the bottom
+    # value bids its value (from the reserve, it bid (bottom - r) / n below it).
+    shading = [(v0 - start) / n]
     s, k = shading[0], rate(v0, shading[0])
     for v, v_next in itertools.pairwise(grid):
         h = v_next - v
