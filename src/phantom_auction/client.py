@@ -1247,13 +1247,19 @@ class BidderClient:
             outbox.popleft()
 
     async def request_status(self, timeout: float = 5.0) -> dict[str, Any] | None:
-        """Ask the server for this bidder's status over the open connection."""
+        """Ask the server for this bidder's status over the open connection: its answer
+        (the fields of ``GET /v1/bidders/me``), or None without an open connection or an
+        answer within ``timeout`` seconds."""
         ws = self._ws
-        if ws is None:
+        if ws is None or _closed(ws):
             return None
         before = self.status
-        await ws.send(json.dumps(status_message(self._next_ref())))
+        try:
+            await ws.send(json.dumps(status_message(self._next_ref())))
+        except ConnectionClosed:
+            return None
         end = asyncio.get_running_loop().time() + timeout
         while self.status is before and asyncio.get_running_loop().time() < end:
             await asyncio.sleep(0.01)
-        return self.status
+        # The status held before is no answer (the login's welcome was returned as one).
+        return None if self.status is before else self.status

@@ -305,3 +305,31 @@ async def test_a_server_closing_during_login_is_retried_and_a_refusal_carries_th
             await asyncio.wait_for(client.arun(lambda *args: None, duration_s=30), 30)
     assert refused.value.reason == "bad_signature"
     assert refused.value.report is not None and refused.value.report.bidder_id == "mm"
+
+
+async def test_request_status_without_an_answer_is_none_not_the_welcome() -> None:
+    """A status request the server did not answer in time returned the status held
+    before (the login's welcome), as if it were the answer."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from .service_harness import free_port
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(json.dumps({"type": "challenge", "challenge": "cd" * 32}))
+        await ws.recv()
+        await ws.send(json.dumps({"type": "welcome", "bidder_id": "mm", "blocked": False}))
+        async for _ in ws:  # never answers
+            pass
+
+    port = free_port()
+    async with serve(handler, "127.0.0.1", port):
+        client = BidderClient(f"http://127.0.0.1:{port}", "mm", "11" * 32)
+        stop = asyncio.Event()
+        run = asyncio.create_task(client.arun(lambda *args: None, stop=stop))
+        try:
+            await asyncio.wait_for(client.connected.wait(), 30)
+            assert client.status is not None and client.status["type"] == "welcome"
+            assert await client.request_status(timeout=0.3) is None
+        finally:
+            stop.set()
+            await asyncio.wait_for(run, 30)
