@@ -409,3 +409,42 @@ def test_the_bottom_of_a_support_above_the_reserve_bids_its_value(
     solved = solve_equilibrium(BiddingGame(dist, n, "first_price", reserve), method=method)
     v = np.array([10.0, 10.005, 10.02, 10.5, 30.0, 50.0])
     np.testing.assert_allclose(solved(v), 10.0 + (n - 1) / n * (v - 10.0), atol=5e-5)
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "policy"),
+    [
+        ("first_price", "reserve"),
+        ("first_price", "floor"),
+        ("vcg", "floor"),
+        ("uniform", "reserve"),
+        ("uniform", "floor"),
+    ],
+)
+def test_the_envelope_with_two_bids_needed(mechanism: str, policy: str) -> None:
+    """``min_participants = 2`` with one phantom slot at p = 0.5 and 2 bidders, r = 25:
+    a bid clears alone with no rival nor phantom in, ``P0 = F(r) (1 - p) = 0.154``, so
+    ``Q = F^(n-1) φ(β) - P0`` and ``U(v) = ∫_r^v Q`` (the second price rules pay ``r``
+    in that event, which ``- P0 (v - r)`` takes back)."""
+    dist, n, r = stats.norm(30.0, 10.0), 2, 25.0
+    model = PhantomModel(max_phantom_bidders=1, bid_probability=0.5, mean_bps=35.0, sd_bps=5.0)
+    game = BiddingGame(dist, n, mechanism, r, 60.0, model, policy, 2)
+    solved = solve_equilibrium(game)
+    p0 = float(dist.cdf(r)) ** (n - 1) * game.no_phantom_probability()
+    assert p0 == pytest.approx(0.154, abs=1e-3)
+    bidding = np.isfinite(solved.bids)
+    xb, bb = solved.values[bidding], solved.bids[bidding]
+
+    def won(x: np.ndarray) -> np.ndarray:
+        kept = phantom_fill(model, mechanism, solved(x)) if policy == "reserve" else 1.0
+        return np.asarray(dist.cdf(x) ** (n - 1) * kept)
+
+    for v in (26.0, 30.0, 35.0, 40.0, 45.0):
+        b = float(solved(v))
+        utility = (v - b) * (float(won(np.array(v))) - p0)
+        if mechanism != "first_price":
+            w = np.linspace(r, b, 20_001)
+            below = dist.cdf(np.interp(w, bb, xb)) ** (n - 1)
+            utility += _trapezoid(below * best_phantom_cdf(model, w), w) - p0 * (b - r)
+        x = np.linspace(r, v, 20_001)
+        assert utility == pytest.approx(_trapezoid(won(x) - p0, x), abs=1e-4), v
