@@ -448,3 +448,43 @@ def test_the_envelope_with_two_bids_needed(mechanism: str, policy: str) -> None:
             utility += _trapezoid(below * best_phantom_cdf(model, w), w) - p0 * (b - r)
         x = np.linspace(r, v, 20_001)
         assert utility == pytest.approx(_trapezoid(won(x) - p0, x), abs=1e-4), v
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "policy"), [("first_price", "reserve"), ("vcg", "floor"), ("uniform", "reserve")]
+)
+def test_a_reserve_at_the_top_of_the_values_against_phantoms(mechanism: str, policy: str) -> None:
+    """The audit's finding: values U[10, 50], reserve 50 and phantoms: the ODE's grid
+    was empty (ValueError: array of sample points is empty). Nobody bids above the
+    reserve; a value at it bids it, as in the closed form."""
+    dist = stats.uniform(10.0, 40.0)
+    game = BiddingGame(dist, 3, mechanism, 50.0, 60.0, PhantomModel(), policy, 2)
+    solved = solve_equilibrium(game)
+    assert np.isnan(solved(49.0)) and float(solved(50.0)) == 50.0
+    assert solved.max_gain_bps < 1e-9
+
+
+@pytest.mark.parametrize("bounded", [True, False])
+@pytest.mark.parametrize(
+    ("mechanism", "policy"), [("first_price", "reserve"), ("vcg", "floor"), ("uniform", "reserve")]
+)
+def test_a_reserve_at_the_bid_cap(mechanism: str, policy: str, bounded: bool) -> None:
+    """The audit's finding: ``SimulationConfig(reserve_bps=50)`` is accepted (at most
+    ``max_improvement_bps`` = 50), yet every equilibrium bidder's game refused a cap
+    equal to the reserve (InvalidBidParameters: max_bid_bps=50.0: must be above
+    reserve_bps=50.0). The only bid is the reserve: a bidder above it bids it."""
+    game = BiddingGame(stats.norm(39.3, 14.4), 3, mechanism, 50.0, 50.0, PhantomModel(), policy, 2)
+    np.testing.assert_array_equal(solve_equilibrium(game)(np.array([50.0, 55.0, 90.0])), 50.0)
+    assert np.isnan(solve_equilibrium(game)(49.0))
+    config = SimulationConfig(
+        num_real_bidders=3, num_phantom_bidders=15, mechanism=mechanism,
+        real_strategy="equilibrium", num_simulations=500, seed=1, policy=policy,
+        reserve_bps=50.0, value_distribution=("uniform", 10.0, 50.0) if bounded else None,
+    )  # fmt: skip
+    cols = run_monte_carlo(PhantomSimulator(config, MarketConditions()), 100.0, 1000.0).columns
+    filled = cols["real_fill_fraction"] > 0.0
+    # Values U[10, 50] never clear 50; market values often do, and then pay 50 bps.
+    assert filled.any() != bounded
+    np.testing.assert_allclose(
+        cols["improvement_bps"][filled] / cols["real_fill_fraction"][filled], 50.0
+    )

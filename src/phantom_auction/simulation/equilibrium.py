@@ -226,7 +226,7 @@ class BiddingGame:
     or the ``("normal", mean, sd)`` form :class:`~.settings.SimulationConfig` takes;
     ``num_bidders``: real bidders including itself; ``reserve_bps``: the least a bid
     must offer (finite bps >= 0, as in ``SimulationConfig``); ``max_bid_bps``: the most
-    it may offer (bps); ``phantoms``: the phantom model
+    it may offer (bps, at least the reserve: equal, every bid is the reserve); ``phantoms``: the phantom model
     (``None`` or no slots: none); ``policy``: ``reserve`` or ``floor``;
     ``min_participants``: bids (real + phantom) needed to clear (1 or 2; more is
     treated as 2).
@@ -267,9 +267,11 @@ class BiddingGame:
             or not 0.0 <= reserve < math.inf
         ):
             raise InvalidBidParameters("reserve_bps", reserve, "must be finite bps >= 0")
-        if not self.max_bid_bps > self.reserve_bps:
+        # Equal is a game (every bid is the reserve): SimulationConfig(reserve_bps=50)
+        # under the packaged cap of 50 bps made every equilibrium bidder raise here.
+        if not self.max_bid_bps >= self.reserve_bps:
             raise InvalidBidParameters(
-                "max_bid_bps", self.max_bid_bps, f"must be above reserve_bps={self.reserve_bps}"
+                "max_bid_bps", self.max_bid_bps, f"must be at least reserve_bps={self.reserve_bps}"
             )
         if self.policy not in PHANTOM_POLICIES:
             raise InvalidBidParameters(
@@ -596,6 +598,10 @@ def _ode(game: BiddingGame) -> BidFunction:
     lo, hi = game.value_range()
     start = lo
     values = _value_grid(dist, start, hi)
+    if not hi > start:
+        # A reserve at or above every value: a value at it bids it, as in the closed form
+        # (the ODE's grid was empty: ValueError, the theory audit).
+        return BidFunction(values, np.full(values.shape, r), "ode")
     p0 = _lone_probability(game, float(dist.cdf(r)))
     top = max(hi, r + 1e-6)
     bid_grid = np.linspace(r, top, 4 * _BID_POINTS)
