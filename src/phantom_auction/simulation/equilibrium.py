@@ -226,8 +226,9 @@ class BiddingGame:
     or the ``("normal", mean, sd)`` form :class:`~.settings.SimulationConfig` takes;
     ``num_bidders``: real bidders including itself; ``reserve_bps``: the least a bid
     must offer (finite bps >= 0, as in ``SimulationConfig``); ``max_bid_bps``: the most
-    it may offer (bps, at least the reserve: equal, every bid is the reserve); ``phantoms``: the phantom model
-    (``None`` or no slots: none); ``policy``: ``reserve`` or ``floor``;
+    it may offer (bps, at least the reserve: equal, every bid is the reserve);
+    ``phantoms``: the phantom model (``None`` or no slots: none); ``policy``:
+    ``reserve`` or ``floor``;
     ``min_participants``: bids (real + phantom) needed to clear (1 or 2; more is
     treated as 2).
     """
