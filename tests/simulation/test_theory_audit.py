@@ -488,3 +488,44 @@ def test_a_reserve_at_the_bid_cap(mechanism: str, policy: str, bounded: bool) ->
     np.testing.assert_allclose(
         cols["improvement_bps"][filled] / cols["real_fill_fraction"][filled], 50.0
     )
+
+
+@pytest.mark.parametrize("min_participants", [1, 2])
+@pytest.mark.parametrize("mechanism", ["vickrey", "uniform", "discriminatory"])
+def test_participation_and_phantoms_above_every_value(
+    mechanism: str, min_participants: int
+) -> None:
+    """2 truthful bidders, values U[0, 20], reserve 10; 3 phantom slots at p = 0.3 near
+    40 bps (above every value) under ``reserve``. With K phantoms in (P(K = 0) = 0.343,
+    P(K = 1) = 0.441): a phantom wins whenever K >= 1, but for a lone phantom with no
+    real bid when two participants are needed: 0.657, or 0.657 - 0.441 * 0.25. The
+    user's improvement, with ``E[V_(1); V_(1) >= 10] = 35/3``:
+
+    - K = 0: second price and uniform pay ``max(V_(2), 10)`` when ``V_(1) >= 10`` (1/4
+      of the time both are above, ``E[V_(2)] = 40/3``; 1/2 one is: 10); pay-as-bid
+      ``V_(1)``; a lone real bid does not clear when two are needed;
+    - K = 1: the phantom takes U(0.5, 1) of the order, the best real bid the rest,
+      ``E[1 - U] = 1/4``, at its own bid in uniform and pay-as-bid; nothing in second
+      price (one winner: the phantom);
+    - K >= 2: the phantoms take the whole order."""
+    model = PhantomModel(max_phantom_bidders=3, bid_probability=0.3, mean_bps=40.0, sd_bps=2.0)
+    config = SimulationConfig(
+        num_real_bidders=2, num_phantom_bidders=3, phantom_model=model,
+        value_distribution=("uniform", 0.0, 20.0), mechanism=mechanism,
+        real_strategy="truthful", num_simulations=40_000, seed=5, policy="reserve",
+        min_participants=min_participants, reserve_bps=10.0,
+    )  # fmt: skip
+    analysis = _run(config)
+    none, one = 0.7**3, 3 * 0.3 * 0.7**2
+    lone = min_participants == 2
+    expected_rate = 1.0 - none - (one * 0.25 if lone else 0.0)
+    won = analysis["phantom_win_rate"]
+    assert won["ci95_low"] <= expected_rate <= won["ci95_high"], (won, expected_rate)
+    if mechanism == "discriminatory":
+        alone = 0.25 * 50.0 / 3.0 if lone else 35.0 / 3.0  # both above: E = 50/3
+    else:
+        alone = 0.25 * 40.0 / 3.0 + (0.0 if lone else 0.5 * 10.0)
+    shared = 0.0 if mechanism == "vickrey" else one * 0.25 * 35.0 / 3.0
+    expected = none * alone + shared  # e.g. 2.858 bps in second price, 5.288 pay-as-bid
+    improvement = analysis["improvement_bps"]
+    assert improvement["ci95_low"] <= expected <= improvement["ci95_high"], (improvement, expected)
