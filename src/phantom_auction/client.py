@@ -695,17 +695,11 @@ class BidderClient:
         try:
             while not stop.is_set():
                 try:
-                    async with connect(
-                        self.url,
-                        create_connection=_Connection,
-                        max_size=1 << 22,
-                        open_timeout=10,
-                        ping_interval=20,
-                        compression=None,  # small messages: deflate costs more than it saves
-                    ) as ws:
-                        assert isinstance(ws, _Connection)
+                    opened = await self._open_session(stop, deadline)
+                    if opened is None:  # stopped, or out of time, while connecting
+                        break
+                    async with opened as ws:
                         self._ws = ws
-                        await self._login(ws)
                         backoff = 0.05
                         down_since, warn_at = None, UNREACHABLE_WARN_S
                         self._resume()
@@ -751,7 +745,9 @@ class BidderClient:
                         last_error,
                     )
                     warn_at = down_s + UNREACHABLE_REPEAT_S
-                await asyncio.sleep(backoff)
+                pause = backoff if deadline is None else min(backoff, deadline - loop.time())
+                with contextlib.suppress(TimeoutError):  # a stop ends the pause
+                    await asyncio.wait_for(stop.wait(), max(0.0, pause))
                 backoff = min(2.0, backoff * 2)
         except BidderLoginError as exc:  # at a reconnect, hours into a run: its counts
             exc.report = self.report()
@@ -769,6 +765,42 @@ class BidderClient:
             ended.report = self.report()
             raise ended
         return self.report()
+
+    async def _open_session(
+        self, stop: asyncio.Event, deadline: float | None
+    ) -> _Connection | None:
+        """A logged-in connection; None once ``stop`` is set or ``deadline`` passes first:
+        a server that took the TCP connection but never answered held ``duration_s=1``
+        and ``stop`` for the whole ``open_timeout`` (10 s)."""
+        loop = asyncio.get_running_loop()
+        opening = loop.create_task(self._connect_and_login())
+        stopping = loop.create_task(stop.wait())
+        timeout = None if deadline is None else max(0.0, deadline - loop.time())
+        try:
+            await asyncio.wait({opening, stopping}, timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            stopping.cancel()
+            if not opening.done():
+                opening.cancel()
+                await asyncio.wait({opening})  # its socket closed (it raises nothing here)
+        return None if opening.cancelled() else opening.result()
+
+    async def _connect_and_login(self) -> _Connection:
+        ws = await connect(
+            self.url,
+            create_connection=_Connection,
+            max_size=1 << 22,
+            open_timeout=10,
+            ping_interval=20,
+            compression=None,  # small messages: deflate costs more than it saves
+        )
+        assert isinstance(ws, _Connection)
+        try:
+            await self._login(ws)
+        except BaseException:
+            ws.transport.abort()  # no close handshake with a server refusing or not there
+            raise
+        return ws
 
     def _new_run(self) -> None:
         """Start counting afresh: a second run of the same client ignored every auction

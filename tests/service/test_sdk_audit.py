@@ -333,3 +333,34 @@ async def test_request_status_without_an_answer_is_none_not_the_welcome() -> Non
         finally:
             stop.set()
             await asyncio.wait_for(run, 30)
+
+
+async def test_duration_and_stop_end_a_run_whose_server_never_answers_the_upgrade() -> None:
+    """A server (or proxy) taking the TCP connection but never answering: duration_s=1
+    and stop waited for the connection's whole open_timeout, 10 s."""
+    import time
+
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # read nothing, answer nothing
+
+    silent = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        client = BidderClient(f"http://127.0.0.1:{port}", "mm", "11" * 32)
+        started = time.monotonic()
+        report = await asyncio.wait_for(client.arun(lambda *args: None, duration_s=1), 30)
+        assert time.monotonic() - started < 8  # 10 s before: open_timeout
+        assert report.status is None and held
+        stop = asyncio.Event()
+        run = asyncio.create_task(client.arun(lambda *args: None, stop=stop))
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(run, 30)
+        assert time.monotonic() - started < 8
+    finally:
+        for writer in held:
+            writer.close()
+        silent.close()
