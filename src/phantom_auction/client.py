@@ -516,7 +516,10 @@ class BidderClient:
     would otherwise keep ~17 million a day); its counts always cover every ack. A
     simulator strategy is told each auction's announced rules over ``view`` (what the
     announcement does not say: rivals, value distribution, phantom model; see
-    :class:`~phantom_auction.simulation.live.StrategyBidder`).
+    :class:`~phantom_auction.simulation.live.StrategyBidder`). ``first_nonce``: the first
+    commit's nonce (default: the time in microseconds, so that nonces keep increasing
+    across runs and restarts; a fixed one is where every run starts again, and the
+    server refuses a second run's commits as ``replayed_nonce``).
 
     The strategy's bid (``phantom_auction.Bid``, or None for no bid): ``price`` token B
     per token A, ``quantity`` token A, ``timestamp`` ms after the auction opened,
