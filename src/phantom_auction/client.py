@@ -667,6 +667,17 @@ class BidderClient:
                     "baseline_quantity, market, rng) or to be such a function"
                 )
             strategy = _FunctionStrategy(strategy)
+        try:  # a wrong signature raised in every auction, each one logged, none said why
+            signature = inspect.signature(strategy.generate_bid)
+            known = {k: None for k in ("view", "private_value") if k in signature.parameters}
+            signature.bind(1.0, 1.0, None, None, **known)
+        except TypeError as exc:
+            raise TypeError(
+                f"strategy={strategy!r}: generate_bid cannot be called as generate_bid("
+                f"baseline_price, baseline_quantity, market, rng): {exc}"
+            ) from None
+        except ValueError:  # no signature to read (a builtin): called as it is
+            pass
         if inspect.iscoroutinefunction(strategy.generate_bid):
             raise TypeError(
                 f"strategy={strategy!r}: generate_bid is async; the client calls it on its "

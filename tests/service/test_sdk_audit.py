@@ -266,6 +266,17 @@ async def test_run_arguments_a_new_user_gets_wrong_are_named() -> None:
 
     with pytest.raises(TypeError, match="async"):
         await asyncio.wait_for(client.arun(coroutine_strategy, duration_s=3), 10)
+
+    def two_arguments(price: float, qty: float) -> None:  # market and rng forgotten
+        return None
+
+    with pytest.raises(TypeError, match="baseline_price, baseline_quantity, market, rng"):
+        await asyncio.wait_for(client.arun(two_arguments, duration_s=3), 10)
+
+    def takes_the_view(price: float, qty: float, market: Any, rng: Any, *, view: Any) -> None:
+        return None  # view is always passed to a strategy naming it: no error
+
+    assert (await client.arun(takes_the_view, duration_s=0.2)).auctions_seen == 0
     # A number as text failed on a comparison naming neither.
     with pytest.raises(ValueError, match="keep_acks='5'"):
         BidderClient("http://127.0.0.1:1", "mm", "11" * 32, keep_acks="5")  # type: ignore[arg-type]
