@@ -60,8 +60,11 @@ stable at any ``k``, ~0.1 s a solve. Where the pay-as-bid denominator would turn
 non-positive, ``s`` relaxes to its quasi-steady value ``(F^(n-1) φ - P0) / (numerator +
 F^(n-1) φ')`` instead of jumping (uniform's likewise).
 
-``F`` and ``f`` are tabulated once on an even grid of 16,385 values (the right-hand side
-interpolates them: a frozen scipy ``cdf`` per call made a solve 20-50x slower).
+``F`` and ``f`` are computed once at the grid's points, where the steps evaluate them
+(a frozen scipy ``cdf`` per call made a solve 20-50x slower); the phantoms' terms are
+tabulated on an even grid of bids up to a bps above the phantoms' top. (An even table of
+``F`` over ``[r, F^-1(1 - 1e-9)]`` missed the body of heavy-tailed values: bids 76 bps
+off for lognormal(3, 2) values; the theory audit.)
 
 A lone bidder (``n = 1``) has no rivals: each value's best bid is found on a grid of
 16,001 bids. Accuracy, reported as :attr:`BidFunction.max_gain_bps` (computed when
@@ -81,7 +84,6 @@ solution and the solved bid function share the same distributions and grids.
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 from dataclasses import dataclass, field, fields
@@ -116,7 +118,6 @@ _VALUE_POINTS = 1025
 _BID_POINTS = 4001
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(64)
 _VALUE_SLACK_BPS = 1e-9
-_TABLE_POINTS = 2**14 + 1
 #: Integration points of the ODE: even in value, plus as many even in quantile.
 _ODE_POINTS = 4097
 #: The relaxation rate used where the first-order condition's denominator vanishes.
@@ -604,13 +605,11 @@ def _ode(game: BiddingGame) -> BidFunction:
         # (the ODE's grid was empty: ValueError, the theory audit).
         return BidFunction(values, np.full(values.shape, r), "ode")
     p0 = _lone_probability(game, float(dist.cdf(r)))
-    top = max(hi, r + 1e-6)
+    # The phantoms' terms are flat above their top (max_bps): tabulated up to a bps past
+    # it, not up to F's 1 - 1e-9 quantile (3.3e6 bps for lognormal(3, 2) values, where
+    # the even table's steps of 200 bps missed the phantoms; the theory audit).
+    top = min(max(hi, r + 1e-6), max(phantoms.max_bps, r) + 1.0)
     bid_grid = np.linspace(r, top, 4 * _BID_POINTS)
-    # F and f tabulated once on an even grid of 2^14 + 1 values (their linear
-    # interpolation is within ~1e-7 of scipy's on the default market).
-    value_table = np.linspace(start, max(hi, start + 1e-6), _TABLE_POINTS)
-    cdf_at = _Even(start, float(value_table[-1]), np.asarray(dist.cdf(value_table), np.float64))
-    pdf_at = _Even(start, float(value_table[-1]), np.asarray(dist.pdf(value_table), np.float64))
     first_price, partial = game.first_price, game.outranked_pays_own
     if first_price or partial:
         phi = phantom_fill(phantoms, game.mechanism, bid_grid)
@@ -621,10 +620,10 @@ def _ode(game: BiddingGame) -> BidFunction:
     gap_at = _Even(r, top, np.asarray(gap, dtype=np.float64))
     rivals = n - 1
 
-    def rate(v: float, shading: float) -> float:
-        """``k`` in ``β' = k (v - β)``: how fast the shading relaxes (per bps)."""
+    def rate(v: float, cdf: float, pdf: float, shading: float) -> float:
+        """``k`` in ``β' = k (v - β)``: how fast the shading relaxes (per bps), for
+        ``F(v) = cdf`` and ``f(v) = pdf``."""
         b = v - max(shading, 0.0)
-        cdf = cdf_at(v)
         if cdf <= 0.0:
             return 0.0
         if first_price or partial:
@@ -632,7 +631,7 @@ def _ode(game: BiddingGame) -> BidFunction:
             lead = cdf ** (rivals - 1) if first_price else 1.0
             win = lead * cdf * ph - p0 if first_price else cdf * gap_at(b)
             slope = lead * cdf * slope_at(b)
-            numer = rivals * lead * pdf_at(v) * ph
+            numer = rivals * lead * pdf * ph
             denom = win - shading * slope
             if denom <= 1e-300 and win > 0.0:
                 # Past the shading where the condition's denominator vanishes: relax at
@@ -640,13 +639,16 @@ def _ode(game: BiddingGame) -> BidFunction:
                 return (numer + slope) / win
         else:
             denom = cdf * gap_at(b)
-            numer = rivals * pdf_at(v)
+            numer = rivals * pdf
         # Nothing to win or no phantom above: the bid closes on the value.
         return numer / denom if denom > 1e-300 else _STIFF
 
     # Start a hair above the reserve on the no-phantom solution's slope (where nobody
     # bids at the reserve yet the rate is infinite there); errors there die out going up.
-    v0 = start + 1e-6 * (hi - start)
+    # A hair of F's body (its 0.999 quantile), not of its 1 - 1e-9 quantile: that put
+    # the start 3.2 bps up for lognormal(3, 2) values, and the bids 1.8 bps off.
+    body = float(dist.ppf(0.999)) if float(dist.cdf(start)) < 0.999 else hi
+    v0 = start + 1e-6 * (min(hi, body) - start)
     grid = np.unique(
         np.concatenate(
             (
@@ -657,17 +659,30 @@ def _ode(game: BiddingGame) -> BidFunction:
             )
         )
     )
-    grid = grid[np.isfinite(grid) & (grid >= v0) & (grid <= hi)].tolist()
-    # From the start, the support's bottom where it is above the reserve: the bottom
-    # value bids its value (from the reserve, it bid (bottom - r) / n below it).
-    shading = [(v0 - start) / n]
-    s, k = shading[0], rate(v0, shading[0])
-    for v, v_next in itertools.pairwise(grid):
-        h = v_next - v
+    grid_array = grid[np.isfinite(grid) & (grid >= v0) & (grid <= hi)]
+    grid = grid_array.tolist()
+    # F and f where the steps evaluate them, the grid's points, in one call each (a
+    # frozen scipy cdf per call made a solve 20-50x slower; an even table of 16,385
+    # values was off in the body of heavy-tailed F: 76 bps for lognormal(3, 2)).
+    cdfs = np.asarray(dist.cdf(grid_array), dtype=np.float64).tolist()
+    pdfs = np.asarray(dist.pdf(grid_array), dtype=np.float64).tolist()
+    # The no-phantom solution's shading at v0, ∫ F^(n-1) / F(v0)^(n-1) over [start, v0]
+    # with F linear there: (v0 - start) / n where F(start) = 0 (the support's bottom
+    # above the reserve bids its value), ~v0 - start where F(start) > 0 (it was
+    # (v0 - r) / n for both: 5e-3 bps off near the reserve for lognormal(3, 1) values).
+    ratio = float(dist.cdf(start)) / cdfs[0] if cdfs[0] > 0.0 else 0.0
+    if ratio < 1.0:
+        shading = [(v0 - start) * (1.0 - ratio**n) / (n * (1.0 - ratio))]
+    else:
+        shading = [v0 - start]
+    s, k = shading[0], rate(grid[0], cdfs[0], pdfs[0], shading[0])
+    for i in range(1, len(grid)):
+        v_next, cdf, pdf = grid[i], cdfs[i], pdfs[i]
+        h = v_next - grid[i - 1]
         guess = _relax(s, k, h)
-        k_next = rate(v_next, guess)
+        k_next = rate(v_next, cdf, pdf, guess)
         s = _relax(s, 0.5 * (k + k_next), h)
-        k = rate(v_next, s)
+        k = rate(v_next, cdf, pdf, s)
         shading.append(s)
     bids = np.interp(values, grid, np.asarray(grid) - np.asarray(shading))
     bids = np.clip(np.minimum(bids, values), r, cap)
