@@ -546,3 +546,21 @@ def test_the_ode_with_heavy_tailed_values(sigma: float) -> None:
         assert float(solved(v)) == pytest.approx(_riley_samuelson(dist, 3, 10.0, v), abs=3e-3)
     game = BiddingGame(dist, 3, "first_price", 10.0, 50.0, PhantomModel(), "reserve", 2)
     assert solve_equilibrium(game).max_gain_bps < 0.05
+
+
+@pytest.mark.parametrize("spec", [("uniform", 10.0, 50.0), ("lognormal", 3.0, 2.0)])
+def test_a_lone_bidder_against_phantoms_with_heavy_tailed_values(spec: tuple) -> None:
+    """The audit's finding: one pay-as-bid bidder against phantoms (no cap) searched its
+    best reply on 16,001 bids up to F's 1 - 1e-9 quantile, 200 bps apart for
+    lognormal(3, 2) values: value 48 bid the reserve, 10, where 32.985 is best (a loss
+    of 7 bps). The best reply on a fine grid: ``argmax (v - b) φ(b)``."""
+    from phantom_auction.simulation.market import value_distribution
+
+    model = PhantomModel(max_phantom_bidders=5, bid_probability=0.5)
+    game = BiddingGame(value_distribution(spec), 1, "first_price", 10.0, math.inf, model)
+    solved = solve_equilibrium(game)
+    grid = np.linspace(10.0, 60.0, 50_001)
+    phi = phantom_fill(model, "first_price", grid)
+    for v in (20.0, 35.0, 48.0):
+        best = float(grid[np.argmax((v - grid) * phi * (grid <= v))])
+        assert float(solved(v)) == pytest.approx(best, abs=0.01)
