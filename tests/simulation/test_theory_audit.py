@@ -564,3 +564,18 @@ def test_a_lone_bidder_against_phantoms_with_heavy_tailed_values(spec: tuple) ->
     for v in (20.0, 35.0, 48.0):
         best = float(grid[np.argmax((v - grid) * phi * (grid <= v))])
         assert float(solved(v)) == pytest.approx(best, abs=0.01)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 1.5, 2.0])
+def test_optimal_reserve_maximizes_the_revenue_of_lognormal_values(sigma: float) -> None:
+    """``d/dr Revenue = -n ψ(r) F(r)^(n-1) f(r)``: the revenue is highest at the root of
+    ψ (one root here, though ψ is not increasing for sigma = 2). With one bidder the
+    revenue is the posted price's, ``r (1 - F(r))``; with 3, Myerson's."""
+    dist = stats.lognorm(s=sigma, scale=math.exp(3.0))
+    r = optimal_reserve(dist)
+    x = np.geomspace(1e-3, float(dist.ppf(1.0 - 1e-9)), 400_001)
+    posted = x * dist.sf(x)
+    assert r == pytest.approx(float(x[np.argmax(posted)]), rel=2e-4)
+    near = r * np.array([0.9, 0.95, 1.05, 1.1])
+    revenue = [_myerson(dist, 3, float(q), 0.0) for q in near]
+    assert max(revenue) < _myerson(dist, 3, r, 0.0)
