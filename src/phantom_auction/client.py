@@ -117,6 +117,8 @@ UNREACHABLE_REPEAT_S = 60.0
 #: after its reveal window counts as over (checked every ``_SWEEP_S``).
 CLOSE_GRACE_S = 30.0
 _SWEEP_S = 1.0
+#: A session the server closes cleanly sooner than this (s) keeps the reconnect back-off.
+_STEADY_S = 5.0
 
 
 #: An ack as kept during a run: the fields of :class:`Ack`, in order.
@@ -714,10 +716,28 @@ class BidderClient:
                         break
                     async with opened as ws:
                         self._ws = ws
+                        began, before = loop.time(), backoff
                         backoff = 0.05
                         down_since, warn_at = None, UNREACHABLE_WARN_S
                         self._resume()
                         await self._serve(ws, bidder, stop, deadline)
+                        if not stop.is_set() and not self._out_of_time(deadline):
+                            # The server closed it cleanly: it does so to an older session
+                            # when the same bidder logs in again. Two processes with one key
+                            # took turns, ~10 logins a second each, without a word; now
+                            # warned, and slowed down by the back-off.
+                            code, why = ws.close_code, ws.close_reason
+                            last_error = f"closed by the server ({code} {why!r})"
+                            _log.warning(
+                                "%s: the server closed the session (code %s %r): a newer login "
+                                "of this bidder replaces an older session (is it running "
+                                "twice?); reconnecting",
+                                self.bidder_id,
+                                code,
+                                why,
+                            )
+                            if loop.time() - began < _STEADY_S:
+                                backoff = before
                 except BidderLoginError:
                     raise
                 except (InvalidStatus, InvalidURI) as exc:

@@ -375,3 +375,28 @@ async def test_duration_and_stop_end_a_run_whose_server_never_answers_the_upgrad
         for writer in held:
             writer.close()
         silent.close()
+
+
+async def test_one_bidder_running_twice_is_warned_about_and_slowed_down(
+    server: ServerProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A newer login closes the older session (1000, no reason): two processes with the
+    same key took turns, ~10 logins a second each, without a word in the log."""
+    caplog.set_level("WARNING", logger="phantom_auction.client")
+    name = unique("mm-twice")
+    key = await server.add_bidder(name)
+    clients = [BidderClient(server.url, name, key) for _ in range(2)]
+    logins: list[int] = []
+    for n, client in enumerate(clients):
+        real = client._login
+
+        async def login(ws: Any, real: Any = real, n: int = n) -> None:
+            logins.append(n)
+            await real(ws)
+
+        client._login = login  # type: ignore[method-assign]
+    runs = [c.arun(lambda *args: None, duration_s=4) for c in clients]
+    await asyncio.wait_for(asyncio.gather(*runs), 60)
+    warned = [r.getMessage() for r in caplog.records if "running twice" in r.getMessage()]
+    assert warned and name in warned[0]
+    assert len(logins) < 25, len(logins)  # ~80 before, in 4 s; ~12 with the back-off
