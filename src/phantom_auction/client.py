@@ -945,7 +945,21 @@ class BidderClient:
                 )
             raise BidderLoginError(reason, detail)
         self.status = welcome
+        if welcome.get("blocked"):
+            self._warn_blocked(welcome)
         self.connected.set()
+
+    def _warn_blocked(self, status: dict[str, Any]) -> None:
+        # A blocked bidder is announced no auction: its run went quiet, nothing logged.
+        _log.warning(
+            "%s: blocked until %s (%s; no-reveal rate %s, threshold %s): no auction is "
+            "announced to it until then",
+            self.bidder_id,
+            status.get("blocked_until"),
+            status.get("reason"),
+            status.get("no_reveal_rate"),
+            status.get("no_reveal_threshold"),
+        )
 
     async def _serve(
         self,
@@ -1057,6 +1071,8 @@ class BidderClient:
                 self._stop.set()
         elif kind in ("status", "blocked", "welcome"):
             self.status = msg
+            if kind == "blocked":
+                self._warn_blocked(msg)
         elif kind == "error" and msg.get("reason") in _FATAL_REASONS:
             raise BidderRemovedError(str(msg["reason"]), str(msg.get("detail")))
 

@@ -400,3 +400,37 @@ async def test_one_bidder_running_twice_is_warned_about_and_slowed_down(
     warned = [r.getMessage() for r in caplog.records if "running twice" in r.getMessage()]
     assert warned and name in warned[0]
     assert len(logins) < 25, len(logins)  # ~80 before, in 4 s; ~12 with the back-off
+
+
+async def test_a_blocked_bidder_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """Blocked (no-reveal penalty), a bidder is announced no auction: its run went quiet
+    with nothing in the log, at login (``welcome``) or when the block came (``blocked``)."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from .service_harness import free_port
+
+    status = {
+        "bidder_id": "mm",
+        "no_reveal_rate": 0.6,
+        "no_reveal_threshold": 0.5,
+        "blocked": True,
+        "blocked_until": "2026-12-08T06:00:00+00:00",
+        "block_count": 1,
+        "reason": "no-reveal rate 0.60 over 0.50",
+    }
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(json.dumps({"type": "challenge", "challenge": "cd" * 32}))
+        await ws.recv()
+        await ws.send(json.dumps({"type": "welcome", **status}))
+        await ws.send(json.dumps({"type": "blocked", **status, "block_count": 2}))
+        await ws.wait_closed()
+
+    caplog.set_level("WARNING", logger="phantom_auction.client")
+    port = free_port()
+    async with serve(handler, "127.0.0.1", port):
+        client = BidderClient(f"http://127.0.0.1:{port}", "mm", "11" * 32)
+        report = await asyncio.wait_for(client.arun(lambda *args: None, duration_s=1), 30)
+    assert report.status is not None and report.status["block_count"] == 2
+    blocked = [r.getMessage() for r in caplog.records if "blocked until" in r.getMessage()]
+    assert len(blocked) == 2 and "2026-12-08T06:00:00" in blocked[0], blocked
