@@ -1,6 +1,6 @@
 """Monte Carlo runs and sweeps on a Dask cluster, bit-identical to local runs.
 
-One concept past 600 lines: the cluster's side of a run (plan, submit, collect in
+One concept past 700 lines: the cluster's side of a run (plan, submit, collect in
 chunk order, cancel, the cluster's address and start-up); splitting submission from
 collection would spread one task life cycle over two modules.
 
@@ -36,12 +36,18 @@ run such a run (grid point) in this process, with :func:`~.parallel.run_monte_ca
 as a local run does, and log :data:`~.parallel.LEARNING_RUNS_LOCALLY` as a warning: the
 numbers are still a local run's.
 
+A scheduler that does not complete Dask's handshake within ``timeout_s`` (stopped, or
+another service on its port) is refused by :func:`open_client` naming its address, and
+one lost mid-run raises :class:`SchedulerLost`, naming it too: Dask alone would wait
+for ever, or raise its own errors under pages of traceback.
+
 Dask is the optional ``distributed`` extra (``pip install 'phantom-auction[distributed]'``);
 it is imported only when a function here is called.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -50,6 +56,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -58,7 +65,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._extras import require
-from ..errors import InvalidBidParameters
+from ..errors import InvalidBidParameters, PhantomAuctionError
 from .kernels import ChunkColumns
 from .parallel import (
     LEARNING_RUNS_LOCALLY,
@@ -87,6 +94,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEDULER_PATTERN",
+    "SchedulerLost",
     "open_client",
     "parse_cluster",
     "parse_scheduler",
@@ -104,11 +112,28 @@ _CLUSTER_PATTERN = re.compile(r"local:(?P<n>\d+)")
 #: glibc's adaptive mmap threshold: every chunk-sized numpy temporary is then mapped and
 #: unmapped afresh, and a chunk costs ~60 % more CPU (page faults). ``None`` unsets it.
 _TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+#: Dask's reason for the futures it cancels when it loses the scheduler.
+_LOST = "scheduler-connection-lost"
+_NOT_A_SCHEDULER = "what answered there is not a Dask scheduler ({} on Dask's handshake)"
 
 
 def _distributed() -> ModuleType:
     """The ``distributed`` package, or :class:`~phantom_auction._extras.MissingExtra`."""
     return require("distributed", "distributed")
+
+
+class SchedulerLost(PhantomAuctionError, ConnectionError):
+    """The Dask scheduler went away mid-run (killed, restarted, its machine gone): the
+    run's tasks went with it. Names its address (field ``scheduler``, value ``value``)."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.field = "scheduler"
+        self.value = address
+        self.reason = reason
+        super().__init__(f"scheduler={address!r}: {reason}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.value, self.reason))
 
 
 # -- connecting ------------------------------------------------------------------------
@@ -152,11 +177,13 @@ def open_client(
     """A Dask client for exactly one of ``scheduler`` or ``cluster``, closed afterwards.
 
     ``scheduler="tcp://HOST:PORT"`` connects to a running cluster and waits up to
-    ``timeout_s`` seconds for it to answer and to have at least one worker;
+    ``timeout_s`` seconds for it to answer (Dask's handshake included) and up to
+    ``timeout_s`` more for it to have at least one worker;
     ``cluster="local:N"`` starts a ``LocalCluster`` of N single-threaded worker
     processes on 127.0.0.1 (no dashboard) and shuts it down on exit. Raises
     :class:`~phantom_auction.errors.InvalidBidParameters` naming ``scheduler`` or
-    ``cluster`` for a malformed value or a scheduler that does not answer, and
+    ``cluster`` for a malformed value, a scheduler that does not answer or a peer
+    that is not a Dask scheduler, and
     :class:`~phantom_auction._extras.MissingExtra` without the ``distributed`` extra.
     """
     if (scheduler is None) == (cluster is None):
@@ -167,21 +194,37 @@ def open_client(
         address = parse_scheduler(scheduler)
         dd = _distributed()
         try:
+            _handshake(dd, address, timeout_s)
             client = dd.Client(address, timeout=timeout_s)
+        except dd.comm.CommClosedError as exc:
+            # Dask retries a refused connection until the timeout: this one was accepted,
+            # then closed on the handshake.
+            raise InvalidBidParameters(
+                "scheduler", scheduler, _NOT_A_SCHEDULER.format("it closed the connection")
+            ) from exc
         except (OSError, TimeoutError) as exc:
             raise InvalidBidParameters(
                 "scheduler", scheduler, f"no Dask scheduler answered within {timeout_s:g} s"
             ) from exc
-        try:
+        except Exception as exc:
+            # Another service on that port (the dashboard's 8787, a web server): Dask
+            # reads its reply as a message and fails on it (MemoryError, ValueError...).
+            raise InvalidBidParameters(
+                "scheduler", scheduler, _NOT_A_SCHEDULER.format(type(exc).__name__)
+            ) from exc
+        with _lost_scheduler_quiet():
             try:
-                client.wait_for_workers(1, timeout=timeout_s)
-            except TimeoutError as exc:
-                raise InvalidBidParameters(
-                    "scheduler", scheduler, f"the scheduler has had no worker for {timeout_s:g} s"
-                ) from exc
-            yield client
-        finally:
-            client.close()
+                try:
+                    client.wait_for_workers(1, timeout=timeout_s)
+                except TimeoutError as exc:
+                    raise InvalidBidParameters(
+                        "scheduler",
+                        scheduler,
+                        f"the scheduler has had no worker for {timeout_s:g} s",
+                    ) from exc
+                yield client
+            finally:
+                client.close()
         return
     assert cluster is not None
     n_workers = parse_cluster(cluster)
@@ -202,6 +245,64 @@ def open_client(
             )
         with local, dd.Client(local) as client:
             yield client
+
+
+def _handshake(dd: ModuleType, address: str, timeout_s: float) -> None:
+    """Open and close one Dask connection to ``address``, all of it within ``timeout_s``.
+
+    ``Client(address, timeout=...)`` bounds only the TCP connect, not the handshake
+    after it: a peer that accepts and never answers (a stopped scheduler, a tunnel to
+    nowhere) would hang it for ever. Its own event loop, in a thread of its own, so
+    that it also works from a notebook, whose loop is already running.
+    """
+
+    failed: list[BaseException] = []
+
+    async def shake() -> None:
+        comm = await asyncio.wait_for(dd.comm.connect(address, timeout=timeout_s), timeout_s)
+        comm.abort()
+
+    def run() -> None:
+        try:
+            asyncio.run(shake())
+        except BaseException as exc:  # re-raised in the caller's thread
+            failed.append(exc)
+
+    # A daemon: Ctrl-C in join() must not wait for it, nor must the interpreter's exit.
+    thread = threading.Thread(target=run, name="phantom-auction-handshake", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+
+
+class _LostSchedulerNoise(logging.Filter):
+    """Dask's tracebacks of a lost scheduler, which :class:`SchedulerLost` says in a line.
+
+    Its batched stream logs the closed connection at INFO with a traceback, and closing
+    the client then cancels its attempt to reconnect, which it logs as an ERROR with two
+    pages of traceback (a ``CancelledError``). Other records pass.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if record.name == "distributed.batched":
+            return error is None or record.levelno > logging.INFO
+        return not isinstance(error, asyncio.CancelledError)
+
+
+@contextmanager
+def _lost_scheduler_quiet() -> Iterator[None]:
+    """:class:`_LostSchedulerNoise` on Dask's client-side loggers, while in the block."""
+    loggers = [logging.getLogger(n) for n in ("distributed.batched", "distributed.client")]
+    quiet = _LostSchedulerNoise()
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
 
 
 @contextmanager
@@ -231,6 +332,28 @@ def _chunk_function(summarize: bool, engine: Engine) -> Callable[..., Any]:
     return summarize_chunk if summarize else simulate_chunk
 
 
+def _result(future: Future[Any]) -> Any:
+    """A finished chunk's output, fetched; a lost scheduler raises :class:`SchedulerLost`.
+
+    Without it the user got Dask's ``CommClosedError`` (the fetch's connection reset)
+    or ``FutureCancelledError`` (Dask cancels every future when it loses the scheduler)
+    under a page of asyncio traceback, and no word of which scheduler.
+    """
+    try:
+        return future.result()
+    except (OSError, CancelledError) as exc:
+        if future.status == "error":
+            raise  # the chunk's own exception (a rerun of it failed)
+        if isinstance(exc, CancelledError) and getattr(exc, "reason", None) != _LOST:
+            raise  # cancelled by someone (client.cancel, client.restart), not lost
+        address = future.client.scheduler.address
+        raise SchedulerLost(
+            address,
+            f"lost the connection mid-run ({type(exc).__name__}); the run's tasks went "
+            "with it: run it again",
+        ) from exc
+
+
 @dataclass(slots=True)
 class _PointRun:
     """One Monte Carlo run (a sweep's grid point) whose chunks run on the cluster."""
@@ -255,12 +378,12 @@ class _PointRun:
         """Record chunk ``chunk`` as finished and fetch what can be merged in order."""
         self.finished.add(chunk)
         if not self.summarize:
-            self._place(chunk, self.futures.pop(chunk).result())
+            self._place(chunk, _result(self.futures.pop(chunk)))
             return
         # Summaries are folded left to right, as a local run does, so the float moments
         # are bit-identical; later chunks wait on their workers, not on the client.
         while self.merged in self.finished:
-            part = self.futures.pop(self.merged).result()
+            part = _result(self.futures.pop(self.merged))
             self.summary = part if self.summary is None else self.summary.merge(part)
             self.merged += 1
 

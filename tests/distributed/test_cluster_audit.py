@@ -1,0 +1,253 @@
+"""What a quant meets on a real cluster when the scheduler is not what it should be.
+
+A peer on the scheduler's address that accepts and never answers (a stopped scheduler),
+another service on that port (a web server, the dashboard's 8787), and a scheduler
+killed mid-run: each ends in a bounded time with one line naming the address, not a
+hang or a page of Dask's traceback. The clusters here are ``dask scheduler`` and two
+``dask worker`` processes on 127.0.0.1 (free ports), stopped at the end of each test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("distributed.client", reason="the distributed extra is not installed")
+
+from typer.testing import CliRunner
+
+from phantom_auction.cli import app
+from phantom_auction.errors import InvalidBidParameters
+from phantom_auction.simulation.distributed import (
+    SchedulerLost,
+    open_client,
+    run_monte_carlo_on_cluster,
+)
+
+from .cluster_helpers import BASELINE_PRICE, BASELINE_QUANTITY, simulator
+
+DASK = Path(sys.executable).parent / "dask"
+
+
+# -- peers that are not a scheduler ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _peer(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that hands each connection to ``answer``; its address."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):  # the server socket closed: the test is over
+            while True:
+                conn, _ = server.accept()
+                held.append(conn)
+                with contextlib.suppress(OSError):
+                    answer(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+        thread.join(timeout=10)
+
+
+def _never_answers(conn: socket.socket) -> None:
+    """Accepts and keeps the connection, as a stopped (SIGSTOP) scheduler's kernel does."""
+
+
+def _answers_http(conn: socket.socket) -> None:
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+@pytest.mark.timeout(90)
+def test_a_peer_that_never_answers_the_handshake_is_refused_within_the_timeout() -> None:
+    # Dask's Client(address, timeout=...) bounds the TCP connect only: it waited for
+    # the handshake for ever.
+    with _peer(_never_answers) as address:
+        started = time.monotonic()
+        silent = "no Dask scheduler answered within 2 s"
+        with (
+            pytest.raises(InvalidBidParameters, match=silent) as caught,
+            open_client(scheduler=address, timeout_s=2.0),
+        ):
+            pass
+        assert time.monotonic() - started < 30
+    assert caught.value.field == "scheduler" and caught.value.value == address
+
+
+@pytest.mark.timeout(90)
+def test_a_service_that_is_not_dask_is_named_in_one_line() -> None:
+    # Dask read the HTTP reply as a frame count: MemoryError "3.07 EiB" and a traceback.
+    with _peer(_answers_http) as address:
+        with (
+            pytest.raises(InvalidBidParameters, match="not a Dask scheduler") as caught,
+            open_client(scheduler=address, timeout_s=5.0),
+        ):
+            pass
+        assert caught.value.field == "scheduler" and caught.value.value == address
+        result = CliRunner().invoke(
+            app, ["simulate", "--scheduler", address, "--simulations", "10", "--seed", "1"]
+        )
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"'--scheduler': '{address}'" in lines[0], result.stderr
+    assert "not a Dask scheduler" in lines[0]
+
+
+# -- a scheduler killed mid-run ----------------------------------------------------------
+
+
+@dataclass
+class _Cluster:
+    address: str
+    scheduler: subprocess.Popen[bytes]
+
+
+@pytest.fixture
+def killable_cluster(tmp_path: Path) -> Iterator[_Cluster]:
+    """``dask scheduler`` and two ``dask worker`` processes, each in its own session."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log = tmp_path / f"{name}.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [str(DASK), *args], stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        processes.append(process)
+        return process, log
+
+    try:
+        scheduler, log = start(
+            "scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"
+        )
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"Scheduler at:\s+(tcp://\S+)", log.read_text())):
+            assert time.monotonic() < deadline and scheduler.poll() is None, log.read_text()
+            time.sleep(0.1)
+        address = found[1]
+        worker = ["worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"]
+        for i in range(2):
+            start(f"worker{i}", *worker)
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield _Cluster(address, scheduler)
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=10)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)  # a nanny's worker is in its session
+            process.wait(timeout=20)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+# 40 chunks of about 0.1 s: the scheduler dies with most of them still to run.
+N = 40_000
+CHUNK = 1_000
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_scheduler_killed_mid_run_raises_scheduler_lost_naming_it(
+    killable_cluster: _Cluster,
+) -> None:
+    # Without it: Dask's CommClosedError or FutureCancelledError, naming no scheduler,
+    # under pages of asyncio traceback that Dask's loggers printed as well.
+    heard = _Records()
+    loggers = [logging.getLogger(n) for n in ("distributed.batched", "distributed.client")]
+    for logger in loggers:
+        logger.addHandler(heard)
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.INFO)
+    try:
+        with open_client(scheduler=killable_cluster.address) as client:
+
+            def kill_the_scheduler(done: int, total: int) -> None:
+                if killable_cluster.scheduler.poll() is None:
+                    os.killpg(killable_cluster.scheduler.pid, signal.SIGKILL)
+                    killable_cluster.scheduler.wait(timeout=20)
+
+            started = time.monotonic()
+            with pytest.raises(SchedulerLost, match="lost the connection mid-run") as caught:
+                run_monte_carlo_on_cluster(
+                    simulator(N, chunk_size=CHUNK),
+                    BASELINE_PRICE,
+                    BASELINE_QUANTITY,
+                    client,
+                    progress=kill_the_scheduler,
+                )
+            assert time.monotonic() - started < 60
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(heard)
+            logger.setLevel(level)
+    lost = caught.value
+    assert lost.field == "scheduler" and lost.value == killable_cluster.address
+    assert str(lost).startswith(f"scheduler={killable_cluster.address!r}: ")
+    assert isinstance(lost, ConnectionError)  # an `except OSError` still catches it
+    tracebacks = [r for r in heard.records if r.exc_info]
+    assert not tracebacks, [f"{r.name}: {r.getMessage()}" for r in tracebacks]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_cli_says_a_lost_scheduler_in_one_line(
+    killable_cluster: _Cluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from phantom_auction.cli.progress import MonteCarloProgress
+
+    shown = MonteCarloProgress.__call__
+
+    def kill_at_first_chunk(self: Any, done: int, total: int) -> None:
+        if killable_cluster.scheduler.poll() is None:
+            os.killpg(killable_cluster.scheduler.pid, signal.SIGKILL)
+            killable_cluster.scheduler.wait(timeout=20)
+        shown(self, done, total)
+
+    monkeypatch.setattr(MonteCarloProgress, "__call__", kill_at_first_chunk)
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(f"[simulation]\nchunk_size = {CHUNK}\n")
+    address = killable_cluster.address
+    run = ["--config", str(scenario), "--simulations", str(N), "--seed", "3", "--json"]
+    result = CliRunner().invoke(app, ["simulate", "--scheduler", address, *run])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"Error: scheduler='{address}': lost the connection mid-run")
+    assert "Traceback" not in result.stderr
