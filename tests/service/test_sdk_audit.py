@@ -15,6 +15,19 @@
   wrong key); the SDK's error says it may be either.
 - ``signed_headers`` signs the path the server checks (a query or a whole URL given as
   the path was refused ``bad_signature``) and takes a text body as UTF-8.
+- A client run again reports its second run alone (it took no auction once the first
+  had seen ``max_auctions``); ``max_auctions=0``, a NaN ``duration_s``, a strategy
+  class, an ``async`` or wrongly shaped ``generate_bid`` and ``run()`` inside a running
+  loop are refused, naming what to do.
+- A server closing during the login (1012) is retried, not a refusal; a refusal
+  carries the run's report. ``request_status`` unanswered is None, not the welcome.
+- ``duration_s`` and ``stop`` end a run that is still connecting (a server that never
+  answers the upgrade held them for the 10 s ``open_timeout``).
+- One bidder running twice (each login closing the other's session) is warned about
+  and slowed down; a blocked bidder is warned about.
+
+Some tests use a stand-in server (``websockets.serve``) for what the real one does
+rarely or never on demand: a close during the login, an unanswered status, a block.
 """
 
 from __future__ import annotations
