@@ -86,3 +86,46 @@ def test_vcg_payments_are_externalities_at_any_magnitude(case: dict) -> None:
         assert np.all(got.payment <= v * got.allocation * (1 + 1e-12))
         assert np.all(got.payment >= 0.0)
         _same_as_batch("vcg", v, q, case["supply"], reserve * scale)
+
+
+magnitudes = st.builds(lambda m, e: m * 10.0**e, st.floats(1.0, 9.99), st.integers(-300, 140))
+
+
+@given(
+    st.lists(st.one_of(st.just(0.0), magnitudes), min_size=1, max_size=6),
+    st.lists(st.one_of(st.just(0.0), st.floats(1e-10, 1e10)), min_size=6, max_size=6),
+    st.one_of(st.just(0.0), st.floats(1e-10, 1e10)),
+    st.one_of(st.just(0.0), magnitudes, st.integers(0, 5)),
+    st.sampled_from(["vcg", "vickrey", "uniform", "discriminatory"]),
+    st.booleans(),
+)
+def test_invariants_when_values_span_440_orders_of_magnitude(
+    values: list[float],
+    quantities: list[float],
+    supply: float,
+    reserve: float,
+    mechanism: str,
+    multi_unit: bool,
+) -> None:
+    """Values 0 or 1e-300 to 1e140 in one auction (payments stay below 1e160): no fill
+    beyond a bid or the supply; every winner pays between the reserve and its bid (an
+    index into the values as reserve makes ties with it); the batch gives the same bits."""
+    v = np.array(values)
+    q = np.array(quantities[: v.size])
+    if isinstance(reserve, int):
+        reserve = float(np.sort(v)[reserve % v.size])
+    got = clear(v, q, supply=supply, reserve=reserve, mechanism=mechanism, multi_unit=multi_unit)
+    x, paid = got.allocation, got.payment
+    wanted = q if multi_unit else (q > 0).astype(np.float64)
+    units = supply if multi_unit else float(np.floor(supply))
+    assert np.all(x >= 0.0) and np.all(x <= wanted) and x.sum() <= units * (1 + 1e-12)
+    assert np.all(np.isfinite(paid))
+    assert np.all(paid <= v * x * (1 + 1e-9))
+    assert np.all(paid >= reserve * x * (1 - 1e-9))
+    assert np.all(x[v < reserve] == 0.0)
+    many = clear_batch(
+        v[None, :], q[None, :], supply=supply, reserve=reserve, mechanism=mechanism,
+        multi_unit=multi_unit,
+    )  # fmt: skip
+    np.testing.assert_array_equal(many.allocation[0], x)
+    np.testing.assert_array_equal(many.payment[0], paid)
