@@ -579,3 +579,21 @@ def test_optimal_reserve_maximizes_the_revenue_of_lognormal_values(sigma: float)
     near = r * np.array([0.9, 0.95, 1.05, 1.1])
     revenue = [_myerson(dist, 3, float(q), 0.0) for q in near]
     assert max(revenue) < _myerson(dist, 3, r, 0.0)
+
+
+def test_max_gain_finds_an_error_in_the_body_of_heavy_tailed_values() -> None:
+    """The audit's finding: ``max_gain_bps`` tried 4,001 even bids up to F's 1 - 1e-9
+    quantile, 800 bps apart for lognormal(3, 2) values, and read 0.29 bps where the bids
+    were 76 bps off. It now tries the solution's own bids too (mimicking another value):
+    bids 1 bps low for values 15-40 show, the solution does not."""
+    from phantom_auction.simulation.equilibrium import BidFunction
+    from phantom_auction.simulation.market import value_distribution
+
+    game = BiddingGame(value_distribution(("lognormal", 3.0, 2.0)), 3, "first_price", 10.0)
+    solved = solve_equilibrium(game, method="ode")
+    assert solved.max_gain_bps < 1e-3
+    body = (solved.values > 15.0) & (solved.values < 40.0)
+    wrong = BidFunction(
+        solved.values, np.where(body, solved.bids - 1.0, solved.bids), "ode", game=solved.game
+    )
+    assert wrong.max_gain_bps > 0.2
