@@ -597,3 +597,24 @@ def test_max_gain_finds_an_error_in_the_body_of_heavy_tailed_values() -> None:
         solved.values, np.where(body, solved.bids - 1.0, solved.bids), "ode", game=solved.game
     )
     assert wrong.max_gain_bps > 0.2
+
+
+@pytest.mark.parametrize(
+    ("volume", "shortfalls"),
+    [
+        ((0.5, 1.0), (1.0, 0.25)),  # one phantom leaves E[1 - U] = 1/4, two fill it
+        ((0.4, 0.4), (1.0, 0.6, 0.2)),  # fixed volumes: 1 - 0.4 a while positive
+        ((0.0, 1.0), (1.0, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040)),  # 1/(a+1)!
+    ],
+)
+def test_phantom_fill_in_closed_form(volume: tuple[float, float], shortfalls: tuple) -> None:
+    """``φ(x) = Σ_a P(a phantoms above x) E[max(0, 1 - U_1 - ... - U_a)]``, the binomial
+    weights from scipy's truncated normal; for U(0, 1) volumes ``E[(1 - S_a)^+] =
+    1 / (a + 1)!`` (the simplex's volume)."""
+    model = PhantomModel(6, 0.4, mean_bps=25.0, sd_bps=8.0, volume_fraction=volume)
+    x = np.linspace(5.0, 55.0, 21)
+    one = stats.truncnorm((10.0 - 25.0) / 8.0, (50.0 - 25.0) / 8.0, loc=25.0, scale=8.0)
+    above = stats.binom(6, 0.4 * one.sf(x))
+    expected = sum(above.pmf(a) * e for a, e in enumerate(shortfalls))
+    np.testing.assert_allclose(phantom_fill(model, "uniform", x), expected, atol=1e-3)
+    np.testing.assert_allclose(phantom_fill(model, "vickrey", x), above.pmf(0), atol=1e-12)
