@@ -591,6 +591,7 @@ class BidderClient:
         self._reveals_late = 0
         self._reveals_after_window = 0
         self._strategy_errors = 0
+        self._skew_warned = False
         self._won = 0
         self._filled = 0.0
         self._closed_auctions = 0
@@ -1175,6 +1176,8 @@ class BidderClient:
             try:
                 _check_proposal(proposal, bidder.honour_timing)
                 delay = bidder.send_delay(announcement, proposal)
+                if delay > 0:
+                    delay = self._within_timestamp(delay, float(proposal.timestamp) / 1000.0)
             except (InvalidBidParameters, ArithmeticError) as exc:
                 _log.warning("%s: no bid for %s: %s", self.bidder_id, announcement.auction_id, exc)
                 self._strategy_errors += 1
@@ -1186,6 +1189,22 @@ class BidderClient:
             round_.timer = loop.call_later(delay, self._commit, bidder, round_, proposal)
         else:
             self._commit(bidder, round_, proposal)
+
+    def _within_timestamp(self, delay: float, timestamp_s: float) -> float:
+        """``delay`` (s, by this machine's clock against the server's ``opened_at``), but
+        never longer than the bid's timestamp after its announcement came: a clock behind
+        the server's by more than the collection window made every timed commit late."""
+        if delay <= timestamp_s:
+            return delay
+        if delay - timestamp_s > 0.05 and not self._skew_warned:
+            self._skew_warned = True
+            _log.warning(
+                "%s: the server's clock is %.0f ms ahead of this machine's (an auction opened "
+                "in its future): commits are timed from each announcement's arrival",
+                self.bidder_id,
+                (delay - timestamp_s) * 1000,
+            )
+        return max(0.0, timestamp_s)
 
     def _abstain(self, auction_id: str) -> None:
         """This auction is over for this bidder (no bid, or none the server took): no

@@ -447,3 +447,37 @@ async def test_a_blocked_bidder_is_warned_about(caplog: pytest.LogCaptureFixture
     assert report.status is not None and report.status["block_count"] == 2
     blocked = [r.getMessage() for r in caplog.records if "blocked until" in r.getMessage()]
     assert len(blocked) == 2 and "2026-12-08T06:00:00" in blocked[0], blocked
+
+
+async def test_a_clock_behind_the_servers_does_not_make_every_timed_commit_late(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A commit is timed by this machine's clock against the server's ``opened_at``: a
+    clock 2 s behind waited 2 s more than the bid's timestamp, past any collection
+    window. It now waits at most the timestamp after the announcement came, and warns."""
+    from datetime import UTC, datetime, timedelta
+
+    from phantom_auction.client import _Round
+    from phantom_auction.simulation.live import StrategyBidder
+
+    from ..engine.engine_support import announcement
+
+    caplog.set_level("WARNING", logger="phantom_auction.client")
+    client = BidderClient("http://127.0.0.1:1", "mm", "11" * 32)
+
+    class _Timed(_Shade):
+        def generate_bid(self, price: float, qty: float, market: Any, rng: Any) -> Bid:
+            return Bid(price=price * 1.003, quantity=qty, timestamp=20.0, priority_fee=0.0)
+
+    bidder = StrategyBidder(_Timed(), "mm")
+    ahead = datetime.now(UTC) + timedelta(seconds=2)  # the server's clock, 2 s ahead
+    round_ = _Round(announcement(ahead, 80, 100, auction_id="skewed"))
+    client._rounds["skewed"] = round_
+    client._propose(bidder, round_)
+    try:
+        assert round_.timer is not None
+        loop = asyncio.get_running_loop()
+        assert round_.timer.when() - loop.time() <= 0.021  # 2.02 s before
+    finally:
+        round_.cancel_timer()
+    assert any("ahead of this machine's" in r.getMessage() for r in caplog.records)
