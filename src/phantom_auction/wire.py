@@ -130,10 +130,13 @@ def _decode_key_text(text: str, field: str) -> bytes:
         except (binascii.Error, ValueError):
             raw = b""
     if len(raw) != 32:
+        # A private key's text is a secret, even malformed (a 62-character key is 31 of
+        # its bytes): only its length is shown.
+        shown = f"<{len(text)} characters>" if field == "private_key" else repr(text[:80])
         raise ValueError(
-            f"{field}={text[:80]!r}: expected 32 raw Ed25519 key bytes as 64 hex characters "
+            f"{field}={shown}: expected 32 raw Ed25519 key bytes as 64 hex characters "
             "or base64, or a PEM block"
-        )
+        ) from None
     return raw
 
 

@@ -284,6 +284,17 @@ def test_commands_register_clients_and_bidders(tmp_path: Path) -> None:
     asyncio.run(check())
 
 
+def test_a_malformed_private_key_is_not_shown_in_its_error() -> None:
+    """The SDK audit: a 62-character key's error showed 31 of its 32 bytes. A public
+    key's text is still shown (it is no secret and helps find the typo)."""
+    secret = "ab" * 31
+    with pytest.raises(ValueError, match="private_key=<62 characters>") as refused:
+        load_private_key(secret)
+    assert secret[:8] not in str(refused.value) and refused.value.__cause__ is None
+    with pytest.raises(ValueError, match="pubkey='cdcd"):
+        parse_public_key("cd" * 31)
+
+
 def test_signature_vectors_in_docs_service_md() -> None:
     key = load_private_key(bytes(range(32)).hex())
     assert public_key_hex(key) == (
