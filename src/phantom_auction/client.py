@@ -437,26 +437,6 @@ def _announcement(message: dict[str, Any]) -> AuctionAnnouncement:
     )
 
 
-def _load_key(private_key: Any) -> Ed25519PrivateKey:
-    """``load_private_key``, whose errors never show the key: a secret must not reach a
-    log or a traceback (a malformed one is mostly the key, 31 of its 32 bytes say)."""
-    if not isinstance(private_key, Ed25519PrivateKey | bytes | str):
-        raise TypeError(
-            f"private_key: {type(private_key).__name__}, expected an Ed25519 key object, "
-            "32 raw bytes, or hex, base64 or PEM text"
-        )
-    try:
-        return load_private_key(private_key)
-    except ValueError:
-        if not isinstance(private_key, str) or "BEGIN" in private_key:
-            raise  # these messages name sizes and types, not the key
-        # "from None": the original's message holds the key's text.
-        raise ValueError(
-            f"private_key: {len(private_key.strip())} characters (not shown): expected 32 "
-            "raw Ed25519 key bytes as 64 hex characters or base64, or a PEM block"
-        ) from None
-
-
 _last_stamp_ms = 0
 
 
@@ -491,7 +471,7 @@ def signed_headers(
         path = urlsplit(path).path
     if not path.startswith("/"):
         raise ValueError(f"path={path!r}: the request's path from its '/', e.g. '/v1/bidders/me'")
-    key = _load_key(private_key)
+    key = load_private_key(private_key)
     if timestamp_ms is None:
         timestamp_ms = _last_stamp_ms = max(int(time.time() * 1000), _last_stamp_ms + 1)
     stamp = timestamp_ms
@@ -555,7 +535,7 @@ class BidderClient:
             raise ValueError(f"give_up_after_s={give_up_after_s!r}: seconds (> 0) or None")
         self.url = _ws_url(url)
         self.bidder_id = bidder_id
-        self.key = _load_key(private_key)
+        self.key = load_private_key(private_key)
         self._signer = Signer(self.key)
         self.market = market
         self.rng = rng

@@ -156,9 +156,15 @@ def parse_public_key(text: str) -> bytes:
 
 
 def load_private_key(key: Ed25519PrivateKey | bytes | str) -> Ed25519PrivateKey:
-    """An Ed25519 private key from itself, 32 raw bytes, hex, base64 or PEM text."""
+    """An Ed25519 private key from itself, 32 raw bytes, hex, base64 or PEM text. Its
+    errors never show the key's text (a secret must not reach a log or a traceback)."""
     if isinstance(key, Ed25519PrivateKey):
         return key
+    if not isinstance(key, bytes | str):
+        raise TypeError(
+            f"private_key: {type(key).__name__}, expected an Ed25519 key object, "
+            "32 raw bytes, or hex, base64 or PEM text"
+        )
     if isinstance(key, bytes):
         if len(key) != 32:
             raise ValueError(f"private_key: {len(key)} bytes, expected 32 raw Ed25519 bytes")
