@@ -995,8 +995,9 @@ class BidderClient:
 
     def _expire_rounds(self) -> None:
         """Give up on rounds whose ``auction_closed`` has not come :data:`CLOSE_GRACE_S`
-        after their reveal window: a push lost with a connection is not sent again, and
-        with ``max_auctions`` the run waited for it forever."""
+        after their reveal window: the server sends an end again at the next login, but
+        not one it lost (a restart of the process that kept it), and with
+        ``max_auctions`` the run waited for it forever."""
         if self._max_auctions is None:
             return
         late = time.time() - CLOSE_GRACE_S

@@ -172,3 +172,35 @@ async def test_a_bidder_is_told_at_its_next_login_how_a_restart_ended_its_auctio
     async with RawBidder(server.ws_url, "mm-0", key) as again:
         await asyncio.sleep(0.5)  # what a second login is sent comes at once
         assert [p for p in again.pushes if p["type"] == "auction_closed"] == []
+
+
+async def test_a_bidder_whose_connection_dropped_is_told_its_fill_at_its_next_login(
+    server_factory: Any,
+) -> None:
+    """The SDK audit: a bidder whose connection dropped between its accepted reveal and
+    the auction's end never learnt that it was filled (only recovered auctions' ends
+    were kept). Its next login gets the ``auction_closed`` with the fill, once."""
+    server: ServerProcess = server_factory({})
+    key = await server.add_bidder("mm-0")
+    async with server.settlement() as http:
+        async with RawBidder(server.ws_url, "mm-0", key) as bidder:
+            auction_id = await open_auction(http, 2_000)
+            opened = await bidder.opened(auction_id)
+            bid = bidder.bid(opened)
+            assert reason(await bidder.commit(auction_id, bid)) == "accepted"
+            await bidder.push("reveal_open", auction_id)
+            assert reason(await bidder.reveal(auction_id, bid)) == "accepted"
+        # Gone before the end (the reveal window runs on after its reveal).
+        for _ in range(100):
+            view = (await http.get(f"/v1/auctions/{auction_id}")).json()
+            if view["status"] != "open":
+                break
+            await asyncio.sleep(0.1)
+        assert view["status"] == "finalized" and view["outcome"] == "filled", view
+    async with RawBidder(server.ws_url, "mm-0", key) as back:
+        closed = await back.push("auction_closed", auction_id)
+    assert closed["outcome"] == "filled" and closed["revealed"] is True
+    assert closed["filled"] == pytest.approx(opened.amount)
+    async with RawBidder(server.ws_url, "mm-0", key) as again:
+        await asyncio.sleep(0.5)  # what a login is sent comes at once
+        assert [p for p in again.pushes if p["type"] == "auction_closed"] == []

@@ -341,3 +341,31 @@ async def test_a_recovered_end_heard_at_another_process_is_not_told_again(
         await third.close()
     owner.peers = None
     owner.live.clear()
+
+
+async def test_an_end_is_kept_only_for_a_bidder_connected_to_no_process(houses: Any) -> None:
+    """An owner keeps an auction's end for the next login of each committed bidder not
+    connected to it, and forgets it for those another process pushed it to (told)."""
+    owner, other, client, private = houses
+    auction_id = await _open(owner, client, duration_ms=1_500)
+    await _until(lambda: auction_id in other.peers.remote, "the opening was heard")
+    state = await other.bidder_state("mm")
+    session = BidderSession("mm")
+    other.attach(state, session)
+    assert (await other.commit(state, _commit(auction_id, private, 1), auction_id, "ws")).accepted
+    await _until(lambda: auction_id in other.closed, "the end was heard")  # no reveal
+    (closed,) = _pushed(session, "auction_closed")
+    assert closed["auction_id"] == auction_id
+    await _until(lambda: "mm" not in owner._untold, "the owner was told it was pushed")
+    # Gone before the next end: the owner keeps it, and a login anywhere is sent it.
+    other.detach(state, session)
+    second = await _open(owner, client, duration_ms=1_500)
+    await _until(lambda: second in other.peers.remote, "the opening was heard")
+    assert (await other.commit(state, _commit(second, private, 2), second, "ws")).accepted
+    await _until(lambda: second in other.closed, "the end was heard")
+    assert list(owner._untold["mm"]) == [second]
+    back = BidderSession("mm")
+    other.attach(await other.bidder_state("mm"), back)
+    await _until(lambda: not back.outbox.empty(), "the kept end was sent")
+    assert [p["auction_id"] for p in _pushed(back, "auction_closed")] == [second]
+    assert owner.untold("mm") == {}

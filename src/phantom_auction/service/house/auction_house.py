@@ -89,9 +89,11 @@ _log = logging.getLogger(__name__)
 
 #: Ended auctions remembered by id (no store read to answer a straggler's message).
 CLOSED_REMEMBERED: Final = 100_000
-#: Bidders whose recovered auctions' ends are kept for their next login (the oldest
-#: forgotten first).
+#: Bidders whose auctions' ends are kept for their next login, as they were not
+#: connected to hear them (the oldest forgotten first), and the ends kept for each (its
+#: latest auctions': a WebSocket bidder back from a dropped connection missed a few).
 UNTOLD_BIDDERS: Final = 10_000
+UNTOLD_PER_BIDDER: Final = 16
 #: An auction finished this late (s) after its reveal deadline found this process
 #: standing still through it: its no-reveals are not penalized (reveals sent in time may
 #: have waited unread). Well above the event loop's lag under load (~20 ms).
@@ -134,9 +136,10 @@ class AuctionHouse(BidPath):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self.recovered: dict[str, str] = {}
-        # The ``auction_closed`` pushes of auctions this process's recovery ended, by
-        # bidder and auction, for those not connected here to hear them (after a restart,
-        # none are): sent as each logs in, here or (``--workers``) at another process.
+        # The ``auction_closed`` pushes of auctions this process ended, by bidder and
+        # auction, for those not connected here to hear them (one whose connection
+        # dropped; after a restart, every bidder): sent as each logs in, here or
+        # (``--workers``) at another process, which also says when it pushed them.
         self._untold: OrderedDict[str, dict[str, str]] = OrderedDict()
         #: Called with each auction this process finishes, once its end is durable: its
         #: record and bid events (what the explorer's feed summarizes without a read).
@@ -217,9 +220,8 @@ class AuctionHouse(BidPath):
         self, result: AuctionResult, status: str, committed: Mapping[str, SealedBid]
     ) -> None:
         """Tell the bidders who committed to an auction recovery ended how it ended (the
-        fault audit: they never heard): as any end, and one connected nowhere at its
-        next login (:meth:`untold`)."""
-        self._tell_closed(result, status, committed, [], recovered=True)
+        fault audit: they never heard), as any end."""
+        self._tell_closed(result, status, committed, [])
 
     def _tell_closed(
         self,
@@ -227,32 +229,36 @@ class AuctionHouse(BidPath):
         status: str,
         committed: Mapping[str, SealedBid],
         penalties: list[PenaltyUpdate],
-        *,
-        recovered: bool = False,
     ) -> None:
         """Each committed bidder's ``auction_closed``: pushed to those connected here,
-        under ``--workers`` to the others' through them (with the penalty changes);
-        ``recovered``: kept for the next login of one not connected here (the process
-        it is connected to, if any, says it was told: :meth:`told`)."""
+        under ``--workers`` to the others' through them (with the penalty changes); kept
+        for the next login of one not connected here (the process it is connected to,
+        if any, says it pushed it: :meth:`told`). The SDK audit: a bidder whose
+        connection dropped between its reveal and the end never learnt of its fill."""
+        untold = self._untold
         for bidder_id, closed in auction_closed_documents(result, status, committed):
             state = self.bidders.get(bidder_id)
             if state is not None and state.session is not None:
                 state.session.send(compact_json(closed))
-            elif recovered:
-                untold = self._untold.setdefault(bidder_id, {})
-                untold[result.auction_id] = compact_json(closed)
-                if len(self._untold) > UNTOLD_BIDDERS:
-                    self._untold.popitem(last=False)
+                continue
+            kept = untold.get(bidder_id)
+            if kept is None:
+                kept = untold[bidder_id] = {}
+                if len(untold) > UNTOLD_BIDDERS:
+                    untold.popitem(last=False)
+            kept[result.auction_id] = compact_json(closed)
+            if len(kept) > UNTOLD_PER_BIDDER:
+                del kept[next(iter(kept))]
         if self.peers is not None:
-            self.peers.closed(result, status, committed, penalties, recovered=recovered)
+            self.peers.closed(result, status, committed, penalties)
 
     def untold(self, bidder_id: str) -> dict[str, str]:
-        """The ``auction_closed`` pushes (by auction id) of auctions this process's
-        recovery ended that ``bidder_id`` has not been sent (once: forgotten here)."""
+        """The ``auction_closed`` pushes (by auction id) of auctions this process ended
+        that ``bidder_id`` has not been sent (once: forgotten here)."""
         return self._untold.pop(bidder_id, {})
 
     def told(self, auction_id: str, bidder_ids: Iterable[str]) -> None:
-        """Another process pushed recovered ``auction_id``'s end to these bidders."""
+        """Another process pushed ``auction_id``'s end to these bidders."""
         for bidder_id in bidder_ids:
             untold = self._untold.get(bidder_id)
             if untold is not None:

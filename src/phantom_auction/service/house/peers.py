@@ -135,11 +135,8 @@ class HousePeers:
         status: str,
         committed: Mapping[str, SealedBid],
         penalties: list[PenaltyUpdate],
-        *,
-        recovered: bool = False,
     ) -> None:
-        """An auction this process ended; ``recovered``: a stopped process's, whose
-        bidders connected nowhere this process tells at their next login."""
+        """An auction this process ended (its own, or a stopped process's)."""
         ended = {
             "a": result.auction_id,
             "s": status,
@@ -152,7 +149,6 @@ class HousePeers:
                 if fill.bidder_id is not None
             },
             "u": list(result.unrevealed),
-            "r": recovered,
         }
         self.link.publish_chunked("closed", ended, "c", dict.fromkeys(committed, 1))
         if penalties:
@@ -244,7 +240,7 @@ class HousePeers:
             if session is not None and session.started_ns < message["t"]:
                 session.close()  # a newer login elsewhere replaces it, as one here would
             untold = house.untold(message["b"])
-            if untold:  # ends this process recovered, for the process it logged in at
+            if untold:  # ends it missed, for the process it logged in at
                 self.link.publish_chunked("untold", {"b": message["b"]}, "t", untold)
         elif kind == "untold":
             state = house.bidders.get(message["b"])
@@ -317,7 +313,7 @@ class HousePeers:
                 "revealed": bidder_id not in unrevealed,
             }
             state.session.send(compact_json(closed))
-        if message.get("r") and told:  # the recovering process need not keep them
+        if told:  # the process that ended it need not keep them for a next login
             self.link.publish_chunked("told", {"a": auction_id}, "b", told)
 
     def _penalties(self, states: dict[str, list[Any]]) -> None:
