@@ -28,7 +28,7 @@ import logging
 import math
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -204,7 +204,7 @@ class AuctionHouse(BidPath):
         process is gone, one process at a time."""
         if self.peers is None:
             return await recover_open_auctions(
-                self.store, self.config, self.clock, self.metrics, ended=self._tell_recovered
+                self.store, self.config, self.clock, self.metrics, ended=self._tell_closed
             )
         async with self.peers.link.recovery_turn():
             return await recover_open_auctions(
@@ -213,27 +213,21 @@ class AuctionHouse(BidPath):
                 self.clock,
                 self.metrics,
                 self.peers.orphaned,
-                ended=self._tell_recovered,
+                ended=self._tell_closed,
             )
-
-    def _tell_recovered(
-        self, result: AuctionResult, status: str, committed: Mapping[str, SealedBid]
-    ) -> None:
-        """Tell the bidders who committed to an auction recovery ended how it ended (the
-        fault audit: they never heard), as any end."""
-        self._tell_closed(result, status, committed, [])
 
     def _tell_closed(
         self,
         result: AuctionResult,
         status: str,
         committed: Mapping[str, SealedBid],
-        penalties: list[PenaltyUpdate],
+        penalties: Sequence[PenaltyUpdate] = (),
     ) -> None:
-        """Each committed bidder's ``auction_closed``: pushed to those connected here,
-        under ``--workers`` to the others' through them (with the penalty changes); kept
-        for the next login of one not connected here (the process it is connected to,
-        if any, says it pushed it: :meth:`told`). The SDK audit: a bidder whose
+        """Each committed bidder's ``auction_closed``, of an auction this process ended or
+        recovered (the fault audit: those bidders never heard): pushed to those connected
+        here, under ``--workers`` to the others' through them (with the penalty changes);
+        kept for the next login of one not connected here (the process it is connected
+        to, if any, says it pushed it: :meth:`told`). The SDK audit: a bidder whose
         connection dropped between its reveal and the end never learnt of its fill."""
         untold = self._untold
         for bidder_id, closed in auction_closed_documents(result, status, committed):

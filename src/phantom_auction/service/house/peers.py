@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...engine import AuctionResult, SealedBid
@@ -134,7 +134,7 @@ class HousePeers:
         result: AuctionResult,
         status: str,
         committed: Mapping[str, SealedBid],
-        penalties: list[PenaltyUpdate],
+        penalties: Sequence[PenaltyUpdate],
     ) -> None:
         """An auction this process ended (its own, or a stopped process's)."""
         ended = {
