@@ -106,8 +106,9 @@ _MAX_ROUNDS = 4096
 #: How many times a commit or a reveal answered ``store_unavailable`` is sent again.
 _STORE_RETRIES = 3
 #: Close reasons (code 1008, after an ``error`` push) that end the session for good: the
-#: same key would only be refused at the next login.
-_FATAL_REASONS = frozenset({"bidder_removed", "bidder_key_changed"})
+#: same key would only be refused at the next login, or (``session_replaced``) another
+#: login of this bidder took over, and logging in again would take turns with it.
+_FATAL_REASONS = frozenset({"bidder_removed", "bidder_key_changed", "session_replaced"})
 #: Without a logged-in session this long (s), the client says so at WARNING (it retries
 #: at INFO before: a server restarting looks the same), then again every
 #: :data:`UNREACHABLE_REPEAT_S` while it lasts.
@@ -126,9 +127,10 @@ _AckRow = tuple[str | int | None, str, str | None, str, str | None, str | None, 
 
 
 class BidderRemovedError(PhantomAuctionError):
-    """The server ended the session for good (``reason``: ``bidder_removed`` or
-    ``bidder_key_changed``): the client does not reconnect. ``report``: the run's report
-    up to then."""
+    """The server ended the session for good (``reason``: ``bidder_removed``,
+    ``bidder_key_changed``, or ``session_replaced``: the same bidder logged in on another
+    connection, e.g. a second process with this key): the client does not reconnect.
+    ``report``: the run's report up to then."""
 
     def __init__(self, reason: str, detail: str) -> None:
         self.reason = reason
@@ -703,16 +705,13 @@ class BidderClient:
                         self._resume()
                         await self._serve(ws, bidder, stop, deadline)
                         if not stop.is_set() and not self._out_of_time(deadline):
-                            # The server closed it cleanly: it does so to an older session
-                            # when the same bidder logs in again. Two processes with one key
-                            # took turns, ~10 logins a second each, without a word; now
-                            # warned, and slowed down by the back-off.
+                            # The server closed it cleanly (it stops, or an older server
+                            # replaced it by a newer login without saying so): warned, and
+                            # a quick close keeps the back-off.
                             code, why = ws.close_code, ws.close_reason
                             last_error = f"closed by the server ({code} {why!r})"
                             _log.warning(
-                                "%s: the server closed the session (code %s %r): a newer login "
-                                "of this bidder replaces an older session (is it running "
-                                "twice?); reconnecting",
+                                "%s: the server closed the session (code %s %r); reconnecting",
                                 self.bidder_id,
                                 code,
                                 why,

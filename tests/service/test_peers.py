@@ -196,6 +196,10 @@ async def test_a_newer_login_on_another_process_closes_the_older_session(houses:
     # One session per bidder in the whole server, as in one process (one rate limit).
     await _until(lambda: older.closed, "the older session was closed")
     assert not newer.closed
+    # Said, so that a second process with the same key stops rather than log in again.
+    assert (older.close_code, older.close_reason) == (1008, "session_replaced")
+    (error,) = _pushed(older, "error")
+    assert error["reason"] == "session_replaced" and "'mm'" in error["detail"]
 
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:

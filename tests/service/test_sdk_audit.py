@@ -23,8 +23,8 @@
   carries the run's report. ``request_status`` unanswered is None, not the welcome.
 - ``duration_s`` and ``stop`` end a run that is still connecting (a server that never
   answers the upgrade held them for the 10 s ``open_timeout``).
-- One bidder running twice (each login closing the other's session) is warned about
-  and slowed down; a blocked bidder is warned about.
+- One bidder running twice (each login closing the other's session) stops the older
+  run (the server says ``session_replaced``); a blocked bidder is warned about.
 
 Some tests use a stand-in server (``websockets.serve``) for what the real one does
 rarely or never on demand: a close during the login, an unanswered status, a block.
@@ -43,7 +43,13 @@ import pytest
 
 import phantom_auction.client as sdk
 from phantom_auction import Bid
-from phantom_auction.client import BidderClient, BidderLoginError, _ws_url, signed_headers
+from phantom_auction.client import (
+    BidderClient,
+    BidderLoginError,
+    BidderRemovedError,
+    _ws_url,
+    signed_headers,
+)
 
 from .service_harness import ServerProcess, unique
 
@@ -390,29 +396,26 @@ async def test_duration_and_stop_end_a_run_whose_server_never_answers_the_upgrad
         silent.close()
 
 
-async def test_one_bidder_running_twice_is_warned_about_and_slowed_down(
-    server: ServerProcess, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A newer login closes the older session (1000, no reason): two processes with the
-    same key took turns, ~10 logins a second each, without a word in the log."""
-    caplog.set_level("WARNING", logger="phantom_auction.client")
+async def test_one_bidder_running_twice_stops_the_older_run(server: ServerProcess) -> None:
+    """A newer login closed the older session (1000, no reason): two processes with the
+    same key took turns, ~10 logins a second each, without a word in the log. The
+    server now says ``session_replaced`` (an error, then 1008) and the older run ends
+    with it; the newer one runs on."""
     name = unique("mm-twice")
     key = await server.add_bidder(name)
-    clients = [BidderClient(server.url, name, key) for _ in range(2)]
-    logins: list[int] = []
-    for n, client in enumerate(clients):
-        real = client._login
-
-        async def login(ws: Any, real: Any = real, n: int = n) -> None:
-            logins.append(n)
-            await real(ws)
-
-        client._login = login  # type: ignore[method-assign]
-    runs = [c.arun(lambda *args: None, duration_s=4) for c in clients]
-    await asyncio.wait_for(asyncio.gather(*runs), 60)
-    warned = [r.getMessage() for r in caplog.records if "running twice" in r.getMessage()]
-    assert warned and name in warned[0]
-    assert len(logins) < 25, len(logins)  # ~80 before, in 4 s; ~12 with the back-off
+    older, newer = BidderClient(server.url, name, key), BidderClient(server.url, name, key)
+    first = asyncio.create_task(older.arun(lambda *args: None, duration_s=30))
+    for _ in range(200):  # until the older one is logged in
+        if older.status is not None:
+            break
+        await asyncio.sleep(0.05)
+    second = asyncio.create_task(newer.arun(lambda *args: None, duration_s=3))
+    with pytest.raises(BidderRemovedError) as ended:
+        await asyncio.wait_for(first, 30)
+    assert ended.value.reason == "session_replaced" and name in ended.value.detail
+    assert ended.value.report is not None
+    report = await asyncio.wait_for(second, 30)  # ran its 3 s, never replaced
+    assert report is not None
 
 
 async def test_a_blocked_bidder_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:

@@ -238,7 +238,7 @@ class HousePeers:
             state = house.bidders.get(message["b"])
             session = None if state is None else state.session
             if session is not None and session.started_ns < message["t"]:
-                session.close()  # a newer login elsewhere replaces it, as one here would
+                session.replaced()  # a newer login elsewhere, as one here would
             untold = house.untold(message["b"])
             if untold:  # ends it missed, for the process it logged in at
                 self.link.publish_chunked("untold", {"b": message["b"]}, "t", untold)
