@@ -50,25 +50,31 @@ DASK = Path(sys.executable).parent / "dask"
 def _peer(answer: Callable[[socket.socket], None]) -> Iterator[str]:
     """A TCP server on 127.0.0.1 that hands each connection to ``answer``; its address."""
     server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)  # accept() wakes up to see the test end (close() would not)
     held: list[socket.socket] = []
+    over = threading.Event()
 
     def serve() -> None:
-        with contextlib.suppress(OSError):  # the server socket closed: the test is over
-            while True:
+        while not over.is_set():
+            try:
                 conn, _ = server.accept()
-                held.append(conn)
-                with contextlib.suppress(OSError):
-                    answer(conn)
+            except TimeoutError:
+                continue
+            conn.settimeout(10)
+            held.append(conn)
+            with contextlib.suppress(OSError):
+                answer(conn)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
     finally:
+        over.set()
+        thread.join(timeout=10)
         server.close()
         for conn in held:
             conn.close()
-        thread.join(timeout=10)
 
 
 def _never_answers(conn: socket.socket) -> None:
@@ -251,3 +257,39 @@ def test_the_cli_says_a_lost_scheduler_in_one_line(
     assert len(errors) == 1, result.stderr
     assert errors[0].startswith(f"Error: scheduler='{address}': lost the connection mid-run")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_scheduler_stopped_mid_run_raises_scheduler_lost_in_bounded_time(
+    killable_cluster: _Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stopped scheduler (SIGSTOP, a paused VM) keeps its connections open: the client
+    # waited for the next chunk, or in the fetch of one, for ever.
+    from phantom_auction.simulation import distributed
+
+    monkeypatch.setattr(distributed, "_SILENCE_S", 2.0)
+    monkeypatch.setattr(distributed, "_ANSWER_S", 2.0)
+    scheduler = killable_cluster.scheduler
+    try:
+        with open_client(scheduler=killable_cluster.address) as client:
+
+            def stop_the_scheduler(done: int, total: int) -> None:
+                if not stopped:
+                    stopped.append(done)
+                    os.killpg(scheduler.pid, signal.SIGSTOP)
+
+            stopped: list[int] = []
+            started = time.monotonic()
+            with pytest.raises(SchedulerLost, match="stopped answering mid-run") as caught:
+                run_monte_carlo_on_cluster(
+                    simulator(N, chunk_size=CHUNK),
+                    BASELINE_PRICE,
+                    BASELINE_QUANTITY,
+                    client,
+                    progress=stop_the_scheduler,
+                )
+            assert stopped and time.monotonic() - started < 60
+    finally:
+        os.killpg(scheduler.pid, signal.SIGCONT)  # so that the fixture can stop it
+    assert caught.value.value == killable_cluster.address

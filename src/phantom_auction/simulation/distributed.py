@@ -337,18 +337,25 @@ def _result(future: Future[Any]) -> Any:
 
     Without it the user got Dask's ``CommClosedError`` (the fetch's connection reset)
     or ``FutureCancelledError`` (Dask cancels every future when it loses the scheduler)
-    under a page of asyncio traceback, and no word of which scheduler.
+    under a page of asyncio traceback, and no word of which scheduler. A fetch that
+    takes ``_SILENCE_S`` asks the scheduler whether it is still there (the fetch goes
+    through it; a stopped one would hold it for ever), and goes on waiting if it is.
     """
     try:
-        return future.result()
+        while True:
+            try:
+                return future.result(timeout=_SILENCE_S)
+            except TimeoutError:
+                if future.status == "error":
+                    raise  # the chunk's own TimeoutError
+                _check_answering(future.client)
     except (OSError, CancelledError) as exc:
-        if future.status == "error":
-            raise  # the chunk's own exception (a rerun of it failed)
+        if future.status == "error" or isinstance(exc, SchedulerLost):
+            raise  # the chunk's own exception (a rerun of it failed), or said already
         if isinstance(exc, CancelledError) and getattr(exc, "reason", None) != _LOST:
             raise  # cancelled by someone (client.cancel, client.restart), not lost
-        address = future.client.scheduler.address
         raise SchedulerLost(
-            address,
+            str(future.client.scheduler.address),
             f"lost the connection mid-run ({type(exc).__name__}); the run's tasks went "
             "with it: run it again",
         ) from exc
@@ -497,6 +504,25 @@ def _submit(
 
 #: How often the client looks for finished chunks and progress while none is ready.
 _POLL_S = PROGRESS_INTERVAL_S / 5
+#: After this long without a finished chunk or a progress event, the client asks the
+#: scheduler whether it is there, and gives it ``_ANSWER_S`` to say so: a stopped
+#: scheduler (SIGSTOP, a paused VM) keeps its connections open, and Dask would wait for
+#: it for ever. A scheduler busy for that long would be broken anyway.
+_SILENCE_S = 30.0
+_ANSWER_S = 30.0
+
+
+def _check_answering(client: Client) -> None:
+    """Raise :class:`SchedulerLost` unless the scheduler answers within ``_ANSWER_S``."""
+    scheduler: Any = client.scheduler  # the rpc to it (None only before it connects)
+    try:
+        client.sync(scheduler.identity, callback_timeout=_ANSWER_S)  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError) as exc:
+        raise SchedulerLost(
+            str(scheduler.address),
+            f"stopped answering mid-run: no reply within {_ANSWER_S:g} s after "
+            f"{_SILENCE_S:g} s without news of a chunk",
+        ) from exc
 
 
 def _collect(
@@ -516,13 +542,21 @@ def _collect(
     auctions = _AuctionsDone()
     reported = 0
     pending = [f for run in runs for f in run.futures.values()]
+    lost = False
     try:
         if topic is not None:
             client.subscribe_topic(topic, auctions.heard)  # type: ignore[no-untyped-call]
         completed = dd.as_completed(pending)
         del pending  # as_completed holds each future only until it is yielded
+        news, heard = time.monotonic(), auctions.done
         while not completed.is_empty():
-            ready = completed.next_batch(block=topic is None)
+            # Never blocking: a stopped scheduler must be noticed (_SILENCE_S).
+            ready = completed.next_batch(block=False)
+            if ready or auctions.done > heard:
+                news, heard = time.monotonic(), auctions.done
+            elif time.monotonic() - news > _SILENCE_S:
+                _check_answering(client)
+                news = time.monotonic()
             if not ready:
                 time.sleep(_POLL_S)
             ready.reverse()  # pop() then takes them in completion order (grid order)
@@ -543,12 +577,16 @@ def _collect(
             if progress is not None and auctions.done > reported:
                 reported = auctions.done
                 progress(reported, total)
+    except SchedulerLost:
+        lost = True
+        raise
     finally:
         if topic is not None:
             client.unsubscribe_topic(topic)  # type: ignore[no-untyped-call]
         # An error, Ctrl-C or an abandoned sweep must not leave the cluster working.
+        # (Not a lost scheduler: cancel() waits for its reply, from a stopped one for ever.)
         leftover = [f for run in runs for f in run.futures.values()]
-        if leftover:
+        if leftover and not lost:
             client.cancel(leftover)  # type: ignore[no-untyped-call]
         for run in runs:
             run.futures.clear()
