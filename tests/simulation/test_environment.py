@@ -231,3 +231,22 @@ def test_exogenous_draws_each_equal_one_auction_at_a_time(market: MarketConditio
             np.concatenate([getattr(d.phantoms, field) for d in ones]),
             err_msg=field,
         )
+
+
+def test_a_config_shows_the_bounds_its_runs_apply() -> None:
+    """The theory audit: a textbook run (a value distribution, no phantoms) clears from
+    the baseline with no cap, but its config read the engine's 10 and 50 bps (and the
+    report marked a 50 bps cap on its histogram). The config's bounds are the ones its
+    auctions are judged by."""
+    textbook = SimulationConfig(value_distribution=("uniform", 0, 100), num_phantom_bidders=0)
+    given = SimulationConfig(
+        value_distribution=("uniform", 0, 100), num_phantom_bidders=0, reserve_bps=70
+    )
+    market_mode = SimulationConfig()
+    expected = [(textbook, (0.0, math.inf)), (given, (70.0, math.inf)), (market_mode, (10.0, 50.0))]
+    for config, bounds in expected:
+        assert (config.min_improvement_bps, config.max_improvement_bps) == bounds
+        sim = PhantomSimulator(config, MarketConditions())
+        env = environment.build_environment(config, sim.market, sim.strategies, 100.0, 1e3)
+        assert (env.view.min_improvement_bps, env.view.max_improvement_bps) == bounds
+        assert (env.rules.min_bps, env.rules.max_bps) == bounds

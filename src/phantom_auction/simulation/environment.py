@@ -247,18 +247,12 @@ def build_environment(
     check_real_bids(config, lambda window_ms: bid_slots(strategies, window_ms))
     n = len(strategies)
     textbook = config.textbook
-    # The reserve: textbook mode starts at the baseline unless reserve_bps is given.
-    if textbook:
-        min_bps = 0.0 if config.reserve_bps is None else float(config.reserve_bps)
-    else:
-        min_bps = config.min_improvement_bps
-    max_bps = math.inf if textbook else config.max_improvement_bps
     value_model = ValueModel.build(market, n, quantity, config.distribution)
     view = AuctionView(
         window_ms=config.collection_window_ms,
         duration_ms=float(config.auction_duration_ms),
-        min_improvement_bps=min_bps,
-        max_improvement_bps=max_bps,
+        min_improvement_bps=config.min_improvement_bps,
+        max_improvement_bps=config.max_improvement_bps,
         max_volume_fraction=config.max_bid_value_multiplier,
         priority_fee_max_ratio=config.priority_fee_max_ratio,
         num_bidders=max(n, 1),
@@ -273,8 +267,8 @@ def build_environment(
     duration = float(config.auction_duration_ms)
     rules = AuctionRules(
         mechanism=config.clearing_mechanism,
-        min_bps=min_bps,
-        max_bps=max_bps,
+        min_bps=config.min_improvement_bps,
+        max_bps=config.max_improvement_bps,
         volume_multiplier=config.max_bid_value_multiplier,
         fee_ratio=config.priority_fee_max_ratio,
         price_weight=config.price_weight,

@@ -333,9 +333,13 @@ class SimulationConfig:
                 reserve,
                 f"is above phantom_auction.max_improvement_bps={pa.max_improvement_bps}",
             )
-        min_bps = pa.min_improvement_bps if reserve is None else reserve
+        # The bounds the run applies (the theory audit: a textbook run showed the engine's
+        # 10 bps while it cleared from the baseline): textbook mode has no cap, and its
+        # reserve is the baseline unless given.
+        default_bps = 0.0 if textbook else pa.min_improvement_bps
+        min_bps = default_bps if reserve is None else reserve
         setattr_(self, "min_improvement_bps", float(min_bps))
-        setattr_(self, "max_improvement_bps", float(pa.max_improvement_bps))
+        setattr_(self, "max_improvement_bps", math.inf if textbook else pa.max_improvement_bps)
         setattr_(
             self, "max_bid_value_multiplier", float(cfg.auction_mechanics.max_bid_value_multiplier)
         )

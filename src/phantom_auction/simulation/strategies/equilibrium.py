@@ -34,8 +34,8 @@ def first_price_equilibrium_table(
     """Grid ``(v, b(v))`` of the symmetric first-price equilibrium for ``n`` bidders.
 
     ``b(v) = v - ∫_r^v F(x)^(n-1) dx / F(v)^(n-1)`` for values above the reserve ``r``
-    (Riley & Samuelson 1981; Krishna, *Auction Theory*, ch. 2), NaN (no bid) at or
-    below it; see :mod:`phantom_auction.simulation.equilibrium`.
+    (Riley & Samuelson 1981; Krishna, *Auction Theory*, ch. 2), ``r`` at the reserve,
+    NaN (no bid) below it; see :mod:`phantom_auction.simulation.equilibrium`.
     """
     solved = solve_equilibrium(BiddingGame(dist, n, "discriminatory", reserve_bps))
     return solved.values, solved.bids
@@ -92,8 +92,8 @@ class CompetitiveEquilibriumStrategy(BidderStrategy):
     the phantom policy and ``min_participants``; it is solved by
     :func:`~phantom_auction.simulation.equilibrium.solve_equilibrium` (closed form for
     pay-as-bid without phantoms, ``(n-1)/n * v`` for uniform values on [0, H]; value
-    in second price when that is dominant; an ODE otherwise). A bidder whose value is at
-    or below the reserve does not bid. With correlated values (market mode) the
+    in second price when that is dominant; an ODE otherwise). A bidder whose value is
+    below the reserve does not bid (one at it bids it). With correlated values (market mode) the
     independent-values solution is an approximation. Strategic timing: one bid late in
     the window (75–95 % of it), so that nothing about it leaks early. Whole order, no
     priority fee; risk neutral.
