@@ -166,7 +166,8 @@ def main() -> None:
         print(
             f"{report.bidder_id}: {report.auctions_seen} auctions, {report.commits_sent} commits, "
             f"{report.accepted} accepted, rejected [{rejected or 'none'}], "
-            f"won {report.auctions_won} ({report.filled_volume:g} filled)"
+            f"won {report.auctions_won} ({report.filled_volume:g} filled), "
+            f"{report.strategy_errors} strategy errors"
         )
 
 
