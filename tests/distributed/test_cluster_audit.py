@@ -33,6 +33,7 @@ from typer.testing import CliRunner
 from phantom_auction.cli import app
 from phantom_auction.errors import InvalidBidParameters
 from phantom_auction.simulation.distributed import (
+    ChunkKilledWorkers,
     SchedulerLost,
     open_client,
     run_monte_carlo_on_cluster,
@@ -133,13 +134,25 @@ class _Cluster:
 @pytest.fixture
 def killable_cluster(tmp_path: Path) -> Iterator[_Cluster]:
     """``dask scheduler`` and two ``dask worker`` processes, each in its own session."""
+    with _dask_cluster(tmp_path, {}) as cluster:
+        yield cluster
+
+
+@contextlib.contextmanager
+def _dask_cluster(tmp_path: Path, config: dict[str, str]) -> Iterator[_Cluster]:
+    """The cluster, its processes given the Dask settings ``config`` (DASK_* variables)."""
     processes: list[subprocess.Popen[bytes]] = []
+    env = {**os.environ, **config}
 
     def start(name: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
         log = tmp_path / f"{name}.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                [str(DASK), *args], stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+                [str(DASK), *args],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
             )
         processes.append(process)
         return process, log
@@ -293,3 +306,29 @@ def test_a_scheduler_stopped_mid_run_raises_scheduler_lost_in_bounded_time(
     finally:
         os.killpg(scheduler.pid, signal.SIGCONT)  # so that the fixture can stop it
     assert caught.value.value == killable_cluster.address
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_chunk_that_kills_its_workers_is_said_in_one_line(tmp_path: Path) -> None:
+    # Dask's KilledWorker (a chunk out of memory, say) was a page of traceback in the CLI.
+    # allowed-failures 0: the first worker to die running a chunk fails the run.
+    no_reruns = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    with _dask_cluster(tmp_path, no_reruns) as cluster, open_client(cluster.address) as client:
+        pids = list(client.run(os.getpid).values())
+
+        def kill_the_workers(done: int, total: int) -> None:
+            while pids:  # both are running a chunk: at least one chunk dies with them
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pids.pop(), signal.SIGKILL)
+
+        with pytest.raises(ChunkKilledWorkers, match="killed every worker that ran it") as caught:
+            run_monte_carlo_on_cluster(
+                simulator(N, chunk_size=CHUNK),
+                BASELINE_PRICE,
+                BASELINE_QUANTITY,
+                client,
+                progress=kill_the_workers,
+            )
+    assert caught.value.field == "chunk_size" and caught.value.value == CHUNK
+    assert str(caught.value).startswith(f"chunk_size={CHUNK}: chunk ")

@@ -94,6 +94,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEDULER_PATTERN",
+    "ChunkKilledWorkers",
     "SchedulerLost",
     "open_client",
     "parse_cluster",
@@ -131,6 +132,21 @@ class SchedulerLost(PhantomAuctionError, ConnectionError):
         self.value = address
         self.reason = reason
         super().__init__(f"scheduler={address!r}: {reason}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.value, self.reason))
+
+
+class ChunkKilledWorkers(PhantomAuctionError, RuntimeError):
+    """Every worker that ran one chunk died running it (Dask's ``KilledWorker``, after
+    ``distributed.scheduler.allowed-failures`` reruns): most often out of memory, which
+    a smaller ``chunk_size`` lowers. Names ``chunk_size`` (field) and its value."""
+
+    def __init__(self, chunk_size: int, reason: str) -> None:
+        self.field = "chunk_size"
+        self.value = chunk_size
+        self.reason = reason
+        super().__init__(f"chunk_size={chunk_size!r}: {reason}")
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.value, self.reason))
@@ -562,9 +578,20 @@ def _collect(
             ready.reverse()  # pop() then takes them in completion order (grid order)
             while ready:
                 future = ready.pop()
-                if future.status == "error":
-                    future.result()  # raises the chunk's own exception, with its traceback
                 p, chunk = owner[future.key]
+                if future.status == "error":
+                    try:
+                        future.result()  # raises the chunk's own exception, with its traceback
+                    except dd.KilledWorker as exc:
+                        # Dask's own error, a page of traceback in the CLI: say it in a line.
+                        task = runs[p].tasks[chunk]
+                        raise ChunkKilledWorkers(
+                            task.spec.config.resolved_chunk_size,
+                            f"chunk {chunk} of {len(runs[p].tasks)} killed every worker that "
+                            f"ran it ({exc.allowed_failures + 1}; the last "
+                            f"{exc.last_worker.address}): out of memory? A smaller chunk_size "
+                            "needs less per task",
+                        ) from exc
                 del future
                 run = runs[p]
                 run.take(chunk)
