@@ -209,3 +209,40 @@ def test_bad_arguments_are_refused_before_anything_is_submitted(cluster_client: 
     with pytest.raises(InvalidBidParameters, match="simulators"):
         sweep_on_cluster([], BASELINE_PRICE, BASELINE_QUANTITY, cluster_client)
     assert not [k for k in cluster_client.futures if str(k).startswith("phantom-auction-chunk-")]
+
+
+def _set_fingerprint(digest: str) -> None:
+    """Run on a worker: make it look as if it had loaded other source."""
+    from phantom_auction.simulation import parallel
+
+    parallel.CODE_FINGERPRINT = digest
+
+
+def test_workers_that_loaded_other_code_are_refused_by_name(cluster_client: Any) -> None:
+    """The Dask audit: workers started before a code change kept the code they first
+    imported and gave numbers 1e-8 off the client's, without a word. Each worker's
+    source digest is compared with the client's before a run."""
+    from phantom_auction.simulation.distributed import WorkersRunOtherCode
+    from phantom_auction.simulation.parallel import CODE_FINGERPRINT
+
+    workers = sorted(cluster_client.scheduler_info()["workers"])
+    one = workers[0]
+    cluster_client.run(_set_fingerprint, "0" * 16, workers=[one])
+    try:
+        with pytest.raises(WorkersRunOtherCode) as refused:
+            run_monte_carlo_on_cluster(
+                simulator(1_000, seed=5, chunk_size=CHUNK), 100.0, 1000.0, cluster_client
+            )
+        assert refused.value.value == [one] and "restart" in str(refused.value)
+        with pytest.raises(WorkersRunOtherCode):
+            list(
+                sweep_on_cluster(
+                    [simulator(1_000, seed=5, chunk_size=CHUNK)], 100.0, 1000.0, cluster_client
+                )
+            )
+    finally:
+        cluster_client.run(_set_fingerprint, CODE_FINGERPRINT, workers=[one])
+    results = run_monte_carlo_on_cluster(
+        simulator(1_000, seed=5, chunk_size=CHUNK), 100.0, 1000.0, cluster_client
+    )
+    assert len(results) == 1_000

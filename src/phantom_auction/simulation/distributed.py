@@ -68,6 +68,7 @@ from .._extras import require
 from ..errors import InvalidBidParameters, PhantomAuctionError
 from .kernels import ChunkColumns
 from .parallel import (
+    CODE_FINGERPRINT,
     LEARNING_RUNS_LOCALLY,
     PROGRESS_INTERVAL_S,
     STREAMING_THRESHOLD,
@@ -79,6 +80,7 @@ from .parallel import (
     _rows_of,
     carries_learners,
     check_engine,
+    code_fingerprint,
     plan_chunks,
     run_monte_carlo,
     simulate_chunk,
@@ -96,6 +98,7 @@ __all__ = [
     "SCHEDULER_PATTERN",
     "ChunkKilledWorkers",
     "SchedulerLost",
+    "WorkersRunOtherCode",
     "open_client",
     "parse_cluster",
     "parse_scheduler",
@@ -150,6 +153,24 @@ class ChunkKilledWorkers(PhantomAuctionError, RuntimeError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.value, self.reason))
+
+
+class WorkersRunOtherCode(PhantomAuctionError, RuntimeError):
+    """Workers whose phantom-auction source is not this client's (started before a code
+    change, or another version installed): their chunks would not be this code's run.
+    Names them (field ``workers``)."""
+
+    def __init__(self, workers: list[str]) -> None:
+        self.field = "workers"
+        self.value = workers
+        super().__init__(
+            f"workers={workers!r}: run other phantom-auction code than this client (started "
+            "before a change, or another version): restart them (client.restart(), or the "
+            "dask worker processes) and run again"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.value,))
 
 
 # -- connecting ------------------------------------------------------------------------
@@ -476,6 +497,7 @@ def _submit(
 
     With ``topic``, each chunk logs its progress there (:func:`_telling_progress`).
     """
+    _check_workers_code(client)
     run_id = uuid.uuid4().hex[:12]
     owner: dict[object, tuple[int, int]] = {}
     for p, run in enumerate(runs):
@@ -516,6 +538,20 @@ def _submit(
             run.futures[chunk] = future
             owner[future.key] = (p, chunk)
     return owner
+
+
+def _check_workers_code(client: Client) -> None:
+    """Raise :class:`WorkersRunOtherCode` for workers that loaded other source than this
+    process (a digest each, :data:`~.parallel.CODE_FINGERPRINT`; one that cannot answer
+    is left to the run, which reruns its chunks elsewhere if it is gone)."""
+    digests = client.run(code_fingerprint, on_error="return")
+    stale = sorted(
+        str(worker)
+        for worker, digest in digests.items()
+        if isinstance(digest, str) and digest != CODE_FINGERPRINT
+    )
+    if stale:
+        raise WorkersRunOtherCode(stale)
 
 
 #: How often the client looks for finished chunks and progress while none is ready.
