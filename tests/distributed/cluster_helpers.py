@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,3 +90,94 @@ class FailingStrategy(BidderStrategy):
 
     def generate_bid(self, price, qty, market, rng):  # type: ignore[no-untyped-def,override]
         raise RuntimeError("strategy failed on the worker")
+
+
+# -- dask processes on loopback --------------------------------------------------------
+
+#: The ``dask`` command beside this interpreter.
+DASK = Path(sys.executable).with_name("dask")
+
+
+@dataclass
+class DaskProcesses:
+    """A ``dask scheduler`` on 127.0.0.1 and its ``dask worker`` processes."""
+
+    address: str
+    scheduler: subprocess.Popen[bytes]
+    processes: list[subprocess.Popen[bytes]]
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (Dask closes cleanly), then SIGKILL the whole session if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+    # The worker process a nanny spawned is in the nanny's session.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=20)
+
+
+def wait_for_line(log: Path, pattern: str, process: subprocess.Popen[bytes]) -> re.Match[str]:
+    """The first match of ``pattern`` in ``log`` (60 s at most, or until ``process`` ends)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        match = re.search(pattern, log.read_text(errors="replace"))
+        if match:
+            return match
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise AssertionError(f"no {pattern!r} in {log}:\n{log.read_text(errors='replace')}")
+
+
+@contextlib.contextmanager
+def dask_processes(
+    folder: Path, env: Mapping[str, str] | None = None, workers: int = 2
+) -> Iterator[DaskProcesses]:
+    """A scheduler and ``workers`` single-threaded workers (``worker-0``, ...), each its
+    own process session with its log in ``folder`` and ``env`` added to its environment
+    (DASK_* settings); all stopped at the end, their children too."""
+    from distributed import Client
+
+    environment = {**os.environ, **(env or {})}
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log = folder / f"{name}.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [str(DASK), *args],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                start_new_session=True,  # its own process group, to stop its children too
+            )
+        processes.append(process)
+        return process, log
+
+    try:
+        scheduler, log = start(
+            "scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"
+        )
+        address = wait_for_line(log, r"Scheduler at:\s+(tcp://127\.0\.0\.1:\d+)", scheduler)[1]
+        for i in range(workers):
+            start(
+                f"worker{i}",
+                "worker",
+                address,
+                "--host",
+                "127.0.0.1",
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+                "--name",
+                f"worker-{i}",
+            )
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=60)
+        yield DaskProcesses(address, scheduler, processes)
+    finally:
+        for process in reversed(processes):
+            stop_process(process)

@@ -12,15 +12,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +35,13 @@ from phantom_auction.simulation.distributed import (
     run_monte_carlo_on_cluster,
 )
 
-from .cluster_helpers import BASELINE_PRICE, BASELINE_QUANTITY, simulator
-
-DASK = Path(sys.executable).parent / "dask"
-
+from .cluster_helpers import (
+    BASELINE_PRICE,
+    BASELINE_QUANTITY,
+    DaskProcesses,
+    dask_processes,
+    simulator,
+)
 
 # -- peers that are not a scheduler ------------------------------------------------------
 
@@ -125,64 +124,11 @@ def test_a_service_that_is_not_dask_is_named_in_one_line() -> None:
 # -- a scheduler killed mid-run ----------------------------------------------------------
 
 
-@dataclass
-class _Cluster:
-    address: str
-    scheduler: subprocess.Popen[bytes]
-
-
 @pytest.fixture
-def killable_cluster(tmp_path: Path) -> Iterator[_Cluster]:
+def killable_cluster(tmp_path: Path) -> Iterator[DaskProcesses]:
     """``dask scheduler`` and two ``dask worker`` processes, each in its own session."""
-    with _dask_cluster(tmp_path, {}) as cluster:
+    with dask_processes(tmp_path) as cluster:
         yield cluster
-
-
-@contextlib.contextmanager
-def _dask_cluster(tmp_path: Path, config: dict[str, str]) -> Iterator[_Cluster]:
-    """The cluster, its processes given the Dask settings ``config`` (DASK_* variables)."""
-    processes: list[subprocess.Popen[bytes]] = []
-    env = {**os.environ, **config}
-
-    def start(name: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
-        log = tmp_path / f"{name}.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [str(DASK), *args],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        processes.append(process)
-        return process, log
-
-    try:
-        scheduler, log = start(
-            "scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"
-        )
-        deadline = time.monotonic() + 60
-        while not (found := re.search(r"Scheduler at:\s+(tcp://\S+)", log.read_text())):
-            assert time.monotonic() < deadline and scheduler.poll() is None, log.read_text()
-            time.sleep(0.1)
-        address = found[1]
-        worker = ["worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"]
-        for i in range(2):
-            start(f"worker{i}", *worker)
-        from distributed import Client
-
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield _Cluster(address, scheduler)
-    finally:
-        for process in reversed(processes):
-            if process.poll() is None:
-                process.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=10)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)  # a nanny's worker is in its session
-            process.wait(timeout=20)
 
 
 class _Records(logging.Handler):
@@ -202,7 +148,7 @@ CHUNK = 1_000
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_scheduler_killed_mid_run_raises_scheduler_lost_naming_it(
-    killable_cluster: _Cluster,
+    killable_cluster: DaskProcesses,
 ) -> None:
     # Without it: Dask's CommClosedError or FutureCancelledError, naming no scheduler,
     # under pages of asyncio traceback that Dask's loggers printed as well.
@@ -246,7 +192,7 @@ def test_a_scheduler_killed_mid_run_raises_scheduler_lost_naming_it(
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_the_cli_says_a_lost_scheduler_in_one_line(
-    killable_cluster: _Cluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    killable_cluster: DaskProcesses, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from phantom_auction.cli.progress import MonteCarloProgress
 
@@ -275,7 +221,7 @@ def test_the_cli_says_a_lost_scheduler_in_one_line(
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_scheduler_stopped_mid_run_raises_scheduler_lost_in_bounded_time(
-    killable_cluster: _Cluster, monkeypatch: pytest.MonkeyPatch
+    killable_cluster: DaskProcesses, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A stopped scheduler (SIGSTOP, a paused VM) keeps its connections open: the client
     # waited for the next chunk, or in the fetch of one, for ever.
@@ -314,7 +260,7 @@ def test_a_chunk_that_kills_its_workers_is_said_in_one_line(tmp_path: Path) -> N
     # Dask's KilledWorker (a chunk out of memory, say) was a page of traceback in the CLI.
     # allowed-failures 0: the first worker to die running a chunk fails the run.
     no_reruns = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
-    with _dask_cluster(tmp_path, no_reruns) as cluster, open_client(cluster.address) as client:
+    with dask_processes(tmp_path, no_reruns) as cluster, open_client(cluster.address) as client:
         pids = list(client.run(os.getpid).values())
 
         def kill_the_workers(done: int, total: int) -> None:

@@ -8,16 +8,11 @@ when a test fails.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +24,9 @@ from typer.testing import CliRunner
 
 from phantom_auction.cli import app
 
+from .cluster_helpers import DaskProcesses, dask_processes
+
 BIN = Path(sys.executable).parent
-DASK = BIN / "dask"
 PHANTOM_AUCTION = BIN / "phantom-auction"
 # The docs' worker setting: undo Dask's MALLOC_TRIM_THRESHOLD_, which slows chunks down.
 WORKER_CONFIG = """\
@@ -44,83 +40,13 @@ SCENARIO = "[simulation]\nchunk_size = 2000\n"
 RUN = ["--simulations", "16000", "--seed", "31"]
 
 
-@dataclass
-class DaskCluster:
-    address: str
-    processes: list[subprocess.Popen[bytes]]
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (Dask closes cleanly), then SIGKILL the whole session if it lingers."""
-    if process.poll() is None:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=20)
-    # The worker process a nanny spawned is in the nanny's session.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=20)
-
-
-def _wait_for_line(log: Path, pattern: str, process: subprocess.Popen[bytes]) -> re.Match[str]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        match = re.search(pattern, log.read_text(errors="replace"))
-        if match:
-            return match
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
-    raise AssertionError(f"no {pattern!r} in {log}:\n{log.read_text(errors='replace')}")
-
-
 @pytest.fixture(scope="module")
-def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
-    from distributed import Client
-
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskProcesses]:
     where = tmp_path_factory.mktemp("dask")
     (where / "config").mkdir()
     (where / "config" / "distributed.yaml").write_text(WORKER_CONFIG)
-    env = {**os.environ, "DASK_CONFIG": str(where / "config")}
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def start(name: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
-        log = where / f"{name}.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [str(DASK), *args],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # its own process group, to stop its children too
-            )
-        processes.append(process)
-        return process, log
-
-    try:
-        scheduler, log = start(
-            "scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"
-        )
-        address = _wait_for_line(log, r"Scheduler at:\s+(tcp://127\.0\.0\.1:\d+)", scheduler)[1]
-        for i in range(2):
-            start(
-                f"worker{i}",
-                "worker",
-                address,
-                "--host",
-                "127.0.0.1",
-                "--nthreads",
-                "1",
-                "--no-dashboard",
-                "--name",
-                f"worker-{i}",
-            )
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield DaskCluster(address, processes)
-    finally:
-        for process in reversed(processes):
-            _stop(process)
+    with dask_processes(where, {"DASK_CONFIG": str(where / "config")}) as cluster:
+        yield cluster
 
 
 def _phantom_auction(*args: str) -> subprocess.CompletedProcess[str]:
@@ -145,7 +71,7 @@ def _chunks_run(address: str) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_simulate_on_a_dask_scheduler_with_two_workers(
-    dask_cluster: DaskCluster, tmp_path: Path, runner: CliRunner
+    dask_cluster: DaskProcesses, tmp_path: Path, runner: CliRunner
 ) -> None:
     scenario = tmp_path / "scenario.toml"
     scenario.write_text(SCENARIO)
@@ -174,7 +100,7 @@ def test_simulate_on_a_dask_scheduler_with_two_workers(
 
 @pytest.mark.slow
 def test_sweep_on_a_dask_scheduler_writes_what_a_local_sweep_writes(
-    dask_cluster: DaskCluster, tmp_path: Path, runner: CliRunner
+    dask_cluster: DaskProcesses, tmp_path: Path, runner: CliRunner
 ) -> None:
     import pandas as pd
 

@@ -35,6 +35,7 @@ NORMAL = stats.norm(loc=10.0, scale=10.0)
 
 
 def _riley_samuelson(dist: object, n: int, r: float, v: float) -> float:
+    """``v - ∫_r^v F^(n-1) / F(v)^(n-1)`` by adaptive quadrature (the first-price bid)."""
     cdf = dist.cdf  # type: ignore[attr-defined]
     integral, _ = integrate.quad(lambda x: float(cdf(x)) ** (n - 1), r, v, limit=200)
     return v - integral / float(cdf(v)) ** (n - 1)

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import integrate, stats
+from scipy import stats
 
 from phantom_auction.engine.phantoms import PhantomModel
 from phantom_auction.simulation import (
@@ -37,14 +37,9 @@ from phantom_auction.simulation.equilibrium import (
     solve_equilibrium,
 )
 
+from .test_equilibrium import _riley_samuelson
+
 EXPON = stats.expon(scale=20.0)
-
-
-def _riley_samuelson(dist: object, n: int, r: float, v: float) -> float:
-    """``v - ∫_r^v F^(n-1) / F(v)^(n-1)`` by adaptive quadrature."""
-    cdf = dist.cdf  # type: ignore[attr-defined]
-    integral, _ = integrate.quad(lambda x: float(cdf(x)) ** (n - 1), r, v, limit=200)
-    return v - integral / float(cdf(v)) ** (n - 1)
 
 
 @pytest.mark.parametrize(
