@@ -1,8 +1,9 @@
 """Monte Carlo runs and sweeps on a Dask cluster, bit-identical to local runs.
 
-One concept past 700 lines: the cluster's side of a run (plan, submit, collect in
-chunk order, cancel, the cluster's address and start-up); splitting submission from
-collection would spread one task life cycle over two modules.
+One concept past 600 lines: the cluster's side of a run (plan, check the workers'
+code, submit, collect in chunk order, cancel, the scheduler's address, start-up and
+loss); splitting submission from collection would spread one task life cycle over two
+modules.
 
 A cluster runs exactly the chunks a local run plans (:func:`~.parallel.plan_chunks`):
 each :class:`~.parallel.ChunkTask` becomes one Dask task calling the module-level
@@ -39,7 +40,9 @@ numbers are still a local run's.
 A scheduler that does not complete Dask's handshake within ``timeout_s`` (stopped, or
 another service on its port) is refused by :func:`open_client` naming its address, and
 one lost mid-run raises :class:`SchedulerLost`, naming it too: Dask alone would wait
-for ever, or raise its own errors under pages of traceback.
+for ever, or raise its own errors under pages of traceback. Workers that loaded other
+phantom-auction source than the client (:data:`~.parallel.CODE_FINGERPRINT`) are
+refused before a run, by name (:class:`WorkersRunOtherCode`).
 
 Dask is the optional ``distributed`` extra (``pip install 'phantom-auction[distributed]'``);
 it is imported only when a function here is called.
