@@ -367,6 +367,32 @@ def _tls_refused(url: str, exc: OSError) -> BidderLoginError | None:
     return None
 
 
+def _loop_running() -> bool:
+    """Whether this thread runs an event loop (Jupyter's, an async app's)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _check_signature(strategy: Any) -> None:
+    """Refuse a ``generate_bid`` that cannot take ``(baseline_price, baseline_quantity,
+    market, rng)``: it raised in every auction, each one logged, none saying why."""
+    try:
+        signature = inspect.signature(strategy.generate_bid)
+    except ValueError:  # no signature to read (a builtin): called as it is
+        return
+    known = {k: None for k in ("view", "private_value") if k in signature.parameters}
+    try:
+        signature.bind(1.0, 1.0, None, None, **known)
+    except TypeError as exc:
+        raise TypeError(
+            f"strategy={strategy!r}: generate_bid cannot be called as generate_bid("
+            f"baseline_price, baseline_quantity, market, rng): {exc}"
+        ) from None
+
+
 class _FunctionStrategy:
     """A plain ``generate_bid(...)`` function seen as a strategy object."""
 
@@ -601,11 +627,7 @@ class BidderClient:
         ``private_value`` (token B per token A, or a callable ``(announcement, rng) ->
         value``, e.g. your own fair-price estimate) is passed to strategies that use one.
         """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # none: the usual case
-            pass
-        else:  # asyncio.run's own message does not say what to do instead
+        if _loop_running():  # asyncio.run's own message does not say what to do instead
             raise RuntimeError(
                 "BidderClient.run() blocks, so it cannot be called inside a running event "
                 "loop (Jupyter, an async app): use `await client.arun(...)` there"
@@ -652,17 +674,7 @@ class BidderClient:
                     "baseline_quantity, market, rng) or to be such a function"
                 )
             strategy = _FunctionStrategy(strategy)
-        try:  # a wrong signature raised in every auction, each one logged, none said why
-            signature = inspect.signature(strategy.generate_bid)
-            known = {k: None for k in ("view", "private_value") if k in signature.parameters}
-            signature.bind(1.0, 1.0, None, None, **known)
-        except TypeError as exc:
-            raise TypeError(
-                f"strategy={strategy!r}: generate_bid cannot be called as generate_bid("
-                f"baseline_price, baseline_quantity, market, rng): {exc}"
-            ) from None
-        except ValueError:  # no signature to read (a builtin): called as it is
-            pass
+        _check_signature(strategy)
         if inspect.iscoroutinefunction(strategy.generate_bid):
             raise TypeError(
                 f"strategy={strategy!r}: generate_bid is async; the client calls it on its "
