@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "AuctionTimeout",
     "ConfigError",
+    "FieldError",
     "InsufficientParticipants",
     "InvalidBidParameters",
     "PhantomAuctionError",
@@ -19,8 +20,8 @@ class PhantomAuctionError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
-class InvalidBidParameters(PhantomAuctionError, ValueError):
-    """A bid or auction parameter violates its constraints (names field and value)."""
+class FieldError(PhantomAuctionError):
+    """An error about one named field and its value: ``field=value: reason``."""
 
     def __init__(self, field: str, value: object, reason: str) -> None:
         self.field = field
@@ -32,6 +33,10 @@ class InvalidBidParameters(PhantomAuctionError, ValueError):
         # Pickled with its own arguments (Exception's default passes the message alone,
         # which __init__ cannot take): raised in a worker process, it reaches the caller.
         return (type(self), (self.field, self.value, self.reason))
+
+
+class InvalidBidParameters(FieldError, ValueError):
+    """A bid or auction parameter violates its constraints (names field and value)."""
 
 
 class InsufficientParticipants(PhantomAuctionError):

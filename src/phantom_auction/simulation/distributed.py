@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._extras import require
-from ..errors import InvalidBidParameters, PhantomAuctionError
+from ..errors import FieldError, InvalidBidParameters
 from .kernels import ChunkColumns
 from .parallel import (
     CODE_FINGERPRINT,
@@ -129,51 +129,21 @@ def _distributed() -> ModuleType:
     return require("distributed", "distributed")
 
 
-class SchedulerLost(PhantomAuctionError, ConnectionError):
+class SchedulerLost(FieldError, ConnectionError):
     """The Dask scheduler went away mid-run (killed, restarted, its machine gone): the
-    run's tasks went with it. Names its address (field ``scheduler``, value ``value``)."""
-
-    def __init__(self, address: str, reason: str) -> None:
-        self.field = "scheduler"
-        self.value = address
-        self.reason = reason
-        super().__init__(f"scheduler={address!r}: {reason}")
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.value, self.reason))
+    run's tasks went with it. Names its address (field ``scheduler``)."""
 
 
-class ChunkKilledWorkers(PhantomAuctionError, RuntimeError):
+class ChunkKilledWorkers(FieldError, RuntimeError):
     """Every worker that ran one chunk died running it (Dask's ``KilledWorker``, after
     ``distributed.scheduler.allowed-failures`` reruns): most often out of memory, which
     a smaller ``chunk_size`` lowers. Names ``chunk_size`` (field) and its value."""
 
-    def __init__(self, chunk_size: int, reason: str) -> None:
-        self.field = "chunk_size"
-        self.value = chunk_size
-        self.reason = reason
-        super().__init__(f"chunk_size={chunk_size!r}: {reason}")
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.value, self.reason))
-
-
-class WorkersRunOtherCode(PhantomAuctionError, RuntimeError):
+class WorkersRunOtherCode(FieldError, RuntimeError):
     """Workers whose phantom-auction source is not this client's (started before a code
     change, or another version installed): their chunks would not be this code's run.
     Names them (field ``workers``)."""
-
-    def __init__(self, workers: list[str]) -> None:
-        self.field = "workers"
-        self.value = workers
-        super().__init__(
-            f"workers={workers!r}: run other phantom-auction code than this client (started "
-            "before a change, or another version): restart them (client.restart(), or the "
-            "dask worker processes) and run again"
-        )
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.value,))
 
 
 # -- connecting ------------------------------------------------------------------------
@@ -395,6 +365,7 @@ def _result(future: Future[Any]) -> Any:
         if isinstance(exc, CancelledError) and getattr(exc, "reason", None) != _LOST:
             raise  # cancelled by someone (client.cancel, client.restart), not lost
         raise SchedulerLost(
+            "scheduler",
             str(future.client.scheduler.address),
             f"lost the connection mid-run ({type(exc).__name__}); the run's tasks went "
             "with it: run it again",
@@ -554,7 +525,13 @@ def _check_workers_code(client: Client) -> None:
         if isinstance(digest, str) and digest != CODE_FINGERPRINT
     )
     if stale:
-        raise WorkersRunOtherCode(stale)
+        raise WorkersRunOtherCode(
+            "workers",
+            stale,
+            "run other phantom-auction code than this client (started before a change, or "
+            "another version): restart them (client.restart(), or the dask worker "
+            "processes) and run again",
+        )
 
 
 #: How often the client looks for finished chunks and progress while none is ready.
@@ -574,6 +551,7 @@ def _check_answering(client: Client) -> None:
         client.sync(scheduler.identity, callback_timeout=_ANSWER_S)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError) as exc:
         raise SchedulerLost(
+            "scheduler",
             str(scheduler.address),
             f"stopped answering mid-run: no reply within {_ANSWER_S:g} s after "
             f"{_SILENCE_S:g} s without news of a chunk",
@@ -625,6 +603,7 @@ def _collect(
                         # Dask's own error, a page of traceback in the CLI: say it in a line.
                         task = runs[p].tasks[chunk]
                         raise ChunkKilledWorkers(
+                            "chunk_size",
                             task.spec.config.resolved_chunk_size,
                             f"chunk {chunk} of {len(runs[p].tasks)} killed every worker that "
                             f"ran it ({exc.allowed_failures + 1}; the last "
